@@ -1,0 +1,39 @@
+"""Builds the application: engine, clock, event bus and worker. Tests swap parts here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from retento.bus import Bus
+from retento.clock import Clock, SystemClock
+from retento.config import Settings, get_settings
+from retento.db import make_engine, make_session_factory
+from retento.worker import Worker
+
+
+@dataclass
+class App:
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    sessions: sessionmaker[Session]
+    bus: Bus
+    worker: Worker
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None) -> App:
+    settings = settings or get_settings()
+    clock = clock or SystemClock()
+    engine = engine or make_engine(settings.database_url, echo=settings.sql_echo)
+    sessions = make_session_factory(engine)
+    bus = Bus(sessions, clock, batch=settings.event_batch_size, max_attempts=settings.event_max_attempts)
+    worker = Worker(bus.wakeup, settings.worker_poll_seconds)
+    worker.add_job("events", bus.dispatch)
+    # Domains that react to events register their subscribers and worker jobs here.
+    return App(settings=settings, clock=clock, engine=engine, sessions=sessions, bus=bus, worker=worker)

@@ -1,0 +1,216 @@
+"""Domain events: recorded in the same transaction as the change (outbox), dispatched after commit.
+
+Each subscriber has its own cursor (the id of the last event it handled) stored in the database,
+so delivery is at least once and survives restarts. A handler runs inside the transaction that
+advances its cursor, so its own database writes happen exactly once; a handler that raises is
+rolled back to a savepoint and gets the same event again on the next dispatch, until
+`event_max_attempts`, after which the event is dead-lettered for that subscriber.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, event, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from retento.clock import Clock
+from retento.db import Base, JSONType, UTCDateTime, lock_change_log, transaction
+from retento.history.schemas import ChangeContext
+from retento.jsonable import jsonable
+
+log = logging.getLogger(__name__)
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(128))  # custom events: their name
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    site_id: Mapped[int | None] = mapped_column(Integer)
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
+    order_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    source: Mapped[str] = mapped_column(String(16))
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+
+    __table_args__ = (
+        Index("ix_events_customer", "customer_id", "id"),
+        Index("ix_events_order", "order_id", "id"),
+        Index("ix_events_type", "type", "id"),
+    )
+
+
+class SubscriberCursor(Base):
+    __tablename__ = "event_cursors"
+
+    subscriber: Mapped[str] = mapped_column(String(128), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+    failing_event_id: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DeadLetter(Base):
+    __tablename__ = "event_dead_letters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    subscriber: Mapped[str] = mapped_column(String(128))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+def event_row(
+    type: str,
+    *,
+    ctx: ChangeContext,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+    site_id: int | None = None,
+    customer_id: int | None = None,
+    order_id: int | None = None,
+    name: str | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "type": type,
+        "name": name,
+        "occurred_at": now,
+        "site_id": site_id,
+        "customer_id": customer_id,
+        "order_id": order_id,
+        "payload": jsonable(payload or {}),
+        "source": ctx.source.value,
+        "actor_type": ctx.actor_type.value,
+        "actor_id": ctx.actor_id,
+        "depth": ctx.depth,
+        "idempotency_key": idempotency_key,
+    }
+
+
+def record(session: Session, rows: Iterable[dict[str, Any]]) -> None:
+    """Store events in the caller's transaction: they exist if and only if the change commits."""
+    rows = list(rows)
+    if rows:
+        lock_change_log(session)
+        session.execute(insert(Event), rows)
+
+
+Handler = Callable[[Session, Event], None]
+
+
+@dataclass
+class Subscription:
+    name: str
+    handler: Handler
+    types: frozenset[str] | None
+    start: str  # "beginning" or "latest": where a new cursor starts
+
+
+class Bus:
+    def __init__(self, factory: sessionmaker[Session], clock: Clock, *, batch: int = 500, max_attempts: int = 10):
+        self._factory = factory
+        self._clock = clock
+        self._batch = batch
+        self._max_attempts = max_attempts
+        self._subs: dict[str, Subscription] = {}
+        self.wakeup = threading.Event()
+        event.listen(factory, "after_commit", self._after_commit)
+
+    def _after_commit(self, _session: Session) -> None:
+        self.wakeup.set()  # a waiting worker looks for new events now instead of at its next poll
+
+    def subscribe(
+        self, name: str, handler: Handler, *, types: Iterable[str] | None = None, start: str = "beginning"
+    ) -> None:
+        if name in self._subs:
+            raise ValueError(f"subscriber {name!r} is already registered")
+        if start not in ("beginning", "latest"):
+            raise ValueError("start must be 'beginning' or 'latest'")
+        self._subs[name] = Subscription(name, handler, frozenset(types) if types else None, start)
+
+    @property
+    def subscribers(self) -> list[str]:
+        return list(self._subs)
+
+    def dispatch(self) -> int:
+        """Deliver every pending event to every subscriber; returns how many deliveries were made."""
+        total = 0
+        for sub in self._subs.values():
+            while True:
+                handled, more = self._dispatch_batch(sub)
+                total += handled
+                if not more:
+                    break
+        return total
+
+    def _ensure_cursor(self, sub: Subscription) -> None:
+        with transaction(self._factory) as s:
+            if s.get(SubscriberCursor, sub.name) is not None:
+                return
+            position = 0
+            if sub.start == "latest":
+                position = s.scalar(select(func.max(Event.id))) or 0
+            try:
+                with s.begin_nested():
+                    s.add(SubscriberCursor(subscriber=sub.name, position=position, attempts=0,
+                                           updated_at=self._clock.now()))
+            except IntegrityError:
+                pass  # another worker created it first
+
+    def _dispatch_batch(self, sub: Subscription) -> tuple[int, bool]:
+        self._ensure_cursor(sub)
+        with transaction(self._factory) as s:
+            cur = s.get(SubscriberCursor, sub.name, with_for_update=True, populate_existing=True)
+            assert cur is not None
+            # Upper bound first: on PostgreSQL each statement sees a new snapshot; ids are visible
+            # in commit order (see lock_change_log), so everything up to `top` is final.
+            top = s.scalar(select(func.max(Event.id)).where(Event.id > cur.position))
+            if top is None:
+                return 0, False
+            q = select(Event).where(Event.id > cur.position, Event.id <= top)
+            if sub.types is not None:
+                q = q.where(Event.type.in_(sub.types))
+            events = list(s.scalars(q.order_by(Event.id).limit(self._batch)))
+            handled = 0
+            for ev in events:
+                try:
+                    with s.begin_nested():
+                        sub.handler(s, ev)
+                except Exception as exc:  # noqa: BLE001 - a subscriber's failure must not stop the others
+                    if not self._failed(s, cur, sub, ev, exc):
+                        return handled, False
+                cur.position = ev.id
+                cur.failing_event_id, cur.attempts, cur.last_error = None, 0, None
+                handled += 1
+            if len(events) < self._batch:
+                cur.position = top  # nothing of interest left up to top
+            cur.updated_at = self._clock.now()
+            return handled, len(events) == self._batch
+
+    def _failed(self, s: Session, cur: SubscriberCursor, sub: Subscription, ev: Event, exc: Exception) -> bool:
+        """Count the failure; True if the event is given up on (dead-lettered) and the cursor moves past it."""
+        attempts = cur.attempts + 1 if cur.failing_event_id == ev.id else 1
+        log.warning("subscriber %s failed on event %s (attempt %s): %r", sub.name, ev.id, attempts, exc)
+        cur.failing_event_id, cur.attempts, cur.last_error = ev.id, attempts, repr(exc)[:2000]
+        cur.updated_at = self._clock.now()
+        if attempts < self._max_attempts:
+            return False
+        s.add(DeadLetter(subscriber=sub.name, event_id=ev.id, error=repr(exc)[:2000], attempts=attempts,
+                         at=self._clock.now()))
+        return True

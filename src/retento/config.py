@@ -1,0 +1,34 @@
+"""All configuration in one object, read from RETENTO_* environment variables (and `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RETENTO_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///./retento.db",
+        description="SQLAlchemy URL. Embedded default: SQLite file; production: "
+        "postgresql+psycopg://user@host/db",
+    )
+    host: str = Field("127.0.0.1", description="Address `retento serve` / `retento run` listens on")
+    port: int = Field(8000, description="Port `retento serve` / `retento run` listens on")
+    default_region: str = Field("RU", description="Region for phone numbers written without +country code")
+    default_currency: str = Field("RUB", description="Currency of sites created without one")
+    worker_poll_seconds: float = Field(1.0, gt=0, description="How often an idle worker looks for work")
+    event_batch_size: int = Field(500, gt=0, description="Events a subscriber handles per transaction")
+    event_max_attempts: int = Field(
+        10, gt=0, description="Failed deliveries of one event to one subscriber before it is dead-lettered"
+    )
+    history_page_size: int = Field(100, gt=0, le=1000, description="Default page size of history reads")
+    sql_echo: bool = Field(False, description="Log every SQL statement")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,265 @@
+"""Customers: create, edit, upsert by externalId; every write records history and events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from retento import bus
+from retento.customers import events as ev
+from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
+from retento.customers.schemas import CustomerCreate, CustomerEdit, CustomerFields
+from retento.errors import Conflict, DomainError, NotFound
+from retento.history import service as history
+from retento.history.schemas import ChangeContext
+from retento.sites.models import Site
+from retento.sites.service import get_site, manager_ids
+
+ENTITY = "customer"
+COLUMNS = tuple(
+    name for name in CustomerFields.model_fields if name not in ("tags", "interests", "consents")
+) + ("external_id",)
+
+
+def parse_create(session: Session, raw: dict[str, Any], *, prefix: str = "") -> CustomerCreate:
+    """Validate a new customer; phone numbers without a country code are read in the site's region."""
+    site_code = raw.get("site") if isinstance(raw, dict) else None
+    region = _region(session, site_code)
+    try:
+        return CustomerCreate.model_validate(raw, context={"region": region})
+    except ValidationError as exc:
+        raise DomainError.from_pydantic(exc, prefix) from None
+
+
+def parse_edit(session: Session, raw: dict[str, Any], *, site_id: int, prefix: str = "") -> CustomerEdit:
+    site = session.get(Site, site_id)
+    try:
+        return CustomerEdit.model_validate(raw, context={"region": site.default_region if site else "RU"})
+    except ValidationError as exc:
+        raise DomainError.from_pydantic(exc, prefix) from None
+
+
+def _region(session: Session, site_code: Any) -> str:
+    if isinstance(site_code, str):
+        region = session.scalar(select(Site.default_region).where(Site.code == site_code))
+        if region:
+            return region
+    return "RU"
+
+
+def get(session: Session, customer_id: int) -> Customer:
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound("id", f"customer {customer_id} not found")
+    return customer
+
+
+def find(session: Session, *, site_id: int, external_id: str) -> Customer | None:
+    return session.scalar(select(Customer).where(Customer.site_id == site_id, Customer.external_id == external_id))
+
+
+def get_by_external_id(session: Session, *, site: str, external_id: str) -> Customer:
+    customer = find(session, site_id=get_site(session, site).id, external_id=external_id)
+    if customer is None:
+        raise NotFound("externalId", f"customer {external_id!r} not found on site {site!r}")
+    return customer
+
+
+def snapshot(session: Session, customer: Customer) -> dict[str, Any]:
+    """The whole customer as plain data (what history and events carry)."""
+    data: dict[str, Any] = {"id": customer.id, "site_id": customer.site_id}
+    data.update({name: getattr(customer, name) for name in COLUMNS})
+    data["email_confirmed_at"] = customer.email_confirmed_at
+    data["created_at"] = customer.created_at
+    data.update(_labels(session, customer.id))
+    return data
+
+
+def _labels(session: Session, customer_id: int) -> dict[str, Any]:
+    tags = sorted(session.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == customer_id)))
+    interests = sorted(
+        session.scalars(select(CustomerInterest.interest).where(CustomerInterest.customer_id == customer_id))
+    )
+    consents = {
+        c.channel: {"granted": c.granted, "at": c.at, "source": c.source}
+        for c in session.scalars(select(Consent).where(Consent.customer_id == customer_id))
+    }
+    return {"tags": tags, "interests": interests, "consents": consents}
+
+
+def create(session: Session, *, data: CustomerCreate, ctx: ChangeContext, now: datetime) -> Customer:
+    return create_many(session, items=[data], ctx=ctx, now=now)[0]
+
+
+def create_many(
+    session: Session, *, items: Sequence[CustomerCreate], ctx: ChangeContext, now: datetime
+) -> list[Customer]:
+    """Create customers in one go (imports and batches use this path too)."""
+    sites = {code: get_site(session, code, field=f"[{i}].site" if len(items) > 1 else "site")
+             for i, code in enumerate(dict.fromkeys(d.site for d in items))}
+    _check_managers(session, items)
+    keys = [(sites[d.site].id, d.external_id) for d in items if d.external_id]
+    if len(set(keys)) != len(keys):
+        raise Conflict("external_id", "the same externalId appears twice in one batch")
+    for site_id, external_id in keys:
+        if find(session, site_id=site_id, external_id=external_id) is not None:
+            raise Conflict("external_id", f"customer with externalId {external_id!r} already exists")
+    customers = []
+    for d in items:
+        values = {name: getattr(d, name) for name in COLUMNS}
+        values["personal_dates"] = {k: v.isoformat() for k, v in (d.personal_dates or {}).items()}
+        values["custom_fields"] = d.custom_fields or {}
+        values["email_confirmed"] = bool(d.email_confirmed)
+        values["email_confirmed_at"] = now if d.email_confirmed else None
+        created_at = d.created_at or now
+        customers.append(Customer(site_id=sites[d.site].id, created_at=created_at, updated_at=now, **values))
+    session.add_all(customers)
+    session.flush()
+    tags, interests, consents = [], [], []
+    for c, d in zip(customers, items, strict=True):
+        tags += [{"customer_id": c.id, "tag": t} for t in d.tags or ()]
+        interests += [{"customer_id": c.id, "interest": t} for t in d.interests or ()]
+        consents += [
+            {"customer_id": c.id, "channel": ch.value, "granted": x.granted, "at": x.at or now, "source": x.source}
+            for ch, x in (d.consents or {}).items()
+        ]
+    for model, rows in ((CustomerTag, tags), (CustomerInterest, interests), (Consent, consents)):
+        if rows:
+            session.execute(insert(model), rows)
+    hist, events = [], []
+    for c, d in zip(customers, items, strict=True):
+        snap = snapshot_from_input(c, d, now)
+        hist.append(history.entry(entity=ENTITY, entity_id=c.id, site_id=c.site_id, ctx=ctx, now=now,
+                                  created=True, new=snap))
+        events.append(bus.event_row(ev.CUSTOMER_CREATED, ctx=ctx, now=now, site_id=c.site_id, customer_id=c.id,
+                                    payload={"customer": snap}))
+        for ch, x in (d.consents or {}).items():
+            events.append(_consent_event(c, ch.value, x.granted, x.source, ctx, now))
+        if d.email_confirmed:
+            events.append(bus.event_row(ev.EMAIL_CONFIRMED, ctx=ctx, now=now, site_id=c.site_id,
+                                        customer_id=c.id, payload={"email": c.email}))
+    history.write(session, hist)
+    bus.record(session, events)
+    return customers
+
+
+def snapshot_from_input(c: Customer, d: CustomerCreate, now: datetime) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": c.id, "site_id": c.site_id}
+    data.update({name: getattr(c, name) for name in COLUMNS})
+    data["email_confirmed_at"] = c.email_confirmed_at
+    data["created_at"] = c.created_at
+    data["tags"] = d.tags or []
+    data["interests"] = d.interests or []
+    data["consents"] = {
+        ch.value: {"granted": x.granted, "at": x.at or now, "source": x.source} for ch, x in (d.consents or {}).items()
+    }
+    return data
+
+
+def _check_managers(session: Session, items: Sequence[CustomerFields]) -> None:
+    wanted = {d.manager_id for d in items if d.manager_id is not None}
+    if wanted and (missing := wanted - manager_ids(session)):
+        raise NotFound("manager_id", f"unknown manager {sorted(missing)[0]}")
+
+
+def _consent_event(c: Customer, channel: str, granted: bool, source: str, ctx: ChangeContext, now: datetime):
+    return bus.event_row(ev.SUBSCRIBED if granted else ev.UNSUBSCRIBED, ctx=ctx, now=now, site_id=c.site_id,
+                         customer_id=c.id, payload={"channel": channel, "source": source})
+
+
+def edit(session: Session, *, customer: Customer, data: CustomerEdit | CustomerCreate, ctx: ChangeContext,
+         now: datetime) -> list[tuple[str, Any, Any]]:
+    """Change the fields present in `data`; returns the changes (field, old, new) that were recorded."""
+    given = {name: getattr(data, name) for name in data.model_fields_set if name not in ("site", "created_at")}
+    _check_managers(session, [data])
+    before = snapshot(session, customer)
+    after = dict(before)
+    for name, value in given.items():
+        if name == "personal_dates":
+            value = {k: v.isoformat() for k, v in (value or {}).items()}
+        elif name == "custom_fields":
+            value = {**before["custom_fields"], **(value or {})}
+        elif name == "tags" or name == "interests":
+            value = value or []
+        elif name == "consents":
+            merged = dict(before["consents"])
+            for ch, x in (value or {}).items():
+                if ch.value not in merged or merged[ch.value]["granted"] != x.granted:
+                    merged[ch.value] = {"granted": x.granted, "at": x.at or now, "source": x.source}
+            value = merged
+        after[name] = value
+    if after.get("email_confirmed") and not before["email_confirmed"]:
+        after["email_confirmed_at"] = now
+    if "email" in given and given["email"] != before["email"] and "email_confirmed" not in given:
+        after["email_confirmed"], after["email_confirmed_at"] = False, None  # a new address is unconfirmed
+    changes = history.diff(before, after)
+    if not changes:
+        return []
+    if "external_id" in given and given["external_id"] and given["external_id"] != before["external_id"]:
+        if find(session, site_id=customer.site_id, external_id=given["external_id"]) is not None:
+            raise Conflict("external_id", f"customer with externalId {given['external_id']!r} already exists")
+    events = []
+    for field, old, new in changes:
+        if field in ("tags", "interests"):
+            _replace_labels(session, customer.id, field, new)
+        elif field == "consents":
+            for ch, x in new.items():
+                if old.get(ch) != x:
+                    session.merge(Consent(customer_id=customer.id, channel=ch, **x))
+                    if (old.get(ch) or {}).get("granted") != x["granted"]:
+                        events.append(_consent_event(customer, ch, x["granted"], x["source"], ctx, now))
+        else:
+            setattr(customer, field, new)
+    customer.updated_at = now
+    session.flush()
+    hist = [history.entry(entity=ENTITY, entity_id=customer.id, site_id=customer.site_id, ctx=ctx, now=now,
+                          field=f, old=o, new=n) for f, o, n in changes]
+    events.append(bus.event_row(ev.CUSTOMER_CHANGED, ctx=ctx, now=now, site_id=customer.site_id,
+                                customer_id=customer.id,
+                                payload={"changes": [{"field": f, "old": o, "new": n} for f, o, n in changes]}))
+    if after["email_confirmed"] and not before["email_confirmed"]:
+        events.append(bus.event_row(ev.EMAIL_CONFIRMED, ctx=ctx, now=now, site_id=customer.site_id,
+                                    customer_id=customer.id, payload={"email": customer.email}))
+    history.write(session, hist)
+    bus.record(session, events)
+    return changes
+
+
+def _replace_labels(session: Session, customer_id: int, field: str, values: list[str]) -> None:
+    model, column = (CustomerTag, "tag") if field == "tags" else (CustomerInterest, "interest")
+    session.execute(delete(model).where(model.customer_id == customer_id))
+    if values:
+        session.execute(insert(model), [{"customer_id": customer_id, column: v} for v in values])
+
+
+def upsert(session: Session, *, data: CustomerCreate, ctx: ChangeContext, now: datetime) -> tuple[Customer, bool]:
+    """Create, or update the customer with the same externalId on the same site. Returns (customer, created)."""
+    if data.external_id:
+        existing = find(session, site_id=get_site(session, data.site).id, external_id=data.external_id)
+        if existing is not None:
+            edit(session, customer=existing, data=data, ctx=ctx, now=now)
+            return existing, False
+    return create(session, data=data, ctx=ctx, now=now), True
+
+
+def emit_custom_event(
+    session: Session,
+    *,
+    customer: Customer,
+    name: str,
+    payload: dict[str, Any],
+    ctx: ChangeContext,
+    now: datetime,
+    idempotency_key: str | None = None,
+) -> bool:
+    """Record a shop's own event (e.g. `cart_abandoned`). False if the idempotency key was seen before."""
+    if idempotency_key and session.scalar(select(bus.Event.id).where(bus.Event.idempotency_key == idempotency_key)):
+        return False
+    bus.record(session, [bus.event_row(ev.CUSTOM, ctx=ctx, now=now, name=name, site_id=customer.site_id,
+                                       customer_id=customer.id, payload=payload, idempotency_key=idempotency_key)])
+    return True

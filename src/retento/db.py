@@ -1,0 +1,158 @@
+"""Engine, sessions and the column types shared by every domain (one schema for both databases)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import JSON, Engine, MetaData, Numeric, String, create_engine, event, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import DateTime, TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC in, timezone-aware UTC out, on both databases."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Amount(TypeDecorator):
+    """Exact decimal: NUMERIC on PostgreSQL; on SQLite a REAL read back and quantized to the scale."""
+
+    impl = Numeric(18, 2)
+    cache_ok = True
+
+    def __init__(self, scale: int = 2, precision: int = 18) -> None:
+        super().__init__()
+        self.scale, self.precision = scale, precision
+        self._quantum = Decimal(1).scaleb(-scale)
+        self.impl = Numeric(precision, scale)
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=False))
+        return dialect.type_descriptor(Numeric(self.precision, self.scale))
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        value = Decimal(value).quantize(self._quantum)
+        return float(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(repr(value) if isinstance(value, float) else value).quantize(self._quantum)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def Currency() -> String:  # noqa: N802 - a column type factory
+    return String(3)
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, default=_json_default).decode()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            echo=echo,
+            json_serializer=_json_dumps,
+            connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
+        )
+        _sqlite_setup(engine)
+        return engine
+    return create_engine(url, echo=echo, json_serializer=_json_dumps, pool_pre_ping=True)
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL, foreign keys, and one writer at a time (BEGIN IMMEDIATE) so no transaction fails to upgrade."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        if engine.url.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def lock_change_log(session: Session) -> None:
+    """Serialise writers of the history and event logs until commit.
+
+    Ids come from sequences; on PostgreSQL two concurrent transactions could otherwise commit
+    out of id order, and a reader paging `since id N` would skip the one that committed later.
+    Holding a transaction-level advisory lock makes ids visible in commit order. SQLite already
+    has a single writer.
+    """
+    if session.info.get("change_log_locked"):
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(7213001)"))
+    session.info["change_log_locked"] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _reset_lock_flag(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop("change_log_locked", None)

@@ -1,0 +1,84 @@
+"""Writing and reading the change history of customers and orders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from retento.db import lock_change_log
+from retento.history.models import HistoryEntry
+from retento.history.schemas import ChangeContext
+from retento.jsonable import jsonable
+
+
+def entry(
+    *,
+    entity: str,
+    entity_id: int,
+    site_id: int,
+    ctx: ChangeContext,
+    now: datetime,
+    field: str | None = None,
+    old: Any = None,
+    new: Any = None,
+    created: bool = False,
+    deleted: bool = False,
+) -> dict[str, Any]:
+    """One history row as a dict, ready for `write`."""
+    return {
+        "created_at": now,
+        "entity": entity,
+        "entity_id": entity_id,
+        "site_id": site_id,
+        "created": created,
+        "deleted": deleted,
+        "source": ctx.source.value,
+        "actor_type": ctx.actor_type.value,
+        "actor_id": ctx.actor_id,
+        "field": field,
+        "old_value": jsonable(old),
+        "new_value": jsonable(new),
+    }
+
+
+def write(session: Session, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    lock_change_log(session)
+    session.execute(insert(HistoryEntry), rows)
+
+
+def since(
+    session: Session,
+    *,
+    since_id: int = 0,
+    entity: str | None = None,
+    entity_id: int | None = None,
+    site_ids: list[int] | None = None,
+    start: datetime | None = None,
+    limit: int = 100,
+) -> list[HistoryEntry]:
+    """Changes with id greater than `since_id`, oldest first. Page on with the last id you got."""
+    q = select(HistoryEntry).where(HistoryEntry.id > since_id)
+    if entity is not None:
+        q = q.where(HistoryEntry.entity == entity)
+    if entity_id is not None:
+        q = q.where(HistoryEntry.entity_id == entity_id)
+    if site_ids is not None:
+        q = q.where(HistoryEntry.site_id.in_(site_ids))
+    if start is not None:
+        q = q.where(HistoryEntry.created_at >= start)
+    return list(session.scalars(q.order_by(HistoryEntry.id).limit(limit)))
+
+
+def diff(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(field, old, new) for every field whose JSON value differs, in key order of `new`."""
+    out = []
+    for key, value in new.items():
+        before = old.get(key)
+        if jsonable(before) != jsonable(value):
+            out.append((key, before, value))
+    return out

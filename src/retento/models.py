@@ -1,0 +1,11 @@
+"""Every domain's tables, imported in one place so the metadata (and Alembic) sees all of them."""
+
+from retento import bus  # noqa: F401
+from retento.catalog import models as catalog  # noqa: F401
+from retento.customers import models as customers  # noqa: F401
+from retento.db import Base
+from retento.history import models as history  # noqa: F401
+from retento.orders import models as orders  # noqa: F401
+from retento.sites import models as sites  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,7 @@
+"""Event types the orders domain emits."""
+
+ORDER_CREATED = "order_created"  # payload: order snapshot
+ORDER_CHANGED = "order_changed"  # payload: changes [{field, old, new}]
+ORDER_STATUS_CHANGED = "order_status_changed"  # payload: old, new, old_group, new_group
+
+ALL = (ORDER_CREATED, ORDER_CHANGED, ORDER_STATUS_CHANGED)

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from retento.db import Amount, Base, Currency, JSONType, UTCDateTime
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class StatusGroup(Base):
+    __tablename__ = "status_groups"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    name_ru: Mapped[str] = mapped_column(String(255))
+    ordering: Mapped[int] = mapped_column(Integer)
+
+
+class Status(Base):
+    __tablename__ = "statuses"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    name_ru: Mapped[str] = mapped_column(String(255))
+    group_code: Mapped[str] = mapped_column(ForeignKey("status_groups.code"))
+    ordering: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    number: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    status: Mapped[str] = mapped_column(ForeignKey("statuses.code"), index=True)
+    status_updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    currency: Mapped[str] = mapped_column(Currency())
+    items_total: Mapped[Decimal] = mapped_column(Amount())  # sum of item lines after their discounts
+    discount_total: Mapped[Decimal] = mapped_column(Amount())  # order-level discount
+    delivery_cost: Mapped[Decimal] = mapped_column(Amount())
+    total: Mapped[Decimal] = mapped_column(Amount())
+    paid_amount: Mapped[Decimal] = mapped_column(Amount())
+    payment_type: Mapped[str | None] = mapped_column(String(64))
+    payment_status: Mapped[str | None] = mapped_column(String(32))
+    delivery_type: Mapped[str | None] = mapped_column(String(64))
+    delivery_date: Mapped[date | None] = mapped_column(Date)
+    delivery_address: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"))
+    customer_comment: Mapped[str | None] = mapped_column(String(2000))
+    manager_comment: Mapped[str | None] = mapped_column(String(2000))
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("site_id", "external_id"),
+        UniqueConstraint("site_id", "number"),
+    )
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
+    offer_id: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # product | service
+    category: Mapped[str | None] = mapped_column(String(255))
+    quantity: Mapped[Decimal] = mapped_column(Amount(3))
+    price: Mapped[Decimal] = mapped_column(Amount())
+    discount: Mapped[Decimal] = mapped_column(Amount())  # per line, absolute
+
+    __table_args__ = (Index("ix_order_items_order_id", "order_id"),)

@@ -1,0 +1,389 @@
+"""Orders: set-based create (one order is a batch of one), edit, upsert; history and events in the same transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from retento import bus
+from retento.catalog.models import Product
+from retento.customers.models import Customer
+from retento.errors import Conflict, DomainError, FieldError, NotFound
+from retento.history import service as history
+from retento.history.schemas import ChangeContext
+from retento.money import round_money
+from retento.orders import events as ev
+from retento.orders.models import Order, OrderItem, Status, StatusGroup
+from retento.orders.schemas import OrderCreate, OrderEdit, OrderFields, dump_items
+from retento.orders.statuses import GROUPS, STATUSES
+from retento.sites.models import Manager, Site
+
+ENTITY = "order"
+FLAT = (
+    "status", "customer_id", "currency", "items", "items_total", "discount_total", "delivery_cost", "total",
+    "delivery_type", "delivery_date", "delivery_address", "payment_type", "payment_status", "paid_amount",
+    "manager_id", "customer_comment", "manager_comment", "custom_fields",
+)
+ITEM_COLUMNS = ("product_id", "offer_id", "name", "kind", "category", "quantity", "price", "discount")
+
+
+def ensure_default_statuses(session: Session) -> int:
+    """Insert the built-in status groups and statuses that are missing; returns how many were added."""
+    have_groups = set(session.scalars(select(StatusGroup.code)))
+    have = set(session.scalars(select(Status.code)))
+    added = 0
+    for i, (code, name, name_ru) in enumerate(GROUPS):
+        if code not in have_groups:
+            session.add(StatusGroup(code=code, name=name, name_ru=name_ru, ordering=(i + 1) * 10))
+            added += 1
+    session.flush()
+    for i, (code, group, name, name_ru) in enumerate(STATUSES):
+        if code not in have:
+            session.add(Status(code=code, group_code=group, name=name, name_ru=name_ru, ordering=(i + 1) * 10,
+                               active=True, builtin=True))
+            added += 1
+    session.flush()
+    return added
+
+
+def status_groups(session: Session) -> dict[str, str]:
+    """status code -> group code (active statuses only)."""
+    return dict(session.execute(select(Status.code, Status.group_code).where(Status.active)).tuples())
+
+
+def parse_create(raw: Any, *, prefix: str = "") -> OrderCreate:
+    try:
+        return OrderCreate.model_validate(raw)
+    except ValidationError as exc:
+        raise DomainError.from_pydantic(exc, prefix) from None
+
+
+def parse_edit(raw: Any, *, prefix: str = "") -> OrderEdit:
+    try:
+        return OrderEdit.model_validate(raw)
+    except ValidationError as exc:
+        raise DomainError.from_pydantic(exc, prefix) from None
+
+
+@dataclass
+class Prepared:
+    order: dict[str, Any]
+    items: list[dict[str, Any]]
+    site_code: str
+
+
+@dataclass
+class _Refs:
+    """Reference data for one batch, loaded with a handful of queries."""
+
+    sites: dict[str, Site]
+    statuses: dict[str, str]
+    managers: set[int]
+    products: dict[tuple[int, str], Product] = field(default_factory=dict)
+    customers_by_ext: dict[tuple[int, str], int] = field(default_factory=dict)
+    customers_by_id: dict[int, int] = field(default_factory=dict)  # id -> site_id
+
+    @classmethod
+    def load(cls, session: Session, items: Sequence[OrderFields], site_ids: set[int]) -> _Refs:
+        refs = cls(
+            sites={s.code: s for s in session.scalars(select(Site))},
+            statuses=status_groups(session),
+            managers=set(session.scalars(select(Manager.id))),
+        )
+        offers = {i.offer_id for o in items for i in (o.items or ()) if i.offer_id}
+        for chunk in _chunks(sorted(offers)):
+            for p in session.scalars(select(Product).where(Product.offer_id.in_(chunk), Product.site_id.in_(site_ids))):
+                refs.products[(p.site_id, p.offer_id)] = p
+        ext = {o.customer.external_id for o in items if o.customer and o.customer.external_id}
+        for chunk in _chunks(sorted(ext)):
+            q = select(Customer.site_id, Customer.external_id, Customer.id).where(Customer.external_id.in_(chunk))
+            for site_id, external_id, cid in session.execute(q):
+                refs.customers_by_ext[(site_id, external_id)] = cid
+        ids = {o.customer.id for o in items if o.customer and o.customer.id}
+        for chunk in _chunks(sorted(ids)):
+            refs.customers_by_id.update(
+                session.execute(select(Customer.id, Customer.site_id).where(Customer.id.in_(chunk))).tuples()
+            )
+        return refs
+
+
+def _chunks(values: list[Any], size: int = 900) -> list[list[Any]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def prepare(session: Session, items: Sequence[OrderCreate], *, now: datetime) -> list[Prepared | DomainError]:
+    """Check every order of a batch against the database; no writes. One result per input, in order."""
+    site_ids = {s.id for s in session.scalars(select(Site).where(Site.code.in_({o.site for o in items})))}
+    refs = _Refs.load(session, items, site_ids)
+    taken_ext, taken_num = _taken(session, items, refs)
+    out: list[Prepared | DomainError] = []
+    for data in items:
+        try:
+            p = _prepare_one(data, refs, now)
+            key_ext = (p.order["site_id"], data.external_id)
+            key_num = (p.order["site_id"], p.order["number"])
+            if data.external_id and key_ext in taken_ext:
+                raise Conflict("external_id", f"order with externalId {data.external_id!r} already exists")
+            if key_num in taken_num:
+                raise Conflict("number", f"order number {p.order['number']!r} already exists")
+            if data.external_id:
+                taken_ext.add(key_ext)
+            taken_num.add(key_num)
+            out.append(p)
+        except DomainError as exc:
+            out.append(exc)
+    return out
+
+
+def _taken(session: Session, items: Sequence[OrderCreate], refs: _Refs) -> tuple[set, set]:
+    ext = sorted({o.external_id for o in items if o.external_id})
+    nums = sorted({o.number or o.external_id for o in items if o.number or o.external_id})
+    taken_ext: set[tuple[int, str]] = set()
+    taken_num: set[tuple[int, str]] = set()
+    for chunk in _chunks(ext):
+        taken_ext.update(session.execute(
+            select(Order.site_id, Order.external_id).where(Order.external_id.in_(chunk))).tuples())
+    for chunk in _chunks(nums):
+        taken_num.update(session.execute(select(Order.site_id, Order.number).where(Order.number.in_(chunk))).tuples())
+    return taken_ext, taken_num
+
+
+def _prepare_one(data: OrderCreate, refs: _Refs, now: datetime) -> Prepared:
+    site = refs.sites.get(data.site)
+    if site is None:
+        raise NotFound("site", f"unknown site {data.site!r}")
+    values = _common(data, refs, site)
+    values["status"] = values.get("status") or "new"
+    items = _items(data.items, refs, site)
+    created_at = data.created_at or now
+    values.update(
+        site_id=site.id, external_id=data.external_id, number=data.number or data.external_id,
+        currency=values.get("currency") or site.currency, status_updated_at=created_at,
+        created_at=created_at, updated_at=now,
+    )
+    for name in ("customer_id", "delivery_type", "delivery_date", "delivery_address", "payment_type",
+                 "payment_status", "manager_id", "customer_comment", "manager_comment"):
+        values.setdefault(name, None)
+    values.setdefault("custom_fields", {})
+    values.setdefault("delivery_cost", Decimal(0))
+    values.setdefault("paid_amount", Decimal(0))
+    values.update(_totals(items, values.get("discount_total") or Decimal(0), values["delivery_cost"]))
+    return Prepared(order=values, items=items, site_code=site.code)
+
+
+def _common(data: OrderFields, refs: _Refs, site: Site) -> dict[str, Any]:
+    """Column values for the fields present in `data` (create and edit share this)."""
+    given = data.model_fields_set
+    values: dict[str, Any] = {}
+    if "status" in given and data.status is not None:
+        if data.status not in refs.statuses:
+            raise NotFound("status", f"unknown status {data.status!r}")
+        values["status"] = data.status
+    if "currency" in given and data.currency is not None:
+        if data.currency not in site.currencies:
+            raise DomainError.one("currency", f"site {site.code!r} does not accept {data.currency} "
+                                              f"(accepted: {', '.join(site.currencies)})")
+        values["currency"] = data.currency
+    if "customer" in given:
+        values["customer_id"] = _customer_id(data, refs, site)
+    if "manager_id" in given:
+        if data.manager_id is not None and data.manager_id not in refs.managers:
+            raise NotFound("manager_id", f"unknown manager {data.manager_id}")
+        values["manager_id"] = data.manager_id
+    if "discount_total" in given:
+        values["discount_total"] = data.discount_total or Decimal(0)
+    for name in ("customer_comment", "manager_comment"):
+        if name in given:
+            values[name] = getattr(data, name)
+    if "custom_fields" in given:
+        values["custom_fields"] = data.custom_fields or {}
+    if data.delivery is not None:
+        for sub in data.delivery.model_fields_set:
+            values[f"delivery_{sub}"] = getattr(data.delivery, sub)
+    if data.payment is not None:
+        for sub in data.payment.model_fields_set:
+            values["paid_amount" if sub == "paid_amount" else f"payment_{sub}"] = getattr(data.payment, sub)
+    return values
+
+
+def _customer_id(data: OrderFields, refs: _Refs, site: Site) -> int | None:
+    ref = data.customer
+    if ref is None:
+        return None
+    if ref.id is not None:
+        if refs.customers_by_id.get(ref.id) != site.id:
+            raise NotFound("customer.id", f"customer {ref.id} not found on site {site.code!r}")
+        return ref.id
+    cid = refs.customers_by_ext.get((site.id, ref.external_id))
+    if cid is None:
+        raise NotFound("customer.external_id", f"customer {ref.external_id!r} not found on site {site.code!r}")
+    return cid
+
+
+def _items(items: Sequence[Any], refs: _Refs, site: Site) -> list[dict[str, Any]]:
+    out = []
+    for n, item in enumerate(items):
+        product = refs.products.get((site.id, item.offer_id)) if item.offer_id else None
+        if item.offer_id and product is None:
+            raise NotFound(f"items.{n}.offer_id", f"no product with offer id {item.offer_id!r} on site {site.code!r}")
+        price = item.price if item.price is not None else product.price
+        if item.discount > round_money(price * item.quantity):
+            raise DomainError.one(f"items.{n}.discount", "discount is larger than the line's amount")
+        out.append({
+            "product_id": product.id if product else None,
+            "offer_id": item.offer_id,
+            "name": item.name or product.name,
+            "kind": (item.kind.value if item.kind else None) or (product.kind if product else "product"),
+            "category": item.category or (product.category if product else None),
+            "quantity": item.quantity,
+            "price": price,
+            "discount": item.discount,
+        })
+    return out
+
+
+def _totals(items: list[dict[str, Any]], discount_total: Decimal, delivery_cost: Decimal) -> dict[str, Decimal]:
+    items_total = sum((round_money(i["price"] * i["quantity"]) - i["discount"] for i in items), Decimal(0))
+    if discount_total > items_total:
+        raise DomainError.one("discount_total", "order discount is larger than the items' total")
+    return {"items_total": items_total, "discount_total": discount_total,
+            "total": items_total - discount_total + delivery_cost}
+
+
+def write(session: Session, prepared: Sequence[Prepared], *, ctx: ChangeContext, now: datetime) -> list[int]:
+    """Store prepared orders with their items, history and events. Returns the new ids, in order."""
+    if not prepared:
+        return []
+    rows = []
+    for p in prepared:
+        row = dict(p.order)
+        if row["number"] is None:
+            row["number"] = f"~{uuid.uuid4().hex}"  # replaced by "<id>A" below, as RetailCRM numbers them
+        rows.append(row)
+    ids = list(session.scalars(insert(Order).returning(Order.id, sort_by_parameter_order=True), rows))
+    unnumbered = [{"b_id": i, "b_number": f"{i}A"} for i, p in zip(ids, prepared, strict=True)
+                  if p.order["number"] is None]
+    if unnumbered:
+        session.execute(update(Order).where(Order.id == bindparam("b_id")).values(number=bindparam("b_number"))
+                        .execution_options(synchronize_session=False), unnumbered)
+    items = [{"order_id": oid, **item} for oid, p in zip(ids, prepared, strict=True) for item in p.items]
+    if items:
+        session.execute(insert(OrderItem), items)
+    hist, events = [], []
+    for oid, p, row in zip(ids, prepared, rows, strict=True):
+        snap = _snapshot(oid, p.site_code, {**row, "number": row["number"] if p.order["number"] else f"{oid}A"},
+                         p.items)
+        hist.append(history.entry(entity=ENTITY, entity_id=oid, site_id=row["site_id"], ctx=ctx, now=now,
+                                  created=True, field="status", new=snap))
+        events.append(bus.event_row(ev.ORDER_CREATED, ctx=ctx, now=now, site_id=row["site_id"],
+                                    customer_id=row["customer_id"], order_id=oid, payload={"order": snap}))
+    history.write(session, hist)
+    bus.record(session, events)
+    return ids
+
+
+def _snapshot(oid: int, site_code: str, row: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
+    snap = {"id": oid, "site": site_code, "external_id": row["external_id"], "number": row["number"],
+            "created_at": row["created_at"], "status_updated_at": row["status_updated_at"]}
+    snap.update({k: row[k] for k in FLAT if k != "items"})
+    snap["items"] = dump_items(items)
+    return snap
+
+
+def create_many(session: Session, *, items: Sequence[OrderCreate], ctx: ChangeContext, now: datetime) -> list[int]:
+    """All or nothing: the first bad order raises, naming its index and field."""
+    prepared = prepare(session, items, now=now)
+    for n, p in enumerate(prepared):
+        if isinstance(p, DomainError):
+            if len(items) > 1:
+                p.errors = [FieldError(f"[{n}].{e.field}", e.reason) for e in p.errors]
+            raise p
+    return write(session, prepared, ctx=ctx, now=now)  # type: ignore[arg-type]
+
+
+def create(session: Session, *, data: OrderCreate, ctx: ChangeContext, now: datetime) -> Order:
+    (oid,) = create_many(session, items=[data], ctx=ctx, now=now)
+    return get(session, oid)
+
+
+def get(session: Session, order_id: int) -> Order:
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFound("id", f"order {order_id} not found")
+    return order
+
+
+def find(session: Session, *, site_id: int, external_id: str) -> Order | None:
+    return session.scalar(select(Order).where(Order.site_id == site_id, Order.external_id == external_id))
+
+
+def items_of(session: Session, order_id: int) -> list[dict[str, Any]]:
+    rows = session.scalars(select(OrderItem).where(OrderItem.order_id == order_id).order_by(OrderItem.id))
+    return [{c: getattr(r, c) for c in ITEM_COLUMNS} for r in rows]
+
+
+def snapshot(session: Session, order: Order) -> dict[str, Any]:
+    site_code = session.scalar(select(Site.code).where(Site.id == order.site_id))
+    row = {c.key: getattr(order, c.key) for c in Order.__table__.columns}
+    return _snapshot(order.id, site_code, row, items_of(session, order.id))
+
+
+def edit(session: Session, *, order: Order, data: OrderEdit | OrderCreate, ctx: ChangeContext,
+         now: datetime) -> list[tuple[str, Any, Any]]:
+    """Change the fields present in `data`; returns the recorded changes (field, old, new)."""
+    site = session.get(Site, order.site_id)
+    refs = _Refs.load(session, [data], {order.site_id})
+    values = _common(data, refs, site)
+    before = {k: getattr(order, k) for k in FLAT if k != "items"}
+    before["items"] = items_of(session, order.id)
+    after = {**before, **values}
+    if "items" in data.model_fields_set and data.items is not None:
+        after["items"] = _items(data.items, refs, site)
+    after.update(_totals(after["items"], after["discount_total"], after["delivery_cost"]))
+    changes = history.diff(
+        {**before, "items": dump_items(before["items"])}, {**after, "items": dump_items(after["items"])})
+    if not changes:
+        return []
+    for name, _old, new in changes:
+        if name == "items":
+            session.execute(delete(OrderItem).where(OrderItem.order_id == order.id))
+            session.execute(insert(OrderItem), [{"order_id": order.id, **i} for i in after["items"]])
+        else:
+            setattr(order, name, after[name])
+    if before["status"] != after["status"]:
+        order.status_updated_at = now
+    order.updated_at = now
+    session.flush()
+    hist = [history.entry(entity=ENTITY, entity_id=order.id, site_id=order.site_id, ctx=ctx, now=now,
+                          field=f, old=o, new=n) for f, o, n in changes]
+    common = {"ctx": ctx, "now": now, "site_id": order.site_id, "customer_id": order.customer_id,
+              "order_id": order.id}
+    events = [bus.event_row(ev.ORDER_CHANGED, **common,
+                            payload={"changes": [{"field": f, "old": o, "new": n} for f, o, n in changes]})]
+    if before["status"] != after["status"]:
+        events.append(bus.event_row(ev.ORDER_STATUS_CHANGED, **common, payload={
+            "old": before["status"], "new": after["status"],
+            "old_group": refs.statuses.get(before["status"]), "new_group": refs.statuses[after["status"]],
+        }))
+    history.write(session, hist)
+    bus.record(session, events)
+    return changes
+
+
+def upsert(session: Session, *, data: OrderCreate, ctx: ChangeContext, now: datetime) -> tuple[int, bool]:
+    """Create, or update the order with the same externalId on the same site. Returns (id, created)."""
+    if data.external_id:
+        site_id = session.scalar(select(Site.id).where(Site.code == data.site))
+        existing = find(session, site_id=site_id, external_id=data.external_id) if site_id else None
+        if existing is not None:
+            edit(session, order=existing, data=data, ctx=ctx, now=now)
+            return existing.id, False
+    return create(session, data=data, ctx=ctx, now=now).id, True
