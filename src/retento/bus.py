@@ -108,7 +108,7 @@ def record(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     rows = list(rows)
     if rows:
         lock_change_log(session)
-        session.execute(insert(Event), rows)
+        session.execute(insert(Event.__table__), rows)
 
 
 Handler = Callable[[Session, Event], None]

@@ -48,7 +48,7 @@ def write(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     lock_change_log(session)
-    session.execute(insert(HistoryEntry), rows)
+    session.execute(insert(HistoryEntry.__table__), rows)
 
 
 def since(

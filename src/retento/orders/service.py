@@ -56,7 +56,7 @@ def ensure_default_statuses(session: Session) -> int:
 
 def status_groups(session: Session) -> dict[str, str]:
     """status code -> group code (active statuses only)."""
-    return dict(session.execute(select(Status.code, Status.group_code).where(Status.active)).tuples())
+    return {c: g for c, g in session.execute(select(Status.code, Status.group_code).where(Status.active))}
 
 
 def parse_create(raw: Any, *, prefix: str = "") -> OrderCreate:
@@ -109,9 +109,8 @@ class _Refs:
                 refs.customers_by_ext[(site_id, external_id)] = cid
         ids = {o.customer.id for o in items if o.customer and o.customer.id}
         for chunk in _chunks(sorted(ids)):
-            refs.customers_by_id.update(
-                session.execute(select(Customer.id, Customer.site_id).where(Customer.id.in_(chunk))).tuples()
-            )
+            q = select(Customer.id, Customer.site_id).where(Customer.id.in_(chunk))
+            refs.customers_by_id.update((cid, site_id) for cid, site_id in session.execute(q))
         return refs
 
 
@@ -268,15 +267,16 @@ def write(session: Session, prepared: Sequence[Prepared], *, ctx: ChangeContext,
         if row["number"] is None:
             row["number"] = f"~{uuid.uuid4().hex}"  # replaced by "<id>A" below, as RetailCRM numbers them
         rows.append(row)
-    ids = list(session.scalars(insert(Order).returning(Order.id, sort_by_parameter_order=True), rows))
+    orders_t = Order.__table__
+    ids = list(session.scalars(insert(orders_t).returning(orders_t.c.id, sort_by_parameter_order=True), rows))
     unnumbered = [{"b_id": i, "b_number": f"{i}A"} for i, p in zip(ids, prepared, strict=True)
                   if p.order["number"] is None]
     if unnumbered:
-        session.execute(update(Order).where(Order.id == bindparam("b_id")).values(number=bindparam("b_number"))
-                        .execution_options(synchronize_session=False), unnumbered)
+        session.execute(update(orders_t).where(orders_t.c.id == bindparam("b_id"))
+                        .values(number=bindparam("b_number")), unnumbered)
     items = [{"order_id": oid, **item} for oid, p in zip(ids, prepared, strict=True) for item in p.items]
     if items:
-        session.execute(insert(OrderItem), items)
+        session.execute(insert(OrderItem.__table__), items)
     hist, events = [], []
     for oid, p, row in zip(ids, prepared, rows, strict=True):
         snap = _snapshot(oid, p.site_code, {**row, "number": row["number"] if p.order["number"] else f"{oid}A"},
@@ -355,7 +355,7 @@ def edit(session: Session, *, order: Order, data: OrderEdit | OrderCreate, ctx: 
     for name, _old, new in changes:
         if name == "items":
             session.execute(delete(OrderItem).where(OrderItem.order_id == order.id))
-            session.execute(insert(OrderItem), [{"order_id": order.id, **i} for i in after["items"]])
+            session.execute(insert(OrderItem.__table__), [{"order_id": order.id, **i} for i in after["items"]])
         else:
             setattr(order, name, after[name])
     if before["status"] != after["status"]:

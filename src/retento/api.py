@@ -1,0 +1,63 @@
+"""The HTTP entry point: builds the FastAPI application; domain routers plug in here."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from retento import __version__
+from retento.bootstrap import App
+
+
+def create_app(app: App, *, with_worker: bool = False) -> FastAPI:
+    """The ASGI app. With `with_worker`, the worker runs in a thread of this process (embedded mode)."""
+
+    @asynccontextmanager
+    async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        thread = None
+        if with_worker:
+            thread = threading.Thread(target=app.worker.run, args=(stop,), name="retento-worker", daemon=True)
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            app.bus.wakeup.set()
+            if thread is not None:
+                thread.join(timeout=30)
+
+    api = FastAPI(
+        title="Retento",
+        version=__version__,
+        description="CRM-marketing engine for online retailers",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    api.state.app = app
+
+    @api.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home() -> str:
+        return (
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Retento</title>"
+            "<h1>Retento</h1><p>CRM-marketing engine for online retailers / "
+            "CRM-маркетинг для интернет-магазинов.</p>"
+            '<ul><li><a href="/api/docs">API documentation</a></li>'
+            '<li><a href="/api/health">Health</a></li></ul></html>'
+        )
+
+    @api.get("/api/health", tags=["system"], summary="Liveness and database check")
+    def health() -> dict[str, str]:
+        from sqlalchemy import text
+
+        with app.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__}
+
+    return api
