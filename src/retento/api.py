@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,4 +61,11 @@ def create_app(app: App, *, with_worker: bool = False) -> FastAPI:
             conn.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 
+    for name in ROUTERS:
+        module, _, attr = name.partition(":")
+        api.include_router(getattr(importlib.import_module(module), attr or "router"))
     return api
+
+
+# Domain routers (`module:attribute`, an APIRouter; routes read `request.app.state.app` for the App).
+ROUTERS: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -35,5 +36,12 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, e
     bus = Bus(sessions, clock, batch=settings.event_batch_size, max_attempts=settings.event_max_attempts)
     worker = Worker(bus.wakeup, settings.worker_poll_seconds)
     worker.add_job("events", bus.dispatch)
-    # Domains that react to events register their subscribers and worker jobs here.
-    return App(settings=settings, clock=clock, engine=engine, sessions=sessions, bus=bus, worker=worker)
+    app = App(settings=settings, clock=clock, engine=engine, sessions=sessions, bus=bus, worker=worker)
+    for name in INSTALLS:
+        importlib.import_module(name).install(app)
+    return app
+
+
+# Domains that react to events or have due work: each module has `install(app: App) -> None`, which
+# subscribes to the bus (`app.bus.subscribe`) and adds worker jobs (`app.worker.add_job`). Add yours here.
+INSTALLS: list[str] = []
