@@ -263,3 +263,31 @@ def emit_custom_event(
     bus.record(session, [bus.event_row(ev.CUSTOM, ctx=ctx, now=now, name=name, site_id=customer.site_id,
                                        customer_id=customer.id, payload=payload, idempotency_key=idempotency_key)])
     return True
+
+
+def contact_sheets(session: Session, *, customer_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Contacts, locale, time zone and current per-channel consent of many customers in two queries
+    (what messaging needs to decide who can be reached where)."""
+    cols = (Customer.id, Customer.site_id, Customer.first_name, Customer.last_name, Customer.patronymic,
+            Customer.email, Customer.phone, Customer.telegram_id, Customer.whatsapp_id, Customer.vk_id,
+            Customer.timezone, Customer.locale, Customer.birthday, Customer.custom_fields, Customer.external_id)
+    out: dict[int, dict[str, Any]] = {}
+    ids = list(customer_ids)
+    for i in range(0, len(ids), 10000):
+        chunk = ids[i:i + 10000]
+        for row in session.execute(select(*cols).where(Customer.id.in_(chunk))):
+            out[row.id] = {**row._asdict(), "consents": {}}
+        for cid, channel, granted in session.execute(
+                select(Consent.customer_id, Consent.channel, Consent.granted).where(Consent.customer_id.in_(chunk))):
+            out[cid]["consents"][channel] = granted
+    return out
+
+
+def site_of(session: Session, *, customer_ids: Sequence[int]) -> dict[int, int]:
+    """customer id -> site id for the ids that exist."""
+    out: dict[int, int] = {}
+    ids = list(customer_ids)
+    for i in range(0, len(ids), 10000):
+        out.update(session.execute(select(Customer.id, Customer.site_id)
+                                   .where(Customer.id.in_(ids[i:i + 10000]))).tuples())
+    return out

@@ -1,0 +1,81 @@
+"""The one small protocol every provider module implements, and the shapes it exchanges."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import httpx
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    id: int
+    idempotency_key: str
+    to: str
+    text: str
+    subject: str | None = None
+    html: str | None = None
+    language: str = "ru"
+    provider_template: str | None = None  # WhatsApp: an approved template; `text` lines are its parameters
+    unsubscribe_url: str | None = None
+    bounce_address: str | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    id: int
+    ok: bool
+    provider_id: str | None = None
+    error: str | None = None
+    temporary: bool = False  # worth another attempt later
+    units: int = 1  # what is billed: SMS segments, otherwise 1
+    extra: dict = field(default_factory=dict)
+
+
+class Channel(Protocol):
+    name: str
+    reports_delivered: bool
+    reports_read: bool
+    idempotent: bool  # the provider drops a resend of the same message: safe to retry after a crash
+
+    def send(self, batch: Sequence[Outgoing]) -> list[Result]: ...
+
+    def close(self) -> None: ...
+
+
+class HttpChannel:
+    """Base for providers reached over HTTPS: one keep-alive client, transport errors are temporary."""
+
+    name = "http"
+    reports_delivered = True
+    reports_read = True
+    idempotent = False
+
+    def __init__(self, *, timeout: float = 15.0, headers: dict[str, str] | None = None,
+                 auth: tuple[str, str] | None = None) -> None:
+        self.http = httpx.Client(timeout=timeout, headers=headers or {}, auth=auth)
+
+    def send(self, batch: Sequence[Outgoing]) -> list[Result]:
+        out = []
+        for msg in batch:
+            try:
+                out.append(self.send_one(msg))
+            except httpx.TransportError as exc:
+                out.append(Result(msg.id, False, error=f"network: {exc!r}"[:500], temporary=True))
+        return out
+
+    def send_one(self, msg: Outgoing) -> Result:
+        raise TypeError(f"{type(self).__name__} must define send_one")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def json_or_none(resp: httpx.Response) -> dict | None:
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None

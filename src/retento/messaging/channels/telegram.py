@@ -1,0 +1,28 @@
+"""Telegram Bot API `sendMessage`. Bots get no delivery or read receipts: reports say "not reported"."""
+
+from __future__ import annotations
+
+from retento.messaging.channels import HttpChannel, Outgoing, Result, json_or_none
+
+
+class TelegramBot(HttpChannel):
+    name = "telegram"
+    reports_delivered = False
+    reports_read = False
+
+    def __init__(self, *, api_url: str, token: str, timeout: float = 15.0) -> None:
+        super().__init__(timeout=timeout)
+        self.url = f"{api_url.rstrip('/')}/bot{token}/sendMessage"
+
+    def send_one(self, msg: Outgoing) -> Result:
+        body = {"chat_id": msg.to, "text": msg.html or msg.text, "link_preview_options": {"is_disabled": True}}
+        if msg.html:
+            body["parse_mode"] = "HTML"
+        resp = self.http.post(self.url, json=body)
+        data = json_or_none(resp) or {}
+        if data.get("ok"):
+            return Result(msg.id, True, provider_id=f"{data['result']['chat']['id']}:{data['result']['message_id']}")
+        code = data.get("error_code") or resp.status_code
+        retry = (data.get("parameters") or {}).get("retry_after")
+        return Result(msg.id, False, error=f"telegram {code}: {data.get('description', resp.text)}"[:500],
+                      temporary=code == 429 or code >= 500, extra={"retry_after": retry} if retry else {})

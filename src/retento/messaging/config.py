@@ -1,0 +1,49 @@
+"""Messaging settings: provider credentials and endpoints, tracking links, worker batch sizes (RETENTO_* env)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MessagingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RETENTO_", env_file=".env", extra="ignore")
+
+    public_url: str = Field("http://127.0.0.1:8000", description="Base URL of this installation, for tracking "
+                            "pixels, click redirects, unsubscribe links and webhook signature checks")
+    messaging_secret: str = Field("change-me", description="Key that signs tracking and unsubscribe links")
+    smtp_host: str | None = Field(None, description="SMTP relay host; email is off without it")
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout: float = 30.0
+    email_from: str = Field("shop@example.com", description="From address of marketing email")
+    email_unsubscribe_mailto: str | None = Field(None, description="Address for mailto: List-Unsubscribe")
+    whatsapp_api_url: str = "https://graph.facebook.com/v21.0"
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_token: str | None = None
+    whatsapp_app_secret: str | None = Field(None, description="Meta app secret: checks X-Hub-Signature-256")
+    whatsapp_verify_token: str | None = Field(None, description="hub.verify_token of the webhook subscription")
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_bot_token: str | None = None
+    vk_api_url: str = "https://api.vk.com/method"
+    vk_token: str | None = None
+    vk_api_version: str = "5.199"
+    vk_secret: str | None = Field(None, description="Callback API secret key")
+    vk_confirmation: str | None = Field(None, description="Callback API confirmation string")
+    twilio_api_url: str = "https://api.twilio.com"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = Field(None, description="Sender number or Messaging Service SID (MG…)")
+    fcm_api_url: str = "https://fcm.googleapis.com"
+    fcm_project_id: str | None = None
+    fcm_access_token: str | None = Field(None, description="OAuth 2.0 access token with the "
+                                         "firebase.messaging scope (refreshed by your deployment)")
+    http_timeout: float = 15.0
+    send_batch: int = Field(500, gt=0, description="Messages one worker claims at a time")
+    send_chunk: int = Field(50, gt=0, description="Messages marked in flight together: the most a killed "
+                            "worker can leave with an unknown outcome")
+    send_lease_seconds: int = Field(300, gt=0, description="After this, a claim of a dead worker is recovered")
+    send_max_attempts: int = Field(5, gt=0, description="Temporary provider errors before a message fails")
+    cascade_batch: int = Field(5000, gt=0, description="Cascade runs advanced per statement batch")

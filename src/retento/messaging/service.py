@@ -1,0 +1,256 @@
+"""Messaging services: prices, policies, templates, cascades, campaigns, and starting a cascade for one customer."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert, literal, select, update
+from sqlalchemy.orm import Session
+
+from retento.customers import service as customers
+from retento.errors import Conflict, DomainError, NotFound
+from retento.messaging import policies, templates
+from retento.messaging.cascade import Step
+from retento.messaging.models import (
+    Campaign, CampaignMember, Cascade, ChannelPrice, Device, Run, SitePolicy, Template,
+)
+from retento.messaging.schemas import CampaignIn, CascadeIn, DeviceIn, PolicyIn, PriceIn, TemplateIn
+from retento.sites.models import Site
+from retento.sites.service import get_site
+
+# Read rates to expect per channel before a site has history or sets its own (the source's figures for
+# email and WhatsApp; the rest are common industry estimates).
+DEFAULT_READ_RATE = {"email": 0.2, "whatsapp": 0.9, "sms": 0.9, "telegram": 0.8, "vk": 0.7, "push": 0.1}
+
+
+# --- prices and policies ------------------------------------------------------------------------------------
+
+def set_price(session: Session, *, site: str, channel: str, data: PriceIn, now: datetime) -> ChannelPrice:
+    if channel not in policies.CHANNELS:
+        raise DomainError.one("channel", f"unknown channel {channel!r}")
+    row = ChannelPrice(site_id=get_site(session, site).id, channel=channel, price=data.price,
+                       currency=data.currency, expected_read_rate=data.expected_read_rate, updated_at=now)
+    return session.merge(row)
+
+
+def prices(session: Session, *, site_id: int) -> dict[str, ChannelPrice]:
+    return {p.channel: p for p in session.scalars(select(ChannelPrice).where(ChannelPrice.site_id == site_id))}
+
+
+def set_policy(session: Session, *, site: str, data: PolicyIn, now: datetime) -> SitePolicy:
+    row = SitePolicy(site_id=get_site(session, site).id, quiet_start=_minutes(data.quiet_start),
+                     quiet_end=_minutes(data.quiet_end), cap_count=data.cap_count,
+                     cap_period_seconds=data.cap_period_hours * 3600, default_language=data.default_language,
+                     updated_at=now)
+    return session.merge(row)
+
+
+def _minutes(hhmm: str | None) -> int | None:
+    return None if hhmm is None else int(hhmm[:2]) * 60 + int(hhmm[3:])
+
+
+def policy(session: Session, *, site_id: int) -> policies.Policy:
+    row = session.get(SitePolicy, site_id)
+    if row is None:
+        return policies.Policy()
+    return policies.Policy(row.quiet_start, row.quiet_end, row.cap_count,
+                           timedelta(seconds=row.cap_period_seconds), row.default_language)
+
+
+# --- templates ---------------------------------------------------------------------------------------------
+
+def save_template(session: Session, *, data: TemplateIn, now: datetime) -> Template:
+    """Create or replace the template (site, name, channel, language); one that does not render is refused."""
+    templates.check(subject=data.subject, body=data.body, html=data.html)
+    site_id = get_site(session, data.site).id
+    row = session.scalar(select(Template).where(
+        Template.site_id == site_id, Template.name == data.name, Template.channel == data.channel.value,
+        Template.language == data.language))
+    if row is None:
+        row = Template(site_id=site_id, name=data.name, channel=data.channel.value, language=data.language,
+                       created_at=now)
+        session.add(row)
+    row.subject, row.body, row.html = data.subject, data.body, data.html
+    row.provider_template, row.updated_at = data.provider_template, now
+    session.flush()
+    return row
+
+
+def get_template(session: Session, template_id: int) -> Template:
+    row = session.get(Template, template_id)
+    if row is None:
+        raise NotFound("id", f"template {template_id} not found")
+    return row
+
+
+def list_templates(session: Session, *, site: str) -> list[Template]:
+    site_id = get_site(session, site).id
+    return list(session.scalars(select(Template).where(Template.site_id == site_id).order_by(Template.id)))
+
+
+def preview(session: Session, *, template_id: int, customer_id: int | None = None,
+            context: dict[str, Any] | None = None) -> templates.Rendered:
+    """The template rendered for a real customer (or the sample customer)."""
+    tpl = get_template(session, template_id)
+    if customer_id is None:
+        ctx = templates.SAMPLE
+    else:
+        sheet = customers.contact_sheets(session, customer_ids=[customer_id]).get(customer_id)
+        if sheet is None or sheet["site_id"] != tpl.site_id:
+            raise NotFound("customer_id", f"customer {customer_id} not found on the template's site")
+        site = session.get(Site, tpl.site_id)
+        ctx = templates.context_for(sheet, {"code": site.code, "name": site.name}, context)
+    return templates.Renderer().render(tpl.id, {"subject": tpl.subject, "body": tpl.body, "html": tpl.html}, ctx)
+
+
+# --- cascades and campaigns --------------------------------------------------------------------------------
+
+def create_cascade(session: Session, *, data: CascadeIn, now: datetime) -> Cascade:
+    site_id = get_site(session, data.site).id
+    have = set(session.execute(select(Template.name, Template.channel).where(Template.site_id == site_id)))
+    for i, step in enumerate(data.steps):
+        if (step.template, step.channel.value) not in have:
+            raise DomainError.one(f"steps.{i}.template",
+                                  f"no {step.channel.value} template named {step.template!r} on this site")
+    steps = [{"channel": s.channel.value, "template": s.template, "wait_seconds": int(s.wait_hours * 3600),
+              "go_on": s.go_on.value} for s in data.steps]
+    row = Cascade(site_id=site_id, name=data.name, mode=data.mode.value, steps=steps, created_at=now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_cascade(session: Session, cascade_id: int) -> Cascade:
+    row = session.get(Cascade, cascade_id)
+    if row is None:
+        raise NotFound("cascade_id", f"cascade {cascade_id} not found")
+    return row
+
+
+def steps_of(cascade: Cascade) -> list[Step]:
+    return [Step(**s) for s in cascade.steps]
+
+
+def create_campaign(session: Session, *, data: CampaignIn, now: datetime) -> Campaign:
+    """A cascade for a list of customers, now or at `start_at`; runs are created when it starts."""
+    cascade = get_cascade(session, data.cascade_id)
+    wanted = data.customer_ids
+    found = customers.site_of(session, customer_ids=wanted)
+    if missing := [c for c in wanted if found.get(c) != cascade.site_id]:
+        raise NotFound("customer_ids", f"{len(missing)} customers not found on the cascade's site, "
+                       f"e.g. {missing[0]}")
+    row = Campaign(site_id=cascade.site_id, cascade_id=cascade.id, name=data.name,
+                   message_class=data.message_class.value, status="scheduled", start_at=data.start_at or now,
+                   members=len(wanted), created_at=now)
+    session.add(row)
+    session.flush()
+    for i in range(0, len(wanted), 10000):
+        session.execute(insert(CampaignMember), [{"campaign_id": row.id, "customer_id": c}
+                                                 for c in wanted[i:i + 10000]])
+    return row
+
+
+def get_campaign(session: Session, campaign_id: int) -> Campaign:
+    row = session.get(Campaign, campaign_id)
+    if row is None:
+        raise NotFound("campaign_id", f"campaign {campaign_id} not found")
+    return row
+
+
+def start_due_campaigns(session: Session, *, now: datetime) -> int:
+    """Turn due campaigns into runs with one INSERT … SELECT each; returns how many runs were created."""
+    q = select(Campaign).where(Campaign.status == "scheduled", Campaign.start_at <= now).order_by(Campaign.id)
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    total = 0
+    for camp in session.scalars(q).all():
+        key = literal(f"campaign:{camp.id}:") + CampaignMember.customer_id
+        rows = select(
+            literal(camp.cascade_id), literal(camp.id), literal(camp.site_id), CampaignMember.customer_id,
+            literal(camp.message_class), literal(-1), literal("waiting"), literal(now, Run.due_at.type),
+            key, literal(now, Run.created_at.type),
+        ).where(CampaignMember.campaign_id == camp.id)
+        result = session.execute(insert(Run).from_select(
+            ["cascade_id", "campaign_id", "site_id", "customer_id", "message_class", "pos", "state", "due_at",
+             "idempotency_key", "created_at"], rows))
+        total += result.rowcount or 0
+        camp.status, camp.started_at = "running", now
+    return total
+
+
+def start_cascade(
+    session: Session,
+    *,
+    cascade_id: int,
+    customer_id: int,
+    now: datetime,
+    message_class: str = "marketing",
+    context: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> Run:
+    """Start a cascade for one customer (what a trigger action calls). The first step goes out on the next
+    worker tick. With the same idempotency key, the run that exists is returned and nothing new starts."""
+    cascade = get_cascade(session, cascade_id)
+    if message_class not in (policies.MARKETING, policies.TRANSACTIONAL):
+        raise DomainError.one("message_class", "must be marketing or transactional")
+    if customers.site_of(session, customer_ids=[customer_id]).get(customer_id) != cascade.site_id:
+        raise NotFound("customer_id", f"customer {customer_id} not found on the cascade's site")
+    key = idempotency_key or f"start:{cascade_id}:{customer_id}:{now.isoformat()}"
+    existing = session.scalar(select(Run).where(Run.idempotency_key == key))
+    if existing is not None:
+        if (existing.cascade_id, existing.customer_id) != (cascade_id, customer_id):
+            raise Conflict("idempotency_key", "already used for another cascade or customer")
+        return existing
+    run = Run(cascade_id=cascade_id, campaign_id=None, site_id=cascade.site_id, customer_id=customer_id,
+              message_class=message_class, pos=-1, state="waiting", due_at=now, context=context,
+              idempotency_key=key, created_at=now)
+    session.add(run)
+    session.flush()
+    return run
+
+
+def register_device(session: Session, *, data: DeviceIn, now: datetime) -> Device:
+    customers.get(session, data.customer_id)
+    return session.merge(Device(token=data.token, customer_id=data.customer_id, platform=data.platform,
+                                created_at=now))
+
+
+def devices_of(session: Session, *, customer_ids: list[int]) -> dict[int, str]:
+    """The newest push token of each customer."""
+    rows = session.execute(select(Device.customer_id, Device.token).where(Device.customer_id.in_(customer_ids))
+                           .order_by(Device.created_at))
+    return {cid: token for cid, token in rows}
+
+
+def drop_devices(session: Session, *, tokens: list[str]) -> None:
+    if tokens:
+        session.execute(Device.__table__.delete().where(Device.token.in_(tokens)))
+
+
+def read_rates(session: Session, *, site_id: int) -> dict[str, float]:
+    """Each channel's average read rate: the site's own history where the channel reports reads, else the
+    configured expectation, else the default."""
+    from retento.messaging.models import Message
+    from sqlalchemy import func
+
+    configured = {c: float(p.expected_read_rate) for c, p in prices(session, site_id=site_id).items()
+                  if p.expected_read_rate is not None}
+    rates = {**DEFAULT_READ_RATE, **configured}
+    q = (select(Message.channel, func.count(Message.sent_at), func.count(Message.read_at))
+         .where(Message.site_id == site_id).group_by(Message.channel))
+    for channel, sent, read in session.execute(q):
+        if sent >= 100 and read > 0:
+            rates[channel] = read / sent
+    return rates
+
+
+def cancel_runs(session: Session, *, run_ids: list[int], now: datetime, outcome: str) -> None:
+    session.execute(update(Run).where(Run.id.in_(run_ids), Run.state == "waiting")
+                    .values(state="done", outcome=outcome, finished_at=now, due_at=None))
+
+
+def price_of(rows: dict[str, ChannelPrice], channel: str, default_currency: str) -> tuple[Decimal, str]:
+    p = rows.get(channel)
+    return (p.price, p.currency) if p else (Decimal(0), default_currency)

@@ -1,0 +1,107 @@
+"""Recording what providers and tracking links report, idempotently: each timestamp is set once, a replayed
+webhook changes nothing, and a read or click ends the customer's cascade at once."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, case, select, update
+from sqlalchemy.orm import Session
+
+from retento.messaging import planner
+from retento.messaging.models import Message, Run
+
+RANK = {"queued": 0, "claimed": 0, "sending": 0, "sent": 1, "delivered": 2, "read": 3, "clicked": 4}
+COLUMN = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at", "clicked": "clicked_at",
+          "failed": "failed_at"}
+# What a later status implies happened before it.
+IMPLIES = {"clicked": ("read", "delivered", "sent"), "read": ("delivered", "sent"), "delivered": ("sent",),
+           "sent": (), "failed": ()}
+
+
+@dataclass(frozen=True)
+class Update:
+    message_id: int
+    status: str  # sent | delivered | read | clicked | failed
+    at: datetime
+    error: str | None = None
+
+
+def by_provider_ids(session: Session, *, channel: str, provider_ids: Iterable[str]) -> dict[str, int]:
+    ids = list(set(provider_ids))
+    out: dict[str, int] = {}
+    for i in range(0, len(ids), 1000):
+        q = select(Message.provider_id, Message.id).where(Message.channel == channel,
+                                                          Message.provider_id.in_(ids[i:i + 1000]))
+        out.update(session.execute(q).tuples())
+    return out
+
+
+def record(session: Session, *, updates: list[Update], now: datetime) -> int:
+    """Apply status updates; returns how many messages changed."""
+    if not updates:
+        return 0
+    t = Message.__table__
+    per_column: dict[str, dict[int, datetime]] = defaultdict(dict)
+    errors: dict[int, str] = {}
+    for u in updates:
+        for status in (u.status, *IMPLIES[u.status]):
+            col = per_column[COLUMN[status]]
+            col[u.message_id] = min(col.get(u.message_id, u.at), u.at)
+        if u.status == "failed":
+            errors[u.message_id] = u.error or "failed"
+    changed: set[int] = set()
+    for column, values in per_column.items():
+        stmt = (t.update().where(t.c.id == bindparam("mid"), t.c[column].is_(None))
+                .values({column: bindparam("at", type_=t.c[column].type)}))
+        rows = [{"mid": mid, "at": at} for mid, at in values.items()]
+        session.execute(stmt, rows)
+        changed.update(values)
+    if errors:
+        session.execute(t.update().where(t.c.id == bindparam("mid"), t.c.reason.is_(None))
+                        .values(reason=bindparam("err")), [{"mid": k, "err": v[:1000]} for k, v in errors.items()])
+    ids = sorted(changed)
+    for i in range(0, len(ids), 1000):
+        _restatus(session, ids[i:i + 1000])
+    read_ids = [u.message_id for u in updates if u.status in ("read", "clicked")]
+    for i in range(0, len(read_ids), 1000):
+        _finish_runs(session, read_ids[i:i + 1000], now)
+    failed = [u.message_id for u in updates if u.status == "failed"]
+    for i in range(0, len(failed), 1000):
+        planner.wake_runs(session, message_ids=failed[i:i + 1000], now=now)
+    return len(changed)
+
+
+def _restatus(session: Session, ids: list[int]) -> None:
+    """The status column is the furthest point of the timeline (failed unless something later shows it
+    arrived). In-flight statuses are left to the sender."""
+    m = Message
+    status = case(
+        (m.clicked_at.is_not(None), "clicked"), (m.read_at.is_not(None), "read"),
+        (m.failed_at.is_not(None), "failed"), (m.delivered_at.is_not(None), "delivered"),
+        (m.sent_at.is_not(None), "sent"), else_=m.status)
+    session.execute(update(m).where(m.id.in_(ids), m.status.not_in(("claimed", "sending"))).values(status=status),
+                    execution_options={"synchronize_session": False})
+
+
+def _finish_runs(session: Session, message_ids: list[int], now: datetime) -> None:
+    runs = select(Message.run_id).where(Message.id.in_(message_ids), Message.run_id.is_not(None))
+    session.execute(update(Run).where(Run.id.in_(runs), Run.state == "waiting")
+                    .values(state="done", outcome="read", finished_at=now, due_at=None),
+                    execution_options={"synchronize_session": False})
+
+
+def timeline(message: Message) -> list[dict[str, object]]:
+    """queued, sent, delivered, read, clicked, failed: each with its time, in order."""
+    points = [("queued", message.created_at)] + [
+        (s, getattr(message, c)) for s, c in COLUMN.items() if getattr(message, c) is not None]
+    out = [{"status": s, "at": at} for s, at in sorted(points, key=lambda p: (p[1], RANK.get(p[0], 9)))]
+    for point in out:
+        if point["status"] == "failed":
+            point["reason"] = message.reason
+    return out
+
+

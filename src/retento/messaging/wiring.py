@@ -1,0 +1,98 @@
+"""Builds the channel adapters from settings and adds the messaging jobs to the worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from retento.db import transaction
+from retento.messaging import outbox, planner, service
+from retento.messaging.channels import Channel
+from retento.messaging.config import MessagingSettings
+from retento.messaging.templates import Renderer
+from retento.messaging.tracking import Links, token
+
+if TYPE_CHECKING:
+    from retento.bootstrap import App
+
+
+@dataclass
+class Messaging:
+    settings: MessagingSettings
+    channels: dict[str, Channel]
+    renderer: Renderer = field(default_factory=Renderer)
+
+    @property
+    def links(self) -> Links:
+        return Links(self.settings.public_url, self.settings.messaging_secret)
+
+    def bounce_address(self, message_id: int) -> str | None:
+        """VERP return path, so a bounce names the message it is about."""
+        local, _, domain = self.settings.email_from.partition("@")
+        return f"{local}+bounce-{token(self.settings.messaging_secret, message_id)}@{domain}" if domain else None
+
+    def close(self) -> None:
+        for ch in self.channels.values():
+            ch.close()
+
+
+def build_channels(cfg: MessagingSettings) -> dict[str, Channel]:
+    """Every channel whose credentials are configured."""
+    from retento.messaging.channels.email import SmtpEmail
+    from retento.messaging.channels.fcm import FcmPush
+    from retento.messaging.channels.telegram import TelegramBot
+    from retento.messaging.channels.twilio import TwilioSms
+    from retento.messaging.channels.vk import VkCommunity
+    from retento.messaging.channels.whatsapp import WhatsAppCloud
+
+    t = cfg.http_timeout
+    out: dict[str, Channel] = {}
+    if cfg.smtp_host:
+        out["email"] = SmtpEmail(host=cfg.smtp_host, port=cfg.smtp_port, user=cfg.smtp_user,
+                                 password=cfg.smtp_password, starttls=cfg.smtp_starttls, timeout=cfg.smtp_timeout,
+                                 sender=cfg.email_from, unsubscribe_mailto=cfg.email_unsubscribe_mailto)
+    if cfg.whatsapp_phone_number_id and cfg.whatsapp_token:
+        out["whatsapp"] = WhatsAppCloud(api_url=cfg.whatsapp_api_url, phone_number_id=cfg.whatsapp_phone_number_id,
+                                        token=cfg.whatsapp_token, timeout=t)
+    if cfg.telegram_bot_token:
+        out["telegram"] = TelegramBot(api_url=cfg.telegram_api_url, token=cfg.telegram_bot_token, timeout=t)
+    if cfg.vk_token:
+        out["vk"] = VkCommunity(api_url=cfg.vk_api_url, token=cfg.vk_token, version=cfg.vk_api_version, timeout=t)
+    if cfg.twilio_account_sid and cfg.twilio_auth_token and cfg.twilio_from:
+        out["sms"] = TwilioSms(api_url=cfg.twilio_api_url, account_sid=cfg.twilio_account_sid,
+                               auth_token=cfg.twilio_auth_token, sender=cfg.twilio_from,
+                               status_callback=f"{cfg.public_url.rstrip('/')}/api/messaging/webhooks/twilio",
+                               timeout=t)
+    if cfg.fcm_project_id and cfg.fcm_access_token:
+        out["push"] = FcmPush(api_url=cfg.fcm_api_url, project_id=cfg.fcm_project_id,
+                              access_token=cfg.fcm_access_token, timeout=t)
+    return out
+
+
+def configure(app: App, settings: MessagingSettings | None = None) -> Messaging:
+    """(Re)build the messaging runtime of an app; tests point it at their local provider servers."""
+    old = getattr(app, "messaging", None)
+    if old is not None:
+        old.close()
+    cfg = settings or MessagingSettings()
+    app.messaging = Messaging(settings=cfg, channels=build_channels(cfg))  # type: ignore[attr-defined]
+    return app.messaging  # type: ignore[attr-defined]
+
+
+def install(app: App) -> None:
+    configure(app)
+
+    def campaigns() -> int:
+        with transaction(app.sessions) as s:
+            return service.start_due_campaigns(s, now=app.clock.now())
+
+    def cascades() -> int:
+        with transaction(app.sessions) as s:
+            return planner.advance_due(s, now=app.clock.now(), limit=app.messaging.settings.cascade_batch)
+
+    def send() -> int:
+        return outbox.send_due(app.sessions, app.messaging, app.clock.now())
+
+    app.worker.add_job("messaging.campaigns", campaigns)
+    app.worker.add_job("messaging.cascades", cascades)
+    app.worker.add_job("messaging.send", send)
