@@ -289,5 +289,5 @@ def site_of(session: Session, *, customer_ids: Sequence[int]) -> dict[int, int]:
     ids = list(customer_ids)
     for i in range(0, len(ids), 10000):
         out.update(session.execute(select(Customer.id, Customer.site_id)
-                                   .where(Customer.id.in_(ids[i:i + 10000]))).tuples())
+                                   .where(Customer.id.in_(ids[i:i + 10000]))).all())
     return out

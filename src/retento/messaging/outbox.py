@@ -142,7 +142,7 @@ def _store(session: Session, results: list[Result], meta: dict[int, dict[str, An
            max_attempts: int) -> None:
     t = Message.__table__
     attempts = dict(session.execute(select(Message.id, Message.attempts)
-                                    .where(Message.id.in_([r.id for r in results]))).tuples())
+                                    .where(Message.id.in_([r.id for r in results]))).all())
     sent, retry, failed = [], [], []
     for r in results:
         if r.ok:

@@ -133,7 +133,7 @@ def _recent(session: Session, customer_ids: list[int], since: datetime) -> dict[
          .where(Message.customer_id.in_(customer_ids), Message.message_class == policies.MARKETING,
                 Message.created_at >= since, Message.failed_at.is_(None))
          .group_by(Message.customer_id))
-    return dict(session.execute(q).tuples())
+    return dict(session.execute(q).all())
 
 
 def _last_messages(session: Session, run_ids: list[int]) -> dict[int, cz.Outcome]:

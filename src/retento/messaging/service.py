@@ -254,3 +254,18 @@ def cancel_runs(session: Session, *, run_ids: list[int], now: datetime, outcome:
 def price_of(rows: dict[str, ChannelPrice], channel: str, default_currency: str) -> tuple[Decimal, str]:
     p = rows.get(channel)
     return (p.price, p.currency) if p else (Decimal(0), default_currency)
+
+
+def unsubscribe(session: Session, *, message_id: int, now: datetime, source: str) -> bool:
+    """Withdraw the consent for the channel a message came through. False if it was already withdrawn."""
+    from retento.customers.schemas import CustomerEdit
+    from retento.history.schemas import ChangeContext
+    from retento.messaging.models import Message
+
+    msg = session.get(Message, message_id)
+    if msg is None:
+        raise NotFound("message", "unknown message")
+    customer = customers.get(session, msg.customer_id)
+    edit = CustomerEdit.model_validate({"consents": {msg.channel: {"granted": False, "source": source}}})
+    return bool(customers.edit(session, customer=customer, data=edit, now=now,
+                               ctx=ChangeContext.system()))

@@ -36,7 +36,7 @@ def by_provider_ids(session: Session, *, channel: str, provider_ids: Iterable[st
     for i in range(0, len(ids), 1000):
         q = select(Message.provider_id, Message.id).where(Message.channel == channel,
                                                           Message.provider_id.in_(ids[i:i + 1000]))
-        out.update(session.execute(q).tuples())
+        out.update(session.execute(q).all())
     return out
 
 
@@ -105,3 +105,27 @@ def timeline(message: Message) -> list[dict[str, object]]:
     return out
 
 
+
+
+def adopt(session: Session, *, channel: str, pairs: dict[str, str]) -> dict[str, int]:
+    """Give provider ids to our messages named by idempotency key that have none yet (a send whose result
+    was lost when a worker died); returns provider id -> message id for those found."""
+    found = dict(session.execute(select(Message.idempotency_key, Message.id).where(
+        Message.channel == channel, Message.idempotency_key.in_(list(pairs)))).all())
+    out = {}
+    for key, mid in found.items():
+        session.execute(update(Message).where(Message.id == mid, Message.provider_id.is_(None))
+                        .values(provider_id=pairs[key]), execution_options={"synchronize_session": False})
+        session.execute(update(Message).where(Message.id == mid, Message.reason.like("interrupted%"))
+                        .values(failed_at=None, reason=None, status="sent", sent_at=Message.claimed_at),
+                        execution_options={"synchronize_session": False})
+        out[pairs[key]] = mid
+    return out
+
+
+def vk_read_up_to(session: Session, *, peer: str, read_id: int) -> list[int]:
+    """VK reports reads as "everything up to message id N in this conversation"."""
+    rows = session.execute(select(Message.id, Message.provider_id).where(
+        Message.channel == "vk", Message.address == peer, Message.read_at.is_(None),
+        Message.provider_id.is_not(None)))
+    return [mid for mid, pid in rows if pid.isdigit() and int(pid) <= read_id]

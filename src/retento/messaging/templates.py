@@ -9,13 +9,17 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import ChainableUndefined, StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from retento.errors import DomainError, FieldError
 
-_text_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-_html_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+# Saving checks strictly against the sample (a typo fails then); sending renders a value a customer lacks
+# (no loyalty account, no order) as empty rather than dropping the message.
+_STRICT = (ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False),
+           ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True))
+_LENIENT = (ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=False),
+            ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=True))
 MAX_LENGTH = 100_000
 
 # What every template can use; the check at save time renders against this sample so a typo fails then.
@@ -38,11 +42,11 @@ class Rendered:
     html: str | None
 
 
-def _compile(field: str, source: str | None, html: bool = False):
+def _compile(field: str, source: str | None, html: bool = False, envs=_STRICT):
     if source is None:
         return None
     try:
-        return (_html_env if html else _text_env).from_string(source)
+        return envs[html].from_string(source)
     except TemplateError as exc:
         raise DomainError.one(field, f"template error: {exc}") from None
 
@@ -82,7 +86,7 @@ class Renderer:
         for field in ("subject", "body", "html"):
             key = (template_id, field)
             if key not in self._cache:
-                self._cache[key] = _compile(field, parts.get(field), field == "html")
+                self._cache[key] = _compile(field, parts.get(field), field == "html", _LENIENT)
             tpl = self._cache[key]
             values[field] = tpl.render(context) if tpl is not None else None
         return Rendered(values["subject"], values["body"] or "", values["html"])

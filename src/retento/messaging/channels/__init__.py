@@ -79,3 +79,16 @@ def json_or_none(resp: httpx.Response) -> dict | None:
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
+
+
+def capabilities() -> dict[str, tuple[bool, bool]]:
+    """channel -> (reports delivery, reports reads), from the provider modules."""
+    from retento.messaging.channels.email import SmtpEmail
+    from retento.messaging.channels.fcm import FcmPush
+    from retento.messaging.channels.telegram import TelegramBot
+    from retento.messaging.channels.twilio import TwilioSms
+    from retento.messaging.channels.vk import VkCommunity
+    from retento.messaging.channels.whatsapp import WhatsAppCloud
+
+    return {c.name: (c.reports_delivered, c.reports_read)
+            for c in (SmtpEmail, WhatsAppCloud, TelegramBot, VkCommunity, TwilioSms, FcmPush)}

@@ -64,6 +64,7 @@ class StatusUpdate:
     status: str  # sent | delivered | read | failed
     at: datetime
     error: str | None = None
+    callback_data: str | None = None  # our idempotency key, echoed from biz_opaque_callback_data
 
 
 def statuses(payload: dict[str, Any]) -> list[StatusUpdate]:
@@ -75,5 +76,5 @@ def statuses(payload: dict[str, Any]) -> list[StatusUpdate]:
                 errors = st.get("errors") or []
                 error = "; ".join(f"{e.get('code')}: {e.get('title') or e.get('message')}" for e in errors) or None
                 at = datetime.fromtimestamp(int(st.get("timestamp") or 0), tz=timezone.utc)
-                out.append(StatusUpdate(st["id"], st["status"], at, error))
+                out.append(StatusUpdate(st["id"], st["status"], at, error, st.get("biz_opaque_callback_data")))
     return out

@@ -1,0 +1,271 @@
+"""Messaging HTTP API: configuration, cascades, campaigns, reports, tracking links and provider webhooks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from sqlalchemy import select
+
+from retento.db import transaction
+from retento.errors import DomainError
+from retento.jsonable import jsonable
+from retento.messaging import reports, service, statuses, tracking
+from retento.messaging.channels import twilio, vk, whatsapp
+from retento.messaging.models import Message
+from retento.messaging.schemas import CampaignIn, CascadeIn, DeviceIn, PolicyIn, PriceIn, StartIn, TemplateIn
+
+
+class DomainRoute(APIRoute):
+    """A DomainError becomes a 4xx JSON body naming each bad field."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except DomainError as exc:
+                return JSONResponse({"success": False, "errors": exc.as_dict()}, status_code=exc.status)
+
+        return route
+
+
+router = APIRouter(prefix="/api/messaging", tags=["messaging"], route_class=DomainRoute)
+
+
+def _app(request: Request) -> Any:
+    return request.app.state.app
+
+
+def _tx(request: Request, fn: Callable[[Any, Any], Any]) -> Any:
+    app = _app(request)
+    with transaction(app.sessions) as s:
+        return jsonable(fn(s, app.clock.now()))
+
+
+def _row(obj: Any, *fields: str) -> dict[str, Any]:
+    return {f: getattr(obj, f) for f in fields}
+
+
+@router.put("/sites/{site}/prices/{channel}", summary="Set the price per message (per SMS segment) of a channel")
+def put_price(site: str, channel: str, data: PriceIn, request: Request) -> Any:
+    return _tx(request, lambda s, now: _row(service.set_price(s, site=site, channel=channel, data=data, now=now),
+                                           "channel", "price", "currency", "expected_read_rate"))
+
+
+@router.put("/sites/{site}/policy", summary="Quiet hours, frequency cap and default language of a site")
+def put_policy(site: str, data: PolicyIn, request: Request) -> Any:
+    return _tx(request, lambda s, now: _row(service.set_policy(s, site=site, data=data, now=now),
+                                           "quiet_start", "quiet_end", "cap_count", "cap_period_seconds"))
+
+
+TEMPLATE_FIELDS = ("id", "name", "channel", "language", "subject", "body", "html", "provider_template")
+
+
+@router.post("/templates", status_code=201, summary="Create or replace a template (refused if it does not render)")
+def post_template(data: TemplateIn, request: Request) -> Any:
+    return _tx(request, lambda s, now: _row(service.save_template(s, data=data, now=now), *TEMPLATE_FIELDS))
+
+
+@router.get("/templates", summary="Templates of a site")
+def get_templates(site: str, request: Request) -> Any:
+    return _tx(request, lambda s, now: [_row(t, *TEMPLATE_FIELDS) for t in service.list_templates(s, site=site)])
+
+
+@router.post("/templates/{template_id}/preview", summary="Render a template for a customer (or a sample one)")
+def post_preview(template_id: int, request: Request, customer_id: int | None = None) -> Any:
+    return _tx(request, lambda s, now: service.preview(s, template_id=template_id, customer_id=customer_id).__dict__)
+
+
+@router.post("/cascades", status_code=201, summary="Create a cascade of steps")
+def post_cascade(data: CascadeIn, request: Request) -> Any:
+    return _tx(request, lambda s, now: _row(service.create_cascade(s, data=data, now=now),
+                                           "id", "name", "mode", "steps"))
+
+
+@router.get("/cascades/{cascade_id}")
+def get_cascade(cascade_id: int, request: Request) -> Any:
+    return _tx(request, lambda s, now: _row(service.get_cascade(s, cascade_id), "id", "name", "mode", "steps"))
+
+
+@router.post("/cascades/{cascade_id}/start", status_code=201, summary="Start the cascade for one customer")
+def post_start(cascade_id: int, data: StartIn, request: Request) -> Any:
+    return _tx(request, lambda s, now: _row(service.start_cascade(
+        s, cascade_id=cascade_id, customer_id=data.customer_id, now=now, message_class=data.message_class.value,
+        context=data.context, idempotency_key=data.idempotency_key), "id", "state", "due_at"))
+
+
+@router.post("/campaigns", status_code=201, summary="Send a cascade to a list of customers, now or at a time")
+def post_campaign(data: CampaignIn, request: Request) -> Any:
+    return _tx(request, lambda s, now: _row(service.create_campaign(s, data=data, now=now),
+                                           "id", "name", "status", "start_at", "members"))
+
+
+@router.get("/campaigns/{campaign_id}/report", summary="Report of one campaign")
+def get_campaign_report(campaign_id: int, request: Request) -> Any:
+    def run(s: Any, _now: Any) -> Any:
+        camp = service.get_campaign(s, campaign_id)
+        return reports.report(s, cascade_id=camp.cascade_id, campaign_id=camp.id)
+    return _tx(request, run)
+
+
+@router.get("/cascades/{cascade_id}/report", summary="Report of a cascade over all its runs")
+def get_cascade_report(cascade_id: int, request: Request) -> Any:
+    return _tx(request, lambda s, now: reports.report(s, cascade_id=cascade_id))
+
+
+@router.get("/messages/{message_id}", summary="One message with its status timeline")
+def get_message(message_id: int, request: Request) -> Any:
+    def run(s: Any, _now: Any) -> Any:
+        msg = s.get(Message, message_id)
+        if msg is None:
+            raise DomainError.one("message_id", f"message {message_id} not found")
+        return {**_row(msg, "id", "customer_id", "channel", "status", "reason", "provider_id", "cost", "currency",
+                       "units", "campaign_id", "cascade_id", "step", "message_class"),
+                "timeline": statuses.timeline(msg)}
+    return _tx(request, run)
+
+
+@router.post("/devices", status_code=201, summary="Register a customer's mobile push token (FCM)")
+def post_device(data: DeviceIn, request: Request) -> Any:
+    return _tx(request, lambda s, now: _row(service.register_device(s, data=data, now=now), "token", "customer_id"))
+
+
+# --- tracking links ------------------------------------------------------------------------------------------
+
+def _track(request: Request, tok: str, status: str) -> bool:
+    app = _app(request)
+    mid = tracking.message_id(app.messaging.settings.messaging_secret, tok)
+    if mid is None:
+        return False
+    with transaction(app.sessions) as s:
+        if s.get(Message, mid) is None:
+            return False
+        now = app.clock.now()
+        statuses.record(s, updates=[statuses.Update(mid, status, now)], now=now)
+    return True
+
+
+@router.get("/o/{tok}.gif", include_in_schema=False)
+def open_pixel(tok: str, request: Request) -> Response:
+    _track(request, tok, "read")
+    return Response(tracking.GIF, media_type="image/gif", headers={"Cache-Control": "no-store, max-age=0"})
+
+
+@router.get("/c/{tok}", include_in_schema=False)
+def click(tok: str, url: str, s: str, request: Request) -> Response:
+    secret = _app(request).messaging.settings.messaging_secret
+    if not tracking.hmac.compare_digest(tracking.link_sig(secret, tok, url), s):
+        return JSONResponse({"success": False, "errors": {"url": "link signature does not match"}}, 400)
+    _track(request, tok, "clicked")
+    return RedirectResponse(url, status_code=302)
+
+
+PAGE = ("<!doctype html><html><meta charset=utf-8><title>{t}</title><body><p>{p}</p>{f}</body></html>")
+
+
+@router.get("/u/{tok}", include_in_schema=False, response_class=HTMLResponse)
+def unsubscribe_page(tok: str) -> str:
+    form = (f'<form method=post action="{tok}"><button>Отписаться / Unsubscribe</button></form>')
+    return PAGE.format(t="Unsubscribe", p="Отписаться от этих сообщений? / Unsubscribe from these messages?", f=form)
+
+
+@router.post("/u/{tok}", include_in_schema=False, response_class=HTMLResponse)
+def unsubscribe(tok: str, request: Request) -> Response:
+    """RFC 8058 one-click (body `List-Unsubscribe=One-Click`) and the page's button both land here."""
+    app = _app(request)
+    mid = tracking.message_id(app.messaging.settings.messaging_secret, tok)
+    if mid is None:
+        return HTMLResponse(PAGE.format(t="Error", p="Ссылка недействительна / Invalid link", f=""), 404)
+    with transaction(app.sessions) as s:
+        service.unsubscribe(s, message_id=mid, now=app.clock.now(), source="unsubscribe_link")
+    return HTMLResponse(PAGE.format(t="Unsubscribed", p="Вы отписались / You are unsubscribed", f=""))
+
+
+# --- provider webhooks ---------------------------------------------------------------------------------------
+
+@router.get("/webhooks/whatsapp", include_in_schema=False)
+def whatsapp_verify(request: Request) -> Response:
+    q = request.query_params
+    expected = _app(request).messaging.settings.whatsapp_verify_token
+    if q.get("hub.mode") == "subscribe" and expected and q.get("hub.verify_token") == expected:
+        return PlainTextResponse(q.get("hub.challenge", ""))
+    return PlainTextResponse("forbidden", 403)
+
+
+@router.post("/webhooks/whatsapp", include_in_schema=False)
+async def whatsapp_webhook(request: Request) -> Response:
+    app = _app(request)
+    body = await request.body()
+    secret = app.messaging.settings.whatsapp_app_secret
+    if not secret or not whatsapp.signature_ok(secret, body, request.headers.get("x-hub-signature-256")):
+        return JSONResponse({"success": False, "errors": {"X-Hub-Signature-256": "signature does not match"}}, 401)
+    try:
+        payload = json.loads(body)
+        ups = whatsapp.statuses(payload)
+    except (ValueError, KeyError, TypeError) as exc:
+        return JSONResponse({"success": False, "errors": {"body": f"not a WhatsApp webhook: {exc}"}}, 400)
+    with transaction(app.sessions) as s:
+        ids = statuses.by_provider_ids(s, channel="whatsapp", provider_ids=[u.provider_id for u in ups])
+        missing = [u for u in ups if u.provider_id not in ids and u.callback_data]
+        if missing:
+            ids.update(statuses.adopt(s, channel="whatsapp",
+                                      pairs={u.callback_data: u.provider_id for u in missing}))
+        statuses.record(s, updates=[statuses.Update(ids[u.provider_id], u.status, u.at, u.error)
+                                    for u in ups if u.provider_id in ids and u.status in statuses.COLUMN],
+                        now=app.clock.now())
+    return PlainTextResponse("ok")
+
+
+@router.post("/webhooks/twilio", include_in_schema=False)
+async def twilio_webhook(request: Request) -> Response:
+    app = _app(request)
+    cfg = app.messaging.settings
+    params = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+    url = cfg.public_url.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if not cfg.twilio_auth_token or not twilio.signature_ok(cfg.twilio_auth_token, url, params,
+                                                            request.headers.get("x-twilio-signature")):
+        return JSONResponse({"success": False, "errors": {"X-Twilio-Signature": "signature does not match"}}, 401)
+    status = twilio.STATUS.get(params.get("MessageStatus", ""))
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    if status and sid:
+        now = app.clock.now()
+        error = f"twilio {params['ErrorCode']}" if params.get("ErrorCode") else None
+        with transaction(app.sessions) as s:
+            ids = statuses.by_provider_ids(s, channel="sms", provider_ids=[sid])
+            if sid in ids:
+                statuses.record(s, updates=[statuses.Update(ids[sid], status, now, error)], now=now)
+    return Response(status_code=204)
+
+
+@router.post("/webhooks/vk", include_in_schema=False)
+async def vk_webhook(request: Request) -> Response:
+    app = _app(request)
+    cfg = app.messaging.settings
+    try:
+        payload = json.loads(await request.body())
+    except ValueError:
+        return JSONResponse({"success": False, "errors": {"body": "not JSON"}}, 400)
+    if not vk.secret_ok(cfg.vk_secret, payload):
+        return JSONResponse({"success": False, "errors": {"secret": "secret key does not match"}}, 401)
+    kind, obj = payload.get("type"), payload.get("object") or {}
+    if kind == "confirmation":
+        return PlainTextResponse(cfg.vk_confirmation or "")
+    now = app.clock.now()
+    with transaction(app.sessions) as s:
+        if kind == "message_read":
+            statuses.record(s, updates=[statuses.Update(mid, "read", now) for mid in statuses.vk_read_up_to(
+                s, peer=str(obj.get("peer_id") or obj.get("from_id")), read_id=int(obj["read_message_id"]))], now=now)
+        elif kind == "message_deny":
+            mid = s.scalar(select(Message.id).where(Message.channel == "vk",
+                                                    Message.address == str(obj.get("user_id")))
+                           .order_by(Message.id.desc()).limit(1))
+            if mid is not None:
+                service.unsubscribe(s, message_id=mid, now=now, source="vk_message_deny")
+    return PlainTextResponse("ok")

@@ -1,0 +1,83 @@
+"""Per campaign, cascade, step and channel: sent, delivered, read, clicked, failed, cost, cost per read, and
+the saving against sending every member through the cascade's most expensive channel."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from retento.messaging import service
+from retento.messaging.channels import capabilities
+from retento.messaging.models import Message, Run
+from retento.sites.models import Site
+
+CENT = Decimal("0.01")
+
+
+def _money(value: object) -> Decimal:
+    return Decimal(str(value or 0)).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass
+class Line:
+    step: int | None
+    channel: str
+    messages: int
+    sent: int
+    delivered: int | None  # None: the channel does not report it ("not reported")
+    read: int | None
+    clicked: int
+    failed: int
+    cost: Decimal
+    read_rate: float | None
+    cost_per_read: Decimal | None
+
+
+def _line(step: int | None, channel: str, row: dict, caps: dict[str, tuple[bool, bool]]) -> Line:
+    reports_delivered, reports_read = caps.get(channel, (True, True))
+    read = row["read"] if reports_read else None
+    cost = _money(row["cost"])
+    return Line(step=step, channel=channel, messages=row["messages"], sent=row["sent"],
+                delivered=row["delivered"] if reports_delivered else None, read=read, clicked=row["clicked"],
+                failed=row["failed"], cost=cost,
+                read_rate=round(read / row["sent"], 4) if read is not None and row["sent"] else None,
+                cost_per_read=_money(cost / read) if read else None)
+
+
+def report(session: Session, *, cascade_id: int, campaign_id: int | None = None) -> dict:
+    cascade = service.get_cascade(session, cascade_id)
+    site = session.get(Site, cascade.site_id)
+    m = Message
+    cols = (func.count().label("messages"), func.count(m.sent_at).label("sent"),
+            func.count(m.delivered_at).label("delivered"), func.count(m.read_at).label("read"),
+            func.count(m.clicked_at).label("clicked"), func.count(m.failed_at).label("failed"),
+            func.sum(case((m.sent_at.is_not(None), m.cost), else_=0)).label("cost"))
+    where = [m.cascade_id == cascade_id] + ([m.campaign_id == campaign_id] if campaign_id else [])
+    caps = capabilities()
+    steps = [_line(r.step, r.channel, r._asdict(), caps) for r in session.execute(
+        select(m.step, m.channel, *cols).where(*where).group_by(m.step, m.channel).order_by(m.step, m.channel))]
+    channels = [_line(None, r.channel, r._asdict(), caps) for r in session.execute(
+        select(m.channel, *cols).where(*where).group_by(m.channel).order_by(m.channel))]
+    run_where = [Run.cascade_id == cascade_id] + ([Run.campaign_id == campaign_id] if campaign_id else [])
+    members = session.scalar(select(func.count()).select_from(Run).where(*run_where)) or 0
+    outcomes = dict(session.execute(select(Run.outcome, func.count()).where(*run_where).group_by(Run.outcome)).all())
+    prices = service.prices(session, site_id=site.id)
+    cascade_channels = list(dict.fromkeys(s["channel"] for s in cascade.steps))
+    priced = {ch: service.price_of(prices, ch, site.currency) for ch in cascade_channels}
+    top = max(cascade_channels, key=lambda ch: priced[ch][0])
+    top_price, currency = priced[top]
+    baseline = _money(top_price * members)
+    total = sum((c.cost for c in channels), Decimal(0))
+    top_cost = sum((c.cost for c in channels if c.channel == top), Decimal(0))
+    reads = sum(c.read or 0 for c in channels)
+    return {
+        "cascade_id": cascade_id, "campaign_id": campaign_id, "name": cascade.name, "mode": cascade.mode,
+        "currency": currency, "members": members, "outcomes": {k or "in_progress": v for k, v in outcomes.items()},
+        "steps": [asdict(s) for s in steps], "channels": [asdict(c) for c in channels],
+        "total_cost": total, "reads": reads, "cost_per_read": _money(total / reads) if reads else None,
+        "most_expensive_channel": top, "baseline_cost": baseline,
+        "gross_saving": baseline - top_cost, "net_saving": baseline - total,
+    }
