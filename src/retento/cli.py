@@ -16,10 +16,12 @@ from rich.table import Table
 
 from retento.bootstrap import App, bootstrap
 from retento.errors import DomainError
+from retento.messaging import cli as report_cli
 
 app = typer.Typer(help="Retento: CRM-marketing engine for online retailers.", no_args_is_help=True)
 site_app = typer.Typer(help="Sites (shops).", no_args_is_help=True)
 app.add_typer(site_app, name="site")
+app.add_typer(report_cli.app, name="report")
 console = Console()
 err = Console(stderr=True)
 

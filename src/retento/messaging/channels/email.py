@@ -7,9 +7,10 @@ Bounces that come back later as DSN emails are recorded through the bounce addre
 
 from __future__ import annotations
 
+import base64
 import smtplib
+import uuid
 from collections.abc import Sequence
-from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from retento.messaging.channels import Outgoing, Result
@@ -39,32 +40,42 @@ class SmtpEmail:
             self._smtp = smtp
         return self._smtp
 
-    def build(self, msg: Outgoing) -> EmailMessage:
-        m = EmailMessage()
-        m["From"] = self.sender
-        m["To"] = msg.to
-        m["Subject"] = msg.subject or ""
-        m["Date"] = formatdate(usegmt=True)
-        m["Message-ID"] = make_msgid(idstring=f"r{msg.id}", domain=self.sender.rpartition("@")[2] or None)
-        m["X-Retento-Message"] = str(msg.id)
+    def build(self, msg: Outgoing) -> bytes:
+        """The message as RFC 5322 / MIME bytes: multipart/alternative of text and HTML, base64 UTF-8 parts.
+
+        Written out directly: the stdlib `email` generator costs milliseconds per message, which is the
+        whole budget of a 50,000-member send."""
+        headers = [
+            ("From", self.sender), ("To", msg.to), ("Subject", _encode_header(msg.subject or "")),
+            ("Date", formatdate(usegmt=True)),
+            ("Message-ID", make_msgid(idstring=f"r{msg.id}", domain=self.sender.rpartition("@")[2] or None)),
+            ("X-Retento-Message", str(msg.id)), ("MIME-Version", "1.0"),
+        ]
         if msg.unsubscribe_url:
             targets = [f"<{msg.unsubscribe_url}>"]
             if self.mailto:
                 targets.append(f"<mailto:{self.mailto}?subject=unsubscribe-{msg.id}>")
-            m["List-Unsubscribe"] = ", ".join(targets)
-            m["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        m.set_content(msg.text)
-        if msg.html:
-            m.add_alternative(msg.html, subtype="html")
-        return m
+            headers += [("List-Unsubscribe", ", ".join(targets)),
+                        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
+        if msg.html is None:
+            headers += _part_headers("plain")
+            body = _b64(msg.text)
+        else:
+            boundary = f"=_retento_{msg.id}_{uuid.uuid4().hex}"
+            headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
+            parts = []
+            for subtype, content in (("plain", msg.text), ("html", msg.html)):
+                parts.append("\r\n".join(f"{k}: {v}" for k, v in _part_headers(subtype)) + "\r\n\r\n" + _b64(content))
+            body = "".join(f"--{boundary}\r\n{p}\r\n" for p in parts) + f"--{boundary}--\r\n"
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers)
+        return (head + "\r\n" + body).encode("ascii")
 
     def send(self, batch: Sequence[Outgoing]) -> list[Result]:
         out: list[Result] = []
         for msg in batch:
             try:
                 smtp = self._connect()
-                refused = smtp.send_message(self.build(msg), from_addr=msg.bounce_address or self.sender,
-                                            to_addrs=[msg.to])
+                refused = smtp.sendmail(msg.bounce_address or self.sender, [msg.to], self.build(msg))
                 if refused:
                     code, text = next(iter(refused.values()))
                     out.append(_refused(msg.id, code, text))
@@ -102,3 +113,26 @@ def _refused(message_id: int, code: int, text: bytes | str) -> Result:
     if 500 <= code < 600:
         return Result(message_id, False, error=f"bounced: {code} {reason}"[:500])
     return Result(message_id, False, error=f"deferred: {code} {reason}"[:500], temporary=True)
+
+
+def _b64(text: str) -> str:
+    return base64.encodebytes(text.encode("utf-8")).decode("ascii").replace("\n", "\r\n")
+
+
+def _part_headers(subtype: str) -> list[tuple[str, str]]:
+    return [("Content-Type", f'text/{subtype}; charset="utf-8"'), ("Content-Transfer-Encoding", "base64")]
+
+
+def _encode_header(value: str) -> str:
+    """RFC 2047: ASCII as is; otherwise UTF-8 base64 encoded-words of at most 75 characters, folded."""
+    value = " ".join(value.split())  # no line breaks in a header
+    if value.isascii():
+        return value
+    words, chunk = [], ""
+    for ch in value:
+        if len((chunk + ch).encode()) > 45:  # 45 bytes -> 60 base64 chars + 12 of wrapping <= 75
+            words.append(chunk)
+            chunk = ""
+        chunk += ch
+    words.append(chunk)
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in words)
