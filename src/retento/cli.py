@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import signal
@@ -166,6 +167,9 @@ def site_list() -> None:
         for site in service.list_sites(s):
             table.add_row(str(site.id), site.code, site.name, site.currency, site.timezone)
     console.print(table)
+
+
+app.add_typer(importlib.import_module("retento.apikeys.cli").app, name="apikey")
 
 
 def main() -> None:
