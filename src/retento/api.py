@@ -74,4 +74,5 @@ ROUTERS: list[str] = [
     "retento.sites.api:router",
     "retento.catalog.api:router",
     "retento.history.api:router",
+    "retento.compat.api:router",
 ]

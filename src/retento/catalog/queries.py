@@ -18,3 +18,11 @@ def list_products(session: Session, *, site_ids: list[int] | None = None, catego
     if offer_id is not None:
         q = q.where(Product.offer_id == offer_id)
     return list(session.scalars(q.order_by(Product.id).limit(limit)))
+
+
+def known_offers(session: Session, *, site_id: int, offer_ids: set[str]) -> set[str]:
+    """The offer ids of this set that the site's catalogue has."""
+    if not offer_ids:
+        return set()
+    q = select(Product.offer_id).where(Product.site_id == site_id, Product.offer_id.in_(sorted(offer_ids)))
+    return set(session.scalars(q))

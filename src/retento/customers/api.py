@@ -119,6 +119,15 @@ def check_site(session: Session, principal: Principal, code: str, field: str = "
     return site
 
 
+def edit_data(session: Session, customer: Any, raw: dict[str, Any]) -> CustomerCreate:
+    """Validate an edit (external_id included) in the customer's site region; only the given fields are set."""
+    code = site_codes(session)[customer.site_id]
+    raw = {k: v for k, v in raw.items() if k not in ("site", "created_at")}
+    data = service.parse_create(session, {**raw, "site": code})
+    data.model_fields_set.discard("site")
+    return data
+
+
 @router.post("/customers", status_code=201, response_model=CustomerOut, summary="Create a customer")
 def create_customer(
     body: CustomerIn, request: Request, principal: Annotated[Principal, Depends(require("customers:write"))],
@@ -148,7 +157,7 @@ def edit_customer(customer_id: Id, body: CustomerPatch, request: Request,
     app = app_of(request)
     with transaction(app.sessions) as s:
         customer = visible_customer(s, principal, customer_id)
-        data = service.parse_edit(s, body.model_dump(exclude_unset=True, mode="json"), site_id=customer.site_id)
+        data = edit_data(s, customer, body.model_dump(exclude_unset=True, mode="json"))
         service.edit(s, customer=customer, data=data, ctx=principal.ctx, now=app.clock.now())
         return out(s, [customer])[0]
 

@@ -6,43 +6,35 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 from retento.customers.service import COLUMNS
 
 
-def list_customers(
-    session: Session,
-    *,
-    site_ids: list[int] | None = None,
-    email: str | None = None,
-    phone: str | None = None,
-    tag: str | None = None,
-    external_id: str | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
-    after_id: int = 0,
-    limit: int = 50,
-    offset: int = 0,
-) -> list[Customer]:
-    """Customers with id above `after_id` matching every given filter, oldest first."""
-    q = _filtered(select(Customer), site_ids=site_ids, email=email, phone=phone, tag=tag, external_id=external_id,
-                  created_from=created_from, created_to=created_to)
+def list_customers(session: Session, *, after_id: int = 0, limit: int = 50, offset: int = 0,
+                   **filters: Any) -> list[Customer]:
+    """Customers with id above `after_id` matching every given filter (see `_filtered`), oldest first."""
+    q = _filtered(select(Customer), **filters)
     q = q.where(Customer.id > after_id).order_by(Customer.id).offset(offset).limit(limit)
     return list(session.scalars(q))
 
 
 def count_customers(session: Session, **filters: Any) -> int:
-    from sqlalchemy import func
-
     return session.scalar(_filtered(select(func.count(Customer.id)), **filters)) or 0
 
 
 def _filtered(q: Any, *, site_ids: list[int] | None = None, email: str | None = None, phone: str | None = None,
               tag: str | None = None, external_id: str | None = None, created_from: datetime | None = None,
-              created_to: datetime | None = None) -> Any:
+              created_to: datetime | None = None, ids: list[int] | None = None,
+              external_ids: list[str] | None = None, tags: list[str] | None = None) -> Any:
+    if ids is not None:
+        q = q.where(Customer.id.in_(ids))
+    if external_ids is not None:
+        q = q.where(Customer.external_id.in_(external_ids))
+    if tags:
+        q = q.where(Customer.id.in_(select(CustomerTag.customer_id).where(CustomerTag.tag.in_(tags))))
     if site_ids is not None:
         q = q.where(Customer.site_id.in_(site_ids))
     if email is not None:
