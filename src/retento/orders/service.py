@@ -131,11 +131,12 @@ def prepare(session: Session, items: Sequence[OrderCreate], *, now: datetime) ->
             key_num = (p.order["site_id"], p.order["number"])
             if data.external_id and key_ext in taken_ext:
                 raise Conflict("external_id", f"order with externalId {data.external_id!r} already exists")
-            if key_num in taken_num:
+            if p.order["number"] is not None and key_num in taken_num:
                 raise Conflict("number", f"order number {p.order['number']!r} already exists")
             if data.external_id:
                 taken_ext.add(key_ext)
-            taken_num.add(key_num)
+            if p.order["number"] is not None:
+                taken_num.add(key_num)
             out.append(p)
         except DomainError as exc:
             out.append(exc)
