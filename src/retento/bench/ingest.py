@@ -12,9 +12,10 @@ inserts and commits are timed on either side; generating the input and reading r
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -151,11 +152,13 @@ def setup_shop(app: App, n_orders: int, *, tick: Tick | None = None) -> Shop:
     return shop
 
 
-def ingest(app: App, inputs: Sequence[dict[str, Any]], *, batch: int, tick: Tick | None = None) -> tuple[float, list[int]]:
-    """Store the orders batch by batch through the service layer. Returns (seconds, last order id of each batch)."""
+def ingest(app: App, inputs: Iterator[dict[str, Any]], *, batch: int, tick: Tick | None = None) -> tuple[float, list[int]]:
+    """Store the orders batch by batch through the service layer. Returns (seconds, last order id of each batch).
+
+    Each batch of inputs is generated just before it is timed, so the process holds one batch, as a server would.
+    """
     elapsed, bounds = 0.0, []
-    for start in range(0, len(inputs), batch):
-        chunk = inputs[start : start + batch]
+    while chunk := list(itertools.islice(inputs, batch)):
         t0 = time.perf_counter()
         with transaction(app.sessions) as s:
             data = [orders.parse_create(raw, prefix=f"[{n}].") for n, raw in enumerate(chunk)]
@@ -235,10 +238,9 @@ def run(target: Target, *, n_orders: int, batch: int, progress: Any = None, seed
     finally:
         app.close()
     copy = target.clone("raw")  # the database as it was before the orders: the baseline starts from the same state
-    inputs = list(generate_orders(n_orders, shop, seed=seed))
     app = bootstrap(Settings(database_url=target.url))
     try:
-        retento_s, bounds = ingest(app, inputs, batch=batch, tick=task("Retento ingest", n_orders))
+        retento_s, bounds = ingest(app, generate_orders(n_orders, shop, seed=seed), batch=batch, tick=task("Retento ingest", n_orders))
         written = {name: count - marks[name] for name, count in _max_ids(app).items()}
     finally:
         app.close()
