@@ -23,6 +23,9 @@ app.add_typer(site_app, name="site")
 from retento.bench.cli import bench_app  # noqa: E402
 
 app.add_typer(bench_app, name="bench")
+from retento.imports.cli import import_app  # noqa: E402
+
+app.add_typer(import_app, name="import")
 console = Console()
 err = Console(stderr=True)
 
