@@ -61,6 +61,8 @@ def from_csv(kind: Kind, cells: dict[str, str]) -> dict[str, Any]:
     errors = []
     for column, cell in cells.items():
         path = [snake(column.split(".", 1)[0]), *column.split(".")[1:]]
+        if path[0] == "consents" and len(path) == 2:
+            path.append("granted")  # `consents.email` = yes / no
         try:
             value = _cell(model, path, cell.strip())
         except ValueError as exc:
@@ -81,7 +83,7 @@ def _cell(model: type[BaseModel], path: list[str], cell: str) -> Any:
             return json.loads(cell)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
-    if path[-1] in BOOLEANS or (field == "consents" and len(path) == 2):
+    if path[-1] in BOOLEANS:
         return YES.get(cell.lower(), cell)
     if len(path) > 1:
         return cell
