@@ -190,29 +190,37 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     if plan is None:
         conn.execute(insert(table), list(rows))
         return
-    sql, getter, processors = plan
-    if processors:
-        params = []
-        for row in rows:
-            values = list(getter(row))
-            for i, process in processors:
-                values[i] = process(values[i])
-            params.append(tuple(values))
-    else:
-        params = [getter(row) for row in rows]
-    conn.exec_driver_sql(sql, params)
+    sql, keys, processors = plan
+    columns = [list(map(itemgetter(k), rows)) for k in keys]
+    for i, process in processors:
+        columns[i] = _processed(process, columns[i])
+    conn.exec_driver_sql(sql, list(zip(*columns)))
+
+
+def _processed(process: Any, values: list[Any]) -> list[Any]:
+    """process(v) for each value; computed once per distinct object (the batch's `now`, shared catalogue prices)."""
+    done: dict[int, Any] = {}
+    out = []
+    for v in values:
+        key = id(v)  # the values are alive (held by the rows) for the whole call, so ids are unique
+        if key in done:
+            out.append(done[key])
+        else:
+            out.append(r := process(v))
+            done[key] = r
+    return out
 
 
 @lru_cache(maxsize=256)
-def _insert_plan(dialect: Any, table: Table, keys: tuple[str, ...]) -> tuple[str, Any, list] | None:
-    """(SQL, row -> values, [(position, processor)]); None where Core must do it (defaults to fill, odd drivers)."""
+def _insert_plan(dialect: Any, table: Table, keys: tuple[str, ...]) -> tuple[str, tuple[str, ...], list] | None:
+    """(SQL, keys, [(position, processor)]); None where Core must do it (defaults to fill, other drivers)."""
     placeholder = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
     missing = [c for c in table.columns if c.key not in keys and c.default is not None]
-    if placeholder is None or missing or len(keys) < 2:
+    if placeholder is None or missing:
         return None
     columns = [table.c[k] for k in keys]
     processors = [(i, p) for i, c in enumerate(columns) if (p := c.type._cached_bind_processor(dialect))]
     preparer = dialect.identifier_preparer
     sql = (f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.format_column(c) for c in columns)}) "
            f"VALUES ({', '.join([placeholder] * len(columns))})")
-    return sql, itemgetter(*keys), processors
+    return sql, keys, processors

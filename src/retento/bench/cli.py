@@ -28,6 +28,7 @@ def ingest(
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN",
                                         help="PostgreSQL server for the throwaway databases")] = DEFAULT_PG_DSN,
     seed: Annotated[int, typer.Option(help="Seed of the generated orders")] = 7,
+    gc_freeze: Annotated[bool, typer.Option(help="gc.freeze() after setup, as a long-running server would")] = True,
 ) -> None:
     """Ingest generated orders through the service layer; compare with driver executemany of the same rows."""
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
@@ -39,7 +40,8 @@ def ingest(
     with Progress(*columns, console=console, transient=False) as progress:
         for backend in chosen:
             with fresh(backend, pg_dsn) as target:
-                results.append(ingest_bench.run(target, n_orders=orders, batch=batch, progress=progress, seed=seed))
+                results.append(ingest_bench.run(target, n_orders=orders, batch=batch, progress=progress, seed=seed,
+                                                   gc_freeze=gc_freeze))
     table = Table("backend", "orders", "rows", "Retento s", "orders/s", "rows/s", "baseline s", "baseline rows/s",
                   "ratio", title=f"ingest, {batch} orders per transaction")
     for r in results:
