@@ -43,6 +43,25 @@ class UTCDateTime(TypeDecorator):
         value = value.astimezone(timezone.utc)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect: Any) -> Any:
+        """process_bind_param and then the driver-level conversion, in one call (bulk inserts run it per value)."""
+        inner = self.impl_instance.bind_processor(dialect)
+        utc = timezone.utc
+        if dialect.name != "sqlite" or inner is None:
+            return super().bind_processor(dialect)
+        sample = datetime(987, 6, 5, 4, 3, 2, 1)
+        if inner(sample) != sample.isoformat(" ", "microseconds"):  # not SQLAlchemy's default storage format
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            return value.astimezone(utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
@@ -73,6 +92,20 @@ class Amount(TypeDecorator):
             return None
         value = Decimal(value).quantize(self._quantum)
         return float(value) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Any) -> Any:
+        """process_bind_param and then the driver-level conversion, in one call (bulk inserts run it per value)."""
+        quantum, inner, as_float = self._quantum, self.impl_instance.bind_processor(dialect), dialect.name == "sqlite"
+
+        def process(value: Any) -> Any:
+            if value is None:
+                return None
+            value = (value if type(value) is Decimal else Decimal(value)).quantize(quantum)
+            if as_float:
+                value = float(value)
+            return inner(value) if inner else value
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
         if value is None:
