@@ -21,9 +21,9 @@ import psycopg
 from psycopg.types.string import TextLoader
 from sqlalchemy import make_url
 
+from retento.db import SQLITE_PRAGMAS
+
 DEFAULT_PG_DSN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL",
-                  "PRAGMA busy_timeout=30000")  # the same settings retento.db gives every SQLite connection
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Target:
         """A plain driver connection: sqlite3 with Retento's pragmas, or psycopg with JSON read as text."""
         if self.backend == "sqlite":
             conn = sqlite3.connect(make_url(self.url).database, isolation_level=None, check_same_thread=False)
-            for pragma in SQLITE_PRAGMAS:
+            for pragma in ("PRAGMA journal_mode=WAL", *SQLITE_PRAGMAS):  # what Retento's connections get
                 conn.execute(pragma)
             try:
                 yield conn
