@@ -391,6 +391,8 @@ def _progress(rng: random.Random, site: str, at: datetime, now: datetime, *, goo
             break
         if p < 1.0 and rng.random() >= p:
             continue
+        if status == "complete" and steps and steps[-1].changes["status"] == "received" and rng.random() < 0.15:
+            break  # some shops leave delivered orders at "received by customer"
         t += timedelta(hours=rng.uniform(lo, hi) / speed)
         changes: dict[str, Any] = {"status": status}
         if GROUP[status] == "complete" and not paid:

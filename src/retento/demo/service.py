@@ -104,11 +104,13 @@ class _Replay:
         self.customers: list[dict[str, Any]] = []
         self.orders: list[DemoOrder] = []
         self.pending: set[int] = set()
-        self.last: datetime | None = None
+        self.first = self.clock = self.clock_before = now  # times on the timeline: batch start, current, previous
+        self.unsaved = 0  # records and changes in the open transaction
 
     @staticmethod
     def timeline(shop: Shop) -> list[tuple[datetime, int, int, Any]]:
-        events: list[tuple[datetime, int, int, Any]] = [(c["created_at"], 0, n, c) for n, c in enumerate(shop.customers)]
+        events: list[tuple[datetime, int, int, Any]] = [
+            (c["created_at"], 0, n, c) for n, c in enumerate(shop.customers)]
         events += [(o.data["created_at"], 1, n, o) for n, o in enumerate(shop.orders)]
         seq = 0
         for o in shop.orders:
@@ -123,26 +125,27 @@ class _Replay:
         s = self._begin()
         try:
             for at, kind, _, item in self.timeline(shop):
+                self.clock_before, self.clock = self.clock, at
                 if kind == 2:
                     order, step = item
                     if id(order) in self.pending:
                         self._flush(s)
                     self._change(s, order, step, at)
                 else:
-                    if self.pending and (len(self.customers) + len(self.orders) >= BATCH
-                                         or at - self.first > SPAN):
+                    gathered = len(self.customers) + len(self.orders)
+                    if gathered and (gathered >= BATCH or at - self.first > SPAN):
                         self._flush(s)
-                    if not self.customers and not self.orders:
+                        gathered = 0
+                    if not gathered:
                         self.first = at
                     (self.customers if kind == 0 else self.orders).append(item)
-                    self.last = at
                     if kind == 1:
                         self.pending.add(id(item))
                 if self.unsaved >= COMMIT_EVERY and not self.customers and not self.orders:
                     s.commit()
                     s.close()
                     s = self._begin()
-            self._flush(s)
+            self._flush(s, final=True)
             s.commit()
         except BaseException:
             s.rollback()
@@ -161,19 +164,24 @@ class _Replay:
 
     def _tick(self, n: int) -> None:
         self.done += n
-        self.unsaved = getattr(self, "unsaved", 0) + n
+        self.unsaved += n
         if self.on_progress:
             self.on_progress(self.done, self.total)
 
-    def _flush(self, s: Session) -> None:
-        """Store the gathered customers, then the gathered orders (which may point at them)."""
+    def _flush(self, s: Session, *, final: bool = False) -> None:
+        """Store the gathered customers, then the gathered orders (which may point at them).
+
+        They are recorded at the time of the last event before the one that made the batch close (the
+        batch's newest creation or a later change of another order), so history ids keep following time.
+        """
+        at = self.clock if final else self.clock_before
         if self.customers:
             items = [_customer_input(self._mapped(c)) for c in self.customers]
-            customers.create_many(s, items=items, ctx=CREATED, now=self.last)
+            customers.create_many(s, items=items, ctx=CREATED, now=at)
             self.result.customers += len(items)
         if self.orders:
             items = [orders.parse_create(self._mapped(o.data)) for o in self.orders]
-            for o, oid in zip(self.orders, orders.create_many(s, items=items, ctx=CREATED, now=self.last),
+            for o, oid in zip(self.orders, orders.create_many(s, items=items, ctx=CREATED, now=at),
                               strict=True):
                 self.ids[id(o)] = oid
             self.result.orders += len(items)
