@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import signal
@@ -16,12 +17,22 @@ from rich.table import Table
 
 from retento.bootstrap import App, bootstrap
 from retento.errors import DomainError
-from retento.messaging import cli as report_cli
 
 app = typer.Typer(help="Retento: CRM-marketing engine for online retailers.", no_args_is_help=True)
 site_app = typer.Typer(help="Sites (shops).", no_args_is_help=True)
 app.add_typer(site_app, name="site")
-app.add_typer(report_cli.app, name="report")
+from retento.bench.cli import bench_app  # noqa: E402
+
+app.add_typer(bench_app, name="bench")
+from retento.imports.cli import import_app  # noqa: E402
+
+app.add_typer(import_app, name="import")
+from retento.demo.cli import demo as _demo  # noqa: E402
+
+app.command("demo")(_demo)
+from retento.messaging.cli import app as report_app  # noqa: E402
+
+app.add_typer(report_app, name="report")
 console = Console()
 err = Console(stderr=True)
 
@@ -168,6 +179,9 @@ def site_list() -> None:
         for site in service.list_sites(s):
             table.add_row(str(site.id), site.code, site.name, site.currency, site.timezone)
     console.print(table)
+
+
+app.add_typer(importlib.import_module("retento.apikeys.cli").app, name="apikey")
 
 
 def main() -> None:
