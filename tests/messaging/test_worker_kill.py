@@ -53,7 +53,7 @@ def test_sigkilled_worker_sends_nothing_twice(mapp, db_url, client, http_provide
     h.setup_site(mapp)
     h.template(mapp, "t", "whatsapp", body="Бонусы")
     cid = h.cascade(mapp, [("whatsapp", "t", 24)])
-    ids = [h.customer(mapp, external_id=str(i), whatsapp_id=f"+7916{i:07d}", channels=("whatsapp",))
+    ids = [h.customer(mapp, external_id=str(i), whatsapp_id=f"+7916{1_000_001 + i:07d}", channels=("whatsapp",))
            for i in range(N)]
     with transaction(mapp.sessions) as s:
         service.create_campaign(s, data=CampaignIn(cascade_id=cid, name="k", customer_ids=ids), now=mapp.clock.now())

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, literal, select, update
+from sqlalchemy import String, cast, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from retento.customers import service as customers
@@ -166,7 +166,7 @@ def start_due_campaigns(session: Session, *, now: datetime) -> int:
         q = q.with_for_update(skip_locked=True)
     total = 0
     for camp in session.scalars(q).all():
-        key = literal(f"campaign:{camp.id}:") + CampaignMember.customer_id
+        key = literal(f"campaign:{camp.id}:", String) + cast(CampaignMember.customer_id, String)
         rows = select(
             literal(camp.cascade_id), literal(camp.id), literal(camp.site_id), CampaignMember.customer_id,
             literal(camp.message_class), literal(-1), literal("waiting"), literal(now, Run.due_at.type),

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from retento.messaging import planner
@@ -45,24 +45,19 @@ def record(session: Session, *, updates: list[Update], now: datetime) -> int:
     if not updates:
         return 0
     t = Message.__table__
-    per_column: dict[str, dict[int, datetime]] = defaultdict(dict)
-    errors: dict[int, str] = {}
+    by_status: dict[str, dict[int, Update]] = defaultdict(dict)
     for u in updates:
-        for status in (u.status, *IMPLIES[u.status]):
-            col = per_column[COLUMN[status]]
-            col[u.message_id] = min(col.get(u.message_id, u.at), u.at)
-        if u.status == "failed":
-            errors[u.message_id] = u.error or "failed"
-    changed: set[int] = set()
-    for column, values in per_column.items():
-        stmt = (t.update().where(t.c.id == bindparam("mid"), t.c[column].is_(None))
-                .values({column: bindparam("at", type_=t.c[column].type)}))
-        rows = [{"mid": mid, "at": at} for mid, at in values.items()]
-        session.execute(stmt, rows)
-        changed.update(values)
-    if errors:
-        session.execute(t.update().where(t.c.id == bindparam("mid"), t.c.reason.is_(None))
-                        .values(reason=bindparam("err")), [{"mid": k, "err": v[:1000]} for k, v in errors.items()])
+        by_status[u.status].setdefault(u.message_id, u)
+    for status, items in by_status.items():
+        cols = [COLUMN[x] for x in (status, *IMPLIES[status])]  # each set once: a replay changes nothing
+        values = {c: func.coalesce(t.c[c], bindparam("at", type_=t.c[c].type)) for c in cols}
+        if status == "failed":
+            values["reason"] = func.coalesce(t.c.reason, bindparam("err"))
+        rows = [{"mid": mid, "at": u.at} for mid, u in items.items()]
+        if status == "failed":
+            rows = [{**r, "err": (items[r["mid"]].error or "failed")[:1000]} for r in rows]
+        session.execute(t.update().where(t.c.id == bindparam("mid")).values(values), rows)
+    changed = {u.message_id for u in updates}
     ids = sorted(changed)
     for i in range(0, len(ids), 1000):
         _restatus(session, ids[i:i + 1000])
