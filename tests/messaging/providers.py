@@ -58,6 +58,7 @@ def twilio_segments(body: str) -> int:
 def make_handler(state: State):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls on keep-alive
 
         def log_message(self, *args: Any) -> None:
             pass

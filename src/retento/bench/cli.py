@@ -65,3 +65,36 @@ def markdown(results: list[ingest_bench.Result], command: str) -> str:
         lines.append(f"| {r.version} | {r.orders:,} | {r.total_rows:,} ({', '.join(f'{k} {v:,}' for k, v in r.rows.items())}) "
                      f"| {r.retento_s:.2f} | {r.orders_per_s:,.0f} | {r.baseline_s:.2f} | {r.ratio:.2f}x |")
     return "\n".join(lines)
+
+
+@bench_app.command("cascade")
+def cascade(
+    recipients: Annotated[int, typer.Option(min=1, help="Campaign members to plan")] = 1_000_000,
+    deliver: Annotated[int, typer.Option(min=1, help="Messages to deliver over HTTP")] = 50_000,
+    workers: Annotated[int, typer.Option(min=1, help="Sending worker processes (1 on SQLite)")] = 2,
+    backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite,postgres",
+    pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN")] = DEFAULT_PG_DSN,
+) -> None:
+    """Cascade planning against a driver insert of the same outbox rows; delivery against a minimal client."""
+    from retento.bench import cascade as cascade_bench
+
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    if not chosen or set(chosen) - {"sqlite", "postgres"}:
+        console.print("[red]error:[/red] --backends: use sqlite, postgres or both")
+        raise typer.Exit(2)
+    results = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        for backend in chosen:
+            with fresh(backend, pg_dsn) as plan_target, fresh(backend, pg_dsn) as deliver_target:
+                results.append(cascade_bench.run(plan_target, deliver_target, recipients=recipients, deliver=deliver,
+                                                 workers=1 if backend == "sqlite" else workers, progress=progress))
+    lines = [f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python "
+             f"{platform.python_version()}: `retento {' '.join(sys.argv[1:])}`", "",
+             "| backend | recipients | planning s | recipients/s | driver insert s | ratio | delivered | workers "
+             "| delivery s | msgs/s | minimal client s | ratio |", "| --- |" + " ---: |" * 11]
+    for r in results:
+        lines.append(f"| {r.version} | {r.recipients:,} | {r.plan_s:.1f} | {r.plan_rate:,.0f} | {r.baseline_s:.1f} "
+                     f"| {r.plan_ratio:.2f}x | {r.deliver:,} | {r.workers} | {r.deliver_s:.1f} "
+                     f"| {r.deliver / r.deliver_s:,.0f} | {r.client_s:.1f} | {r.deliver_ratio:.2f}x |")
+    print("\n".join(lines))

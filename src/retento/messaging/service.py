@@ -59,6 +59,13 @@ def policy(session: Session, *, site_id: int) -> policies.Policy:
                            timedelta(seconds=row.cap_period_seconds), row.default_language)
 
 
+def _get(session: Session, model: type, row_id: int, field: str) -> Any:
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFound(field, f"{model.__name__.lower()} {row_id} not found")
+    return row
+
+
 # --- templates ---------------------------------------------------------------------------------------------
 
 def save_template(session: Session, *, data: TemplateIn, now: datetime) -> Template:
@@ -79,10 +86,7 @@ def save_template(session: Session, *, data: TemplateIn, now: datetime) -> Templ
 
 
 def get_template(session: Session, template_id: int) -> Template:
-    row = session.get(Template, template_id)
-    if row is None:
-        raise NotFound("id", f"template {template_id} not found")
-    return row
+    return _get(session, Template, template_id, "id")
 
 
 def list_templates(session: Session, *, site: str) -> list[Template]:
@@ -123,10 +127,7 @@ def create_cascade(session: Session, *, data: CascadeIn, now: datetime) -> Casca
 
 
 def get_cascade(session: Session, cascade_id: int) -> Cascade:
-    row = session.get(Cascade, cascade_id)
-    if row is None:
-        raise NotFound("cascade_id", f"cascade {cascade_id} not found")
-    return row
+    return _get(session, Cascade, cascade_id, "cascade_id")
 
 
 def steps_of(cascade: Cascade) -> list[Step]:
@@ -153,10 +154,7 @@ def create_campaign(session: Session, *, data: CampaignIn, now: datetime) -> Cam
 
 
 def get_campaign(session: Session, campaign_id: int) -> Campaign:
-    row = session.get(Campaign, campaign_id)
-    if row is None:
-        raise NotFound("campaign_id", f"campaign {campaign_id} not found")
-    return row
+    return _get(session, Campaign, campaign_id, "campaign_id")
 
 
 def start_due_campaigns(session: Session, *, now: datetime) -> int:
