@@ -23,13 +23,15 @@ from retento.sites.models import Site
 
 def advance_due(session: Session, *, now: datetime, limit: int) -> int:
     """Advance up to `limit` due runs; returns how many were looked at."""
-    q = select(Run).where(Run.state == "waiting", Run.due_at <= now).order_by(Run.due_at, Run.id).limit(limit)
+    cols = (Run.id, Run.cascade_id, Run.campaign_id, Run.site_id, Run.customer_id, Run.message_class, Run.plan,
+            Run.pos, Run.context)
+    q = select(*cols).where(Run.state == "waiting", Run.due_at <= now).order_by(Run.due_at, Run.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
-    runs = list(session.scalars(q))
+    runs = list(session.execute(q))
     if not runs:
         return 0
-    by_site: dict[int, list[Run]] = defaultdict(list)
+    by_site: dict[int, list[Any]] = defaultdict(list)
     for r in runs:
         by_site[r.site_id].append(r)
     for site_id, site_runs in by_site.items():
@@ -37,7 +39,7 @@ def advance_due(session: Session, *, now: datetime, limit: int) -> int:
     return len(runs)
 
 
-def _advance_site(session: Session, site_id: int, runs: list[Run], now: datetime) -> None:
+def _advance_site(session: Session, site_id: int, runs: list[Any], now: datetime) -> None:
     site = session.get(Site, site_id)
     pol = service.policy(session, site_id=site_id)
     price_rows = service.prices(session, site_id=site_id)
@@ -106,7 +108,7 @@ def _advance_site(session: Session, site_id: int, runs: list[Run], now: datetime
         else:
             change.update(state="done", outcome="exhausted" if run.pos >= 0 else "unreachable", finished_at=now)
     if messages:
-        session.execute(insert(Message), messages)
+        session.execute(Message.__table__.insert(), messages)
     t = Run.__table__
     session.execute(t.update().where(t.c.id == bindparam("rid")).values(
         {c: bindparam(f"v_{c}", type_=t.c[c].type) for c in ("plan", "pos", "state", "due_at", "outcome", "finished_at")}),
