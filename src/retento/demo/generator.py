@@ -21,7 +21,6 @@ from retento.money import round_money
 from retento.orders.statuses import STATUSES
 
 
-
 class Weighted:
     """A weighted choice with its cumulative weights computed once (random.choices recomputes them per call)."""
 

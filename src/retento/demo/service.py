@@ -29,7 +29,6 @@ from retento.demo.generator import DemoOrder, Shop, Step
 from retento.errors import DomainError
 from retento.history.schemas import ActorType, ChangeContext, Source
 from retento.orders import service as orders
-from retento.orders.models import Order
 from retento.sites import service as sites
 from retento.sites.models import Manager, Site
 from retento.sites.schemas import ManagerCreate, SiteCreate
