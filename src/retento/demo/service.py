@@ -37,7 +37,7 @@ CREATED = ChangeContext(Source.DEMO, ActorType.SYSTEM, "demo")
 ROBOT = ChangeContext(Source.ROBOT, ActorType.SYSTEM, "demo-robot")
 COMMIT_EVERY = 2000  # records and changes per transaction
 BATCH = 500  # creations per create_many call
-SPAN = timedelta(days=3)  # a batch of creations is recorded at most this long after its first one
+SPAN = timedelta(days=7)  # a batch of creations is recorded at most this long after its first one
 
 
 @dataclass
