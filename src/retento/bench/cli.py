@@ -53,30 +53,12 @@ def ingest(
                         gc_freeze=gc_freeze,
                     )
                 )
-    table = Table(
-        "backend",
-        "orders",
-        "rows",
-        "Retento s",
-        "orders/s",
-        "rows/s",
-        "baseline s",
-        "baseline rows/s",
-        "ratio",
-        title=f"ingest, {batch} orders per transaction",
-    )
+    table = Table("backend", "orders", "rows", "Retento s", "orders/s", "orders/CPU s", "baseline s", "ratio",
+                  "CPU ratio", title=f"ingest, {batch} orders per transaction")
     for r in results:
-        table.add_row(
-            r.version,
-            f"{r.orders:,}",
-            f"{r.total_rows:,}",
-            f"{r.retento_s:.2f}",
-            f"{r.orders_per_s:,.0f}",
-            f"{r.total_rows / r.retento_s:,.0f}",
-            f"{r.baseline_s:.2f}",
-            f"{r.total_rows / r.baseline_s:,.0f}",
-            f"{r.ratio:.2f}x",
-        )
+        table.add_row(r.version, f"{r.orders:,}", f"{r.total_rows:,}", f"{r.retento.wall:.2f}",
+                      f"{r.orders_per_s:,.0f}", f"{r.orders_per_cpu_s:,.0f}", f"{r.baseline.wall:.2f}",
+                      f"{r.ratio:.2f}x", f"{r.retento.cpu / r.baseline.cpu:.2f}x")
     console.print(table)
     print("\nMarkdown for docs/benchmarks.md (printed, not written to the file):\n")
     print(markdown(results, " ".join(sys.argv[1:]), load, started))
@@ -84,15 +66,18 @@ def ingest(
 
 def markdown(results: list[ingest_bench.Result], command: str, load: float, started: datetime) -> str:
     lines = [
-        f"Run {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, load average {load:.1f} at the start: `retento {command}`",
+        f"Run {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {load:.1f} at the start: `retento {command}`",
         "",
-        "| backend | orders | rows written | Retento s | orders/s | baseline s | ratio |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| backend | orders | rows written | Retento s | orders/s | Retento CPU s | orders/CPU s "
+        "| baseline s | baseline CPU s | ratio |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
+        rows = ", ".join(f"{k} {v:,}" for k, v in r.rows.items())
         lines.append(
-            f"| {r.version} | {r.orders:,} | {r.total_rows:,} ({', '.join(f'{k} {v:,}' for k, v in r.rows.items())}) "
-            f"| {r.retento_s:.2f} | {r.orders_per_s:,.0f} | {r.baseline_s:.2f} | {r.ratio:.2f}x |"
+            f"| {r.version} | {r.orders:,} | {r.total_rows:,} ({rows}) | {r.retento.wall:.2f} | {r.orders_per_s:,.0f} "
+            f"| {r.retento.cpu:.2f} | {r.orders_per_cpu_s:,.0f} | {r.baseline.wall:.2f} | {r.baseline.cpu:.2f} "
+            f"| {r.ratio:.2f}x |"
         )
     return "\n".join(lines)

@@ -17,6 +17,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -53,14 +54,29 @@ class Shop:
 
 
 @dataclass
+class Stopwatch:
+    """Wall-clock and this process's CPU seconds of the timed sections."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    @contextmanager
+    def timing(self) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        yield
+        self.wall += time.perf_counter() - wall
+        self.cpu += time.process_time() - cpu
+
+
+@dataclass
 class Result:
     backend: str
     version: str
     orders: int
     batch: int
     rows: dict[str, int]
-    retento_s: float
-    baseline_s: float
+    retento: Stopwatch
+    baseline: Stopwatch
 
     @property
     def total_rows(self) -> int:
@@ -68,11 +84,15 @@ class Result:
 
     @property
     def orders_per_s(self) -> float:
-        return self.orders / self.retento_s
+        return self.orders / self.retento.wall
+
+    @property
+    def orders_per_cpu_s(self) -> float:
+        return self.orders / self.retento.cpu
 
     @property
     def ratio(self) -> float:
-        return self.retento_s / self.baseline_s
+        return self.retento.wall / self.baseline.wall
 
 
 def shop_size(n_orders: int) -> tuple[int, int]:
@@ -194,30 +214,28 @@ def setup_shop(app: App, n_orders: int, *, tick: Tick | None = None) -> Shop:
 
 def ingest(
     app: App, inputs: Iterator[dict[str, Any]], *, batch: int, tick: Tick | None = None
-) -> tuple[float, list[int]]:
-    """Store the orders batch by batch through the service layer. Returns (seconds, last order id of each batch).
+) -> tuple[Stopwatch, list[int]]:
+    """Store the orders batch by batch through the service layer. Returns (time, last order id of each batch).
 
     Each batch of inputs is generated just before it is timed, so the process holds one batch, as a server would.
     """
-    elapsed, bounds = 0.0, []
+    spent, bounds = Stopwatch(), []
     while chunk := list(itertools.islice(inputs, batch)):
-        t0 = time.perf_counter()
-        with transaction(app.sessions) as s:
+        with spent.timing(), transaction(app.sessions) as s:
             data = [orders.parse_create(raw, prefix=f"[{n}].") for n, raw in enumerate(chunk)]
             ids = orders.create_many(s, items=data, ctx=CTX, now=app.clock.now())
-        elapsed += time.perf_counter() - t0
         bounds.append(ids[-1])
         if tick:
             tick(len(chunk))
-    return elapsed, bounds
+    return spent, bounds
 
 
 def baseline(
     source: Target, copy: Target, bounds: list[int], *, marks: dict[str, int], tick: Tick | None = None
-) -> tuple[float, dict[str, int]]:
-    """Insert the rows Retento wrote into `copy` with the plain driver, batch by batch. Returns (seconds, rows)."""
+) -> tuple[Stopwatch, dict[str, int]]:
+    """Insert the rows Retento wrote into `copy` with the plain driver, batch by batch. Returns (time, rows)."""
     rows = {t.name: 0 for t in TABLES}
-    elapsed, low = 0.0, marks["orders"]
+    spent, low = Stopwatch(), marks["orders"]
     ph = "?" if source.backend == "sqlite" else "%s"
     inserts = [
         f"INSERT INTO {t.name} ({', '.join(c.name for c in t.columns)}) "
@@ -227,24 +245,23 @@ def baseline(
     with source.raw() as src, copy.raw() as dst:
         for high in bounds:
             batch = _rows_of(src, low, high, ph, marks)
-            t0 = time.perf_counter()
-            if copy.backend == "sqlite":
-                dst.execute("BEGIN IMMEDIATE")
-                for sql, data in zip(inserts, batch, strict=True):
-                    dst.executemany(sql, data)
-                dst.execute("COMMIT")
-            else:
-                with dst.cursor() as cur:
+            with spent.timing():
+                if copy.backend == "sqlite":
+                    dst.execute("BEGIN IMMEDIATE")
                     for sql, data in zip(inserts, batch, strict=True):
-                        cur.executemany(sql, data)
-                dst.commit()
-            elapsed += time.perf_counter() - t0
+                        dst.executemany(sql, data)
+                    dst.execute("COMMIT")
+                else:
+                    with dst.cursor() as cur:
+                        for sql, data in zip(inserts, batch, strict=True):
+                            cur.executemany(sql, data)
+                    dst.commit()
             for t, data in zip(TABLES, batch, strict=True):
                 rows[t.name] += len(data)
             if tick:
                 tick(high - low)
             low = high
-    return elapsed, rows
+    return spent, rows
 
 
 def _rows_of(conn: Any, low: int, high: int, ph: str, marks: dict[str, int]) -> list[list[tuple]]:
@@ -303,22 +320,20 @@ def run(
         marks = _max_ids(app)
     finally:
         app.close()
-    copy = target.clone(
-        "raw"
-    )  # the database as it was before the orders: the baseline starts from the same state
+    copy = target.clone("raw")  # the database before the orders: the baseline starts from the same state
     app = bootstrap(Settings(database_url=target.url))
     if gc_freeze:
         gc.collect()
         gc.freeze()
     try:
-        retento_s, bounds = ingest(
+        spent, bounds = ingest(
             app,
             generate_orders(n_orders, shop, seed=seed),
             batch=batch,
             tick=task("Retento ingest", n_orders),
         )
         written = {name: count - marks[name] for name, count in _max_ids(app).items()}
-        baseline_s, rows = baseline(
+        base, rows = baseline(
             target, copy, bounds, marks=marks, tick=task("driver executemany", n_orders)
         )
     finally:
@@ -326,4 +341,4 @@ def run(
         gc.unfreeze()
     if rows["orders"] != n_orders or rows != written:
         raise RuntimeError(f"baseline copied {rows}, Retento wrote {written}")
-    return Result(target.backend, target.version, n_orders, batch, rows, retento_s, baseline_s)
+    return Result(target.backend, target.version, n_orders, batch, rows, spent, base)
