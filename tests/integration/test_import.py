@@ -227,6 +227,9 @@ def test_unusable_input(app, tmp_path):
         run(app, tmp_path, "c.csv", "external_id,emial\nc1,a@b.c\n", Kind.CUSTOMERS)
     with pytest.raises(UnusableInput, match="unknown site 'nope'"):
         run(app, tmp_path, "c.csv", "external_id\nc1\n", Kind.CUSTOMERS, site="nope")
+    with pytest.raises(UnusableInput, match="--rejects"):
+        run(app, tmp_path, "c.csv", "external_id\nc1\n", Kind.CUSTOMERS, site="shop", rejects=tmp_path / "c.csv")
+    assert (tmp_path / "c.csv").exists()
     assert counts(app)["Customer"] == 0
     assert run(app, tmp_path, "c.txt", '{"external_id": "c1"}\n', Kind.CUSTOMERS, fmt="jsonl",
                site="shop").counts["created"] == 1
