@@ -283,3 +283,16 @@ def test_cli_exit_codes(app, tmp_path, cli_env):
     assert cli_env.invoke(cli, ["import", "orders", str(good), "--format", "xml"]).exit_code == 2
     assert cli_env.invoke(cli, ["import", "customers", str(good), "--site", "other"]).exit_code == 2
     assert counts(app)["Customer"] == 2
+
+
+def test_repeated_order_external_id_second_row_updates(app, tmp_path):
+    f.site(app)
+    rows = [{"external_id": "o1", "status": "new", "items": [{"name": "A", "price": "10"}]},
+            {"external_id": "o1", "status": "complete", "items": [{"name": "A", "price": "10"}]},
+            {"external_id": "o2", "items": [{"name": "B", "price": "5", "quantity": "2"}]}]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    result = run(app, tmp_path, "orders.jsonl", text, Kind.ORDERS, site="shop")
+    assert result.counts == {"created": 2, "updated": 1, "unchanged": 0}
+    with transaction(app.sessions) as s:
+        assert orders.find(s, site_id=1, external_id="o1").status == "complete"
+    assert counts(app)["Order"] == 2
