@@ -240,17 +240,11 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
 
 
 def _processed(process: Any, values: list[Any]) -> list[Any]:
-    """process(v) for each value; computed once per distinct object (the batch's `now`, shared catalogue prices)."""
-    done: dict[int, Any] = {}
-    out = []
-    for v in values:
-        key = id(v)  # the values are alive (held by the rows) for the whole call, so ids are unique
-        if key in done:
-            out.append(done[key])
-        else:
-            out.append(r := process(v))
-            done[key] = r
-    return out
+    """process(v) for each value; once for a column that holds one object throughout (the batch's `now`)."""
+    first = values[0]
+    if values.count(first) == len(values) and all(v is first for v in values):
+        return [process(first)] * len(values)
+    return list(map(process, values))
 
 
 @lru_cache(maxsize=256)

@@ -8,7 +8,9 @@ from retento.cli import app
 
 
 def test_bench_ingest_runs_on_sqlite_and_prints_a_ratio():
-    result = CliRunner().invoke(app, ["bench", "ingest", "--orders", "300", "--batch", "100", "--backends", "sqlite"])
+    result = CliRunner().invoke(
+        app, ["bench", "ingest", "--orders", "300", "--batch", "100", "--backends", "sqlite"]
+    )
     assert result.exit_code == 0, result.output
     assert re.search(r"\| SQLite [\d.]+ \| 300 \|", result.output)
     assert re.search(r"\| \d+\.\d\dx \|", result.output)

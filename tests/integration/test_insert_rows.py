@@ -18,8 +18,12 @@ MSK = timezone(timedelta(hours=3))
 def stored(app, table, ids):
     cols = ", ".join(c.name for c in table.columns if c.name != "id")
     with app.engine.connect() as conn:
-        return [tuple(r) for r in conn.exec_driver_sql(
-            f"SELECT {cols} FROM {table.name} WHERE id IN ({', '.join(map(str, ids))}) ORDER BY id")]
+        return [
+            tuple(r)
+            for r in conn.exec_driver_sql(
+                f"SELECT {cols} FROM {table.name} WHERE id IN ({', '.join(map(str, ids))}) ORDER BY id"
+            )
+        ]
 
 
 def test_insert_rows_matches_core_insert(app):
@@ -27,19 +31,59 @@ def test_insert_rows_matches_core_insert(app):
     at = datetime(2026, 3, 2, 12, 30, 15, 250000, tzinfo=MSK)
     payload = {"total": Decimal("10.50"), "at": at, "tags": {"b"}, "nested": serialised({"x": [1, None]})}
     rows = {
-        HistoryEntry.__table__: dict(created_at=at, entity="order", entity_id=1, site_id=1, created=True, deleted=False,
-                                     source="api", actor_type="api_key", actor_id="k", field="status", old_value=None,
-                                     new_value=serialised(payload)),
-        Event.__table__: dict(type="custom", name="n", occurred_at=at, site_id=1, customer_id=None, order_id=None,
-                              payload=serialised(payload), source="api", actor_type="api_key", actor_id=None, depth=0,
-                              idempotency_key=None),
-        Order.__table__: dict(site_id=1, external_id="e", number="n", customer_id=None, status="new",
-                              status_updated_at=at, currency="RUB", items_total=Decimal("10.5"),
-                              discount_total=Decimal(0), delivery_cost=Decimal("0.333"), total=Decimal("10.83"),
-                              paid_amount=Decimal(0), payment_type=None, payment_status=None, delivery_type=None,
-                              delivery_date=at.date(), delivery_address={"city": "Казань"}, manager_id=None,
-                              customer_comment=None, manager_comment=None, custom_fields={}, created_at=at,
-                              updated_at=at),
+        HistoryEntry.__table__: dict(
+            created_at=at,
+            entity="order",
+            entity_id=1,
+            site_id=1,
+            created=True,
+            deleted=False,
+            source="api",
+            actor_type="api_key",
+            actor_id="k",
+            field="status",
+            old_value=None,
+            new_value=serialised(payload),
+        ),
+        Event.__table__: dict(
+            type="custom",
+            name="n",
+            occurred_at=at,
+            site_id=1,
+            customer_id=None,
+            order_id=None,
+            payload=serialised(payload),
+            source="api",
+            actor_type="api_key",
+            actor_id=None,
+            depth=0,
+            idempotency_key=None,
+        ),
+        Order.__table__: dict(
+            site_id=1,
+            external_id="e",
+            number="n",
+            customer_id=None,
+            status="new",
+            status_updated_at=at,
+            currency="RUB",
+            items_total=Decimal("10.5"),
+            discount_total=Decimal(0),
+            delivery_cost=Decimal("0.333"),
+            total=Decimal("10.83"),
+            paid_amount=Decimal(0),
+            payment_type=None,
+            payment_status=None,
+            delivery_type=None,
+            delivery_date=at.date(),
+            delivery_address={"city": "Казань"},
+            manager_id=None,
+            customer_comment=None,
+            manager_comment=None,
+            custom_fields={},
+            created_at=at,
+            updated_at=at,
+        ),
     }
     for table, row in rows.items():
         with transaction(app.sessions) as s:
@@ -64,9 +108,22 @@ def test_orders_created_after_reserved_ids_get_larger_ids(app):
         ids = reserve_ids(s, Order.__table__, 3)
         for n, oid in enumerate(ids):
             row = {c.name: None for c in Order.__table__.columns}
-            row.update(id=oid, site_id=1, number=f"R-{n}", status="new", currency="RUB", items_total=0,
-                       discount_total=0, delivery_cost=0, total=0, paid_amount=0, custom_fields={},
-                       status_updated_at=app.clock.now(), created_at=app.clock.now(), updated_at=app.clock.now())
+            row.update(
+                id=oid,
+                site_id=1,
+                number=f"R-{n}",
+                status="new",
+                currency="RUB",
+                items_total=0,
+                discount_total=0,
+                delivery_cost=0,
+                total=0,
+                paid_amount=0,
+                custom_fields={},
+                status_updated_at=app.clock.now(),
+                created_at=app.clock.now(),
+                updated_at=app.clock.now(),
+            )
             insert_rows(s, Order.__table__, [row])
     assert ids == sorted(ids) and len(set(ids)) == 3 and ids[0] > first
     assert f.order(app, number="A-2") > ids[-1]

@@ -23,8 +23,18 @@ def processors(type_, dialect):
 @pytest.mark.parametrize("scale", [2, 3])
 def test_amount(dialect, scale):
     fast, composed = processors(Amount(scale), dialect)
-    for value in (None, Decimal("0"), Decimal("-0"), Decimal("12.3"), Decimal("12.345"), Decimal("12.3455"),
-                  Decimal("99999999999.999"), 7, "1.005", 0.1):
+    for value in (
+        None,
+        Decimal("0"),
+        Decimal("-0"),
+        Decimal("12.3"),
+        Decimal("12.345"),
+        Decimal("12.3455"),
+        Decimal("99999999999.999"),
+        7,
+        "1.005",
+        0.1,
+    ):
         got, want = fast(value), composed(value)
         assert (got, type(got), str(got)) == (want, type(want), str(want))
 
@@ -32,8 +42,12 @@ def test_amount(dialect, scale):
 @pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
 def test_utc_datetime(dialect):
     fast, composed = processors(UTCDateTime(), dialect)
-    for value in (None, datetime(2026, 3, 2, 9, tzinfo=timezone.utc), datetime(2026, 3, 2, 0, 30, 0, 5, tzinfo=MSK),
-                  datetime(999, 1, 1, 23, 59, 59, 999999, tzinfo=timezone.utc)):
+    for value in (
+        None,
+        datetime(2026, 3, 2, 9, tzinfo=timezone.utc),
+        datetime(2026, 3, 2, 0, 30, 0, 5, tzinfo=MSK),
+        datetime(999, 1, 1, 23, 59, 59, 999999, tzinfo=timezone.utc),
+    ):
         assert fast(value) == composed(value)
     with pytest.raises(ValueError, match="naive"):
         fast(datetime(2026, 3, 2))

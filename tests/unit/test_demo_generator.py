@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from retento.catalog.schemas import ProductIn
 from retento.customers.schemas import CustomerCreate
@@ -11,7 +11,7 @@ from retento.demo.generator import GROUP, generate
 from retento.orders.schemas import OrderCreate, OrderEdit
 from retento.sites.schemas import ManagerCreate, SiteCreate
 
-NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def dump(shop):

@@ -21,7 +21,6 @@ from retento.money import round_money
 from retento.orders.statuses import STATUSES
 
 
-
 class Weighted:
     """A weighted choice with its cumulative weights computed once (random.choices recomputes them per call)."""
 
@@ -37,8 +36,8 @@ GROUP = {code: group for code, group, _en, _ru in STATUSES}
 GROUP_ORDER = ["new", "approval", "assembling", "delivery", "complete", "cancel"]
 # Orders younger than DETAILED_DAYS go through every status; up to OUTCOME_DAYS old they change once, to
 # their outcome; older ones are recorded with their outcome (status changes are the costly part of loading).
-DETAILED_DAYS = 30
-OUTCOME_DAYS = 180
+DETAILED_DAYS = 21
+OUTCOME_DAYS = 90
 YEARS = 2
 HOURS = Weighted(list(enumerate([1, 1, 1, 1, 2, 4, 6, 8, 9, 9, 9, 8, 8, 8, 9, 10, 10, 9, 7, 5, 3, 2, 1, 1])))
 ENTRY_POINTS = Weighted([("purchase", 40), ("registration", 25), ("subscription", 12), ("lead_magnet", 8),

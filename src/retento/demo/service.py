@@ -29,7 +29,6 @@ from retento.demo.generator import DemoOrder, Shop, Step
 from retento.errors import DomainError
 from retento.history.schemas import ActorType, ChangeContext, Source
 from retento.orders import service as orders
-from retento.orders.models import Order
 from retento.sites import service as sites
 from retento.sites.models import Manager, Site
 from retento.sites.schemas import ManagerCreate, SiteCreate
@@ -38,7 +37,7 @@ CREATED = ChangeContext(Source.DEMO, ActorType.SYSTEM, "demo")
 ROBOT = ChangeContext(Source.ROBOT, ActorType.SYSTEM, "demo-robot")
 COMMIT_EVERY = 2000  # records and changes per transaction
 BATCH = 500  # creations per create_many call
-SPAN = timedelta(days=3)  # a batch of creations is recorded at most this long after its first one
+SPAN = timedelta(days=7)  # a batch of creations is recorded at most this long after its first one
 
 
 @dataclass
