@@ -11,10 +11,11 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from retento.customers import service as customers
+from retento.db import insert_rows
 from retento.messaging import cascade as cz
 from retento.messaging import policies, service
 from retento.messaging.models import Cascade, Message, Run, Template
@@ -108,7 +109,7 @@ def _advance_site(session: Session, site_id: int, runs: list[Any], now: datetime
         else:
             change.update(state="done", outcome="exhausted" if run.pos >= 0 else "unreachable", finished_at=now)
     if messages:
-        session.execute(Message.__table__.insert(), messages)
+        insert_rows(session, Message.__table__, messages)
     t = Run.__table__
     session.execute(t.update().where(t.c.id == bindparam("rid")).values(
         {c: bindparam(f"v_{c}", type_=t.c[c].type) for c in ("plan", "pos", "state", "due_at", "outcome", "finished_at")}),
