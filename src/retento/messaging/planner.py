@@ -163,11 +163,28 @@ def _history(session: Session, customer_ids: list[int]) -> dict[int, dict[str, t
     return out
 
 
+def waiting_runs(session: Session, message_ids: list[int]) -> list[int]:
+    """The waiting runs these messages belong to, locked. Looked up by primary key only: with a filter on
+    `state` too, SQLite picks the state index and scans every waiting run."""
+    runs = list(session.scalars(select(Message.run_id).where(Message.id.in_(message_ids),
+                                                             Message.run_id.is_not(None)).distinct()))
+    if not runs:
+        return []
+    q = select(Run.id, Run.state).where(Run.id.in_(runs))
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update()
+    return [rid for rid, state in session.execute(q) if state == "waiting"]
+
+
 def wake_runs(session: Session, *, message_ids: list[int], now: datetime) -> None:
-    """Runs whose current message just failed go on at once instead of at the end of the window."""
-    if message_ids:
-        runs = select(Message.run_id).where(Message.id.in_(message_ids), Message.run_id.is_not(None))
-        session.execute(update(Run).where(Run.id.in_(runs), Run.state == "waiting", Run.due_at > now)
-                        .values(due_at=now), execution_options={"synchronize_session": False})
-
-
+    """Runs whose current message just failed go on at once instead of at the end of the window (a late
+    failure of an earlier step's message changes nothing)."""
+    runs = waiting_runs(session, message_ids) if message_ids else []
+    if runs:
+        newest = session.execute(select(Message.run_id, func.max(Message.id)).where(Message.run_id.in_(runs))
+                                 .group_by(Message.run_id)).all()
+        failed = set(message_ids)
+        runs = [rid for rid, mid in newest if mid in failed]
+    if runs:
+        session.execute(update(Run).where(Run.id.in_(runs)).values(due_at=now),
+                        execution_options={"synchronize_session": False})

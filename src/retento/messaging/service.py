@@ -244,11 +244,6 @@ def read_rates(session: Session, *, site_id: int) -> dict[str, float]:
     return rates
 
 
-def cancel_runs(session: Session, *, run_ids: list[int], now: datetime, outcome: str) -> None:
-    session.execute(update(Run).where(Run.id.in_(run_ids), Run.state == "waiting")
-                    .values(state="done", outcome=outcome, finished_at=now, due_at=None))
-
-
 def price_of(rows: dict[str, ChannelPrice], channel: str, default_currency: str) -> tuple[Decimal, str]:
     p = rows.get(channel)
     return (p.price, p.currency) if p else (Decimal(0), default_currency)

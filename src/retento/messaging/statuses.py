@@ -83,10 +83,11 @@ def _restatus(session: Session, ids: list[int]) -> None:
 
 
 def _finish_runs(session: Session, message_ids: list[int], now: datetime) -> None:
-    runs = select(Message.run_id).where(Message.id.in_(message_ids), Message.run_id.is_not(None))
-    session.execute(update(Run).where(Run.id.in_(runs), Run.state == "waiting")
-                    .values(state="done", outcome="read", finished_at=now, due_at=None),
-                    execution_options={"synchronize_session": False})
+    runs = planner.waiting_runs(session, message_ids)
+    if runs:
+        session.execute(update(Run).where(Run.id.in_(runs))
+                        .values(state="done", outcome="read", finished_at=now, due_at=None),
+                        execution_options={"synchronize_session": False})
 
 
 def timeline(message: Message) -> list[dict[str, object]]:
