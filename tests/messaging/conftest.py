@@ -57,6 +57,10 @@ def client(mapp):
     from fastapi.testclient import TestClient
 
     from retento.api import create_app
+    from retento.apikeys import service as apikeys
+    from retento.db import transaction
 
-    with TestClient(create_app(mapp)) as c:
+    with transaction(mapp.sessions) as s:
+        _, raw = apikeys.create(s, name="marketing", scopes="messaging:read,messaging:write", now=mapp.clock.now())
+    with TestClient(create_app(mapp), headers={"X-API-Key": raw}) as c:
         yield c

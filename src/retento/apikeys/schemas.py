@@ -15,6 +15,8 @@ SCOPES = (
     "history:read",
     "reference:read",
     "webhooks:manage",
+    "messaging:read",
+    "messaging:write",
 )
 
 

@@ -7,36 +7,24 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import select
 
 from retento.db import transaction
-from retento.errors import DomainError
+from retento.errors import FieldError, NotFound
 from retento.jsonable import jsonable
 from retento.messaging import reports, service, statuses, tracking
 from retento.messaging.channels import twilio, vk, whatsapp
 from retento.messaging.models import Message
+from retento.rest import ERRORS, ProblemRoute, problem, require
 from retento.messaging.schemas import CampaignIn, CascadeIn, DeviceIn, PolicyIn, PriceIn, StartIn, TemplateIn
 
 
-class DomainRoute(APIRoute):
-    """A DomainError becomes a 4xx JSON body naming each bad field."""
-
-    def get_route_handler(self) -> Callable:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except DomainError as exc:
-                return JSONResponse({"success": False, "errors": exc.as_dict()}, status_code=exc.status)
-
-        return route
-
-
-router = APIRouter(prefix="/api/messaging", tags=["messaging"], route_class=DomainRoute)
+# Management routes need an API key (`X-API-Key`) with these scopes; tracking links and provider webhooks
+# are public and carry their own signatures.
+READ, WRITE = [Depends(require("messaging:read"))], [Depends(require("messaging:write"))]
+router = APIRouter(prefix="/api/messaging", tags=["messaging"], route_class=ProblemRoute, responses=ERRORS)
 
 
 def _app(request: Request) -> Any:
@@ -53,13 +41,15 @@ def _row(obj: Any, *fields: str) -> dict[str, Any]:
     return {f: getattr(obj, f) for f in fields}
 
 
-@router.put("/sites/{site}/prices/{channel}", summary="Set the price per message (per SMS segment) of a channel")
+@router.put("/sites/{site}/prices/{channel}", dependencies=WRITE,
+             summary="Set the price per message (per SMS segment) of a channel")
 def put_price(site: str, channel: str, data: PriceIn, request: Request) -> Any:
     return _tx(request, lambda s, now: _row(service.set_price(s, site=site, channel=channel, data=data, now=now),
                                            "channel", "price", "currency", "expected_read_rate"))
 
 
-@router.put("/sites/{site}/policy", summary="Quiet hours, frequency cap and default language of a site")
+@router.put("/sites/{site}/policy", dependencies=WRITE,
+             summary="Quiet hours, frequency cap and default language of a site")
 def put_policy(site: str, data: PolicyIn, request: Request) -> Any:
     return _tx(request, lambda s, now: _row(service.set_policy(s, site=site, data=data, now=now),
                                            "quiet_start", "quiet_end", "cap_count", "cap_period_seconds"))
@@ -68,46 +58,50 @@ def put_policy(site: str, data: PolicyIn, request: Request) -> Any:
 TEMPLATE_FIELDS = ("id", "name", "channel", "language", "subject", "body", "html", "provider_template")
 
 
-@router.post("/templates", status_code=201, summary="Create or replace a template (refused if it does not render)")
+@router.post("/templates", status_code=201, dependencies=WRITE,
+             summary="Create or replace a template (refused if it does not render)")
 def post_template(data: TemplateIn, request: Request) -> Any:
     return _tx(request, lambda s, now: _row(service.save_template(s, data=data, now=now), *TEMPLATE_FIELDS))
 
 
-@router.get("/templates", summary="Templates of a site")
+@router.get("/templates", summary="Templates of a site", dependencies=READ)
 def get_templates(site: str, request: Request) -> Any:
     return _tx(request, lambda s, now: [_row(t, *TEMPLATE_FIELDS) for t in service.list_templates(s, site=site)])
 
 
-@router.post("/templates/{template_id}/preview", summary="Render a template for a customer (or a sample one)")
+@router.post("/templates/{template_id}/preview", dependencies=READ,
+             summary="Render a template for a customer (or a sample one)")
 def post_preview(template_id: int, request: Request, customer_id: int | None = None) -> Any:
     return _tx(request, lambda s, now: service.preview(s, template_id=template_id, customer_id=customer_id).__dict__)
 
 
-@router.post("/cascades", status_code=201, summary="Create a cascade of steps")
+@router.post("/cascades", status_code=201, dependencies=WRITE, summary="Create a cascade of steps")
 def post_cascade(data: CascadeIn, request: Request) -> Any:
     return _tx(request, lambda s, now: _row(service.create_cascade(s, data=data, now=now),
                                            "id", "name", "mode", "steps"))
 
 
-@router.get("/cascades/{cascade_id}")
+@router.get("/cascades/{cascade_id}", dependencies=READ)
 def get_cascade(cascade_id: int, request: Request) -> Any:
     return _tx(request, lambda s, now: _row(service.get_cascade(s, cascade_id), "id", "name", "mode", "steps"))
 
 
-@router.post("/cascades/{cascade_id}/start", status_code=201, summary="Start the cascade for one customer")
+@router.post("/cascades/{cascade_id}/start", dependencies=WRITE, status_code=201,
+             summary="Start the cascade for one customer")
 def post_start(cascade_id: int, data: StartIn, request: Request) -> Any:
     return _tx(request, lambda s, now: _row(service.start_cascade(
         s, cascade_id=cascade_id, customer_id=data.customer_id, now=now, message_class=data.message_class.value,
         context=data.context, idempotency_key=data.idempotency_key), "id", "state", "due_at"))
 
 
-@router.post("/campaigns", status_code=201, summary="Send a cascade to a list of customers, now or at a time")
+@router.post("/campaigns", status_code=201, dependencies=WRITE,
+             summary="Send a cascade to a list of customers, now or at a time")
 def post_campaign(data: CampaignIn, request: Request) -> Any:
     return _tx(request, lambda s, now: _row(service.create_campaign(s, data=data, now=now),
                                            "id", "name", "status", "start_at", "members"))
 
 
-@router.get("/campaigns/{campaign_id}/report", summary="Report of one campaign")
+@router.get("/campaigns/{campaign_id}/report", dependencies=READ, summary="Report of one campaign")
 def get_campaign_report(campaign_id: int, request: Request) -> Any:
     def run(s: Any, _now: Any) -> Any:
         camp = service.get_campaign(s, campaign_id)
@@ -115,24 +109,26 @@ def get_campaign_report(campaign_id: int, request: Request) -> Any:
     return _tx(request, run)
 
 
-@router.get("/cascades/{cascade_id}/report", summary="Report of a cascade over all its runs")
+@router.get("/cascades/{cascade_id}/report", dependencies=READ,
+             summary="Report of a cascade over all its runs")
 def get_cascade_report(cascade_id: int, request: Request) -> Any:
     return _tx(request, lambda s, now: reports.report(s, cascade_id=cascade_id))
 
 
-@router.get("/messages/{message_id}", summary="One message with its status timeline")
+@router.get("/messages/{message_id}", dependencies=READ, summary="One message with its status timeline")
 def get_message(message_id: int, request: Request) -> Any:
     def run(s: Any, _now: Any) -> Any:
         msg = s.get(Message, message_id)
         if msg is None:
-            raise DomainError.one("message_id", f"message {message_id} not found")
+            raise NotFound("message_id", f"message {message_id} not found")
         return {**_row(msg, "id", "customer_id", "channel", "status", "reason", "provider_id", "cost", "currency",
                        "units", "campaign_id", "cascade_id", "step", "message_class"),
                 "timeline": statuses.timeline(msg)}
     return _tx(request, run)
 
 
-@router.post("/devices", status_code=201, summary="Register a customer's mobile push token (FCM)")
+@router.post("/devices", dependencies=WRITE, status_code=201,
+             summary="Register a customer's mobile push token (FCM)")
 def post_device(data: DeviceIn, request: Request) -> Any:
     return _tx(request, lambda s, now: _row(service.register_device(s, data=data, now=now), "token", "customer_id"))
 
@@ -162,7 +158,7 @@ def open_pixel(tok: str, request: Request) -> Response:
 def click(tok: str, url: str, s: str, request: Request) -> Response:
     secret = _app(request).messaging.settings.messaging_secret
     if not tracking.hmac.compare_digest(tracking.link_sig(secret, tok, url), s):
-        return JSONResponse({"success": False, "errors": {"url": "link signature does not match"}}, 400)
+        return problem(400, [FieldError("url", "link signature does not match")])
     _track(request, tok, "clicked")
     return RedirectResponse(url, status_code=302)
 
@@ -205,12 +201,12 @@ async def whatsapp_webhook(request: Request) -> Response:
     body = await request.body()
     secret = app.messaging.settings.whatsapp_app_secret
     if not secret or not whatsapp.signature_ok(secret, body, request.headers.get("x-hub-signature-256")):
-        return JSONResponse({"success": False, "errors": {"X-Hub-Signature-256": "signature does not match"}}, 401)
+        return problem(401, [FieldError("X-Hub-Signature-256", "signature does not match")])
     try:
         payload = json.loads(body)
         ups = whatsapp.statuses(payload)
     except (ValueError, KeyError, TypeError) as exc:
-        return JSONResponse({"success": False, "errors": {"body": f"not a WhatsApp webhook: {exc}"}}, 400)
+        return problem(400, [FieldError("body", f"not a WhatsApp webhook: {exc}")])
     with transaction(app.sessions) as s:
         ids = statuses.by_provider_ids(s, channel="whatsapp", provider_ids=[u.provider_id for u in ups])
         missing = [u for u in ups if u.provider_id not in ids and u.callback_data]
@@ -231,7 +227,7 @@ async def twilio_webhook(request: Request) -> Response:
     url = cfg.public_url.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if not cfg.twilio_auth_token or not twilio.signature_ok(cfg.twilio_auth_token, url, params,
                                                             request.headers.get("x-twilio-signature")):
-        return JSONResponse({"success": False, "errors": {"X-Twilio-Signature": "signature does not match"}}, 401)
+        return problem(401, [FieldError("X-Twilio-Signature", "signature does not match")])
     status = twilio.STATUS.get(params.get("MessageStatus", ""))
     sid = params.get("MessageSid") or params.get("SmsSid")
     if status and sid:
@@ -251,9 +247,9 @@ async def vk_webhook(request: Request) -> Response:
     try:
         payload = json.loads(await request.body())
     except ValueError:
-        return JSONResponse({"success": False, "errors": {"body": "not JSON"}}, 400)
+        return problem(400, [FieldError("body", "not JSON")])
     if not vk.secret_ok(cfg.vk_secret, payload):
-        return JSONResponse({"success": False, "errors": {"secret": "secret key does not match"}}, 401)
+        return problem(401, [FieldError("secret", "secret key does not match")])
     kind, obj = payload.get("type"), payload.get("object") or {}
     if kind == "confirmation":
         return PlainTextResponse(cfg.vk_confirmation or "")
