@@ -170,10 +170,10 @@ def start_due_campaigns(session: Session, *, now: datetime) -> int:
             literal(camp.message_class), literal(-1), literal("waiting"), literal(now, Run.due_at.type),
             key, literal(now, Run.created_at.type),
         ).where(CampaignMember.campaign_id == camp.id)
-        result = session.execute(insert(Run).from_select(
+        session.execute(Run.__table__.insert().from_select(
             ["cascade_id", "campaign_id", "site_id", "customer_id", "message_class", "pos", "state", "due_at",
              "idempotency_key", "created_at"], rows))
-        total += result.rowcount or 0
+        total += camp.members
         camp.status, camp.started_at = "running", now
     return total
 
