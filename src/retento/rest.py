@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
@@ -100,6 +101,8 @@ class ProblemRoute(APIRoute):
                 return await handler(request)
             except RequestValidationError as exc:
                 return problem(422, validation_errors(exc))
+            except HTTPException as exc:  # e.g. a body that is not even parseable
+                return problem(exc.status_code, [FieldError("body", str(exc.detail))])
             except DomainError as exc:
                 return problem(exc.status, exc.errors)
             except AuthFailed as exc:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import DataError
@@ -69,6 +70,9 @@ class RetailRoute(APIRoute):
                 return envelope_error(400, ENTITY_ERROR, {error_field(e.field): e.reason for e in exc.errors})
             except RequestValidationError as exc:
                 return envelope_error(400, INPUT_ERROR, {e.field: e.reason for e in validation_errors(exc)})
+            except HTTPException as exc:
+                return envelope_error(exc.status_code if exc.status_code >= 400 else 400, INPUT_ERROR,
+                                      {"request": str(exc.detail)})
             except (DataError, OverflowError):
                 return envelope_error(400, ENTITY_ERROR, {"request": "a value is out of range"})
 
