@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from retento.apikeys.api import AuthFailed, authenticate
 from retento.apikeys.schemas import Principal
 from retento.compat.mapping import error_field, nested
-from retento.db import transaction
+from retento.db import read_sessions, transaction
 from retento.errors import DomainError
 from retento.rest import app_of, nul_in_request, validation_errors
 
@@ -142,7 +142,7 @@ async def handle(request: Request, scope: str | None, fn: Callable[[Call], Any],
 
     def run() -> Any:
         principal = authenticate(request, raw_key if isinstance(raw_key, str) else None, scope)
-        with transaction(app.sessions) as s:
+        with transaction(app.sessions if request.method == "POST" else read_sessions(app.engine)) as s:
             call = Call(s, principal, query, form, ZoneInfo(app.settings.compat_timezone), app.clock.now())
             return fn(call)
 

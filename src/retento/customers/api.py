@@ -15,7 +15,16 @@ from retento.customers import queries, service
 from retento.customers.schemas import CustomerCreate, CustomerEdit, EntryPoint
 from retento.db import transaction
 from retento.errors import DomainError, FieldError, NotFound
-from retento.rest import Idempotency, app_of, decode_cursor, idempotency, page, require, router as v1_router
+from retento.rest import (
+    Idempotency,
+    app_of,
+    decode_cursor,
+    idempotency,
+    page,
+    reading,
+    require,
+    router as v1_router,
+)
 from retento.sites.models import Site
 from retento.sites.service import list_sites
 
@@ -146,7 +155,7 @@ def create_customer(
 @router.get("/customers/{customer_id}", response_model=CustomerOut, summary="Get a customer")
 def get_customer(customer_id: Id, request: Request,
                  principal: Annotated[Principal, Depends(require("customers:read"))]) -> CustomerOut:
-    with transaction(app_of(request).sessions) as s:
+    with transaction(reading(request)) as s:
         return out(s, [visible_customer(s, principal, customer_id)])[0]
 
 
@@ -177,7 +186,7 @@ def list_customers(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> CustomerPage:
-    with transaction(app_of(request).sessions) as s:
+    with transaction(reading(request)) as s:
         site_ids = principal.visible([check_site(s, principal, site).id] if site else None)
         region = "RU"
         if site:

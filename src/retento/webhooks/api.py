@@ -9,7 +9,16 @@ from sqlalchemy.orm import Session
 
 from retento.apikeys.schemas import Principal
 from retento.db import transaction
-from retento.rest import Idempotency, app_of, decode_cursor, idempotency, page, require, router as v1_router
+from retento.rest import (
+    Idempotency,
+    app_of,
+    decode_cursor,
+    idempotency,
+    page,
+    reading,
+    require,
+    router as v1_router,
+)
 from retento.webhooks import service
 from retento.webhooks.schemas import DeliveryOut, DeliveryPage, WebhookIn, WebhookOut, WebhookPatch
 
@@ -42,13 +51,13 @@ def create_webhook(body: WebhookIn, request: Request, principal: Manage,
 
 @router.get("/webhooks", response_model=list[WebhookOut], summary="List webhook subscriptions")
 def list_webhooks(request: Request, principal: Manage) -> list[WebhookOut]:
-    with transaction(app_of(request).sessions) as s:
+    with transaction(reading(request)) as s:
         return [_out(x) for x in service.list_subscriptions(s, site_ids=principal.visible())]
 
 
 @router.get("/webhooks/{sub_id}", response_model=WebhookOut, summary="Get a webhook subscription")
 def get_webhook(sub_id: SubId, request: Request, principal: Manage) -> WebhookOut:
-    with transaction(app_of(request).sessions) as s:
+    with transaction(reading(request)) as s:
         return _out(service.get(s, sub_id, site_ids=principal.visible()))
 
 
@@ -72,7 +81,7 @@ def delete_webhook(sub_id: SubId, request: Request, principal: Manage) -> Respon
 def list_deliveries(sub_id: SubId, request: Request, principal: Manage,
                     cursor: Annotated[str | None, Query(max_length=200)] = None,
                     limit: Annotated[int, Query(ge=1, le=100)] = 50) -> DeliveryPage:
-    with transaction(app_of(request).sessions) as s:
+    with transaction(reading(request)) as s:
         service.get(s, sub_id, site_ids=principal.visible())
         rows, nxt = page(service.deliveries(s, subscription_id=sub_id, after_id=decode_cursor(cursor),
                                             limit=limit + 1), limit)
@@ -82,7 +91,7 @@ def list_deliveries(sub_id: SubId, request: Request, principal: Manage,
 @router.get("/webhooks/deliveries/{delivery_id}", response_model=DeliveryOut,
             summary="One delivery with every attempt")
 def get_delivery(delivery_id: DeliveryId, request: Request, principal: Manage) -> DeliveryOut:
-    with transaction(app_of(request).sessions) as s:
+    with transaction(reading(request)) as s:
         return _deliveries(s, [service.get_delivery(s, delivery_id, site_ids=principal.visible())])[0]
 
 
