@@ -248,7 +248,8 @@ class EventBatchOut(BaseModel):
 
 def _record_events(s: Session, principal: Principal, events: list[EventIn], now: dt.datetime,
                    prefix: Any) -> list[EventResult]:
-    sites = {site.code: site for site in list_sites(s)}
+    needs_site = any(e.customer.external_id is not None for e in events)
+    sites = {site.code: site for site in list_sites(s)} if needs_site else {}
     by_ext: set[tuple[int, str]] = set()
     for n, e in enumerate(events):
         key = e.customer
