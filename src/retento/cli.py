@@ -27,6 +27,9 @@ app.add_typer(bench_app, name="bench")
 from retento.imports.cli import import_app  # noqa: E402
 
 app.add_typer(import_app, name="import")
+from retento.demo.cli import demo as _demo  # noqa: E402
+
+app.command("demo")(_demo)
 console = Console()
 err = Console(stderr=True)
 

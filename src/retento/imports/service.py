@@ -32,7 +32,15 @@ from retento.customers.models import Customer
 from retento.db import transaction
 from retento.errors import DomainError, NotFound
 from retento.history.schemas import ActorType, ChangeContext, Source
-from retento.imports.formats import Format, InputFile, Record, Rejects, UnusableInput, default_rejects_path, detect
+from retento.imports.formats import (
+    Format,
+    InputFile,
+    Record,
+    Rejects,
+    UnusableInput,
+    default_rejects_path,
+    detect,
+)
 from retento.imports.schemas import SCHEMAS, Kind, columns_problem, from_csv, normalize_keys, with_site
 from retento.orders import service as orders
 from retento.orders.models import Order

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from sqlalchemy import delete, insert, select
@@ -82,14 +82,30 @@ class Prepared:
     site_code: str
 
 
+class _SiteRef(NamedTuple):
+    id: int
+    code: str
+    currency: str
+    currencies: list[str]
+
+
+class _ProductRef(NamedTuple):
+    id: int
+    offer_id: str
+    name: str
+    kind: str
+    category: str | None
+    price: Decimal
+
+
 @dataclass
 class _Refs:
     """Reference data for one batch, loaded with a handful of queries."""
 
-    sites: dict[str, Any]  # code -> row of id, code, currency, currencies
+    sites: dict[str, _SiteRef]
     statuses: dict[str, str]
     managers: set[int]
-    products: dict[tuple[int, str], Any] = field(default_factory=dict)  # rows of Product columns
+    products: dict[tuple[int, str], _ProductRef] = field(default_factory=dict)
     customers_by_ext: dict[tuple[int, str], int] = field(default_factory=dict)
     customers_by_id: dict[int, int] = field(default_factory=dict)  # id -> site_id
 
@@ -98,7 +114,7 @@ class _Refs:
         """`site_id`: the site of orders given without one (edits); otherwise each order's `site`."""
         site_columns = (Site.id, Site.code, Site.currency, Site.currencies)
         refs = cls(
-            sites={s.code: s for s in session.execute(select(*site_columns))},
+            sites={s.code: _SiteRef(*s) for s in session.execute(select(*site_columns))},
             statuses=status_groups(session),
             managers=set(session.scalars(select(Manager.id))),
         )
@@ -114,7 +130,7 @@ class _Refs:
         columns = (Product.id, Product.offer_id, Product.name, Product.kind, Product.category, Product.price)
         for sid, chunk in _per_site(offers):
             for p in session.execute(select(*columns).where(Product.site_id == sid, Product.offer_id.in_(chunk))):
-                refs.products[(sid, p.offer_id)] = p
+                refs.products[(sid, p.offer_id)] = _ProductRef(*p)
         for sid, chunk in _per_site(ext):
             q = select(Customer.external_id, Customer.id).where(Customer.site_id == sid, Customer.external_id.in_(chunk))
             refs.customers_by_ext.update(((sid, e), cid) for e, cid in session.execute(q))
@@ -300,7 +316,9 @@ def write(session: Session, prepared: Sequence[Prepared], *, ctx: ChangeContext,
         if row["number"] is None:
             row["number"] = f"{oid}A"  # as RetailCRM numbers orders that come without one
         rows.append(row)
-        items += [{"order_id": oid, **item} for item in p.items]
+        for item in p.items:
+            item["order_id"] = oid
+        items += p.items
         snap = serialised(_snapshot(oid, p.site_code, row, p.items))  # one serialisation for history and event
         hist.append(history.entry(entity=ENTITY, entity_id=oid, site_id=row["site_id"], ctx=ctx, now=now,
                                   created=True, field="status", new=snap))
