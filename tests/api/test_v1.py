@@ -109,6 +109,9 @@ def test_bad_input_is_problem_json_naming_each_field(app, client):
     assert set(fields(r)) == {"limit", "created_from"}
     assert "cursor" in fields(client.get("/api/v1/customers", params={"cursor": "!!"}))
     assert client.get("/api/v1/customers/99999").status_code == 404
+    cid = client.post("/api/v1/customers", json={"site": "shop"}).json()["id"]
+    r = client.patch(f"/api/v1/customers/{cid}", json={"email_confirmed": None, "tags": None})
+    assert r.status_code == 400 and set(fields(r)) == {"email_confirmed"}
     r = client.post("/api/v1/customers", json={"site": "shop", "first_name": "a\u0000b"})
     assert r.status_code == 422 and "body" in fields(r)
 

@@ -132,6 +132,8 @@ def edit_data(session: Session, customer: Any, raw: dict[str, Any]) -> CustomerC
     """Validate an edit (external_id included) in the customer's site region; only the given fields are set."""
     code = site_codes(session)[customer.site_id]
     raw = {k: v for k, v in raw.items() if k not in ("site", "created_at")}
+    if "email_confirmed" in raw and raw["email_confirmed"] is None:
+        raise DomainError.one("email_confirmed", "may not be null: give true or false, or leave it out")
     data = service.parse_create(session, {**raw, "site": code})
     data.model_fields_set.discard("site")
     return data
