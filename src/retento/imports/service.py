@@ -68,10 +68,6 @@ class Result:
     errors_path: Path | None = None
     seconds: float = 0.0
 
-    @property
-    def stored(self) -> int:
-        return sum(self.counts.values())
-
 
 def import_file(
     sessions: sessionmaker[Session],
@@ -98,7 +94,10 @@ def import_file(
                 raise UnusableInput(f"--site: unknown site {site!r}")
     ctx = ChangeContext(Source.IMPORT, ActorType.SYSTEM, path.name[:64])
     result = Result(kind=kind, path=path, total=source.total)
-    sink = Rejects(source, rejects or default_rejects_path(path))
+    rejects = rejects or default_rejects_path(path)
+    if path.resolve() in (rejects.resolve(), rejects.with_suffix(".errors").resolve()):
+        raise UnusableInput("--rejects: must not be the input file (it is overwritten)")
+    sink = Rejects(source, rejects)
     started = time.perf_counter()
     done = 0
     if on_progress:
