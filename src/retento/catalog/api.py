@@ -41,6 +41,9 @@ class ProductPage(BaseModel):
     items: list[ProductOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": ProductOut.model_config["json_schema_extra"]["examples"], "next_cursor": "aWQ6NDI"}]})
+
 
 @router.get("/products", response_model=ProductPage, summary="Products and services")
 def products(

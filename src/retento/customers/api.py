@@ -102,6 +102,9 @@ class CustomerPage(BaseModel):
     items: list[CustomerOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": CustomerOut.model_config["json_schema_extra"]["examples"], "next_cursor": "aWQ6NDI"}]})
+
 
 def site_codes(session: Session) -> dict[int, str]:
     return {s.id: s.code for s in list_sites(session)}
@@ -235,6 +238,8 @@ class EventIn(BaseModel):
 class EventResult(BaseModel):
     accepted: bool = Field(description="false: an event with this idempotency_key was recorded before")
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"accepted": True}]})
+
 
 class EventBatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -246,6 +251,8 @@ class EventBatchOut(BaseModel):
     accepted: int
     duplicates: int
     results: list[EventResult]
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"accepted": 2, "duplicates": 1, "results": [{"accepted": True}, {"accepted": True}, {"accepted": False}]}]})
 
 
 def _record_events(s: Session, principal: Principal, events: list[EventIn], now: dt.datetime,

@@ -105,6 +105,9 @@ class OrderPage(BaseModel):
     items: list[OrderOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": OrderOut.model_config["json_schema_extra"]["examples"], "next_cursor": "aWQ6NDI"}]})
+
 
 class StatusOut(BaseModel):
     code: str
@@ -114,6 +117,8 @@ class StatusOut(BaseModel):
     ordering: int
     active: bool
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "complete", "name": "Complete", "name_ru": "Выполнен", "group": "complete", "ordering": 130, "active": True}]})
+
 
 class StatusGroupOut(BaseModel):
     code: str
@@ -121,6 +126,8 @@ class StatusGroupOut(BaseModel):
     name_ru: str
     ordering: int
     statuses: list[str]
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "complete", "name": "Complete", "name_ru": "Выполнен", "ordering": 50, "statuses": ["received", "complete"]}]})
 
 
 def out(session: Session, orders: list[Any]) -> list[OrderOut]:

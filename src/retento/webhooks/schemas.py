@@ -92,9 +92,18 @@ class DeliveryOut(BaseModel):
     payload: dict[str, Any]
     log: list[AttemptOut] = []
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [{
+        "id": 7, "subscription_id": 1, "event_id": 812, "event_type": "order_created", "status": "delivered",
+        "attempts": 2, "next_attempt_at": None, "last_status_code": 200, "last_error": None,
+        "created_at": "2026-03-02T09:00:00Z", "delivered_at": "2026-03-02T09:00:30Z",
+        "payload": {"id": "evt_812", "type": "order_created", "data": {}},
+        "log": [{"at": "2026-03-02T09:00:00Z", "status_code": 503, "error": "unavailable", "duration_ms": 41},
+                {"at": "2026-03-02T09:00:30Z", "status_code": 200, "error": None, "duration_ms": 38}]}]})
 
 
 class DeliveryPage(BaseModel):
     items: list[DeliveryOut]
     next_cursor: str | None
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": DeliveryOut.model_config["json_schema_extra"]["examples"], "next_cursor": "aWQ6NDI"}]})
