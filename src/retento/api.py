@@ -75,4 +75,5 @@ ROUTERS: list[str] = [
     "retento.catalog.api:router",
     "retento.history.api:router",
     "retento.compat.api:router",
+    "retento.webhooks.api:router",
 ]

@@ -46,4 +46,5 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, e
 # subscribes to the bus (`app.bus.subscribe`) and adds worker jobs (`app.worker.add_job`). Add yours here.
 INSTALLS: list[str] = [
     "retento.apikeys.service",
+    "retento.webhooks.service",
 ]

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     sql_echo: bool = Field(False, description="Log every SQL statement")
     api_rate_per_second: float = Field(50.0, gt=0, description="API key rate limit: tokens added per second")
     api_rate_burst: int = Field(100, gt=0, description="API key rate limit: bucket size (requests in a burst)")
+    api_key_cache_seconds: float = Field(
+        5.0, ge=0, description="How long an API process trusts a key it looked up (a revoked key works this long)"
+    )
     api_idempotency_hours: int = Field(24, gt=0, description="How long a POST's Idempotency-Key is remembered")
     compat_timezone: str = Field(
         "Europe/Moscow", description="Time zone of 'Y-m-d H:i:s' times in the RetailCRM-compatible API (/api/v5)"

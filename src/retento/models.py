@@ -8,5 +8,6 @@ from retento.db import Base
 from retento.history import models as history  # noqa: F401
 from retento.orders import models as orders  # noqa: F401
 from retento.sites import models as sites  # noqa: F401
+from retento.webhooks import models as webhooks  # noqa: F401
 
 metadata = Base.metadata

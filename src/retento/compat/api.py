@@ -167,20 +167,23 @@ async def customers_history(request: Request) -> Response:
     return await handle(request, "customers:read", lambda call: history(call, "customer"))
 
 
-def find_customer(call: Call, uid: str) -> Any:
-    by = by_param(call)
-    if by == "id":
-        found = customer_q.by_ids(call.session, {int(uid)}).get(int(uid)) if uid.isdigit() and len(uid) < 16 else None
+def find(call: Call, uid: str, list_rows: Any) -> Any:
+    """The customer / order addressed by the path: `by=externalId` (default, with `site` if ambiguous) or `by=id`."""
+    if by_param(call) == "id":
+        rows = list_rows(call.session, ids=[int(uid)], limit=1) if uid.isdigit() and len(uid) < 16 else []
     else:
         site = site_for(call, call.param("site")) if call.param("site") else None
-        rows = customer_q.list_customers(call.session, external_ids=[uid], limit=2,
-                                         site_ids=[site.id] if site else call.principal.visible())
+        rows = list_rows(call.session, external_ids=[uid], limit=2,
+                         site_ids=[site.id] if site else call.principal.visible())
         if len(rows) > 1:
             raise fail("Parameter 'site' is missing", site="several sites have this externalId; pass the site")
-        found = rows[0] if rows else None
-    if found is None or not call.principal.may_see(found.site_id):
+    if not rows or not call.principal.may_see(rows[0].site_id):
         raise fail("Not found", 404)
-    return found
+    return rows[0]
+
+
+def find_customer(call: Call, uid: str) -> Any:
+    return find(call, uid, customer_q.list_customers)
 
 
 @router.get(V5 + "/customers/{uid}")
@@ -306,20 +309,7 @@ async def orders_statuses(request: Request) -> Response:
 
 
 def find_order(call: Call, uid: str) -> Any:
-    by = by_param(call)
-    rows: list[Any] = []
-    if by == "id":
-        if uid.isdigit() and len(uid) < 16:
-            rows = order_q.list_orders(call.session, ids=[int(uid)], limit=1)
-    else:
-        site = site_for(call, call.param("site")) if call.param("site") else None
-        rows = order_q.list_orders(call.session, external_ids=[uid], limit=2,
-                                   site_ids=[site.id] if site else call.principal.visible())
-        if len(rows) > 1:
-            raise fail("Parameter 'site' is missing", site="several sites have this externalId; pass the site")
-    if not rows or not call.principal.may_see(rows[0].site_id):
-        raise fail("Not found", 404)
-    return rows[0]
+    return find(call, uid, order_q.list_orders)
 
 
 @router.get(V5 + "/orders/{uid}")
