@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from retento.customers.schemas import AwareDatetime, CustomValue
+from retento.customers.schemas import AwareDatetime, CustomValue, Label
 from retento.money import check_currency
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2)]
@@ -84,6 +84,7 @@ class OrderFields(BaseModel):
     customer_comment: str | None = Field(None, max_length=2000)
     manager_comment: str | None = Field(None, max_length=2000)
     custom_fields: dict[Annotated[str, Field(min_length=1, max_length=64)], CustomValue] | None = None
+    tags: list[Label] | None = Field(None, max_length=100)
 
     @field_validator("currency")
     @classmethod

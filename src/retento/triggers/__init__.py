@@ -1,0 +1,26 @@
+"""Triggers ("robots"): event -> condition -> actions, now or after a delay. Wired by `install(app)`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from retento.bootstrap import App
+    from retento.triggers.engine import Engine
+
+
+def install(app: App) -> None:
+    from retento.triggers.engine import Engine
+    from retento.triggers.outbox import Deliverer
+
+    s = app.settings
+    engine = Engine(app.sessions, app.clock, max_depth=s.trigger_max_depth, batch=s.trigger_timer_batch)
+    app.bus.subscribe("triggers", engine.on_event)
+    app.worker.add_job("trigger_timers", engine.fire_due)
+    app.worker.add_job("trigger_webhooks", Deliverer(app.sessions, app.clock, timeout=s.trigger_webhook_timeout,
+                                                     max_attempts=s.trigger_webhook_max_attempts))
+    app.triggers = engine  # type: ignore[attr-defined]
+
+
+def engine_of(app: App) -> Engine:
+    return app.triggers  # type: ignore[attr-defined]
