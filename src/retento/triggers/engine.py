@@ -68,7 +68,7 @@ def compile_trigger(session: Session | None, spec: TriggerIn, *, trigger_id: int
     parsed = [registry.parse(session, a.type, a.params, prefix=f"actions.{n}.") for n, a in enumerate(spec.actions)]
     site_ids = None
     if spec.sites and session is not None:
-        by_code = dict(session.execute(select(Site.code, Site.id)).tuples())
+        by_code = {code: sid for code, sid in session.execute(select(Site.code, Site.id))}
         for n, code in enumerate(spec.sites):
             if code not in by_code:
                 raise DomainError.one(f"sites.{n}", f"unknown site {code!r}")

@@ -108,8 +108,8 @@ def delete_trigger(session: Session, *, trigger: Trigger, now: datetime) -> int:
 
 
 def list_triggers(session: Session) -> list[TriggerOut]:
-    counts = dict(session.execute(select(Timer.trigger_id, func.count(Timer.id)).where(Timer.state == "pending")
-                                  .group_by(Timer.trigger_id)).tuples())
+    q = select(Timer.trigger_id, func.count(Timer.id)).where(Timer.state == "pending").group_by(Timer.trigger_id)
+    counts = {tid: n for tid, n in session.execute(q)}
     return [out(t, counts.get(t.id, 0)) for t in session.scalars(select(Trigger).order_by(Trigger.id))]
 
 
