@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import signal
@@ -20,6 +21,8 @@ from retento.errors import DomainError
 app = typer.Typer(help="Retento: CRM-marketing engine for online retailers.", no_args_is_help=True)
 site_app = typer.Typer(help="Sites (shops).", no_args_is_help=True)
 app.add_typer(site_app, name="site")
+app.add_typer(importlib.import_module("retento.triggers.cli").app, name="triggers")
+app.add_typer(importlib.import_module("retento.tasks.cli").app, name="tasks")
 console = Console()
 err = Console(stderr=True)
 

@@ -190,3 +190,14 @@ def _dry_inputs(session: Session, spec: TriggerIn, options: DryRunIn):  # noqa: 
                    customer_id=customer_id, order_id=order_id, payload={}, source="system", actor_type="system",
                    actor_id=None, depth=0)
         yield ev, order_id, customer_id
+
+
+def install_template(session: Session, *, name: str, params: dict[str, Any] | None = None,
+                     trigger_name: str | None = None, now: datetime) -> tuple[Trigger, bool]:
+    """Install (or re-install with new parameters) a ready-made trigger. Returns (trigger, created)."""
+    from retento.triggers import templates
+
+    raw = templates.render(name, params)
+    if trigger_name:
+        raw["name"] = trigger_name
+    return apply(session, raw=raw, now=now)
