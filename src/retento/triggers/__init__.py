@@ -10,12 +10,16 @@ if TYPE_CHECKING:
 
 
 def install(app: App) -> None:
-    from retento.triggers.engine import Engine
+    from sqlalchemy import event
+
+    from retento.triggers.engine import BUFFER, Engine
     from retento.triggers.outbox import Deliverer
 
     s = app.settings
     engine = Engine(app.sessions, app.clock, max_depth=s.trigger_max_depth, batch=s.trigger_timer_batch)
     app.bus.subscribe("triggers", engine.on_event)
+    event.listen(app.sessions, "before_commit", engine.flush)
+    event.listen(app.sessions, "after_rollback", lambda session: session.info.pop(BUFFER, None))
     app.worker.add_job("trigger_timers", engine.fire_due)
     app.worker.add_job("trigger_webhooks", Deliverer(app.sessions, app.clock, timeout=s.trigger_webhook_timeout,
                                                      max_attempts=s.trigger_webhook_max_attempts))

@@ -91,7 +91,7 @@ def parse(session: Session | None, type_: str, params: dict[str, Any], *, prefix
     return spec, parsed
 
 
-_PLACEHOLDER = re.compile(r"\{(order|customer|event|trigger)\.([A-Za-z_]\w*)\}")
+PLACEHOLDER = re.compile(r"\{(order|customer|event|trigger)\.([A-Za-z_]\w*)\}")
 
 
 def render(text: str, variables: dict[str, Any]) -> str:
@@ -101,7 +101,7 @@ def render(text: str, variables: dict[str, Any]) -> str:
         value = (variables.get(m.group(1)) or {}).get(m.group(2))
         return "" if value is None else str(value)
 
-    return _PLACEHOLDER.sub(one, text)
+    return PLACEHOLDER.sub(one, text)
 
 
 # ---- built-in actions -------------------------------------------------------------------------------------

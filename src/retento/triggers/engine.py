@@ -35,13 +35,20 @@ from retento.triggers.models import Firing, Run, Timer, Trigger
 from retento.triggers.schemas import LimitPer, OnChange, TriggerIn
 
 log = logging.getLogger(__name__)
+BUFFER = "trigger_buffer"  # session.info key: timers and run-log rows waiting for the commit
 
 ORDER_FIELDS = frozenset(orders.FLAT) | {"id", "site", "external_id", "number", "created_at", "status_updated_at",
                                          "status_group"}
 CUSTOMER_FIELDS = frozenset(customers.COLUMNS) | {"id", "site_id", "email_confirmed_at", "created_at", "tags",
                                                   "interests", "consents"}
 FIELDS = {"order": ORDER_FIELDS, "customer": CUSTOMER_FIELDS}
-ACTIONS_NEEDING_DATA = {"create_task", "webhook"}  # render templates / send a body from order and customer
+
+
+def _needs_data(action: Any) -> bool:
+    """Whether an action reads the order and customer data (a webhook body, `{order.number}` placeholders)."""
+    params = action.params
+    return action.type == "webhook" or any(m.group(1) in ("order", "customer") for k in ("title", "text")
+                                           for m in registry.PLACEHOLDER.finditer(str(params.get(k) or "")))
 
 
 @dataclass
@@ -75,7 +82,7 @@ def compile_trigger(session: Session | None, spec: TriggerIn, *, trigger_id: int
         site_ids = frozenset(by_code[c] for c in spec.sites)
     cond_needs = condition.variables & {"order", "customer"}
     needs_now = cond_needs | ({"customer"} if spec.delay and spec.delay.at else set())
-    needs_fire = cond_needs | ({"order", "customer"} if {a.type for a in spec.actions} & ACTIONS_NEEDING_DATA else set())
+    needs_fire = cond_needs | ({"order", "customer"} if any(_needs_data(a) for a in spec.actions) else set())
     return Compiled(trigger_id, spec.name, spec.active, spec, condition, parsed, site_ids, frozenset(needs_now),
                     frozenset(needs_fire), since)
 
@@ -165,6 +172,7 @@ class Engine:
         if not listening:
             return
         runs: list[dict[str, Any]] = []
+        to_schedule: list[dict[str, Any]] = []
         ready = []
         for t in listening:
             skip = self._skip_reason(t, ev)
@@ -176,7 +184,6 @@ class Engine:
             needs = frozenset().union(*(t.needs_now for t in ready))
             variables = load_variables(session, ev, needs, order_id=ev.order_id, customer_id=ev.customer_id)
             self.evaluator.bind(now=now, **variables)
-            to_schedule = []
             for t in ready:
                 verdict = self.evaluator.check(t.condition)
                 if not verdict.matched:
@@ -189,9 +196,24 @@ class Engine:
                                         "state": "pending", "created_at": now})
                 else:
                     runs.append(self.act(session, t, ev, entity, entity_id, now=now, phase="event"))
-            for row in timers.schedule(session, to_schedule):
-                runs.append(_run(row["trigger_id"], now, "event", ev, row["id"], "scheduled",
-                                 f"condition holds; fires at {row['due_at'].isoformat()}"))
+        buffer = session.info.setdefault(BUFFER, {"timers": [], "runs": []})
+        buffer["timers"].extend(to_schedule)
+        buffer["runs"].extend(runs)
+
+    def flush(self, session: Session) -> None:
+        """Store what `on_event` collected in this transaction: timers and run-log rows, a few statements for a
+        whole batch of events (hooked to `before_commit`)."""
+        if session.in_nested_transaction():
+            return  # a savepoint ending: wait for the real commit
+        buffer = session.info.pop(BUFFER, None)
+        if not buffer:
+            return
+        runs = buffer["runs"]
+        for row in timers.schedule(session, buffer["timers"]):
+            runs.append({"trigger_id": row["trigger_id"], "at": row["created_at"], "phase": "event",
+                         "event_id": row["event_id"], "timer_id": row["id"], "customer_id": row["customer_id"],
+                         "order_id": row["order_id"], "outcome": "scheduled",
+                         "reason": f"condition holds; fires at {row['due_at'].isoformat()}", "actions": []})
         if runs:
             session.execute(insert(Run), runs)
 
@@ -208,8 +230,9 @@ class Engine:
     def _cancel_on_change(self, session: Session, ev: Event, compiled: dict[int, Compiled], now: datetime) -> None:
         entity = timers.CHANGE_TYPES[ev.type]
         entity_id = ev.order_id if entity == "order" else ev.customer_id
-        if entity_id is None:
+        if entity_id is None or not any(t.spec.on_change.policy == OnChange.CANCEL for t in compiled.values()):
             return
+        self.flush(session)  # runs scheduled earlier in this batch must be in the table to be cancelled
         pending = timers.pending_of_entity(session, entity=entity, entity_id=entity_id, before_event_id=ev.id)
         fields = {c["field"] for c in ev.payload.get("changes", ())}
         doomed = []
@@ -228,35 +251,47 @@ class Engine:
     def act(self, session: Session, t: Compiled, ev: Event, entity: str, entity_id: int, *, now: datetime,
             phase: str, timer_id: int | None = None, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """Check the limits, then run every action in one savepoint; returns the run-log row."""
-        order_id, customer_id = ev.order_id, ev.customer_id
-        over = self._limit_reached(session, t, order_id=order_id, customer_id=customer_id, now=now)
-        if over:
-            return _run(t.id, now, phase, ev, timer_id, "skipped", over)
-        if variables is None or not t.needs_fire <= {k for k in ("order", "customer") if variables.get(k)}:
-            variables = load_variables(session, ev, t.needs_fire, order_id=order_id, customer_id=customer_id)
-        key = f"trigger:{t.id}:{entity}:{entity_id}:{ev.id}"
-        a = registry.ActionContext(session=session, now=now, trigger_id=t.id, trigger_name=t.name, key=key,
-                                   ctx=ChangeContext(Source.TRIGGER, ActorType.TRIGGER, str(t.id), depth=ev.depth + 1),
-                                   event=variables["event"], order_id=order_id, customer_id=customer_id,
-                                   variables={**variables, "trigger": {"id": t.id, "name": t.name}})
-        results: list[dict[str, Any]] = []
         try:
             with session.begin_nested():
-                session.add(Firing(trigger_id=t.id, entity=entity, entity_id=entity_id, event_id=ev.id,
-                                   customer_id=customer_id, order_id=order_id, at=now))
-                session.flush()
-                for n, (spec, params) in enumerate(t.actions):
-                    try:
-                        out = spec.handler(a, params)
-                    except DomainError as exc:
-                        results.append({"action": spec.name, "ok": False, "error": exc.message})
-                        raise _ActionFailed(n, spec.name, exc.message) from exc
-                    results.append({"action": spec.name, "ok": True, "result": out})
+                return self._perform(session, t, ev, entity, entity_id, now=now, phase=phase, timer_id=timer_id,
+                                     variables=variables)
         except IntegrityError:
             return _run(t.id, now, phase, ev, timer_id, "skipped", "already acted for this entity and event")
         except _ActionFailed as exc:
             return _run(t.id, now, phase, ev, timer_id, "failed",
-                        f"action {exc.index} ({exc.name}) failed, nothing was changed: {exc.message}", results)
+                        f"action {exc.index} ({exc.name}) failed, nothing was changed: {exc.message}", exc.results)
+
+    def _perform(self, session: Session, t: Compiled, ev: Event, entity: str, entity_id: int, *, now: datetime,
+                 phase: str, timer_id: int | None, variables: dict[str, Any] | None,
+                 firings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Limits, the firing row (now, or appended to `firings` for one insert later) and the actions.
+
+        Raises _ActionFailed; the caller's savepoint undoes whatever the earlier actions did."""
+        order_id, customer_id = ev.order_id, ev.customer_id
+        over = self._limit_reached(session, t, order_id=order_id, customer_id=customer_id, now=now)
+        if over:
+            return _run(t.id, now, phase, ev, timer_id, "skipped", over)
+        firing = {"trigger_id": t.id, "entity": entity, "entity_id": entity_id, "event_id": ev.id,
+                  "customer_id": customer_id, "order_id": order_id, "at": now}
+        if firings is None or t.spec.limits:  # limits count firings: those must be in the table at once
+            session.execute(insert(Firing), [firing])
+        else:
+            firings.append(firing)
+        if variables is None or not t.needs_fire <= {k for k in ("order", "customer") if variables.get(k)}:
+            variables = load_variables(session, ev, t.needs_fire, order_id=order_id, customer_id=customer_id)
+        a = registry.ActionContext(session=session, now=now, trigger_id=t.id, trigger_name=t.name,
+                                   key=f"trigger:{t.id}:{entity}:{entity_id}:{ev.id}",
+                                   ctx=ChangeContext(Source.TRIGGER, ActorType.TRIGGER, str(t.id), depth=ev.depth + 1),
+                                   event=variables["event"], order_id=order_id, customer_id=customer_id,
+                                   variables={**variables, "trigger": {"id": t.id, "name": t.name}})
+        results: list[dict[str, Any]] = []
+        for n, (spec, params) in enumerate(t.actions):
+            try:
+                out = spec.handler(a, params)
+            except DomainError as exc:
+                results.append({"action": spec.name, "ok": False, "error": exc.message})
+                raise _ActionFailed(n, spec.name, exc.message, results) from exc
+            results.append({"action": spec.name, "ok": True, "result": out})
         return _run(t.id, now, phase, ev, timer_id, "acted", None, results)
 
     def _limit_reached(self, session: Session, t: Compiled, *, order_id: int | None, customer_id: int | None,
@@ -288,14 +323,42 @@ class Engine:
             now = self._clock.now()
             with transaction(self._sessions) as s:
                 due = timers.claim_due(s, now=now, limit=self._batch)
-                runs = [self._fire(s, timer, now) for timer in due]
-                if runs:
-                    s.execute(insert(Run), runs)
+                if due:
+                    loaded = _preload(s, due)  # noqa: F841 - held so the identity map keeps the objects
+                    s.execute(insert(Run), self._fire_batch(s, due, now))
             total += len(due)
             if len(due) < self._batch:
                 return total
 
-    def _fire(self, session: Session, timer: Timer, now: datetime) -> dict[str, Any]:
+    def _fire_batch(self, session: Session, due: list[Timer], now: datetime) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = []
+        acting = []
+        for timer in due:
+            checked = self._recheck(session, timer, now)
+            if isinstance(checked, dict):
+                runs.append(checked)
+            else:
+                acting.append((timer, *checked))
+        if not acting:
+            return runs
+        try:  # the common case: every run succeeds, one savepoint and one firing insert for the batch
+            firings: list[dict[str, Any]] = []
+            with session.begin_nested():
+                done = [self._perform(session, t, ev, timer.entity, timer.entity_id, now=now, phase="fire",
+                                      timer_id=timer.id, variables=variables, firings=firings)
+                        for timer, t, ev, variables in acting]
+                if firings:
+                    session.execute(insert(Firing), firings)
+        except (_ActionFailed, IntegrityError):  # some run fails: redo them one savepoint each
+            done = [self.act(session, t, ev, timer.entity, timer.entity_id, now=now, phase="fire",
+                             timer_id=timer.id, variables=variables) for timer, t, ev, variables in acting]
+        for (timer, *_), run in zip(acting, done, strict=True):
+            state = {"acted": "done", "failed": "failed"}.get(run["outcome"], "skipped")
+            timers.finish(timer, state=state, reason=run["reason"], now=now)
+        return runs + done
+
+    def _recheck(self, session: Session, timer: Timer, now: datetime) -> dict[str, Any] | tuple:
+        """A run-log row if the timer ends here (cancelled, condition false), else (trigger, event, variables)."""
         ev = session.get(Event, timer.event_id)
         t = self.triggers(session).get(timer.trigger_id)
         if t is None or not t.active or ev is None:
@@ -314,19 +377,27 @@ class Engine:
         self.evaluator.bind(now=now, **variables)
         verdict = self.evaluator.check(t.condition)
         if not verdict.matched:
-            timers.finish(timer, state="skipped", reason=f"re-check at fire time: {verdict.reason}", now=now)
-            return _run(t.id, now, "fire", ev, timer.id, "not_matched", f"re-check at fire time: {verdict.reason}")
-        run = self.act(session, t, ev, timer.entity, timer.entity_id, now=now, phase="fire", timer_id=timer.id,
-                       variables=variables)
-        state = {"acted": "done", "failed": "failed"}.get(run["outcome"], "skipped")
-        timers.finish(timer, state=state, reason=run["reason"], now=now)
-        return run
+            reason = f"re-check at fire time: {verdict.reason}"
+            timers.finish(timer, state="skipped", reason=reason, now=now)
+            return _run(t.id, now, "fire", ev, timer.id, "not_matched", reason)
+        return t, ev, variables
+
+
+def _preload(session: Session, due: list[Timer]) -> list[Any]:
+    """Events, orders and customers of a batch in three queries; `session.get` then finds them in memory
+    (as long as the caller holds the returned list: the identity map keeps only weak references)."""
+    loaded: list[Any] = []
+    for model, ids in ((Event, {t.event_id for t in due}), (Order, {t.order_id for t in due if t.order_id}),
+                       (Customer, {t.customer_id for t in due if t.customer_id})):
+        if ids:
+            loaded.extend(session.scalars(select(model).where(model.id.in_(ids))))
+    return loaded
 
 
 class _ActionFailed(Exception):
-    def __init__(self, index: int, name: str, message: str) -> None:
+    def __init__(self, index: int, name: str, message: str, results: list[dict[str, Any]]) -> None:
         super().__init__(message)
-        self.index, self.name, self.message = index, name, message
+        self.index, self.name, self.message, self.results = index, name, message, results
 
 
 def _entity(ev: Event) -> tuple[str | None, int | None]:
