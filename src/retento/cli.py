@@ -5,9 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +19,15 @@ from retento.errors import DomainError
 app = typer.Typer(help="Retento: CRM-marketing engine for online retailers.", no_args_is_help=True)
 site_app = typer.Typer(help="Sites (shops).", no_args_is_help=True)
 app.add_typer(site_app, name="site")
+from retento.bench.cli import bench_app  # noqa: E402
+
+app.add_typer(bench_app, name="bench")
+from retento.imports.cli import import_app  # noqa: E402
+
+app.add_typer(import_app, name="import")
+from retento.demo.cli import demo as _demo  # noqa: E402
+
+app.command("demo")(_demo)
 app.add_typer(importlib.import_module("retento.triggers.cli").app, name="triggers")
 app.add_typer(importlib.import_module("retento.tasks.cli").app, name="tasks")
 console = Console()
@@ -83,16 +90,9 @@ def run(
 @app.command()
 def worker() -> None:
     """Run a worker: dispatches events and does due work. Run as many as you like on PostgreSQL."""
-    a = _app()
-    stop = threading.Event()
+    from retento.worker import main
 
-    def _stop(*_: Any) -> None:
-        stop.set()
-        a.bus.wakeup.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    a.worker.run(stop)
+    main()
 
 
 @app.command()
@@ -169,6 +169,9 @@ def site_list() -> None:
         for site in service.list_sites(s):
             table.add_row(str(site.id), site.code, site.name, site.currency, site.timezone)
     console.print(table)
+
+
+app.add_typer(importlib.import_module("retento.apikeys.cli").app, name="apikey")
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from retento.api import create_app
+from retento.apikeys import service as apikeys
+from retento.db import transaction
 from retento.cli import app as cli
 from retento.config import get_settings
 from tests import factories as f
@@ -17,8 +19,15 @@ RULE = {"name": "vip", "events": ["order_created"], "condition": "order.total > 
 
 @pytest.fixture
 def http(app):
-    with TestClient(create_app(app)) as client:
+    with transaction(app.sessions) as s:
+        _, raw = apikeys.create(s, name="marketer", scopes="triggers:manage,tasks:read,tasks:write", sites=None,
+                                now=app.clock.now())
+    with TestClient(create_app(app), headers={"X-API-Key": raw}) as client:
         yield client
+
+
+def errors(response):
+    return {e["field"]: e["reason"] for e in response.json()["errors"]}
 
 
 def test_api_defines_triggers_and_explains_runs(app, http, clock):
@@ -27,8 +36,8 @@ def test_api_defines_triggers_and_explains_runs(app, http, clock):
     assert r.status_code == 201, r.text
     tid = r.json()["id"]
     bad = http.post("/api/v1/triggers", json={**RULE, "name": "x", "condition": "order.totl > 1"})
-    assert bad.status_code == 400
-    assert "order has no field 'totl'" in bad.json()["detail"]["errors"]["condition"]
+    assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
+    assert "order has no field 'totl'" in errors(bad)["condition"]
     assert http.post("/api/v1/triggers", json=RULE).status_code == 409
     oid = f.order(app, items=[{"name": "x", "price": "500.00"}])
     app.worker.tick()
@@ -65,7 +74,9 @@ def test_api_pending_runs_cancel_and_tasks(app, http, clock):
     assert done["done"] is True and done["done_at"]
     assert http.get("/api/v1/tasks", params={"done": False}).json() == []
     made = http.post("/api/v1/tasks", json={"title": "Call back", "order_id": 999})
-    assert made.status_code == 404 and "order_id" in made.json()["detail"]["errors"]
+    assert made.status_code == 404 and "order_id" in errors(made)
+    anonymous = http.get("/api/v1/triggers", headers={"X-API-Key": ""})
+    assert anonymous.status_code == 401
 
 
 @pytest.fixture

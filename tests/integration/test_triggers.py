@@ -288,3 +288,18 @@ def test_dry_run_counts_matches_without_acting(app):
     assert list(by_orders.reasons.values()) == [1]
     app.worker.tick()
     assert runs(app) == []
+
+
+def test_a_failing_immediate_trigger_does_not_lose_runs_scheduled_in_the_same_batch(app, clock):
+    f.site(app)
+    trigger(app, name="later", events=["order_created"], delay={"minutes": 30},
+            actions=[{"type": "add_tag", "target": "order", "tag": "later"}])
+    trigger(app, name="broken", events=["order_changed"], actions=[{"type": "emit_event", "name": "x"}])
+    first = f.order(app)
+    second = f.order(app)
+    f.edit_order(app, second, manager_comment="no customer: emit_event fails, its savepoint rolls back")
+    app.worker.tick()  # one dispatch batch holds all three events
+    assert [t.order_id for t in pending(app)] == [first, second]
+    clock.advance(minutes=30)
+    app.worker.tick()
+    assert order_tags(app, first) == ["later"] and order_tags(app, second) == ["later"]

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
-from retento.api_deps import call, caller, get_app
+from retento.apikeys.schemas import Principal
 from retento.bootstrap import App
 from retento.db import transaction
-from retento.history.schemas import ChangeContext
+from retento.rest import app_of, require, router as v1_router
 from retento.tasks import service
 from retento.tasks.schemas import TaskCreate, TaskEdit, TaskOut
 
-router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
-AppDep = Annotated[App, Depends(get_app)]
+router = v1_router("tasks")
+AppDep = Annotated[App, Depends(app_of)]
 
 
-@router.get("", response_model=list[TaskOut], summary="Tasks, filtered by assignee, customer, order, done")
-def list_tasks(app: AppDep, _: Annotated[ChangeContext, Depends(caller)], manager_id: int | None = None,
+@router.get("/tasks", response_model=list[TaskOut], summary="Tasks, filtered by assignee, customer, order, done")
+def list_tasks(app: AppDep, _: Annotated[Principal, Depends(require("tasks:read"))], manager_id: int | None = None,
                customer_id: int | None = None, order_id: int | None = None, done: bool | None = None,
                after_id: int = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[Any]:
     with transaction(app.sessions) as s:
@@ -26,13 +26,15 @@ def list_tasks(app: AppDep, _: Annotated[ChangeContext, Depends(caller)], manage
                                   after_id=after_id, limit=limit)
 
 
-@router.post("", response_model=TaskOut, status_code=201, summary="Create a task")
-def create_task(app: AppDep, ctx: Annotated[ChangeContext, Depends(caller)], data: TaskCreate) -> Any:
+@router.post("/tasks", response_model=TaskOut, status_code=201, summary="Create a task")
+def create_task(app: AppDep, principal: Annotated[Principal, Depends(require("tasks:write"))],
+                data: TaskCreate) -> Any:
     with transaction(app.sessions) as s:
-        return call(lambda: service.create_task(s, data=data, ctx=ctx, now=app.clock.now()))
+        return service.create_task(s, data=data, ctx=principal.ctx, now=app.clock.now())
 
 
-@router.patch("/{task_id}", response_model=TaskOut, summary="Mark done, reassign or reschedule a task")
-def edit_task(app: AppDep, _: Annotated[ChangeContext, Depends(caller)], task_id: int, data: TaskEdit) -> Any:
+@router.patch("/tasks/{task_id}", response_model=TaskOut, summary="Mark done, reassign or reschedule a task")
+def edit_task(app: AppDep, _: Annotated[Principal, Depends(require("tasks:write"))], task_id: int,
+              data: TaskEdit) -> Any:
     with transaction(app.sessions) as s:
-        return call(lambda: service.edit_task(s, task=service.get_task(s, task_id), data=data, now=app.clock.now()))
+        return service.edit_task(s, task=service.get_task(s, task_id), data=data, now=app.clock.now())

@@ -19,11 +19,18 @@ def install(app: App) -> None:
     engine = Engine(app.sessions, app.clock, max_depth=s.trigger_max_depth, batch=s.trigger_timer_batch)
     app.bus.subscribe("triggers", engine.on_event)
     event.listen(app.sessions, "before_commit", engine.flush)
-    event.listen(app.sessions, "after_rollback", lambda session: session.info.pop(BUFFER, None))
+    event.listen(app.sessions, "after_transaction_end", _forget_buffer)
     app.worker.add_job("trigger_timers", engine.fire_due)
     app.worker.add_job("trigger_webhooks", Deliverer(app.sessions, app.clock, timeout=s.trigger_webhook_timeout,
                                                      max_attempts=s.trigger_webhook_max_attempts))
     app.triggers = engine  # type: ignore[attr-defined]
+
+
+def _forget_buffer(session, transaction) -> None:  # noqa: ANN001 - SQLAlchemy event signature
+    """The outermost transaction ended: after a commit the buffer is already stored; after a rollback it goes
+    with the rest of the transaction (a savepoint's rollback keeps it: other events' rows are in it)."""
+    if transaction.parent is None:
+        session.info.pop("trigger_buffer", None)
 
 
 def engine_of(app: App) -> Engine:

@@ -7,14 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel
 
-from retento.api_deps import call, caller, get_app
 from retento.bootstrap import App
 from retento.db import transaction
+from retento.rest import ERRORS, ProblemRoute, app_of, require
 from retento.triggers import actions, service, templates
 from retento.triggers.schemas import DryRunIn, DryRunOut, RunOut, TimerOut, TriggerIn, TriggerOut
 
-router = APIRouter(prefix="/api/v1", tags=["triggers"], dependencies=[Depends(caller)])
-AppDep = Annotated[App, Depends(get_app)]
+router = APIRouter(prefix="/api/v1", tags=["triggers"], route_class=ProblemRoute, responses=ERRORS,
+                   dependencies=[Depends(require("triggers:manage"))])
+AppDep = Annotated[App, Depends(app_of)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
@@ -45,7 +46,7 @@ def list_triggers(app: AppDep) -> list[TriggerOut]:
 @router.post("/triggers", response_model=TriggerOut, status_code=201, summary="Create a trigger")
 def create_trigger(app: AppDep, data: TriggerIn) -> TriggerOut:
     with transaction(app.sessions) as s:
-        return service.out(call(lambda: service.create_trigger(s, raw=_raw(data), now=app.clock.now())))
+        return service.out(service.create_trigger(s, raw=_raw(data), now=app.clock.now()))
 
 
 @router.get("/triggers/actions", summary="Registered actions and their parameters (JSON Schema)")
@@ -67,15 +68,15 @@ def list_templates() -> list[dict[str, Any]]:
 @router.post("/triggers/templates/{name}", response_model=TriggerOut, summary="Install a ready-made trigger")
 def install_template(app: AppDep, name: str, data: TemplateIn) -> TriggerOut:
     with transaction(app.sessions) as s:
-        trigger, _ = call(lambda: service.install_template(s, name=name, params=data.params, trigger_name=data.name,
-                                                           now=app.clock.now()))
+        trigger, _ = service.install_template(s, name=name, params=data.params, trigger_name=data.name,
+                                              now=app.clock.now())
         return service.out(trigger)
 
 
 @router.post("/triggers/dry-run", response_model=DryRunOut, summary="Evaluate an unsaved definition")
 def dry_run_definition(app: AppDep, data: DryRunRequest) -> DryRunOut:
     with transaction(app.sessions) as s:
-        return call(lambda: service.dry_run(s, raw=_raw(data.trigger), options=data.options, now=app.clock.now()))
+        return service.dry_run(s, raw=_raw(data.trigger), options=data.options, now=app.clock.now())
 
 
 @router.get("/triggers/pending", response_model=list[TimerOut], summary="Delayed runs that will fire, in due order")
@@ -89,7 +90,7 @@ def pending(app: AppDep, trigger_id: int | None = None, order_id: int | None = N
 @router.delete("/triggers/pending/{timer_id}", response_model=TimerOut, summary="Cancel one pending run")
 def cancel_one(app: AppDep, timer_id: int) -> Any:
     with transaction(app.sessions) as s:
-        return call(lambda: service.cancel_timer(s, timer_id=timer_id, now=app.clock.now()))
+        return service.cancel_timer(s, timer_id=timer_id, now=app.clock.now())
 
 
 @router.get("/triggers/runs", response_model=list[RunOut], summary="Run log: why a trigger did or did not fire")
@@ -113,41 +114,39 @@ def customer_runs(app: AppDep, customer_id: int, after_id: int = 0, limit: Limit
 @router.get("/triggers/{trigger_id}", response_model=TriggerOut, summary="One trigger")
 def get_trigger(app: AppDep, trigger_id: int) -> TriggerOut:
     with transaction(app.sessions) as s:
-        return service.out(call(lambda: service.get_trigger(s, trigger_id)))
+        return service.out(service.get_trigger(s, trigger_id))
 
 
 @router.put("/triggers/{trigger_id}", response_model=TriggerOut, summary="Replace a trigger's definition")
 def update_trigger(app: AppDep, trigger_id: int, data: TriggerIn) -> TriggerOut:
     with transaction(app.sessions) as s:
-        t = call(lambda: service.update_trigger(s, trigger=service.get_trigger(s, trigger_id), raw=_raw(data),
-                                                now=app.clock.now()))
+        t = service.update_trigger(s, trigger=service.get_trigger(s, trigger_id), raw=_raw(data), now=app.clock.now())
         return service.out(t)
 
 
 @router.patch("/triggers/{trigger_id}", response_model=TriggerOut, summary="Switch a trigger on or off")
 def set_active(app: AppDep, trigger_id: int, data: ActiveIn) -> TriggerOut:
     with transaction(app.sessions) as s:
-        t = call(lambda: service.set_active(s, trigger=service.get_trigger(s, trigger_id), active=data.active,
-                                            now=app.clock.now()))
+        t = service.set_active(s, trigger=service.get_trigger(s, trigger_id), active=data.active, now=app.clock.now())
         return service.out(t)
 
 
 @router.delete("/triggers/{trigger_id}", summary="Delete a trigger (its pending runs are cancelled)")
 def delete_trigger(app: AppDep, trigger_id: int) -> dict[str, int]:
     with transaction(app.sessions) as s:
-        n = call(lambda: service.delete_trigger(s, trigger=service.get_trigger(s, trigger_id), now=app.clock.now()))
+        n = service.delete_trigger(s, trigger=service.get_trigger(s, trigger_id), now=app.clock.now())
         return {"cancelled": n}
 
 
 @router.post("/triggers/{trigger_id}/cancel-pending", summary="Cancel every pending run of a trigger")
 def cancel_all(app: AppDep, trigger_id: int) -> dict[str, int]:
     with transaction(app.sessions) as s:
-        n = call(lambda: service.cancel_pending(s, trigger=service.get_trigger(s, trigger_id), now=app.clock.now()))
+        n = service.cancel_pending(s, trigger=service.get_trigger(s, trigger_id), now=app.clock.now())
         return {"cancelled": n}
 
 
 @router.post("/triggers/{trigger_id}/dry-run", response_model=DryRunOut, summary="Evaluate a saved trigger")
 def dry_run(app: AppDep, trigger_id: int, options: Annotated[DryRunIn, Body()] = DryRunIn()) -> DryRunOut:
     with transaction(app.sessions) as s:
-        t = call(lambda: service.get_trigger(s, trigger_id))
-        return call(lambda: service.dry_run(s, raw=t.definition, options=options, now=app.clock.now()))
+        t = service.get_trigger(s, trigger_id)
+        return service.dry_run(s, raw=t.definition, options=options, now=app.clock.now())

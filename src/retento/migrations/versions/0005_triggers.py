@@ -1,7 +1,7 @@
 """triggers, timers, run log, tasks, order tags
 
 Revision ID: 0005_triggers
-Revises: 0001
+Revises: 0004_api_keys
 Create Date: 2026-11-25
 """
 from alembic import op
@@ -10,7 +10,7 @@ import retento.db
 from sqlalchemy.dialects import postgresql
 
 revision = '0005_triggers'
-down_revision = '0001'
+down_revision = '0004_api_keys'
 branch_labels = None
 depends_on = None
 
