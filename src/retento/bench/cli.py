@@ -29,9 +29,6 @@ def ingest(
         str, typer.Option(envvar="RETENTO_TEST_PG_DSN", help="PostgreSQL server for the throwaway databases")
     ] = DEFAULT_PG_DSN,
     seed: Annotated[int, typer.Option(help="Seed of the generated orders")] = 7,
-    gc_freeze: Annotated[
-        bool, typer.Option(help="gc.freeze() after setup, as a long-running server would")
-    ] = True,
 ) -> None:
     """Ingest generated orders through the service layer; compare with driver executemany of the same rows."""
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
@@ -50,7 +47,6 @@ def ingest(
                         batch=batch,
                         progress=progress,
                         seed=seed,
-                        gc_freeze=gc_freeze,
                     )
                 )
     table = Table("backend", "orders", "rows", "Retento s", "orders/s", "orders/CPU s", "baseline s", "ratio",

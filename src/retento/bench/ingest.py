@@ -12,7 +12,6 @@ inserts and commits are timed on either side; generating the input and reading r
 
 from __future__ import annotations
 
-import gc
 import itertools
 import random
 import time
@@ -296,14 +295,8 @@ def _max_ids(app: App) -> dict[str, int]:
         }
 
 
-def run(
-    target: Target, *, n_orders: int, batch: int, progress: Any = None, seed: int = 7, gc_freeze: bool = True
-) -> Result:
-    """The whole benchmark on one backend: setup, Retento's ingest, the baseline on a copy, row checks.
-
-    `gc_freeze`: after setup, move everything alive (modules, metadata, the app) out of the garbage collector's
-    way with `gc.freeze()`, as a long-running server would after start-up; both timed phases run like that.
-    """
+def run(target: Target, *, n_orders: int, batch: int, progress: Any = None, seed: int = 7) -> Result:
+    """The whole benchmark on one backend: setup, Retento's ingest, the baseline on a copy, row checks."""
 
     def task(label: str, total: int) -> Tick | None:
         if progress is None:
@@ -322,9 +315,6 @@ def run(
         app.close()
     copy = target.clone("raw")  # the database before the orders: the baseline starts from the same state
     app = bootstrap(Settings(database_url=target.url))
-    if gc_freeze:
-        gc.collect()
-        gc.freeze()
     try:
         spent, bounds = ingest(
             app,
@@ -338,7 +328,6 @@ def run(
         )
     finally:
         app.close()
-        gc.unfreeze()
     if rows["orders"] != n_orders or rows != written:
         raise RuntimeError(f"baseline copied {rows}, Retento wrote {written}")
     return Result(target.backend, target.version, n_orders, batch, rows, spent, base)
