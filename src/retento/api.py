@@ -76,4 +76,6 @@ ROUTERS: list[str] = [
     "retento.history.api:router",
     "retento.compat.api:router",
     "retento.webhooks.api:router",
+    "retento.triggers.api:router",
+    "retento.tasks.api:router",
 ]

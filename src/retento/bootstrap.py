@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from retento.bus import Bus
-from retento.clock import Clock, SystemClock
+from retento.clock import Clock, FrozenClock, SystemClock
 from retento.config import Settings, get_settings
 from retento.db import make_engine, make_session_factory
 from retento.worker import Worker
@@ -30,7 +30,7 @@ class App:
 
 def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None) -> App:
     settings = settings or get_settings()
-    clock = clock or SystemClock()
+    clock = clock or (FrozenClock(settings.frozen_now) if settings.frozen_now else SystemClock())
     engine = engine or make_engine(settings.database_url, echo=settings.sql_echo)
     sessions = make_session_factory(engine)
     bus = Bus(sessions, clock, batch=settings.event_batch_size, max_attempts=settings.event_max_attempts)
@@ -47,4 +47,5 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, e
 INSTALLS: list[str] = [
     "retento.apikeys.service",
     "retento.webhooks.service",
+    "retento.triggers",
 ]

@@ -15,6 +15,9 @@ SCOPES = (
     "history:read",
     "reference:read",
     "webhooks:manage",
+    "triggers:manage",
+    "tasks:read",
+    "tasks:write",
 )
 
 
