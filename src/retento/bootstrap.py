@@ -42,6 +42,15 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, e
     return app
 
 
+def configure_process(settings: Settings) -> None:
+    """Process-wide runtime settings for Retento's own processes (CLI, API, workers); not applied to
+    programs that merely import retento as a library."""
+    import gc
+
+    if settings.gc_threshold:
+        gc.set_threshold(settings.gc_threshold, 20, 20)
+
+
 # Domains that react to events or have due work: each module has `install(app: App) -> None`, which
 # subscribes to the bus (`app.bus.subscribe`) and adds worker jobs (`app.worker.add_job`). Add yours here.
 INSTALLS: list[str] = [

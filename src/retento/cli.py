@@ -34,6 +34,15 @@ console = Console()
 err = Console(stderr=True)
 
 
+@app.callback()
+def _process_setup() -> None:
+    """Process-wide runtime settings, applied before any command."""
+    from retento.bootstrap import configure_process
+    from retento.config import get_settings
+
+    configure_process(get_settings())
+
+
 def _app() -> App:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return bootstrap()

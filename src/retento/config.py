@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     )
     history_page_size: int = Field(100, gt=0, le=1000, description="Default page size of history reads")
     sql_echo: bool = Field(False, description="Log every SQL statement")
+    gc_threshold: int = Field(
+        50_000, ge=0, description="Allocations between collections of Python's youngest GC generation in Retento's "
+        "processes (Python's default is 700; bulk work creates many short-lived objects). 0 keeps Python's default",
+    )
     api_rate_per_second: float = Field(50.0, gt=0, description="API key rate limit: tokens added per second")
     api_rate_burst: int = Field(100, gt=0, description="API key rate limit: bucket size (requests in a burst)")
     api_key_cache_seconds: float = Field(

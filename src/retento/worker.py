@@ -44,8 +44,10 @@ def main() -> None:
     faster because it skips the command line's imports)."""
     import signal
 
-    from retento.bootstrap import bootstrap
+    from retento.bootstrap import bootstrap, configure_process
+    from retento.config import get_settings
 
+    configure_process(get_settings())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = bootstrap()
     stop = threading.Event()
