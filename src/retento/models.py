@@ -9,3 +9,4 @@ from retento.orders import models as orders  # noqa: F401
 from retento.sites import models as sites  # noqa: F401
 
 metadata = Base.metadata
+from retento.segments import models as segments  # noqa: F401, E402
