@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, event, func, insert, select
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from retento.clock import Clock
-from retento.db import Base, JSONType, UTCDateTime, lock_change_log, transaction
+from retento.db import Base, JSONType, UTCDateTime, insert_rows, lock_change_log, transaction
 from retento.history.schemas import ChangeContext
-from retento.jsonable import jsonable
+from retento.jsonable import serialised
 
 log = logging.getLogger(__name__)
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -94,7 +94,7 @@ def event_row(
         "site_id": site_id,
         "customer_id": customer_id,
         "order_id": order_id,
-        "payload": jsonable(payload or {}),
+        "payload": serialised(payload or {}),
         "source": ctx.source.value,
         "actor_type": ctx.actor_type.value,
         "actor_id": ctx.actor_id,
@@ -108,7 +108,7 @@ def record(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     rows = list(rows)
     if rows:
         lock_change_log(session)
-        session.execute(insert(Event.__table__), rows)
+        insert_rows(session, Event.__table__, rows)
 
 
 Handler = Callable[[Session, Event], None]

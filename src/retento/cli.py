@@ -20,6 +20,12 @@ from retento.errors import DomainError
 app = typer.Typer(help="Retento: CRM-marketing engine for online retailers.", no_args_is_help=True)
 site_app = typer.Typer(help="Sites (shops).", no_args_is_help=True)
 app.add_typer(site_app, name="site")
+from retento.bench.cli import bench_app  # noqa: E402
+
+app.add_typer(bench_app, name="bench")
+from retento.imports.cli import import_app  # noqa: E402
+
+app.add_typer(import_app, name="import")
 console = Console()
 err = Console(stderr=True)
 

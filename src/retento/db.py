@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Engine, MetaData, Numeric, String, create_engine, event, text
+from sqlalchemy import JSON, Engine, MetaData, Numeric, String, Table, create_engine, event, insert, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -156,3 +158,61 @@ def lock_change_log(session: Session) -> None:
 def _reset_lock_flag(session: Session, transaction: Any) -> None:
     if transaction.parent is None:
         session.info.pop("change_log_locked", None)
+
+
+def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
+    """`count` new primary keys of `table`, ascending, for rows this transaction is about to insert.
+
+    PostgreSQL: taken from the column's sequence in one round trip, so concurrent writers never collide.
+    SQLite: the ids the database itself would give (one past the largest); the transaction began with
+    BEGIN IMMEDIATE, so no other writer can take them before commit.
+    """
+    if count <= 0:
+        return []
+    name = table.name
+    if session.get_bind().dialect.name == "postgresql":
+        q = text(f"SELECT nextval(pg_get_serial_sequence('{name}', 'id')) FROM generate_series(1, :n)")
+        return sorted(session.scalars(q, {"n": count}))
+    top = session.scalar(text(f"SELECT COALESCE(MAX(id), 0) FROM {name}"))
+    return list(range(top + 1, top + 1 + count))
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT many rows (all with the same keys) through the driver's executemany.
+
+    Each value goes through its column type's own bind processing, so the database gets exactly what
+    `session.execute(insert(table), rows)` would send, without Core's per-row statement bookkeeping.
+    """
+    if not rows:
+        return
+    conn = session.connection()
+    plan = _insert_plan(conn.dialect, table, tuple(rows[0]))
+    if plan is None:
+        conn.execute(insert(table), list(rows))
+        return
+    sql, getter, processors = plan
+    if processors:
+        params = []
+        for row in rows:
+            values = list(getter(row))
+            for i, process in processors:
+                values[i] = process(values[i])
+            params.append(tuple(values))
+    else:
+        params = [getter(row) for row in rows]
+    conn.exec_driver_sql(sql, params)
+
+
+@lru_cache(maxsize=256)
+def _insert_plan(dialect: Any, table: Table, keys: tuple[str, ...]) -> tuple[str, Any, list] | None:
+    """(SQL, row -> values, [(position, processor)]); None where Core must do it (defaults to fill, odd drivers)."""
+    placeholder = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+    missing = [c for c in table.columns if c.key not in keys and c.default is not None]
+    if placeholder is None or missing or len(keys) < 2:
+        return None
+    columns = [table.c[k] for k in keys]
+    processors = [(i, p) for i, c in enumerate(columns) if (p := c.type._cached_bind_processor(dialect))]
+    preparer = dialect.identifier_preparer
+    sql = (f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.format_column(c) for c in columns)}) "
+           f"VALUES ({', '.join([placeholder] * len(columns))})")
+    return sql, itemgetter(*keys), processors

@@ -31,7 +31,7 @@ class DomainError(Exception):
     def from_pydantic(cls, exc: ValidationError, prefix: str = "") -> DomainError:
         out = []
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"] if p not in ("function-after", "function-before"))
+            loc = ".".join(str(p) for p in err["loc"] if p != "[key]")
             msg = err["msg"].removeprefix("Value error, ")
             out.append(FieldError(f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body", msg))
         return cls(out)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retento.db import lock_change_log
+from retento.db import insert_rows, lock_change_log
 from retento.history.models import HistoryEntry
 from retento.history.schemas import ChangeContext
-from retento.jsonable import jsonable
+from retento.jsonable import jsonable, serialised
 
 
 def entry(
@@ -39,8 +39,8 @@ def entry(
         "actor_type": ctx.actor_type.value,
         "actor_id": ctx.actor_id,
         "field": field,
-        "old_value": jsonable(old),
-        "new_value": jsonable(new),
+        "old_value": serialised(old),
+        "new_value": serialised(new),
     }
 
 
@@ -48,7 +48,7 @@ def write(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     lock_change_log(session)
-    session.execute(insert(HistoryEntry.__table__), rows)
+    insert_rows(session, HistoryEntry.__table__, rows)
 
 
 def since(

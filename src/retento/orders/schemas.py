@@ -7,12 +7,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from retento.customers.schemas import AwareDatetime, CustomValue
-from retento.money import check_currency
+from retento.money import CENT, check_currency
 
-Money = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2)]
+# Amounts keep the stored scale (10 -> 10.00, quantity 2 -> 2.000), so an unchanged value never diffs as a change.
+Money = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2), AfterValidator(lambda v: v.quantize(CENT))]
+ZERO = Decimal("0.00")
 
 
 class ItemKind(StrEnum):
@@ -27,9 +29,10 @@ class ItemIn(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=255, description="Required when offer_id is not given")
     kind: ItemKind | None = None
     category: str | None = Field(None, max_length=255)
-    quantity: Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=3)] = Decimal(1)
+    quantity: Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=3),
+                        AfterValidator(lambda v: v.quantize(Decimal("0.001")))] = Decimal("1.000")
     price: Money | None = Field(None, description="Unit price; the catalogue price when omitted")
-    discount: Money = Decimal(0)
+    discount: Money = ZERO
 
     @model_validator(mode="after")
     def _named(self) -> ItemIn:
@@ -57,7 +60,7 @@ class Delivery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: str | None = Field(None, max_length=64)
-    cost: Money = Decimal(0)
+    cost: Money = ZERO
     date: dt.date | None = None
     address: dict[str, CustomValue] | None = None
 
@@ -67,7 +70,7 @@ class Payment(BaseModel):
 
     type: str | None = Field(None, max_length=64)
     status: str | None = Field(None, max_length=32)
-    paid_amount: Money = Decimal(0)
+    paid_amount: Money = ZERO
 
 
 class OrderFields(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,15 +9,17 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from retento import bus
 from retento.catalog.models import Product
 from retento.customers.models import Customer
+from retento.db import insert_rows, reserve_ids
 from retento.errors import Conflict, DomainError, FieldError, NotFound
 from retento.history import service as history
 from retento.history.schemas import ChangeContext
+from retento.jsonable import serialised
 from retento.money import round_money
 from retento.orders import events as ev
 from retento.orders.models import Order, OrderItem, Status, StatusGroup
@@ -131,11 +132,12 @@ def prepare(session: Session, items: Sequence[OrderCreate], *, now: datetime) ->
             key_num = (p.order["site_id"], p.order["number"])
             if data.external_id and key_ext in taken_ext:
                 raise Conflict("external_id", f"order with externalId {data.external_id!r} already exists")
-            if key_num in taken_num:
+            if p.order["number"] is not None and key_num in taken_num:
                 raise Conflict("number", f"order number {p.order['number']!r} already exists")
             if data.external_id:
                 taken_ext.add(key_ext)
-            taken_num.add(key_num)
+            if p.order["number"] is not None:
+                taken_num.add(key_num)
             out.append(p)
         except DomainError as exc:
             out.append(exc)
@@ -261,30 +263,21 @@ def write(session: Session, prepared: Sequence[Prepared], *, ctx: ChangeContext,
     """Store prepared orders with their items, history and events. Returns the new ids, in order."""
     if not prepared:
         return []
-    rows = []
-    for p in prepared:
-        row = dict(p.order)
+    ids = reserve_ids(session, Order.__table__, len(prepared))
+    rows, items, hist, events = [], [], [], []
+    for oid, p in zip(ids, prepared, strict=True):
+        row = {**p.order, "id": oid}
         if row["number"] is None:
-            row["number"] = f"~{uuid.uuid4().hex}"  # replaced by "<id>A" below, as RetailCRM numbers them
+            row["number"] = f"{oid}A"  # as RetailCRM numbers orders that come without one
         rows.append(row)
-    orders_t = Order.__table__
-    ids = list(session.scalars(insert(orders_t).returning(orders_t.c.id, sort_by_parameter_order=True), rows))
-    unnumbered = [{"b_id": i, "b_number": f"{i}A"} for i, p in zip(ids, prepared, strict=True)
-                  if p.order["number"] is None]
-    if unnumbered:
-        session.execute(update(orders_t).where(orders_t.c.id == bindparam("b_id"))
-                        .values(number=bindparam("b_number")), unnumbered)
-    items = [{"order_id": oid, **item} for oid, p in zip(ids, prepared, strict=True) for item in p.items]
-    if items:
-        session.execute(insert(OrderItem.__table__), items)
-    hist, events = [], []
-    for oid, p, row in zip(ids, prepared, rows, strict=True):
-        snap = _snapshot(oid, p.site_code, {**row, "number": row["number"] if p.order["number"] else f"{oid}A"},
-                         p.items)
+        items += [{"order_id": oid, **item} for item in p.items]
+        snap = serialised(_snapshot(oid, p.site_code, row, p.items))  # one serialisation for history and event
         hist.append(history.entry(entity=ENTITY, entity_id=oid, site_id=row["site_id"], ctx=ctx, now=now,
                                   created=True, field="status", new=snap))
         events.append(bus.event_row(ev.ORDER_CREATED, ctx=ctx, now=now, site_id=row["site_id"],
                                     customer_id=row["customer_id"], order_id=oid, payload={"order": snap}))
+    insert_rows(session, Order.__table__, rows)
+    insert_rows(session, OrderItem.__table__, items)
     history.write(session, hist)
     bus.record(session, events)
     return ids

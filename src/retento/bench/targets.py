@@ -1,0 +1,107 @@
+"""Throwaway databases for benchmarks: a fresh one per backend, a same-state copy for the baseline, raw driver access.
+
+SQLite: files in a temporary directory (copied after the engine is closed, so the WAL is checkpointed).
+PostgreSQL: `retento_bench_<random>` databases on the server of the given DSN (the copy is made with
+`CREATE DATABASE ... TEMPLATE`), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.types.string import TextLoader
+from sqlalchemy import make_url
+
+DEFAULT_PG_DSN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL",
+                  "PRAGMA busy_timeout=30000")  # the same settings retento.db gives every SQLite connection
+
+
+@dataclass
+class Target:
+    """One backend's database for a benchmark run."""
+
+    backend: str  # sqlite | postgres
+    url: str  # SQLAlchemy URL of the database Retento writes to
+    admin: str | None = None  # libpq conninfo of the PostgreSQL maintenance database
+    made: list[Target] = field(default_factory=list, repr=False)  # PostgreSQL databases to drop, shared by clones
+
+    @property
+    def version(self) -> str:
+        if self.backend == "sqlite":
+            return f"SQLite {sqlite3.sqlite_version}"
+        with psycopg.connect(_conninfo(self.url)) as conn:
+            return "PostgreSQL " + conn.execute("SHOW server_version").fetchone()[0].split()[0]
+
+    def clone(self, suffix: str) -> Target:
+        """A copy of this database as it is now (no connections may be open to it)."""
+        if self.backend == "sqlite":
+            src = Path(make_url(self.url).database)
+            dst = src.with_name(f"{src.stem}_{suffix}.db")
+            shutil.copy(src, dst)
+            return Target("sqlite", f"sqlite:///{dst}")
+        name = f"{make_url(self.url).database}_{suffix}"
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{make_url(self.url).database}"')
+        copy = Target("postgres", make_url(self.url).set(database=name).render_as_string(hide_password=False),
+                      admin=self.admin, made=self.made)
+        self.made.append(copy)
+        return copy
+
+    @contextmanager
+    def raw(self) -> Iterator[Any]:
+        """A plain driver connection: sqlite3 with Retento's pragmas, or psycopg with JSON read as text."""
+        if self.backend == "sqlite":
+            conn = sqlite3.connect(make_url(self.url).database, isolation_level=None, check_same_thread=False)
+            for pragma in SQLITE_PRAGMAS:
+                conn.execute(pragma)
+            try:
+                yield conn
+            finally:
+                conn.close()
+            return
+        with psycopg.connect(_conninfo(self.url)) as conn:
+            for name in ("json", "jsonb"):  # rows are copied as stored: JSON stays text, no re-serialising
+                conn.adapters.register_loader(name, TextLoader)
+            yield conn
+
+
+
+def _conninfo(url: str) -> str:
+    u = make_url(url)
+    parts = {"host": u.host or "127.0.0.1", "port": u.port or 5432, "user": u.username or "postgres",
+             "dbname": u.database, "password": u.password}
+    return " ".join(f"{k}={v}" for k, v in parts.items() if v)
+
+
+@contextmanager
+def fresh(backend: str, pg_dsn: str = DEFAULT_PG_DSN) -> Iterator[Target]:
+    """An empty database for `backend`; it and every clone of it are removed on exit."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="retento_bench_") as tmp:
+            yield Target("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}")
+        return
+    if backend != "postgres":
+        raise ValueError(f"unknown backend {backend!r} (sqlite or postgres)")
+    admin = _conninfo(pg_dsn)
+    name = f"retento_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    target = Target("postgres", make_url(pg_dsn).set(database=name).render_as_string(hide_password=False),
+                    admin=admin)
+    target.made.append(target)
+    try:
+        yield target
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            for t in reversed(target.made):
+                conn.execute(f'DROP DATABASE IF EXISTS "{make_url(t.url).database}" WITH (FORCE)')
