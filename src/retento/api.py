@@ -68,4 +68,6 @@ def create_app(app: App, *, with_worker: bool = False) -> FastAPI:
 
 
 # Domain routers (`module:attribute`, an APIRouter; routes read `request.app.state.app` for the App).
-ROUTERS: list[str] = []
+ROUTERS: list[str] = [
+    "retento.segments.api:router",
+]

@@ -26,6 +26,9 @@ app.add_typer(bench_app, name="bench")
 from retento.imports.cli import import_app  # noqa: E402
 
 app.add_typer(import_app, name="import")
+from retento.segments.cli import register as register_segments  # noqa: E402
+
+register_segments(app)
 console = Console()
 err = Console(stderr=True)
 

@@ -86,8 +86,12 @@ def compute_rfm(session: Session, *, site_id: int, now: datetime) -> dict[str, A
         select(scored.c.customer_id, scored.c.site_id, scored.c.frequency, scored.c.recency, scored.c.age,
                scored.c.mc / literal_column("100.0"), scored.c.r, scored.c.f, scored.c.m, cell,
                literal(now, UTCDateTime()))))
+    before = service.threshold_days(session, site_id)
     update_threshold(session, site_id=site_id, now=now)
-    service.recompute_site(session, site_id=site_id, now=now, only=service.segments_using(session, site_id, "rfm"))
+    affected = service.segments_using(session, site_id, "rfm")
+    if service.threshold_days(session, site_id) != before:
+        affected += service.segments_using(session, site_id, "lifecycle")
+    service.recompute_site(session, site_id=site_id, now=now, only=affected)
     service.settings_row(session, site_id, now=now).rfm_computed_at = now
     return {"cuts": cuts, "cells": cell_table(session, site_id=site_id)}
 

@@ -54,5 +54,6 @@ def refresh(session: Session, *, customer_ids: Sequence[int] | None = None, site
     if site_id is not None:
         stmt = stmt.where(R.c.site_id == site_id)
     session.execute(stmt)
-    result = session.execute(insert(R).from_select(COLUMNS, rollup_select(customer_ids, site_id=site_id)))
+    result = session.execute(insert(R).from_select(COLUMNS, rollup_select(customer_ids, site_id=site_id)),
+                             execution_options={"preserve_rowcount": True})
     return result.rowcount

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, Integer, and_, case, delete, exists, func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from retento import bus
@@ -30,6 +31,7 @@ M = SegmentMember.__table__
 CH = SegmentChange.__table__
 C = Customer.__table__
 SYSTEM = ChangeContext.system(Source.SYSTEM)
+COUNTED = {"preserve_rowcount": True}  # INSERT ... SELECT reports its row count on PostgreSQL too
 
 
 # --- settings ---------------------------------------------------------------------------------------------
@@ -147,7 +149,7 @@ def _settle(session: Session, segment: Segment, mark: int, now: datetime, emit: 
     entered = session.execute(insert(M).from_select(
         ["segment_id", "customer_id", "since"],
         select(literal(segment.id, Integer), CH.c.customer_id, literal(now, UTCDateTime()))
-        .where(mine, CH.c.entered.is_(True)))).rowcount
+        .where(mine, CH.c.entered.is_(True))), execution_options=COUNTED).rowcount
     segment.size = segment.size + entered - left
     if emit and (entered or left):
         payload = {"segment_id": segment.id, "segment_code": segment.code, "segment_name": segment.name}
@@ -322,3 +324,38 @@ def process_dirty(session: Session, *, now: datetime, limit: int = 1000) -> int:
     for segment in segments:
         recompute(session, segment=segment, now=now, scope=ids)
     return len(ids)
+
+
+def apply_definitions(session: Session, *, raw: Any, now: datetime) -> list[tuple[Segment, bool]]:
+    """Create or update segments from a YAML / JSON document (one segment, or {site, segments: [...]}).
+
+    All or nothing; errors name the place in the document (segments.2.rules.all.0.orders.op)."""
+    if isinstance(raw, dict) and "segments" in raw:
+        default_site, items, prefix = raw.get("site"), raw["segments"], "segments."
+        if not isinstance(items, list):
+            raise DomainError.one("segments", "must be a list of segments")
+    else:
+        default_site, items, prefix = None, [raw], ""
+    out = []
+    for i, item in enumerate(items):
+        where = f"{prefix}{i}." if prefix else ""
+        if not isinstance(item, dict):
+            raise DomainError.one(where.rstrip(".") or "document", "a segment is a mapping")
+        item = {"site": default_site, **item} if default_site else item
+        try:
+            data = SegmentCreate.model_validate(item)
+        except ValidationError as exc:
+            raise DomainError.from_pydantic(exc, where) from None
+        site_id = get_site(session, data.site).id
+        existing = session.scalar(select(Segment).where(Segment.site_id == site_id, Segment.code == data.code))
+        try:
+            if existing is None:
+                out.append((create(session, data=data, now=now), True))
+            else:
+                edit_data = SegmentEdit(name=data.name, description=data.description, rules=data.rules) \
+                    if data.kind == Kind.DYNAMIC else SegmentEdit(name=data.name, description=data.description)
+                out.append((edit(session, segment=existing, data=edit_data, now=now), False))
+        except DomainError as exc:
+            exc.errors = [type(e)(f"{where}{e.field}", e.reason) for e in exc.errors]
+            raise
+    return out
