@@ -246,7 +246,7 @@ def resolve_customers(session: Session, *, site_id: int, data: MembersIn) -> lis
                                ("emails", C.c.email, [e.strip().lower() for e in data.emails])):
         for i in range(0, len(values), 900):
             chunk = values[i:i + 900]
-            got = dict(session.execute(select(col, C.c.id).where(C.c.site_id == site_id, col.in_(chunk))).tuples())
+            got = dict(list(session.execute(select(col, C.c.id).where(C.c.site_id == site_id, col.in_(chunk)))))
             missing = [v for v in chunk if v not in got]
             if missing:
                 raise NotFound(field, f"{len(missing)} not found on this site, first: {missing[0]!r}")
