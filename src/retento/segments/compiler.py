@@ -7,7 +7,7 @@ NULL) so `not` is exact. Other domains add leaf types with `register`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -73,6 +73,11 @@ class Context:
     now: datetime
     threshold_days: float = 75.0
     uses_rollups: bool = field(default=False)
+    scope: Any = None  # a SELECT of customer ids: only these are evaluated (the incremental path)
+
+    def within(self, customer_id: Any) -> list[ColumnElement[bool]]:
+        """Conditions that keep a subquery to the scope, so it reads only the affected customers' rows."""
+        return [] if self.scope is None else [customer_id.in_(self.scope)]
 
 
 Compile = Callable[[Any, Context], ColumnElement[bool]]
@@ -106,13 +111,14 @@ def compile_node(node: rules.Node, ctx: Context) -> ColumnElement[bool]:
     return comp.fn(node.params, ctx)
 
 
-def members_query(node: rules.Node | None, ctx: Context, *, scope: Sequence[int] | None = None) -> Select:
-    """SELECT id FROM customers of the site that match `node` (all of them for None), within `scope` ids."""
+def members_query(node: rules.Node | None, ctx: Context, *, scope: Select | None = None) -> Select:
+    """SELECT id FROM customers of the site that match `node` (all of them for None), within `scope`."""
+    ctx.scope = scope
     cond = compile_node(node, ctx) if node is not None else true()
     source = C.outerjoin(R, R.c.customer_id == C.c.id) if ctx.uses_rollups else C
     q = select(C.c.id).select_from(source).where(C.c.site_id == ctx.site_id, cond)
-    if scope is not None:
-        q = q.where(C.c.id.in_(list(scope)))
+    if ctx.scope is not None:
+        q = q.where(C.c.id.in_(ctx.scope))
     return q
 
 
@@ -198,10 +204,10 @@ def _custom_field(p: rules.CustomFieldRule, _ctx: Context) -> ColumnElement[bool
 
 
 def _labels(table: Any, column: str) -> Compile:
-    def fn(p: rules.LabelRule, _ctx: Context) -> ColumnElement[bool]:
+    def fn(p: rules.LabelRule, ctx: Context) -> ColumnElement[bool]:
         mode, values = p.mode_values
         col = table.c[column]
-        having = select(table.c.customer_id).where(col.in_(values))
+        having = select(table.c.customer_id).where(col.in_(values), *ctx.within(table.c.customer_id))
         if mode == "any":
             return C.c.id.in_(having)
         if mode == "none":
@@ -215,9 +221,10 @@ def _entry_point(p: rules.EntryPointRule, _ctx: Context) -> ColumnElement[bool]:
     return compare(C.c.entry_point, "in", p.in_)
 
 
-def _consent(p: rules.ConsentRule, _ctx: Context) -> ColumnElement[bool]:
+def _consent(p: rules.ConsentRule, ctx: Context) -> ColumnElement[bool]:
     t = Consent.__table__
-    granted = select(t.c.customer_id).where(t.c.channel == p.channel, t.c.granted.is_(True))
+    granted = select(t.c.customer_id).where(t.c.channel == p.channel, t.c.granted.is_(True),
+                                            *ctx.within(t.c.customer_id))
     return C.c.id.in_(granted) if p.granted else C.c.id.not_in(granted)
 
 
@@ -243,7 +250,8 @@ def _orders_filtered(p: rules.OrdersRule, ctx: Context) -> ColumnElement[bool]:
     st = Status.__table__
     groups = select(st.c.code).where(st.c.group_code == p.status_group if p.status_group
                                      else st.c.group_code != "cancel")
-    conds = [O.c.customer_id.is_not(None), O.c.site_id == ctx.site_id, O.c.status.in_(groups)]
+    conds = [O.c.customer_id.is_not(None), O.c.site_id == ctx.site_id, O.c.status.in_(groups),
+             *ctx.within(O.c.customer_id)]
     if p.within_days is not None:
         conds.append(O.c.created_at >= ctx.now - timedelta(days=p.within_days))
     source: Any = O
@@ -263,7 +271,7 @@ def _orders_filtered(p: rules.OrdersRule, ctx: Context) -> ColumnElement[bool]:
 
 def _event(p: rules.EventRule, ctx: Context) -> ColumnElement[bool]:
     e = Event.__table__
-    conds = [e.c.customer_id.is_not(None), e.c.type == p.type]
+    conds = [e.c.customer_id.is_not(None), e.c.type == p.type, *ctx.within(e.c.customer_id)]
     if p.name is not None:
         conds.append(e.c.name == p.name)
     if p.within_days is not None:
@@ -276,7 +284,7 @@ def _event(p: rules.EventRule, ctx: Context) -> ColumnElement[bool]:
 
 def _rfm(p: rules.RfmRule, ctx: Context) -> ColumnElement[bool]:
     t = RfmScore.__table__
-    conds = [t.c.site_id == ctx.site_id]
+    conds = [t.c.site_id == ctx.site_id, *ctx.within(t.c.customer_id)]
     if p.cell:
         conds.append(t.c.cell.in_(p.cell))
     for name in ("r", "f", "m"):

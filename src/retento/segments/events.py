@@ -23,20 +23,29 @@ RELEVANT = (*order_events.ALL, *customer_events.ALL)
 SUBSCRIBER = "segments"
 
 
-def on_event(session: Session, event: Event) -> None:
-    """Queue the customer an event is about (and an order's previous customer when it moved)."""
-    from retento.segments.service import mark_dirty
-
+def affected(event: Event) -> list[int]:
+    """The customer an event is about, and an order's previous customer when the order moved."""
     ids = [event.customer_id]
     if event.type == order_events.ORDER_CHANGED:
         ids += [c["old"] for c in event.payload.get("changes", ()) if c.get("field") == "customer_id"]
-    mark_dirty(session, [i for i in ids if i is not None], now=event.occurred_at)
+    return [i for i in ids if i is not None]
+
+
+def on_events(session: Session, events: list[Event]) -> None:
+    """Queue every affected customer of a batch of events in one statement."""
+    from retento.segments.service import mark_dirty
+
+    mark_dirty(session, [c for e in events for c in affected(e)], now=events[-1].occurred_at)
+
+
+def on_event(session: Session, event: Event) -> None:
+    on_events(session, [event])
 
 
 def install(app: App) -> None:
     from retento.segments import analytics, service
 
-    app.bus.subscribe(SUBSCRIBER, on_event, types=RELEVANT)
+    app.bus.subscribe(SUBSCRIBER, on_event, types=RELEVANT, batch_handler=on_events)
 
     def dirty() -> int:
         total = 0

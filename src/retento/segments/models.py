@@ -68,6 +68,7 @@ class DirtyCustomer(Base):
 
     customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    claim: Mapped[str | None] = mapped_column(String(32), index=True)  # the batch re-evaluating it now
 
 
 class CustomerRollup(Base):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import case, delete, func, insert, select
+from sqlalchemy import Select, case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from retento.orders.models import Order, Status
@@ -21,12 +21,12 @@ COLUMNS = ("customer_id", "site_id", "orders_count", "orders_total", "purchase_d
            "first_order_at", "last_order_at")
 
 
-def rollup_select(customer_ids: Sequence[int] | None = None, *, site_id: int | None = None):  # noqa: ANN201
+def rollup_select(customer_ids: Sequence[int] | Select | None = None, *, site_id: int | None = None) -> Select:
     st = Status.__table__
     conds = [O.c.customer_id.is_not(None),
              O.c.status.in_(select(st.c.code).where(st.c.group_code != "cancel"))]
     if customer_ids is not None:
-        conds.append(O.c.customer_id.in_(list(customer_ids)))
+        conds.append(O.c.customer_id.in_(customer_ids if isinstance(customer_ids, Select) else list(customer_ids)))
     if site_id is not None:
         conds.append(O.c.site_id == site_id)
     p = select(O.c.customer_id, O.c.site_id, O.c.total, O.c.created_at,
@@ -44,13 +44,15 @@ def rollup_select(customer_ids: Sequence[int] | None = None, *, site_id: int | N
     )
 
 
-def refresh(session: Session, *, customer_ids: Sequence[int] | None = None, site_id: int | None = None) -> int:
-    """Rebuild the rollups of these customers (all customers of the site, or everyone, when None)."""
-    if customer_ids is not None and not customer_ids:
+def refresh(session: Session, *, customer_ids: Sequence[int] | Select | None = None,
+            site_id: int | None = None) -> int:
+    """Rebuild the rollups of these customers (a list or a SELECT of ids; all of the site or everyone: None)."""
+    if customer_ids is not None and not isinstance(customer_ids, Select) and not customer_ids:
         return 0
     stmt = delete(R)
     if customer_ids is not None:
-        stmt = stmt.where(R.c.customer_id.in_(list(customer_ids)))
+        stmt = stmt.where(R.c.customer_id.in_(
+            customer_ids if isinstance(customer_ids, Select) else list(customer_ids)))
     if site_id is not None:
         stmt = stmt.where(R.c.site_id == site_id)
     session.execute(stmt)

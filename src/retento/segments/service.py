@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, and_, case, delete, exists, func, insert, literal, select
+from sqlalchemy import Boolean, Integer, Select, and_, case, delete, exists, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -111,28 +112,36 @@ def context(session: Session, segment_site_id: int, now: datetime) -> Context:
     return Context(site_id=segment_site_id, now=now, threshold_days=threshold_days(session, segment_site_id))
 
 
-def recompute(session: Session, *, segment: Segment, now: datetime, scope: Sequence[int] | None = None,
+def recompute(session: Session, *, segment: Segment, now: datetime, scope: Select | None = None,
               emit: bool = True) -> tuple[int, int]:
-    """Bring the members of a dynamic segment up to date (only `scope` customers when given).
+    """Bring the members of a dynamic segment up to date (only the customers `scope` selects, when given).
 
-    Set-based: one INSERT ... SELECT each for the entries and the exits, then members follow the history
-    rows. Returns (entered, left)."""
+    Everyone: one INSERT ... SELECT each for the entries and the exits. A scope (the incremental path):
+    the scope's matches and current members are compared in memory. Members then follow the history rows.
+    Returns (entered, left)."""
     session.execute(select(Segment.id).where(Segment.id == segment.id).with_for_update())
-    node = rules.parse(segment.rules)
-    target = members_query(node, context(session, segment.site_id, now), scope=scope).subquery()
-    sid, at = literal(segment.id, Integer), literal(now, UTCDateTime())
+    query = members_query(rules.parse(segment.rules), context(session, segment.site_id, now), scope=scope)
     mark = _mark(session, segment.id)
+    if scope is not None:  # a few customers: compare the two small sets here
+        should = set(session.scalars(query))
+        have = set(session.scalars(select(M.c.customer_id).where(M.c.segment_id == segment.id,
+                                                                 M.c.customer_id.in_(scope))))
+        rows = [{"segment_id": segment.id, "customer_id": c, "entered": entered, "at": now}
+                for entered, ids in ((True, should - have), (False, have - should)) for c in sorted(ids)]
+        if not rows:
+            return 0, 0
+        session.execute(insert(CH), rows)
+        return _settle(session, segment, mark, now, emit)
+    target = query.subquery()
+    sid, at = literal(segment.id, Integer), literal(now, UTCDateTime())
     cols = ["segment_id", "customer_id", "entered", "at"]
     is_member = exists().where(M.c.segment_id == segment.id, M.c.customer_id == target.c.id)
     session.execute(insert(CH).from_select(
         cols, select(sid, target.c.id, literal(True, Boolean), at).where(~is_member)))
     gone = select(sid, M.c.customer_id, literal(False, Boolean), at).where(
         M.c.segment_id == segment.id, ~exists().where(target.c.id == M.c.customer_id))
-    if scope is not None:
-        gone = gone.where(M.c.customer_id.in_(list(scope)))
     session.execute(insert(CH).from_select(cols, gone))
-    if scope is None:
-        segment.computed_at = now
+    segment.computed_at = now
     return _settle(session, segment, mark, now, emit)
 
 
@@ -304,26 +313,31 @@ def mark_dirty(session: Session, customer_ids: Iterable[int], *, now: datetime) 
     if not rows:
         return
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(dialect.insert(DirtyCustomer.__table__).on_conflict_do_nothing(), rows)
+    stmt = dialect.insert(DirtyCustomer.__table__)
+    # a customer being re-evaluated right now is queued again (claim cleared), not lost
+    session.execute(stmt.on_conflict_do_update(index_elements=["customer_id"], set_={"claim": None}), rows)
 
 
 def process_dirty(session: Session, *, now: datetime, limit: int = 1000) -> int:
     """Re-evaluate queued customers: their rollups, then every active dynamic segment of their sites."""
     d = DirtyCustomer.__table__
-    q = select(d.c.customer_id).order_by(d.c.queued_at, d.c.customer_id).limit(limit)
+    token = uuid.uuid4().hex
+    q = select(d.c.customer_id).where(d.c.claim.is_(None)).order_by(d.c.queued_at, d.c.customer_id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
-    ids = list(session.scalars(q))
-    if not ids:
+    claimed = session.execute(update(d).where(d.c.customer_id.in_(q.scalar_subquery())).values(claim=token),
+                              execution_options=COUNTED).rowcount
+    if not claimed:
         return 0
-    session.execute(delete(d).where(d.c.customer_id.in_(ids)))
-    rollups.refresh(session, customer_ids=ids)
-    site_ids = list(session.scalars(select(C.c.site_id.distinct()).where(C.c.id.in_(ids))))
+    scope = select(d.c.customer_id).where(d.c.claim == token)
+    rollups.refresh(session, customer_ids=scope)
+    site_ids = list(session.scalars(select(C.c.site_id.distinct()).where(C.c.id.in_(scope))))
     segments = session.scalars(select(Segment).where(Segment.site_id.in_(site_ids), Segment.active.is_(True),
                                                      Segment.kind == Kind.DYNAMIC.value).order_by(Segment.id))
     for segment in segments:
-        recompute(session, segment=segment, now=now, scope=ids)
-    return len(ids)
+        recompute(session, segment=segment, now=now, scope=scope)
+    session.execute(delete(d).where(d.c.claim == token))
+    return claimed
 
 
 def apply_definitions(session: Session, *, raw: Any, now: datetime) -> list[tuple[Segment, bool]]:

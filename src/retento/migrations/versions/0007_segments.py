@@ -53,8 +53,11 @@ def upgrade() -> None:
     op.create_table('segment_dirty',
     sa.Column('customer_id', sa.BigInteger(), nullable=False),
     sa.Column('queued_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('claim', sa.String(length=32), nullable=True),
     sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_segment_dirty'))
     )
+    with op.batch_alter_table('segment_dirty', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_segment_dirty_claim'), ['claim'], unique=False)
     op.create_table('marketing_initiatives',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('site_id', sa.Integer(), nullable=False),
@@ -148,6 +151,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_marketing_initiatives_site_id'))
 
     op.drop_table('marketing_initiatives')
+    with op.batch_alter_table('segment_dirty', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_segment_dirty_claim'))
+
     op.drop_table('segment_dirty')
     with op.batch_alter_table('rfm_scores', schema=None) as batch_op:
         batch_op.drop_index('ix_rfm_scores_site_cell')
