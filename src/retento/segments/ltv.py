@@ -26,7 +26,9 @@ class Prediction:
 def fit_predict(frequency: np.ndarray, recency: np.ndarray, age: np.ndarray, monetary: np.ndarray, *,
                 days: int, months: int, discount_rate: float, penalizer: float = 0.001) -> Prediction:
     """Fit on the shop's own customers and predict for the same customers (periods are days)."""
+    import pandas as pd
     from lifetimes import BetaGeoFitter, GammaGammaFitter
+    from lifetimes.utils import _customer_lifetime_value
 
     if len(frequency) < MIN_CUSTOMERS or int((frequency > 0).sum()) < MIN_REPEAT:
         raise NotEnoughData(f"BG/NBD needs at least {MIN_CUSTOMERS} customers and {MIN_REPEAT} with a repeat "
@@ -45,8 +47,16 @@ def fit_predict(frequency: np.ndarray, recency: np.ndarray, age: np.ndarray, mon
             ggf = GammaGammaFitter(penalizer_coef=penalizer)
             try:
                 ggf.fit(f[repeat], m[repeat])
-                ltv = np.asarray(ggf.customer_lifetime_value(bgf, f, r, t, m, time=months,
-                                                             discount_rate=discount_rate, freq="D"), dtype=float)
+                # expected value of a purchase: Gamma-Gamma for repeat buyers; for one-time buyers (no repeat
+                # amount to condition on) the mean over repeat buyers' expectations
+                value = np.zeros(len(f))
+                value[repeat] = np.asarray(ggf.conditional_expected_average_profit(
+                    pd.Series(f[repeat]), pd.Series(m[repeat])), dtype=float)
+                value[~repeat] = value[repeat].mean()
+                ltv = np.asarray(_customer_lifetime_value(
+                    bgf, pd.Series(f), pd.Series(r), pd.Series(t), pd.Series(value), time=months,
+                    discount_rate=discount_rate, freq="D"), dtype=float)
+                ltv = np.clip(np.nan_to_num(ltv), 0, None)
                 params["gamma_gamma"] = {k: float(v) for k, v in ggf.params_.items()}
             except Exception as exc:  # noqa: BLE001 - convergence failures of the optimiser on odd data
                 params["gamma_gamma_error"] = str(exc)[:200]
