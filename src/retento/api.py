@@ -69,5 +69,11 @@ def create_app(app: App, *, with_worker: bool = False) -> FastAPI:
 
 # Domain routers (`module:attribute`, an APIRouter; routes read `request.app.state.app` for the App).
 ROUTERS: list[str] = [
+    "retento.customers.api:router",
+    "retento.orders.api:router",
+    "retento.sites.api:router",
+    "retento.catalog.api:router",
+    "retento.history.api:router",
+    "retento.compat.api:router",
     "retento.segments.api:router",
 ]

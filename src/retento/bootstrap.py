@@ -45,5 +45,6 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, e
 # Domains that react to events or have due work: each module has `install(app: App) -> None`, which
 # subscribes to the bus (`app.bus.subscribe`) and adds worker jobs (`app.worker.add_job`). Add yours here.
 INSTALLS: list[str] = [
+    "retento.apikeys.service",
     "retento.segments.events",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import signal
@@ -26,6 +27,9 @@ app.add_typer(bench_app, name="bench")
 from retento.imports.cli import import_app  # noqa: E402
 
 app.add_typer(import_app, name="import")
+from retento.demo.cli import demo as _demo  # noqa: E402
+
+app.command("demo")(_demo)
 from retento.segments.cli import register as register_segments  # noqa: E402
 
 register_segments(app)
@@ -175,6 +179,9 @@ def site_list() -> None:
         for site in service.list_sites(s):
             table.add_row(str(site.id), site.code, site.name, site.currency, site.timezone)
     console.print(table)
+
+
+app.add_typer(importlib.import_module("retento.apikeys.cli").app, name="apikey")
 
 
 def main() -> None:

@@ -32,6 +32,19 @@ class Settings(BaseSettings):
     rfm_refresh_hours: int = Field(
         24, gt=0, description="How often RFM scores and the lifecycle threshold are recomputed")
     sql_echo: bool = Field(False, description="Log every SQL statement")
+    api_rate_per_second: float = Field(50.0, gt=0, description="API key rate limit: tokens added per second")
+    api_rate_burst: int = Field(100, gt=0, description="API key rate limit: bucket size (requests in a burst)")
+    api_idempotency_hours: int = Field(24, gt=0, description="How long a POST's Idempotency-Key is remembered")
+    compat_timezone: str = Field(
+        "Europe/Moscow", description="Time zone of 'Y-m-d H:i:s' times in the RetailCRM-compatible API (/api/v5)"
+    )
+    webhook_max_attempts: int = Field(8, gt=0, description="Delivery attempts of one webhook before it is given up")
+    webhook_backoff_seconds: float = Field(30.0, gt=0, description="Delay before the first webhook retry; doubles")
+    webhook_backoff_max_seconds: float = Field(6 * 3600.0, gt=0, description="Longest delay between webhook retries")
+    webhook_disable_after: int = Field(
+        20, gt=0, description="Consecutive failed webhook attempts after which a subscription is disabled"
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one webhook HTTP request")
 
 
 @lru_cache

@@ -43,6 +43,25 @@ class UTCDateTime(TypeDecorator):
         value = value.astimezone(timezone.utc)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect: Any) -> Any:
+        """process_bind_param and then the driver-level conversion, in one call (bulk inserts run it per value)."""
+        inner = self.impl_instance.bind_processor(dialect)
+        utc = timezone.utc
+        if dialect.name != "sqlite" or inner is None:
+            return super().bind_processor(dialect)
+        sample = datetime(987, 6, 5, 4, 3, 2, 1)
+        if inner(sample) != sample.isoformat(" ", "microseconds"):  # not SQLAlchemy's default storage format
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            return value.astimezone(utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
@@ -73,6 +92,20 @@ class Amount(TypeDecorator):
             return None
         value = Decimal(value).quantize(self._quantum)
         return float(value) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Any) -> Any:
+        """process_bind_param and then the driver-level conversion, in one call (bulk inserts run it per value)."""
+        quantum, inner, as_float = self._quantum, self.impl_instance.bind_processor(dialect), dialect.name == "sqlite"
+
+        def process(value: Any) -> Any:
+            if value is None:
+                return None
+            value = (value if type(value) is Decimal else Decimal(value)).quantize(quantum)
+            if as_float:
+                value = float(value)
+            return inner(value) if inner else value
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
         if value is None:
@@ -110,6 +143,16 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, json_serializer=_json_dumps, pool_pre_ping=True)
 
 
+# Every SQLite connection (besides WAL for files): foreign keys on, fsync only at checkpoints, wait for the
+# writer lock instead of failing, and a page cache large enough that index inserts don't go to the OS each time.
+SQLITE_PRAGMAS = (
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA cache_size=-65536",  # KiB: 64 MB (SQLite's default is 2 MB)
+)
+
+
 def _sqlite_setup(engine: Engine) -> None:
     """WAL, foreign keys, and one writer at a time (BEGIN IMMEDIATE) so no transaction fails to upgrade."""
 
@@ -118,9 +161,8 @@ def _sqlite_setup(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         if engine.url.database not in (None, "", ":memory:"):
             cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        for pragma in SQLITE_PRAGMAS:
+            cur.execute(pragma)
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -190,29 +232,31 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     if plan is None:
         conn.execute(insert(table), list(rows))
         return
-    sql, getter, processors = plan
-    if processors:
-        params = []
-        for row in rows:
-            values = list(getter(row))
-            for i, process in processors:
-                values[i] = process(values[i])
-            params.append(tuple(values))
-    else:
-        params = [getter(row) for row in rows]
-    conn.exec_driver_sql(sql, params)
+    sql, keys, processors = plan
+    columns = [list(map(itemgetter(k), rows)) for k in keys]
+    for i, process in processors:
+        columns[i] = _processed(process, columns[i])
+    conn.exec_driver_sql(sql, list(zip(*columns)))
+
+
+def _processed(process: Any, values: list[Any]) -> list[Any]:
+    """process(v) for each value; once for a column that holds one object throughout (the batch's `now`)."""
+    first = values[0]
+    if values.count(first) == len(values) and all(v is first for v in values):
+        return [process(first)] * len(values)
+    return list(map(process, values))
 
 
 @lru_cache(maxsize=256)
-def _insert_plan(dialect: Any, table: Table, keys: tuple[str, ...]) -> tuple[str, Any, list] | None:
-    """(SQL, row -> values, [(position, processor)]); None where Core must do it (defaults to fill, odd drivers)."""
+def _insert_plan(dialect: Any, table: Table, keys: tuple[str, ...]) -> tuple[str, tuple[str, ...], list] | None:
+    """(SQL, keys, [(position, processor)]); None where Core must do it (defaults to fill, other drivers)."""
     placeholder = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
     missing = [c for c in table.columns if c.key not in keys and c.default is not None]
-    if placeholder is None or missing or len(keys) < 2:
+    if placeholder is None or missing:
         return None
     columns = [table.c[k] for k in keys]
     processors = [(i, p) for i, c in enumerate(columns) if (p := c.type._cached_bind_processor(dialect))]
     preparer = dialect.identifier_preparer
     sql = (f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.format_column(c) for c in columns)}) "
            f"VALUES ({', '.join([placeholder] * len(columns))})")
-    return sql, itemgetter(*keys), processors
+    return sql, keys, processors

@@ -1,6 +1,7 @@
 """Every domain's tables, imported in one place so the metadata (and Alembic) sees all of them."""
 
 from retento import bus  # noqa: F401
+from retento.apikeys import models as apikeys  # noqa: F401
 from retento.catalog import models as catalog  # noqa: F401
 from retento.customers import models as customers  # noqa: F401
 from retento.db import Base

@@ -227,6 +227,9 @@ def test_unusable_input(app, tmp_path):
         run(app, tmp_path, "c.csv", "external_id,emial\nc1,a@b.c\n", Kind.CUSTOMERS)
     with pytest.raises(UnusableInput, match="unknown site 'nope'"):
         run(app, tmp_path, "c.csv", "external_id\nc1\n", Kind.CUSTOMERS, site="nope")
+    with pytest.raises(UnusableInput, match="--rejects"):
+        run(app, tmp_path, "c.csv", "external_id\nc1\n", Kind.CUSTOMERS, site="shop", rejects=tmp_path / "c.csv")
+    assert (tmp_path / "c.csv").exists()
     assert counts(app)["Customer"] == 0
     assert run(app, tmp_path, "c.txt", '{"external_id": "c1"}\n', Kind.CUSTOMERS, fmt="jsonl",
                site="shop").counts["created"] == 1
@@ -280,3 +283,16 @@ def test_cli_exit_codes(app, tmp_path, cli_env):
     assert cli_env.invoke(cli, ["import", "orders", str(good), "--format", "xml"]).exit_code == 2
     assert cli_env.invoke(cli, ["import", "customers", str(good), "--site", "other"]).exit_code == 2
     assert counts(app)["Customer"] == 2
+
+
+def test_repeated_order_external_id_second_row_updates(app, tmp_path):
+    f.site(app)
+    rows = [{"external_id": "o1", "status": "new", "items": [{"name": "A", "price": "10"}]},
+            {"external_id": "o1", "status": "complete", "items": [{"name": "A", "price": "10"}]},
+            {"external_id": "o2", "items": [{"name": "B", "price": "5", "quantity": "2"}]}]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    result = run(app, tmp_path, "orders.jsonl", text, Kind.ORDERS, site="shop")
+    assert result.counts == {"created": 2, "updated": 1, "unchanged": 0}
+    with transaction(app.sessions) as s:
+        assert orders.find(s, site_id=1, external_id="o1").status == "complete"
+    assert counts(app)["Order"] == 2

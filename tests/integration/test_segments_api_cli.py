@@ -7,14 +7,28 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from retento.api import create_app
+from retento.apikeys import service as apikeys
+from retento.db import transaction
 from retento.cli import app as cli
 from tests import factories as f
 
 
 @pytest.fixture
 def client(app):
-    with TestClient(create_app(app)) as c:
+    with transaction(app.sessions) as s:
+        _, raw = apikeys.create(s, name="t", scopes="segments:read,segments:write", sites=None, now=app.clock.now())
+    with TestClient(create_app(app), base_url="http://testserver/api/v1", headers={"X-API-Key": raw}) as c:
         yield c
+
+
+def test_scopes_are_required(app, client):
+    with transaction(app.sessions) as s:
+        _, raw = apikeys.create(s, name="r", scopes="segments:read", sites=None, now=app.clock.now())
+    assert client.get("/segments", headers={"X-API-Key": raw}).status_code == 200
+    r = client.post("/segments/preview", headers={"X-API-Key": "nope"}, json={})
+    assert r.status_code == 401
+    r = client.post("/rfm/recompute", params={"site": "shop"}, headers={"X-API-Key": raw})
+    assert r.status_code == 403 and r.json()["missing_scope"] == "segments:write"
 
 
 def test_segment_lifecycle_through_the_api(app, client):
@@ -24,27 +38,27 @@ def test_segment_lifecycle_through_the_api(app, client):
     f.order(app, customer={"id": a}, items=[{"name": "x", "price": "500.00", "quantity": 1}])
     app.worker.tick()
     rules = {"all": [{"tags": {"any": ["vip"]}}, {"orders": {"metric": "sum", "op": "gte", "value": 100}}]}
-    r = client.post("/api/segments/preview", json={"site": "shop", "rules": rules})
+    r = client.post("/segments/preview", json={"site": "shop", "rules": rules})
     assert r.status_code == 200 and r.json()["count"] == 1 and r.json()["sample"][0]["id"] == a
-    r = client.post("/api/segments", json={"site": "shop", "code": "vip-buyers", "name": "VIP buyers", "rules": rules})
+    r = client.post("/segments", json={"site": "shop", "code": "vip-buyers", "name": "VIP buyers", "rules": rules})
     assert r.status_code == 201, r.text
     seg = r.json()
     assert seg["size"] == 1 and seg["kind"] == "dynamic"
-    assert client.get(f"/api/segments/{seg['id']}/members").json() == {"customer_ids": [a]}
-    r = client.patch(f"/api/segments/{seg['id']}", json={"rules": {"tags": {"none": ["vip"]}}})
+    assert client.get(f"/segments/{seg['id']}/members").json() == {"customer_ids": [a]}
+    r = client.patch(f"/segments/{seg['id']}", json={"rules": {"tags": {"none": ["vip"]}}})
     assert r.status_code == 200 and r.json()["size"] == 1
-    assert client.get(f"/api/segments/{seg['id']}/members").json() == {"customer_ids": [b]}
-    history = client.get(f"/api/segments/{seg['id']}/history").json()
+    assert client.get(f"/segments/{seg['id']}/members").json() == {"customer_ids": [b]}
+    history = client.get(f"/segments/{seg['id']}/history").json()
     assert [(h["customer_id"], h["entered"]) for h in history] == [(a, True), (b, True), (a, False)]
-    assert client.get(f"/api/segments/{seg['id']}/sizes").json() == [{"date": "2026-03-02", "size": 1}]
-    assert [s["code"] for s in client.get("/api/segments", params={"site": "shop"}).json()] == ["vip-buyers"]
+    assert client.get(f"/segments/{seg['id']}/sizes").json() == [{"date": "2026-03-02", "size": 1}]
+    assert [s["code"] for s in client.get("/segments", params={"site": "shop"}).json()] == ["vip-buyers"]
 
-    r = client.post("/api/segments", json={"site": "shop", "code": "list", "name": "List", "kind": "static"})
+    r = client.post("/segments", json={"site": "shop", "code": "list", "name": "List", "kind": "static"})
     static = r.json()
-    r = client.post(f"/api/segments/{static['id']}/members/csv",
+    r = client.post(f"/segments/{static['id']}/members/csv",
                     files={"file": ("m.csv", b"external_id\nB\n", "text/csv")})
     assert r.json() == {"entered": 1, "left": 0}
-    r = client.post(f"/api/segments/{static['id']}/members/remove", json={"customer_ids": [b]})
+    r = client.post(f"/segments/{static['id']}/members/remove", json={"customer_ids": [b]})
     assert r.json() == {"entered": 0, "left": 1}
 
 
@@ -58,10 +72,10 @@ def test_segment_lifecycle_through_the_api(app, client):
 ])
 def test_bad_segments_get_4xx_naming_the_field(app, client, body, status, field):
     f.site(app)
-    r = client.post("/api/segments", json=body)
+    r = client.post("/segments", json=body)
     assert r.status_code == status, r.text
-    assert field in r.json()["detail"]["errors"]
-    assert client.get("/api/segments").json() == []
+    assert field in {e["field"] for e in r.json()["errors"]}
+    assert client.get("/segments").json() == []
 
 
 def test_rfm_and_cohorts_through_the_api(app, client):
@@ -72,23 +86,23 @@ def test_rfm_and_cohorts_through_the_api(app, client):
             f.order(app, customer={"id": c}, created_at=f"2026-0{1 + d % 2}-{10 + i:02d}T10:00:00+00:00",
                     status="complete")
     app.worker.tick()  # rollups follow the order events
-    r = client.post("/api/rfm/recompute", params={"site": "shop"})
+    r = client.post("/rfm/recompute", params={"site": "shop"})
     assert r.status_code == 200, r.text
     assert sum(c["customers"] for c in r.json()["cells"]) == 6
-    assert client.get("/api/rfm", params={"site": "shop"}).json()["cells"] == r.json()["cells"]
-    assert client.get("/api/rfm/customers/1").json()["frequency"] == 0
-    assert client.get("/api/rfm/customers/999").status_code == 404
-    r = client.put("/api/rfm/config", params={"site": "shop"}, json={"recency_days": [90, 30, 60, 10]})
-    assert r.status_code == 400 and "recency_days" in json.dumps(r.json())
-    r = client.post("/api/initiatives", json={"site": "shop", "name": "Loyalty launch", "kind": "loyalty",
+    assert client.get("/rfm", params={"site": "shop"}).json()["cells"] == r.json()["cells"]
+    assert client.get("/rfm/customers/1").json()["frequency"] == 0
+    assert client.get("/rfm/customers/999").status_code == 404
+    r = client.put("/rfm/config", params={"site": "shop"}, json={"recency_days": [90, 30, 60, 10]})
+    assert r.status_code == 422 and "recency_days" in json.dumps(r.json())
+    r = client.post("/initiatives", json={"site": "shop", "name": "Loyalty launch", "kind": "loyalty",
                                               "started_at": "2026-01-20T00:00:00+00:00"})
     assert r.status_code == 201
-    r = client.put("/api/cohorts/threshold", params={"site": "shop"}, json={"threshold_days": 45})
+    r = client.put("/cohorts/threshold", params={"site": "shop"}, json={"threshold_days": 45})
     assert r.json()["threshold_days"] == 45.0
-    report = client.get("/api/cohorts", params={"site": "shop"}).json()
+    report = client.get("/cohorts", params={"site": "shop"}).json()
     assert [m["month"] for m in report["months"]] == ["2026-01", "2026-02", "2026-03"]
     assert report["months"][0]["initiatives"][0]["name"] == "Loyalty launch"
-    assert client.put("/api/cohorts/threshold", params={"site": "shop"}, json={"threshold_days": 0}).status_code == 422
+    assert client.put("/cohorts/threshold", params={"site": "shop"}, json={"threshold_days": 0}).status_code == 422
 
 
 def test_cli_apply_rfm_cohorts(app, tmp_path, monkeypatch):

@@ -21,9 +21,9 @@ import psycopg
 from psycopg.types.string import TextLoader
 from sqlalchemy import make_url
 
+from retento.db import SQLITE_PRAGMAS
+
 DEFAULT_PG_DSN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL",
-                  "PRAGMA busy_timeout=30000")  # the same settings retento.db gives every SQLite connection
 
 
 @dataclass
@@ -33,7 +33,9 @@ class Target:
     backend: str  # sqlite | postgres
     url: str  # SQLAlchemy URL of the database Retento writes to
     admin: str | None = None  # libpq conninfo of the PostgreSQL maintenance database
-    made: list[Target] = field(default_factory=list, repr=False)  # PostgreSQL databases to drop, shared by clones
+    made: list[Target] = field(
+        default_factory=list, repr=False
+    )  # PostgreSQL databases to drop, shared by clones
 
     @property
     def version(self) -> str:
@@ -52,8 +54,12 @@ class Target:
         name = f"{make_url(self.url).database}_{suffix}"
         with psycopg.connect(self.admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{make_url(self.url).database}"')
-        copy = Target("postgres", make_url(self.url).set(database=name).render_as_string(hide_password=False),
-                      admin=self.admin, made=self.made)
+        copy = Target(
+            "postgres",
+            make_url(self.url).set(database=name).render_as_string(hide_password=False),
+            admin=self.admin,
+            made=self.made,
+        )
         self.made.append(copy)
         return copy
 
@@ -62,7 +68,7 @@ class Target:
         """A plain driver connection: sqlite3 with Retento's pragmas, or psycopg with JSON read as text."""
         if self.backend == "sqlite":
             conn = sqlite3.connect(make_url(self.url).database, isolation_level=None, check_same_thread=False)
-            for pragma in SQLITE_PRAGMAS:
+            for pragma in ("PRAGMA journal_mode=WAL", *SQLITE_PRAGMAS):  # what Retento's connections get
                 conn.execute(pragma)
             try:
                 yield conn
@@ -75,11 +81,15 @@ class Target:
             yield conn
 
 
-
 def _conninfo(url: str) -> str:
     u = make_url(url)
-    parts = {"host": u.host or "127.0.0.1", "port": u.port or 5432, "user": u.username or "postgres",
-             "dbname": u.database, "password": u.password}
+    parts = {
+        "host": u.host or "127.0.0.1",
+        "port": u.port or 5432,
+        "user": u.username or "postgres",
+        "dbname": u.database,
+        "password": u.password,
+    }
     return " ".join(f"{k}={v}" for k, v in parts.items() if v)
 
 
@@ -96,8 +106,9 @@ def fresh(backend: str, pg_dsn: str = DEFAULT_PG_DSN) -> Iterator[Target]:
     name = f"retento_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    target = Target("postgres", make_url(pg_dsn).set(database=name).render_as_string(hide_password=False),
-                    admin=admin)
+    target = Target(
+        "postgres", make_url(pg_dsn).set(database=name).render_as_string(hide_password=False), admin=admin
+    )
     target.made.append(target)
     try:
         yield target

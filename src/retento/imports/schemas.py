@@ -9,6 +9,7 @@ everywhere a schema field is meant. See docs/import.md.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import types
@@ -119,16 +120,27 @@ def normalize_keys(model: type[BaseModel], data: Any) -> Any:
     """camelCase keys to the schema's snake_case field names, into nested models; free-form dicts untouched."""
     if not isinstance(data, dict):
         return data
+    fields = _fields(model)
     out = {}
     for key, value in data.items():
-        name = key if key in model.model_fields else snake(key) if isinstance(key, str) else key
-        if name not in model.model_fields:
-            name = key
-        sub = _submodel(model.model_fields[name].annotation) if name in model.model_fields else None
+        name = key if key in fields or not isinstance(key, str) else _snake_field(model, key)
+        sub = fields.get(name)
         if sub is not None:
             value = [normalize_keys(sub, v) for v in value] if isinstance(value, list) else normalize_keys(sub, value)
         out[name] = value
     return out
+
+
+@functools.cache
+def _fields(model: type[BaseModel]) -> dict[str, type[BaseModel] | None]:
+    """Field name -> the model nested in it (or None), worked out once per schema."""
+    return {name: _submodel(f.annotation) for name, f in model.model_fields.items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def _snake_field(model: type[BaseModel], key: str) -> str:
+    name = snake(key)
+    return name if name in model.model_fields else key
 
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:

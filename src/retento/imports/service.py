@@ -32,7 +32,15 @@ from retento.customers.models import Customer
 from retento.db import transaction
 from retento.errors import DomainError, NotFound
 from retento.history.schemas import ActorType, ChangeContext, Source
-from retento.imports.formats import Format, InputFile, Record, Rejects, UnusableInput, default_rejects_path, detect
+from retento.imports.formats import (
+    Format,
+    InputFile,
+    Record,
+    Rejects,
+    UnusableInput,
+    default_rejects_path,
+    detect,
+)
 from retento.imports.schemas import SCHEMAS, Kind, columns_problem, from_csv, normalize_keys, with_site
 from retento.orders import service as orders
 from retento.orders.models import Order
@@ -60,10 +68,6 @@ class Result:
     errors_path: Path | None = None
     seconds: float = 0.0
 
-    @property
-    def stored(self) -> int:
-        return sum(self.counts.values())
-
 
 def import_file(
     sessions: sessionmaker[Session],
@@ -90,7 +94,10 @@ def import_file(
                 raise UnusableInput(f"--site: unknown site {site!r}")
     ctx = ChangeContext(Source.IMPORT, ActorType.SYSTEM, path.name[:64])
     result = Result(kind=kind, path=path, total=source.total)
-    sink = Rejects(source, rejects or default_rejects_path(path))
+    rejects = rejects or default_rejects_path(path)
+    if path.resolve() in (rejects.resolve(), rejects.with_suffix(".errors").resolve()):
+        raise UnusableInput("--rejects: must not be the input file (it is overwritten)")
+    sink = Rejects(source, rejects)
     started = time.perf_counter()
     done = 0
     if on_progress:

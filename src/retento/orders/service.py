@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from sqlalchemy import delete, insert, select
@@ -81,48 +82,83 @@ class Prepared:
     site_code: str
 
 
+class _SiteRef(NamedTuple):
+    id: int
+    code: str
+    currency: str
+    currencies: list[str]
+
+
+class _ProductRef(NamedTuple):
+    id: int
+    offer_id: str
+    name: str
+    kind: str
+    category: str | None
+    price: Decimal
+
+
 @dataclass
 class _Refs:
     """Reference data for one batch, loaded with a handful of queries."""
 
-    sites: dict[str, Site]
+    sites: dict[str, _SiteRef]
     statuses: dict[str, str]
     managers: set[int]
-    products: dict[tuple[int, str], Product] = field(default_factory=dict)
+    products: dict[tuple[int, str], _ProductRef] = field(default_factory=dict)
     customers_by_ext: dict[tuple[int, str], int] = field(default_factory=dict)
     customers_by_id: dict[int, int] = field(default_factory=dict)  # id -> site_id
 
     @classmethod
-    def load(cls, session: Session, items: Sequence[OrderFields], site_ids: set[int]) -> _Refs:
+    def load(cls, session: Session, items: Sequence[OrderFields], *, site_id: int | None = None) -> _Refs:
+        """`site_id`: the site of orders given without one (edits); otherwise each order's `site`."""
+        site_columns = (Site.id, Site.code, Site.currency, Site.currencies)
         refs = cls(
-            sites={s.code: s for s in session.scalars(select(Site))},
+            sites={s.code: _SiteRef(*s) for s in session.execute(select(*site_columns))},
             statuses=status_groups(session),
             managers=set(session.scalars(select(Manager.id))),
         )
-        offers = {i.offer_id for o in items for i in (o.items or ()) if i.offer_id}
-        for chunk in _chunks(sorted(offers)):
-            for p in session.scalars(select(Product).where(Product.offer_id.in_(chunk), Product.site_id.in_(site_ids))):
-                refs.products[(p.site_id, p.offer_id)] = p
-        ext = {o.customer.external_id for o in items if o.customer and o.customer.external_id}
-        for chunk in _chunks(sorted(ext)):
-            q = select(Customer.site_id, Customer.external_id, Customer.id).where(Customer.external_id.in_(chunk))
-            for site_id, external_id, cid in session.execute(q):
-                refs.customers_by_ext[(site_id, external_id)] = cid
+        offers: dict[int, set[str]] = defaultdict(set)
+        ext: dict[int, set[str]] = defaultdict(set)
+        for o, sid in zip(items, refs.site_ids(items, site_id), strict=True):
+            if sid is None:
+                continue
+            offers[sid].update(i.offer_id for i in (o.items or ()) if i.offer_id)
+            if o.customer and o.customer.external_id:
+                ext[sid].add(o.customer.external_id)
+        # Every lookup names the site, so it is a seek in the (site_id, key) unique index, not a table scan.
+        columns = (Product.id, Product.offer_id, Product.name, Product.kind, Product.category, Product.price)
+        for sid, chunk in _per_site(offers):
+            for p in session.execute(select(*columns).where(Product.site_id == sid, Product.offer_id.in_(chunk))):
+                refs.products[(sid, p.offer_id)] = _ProductRef(*p)
+        for sid, chunk in _per_site(ext):
+            q = select(Customer.external_id, Customer.id).where(Customer.site_id == sid, Customer.external_id.in_(chunk))
+            refs.customers_by_ext.update(((sid, e), cid) for e, cid in session.execute(q))
         ids = {o.customer.id for o in items if o.customer and o.customer.id}
         for chunk in _chunks(sorted(ids)):
             q = select(Customer.id, Customer.site_id).where(Customer.id.in_(chunk))
             refs.customers_by_id.update((cid, site_id) for cid, site_id in session.execute(q))
         return refs
 
+    def site_ids(self, items: Sequence[OrderFields], site_id: int | None = None) -> list[int | None]:
+        if site_id is not None:
+            return [site_id] * len(items)
+        return [s.id if (s := self.sites.get(o.site)) else None for o in items]  # type: ignore[attr-defined]
+
 
 def _chunks(values: list[Any], size: int = 900) -> list[list[Any]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
+def _per_site(wanted: dict[int, set[str]]) -> Iterator[tuple[int, list[str]]]:
+    for sid, keys in wanted.items():
+        for chunk in _chunks(sorted(keys)):
+            yield sid, chunk
+
+
 def prepare(session: Session, items: Sequence[OrderCreate], *, now: datetime) -> list[Prepared | DomainError]:
     """Check every order of a batch against the database; no writes. One result per input, in order."""
-    site_ids = {s.id for s in session.scalars(select(Site).where(Site.code.in_({o.site for o in items})))}
-    refs = _Refs.load(session, items, site_ids)
+    refs = _Refs.load(session, items)
     taken_ext, taken_num = _taken(session, items, refs)
     out: list[Prepared | DomainError] = []
     for data in items:
@@ -145,15 +181,23 @@ def prepare(session: Session, items: Sequence[OrderCreate], *, now: datetime) ->
 
 
 def _taken(session: Session, items: Sequence[OrderCreate], refs: _Refs) -> tuple[set, set]:
-    ext = sorted({o.external_id for o in items if o.external_id})
-    nums = sorted({o.number or o.external_id for o in items if o.number or o.external_id})
+    """(site id, externalId) and (site id, number) pairs of the batch that existing orders already use."""
+    ext: dict[int, set[str]] = defaultdict(set)
+    nums: dict[int, set[str]] = defaultdict(set)
+    for o, sid in zip(items, refs.site_ids(items), strict=True):
+        if sid is not None:
+            if o.external_id:
+                ext[sid].add(o.external_id)
+            if o.number or o.external_id:
+                nums[sid].add(o.number or o.external_id)
     taken_ext: set[tuple[int, str]] = set()
     taken_num: set[tuple[int, str]] = set()
-    for chunk in _chunks(ext):
-        taken_ext.update(session.execute(
-            select(Order.site_id, Order.external_id).where(Order.external_id.in_(chunk))).tuples())
-    for chunk in _chunks(nums):
-        taken_num.update(session.execute(select(Order.site_id, Order.number).where(Order.number.in_(chunk))).tuples())
+    for sid, chunk in _per_site(ext):
+        q = select(Order.external_id).where(Order.site_id == sid, Order.external_id.in_(chunk))
+        taken_ext.update((sid, e) for e in session.scalars(q))
+    for sid, chunk in _per_site(nums):
+        taken_num.update((sid, n) for n in session.scalars(select(Order.number).where(Order.site_id == sid,
+                                                                                       Order.number.in_(chunk))))
     return taken_ext, taken_num
 
 
@@ -231,23 +275,25 @@ def _customer_id(data: OrderFields, refs: _Refs, site: Site) -> int | None:
 
 def _items(items: Sequence[Any], refs: _Refs, site: Site) -> list[dict[str, Any]]:
     out = []
+    site_id, products = site.id, refs.products
     for n, item in enumerate(items):
-        product = refs.products.get((site.id, item.offer_id)) if item.offer_id else None
-        if item.offer_id and product is None:
-            raise NotFound(f"items.{n}.offer_id", f"no product with offer id {item.offer_id!r} on site {site.code!r}")
-        price = item.price if item.price is not None else product.price
+        offer_id = item.offer_id
+        if offer_id:
+            product = products.get((site_id, offer_id))
+            if product is None:
+                raise NotFound(f"items.{n}.offer_id", f"no product with offer id {offer_id!r} on site {site.code!r}")
+            price = product.price if item.price is None else item.price
+            line = {"product_id": product.id, "offer_id": offer_id, "name": item.name or product.name,
+                    "kind": item.kind.value if item.kind else product.kind,
+                    "category": item.category or product.category}
+        else:
+            price = item.price
+            line = {"product_id": None, "offer_id": None, "name": item.name,
+                    "kind": item.kind.value if item.kind else "product", "category": item.category or None}
         if item.discount > round_money(price * item.quantity):
             raise DomainError.one(f"items.{n}.discount", "discount is larger than the line's amount")
-        out.append({
-            "product_id": product.id if product else None,
-            "offer_id": item.offer_id,
-            "name": item.name or product.name,
-            "kind": (item.kind.value if item.kind else None) or (product.kind if product else "product"),
-            "category": item.category or (product.category if product else None),
-            "quantity": item.quantity,
-            "price": price,
-            "discount": item.discount,
-        })
+        line["quantity"], line["price"], line["discount"] = item.quantity, price, item.discount
+        out.append(line)
     return out
 
 
@@ -270,7 +316,9 @@ def write(session: Session, prepared: Sequence[Prepared], *, ctx: ChangeContext,
         if row["number"] is None:
             row["number"] = f"{oid}A"  # as RetailCRM numbers orders that come without one
         rows.append(row)
-        items += [{"order_id": oid, **item} for item in p.items]
+        for item in p.items:
+            item["order_id"] = oid
+        items += p.items
         snap = serialised(_snapshot(oid, p.site_code, row, p.items))  # one serialisation for history and event
         hist.append(history.entry(entity=ENTITY, entity_id=oid, site_id=row["site_id"], ctx=ctx, now=now,
                                   created=True, field="status", new=snap))
@@ -333,7 +381,7 @@ def edit(session: Session, *, order: Order, data: OrderEdit | OrderCreate, ctx: 
          now: datetime) -> list[tuple[str, Any, Any]]:
     """Change the fields present in `data`; returns the recorded changes (field, old, new)."""
     site = session.get(Site, order.site_id)
-    refs = _Refs.load(session, [data], {order.site_id})
+    refs = _Refs.load(session, [data], site_id=order.site_id)
     values = _common(data, refs, site)
     before = {k: getattr(order, k) for k in FLAT if k != "items"}
     before["items"] = items_of(session, order.id)

@@ -39,7 +39,7 @@ def set_rfm_config(session: Session, *, site: str, raw: dict[str, Any], now: dat
     try:
         config = RfmConfig.model_validate(raw)
     except ValidationError as exc:
-        raise DomainError.from_pydantic(exc) from None
+        raise DomainError(DomainError.from_pydantic(exc).errors, status=422) from None
     row = service.settings_row(session, get_site(session, site).id, now=now)
     row.rfm, row.updated_at = config.model_dump(mode="json"), now
     return config

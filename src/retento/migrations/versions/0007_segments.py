@@ -1,7 +1,7 @@
 """segments: rules, members and history, rollups, RFM scores, cohort settings, initiatives
 
 Revision ID: 0007_segments
-Revises: 0001
+Revises: 0004_api_keys
 Create Date: 2026-11-25
 """
 from alembic import op
@@ -10,7 +10,7 @@ import retento.db
 from sqlalchemy.dialects import postgresql
 
 revision = '0007_segments'
-down_revision = '0001'
+down_revision = '0004_api_keys'
 branch_labels = None
 depends_on = None
 

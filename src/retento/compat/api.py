@@ -1,0 +1,422 @@
+"""RetailCRM API v5 compatible routes: a translation layer over the same services as /api/v1."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from retento.catalog.queries import known_offers
+from retento.compat import mapping as m
+from retento.compat.envelope import ENTITY_ERROR, Call, RetailRoute, fail, handle, pagination
+from retento.customers import queries as customer_q
+from retento.customers import service as customers
+from retento.customers.api import edit_data, site_codes
+from retento.history import queries as history_q
+from retento.orders import queries as order_q
+from retento.orders import service as orders
+from retento.sites.models import Site
+from retento.sites.service import list_sites
+
+router = APIRouter(route_class=RetailRoute, include_in_schema=False)
+V5 = "/api/v5"
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+
+def site_for(call: Call, code: Any) -> Site:
+    """The named site (it must exist and the key may use it), or the only site the key may use."""
+    sites = [s for s in list_sites(call.session) if call.principal.may_see(s.id)]
+    if code:
+        for s in sites:
+            if s.code == code:
+                return s
+        raise fail(ENTITY_ERROR, site=f"site {code!r} not found or not available to this API key")
+    if len(sites) == 1:
+        return sites[0]
+    raise fail("Parameter 'site' is missing",
+               site="the key has access to several sites; pass the site code")
+
+
+def site_filter(call: Call, value: Any) -> list[int] | None:
+    if not value:
+        return call.principal.visible()
+    codes = value if isinstance(value, list) else [value]
+    by_code = {s.code: s.id for s in list_sites(call.session)}
+    return call.principal.visible([by_code[c] for c in codes if c in by_code])
+
+
+def int_list(value: Any, name: str) -> list[int] | None:
+    if value is None:
+        return None
+    values = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, str) and v.isdigit() and len(v) < 16 for v in values):
+        raise fail(**{f"filter[{name}]": "must be a list of integers"})
+    return [int(v) for v in values]
+
+
+def str_list(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def date_param(call: Call, value: Any, name: str) -> datetime | None:
+    if value in (None, "", "None"):
+        return None
+    try:
+        return datetime.fromisoformat(m.parse_datetime(value, call.tz))
+    except ValueError as exc:
+        raise fail(**{f"filter[{name}]": str(exc)}) from None
+
+
+def parsed(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except ValueError as exc:
+        name, _, reason = str(exc).partition(": ")
+        raise fail(ENTITY_ERROR, **{name if reason else "entity": reason or str(exc)}) from None
+
+
+def by_param(call: Call) -> str:
+    by = call.param("by") or "externalId"
+    if by not in ("externalId", "id"):
+        raise fail(by="must be externalId or id")
+    return by
+
+
+def customers_out(call: Call, rows: list[Any]) -> list[dict[str, Any]]:
+    codes = site_codes(call.session)
+    return [m.customer_out(snap, codes[snap["site_id"]], call.tz) for snap in customer_q.snapshots(call.session, rows)]
+
+
+def orders_out(call: Call, rows: list[Any]) -> list[dict[str, Any]]:
+    snaps = order_q.snapshots(call.session, rows, site_codes(call.session))
+    owners = customer_q.by_ids(call.session, {s["customer_id"] for s in snaps if s["customer_id"]})
+    linked = {c["id"]: c for c in customers_out(call, list(owners.values()))}
+    return [m.order_out(snap, call.tz, linked.get(snap["customer_id"])) for snap in snaps]
+
+
+# --- api-versions, credentials ----------------------------------------------------------------------------
+
+PATHS = {
+    "customers:read": ["/api/v5/customers", "/api/v5/customers/{externalId}", "/api/v5/customers/history"],
+    "customers:write": ["/api/v5/customers/create", "/api/v5/customers/{externalId}/edit"],
+    "orders:read": ["/api/v5/orders", "/api/v5/orders/{externalId}", "/api/v5/orders/history",
+                    "/api/v5/orders/statuses"],
+    "orders:write": ["/api/v5/orders/create", "/api/v5/orders/{externalId}/edit"],
+    "reference:read": ["/api/v5/reference/sites", "/api/v5/reference/statuses", "/api/v5/reference/status-groups"],
+}
+SCOPE_NAMES = {"customers:read": "customer_read", "customers:write": "customer_write", "orders:read": "order_read",
+               "orders:write": "order_write", "reference:read": "reference_read"}
+
+
+@router.get("/api/api-versions")
+async def api_versions(request: Request) -> Response:
+    return await handle(request, None, lambda call: {"versions": ["5.0"]})
+
+
+@router.get("/api/credentials")
+async def credentials(request: Request) -> Response:
+    def run(call: Call) -> dict[str, Any]:
+        scopes = [s for s in PATHS if s in call.principal.scopes]
+        sites = [s.code for s in list_sites(call.session) if call.principal.may_see(s.id)]
+        return {"credentials": [p for s in scopes for p in PATHS[s]], "scopes": [SCOPE_NAMES[s] for s in scopes],
+                "siteAccess": "access_full" if call.principal.site_ids is None else "access_selective",
+                "sitesAvailable": sites}
+
+    return await handle(request, None, run)
+
+
+# --- customers --------------------------------------------------------------------------------------------
+
+
+@router.get(V5 + "/customers")
+async def customers_list(request: Request) -> Response:
+    def run(call: Call) -> dict[str, Any]:
+        limit, page = call.paging()
+        f = call.filters()
+        filters = {"site_ids": site_filter(call, f.get("sites")), "ids": int_list(f.get("ids"), "ids"),
+                   "external_ids": str_list(f.get("externalIds")), "email": f.get("email") or None,
+                   "tags": str_list(f.get("tags")), "created_from": date_param(call, f.get("dateFrom"), "dateFrom"),
+                   "created_to": date_param(call, f.get("dateTo"), "dateTo")}
+        if filters["email"]:
+            filters["email"] = str(filters["email"]).strip().lower()
+        total = customer_q.count_customers(call.session, **filters)
+        rows = customer_q.list_customers(call.session, limit=limit, offset=(page - 1) * limit, **filters)
+        return {"pagination": pagination(limit, page, total), "customers": customers_out(call, rows)}
+
+    return await handle(request, "customers:read", run)
+
+
+@router.post(V5 + "/customers/create")
+async def customers_create(request: Request) -> Response:
+    def run(call: Call) -> dict[str, Any]:
+        raw = parsed(m.customer_in, call.entity("customer"), call.tz)
+        site = site_for(call, call.param("site") or raw.get("site"))
+        data = customers.parse_create(call.session, {**raw, "site": site.code})
+        return {"id": customers.create(call.session, data=data, ctx=call.principal.ctx, now=call.now).id}
+
+    return await handle(request, "customers:write", run, status=201)
+
+
+@router.get(V5 + "/customers/history")
+async def customers_history(request: Request) -> Response:
+    return await handle(request, "customers:read", lambda call: history(call, "customer"))
+
+
+def find_customer(call: Call, uid: str) -> Any:
+    by = by_param(call)
+    if by == "id":
+        found = customer_q.by_ids(call.session, {int(uid)}).get(int(uid)) if uid.isdigit() and len(uid) < 16 else None
+    else:
+        site = site_for(call, call.param("site")) if call.param("site") else None
+        rows = customer_q.list_customers(call.session, external_ids=[uid], limit=2,
+                                         site_ids=[site.id] if site else call.principal.visible())
+        if len(rows) > 1:
+            raise fail("Parameter 'site' is missing", site="several sites have this externalId; pass the site")
+        found = rows[0] if rows else None
+    if found is None or not call.principal.may_see(found.site_id):
+        raise fail("Not found", 404)
+    return found
+
+
+@router.get(V5 + "/customers/{uid}")
+async def customers_get(uid: str, request: Request) -> Response:
+    return await handle(request, "customers:read",
+                        lambda call: {"customer": customers_out(call, [find_customer(call, uid)])[0]})
+
+
+@router.post(V5 + "/customers/{uid}/edit")
+async def customers_edit(uid: str, request: Request) -> Response:
+    def run(call: Call) -> dict[str, Any]:
+        customer = find_customer(call, uid)
+        raw = parsed(m.customer_in, call.entity("customer"), call.tz)
+        if by_param(call) == "externalId":
+            raw.pop("external_id", None)
+        data = edit_data(call.session, customer, raw)
+        customers.edit(call.session, customer=customer, data=data, ctx=call.principal.ctx, now=call.now)
+        return {"id": customer.id}
+
+    return await handle(request, "customers:write", run)
+
+
+# --- orders -----------------------------------------------------------------------------------------------
+
+
+def order_customer(call: Call, entity: dict[str, Any], site: Site) -> dict[str, Any] | None:
+    """The order's customer reference; a customer named only by contacts is found by them or created."""
+    ref = entity.get("customer")
+    if isinstance(ref, dict) and (ref.get("id") is not None or ref.get("externalId") is not None):
+        if ref.get("id") is not None:
+            return {"id": ref["id"]}
+        return {"external_id": str(ref["externalId"])}
+    contact = {k: entity[k] for k in ("firstName", "lastName", "patronymic", "email") if entity.get(k)}
+    if entity.get("phone"):
+        contact["phones"] = [{"number": entity["phone"]}]
+    if not contact:
+        return None
+    data = customers.parse_create(call.session, {**m.customer_in(contact, call.tz), "site": site.code},
+                                  prefix="customer.")
+    found = customer_q.find_by_contact(call.session, site_id=site.id, email=data.email, phone=data.phone)
+    if found is None:
+        found = customers.create(call.session, data=data, ctx=call.principal.ctx, now=call.now)
+    return {"id": found.id}
+
+
+def free_lines(call: Call, raw: dict[str, Any], site: Site) -> None:
+    """Items whose offer is not in the catalogue but carry a name and price become free lines, as in RetailCRM."""
+    items = raw.get("items") or []
+    offers = {i["offer_id"] for i in items if isinstance(i, dict) and i.get("offer_id")}
+    known = known_offers(call.session, site_id=site.id, offer_ids=offers)
+    for item in items:
+        if item.get("offer_id") and item["offer_id"] not in known and item.get("name") and "price" in item:
+            item.pop("offer_id")
+
+
+@router.get(V5 + "/orders")
+async def orders_list(request: Request) -> Response:
+    def run(call: Call) -> dict[str, Any]:
+        limit, page = call.paging()
+        f = call.filters()
+        statuses = str_list(f.get("extendedStatus"))
+        if statuses:
+            groups = orders.status_groups(call.session)
+            statuses = [c for c, g in groups.items() if c in statuses or g in statuses]
+        customer_id = int_list(f.get("customerId"), "customerId")
+        filters = {"site_ids": site_filter(call, f.get("sites")), "ids": int_list(f.get("ids"), "ids"),
+                   "external_ids": str_list(f.get("externalIds")), "status": statuses,
+                   "customer_id": customer_id[0] if customer_id else None,
+                   "number": f.get("number") or None,
+                   "created_from": date_param(call, f.get("createdAtFrom"), "createdAtFrom"),
+                   "created_to": date_param(call, f.get("createdAtTo"), "createdAtTo")}
+        if statuses == []:
+            filters["ids"] = []
+        total = order_q.count_orders(call.session, **filters)
+        rows = order_q.list_orders(call.session, limit=limit, offset=(page - 1) * limit, **filters)
+        return {"pagination": pagination(limit, page, total), "orders": orders_out(call, rows)}
+
+    return await handle(request, "orders:read", run)
+
+
+@router.post(V5 + "/orders/create")
+async def orders_create(request: Request) -> Response:
+    def run(call: Call) -> dict[str, Any]:
+        entity = call.entity("order")
+        raw = parsed(m.order_in, entity, call.tz)
+        site = site_for(call, call.param("site") or raw.get("site"))
+        raw["site"] = site.code
+        raw["customer"] = order_customer(call, entity, site)
+        if raw["customer"] is None:
+            raw.pop("customer")
+        free_lines(call, raw, site)
+        order = orders.create(call.session, data=orders.parse_create(raw), ctx=call.principal.ctx, now=call.now)
+        return {"id": order.id, "order": orders_out(call, [order])[0]}
+
+    return await handle(request, "orders:write", run, status=201)
+
+
+@router.get(V5 + "/orders/history")
+async def orders_history(request: Request) -> Response:
+    return await handle(request, "orders:read", lambda call: history(call, "order"))
+
+
+@router.get(V5 + "/orders/statuses")
+async def orders_statuses(request: Request) -> Response:
+    def run(call: Call) -> dict[str, Any]:
+        ids = int_list(call.query.get("ids"), "ids") or []
+        external = str_list(call.query.get("externalIds")) or []
+        if not ids and not external:
+            raise fail("Parameter 'ids' or 'externalIds' is missing")
+        if len(ids) + len(external) > 500:
+            raise fail(ids="at most 500 ids and externalIds together")
+        rows = order_q.list_orders(call.session, ids=ids, site_ids=call.principal.visible(), limit=500) if ids else []
+        if external:
+            rows += order_q.list_orders(call.session, external_ids=external, site_ids=call.principal.visible(),
+                                        limit=500)
+        groups = orders.status_groups(call.session)
+        seen: dict[int, Any] = {o.id: o for o in rows}
+        return {"orders": [{k: v for k, v in {"id": o.id, "externalId": o.external_id, "status": o.status,
+                                              "group": groups.get(o.status)}.items() if v is not None}
+                           for o in seen.values()]}
+
+    return await handle(request, "orders:read", run)
+
+
+def find_order(call: Call, uid: str) -> Any:
+    by = by_param(call)
+    rows: list[Any] = []
+    if by == "id":
+        if uid.isdigit() and len(uid) < 16:
+            rows = order_q.list_orders(call.session, ids=[int(uid)], limit=1)
+    else:
+        site = site_for(call, call.param("site")) if call.param("site") else None
+        rows = order_q.list_orders(call.session, external_ids=[uid], limit=2,
+                                   site_ids=[site.id] if site else call.principal.visible())
+        if len(rows) > 1:
+            raise fail("Parameter 'site' is missing", site="several sites have this externalId; pass the site")
+    if not rows or not call.principal.may_see(rows[0].site_id):
+        raise fail("Not found", 404)
+    return rows[0]
+
+
+@router.get(V5 + "/orders/{uid}")
+async def orders_get(uid: str, request: Request) -> Response:
+    return await handle(request, "orders:read", lambda call: {"order": orders_out(call, [find_order(call, uid)])[0]})
+
+
+@router.post(V5 + "/orders/{uid}/edit")
+async def orders_edit(uid: str, request: Request) -> Response:
+    def run(call: Call) -> dict[str, Any]:
+        order = find_order(call, uid)
+        entity = call.entity("order")
+        raw = parsed(m.order_in, entity, call.tz)
+        for key in ("external_id", "number", "site", "created_at"):
+            raw.pop(key, None)
+        site = call.session.get(Site, order.site_id)
+        if "customer" in entity or any(k in entity for k in ("email", "phone")):
+            customer = order_customer(call, entity, site)
+            if customer is not None:
+                raw["customer"] = customer
+        free_lines(call, raw, site)
+        orders.edit(call.session, order=order, data=orders.parse_edit(raw), ctx=call.principal.ctx, now=call.now)
+        return {"id": order.id, "order": orders_out(call, [order])[0]}
+
+    return await handle(request, "orders:write", run)
+
+
+# --- history ----------------------------------------------------------------------------------------------
+
+
+def history(call: Call, entity: str) -> dict[str, Any]:
+    limit, page = call.paging()
+    f = call.filters()
+    since = f.get("sinceId") or "0"
+    if not isinstance(since, str) or not since.isdigit() or len(since) > 15:
+        raise fail(**{"filter[sinceId]": "must be a non-negative integer"})
+    rows, total = history_q.page(call.session, entity=entity, since_id=int(since), site_ids=call.principal.visible(),
+                                 start=date_param(call, f.get("startDate"), "startDate"),
+                                 end=date_param(call, f.get("endDate"), "endDate"), limit=limit,
+                                 offset=(page - 1) * limit)
+    codes = site_codes(call.session)
+    ids = {r.entity_id for r in rows if not r.created}
+    if entity == "customer":
+        refs = {c.id: {"id": c.id, "externalId": c.external_id, "site": codes[c.site_id]}
+                for c in customer_q.by_ids(call.session, ids).values()}
+    else:
+        refs = {o.id: {"id": o.id, "externalId": o.external_id, "number": o.number, "site": codes[o.site_id]}
+                for o in order_q.list_orders(call.session, ids=sorted(ids), limit=len(ids) or 1)}
+    out = []
+    for r in rows:
+        if r.created and entity == "customer":
+            obj = m.customer_out(r.new_value, codes.get(r.site_id, ""), call.tz)
+        elif r.created:
+            obj = m.order_out(r.new_value, call.tz)
+        else:
+            obj = refs.get(r.entity_id, {"id": r.entity_id, "site": codes.get(r.site_id)})
+        out.append(m.history_entry(r, {k: v for k, v in obj.items() if v is not None}, tz=call.tz,
+                                   current_key=call.principal.key_id))
+    return {"generatedAt": m.fmt_datetime(call.now, call.tz), "history": out,
+            "pagination": pagination(limit, page, total)}
+
+
+# --- reference --------------------------------------------------------------------------------------------
+
+
+@router.get(V5 + "/reference/sites")
+async def reference_sites(request: Request) -> Response:
+    def run(call: Call) -> dict[str, Any]:
+        sites = [s for s in list_sites(call.session) if call.principal.may_see(s.id)]
+        return {"sites": {s.code: {k: v for k, v in {
+            "id": s.id, "name": s.name, "url": s.url, "code": s.code, "defaultForCrm": False,
+            "countryIso": s.default_region, "currency": s.currency, "ordering": n * 10 + 10, "isDemo": False,
+        }.items() if v is not None} for n, s in enumerate(sites)}}
+
+    return await handle(request, "reference:read", run)
+
+
+@router.get(V5 + "/reference/statuses")
+async def reference_statuses(request: Request) -> Response:
+    def run(call: Call) -> dict[str, Any]:
+        return {"statuses": {s.code: {"name": s.name_ru, "code": s.code, "active": s.active, "ordering": s.ordering,
+                                      "group": s.group_code} for s in order_q.statuses(call.session)}}
+
+    return await handle(request, "reference:read", run)
+
+
+@router.get(V5 + "/reference/status-groups")
+async def reference_status_groups(request: Request) -> Response:
+    def run(call: Call) -> dict[str, Any]:
+        members: dict[str, list[str]] = {}
+        for s in order_q.statuses(call.session):
+            members.setdefault(s.group_code, []).append(s.code)
+        return {"statusGroups": {g.code: {
+            "name": g.name_ru, "code": g.code, "active": True, "ordering": g.ordering,
+            "process": g.code not in ("new", "complete", "cancel"), "statuses": members.get(g.code, []),
+        } for g in order_q.status_groups(call.session)}}
+
+    return await handle(request, "reference:read", run)
+
+

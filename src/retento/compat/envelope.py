@@ -1,0 +1,146 @@
+"""RetailCRM's envelope: how /api/v5 reads requests (query `filter[...]`, form fields holding JSON, `apiKey`)
+and answers (`{"success": ...}`, its error messages and HTTP codes)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy.exc import DataError
+from sqlalchemy.orm import Session
+
+from retento.apikeys.api import AuthFailed, authenticate
+from retento.apikeys.schemas import Principal
+from retento.compat.mapping import error_field, nested
+from retento.db import transaction
+from retento.errors import DomainError
+from retento.rest import app_of, nul_in_request, validation_errors
+
+ENTITY_ERROR = "Errors in the entity format"
+INPUT_ERROR = "Errors in the input parameters"
+AUTH_MESSAGES = {"missing": '"apiKey" is missing.', "wrong": 'Wrong "apiKey" value.', "scope": "Access denied.",
+                 "site": "Access denied.", "rate": "Rate limit exceeded"}
+
+
+@dataclass
+class V5Error(Exception):
+    status: int
+    message: str
+    errors: dict[str, str] | None = None
+
+
+def fail(message: str = INPUT_ERROR, status: int = 400, **errors: str) -> V5Error:
+    return V5Error(status, message, errors or None)
+
+
+def envelope_error(status: int, message: str, errors: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"success": False, "errorMsg": message}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status)
+
+
+class RetailRoute(APIRoute):
+    """Every failure of a /api/v5 route answers as RetailCRM does: `{"success": false, "errorMsg", "errors"}`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            if await nul_in_request(request, form=True):
+                return envelope_error(400, INPUT_ERROR, {"request": "NUL characters are not allowed"})
+            try:
+                return await handler(request)
+            except V5Error as exc:
+                return envelope_error(exc.status, exc.message, exc.errors)
+            except AuthFailed as exc:
+                status = {"rate": 503, "missing": 403, "wrong": 403}.get(exc.kind, 403)
+                return envelope_error(status, AUTH_MESSAGES[exc.kind])
+            except DomainError as exc:
+                return envelope_error(400, ENTITY_ERROR, {error_field(e.field): e.reason for e in exc.errors})
+            except RequestValidationError as exc:
+                return envelope_error(400, INPUT_ERROR, {e.field: e.reason for e in validation_errors(exc)})
+            except (DataError, OverflowError):
+                return envelope_error(400, ENTITY_ERROR, {"request": "a value is out of range"})
+
+        return route
+
+
+@dataclass
+class Call:
+    """One /api/v5 request, parsed: who calls, the query and form as nested dicts, the CRM's time zone."""
+
+    session: Session
+    principal: Principal
+    query: dict[str, Any]
+    form: dict[str, Any]
+    tz: ZoneInfo
+    now: Any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def param(self, name: str) -> Any:
+        """A plain parameter from the form or the query string."""
+        value = self.form.get(name, self.query.get(name))
+        return None if value in ("", "None") else value
+
+    def entity(self, name: str) -> dict[str, Any]:
+        """The JSON object in form field `name` (`customer`, `order`)."""
+        raw = self.form.get(name)
+        if raw in (None, ""):
+            raise fail(f"Parameter '{name}' is missing")
+        try:
+            value = json.loads(raw)
+        except (TypeError, ValueError):
+            raise fail(ENTITY_ERROR, **{name: "must be a JSON object"}) from None
+        if not isinstance(value, dict):
+            raise fail(ENTITY_ERROR, **{name: "must be a JSON object"})
+        return value
+
+    def filters(self) -> dict[str, Any]:
+        value = self.query.get("filter")
+        return value if isinstance(value, dict) else {}
+
+    def paging(self) -> tuple[int, int]:
+        """(limit, page): RetailCRM accepts a limit of 20, 50 or 100 and pages from 1."""
+        limit, page = self.query.get("limit", "20"), self.query.get("page", "1")
+        if limit in ("", "None"):
+            limit = "20"
+        if limit not in ("20", "50", "100"):
+            raise fail(limit="The value you selected is not a valid choice (20, 50 or 100).")
+        if page in ("", "None"):
+            page = "1"
+        if not page.isdigit() or not 1 <= int(page) <= 1_000_000:
+            raise fail(page="must be a positive integer")
+        return int(limit), int(page)
+
+
+def pagination(limit: int, page: int, total: int) -> dict[str, int]:
+    return {"limit": limit, "totalCount": total, "currentPage": page, "totalPageCount": math.ceil(total / limit)}
+
+
+async def handle(request: Request, scope: str | None, fn: Callable[[Call], Any], *, status: int = 200) -> Response:
+    """Parse the request, authenticate (key in `X-API-KEY` or `apiKey`), run `fn` in one transaction."""
+    query = nested(list(request.query_params.multi_items()))
+    form: dict[str, Any] = {}
+    if request.method == "POST":
+        form = nested([(k, v) for k, v in (await request.form()).multi_items() if isinstance(v, str)])
+    raw_key = request.headers.get("x-api-key") or form.get("apiKey") or query.get("apiKey")
+    app = app_of(request)
+
+    def run() -> Any:
+        principal = authenticate(request, raw_key if isinstance(raw_key, str) else None, scope)
+        with transaction(app.sessions) as s:
+            call = Call(s, principal, query, form, ZoneInfo(app.settings.compat_timezone), app.clock.now())
+            return fn(call)
+
+    body = await run_in_threadpool(run)
+    return JSONResponse({"success": True, **body}, status_code=status)

@@ -1,0 +1,304 @@
+"""/api/v1 customers and custom events: thin routes over customers.service."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.orm import Session
+
+from retento.apikeys.schemas import Principal
+from retento.contacts import normalize_email, normalize_phone
+from retento.customers import queries, service
+from retento.customers.schemas import CustomerCreate, CustomerEdit, EntryPoint
+from retento.db import transaction
+from retento.errors import DomainError, FieldError, NotFound
+from retento.rest import Idempotency, app_of, decode_cursor, idempotency, page, require, router as v1_router
+from retento.sites.models import Site
+from retento.sites.service import list_sites
+
+router = v1_router("customers")
+Id = Annotated[int, Path(gt=0, le=2**53, description="Retento's customer id")]
+
+
+class _SiteRegionPhone:
+    """Phone numbers are normalised by the service in the site's region, not here."""
+
+    @field_validator("phone", "whatsapp_id")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        return v
+
+
+class CustomerIn(_SiteRegionPhone, CustomerCreate):
+    manager_id: int | None = Field(None, gt=0, le=2**31 - 1)
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "site": "shop", "external_id": "c-1001", "first_name": "Anna", "last_name": "Ivanova",
+        "email": "anna@example.com", "phone": "+79161234567", "tags": ["vip"],
+        "consents": {"email": {"granted": True, "source": "checkout"}}}]})
+
+
+class CustomerPatch(_SiteRegionPhone, CustomerEdit):
+    external_id: str | None = Field(None, min_length=1, max_length=64)
+    manager_id: int | None = Field(None, gt=0, le=2**31 - 1)
+    model_config = ConfigDict(json_schema_extra={"examples": [{"last_name": "Petrova", "tags": ["vip", "b2b"]}]})
+
+
+class ConsentOut(BaseModel):
+    granted: bool
+    at: dt.datetime
+    source: str
+
+
+class CustomerOut(BaseModel):
+    id: int
+    site: str
+    external_id: str | None
+    first_name: str | None
+    last_name: str | None
+    patronymic: str | None
+    email: str | None
+    phone: str | None
+    telegram_id: str | None
+    whatsapp_id: str | None
+    vk_id: str | None
+    birthday: dt.date | None
+    personal_dates: dict[str, dt.date]
+    timezone: str | None
+    locale: str | None
+    custom_fields: dict[str, Any]
+    tags: list[str]
+    interests: list[str]
+    entry_point: EntryPoint | None
+    email_confirmed: bool
+    email_confirmed_at: dt.datetime | None
+    consents: dict[str, ConsentOut]
+    manager_id: int | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 17, "site": "shop", "external_id": "c-1001", "first_name": "Anna", "last_name": "Ivanova",
+        "patronymic": None, "email": "anna@example.com", "phone": "+79161234567", "telegram_id": None,
+        "whatsapp_id": None, "vk_id": None, "birthday": None, "personal_dates": {}, "timezone": None, "locale": None,
+        "custom_fields": {}, "tags": ["vip"], "interests": [], "entry_point": None, "email_confirmed": False,
+        "email_confirmed_at": None,
+        "consents": {"email": {"granted": True, "at": "2026-03-02T09:00:00Z", "source": "checkout"}},
+        "manager_id": None, "created_at": "2026-03-02T09:00:00Z", "updated_at": "2026-03-02T09:00:00Z"}]})
+
+
+class CustomerPage(BaseModel):
+    items: list[CustomerOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+def site_codes(session: Session) -> dict[int, str]:
+    return {s.id: s.code for s in list_sites(session)}
+
+
+def out(session: Session, customers: list[Any]) -> list[CustomerOut]:
+    codes = site_codes(session)
+    return [CustomerOut(**{**snap, "site": codes[snap["site_id"]]}) for snap in queries.snapshots(session, customers)]
+
+
+def visible_customer(session: Session, principal: Principal, customer_id: int) -> Any:
+    customer = service.get(session, customer_id)
+    if not principal.may_see(customer.site_id):
+        raise NotFound("id", f"customer {customer_id} not found")
+    return customer
+
+
+def check_site(session: Session, principal: Principal, code: str, field: str = "site") -> Site:
+    from retento.sites.service import get_site
+
+    site = get_site(session, code, field=field)
+    if not principal.may_see(site.id):
+        raise DomainError([FieldError(field, f"this API key may not use site {code!r}")], status=403)
+    return site
+
+
+def edit_data(session: Session, customer: Any, raw: dict[str, Any]) -> CustomerCreate:
+    """Validate an edit (external_id included) in the customer's site region; only the given fields are set."""
+    code = site_codes(session)[customer.site_id]
+    raw = {k: v for k, v in raw.items() if k not in ("site", "created_at")}
+    data = service.parse_create(session, {**raw, "site": code})
+    data.model_fields_set.discard("site")
+    return data
+
+
+@router.post("/customers", status_code=201, response_model=CustomerOut, summary="Create a customer")
+def create_customer(
+    body: CustomerIn, request: Request, principal: Annotated[Principal, Depends(require("customers:write"))],
+    idem: Annotated[Idempotency, Depends(idempotency)],
+) -> Any:
+    app = app_of(request)
+    with transaction(app.sessions) as s:
+        def produce() -> CustomerOut:
+            check_site(s, principal, body.site)
+            data = service.parse_create(s, body.model_dump(exclude_unset=True, mode="json"))
+            return out(s, [service.create(s, data=data, ctx=principal.ctx, now=app.clock.now())])[0]
+
+        return idem.run(s, principal, produce, now=app.clock.now())
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerOut, summary="Get a customer")
+def get_customer(customer_id: Id, request: Request,
+                 principal: Annotated[Principal, Depends(require("customers:read"))]) -> CustomerOut:
+    with transaction(app_of(request).sessions) as s:
+        return out(s, [visible_customer(s, principal, customer_id)])[0]
+
+
+@router.patch("/customers/{customer_id}", response_model=CustomerOut, summary="Edit a customer",
+              description="Only the fields present change; `custom_fields` are merged, `tags` replaced.")
+def edit_customer(customer_id: Id, body: CustomerPatch, request: Request,
+                  principal: Annotated[Principal, Depends(require("customers:write"))]) -> CustomerOut:
+    app = app_of(request)
+    with transaction(app.sessions) as s:
+        customer = visible_customer(s, principal, customer_id)
+        data = edit_data(s, customer, body.model_dump(exclude_unset=True, mode="json"))
+        service.edit(s, customer=customer, data=data, ctx=principal.ctx, now=app.clock.now())
+        return out(s, [customer])[0]
+
+
+@router.get("/customers", response_model=CustomerPage, summary="List customers",
+            description="Oldest first; every filter given must match. Page on with `cursor`.")
+def list_customers(
+    request: Request,
+    principal: Annotated[Principal, Depends(require("customers:read"))],
+    site: Annotated[str | None, Query(max_length=64, description="Site code")] = None,
+    email: Annotated[str | None, Query(max_length=320)] = None,
+    phone: Annotated[str | None, Query(max_length=32)] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    external_id: Annotated[str | None, Query(max_length=64)] = None,
+    created_from: Annotated[AwareDatetime | None, Query(description="created_at >= this")] = None,
+    created_to: Annotated[AwareDatetime | None, Query(description="created_at < this")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> CustomerPage:
+    with transaction(app_of(request).sessions) as s:
+        site_ids = principal.visible([check_site(s, principal, site).id] if site else None)
+        region = "RU"
+        if site:
+            region = s.get(Site, site_ids[0]).default_region if site_ids else region
+        try:
+            email = normalize_email(email) if email else None
+        except ValueError as exc:
+            raise DomainError.one("email", str(exc)) from None
+        try:
+            phone = normalize_phone(phone, region) if phone else None
+        except ValueError as exc:
+            raise DomainError.one("phone", str(exc)) from None
+        rows = queries.list_customers(s, site_ids=site_ids, email=email, phone=phone, tag=tag,
+                                      external_id=external_id, created_from=created_from, created_to=created_to,
+                                      after_id=decode_cursor(cursor), limit=limit + 1)
+        rows, nxt = page(rows, limit)
+        return CustomerPage(items=out(s, rows), next_cursor=nxt)
+
+
+# --- custom events ----------------------------------------------------------------------------------------
+
+
+class CustomerKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: int | None = Field(None, gt=0, le=2**53)
+    external_id: str | None = Field(None, min_length=1, max_length=64)
+    site: str | None = Field(None, min_length=1, max_length=64, description="Needed with external_id")
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "cart_abandoned", "customer": {"external_id": "c-1001", "site": "shop"},
+        "payload": {"cart_total": "4990.00", "items": 3}, "idempotency_key": "cart-77-abandoned"}]})
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
+                      description="The shop's own event name")
+    customer: CustomerKey
+    payload: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=150,
+                                        description="The same key on the same site is recorded once")
+
+
+class EventResult(BaseModel):
+    accepted: bool = Field(description="false: an event with this idempotency_key was recorded before")
+
+
+class EventBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EventIn] = Field(min_length=1, max_length=1000)
+
+
+class EventBatchOut(BaseModel):
+    accepted: int
+    duplicates: int
+    results: list[EventResult]
+
+
+def _record_events(s: Session, principal: Principal, events: list[EventIn], now: dt.datetime,
+                   prefix: Any) -> list[EventResult]:
+    sites = {site.code: site for site in list_sites(s)}
+    by_ext: set[tuple[int, str]] = set()
+    for n, e in enumerate(events):
+        key = e.customer
+        if (key.id is None) == (key.external_id is None):
+            raise DomainError.one(f"{prefix(n)}customer", "give exactly one of id or external_id")
+        if key.external_id is not None:
+            site = sites.get(key.site or "") if key.site else _only_site(principal, sites)
+            if site is None:
+                raise DomainError.one(f"{prefix(n)}customer.site", f"unknown site {key.site!r}")
+            by_ext.add((site.id, key.external_id))
+    ext_ids = queries.ids_by_external(s, by_ext)
+    wanted = {e.customer.id for e in events if e.customer.id} | set(ext_ids.values())
+    customers = queries.by_ids(s, wanted)
+    results = []
+    for n, e in enumerate(events):
+        key = e.customer
+        if key.id is not None:
+            customer = customers.get(key.id)
+        else:
+            site = sites.get(key.site) if key.site else _only_site(principal, sites)
+            customer = customers.get(ext_ids.get((site.id, key.external_id), 0))
+        if customer is None or not principal.may_see(customer.site_id):
+            raise NotFound(f"{prefix(n)}customer", "customer not found")
+        idem = f"custom:{customer.site_id}:{e.idempotency_key}" if e.idempotency_key else None
+        accepted = service.emit_custom_event(s, customer=customer, name=e.name, payload=e.payload,
+                                             ctx=principal.ctx, now=now, idempotency_key=idem)
+        results.append(EventResult(accepted=accepted))
+    return results
+
+
+def _only_site(principal: Principal, sites: dict[str, Site]) -> Site | None:
+    """The site implied when none is named: the key's only site, or the installation's only site."""
+    candidates = [s for s in sites.values() if principal.may_see(s.id)]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+@router.post("/events", status_code=201, response_model=EventResult, tags=["events"],
+             summary="Record one custom event")
+def post_event(body: EventIn, request: Request, principal: Annotated[Principal, Depends(require("events:write"))],
+               idem: Annotated[Idempotency, Depends(idempotency)]) -> Any:
+    app = app_of(request)
+    with transaction(app.sessions) as s:
+        return idem.run(s, principal, lambda: _record_events(s, principal, [body], app.clock.now(), lambda n: "")[0],
+                        now=app.clock.now())
+
+
+@router.post("/events/batch", status_code=201, response_model=EventBatchOut, tags=["events"],
+             summary="Record up to 1,000 custom events at once",
+             description="All or nothing: a bad event (named by its index) rejects the batch.")
+def post_events(body: EventBatchIn, request: Request,
+                principal: Annotated[Principal, Depends(require("events:write"))],
+                idem: Annotated[Idempotency, Depends(idempotency)]) -> Any:
+    app = app_of(request)
+
+    def produce() -> EventBatchOut:
+        results = _record_events(s, principal, body.events, app.clock.now(), lambda n: f"events.{n}.")
+        accepted = sum(r.accepted for r in results)
+        return EventBatchOut(accepted=accepted, duplicates=len(results) - accepted, results=results)
+
+    with transaction(app.sessions) as s:
+        return idem.run(s, principal, produce, now=app.clock.now())
+

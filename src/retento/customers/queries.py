@@ -1,0 +1,109 @@
+"""Read side of customers for the API: filtered, cursor-paged lists and snapshots of many at once."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import Session
+
+from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
+from retento.customers.service import COLUMNS
+
+
+def list_customers(session: Session, *, after_id: int = 0, limit: int = 50, offset: int = 0,
+                   **filters: Any) -> list[Customer]:
+    """Customers with id above `after_id` matching every given filter (see `_filtered`), oldest first."""
+    q = _filtered(select(Customer), **filters)
+    q = q.where(Customer.id > after_id).order_by(Customer.id).offset(offset).limit(limit)
+    return list(session.scalars(q))
+
+
+def count_customers(session: Session, **filters: Any) -> int:
+    return session.scalar(_filtered(select(func.count(Customer.id)), **filters)) or 0
+
+
+def _filtered(q: Any, *, site_ids: list[int] | None = None, email: str | None = None, phone: str | None = None,
+              tag: str | None = None, external_id: str | None = None, created_from: datetime | None = None,
+              created_to: datetime | None = None, ids: list[int] | None = None,
+              external_ids: list[str] | None = None, tags: list[str] | None = None) -> Any:
+    if ids is not None:
+        q = q.where(Customer.id.in_(ids))
+    if external_ids is not None:
+        q = q.where(Customer.external_id.in_(external_ids))
+    if tags:
+        q = q.where(Customer.id.in_(select(CustomerTag.customer_id).where(CustomerTag.tag.in_(tags))))
+    if site_ids is not None:
+        q = q.where(Customer.site_id.in_(site_ids))
+    if email is not None:
+        q = q.where(Customer.email == email)
+    if phone is not None:
+        q = q.where(Customer.phone == phone)
+    if external_id is not None:
+        q = q.where(Customer.external_id == external_id)
+    if tag is not None:
+        q = q.where(Customer.id.in_(select(CustomerTag.customer_id).where(CustomerTag.tag == tag)))
+    if created_from is not None:
+        q = q.where(Customer.created_at >= created_from)
+    if created_to is not None:
+        q = q.where(Customer.created_at < created_to)
+    return q
+
+
+def snapshots(session: Session, customers: list[Customer]) -> list[dict[str, Any]]:
+    """What `service.snapshot` gives for one customer, for many with three queries in all."""
+    ids = [c.id for c in customers]
+    tags: dict[int, list[str]] = defaultdict(list)
+    interests: dict[int, list[str]] = defaultdict(list)
+    consents: dict[int, dict[str, Any]] = defaultdict(dict)
+    if ids:
+        for cid, tag in session.execute(select(CustomerTag.customer_id, CustomerTag.tag)
+                                        .where(CustomerTag.customer_id.in_(ids)).order_by(CustomerTag.tag)):
+            tags[cid].append(tag)
+        for cid, interest in session.execute(
+                select(CustomerInterest.customer_id, CustomerInterest.interest)
+                .where(CustomerInterest.customer_id.in_(ids)).order_by(CustomerInterest.interest)):
+            interests[cid].append(interest)
+        for c in session.scalars(select(Consent).where(Consent.customer_id.in_(ids))):
+            consents[c.customer_id][c.channel] = {"granted": c.granted, "at": c.at, "source": c.source}
+    out = []
+    for c in customers:
+        data: dict[str, Any] = {"id": c.id, "site_id": c.site_id}
+        data.update({name: getattr(c, name) for name in COLUMNS})
+        data.update(email_confirmed_at=c.email_confirmed_at, created_at=c.created_at, updated_at=c.updated_at,
+                    tags=tags[c.id], interests=interests[c.id], consents=consents[c.id])
+        out.append(data)
+    return out
+
+
+def ids_by_external(session: Session, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """(site_id, external_id) -> customer id, for the pairs that exist."""
+    out: dict[tuple[int, str], int] = {}
+    items = sorted(pairs)
+    for i in range(0, len(items), 500):
+        chunk = items[i : i + 500]
+        q = select(Customer.site_id, Customer.external_id, Customer.id).where(
+            tuple_(Customer.site_id, Customer.external_id).in_(chunk))
+        out.update({(s, e): cid for s, e, cid in session.execute(q)})
+    return out
+
+
+def by_ids(session: Session, ids: set[int]) -> dict[int, Customer]:
+    out: dict[int, Customer] = {}
+    items = sorted(ids)
+    for i in range(0, len(items), 500):
+        out.update({c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(items[i : i + 500])))})
+    return out
+
+
+def find_by_contact(session: Session, *, site_id: int, email: str | None, phone: str | None) -> Customer | None:
+    """The oldest customer of the site with this email, else with this phone."""
+    for column, value in ((Customer.email, email), (Customer.phone, phone)):
+        if value:
+            found = session.scalar(select(Customer).where(Customer.site_id == site_id, column == value)
+                                   .order_by(Customer.id).limit(1))
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,211 @@
+"""Loading the demo shop through the domain services, in time order, so history and events look lived-in.
+
+Time is replayed window by window (a day for older data, an hour for the last weeks): the window's new
+customers and orders are created in batches (`customers.service.create_many`, `orders.service.create_many`)
+with `now` at the window's latest creation, then the status changes due in it are applied one by one
+with `orders.service.edit` at their own past time, by the order's manager (source `user`) or a robot
+(source `robot`). Creations carry source `demo`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from retento.catalog import service as catalog
+from retento.catalog.schemas import ProductIn
+from retento.customers import service as customers
+from retento.customers.models import Customer
+from retento.customers.schemas import CustomerCreate
+from retento.db import transaction
+from retento.demo.generator import DemoOrder, Shop, Step
+from retento.errors import DomainError
+from retento.history.schemas import ActorType, ChangeContext, Source
+from retento.orders import service as orders
+from retento.sites import service as sites
+from retento.sites.models import Manager, Site
+from retento.sites.schemas import ManagerCreate, SiteCreate
+
+CREATED = ChangeContext(Source.DEMO, ActorType.SYSTEM, "demo")
+ROBOT = ChangeContext(Source.ROBOT, ActorType.SYSTEM, "demo-robot")
+COMMIT_EVERY = 2000  # records and changes per transaction
+BATCH = 500  # creations per create_many call
+SPAN = timedelta(days=7)  # a batch of creations is recorded at most this long after its first one
+
+
+@dataclass
+class Loaded:
+    customers: int = 0
+    orders: int = 0
+    changes: int = 0
+    seconds: float = 0.0
+
+
+def has_customers(session: Session) -> bool:
+    return session.scalar(select(Customer.id).limit(1)) is not None
+
+
+def load(sessions: sessionmaker[Session], *, shop: Shop, now: datetime,
+         on_progress: Callable[[int, int], None] | None = None) -> Loaded:
+    """Store the shop; refuses (DomainError) if one of its sites already has customers."""
+    started = time.perf_counter()
+    with transaction(sessions) as s:
+        managers = _reference_data(s, shop, now)
+    replay = _Replay(sessions, managers, now, on_progress,
+                     total=len(shop.customers) + len(shop.orders) + sum(len(o.steps) for o in shop.orders))
+    replay.run(shop)
+    replay.result.seconds = time.perf_counter() - started
+    return replay.result
+
+
+def _reference_data(s: Session, shop: Shop, now: datetime) -> dict[int, int]:
+    """Sites, managers and the catalogue (created or reused); returns manager position -> stored id."""
+    since = now - timedelta(days=730)
+    have = sites.sites_by_code(s)
+    for raw in shop.sites:
+        if raw["code"] not in have:
+            have[raw["code"]] = sites.create_site(s, data=SiteCreate(**raw), now=since)
+    ours = [have[raw["code"]].id for raw in shop.sites]
+    if s.scalar(select(Customer.id).where(Customer.site_id.in_(ours)).limit(1)) is not None:
+        raise DomainError.one("site", "the demo shop's sites already have customers; load the demo into an empty "
+                                      "database (or use --if-empty)")
+    by_email = {e: i for i, e in s.execute(select(Manager.id, Manager.email))}
+    ids = {}
+    for n, raw in enumerate(shop.managers, start=1):
+        if raw["email"] not in by_email:
+            by_email[raw["email"]] = sites.create_manager(s, data=ManagerCreate(**raw), now=since).id
+        ids[n] = by_email[raw["email"]]
+    catalog.upsert_many(s, items=[ProductIn(**p) for p in shop.products], now=since)
+    return ids
+
+
+class _Replay:
+    """Walks the shop's timeline: creations gather into batches, a status change is applied at its own time.
+
+    A batch is stored (with `now` = its latest creation) before the first change of one of its orders, when
+    it spans SPAN or when it is full, so no change is recorded before its order and history ids follow time.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], managers: dict[int, int], now: datetime,
+                 on_progress: Callable[[int, int], None] | None, total: int) -> None:
+        self.sessions, self.managers, self.now = sessions, managers, now
+        self.on_progress, self.total, self.done = on_progress, total, 0
+        self.result = Loaded()
+        self.ids: dict[int, int] = {}  # id(DemoOrder) -> stored order id
+        self.users = {n: ChangeContext(Source.USER, ActorType.USER, str(i)) for n, i in managers.items()}
+        self.customers: list[dict[str, Any]] = []
+        self.orders: list[DemoOrder] = []
+        self.pending: set[int] = set()
+        self.first = self.clock = self.clock_before = now  # times on the timeline: batch start, current, previous
+        self.unsaved = 0  # records and changes in the open transaction
+
+    @staticmethod
+    def timeline(shop: Shop) -> list[tuple[datetime, int, int, Any]]:
+        events: list[tuple[datetime, int, int, Any]] = [
+            (c["created_at"], 0, n, c) for n, c in enumerate(shop.customers)]
+        events += [(o.data["created_at"], 1, n, o) for n, o in enumerate(shop.orders)]
+        seq = 0
+        for o in shop.orders:
+            for step in o.steps:
+                seq += 1
+                events.append((step.at, 2, seq, (o, step)))
+        events.sort(key=lambda e: e[:3])
+        return events
+
+    def run(self, shop: Shop) -> None:
+        self._tick(0)
+        s = self._begin()
+        try:
+            for at, kind, _, item in self.timeline(shop):
+                self.clock_before, self.clock = self.clock, at
+                if kind == 2:
+                    order, step = item
+                    if id(order) in self.pending:
+                        self._flush(s)
+                    self._change(s, order, step, at)
+                else:
+                    gathered = len(self.customers) + len(self.orders)
+                    if gathered and (gathered >= BATCH or at - self.first > SPAN):
+                        self._flush(s)
+                        gathered = 0
+                    if not gathered:
+                        self.first = at
+                    (self.customers if kind == 0 else self.orders).append(item)
+                    if kind == 1:
+                        self.pending.add(id(item))
+                if self.unsaved >= COMMIT_EVERY and not self.customers and not self.orders:
+                    s.commit()
+                    s.close()
+                    s = self._begin()
+            self._flush(s, final=True)
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+        self._tick(0)
+
+    def _begin(self) -> Session:
+        s = self.sessions()
+        s.begin()
+        s.info["demo_sites"] = list(s.scalars(select(Site)))  # held, so site lookups hit the identity map
+        s.info["demo_orders"] = {}
+        self.unsaved = 0
+        return s
+
+    def _tick(self, n: int) -> None:
+        self.done += n
+        self.unsaved += n
+        if self.on_progress:
+            self.on_progress(self.done, self.total)
+
+    def _flush(self, s: Session, *, final: bool = False) -> None:
+        """Store the gathered customers, then the gathered orders (which may point at them).
+
+        They are recorded at the time of the last event before the one that made the batch close (the
+        batch's newest creation or a later change of another order), so history ids keep following time.
+        """
+        at = self.clock if final else self.clock_before
+        if self.customers:
+            items = [_customer_input(self._mapped(c)) for c in self.customers]
+            customers.create_many(s, items=items, ctx=CREATED, now=at)
+            self.result.customers += len(items)
+        if self.orders:
+            items = [orders.parse_create(self._mapped(o.data)) for o in self.orders]
+            for o, oid in zip(self.orders, orders.create_many(s, items=items, ctx=CREATED, now=at),
+                              strict=True):
+                self.ids[id(o)] = oid
+            self.result.orders += len(items)
+        self._tick(len(self.customers) + len(self.orders))
+        self.customers, self.orders, self.pending = [], [], set()
+
+    def _change(self, s: Session, order: DemoOrder, step: Step, at: datetime) -> None:
+        held = s.info["demo_orders"]
+        oid = self.ids[id(order)]
+        if oid not in held:
+            held[oid] = orders.get(s, oid)
+        ctx = self.users[step.manager] if step.manager is not None else ROBOT
+        orders.edit(s, order=held[oid], data=orders.parse_edit(self._mapped(step.changes)), ctx=ctx, now=at)
+        self.result.changes += 1
+        self._tick(1)
+
+    def _mapped(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """The generator names managers by position; the database by id."""
+        if raw.get("manager_id") is None:
+            return raw
+        return {**raw, "manager_id": self.managers[raw["manager_id"]]}
+
+
+def _customer_input(raw: dict[str, Any]) -> CustomerCreate:
+    try:
+        return CustomerCreate.model_validate(raw)  # phones are already E.164: no region needed
+    except ValidationError as exc:
+        raise DomainError.from_pydantic(exc) from None

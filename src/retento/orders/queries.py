@@ -1,0 +1,73 @@
+"""Read side of orders for the API: filtered, cursor-paged lists and snapshots of many at once."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from retento.orders.models import Order, OrderItem, Status, StatusGroup
+from retento.orders.service import ITEM_COLUMNS, _snapshot
+
+
+def _filtered(q: Any, *, site_ids: list[int] | None = None, status: list[str] | None = None,
+              customer_id: int | None = None, external_id: str | None = None, number: str | None = None,
+              created_from: datetime | None = None, created_to: datetime | None = None,
+              ids: list[int] | None = None, external_ids: list[str] | None = None) -> Any:
+    if site_ids is not None:
+        q = q.where(Order.site_id.in_(site_ids))
+    if status:
+        q = q.where(Order.status.in_(status))
+    if customer_id is not None:
+        q = q.where(Order.customer_id == customer_id)
+    if external_id is not None:
+        q = q.where(Order.external_id == external_id)
+    if number is not None:
+        q = q.where(Order.number == number)
+    if created_from is not None:
+        q = q.where(Order.created_at >= created_from)
+    if created_to is not None:
+        q = q.where(Order.created_at < created_to)
+    if ids is not None:
+        q = q.where(Order.id.in_(ids))
+    if external_ids is not None:
+        q = q.where(Order.external_id.in_(external_ids))
+    return q
+
+
+def list_orders(session: Session, *, after_id: int = 0, limit: int = 50, offset: int = 0,
+                **filters: Any) -> list[Order]:
+    q = _filtered(select(Order), **filters).where(Order.id > after_id)
+    return list(session.scalars(q.order_by(Order.id).offset(offset).limit(limit)))
+
+
+def count_orders(session: Session, **filters: Any) -> int:
+    return session.scalar(_filtered(select(func.count(Order.id)), **filters)) or 0
+
+
+def snapshots(session: Session, orders: list[Order], site_codes: dict[int, str]) -> list[dict[str, Any]]:
+    """`service.snapshot` for many orders with one query for their items."""
+    items: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    ids = [o.id for o in orders]
+    if ids:
+        for r in session.scalars(select(OrderItem).where(OrderItem.order_id.in_(ids)).order_by(OrderItem.id)):
+            items[r.order_id].append({"id": r.id, **{c: getattr(r, c) for c in ITEM_COLUMNS}})
+    out = []
+    for o in orders:
+        row = {c.key: getattr(o, c.key) for c in Order.__table__.columns}
+        snap = _snapshot(o.id, site_codes[o.site_id], row, items[o.id])
+        snap["items"] = items[o.id]
+        snap["updated_at"] = o.updated_at
+        out.append(snap)
+    return out
+
+
+def statuses(session: Session) -> list[Status]:
+    return list(session.scalars(select(Status).order_by(Status.ordering, Status.code)))
+
+
+def status_groups(session: Session) -> list[StatusGroup]:
+    return list(session.scalars(select(StatusGroup).order_by(StatusGroup.ordering, StatusGroup.code)))

@@ -1,0 +1,211 @@
+"""The native API's shared parts: problem+json errors, API key dependency, Idempotency-Key, cursors."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session
+
+from retento.apikeys import service as apikeys
+from retento.apikeys.api import AuthFailed, authenticate
+from retento.apikeys.models import IdempotentRequest
+from retento.apikeys.ratelimit import retry_after_header
+from retento.apikeys.schemas import Principal
+from retento.bootstrap import App
+from retento.errors import Conflict, DomainError, FieldError
+
+PROBLEM = "application/problem+json"
+
+
+class ProblemField(BaseModel):
+    field: str = Field(description="The bad field: a dotted path into the body, or a parameter name")
+    reason: str
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details, with one entry per bad field."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemField] = []
+    missing_scope: str | None = None
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    return {"model": Problem, "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {code: _problem_response(code) for code in (400, 401, 403, 404, 409, 422, 429)}
+
+
+def problem(status: int, errors: list[FieldError], *, detail: str | None = None, **extra: Any) -> JSONResponse:
+    headers = extra.pop("headers", None)
+    body = Problem(title=HTTPStatus(status).phrase, status=status,
+                   detail=detail or "; ".join(f"{e.field}: {e.reason}" for e in errors) or HTTPStatus(status).phrase,
+                   errors=[ProblemField(field=e.field, reason=e.reason) for e in errors], **extra)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def validation_errors(exc: RequestValidationError) -> list[FieldError]:
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+            loc = loc[1:]
+        out.append(FieldError(".".join(loc) or "body", str(err.get("msg", "invalid")).removeprefix("Value error, ")))
+    return out
+
+
+NUL_ERROR = "NUL characters are not allowed"
+
+
+async def nul_in_request(request: Request, *, form: bool = False) -> str | None:
+    """Where a NUL character hides in the request (no database stores it), or None."""
+    if "\x00" in request.url.path or "%00" in request.url.path:
+        return "path"
+    if "%00" in request.url.query or "\x00" in request.url.query:
+        return "query"
+    body = await request.body()
+    if b"\\u0000" in body or b"\x00" in body or (form and b"%00" in body):
+        return "body"
+    return None
+
+
+class ProblemRoute(APIRoute):
+    """Every failure of a /api/v1 route becomes problem+json naming the bad fields; bad input never a 500."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            where = await nul_in_request(request)
+            if where:
+                return problem(422, [FieldError(where, NUL_ERROR)])
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                return problem(422, validation_errors(exc))
+            except DomainError as exc:
+                return problem(exc.status, exc.errors)
+            except AuthFailed as exc:
+                headers = {"Retry-After": retry_after_header(exc.retry_after)} if exc.kind == "rate" else None
+                if exc.kind in ("missing", "wrong"):
+                    headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
+                return problem(exc.status, [], detail=exc.message, missing_scope=exc.scope, headers=headers)
+            except (DataError, OverflowError) as exc:  # a value the database cannot hold
+                return problem(422, [FieldError("body", f"a value is out of range: {type(exc).__name__}")])
+
+        return route
+
+
+def router(tag: str) -> APIRouter:
+    return APIRouter(prefix="/api/v1", tags=[tag], route_class=ProblemRoute, responses=ERRORS)
+
+
+_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (`retento apikey create`)")
+
+
+def require(scope: str) -> Callable[..., Principal]:
+    """Dependency: the API key from `X-API-Key`, which must hold `scope`."""
+
+    def dependency(request: Request, key: Annotated[str | None, Depends(_key_header)]) -> Principal:
+        return authenticate(request, key, scope)
+
+    dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    return dependency
+
+
+def app_of(request: Request) -> App:
+    return request.app.state.app
+
+
+# --- Idempotency-Key --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Idempotency:
+    key: str | None
+    request_hash: str
+
+    def run(self, session: Session, principal: Principal, produce: Callable[[], BaseModel], *,
+            now: Any, status: int = 201) -> BaseModel | JSONResponse:
+        """The stored first response for a repeat; else `produce()` and remember its response in this transaction."""
+        if not self.key:
+            return produce()
+        row = apikeys.find_idempotent(session, key_id=principal.key_id, key=self.key)
+        if row is None:
+            row = IdempotentRequest(api_key_id=principal.key_id, key=self.key, request_hash=self.request_hash,
+                                    status_code=0, response=None, created_at=now)
+            try:
+                with session.begin_nested():
+                    session.add(row)
+                    session.flush()
+            except IntegrityError:  # the same key arrived concurrently and committed first
+                row = apikeys.find_idempotent(session, key_id=principal.key_id, key=self.key)
+                if row is None or row.status_code == 0:
+                    raise Conflict("Idempotency-Key", "a request with this key is in progress") from None
+            else:
+                result = produce()
+                row.status_code, row.response = status, result.model_dump(mode="json")
+                return result
+        if row.request_hash != self.request_hash:
+            raise Conflict("Idempotency-Key", "this key was already used with a different request")
+        return JSONResponse(row.response, status_code=row.status_code, headers={"Idempotent-Replayed": "true"})
+
+
+async def idempotency(
+    request: Request,
+    key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
+                                      description="Repeat a POST safely: the same key and body return the "
+                                                  "first response; the same key with another body is a 409")] = None,
+) -> Idempotency:
+    body = await request.body()
+    digest = hashlib.sha256(request.method.encode() + b" " + request.url.path.encode() + b"\n" + body).hexdigest()
+    return Idempotency(key, digest)
+
+
+# --- cursor pagination --------------------------------------------------------------------------------------
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = text.partition(":")
+        last = int(value)
+        if prefix != "id" or last < 0:
+            raise ValueError
+        return last
+    except (ValueError, UnicodeDecodeError):
+        raise DomainError.one("cursor", "invalid cursor: pass next_cursor from the previous page") from None
+
+
+def page(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    """Rows fetched with limit + 1 -> (this page, cursor of the next page or None)."""
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_cursor(rows[-1].id)
+    return rows, None
+
+
+Cursor = Annotated[str | None, Field(None, max_length=200, description="next_cursor of the previous page")]

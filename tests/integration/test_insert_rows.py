@@ -1,0 +1,129 @@
+"""The fast bulk insert stores exactly what a SQLAlchemy Core insert stores, on both databases."""
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from sqlalchemy import insert
+
+from retento.bus import Event
+from retento.db import insert_rows, reserve_ids, transaction
+from retento.history.models import HistoryEntry
+from retento.jsonable import serialised
+from retento.orders.models import Order
+from tests import factories as f
+
+MSK = timezone(timedelta(hours=3))
+
+
+def stored(app, table, ids):
+    cols = ", ".join(c.name for c in table.columns if c.name != "id")
+    with app.engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.exec_driver_sql(
+                f"SELECT {cols} FROM {table.name} WHERE id IN ({', '.join(map(str, ids))}) ORDER BY id"
+            )
+        ]
+
+
+def test_insert_rows_matches_core_insert(app):
+    f.site(app)
+    at = datetime(2026, 3, 2, 12, 30, 15, 250000, tzinfo=MSK)
+    payload = {"total": Decimal("10.50"), "at": at, "tags": {"b"}, "nested": serialised({"x": [1, None]})}
+    rows = {
+        HistoryEntry.__table__: dict(
+            created_at=at,
+            entity="order",
+            entity_id=1,
+            site_id=1,
+            created=True,
+            deleted=False,
+            source="api",
+            actor_type="api_key",
+            actor_id="k",
+            field="status",
+            old_value=None,
+            new_value=serialised(payload),
+        ),
+        Event.__table__: dict(
+            type="custom",
+            name="n",
+            occurred_at=at,
+            site_id=1,
+            customer_id=None,
+            order_id=None,
+            payload=serialised(payload),
+            source="api",
+            actor_type="api_key",
+            actor_id=None,
+            depth=0,
+            idempotency_key=None,
+        ),
+        Order.__table__: dict(
+            site_id=1,
+            external_id="e",
+            number="n",
+            customer_id=None,
+            status="new",
+            status_updated_at=at,
+            currency="RUB",
+            items_total=Decimal("10.5"),
+            discount_total=Decimal(0),
+            delivery_cost=Decimal("0.333"),
+            total=Decimal("10.83"),
+            paid_amount=Decimal(0),
+            payment_type=None,
+            payment_status=None,
+            delivery_type=None,
+            delivery_date=at.date(),
+            delivery_address={"city": "Казань"},
+            manager_id=None,
+            customer_comment=None,
+            manager_comment=None,
+            custom_fields={},
+            created_at=at,
+            updated_at=at,
+        ),
+    }
+    for table, row in rows.items():
+        with transaction(app.sessions) as s:
+            core_id = s.execute(insert(table).returning(table.c.id), [row]).scalar_one()
+            if table is Order.__table__:
+                (fast_id,) = reserve_ids(s, table, 1)
+                insert_rows(s, table, [{**row, "id": fast_id, "external_id": "e2", "number": "n2"}])
+            else:
+                insert_rows(s, table, [row])
+                fast_id = core_id + 1
+        core, fast = stored(app, table, [core_id, fast_id])
+        if table is Order.__table__:  # external_id and number are unique per site
+            assert fast[1:3] == ("e2", "n2")
+            core, fast = core[:1] + core[3:], fast[:1] + fast[3:]
+        assert fast == core
+
+
+def test_orders_created_after_reserved_ids_get_larger_ids(app):
+    f.site(app)
+    first = f.order(app, number="A-1")
+    with transaction(app.sessions) as s:
+        ids = reserve_ids(s, Order.__table__, 3)
+        for n, oid in enumerate(ids):
+            row = {c.name: None for c in Order.__table__.columns}
+            row.update(
+                id=oid,
+                site_id=1,
+                number=f"R-{n}",
+                status="new",
+                currency="RUB",
+                items_total=0,
+                discount_total=0,
+                delivery_cost=0,
+                total=0,
+                paid_amount=0,
+                custom_fields={},
+                status_updated_at=app.clock.now(),
+                created_at=app.clock.now(),
+                updated_at=app.clock.now(),
+            )
+            insert_rows(s, Order.__table__, [row])
+    assert ids == sorted(ids) and len(set(ids)) == 3 and ids[0] > first
+    assert f.order(app, number="A-2") > ids[-1]
