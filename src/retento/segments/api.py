@@ -49,14 +49,14 @@ def list_segments(request: Request, site: str | None = None) -> list[dict[str, A
 
 
 @router.post("/segments", status_code=201, summary="Create a dynamic (rules) or static (list) segment",
-        dependencies=[WRITE])
+             dependencies=[WRITE])
 def create_segment(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
     data = _parse(SegmentCreate, body)
     return _run(request, lambda s, now: _out(service.create(s, data=data, now=now)))
 
 
 @router.post("/segments/preview", summary="Live preview: how many customers match rules, and a sample",
-        dependencies=[READ])
+             dependencies=[READ])
 def preview(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
     data = _parse(PreviewIn, body)
     return _run(request, lambda s, now: service.preview(s, site=data.site, raw_rules=data.rules, now=now,
@@ -69,7 +69,7 @@ def get_segment(request: Request, segment_id: int) -> dict[str, Any]:
 
 
 @router.patch("/segments/{segment_id}", summary="Rename, change rules, switch on or off",
-        dependencies=[WRITE])
+             dependencies=[WRITE])
 def edit_segment(request: Request, segment_id: int, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
     data = _parse(SegmentEdit, body)
     return _run(request, lambda s, now: _out(service.edit(s, segment=service.get(s, segment_id), data=data,
@@ -95,39 +95,35 @@ def members(request: Request, segment_id: int, limit: int = Query(100, ge=1, le=
 
 
 @router.post("/segments/{segment_id}/members", summary="Add customers to a static segment",
-        dependencies=[WRITE])
+                  dependencies=[WRITE])
 def add_members(request: Request, segment_id: int, body: dict[str, Any] = Body(...)) -> dict[str, int]:
-    data = _parse(MembersIn, body)
-    return _run(request, lambda s, now: _changed(service.change_members(
-        s, segment=service.get(s, segment_id), data=data, add=True, now=now)))
+    return _members(request, segment_id, _parse(MembersIn, body), add=True)
 
 
 @router.post("/segments/{segment_id}/members/remove", summary="Remove customers from a static segment",
-        dependencies=[WRITE])
+                  dependencies=[WRITE])
 def remove_members(request: Request, segment_id: int, body: dict[str, Any] = Body(...)) -> dict[str, int]:
-    data = _parse(MembersIn, body)
-    return _run(request, lambda s, now: _changed(service.change_members(
-        s, segment=service.get(s, segment_id), data=data, add=False, now=now)))
+    return _members(request, segment_id, _parse(MembersIn, body), add=False)
 
 
-@router.post("/segments/{segment_id}/members/csv", summary="Add customers from a CSV (customer_id / external_id / email)",
-        dependencies=[WRITE])
+@router.post("/segments/{segment_id}/members/csv",
+             summary="Add customers from a CSV (header: customer_id, external_id or email)", dependencies=[WRITE])
 async def add_members_csv(request: Request, segment_id: int, file: UploadFile = File(...)) -> dict[str, int]:
-    raw = await file.read()
     try:
-        text = raw.decode("utf-8")
+        text = (await file.read()).decode("utf-8")
     except UnicodeDecodeError:
         raise DomainError.one("file", "the CSV must be UTF-8") from None
-    return _run(request, lambda s, now: _changed(service.change_members(
-        s, segment=service.get(s, segment_id), data=service.parse_members_csv(text), add=True, now=now)))
+    return _members(request, segment_id, service.parse_members_csv(text), add=True)
 
 
-def _changed(result: tuple[int, int]) -> dict[str, int]:
-    return {"entered": result[0], "left": result[1]}
+def _members(request: Request, segment_id: int, data: MembersIn, *, add: bool) -> dict[str, int]:
+    entered, left = _run(request, lambda s, now: service.change_members(
+        s, segment=service.get(s, segment_id), data=data, add=add, now=now))
+    return {"entered": entered, "left": left}
 
 
 @router.get("/segments/{segment_id}/history", summary="Membership history: entries and exits",
-        dependencies=[READ])
+             dependencies=[READ])
 def history(request: Request, segment_id: int, since_id: int = Query(0, ge=0),
             limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
     return _run(request, lambda s, _now: [
@@ -136,7 +132,7 @@ def history(request: Request, segment_id: int, since_id: int = Query(0, ge=0),
 
 
 @router.get("/segments/{segment_id}/sizes", summary="Segment size over time (end of each day with a change)",
-        dependencies=[READ])
+             dependencies=[READ])
 def sizes(request: Request, segment_id: int) -> list[dict[str, Any]]:
     return _run(request, lambda s, _now: service.sizes(s, segment=service.get(s, segment_id)))
 
@@ -150,7 +146,7 @@ def rfm_cells(request: Request, site: str) -> dict[str, Any]:
 
 
 @router.post("/rfm/recompute", tags=["rfm"], summary="Recompute RFM scores (and LTV with ltv=true)",
-        dependencies=[WRITE])
+             dependencies=[WRITE])
 def rfm_recompute(request: Request, site: str, ltv: bool = False) -> dict[str, Any]:
     def go(s: Any, now: Any) -> dict[str, Any]:
         site_id = get_site(s, site).id
@@ -163,21 +159,21 @@ def rfm_recompute(request: Request, site: str, ltv: bool = False) -> dict[str, A
 
 
 @router.get("/rfm/config", tags=["rfm"], summary="RFM windows, cells and LTV horizon of a site",
-        dependencies=[READ])
+             dependencies=[READ])
 def rfm_config_get(request: Request, site: str) -> dict[str, Any]:
     return _run(request, lambda s, now: analytics.rfm_config(s, get_site(s, site).id, now=now).model_dump(
         mode="json"))
 
 
 @router.put("/rfm/config", tags=["rfm"], summary="Set RFM windows, cells and LTV horizon",
-        dependencies=[WRITE])
+             dependencies=[WRITE])
 def rfm_config_put(request: Request, site: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
     return _run(request, lambda s, now: analytics.set_rfm_config(s, site=site, raw=body, now=now).model_dump(
         mode="json"))
 
 
 @router.get("/rfm/customers/{customer_id}", tags=["rfm"], summary="RFM values, scores, cell and LTV of a customer",
-        dependencies=[READ])
+             dependencies=[READ])
 def rfm_customer(request: Request, customer_id: int) -> dict[str, Any]:
     def go(s: Any, _now: Any) -> dict[str, Any]:
         row = analytics.customer_scores(s, customer_id=customer_id)
@@ -192,26 +188,26 @@ def rfm_customer(request: Request, customer_id: int) -> dict[str, Any]:
 # --- lifecycle cohorts ------------------------------------------------------------------------------------
 
 @router.get("/cohorts", tags=["cohorts"], summary="Monthly lifecycle table, migrations, the four figures",
-        dependencies=[READ])
+             dependencies=[READ])
 def cohort_report(request: Request, site: str) -> dict[str, Any]:
     return _run(request, lambda s, now: jsonable(analytics.cohort_report(s, site=site, now=now)))
 
 
 @router.put("/cohorts/threshold", tags=["cohorts"], summary="Override the new/active/sleeping threshold (days)",
-        dependencies=[WRITE])
+             dependencies=[WRITE])
 def set_threshold(request: Request, site: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
     data = _parse(ThresholdIn, body)
     return _run(request, lambda s, now: analytics.set_threshold(s, site=site, days=data.threshold_days, now=now))
 
 
 @router.get("/initiatives", tags=["cohorts"], summary="Marketing initiatives on the cohort timeline",
-        dependencies=[READ])
+             dependencies=[READ])
 def initiatives(request: Request, site: str) -> list[dict[str, Any]]:
     return _run(request, lambda s, _now: jsonable(analytics.list_initiatives(s, site_id=get_site(s, site).id)))
 
 
 @router.post("/initiatives", tags=["cohorts"], status_code=201, summary="Record a marketing initiative",
-        dependencies=[WRITE])
+             dependencies=[WRITE])
 def add_initiative(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
     data = _parse(InitiativeIn, body)
     return _run(request, lambda s, now: {"id": analytics.record_initiative(s, data=data, source="api", now=now).id})
