@@ -128,9 +128,11 @@ def test_cli_apply_rfm_cohorts(app, tmp_path, monkeypatch):
     assert r.exit_code == 2 and "segments.0.rules.orders" in r.output
     r = runner.invoke(cli, ["segments", "list"])
     assert "late" not in r.output and "buyers" in r.output
-    r = runner.invoke(cli, ["rfm", "shop"])
+    r = runner.invoke(cli, ["rfm", "shop", "--segments"])
     assert r.exit_code == 0, r.output
-    assert "RFM, site shop" in r.output
+    assert "RFM, site shop" in r.output and "rfm-champions" in r.output
+    r = runner.invoke(cli, ["segments", "list"])
+    assert "rfm-lost" in r.output
     r = runner.invoke(cli, ["cohorts", "shop", "--threshold", "60"])
     assert r.exit_code == 0, r.output
     assert "threshold 60 days" in r.output and "2026-03" in r.output

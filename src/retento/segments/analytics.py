@@ -263,3 +263,18 @@ def list_initiatives(session: Session, *, site_id: int) -> list[dict[str, Any]]:
 
 def site_ids(session: Session) -> list[int]:
     return list(session.scalars(select(Site.id).order_by(Site.id)))
+
+
+def ensure_cell_segments(session: Session, *, site: str, now: datetime) -> list[str]:
+    """One dynamic segment per configured RFM cell (`rfm-<cell>`), so cells work like any segment."""
+    from retento.segments.schemas import SegmentCreate
+
+    site_row = get_site(session, site)
+    made = []
+    for cell in rfm_config(session, site_row.id, now=now).cells:
+        code = f"rfm-{cell.name}".replace("_", "-")
+        if not any(s.code == code for s in service.list_segments(session, site=site)):
+            service.create(session, data=SegmentCreate(site=site, code=code, name=f"RFM: {cell.name}",
+                                                       rules={"rfm": {"cell": [cell.name]}}), now=now)
+            made.append(code)
+    return made

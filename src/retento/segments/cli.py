@@ -118,6 +118,7 @@ def members(segment_id: int, csv_path: Annotated[Path, typer.Argument(help="CSV 
 def rfm(
     site: Annotated[str, typer.Argument(help="Site code")],
     ltv: Annotated[bool, typer.Option(help="Also fit BG/NBD + Gamma-Gamma and store predictions and LTV")] = False,
+    segments: Annotated[bool, typer.Option("--segments", help="Create a segment per cell (rfm-<cell>)")] = False,
 ) -> None:
     """Compute RFM scores and cells for a site, store them, and print the cell table."""
     from retento.segments import analytics
@@ -131,6 +132,8 @@ def rfm(
             with console.status("fitting BG/NBD and Gamma-Gamma"):
                 out["ltv"] = analytics.compute_ltv(s, site_id=site_id, now=now)
             out["cells"] = analytics.cell_table(s, site_id=site_id)
+        if segments:
+            out["segments"] = analytics.ensure_cell_segments(s, site=site, now=now)
         return out
     out = _run(go)
     console.print("cut points: " + "; ".join(f"{k} {v}" for k, v in out["cuts"].items()))
@@ -143,6 +146,8 @@ def rfm(
     console.print(table)
     if "ltv" in out:
         console.print(f"fitted: {out['ltv']['params']}")
+    if out.get("segments"):
+        console.print("segments created: " + ", ".join(out["segments"]))
 
 
 def _blank(value: Any) -> str:
