@@ -165,6 +165,8 @@ def test_cohort_states_migrations_and_four_figures(app):
         report = analytics.cohort_report(s, site="shop", now=app.clock.now())
     # gaps between purchase days: P 15, 21; R 52; U 67 -> median 36.5; the override of 30 is in force
     assert report["threshold"] == {"threshold_days": 30.0, "override": 30, "computed_median_days": 36.5}
+    with transaction(app.sessions) as s:
+        assert analytics.median_gap(s, site_id=1) == 36.5  # the SQL version RFM runs use
     months = {m["month"]: m for m in report["months"]}
     assert list(months) == ["2026-01", "2026-02", "2026-03", "2026-04"]
 

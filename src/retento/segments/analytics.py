@@ -175,10 +175,26 @@ def purchases(session: Session, *, site_id: int) -> dict[int, list[date]]:
     return dict(out)
 
 
+def median_gap(session: Session, *, site_id: int) -> float | None:
+    """cohorts.median_gap in SQL: the median of the days between consecutive purchase days of each customer."""
+    st = Status.__table__
+    days = (select(O.c.customer_id, epoch_day(O.c.created_at).label("day"))
+            .where(O.c.site_id == site_id, O.c.customer_id.is_not(None),
+                   O.c.status.in_(select(st.c.code).where(st.c.group_code != "cancel"))).distinct().subquery())
+    lagged = select((days.c.day - func.lag(days.c.day).over(partition_by=days.c.customer_id,
+                                                            order_by=days.c.day)).label("gap")).subquery()
+    gaps = select(lagged.c.gap).where(lagged.c.gap.is_not(None))
+    n = session.scalar(select(func.count()).select_from(gaps.subquery()))
+    if not n:
+        return None
+    middle = list(session.scalars(gaps.order_by(lagged.c.gap).offset((n - 1) // 2).limit(2 - n % 2)))
+    return float(sum(middle)) / len(middle)
+
+
 def update_threshold(session: Session, *, site_id: int, now: datetime, data: dict[int, list[date]] | None = None
                      ) -> float | None:
     """Store the median days between purchases across the site's base (shown beside any override)."""
-    gap = cohorts.median_gap((data if data is not None else purchases(session, site_id=site_id)).values())
+    gap = cohorts.median_gap(data.values()) if data is not None else median_gap(session, site_id=site_id)
     row = service.settings_row(session, site_id, now=now)
     row.computed_threshold_days, row.updated_at = gap, now
     return gap
