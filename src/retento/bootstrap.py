@@ -48,4 +48,5 @@ INSTALLS: list[str] = [
     "retento.apikeys.service",
     "retento.webhooks.service",
     "retento.triggers",
+    "retento.segments.events",
 ]
