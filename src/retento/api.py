@@ -78,4 +78,5 @@ ROUTERS: list[str] = [
     "retento.webhooks.api:router",
     "retento.triggers.api:router",
     "retento.tasks.api:router",
+    "retento.segments.api:router",
 ]

@@ -57,4 +57,5 @@ INSTALLS: list[str] = [
     "retento.apikeys.service",
     "retento.webhooks.service",
     "retento.triggers",
+    "retento.segments.events",
 ]

@@ -30,6 +30,9 @@ from retento.demo.cli import demo as _demo  # noqa: E402
 app.command("demo")(_demo)
 app.add_typer(importlib.import_module("retento.triggers.cli").app, name="triggers")
 app.add_typer(importlib.import_module("retento.tasks.cli").app, name="tasks")
+from retento.segments.cli import register as register_segments  # noqa: E402
+
+register_segments(app)
 console = Console()
 err = Console(stderr=True)
 

@@ -26,6 +26,11 @@ class Settings(BaseSettings):
         10, gt=0, description="Failed deliveries of one event to one subscriber before it is dead-lettered"
     )
     history_page_size: int = Field(100, gt=0, le=1000, description="Default page size of history reads")
+    segment_batch_size: int = Field(1000, gt=0, description="Queued customers re-evaluated per transaction")
+    segment_refresh_minutes: int = Field(
+        60, gt=0, description="How often segments with time windows (\"within 30 days\") are recomputed")
+    rfm_refresh_hours: int = Field(
+        24, gt=0, description="How often RFM scores and the lifecycle threshold are recomputed")
     sql_echo: bool = Field(False, description="Log every SQL statement")
     gc_threshold: int = Field(
         50_000, ge=0, description="Allocations between collections of Python's youngest GC generation in Retento's "

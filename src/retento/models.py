@@ -13,3 +13,4 @@ from retento.tasks import models as tasks  # noqa: F401
 from retento.triggers import models as triggers  # noqa: F401
 
 metadata = Base.metadata
+from retento.segments import models as segments  # noqa: F401, E402

@@ -18,6 +18,8 @@ SCOPES = (
     "triggers:manage",
     "tasks:read",
     "tasks:write",
+    "segments:read",
+    "segments:write",
 )
 
 
