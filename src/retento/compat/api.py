@@ -99,6 +99,14 @@ def orders_out(call: Call, rows: list[Any]) -> list[dict[str, Any]]:
     return [m.order_out(snap, call.tz, linked.get(snap["customer_id"])) for snap in snaps]
 
 
+def listing(call: Call, name: str, count: Any, rows: Any, out: Any, *, limit: int, page: int,
+            filters: dict[str, Any]) -> dict[str, Any]:
+    """One page of a RetailCRM list: the matching rows of page `page` and the `pagination` object."""
+    total = count(call.session, **filters)
+    found = rows(call.session, limit=limit, offset=(page - 1) * limit, **filters)
+    return {"pagination": pagination(limit, page, total), name: out(call, found)}
+
+
 # --- api-versions, credentials ----------------------------------------------------------------------------
 
 PATHS = {
@@ -144,9 +152,8 @@ async def customers_list(request: Request) -> Response:
                    "created_to": date_param(call, f.get("dateTo"), "dateTo")}
         if filters["email"]:
             filters["email"] = str(filters["email"]).strip().lower()
-        total = customer_q.count_customers(call.session, **filters)
-        rows = customer_q.list_customers(call.session, limit=limit, offset=(page - 1) * limit, **filters)
-        return {"pagination": pagination(limit, page, total), "customers": customers_out(call, rows)}
+        return listing(call, "customers", customer_q.count_customers, customer_q.list_customers, customers_out,
+                       limit=limit, page=page, filters=filters)
 
     return await handle(request, "customers:read", run)
 
@@ -257,9 +264,8 @@ async def orders_list(request: Request) -> Response:
                    "created_to": date_param(call, f.get("createdAtTo"), "createdAtTo")}
         if statuses == []:
             filters["ids"] = []
-        total = order_q.count_orders(call.session, **filters)
-        rows = order_q.list_orders(call.session, limit=limit, offset=(page - 1) * limit, **filters)
-        return {"pagination": pagination(limit, page, total), "orders": orders_out(call, rows)}
+        return listing(call, "orders", order_q.count_orders, order_q.list_orders, orders_out,
+                       limit=limit, page=page, filters=filters)
 
     return await handle(request, "orders:read", run)
 
