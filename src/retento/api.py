@@ -75,5 +75,9 @@ ROUTERS: list[str] = [
     "retento.catalog.api:router",
     "retento.history.api:router",
     "retento.compat.api:router",
+    "retento.webhooks.api:router",
+    "retento.triggers.api:router",
+    "retento.tasks.api:router",
+    "retento.segments.api:router",
     "retento.messaging.api:router",
 ]

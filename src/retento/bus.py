@@ -112,6 +112,7 @@ def record(session: Session, rows: Iterable[dict[str, Any]]) -> None:
 
 
 Handler = Callable[[Session, Event], None]
+BatchHandler = Callable[[Session, list[Event]], None]
 
 
 @dataclass
@@ -120,6 +121,7 @@ class Subscription:
     handler: Handler
     types: frozenset[str] | None
     start: str  # "beginning" or "latest": where a new cursor starts
+    batch_handler: BatchHandler | None = None  # set-based subscribers: one call per batch of events
 
 
 class Bus:
@@ -136,13 +138,17 @@ class Bus:
         self.wakeup.set()  # a waiting worker looks for new events now instead of at its next poll
 
     def subscribe(
-        self, name: str, handler: Handler, *, types: Iterable[str] | None = None, start: str = "beginning"
+        self, name: str, handler: Handler, *, types: Iterable[str] | None = None, start: str = "beginning",
+        batch_handler: BatchHandler | None = None,
     ) -> None:
+        """`handler` gets one event at a time. With `batch_handler`, a whole batch goes to it in one savepoint
+        first; only if that raises are the batch's events handed to `handler` one by one (so a bad event is
+        retried and dead-lettered alone, as for any subscriber)."""
         if name in self._subs:
             raise ValueError(f"subscriber {name!r} is already registered")
         if start not in ("beginning", "latest"):
             raise ValueError("start must be 'beginning' or 'latest'")
-        self._subs[name] = Subscription(name, handler, frozenset(types) if types else None, start)
+        self._subs[name] = Subscription(name, handler, frozenset(types) if types else None, start, batch_handler)
 
     @property
     def subscribers(self) -> list[str]:
@@ -187,6 +193,11 @@ class Bus:
             if sub.types is not None:
                 q = q.where(Event.type.in_(sub.types))
             events = list(s.scalars(q.order_by(Event.id).limit(self._batch)))
+            if events and sub.batch_handler is not None and self._whole_batch(s, sub, events):
+                cur.position = top if len(events) < self._batch else events[-1].id
+                cur.failing_event_id, cur.attempts, cur.last_error = None, 0, None
+                cur.updated_at = self._clock.now()
+                return len(events), len(events) == self._batch
             handled = 0
             for ev in events:
                 try:
@@ -202,6 +213,16 @@ class Bus:
                 cur.position = top  # nothing of interest left up to top
             cur.updated_at = self._clock.now()
             return handled, len(events) == self._batch
+
+    def _whole_batch(self, s: Session, sub: Subscription, events: list[Event]) -> bool:
+        try:
+            with s.begin_nested():
+                sub.batch_handler(s, events)  # type: ignore[misc]
+            return True
+        except Exception as exc:  # noqa: BLE001 - fall back to one event at a time
+            log.warning("subscriber %s failed on a batch of %s events, retrying one by one: %r", sub.name,
+                        len(events), exc)
+            return False
 
     def _failed(self, s: Session, cur: SubscriberCursor, sub: Subscription, ev: Event, exc: Exception) -> bool:
         """Count the failure; True if the event is given up on (dead-lettered) and the cursor moves past it."""

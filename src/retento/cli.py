@@ -5,9 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,11 +28,25 @@ app.add_typer(import_app, name="import")
 from retento.demo.cli import demo as _demo  # noqa: E402
 
 app.command("demo")(_demo)
+app.add_typer(importlib.import_module("retento.triggers.cli").app, name="triggers")
+app.add_typer(importlib.import_module("retento.tasks.cli").app, name="tasks")
+from retento.segments.cli import register as register_segments  # noqa: E402
+
+register_segments(app)
 from retento.messaging.cli import app as report_app  # noqa: E402
 
 app.add_typer(report_app, name="report")
 console = Console()
 err = Console(stderr=True)
+
+
+@app.callback()
+def _process_setup() -> None:
+    """Process-wide runtime settings, applied before any command."""
+    from retento.bootstrap import configure_process
+    from retento.config import get_settings
+
+    configure_process(get_settings())
 
 
 def _app() -> App:
@@ -93,16 +105,9 @@ def run(
 @app.command()
 def worker() -> None:
     """Run a worker: dispatches events and does due work. Run as many as you like on PostgreSQL."""
-    a = _app()
-    stop = threading.Event()
+    from retento.worker import main
 
-    def _stop(*_: Any) -> None:
-        stop.set()
-        a.bus.wakeup.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    a.worker.run(stop)
+    main()
 
 
 @app.command()

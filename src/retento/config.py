@@ -26,9 +26,21 @@ class Settings(BaseSettings):
         10, gt=0, description="Failed deliveries of one event to one subscriber before it is dead-lettered"
     )
     history_page_size: int = Field(100, gt=0, le=1000, description="Default page size of history reads")
+    segment_batch_size: int = Field(1000, gt=0, description="Queued customers re-evaluated per transaction")
+    segment_refresh_minutes: int = Field(
+        60, gt=0, description="How often segments with time windows (\"within 30 days\") are recomputed")
+    rfm_refresh_hours: int = Field(
+        24, gt=0, description="How often RFM scores and the lifecycle threshold are recomputed")
     sql_echo: bool = Field(False, description="Log every SQL statement")
+    gc_threshold: int = Field(
+        50_000, ge=0, description="Allocations between collections of Python's youngest GC generation in Retento's "
+        "processes (Python's default is 700; bulk work creates many short-lived objects). 0 keeps Python's default",
+    )
     api_rate_per_second: float = Field(50.0, gt=0, description="API key rate limit: tokens added per second")
     api_rate_burst: int = Field(100, gt=0, description="API key rate limit: bucket size (requests in a burst)")
+    api_key_cache_seconds: float = Field(
+        5.0, ge=0, description="How long an API process trusts a key it looked up (a revoked key works this long)"
+    )
     api_idempotency_hours: int = Field(24, gt=0, description="How long a POST's Idempotency-Key is remembered")
     compat_timezone: str = Field(
         "Europe/Moscow", description="Time zone of 'Y-m-d H:i:s' times in the RetailCRM-compatible API (/api/v5)"
@@ -40,6 +52,17 @@ class Settings(BaseSettings):
         20, gt=0, description="Consecutive failed webhook attempts after which a subscription is disabled"
     )
     webhook_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one webhook HTTP request")
+    frozen_now: str | None = Field(
+        None, description="Testing only: an ISO time the clock stays at (read by bootstrap, e.g. for worker processes)"
+    )
+    trigger_max_depth: int = Field(
+        5, ge=1, le=100, description="Longest chain of trigger-caused changes; deeper events are not reacted to"
+    )
+    trigger_timer_batch: int = Field(100, gt=0, description="Due delayed trigger runs a worker claims per transaction")
+    trigger_webhook_timeout: float = Field(10.0, gt=0, description="Seconds a trigger webhook call may take")
+    trigger_webhook_max_attempts: int = Field(
+        8, gt=0, description="Attempts of one trigger webhook call (exponential backoff) before it is given up"
+    )
 
 
 @lru_cache

@@ -167,11 +167,18 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (see `read_sessions`) take no write lock, so they run alongside the one writer (WAL).
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@lru_cache(maxsize=64)
+def read_sessions(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for read-only work: on SQLite a deferred BEGIN, which does not wait for (or block) the writer."""
+    return sessionmaker(engine.execution_options(read_only=True), expire_on_commit=False)
 
 
 @contextmanager

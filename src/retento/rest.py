@@ -11,12 +11,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from retento.apikeys import service as apikeys
 from retento.apikeys.api import AuthFailed, authenticate
@@ -24,6 +25,7 @@ from retento.apikeys.models import IdempotentRequest
 from retento.apikeys.ratelimit import retry_after_header
 from retento.apikeys.schemas import Principal
 from retento.bootstrap import App
+from retento.db import read_sessions
 from retento.errors import Conflict, DomainError, FieldError
 
 PROBLEM = "application/problem+json"
@@ -100,6 +102,8 @@ class ProblemRoute(APIRoute):
                 return await handler(request)
             except RequestValidationError as exc:
                 return problem(422, validation_errors(exc))
+            except HTTPException as exc:  # e.g. a body that is not even parseable
+                return problem(exc.status_code, [FieldError("body", str(exc.detail))])
             except DomainError as exc:
                 return problem(exc.status, exc.errors)
             except AuthFailed as exc:
@@ -132,6 +136,11 @@ def require(scope: str) -> Callable[..., Principal]:
 
 def app_of(request: Request) -> App:
     return request.app.state.app
+
+
+def reading(request: Request) -> sessionmaker[Session]:
+    """Sessions for a read-only route (no write lock on SQLite)."""
+    return read_sessions(app_of(request).engine)
 
 
 # --- Idempotency-Key --------------------------------------------------------------------------------------

@@ -48,9 +48,10 @@ def test_each_subscriber_has_its_own_cursor_and_sees_each_event(app):
     app.bus.subscribe("b", lambda s, e: got["b"].append(e.id), types=["order_created"])
     f.order(app)
     f.customer(app)
-    assert app.worker.tick() == 3
+    app.worker.tick()  # installed domains subscribe too: count only this test's deliveries
     assert len(got["a"]) == 2 and len(got["b"]) == 1
-    assert app.worker.tick() == 0  # nothing is delivered twice
+    app.worker.tick()
+    assert len(got["a"]) == 2 and len(got["b"]) == 1  # nothing is delivered twice
     f.order(app)
     app.worker.tick()
     assert len(got["a"]) == 3 and len(got["b"]) == 2

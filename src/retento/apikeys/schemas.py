@@ -15,6 +15,11 @@ SCOPES = (
     "history:read",
     "reference:read",
     "webhooks:manage",
+    "triggers:manage",
+    "tasks:read",
+    "tasks:write",
+    "segments:read",
+    "segments:write",
     "messaging:read",
     "messaging:write",
 )

@@ -79,6 +79,50 @@ def markdown(results: list[ingest_bench.Result], command: str, load: float, star
     return "\n".join(lines)
 
 
+@bench_app.command("api")
+def api(
+    rate: Annotated[int, typer.Option(min=1, max=5000, help="Requests per second, per scenario")] = 500,
+    seconds: Annotated[float, typer.Option(min=1, max=120, help="Measured duration of each scenario")] = 10,
+    warmup: Annotated[float, typer.Option(min=0, max=30, help="Unmeasured warm-up of each scenario")] = 2,
+    backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite",
+    pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN",
+                                        help="PostgreSQL server for the throwaway databases")] = DEFAULT_PG_DSN,
+) -> None:
+    """A real server in its own process, driven over loopback at a fixed rate: GET a customer, POST an event,
+    and a bare hello-world route of the same app as the baseline."""
+    from retento.bench import api as api_bench
+
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    if not chosen or set(chosen) - {"sqlite", "postgres"}:
+        console.print("[red]error:[/red] --backends: use sqlite, postgres or both")
+        raise typer.Exit(2)
+    rows = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        for backend in chosen:
+            with fresh(backend, pg_dsn) as target:
+                version = target.version
+                rows += [(version, r) for r in api_bench.run(target, rate=rate, seconds=seconds, warmup=warmup,
+                                                              progress=progress)]
+    lines = [f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
+             f"Python {platform.python_version()}: `retento {' '.join(sys.argv[1:])}`", "",
+             "| backend | route | target rps | achieved rps | errors | p50 ms | p99 ms | max ms | p99 vs baseline |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    table = Table("backend", "route", "target rps", "achieved rps", "errors", "p50 ms", "p99 ms", "max ms",
+                  "p99 / baseline", title="API latency at a fixed rate (one uvicorn process)")
+    base: dict[str, float] = {}
+    for version, r in rows:
+        base.setdefault(version, r.p99_ms)
+        ratio = f"{r.p99_ms / base[version]:.1f}x"
+        cells = (version, r.name, str(r.rate), f"{r.rps:,.0f}", str(r.errors), f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}",
+                 f"{r.max_ms:.1f}", ratio)
+        table.add_row(*cells)
+        lines.append("| " + " | ".join(cells) + " |")
+    console.print(table)
+    print("\nMarkdown for docs/benchmarks.md (printed, not written to the file):\n")
+    print("\n".join(lines))
+
+
 @bench_app.command("cascade")
 def cascade(
     recipients: Annotated[int, typer.Option(min=1, help="Campaign members to plan")] = 1_000_000,

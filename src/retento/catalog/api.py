@@ -13,7 +13,7 @@ from retento.apikeys.schemas import Principal
 from retento.catalog import queries
 from retento.customers.api import check_site, site_codes
 from retento.db import transaction
-from retento.rest import app_of, decode_cursor, page, require, router as v1_router
+from retento.rest import decode_cursor, page, reading, require, router as v1_router
 
 router = v1_router("reference")
 
@@ -41,6 +41,9 @@ class ProductPage(BaseModel):
     items: list[ProductOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": ProductOut.model_config["json_schema_extra"]["examples"], "next_cursor": "aWQ6NDI"}]})
+
 
 @router.get("/products", response_model=ProductPage, summary="Products and services")
 def products(
@@ -52,7 +55,7 @@ def products(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> ProductPage:
-    with transaction(app_of(request).sessions) as s:
+    with transaction(reading(request)) as s:
         site_ids = principal.visible([check_site(s, principal, site).id] if site else None)
         rows = queries.list_products(s, site_ids=site_ids, category=category, offer_id=offer_id,
                                      after_id=decode_cursor(cursor), limit=limit + 1)

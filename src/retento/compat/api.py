@@ -99,6 +99,14 @@ def orders_out(call: Call, rows: list[Any]) -> list[dict[str, Any]]:
     return [m.order_out(snap, call.tz, linked.get(snap["customer_id"])) for snap in snaps]
 
 
+def listing(call: Call, name: str, count: Any, rows: Any, out: Any, *, limit: int, page: int,
+            filters: dict[str, Any]) -> dict[str, Any]:
+    """One page of a RetailCRM list: the matching rows of page `page` and the `pagination` object."""
+    total = count(call.session, **filters)
+    found = rows(call.session, limit=limit, offset=(page - 1) * limit, **filters)
+    return {"pagination": pagination(limit, page, total), name: out(call, found)}
+
+
 # --- api-versions, credentials ----------------------------------------------------------------------------
 
 PATHS = {
@@ -144,9 +152,8 @@ async def customers_list(request: Request) -> Response:
                    "created_to": date_param(call, f.get("dateTo"), "dateTo")}
         if filters["email"]:
             filters["email"] = str(filters["email"]).strip().lower()
-        total = customer_q.count_customers(call.session, **filters)
-        rows = customer_q.list_customers(call.session, limit=limit, offset=(page - 1) * limit, **filters)
-        return {"pagination": pagination(limit, page, total), "customers": customers_out(call, rows)}
+        return listing(call, "customers", customer_q.count_customers, customer_q.list_customers, customers_out,
+                       limit=limit, page=page, filters=filters)
 
     return await handle(request, "customers:read", run)
 
@@ -167,20 +174,23 @@ async def customers_history(request: Request) -> Response:
     return await handle(request, "customers:read", lambda call: history(call, "customer"))
 
 
-def find_customer(call: Call, uid: str) -> Any:
-    by = by_param(call)
-    if by == "id":
-        found = customer_q.by_ids(call.session, {int(uid)}).get(int(uid)) if uid.isdigit() and len(uid) < 16 else None
+def find(call: Call, uid: str, list_rows: Any) -> Any:
+    """The customer / order addressed by the path: `by=externalId` (default, with `site` if ambiguous) or `by=id`."""
+    if by_param(call) == "id":
+        rows = list_rows(call.session, ids=[int(uid)], limit=1) if uid.isdigit() and len(uid) < 16 else []
     else:
         site = site_for(call, call.param("site")) if call.param("site") else None
-        rows = customer_q.list_customers(call.session, external_ids=[uid], limit=2,
-                                         site_ids=[site.id] if site else call.principal.visible())
+        rows = list_rows(call.session, external_ids=[uid], limit=2,
+                         site_ids=[site.id] if site else call.principal.visible())
         if len(rows) > 1:
             raise fail("Parameter 'site' is missing", site="several sites have this externalId; pass the site")
-        found = rows[0] if rows else None
-    if found is None or not call.principal.may_see(found.site_id):
+    if not rows or not call.principal.may_see(rows[0].site_id):
         raise fail("Not found", 404)
-    return found
+    return rows[0]
+
+
+def find_customer(call: Call, uid: str) -> Any:
+    return find(call, uid, customer_q.list_customers)
 
 
 @router.get(V5 + "/customers/{uid}")
@@ -254,9 +264,8 @@ async def orders_list(request: Request) -> Response:
                    "created_to": date_param(call, f.get("createdAtTo"), "createdAtTo")}
         if statuses == []:
             filters["ids"] = []
-        total = order_q.count_orders(call.session, **filters)
-        rows = order_q.list_orders(call.session, limit=limit, offset=(page - 1) * limit, **filters)
-        return {"pagination": pagination(limit, page, total), "orders": orders_out(call, rows)}
+        return listing(call, "orders", order_q.count_orders, order_q.list_orders, orders_out,
+                       limit=limit, page=page, filters=filters)
 
     return await handle(request, "orders:read", run)
 
@@ -306,20 +315,7 @@ async def orders_statuses(request: Request) -> Response:
 
 
 def find_order(call: Call, uid: str) -> Any:
-    by = by_param(call)
-    rows: list[Any] = []
-    if by == "id":
-        if uid.isdigit() and len(uid) < 16:
-            rows = order_q.list_orders(call.session, ids=[int(uid)], limit=1)
-    else:
-        site = site_for(call, call.param("site")) if call.param("site") else None
-        rows = order_q.list_orders(call.session, external_ids=[uid], limit=2,
-                                   site_ids=[site.id] if site else call.principal.visible())
-        if len(rows) > 1:
-            raise fail("Parameter 'site' is missing", site="several sites have this externalId; pass the site")
-    if not rows or not call.principal.may_see(rows[0].site_id):
-        raise fail("Not found", 404)
-    return rows[0]
+    return find(call, uid, order_q.list_orders)
 
 
 @router.get(V5 + "/orders/{uid}")

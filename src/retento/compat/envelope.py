@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import DataError
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from retento.apikeys.api import AuthFailed, authenticate
 from retento.apikeys.schemas import Principal
 from retento.compat.mapping import error_field, nested
-from retento.db import transaction
+from retento.db import read_sessions, transaction
 from retento.errors import DomainError
 from retento.rest import app_of, nul_in_request, validation_errors
 
@@ -69,6 +70,9 @@ class RetailRoute(APIRoute):
                 return envelope_error(400, ENTITY_ERROR, {error_field(e.field): e.reason for e in exc.errors})
             except RequestValidationError as exc:
                 return envelope_error(400, INPUT_ERROR, {e.field: e.reason for e in validation_errors(exc)})
+            except HTTPException as exc:
+                return envelope_error(exc.status_code if exc.status_code >= 400 else 400, INPUT_ERROR,
+                                      {"request": str(exc.detail)})
             except (DataError, OverflowError):
                 return envelope_error(400, ENTITY_ERROR, {"request": "a value is out of range"})
 
@@ -138,7 +142,7 @@ async def handle(request: Request, scope: str | None, fn: Callable[[Call], Any],
 
     def run() -> Any:
         principal = authenticate(request, raw_key if isinstance(raw_key, str) else None, scope)
-        with transaction(app.sessions) as s:
+        with transaction(app.sessions if request.method == "POST" else read_sessions(app.engine)) as s:
             call = Call(s, principal, query, form, ZoneInfo(app.settings.compat_timezone), app.clock.now())
             return fn(call)
 

@@ -15,7 +15,16 @@ from retento.customers import queries, service
 from retento.customers.schemas import CustomerCreate, CustomerEdit, EntryPoint
 from retento.db import transaction
 from retento.errors import DomainError, FieldError, NotFound
-from retento.rest import Idempotency, app_of, decode_cursor, idempotency, page, require, router as v1_router
+from retento.rest import (
+    Idempotency,
+    app_of,
+    decode_cursor,
+    idempotency,
+    page,
+    reading,
+    require,
+    router as v1_router,
+)
 from retento.sites.models import Site
 from retento.sites.service import list_sites
 
@@ -93,6 +102,9 @@ class CustomerPage(BaseModel):
     items: list[CustomerOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": CustomerOut.model_config["json_schema_extra"]["examples"], "next_cursor": "aWQ6NDI"}]})
+
 
 def site_codes(session: Session) -> dict[int, str]:
     return {s.id: s.code for s in list_sites(session)}
@@ -123,6 +135,8 @@ def edit_data(session: Session, customer: Any, raw: dict[str, Any]) -> CustomerC
     """Validate an edit (external_id included) in the customer's site region; only the given fields are set."""
     code = site_codes(session)[customer.site_id]
     raw = {k: v for k, v in raw.items() if k not in ("site", "created_at")}
+    if "email_confirmed" in raw and raw["email_confirmed"] is None:
+        raise DomainError.one("email_confirmed", "may not be null: give true or false, or leave it out")
     data = service.parse_create(session, {**raw, "site": code})
     data.model_fields_set.discard("site")
     return data
@@ -146,7 +160,7 @@ def create_customer(
 @router.get("/customers/{customer_id}", response_model=CustomerOut, summary="Get a customer")
 def get_customer(customer_id: Id, request: Request,
                  principal: Annotated[Principal, Depends(require("customers:read"))]) -> CustomerOut:
-    with transaction(app_of(request).sessions) as s:
+    with transaction(reading(request)) as s:
         return out(s, [visible_customer(s, principal, customer_id)])[0]
 
 
@@ -177,7 +191,7 @@ def list_customers(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> CustomerPage:
-    with transaction(app_of(request).sessions) as s:
+    with transaction(reading(request)) as s:
         site_ids = principal.visible([check_site(s, principal, site).id] if site else None)
         region = "RU"
         if site:
@@ -224,6 +238,8 @@ class EventIn(BaseModel):
 class EventResult(BaseModel):
     accepted: bool = Field(description="false: an event with this idempotency_key was recorded before")
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"accepted": True}]})
+
 
 class EventBatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -236,10 +252,13 @@ class EventBatchOut(BaseModel):
     duplicates: int
     results: list[EventResult]
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"accepted": 2, "duplicates": 1, "results": [{"accepted": True}, {"accepted": True}, {"accepted": False}]}]})
+
 
 def _record_events(s: Session, principal: Principal, events: list[EventIn], now: dt.datetime,
                    prefix: Any) -> list[EventResult]:
-    sites = {site.code: site for site in list_sites(s)}
+    needs_site = any(e.customer.external_id is not None for e in events)
+    sites = {site.code: site for site in list_sites(s)} if needs_site else {}
     by_ext: set[tuple[int, str]] = set()
     for n, e in enumerate(events):
         key = e.customer

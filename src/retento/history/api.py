@@ -12,7 +12,7 @@ from retento.apikeys.schemas import Principal
 from retento.customers.api import site_codes
 from retento.db import transaction
 from retento.history import service
-from retento.rest import app_of, require, router as v1_router
+from retento.rest import reading, require, router as v1_router
 
 router = v1_router("history")
 
@@ -51,7 +51,7 @@ def read_history(
     entity: Annotated[Literal["customer", "order"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> HistoryPage:
-    with transaction(app_of(request).sessions) as s:
+    with transaction(reading(request)) as s:
         rows = service.since(s, since_id=since_id, entity=entity, site_ids=principal.visible(), limit=limit)
         codes = site_codes(s)
         items = [HistoryOut(

@@ -16,7 +16,16 @@ from retento.db import transaction
 from retento.errors import NotFound
 from retento.orders import queries, service
 from retento.orders.schemas import CustomerRef, OrderCreate, OrderEdit
-from retento.rest import Idempotency, app_of, decode_cursor, idempotency, page, require, router as v1_router
+from retento.rest import (
+    Idempotency,
+    app_of,
+    decode_cursor,
+    idempotency,
+    page,
+    reading,
+    require,
+    router as v1_router,
+)
 
 router = v1_router("orders")
 Id = Annotated[int, Path(gt=0, le=2**53, description="Retento's order id")]
@@ -96,6 +105,9 @@ class OrderPage(BaseModel):
     items: list[OrderOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": OrderOut.model_config["json_schema_extra"]["examples"], "next_cursor": "aWQ6NDI"}]})
+
 
 class StatusOut(BaseModel):
     code: str
@@ -105,6 +117,8 @@ class StatusOut(BaseModel):
     ordering: int
     active: bool
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "complete", "name": "Complete", "name_ru": "Выполнен", "group": "complete", "ordering": 130, "active": True}]})
+
 
 class StatusGroupOut(BaseModel):
     code: str
@@ -112,6 +126,8 @@ class StatusGroupOut(BaseModel):
     name_ru: str
     ordering: int
     statuses: list[str]
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "complete", "name": "Complete", "name_ru": "Выполнен", "ordering": 50, "statuses": ["received", "complete"]}]})
 
 
 def out(session: Session, orders: list[Any]) -> list[OrderOut]:
@@ -140,7 +156,7 @@ def create_order(body: OrderIn, request: Request, principal: Annotated[Principal
 @router.get("/orders/{order_id}", response_model=OrderOut, summary="Get an order")
 def get_order(order_id: Id, request: Request,
               principal: Annotated[Principal, Depends(require("orders:read"))]) -> OrderOut:
-    with transaction(app_of(request).sessions) as s:
+    with transaction(reading(request)) as s:
         return out(s, [visible_order(s, principal, order_id)])[0]
 
 
@@ -170,7 +186,7 @@ def list_orders(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> OrderPage:
-    with transaction(app_of(request).sessions) as s:
+    with transaction(reading(request)) as s:
         site_ids = principal.visible([check_site(s, principal, site).id] if site else None)
         rows = queries.list_orders(s, site_ids=site_ids, status=status, customer_id=customer_id,
                                    external_id=external_id, number=number, created_from=created_from,
@@ -182,7 +198,7 @@ def list_orders(
 @router.get("/statuses", response_model=list[StatusOut], tags=["reference"], summary="Order statuses")
 def list_statuses(request: Request,
                   _: Annotated[Principal, Depends(require("reference:read"))]) -> list[StatusOut]:
-    with transaction(app_of(request).sessions) as s:
+    with transaction(reading(request)) as s:
         return [StatusOut(code=x.code, name=x.name, name_ru=x.name_ru, group=x.group_code, ordering=x.ordering,
                           active=x.active) for x in queries.statuses(s)]
 
@@ -191,7 +207,7 @@ def list_statuses(request: Request,
             summary="Order status groups")
 def list_status_groups(request: Request,
                        _: Annotated[Principal, Depends(require("reference:read"))]) -> list[StatusGroupOut]:
-    with transaction(app_of(request).sessions) as s:
+    with transaction(reading(request)) as s:
         members: dict[str, list[str]] = {}
         for x in queries.statuses(s):
             members.setdefault(x.group_code, []).append(x.code)

@@ -58,6 +58,7 @@ class Order(Base):
     customer_comment: Mapped[str | None] = mapped_column(String(2000))
     manager_comment: Mapped[str | None] = mapped_column(String(2000))
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

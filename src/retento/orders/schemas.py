@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from retento.customers.schemas import AwareDatetime, CustomValue
+from retento.customers.schemas import AwareDatetime, CustomValue, Label
 from retento.money import CENT, check_currency
 
 # Amounts keep the stored scale (10 -> 10.00, quantity 2 -> 2.000), so an unchanged value never diffs as a change.
@@ -87,6 +87,7 @@ class OrderFields(BaseModel):
     customer_comment: str | None = Field(None, max_length=2000)
     manager_comment: str | None = Field(None, max_length=2000)
     custom_fields: dict[Annotated[str, Field(min_length=1, max_length=64)], CustomValue] | None = None
+    tags: list[Label] | None = Field(None, max_length=100)
 
     @field_validator("currency")
     @classmethod

@@ -32,7 +32,7 @@ ENTITY = "order"
 FLAT = (
     "status", "customer_id", "currency", "items", "items_total", "discount_total", "delivery_cost", "total",
     "delivery_type", "delivery_date", "delivery_address", "payment_type", "payment_status", "paid_amount",
-    "manager_id", "customer_comment", "manager_comment", "custom_fields",
+    "manager_id", "customer_comment", "manager_comment", "custom_fields", "tags",
 )
 ITEM_COLUMNS = ("product_id", "offer_id", "name", "kind", "category", "quantity", "price", "discount")
 
@@ -218,6 +218,7 @@ def _prepare_one(data: OrderCreate, refs: _Refs, now: datetime) -> Prepared:
                  "payment_status", "manager_id", "customer_comment", "manager_comment"):
         values.setdefault(name, None)
     values.setdefault("custom_fields", {})
+    values.setdefault("tags", [])
     values.setdefault("delivery_cost", Decimal(0))
     values.setdefault("paid_amount", Decimal(0))
     values.update(_totals(items, values.get("discount_total") or Decimal(0), values["delivery_cost"]))
@@ -250,6 +251,8 @@ def _common(data: OrderFields, refs: _Refs, site: Site) -> dict[str, Any]:
             values[name] = getattr(data, name)
     if "custom_fields" in given:
         values["custom_fields"] = data.custom_fields or {}
+    if "tags" in given:
+        values["tags"] = sorted(set(data.tags or ()))
     if data.delivery is not None:
         for sub in data.delivery.model_fields_set:
             values[f"delivery_{sub}"] = getattr(data.delivery, sub)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from retento.apikeys.schemas import Principal
 from retento.db import transaction
-from retento.rest import app_of, require, router as v1_router
+from retento.rest import reading, require, router as v1_router
 from retento.sites.service import list_sites
 
 router = v1_router("reference")
@@ -35,5 +35,5 @@ class SiteOut(BaseModel):
 
 @router.get("/sites", response_model=list[SiteOut], summary="Sites (shops) this key may use")
 def sites(request: Request, principal: Annotated[Principal, Depends(require("reference:read"))]) -> list[SiteOut]:
-    with transaction(app_of(request).sessions) as s:
+    with transaction(reading(request)) as s:
         return [SiteOut.model_validate(x) for x in list_sites(s) if principal.may_see(x.id)]

@@ -1,7 +1,7 @@
 """messaging
 
 Revision ID: 0006_messaging
-Revises: 0004_api_keys
+Revises: 0007_segments
 Create Date: 2026-11-25
 """
 from alembic import op
@@ -10,7 +10,7 @@ import retento.db
 from sqlalchemy.dialects import postgresql
 
 revision = '0006_messaging'
-down_revision = '0004_api_keys'
+down_revision = '0007_segments'
 branch_labels = None
 depends_on = None
 

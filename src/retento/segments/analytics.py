@@ -1,0 +1,296 @@
+"""RFM scores (set-based, from the rollups), LTV predictions, the lifecycle threshold, cohort reports and
+marketing initiatives: loading and storing around the pure code in rfm.py, ltv.py and cohorts.py."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+from sqlalchemy import BigInteger, Integer, and_, bindparam, case, cast, delete, func, insert, literal, literal_column
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from retento.db import UTCDateTime
+from retento.errors import DomainError
+from retento.money import round_money
+from retento.orders.models import Order, Status
+from retento.segments import cohorts, ltv, rfm, service
+from retento.segments.compiler import epoch_day
+from retento.segments.models import CustomerRollup, Initiative, RfmScore, SegmentSettings
+from retento.segments.schemas import InitiativeIn, RfmConfig
+from retento.sites.models import Site
+from retento.sites.service import get_site
+
+R = CustomerRollup.__table__
+S = RfmScore.__table__
+O = Order.__table__  # noqa: E741
+EPOCH = date(1970, 1, 1)
+
+
+def rfm_config(session: Session, site_id: int, *, now: datetime) -> RfmConfig:
+    return RfmConfig.model_validate(service.settings_row(session, site_id, now=now).rfm or {})
+
+
+def set_rfm_config(session: Session, *, site: str, raw: dict[str, Any], now: datetime) -> RfmConfig:
+    try:
+        config = RfmConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise DomainError(DomainError.from_pydantic(exc).errors, status=422) from None
+    row = service.settings_row(session, get_site(session, site).id, now=now)
+    row.rfm, row.updated_at = config.model_dump(mode="json"), now
+    return config
+
+
+def rfm_values(site_id: int, observation_day: int) -> Any:
+    """BTYD values per customer from the rollups, in whole days and cents (exact on both databases)."""
+    freq = R.c.purchase_days - 1
+    repeat_cents = cast(func.round((R.c.orders_total - R.c.first_day_total) * 100), BigInteger)
+    first, last = epoch_day(R.c.first_order_at), epoch_day(R.c.last_order_at)
+    return select(
+        R.c.customer_id, R.c.site_id, freq.label("frequency"), (last - first).label("recency"),
+        (literal(observation_day, Integer) - first).label("age"),
+        (literal(observation_day, Integer) - last).label("gap"),
+        case((freq > 0, (2 * repeat_cents + freq) // (2 * freq)), else_=0).label("mc"),
+    ).where(R.c.site_id == site_id).subquery("v")
+
+
+def _score(col: Any, cuts: list[int], *, recency: bool) -> Any:
+    above = sum((case((col > c, 1), else_=0) for c in cuts), literal(0, Integer))
+    return (rfm.SCORES - above) if recency else (1 + above)
+
+
+def compute_rfm(session: Session, *, site_id: int, now: datetime) -> dict[str, Any]:
+    """Recompute every customer's RFM values, scores and cell for a site; returns the cuts and the cell table."""
+    config = rfm_config(session, site_id, now=now)
+    obs = (now.date() - EPOCH).days
+    v = rfm_values(site_id, obs)
+    cuts = rfm.configured_cuts(config)
+    if any(c is None for c in cuts.values()):
+        gaps, freqs, money = _columns(session, select(v.c.gap, v.c.frequency, v.c.mc))
+        cuts = {"recency": cuts["recency"] or rfm.cut_points(gaps),
+                "frequency": cuts["frequency"] or rfm.cut_points(freqs),
+                "monetary": cuts["monetary"] or rfm.cut_points(money)}
+    r = _score(v.c.gap, cuts["recency"], recency=True).label("r")
+    f = _score(v.c.frequency, cuts["frequency"], recency=False).label("f")
+    m = _score(v.c.mc, cuts["monetary"], recency=False).label("m")
+    scored = select(v, r, f, m).subquery("s")
+    cell = case(*((and_(scored.c.r.between(*c.r), scored.c.f.between(*c.f)), c.name) for c in config.cells),
+                else_="other")
+    session.execute(delete(S).where(S.c.site_id == site_id))
+    session.execute(insert(S).from_select(
+        ["customer_id", "site_id", "frequency", "recency", "age", "monetary", "r", "f", "m", "cell", "computed_at"],
+        select(scored.c.customer_id, scored.c.site_id, scored.c.frequency, scored.c.recency, scored.c.age,
+               scored.c.mc / literal_column("100.0"), scored.c.r, scored.c.f, scored.c.m, cell,
+               literal(now, UTCDateTime()))))
+    before = service.threshold_days(session, site_id)
+    update_threshold(session, site_id=site_id, now=now)
+    affected = service.segments_using(session, site_id, "rfm")
+    if service.threshold_days(session, site_id) != before:
+        affected += service.segments_using(session, site_id, "lifecycle")
+    service.recompute_site(session, site_id=site_id, now=now, only=affected)
+    service.settings_row(session, site_id, now=now).rfm_computed_at = now
+    return {"cuts": cuts, "cells": cell_table(session, site_id=site_id)}
+
+
+def _columns(session: Session, q: Any) -> list[list[int]]:
+    rows = session.execute(q).all()
+    return [[int(x) for x in col] for col in zip(*rows, strict=False)] if rows else [[], [], []]
+
+
+def cell_table(session: Session, *, site_id: int) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(S.c.cell, func.count(), func.avg(S.c.age - S.c.recency), func.avg(S.c.frequency),
+               func.avg(S.c.monetary), func.sum(S.c.expected_purchases), func.sum(S.c.ltv))
+        .where(S.c.site_id == site_id).group_by(S.c.cell).order_by(func.count().desc(), S.c.cell))
+    total = 0
+    out = []
+    for cell, n, days, freq, money, expected, value in rows:
+        total += n
+        out.append({"cell": cell, "customers": n, "avg_days_since_last": round(float(days), 1),
+                    "avg_frequency": round(float(freq), 2), "avg_monetary": round_money(Decimal(str(money))),
+                    "expected_purchases": None if expected is None else round(float(expected), 1),
+                    "ltv": None if value is None else round_money(Decimal(str(value)))})
+    for row in out:
+        row["share"] = round(row["customers"] / total, 4)
+    return out
+
+
+def compute_ltv(session: Session, *, site_id: int, now: datetime) -> dict[str, Any]:
+    """Fit BG/NBD + Gamma-Gamma on the site's RFM values and store expected purchases and LTV per customer."""
+    config = rfm_config(session, site_id, now=now)
+    rows = session.execute(select(S.c.customer_id, S.c.frequency, S.c.recency, S.c.age, S.c.monetary)
+                           .where(S.c.site_id == site_id).order_by(S.c.customer_id)).all()
+    if not rows:
+        raise DomainError.one("site", "no RFM scores yet: run the RFM computation first")
+    ids, f, r, t, m = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
+    try:
+        pred = ltv.fit_predict(f, r, t, m, days=config.prediction_days, months=config.ltv_months,
+                               discount_rate=config.discount_rate)
+    except ltv.NotEnoughData as exc:
+        raise DomainError.one("site", str(exc)) from None
+    values = [{"b_id": int(i), "b_e": float(e),
+               "b_l": None if pred.ltv is None else round_money(Decimal(repr(float(v))))}
+              for i, e, v in zip(ids, pred.expected_purchases,
+                                 pred.ltv if pred.ltv is not None else np.zeros(len(ids)), strict=True)]
+    stmt = update(S).where(S.c.customer_id == bindparam("b_id")).values(
+        expected_purchases=bindparam("b_e"), ltv=bindparam("b_l"))
+    for i in range(0, len(values), 5000):
+        session.connection().execute(stmt, values[i:i + 5000])
+    return {"customers": len(values), "params": pred.params, "prediction_days": config.prediction_days,
+            "ltv_months": config.ltv_months}
+
+
+def customer_scores(session: Session, *, customer_id: int) -> dict[str, Any] | None:
+    row = session.execute(select(S).where(S.c.customer_id == customer_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def refresh_rfm_due(session: Session, *, now: datetime, every: timedelta) -> int:
+    """Recompute RFM for sites with purchases whose scores are older than `every`."""
+    done = 0
+    for site_id in session.scalars(select(R.c.site_id.distinct())):
+        row = service.settings_row(session, site_id, now=now)
+        if row.rfm_computed_at is None or row.rfm_computed_at <= now - every:
+            compute_rfm(session, site_id=site_id, now=now)
+            done += 1
+    return done
+
+
+# --- lifecycle --------------------------------------------------------------------------------------------
+
+def purchases(session: Session, *, site_id: int) -> dict[int, list[date]]:
+    """Each customer's purchase dates (UTC days, one entry per order), cancelled orders left out."""
+    st = Status.__table__
+    q = (select(O.c.customer_id, epoch_day(O.c.created_at))
+         .where(O.c.site_id == site_id, O.c.customer_id.is_not(None),
+                O.c.status.in_(select(st.c.code).where(st.c.group_code != "cancel")))
+         .order_by(O.c.customer_id, O.c.created_at))
+    out: dict[int, list[date]] = defaultdict(list)
+    for cid, day in session.execute(q):
+        out[cid].append(EPOCH + timedelta(days=int(day)))
+    return dict(out)
+
+
+def median_gap(session: Session, *, site_id: int) -> float | None:
+    """cohorts.median_gap in SQL: the median of the days between consecutive purchase days of each customer."""
+    st = Status.__table__
+    days = (select(O.c.customer_id, epoch_day(O.c.created_at).label("day"))
+            .where(O.c.site_id == site_id, O.c.customer_id.is_not(None),
+                   O.c.status.in_(select(st.c.code).where(st.c.group_code != "cancel"))).distinct().subquery())
+    lagged = select((days.c.day - func.lag(days.c.day).over(partition_by=days.c.customer_id,
+                                                            order_by=days.c.day)).label("gap")).subquery()
+    gaps = select(lagged.c.gap).where(lagged.c.gap.is_not(None))
+    n = session.scalar(select(func.count()).select_from(gaps.subquery()))
+    if not n:
+        return None
+    middle = list(session.scalars(gaps.order_by(lagged.c.gap).offset((n - 1) // 2).limit(2 - n % 2)))
+    return float(sum(middle)) / len(middle)
+
+
+def update_threshold(session: Session, *, site_id: int, now: datetime, data: dict[int, list[date]] | None = None
+                     ) -> float | None:
+    """Store the median days between purchases across the site's base (shown beside any override)."""
+    gap = cohorts.median_gap(data.values()) if data is not None else median_gap(session, site_id=site_id)
+    row = service.settings_row(session, site_id, now=now)
+    row.computed_threshold_days, row.updated_at = gap, now
+    return gap
+
+
+def set_threshold(session: Session, *, site: str, days: int | None, now: datetime) -> dict[str, Any]:
+    site_id = get_site(session, site).id
+    row = service.settings_row(session, site_id, now=now)
+    row.threshold_days, row.updated_at = days, now
+    lifecycle_segments = service.segments_using(session, site_id, "lifecycle")
+    service.recompute_site(session, site_id=site_id, now=now, only=lifecycle_segments)
+    return threshold_info(session, site_id=site_id)
+
+
+def threshold_info(session: Session, *, site_id: int) -> dict[str, Any]:
+    row = session.get(SegmentSettings, site_id)
+    return {"threshold_days": service.threshold_days(session, site_id),
+            "override": row.threshold_days if row else None,
+            "computed_median_days": row.computed_threshold_days if row else None}
+
+
+def cohort_report(session: Session, *, site: str, now: datetime) -> dict[str, Any]:
+    """Monthly lifecycle table, migration matrices, the four figures, acquisition cohorts and initiatives."""
+    site_row = get_site(session, site)
+    data = purchases(session, site_id=site_row.id)
+    update_threshold(session, site_id=site_row.id, now=now, data=data)
+    threshold = service.threshold_days(session, site_row.id)
+    report = cohorts.lifecycle(data, threshold=threshold, today=now.date())
+    by_month: dict[date, list[dict[str, Any]]] = defaultdict(list)
+    for i in list_initiatives(session, site_id=site_row.id):
+        by_month[i["started_at"].date().replace(day=1)].append(i)
+    return {
+        "site": site_row.code,
+        "threshold": threshold_info(session, site_id=site_row.id),
+        "months": [_month(m, by_month.get(m.month, [])) for m in report.months],
+        "cohorts": [{"month": c.month.isoformat()[:7], "customers": c.size, "became_active": c.became_active,
+                     "conversion": round(c.became_active / c.size, 4) if c.size else None,
+                     "provisional": c.provisional} for c in report.cohorts],
+    }
+
+
+def _month(m: cohorts.Month, initiatives: list[dict[str, Any]]) -> dict[str, Any]:
+    def pct(x: float | None) -> float | None:
+        return None if x is None else round(x, 4)
+
+    return {
+        "month": m.month.isoformat()[:7], "provisional": m.provisional, **m.counts, "orders": m.orders,
+        "conversion_new_active": pct(m.conversion_new_active), "new_base": m.new_base,
+        "orders_per_active": pct(m.orders_per_active), "active_base": m.active_base,
+        "reactivated_orders": m.reactivated_orders, "reactivated": m.reactivated,
+        "churn_active": pct(m.churn_active),
+        "migrations": [{"from": a, "to": b, "customers": n} for (a, b), n in sorted(m.migrations.items())],
+        "initiatives": [{"id": i["id"], "kind": i["kind"], "name": i["name"]} for i in initiatives],
+    }
+
+
+# --- marketing initiatives --------------------------------------------------------------------------------
+
+def record_initiative(session: Session, *, data: InitiativeIn, source: str, now: datetime) -> Initiative:
+    """Put an initiative on the cohort timeline (by hand, or called by another domain when it launches one).
+
+    With an idempotency key, recording the same initiative twice returns the first one."""
+    if data.idempotency_key:
+        existing = session.scalar(select(Initiative).where(Initiative.idempotency_key == data.idempotency_key))
+        if existing is not None:
+            return existing
+    if data.ended_at is not None and data.ended_at < data.started_at:
+        raise DomainError.one("ended_at", "ends before it starts")
+    site = get_site(session, data.site)
+    item = Initiative(site_id=site.id, kind=data.kind, name=data.name, started_at=data.started_at,
+                      ended_at=data.ended_at, source=source, idempotency_key=data.idempotency_key, created_at=now)
+    session.add(item)
+    session.flush()
+    return item
+
+
+def list_initiatives(session: Session, *, site_id: int) -> list[dict[str, Any]]:
+    q = select(Initiative).where(Initiative.site_id == site_id).order_by(Initiative.started_at, Initiative.id)
+    return [{"id": i.id, "kind": i.kind, "name": i.name, "started_at": i.started_at, "ended_at": i.ended_at,
+             "source": i.source} for i in session.scalars(q)]
+
+
+def site_ids(session: Session) -> list[int]:
+    return list(session.scalars(select(Site.id).order_by(Site.id)))
+
+
+def ensure_cell_segments(session: Session, *, site: str, now: datetime) -> list[str]:
+    """One dynamic segment per configured RFM cell (`rfm-<cell>`), so cells work like any segment."""
+    from retento.segments.schemas import SegmentCreate
+
+    site_row = get_site(session, site)
+    made = []
+    for cell in rfm_config(session, site_row.id, now=now).cells:
+        code = f"rfm-{cell.name}".replace("_", "-")
+        if not any(s.code == code for s in service.list_segments(session, site=site)):
+            service.create(session, data=SegmentCreate(site=site, code=code, name=f"RFM: {cell.name}",
+                                                       rules={"rfm": {"cell": [cell.name]}}), now=now)
+            made.append(code)
+    return made

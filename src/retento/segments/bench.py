@@ -1,0 +1,357 @@
+"""`retento bench segments`: 10 typical segments and RFM over generated customers and orders in PostgreSQL,
+the same queries in DuckDB over the same data exported to Parquet (same run), and the incremental path.
+
+Data go into a fresh PostgreSQL database with COPY (not timed against anything). Then, timed:
+- rollup rebuild (all customers, from orders);
+- per segment: the membership query alone (count of matches) in PostgreSQL and in DuckDB - the same SQL,
+  compiled by SQLAlchemy for PostgreSQL with the values inlined - and Retento's full recompute with writes
+  (first computation, then a steady-state recompute with nothing to change);
+- RFM: the scoring query alone in both engines, and Retento's RFM computation with writes;
+- incremental: new orders go in through the order service (not timed), then the worker's path (event
+  dispatch to the segments subscriber, rollups and every segment for the affected customers) is timed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects import postgresql
+
+from retento.bench.targets import fresh
+from retento.bootstrap import bootstrap
+from retento.config import Settings
+from retento.db import transaction
+from retento.history.schemas import ActorType, ChangeContext, Source
+from retento.migrate import migrate
+from retento.segments import analytics, rollups, rules, service
+from retento.segments.compiler import Context, members_query
+from retento.segments.schemas import SegmentCreate
+
+NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
+CITIES = ["Moscow", "Kazan", "Perm", "Omsk", "Tver"]
+CATEGORIES = ["Shoes", "Bags", "Dresses", "Jeans", "Shirts", "Hats", "Socks", "Coats", "Belts", "Gloves"]
+ENTRY = ["registration", "purchase", "subscription", "callback", "chat"]
+SEGMENTS = {
+    "repeat": {"orders": {"metric": "count", "op": "gte", "value": 2}},
+    "big-spenders": {"orders": {"metric": "sum", "op": "gte", "value": 50000}},
+    "lapsed": {"orders": {"metric": "last_order_days_ago", "op": "gt", "value": 180}},
+    "new-this-month": {"orders": {"metric": "first_order_days_ago", "op": "lte", "value": 30}},
+    "vip-email": {"all": [{"tags": {"any": ["vip"]}}, {"consent": {"channel": "email"}}]},
+    "sleeping": {"lifecycle": {"state": ["sleeping"]}},
+    "active": {"lifecycle": {"state": ["active"]}},
+    "high-aov-not-recent": {"all": [{"orders": {"metric": "average", "op": "gt", "value": 7000}},
+                                    {"orders": {"metric": "last_order_days_ago", "op": "gt", "value": 90}}]},
+    "moscow-buyers": {"all": [{"custom_field": {"name": "city", "op": "eq", "value": "Moscow"}},
+                              {"orders": {"metric": "count", "op": "gte", "value": 1}}]},
+    "shoes-this-year": {"orders": {"metric": "count", "op": "gte", "value": 1, "category": "Shoes",
+                                   "within_days": 365}},
+}
+TABLES = {  # exported to Parquet for DuckDB: table -> columns
+    "customers": "id, site_id, email, entry_point, created_at, custom_fields::text AS custom_fields",
+    "customer_tags": "customer_id, tag",
+    "customer_consents": "customer_id, channel, granted",
+    "customer_rollups": "*",
+    "orders": "id, site_id, customer_id, status, total, created_at",
+    "order_items": "id, order_id, category, price, quantity, discount",
+    "statuses": "code, group_code",
+}
+
+
+@dataclass
+class Timing:
+    name: str
+    pg_query: float
+    duck_query: float
+    rows: int
+    first: float | None = None  # Retento, first computation with writes
+    steady: float | None = None  # Retento, recompute with nothing to change
+
+    @property
+    def ratio(self) -> float:
+        return self.pg_query / self.duck_query if self.duck_query else float("nan")
+
+
+@dataclass
+class Result:
+    customers: int
+    orders: int
+    load_s: float = 0.0
+    rollup_s: float = 0.0
+    export_s: float = 0.0
+    timings: list[Timing] = field(default_factory=list)
+    events: int = 0
+    incremental_s: float = 0.0
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def main(*, customers: int, orders: int, events: int, pg_dsn: str, seed: int, keep: bool, console: Console) -> None:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with fresh("postgres", pg_dsn) as target, tempfile.TemporaryDirectory(prefix="retento_seg_") as tmp, \
+            Progress(*columns, console=console) as progress:
+        result = run(target.url, customers=customers, orders=orders, events=events, seed=seed, tmp=Path(tmp),
+                     progress=progress)
+        if keep:
+            console.print(f"database kept: {target.url}")
+            target.made.clear()
+    report(result, console)
+
+
+def run(url: str, *, customers: int, orders: int, events: int, seed: int, tmp: Path, progress: Progress) -> Result:
+    import duckdb
+
+    result = Result(customers, orders, versions={"duckdb": duckdb.__version__})
+    app = bootstrap(Settings(database_url=url))
+    migrate(app)
+    t0 = time.perf_counter()
+    load(app, customers=customers, orders=orders, seed=seed, progress=progress)
+    result.load_s = time.perf_counter() - t0
+    with app.engine.connect() as conn:
+        result.versions["postgres"] = conn.execute(text("SHOW server_version")).scalar().split()[0]
+    result.rollup_s = _timed(lambda: _in_tx(app, lambda s: rollups.refresh(s, site_id=1)))
+    with app.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    t0 = time.perf_counter()
+    duck = export(app, tmp, progress)
+    result.export_s = time.perf_counter() - t0
+    task = progress.add_task("segments", total=len(SEGMENTS) + 1)
+    for code, raw in SEGMENTS.items():
+        q = members_query(rules.parse(raw), Context(site_id=1, now=NOW, threshold_days=_threshold(app)))
+        timing = _compare(app, duck, code, select(func.count()).select_from(q.subquery()))
+        timing.first = _timed(lambda c=code, r=raw: _in_tx(app, lambda s: service.create(
+            s, data=SegmentCreate(site="bench", code=c, name=c, rules=r), now=NOW)))
+        timing.steady = _timed(lambda c=code: _in_tx(app, lambda s: service.recompute(
+            s, segment=_segment(s, c), now=NOW)))
+        result.timings.append(timing)
+        progress.advance(task)
+    v = analytics.rfm_values(1, (NOW.date() - analytics.EPOCH).days)
+    timing = _compare(app, duck, "RFM values", select(func.count(), func.sum(v.c.mc), func.sum(v.c.gap)))
+    timing.first = _timed(lambda: _in_tx(app, lambda s: analytics.compute_rfm(s, site_id=1, now=NOW)))
+    timing.steady = _timed(lambda: _in_tx(app, lambda s: analytics.compute_rfm(s, site_id=1, now=NOW)))
+    result.timings.append(timing)
+    progress.advance(task)
+    if events:
+        result.events, result.incremental_s = incremental(app, events, seed, progress)
+    app.close()
+    return result
+
+
+def _in_tx(app: Any, fn: Callable[[Any], Any]) -> Any:
+    with transaction(app.sessions) as s:
+        return fn(s)
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _threshold(app: Any) -> float:
+    return _in_tx(app, lambda s: service.threshold_days(s, 1))
+
+
+def _segment(s: Any, code: str) -> Any:
+    from retento.segments.models import Segment
+
+    return s.scalar(select(Segment).where(Segment.code == code))
+
+
+def _compare(app: Any, duck: Any, name: str, stmt: Any) -> Timing:
+    """The same query in both engines (best of 2 runs each); the answers must agree."""
+    sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    pg_times, duck_times = [], []
+    for _ in range(2):
+        with app.engine.connect() as conn:
+            t0 = time.perf_counter()
+            pg_row = conn.execute(text(sql.replace("%%", "%"))).first()
+            pg_times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        duck_row = duck.execute(_duckdb_sql(sql)).fetchone()
+        duck_times.append(time.perf_counter() - t0)
+    if [float(x or 0) for x in pg_row] != [float(x or 0) for x in duck_row]:
+        raise RuntimeError(f"{name}: PostgreSQL {tuple(pg_row)} != DuckDB {tuple(duck_row)}")
+    return Timing(name, min(pg_times), min(duck_times), int(pg_row[0]))
+
+
+def _duckdb_sql(sql: str) -> str:
+    """PostgreSQL SQL as DuckDB reads it: integer `/` is float division there, `//` is integer division."""
+    return (sql.replace("%%", "%").replace("::jsonb", "::json")
+            .replace(") / (2 * (customer_rollups.purchase_days - 1))", ") // (2 * (customer_rollups.purchase_days - 1))"))
+
+
+# --- data -------------------------------------------------------------------------------------------------
+
+def _copy(app: Any, table: str, columns: str, lines: Any) -> None:
+    raw = app.engine.raw_connection()
+    try:
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as cp:
+            for chunk in lines:
+                cp.write(chunk)
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def _csv(*cols: Any) -> bytes:
+    buf = io.StringIO()
+    np.savetxt(buf, np.column_stack(cols), fmt="%s", delimiter=",")
+    return buf.getvalue().encode()
+
+
+def _ts(seconds: np.ndarray) -> np.ndarray:
+    return np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s").astype(object) + "+00"
+
+
+def load(app: Any, *, customers: int, orders: int, seed: int, progress: Progress, chunk: int = 250_000) -> None:
+    """Generated shop: customers with tags, consents, a city; orders skewed to a minority of customers."""
+    rng = np.random.default_rng(seed)
+    with transaction(app.sessions) as s:
+        s.execute(text("INSERT INTO sites (id, code, name, currency, currencies, timezone, default_region, "
+                       "created_at) VALUES (1, 'bench', 'Bench', 'RUB', '[\"RUB\"]', 'UTC', 'RU', now())"))
+    end = int(NOW.timestamp())
+    start = end - 3 * 365 * 86400
+    task = progress.add_task("customers", total=customers)
+    for lo in range(1, customers + 1, chunk):
+        ids = np.arange(lo, min(customers, lo + chunk - 1) + 1)
+        n = len(ids)
+        created = _ts(rng.integers(start, end, n))
+        city = np.array(['"{""city"": ""%s""}"' % c for c in CITIES], dtype=object)[rng.integers(0, 5, n)]
+        _copy(app, "customers", "id, site_id, external_id, email, created_at, updated_at, custom_fields, "
+              "personal_dates, entry_point, email_confirmed",
+              [_csv(ids, np.ones(n, int), np.char.add("C", ids.astype(str)),
+                    np.char.add(np.char.add("c", ids.astype(str)), "@example.com"), created, created, city,
+                    np.full(n, "{}"), np.array(ENTRY, dtype=object)[rng.integers(0, 5, n)], np.full(n, "f"))])
+        vip = ids[rng.random(n) < 0.1]
+        _copy(app, "customer_tags", "customer_id, tag", [_csv(vip, np.full(len(vip), "vip"))])
+        granted = ids[rng.random(n) < 0.6]
+        g = len(granted)
+        _copy(app, "customer_consents", "customer_id, channel, granted, at, source",
+              [_csv(granted, np.full(g, "email"), np.full(g, "t"), np.full(g, "2025-01-01 00:00:00+00"),
+                    np.full(g, "bench"))])
+        progress.advance(task, n)
+    task = progress.add_task("orders + items", total=orders)
+    statuses = np.array(["complete", "cancel-other", "new"], dtype=object)
+    for lo in range(1, orders + 1, chunk):
+        ids = np.arange(lo, min(orders, lo + chunk - 1) + 1)
+        n = len(ids)
+        cust = (customers * rng.random(n) ** 2.5).astype(int) + 1  # a minority buys often
+        at = _ts(rng.integers(start, end, n))
+        total = np.round(rng.gamma(2.0, 2500.0, n) + 100, 2)
+        totals = np.char.mod("%.2f", total)
+        status = statuses[np.searchsorted([0.88, 0.95], rng.random(n))]
+        _copy(app, "orders", "id, site_id, number, customer_id, status, status_updated_at, currency, items_total, "
+              "discount_total, delivery_cost, total, paid_amount, custom_fields, created_at, updated_at",
+              [_csv(ids, np.ones(n, int), np.char.add("N", ids.astype(str)), cust, status, at, np.full(n, "RUB"),
+                    totals, np.zeros(n, int), np.zeros(n, int), totals, np.zeros(n, int), np.full(n, "{}"), at, at)])
+        _copy(app, "order_items", "id, order_id, name, kind, category, quantity, price, discount",
+              [_csv(ids, ids, np.full(n, "Item"), np.full(n, "product"),
+                    np.array(CATEGORIES, dtype=object)[rng.integers(0, 10, n)], np.ones(n, int), totals,
+                    np.zeros(n, int))])
+        progress.advance(task, n)
+    with transaction(app.sessions) as s:
+        for table in ("customers", "orders", "order_items"):
+            s.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
+
+
+def export(app: Any, tmp: Path, progress: Progress) -> Any:
+    """Tables to Parquet (via CSV from PostgreSQL COPY), opened in DuckDB as views with the same names."""
+    import duckdb
+
+    duck = duckdb.connect()
+    duck.execute(f"SET threads TO {os.cpu_count() or 1}")
+    task = progress.add_task("export to Parquet", total=len(TABLES))
+    raw = app.engine.raw_connection()
+    try:
+        for table, cols in TABLES.items():
+            csv_path, parquet = tmp / f"{table}.csv", tmp / f"{table}.parquet"
+            with raw.cursor() as cur, open(csv_path, "wb") as out, \
+                    cur.copy(f"COPY (SELECT {cols} FROM {table}) TO STDOUT WITH (FORMAT csv, HEADER)") as cp:
+                for data in cp:
+                    out.write(data)
+            types = {"custom_fields": "JSON"} if table == "customers" else {}
+            duck.execute(f"COPY (SELECT * FROM read_csv('{csv_path}', header=true, types={types!r})) "
+                         f"TO '{parquet}' (FORMAT parquet)")
+            duck.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{parquet}')")
+            csv_path.unlink()
+            progress.advance(task)
+    finally:
+        raw.close()
+    return duck
+
+
+def incremental(app: Any, n: int, seed: int, progress: Progress) -> tuple[int, float]:
+    """New orders through the order service (untimed), then the worker's incremental path (timed)."""
+    from retento.orders import service as orders
+
+    rng = np.random.default_rng(seed + 1)
+    ctx = ChangeContext(Source.API, ActorType.API_KEY, "bench")
+    with app.engine.connect() as conn:
+        top = conn.execute(text("SELECT max(id) FROM customers")).scalar()
+    task = progress.add_task("incremental: new orders", total=n)
+    for lo in range(0, n, 500):
+        size = min(500, n - lo)
+        raw = [{"site": "bench", "customer": {"id": int(c)}, "status": "complete",
+                "items": [{"name": "x", "category": "Shoes", "price": f"{p:.2f}", "quantity": 1}]}
+               for c, p in zip(rng.integers(1, top + 1, size), rng.gamma(2.0, 2500.0, size) + 100, strict=True)]
+        with transaction(app.sessions) as s:
+            orders.create_many(s, items=[orders.parse_create(r) for r in raw], ctx=ctx, now=NOW + timedelta(hours=1))
+        progress.advance(task, size)
+    task = progress.add_task("incremental: worker", total=n)
+    t0 = time.perf_counter()
+    done = 0
+    while True:
+        delivered = app.bus.dispatch()
+        with transaction(app.sessions) as s:
+            handled = service.process_dirty(s, now=NOW + timedelta(hours=1), limit=app.settings.segment_batch_size)
+        done += handled
+        progress.update(task, completed=min(n, done))
+        if not delivered and not handled:
+            break
+    return n, time.perf_counter() - t0
+
+
+def report(r: Result, console: Console) -> None:
+    table = Table("query", "matches", "PostgreSQL s", "DuckDB s", "ratio", "Retento first s", "Retento steady s",
+                  title=f"segments: {r.customers:,} customers, {r.orders:,} orders")
+    for t in r.timings:
+        table.add_row(t.name, f"{t.rows:,}", f"{t.pg_query:.3f}", f"{t.duck_query:.3f}", f"{t.ratio:.1f}x",
+                      _f(t.first), _f(t.steady))
+    pg = sum(t.pg_query for t in r.timings)
+    dk = sum(t.duck_query for t in r.timings)
+    table.add_row("total", "", f"{pg:.2f}", f"{dk:.2f}", f"{pg / dk:.1f}x",
+                  _f(sum(t.first or 0 for t in r.timings)), _f(sum(t.steady or 0 for t in r.timings)))
+    console.print(table)
+    rate = r.events / r.incremental_s if r.incremental_s else 0
+    console.print(f"load {r.load_s:.0f} s, rollup rebuild {r.rollup_s:.1f} s, export {r.export_s:.0f} s; "
+                  f"incremental: {r.events:,} order events in {r.incremental_s:.1f} s = {rate:,.0f} events/s")
+    print("\nMarkdown for docs/benchmarks.md:\n")
+    print(f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}, PostgreSQL {r.versions.get('postgres')}, DuckDB {r.versions.get('duckdb')}: "
+          f"{r.customers:,} customers, {r.orders:,} orders\n")
+    print("| query | matches | PostgreSQL s | DuckDB s | ratio | Retento first s | Retento steady s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for t in r.timings:
+        print(f"| {t.name} | {t.rows:,} | {t.pg_query:.3f} | {t.duck_query:.3f} | {t.ratio:.1f}x | {_f(t.first)} "
+              f"| {_f(t.steady)} |")
+    print(f"| **total** | | {pg:.2f} | {dk:.2f} | {pg / dk:.1f}x | {_f(sum(t.first or 0 for t in r.timings))} "
+          f"| {_f(sum(t.steady or 0 for t in r.timings))} |")
+    print(f"\nRollup rebuild from orders: {r.rollup_s:.1f} s. Incremental: {r.events:,} order events in "
+          f"{r.incremental_s:.1f} s = {rate:,.0f} events/s.")
+
+
+def _f(x: float | None) -> str:
+    return "" if x is None else f"{x:.2f}"

@@ -1,0 +1,320 @@
+"""Rule tree -> SQLAlchemy Core: one SELECT of customer ids that runs on SQLite and PostgreSQL.
+
+Leaves over order aggregates read the per-customer rollups (`customer_rollups`), not raw orders, unless a
+window, a category or a status group asks for order rows. Every leaf is NULL-safe (true or false, never
+NULL) so `not` is exact. Other domains add leaf types with `register`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, Integer, Select, and_, case, func, not_, or_, select, true
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from retento.bus import Event
+from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
+from retento.orders.models import Order, OrderItem, Status
+from retento.segments import rules
+from retento.segments.models import CustomerRollup, RfmScore
+
+C = Customer.__table__
+R = CustomerRollup.__table__
+O = Order.__table__  # noqa: E741
+
+
+class epoch_day(FunctionElement):  # noqa: N801 - reads as a SQL function
+    """Whole days since 1970-01-01 of a UTC timestamp column (an integer on both databases)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(epoch_day, "sqlite")
+def _epoch_day_sqlite(element: epoch_day, compiler: Any, **kw: Any) -> str:
+    (col,) = list(element.clauses)
+    return f"(CAST(strftime('%s', substr({compiler.process(col, **kw)}, 1, 10)) AS INTEGER) / 86400)"
+
+
+@compiles(epoch_day, "postgresql")
+def _epoch_day_pg(element: epoch_day, compiler: Any, **kw: Any) -> str:
+    (col,) = list(element.clauses)
+    return f"((({compiler.process(col, **kw)}) AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"
+
+
+class json_number(FunctionElement):  # noqa: N801
+    """A custom field's value as a number, NULL when it is absent or not a number."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(json_number, "sqlite")
+def _json_number_sqlite(element: json_number, compiler: Any, **kw: Any) -> str:
+    col, key = (compiler.process(c, **kw) for c in element.clauses)
+    path = f"'$.' || json_quote({key})"
+    return f"(CASE WHEN json_type({col}, {path}) IN ('integer', 'real') THEN json_extract({col}, {path}) END)"
+
+
+@compiles(json_number, "postgresql")
+def _json_number_pg(element: json_number, compiler: Any, **kw: Any) -> str:
+    col, key = (compiler.process(c, **kw) for c in element.clauses)
+    return (f"(CASE WHEN jsonb_typeof(({col})::jsonb -> ({key})::text) = 'number' "
+            f"THEN (({col})::jsonb ->> ({key})::text)::float8 END)")
+
+
+@dataclass
+class Context:
+    site_id: int
+    now: datetime
+    threshold_days: float = 75.0
+    uses_rollups: bool = field(default=False)
+    scope: Any = None  # a SELECT of customer ids: only these are evaluated (the incremental path)
+
+    def within(self, customer_id: Any) -> list[ColumnElement[bool]]:
+        """Conditions that keep a subquery to the scope, so it reads only the affected customers' rows."""
+        return [] if self.scope is None else [customer_id.in_(self.scope)]
+
+
+Compile = Callable[[Any, Context], ColumnElement[bool]]
+
+
+@dataclass(frozen=True)
+class Compiler:
+    fn: Compile
+    uses_rollups: bool = False
+
+
+COMPILERS: dict[str, Compiler] = {}
+
+
+def register(name: str, params: type[rules.Params], fn: Compile, *, time_dependent: Callable[[Any], bool] | None = None,
+             uses_rollups: bool = False) -> None:
+    """Add a leaf type (e.g. the loyalty domain's `loyalty` rule): its params model and its SQL."""
+    rules.register(rules.RuleType(name, params, time_dependent or (lambda _p: False)))
+    COMPILERS[name] = Compiler(fn, uses_rollups)
+
+
+def compile_node(node: rules.Node, ctx: Context) -> ColumnElement[bool]:
+    if isinstance(node, rules.All):
+        return and_(*(compile_node(c, ctx) for c in node.children))
+    if isinstance(node, rules.AnyOf):
+        return or_(*(compile_node(c, ctx) for c in node.children))
+    if isinstance(node, rules.Not):
+        return not_(compile_node(node.child, ctx))
+    comp = COMPILERS[node.type]
+    ctx.uses_rollups |= comp.uses_rollups
+    return comp.fn(node.params, ctx)
+
+
+def members_query(node: rules.Node | None, ctx: Context, *, scope: Select | None = None) -> Select:
+    """SELECT id FROM customers of the site that match `node` (all of them for None), within `scope`."""
+    ctx.scope = scope
+    cond = compile_node(node, ctx) if node is not None else true()
+    source = C.outerjoin(R, R.c.customer_id == C.c.id) if ctx.uses_rollups else C
+    q = select(C.c.id).select_from(source).where(C.c.site_id == ctx.site_id, cond)
+    if ctx.scope is not None:
+        q = q.where(C.c.id.in_(ctx.scope))
+    return q
+
+
+# --- comparisons ----------------------------------------------------------------------------------------
+
+def compare(col: Any, op: str, value: Any) -> ColumnElement[bool]:
+    """col <op> value, false (not NULL) where col is NULL."""
+    raw = {
+        "eq": lambda: col == value, "ne": lambda: col != value, "gt": lambda: col > value,
+        "gte": lambda: col >= value, "lt": lambda: col < value, "lte": lambda: col <= value,
+        "between": lambda: col.between(value[0], value[1]),
+        "in": lambda: col.in_(value), "not_in": lambda: col.not_in(value),
+    }[op]()
+    return and_(col.is_not(None), raw)
+
+
+def holds(op: str, value: Any, x: Any) -> bool:
+    """The same comparison in Python (for "does zero satisfy it")."""
+    return {
+        "eq": lambda: x == value, "ne": lambda: x != value, "gt": lambda: x > value, "gte": lambda: x >= value,
+        "lt": lambda: x < value, "lte": lambda: x <= value, "between": lambda: value[0] <= x <= value[1],
+    }[op]()
+
+
+def _start(d: date) -> datetime:
+    return datetime.combine(d, time(0), tzinfo=timezone.utc)
+
+
+def compare_day(col: Any, op: str, value: Any) -> ColumnElement[bool]:
+    """A timestamp column against calendar days (UTC): eq means "on that day"."""
+    if op == "between":
+        lo, hi = value
+        return and_(col.is_not(None), col >= _start(lo), col < _start(hi + timedelta(days=1)))
+    day, nxt = _start(value), _start(value + timedelta(days=1))
+    return and_(col.is_not(None), {
+        "eq": and_(col >= day, col < nxt), "ne": or_(col < day, col >= nxt), "gt": col >= nxt,
+        "gte": col >= day, "lt": col < day, "lte": col < nxt,
+    }[op])
+
+
+def compare_days_ago(col: Any, op: str, value: Any, now: datetime) -> ColumnElement[bool]:
+    """How many days ago `col` was, against a number of days: gt 90 means "more than 90 days ago"."""
+    if op == "between":
+        return and_(col.is_not(None), col >= now - timedelta(days=value[1]), col <= now - timedelta(days=value[0]))
+    at = now - timedelta(days=value)
+    return and_(col.is_not(None), {"gt": col < at, "gte": col <= at, "lt": col > at, "lte": col >= at}[op])
+
+
+# --- built-in leaves --------------------------------------------------------------------------------------
+
+def _customer(p: rules.CustomerRule, ctx: Context) -> ColumnElement[bool]:
+    col = C.c[p.field]
+    kind = rules.field_kind(p.field)
+    if p.op == "is_set":
+        return and_(col.is_not(None), col != "") if kind == "string" else col.is_not(None)
+    if p.op == "is_not_set":
+        return or_(col.is_(None), col == "") if kind == "string" else col.is_(None)
+    if p.op == "contains":
+        return and_(col.is_not(None), col.icontains(p.value, autoescape=True))
+    if p.op == "starts_with":
+        return and_(col.is_not(None), col.istartswith(p.value, autoescape=True))
+    if p.op in ("within_days", "older_than_days"):
+        return compare_days_ago(col, "lte" if p.op == "within_days" else "gt", p.value, ctx.now)
+    value = p.value
+    if kind == "date":
+        value = [date.fromisoformat(v) for v in value] if isinstance(value, list) else date.fromisoformat(value)
+    return compare(col, p.op, value)
+
+
+def _custom_field(p: rules.CustomFieldRule, _ctx: Context) -> ColumnElement[bool]:
+    text = C.c.custom_fields[p.name].as_string()
+    numeric = json_number(C.c.custom_fields, p.name)
+    if p.op == "is_set":
+        return text.is_not(None)
+    if p.op == "is_not_set":
+        return text.is_(None)
+    if p.op == "contains":
+        return and_(text.is_not(None), text.icontains(str(p.value), autoescape=True))
+    values = p.value if isinstance(p.value, list) else [p.value]
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return compare(numeric, p.op, p.value)
+    return compare(text, p.op, [str(v) for v in p.value] if isinstance(p.value, list) else str(p.value))
+
+
+def _labels(table: Any, column: str) -> Compile:
+    def fn(p: rules.LabelRule, ctx: Context) -> ColumnElement[bool]:
+        mode, values = p.mode_values
+        col = table.c[column]
+        having = select(table.c.customer_id).where(col.in_(values), *ctx.within(table.c.customer_id))
+        if mode == "any":
+            return C.c.id.in_(having)
+        if mode == "none":
+            return C.c.id.not_in(having)
+        return C.c.id.in_(having.group_by(table.c.customer_id)
+                          .having(func.count(col.distinct()) == len(set(values))))
+    return fn
+
+
+def _entry_point(p: rules.EntryPointRule, _ctx: Context) -> ColumnElement[bool]:
+    return compare(C.c.entry_point, "in", p.in_)
+
+
+def _consent(p: rules.ConsentRule, ctx: Context) -> ColumnElement[bool]:
+    t = Consent.__table__
+    granted = select(t.c.customer_id).where(t.c.channel == p.channel, t.c.granted.is_(True),
+                                            *ctx.within(t.c.customer_id))
+    return C.c.id.in_(granted) if p.granted else C.c.id.not_in(granted)
+
+
+def _orders(p: rules.OrdersRule, ctx: Context) -> ColumnElement[bool]:
+    if p.filtered:
+        return _orders_filtered(p, ctx)
+    ctx.uses_rollups = True
+    if p.metric in ("first_order_date", "last_order_date"):
+        col = R.c.first_order_at if p.metric.startswith("first") else R.c.last_order_at
+        return compare_day(col, p.op, p.value)
+    if p.metric.endswith("days_ago"):
+        col = R.c.first_order_at if p.metric.startswith("first") else R.c.last_order_at
+        return compare_days_ago(col, p.op, p.value, ctx.now)
+    col = {
+        "count": func.coalesce(R.c.orders_count, 0),
+        "sum": func.coalesce(R.c.orders_total, 0),
+        "average": R.c.orders_total / func.nullif(R.c.orders_count, 0),
+    }[p.metric]
+    return compare(col, p.op, p.value)
+
+
+def _orders_filtered(p: rules.OrdersRule, ctx: Context) -> ColumnElement[bool]:
+    st = Status.__table__
+    groups = select(st.c.code).where(st.c.group_code == p.status_group if p.status_group
+                                     else st.c.group_code != "cancel")
+    conds = [O.c.customer_id.is_not(None), O.c.site_id == ctx.site_id, O.c.status.in_(groups),
+             *ctx.within(O.c.customer_id)]
+    if p.within_days is not None:
+        conds.append(O.c.created_at >= ctx.now - timedelta(days=p.within_days))
+    source: Any = O
+    count, amount = func.count(O.c.id), func.sum(O.c.total)
+    if p.category is not None:
+        it = OrderItem.__table__
+        source = O.join(it, it.c.order_id == O.c.id)
+        conds.append(it.c.category == p.category)
+        count, amount = func.count(O.c.id.distinct()), func.sum(it.c.price * it.c.quantity - it.c.discount)
+    agg = {"count": count, "sum": amount, "average": amount / func.nullif(count, 0)}[p.metric]
+    matching = select(O.c.customer_id).select_from(source).where(*conds).group_by(O.c.customer_id)
+    expr = C.c.id.in_(matching.having(compare(agg, p.op, p.value)))
+    if p.metric != "average" and holds(p.op, p.value, 0):  # customers without such orders have 0
+        expr = or_(expr, C.c.id.not_in(select(O.c.customer_id).select_from(source).where(*conds)))
+    return expr
+
+
+def _event(p: rules.EventRule, ctx: Context) -> ColumnElement[bool]:
+    e = Event.__table__
+    conds = [e.c.customer_id.is_not(None), e.c.type == p.type, *ctx.within(e.c.customer_id)]
+    if p.name is not None:
+        conds.append(e.c.name == p.name)
+    if p.within_days is not None:
+        conds.append(e.c.occurred_at >= ctx.now - timedelta(days=p.within_days))
+    q = select(e.c.customer_id).where(*conds)
+    if p.min_count > 1:
+        q = q.group_by(e.c.customer_id).having(func.count() >= p.min_count)
+    return C.c.id.in_(q) if p.did else C.c.id.not_in(q)
+
+
+def _rfm(p: rules.RfmRule, ctx: Context) -> ColumnElement[bool]:
+    t = RfmScore.__table__
+    conds = [t.c.site_id == ctx.site_id, *ctx.within(t.c.customer_id)]
+    if p.cell:
+        conds.append(t.c.cell.in_(p.cell))
+    for name in ("r", "f", "m"):
+        if (scores := getattr(p, name)) is not None:
+            conds.append(t.c[name].in_(scores))
+    return C.c.id.in_(select(t.c.customer_id).where(*conds))
+
+
+def lifecycle_state(now: datetime, threshold_days: float) -> Any:
+    """SQL CASE giving each customer's current state from the rollups."""
+    cutoff = now - timedelta(days=threshold_days)
+    return case(
+        (R.c.customer_id.is_(None), "none"),
+        (R.c.last_order_at <= cutoff, "sleeping"),
+        (R.c.purchase_days > 1, "active"),
+        else_="new",
+    )
+
+
+def _lifecycle(p: rules.LifecycleRule, ctx: Context) -> ColumnElement[bool]:
+    ctx.uses_rollups = True
+    return lifecycle_state(ctx.now, ctx.threshold_days).in_(p.state)
+
+
+for _name, _fn in (
+    ("customer", _customer), ("custom_field", _custom_field),
+    ("tags", _labels(CustomerTag.__table__, "tag")),
+    ("interests", _labels(CustomerInterest.__table__, "interest")),
+    ("entry_point", _entry_point), ("consent", _consent), ("orders", _orders), ("event", _event),
+    ("rfm", _rfm), ("lifecycle", _lifecycle),
+):
+    COMPILERS[_name] = Compiler(_fn)
+

@@ -1,0 +1,69 @@
+"""Segment events, and the wiring: an event subscriber queues affected customers, worker jobs re-evaluate them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from retento.bus import Event
+from retento.customers import events as customer_events
+from retento.db import transaction
+from retento.orders import events as order_events
+
+if TYPE_CHECKING:
+    from retento.bootstrap import App
+
+SEGMENT_ENTERED = "segment_entered"  # customer_id; payload: segment_id, segment_code, segment_name
+SEGMENT_LEFT = "segment_left"
+
+ALL = (SEGMENT_ENTERED, SEGMENT_LEFT)
+RELEVANT = (*order_events.ALL, *customer_events.ALL)
+SUBSCRIBER = "segments"
+
+
+def affected(event: Event) -> list[int]:
+    """The customer an event is about, and an order's previous customer when the order moved."""
+    ids = [event.customer_id]
+    if event.type == order_events.ORDER_CHANGED:
+        ids += [c["old"] for c in event.payload.get("changes", ()) if c.get("field") == "customer_id"]
+    return [i for i in ids if i is not None]
+
+
+def on_events(session: Session, events: list[Event]) -> None:
+    """Queue every affected customer of a batch of events in one statement."""
+    from retento.segments.service import mark_dirty
+
+    mark_dirty(session, [c for e in events for c in affected(e)], now=events[-1].occurred_at)
+
+
+def on_event(session: Session, event: Event) -> None:
+    on_events(session, [event])
+
+
+def install(app: App) -> None:
+    from retento.segments import analytics, service
+
+    app.bus.subscribe(SUBSCRIBER, on_event, types=RELEVANT, batch_handler=on_events)
+
+    def dirty() -> int:
+        total = 0
+        while True:
+            with transaction(app.sessions) as s:
+                done = service.process_dirty(s, now=app.clock.now(), limit=app.settings.segment_batch_size)
+            total += done
+            if done == 0:
+                return total
+
+    def refresh() -> int:
+        with transaction(app.sessions) as s:
+            n = service.refresh_due(s, now=app.clock.now(),
+                                    every=timedelta(minutes=app.settings.segment_refresh_minutes))
+        with transaction(app.sessions) as s:
+            n += analytics.refresh_rfm_due(s, now=app.clock.now(),
+                                           every=timedelta(hours=app.settings.rfm_refresh_hours))
+        return n
+
+    app.worker.add_job("segments.dirty", dirty)
+    app.worker.add_job("segments.refresh", refresh)

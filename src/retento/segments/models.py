@@ -1,0 +1,142 @@
+"""Segments, their members and membership history, per-customer order rollups, RFM scores, cohort settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from retento.db import Amount, Base, JSONType, UTCDateTime
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))  # dynamic | static
+    rules: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    time_dependent: Mapped[bool] = mapped_column(Boolean, default=False)  # windows relative to now
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("uq_segments_site_code", "site_id", "code", unique=True),)
+
+
+class SegmentMember(Base):
+    __tablename__ = "segment_members"
+
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_segment_members_customer", "customer_id"),)
+
+
+class SegmentChange(Base):
+    """Membership history: one row per entry or exit. Segment size at any time is the running sum."""
+
+    __tablename__ = "segment_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    entered: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_segment_changes_segment", "segment_id", "id"),
+        Index("ix_segment_changes_customer", "customer_id", "id"),
+    )
+
+
+class DirtyCustomer(Base):
+    """Customers whose rollup and memberships must be re-evaluated (filled by the event subscriber)."""
+
+    __tablename__ = "segment_dirty"
+
+    customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    claim: Mapped[str | None] = mapped_column(String(32), index=True)  # the batch re-evaluating it now
+
+
+class CustomerRollup(Base):
+    """Per-customer order aggregates over purchases (orders not in the `cancel` status group).
+
+    Days are UTC calendar days. `purchase_days` counts distinct days with a purchase, `first_day_total`
+    is the money spent on the first purchase day: BTYD frequency = purchase_days - 1, monetary value =
+    (orders_total - first_day_total) / frequency.
+    """
+
+    __tablename__ = "customer_rollups"
+
+    customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    site_id: Mapped[int] = mapped_column(Integer, index=True)
+    orders_count: Mapped[int] = mapped_column(Integer)
+    orders_total: Mapped[Decimal] = mapped_column(Amount())
+    purchase_days: Mapped[int] = mapped_column(Integer)
+    first_day_total: Mapped[Decimal] = mapped_column(Amount())
+    first_order_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_order_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class RfmScore(Base):
+    """RFM values (BTYD convention) and scores of one customer, with BG/NBD + Gamma-Gamma predictions."""
+
+    __tablename__ = "rfm_scores"
+
+    customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    site_id: Mapped[int] = mapped_column(Integer)
+    frequency: Mapped[int] = mapped_column(Integer)
+    recency: Mapped[int] = mapped_column(Integer)  # days from first to last purchase
+    age: Mapped[int] = mapped_column(Integer)  # T: days from first purchase to the end of observation
+    monetary: Mapped[Decimal] = mapped_column(Amount())
+    r: Mapped[int] = mapped_column(Integer)
+    f: Mapped[int] = mapped_column(Integer)
+    m: Mapped[int] = mapped_column(Integer)
+    cell: Mapped[str] = mapped_column(String(64))
+    expected_purchases: Mapped[float | None] = mapped_column(Float)
+    ltv: Mapped[Decimal | None] = mapped_column(Amount(), nullable=True)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_rfm_scores_site_cell", "site_id", "cell"),)
+
+
+class SegmentSettings(Base):
+    """Per-site settings: RFM configuration, lifecycle threshold override, the last computed threshold."""
+
+    __tablename__ = "segment_settings"
+
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    rfm: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    threshold_days: Mapped[int | None] = mapped_column(Integer)  # set by the user: wins over the computed one
+    computed_threshold_days: Mapped[float | None] = mapped_column(Float)
+    rfm_computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Initiative(Base):
+    """A marketing initiative shown on the cohort timeline (campaign, trigger switched on, loyalty launch)."""
+
+    __tablename__ = "marketing_initiatives"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

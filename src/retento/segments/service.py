@@ -1,0 +1,375 @@
+"""Segments: create and edit, compute memberships set-based (all customers or a scope), membership history,
+segment_entered / segment_left events, static lists, live preview, size over time, the dirty-customer queue."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Boolean, Integer, Select, and_, case, delete, exists, func, insert, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from retento import bus
+from retento.customers.models import Customer
+from retento.db import UTCDateTime
+from retento.errors import Conflict, DomainError, NotFound
+from retento.history.schemas import ChangeContext, Source
+from retento.segments import events as ev
+from retento.segments import rollups, rules
+from retento.segments.compiler import Context, epoch_day, members_query
+from retento.segments.models import DirtyCustomer, Segment, SegmentChange, SegmentMember, SegmentSettings
+from retento.segments.schemas import Kind, MembersIn, SegmentCreate, SegmentEdit
+from retento.sites.service import get_site
+
+DEFAULT_THRESHOLD_DAYS = 75.0  # the source's example, used until the base has repeat purchases
+M = SegmentMember.__table__
+CH = SegmentChange.__table__
+C = Customer.__table__
+SYSTEM = ChangeContext.system(Source.SYSTEM)
+COUNTED = {"preserve_rowcount": True}  # INSERT ... SELECT reports its row count on PostgreSQL too
+
+
+# --- settings ---------------------------------------------------------------------------------------------
+
+def settings_row(session: Session, site_id: int, *, now: datetime) -> SegmentSettings:
+    row = session.get(SegmentSettings, site_id)
+    if row is None:
+        row = SegmentSettings(site_id=site_id, rfm={}, updated_at=now)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def threshold_days(session: Session, site_id: int) -> float:
+    """The lifecycle threshold in force: the site's override, else the computed median, else 75 days."""
+    row = session.get(SegmentSettings, site_id)
+    if row is not None and row.threshold_days is not None:
+        return float(row.threshold_days)
+    if row is not None and row.computed_threshold_days is not None:
+        return row.computed_threshold_days
+    return DEFAULT_THRESHOLD_DAYS
+
+
+# --- segments ---------------------------------------------------------------------------------------------
+
+def get(session: Session, segment_id: int) -> Segment:
+    segment = session.get(Segment, segment_id)
+    if segment is None:
+        raise NotFound("id", f"segment {segment_id} not found")
+    return segment
+
+
+def list_segments(session: Session, *, site: str | None = None) -> list[Segment]:
+    q = select(Segment).order_by(Segment.id)
+    if site is not None:
+        q = q.where(Segment.site_id == get_site(session, site).id)
+    return list(session.scalars(q))
+
+
+def create(session: Session, *, data: SegmentCreate, now: datetime) -> Segment:
+    """Store a segment and compute its members. The first computation records history but no events."""
+    site = get_site(session, data.site)
+    node = rules.parse(data.rules) if data.rules is not None else None
+    if session.scalar(select(Segment.id).where(Segment.site_id == site.id, Segment.code == data.code)):
+        raise Conflict("code", f"segment {data.code!r} already exists on site {site.code!r}")
+    segment = Segment(site_id=site.id, code=data.code, name=data.name, description=data.description,
+                      kind=data.kind.value, rules=data.rules, active=True,
+                      time_dependent=bool(node and rules.time_dependent(node)), size=0,
+                      created_at=now, updated_at=now)
+    session.add(segment)
+    session.flush()
+    if node is not None:
+        recompute(session, segment=segment, now=now, emit=False)
+    return segment
+
+
+def edit(session: Session, *, segment: Segment, data: SegmentEdit, now: datetime) -> Segment:
+    given = data.model_fields_set
+    if "rules" in given:
+        if segment.kind == Kind.STATIC:
+            raise DomainError.one("rules", "a static segment has no rules")
+        if data.rules is None:
+            raise DomainError.one("rules", "a dynamic segment needs rules")
+        segment.rules = data.rules
+        segment.time_dependent = rules.time_dependent(rules.parse(data.rules))
+    for name in ("name", "description", "active"):
+        if name in given and (getattr(data, name) is not None or name == "description"):
+            setattr(segment, name, getattr(data, name))
+    segment.updated_at = now
+    session.flush()
+    if segment.kind == Kind.DYNAMIC and segment.active and given & {"rules", "active"}:
+        recompute(session, segment=segment, now=now)
+    return segment
+
+
+def context(session: Session, segment_site_id: int, now: datetime) -> Context:
+    return Context(site_id=segment_site_id, now=now, threshold_days=threshold_days(session, segment_site_id))
+
+
+def recompute(session: Session, *, segment: Segment, now: datetime, scope: Select | None = None,
+              emit: bool = True) -> tuple[int, int]:
+    """Bring the members of a dynamic segment up to date (only the customers `scope` selects, when given).
+
+    Everyone: one INSERT ... SELECT each for the entries and the exits. A scope (the incremental path):
+    the scope's matches and current members are compared in memory. Members then follow the history rows.
+    Returns (entered, left)."""
+    session.execute(select(Segment.id).where(Segment.id == segment.id).with_for_update())
+    query = members_query(rules.parse(segment.rules), context(session, segment.site_id, now), scope=scope)
+    mark = _mark(session, segment.id)
+    if scope is not None:  # a few customers: compare the two small sets here
+        should = set(session.scalars(query))
+        have = set(session.scalars(select(M.c.customer_id).where(M.c.segment_id == segment.id,
+                                                                 M.c.customer_id.in_(scope))))
+        rows = [{"segment_id": segment.id, "customer_id": c, "entered": entered, "at": now}
+                for entered, ids in ((True, should - have), (False, have - should)) for c in sorted(ids)]
+        if not rows:
+            return 0, 0
+        session.execute(insert(CH), rows)
+        return _settle(session, segment, mark, now, emit)
+    target = query.subquery()
+    sid, at = literal(segment.id, Integer), literal(now, UTCDateTime())
+    cols = ["segment_id", "customer_id", "entered", "at"]
+    is_member = exists().where(M.c.segment_id == segment.id, M.c.customer_id == target.c.id)
+    session.execute(insert(CH).from_select(
+        cols, select(sid, target.c.id, literal(True, Boolean), at).where(~is_member)))
+    gone = select(sid, M.c.customer_id, literal(False, Boolean), at).where(
+        M.c.segment_id == segment.id, ~exists().where(target.c.id == M.c.customer_id))
+    session.execute(insert(CH).from_select(cols, gone))
+    segment.computed_at = now
+    return _settle(session, segment, mark, now, emit)
+
+
+def _mark(session: Session, segment_id: int) -> int:
+    return session.scalar(select(func.max(CH.c.id)).where(CH.c.segment_id == segment_id)) or 0
+
+
+def _settle(session: Session, segment: Segment, mark: int, now: datetime, emit: bool) -> tuple[int, int]:
+    """Members follow the history rows written since `mark`; events for them when `emit`."""
+    mine = and_(CH.c.segment_id == segment.id, CH.c.id > mark)
+    left = session.execute(delete(M).where(
+        M.c.segment_id == segment.id,
+        M.c.customer_id.in_(select(CH.c.customer_id).where(mine, CH.c.entered.is_(False))))).rowcount
+    entered = session.execute(insert(M).from_select(
+        ["segment_id", "customer_id", "since"],
+        select(literal(segment.id, Integer), CH.c.customer_id, literal(now, UTCDateTime()))
+        .where(mine, CH.c.entered.is_(True))), execution_options=COUNTED).rowcount
+    segment.size = segment.size + entered - left
+    if emit and (entered or left):
+        payload = {"segment_id": segment.id, "segment_code": segment.code, "segment_name": segment.name}
+        bus.record(session, (
+            bus.event_row(ev.SEGMENT_ENTERED if is_in else ev.SEGMENT_LEFT, ctx=SYSTEM, now=now,
+                          site_id=segment.site_id, customer_id=cid, payload=payload,
+                          idempotency_key=f"segment-change:{change_id}")
+            for change_id, cid, is_in in session.execute(
+                select(CH.c.id, CH.c.customer_id, CH.c.entered).where(mine).order_by(CH.c.id))
+        ))
+    return entered, left
+
+
+def recompute_site(session: Session, *, site_id: int | None, now: datetime, only: Iterable[int] | None = None,
+                   time_dependent_only: bool = False) -> dict[int, tuple[int, int]]:
+    """Full recompute of the active dynamic segments (of one site, or all)."""
+    q = select(Segment).where(Segment.kind == Kind.DYNAMIC.value, Segment.active.is_(True)).order_by(Segment.id)
+    if site_id is not None:
+        q = q.where(Segment.site_id == site_id)
+    if only is not None:
+        q = q.where(Segment.id.in_(list(only)))
+    if time_dependent_only:
+        q = q.where(Segment.time_dependent.is_(True))
+    return {s.id: recompute(session, segment=s, now=now) for s in session.scalars(q)}
+
+
+def segments_using(session: Session, site_id: int, rule_type: str) -> list[int]:
+    out = []
+    for s in session.scalars(select(Segment).where(Segment.site_id == site_id, Segment.kind == Kind.DYNAMIC.value)):
+        if any(leaf.type == rule_type for leaf in rules.leaves(rules.parse(s.rules))):
+            out.append(s.id)
+    return out
+
+
+def refresh_due(session: Session, *, now: datetime, every: timedelta) -> int:
+    """Recompute time-dependent segments not computed within `every` (windows move with time)."""
+    due = list(session.scalars(select(Segment.id).where(
+        Segment.kind == Kind.DYNAMIC.value, Segment.active.is_(True), Segment.time_dependent.is_(True),
+        (Segment.computed_at.is_(None)) | (Segment.computed_at <= now - every))))
+    if due:
+        recompute_site(session, site_id=None, now=now, only=due)
+    return len(due)
+
+
+# --- preview, members, history ----------------------------------------------------------------------------
+
+def preview(session: Session, *, site: str, raw_rules: dict[str, Any], now: datetime, sample: int = 10
+            ) -> dict[str, Any]:
+    """Count and a sample of who matches, without storing anything (for the rule editor)."""
+    site_id = get_site(session, site).id
+    q = members_query(rules.parse(raw_rules), context(session, site_id, now)).subquery()
+    count = session.scalar(select(func.count()).select_from(q))
+    rows = session.execute(select(C.c.id, C.c.external_id, C.c.email, C.c.first_name, C.c.last_name)
+                           .where(C.c.id.in_(select(q.c.id))).order_by(C.c.id).limit(sample))
+    return {"count": count, "sample": [dict(r._mapping) for r in rows]}
+
+
+def member_ids(session: Session, *, segment: Segment, limit: int = 100, offset: int = 0) -> list[int]:
+    return list(session.scalars(select(M.c.customer_id).where(M.c.segment_id == segment.id)
+                                .order_by(M.c.customer_id).limit(limit).offset(offset)))
+
+
+def changes(session: Session, *, segment: Segment, since_id: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+    rows = session.execute(select(CH.c.id, CH.c.customer_id, CH.c.entered, CH.c.at)
+                           .where(CH.c.segment_id == segment.id, CH.c.id > since_id).order_by(CH.c.id).limit(limit))
+    return [dict(r._mapping) for r in rows]
+
+
+def sizes(session: Session, *, segment: Segment) -> list[dict[str, Any]]:
+    """Segment size at the end of each day with a change (a running sum of the membership history)."""
+    day = epoch_day(CH.c.at).label("day")
+    delta = func.sum(case((CH.c.entered.is_(True), 1), else_=-1))
+    rows = session.execute(select(day, delta).where(CH.c.segment_id == segment.id).group_by(day).order_by(day))
+    out, size = [], 0
+    for d, change in rows:
+        size += int(change)
+        out.append({"date": _from_epoch_day(int(d)), "size": size})
+    return out
+
+
+def _from_epoch_day(n: int) -> str:
+    from datetime import date
+
+    return (date(1970, 1, 1) + timedelta(days=n)).isoformat()
+
+
+# --- static segments --------------------------------------------------------------------------------------
+
+def resolve_customers(session: Session, *, site_id: int, data: MembersIn) -> list[int]:
+    """Customer ids of the site for ids / externalIds / emails; an unknown one is a pointed error."""
+    found: list[int] = []
+    for field, col, values in (("customer_ids", C.c.id, data.customer_ids),
+                               ("external_ids", C.c.external_id, data.external_ids),
+                               ("emails", C.c.email, [e.strip().lower() for e in data.emails])):
+        for i in range(0, len(values), 900):
+            chunk = values[i:i + 900]
+            got = dict(list(session.execute(select(col, C.c.id).where(C.c.site_id == site_id, col.in_(chunk)))))
+            missing = [v for v in chunk if v not in got]
+            if missing:
+                raise NotFound(field, f"{len(missing)} not found on this site, first: {missing[0]!r}")
+            found += [got[v] for v in chunk]
+    return list(dict.fromkeys(found))
+
+
+def change_members(session: Session, *, segment: Segment, data: MembersIn, add: bool, now: datetime
+                   ) -> tuple[int, int]:
+    """Add customers to / remove them from a static segment; history and events as for dynamic ones."""
+    if segment.kind != Kind.STATIC:
+        raise DomainError.one("kind", "members of a dynamic segment follow its rules; edit the rules instead")
+    session.execute(select(Segment.id).where(Segment.id == segment.id).with_for_update())
+    ids = resolve_customers(session, site_id=segment.site_id, data=data)
+    mark = _mark(session, segment.id)
+    for i in range(0, len(ids), 900):
+        chunk = ids[i:i + 900]
+        present = set(session.scalars(select(M.c.customer_id).where(M.c.segment_id == segment.id,
+                                                                     M.c.customer_id.in_(chunk))))
+        todo = [c for c in chunk if (c in present) != add]
+        if todo:
+            session.execute(insert(CH), [{"segment_id": segment.id, "customer_id": c, "entered": add, "at": now}
+                                         for c in todo])
+    segment.computed_at = segment.updated_at = now
+    return _settle(session, segment, mark, now, emit=True)
+
+
+def parse_members_csv(text: str) -> MembersIn:
+    """A CSV with a header naming one or more of: customer_id (or id), external_id, email."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    names = {(n or "").strip().lower(): n for n in reader.fieldnames or ()}
+    keys = {"customer_id": names.get("customer_id") or names.get("id"), "external_id": names.get("external_id")
+            or names.get("externalid"), "email": names.get("email")}
+    if not any(keys.values()):
+        raise DomainError.one("file", "the CSV header must name customer_id, external_id or email")
+    data = MembersIn()
+    for line, row in enumerate(reader, start=2):
+        if keys["customer_id"] and (v := (row.get(keys["customer_id"]) or "").strip()):
+            if not v.isdigit():
+                raise DomainError.one(f"file.line {line}", f"customer_id {v!r} is not a number")
+            data.customer_ids.append(int(v))
+        elif keys["external_id"] and (v := (row.get(keys["external_id"]) or "").strip()):
+            data.external_ids.append(v)
+        elif keys["email"] and (v := (row.get(keys["email"]) or "").strip()):
+            data.emails.append(v)
+        else:
+            raise DomainError.one(f"file.line {line}", "no customer_id, external_id or email on this line")
+    return data
+
+
+# --- incremental path -------------------------------------------------------------------------------------
+
+def mark_dirty(session: Session, customer_ids: Iterable[int], *, now: datetime) -> None:
+    rows = [{"customer_id": c, "queued_at": now} for c in dict.fromkeys(customer_ids) if c is not None]
+    if not rows:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(DirtyCustomer.__table__)
+    # a customer being re-evaluated right now is queued again (claim cleared), not lost
+    session.execute(stmt.on_conflict_do_update(index_elements=["customer_id"], set_={"claim": None}), rows)
+
+
+def process_dirty(session: Session, *, now: datetime, limit: int = 1000) -> int:
+    """Re-evaluate queued customers: their rollups, then every active dynamic segment of their sites."""
+    d = DirtyCustomer.__table__
+    token = uuid.uuid4().hex
+    q = select(d.c.customer_id).where(d.c.claim.is_(None)).order_by(d.c.queued_at, d.c.customer_id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    claimed = session.execute(update(d).where(d.c.customer_id.in_(q.scalar_subquery())).values(claim=token),
+                              execution_options=COUNTED).rowcount
+    if not claimed:
+        return 0
+    scope = select(d.c.customer_id).where(d.c.claim == token)
+    rollups.refresh(session, customer_ids=scope)
+    site_ids = list(session.scalars(select(C.c.site_id.distinct()).where(C.c.id.in_(scope))))
+    segments = session.scalars(select(Segment).where(Segment.site_id.in_(site_ids), Segment.active.is_(True),
+                                                     Segment.kind == Kind.DYNAMIC.value).order_by(Segment.id))
+    for segment in segments:
+        recompute(session, segment=segment, now=now, scope=scope)
+    session.execute(delete(d).where(d.c.claim == token))
+    return claimed
+
+
+def apply_definitions(session: Session, *, raw: Any, now: datetime) -> list[tuple[Segment, bool]]:
+    """Create or update segments from a YAML / JSON document (one segment, or {site, segments: [...]}).
+
+    All or nothing; errors name the place in the document (segments.2.rules.all.0.orders.op)."""
+    if isinstance(raw, dict) and "segments" in raw:
+        default_site, items, prefix = raw.get("site"), raw["segments"], "segments."
+        if not isinstance(items, list):
+            raise DomainError.one("segments", "must be a list of segments")
+    else:
+        default_site, items, prefix = None, [raw], ""
+    out = []
+    for i, item in enumerate(items):
+        where = f"{prefix}{i}." if prefix else ""
+        if not isinstance(item, dict):
+            raise DomainError.one(where.rstrip(".") or "document", "a segment is a mapping")
+        item = {"site": default_site, **item} if default_site else item
+        try:
+            data = SegmentCreate.model_validate(item)
+        except ValidationError as exc:
+            raise DomainError.from_pydantic(exc, where) from None
+        site_id = get_site(session, data.site).id
+        existing = session.scalar(select(Segment).where(Segment.site_id == site_id, Segment.code == data.code))
+        try:
+            if existing is None:
+                out.append((create(session, data=data, now=now), True))
+            else:
+                edit_data = SegmentEdit(name=data.name, description=data.description, rules=data.rules) \
+                    if data.kind == Kind.DYNAMIC else SegmentEdit(name=data.name, description=data.description)
+                out.append((edit(session, segment=existing, data=edit_data, now=now), False))
+        except DomainError as exc:
+            exc.errors = [type(e)(f"{where}{e.field}", e.reason) for e in exc.errors]
+            raise
+    return out

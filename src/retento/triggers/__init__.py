@@ -1,0 +1,37 @@
+"""Triggers ("robots"): event -> condition -> actions, now or after a delay. Wired by `install(app)`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from retento.bootstrap import App
+    from retento.triggers.engine import Engine
+
+
+def install(app: App) -> None:
+    from sqlalchemy import event
+
+    from retento.triggers.engine import BUFFER, Engine
+    from retento.triggers.outbox import Deliverer
+
+    s = app.settings
+    engine = Engine(app.sessions, app.clock, max_depth=s.trigger_max_depth, batch=s.trigger_timer_batch)
+    app.bus.subscribe("triggers", engine.on_event)
+    event.listen(app.sessions, "before_commit", engine.flush)
+    event.listen(app.sessions, "after_transaction_end", _forget_buffer)
+    app.worker.add_job("trigger_timers", engine.fire_due)
+    app.worker.add_job("trigger_webhooks", Deliverer(app.sessions, app.clock, timeout=s.trigger_webhook_timeout,
+                                                     max_attempts=s.trigger_webhook_max_attempts))
+    app.triggers = engine  # type: ignore[attr-defined]
+
+
+def _forget_buffer(session, transaction) -> None:  # noqa: ANN001 - SQLAlchemy event signature
+    """The outermost transaction ended: after a commit the buffer is already stored; after a rollback it goes
+    with the rest of the transaction (a savepoint's rollback keeps it: other events' rows are in it)."""
+    if transaction.parent is None:
+        session.info.pop("trigger_buffer", None)
+
+
+def engine_of(app: App) -> Engine:
+    return app.triggers  # type: ignore[attr-defined]

@@ -1,0 +1,197 @@
+"""`retento triggers ...`: apply YAML definitions, install templates, pending runs, run log, dry run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Triggers: event -> condition -> actions, now or later. / Триггеры.", no_args_is_help=True)
+console = Console()
+
+
+def _ctx():  # noqa: ANN202 - (App, transaction, service, fail) imported lazily to keep `retento --help` fast
+    from retento.cli import _app, fail, run_service
+    from retento.db import transaction
+    from retento.triggers import service
+
+    return _app(), transaction, service, fail, run_service
+
+
+def _documents(path: Path) -> list[Any]:
+    from retento.cli import fail
+
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    except (OSError, yaml.YAMLError) as exc:
+        fail(f"{path}: {exc}", 2)
+    out = []
+    for d in docs:
+        out.extend(d if isinstance(d, list) else d.get("triggers", [d]) if isinstance(d, dict) else [d])
+    return out
+
+
+@app.command("apply")
+def apply(file: Annotated[Path, typer.Argument(help="YAML file: one trigger, a list, or {triggers: [...]}")]) -> None:
+    """Create or update triggers from a YAML file (same schema as the API). All or nothing."""
+    a, transaction, service, fail, _ = _ctx()
+    docs = _documents(file)
+    if not docs:
+        fail(f"{file}: no trigger definitions found", 2)
+    from retento.errors import DomainError
+
+    with transaction(a.sessions) as s:
+        for n, raw in enumerate(docs):
+            try:
+                trigger, created = service.apply(s, raw=raw, now=a.clock.now())
+            except DomainError as exc:
+                name = raw.get("name") if isinstance(raw, dict) else None
+                fail(f"{file} trigger {n + 1}{f' ({name})' if name else ''}: {exc.message}", 2)
+            console.print(f"trigger {trigger.name} {'created' if created else 'updated'} (id {trigger.id})")
+
+
+@app.command("list")
+def list_() -> None:
+    """List triggers."""
+    a, transaction, service, _, _ = _ctx()
+    table = Table("id", "name", "active", "events", "delay", "pending")
+    with transaction(a.sessions) as s:
+        for t in service.list_triggers(s):
+            d = t.definition
+            table.add_row(str(t.id), t.name, "yes" if t.active else "no", ", ".join(d["events"]),
+                          json.dumps(d.get("delay")) if d.get("delay") else "-", str(t.pending))
+    console.print(table)
+
+
+@app.command("templates")
+def templates_() -> None:
+    """List ready-made triggers and their parameters."""
+    from retento.triggers import templates
+
+    table = Table("name", "title", "parameters (defaults)")
+    for name in templates.names():
+        t = templates.load(name)
+        params = ", ".join(f"{k}={v.get('default')}" for k, v in t.get("params", {}).items())
+        table.add_row(name, f"{t['title']}\n{t['title_ru']}", params)
+    console.print(table)
+
+
+@app.command("install-template")
+def install_template(
+    name: str,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Parameter as key=value (repeatable)")] = None,
+    trigger_name: Annotated[str | None, typer.Option("--name", help="Name of the installed trigger")] = None,
+) -> None:
+    """Install a ready-made trigger, e.g. `retento triggers install-template review-request --set days=5`."""
+    a, transaction, service, fail, run_service = _ctx()
+    params = {}
+    for item in set_ or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            fail(f"--set {item!r}: expected key=value", 2)
+        params[key] = yaml.safe_load(value) if value else ""
+    with transaction(a.sessions) as s:
+        trigger, created = run_service(lambda: service.install_template(
+            s, name=name, params=params, trigger_name=trigger_name, now=a.clock.now()))
+        console.print(f"template {name} {'installed' if created else 're-installed'} as trigger "
+                      f"{trigger.name} (id {trigger.id})")
+
+
+@app.command("switch")
+def switch(trigger: str, on: Annotated[bool, typer.Option("--on/--off")]) -> None:
+    """Switch a trigger on or off (by id or name)."""
+    a, transaction, service, _, run_service = _ctx()
+    with transaction(a.sessions) as s:
+        t = run_service(lambda: service.set_active(s, trigger=service.find_trigger(s, trigger), active=on,
+                                                   now=a.clock.now()))
+        console.print(f"trigger {t.name} is {'on' if t.active else 'off'}")
+
+
+@app.command("pending")
+def pending(
+    trigger: Annotated[str | None, typer.Option(help="Trigger id or name")] = None,
+    order: Annotated[int | None, typer.Option(help="Order id")] = None,
+    customer: Annotated[int | None, typer.Option(help="Customer id")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+) -> None:
+    """What will fire, when and for whom."""
+    a, transaction, service, _, run_service = _ctx()
+    table = Table("run", "trigger", "due (UTC)", "entity", "event")
+    with transaction(a.sessions) as s:
+        tid = run_service(lambda: service.find_trigger(s, trigger).id) if trigger else None
+        for t in service.pending(s, trigger_id=tid, order_id=order, customer_id=customer, limit=limit):
+            table.add_row(str(t.id), str(t.trigger_id), t.due_at.strftime("%Y-%m-%d %H:%M"),
+                          f"{t.entity} {t.entity_id}", str(t.event_id))
+    console.print(table)
+
+
+@app.command("cancel")
+def cancel(
+    run: Annotated[int | None, typer.Option(help="Cancel this pending run")] = None,
+    trigger: Annotated[str | None, typer.Option(help="Cancel every pending run of this trigger")] = None,
+) -> None:
+    """Cancel one pending run, or all of a trigger."""
+    a, transaction, service, fail, run_service = _ctx()
+    if (run is None) == (trigger is None):
+        fail("give exactly one of --run or --trigger", 2)
+    with transaction(a.sessions) as s:
+        if run is not None:
+            run_service(lambda: service.cancel_timer(s, timer_id=run, now=a.clock.now()))
+            console.print(f"run {run} cancelled")
+        else:
+            n = run_service(lambda: service.cancel_pending(s, trigger=service.find_trigger(s, trigger),
+                                                           now=a.clock.now()))
+            console.print(f"{n} pending runs cancelled")
+
+
+@app.command("runs")
+def runs(
+    order: Annotated[int | None, typer.Option(help="Order id")] = None,
+    customer: Annotated[int | None, typer.Option(help="Customer id")] = None,
+    trigger: Annotated[str | None, typer.Option(help="Trigger id or name")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+) -> None:
+    """The run log: why did (or didn't) a trigger fire?"""
+    a, transaction, service, _, run_service = _ctx()
+    table = Table("time", "trigger", "phase", "outcome", "reason / actions")
+    with transaction(a.sessions) as s:
+        tid = run_service(lambda: service.find_trigger(s, trigger).id) if trigger else None
+        for r in service.runs(s, order_id=order, customer_id=customer, trigger_id=tid, limit=limit):
+            detail = r.reason or ", ".join(x["action"] + ("" if x["ok"] else " (failed)") for x in r.actions)
+            table.add_row(r.at.strftime("%Y-%m-%d %H:%M:%S"), str(r.trigger_id), r.phase, r.outcome, detail)
+    console.print(table)
+
+
+@app.command("dry-run")
+def dry_run(
+    target: Annotated[str, typer.Argument(help="Trigger id or name, or a YAML file with one definition")],
+    over: Annotated[str, typer.Option(help="events, orders or customers")] = "events",
+    limit: Annotated[int, typer.Option(min=1, max=100000, help="How many recent events / entities")] = 1000,
+) -> None:
+    """How many of the last N events (or current orders / customers) would match, with a sample."""
+    from pydantic import ValidationError
+
+    from retento.errors import DomainError
+    from retento.triggers.schemas import DryRunIn
+
+    a, transaction, service, fail, run_service = _ctx()
+    try:
+        options = DryRunIn(over=over, limit=limit)
+    except ValidationError as exc:
+        fail(DomainError.from_pydantic(exc).message, 2)
+    path = Path(target)
+    with transaction(a.sessions) as s:
+        raw = _documents(path)[0] if path.suffix in (".yaml", ".yml") else None
+        if raw is None:
+            raw = run_service(lambda: service.find_trigger(s, target)).definition
+        result = run_service(lambda: service.dry_run(s, raw=raw, options=options, now=a.clock.now()))
+    console.print(f"evaluated {result.evaluated}, matched {result.matched}")
+    for row in result.sample:
+        console.print(f"  match: {row}")
+    for reason, n in result.reasons.items():
+        console.print(f"  {n} × {reason}")

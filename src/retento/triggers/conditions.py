@@ -1,0 +1,237 @@
+"""Trigger conditions: CEL expressions, compiled once, evaluated against one reused context. Pure: no I/O.
+
+Variables: `event`, `customer`, `order`, `changes` (list of {field, old, new, source, actor}), `now`.
+Helpers (see docs/triggers.md): days_since, hours_since, minutes_since, has_tag, contains,
+in_status_group, changed, old_value, new_value, source_is, source_is_not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+import cel
+
+VARIABLES = ("event", "customer", "order", "changes", "now")
+EVENT_FIELDS = frozenset({"id", "type", "name", "occurred_at", "source", "actor_type", "actor_id", "depth", "data"})
+HELPERS = {
+    "days_since": "days_since(time) - whole days from a time (or ISO date) until now",
+    "hours_since": "hours_since(time) - whole hours from a time until now",
+    "minutes_since": "minutes_since(time) - whole minutes from a time until now",
+    "has_tag": "has_tag(customer_or_order, \"tag\") - the entity carries the tag",
+    "contains": "contains(list_or_text, value) - list membership or substring",
+    "in_status_group": "in_status_group(order, \"complete\") - the order's status is in the group (or list of groups)",
+    "changed": "changed(\"field\") - the triggering change touched the field",
+    "old_value": "old_value(\"field\") - the field's value before the change (null if unchanged)",
+    "new_value": "new_value(\"field\") - the field's value after the change (null if unchanged)",
+    "source_is": "source_is(\"user\") - the change was made through this source (api, user, trigger, robot, import)",
+    "source_is_not": "source_is_not(\"trigger\") - the change was not made through this source",
+}
+CEL_FUNCTIONS = frozenset({
+    "size", "contains", "startsWith", "endsWith", "matches", "int", "uint", "double", "string", "bytes", "bool",
+    "timestamp", "duration", "type", "dyn", "has", "exists", "all", "exists_one", "map", "filter",
+    "getFullYear", "getMonth", "getDayOfYear", "getDayOfMonth", "getDate", "getDayOfWeek", "getHours",
+    "getMinutes", "getSeconds", "getMilliseconds", "max", "min",
+})
+TYPE_NAMES = frozenset({"int", "uint", "double", "string", "bool", "bytes", "list", "map", "null_type", "type"})
+_MACRO_VAR = re.compile(r"\.\s*(?:exists|all|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
+_STRING = re.compile(r"'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"", re.S)
+_FIELD_REF = re.compile(r"(?<![\w.])(order|customer|event)\s*\.\s*([A-Za-z_]\w*)")
+_POSITION = re.compile(r"<input>:(\d+):(\d+):\s*(.*)")
+
+
+class ConditionError(ValueError):
+    """A condition that cannot be saved; the message says which part is wrong."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    source: str
+    program: Any  # cel.Program
+    parts: tuple[tuple[str, Any], ...]  # top-level `&&` parts, for explaining a false result
+    variables: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    matched: bool
+    reason: str | None = None  # why not (which part was false, or the evaluation error)
+    error: bool = False
+
+
+def compile_condition(source: str, *, fields: Mapping[str, Iterable[str]] | None = None) -> Condition:
+    """Compile and check a condition; raises ConditionError naming the wrong part.
+
+    `fields` maps `order` / `customer` to the fields they have, so a misspelt field is caught on save.
+    """
+    source = source.strip()
+    if not source:
+        raise ConditionError("is empty; write `true` to match every event")
+    program = _compile(source)
+    refs = program.references()
+    bound = set(_MACRO_VAR.findall(source))
+    unknown = [v for v in refs["variables"] if v not in VARIABLES and v not in bound and v not in TYPE_NAMES]
+    if unknown:
+        raise ConditionError(f"unknown variable {unknown[0]!r}; available: {', '.join(VARIABLES)}")
+    bad = [f for f in refs["functions"] if not _is_operator(f) and f not in CEL_FUNCTIONS and f not in HELPERS]
+    if bad:
+        raise ConditionError(f"unknown function {bad[0]!r}; helpers: {', '.join(HELPERS)}")
+    known = {"event": EVENT_FIELDS, **{k: frozenset(v) for k, v in (fields or {}).items()}}
+    stripped = _STRING.sub('""', source)
+    for var, name in _FIELD_REF.findall(stripped):
+        if var in known and name not in known[var]:
+            raise ConditionError(f"{var} has no field {name!r}; fields: {', '.join(sorted(known[var]))}")
+    parts = split_conjuncts(source)
+    compiled_parts = tuple((p, _compile(p)) for p in parts) if len(parts) > 1 else ((source, program),)
+    return Condition(source=source, program=program, parts=compiled_parts, variables=frozenset(refs["variables"]))
+
+
+def _compile(source: str) -> Any:
+    try:
+        return cel.compile(source)
+    except ValueError as exc:
+        raise ConditionError(_syntax_message(source, str(exc))) from None
+
+
+def _syntax_message(source: str, raw: str) -> str:
+    m = _POSITION.search(raw)
+    if not m:
+        return f"syntax error: {raw.splitlines()[0] if raw else 'cannot parse'}"
+    line, col, detail = int(m.group(1)), int(m.group(2)), m.group(3).strip()
+    detail = detail.removeprefix("Syntax error: ")
+    text = source.splitlines()[line - 1] if source.splitlines() else source
+    near = text[max(0, col - 20):col + 1].strip()
+    return f"syntax error at line {line}, column {col + 1} (near `{near}`): {detail}"
+
+
+def _is_operator(name: str) -> bool:
+    return name.startswith(("_", "!", "@", "-"))
+
+
+def split_conjuncts(source: str) -> list[str]:
+    """The parts of `a && b && (c || d)` joined by a top-level `&&`; one part if there is none."""
+    parts, depth, start, i, quote = [], 0, 0, 0, ""
+    while i < len(source):
+        ch = source[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "?" and depth == 0:
+            return [source.strip()]  # a top-level ternary: explain it as a whole
+        elif source.startswith("&&", i) and depth == 0:
+            parts.append(source[start:i].strip())
+            start = i + 2
+            i += 1
+        elif source.startswith("||", i) and depth == 0:
+            return [source.strip()]  # `a && b || c` is not a conjunction at the top
+        i += 1
+    parts.append(source[start:].strip())
+    return [p for p in parts if p]
+
+
+def plain(value: Any) -> Any:
+    """Values CEL accepts: Decimal -> float, date -> ISO string, datetime stays (UTC), enums by value."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    return str(value)
+
+
+def _as_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, str) and value:
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    raise ValueError(f"expected a time, got {value!r}")
+
+
+class Evaluator:
+    """One CEL context with the helpers, reused for every evaluation (not thread-safe: one per thread)."""
+
+    def __init__(self) -> None:
+        self._now = datetime.now(timezone.utc)
+        self._changes: list[dict[str, Any]] = []
+        self._source: str | None = None
+        ctx = cel.Context()
+        since = lambda unit: lambda t: int((self._now - _as_time(t)).total_seconds() // unit)  # noqa: E731
+        ctx.add_function("days_since", since(86400))
+        ctx.add_function("hours_since", since(3600))
+        ctx.add_function("minutes_since", since(60))
+        ctx.add_function("has_tag", lambda entity, tag: bool(entity) and tag in (entity.get("tags") or ()))
+        ctx.add_function("contains", lambda where, what: where is not None and what in where)
+        ctx.add_function("in_status_group", _in_status_group)
+        ctx.add_function("changed", lambda f: any(c["field"] == f for c in self._changes))
+        ctx.add_function("old_value", lambda f: next((c["old"] for c in self._changes if c["field"] == f), None))
+        ctx.add_function("new_value", lambda f: next((c["new"] for c in self._changes if c["field"] == f), None))
+        ctx.add_function("source_is", lambda s: self._source == s)
+        ctx.add_function("source_is_not", lambda s: self._source != s)
+        self._ctx = ctx
+
+    def bind(self, *, now: datetime, event: dict[str, Any] | None, customer: dict[str, Any] | None,
+             order: dict[str, Any] | None, changes: list[dict[str, Any]]) -> None:
+        """Set the variables for the evaluations that follow (one conversion for all triggers of an event)."""
+        self._now = now
+        self._changes = changes
+        self._source = (event or {}).get("source")
+        self._ctx.update({"now": now, "event": plain(event), "customer": plain(customer), "order": plain(order),
+                          "changes": plain(changes)})
+
+    def check(self, condition: Condition) -> Verdict:
+        result, error = self._run(condition.program)
+        if error:
+            return Verdict(False, f"condition could not be evaluated: {error}", error=True)
+        if result is True:
+            return Verdict(True)
+        if len(condition.parts) == 1:
+            return Verdict(False, f"condition `{condition.source}` is false")
+        for n, (text, program) in enumerate(condition.parts, 1):
+            part, error = self._run(program)
+            if error:
+                return Verdict(False, f"part {n} of {len(condition.parts)} `{text}` could not be evaluated: {error}",
+                               error=True)
+            if part is not True:
+                return Verdict(False, f"part {n} of {len(condition.parts)} is false: `{text}`")
+        return Verdict(False, f"condition `{condition.source}` is false")
+
+    def _run(self, program: Any) -> tuple[Any, str | None]:
+        try:
+            result = program.execute(self._ctx)
+        except Exception as exc:  # noqa: BLE001 - CEL raises several types; all mean "cannot evaluate on this data"
+            text = str(exc).split(". Check ")[0].split(". CEL does not")[0]
+            return None, f"missing field {text}" if isinstance(exc, KeyError) else text
+        if not isinstance(result, bool):
+            return None, f"must give true or false, got {result!r}"
+        return result, None
+
+
+def _in_status_group(order: Any, groups: Any) -> bool:
+    if not order:
+        return False
+    group = order.get("status_group")
+    return group in groups if isinstance(groups, list) else group == groups

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from retento.db import Base, JSONType, UTCDateTime
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Trigger(Base):
+    """Event -> condition -> actions, now or after a delay. `definition` is the validated TriggerIn."""
+
+    __tablename__ = "triggers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Timer(Base):
+    """One delayed run: fires at `due_at`, re-checks the condition, acts, and is marked done in one transaction."""
+
+    __tablename__ = "trigger_timers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    trigger_id: Mapped[int] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))
+    entity: Mapped[str] = mapped_column(String(16))  # order | customer
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
+    order_id: Mapped[int | None] = mapped_column(BigInteger)
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(16))  # pending | done | skipped | cancelled
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("trigger_id", "entity", "entity_id", "event_id"),
+        Index("ix_trigger_timers_due", "state", "due_at"),
+        Index("ix_trigger_timers_entity", "entity", "entity_id", "state"),
+    )
+
+
+class Firing(Base):
+    """A trigger acted for (entity, triggering event): the unique key makes that happen at most once."""
+
+    __tablename__ = "trigger_firings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    trigger_id: Mapped[int] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))
+    entity: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
+    order_id: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("trigger_id", "entity", "entity_id", "event_id"),
+        Index("ix_trigger_firings_customer", "trigger_id", "customer_id", "at"),
+        Index("ix_trigger_firings_order", "trigger_id", "order_id", "at"),
+        Index("ix_trigger_firings_at", "trigger_id", "at"),
+    )
+
+
+class Run(Base):
+    """The run log: one row per evaluation (on the event, at fire time, or a cancel), with the reason."""
+
+    __tablename__ = "trigger_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    trigger_id: Mapped[int] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    phase: Mapped[str] = mapped_column(String(16))  # event | fire | cancel
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    timer_id: Mapped[int | None] = mapped_column(BigInteger)
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
+    order_id: Mapped[int | None] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(16))  # acted | scheduled | not_matched | skipped | failed | cancelled
+    reason: Mapped[str | None] = mapped_column(Text)
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+
+    __table_args__ = (
+        Index("ix_trigger_runs_order", "order_id", "id"),
+        Index("ix_trigger_runs_customer", "customer_id", "id"),
+        Index("ix_trigger_runs_trigger", "trigger_id", "id"),
+    )
+
+
+class WebhookCall(Base):
+    """Outbox of the `webhook` action: stored with the trigger's change, posted by the worker with retries."""
+
+    __tablename__ = "trigger_webhook_calls"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    trigger_id: Mapped[int] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    state: Mapped[str] = mapped_column(String(16))  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_trigger_webhook_calls_due", "state", "next_at"),)

@@ -1,0 +1,93 @@
+"""Outgoing calls of the `webhook` action: an outbox row written with the trigger's change, then POSTed by the
+worker with retries and exponential backoff. Delivery is at least once; receivers deduplicate on the
+`Idempotency-Key` header. With a secret, `X-Retento-Signature: sha256=<hex>` is HMAC-SHA256 over
+`<X-Retento-Timestamp>.<body>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from retento.clock import Clock
+from retento.db import _json_default, transaction
+from retento.jsonable import jsonable
+from retento.triggers.models import WebhookCall
+
+log = logging.getLogger(__name__)
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_MAX = timedelta(hours=6)
+
+
+def enqueue(session: Session, *, trigger_id: int, key: str, url: str, secret: str | None, body: dict,
+            now: datetime) -> int:
+    if len(key) > 200:
+        key = key[:150] + ":" + hashlib.sha256(key.encode()).hexdigest()[:40]
+    existing = session.scalar(select(WebhookCall.id).where(WebhookCall.idempotency_key == key))
+    if existing is not None:
+        return existing
+    call = WebhookCall(trigger_id=trigger_id, idempotency_key=key, url=url, secret=secret, body=jsonable(body),
+                       state="pending", attempts=0, next_at=now, created_at=now)
+    session.add(call)
+    session.flush()
+    return call.id
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+class Deliverer:
+    """The worker job that posts due webhook calls."""
+
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock, *, timeout: float, max_attempts: int,
+                 batch: int = 20) -> None:
+        self._sessions, self._clock = sessions, clock
+        self._timeout, self._max_attempts, self._batch = timeout, max_attempts, batch
+
+    def __call__(self) -> int:
+        now = self._clock.now()
+        with transaction(self._sessions) as s:
+            q = (select(WebhookCall).where(WebhookCall.state == "pending", WebhookCall.next_at <= now)
+                 .order_by(WebhookCall.next_at).limit(self._batch))
+            if s.get_bind().dialect.name == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            calls = list(s.scalars(q))
+            for call in calls:
+                self._post(call, now)
+            return len(calls)
+
+    def _post(self, call: WebhookCall, now: datetime) -> None:
+        body = orjson.dumps(call.body, default=_json_default)
+        ts = str(int(now.timestamp()))
+        headers = {"Content-Type": "application/json", "User-Agent": "Retento-Trigger",
+                   "Idempotency-Key": call.idempotency_key, "X-Retento-Timestamp": ts}
+        if call.secret:
+            headers["X-Retento-Signature"] = signature(call.secret, ts, body)
+        call.attempts += 1
+        status, error = None, None
+        try:
+            with urllib.request.urlopen(urllib.request.Request(call.url, data=body, headers=headers, method="POST"),
+                                        timeout=self._timeout) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            status, error = exc.code, f"HTTP {exc.code}"
+        except (OSError, ValueError) as exc:
+            error = repr(exc)[:500]
+        call.last_status, call.last_error = status, error
+        if error is None and status is not None and 200 <= status < 300:
+            call.state, call.sent_at = "sent", now
+        elif call.attempts >= self._max_attempts:
+            call.state = "failed"
+            log.warning("trigger webhook %s to %s given up after %s attempts: %s", call.id, call.url,
+                        call.attempts, error)
+        else:
+            call.next_at = now + min(BACKOFF_BASE * 2 ** (call.attempts - 1), BACKOFF_MAX)

@@ -1,0 +1,203 @@
+"""Triggers: define (validated with pointed errors), list, switch on and off, pending runs, run log, dry run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from retento.bus import Event
+from retento.customers import events as customer_events
+from retento.customers.models import Customer
+from retento.errors import Conflict, DomainError, NotFound
+from retento.orders import events as order_events
+from retento.orders.models import Order
+from retento.triggers import timers
+from retento.triggers.conditions import Evaluator
+from retento.triggers.engine import Compiled, compile_trigger, load_variables
+from retento.triggers.models import Run, Timer, Trigger
+from retento.triggers.schemas import DryRunIn, DryRunOut, TriggerIn, TriggerOut
+
+EVENT_TYPES: set[str] = set(order_events.ALL) | set(customer_events.ALL)
+
+
+def register_event_type(name: str) -> None:
+    """Other domains (segments, messaging, ...) announce the event types triggers may listen to."""
+    EVENT_TYPES.add(name)
+
+
+def parse(session: Session | None, raw: Any) -> tuple[TriggerIn, Compiled]:
+    """Validate a definition completely: schema, event types, condition, every action's parameters."""
+    try:
+        spec = TriggerIn.model_validate(raw)
+    except ValidationError as exc:
+        raise DomainError.from_pydantic(exc) from None
+    for n, name in enumerate(spec.events):
+        if name not in EVENT_TYPES:
+            raise DomainError.one(f"events.{n}", f"unknown event type {name!r}; known: {', '.join(sorted(EVENT_TYPES))}")
+    if spec.event_names and "custom" not in spec.events:
+        raise DomainError.one("event_names", "only applies to `custom` events; add `custom` to events")
+    return spec, compile_trigger(session, spec)
+
+
+def _dump(spec: TriggerIn) -> dict[str, Any]:
+    return spec.model_dump(mode="json", exclude_none=True)
+
+
+def create_trigger(session: Session, *, raw: Any, now: datetime) -> Trigger:
+    spec, _ = parse(session, raw)
+    if session.scalar(select(Trigger.id).where(Trigger.name == spec.name)) is not None:
+        raise Conflict("name", f"a trigger named {spec.name!r} already exists")
+    trigger = Trigger(name=spec.name, active=spec.active, definition=_dump(spec), version=1, created_at=now,
+                      updated_at=now)
+    session.add(trigger)
+    session.flush()
+    return trigger
+
+
+def update_trigger(session: Session, *, trigger: Trigger, raw: Any, now: datetime) -> Trigger:
+    spec, _ = parse(session, raw)
+    if spec.name != trigger.name and session.scalar(select(Trigger.id).where(Trigger.name == spec.name)):
+        raise Conflict("name", f"a trigger named {spec.name!r} already exists")
+    trigger.name, trigger.active, trigger.definition = spec.name, spec.active, _dump(spec)
+    trigger.version += 1
+    trigger.updated_at = now
+    session.flush()
+    return trigger
+
+
+def apply(session: Session, *, raw: Any, now: datetime) -> tuple[Trigger, bool]:
+    """Create, or replace the trigger with the same name (YAML files). Returns (trigger, created)."""
+    name = raw.get("name") if isinstance(raw, dict) else None
+    existing = session.scalar(select(Trigger).where(Trigger.name == name)) if isinstance(name, str) else None
+    if existing is None:
+        return create_trigger(session, raw=raw, now=now), True
+    return update_trigger(session, trigger=existing, raw=raw, now=now), False
+
+
+def get_trigger(session: Session, trigger_id: int) -> Trigger:
+    trigger = session.get(Trigger, trigger_id)
+    if trigger is None:
+        raise NotFound("id", f"trigger {trigger_id} not found")
+    return trigger
+
+
+def find_trigger(session: Session, ref: str) -> Trigger:
+    """By id or by name (CLI)."""
+    trigger = session.get(Trigger, int(ref)) if ref.isdigit() else None
+    trigger = trigger or session.scalar(select(Trigger).where(Trigger.name == ref))
+    if trigger is None:
+        raise NotFound("trigger", f"no trigger with id or name {ref!r}")
+    return trigger
+
+
+def set_active(session: Session, *, trigger: Trigger, active: bool, now: datetime) -> Trigger:
+    return update_trigger(session, trigger=trigger, raw={**trigger.definition, "active": active}, now=now)
+
+
+def delete_trigger(session: Session, *, trigger: Trigger, now: datetime) -> int:
+    """Delete a trigger; its pending runs are cancelled first. Returns how many were cancelled."""
+    cancelled = timers.cancel_all(session, trigger_id=trigger.id, reason="trigger deleted", now=now)
+    session.delete(trigger)
+    session.flush()
+    return cancelled
+
+
+def list_triggers(session: Session) -> list[TriggerOut]:
+    q = select(Timer.trigger_id, func.count(Timer.id)).where(Timer.state == "pending").group_by(Timer.trigger_id)
+    counts = {tid: n for tid, n in session.execute(q)}
+    return [out(t, counts.get(t.id, 0)) for t in session.scalars(select(Trigger).order_by(Trigger.id))]
+
+
+def out(t: Trigger, pending: int = 0) -> TriggerOut:
+    return TriggerOut(id=t.id, name=t.name, active=t.active, version=t.version, definition=t.definition,
+                      created_at=t.created_at, updated_at=t.updated_at, pending=pending)
+
+
+def pending(session: Session, *, trigger_id: int | None = None, order_id: int | None = None,
+            customer_id: int | None = None, after_id: int = 0, limit: int = 100) -> list[Timer]:
+    """What will fire, when and for whom: pending runs in due order (page on with `after_id`)."""
+    q = select(Timer).where(Timer.state == "pending", Timer.id > after_id)
+    for column, value in ((Timer.trigger_id, trigger_id), (Timer.order_id, order_id),
+                          (Timer.customer_id, customer_id)):
+        if value is not None:
+            q = q.where(column == value)
+    return list(session.scalars(q.order_by(Timer.due_at, Timer.id).limit(limit)))
+
+
+def cancel_timer(session: Session, *, timer_id: int, now: datetime) -> Timer:
+    timer = session.get(Timer, timer_id)
+    if timer is None:
+        raise NotFound("id", f"pending run {timer_id} not found")
+    if timer.state != "pending":
+        raise Conflict("state", f"run {timer_id} is already {timer.state}")
+    timers.cancel(session, [timer], reason="cancelled by hand", now=now)
+    return timer
+
+
+def cancel_pending(session: Session, *, trigger: Trigger, now: datetime) -> int:
+    return timers.cancel_all(session, trigger_id=trigger.id, reason="cancelled by hand", now=now)
+
+
+def runs(session: Session, *, order_id: int | None = None, customer_id: int | None = None,
+         trigger_id: int | None = None, after_id: int = 0, limit: int = 100) -> list[Run]:
+    """The run log: why did (or didn't) a trigger fire for this order / customer. Oldest first."""
+    q = select(Run).where(Run.id > after_id)
+    for column, value in ((Run.order_id, order_id), (Run.customer_id, customer_id), (Run.trigger_id, trigger_id)):
+        if value is not None:
+            q = q.where(column == value)
+    return list(session.scalars(q.order_by(Run.id).limit(limit)))
+
+
+def dry_run(session: Session, *, raw: Any, options: DryRunIn, now: datetime) -> DryRunOut:
+    """Evaluate a definition (saved or not) over the last N events of its types, or over current entities.
+
+    Nothing is written; loop and limit rules are not applied, only the condition."""
+    spec, compiled = parse(session, raw)
+    evaluator = Evaluator()
+    needs = compiled.condition.variables & {"order", "customer"}
+    matched, evaluated, sample, reasons = 0, 0, [], Counter()
+    for ev, order_id, customer_id in _dry_inputs(session, spec, options):
+        variables = load_variables(session, ev, needs, order_id=order_id, customer_id=customer_id)
+        evaluator.bind(now=now, **variables)
+        verdict = evaluator.check(compiled.condition)
+        evaluated += 1
+        if verdict.matched:
+            matched += 1
+            if len(sample) < options.sample:
+                sample.append({"event_id": ev.id or None, "order_id": order_id, "customer_id": customer_id})
+        else:
+            reasons[verdict.reason or "false"] += 1
+    return DryRunOut(evaluated=evaluated, matched=matched, sample=sample, reasons=dict(reasons.most_common(10)))
+
+
+def _dry_inputs(session: Session, spec: TriggerIn, options: DryRunIn):  # noqa: ANN202 - a generator of tuples
+    if options.over == "events":
+        q = select(Event).where(Event.type.in_(spec.events)).order_by(Event.id.desc()).limit(options.limit)
+        for ev in session.scalars(q):
+            yield ev, ev.order_id, ev.customer_id
+        return
+    model = Order if options.over == "orders" else Customer
+    q = select(model).order_by(model.id.desc()).limit(options.limit)
+    for row in session.scalars(q):
+        order_id = row.id if model is Order else None
+        customer_id = row.customer_id if model is Order else row.id
+        ev = Event(id=0, type="dry_run", name=None, occurred_at=row.updated_at, site_id=row.site_id,
+                   customer_id=customer_id, order_id=order_id, payload={}, source="system", actor_type="system",
+                   actor_id=None, depth=0)
+        yield ev, order_id, customer_id
+
+
+def install_template(session: Session, *, name: str, params: dict[str, Any] | None = None,
+                     trigger_name: str | None = None, now: datetime) -> tuple[Trigger, bool]:
+    """Install (or re-install with new parameters) a ready-made trigger. Returns (trigger, created)."""
+    from retento.triggers import templates
+
+    raw = templates.render(name, params)
+    if trigger_name:
+        raw["name"] = trigger_name
+    return apply(session, raw=raw, now=now)

@@ -1,0 +1,114 @@
+"""Durable delayed runs: a timer row per (trigger, entity, triggering event) with `due_at`.
+
+`due_at` is pure. Claiming takes due rows with `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite has one
+writer); the engine re-checks, acts and marks the row done in the same transaction, so a worker killed
+at any moment leaves the row pending (its transaction rolls back) and another worker fires it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from retento.bus import Event
+from retento.customers import events as customer_events
+from retento.orders import events as order_events
+from retento.triggers.models import Run, Timer
+from retento.triggers.schemas import Delay
+
+CHANGE_TYPES = {order_events.ORDER_CHANGED: "order", customer_events.CUSTOMER_CHANGED: "customer"}
+
+
+def due_at(delay: Delay, *, at: datetime, tz: str | None) -> datetime:
+    """When a run delayed by `delay` from `at` fires. With `delay.at`, at that local time `days` days later."""
+    if delay.at is None:
+        return at + timedelta(minutes=delay.total_minutes)
+    try:
+        zone = ZoneInfo(tz or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    hh, mm = (int(x) for x in delay.at.split(":"))
+    local_day = at.astimezone(zone).date() + timedelta(days=delay.days)
+    return datetime.combine(local_day, time(hh, mm), tzinfo=zone).astimezone(at.tzinfo)
+
+
+def schedule(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert timer rows; a row whose (trigger, entity, event) key exists already is left out.
+
+    Returns the rows that were new, with their ids."""
+    if not rows:
+        return []
+    keys = {(r["trigger_id"], r["entity"], r["entity_id"], r["event_id"]) for r in rows}
+    have = set(session.execute(select(Timer.trigger_id, Timer.entity, Timer.entity_id, Timer.event_id).where(
+        Timer.event_id.in_({k[3] for k in keys}), Timer.trigger_id.in_({k[0] for k in keys}))).tuples())
+    new = [r for r in rows if (r["trigger_id"], r["entity"], r["entity_id"], r["event_id"]) not in have]
+    if new:
+        ids = session.scalars(insert(Timer).returning(Timer.id, sort_by_parameter_order=True), new).all()
+        for r, i in zip(new, ids, strict=True):
+            r["id"] = i
+    return new
+
+
+def claim_due(session: Session, *, now: datetime, limit: int) -> list[Timer]:
+    q = (select(Timer).where(Timer.state == "pending", Timer.due_at <= now)
+         .order_by(Timer.due_at, Timer.id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    return list(session.scalars(q))
+
+
+def finish(timer: Timer, *, state: str, reason: str | None, now: datetime) -> None:
+    timer.state, timer.reason, timer.finished_at = state, reason, now
+
+
+def later_changes(session: Session, *, entity: str, entity_id: int, after_event_id: int,
+                  fields: Iterable[str] = ()) -> int | None:
+    """Id of the first change event of the entity after the given event (touching `fields`, if given)."""
+    wanted = set(fields)
+    types = [t for t, e in CHANGE_TYPES.items() if e == entity]
+    column = Event.order_id if entity == "order" else Event.customer_id
+    q = (select(Event.id, Event.payload).where(column == entity_id, Event.id > after_event_id, Event.type.in_(types))
+         .order_by(Event.id))
+    for event_id, payload in session.execute(q):
+        if not wanted or wanted & {c.get("field") for c in payload.get("changes", ())}:
+            return event_id
+    return None
+
+
+def cancel(session: Session, timers: list[Timer], *, reason: str, now: datetime, event_id: int | None = None) -> int:
+    """Cancel pending timers and log why; returns how many."""
+    pending = [t for t in timers if t.state == "pending"]
+    for t in pending:
+        finish(t, state="cancelled", reason=reason, now=now)
+    if pending:
+        session.execute(insert(Run), [
+            {"trigger_id": t.trigger_id, "at": now, "phase": "cancel", "event_id": event_id or t.event_id,
+             "timer_id": t.id, "customer_id": t.customer_id, "order_id": t.order_id, "outcome": "cancelled",
+             "reason": reason, "actions": []} for t in pending])
+    return len(pending)
+
+
+def pending_of_entity(session: Session, *, entity: str, entity_id: int, before_event_id: int) -> list[Timer]:
+    return list(session.scalars(select(Timer).where(
+        Timer.entity == entity, Timer.entity_id == entity_id, Timer.state == "pending",
+        Timer.event_id < before_event_id)))
+
+
+def cancel_all(session: Session, *, trigger_id: int, reason: str, now: datetime) -> int:
+    """Cancel every pending run of a trigger in a few statements."""
+    ids = list(session.scalars(select(Timer.id).where(Timer.trigger_id == trigger_id, Timer.state == "pending")))
+    for start in range(0, len(ids), 900):
+        chunk = ids[start:start + 900]
+        session.execute(update(Timer).where(Timer.id.in_(chunk), Timer.state == "pending")
+                        .values(state="cancelled", reason=reason, finished_at=now))
+    if ids:
+        session.execute(insert(Run), [{"trigger_id": trigger_id, "at": now, "phase": "cancel", "event_id": None,
+                                       "timer_id": None, "customer_id": None, "order_id": None,
+                                       "outcome": "cancelled", "reason": f"{reason} ({len(ids)} pending runs)",
+                                       "actions": []}])
+    return len(ids)

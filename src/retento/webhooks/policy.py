@@ -1,0 +1,36 @@
+"""Pure decisions of webhook delivery: signatures, when to retry, when to give up and disable."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """`v1=` + hex HMAC-SHA256 of `"{timestamp}." + body` with the subscription's secret."""
+    mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def verify(secret: str, timestamp: str, body: bytes, header: str, *, now: int, tolerance: int = 300) -> bool:
+    """What a receiver does: recompute, compare in constant time, reject stale timestamps (replays)."""
+    if not timestamp.isdigit() or abs(now - int(timestamp)) > tolerance:
+        return False
+    expected = signature(secret, int(timestamp), body)
+    return any(hmac.compare_digest(expected, part.strip()) for part in header.split(","))
+
+
+def next_attempt(attempts: int, *, now: datetime, base: float, cap: float, max_attempts: int) -> datetime | None:
+    """After `attempts` failed attempts: when to try again (base · 2^(attempts-1), at most cap), or None to give up."""
+    if attempts >= max_attempts:
+        return None
+    return now + timedelta(seconds=min(cap, base * 2 ** (attempts - 1)))
+
+
+def succeeded(status_code: int | None) -> bool:
+    return status_code is not None and 200 <= status_code < 300
+
+
+def should_disable(consecutive_failures: int, threshold: int) -> bool:
+    return consecutive_failures >= threshold

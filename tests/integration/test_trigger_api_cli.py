@@ -1,0 +1,129 @@
+"""Triggers and tasks through the HTTP API and the command line (the same services underneath)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from retento.api import create_app
+from retento.apikeys import service as apikeys
+from retento.db import transaction
+from retento.cli import app as cli
+from retento.config import get_settings
+from tests import factories as f
+
+RULE = {"name": "vip", "events": ["order_created"], "condition": "order.total > 100.0",
+        "actions": [{"type": "add_tag", "target": "order", "tag": "big"}]}
+
+
+@pytest.fixture
+def http(app):
+    with transaction(app.sessions) as s:
+        _, raw = apikeys.create(s, name="marketer", scopes="triggers:manage,tasks:read,tasks:write", sites=None,
+                                now=app.clock.now())
+    with TestClient(create_app(app), headers={"X-API-Key": raw}) as client:
+        yield client
+
+
+def errors(response):
+    return {e["field"]: e["reason"] for e in response.json()["errors"]}
+
+
+def test_api_defines_triggers_and_explains_runs(app, http, clock):
+    f.site(app)
+    r = http.post("/api/v1/triggers", json=RULE)
+    assert r.status_code == 201, r.text
+    tid = r.json()["id"]
+    bad = http.post("/api/v1/triggers", json={**RULE, "name": "x", "condition": "order.totl > 1"})
+    assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
+    assert "order has no field 'totl'" in errors(bad)["condition"]
+    assert http.post("/api/v1/triggers", json=RULE).status_code == 409
+    oid = f.order(app, items=[{"name": "x", "price": "500.00"}])
+    app.worker.tick()
+    runs = http.get(f"/api/v1/orders/{oid}/trigger-runs").json()
+    assert [(x["trigger_id"], x["outcome"]) for x in runs] == [(tid, "acted")]
+    assert runs[0]["actions"][0]["action"] == "add_tag"
+    assert http.get(f"/api/v1/customers/{oid}/trigger-runs").json() == []
+    dry = http.post(f"/api/v1/triggers/{tid}/dry-run", json={"over": "orders"}).json()
+    assert (dry["evaluated"], dry["matched"]) == (1, 1)
+    assert http.patch(f"/api/v1/triggers/{tid}", json={"active": False}).json()["active"] is False
+    actions = {a["type"] for a in http.get("/api/v1/triggers/actions").json()}
+    assert {"set_order_status", "set_order_field", "add_tag", "remove_tag", "create_task", "webhook",
+            "emit_event"} <= actions
+
+
+def test_api_pending_runs_cancel_and_tasks(app, http, clock):
+    f.site(app)
+    r = http.post("/api/v1/triggers/templates/courier-17-minutes", json={"params": {"minutes": 20}})
+    assert r.status_code == 200, r.text
+    tid = r.json()["id"]
+    a, b = f.order(app), f.order(app)
+    f.edit_order(app, a, status="ready-for-delivery")
+    f.edit_order(app, b, status="ready-for-delivery")
+    app.worker.tick()
+    pending = http.get("/api/v1/triggers/pending", params={"trigger_id": tid}).json()
+    assert [p["order_id"] for p in pending] == [a, b]
+    assert http.delete(f"/api/v1/triggers/pending/{pending[1]['id']}").json()["state"] == "cancelled"
+    assert http.delete(f"/api/v1/triggers/pending/{pending[1]['id']}").status_code == 409
+    clock.advance(minutes=20)
+    app.worker.tick()
+    tasks = http.get("/api/v1/tasks", params={"order_id": a}).json()
+    assert len(tasks) == 1 and tasks[0]["source"] == "trigger" and tasks[0]["actor_id"] == str(tid)
+    done = http.patch(f"/api/v1/tasks/{tasks[0]['id']}", json={"done": True}).json()
+    assert done["done"] is True and done["done_at"]
+    assert http.get("/api/v1/tasks", params={"done": False}).json() == []
+    made = http.post("/api/v1/tasks", json={"title": "Call back", "order_id": 999})
+    assert made.status_code == 404 and "order_id" in errors(made)
+    anonymous = http.get("/api/v1/triggers", headers={"X-API-Key": ""})
+    assert anonymous.status_code == 401
+
+
+@pytest.fixture
+def cli_env(app, db_url, monkeypatch):
+    monkeypatch.setenv("RETENTO_DATABASE_URL", db_url)
+    monkeypatch.setenv("RETENTO_FROZEN_NOW", app.clock.now().isoformat())
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
+
+
+def test_cli_apply_yaml_templates_pending_and_runs(app, cli_env, tmp_path):
+    f.site(app)
+    path = tmp_path / "rules.yaml"
+    path.write_text("""
+triggers:
+  - name: big-order
+    events: [order_created]
+    condition: order.total > 100.0
+    actions: [{type: add_tag, target: order, tag: big}]
+  - name: later
+    events: [order_created]
+    delay: {hours: 2}
+    actions: [{type: create_task, title: "Check order {order.number}"}]
+""")
+    r = cli_env.invoke(cli, ["triggers", "apply", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "trigger big-order created" in r.output and "trigger later created" in r.output
+    r = cli_env.invoke(cli, ["triggers", "apply", str(path)])
+    assert "trigger big-order updated" in r.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: broken\nevents: [order_created]\nactions: [{type: set_order_status, status: nowhere}]\n")
+    r = cli_env.invoke(cli, ["triggers", "apply", str(bad)])
+    assert r.exit_code == 2 and "actions.0.status: unknown status 'nowhere'" in r.output
+    r = cli_env.invoke(cli, ["triggers", "install-template", "review-request", "--set", "days=5"])
+    assert r.exit_code == 0 and "installed as trigger review-request" in r.output, r.output
+    r = cli_env.invoke(cli, ["triggers", "install-template", "review-request", "--set", "weeks=1"])
+    assert r.exit_code == 1 and "params.weeks" in r.output
+    oid = f.order(app, items=[{"name": "x", "price": "500.00"}])
+    app.worker.tick()
+    r = cli_env.invoke(cli, ["triggers", "pending", "--trigger", "later"])
+    assert r.exit_code == 0 and f"order {oid}" in r.output
+    r = cli_env.invoke(cli, ["triggers", "runs", "--order", str(oid)])
+    assert "acted" in r.output and "scheduled" in r.output
+    r = cli_env.invoke(cli, ["triggers", "dry-run", "big-order", "--over", "orders"])
+    assert "evaluated 1, matched 1" in r.output
+    r = cli_env.invoke(cli, ["triggers", "cancel", "--trigger", "later"])
+    assert "1 pending runs cancelled" in r.output
+    r = cli_env.invoke(cli, ["triggers", "list"])
+    assert "big-order" in r.output and "review-request" in r.output

@@ -1,0 +1,47 @@
+"""Pure parts of segments: rule parsing, RFM cut points and scores, cohort states."""
+
+from datetime import date
+
+import pytest
+
+from retento.errors import DomainError
+from retento.segments import cohorts, rfm, rules
+from retento.segments.schemas import DEFAULT_CELLS
+
+
+def test_rule_tree_parses_and_knows_time_dependence():
+    node = rules.parse({"all": [{"tags": {"any": ["a"]}},
+                                {"not": {"orders": {"metric": "last_order_days_ago", "op": "gt", "value": 3}}}]})
+    assert isinstance(node, rules.All) and isinstance(node.children[1], rules.Not)
+    assert rules.time_dependent(node)
+    assert not rules.time_dependent(rules.parse({"tags": {"none": ["a"]}}))
+
+
+def test_every_problem_of_a_tree_is_reported():
+    with pytest.raises(DomainError) as exc:
+        rules.parse({"any": [{"tags": {}}, {"orders": {"metric": "count", "op": "gte", "value": True}}, 5]})
+    assert set(exc.value.as_dict()) == {"rules.any.0.tags", "rules.any.1.orders", "rules.any.2"}
+
+
+def test_cut_points_and_scores():
+    assert rfm.cut_points([5, 1, 4, 2, 3]) == [1, 2, 3, 4]
+    assert rfm.cut_points([0, 0, 0, 1, 7, 9, 12, 30, 31, 40]) == [0, 1, 9, 30]
+    assert [rfm.score_up(x, [0, 1, 9, 30]) for x in (0, 1, 2, 31)] == [1, 2, 3, 5]
+    assert [rfm.score_recency(d, [10, 30, 90, 180]) for d in (0, 10, 11, 200)] == [5, 5, 4, 1]
+    assert rfm.monetary_cents(3001, 1000, 2) == 1001  # 20.01 / 2 = 10.005 -> 10.01 (half up)
+
+
+def test_default_cells_partition_the_grid():
+    names = [rfm.cell_of(r, f, DEFAULT_CELLS) for r in range(1, 6) for f in range(1, 6)]
+    assert "other" not in names
+    assert rfm.cell_of(5, 5, DEFAULT_CELLS) == "champions" and rfm.cell_of(1, 1, DEFAULT_CELLS) == "lost"
+
+
+def test_states_and_median_gap():
+    days = [date(2026, 1, 1), date(2026, 1, 11)]
+    assert cohorts.state_at(days, date(2025, 12, 31), 30) == "none"
+    assert cohorts.state_at(days, date(2026, 1, 5), 30) == "new"
+    assert cohorts.state_at(days, date(2026, 2, 9), 30) == "active"
+    assert cohorts.state_at(days, date(2026, 2, 10), 30) == "sleeping"
+    assert cohorts.median_gap([days, [date(2026, 1, 1)] * 2, [date(2026, 1, 1), date(2026, 1, 21)]]) == 15.0
+    assert cohorts.median_gap([[date(2026, 1, 1)]]) is None
