@@ -1,5 +1,8 @@
 """Exactly once under crashes: 4 worker processes on PostgreSQL fire 10,000 due delayed runs while they are
-killed with SIGKILL at random moments and restarted; afterwards every effect exists exactly once."""
+killed with SIGKILL at random moments and restarted; afterwards every effect exists exactly once.
+
+The runs fall due in waves (the workers' frozen clock moves one wave on at each restart), so every wave is
+interrupted by kills at random points of its progress however fast the machine is."""
 
 from __future__ import annotations
 
@@ -30,13 +33,13 @@ from tests.conftest import _truncate_pg
 N = 10_000
 CUSTOMERS = 100
 WORKERS = 4
+WAVES = 5
+KILLS_PER_WAVE = 2
 DEADLINE = int(os.environ.get("RETENTO_TEST_WORKER_DEADLINE", "900"))  # seconds; ~1-2 min on an idle machine
 
 
 class _Worker:
     """`retento worker` in a subprocess with the clock frozen at `now`; knows when it has started working."""
-
-    rng = random.Random(5)
 
     def __init__(self, url: str, now: str, logs: Path) -> None:
         self.env = {**os.environ, "RETENTO_DATABASE_URL": url, "RETENTO_FROZEN_NOW": now,
@@ -55,7 +58,6 @@ class _Worker:
             self.proc = subprocess.Popen([sys.executable, "-m", "retento.worker"], env=self.env,
                                          stdout=subprocess.DEVNULL, stderr=err)
         self.ready_at: float | None = None
-        self.lifetime = self.rng.uniform(1.0, 4.0)
 
     def working_for(self) -> float:
         if self.ready_at is None:
@@ -92,32 +94,39 @@ def test_four_workers_killed_at_random_act_on_every_run_exactly_once(pg_url, tmp
                 "delay": {"minutes": 10},
                 "actions": [{"type": "create_task", "title": "Call back (request {event.id})", "assignee": None}]},
                 now=clock.now())
-        with transaction(app.sessions) as s:  # a shop pushing 10,000 events in batches
+        per_wave = N // WAVES
+        with transaction(app.sessions) as s:  # a shop pushing 10,000 events in batches, a wave an hour
             bus.record(s, [bus.event_row("custom", name="callback_requested", ctx=ChangeContext.system(Source.API),
-                                         now=clock.now(), site_id=1, customer_id=ids[i % CUSTOMERS],
-                                         payload={"n": i}) for i in range(N)])
+                                         now=clock.now() + timedelta(hours=i // per_wave), site_id=1,
+                                         customer_id=ids[i % CUSTOMERS], payload={"n": i}) for i in range(N)])
         app.worker.tick()  # the trigger sees the events and schedules N delayed runs, not yet due
         assert _count(app, select(func.count()).where(Timer.state == "pending")) == N
 
-        now = (clock.now() + timedelta(hours=1)).isoformat()  # for the workers every run is due
-        workers = [_Worker(pg_url, now, tmp_path) for _ in range(WORKERS)]
         kills, rng, started = 0, random.Random(5), time.monotonic()
         done_q = select(func.count()).where(Timer.state == "done")
-        try:
-            while _count(app, done_q) < N:
+
+        def wait_until(goal: int) -> int:
+            while (done := _count(app, done_q)) < goal:
                 assert time.monotonic() - started < DEADLINE, (
-                    f"workers did not finish in time: {_count(app, done_q)} of {N} runs done, {kills} kills")
-                time.sleep(rng.uniform(1.0, 3.0))
-                # SIGKILL one that has worked a random while (so mostly mid-transaction); a process takes
-                # seconds to start on a busy machine, and killing it before it works would test nothing.
-                ready = [w for w in workers if w.working_for() > w.lifetime]
-                if ready:
+                    f"workers did not finish in time: {done} of {N} runs done, {kills} kills")
+                time.sleep(0.02)
+            return done
+
+        for wave in range(WAVES):  # for the workers, this wave's runs (and the earlier ones) are due
+            now = (clock.now() + timedelta(hours=wave, minutes=30)).isoformat()
+            workers = [_Worker(pg_url, now, tmp_path) for _ in range(WORKERS)]
+            try:
+                for share in sorted(rng.uniform(0.05, 0.9) for _ in range(KILLS_PER_WAVE)):
+                    wait_until(wave * per_wave + int(share * per_wave))
+                    # SIGKILL one that has started working (so mostly mid-transaction) and start it again
+                    ready = [w for w in workers if w.working_for() > 0] or workers
                     rng.choice(ready).restart(kill=True)
                     kills += 1
-        finally:
-            for w in workers:
-                w.stop()
-        assert kills >= 5
+                assert wait_until((wave + 1) * per_wave) == (wave + 1) * per_wave, "a later wave fired early"
+            finally:
+                for w in workers:
+                    w.stop()
+        assert kills == WAVES * KILLS_PER_WAVE
 
         assert _count(app, select(func.count()).select_from(Timer)) == N
         assert _count(app, select(func.count()).select_from(Task)) == N
