@@ -45,3 +45,26 @@ def test_states_and_median_gap():
     assert cohorts.state_at(days, date(2026, 2, 10), 30) == "sleeping"
     assert cohorts.median_gap([days, [date(2026, 1, 1)] * 2, [date(2026, 1, 1), date(2026, 1, 21)]]) == 15.0
     assert cohorts.median_gap([[date(2026, 1, 1)]]) is None
+
+
+@pytest.mark.parametrize(("tree", "value"), [
+    ({"orders": {"metric": "count", "op": "gte", "value": 2}}, False),
+    ({"orders": {"metric": "count", "op": "lt", "value": 2}}, True),
+    ({"orders": {"metric": "sum", "op": "between", "value": [0, 10]}}, True),
+    ({"orders": {"metric": "average", "op": "gt", "value": 5}}, False),
+    ({"orders": {"metric": "last_order_days_ago", "op": "gt", "value": 90}}, False),
+    ({"orders": {"metric": "count", "op": "gte", "value": 1, "within_days": 30}}, None),  # reads order rows
+    ({"lifecycle": {"state": ["sleeping", "active"]}}, False),
+    ({"lifecycle": {"state": ["none"]}}, True),
+    ({"tags": {"any": ["vip"]}}, None),
+    ({"all": [{"tags": {"any": ["vip"]}}, {"lifecycle": {"state": ["active"]}}]}, False),
+    ({"any": [{"tags": {"any": ["vip"]}}, {"lifecycle": {"state": ["active"]}}]}, None),
+    ({"any": [{"tags": {"any": ["vip"]}}, {"lifecycle": {"state": ["none"]}}]}, True),
+    ({"not": {"orders": {"metric": "count", "op": "gte", "value": 2}}}, True),
+    ({"not": {"all": [{"tags": {"any": ["vip"]}}, {"lifecycle": {"state": ["none"]}}]}}, None),
+])
+def test_value_of_a_tree_for_a_customer_without_purchases(tree, value):
+    """What lets a segment query inner-join the rollups: False means only buyers can match."""
+    from retento.segments.compiler import without_orders
+
+    assert without_orders(rules.parse(tree)) is value

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Integer, Select, and_, case, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, Float, Integer, Select, and_, func, not_, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -83,20 +83,25 @@ class Context:
 Compile = Callable[[Any, Context], ColumnElement[bool]]
 
 
+NoRollup = Callable[[Any], "bool | None"]  # a leaf's value for a customer without orders (None: it depends)
+
+
 @dataclass(frozen=True)
 class Compiler:
     fn: Compile
     uses_rollups: bool = False
+    no_rollup: NoRollup = lambda _p: None
 
 
 COMPILERS: dict[str, Compiler] = {}
 
 
 def register(name: str, params: type[rules.Params], fn: Compile, *, time_dependent: Callable[[Any], bool] | None = None,
-             uses_rollups: bool = False) -> None:
-    """Add a leaf type (e.g. the loyalty domain's `loyalty` rule): its params model and its SQL."""
+             uses_rollups: bool = False, no_rollup: NoRollup | None = None) -> None:
+    """Add a leaf type (e.g. the loyalty domain's `loyalty` rule): its params model and its SQL; `no_rollup`
+    gives its value for a customer without purchases when that is known (lets the query inner-join)."""
     rules.register(rules.RuleType(name, params, time_dependent or (lambda _p: False)))
-    COMPILERS[name] = Compiler(fn, uses_rollups)
+    COMPILERS[name] = Compiler(fn, uses_rollups, no_rollup or (lambda _p: None))
 
 
 def compile_node(node: rules.Node, ctx: Context) -> ColumnElement[bool]:
@@ -111,11 +116,32 @@ def compile_node(node: rules.Node, ctx: Context) -> ColumnElement[bool]:
     return comp.fn(node.params, ctx)
 
 
+def without_orders(node: rules.Node) -> bool | None:
+    """The tree's value for a customer who has no rollup row (no purchases), in three-valued logic: None when
+    it depends on something else. False means only customers with a rollup can match."""
+    if isinstance(node, rules.All | rules.AnyOf):
+        values = [without_orders(c) for c in node.children]
+        decisive = isinstance(node, rules.AnyOf)  # any True decides `any`; any False decides `all`
+        if decisive in values:
+            return decisive
+        return None if None in values else not decisive
+    if isinstance(node, rules.Not):
+        value = without_orders(node.child)
+        return None if value is None else not value
+    return COMPILERS[node.type].no_rollup(node.params)
+
+
 def members_query(node: rules.Node | None, ctx: Context, *, scope: Select | None = None) -> Select:
-    """SELECT id FROM customers of the site that match `node` (all of them for None), within `scope`."""
+    """SELECT id FROM customers of the site that match `node` (all of them for None), within `scope`.
+
+    The rollups are joined only when a leaf reads them, and inner-joined when customers without purchases
+    cannot match, so the database starts from the (fewer, narrower) rollup rows."""
     ctx.scope = scope
     cond = compile_node(node, ctx) if node is not None else true()
-    source = C.outerjoin(R, R.c.customer_id == C.c.id) if ctx.uses_rollups else C
+    source: Any = C
+    if ctx.uses_rollups:
+        inner = node is not None and without_orders(node) is False
+        source = C.join(R, R.c.customer_id == C.c.id) if inner else C.outerjoin(R, R.c.customer_id == C.c.id)
     q = select(C.c.id).select_from(source).where(C.c.site_id == ctx.site_id, cond)
     if ctx.scope is not None:
         q = q.where(C.c.id.in_(ctx.scope))
@@ -262,8 +288,10 @@ def _orders_filtered(p: rules.OrdersRule, ctx: Context) -> ColumnElement[bool]:
         conds.append(it.c.category == p.category)
         count, amount = func.count(O.c.id.distinct()), func.sum(it.c.price * it.c.quantity - it.c.discount)
     agg = {"count": count, "sum": amount, "average": amount / func.nullif(count, 0)}[p.metric]
-    matching = select(O.c.customer_id).select_from(source).where(*conds).group_by(O.c.customer_id)
-    expr = C.c.id.in_(matching.having(compare(agg, p.op, p.value)))
+    matching = select(O.c.customer_id).select_from(source).where(*conds)
+    if p.metric == "count" and (p.op, p.value) in (("gte", 1), ("gt", 0)):
+        return C.c.id.in_(matching)  # "at least one such order": no grouping needed
+    expr = C.c.id.in_(matching.group_by(O.c.customer_id).having(compare(agg, p.op, p.value)))
     if p.metric != "average" and holds(p.op, p.value, 0):  # customers without such orders have 0
         expr = or_(expr, C.c.id.not_in(select(O.c.customer_id).select_from(source).where(*conds)))
     return expr
@@ -293,28 +321,37 @@ def _rfm(p: rules.RfmRule, ctx: Context) -> ColumnElement[bool]:
     return C.c.id.in_(select(t.c.customer_id).where(*conds))
 
 
-def lifecycle_state(now: datetime, threshold_days: float) -> Any:
-    """SQL CASE giving each customer's current state from the rollups."""
-    cutoff = now - timedelta(days=threshold_days)
-    return case(
-        (R.c.customer_id.is_(None), "none"),
-        (R.c.last_order_at <= cutoff, "sleeping"),
-        (R.c.purchase_days > 1, "active"),
-        else_="new",
-    )
-
-
 def _lifecycle(p: rules.LifecycleRule, ctx: Context) -> ColumnElement[bool]:
+    """The customer's current state (none: no purchase; sleeping: the last one more than the threshold ago;
+    active: recent and on two or more days; new: recent, one day) as range conditions on the rollup columns;
+    NULL-safe, since a rollup row's columns are never NULL."""
     ctx.uses_rollups = True
-    return lifecycle_state(ctx.now, ctx.threshold_days).in_(p.state)
+    cutoff = ctx.now - timedelta(days=ctx.threshold_days)
+    has, recent = R.c.customer_id.is_not(None), R.c.last_order_at > cutoff
+    states = {
+        "none": R.c.customer_id.is_(None),
+        "sleeping": and_(has, R.c.last_order_at <= cutoff),
+        "active": and_(has, recent, R.c.purchase_days > 1),
+        "new": and_(has, recent, R.c.purchase_days <= 1),
+    }
+    return or_(*(states[state] for state in dict.fromkeys(p.state)))
+
+
+def _orders_without(p: rules.OrdersRule) -> bool | None:
+    if p.filtered:
+        return None  # reads order rows, not the rollup
+    if p.metric in ("count", "sum") and p.op in ("eq", "ne", "gt", "gte", "lt", "lte", "between"):
+        return holds(p.op, p.value, 0)
+    return False if p.metric not in ("count", "sum") else None  # NULL average or date: never true
 
 
 for _name, _fn in (
     ("customer", _customer), ("custom_field", _custom_field),
     ("tags", _labels(CustomerTag.__table__, "tag")),
     ("interests", _labels(CustomerInterest.__table__, "interest")),
-    ("entry_point", _entry_point), ("consent", _consent), ("orders", _orders), ("event", _event),
-    ("rfm", _rfm), ("lifecycle", _lifecycle),
+    ("entry_point", _entry_point), ("consent", _consent), ("event", _event), ("rfm", _rfm),
 ):
     COMPILERS[_name] = Compiler(_fn)
+COMPILERS["orders"] = Compiler(_orders, no_rollup=_orders_without)
+COMPILERS["lifecycle"] = Compiler(_lifecycle, no_rollup=lambda p: "none" in p.state)
 

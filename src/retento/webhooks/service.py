@@ -95,13 +95,21 @@ def payload_of(event: Event) -> dict[str, Any]:
 
 def enqueue(session: Session, event: Event, *, now: datetime) -> int:
     """Bus handler: one pending delivery per active subscription that wants this event; returns how many."""
+    return enqueue_many(session, [event], now=now)
+
+
+def enqueue_many(session: Session, events: list[Event], *, now: datetime) -> int:
+    """Bus batch handler: the deliveries of a whole batch of events in one statement; returns how many."""
     subs = session.info.get("webhook_subscriptions")
     if subs is None:  # once per dispatch batch: the bus hands one session a batch of events
         subs = session.info["webhook_subscriptions"] = [
             (s.id, frozenset(s.event_types), None if s.site_ids is None else frozenset(s.site_ids), s.created_at)
             for s in session.scalars(select(WebhookSubscription).where(WebhookSubscription.active.is_(True)))]
+    if not subs:
+        return 0
     rows = [{"subscription_id": sid, "event_id": event.id, "event_type": event.type, "payload": payload_of(event),
              "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
+            for event in events
             for sid, types, sites, created_at in subs
             if ("*" in types or event.type in types) and (sites is None or event.site_id in sites)
             and event.occurred_at >= created_at]  # a subscription gets the events from its creation on
@@ -240,6 +248,7 @@ class Deliverer:
 
 def install(app) -> None:  # noqa: ANN001 - retento.bootstrap.App
     """Feed the outbox from the bus and send due deliveries from the worker."""
-    app.bus.subscribe("webhooks", lambda s, ev: enqueue(s, ev, now=app.clock.now()) and None)
+    app.bus.subscribe("webhooks", lambda s, ev: enqueue(s, ev, now=app.clock.now()) and None,
+                      batch_handler=lambda s, evs: enqueue_many(s, evs, now=app.clock.now()) and None)
     app.worker.add_job("webhooks", Deliverer(app.sessions, app.clock, app.settings,
                                              HttpSender(app.settings.webhook_timeout_seconds)))
