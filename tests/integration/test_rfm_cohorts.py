@@ -200,3 +200,38 @@ def test_cohort_states_migrations_and_four_figures(app):
         for state, who in (("active", ["R"]), ("new", ["S"]), ("sleeping", ["P", "Q", "U"])):
             got = service.preview(s, site="shop", raw_rules={"lifecycle": {"state": [state]}}, now=app.clock.now())
             assert sorted(c["external_id"] for c in got["sample"]) == who
+
+
+def test_a_trigger_switched_on_is_recorded_on_the_cohort_timeline(app):
+    """Initiatives are recorded automatically: each time a trigger goes live, for the sites it acts on."""
+    from retento.triggers import service as triggers
+
+    app.clock.set(datetime(2026, 3, 10, 9, tzinfo=timezone.utc))
+    f.site(app)
+    f.site(app, code="other")
+    f.order(app, customer={"id": f.customer(app)}, created_at="2026-03-01T10:00:00+00:00", status="complete")
+    definition = {"name": "Win back", "events": ["order_created"], "sites": ["shop"], "active": False,
+                  "actions": [{"type": "add_tag", "target": "customer", "tag": "win-back"}]}
+    with transaction(app.sessions) as s:
+        trigger = triggers.create_trigger(s, raw=definition, now=app.clock.now())
+    app.worker.tick()
+    with transaction(app.sessions) as s:
+        assert analytics.list_initiatives(s, site_id=1) == []  # created switched off: nothing launched yet
+        triggers.set_active(s, trigger=triggers.get_trigger(s, trigger.id), active=True, now=app.clock.now())
+    app.worker.tick()
+    app.worker.tick()  # delivered once, however often the worker runs
+    app.clock.set(datetime(2026, 4, 2, 9, tzinfo=timezone.utc))
+    with transaction(app.sessions) as s:
+        t = triggers.get_trigger(s, trigger.id)
+        triggers.set_active(s, trigger=t, active=False, now=app.clock.now())
+        triggers.set_active(s, trigger=t, active=True, now=app.clock.now())
+        triggers.update_trigger(s, trigger=t, raw={**t.definition, "name": "Win back 2"}, now=app.clock.now())
+    app.worker.tick()
+    with transaction(app.sessions) as s:
+        shop = analytics.list_initiatives(s, site_id=1)
+        assert analytics.list_initiatives(s, site_id=2) == []  # the trigger acts on `shop` only
+        report = analytics.cohort_report(s, site="shop", now=app.clock.now())
+    assert [(i["kind"], i["name"], i["started_at"], i["source"]) for i in shop] == [
+        ("trigger", "Win back", datetime(2026, 3, 10, 9, tzinfo=timezone.utc), "automatic"),
+        ("trigger", "Win back", datetime(2026, 4, 2, 9, tzinfo=timezone.utc), "automatic")]
+    assert {m["month"]: [i["name"] for i in m["initiatives"]] for m in report["months"]}.get("2026-03") == ["Win back"]

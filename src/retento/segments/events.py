@@ -11,6 +11,7 @@ from retento.bus import Event
 from retento.customers import events as customer_events
 from retento.db import transaction
 from retento.orders import events as order_events
+from retento.triggers import events as trigger_events
 
 if TYPE_CHECKING:
     from retento.bootstrap import App
@@ -21,6 +22,7 @@ SEGMENT_LEFT = "segment_left"
 ALL = (SEGMENT_ENTERED, SEGMENT_LEFT)
 RELEVANT = (*order_events.ALL, *customer_events.ALL)
 SUBSCRIBER = "segments"
+LAUNCHES = (trigger_events.TRIGGER_ACTIVATED,)  # other domains' launches that go on the cohort timeline
 
 
 def affected(event: Event) -> list[int]:
@@ -42,10 +44,25 @@ def on_event(session: Session, event: Event) -> None:
     on_events(session, [event])
 
 
+def on_launch(session: Session, event: Event) -> None:
+    """Record a launch (a trigger switched on) as a marketing initiative of each site it acts on."""
+    from retento.segments.analytics import record_initiative
+    from retento.segments.schemas import InitiativeIn
+    from retento.sites.service import list_sites
+
+    p = event.payload
+    known = [s.code for s in list_sites(session)]
+    for site in [c for c in p.get("sites") or known if c in known]:
+        record_initiative(session, source="automatic", now=event.occurred_at, data=InitiativeIn(
+            site=site, kind="trigger", name=p["name"][:255], started_at=event.occurred_at,
+            idempotency_key=f"{event.type}:{event.id}:{site}"[:200]))
+
+
 def install(app: App) -> None:
     from retento.segments import analytics, service
 
     app.bus.subscribe(SUBSCRIBER, on_event, types=RELEVANT, batch_handler=on_events)
+    app.bus.subscribe("segments.initiatives", on_launch, types=LAUNCHES)
 
     def dirty() -> int:
         total = 0

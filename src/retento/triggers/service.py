@@ -10,13 +10,16 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from retento import bus
 from retento.bus import Event
 from retento.customers import events as customer_events
 from retento.customers.models import Customer
 from retento.errors import Conflict, DomainError, NotFound
+from retento.history.schemas import ChangeContext
 from retento.orders import events as order_events
 from retento.orders.models import Order
 from retento.triggers import timers
+from retento.triggers.events import TRIGGER_ACTIVATED
 from retento.triggers.conditions import Evaluator
 from retento.triggers.engine import Compiled, compile_trigger, load_variables
 from retento.triggers.models import Run, Timer, Trigger
@@ -56,6 +59,7 @@ def create_trigger(session: Session, *, raw: Any, now: datetime) -> Trigger:
                       updated_at=now)
     session.add(trigger)
     session.flush()
+    _announce(session, trigger, was_active=False, now=now)
     return trigger
 
 
@@ -63,11 +67,21 @@ def update_trigger(session: Session, *, trigger: Trigger, raw: Any, now: datetim
     spec, _ = parse(session, raw)
     if spec.name != trigger.name and session.scalar(select(Trigger.id).where(Trigger.name == spec.name)):
         raise Conflict("name", f"a trigger named {spec.name!r} already exists")
+    was_active = trigger.active
     trigger.name, trigger.active, trigger.definition = spec.name, spec.active, _dump(spec)
     trigger.version += 1
     trigger.updated_at = now
     session.flush()
+    _announce(session, trigger, was_active=was_active, now=now)
     return trigger
+
+
+def _announce(session: Session, trigger: Trigger, *, was_active: bool, now: datetime) -> None:
+    """A trigger switched on is a marketing initiative: say so on the bus (the cohort timeline records it)."""
+    if trigger.active and not was_active:
+        bus.record(session, [bus.event_row(TRIGGER_ACTIVATED, ctx=ChangeContext.system(), now=now, payload={
+            "trigger_id": trigger.id, "name": trigger.name, "version": trigger.version,
+            "sites": trigger.definition.get("sites", [])})])
 
 
 def apply(session: Session, *, raw: Any, now: datetime) -> tuple[Trigger, bool]:
