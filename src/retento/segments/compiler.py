@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, Integer, Select, and_, func, not_, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.util import find_tables
 
 from retento.bus import Event
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
@@ -135,12 +136,17 @@ def members_query(node: rules.Node | None, ctx: Context, *, scope: Select | None
     """SELECT id FROM customers of the site that match `node` (all of them for None), within `scope`.
 
     The rollups are joined only when a leaf reads them, and inner-joined when customers without purchases
-    cannot match, so the database starts from the (fewer, narrower) rollup rows."""
+    cannot match, so the database starts from the (fewer, narrower) rollup rows. When, besides, every leaf reads
+    only the rollups, the customers table is left out: a rollup's site is its customer's (an order's customer is
+    always of the order's site)."""
     ctx.scope = scope
     cond = compile_node(node, ctx) if node is not None else true()
+    inner = ctx.uses_rollups and node is not None and without_orders(node) is False
+    if inner and set(find_tables(cond, check_columns=True)) <= {R}:
+        q = select(R.c.customer_id.label("id")).where(R.c.site_id == ctx.site_id, cond)
+        return q if ctx.scope is None else q.where(R.c.customer_id.in_(ctx.scope))
     source: Any = C
     if ctx.uses_rollups:
-        inner = node is not None and without_orders(node) is False
         source = C.join(R, R.c.customer_id == C.c.id) if inner else C.outerjoin(R, R.c.customer_id == C.c.id)
     q = select(C.c.id).select_from(source).where(C.c.site_id == ctx.site_id, cond)
     if ctx.scope is not None:
