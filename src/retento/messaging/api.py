@@ -184,6 +184,19 @@ def unsubscribe(tok: str, request: Request) -> Response:
     return HTMLResponse(PAGE.format(t="Unsubscribed", p="Вы отписались / You are unsubscribed", f=""))
 
 
+@router.post("/bounces", dependencies=WRITE, summary="Apply a delivery status report (bounce) of an email",
+             description="The raw report (RFC 3464 `multipart/report`) as the body, e.g. piped from the MTA that "
+                         "receives mail for the VERP bounce address. A permanent failure (5.x.x) marks the "
+                         "message failed and withdraws the customer's email consent (source `hard_bounce`).")
+async def bounce(request: Request) -> Any:
+    from retento.messaging import bounces
+
+    app, raw = _app(request), await request.body()
+    with transaction(app.sessions) as s:
+        b = bounces.record(s, raw=raw, secret=app.messaging.settings.messaging_secret, now=app.clock.now())
+    return {"message_id": b.message_id, "action": b.action, "status": b.status, "diagnostic": b.diagnostic}
+
+
 # --- provider webhooks ---------------------------------------------------------------------------------------
 
 @router.get("/webhooks/whatsapp", include_in_schema=False)

@@ -82,3 +82,41 @@ def _run(build: Any, as_json: bool) -> None:
     finally:
         a.close()
     _show(rep, as_json)
+
+
+def bounces(maildir: Annotated[str, typer.Option("--maildir", help="Maildir the bounce address delivers to")]
+            ) -> None:
+    """Read new delivery status reports (bounces) from a Maildir and apply them; each is then marked seen.
+    / Прочитать новые отчёты о недоставке (bounce) из Maildir и применить их."""
+    import mailbox
+    from pathlib import Path
+
+    from rich.progress import track
+
+    from retento.bootstrap import bootstrap
+    from retento.db import transaction
+    from retento.messaging import bounces as dsn
+
+    if not (Path(maildir) / "new").is_dir():
+        Console(stderr=True).print(f"[red]error:[/red] --maildir: {maildir!r} is not a Maildir (no new/ folder)")
+        raise typer.Exit(2)
+    box = mailbox.Maildir(maildir, factory=None, create=False)
+    keys = [k for k in box.iterkeys() if box.get_message(k).get_subdir() == "new"]
+    a = bootstrap()
+    counts = {"failed": 0, "delivered": 0, "other": 0, "not ours": 0}
+    try:
+        for key in track(keys, description="bounces / отчёты", console=console):
+            try:
+                with transaction(a.sessions) as s:
+                    b = dsn.record(s, raw=box.get_bytes(key), secret=a.messaging.settings.messaging_secret,
+                                   now=a.clock.now())
+                counts[b.action if b.action in counts else "other"] += 1
+            except DomainError:
+                counts["not ours"] += 1
+            msg = box.get_message(key)
+            msg.set_subdir("cur")
+            msg.add_flag("S")
+            box[key] = msg
+    finally:
+        a.close()
+    console.print(", ".join(f"{k}: {v}" for k, v in counts.items()))

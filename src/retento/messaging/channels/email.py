@@ -3,7 +3,7 @@
 One SMTP connection carries a whole batch (a fresh connection per message costs a TCP and EHLO round trip
 each). A 5xx reply to RCPT/DATA is a hard bounce (permanent failure); 4xx is temporary and retried.
 The envelope sender is a VERP address naming the message (`news+bounce-<token>@domain`), so bounces that
-come back later as DSN emails can be matched to their message; reading that bounce mailbox is not built yet.
+come back later as DSN emails are matched to their message (messaging/bounces.py).
 """
 
 from __future__ import annotations
