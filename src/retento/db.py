@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
@@ -11,7 +13,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Engine, MetaData, Numeric, String, Table, create_engine, event, insert, text
+from sqlalchemy import JSON, Connection, Engine, MetaData, Numeric, String, Table, create_engine, event, insert, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -153,8 +155,18 @@ SQLITE_PRAGMAS = (
 )
 
 
+# SQLite allows one writer. Threads of one process that want to write queue on this lock (first come, first
+# served, woken the moment the writer commits) instead of spinning in SQLite's busy handler, which sleeps in
+# growing steps (1, 2, 5, 10 ... 100 ms) and turns a short queue into long tail latencies. Other processes
+# (a worker, more API processes) still meet at SQLite's own lock and busy handler. Keyed by the connection pool,
+# which an engine shares with its `execution_options` copies. An RLock, so a thread that nests two write
+# transactions behaves as before (SQLite itself makes the inner one wait).
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+
+
 def _sqlite_setup(engine: Engine) -> None:
     """WAL, foreign keys, and one writer at a time (BEGIN IMMEDIATE) so no transaction fails to upgrade."""
+    _WRITE_LOCKS[engine.pool] = threading.RLock()
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -178,14 +190,33 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 @lru_cache(maxsize=64)
 def read_sessions(engine: Engine) -> sessionmaker[Session]:
     """Sessions for read-only work: on SQLite a deferred BEGIN, which does not wait for (or block) the writer."""
-    return sessionmaker(engine.execution_options(read_only=True), expire_on_commit=False)
+    return sessionmaker(_read_only(engine), expire_on_commit=False)
 
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
-    with factory() as session, session.begin():
+    """One unit of work: commit on success, roll back on any error. On SQLite a writing transaction first
+    takes this process's writer lock (see `_WRITE_LOCKS`) and holds it until after the commit."""
+    with _writer_lock(factory.kw.get("bind")), factory() as session, session.begin():
         yield session
+
+
+def _writer_lock(bind: Any) -> Any:
+    if bind is None or bind.get_execution_options().get("read_only"):
+        return nullcontext()
+    return _WRITE_LOCKS.get(bind.pool) or nullcontext()
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A read-only Core connection in one transaction (a consistent snapshot; on SQLite no write lock)."""
+    with _read_only(engine).begin() as conn:
+        yield conn
+
+
+@lru_cache(maxsize=64)
+def _read_only(engine: Engine) -> Engine:
+    return engine.execution_options(read_only=True)
 
 
 def lock_change_log(session: Session) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from decimal import Decimal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -20,7 +22,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from retento.apikeys import service as apikeys
-from retento.apikeys.api import AuthFailed, authenticate
+from retento.apikeys.api import AuthFailed, authenticate_async
 from retento.apikeys.models import IdempotentRequest
 from retento.apikeys.ratelimit import retry_after_header
 from retento.apikeys.schemas import Principal
@@ -127,11 +129,25 @@ _key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An A
 def require(scope: str) -> Callable[..., Principal]:
     """Dependency: the API key from `X-API-Key`, which must hold `scope`."""
 
-    def dependency(request: Request, key: Annotated[str | None, Depends(_key_header)]) -> Principal:
-        return authenticate(request, key, scope)
+    async def dependency(request: Request, key: Annotated[str | None, Depends(_key_header)]) -> Principal:
+        return await authenticate_async(request, key, scope)
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"
     return dependency
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    """Plain data already in the shape of the route's declared response model, serialised the way FastAPI would
+    serialise the model (UTC datetimes end in Z, Decimal as a string), without building and re-validating the
+    model first. The route keeps `response_model` for the OpenAPI document."""
+    return Response(orjson.dumps(data, default=_decimal, option=orjson.OPT_UTC_Z), status_code=status,
+                    media_type="application/json")
+
+
+def _decimal(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def app_of(request: Request) -> App:
