@@ -144,6 +144,12 @@ def json_response(data: Any, status: int = 200) -> Response:
                     media_type="application/json")
 
 
+def respond(result: BaseModel | Response, status: int = 200) -> Response:
+    """What `Idempotency.run` gave (a model, or the stored first response) as a response, without FastAPI
+    validating the model a second time."""
+    return result if isinstance(result, Response) else json_response(result.model_dump(mode="json"), status)
+
+
 def _decimal(value: Any) -> str:
     if isinstance(value, Decimal):
         return str(value)

@@ -24,6 +24,7 @@ from retento.rest import (
     page,
     reading,
     require,
+    respond,
     router as v1_router,
 )
 from retento.sites.models import Site
@@ -307,8 +308,9 @@ def post_event(body: EventIn, request: Request, principal: Annotated[Principal, 
                idem: Annotated[Idempotency, Depends(idempotency)]) -> Any:
     app = app_of(request)
     with transaction(app.sessions) as s:
-        return idem.run(s, principal, lambda: _record_events(s, principal, [body], app.clock.now(), lambda n: "")[0],
-                        now=app.clock.now())
+        result = idem.run(s, principal, lambda: _record_events(s, principal, [body], app.clock.now(),
+                                                               lambda n: "")[0], now=app.clock.now())
+    return respond(result, 201)
 
 
 @router.post("/events/batch", status_code=201, response_model=EventBatchOut, tags=["events"],

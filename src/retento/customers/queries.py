@@ -70,12 +70,17 @@ def read_snapshots(db: Session | Connection, ids: list[int]) -> list[dict[str, A
     order, with two Core statements and no ORM objects: what a read-only route needs."""
     if not ids:
         return []
-    rows = [dict(r) for r in db.execute(_ROWS, {"ids": ids}).mappings()]
+    rows = [dict(r) for r in _core(db).execute(_ROWS, {"ids": ids}).mappings()]
     labels = _labels(db, ids)
     for row in rows:
         row.update(labels[row["id"]])
     rows.sort(key=lambda r: r["id"])
     return rows
+
+
+def _core(db: Session | Connection) -> Connection:
+    """The Core connection under a session: a Core statement run there skips the ORM's execution layer."""
+    return db.connection() if isinstance(db, Session) else db
 
 
 def snapshots(session: Session, customers: list[Customer]) -> list[dict[str, Any]]:
@@ -94,7 +99,7 @@ def snapshots(session: Session, customers: list[Customer]) -> list[dict[str, Any
 def _labels(db: Session | Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = defaultdict(lambda: {"tags": [], "interests": [], "consents": {}})
     if ids:
-        for cid, kind, value, granted, at, source in db.execute(_LABELS, {"ids": ids}):
+        for cid, kind, value, granted, at, source in _core(db).execute(_LABELS, {"ids": ids}):
             if kind == "consent":
                 out[cid]["consents"][value] = {"granted": granted, "at": at, "source": source}
             else:
@@ -122,7 +127,7 @@ def refs_by_ids(session: Session, ids: set[int]) -> dict[int, Any]:
     out: dict[int, Any] = {}
     items = sorted(ids)
     for i in range(0, len(items), 500):
-        out.update({r.id: r for r in session.execute(_REFS, {"ids": items[i : i + 500]})})
+        out.update({r.id: r for r in session.connection().execute(_REFS, {"ids": items[i : i + 500]})})
     return out
 
 
