@@ -29,6 +29,8 @@ from retento.apikeys.schemas import Principal
 from retento.bootstrap import App
 from retento.db import read_sessions
 from retento.errors import Conflict, DomainError, FieldError
+from retento.sites.models import Site
+from retento.sites.service import get_site
 
 PROBLEM = "application/problem+json"
 
@@ -154,6 +156,14 @@ def _decimal(value: Any) -> str:
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def check_site(session: Session, principal: Principal, code: str, field: str = "site") -> Site:
+    """The site with this code, which the caller's API key must be allowed to use (else a 403 naming `field`)."""
+    site = get_site(session, code, field=field)
+    if not principal.may_see(site.id):
+        raise DomainError([FieldError(field, f"this API key may not use site {code!r}")], status=403)
+    return site
 
 
 def app_of(request: Request) -> App:

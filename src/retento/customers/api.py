@@ -18,6 +18,7 @@ from retento.errors import DomainError, FieldError, NotFound
 from retento.rest import (
     Idempotency,
     app_of,
+    check_site,
     decode_cursor,
     idempotency,
     json_response,
@@ -121,15 +122,6 @@ def visible_customer(session: Session, principal: Principal, customer_id: int) -
     if not principal.may_see(customer.site_id):
         raise NotFound("id", f"customer {customer_id} not found")
     return customer
-
-
-def check_site(session: Session, principal: Principal, code: str, field: str = "site") -> Site:
-    from retento.sites.service import get_site
-
-    site = get_site(session, code, field=field)
-    if not principal.may_see(site.id):
-        raise DomainError([FieldError(field, f"this API key may not use site {code!r}")], status=403)
-    return site
 
 
 def edit_data(session: Session, customer: Any, raw: dict[str, Any]) -> CustomerCreate:
