@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from decimal import Decimal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -27,12 +28,14 @@ from retento.apikeys.models import IdempotentRequest
 from retento.apikeys.ratelimit import retry_after_header
 from retento.apikeys.schemas import Principal
 from retento.bootstrap import App
-from retento.db import read_sessions
-from retento.errors import Conflict, DomainError, FieldError
+from retento.db import read_sessions, transaction
+from retento.errors import Conflict, DomainError, FieldError, NotFound
 from retento.sites.models import Site
 from retento.sites.service import get_site
 
 PROBLEM = "application/problem+json"
+T = TypeVar("T")
+P = TypeVar("P", bound=BaseModel)
 
 
 class ProblemField(BaseModel):
@@ -164,6 +167,50 @@ def check_site(session: Session, principal: Principal, code: str, field: str = "
     if not principal.may_see(site.id):
         raise DomainError([FieldError(field, f"this API key may not use site {code!r}")], status=403)
     return site
+
+
+def visible(entity: Any, principal: Principal, noun: str, entity_id: int) -> Any:
+    """A loaded customer or order, if the API key may see its site; else "not found" (no hint that it exists)."""
+    if not principal.may_see(entity.site_id):
+        raise NotFound("id", f"{noun} {entity_id} not found")
+    return entity
+
+
+# --- the shared shape of create, edit and list routes -----------------------------------------------------
+
+
+def create_in_site(request: Request, principal: Principal, idem: Idempotency, site: str,
+                   make: Callable[[Session, datetime], BaseModel]) -> Response:
+    """POST that creates an entity on a site the key may use, once per Idempotency-Key; 201 with the entity."""
+    app = app_of(request)
+    with transaction(app.sessions) as s:
+        def produce() -> BaseModel:
+            check_site(s, principal, site)
+            return make(s, app.clock.now())
+
+        result = idem.run(s, principal, produce, now=app.clock.now())
+    return respond(result, 201)
+
+
+def edit_and_return(request: Request, load: Callable[[Session], T], change: Callable[[Session, T, datetime], Any],
+                    out: Callable[[Session, T], BaseModel]) -> BaseModel:
+    """PATCH: load the (visible) entity, change it and answer with it as it now is, in one transaction."""
+    app = app_of(request)
+    with transaction(app.sessions) as s:
+        entity = load(s)
+        change(s, entity, app.clock.now())
+        return out(s, entity)
+
+
+def list_page(request: Request, principal: Principal, site: str | None, cursor: str | None, limit: int,
+              fetch: Callable[[Session, list[int] | None, int, int], list[Any]],
+              out: Callable[[Session, list[Any]], list[BaseModel]], page_model: type[P]) -> P:
+    """GET a cursor page: rows of the sites the key may see (of `site` if given), `fetch(session, site_ids,
+    after_id, limit + 1)` oldest first, then `out` for the page's items."""
+    with transaction(reading(request)) as s:
+        site_ids = principal.visible([check_site(s, principal, site).id] if site else None)
+        rows, nxt = page(fetch(s, site_ids, decode_cursor(cursor), limit + 1), limit)
+        return page_model(items=out(s, rows), next_cursor=nxt)
 
 
 def app_of(request: Request) -> App:

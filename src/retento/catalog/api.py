@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from retento.apikeys.schemas import Principal
 from retento.catalog import queries
-from retento.customers.api import check_site, site_codes
+from retento.rest import check_site
+from retento.sites.service import site_codes
 from retento.db import transaction
 from retento.rest import decode_cursor, page, reading, require, router as v1_router
 

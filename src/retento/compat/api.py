@@ -13,7 +13,8 @@ from retento.compat import mapping as m
 from retento.compat.envelope import ENTITY_ERROR, Call, RetailRoute, envelope_error, fail, handle, pagination
 from retento.customers import queries as customer_q
 from retento.customers import service as customers
-from retento.customers.api import edit_data, site_codes
+from retento.customers.api import edit_data
+from retento.sites.service import site_codes
 from retento.history import queries as history_q
 from retento.orders import queries as order_q
 from retento.orders import service as orders

@@ -14,19 +14,19 @@ from retento.contacts import normalize_email, normalize_phone
 from retento.customers import queries, service
 from retento.customers.schemas import CustomerCreate, CustomerEdit, EntryPoint
 from retento.db import read_connection, transaction
-from retento.errors import DomainError, FieldError, NotFound
+from retento.errors import DomainError, NotFound
 from retento.rest import (
     Idempotency,
     app_of,
-    check_site,
-    decode_cursor,
+    create_in_site,
+    edit_and_return,
     idempotency,
     json_response,
-    page,
-    reading,
+    list_page,
     require,
     respond,
     router as v1_router,
+    visible,
 )
 from retento.sites.models import Site
 from retento.sites.service import list_sites, site_code, site_codes
@@ -118,10 +118,7 @@ def out(session: Session, customers: list[Any]) -> list[CustomerOut]:
 
 
 def visible_customer(session: Session, principal: Principal, customer_id: int) -> Any:
-    customer = service.get(session, customer_id)
-    if not principal.may_see(customer.site_id):
-        raise NotFound("id", f"customer {customer_id} not found")
-    return customer
+    return visible(service.get(session, customer_id), principal, "customer", customer_id)
 
 
 def edit_data(session: Session, customer: Any, raw: dict[str, Any]) -> CustomerCreate:
@@ -139,15 +136,12 @@ def edit_data(session: Session, customer: Any, raw: dict[str, Any]) -> CustomerC
 def create_customer(
     body: CustomerIn, request: Request, principal: Annotated[Principal, Depends(require("customers:write"))],
     idem: Annotated[Idempotency, Depends(idempotency)],
-) -> Any:
-    app = app_of(request)
-    with transaction(app.sessions) as s:
-        def produce() -> CustomerOut:
-            check_site(s, principal, body.site)
-            data = service.parse_create(s, body.model_dump(exclude_unset=True, mode="json"))
-            return out(s, [service.create(s, data=data, ctx=principal.ctx, now=app.clock.now())])[0]
+) -> Response:
+    def make(s: Session, now: dt.datetime) -> CustomerOut:
+        data = service.parse_create(s, body.model_dump(exclude_unset=True, mode="json"))
+        return out(s, [service.create(s, data=data, ctx=principal.ctx, now=now)])[0]
 
-        return idem.run(s, principal, produce, now=app.clock.now())
+    return create_in_site(request, principal, idem, body.site, make)
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut, summary="Get a customer")
@@ -166,13 +160,13 @@ async def get_customer(customer_id: Id, request: Request,
 @router.patch("/customers/{customer_id}", response_model=CustomerOut, summary="Edit a customer",
               description="Only the fields present change; `custom_fields` are merged, `tags` replaced.")
 def edit_customer(customer_id: Id, body: CustomerPatch, request: Request,
-                  principal: Annotated[Principal, Depends(require("customers:write"))]) -> CustomerOut:
-    app = app_of(request)
-    with transaction(app.sessions) as s:
-        customer = visible_customer(s, principal, customer_id)
+                  principal: Annotated[Principal, Depends(require("customers:write"))]) -> Any:
+    def change(s: Session, customer: Any, now: dt.datetime) -> None:
         data = edit_data(s, customer, body.model_dump(exclude_unset=True, mode="json"))
-        service.edit(s, customer=customer, data=data, ctx=principal.ctx, now=app.clock.now())
-        return out(s, [customer])[0]
+        service.edit(s, customer=customer, data=data, ctx=principal.ctx, now=now)
+
+    return edit_and_return(request, lambda s: visible_customer(s, principal, customer_id), change,
+                           lambda s, customer: out(s, [customer])[0])
 
 
 @router.get("/customers", response_model=CustomerPage, summary="List customers",
@@ -189,25 +183,22 @@ def list_customers(
     created_to: Annotated[AwareDatetime | None, Query(description="created_at < this")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-) -> CustomerPage:
-    with transaction(reading(request)) as s:
-        site_ids = principal.visible([check_site(s, principal, site).id] if site else None)
-        region = "RU"
-        if site:
-            region = s.get(Site, site_ids[0]).default_region if site_ids else region
+) -> Any:
+    def fetch(s: Session, site_ids: list[int] | None, after_id: int, n: int) -> list[Any]:
+        region = s.get(Site, site_ids[0]).default_region if site and site_ids else "RU"
         try:
-            email = normalize_email(email) if email else None
+            email_ = normalize_email(email) if email else None
         except ValueError as exc:
             raise DomainError.one("email", str(exc)) from None
         try:
-            phone = normalize_phone(phone, region) if phone else None
+            phone_ = normalize_phone(phone, region) if phone else None
         except ValueError as exc:
             raise DomainError.one("phone", str(exc)) from None
-        rows = queries.list_customers(s, site_ids=site_ids, email=email, phone=phone, tag=tag,
+        return queries.list_customers(s, site_ids=site_ids, email=email_, phone=phone_, tag=tag,
                                       external_id=external_id, created_from=created_from, created_to=created_to,
-                                      after_id=decode_cursor(cursor), limit=limit + 1)
-        rows, nxt = page(rows, limit)
-        return CustomerPage(items=out(s, rows), next_cursor=nxt)
+                                      after_id=after_id, limit=n)
+
+    return list_page(request, principal, site, cursor, limit, fetch, out, CustomerPage)
 
 
 # --- custom events ----------------------------------------------------------------------------------------
