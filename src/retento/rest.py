@@ -12,13 +12,13 @@ from http import HTTPStatus
 from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -297,3 +297,10 @@ def page(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
 
 
 Cursor = Annotated[str | None, Field(None, max_length=200, description="next_cursor of the previous page")]
+
+# Query parameters every list route shares (declared once, so they read the same in the OpenAPI document).
+SiteParam = Annotated[str | None, Query(max_length=64, description="Site code")]
+CreatedFrom = Annotated[AwareDatetime | None, Query(description="created_at >= this")]
+CreatedTo = Annotated[AwareDatetime | None, Query(description="created_at < this")]
+CursorParam = Annotated[str | None, Query(max_length=200)]
+Limit = Annotated[int, Query(ge=1, le=100)]

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
 from retento.apikeys.schemas import Principal
@@ -16,7 +16,12 @@ from retento.customers.schemas import CustomerCreate, CustomerEdit, EntryPoint
 from retento.db import read_connection, transaction
 from retento.errors import DomainError, NotFound
 from retento.rest import (
+    CreatedFrom,
+    CreatedTo,
+    CursorParam,
     Idempotency,
+    Limit,
+    SiteParam,
     app_of,
     create_in_site,
     edit_and_return,
@@ -174,15 +179,15 @@ def edit_customer(customer_id: Id, body: CustomerPatch, request: Request,
 def list_customers(
     request: Request,
     principal: Annotated[Principal, Depends(require("customers:read"))],
-    site: Annotated[str | None, Query(max_length=64, description="Site code")] = None,
+    site: SiteParam = None,
     email: Annotated[str | None, Query(max_length=320)] = None,
     phone: Annotated[str | None, Query(max_length=32)] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
     external_id: Annotated[str | None, Query(max_length=64)] = None,
-    created_from: Annotated[AwareDatetime | None, Query(description="created_at >= this")] = None,
-    created_to: Annotated[AwareDatetime | None, Query(description="created_at < this")] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    created_from: CreatedFrom = None,
+    created_to: CreatedTo = None,
+    cursor: CursorParam = None,
+    limit: Limit = 50,
 ) -> Any:
     def fetch(s: Session, site_ids: list[int] | None, after_id: int, n: int) -> list[Any]:
         region = s.get(Site, site_ids[0]).default_region if site and site_ids else "RU"

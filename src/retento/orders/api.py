@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from retento.apikeys.schemas import Principal
@@ -15,7 +15,12 @@ from retento.db import transaction
 from retento.orders import queries, service
 from retento.orders.schemas import CustomerRef, OrderCreate, OrderEdit
 from retento.rest import (
+    CreatedFrom,
+    CreatedTo,
+    CursorParam,
     Idempotency,
+    Limit,
+    SiteParam,
     create_in_site,
     edit_and_return,
     idempotency,
@@ -166,15 +171,15 @@ def edit_order(order_id: Id, body: OrderPatch, request: Request,
 def list_orders(
     request: Request,
     principal: Annotated[Principal, Depends(require("orders:read"))],
-    site: Annotated[str | None, Query(max_length=64, description="Site code")] = None,
+    site: SiteParam = None,
     status: Annotated[list[str] | None, Query(max_length=50, description="Status codes (any of)")] = None,
     customer_id: Annotated[int | None, Query(gt=0, le=2**53)] = None,
     external_id: Annotated[str | None, Query(max_length=64)] = None,
     number: Annotated[str | None, Query(max_length=64)] = None,
-    created_from: Annotated[AwareDatetime | None, Query(description="created_at >= this")] = None,
-    created_to: Annotated[AwareDatetime | None, Query(description="created_at < this")] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    created_from: CreatedFrom = None,
+    created_to: CreatedTo = None,
+    cursor: CursorParam = None,
+    limit: Limit = 50,
 ) -> Any:
     return list_page(request, principal, site, cursor, limit, lambda s, site_ids, after_id, n: queries.list_orders(
         s, site_ids=site_ids, status=status, customer_id=customer_id, external_id=external_id, number=number,
