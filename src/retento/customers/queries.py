@@ -53,29 +53,47 @@ def _filtered(q: Any, *, site_ids: list[int] | None = None, email: str | None = 
 
 
 _IDS = bindparam("ids", expanding=True)
-_ROWS = select(*Customer.__table__.c).where(Customer.id.in_(_IDS))
 # Consents, tags and interests of many customers in one statement (consents first: they give the column types).
 _LABELS = union_all(
-    select(Consent.customer_id, literal_column("'consent'"), Consent.channel, Consent.granted, Consent.at,
-           Consent.source).where(Consent.customer_id.in_(_IDS)),
+    select(Consent.customer_id, literal_column("'consent'").label("kind"), Consent.channel.label("value"),
+           Consent.granted, Consent.at, Consent.source).where(Consent.customer_id.in_(_IDS)),
     select(CustomerTag.customer_id, literal_column("'tag'"), CustomerTag.tag, null(), null(), null())
     .where(CustomerTag.customer_id.in_(_IDS)),
     select(CustomerInterest.customer_id, literal_column("'interest'"), CustomerInterest.interest, null(), null(),
            null()).where(CustomerInterest.customer_id.in_(_IDS)),
 )
+_L = _LABELS.subquery("labels")
+_C = Customer.__table__
+# Each customer row joined to its labels (one result row per label, one with NULLs for a customer without any).
+_WITH_LABELS = (select(*_C.c, _L.c.kind, _L.c.value, _L.c.granted, _L.c.at, _L.c.source)
+                .select_from(_C.outerjoin(_L, _L.c.customer_id == _C.c.id)).where(_C.c.id.in_(_IDS)))
+_ROW_KEYS = tuple(c.key for c in _C.c)
 
 
 def read_snapshots(db: Session | Connection, ids: list[int]) -> list[dict[str, Any]]:
     """Snapshots (see `service.snapshot`, plus updated_at) of the customers with these ids that exist, in id
-    order, with two Core statements and no ORM objects: what a read-only route needs."""
+    order: one Core statement (so a consistent read even outside a transaction), no ORM objects."""
+    out: dict[int, dict[str, Any]] = {}
     if not ids:
         return []
-    rows = [dict(r) for r in _core(db).execute(_ROWS, {"ids": ids}).mappings()]
-    labels = _labels(db, ids)
-    for row in rows:
-        row.update(labels[row["id"]])
-    rows.sort(key=lambda r: r["id"])
-    return rows
+    n = len(_ROW_KEYS)
+    for row in _core(db).execute(_WITH_LABELS, {"ids": ids}):
+        snap = out.get(row[0])
+        if snap is None:
+            snap = out[row[0]] = dict(zip(_ROW_KEYS, row[:n], strict=True))
+            snap.update(tags=[], interests=[], consents={})
+        _add_label(snap, *row[n:])
+    for snap in out.values():
+        snap["tags"].sort()
+        snap["interests"].sort()
+    return [out[i] for i in sorted(out)]
+
+
+def _add_label(snap: dict[str, Any], kind: str | None, value: str, granted: bool, at: Any, source: str) -> None:
+    if kind == "consent":
+        snap["consents"][value] = {"granted": granted, "at": at, "source": source}
+    elif kind is not None:
+        snap["tags" if kind == "tag" else "interests"].append(value)
 
 
 def _core(db: Session | Connection) -> Connection:
@@ -99,11 +117,8 @@ def snapshots(session: Session, customers: list[Customer]) -> list[dict[str, Any
 def _labels(db: Session | Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = defaultdict(lambda: {"tags": [], "interests": [], "consents": {}})
     if ids:
-        for cid, kind, value, granted, at, source in _core(db).execute(_LABELS, {"ids": ids}):
-            if kind == "consent":
-                out[cid]["consents"][value] = {"granted": granted, "at": at, "source": source}
-            else:
-                out[cid]["tags" if kind == "tag" else "interests"].append(value)
+        for cid, *label in _core(db).execute(_LABELS, {"ids": ids}):
+            _add_label(out[cid], *label)
         for labels in out.values():
             labels["tags"].sort()
             labels["interests"].sort()
