@@ -38,6 +38,7 @@ class Result:
     max_ms: float
     server_cpu_s: float = 0.0  # CPU seconds the server process(es) used during the measured run
     workers: int = 1
+    client_cpu_s: float = 0.0  # CPU seconds the load generator used
 
     @property
     def rps(self) -> float:
@@ -166,6 +167,7 @@ async def _drive(port: int, key: str, name: str, make: Request, rate: int, secon
             stream[1].close()
 
     workers = [asyncio.create_task(connection()) for _ in range(connections)]
+    cpu = time.process_time()
     start = time.perf_counter()
     for i in range(total):
         at = start + i / rate
@@ -179,7 +181,7 @@ async def _drive(port: int, key: str, name: str, make: Request, rate: int, secon
     elapsed = time.perf_counter() - start
     ms = [x * 1000 for x in latencies]
     return Result(name, rate, total, len(latencies), errors, elapsed, percentile(ms, 0.5), percentile(ms, 0.99),
-                  max(ms) if ms else float("nan"))
+                  max(ms) if ms else float("nan"), client_cpu_s=time.process_time() - cpu)
 
 
 async def _response(reader: asyncio.StreamReader) -> int:
@@ -246,16 +248,20 @@ def run(target: Target, *, rate: int, seconds: float, warmup: float, progress: A
 
 
 def make_app() -> Any:
-    """The real app (no embedded worker) plus a bare hello-world route: the cheapest answer the app can give."""
+    """What `retento serve` runs (same process settings, no embedded worker) plus a bare hello-world route: the
+    cheapest answer the app can give."""
     from retento.api import create_app
-    from retento.bootstrap import bootstrap
+    from retento.bootstrap import bootstrap, configure_process, settle_process
+    from retento.config import get_settings
 
+    configure_process(get_settings())
     api = create_app(bootstrap())
 
     @api.get("/bench/hello", include_in_schema=False)
     async def hello() -> dict[str, str]:
         return {"hello": "world"}
 
+    settle_process()
     return api
 
 

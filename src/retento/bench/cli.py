@@ -119,16 +119,18 @@ def api(
              f"Python {platform.python_version()}, load average (1/5/15 min, the higher of start and end) "
              f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}: `retento {' '.join(sys.argv[1:])}`", "",
              "| backend | workers | route | target rps | achieved rps | errors | p50 ms | p99 ms | max ms "
-             "| p99 vs baseline | server CPU ms / request |",
-             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| p99 vs baseline | server CPU ms / request | client CPU ms / request |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     table = Table("backend", "workers", "route", "target rps", "achieved rps", "errors", "p50 ms", "p99 ms",
-                  "max ms", "p99 / baseline", "server CPU ms/req", title="API latency at a fixed rate")
+                  "max ms", "p99 / baseline", "server CPU ms/req", "client CPU ms/req",
+                  title="API latency at a fixed rate")
     base: dict[tuple[str, int], float] = {}
     for version, r in rows:
         base.setdefault((version, r.workers), r.p99_ms)
         ratio = f"{r.p99_ms / base[(version, r.workers)]:.1f}x"
         cells = (version, str(r.workers), r.name, str(r.rate), f"{r.rps:,.0f}", str(r.errors), f"{r.p50_ms:.1f}",
-                 f"{r.p99_ms:.1f}", f"{r.max_ms:.1f}", ratio, f"{r.cpu_ms_per_request:.2f}")
+                 f"{r.p99_ms:.1f}", f"{r.max_ms:.1f}", ratio, f"{r.cpu_ms_per_request:.2f}",
+                 f"{r.client_cpu_s * 1000 / r.sent:.2f}" if r.sent else "nan")
         table.add_row(*cells)
         lines.append("| " + " | ".join(cells) + " |")
     console.print(table)
