@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
@@ -145,12 +145,14 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, json_serializer=_json_dumps, pool_pre_ping=True)
 
 
+_BUSY_SECONDS = 30
+
 # Every SQLite connection (besides WAL for files): foreign keys on, fsync only at checkpoints, wait for the
 # writer lock instead of failing, and a page cache large enough that index inserts don't go to the OS each time.
 SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA synchronous=NORMAL",
-    "PRAGMA busy_timeout=30000",
+    f"PRAGMA busy_timeout={_BUSY_SECONDS * 1000}",
     "PRAGMA cache_size=-65536",  # KiB: 64 MB (SQLite's default is 2 MB)
 )
 
@@ -201,10 +203,17 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-def _writer_lock(bind: Any) -> Any:
-    if bind is None or bind.get_execution_options().get("read_only"):
-        return nullcontext()
-    return _WRITE_LOCKS.get(bind.pool) or nullcontext()
+@contextmanager
+def _writer_lock(bind: Any) -> Iterator[None]:
+    lock = None if bind is None or bind.get_execution_options().get("read_only") else _WRITE_LOCKS.get(bind.pool)
+    # Waiting longer than SQLite's own busy timeout would only hide a stuck writer: past it, go on and let
+    # SQLite answer "database is locked" as it did before this lock existed.
+    held = lock.acquire(timeout=_BUSY_SECONDS) if lock is not None else False
+    try:
+        yield
+    finally:
+        if held:
+            lock.release()
 
 
 @contextmanager
