@@ -51,6 +51,17 @@ def configure_process(settings: Settings) -> None:
         gc.set_threshold(settings.gc_threshold, 20, 20)
 
 
+def settle_process() -> None:
+    """Call once a long-running process has built its app: collect, then freeze what is left (routes, models,
+    table metadata: ~190,000 objects for the API) into the permanent generation, so a full collection walks only
+    what requests leave behind. Unfrozen, one full collection of the API process took ~130 ms, which a request
+    that happens to trigger it waits out."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 # Domains that react to events or have due work: each module has `install(app: App) -> None`, which
 # subscribes to the bus (`app.bus.subscribe`) and adds worker jobs (`app.worker.add_job`). Add yours here.
 INSTALLS: list[str] = [

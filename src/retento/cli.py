@@ -90,9 +90,12 @@ def serve(
 
     from retento.api import create_app
 
+    from retento.bootstrap import settle_process
+
     a = _app()
-    uvicorn.run(create_app(a, with_worker=with_worker), host=host or a.settings.host, port=port or a.settings.port,
-                log_level="info")
+    api = create_app(a, with_worker=with_worker)
+    settle_process()
+    uvicorn.run(api, host=host or a.settings.host, port=port or a.settings.port, log_level="info")
 
 
 @app.command()

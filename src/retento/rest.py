@@ -6,29 +6,36 @@ import base64
 import hashlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from retento.apikeys import service as apikeys
-from retento.apikeys.api import AuthFailed, authenticate
+from retento.apikeys.api import AuthFailed, authenticate_async
 from retento.apikeys.models import IdempotentRequest
 from retento.apikeys.ratelimit import retry_after_header
 from retento.apikeys.schemas import Principal
 from retento.bootstrap import App
-from retento.db import read_sessions
-from retento.errors import Conflict, DomainError, FieldError
+from retento.db import read_sessions, transaction
+from retento.errors import Conflict, DomainError, FieldError, NotFound
+from retento.sites.models import Site
+from retento.sites.service import get_site
 
 PROBLEM = "application/problem+json"
+T = TypeVar("T")
+P = TypeVar("P", bound=BaseModel)
 
 
 class ProblemField(BaseModel):
@@ -127,11 +134,83 @@ _key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An A
 def require(scope: str) -> Callable[..., Principal]:
     """Dependency: the API key from `X-API-Key`, which must hold `scope`."""
 
-    def dependency(request: Request, key: Annotated[str | None, Depends(_key_header)]) -> Principal:
-        return authenticate(request, key, scope)
+    async def dependency(request: Request, key: Annotated[str | None, Depends(_key_header)]) -> Principal:
+        return await authenticate_async(request, key, scope)
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"
     return dependency
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    """Plain data already in the shape of the route's declared response model, serialised the way FastAPI would
+    serialise the model (UTC datetimes end in Z, Decimal as a string), without building and re-validating the
+    model first. The route keeps `response_model` for the OpenAPI document."""
+    return Response(orjson.dumps(data, default=_decimal, option=orjson.OPT_UTC_Z), status_code=status,
+                    media_type="application/json")
+
+
+def respond(result: BaseModel | Response, status: int = 200) -> Response:
+    """What `Idempotency.run` gave (a model, or the stored first response) as a response, without FastAPI
+    validating the model a second time."""
+    return result if isinstance(result, Response) else json_response(result.model_dump(mode="json"), status)
+
+
+def _decimal(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def check_site(session: Session, principal: Principal, code: str, field: str = "site") -> Site:
+    """The site with this code, which the caller's API key must be allowed to use (else a 403 naming `field`)."""
+    site = get_site(session, code, field=field)
+    if not principal.may_see(site.id):
+        raise DomainError([FieldError(field, f"this API key may not use site {code!r}")], status=403)
+    return site
+
+
+def visible(entity: Any, principal: Principal, noun: str, entity_id: int) -> Any:
+    """A loaded customer or order, if the API key may see its site; else "not found" (no hint that it exists)."""
+    if not principal.may_see(entity.site_id):
+        raise NotFound("id", f"{noun} {entity_id} not found")
+    return entity
+
+
+# --- the shared shape of create, edit and list routes -----------------------------------------------------
+
+
+def create_in_site(request: Request, principal: Principal, idem: Idempotency, site: str,
+                   make: Callable[[Session, datetime], BaseModel]) -> Response:
+    """POST that creates an entity on a site the key may use, once per Idempotency-Key; 201 with the entity."""
+    app = app_of(request)
+    with transaction(app.sessions) as s:
+        def produce() -> BaseModel:
+            check_site(s, principal, site)
+            return make(s, app.clock.now())
+
+        result = idem.run(s, principal, produce, now=app.clock.now())
+    return respond(result, 201)
+
+
+def edit_and_return(request: Request, load: Callable[[Session], T], change: Callable[[Session, T, datetime], Any],
+                    out: Callable[[Session, T], BaseModel]) -> BaseModel:
+    """PATCH: load the (visible) entity, change it and answer with it as it now is, in one transaction."""
+    app = app_of(request)
+    with transaction(app.sessions) as s:
+        entity = load(s)
+        change(s, entity, app.clock.now())
+        return out(s, entity)
+
+
+def list_page(request: Request, principal: Principal, site: str | None, cursor: str | None, limit: int,
+              fetch: Callable[[Session, list[int] | None, int, int], list[Any]],
+              out: Callable[[Session, list[Any]], list[BaseModel]], page_model: type[P]) -> P:
+    """GET a cursor page: rows of the sites the key may see (of `site` if given), `fetch(session, site_ids,
+    after_id, limit + 1)` oldest first, then `out` for the page's items."""
+    with transaction(reading(request)) as s:
+        site_ids = principal.visible([check_site(s, principal, site).id] if site else None)
+        rows, nxt = page(fetch(s, site_ids, decode_cursor(cursor), limit + 1), limit)
+        return page_model(items=out(s, rows), next_cursor=nxt)
 
 
 def app_of(request: Request) -> App:
@@ -218,3 +297,10 @@ def page(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
 
 
 Cursor = Annotated[str | None, Field(None, max_length=200, description="next_cursor of the previous page")]
+
+# Query parameters every list route shares (declared once, so they read the same in the OpenAPI document).
+SiteParam = Annotated[str | None, Query(max_length=64, description="Site code")]
+CreatedFrom = Annotated[AwareDatetime | None, Query(description="created_at >= this")]
+CreatedTo = Annotated[AwareDatetime | None, Query(description="created_at < this")]
+CursorParam = Annotated[str | None, Query(max_length=200)]
+Limit = Annotated[int, Query(ge=1, le=100)]

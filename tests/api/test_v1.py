@@ -96,6 +96,27 @@ def test_customer_create_get_edit_list_with_filters_and_cursor(app, client):
     assert later["items"] == []
 
 
+def test_get_customer_answers_exactly_what_the_model_serialises(app, client):
+    """GET builds its JSON from the row directly; it must equal what the response model gives (create, list)."""
+    f.site(app)
+    r = client.post("/api/v1/customers", json={
+        "site": "shop", "first_name": "Анна", "birthday": "1990-05-17", "personal_dates": {"wedding": "2015-06-01"},
+        "custom_fields": {"size": "M", "score": 4.5, "vip": True, "n": 3}, "tags": ["vip", "b2b"],
+        "interests": ["tea", "coffee"], "entry_point": "chat", "email_confirmed": True,
+        "consents": {"email": {"granted": True, "at": "2026-03-01T10:11:12.345678+03:00", "source": "checkout"},
+                     "sms": {"granted": False}}})
+    assert r.status_code == 201, r.text
+    created = r.json()
+    got = client.get(f"/api/v1/customers/{created['id']}")
+    assert got.headers["content-type"] == "application/json"
+    assert got.json() == created
+    assert got.json() == client.get("/api/v1/customers").json()["items"][0]
+    assert created["consents"]["email"]["at"] == "2026-03-01T07:11:12.345678Z"
+    bare = client.post("/api/v1/customers", json={"site": "shop"}).json()
+    assert client.get(f"/api/v1/customers/{bare['id']}").json() == bare
+    assert client.get("/api/v1/customers/999999").status_code == 404
+
+
 def test_bad_input_is_problem_json_naming_each_field(app, client):
     f.site(app)
     r = client.post("/api/v1/customers", json={"site": "shop", "email": "not-an-email", "birthday": "yesterday"})

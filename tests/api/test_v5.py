@@ -101,6 +101,16 @@ def test_customer_errors(app, server):
     assert plain.status_code == 200 and plain.json()["success"] is True
 
 
+def test_unknown_method_answers_in_the_envelope(app, server):
+    _, raw = make_key(app)
+    missing = httpx.get(f"{server.url}/api/v5/no/such/method", headers={"X-API-KEY": raw})
+    assert missing.status_code == 404
+    assert missing.json() == {"success": False, "errorMsg": "API method not found"}
+    wrong_verb = httpx.delete(f"{server.url}/api/v5/customers", headers={"X-API-KEY": raw})
+    assert wrong_verb.status_code == 405
+    assert wrong_verb.json() == {"success": False, "errorMsg": "Method Not Allowed"}
+
+
 def test_rate_limit_is_503_like_retailcrm(app, clock):
     limited = bootstrap(Settings(database_url=app.settings.database_url, api_rate_per_second=1, api_rate_burst=2),
                         clock=clock)

@@ -139,3 +139,37 @@ def test_cli_apply_rfm_cohorts(app, tmp_path, monkeypatch):
     r = runner.invoke(cli, ["cohorts", "nope"])
     assert r.exit_code == 2 and "site" in r.output
     get_settings.cache_clear()
+
+
+def test_a_key_restricted_to_a_site_sees_only_that_sites_segments(app, client):
+    f.site(app, "shop")
+    f.site(app, "other")
+    mine = client.post("/segments", json={"site": "shop", "code": "mine", "name": "Mine", "kind": "static"}).json()
+    theirs = client.post("/segments", json={"site": "other", "code": "theirs", "name": "Theirs",
+                                            "kind": "static"}).json()
+    with transaction(app.sessions) as s:
+        _, raw = apikeys.create(s, name="shop only", scopes="segments:read,segments:write", sites=["shop"],
+                                now=app.clock.now())
+    shop_only = {"X-API-Key": raw}
+
+    assert [x["code"] for x in client.get("/segments", headers=shop_only).json()] == ["mine"]
+    assert client.get(f"/segments/{mine['id']}", headers=shop_only).status_code == 200
+    for method, path in (("get", f"/segments/{theirs['id']}"), ("get", f"/segments/{theirs['id']}/members"),
+                         ("get", f"/segments/{theirs['id']}/history"), ("patch", f"/segments/{theirs['id']}")):
+        r = client.request(method, path, headers=shop_only, json={"name": "x"} if method == "patch" else None)
+        assert r.status_code == 404, (path, r.text)
+    r = client.post(f"/segments/{theirs['id']}/members", headers=shop_only, json={"customer_ids": [1]})
+    assert r.status_code == 404
+    for method, path, kwargs in (
+            ("get", "/segments", {"params": {"site": "other"}}),
+            ("post", "/segments", {"json": {"site": "other", "code": "x", "name": "X", "kind": "static"}}),
+            ("post", "/segments/preview", {"json": {"site": "other", "rules": {"tags": {"any": ["vip"]}}}}),
+            ("get", "/rfm", {"params": {"site": "other"}}),
+            ("post", "/rfm/recompute", {"params": {"site": "other"}}),
+            ("get", "/rfm/config", {"params": {"site": "other"}}),
+            ("get", "/cohorts", {"params": {"site": "other"}}),
+            ("get", "/initiatives", {"params": {"site": "other"}}),
+            ("post", "/initiatives", {"json": {"site": "other", "name": "X", "started_at": "2026-01-20T00:00:00Z"}})):
+        r = client.request(method, path, headers=shop_only, **kwargs)
+        assert r.status_code == 403 and r.json()["errors"][0]["field"] == "site", (path, r.text)
+    assert [x["code"] for x in client.get("/segments").json()] == ["mine", "theirs"]  # an unrestricted key

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 
 from retento.apikeys import service
 from retento.apikeys.ratelimit import RateLimiter
@@ -36,17 +37,29 @@ def limiter(request: Request) -> RateLimiter:
     return lim
 
 
+def cached(request: Request, raw: str) -> tuple[bool, Principal | None]:
+    """(True, the key's principal or None for an unknown key) from this process's cache while it is younger
+    than `api_key_cache_seconds`; (False, None) when the database must be asked."""
+    state = request.app.state
+    cache: dict[str, tuple[Principal | None, datetime]] | None = getattr(state, "api_key_cache", None)
+    hit = cache.get(raw) if cache is not None else None
+    app = state.app
+    if hit is not None and app.clock.now() - hit[1] < timedelta(seconds=app.settings.api_key_cache_seconds):
+        return True, hit[0]
+    return False, None
+
+
 def lookup(request: Request, raw: str) -> Principal | None:
     """The key's principal, from this process's cache for `api_key_cache_seconds`, else from the database."""
+    found, principal = cached(request, raw)
+    if found:
+        return principal
     app = request.app.state.app
     state = request.app.state
     cache: dict[str, tuple[Principal | None, datetime]] | None = getattr(state, "api_key_cache", None)
     if cache is None:
         cache = state.api_key_cache = {}
     now = app.clock.now()
-    hit = cache.get(raw)
-    if hit is not None and now - hit[1] < timedelta(seconds=app.settings.api_key_cache_seconds):
-        return hit[0]
     with transaction(read_sessions(app.engine)) as s:
         principal = service.authenticate(s, raw)
     if len(cache) > 10_000:
@@ -57,13 +70,26 @@ def lookup(request: Request, raw: str) -> Principal | None:
 
 def authenticate(request: Request, raw: str | None, scope: str | None) -> Principal:
     """The caller's principal, or AuthFailed (missing / wrong key, missing scope, over the rate limit)."""
-    app = request.app.state.app
     if not raw:
         raise AuthFailed("missing", "API key is missing / не передан ключ API")
-    principal = lookup(request, raw)
+    return admit(request, lookup(request, raw), scope)
+
+
+async def authenticate_async(request: Request, raw: str | None, scope: str | None) -> Principal:
+    """`authenticate` for the event loop: a cached key costs no thread hop; the database is asked in a thread."""
+    if not raw:
+        raise AuthFailed("missing", "API key is missing / не передан ключ API")
+    found, principal = cached(request, raw)
+    if not found:
+        principal = await run_in_threadpool(lookup, request, raw)
+    return admit(request, principal, scope)
+
+
+def admit(request: Request, principal: Principal | None, scope: str | None) -> Principal:
+    """Check a looked-up key: known, within its rate limit, holding `scope`."""
     if principal is None:
         raise AuthFailed("wrong", "wrong or revoked API key / неверный или отозванный ключ API")
-    wait = limiter(request).hit(principal.key_id, app.clock.now())
+    wait = limiter(request).hit(principal.key_id, request.app.state.app.clock.now())
     if wait > 0:
         raise AuthFailed("rate", "rate limit exceeded / превышен лимит запросов", retry_after=wait)
     if scope is not None and scope not in principal.scopes:

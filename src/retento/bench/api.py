@@ -7,14 +7,12 @@ load down. The baseline is a bare hello-world route added to the same app, measu
 
 from __future__ import annotations
 
-import http.client
+import asyncio
 import json
 import os
-import queue
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,10 +36,17 @@ class Result:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    server_cpu_s: float = 0.0  # CPU seconds the server process(es) used during the measured run
+    workers: int = 1
+    client_cpu_s: float = 0.0  # CPU seconds the load generator used
 
     @property
     def rps(self) -> float:
         return self.ok / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.server_cpu_s * 1000 / self.ok if self.ok else float("nan")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -82,10 +87,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(target: Target, port: int) -> subprocess.Popen[bytes]:
+def start_server(target: Target, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     env = {**os.environ, "RETENTO_DATABASE_URL": target.url, "RETENTO_API_RATE_BURST": "1000000000",
            "RETENTO_API_RATE_PER_SECOND": "1000000000"}
-    proc = subprocess.Popen([sys.executable, "-m", SERVER, str(port)], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", SERVER, str(port), str(workers)], env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -104,61 +109,111 @@ Request = Callable[[int], tuple[str, str, bytes | None]]
 
 
 def drive(port: int, key: str, name: str, make: Request, *, rate: int, seconds: float,
-          tick: Callable[[], None] | None = None, connections: int = 64) -> Result:
+          tick: Callable[[int], None] | None = None, connections: int = 32) -> Result:
     """Send rate × seconds requests on schedule; latency from the scheduled time to the full response.
 
-    A scheduler releases request i at start + i / rate; `connections` threads with keep-alive connections
-    (http.client: little client CPU, so the server is what is measured) take them as they come.
+    One asyncio loop (uvloop where installed) speaks HTTP/1.1 keep-alive over raw streams: a scheduler releases
+    request i at start + i / rate into a queue, and `connections` connections take them as they come. If every
+    connection is busy a request waits in the queue, and that wait counts in its latency (open loop, no
+    coordinated omission). The client does little per request (no HTTP library), so its CPU, which shares the
+    machine with the server, stays small.
     """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is installed with uvicorn[standard] except on Windows
+        return asyncio.run(_drive(port, key, name, make, rate, seconds, tick, connections))
+    return uvloop.run(_drive(port, key, name, make, rate, seconds, tick, connections))
+
+
+async def _drive(port: int, key: str, name: str, make: Request, rate: int, seconds: float,
+                 tick: Callable[[int], None] | None, connections: int) -> Result:
     total = int(rate * seconds)
     latencies: list[float] = []
-    errors = [0]
-    due: queue.Queue[tuple[int, float] | None] = queue.Queue()
-    lock = threading.Lock()
+    errors = 0
+    due: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
+    head = f"Host: 127.0.0.1:{port}\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\n"
 
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        while (item := due.get()) is not None:
+    def encode(i: int) -> bytes:
+        method, path, body = make(i)
+        length = f"Content-Length: {len(body)}\r\n" if body is not None else ""
+        return f"{method} {path} HTTP/1.1\r\n{head}{length}\r\n".encode() + (body or b"")
+
+    async def connection() -> None:
+        nonlocal errors
+        stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        done = 0
+        while (item := await due.get()) is not None:
             i, at = item
-            method, path, body = make(i)
-            headers = {"X-API-Key": key, "Content-Type": "application/json"}
             try:
-                conn.request(method, path, body=body, headers=headers)
-                resp = conn.getresponse()
-                resp.read()
-                ok = resp.status < 400
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                ok = False
-            done = time.perf_counter()
-            with lock:
-                if ok:
-                    latencies.append(done - at)
-                else:
-                    errors[0] += 1
-            if tick:
-                tick()
-        conn.close()
+                if stream is None:
+                    stream = await asyncio.open_connection("127.0.0.1", port)
+                stream[1].write(encode(i))
+                status = await _response(stream[0])
+                ok = status < 400
+            except (OSError, ValueError, asyncio.IncompleteReadError):
+                if stream is not None:
+                    stream[1].close()
+                stream, ok = None, False
+            if ok:
+                latencies.append(time.perf_counter() - at)
+            else:
+                errors += 1
+            done += 1
+            if tick and done % 25 == 0:
+                tick(25)
+        if tick and done % 25:
+            tick(done % 25)
+        if stream is not None:
+            stream[1].close()
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(connections)]
-    for t in threads:
-        t.start()
+    workers = [asyncio.create_task(connection()) for _ in range(connections)]
+    cpu = time.process_time()
     start = time.perf_counter()
     for i in range(total):
         at = start + i / rate
         delay = at - time.perf_counter()
         if delay > 0:
-            time.sleep(delay)
-        due.put((i, at))
-    for _ in threads:
-        due.put(None)
-    for t in threads:
-        t.join()
+            await asyncio.sleep(delay)
+        due.put_nowait((i, at))
+    for _ in workers:
+        due.put_nowait(None)
+    await asyncio.gather(*workers)
     elapsed = time.perf_counter() - start
     ms = [x * 1000 for x in latencies]
-    return Result(name, rate, total, len(latencies), errors[0], elapsed, percentile(ms, 0.5), percentile(ms, 0.99),
-                  max(ms) if ms else float("nan"))
+    return Result(name, rate, total, len(latencies), errors, elapsed, percentile(ms, 0.5), percentile(ms, 0.99),
+                  max(ms) if ms else float("nan"), client_cpu_s=time.process_time() - cpu)
+
+
+async def _response(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 response (Content-Length or chunked body); its status code."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+    if "content-length" in headers:
+        await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            await reader.readexactly(size + 2)
+        await reader.readuntil(b"\r\n")
+    return status
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its live children (uvicorn's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def scenarios(customer_id: int) -> list[tuple[str, Request]]:
@@ -170,37 +225,53 @@ def scenarios(customer_id: int) -> list[tuple[str, Request]]:
     ]
 
 
-def run(target: Target, *, rate: int, seconds: float, warmup: float, progress: Any) -> list[Result]:
+def run(target: Target, *, rate: int, seconds: float, warmup: float, progress: Any,
+        workers: int = 1) -> list[Result]:
     customer_id, key = seed(target.url)
     port = free_port()
-    proc = start_server(target, port)
+    proc = start_server(target, port, workers)
     results = []
     try:
         for name, make in scenarios(customer_id):
             drive(port, key, name, make, rate=rate, seconds=warmup)
-            task = progress.add_task(f"{target.backend}: {name}", total=int(rate * seconds))
-            results.append(drive(port, key, name, make, rate=rate, seconds=seconds,
-                                 tick=lambda t=task: progress.advance(t)))
+            label = f"{target.backend}, {workers} worker{'s' if workers > 1 else ''}: {name}"
+            task = progress.add_task(label, total=int(rate * seconds))
+            cpu = cpu_seconds(proc.pid)
+            result = drive(port, key, name, make, rate=rate, seconds=seconds,
+                           tick=lambda n, t=task: progress.advance(t, n))
+            result.server_cpu_s, result.workers = cpu_seconds(proc.pid) - cpu, workers
+            results.append(result)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     return results
 
 
-def main() -> None:
-    """The server process: the real app (no worker) plus a bare hello-world route, one uvicorn process."""
-    import uvicorn
-
+def make_app() -> Any:
+    """What `retento serve` runs (same process settings, no embedded worker) plus a bare hello-world route: the
+    cheapest answer the app can give."""
     from retento.api import create_app
-    from retento.bootstrap import bootstrap
+    from retento.bootstrap import bootstrap, configure_process, settle_process
+    from retento.config import get_settings
 
+    configure_process(get_settings())
     api = create_app(bootstrap())
 
     @api.get("/bench/hello", include_in_schema=False)
-    def hello() -> dict[str, str]:
+    async def hello() -> dict[str, str]:
         return {"hello": "world"}
 
-    uvicorn.run(api, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+    settle_process()
+    return api
+
+
+def main() -> None:
+    """The server: `python -m retento.bench.api PORT [WORKERS]`, uvicorn with that many worker processes."""
+    import uvicorn
+
+    port, workers = int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    uvicorn.run(f"{SERVER}:make_app", factory=True, host="127.0.0.1", port=port, workers=workers,
+                log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

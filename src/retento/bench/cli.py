@@ -85,6 +85,7 @@ def api(
     seconds: Annotated[float, typer.Option(min=1, max=120, help="Measured duration of each scenario")] = 10,
     warmup: Annotated[float, typer.Option(min=0, max=30, help="Unmeasured warm-up of each scenario")] = 2,
     backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite",
+    server_workers: Annotated[str, typer.Option(help="Comma-separated uvicorn worker counts to run, e.g. 1,2")] = "1",
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN",
                                         help="PostgreSQL server for the throwaway databases")] = DEFAULT_PG_DSN,
 ) -> None:
@@ -96,26 +97,40 @@ def api(
     if not chosen or set(chosen) - {"sqlite", "postgres"}:
         console.print("[red]error:[/red] --backends: use sqlite, postgres or both")
         raise typer.Exit(2)
+    try:
+        worker_counts = [int(w) for w in server_workers.split(",") if w.strip()]
+    except ValueError:
+        worker_counts = []
+    if not worker_counts or not all(1 <= w <= 16 for w in worker_counts):
+        console.print("[red]error:[/red] --server-workers: whole numbers from 1 to 16, e.g. 1,2")
+        raise typer.Exit(2)
     rows = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    load = os.getloadavg()
     with Progress(*columns, console=console, transient=False) as progress:
         for backend in chosen:
-            with fresh(backend, pg_dsn) as target:
-                version = target.version
-                rows += [(version, r) for r in api_bench.run(target, rate=rate, seconds=seconds, warmup=warmup,
-                                                              progress=progress)]
+            for workers in worker_counts:
+                with fresh(backend, pg_dsn) as target:
+                    version = target.version
+                    rows += [(version, r) for r in api_bench.run(target, rate=rate, seconds=seconds, warmup=warmup,
+                                                                  progress=progress, workers=workers)]
+    load = tuple(max(a, b) for a, b in zip(load, os.getloadavg(), strict=True))
     lines = [f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
-             f"Python {platform.python_version()}: `retento {' '.join(sys.argv[1:])}`", "",
-             "| backend | route | target rps | achieved rps | errors | p50 ms | p99 ms | max ms | p99 vs baseline |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    table = Table("backend", "route", "target rps", "achieved rps", "errors", "p50 ms", "p99 ms", "max ms",
-                  "p99 / baseline", title="API latency at a fixed rate (one uvicorn process)")
-    base: dict[str, float] = {}
+             f"Python {platform.python_version()}, load average (1/5/15 min, the higher of start and end) "
+             f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}: `retento {' '.join(sys.argv[1:])}`", "",
+             "| backend | workers | route | target rps | achieved rps | errors | p50 ms | p99 ms | max ms "
+             "| p99 vs baseline | server CPU ms / request | client CPU ms / request |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    table = Table("backend", "workers", "route", "target rps", "achieved rps", "errors", "p50 ms", "p99 ms",
+                  "max ms", "p99 / baseline", "server CPU ms/req", "client CPU ms/req",
+                  title="API latency at a fixed rate")
+    base: dict[tuple[str, int], float] = {}
     for version, r in rows:
-        base.setdefault(version, r.p99_ms)
-        ratio = f"{r.p99_ms / base[version]:.1f}x"
-        cells = (version, r.name, str(r.rate), f"{r.rps:,.0f}", str(r.errors), f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}",
-                 f"{r.max_ms:.1f}", ratio)
+        base.setdefault((version, r.workers), r.p99_ms)
+        ratio = f"{r.p99_ms / base[(version, r.workers)]:.1f}x"
+        cells = (version, str(r.workers), r.name, str(r.rate), f"{r.rps:,.0f}", str(r.errors), f"{r.p50_ms:.1f}",
+                 f"{r.p99_ms:.1f}", f"{r.max_ms:.1f}", ratio, f"{r.cpu_ms_per_request:.2f}",
+                 f"{r.client_cpu_s * 1000 / r.sent:.2f}" if r.sent else "nan")
         table.add_row(*cells)
         lines.append("| " + " | ".join(cells) + " |")
     console.print(table)

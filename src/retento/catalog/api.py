@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from retento.apikeys.schemas import Principal
 from retento.catalog import queries
-from retento.customers.api import check_site, site_codes
 from retento.db import transaction
-from retento.rest import decode_cursor, page, reading, require, router as v1_router
+from retento.rest import CursorParam, Limit, check_site, decode_cursor, page, reading, require, router as v1_router
+from retento.sites.service import site_codes
 
 router = v1_router("reference")
 
@@ -52,8 +52,8 @@ def products(
     site: Annotated[str | None, Query(max_length=64)] = None,
     category: Annotated[str | None, Query(max_length=255)] = None,
     offer_id: Annotated[str | None, Query(max_length=64)] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: CursorParam = None,
+    limit: Limit = 50,
 ) -> ProductPage:
     with transaction(reading(request)) as s:
         site_ids = principal.visible([check_site(s, principal, site).id] if site else None)

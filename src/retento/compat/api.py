@@ -6,13 +6,15 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from starlette.routing import Match
 
 from retento.catalog.queries import known_offers
 from retento.compat import mapping as m
-from retento.compat.envelope import ENTITY_ERROR, Call, RetailRoute, fail, handle, pagination
+from retento.compat.envelope import ENTITY_ERROR, Call, RetailRoute, envelope_error, fail, handle, pagination
 from retento.customers import queries as customer_q
 from retento.customers import service as customers
-from retento.customers.api import edit_data, site_codes
+from retento.customers.api import edit_data
+from retento.sites.service import site_codes
 from retento.history import queries as history_q
 from retento.orders import queries as order_q
 from retento.orders import service as orders
@@ -416,3 +418,13 @@ async def reference_status_groups(request: Request) -> Response:
     return await handle(request, "reference:read", run)
 
 
+
+
+# Registered last: any other /api/v5 path answers in RetailCRM's envelope, not Starlette's `{"detail": ...}`.
+@router.api_route(V5 + "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+async def unknown_method(path: str, request: Request) -> Response:
+    """A known path asked with another HTTP method is a 405, as RetailCRM answers; anything else a 404."""
+    for route in router.routes:  # every /api/v5 route is in this router
+        if route.endpoint is not unknown_method and route.matches(request.scope)[0] is Match.PARTIAL:
+            return envelope_error(405, "Method Not Allowed")
+    return envelope_error(404, "API method not found")

@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Connection, bindparam, func, literal_column, null, select, tuple_, union_all
 from sqlalchemy.orm import Session
 
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
@@ -52,29 +52,76 @@ def _filtered(q: Any, *, site_ids: list[int] | None = None, email: str | None = 
     return q
 
 
+_IDS = bindparam("ids", expanding=True)
+# Consents, tags and interests of many customers in one statement (consents first: they give the column types).
+_LABELS = union_all(
+    select(Consent.customer_id, literal_column("'consent'").label("kind"), Consent.channel.label("value"),
+           Consent.granted, Consent.at, Consent.source).where(Consent.customer_id.in_(_IDS)),
+    select(CustomerTag.customer_id, literal_column("'tag'"), CustomerTag.tag, null(), null(), null())
+    .where(CustomerTag.customer_id.in_(_IDS)),
+    select(CustomerInterest.customer_id, literal_column("'interest'"), CustomerInterest.interest, null(), null(),
+           null()).where(CustomerInterest.customer_id.in_(_IDS)),
+)
+_L = _LABELS.subquery("labels")
+_C = Customer.__table__
+# Each customer row joined to its labels (one result row per label, one with NULLs for a customer without any).
+_WITH_LABELS = (select(*_C.c, _L.c.kind, _L.c.value, _L.c.granted, _L.c.at, _L.c.source)
+                .select_from(_C.outerjoin(_L, _L.c.customer_id == _C.c.id)).where(_C.c.id.in_(_IDS)))
+_ROW_KEYS = tuple(c.key for c in _C.c)
+
+
+def read_snapshots(db: Session | Connection, ids: list[int]) -> list[dict[str, Any]]:
+    """Snapshots (see `service.snapshot`, plus updated_at) of the customers with these ids that exist, in id
+    order: one Core statement (so a consistent read even outside a transaction), no ORM objects."""
+    out: dict[int, dict[str, Any]] = {}
+    if not ids:
+        return []
+    n = len(_ROW_KEYS)
+    for row in _core(db).execute(_WITH_LABELS, {"ids": ids}):
+        snap = out.get(row[0])
+        if snap is None:
+            snap = out[row[0]] = dict(zip(_ROW_KEYS, row[:n], strict=True))
+            snap.update(tags=[], interests=[], consents={})
+        _add_label(snap, *row[n:])
+    for snap in out.values():
+        snap["tags"].sort()
+        snap["interests"].sort()
+    return [out[i] for i in sorted(out)]
+
+
+def _add_label(snap: dict[str, Any], kind: str | None, value: str, granted: bool, at: Any, source: str) -> None:
+    if kind == "consent":
+        snap["consents"][value] = {"granted": granted, "at": at, "source": source}
+    elif kind is not None:
+        snap["tags" if kind == "tag" else "interests"].append(value)
+
+
+def _core(db: Session | Connection) -> Connection:
+    """The Core connection under a session: a Core statement run there skips the ORM's execution layer."""
+    return db.connection() if isinstance(db, Session) else db
+
+
 def snapshots(session: Session, customers: list[Customer]) -> list[dict[str, Any]]:
-    """What `service.snapshot` gives for one customer, for many with three queries in all."""
-    ids = [c.id for c in customers]
-    tags: dict[int, list[str]] = defaultdict(list)
-    interests: dict[int, list[str]] = defaultdict(list)
-    consents: dict[int, dict[str, Any]] = defaultdict(dict)
-    if ids:
-        for cid, tag in session.execute(select(CustomerTag.customer_id, CustomerTag.tag)
-                                        .where(CustomerTag.customer_id.in_(ids)).order_by(CustomerTag.tag)):
-            tags[cid].append(tag)
-        for cid, interest in session.execute(
-                select(CustomerInterest.customer_id, CustomerInterest.interest)
-                .where(CustomerInterest.customer_id.in_(ids)).order_by(CustomerInterest.interest)):
-            interests[cid].append(interest)
-        for c in session.scalars(select(Consent).where(Consent.customer_id.in_(ids))):
-            consents[c.customer_id][c.channel] = {"granted": c.granted, "at": c.at, "source": c.source}
+    """What `service.snapshot` gives for one customer (plus updated_at), for many loaded ones in one query."""
+    labels = _labels(session, [c.id for c in customers])
     out = []
     for c in customers:
         data: dict[str, Any] = {"id": c.id, "site_id": c.site_id}
         data.update({name: getattr(c, name) for name in COLUMNS})
-        data.update(email_confirmed_at=c.email_confirmed_at, created_at=c.created_at, updated_at=c.updated_at,
-                    tags=tags[c.id], interests=interests[c.id], consents=consents[c.id])
+        data.update(email_confirmed_at=c.email_confirmed_at, created_at=c.created_at, updated_at=c.updated_at)
+        data.update(labels[c.id])
         out.append(data)
+    return out
+
+
+def _labels(db: Session | Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = defaultdict(lambda: {"tags": [], "interests": [], "consents": {}})
+    if ids:
+        for cid, *label in _core(db).execute(_LABELS, {"ids": ids}):
+            _add_label(out[cid], *label)
+        for labels in out.values():
+            labels["tags"].sort()
+            labels["interests"].sort()
     return out
 
 
@@ -88,6 +135,18 @@ def ids_by_external(session: Session, pairs: set[tuple[int, str]]) -> dict[tuple
             tuple_(Customer.site_id, Customer.external_id).in_(chunk))
         out.update({(s, e): cid for s, e, cid in session.execute(q)})
     return out
+
+
+def refs_by_ids(session: Session, ids: set[int]) -> dict[int, Any]:
+    """id -> a row with `id` and `site_id`, for the ids that exist (no ORM objects loaded)."""
+    out: dict[int, Any] = {}
+    items = sorted(ids)
+    for i in range(0, len(items), 500):
+        out.update({r.id: r for r in session.connection().execute(_REFS, {"ids": items[i : i + 500]})})
+    return out
+
+
+_REFS = select(Customer.id, Customer.site_id).where(Customer.id.in_(_IDS))
 
 
 def by_ids(session: Session, ids: set[int]) -> dict[int, Customer]:

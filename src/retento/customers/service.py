@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import delete, insert, select
@@ -247,10 +247,17 @@ def upsert(session: Session, *, data: CustomerCreate, ctx: ChangeContext, now: d
     return create(session, data=data, ctx=ctx, now=now), True
 
 
+class CustomerRef(Protocol):
+    """Enough of a customer to address it: a loaded `Customer` or a row of (id, site_id)."""
+
+    id: int
+    site_id: int
+
+
 def emit_custom_event(
     session: Session,
     *,
-    customer: Customer,
+    customer: CustomerRef,
     name: str,
     payload: dict[str, Any],
     ctx: ChangeContext,

@@ -9,7 +9,7 @@ from fastapi import Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from retento.apikeys.schemas import Principal
-from retento.customers.api import site_codes
+from retento.sites.service import site_codes
 from retento.db import transaction
 from retento.history import service
 from retento.rest import reading, require, router as v1_router

@@ -6,26 +6,31 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import Depends, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from retento.apikeys.schemas import Principal
-from retento.customers.api import check_site, site_codes
 from retento.db import transaction
-from retento.errors import NotFound
 from retento.orders import queries, service
 from retento.orders.schemas import CustomerRef, OrderCreate, OrderEdit
 from retento.rest import (
+    CreatedFrom,
+    CreatedTo,
+    CursorParam,
     Idempotency,
-    app_of,
-    decode_cursor,
+    Limit,
+    SiteParam,
+    create_in_site,
+    edit_and_return,
     idempotency,
-    page,
+    list_page,
     reading,
     require,
     router as v1_router,
+    visible,
 )
+from retento.sites.service import site_codes
 
 router = v1_router("orders")
 Id = Annotated[int, Path(gt=0, le=2**53, description="Retento's order id")]
@@ -135,22 +140,14 @@ def out(session: Session, orders: list[Any]) -> list[OrderOut]:
 
 
 def visible_order(session: Session, principal: Principal, order_id: int) -> Any:
-    order = service.get(session, order_id)
-    if not principal.may_see(order.site_id):
-        raise NotFound("id", f"order {order_id} not found")
-    return order
+    return visible(service.get(session, order_id), principal, "order", order_id)
 
 
 @router.post("/orders", status_code=201, response_model=OrderOut, summary="Create an order")
 def create_order(body: OrderIn, request: Request, principal: Annotated[Principal, Depends(require("orders:write"))],
-                 idem: Annotated[Idempotency, Depends(idempotency)]) -> Any:
-    app = app_of(request)
-    with transaction(app.sessions) as s:
-        def produce() -> OrderOut:
-            check_site(s, principal, body.site)
-            return out(s, [service.create(s, data=body, ctx=principal.ctx, now=app.clock.now())])[0]
-
-        return idem.run(s, principal, produce, now=app.clock.now())
+                 idem: Annotated[Idempotency, Depends(idempotency)]) -> Response:
+    return create_in_site(request, principal, idem, body.site, lambda s, now: out(
+        s, [service.create(s, data=body, ctx=principal.ctx, now=now)])[0])
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, summary="Get an order")
@@ -163,12 +160,10 @@ def get_order(order_id: Id, request: Request,
 @router.patch("/orders/{order_id}", response_model=OrderOut, summary="Edit an order",
               description="Only the fields present change; `items`, when given, replace all items.")
 def edit_order(order_id: Id, body: OrderPatch, request: Request,
-               principal: Annotated[Principal, Depends(require("orders:write"))]) -> OrderOut:
-    app = app_of(request)
-    with transaction(app.sessions) as s:
-        order = visible_order(s, principal, order_id)
-        service.edit(s, order=order, data=body, ctx=principal.ctx, now=app.clock.now())
-        return out(s, [order])[0]
+               principal: Annotated[Principal, Depends(require("orders:write"))]) -> Any:
+    return edit_and_return(request, lambda s: visible_order(s, principal, order_id),
+                           lambda s, order, now: service.edit(s, order=order, data=body, ctx=principal.ctx, now=now),
+                           lambda s, order: out(s, [order])[0])
 
 
 @router.get("/orders", response_model=OrderPage, summary="List orders",
@@ -176,23 +171,19 @@ def edit_order(order_id: Id, body: OrderPatch, request: Request,
 def list_orders(
     request: Request,
     principal: Annotated[Principal, Depends(require("orders:read"))],
-    site: Annotated[str | None, Query(max_length=64, description="Site code")] = None,
+    site: SiteParam = None,
     status: Annotated[list[str] | None, Query(max_length=50, description="Status codes (any of)")] = None,
     customer_id: Annotated[int | None, Query(gt=0, le=2**53)] = None,
     external_id: Annotated[str | None, Query(max_length=64)] = None,
     number: Annotated[str | None, Query(max_length=64)] = None,
-    created_from: Annotated[AwareDatetime | None, Query(description="created_at >= this")] = None,
-    created_to: Annotated[AwareDatetime | None, Query(description="created_at < this")] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-) -> OrderPage:
-    with transaction(reading(request)) as s:
-        site_ids = principal.visible([check_site(s, principal, site).id] if site else None)
-        rows = queries.list_orders(s, site_ids=site_ids, status=status, customer_id=customer_id,
-                                   external_id=external_id, number=number, created_from=created_from,
-                                   created_to=created_to, after_id=decode_cursor(cursor), limit=limit + 1)
-        rows, nxt = page(rows, limit)
-        return OrderPage(items=out(s, rows), next_cursor=nxt)
+    created_from: CreatedFrom = None,
+    created_to: CreatedTo = None,
+    cursor: CursorParam = None,
+    limit: Limit = 50,
+) -> Any:
+    return list_page(request, principal, site, cursor, limit, lambda s, site_ids, after_id, n: queries.list_orders(
+        s, site_ids=site_ids, status=status, customer_id=customer_id, external_id=external_id, number=number,
+        created_from=created_from, created_to=created_to, after_id=after_id, limit=n), out, OrderPage)
 
 
 @router.get("/statuses", response_model=list[StatusOut], tags=["reference"], summary="Order statuses")

@@ -11,13 +11,13 @@ from pydantic import ValidationError
 from retento.db import transaction
 from retento.errors import DomainError, NotFound
 from retento.jsonable import jsonable
-from retento.rest import require
+from retento.apikeys.schemas import Principal
+from retento.rest import check_site, require
 from retento.rest import router as make_router
 from retento.segments import analytics, service
 from retento.segments.schemas import (
     InitiativeIn, MembersIn, PreviewIn, SegmentCreate, SegmentEdit, SegmentOut, ThresholdIn,
 )
-from retento.sites.service import get_site
 
 router = make_router("segments")  # /api/v1, problem+json errors naming the field
 T = TypeVar("T")
@@ -30,6 +30,31 @@ def _run(request: Request, fn: Callable[[Any, Any], T]) -> T:
     app = request.app.state.app
     with transaction(app.sessions) as s:
         return fn(s, app.clock.now())
+
+
+# An API key restricted to some sites sees only their segments, scores and cohorts: another site's segment is
+# "not found", and naming another site is a 403 (as everywhere in /api/v1).
+def _principal(request: Request) -> Principal:
+    return request.state.principal  # set by the `require` dependency every route has
+
+
+def _site_id(request: Request, s: Any, code: str) -> int:
+    return check_site(s, _principal(request), code).id
+
+
+def _run_on_site(request: Request, code: str, fn: Callable[[Any, Any], T]) -> T:
+    """`_run` for a request naming a site, which the API key must be allowed to use."""
+    def go(s: Any, now: Any) -> T:
+        _site_id(request, s, code)
+        return fn(s, now)
+    return _run(request, go)
+
+
+def _segment(request: Request, s: Any, segment_id: int) -> Any:
+    segment = service.get(s, segment_id)
+    if not _principal(request).may_see(segment.site_id):
+        raise NotFound("id", f"segment {segment_id} not found")
+    return segment
 
 
 def _parse(model: type[T], raw: Any) -> T:
@@ -45,41 +70,45 @@ def _out(segment: Any) -> dict[str, Any]:
 
 @router.get("/segments", summary="List segments", dependencies=[READ])
 def list_segments(request: Request, site: str | None = None) -> list[dict[str, Any]]:
-    return _run(request, lambda s, _now: [_out(x) for x in service.list_segments(s, site=site)])
+    def go(s: Any, _now: Any) -> list[dict[str, Any]]:
+        if site is not None:
+            _site_id(request, s, site)
+        return [_out(x) for x in service.list_segments(s, site=site) if _principal(request).may_see(x.site_id)]
+    return _run(request, go)
 
 
 @router.post("/segments", status_code=201, summary="Create a dynamic (rules) or static (list) segment",
              dependencies=[WRITE])
 def create_segment(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
     data = _parse(SegmentCreate, body)
-    return _run(request, lambda s, now: _out(service.create(s, data=data, now=now)))
+    return _run_on_site(request, data.site, lambda s, now: _out(service.create(s, data=data, now=now)))
 
 
 @router.post("/segments/preview", summary="Live preview: how many customers match rules, and a sample",
              dependencies=[READ])
 def preview(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
     data = _parse(PreviewIn, body)
-    return _run(request, lambda s, now: service.preview(s, site=data.site, raw_rules=data.rules, now=now,
-                                                        sample=data.sample))
+    return _run_on_site(request, data.site, lambda s, now: service.preview(s, site=data.site, raw_rules=data.rules,
+                                                                          now=now, sample=data.sample))
 
 
 @router.get("/segments/{segment_id}", summary="One segment", dependencies=[READ])
 def get_segment(request: Request, segment_id: int) -> dict[str, Any]:
-    return _run(request, lambda s, _now: _out(service.get(s, segment_id)))
+    return _run(request, lambda s, _now: _out(_segment(request, s, segment_id)))
 
 
 @router.patch("/segments/{segment_id}", summary="Rename, change rules, switch on or off",
              dependencies=[WRITE])
 def edit_segment(request: Request, segment_id: int, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
     data = _parse(SegmentEdit, body)
-    return _run(request, lambda s, now: _out(service.edit(s, segment=service.get(s, segment_id), data=data,
+    return _run(request, lambda s, now: _out(service.edit(s, segment=_segment(request, s, segment_id), data=data,
                                                           now=now)))
 
 
 @router.post("/segments/{segment_id}/recompute", summary="Full recompute now", dependencies=[WRITE])
 def recompute(request: Request, segment_id: int) -> dict[str, int]:
     def go(s: Any, now: Any) -> dict[str, int]:
-        seg = service.get(s, segment_id)
+        seg = _segment(request, s, segment_id)
         if seg.kind != "dynamic":
             raise DomainError.one("kind", "a static segment is not computed")
         entered, left = service.recompute(s, segment=seg, now=now)
@@ -91,7 +120,7 @@ def recompute(request: Request, segment_id: int) -> dict[str, int]:
 def members(request: Request, segment_id: int, limit: int = Query(100, ge=1, le=10_000),
             offset: int = Query(0, ge=0)) -> dict[str, Any]:
     return _run(request, lambda s, _now: {"customer_ids": service.member_ids(
-        s, segment=service.get(s, segment_id), limit=limit, offset=offset)})
+        s, segment=_segment(request, s, segment_id), limit=limit, offset=offset)})
 
 
 @router.post("/segments/{segment_id}/members", summary="Add customers to a static segment",
@@ -118,7 +147,7 @@ async def add_members_csv(request: Request, segment_id: int, file: UploadFile = 
 
 def _members(request: Request, segment_id: int, data: MembersIn, *, add: bool) -> dict[str, int]:
     entered, left = _run(request, lambda s, now: service.change_members(
-        s, segment=service.get(s, segment_id), data=data, add=add, now=now))
+        s, segment=_segment(request, s, segment_id), data=data, add=add, now=now))
     return {"entered": entered, "left": left}
 
 
@@ -128,13 +157,13 @@ def history(request: Request, segment_id: int, since_id: int = Query(0, ge=0),
             limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
     return _run(request, lambda s, _now: [
         {**c, "at": c["at"].isoformat()}
-        for c in service.changes(s, segment=service.get(s, segment_id), since_id=since_id, limit=limit)])
+        for c in service.changes(s, segment=_segment(request, s, segment_id), since_id=since_id, limit=limit)])
 
 
 @router.get("/segments/{segment_id}/sizes", summary="Segment size over time (end of each day with a change)",
              dependencies=[READ])
 def sizes(request: Request, segment_id: int) -> list[dict[str, Any]]:
-    return _run(request, lambda s, _now: service.sizes(s, segment=service.get(s, segment_id)))
+    return _run(request, lambda s, _now: service.sizes(s, segment=_segment(request, s, segment_id)))
 
 
 # --- RFM / LTV --------------------------------------------------------------------------------------------
@@ -142,14 +171,14 @@ def sizes(request: Request, segment_id: int) -> list[dict[str, Any]]:
 @router.get("/rfm", tags=["rfm"], summary="RFM cell table of a site", dependencies=[READ])
 def rfm_cells(request: Request, site: str) -> dict[str, Any]:
     return _run(request, lambda s, _now: jsonable({"site": site, "cells": analytics.cell_table(
-        s, site_id=get_site(s, site).id)}))
+        s, site_id=_site_id(request, s, site))}))
 
 
 @router.post("/rfm/recompute", tags=["rfm"], summary="Recompute RFM scores (and LTV with ltv=true)",
              dependencies=[WRITE])
 def rfm_recompute(request: Request, site: str, ltv: bool = False) -> dict[str, Any]:
     def go(s: Any, now: Any) -> dict[str, Any]:
-        site_id = get_site(s, site).id
+        site_id = _site_id(request, s, site)
         out = analytics.compute_rfm(s, site_id=site_id, now=now)
         if ltv:
             out["ltv"] = analytics.compute_ltv(s, site_id=site_id, now=now)
@@ -161,14 +190,14 @@ def rfm_recompute(request: Request, site: str, ltv: bool = False) -> dict[str, A
 @router.get("/rfm/config", tags=["rfm"], summary="RFM windows, cells and LTV horizon of a site",
              dependencies=[READ])
 def rfm_config_get(request: Request, site: str) -> dict[str, Any]:
-    return _run(request, lambda s, now: analytics.rfm_config(s, get_site(s, site).id, now=now).model_dump(
+    return _run(request, lambda s, now: analytics.rfm_config(s, _site_id(request, s, site), now=now).model_dump(
         mode="json"))
 
 
 @router.put("/rfm/config", tags=["rfm"], summary="Set RFM windows, cells and LTV horizon",
              dependencies=[WRITE])
 def rfm_config_put(request: Request, site: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    return _run(request, lambda s, now: analytics.set_rfm_config(s, site=site, raw=body, now=now).model_dump(
+    return _run_on_site(request, site, lambda s, now: analytics.set_rfm_config(s, site=site, raw=body, now=now).model_dump(
         mode="json"))
 
 
@@ -177,7 +206,7 @@ def rfm_config_put(request: Request, site: str, body: dict[str, Any] = Body(...)
 def rfm_customer(request: Request, customer_id: int) -> dict[str, Any]:
     def go(s: Any, _now: Any) -> dict[str, Any]:
         row = analytics.customer_scores(s, customer_id=customer_id)
-        if row is None:
+        if row is None or not _principal(request).may_see(row["site_id"]):
             raise NotFound("customer_id", f"no RFM scores for customer {customer_id} (no purchases, or not "
                                           "computed yet)")
         return {**row, "monetary": str(row["monetary"]), "ltv": None if row["ltv"] is None else str(row["ltv"]),
@@ -190,24 +219,26 @@ def rfm_customer(request: Request, customer_id: int) -> dict[str, Any]:
 @router.get("/cohorts", tags=["cohorts"], summary="Monthly lifecycle table, migrations, the four figures",
              dependencies=[READ])
 def cohort_report(request: Request, site: str) -> dict[str, Any]:
-    return _run(request, lambda s, now: jsonable(analytics.cohort_report(s, site=site, now=now)))
+    return _run_on_site(request, site, lambda s, now: jsonable(analytics.cohort_report(s, site=site, now=now)))
 
 
 @router.put("/cohorts/threshold", tags=["cohorts"], summary="Override the new/active/sleeping threshold (days)",
              dependencies=[WRITE])
 def set_threshold(request: Request, site: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
     data = _parse(ThresholdIn, body)
-    return _run(request, lambda s, now: analytics.set_threshold(s, site=site, days=data.threshold_days, now=now))
+    return _run_on_site(request, site, lambda s, now: analytics.set_threshold(s, site=site, days=data.threshold_days,
+                                                                              now=now))
 
 
 @router.get("/initiatives", tags=["cohorts"], summary="Marketing initiatives on the cohort timeline",
              dependencies=[READ])
 def initiatives(request: Request, site: str) -> list[dict[str, Any]]:
-    return _run(request, lambda s, _now: jsonable(analytics.list_initiatives(s, site_id=get_site(s, site).id)))
+    return _run(request, lambda s, _now: jsonable(analytics.list_initiatives(s, site_id=_site_id(request, s, site))))
 
 
 @router.post("/initiatives", tags=["cohorts"], status_code=201, summary="Record a marketing initiative",
              dependencies=[WRITE])
 def add_initiative(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
     data = _parse(InitiativeIn, body)
-    return _run(request, lambda s, now: {"id": analytics.record_initiative(s, data=data, source="api", now=now).id})
+    return _run_on_site(request, data.site, lambda s, now: {"id": analytics.record_initiative(
+        s, data=data, source="api", now=now).id})

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import weakref
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from retento.contacts import normalize_email
@@ -24,6 +26,30 @@ def create_site(session: Session, *, data: SiteCreate, now: datetime) -> Site:
 
 def list_sites(session: Session) -> list[Site]:
     return list(session.scalars(select(Site).order_by(Site.id)))
+
+
+# Site codes never change and sites are never deleted (no code path does either), so `id -> code` is cached
+# per database for the life of the process without going stale; an id missing from the cache (a site created
+# since, by this or any other process) reloads the table. Keyed by the engine's connection pool.
+_CODES: weakref.WeakKeyDictionary[Any, dict[int, str]] = weakref.WeakKeyDictionary()
+_CODES_OF_SITES = select(Site.id, Site.code)
+
+
+def site_codes(db: Session | Connection) -> dict[int, str]:
+    """id -> code of every site (read now, and remembered for `site_code`)."""
+    codes = {site_id: code for site_id, code in db.execute(_CODES_OF_SITES)}
+    _CODES[_pool(db)] = codes
+    return codes
+
+
+def site_code(db: Session | Connection, site_id: int) -> str:
+    """The code of a site, from this process's cache when it has it."""
+    code = _CODES.get(_pool(db), {}).get(site_id)
+    return code if code is not None else site_codes(db)[site_id]
+
+
+def _pool(db: Session | Connection) -> Any:
+    return (db.engine if isinstance(db, Connection) else db.get_bind()).pool
 
 
 def get_site(session: Session, code: str, *, field: str = "site") -> Site:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request, Response
+from fastapi import Depends, Path, Request, Response
 from sqlalchemy.orm import Session
 
 from retento.apikeys.schemas import Principal
 from retento.db import transaction
 from retento.rest import (
+    CursorParam,
     Idempotency,
+    Limit,
     app_of,
     decode_cursor,
     idempotency,
@@ -79,8 +81,8 @@ def delete_webhook(sub_id: SubId, request: Request, principal: Manage) -> Respon
 
 @router.get("/webhooks/{sub_id}/deliveries", response_model=DeliveryPage, summary="Delivery log of a subscription")
 def list_deliveries(sub_id: SubId, request: Request, principal: Manage,
-                    cursor: Annotated[str | None, Query(max_length=200)] = None,
-                    limit: Annotated[int, Query(ge=1, le=100)] = 50) -> DeliveryPage:
+                    cursor: CursorParam = None,
+                    limit: Limit = 50) -> DeliveryPage:
     with transaction(reading(request)) as s:
         service.get(s, sub_id, site_ids=principal.visible())
         rows, nxt = page(service.deliveries(s, subscription_id=sub_id, after_id=decode_cursor(cursor),
