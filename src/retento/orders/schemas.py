@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
+from operator import itemgetter
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -107,6 +108,9 @@ class OrderEdit(OrderFields):
     """Only the fields present change; `items`, when given, replace all items."""
 
 
+ITEM_KEYS = ("offer_id", "name", "kind", "category", "quantity", "price", "discount")
+_item_values = itemgetter(*ITEM_KEYS)
+
+
 def dump_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    keys = ("offer_id", "name", "kind", "category", "quantity", "price", "discount")
-    return [{k: i[k] for k in keys} for i in items]
+    return [dict(zip(ITEM_KEYS, _item_values(i))) for i in items]
