@@ -259,6 +259,8 @@ def rows_with_keys(session: Session, table: Table, columns: Sequence[str], *, si
     quote = dialect.identifier_preparer.quote
     head = (f"SELECT {', '.join(map(quote, columns))} FROM {dialect.identifier_preparer.format_table(table)} "
             f"WHERE site_id = {placeholder} AND {quote(key)} IN ")
+    if session.autoflush:  # as a query through the session would, so pending objects are seen
+        session.flush()
     wanted, conn, out = sorted(set(values)), session.connection(), []
     for i in range(0, len(wanted), 900):
         chunk = wanted[i : i + 900]
