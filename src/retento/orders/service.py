@@ -306,7 +306,9 @@ def _items(items: Sequence[Any], refs: _Refs, site: Site) -> list[dict[str, Any]
 
 
 def _totals(items: list[dict[str, Any]], discount_total: Decimal, delivery_cost: Decimal) -> dict[str, Decimal]:
-    items_total = sum((round_money(i["price"] * i["quantity"]) - i["discount"] for i in items), Decimal(0))
+    items_total = _ZERO
+    for i in items:  # a plain loop: this runs for every order of a batch
+        items_total += round_money(i["price"] * i["quantity"]) - i["discount"]
     if discount_total > items_total:
         raise DomainError.one("discount_total", "order discount is larger than the items' total")
     return {"items_total": items_total, "discount_total": discount_total,
