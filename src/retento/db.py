@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
-from functools import lru_cache
-from operator import itemgetter
+from functools import lru_cache, partial
+from itertools import repeat
+from operator import is_, itemgetter, methodcaller
 from typing import Any
 
 import orjson
 from sqlalchemy import JSON, Connection, Engine, MetaData, Numeric, String, Table, create_engine, event, insert, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.elements import Null
 from sqlalchemy.types import DateTime, TypeDecorator
 
 NAMING = {
@@ -60,7 +62,7 @@ class UTCDateTime(TypeDecorator):
                 return None
             if value.tzinfo is None:
                 raise ValueError("naive datetime given to a UTC column")
-            return value.astimezone(utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+            return value.astimezone(utc).isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
 
         return process
 
@@ -108,6 +110,24 @@ class Amount(TypeDecorator):
             return inner(value) if inner else value
 
         return process
+
+    def bulk_processor(self, dialect: Any) -> Any:
+        """values -> what `bind_processor` gives each, in C-level maps; None unless all values are Decimals."""
+        steps: list[Any] = [methodcaller("quantize", self._quantum)]
+        if dialect.name == "sqlite":
+            steps.append(float)
+        if inner := self.impl_instance.bind_processor(dialect):
+            steps.append(inner)
+
+        def convert(values: list[Any]) -> list[Any] | None:
+            if set(map(type, values)) != {Decimal}:
+                return None
+            out: Any = values
+            for step in steps:
+                out = map(step, out)
+            return list(out)
+
+        return convert
 
     def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
         if value is None:
@@ -279,6 +299,28 @@ def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
     return list(range(top + 1, top + 1 + count))
 
 
+def rows_with_keys(session: Session, table: Table, columns: Sequence[str], *, site_id: int, key: str,
+                   values: Iterable[Any]) -> list[tuple]:
+    """`columns` of the rows of `table` on one site whose `key` is one of `values`, as the driver returns them.
+
+    For a batch's hundreds of external ids or numbers: the (site_id, key) index is sought once per value, and
+    the values go to the driver as they are, without SQLAlchemy's per-value bookkeeping of an `IN` list. Use it
+    for columns whose stored form is the Python value (ids, strings).
+    """
+    dialect = session.get_bind().dialect
+    placeholder = {"qmark": "?", "format": "%s", "pyformat": "%s"}[dialect.paramstyle]
+    quote = dialect.identifier_preparer.quote
+    head = (f"SELECT {', '.join(map(quote, columns))} FROM {dialect.identifier_preparer.format_table(table)} "
+            f"WHERE site_id = {placeholder} AND {quote(key)} IN ")
+    if session.autoflush:  # as a query through the session would, so pending objects are seen
+        session.flush()
+    wanted, conn, out = sorted(set(values)), session.connection(), []
+    for i in range(0, len(wanted), 900):
+        chunk = wanted[i : i + 900]
+        out += conn.exec_driver_sql(f"{head}({', '.join([placeholder] * len(chunk))})", (site_id, *chunk)).all()
+    return out
+
+
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """INSERT many rows (all with the same keys) through the driver's executemany.
 
@@ -292,19 +334,43 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     if plan is None:
         conn.execute(insert(table), list(rows))
         return
-    sql, keys, processors = plan
+    sql, keys, converters = plan
     columns = [list(map(itemgetter(k), rows)) for k in keys]
-    for i, process in processors:
-        columns[i] = _processed(process, columns[i])
+    for i, convert in converters:
+        columns[i] = convert(columns[i])
     conn.exec_driver_sql(sql, list(zip(*columns)))
 
 
-def _processed(process: Any, values: list[Any]) -> list[Any]:
-    """process(v) for each value; once for a column that holds one object throughout (the batch's `now`)."""
-    first = values[0]
-    if values.count(first) == len(values) and all(v is first for v in values):
-        return [process(first)] * len(values)
-    return list(map(process, values))
+def _converter(process: Any, type_: Any, dialect: Any) -> Any:
+    """A column's values -> process(v) for each: once for a column holding one object throughout (the batch's
+    `now`, a flag), in C-level maps where the type offers a bulk form and the values allow it."""
+    impl = type_.dialect_impl(dialect)
+    bulk = impl.bulk_processor(dialect) if hasattr(impl, "bulk_processor") else _json_bulk(impl, dialect)
+
+    def convert(values: list[Any]) -> list[Any]:
+        first = values[0]
+        if all(map(is_, values, repeat(first))):
+            return [process(first)] * len(values)
+        if bulk is not None and (out := bulk(values)) is not None:
+            return out
+        return list(map(process, values))
+
+    return convert
+
+
+def _json_bulk(impl: Any, dialect: Any) -> Any:
+    """SQLite JSON columns serialised by `_json_dumps`: the same text, without a Python call per value."""
+    if (not isinstance(impl, JSON) or impl.none_as_null or dialect.name != "sqlite"
+            or dialect._json_serializer is not _json_dumps or impl._str_impl.bind_processor(dialect) is not None):
+        return None
+    dumps = partial(orjson.dumps, default=_json_default)
+
+    def convert(values: list[Any]) -> list[str] | None:
+        if JSON.NULL in values or Null in set(map(type, values)):
+            return None
+        return list(map(bytes.decode, map(dumps, values)))
+
+    return convert
 
 
 @lru_cache(maxsize=256)
@@ -315,7 +381,8 @@ def _insert_plan(dialect: Any, table: Table, keys: tuple[str, ...]) -> tuple[str
     if placeholder is None or missing:
         return None
     columns = [table.c[k] for k in keys]
-    processors = [(i, p) for i, c in enumerate(columns) if (p := c.type._cached_bind_processor(dialect))]
+    processors = [(i, _converter(p, c.type, dialect))
+                  for i, c in enumerate(columns) if (p := c.type._cached_bind_processor(dialect))]
     preparer = dialect.identifier_preparer
     sql = (f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.format_column(c) for c in columns)}) "
            f"VALUES ({', '.join([placeholder] * len(columns))})")

@@ -28,10 +28,14 @@ class DomainError(Exception):
         return cls([FieldError(field_name, reason)])
 
     @classmethod
-    def from_pydantic(cls, exc: ValidationError, prefix: str = "") -> DomainError:
+    def from_pydantic(cls, exc: ValidationError, prefix: str = "", *, indexed: bool = False) -> DomainError:
+        """`indexed`: the input was a list, so the first part of each location is an index, shown as `[n]`."""
         out = []
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"] if p != "[key]")
+            parts = [str(p) for p in err["loc"] if p != "[key]"]
+            if indexed and parts:
+                parts[0] = f"[{parts[0]}]"
+            loc = ".".join(parts)
             msg = err["msg"].removeprefix("Value error, ")
             out.append(FieldError(f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body", msg))
         return cls(out)

@@ -1,7 +1,7 @@
 """`retento bench ingest`: orders through the service layer against the driver's executemany of the same rows.
 
 Retento side: raw order dicts (as an API client or an import sends them) are validated with
-`orders.service.parse_create` and stored with `orders.service.create_many`, one transaction per batch, so
+`orders.service.parse_create_many` and stored with `orders.service.create_many`, one transaction per batch, so
 every order gets its items, a history row and an `order_created` event.
 
 Baseline: afterwards the rows Retento wrote (orders, order_items, history, events, with the very column
@@ -221,7 +221,7 @@ def ingest(
     spent, bounds = Stopwatch(), []
     while chunk := list(itertools.islice(inputs, batch)):
         with spent.timing(), transaction(app.sessions) as s:
-            data = [orders.parse_create(raw, prefix=f"[{n}].") for n, raw in enumerate(chunk)]
+            data = orders.parse_create_many(chunk)
             ids = orders.create_many(s, items=data, ctx=CTX, now=app.clock.now())
         bounds.append(ids[-1])
         if tick:

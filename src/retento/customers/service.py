@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from retento import bus
 from retento.customers import events as ev
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 from retento.customers.schemas import CustomerCreate, CustomerEdit, CustomerFields
+from retento.db import rows_with_keys
 from retento.errors import Conflict, DomainError, NotFound
 from retento.history import service as history
 from retento.history.schemas import ChangeContext
@@ -106,8 +108,13 @@ def create_many(
     keys = [(sites[d.site].id, d.external_id) for d in items if d.external_id]
     if len(set(keys)) != len(keys):
         raise Conflict("external_id", "the same externalId appears twice in one batch")
+    wanted: dict[int, set[str]] = defaultdict(set)
     for site_id, external_id in keys:
-        if find(session, site_id=site_id, external_id=external_id) is not None:
+        wanted[site_id].add(external_id)
+    taken = {(site_id, e) for site_id, ext in wanted.items() for (e,) in rows_with_keys(
+        session, Customer.__table__, ("external_id",), site_id=site_id, key="external_id", values=ext)}
+    for site_id, external_id in keys:
+        if (site_id, external_id) in taken:
             raise Conflict("external_id", f"customer with externalId {external_id!r} already exists")
     customers = []
     for d in items:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
+from operator import itemgetter
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -13,7 +14,19 @@ from retento.customers.schemas import AwareDatetime, CustomValue, Label
 from retento.money import CENT, check_currency
 
 # Amounts keep the stored scale (10 -> 10.00, quantity 2 -> 2.000), so an unchanged value never diffs as a change.
-Money = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2), AfterValidator(lambda v: v.quantize(CENT))]
+MILLI = Decimal("0.001")
+
+
+def _cents(v: Decimal) -> Decimal:
+    return v.quantize(CENT)
+
+
+def _millis(v: Decimal) -> Decimal:
+    return v.quantize(MILLI)
+
+
+Money = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2), AfterValidator(_cents)]
+Quantity = Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=3), AfterValidator(_millis)]
 ZERO = Decimal("0.00")
 
 
@@ -29,8 +42,7 @@ class ItemIn(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=255, description="Required when offer_id is not given")
     kind: ItemKind | None = None
     category: str | None = Field(None, max_length=255)
-    quantity: Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=3),
-                        AfterValidator(lambda v: v.quantize(Decimal("0.001")))] = Decimal("1.000")
+    quantity: Quantity = Decimal("1.000")
     price: Money | None = Field(None, description="Unit price; the catalogue price when omitted")
     discount: Money = ZERO
 
@@ -107,6 +119,9 @@ class OrderEdit(OrderFields):
     """Only the fields present change; `items`, when given, replace all items."""
 
 
+ITEM_KEYS = ("offer_id", "name", "kind", "category", "quantity", "price", "discount")
+_item_values = itemgetter(*ITEM_KEYS)
+
+
 def dump_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    keys = ("offer_id", "name", "kind", "category", "quantity", "price", "discount")
-    return [{k: i[k] for k in keys} for i in items]
+    return [dict(zip(ITEM_KEYS, _item_values(i))) for i in items]

@@ -7,16 +7,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, NamedTuple
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from retento import bus
 from retento.catalog.models import Product
 from retento.customers.models import Customer
-from retento.db import insert_rows, reserve_ids
+from retento.db import insert_rows, reserve_ids, rows_with_keys
 from retento.errors import Conflict, DomainError, FieldError, NotFound
 from retento.history import service as history
 from retento.history.schemas import ChangeContext
@@ -34,6 +35,7 @@ FLAT = (
     "delivery_type", "delivery_date", "delivery_address", "payment_type", "payment_status", "paid_amount",
     "manager_id", "customer_comment", "manager_comment", "custom_fields", "tags",
 )
+_ZERO = Decimal(0)
 ITEM_COLUMNS = ("product_id", "offer_id", "name", "kind", "category", "quantity", "price", "discount")
 
 
@@ -66,6 +68,17 @@ def parse_create(raw: Any, *, prefix: str = "") -> OrderCreate:
         return OrderCreate.model_validate(raw)
     except ValidationError as exc:
         raise DomainError.from_pydantic(exc, prefix) from None
+
+
+_MANY = TypeAdapter(list[OrderCreate])
+
+
+def parse_create_many(raws: Sequence[Any]) -> list[OrderCreate]:
+    """`parse_create` for a batch in one validation call; errors name the order as `[n].field`."""
+    try:
+        return _MANY.validate_python(raws)
+    except ValidationError as exc:
+        raise DomainError.from_pydantic(exc, indexed=True) from None
 
 
 def parse_edit(raw: Any, *, prefix: str = "") -> OrderEdit:
@@ -131,9 +144,10 @@ class _Refs:
         for sid, chunk in _per_site(offers):
             for p in session.execute(select(*columns).where(Product.site_id == sid, Product.offer_id.in_(chunk))):
                 refs.products[(sid, p.offer_id)] = _ProductRef(*p)
-        for sid, chunk in _per_site(ext):
-            q = select(Customer.external_id, Customer.id).where(Customer.site_id == sid, Customer.external_id.in_(chunk))
-            refs.customers_by_ext.update(((sid, e), cid) for e, cid in session.execute(q))
+        for sid, keys in ext.items():
+            found = rows_with_keys(session, Customer.__table__, ("external_id", "id"), site_id=sid, key="external_id",
+                                   values=keys)
+            refs.customers_by_ext.update(((sid, e), cid) for e, cid in found)
         ids = {o.customer.id for o in items if o.customer and o.customer.id}
         for chunk in _chunks(sorted(ids)):
             q = select(Customer.id, Customer.site_id).where(Customer.id.in_(chunk))
@@ -190,38 +204,29 @@ def _taken(session: Session, items: Sequence[OrderCreate], refs: _Refs) -> tuple
                 ext[sid].add(o.external_id)
             if o.number or o.external_id:
                 nums[sid].add(o.number or o.external_id)
-    taken_ext: set[tuple[int, str]] = set()
-    taken_num: set[tuple[int, str]] = set()
-    for sid, chunk in _per_site(ext):
-        q = select(Order.external_id).where(Order.site_id == sid, Order.external_id.in_(chunk))
-        taken_ext.update((sid, e) for e in session.scalars(q))
-    for sid, chunk in _per_site(nums):
-        taken_num.update((sid, n) for n in session.scalars(select(Order.number).where(Order.site_id == sid,
-                                                                                       Order.number.in_(chunk))))
-    return taken_ext, taken_num
+    def taken(key: str, wanted: dict[int, set[str]]) -> set[tuple[int, str]]:
+        return {(sid, value) for sid, keys in wanted.items()
+                for (value,) in rows_with_keys(session, Order.__table__, (key,), site_id=sid, key=key, values=keys)}
+
+    return taken("external_id", ext), taken("number", nums)
 
 
 def _prepare_one(data: OrderCreate, refs: _Refs, now: datetime) -> Prepared:
     site = refs.sites.get(data.site)
     if site is None:
         raise NotFound("site", f"unknown site {data.site!r}")
-    values = _common(data, refs, site)
-    values["status"] = values.get("status") or "new"
-    items = _items(data.items, refs, site)
     created_at = data.created_at or now
-    values.update(
-        site_id=site.id, external_id=data.external_id, number=data.number or data.external_id,
-        currency=values.get("currency") or site.currency, status_updated_at=created_at,
-        created_at=created_at, updated_at=now,
-    )
-    for name in ("customer_id", "delivery_type", "delivery_date", "delivery_address", "payment_type",
-                 "payment_status", "manager_id", "customer_comment", "manager_comment"):
-        values.setdefault(name, None)
-    values.setdefault("custom_fields", {})
-    values.setdefault("tags", [])
-    values.setdefault("delivery_cost", Decimal(0))
-    values.setdefault("paid_amount", Decimal(0))
-    values.update(_totals(items, values.get("discount_total") or Decimal(0), values["delivery_cost"]))
+    values = {
+        "site_id": site.id, "external_id": data.external_id, "number": data.number or data.external_id,
+        "status": "new", "customer_id": None, "currency": site.currency, "delivery_type": None,
+        "delivery_date": None, "delivery_address": None, "delivery_cost": _ZERO, "payment_type": None,
+        "payment_status": None, "paid_amount": _ZERO, "manager_id": None, "customer_comment": None,
+        "manager_comment": None, "custom_fields": {}, "tags": [], "status_updated_at": created_at,
+        "created_at": created_at, "updated_at": now,
+    }
+    values.update(_common(data, refs, site))
+    items = _items(data.items, refs, site)
+    values.update(_totals(items, values.get("discount_total") or _ZERO, values["delivery_cost"]))
     return Prepared(order=values, items=items, site_code=site.code)
 
 
@@ -301,7 +306,9 @@ def _items(items: Sequence[Any], refs: _Refs, site: Site) -> list[dict[str, Any]
 
 
 def _totals(items: list[dict[str, Any]], discount_total: Decimal, delivery_cost: Decimal) -> dict[str, Decimal]:
-    items_total = sum((round_money(i["price"] * i["quantity"]) - i["discount"] for i in items), Decimal(0))
+    items_total = _ZERO
+    for i in items:  # a plain loop: this runs for every order of a batch
+        items_total += round_money(i["price"] * i["quantity"]) - i["discount"]
     if discount_total > items_total:
         raise DomainError.one("discount_total", "order discount is larger than the items' total")
     return {"items_total": items_total, "discount_total": discount_total,
@@ -313,6 +320,9 @@ def write(session: Session, prepared: Sequence[Prepared], *, ctx: ChangeContext,
     if not prepared:
         return []
     ids = reserve_ids(session, Order.__table__, len(prepared))
+    # What every history row and event of the batch shares; each order fills in its own ids and values.
+    entry = history.entry(entity=ENTITY, entity_id=0, site_id=0, ctx=ctx, now=now, created=True, field="status")
+    created = bus.event_row(ev.ORDER_CREATED, ctx=ctx, now=now)
     rows, items, hist, events = [], [], [], []
     for oid, p in zip(ids, prepared, strict=True):
         row = {**p.order, "id": oid}
@@ -323,10 +333,10 @@ def write(session: Session, prepared: Sequence[Prepared], *, ctx: ChangeContext,
             item["order_id"] = oid
         items += p.items
         snap = serialised(_snapshot(oid, p.site_code, row, p.items))  # one serialisation for history and event
-        hist.append(history.entry(entity=ENTITY, entity_id=oid, site_id=row["site_id"], ctx=ctx, now=now,
-                                  created=True, field="status", new=snap))
-        events.append(bus.event_row(ev.ORDER_CREATED, ctx=ctx, now=now, site_id=row["site_id"],
-                                    customer_id=row["customer_id"], order_id=oid, payload={"order": snap}))
+        site_id = row["site_id"]
+        hist.append({**entry, "entity_id": oid, "site_id": site_id, "new_value": snap})
+        events.append({**created, "site_id": site_id, "customer_id": row["customer_id"], "order_id": oid,
+                       "payload": serialised({"order": snap})})
     insert_rows(session, Order.__table__, rows)
     insert_rows(session, OrderItem.__table__, items)
     history.write(session, hist)
@@ -334,10 +344,13 @@ def write(session: Session, prepared: Sequence[Prepared], *, ctx: ChangeContext,
     return ids
 
 
+_SNAPSHOT_KEYS = ("external_id", "number", "created_at", "status_updated_at", *(k for k in FLAT if k != "items"))
+_snapshot_values = itemgetter(*_SNAPSHOT_KEYS)
+
+
 def _snapshot(oid: int, site_code: str, row: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
-    snap = {"id": oid, "site": site_code, "external_id": row["external_id"], "number": row["number"],
-            "created_at": row["created_at"], "status_updated_at": row["status_updated_at"]}
-    snap.update({k: row[k] for k in FLAT if k != "items"})
+    snap = {"id": oid, "site": site_code}
+    snap.update(zip(_SNAPSHOT_KEYS, _snapshot_values(row)))
     snap["items"] = dump_items(items)
     return snap
 
