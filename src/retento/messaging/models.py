@@ -79,9 +79,10 @@ class Campaign(Base):
     name: Mapped[str] = mapped_column(String(128))
     message_class: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))  # scheduled | running
+    segment_id: Mapped[int | None] = mapped_column(Integer)  # audience: the segment's members at start time
     start_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    members: Mapped[int] = mapped_column(Integer)
+    members: Mapped[int] = mapped_column(Integer)  # list size; for a segment, its size when started
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_msg_campaigns_due", "status", "start_at"),)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from retento.db import transaction
+from retento.errors import DomainError
 from retento.messaging import outbox, planner, service
+from retento.messaging.models import Cascade
+from retento.messaging.schemas import MessageClass
 from retento.messaging.channels import Channel
 from retento.messaging.config import MessagingSettings
 from retento.messaging.templates import Renderer
@@ -79,8 +85,39 @@ def configure(app: App, settings: MessagingSettings | None = None) -> Messaging:
     return app.messaging  # type: ignore[attr-defined]
 
 
+class StartCascade(BaseModel):
+    """Start a messaging cascade for the event's customer (once per trigger firing)."""
+
+    model_config = ConfigDict(extra="forbid")
+    cascade_id: int = Field(gt=0)
+    message_class: MessageClass = MessageClass.MARKETING
+
+
+def _check_cascade(session: Session, p: StartCascade) -> None:
+    if session.get(Cascade, p.cascade_id) is None:
+        raise DomainError.one("cascade_id", f"unknown cascade {p.cascade_id}")
+
+
+def _start_cascade(a: Any, p: StartCascade) -> dict[str, Any]:
+    """The trigger action: the run's templates see the event's order as `order`."""
+    from retento.orders import service as orders
+
+    customer = a.need_customer()
+    order = a.variables.get("order")
+    if order is None and a.order_id is not None:
+        order = orders.snapshot(a.session, a.need_order())
+    run = service.start_cascade(a.session, cascade_id=p.cascade_id, customer_id=customer.id, now=a.now,
+                                message_class=p.message_class.value, context={"order": order} if order else None,
+                                idempotency_key=f"{a.key}:cascade:{p.cascade_id}")
+    return {"run_id": run.id}
+
+
 def install(app: App) -> None:
+    from retento.triggers.actions import register_action
+
     configure(app)
+    app.on_close(lambda: app.messaging.close())  # type: ignore[attr-defined]
+    register_action("start_cascade", StartCascade, _start_cascade, check=_check_cascade)
 
     def campaigns() -> int:
         with transaction(app.sessions) as s:
