@@ -32,7 +32,7 @@ from retento.clock import FrozenClock
 from retento.config import Settings
 from retento.customers.models import Consent, Customer
 from retento.db import transaction
-from retento.messaging import outbox, planner, service
+from retento.messaging import campaigns, outbox, planner, service
 from retento.messaging.config import MessagingSettings
 from retento.messaging.models import Message
 from retento.messaging.schemas import CampaignIn, CascadeIn, PolicyIn, PriceIn, TemplateIn
@@ -114,7 +114,7 @@ def _plan(app: App, n: int, progress: Any) -> float:
     task = progress.add_task(f"planning ({n:,})", total=n)
     t0 = time.perf_counter()
     with transaction(app.sessions) as s:
-        service.start_due_campaigns(s, now=NOW)
+        campaigns.start_due_campaigns(s, now=NOW)
     while True:
         with transaction(app.sessions) as s:
             done = planner.advance_due(s, now=NOW, limit=app.messaging.settings.cascade_batch)

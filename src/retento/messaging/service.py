@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, cast, insert, literal, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from retento.customers import service as customers
@@ -160,30 +160,6 @@ def create_campaign(session: Session, *, data: CampaignIn, now: datetime) -> Cam
 
 def get_campaign(session: Session, campaign_id: int) -> Campaign:
     return _get(session, Campaign, campaign_id, "campaign_id")
-
-
-def start_due_campaigns(session: Session, *, now: datetime) -> int:
-    """Turn due campaigns into runs with one INSERT … SELECT each; returns how many runs were created."""
-    q = select(Campaign).where(Campaign.status == "scheduled", Campaign.start_at <= now).order_by(Campaign.id)
-    if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    total = 0
-    for camp in session.scalars(q).all():
-        audience = (segments.members_select(camp.segment_id) if camp.segment_id is not None else
-                    select(CampaignMember.customer_id).where(CampaignMember.campaign_id == camp.id)).subquery()
-        key = literal(f"campaign:{camp.id}:", String) + cast(audience.c.customer_id, String)
-        rows = select(
-            literal(camp.cascade_id), literal(camp.id), literal(camp.site_id), audience.c.customer_id,
-            literal(camp.message_class), literal(-1), literal("waiting"), literal(now, Run.due_at.type),
-            key, literal(now, Run.created_at.type),
-        )
-        result = session.execute(Run.__table__.insert().from_select(
-            ["cascade_id", "campaign_id", "site_id", "customer_id", "message_class", "pos", "state", "due_at",
-             "idempotency_key", "created_at"], rows), execution_options={"preserve_rowcount": True})
-        camp.members = result.rowcount
-        total += camp.members
-        camp.status, camp.started_at = "running", now
-    return total
 
 
 def start_cascade(

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from retento.db import transaction
 from retento.errors import DomainError
-from retento.messaging import outbox, planner, service
+from retento.messaging import campaigns, outbox, planner, service
 from retento.messaging.models import Cascade
 from retento.messaging.schemas import MessageClass
 from retento.messaging.channels import Channel
@@ -119,9 +119,9 @@ def install(app: App) -> None:
     app.on_close(lambda: app.messaging.close())  # type: ignore[attr-defined]
     register_action("start_cascade", StartCascade, _start_cascade, check=_check_cascade)
 
-    def campaigns() -> int:
+    def start_campaigns() -> int:
         with transaction(app.sessions) as s:
-            return service.start_due_campaigns(s, now=app.clock.now())
+            return campaigns.start_due_campaigns(s, now=app.clock.now())
 
     def cascades() -> int:
         with transaction(app.sessions) as s:
@@ -130,6 +130,6 @@ def install(app: App) -> None:
     def send() -> int:
         return outbox.send_due(app.sessions, app.messaging, app.clock.now())
 
-    app.worker.add_job("messaging.campaigns", campaigns)
+    app.worker.add_job("messaging.campaigns", start_campaigns)
     app.worker.add_job("messaging.cascades", cascades)
     app.worker.add_job("messaging.send", send)
