@@ -78,12 +78,16 @@ def _start(session: Session, camp: Campaign, cascade: Cascade, audience: Any, no
     c = customers.contacts_select(audience, channels=plan.channels).subquery("c")
     plan.load_zones(c)
     first, source = plan.first(c, audience)
+    # OFFSET 0 keeps the decision a subquery of its own: computed once per row, not once per use
+    p = select(c.c.customer_id, first.label("first"), plan.zone(c).label("zone")).select_from(source).offset(0)
+    p = p.subquery("p")
+    first = p.c.first
     n = _insert(session, Run.__table__, RUN_COLUMNS, select(
-        literal(camp.cascade_id), literal(camp.id), site, c.c.customer_id, class_,
+        literal(camp.cascade_id), literal(camp.id), site, p.c.customer_id, class_,
         _lit(list(range(len(plan.steps))), Run.plan), case((first >= 0, first), else_=-1),
-        case((first >= 0, "waiting"), else_="done"), plan.due_at(first, plan.zone(c)),
-        _by(first, OUTCOMES, Run.outcome), _key(camp, c), _lit(now, Run.created_at),
-        case((first < 0, _lit(now, Run.finished_at)), else_=null())).select_from(source))
+        case((first >= 0, "waiting"), else_="done"), plan.due_at(first, p.c.zone),
+        _by(first, OUTCOMES, Run.outcome), _key(camp, p), _lit(now, Run.created_at),
+        case((first < 0, _lit(now, Run.finished_at)), else_=null())))
     runs = select(Run.id.label("run_id"), Run.customer_id, Run.pos).where(
         Run.campaign_id == camp.id, Run.pos >= 0).subquery("runs")
     m = customers.contacts_select(runs, channels=()).subquery("m")
