@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,8 +24,16 @@ class App:
     sessions: sessionmaker[Session]
     bus: Bus
     worker: Worker
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Run `fn` when the app closes (channel clients, pools), last registered first."""
+        self.closers.append(fn)
 
     def close(self) -> None:
+        for fn in reversed(self.closers):
+            fn()
+        self.closers.clear()
         self.engine.dispose()
 
 
@@ -63,7 +72,8 @@ def settle_process() -> None:
 
 
 # Domains that react to events or have due work: each module has `install(app: App) -> None`, which
-# subscribes to the bus (`app.bus.subscribe`) and adds worker jobs (`app.worker.add_job`). Add yours here.
+# subscribes to the bus (`app.bus.subscribe`), adds worker jobs (`app.worker.add_job`) and registers what
+# `App.close` must release (`app.on_close`). Add yours here.
 INSTALLS: list[str] = [
     "retento.apikeys.service",
     "retento.webhooks.service",

@@ -4,7 +4,7 @@ cheapest-read order, scheduled campaigns, template checks over the API."""
 from datetime import datetime, timezone
 
 from retento.db import transaction
-from retento.messaging import service
+from retento.messaging import campaigns, service
 from retento.messaging.schemas import CampaignIn
 from tests import factories as f
 from tests.messaging import helpers as h
@@ -126,7 +126,7 @@ def test_start_cascade_is_idempotent(mapp):
     with transaction(mapp.sessions) as s:
         service.create_campaign(s, data=CampaignIn(cascade_id=cid, name="n", customer_ids=[anna, anna]),
                                 now=mapp.clock.now())
-        assert service.start_due_campaigns(s, now=mapp.clock.now()) == 1
+        assert campaigns.start_due_campaigns(s, now=mapp.clock.now()) == 1
 
 
 def test_management_needs_a_key_with_the_scope(mapp, client):

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from retento.db import transaction
-from retento.messaging import planner, service
+from retento.messaging import campaigns, planner, service
 from retento.messaging.models import Message
 from retento.messaging.schemas import CampaignIn
 from tests.messaging import helpers as h
@@ -57,7 +57,7 @@ def test_sigkilled_worker_sends_nothing_twice(mapp, db_url, client, http_provide
            for i in range(N)]
     with transaction(mapp.sessions) as s:
         service.create_campaign(s, data=CampaignIn(cascade_id=cid, name="k", customer_ids=ids), now=mapp.clock.now())
-        service.start_due_campaigns(s, now=mapp.clock.now())
+        campaigns.start_due_campaigns(s, now=mapp.clock.now())
     with transaction(mapp.sessions) as s:
         planner.advance_due(s, now=mapp.clock.now(), limit=N)
     assert _pending(mapp) == N

@@ -1,9 +1,9 @@
 """`retento bench cascade`: planning a cascade for many recipients, and delivering messages over HTTP.
 
-(1) Planning: a campaign of `recipients` members starts (one INSERT … SELECT of runs) and the cascade job
-    advances every run: contacts and consents are read, policies applied (consent, quiet hours, frequency
-    cap), a template picked and an outbox row with its cost written, runs updated. Timed from the start to
-    the last run planned. Baseline: the very outbox rows Retento wrote, inserted with the plain driver
+(1) Planning: a campaign of `recipients` members starts: for its ordered cascade, runs at their first step
+    and the outbox rows with their costs are written set-based (contacts and consents joined in, consent,
+    contact, frequency cap and quiet hours applied in SQL, template per language picked), then the cascade job
+    runs until nothing is due. Timed from the start to the last run planned. Baseline: the very outbox rows Retento wrote, inserted with the plain driver
     (`executemany`) into a copy of the database as it was before, in the same batch sizes.
 (2) Delivery: `deliver` queued WhatsApp messages are sent by `workers` worker processes (claim, render,
     POST to a local Cloud-API-shaped server, record) until the queue is empty. Baseline: the same number of
@@ -32,7 +32,7 @@ from retento.clock import FrozenClock
 from retento.config import Settings
 from retento.customers.models import Consent, Customer
 from retento.db import transaction
-from retento.messaging import outbox, planner, service
+from retento.messaging import campaigns, outbox, planner, service
 from retento.messaging.config import MessagingSettings
 from retento.messaging.models import Message
 from retento.messaging.schemas import CampaignIn, CascadeIn, PolicyIn, PriceIn, TemplateIn
@@ -113,8 +113,8 @@ def _campaign(app: App, ids: list[int], channels: tuple[str, ...]) -> None:
 def _plan(app: App, n: int, progress: Any) -> float:
     task = progress.add_task(f"planning ({n:,})", total=n)
     t0 = time.perf_counter()
-    with transaction(app.sessions) as s:
-        service.start_due_campaigns(s, now=NOW)
+    with transaction(app.sessions) as s:  # an ordered cascade's first step is planned as the campaign starts
+        progress.advance(task, campaigns.start_due_campaigns(s, now=NOW))
     while True:
         with transaction(app.sessions) as s:
             done = planner.advance_due(s, now=NOW, limit=app.messaging.settings.cascade_batch)

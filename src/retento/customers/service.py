@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Select, and_, delete, insert, select
 from sqlalchemy.orm import Session
 
 from retento import bus
@@ -295,6 +295,21 @@ def contact_sheets(session: Session, *, customer_ids: Sequence[int]) -> dict[int
                 select(Consent.customer_id, Consent.channel, Consent.granted).where(Consent.customer_id.in_(chunk))):
             out[cid]["consents"][channel] = granted
     return out
+
+
+def contacts_select(ids: Any, *, channels: Sequence[str]) -> Select:
+    """The set-based twin of `contact_sheets`, to use inside another statement: each row of `ids` (a subquery
+    with a `customer_id` column) with `found` (the customer id, NULL if there is no such customer), the contact
+    columns, time zone, locale and `consent_<channel>` (granted, or NULL without a record) for each channel."""
+    c = Customer.__table__
+    cols = [*ids.c, c.c.id.label("found"), c.c.email, c.c.phone, c.c.whatsapp_id, c.c.telegram_id,
+            c.c.vk_id, c.c.timezone, c.c.locale]
+    source = ids.outerjoin(c, c.c.id == ids.c.customer_id)
+    for ch in dict.fromkeys(channels):
+        k = Consent.__table__.alias(f"consent_{ch}")
+        source = source.outerjoin(k, and_(k.c.customer_id == ids.c.customer_id, k.c.channel == ch))
+        cols.append(k.c.granted.label(f"consent_{ch}"))
+    return select(*cols).select_from(source)
 
 
 def site_of(session: Session, *, customer_ids: Sequence[int]) -> dict[int, int]:

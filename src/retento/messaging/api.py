@@ -95,10 +95,10 @@ def post_start(cascade_id: int, data: StartIn, request: Request) -> Any:
 
 
 @router.post("/campaigns", status_code=201, dependencies=WRITE,
-             summary="Send a cascade to a list of customers, now or at a time")
+             summary="Send a cascade to a list of customers or a segment, now or at a time")
 def post_campaign(data: CampaignIn, request: Request) -> Any:
     return _tx(request, lambda s, now: _row(service.create_campaign(s, data=data, now=now),
-                                           "id", "name", "status", "start_at", "members"))
+                                           "id", "name", "status", "start_at", "members", "segment_id"))
 
 
 @router.get("/campaigns/{campaign_id}/report", dependencies=READ, summary="Report of one campaign")

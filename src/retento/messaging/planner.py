@@ -46,7 +46,7 @@ def _advance_site(session: Session, site_id: int, runs: list[Any], now: datetime
     price_rows = service.prices(session, site_id=site_id)
     cascades = {c.id: c for c in session.scalars(select(Cascade).where(Cascade.id.in_({r.cascade_id for r in runs})))}
     steps = {cid: service.steps_of(c) for cid, c in cascades.items()}
-    tpls = _templates(session, site_id)
+    tpls = templates(session, site_id)
     ids = [r.customer_id for r in runs]
     sheets = customers.contact_sheets(session, customer_ids=ids)
     channels = {s.channel for st in steps.values() for s in st}
@@ -83,7 +83,7 @@ def _advance_site(session: Session, site_id: int, runs: list[Any], now: datetime
             continue
         for pos in range(run.pos + 1, len(plan)):
             step = st[plan[pos]]
-            tpl = _pick(tpls, step, sheet, pol.default_language)
+            tpl = pick(tpls, step, sheet, pol.default_language)
             to = policies.address(step.channel, sheet, devices)
             decision = policies.decide(now, channel=step.channel, message_class=run.message_class, sheet=sheet,
                                        to=to, policy=pol, recent=recent.get(run.customer_id, 0),
@@ -116,14 +116,14 @@ def _advance_site(session: Session, site_id: int, runs: list[Any], now: datetime
         [{"rid": ch.pop("rid"), **{f"v_{k}": v for k, v in ch.items()}} for ch in changes])
 
 
-def _templates(session: Session, site_id: int) -> dict[tuple[str, str], dict[str, Template]]:
+def templates(session: Session, site_id: int) -> dict[tuple[str, str], dict[str, Template]]:
     out: dict[tuple[str, str], dict[str, Template]] = defaultdict(dict)
-    for t in session.scalars(select(Template).where(Template.site_id == site_id)):
+    for t in session.scalars(select(Template).where(Template.site_id == site_id).order_by(Template.id)):
         out[(t.name, t.channel)][t.language] = t
     return out
 
 
-def _pick(tpls: dict, step: cz.Step, sheet: dict[str, Any], default: str) -> Template | None:
+def pick(tpls: dict, step: cz.Step, sheet: dict[str, Any], default: str) -> Template | None:
     langs = tpls.get((step.template, step.channel))
     if not langs:
         return None

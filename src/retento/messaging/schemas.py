@@ -98,14 +98,21 @@ class CascadeIn(_In):
 class CampaignIn(_In):
     cascade_id: int = Field(gt=0)
     name: str = Field(min_length=1, max_length=128)
-    customer_ids: list[int] = Field(min_length=1, max_length=5_000_000)
+    customer_ids: list[int] | None = Field(None, min_length=1, max_length=5_000_000)
+    segment: int | str | None = Field(None, description="Segment id or code: its members at start time")
     start_at: Annotated[datetime | None, AfterValidator(_aware)] = None  # default: now
     message_class: MessageClass = MessageClass.MARKETING
 
     @field_validator("customer_ids")
     @classmethod
-    def _unique(cls, v: list[int]) -> list[int]:
-        return list(dict.fromkeys(v))
+    def _unique(cls, v: list[int] | None) -> list[int] | None:
+        return None if v is None else list(dict.fromkeys(v))
+
+    @model_validator(mode="after")
+    def _audience(self) -> CampaignIn:
+        if (self.customer_ids is None) == (self.segment is None):
+            raise ValueError("give exactly one of customer_ids and segment")
+        return self
 
 
 class StartIn(_In):

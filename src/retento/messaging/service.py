@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, cast, insert, literal, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from retento.customers import service as customers
@@ -17,6 +17,7 @@ from retento.messaging.models import (
     Campaign, CampaignMember, Cascade, ChannelPrice, Device, Run, SitePolicy, Template,
 )
 from retento.messaging.schemas import CampaignIn, CascadeIn, DeviceIn, PolicyIn, PriceIn, TemplateIn
+from retento.segments import service as segments
 from retento.sites.models import Site
 from retento.sites.service import get_site
 
@@ -135,14 +136,18 @@ def steps_of(cascade: Cascade) -> list[Step]:
 
 
 def create_campaign(session: Session, *, data: CampaignIn, now: datetime) -> Campaign:
-    """A cascade for a list of customers, now or at `start_at`; runs are created when it starts."""
+    """A cascade for a list of customers or a segment, now or at `start_at`; runs are created when it starts
+    (for a segment: for its members at that moment)."""
     cascade = get_cascade(session, data.cascade_id)
-    wanted = data.customer_ids
+    wanted = data.customer_ids or []
+    segment_id = None
+    if data.segment is not None:
+        segment_id = segments.find(session, site_id=cascade.site_id, ref=data.segment).id
     found = customers.site_of(session, customer_ids=wanted)
     if missing := [c for c in wanted if found.get(c) != cascade.site_id]:
         raise NotFound("customer_ids", f"{len(missing)} customers not found on the cascade's site, "
                        f"e.g. {missing[0]}")
-    row = Campaign(site_id=cascade.site_id, cascade_id=cascade.id, name=data.name,
+    row = Campaign(site_id=cascade.site_id, cascade_id=cascade.id, name=data.name, segment_id=segment_id,
                    message_class=data.message_class.value, status="scheduled", start_at=data.start_at or now,
                    members=len(wanted), created_at=now)
     session.add(row)
@@ -155,27 +160,6 @@ def create_campaign(session: Session, *, data: CampaignIn, now: datetime) -> Cam
 
 def get_campaign(session: Session, campaign_id: int) -> Campaign:
     return _get(session, Campaign, campaign_id, "campaign_id")
-
-
-def start_due_campaigns(session: Session, *, now: datetime) -> int:
-    """Turn due campaigns into runs with one INSERT … SELECT each; returns how many runs were created."""
-    q = select(Campaign).where(Campaign.status == "scheduled", Campaign.start_at <= now).order_by(Campaign.id)
-    if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    total = 0
-    for camp in session.scalars(q).all():
-        key = literal(f"campaign:{camp.id}:", String) + cast(CampaignMember.customer_id, String)
-        rows = select(
-            literal(camp.cascade_id), literal(camp.id), literal(camp.site_id), CampaignMember.customer_id,
-            literal(camp.message_class), literal(-1), literal("waiting"), literal(now, Run.due_at.type),
-            key, literal(now, Run.created_at.type),
-        ).where(CampaignMember.campaign_id == camp.id)
-        session.execute(Run.__table__.insert().from_select(
-            ["cascade_id", "campaign_id", "site_id", "customer_id", "message_class", "pos", "state", "due_at",
-             "idempotency_key", "created_at"], rows))
-        total += camp.members
-        camp.status, camp.started_at = "running", now
-    return total
 
 
 def start_cascade(

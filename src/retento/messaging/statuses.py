@@ -35,7 +35,8 @@ def by_provider_ids(session: Session, *, channel: str, provider_ids: Iterable[st
     out: dict[str, int] = {}
     for i in range(0, len(ids), 1000):
         q = select(Message.provider_id, Message.id).where(Message.channel == channel,
-                                                          Message.provider_id.in_(ids[i:i + 1000]))
+                                                          Message.provider_id.in_(ids[i:i + 1000]),
+                                                          Message.provider_id.is_not(None))  # the partial index
         out.update(session.execute(q).all())
     return out
 

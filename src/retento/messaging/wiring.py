@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from retento.db import transaction
-from retento.messaging import outbox, planner, service
+from retento.errors import DomainError
+from retento.messaging import campaigns, outbox, planner, service
+from retento.messaging.models import Cascade
+from retento.messaging.schemas import MessageClass
 from retento.messaging.channels import Channel
 from retento.messaging.config import MessagingSettings
 from retento.messaging.templates import Renderer
@@ -79,12 +85,43 @@ def configure(app: App, settings: MessagingSettings | None = None) -> Messaging:
     return app.messaging  # type: ignore[attr-defined]
 
 
-def install(app: App) -> None:
-    configure(app)
+class StartCascade(BaseModel):
+    """Start a messaging cascade for the event's customer (once per trigger firing)."""
 
-    def campaigns() -> int:
+    model_config = ConfigDict(extra="forbid")
+    cascade_id: int = Field(gt=0)
+    message_class: MessageClass = MessageClass.MARKETING
+
+
+def _check_cascade(session: Session, p: StartCascade) -> None:
+    if session.get(Cascade, p.cascade_id) is None:
+        raise DomainError.one("cascade_id", f"unknown cascade {p.cascade_id}")
+
+
+def _start_cascade(a: Any, p: StartCascade) -> dict[str, Any]:
+    """The trigger action: the run's templates see the event's order as `order`."""
+    from retento.orders import service as orders
+
+    customer = a.need_customer()
+    order = a.variables.get("order")
+    if order is None and a.order_id is not None:
+        order = orders.snapshot(a.session, a.need_order())
+    run = service.start_cascade(a.session, cascade_id=p.cascade_id, customer_id=customer.id, now=a.now,
+                                message_class=p.message_class.value, context={"order": order} if order else None,
+                                idempotency_key=f"{a.key}:cascade:{p.cascade_id}")
+    return {"run_id": run.id}
+
+
+def install(app: App) -> None:
+    from retento.triggers.actions import register_action
+
+    configure(app)
+    app.on_close(lambda: app.messaging.close())  # type: ignore[attr-defined]
+    register_action("start_cascade", StartCascade, _start_cascade, check=_check_cascade)
+
+    def start_campaigns() -> int:
         with transaction(app.sessions) as s:
-            return service.start_due_campaigns(s, now=app.clock.now())
+            return campaigns.start_due_campaigns(s, now=app.clock.now())
 
     def cascades() -> int:
         with transaction(app.sessions) as s:
@@ -93,6 +130,6 @@ def install(app: App) -> None:
     def send() -> int:
         return outbox.send_due(app.sessions, app.messaging, app.clock.now())
 
-    app.worker.add_job("messaging.campaigns", campaigns)
+    app.worker.add_job("messaging.campaigns", start_campaigns)
     app.worker.add_job("messaging.cascades", cascades)
     app.worker.add_job("messaging.send", send)

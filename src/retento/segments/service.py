@@ -216,6 +216,20 @@ def preview(session: Session, *, site: str, raw_rules: dict[str, Any], now: date
     return {"count": count, "sample": [dict(r._mapping) for r in rows]}
 
 
+def find(session: Session, *, site_id: int, ref: int | str) -> Segment:
+    """A segment of a site by id or code."""
+    q = select(Segment).where(Segment.site_id == site_id)
+    segment = session.scalar(q.where(Segment.id == ref) if isinstance(ref, int) else q.where(Segment.code == ref))
+    if segment is None:
+        raise NotFound("segment", f"segment {ref!r} not found on this site")
+    return segment
+
+
+def members_select(segment_id: int) -> Select:
+    """The current members' customer ids, to use inside another statement (e.g. INSERT … SELECT)."""
+    return select(M.c.customer_id).where(M.c.segment_id == segment_id)
+
+
 def member_ids(session: Session, *, segment: Segment, limit: int = 100, offset: int = 0) -> list[int]:
     return list(session.scalars(select(M.c.customer_id).where(M.c.segment_id == segment.id)
                                 .order_by(M.c.customer_id).limit(limit).offset(offset)))
