@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from retento.bus import Event
+from retento.bus import SLICE_SECONDS, Event
 from retento.clock import Clock
 from retento.customers import service as customers
 from retento.customers.models import Customer
@@ -316,9 +317,10 @@ class Engine:
 
     # ---- delayed runs -------------------------------------------------------------------------------------
 
-    def fire_due(self) -> int:
-        """Worker job: fire due timers, a batch per transaction (act + mark done commit together)."""
-        total = 0
+    def fire_due(self, *, max_seconds: float | None = None) -> int:
+        """Worker job: fire due timers, a batch per transaction (act + mark done commit together); all that are
+        due, or batches for about `max_seconds`."""
+        total, started = 0, time.perf_counter()
         while True:
             now = self._clock.now()
             with transaction(self._sessions) as s:
@@ -327,8 +329,12 @@ class Engine:
                     loaded = _preload(s, due)  # noqa: F841 - held so the identity map keeps the objects
                     s.execute(insert(Run), self._fire_batch(s, due, now))
             total += len(due)
-            if len(due) < self._batch:
+            if len(due) < self._batch or (max_seconds is not None and time.perf_counter() - started >= max_seconds):
                 return total
+
+    def fire_slice(self) -> int:
+        """The worker's fair share of due timers (see `Bus.dispatch_slice`)."""
+        return self.fire_due(max_seconds=SLICE_SECONDS)
 
     def _fire_batch(self, session: Session, due: list[Timer], now: datetime) -> list[dict[str, Any]]:
         runs: list[dict[str, Any]] = []
