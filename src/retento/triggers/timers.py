@@ -99,6 +99,15 @@ def pending_of_entity(session: Session, *, entity: str, entity_id: int, before_e
         Timer.event_id < before_event_id)))
 
 
+def pending_of_entities(session: Session, *, entity: str, entity_ids: Iterable[int]) -> list[Timer]:
+    """Pending timers of many entities of one kind, in one query per 900 ids."""
+    ids, out = sorted(set(entity_ids)), []
+    for start in range(0, len(ids), 900):
+        out += session.scalars(select(Timer).where(Timer.entity == entity, Timer.entity_id.in_(ids[start:start + 900]),
+                                                   Timer.state == "pending"))
+    return out
+
+
 def cancel_all(session: Session, *, trigger_id: int, reason: str, now: datetime) -> int:
     """Cancel every pending run of a trigger in a few statements."""
     ids = list(session.scalars(select(Timer.id).where(Timer.trigger_id == trigger_id, Timer.state == "pending")))
