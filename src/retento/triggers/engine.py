@@ -112,6 +112,8 @@ class Preloaded:
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     customers: dict[int, dict[str, Any]] = field(default_factory=dict)
     pending: dict[tuple[str, int], list[Timer]] = field(default_factory=dict)  # pending timers of changed entities
+    events: dict[int, Event] = field(default_factory=dict)  # triggering events of due timers
+    changes: dict[str, dict[int, list[tuple[int, set[str]]]]] = field(default_factory=dict)  # see change_events
     scheduled: set[tuple[str, int]] = field(default_factory=set)  # entities given a timer in this batch
 
     def forget(self, ev: Event) -> None:
@@ -405,8 +407,7 @@ class Engine:
             with transaction(self._sessions) as s:
                 due = timers.claim_due(s, now=now, limit=self._batch)
                 if due:
-                    loaded = _preload(s, due)  # noqa: F841 - held so the identity map keeps the objects
-                    s.execute(insert(Run), self._fire_batch(s, due, now))
+                    insert_rows(s, Run.__table__, self._fire_batch(s, due, now, self._preload_timers(s, due)))
             total += len(due)
             if len(due) < self._batch or (max_seconds is not None and time.perf_counter() - started >= max_seconds):
                 return total
@@ -415,11 +416,12 @@ class Engine:
         """The worker's fair share of due timers (see `Bus.dispatch_slice`)."""
         return self.fire_due(max_seconds=SLICE_SECONDS)
 
-    def _fire_batch(self, session: Session, due: list[Timer], now: datetime) -> list[dict[str, Any]]:
+    def _fire_batch(self, session: Session, due: list[Timer], now: datetime,
+                    preloaded: Preloaded) -> list[dict[str, Any]]:
         runs: list[dict[str, Any]] = []
         acting = []
         for timer in due:
-            checked = self._recheck(session, timer, now)
+            checked = self._recheck(session, timer, now, preloaded)
             if isinstance(checked, dict):
                 runs.append(checked)
             else:
@@ -442,9 +444,32 @@ class Engine:
             timers.finish(timer, state=state, reason=run["reason"], now=now)
         return runs + done
 
-    def _recheck(self, session: Session, timer: Timer, now: datetime) -> dict[str, Any] | tuple:
+    def _preload_timers(self, session: Session, due: list[Timer]) -> Preloaded:
+        """Events, order and customer snapshots, and later changes of a batch of due timers in a few queries."""
+        compiled = self.triggers(session)
+        out = Preloaded()
+        out.events = {e.id: e for e in session.scalars(select(Event).where(Event.id.in_({t.event_id for t in due})))}
+        needs: dict[str, set[int]] = {"order": set(), "customer": set()}
+        changed: dict[str, set[int]] = {"order": set(), "customer": set()}
+        for timer in due:
+            t = compiled.get(timer.trigger_id)
+            if t is None:
+                continue
+            for kind, entity_id in (("order", timer.order_id), ("customer", timer.customer_id)):
+                if kind in t.needs_fire and entity_id is not None:
+                    needs[kind].add(entity_id)
+            if t.spec.on_change.policy == OnChange.CANCEL:
+                changed[timer.entity].add(timer.entity_id)
+        out.orders = {k: _with_group(session, v) for k, v in orders.snapshots(session, needs["order"]).items()}
+        out.customers = customers.snapshots(session, needs["customer"])
+        after = min(t.event_id for t in due)
+        out.changes = {kind: timers.change_events(session, entity=kind, entity_ids=ids, after_event_id=after)
+                       for kind, ids in changed.items() if ids}
+        return out
+
+    def _recheck(self, session: Session, timer: Timer, now: datetime, preloaded: Preloaded) -> dict[str, Any] | tuple:
         """A run-log row if the timer ends here (cancelled, condition false), else (trigger, event, variables)."""
-        ev = session.get(Event, timer.event_id)
+        ev = preloaded.events.get(timer.event_id)
         t = self.triggers(session).get(timer.trigger_id)
         if t is None or not t.active or ev is None:
             reason = "trigger is switched off" if t is not None else "trigger no longer exists"
@@ -452,13 +477,14 @@ class Engine:
             return _run(timer.trigger_id, now, "fire", ev, timer.id, "cancelled", reason, customer_id=timer.customer_id,
                         order_id=timer.order_id)
         if t.spec.on_change.policy == OnChange.CANCEL:
-            changed = timers.later_changes(session, entity=timer.entity, entity_id=timer.entity_id,
-                                           after_event_id=timer.event_id, fields=t.spec.on_change.fields)
+            changed = timers.first_change(preloaded.changes.get(timer.entity, {}).get(timer.entity_id, ()),
+                                          after_event_id=timer.event_id, fields=t.spec.on_change.fields)
             if changed is not None:
                 reason = f"{timer.entity} changed in event {changed} before the run was due"
                 timers.finish(timer, state="cancelled", reason=reason, now=now)
                 return _run(t.id, now, "fire", ev, timer.id, "cancelled", reason)
-        variables = load_variables(session, ev, t.needs_fire, order_id=timer.order_id, customer_id=timer.customer_id)
+        variables = load_variables(session, ev, t.needs_fire, order_id=timer.order_id, customer_id=timer.customer_id,
+                                   preloaded=preloaded)
         self.evaluator.bind(now=now, **variables)
         verdict = self.evaluator.check(t.condition)
         if not verdict.matched:
@@ -466,17 +492,6 @@ class Engine:
             timers.finish(timer, state="skipped", reason=reason, now=now)
             return _run(t.id, now, "fire", ev, timer.id, "not_matched", reason)
         return t, ev, variables
-
-
-def _preload(session: Session, due: list[Timer]) -> list[Any]:
-    """Events, orders and customers of a batch in three queries; `session.get` then finds them in memory
-    (as long as the caller holds the returned list: the identity map keeps only weak references)."""
-    loaded: list[Any] = []
-    for model, ids in ((Event, {t.event_id for t in due}), (Order, {t.order_id for t in due if t.order_id}),
-                       (Customer, {t.customer_id for t in due if t.customer_id})):
-        if ids:
-            loaded.extend(session.scalars(select(model).where(model.id.in_(ids))))
-    return loaded
 
 
 class _ActionFailed(Exception):
