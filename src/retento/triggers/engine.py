@@ -359,7 +359,7 @@ class Engine:
             session.execute(insert(Firing), [firing])
         else:
             firings.append(firing)
-        if variables is None or not t.needs_fire <= {k for k in ("order", "customer") if variables.get(k)}:
+        if variables is None:  # acting on an event: read afresh (the re-check at fire time has just read them)
             variables = load_variables(session, ev, t.needs_fire, order_id=order_id, customer_id=customer_id)
         a = registry.ActionContext(session=session, now=now, trigger_id=t.id, trigger_name=t.name,
                                    key=f"trigger:{t.id}:{entity}:{entity_id}:{ev.id}",
