@@ -44,7 +44,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, e
     sessions = make_session_factory(engine)
     bus = Bus(sessions, clock, batch=settings.event_batch_size, max_attempts=settings.event_max_attempts)
     worker = Worker(bus.wakeup, settings.worker_poll_seconds)
-    worker.add_job("events", bus.dispatch)
+    worker.add_job("events", bus.dispatch, fair=bus.dispatch_slice)
     app = App(settings=settings, clock=clock, engine=engine, sessions=sessions, bus=bus, worker=worker)
     for name in INSTALLS:
         importlib.import_module(name).install(app)

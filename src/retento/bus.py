@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,7 @@ from retento.jsonable import serialised
 
 log = logging.getLogger(__name__)
 BigId = BigInteger().with_variant(Integer, "sqlite")
+SLICE_SECONDS = 0.25  # a worker's turn for one kind of work before the others get theirs
 
 
 class Event(Base):
@@ -154,16 +156,28 @@ class Bus:
     def subscribers(self) -> list[str]:
         return list(self._subs)
 
-    def dispatch(self) -> int:
-        """Deliver every pending event to every subscriber; returns how many deliveries were made."""
+    def dispatch(self, *, names: Iterable[str] | None = None, max_batches: int | None = None,
+                 max_seconds: float | None = None) -> int:
+        """Deliver pending events to every subscriber (or those named); returns how many deliveries were made.
+
+        By default until none is left; `max_batches` / `max_seconds` bound the work per subscriber, so a worker
+        can give its other jobs (due timers) a turn under a steady stream of events."""
         total = 0
-        for sub in self._subs.values():
-            while True:
+        subs = self._subs.values() if names is None else [self._subs[n] for n in names]
+        for sub in subs:
+            self._ensure_cursor(sub)
+            batches, started = 0, time.perf_counter()
+            while max_batches is None or batches < max_batches:
                 handled, more = self._dispatch_batch(sub)
                 total += handled
-                if not more:
+                batches += 1
+                if not more or (max_seconds is not None and time.perf_counter() - started >= max_seconds):
                     break
         return total
+
+    def dispatch_slice(self) -> int:
+        """The worker's fair share: up to a quarter of a second of batches per subscriber."""
+        return self.dispatch(max_seconds=SLICE_SECONDS)
 
     def _ensure_cursor(self, sub: Subscription) -> None:
         with transaction(self._factory) as s:
@@ -180,7 +194,6 @@ class Bus:
                 pass  # another worker created it first
 
     def _dispatch_batch(self, sub: Subscription) -> tuple[int, bool]:
-        self._ensure_cursor(sub)
         with transaction(self._factory) as s:
             cur = s.get(SubscriberCursor, sub.name, with_for_update=True, populate_existing=True)
             assert cur is not None

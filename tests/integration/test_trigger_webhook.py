@@ -23,12 +23,15 @@ SECRET = "s3cret-key"
 class Receiver(BaseHTTPRequestHandler):
     got: list[dict] = []
     fail_first = 0
+    during = None  # called while the request is being answered
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         body = self.rfile.read(int(self.headers["Content-Length"]))
         ts = self.headers["X-Retento-Timestamp"]
         expected = "sha256=" + hmac.new(SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
         ok = hmac.compare_digest(expected, self.headers.get("X-Retento-Signature", ""))
+        if Receiver.during is not None:
+            Receiver.during()
         if Receiver.fail_first > 0:
             Receiver.fail_first -= 1
             self.send_response(503)
@@ -43,7 +46,7 @@ class Receiver(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver():
-    Receiver.got, Receiver.fail_first = [], 1
+    Receiver.got, Receiver.fail_first, Receiver.during = [], 1, None
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -97,3 +100,31 @@ def test_webhook_gives_up_after_max_attempts(app, clock, receiver):
     with transaction(app.sessions) as s:
         (call,) = s.scalars(select(WebhookCall))
         assert (call.state, call.attempts) == ("failed", 3)
+
+
+def test_the_post_holds_no_lock_and_a_lease_keeps_other_workers_off(app, clock, receiver):
+    from retento.triggers.outbox import Deliverer
+
+    f.site(app)
+    Receiver.fail_first = 0
+    other_worker = Deliverer(app.sessions, clock, timeout=5, max_attempts=3)
+    seen = []
+
+    def during_post():
+        with transaction(app.sessions) as s:  # a write to the row: would wait if the sender held a lock
+            call = s.scalars(select(WebhookCall)).one()
+            call.last_error = "written during the POST"
+            seen.append((call.attempts, call.next_at > clock.now()))
+        seen.append(other_worker())  # leased: nothing to post
+
+    Receiver.during = during_post
+    with transaction(app.sessions) as s:
+        service.create_trigger(s, raw={"name": "hook", "events": ["order_created"], "actions": [
+            {"type": "webhook", "url": receiver, "secret": SECRET}]}, now=clock.now())
+    f.order(app)
+    app.worker.tick()
+    assert seen == [(1, True), 0]
+    assert len(Receiver.got) == 1
+    with transaction(app.sessions) as s:
+        (call,) = s.scalars(select(WebhookCall))
+        assert (call.state, call.attempts, call.last_error) == ("sent", 1, None)

@@ -169,3 +169,50 @@ def cascade(
                      f"| {r.plan_ratio:.2f}x | {r.deliver:,} | {r.workers} | {r.deliver_s:.1f} "
                      f"| {r.deliver / r.deliver_s:,.0f} | {r.client_s:.1f} | {r.deliver_ratio:.2f}x |")
     print("\n".join(lines))
+
+
+@bench_app.command("triggers")
+def triggers(
+    events: Annotated[int, typer.Option(min=1, help="Events the 100 triggers evaluate")] = 1_000_000,
+    timers: Annotated[int, typer.Option(min=0, help="Pending delayed runs for the fire-lag part (0: skip it)")]
+    = 1_000_000,
+    rate: Annotated[int, typer.Option(min=1, help="Timers falling due per second")] = 10_000,
+    n_triggers: Annotated[int, typer.Option("--triggers", min=8, help="Active triggers")] = 100,
+    backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite,postgres",
+    pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN",
+                                        help="PostgreSQL server for the throwaway databases")] = DEFAULT_PG_DSN,
+) -> None:
+    """Events evaluated per second by the trigger engine against a driver insert of the same events; fire lag
+    of delayed runs falling due at a fixed rate, the worker on a clock that advances with wall time."""
+    from retento.bench import triggers as triggers_bench
+
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    if not chosen or set(chosen) - {"sqlite", "postgres"}:
+        console.print("[red]error:[/red] --backends: use sqlite, postgres or both")
+        raise typer.Exit(2)
+    results, load, started = [], os.getloadavg(), datetime.now(timezone.utc)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        for backend in chosen:
+            with fresh(backend, pg_dsn) as target:
+                results.append(triggers_bench.run(target, n_events=events, n_triggers=n_triggers, n_timers=timers,
+                                                   rate=rate, progress=progress))
+    end_load = os.getloadavg()
+    lines = [f"Run {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python {platform.python_version()}, "
+             f"load average {load[0]:.1f} at the start, {end_load[0]:.1f} at the end "
+             f"(5 min: {end_load[1]:.1f}): `retento {' '.join(sys.argv[1:])}`", "",
+             "| backend | triggers | events | evaluating s | events/s | CPU s | events/CPU s | driver insert s "
+             "| ratio | trigger-caused events | outcomes |", "| --- |" + " ---: |" * 9 + " --- |"]
+    for r in results:
+        outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(r.outcomes.items()))
+        lines.append(f"| {r.version} | {r.triggers} | {r.events:,} | {r.eval_s:.1f} | {r.events_per_s:,.0f} "
+                     f"| {r.eval_cpu:.1f} | {r.events_per_cpu_s:,.0f} | {r.insert_s:.1f} | {r.ratio:.1f}x "
+                     f"| {r.extra_events:,} | {outcomes} |")
+    if any(r.timers for r in results):
+        lines += ["", "| backend | timers | due per s | run s | worker CPU s | lag p50 s | lag p99 s | lag max s "
+                  "| outcomes |", "| --- |" + " ---: |" * 7 + " --- |"]
+        for r in results:
+            outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(r.fire_outcomes.items()))
+            lines.append(f"| {r.version} | {r.timers:,} | {r.rate:,} | {r.fire_s:.1f} | {r.fire_cpu:.1f} "
+                         f"| {r.lag(0.5):.3f} | {r.lag(0.99):.3f} | {max(r.lags, default=float('nan')):.3f} | {outcomes} |")
+    print("\n".join(lines))

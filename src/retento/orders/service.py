@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -391,6 +391,20 @@ def snapshot(session: Session, order: Order) -> dict[str, Any]:
     site_code = session.scalar(select(Site.code).where(Site.id == order.site_id))
     row = {c.key: getattr(order, c.key) for c in Order.__table__.columns}
     return _snapshot(order.id, site_code, row, items_of(session, order.id))
+
+
+def snapshots(session: Session, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """`snapshot` of many orders in three queries: id -> snapshot (missing ids are left out)."""
+    ids = list(set(ids))
+    found = list(session.scalars(select(Order).where(Order.id.in_(ids)))) if ids else []
+    if not found:
+        return {}
+    codes = {i: c for i, c in session.execute(select(Site.id, Site.code).where(Site.id.in_({o.site_id for o in found})))}
+    items: dict[int, list[dict[str, Any]]] = {o.id: [] for o in found}
+    for r in session.scalars(select(OrderItem).where(OrderItem.order_id.in_(items)).order_by(OrderItem.id)):
+        items[r.order_id].append({c: getattr(r, c) for c in ITEM_COLUMNS})
+    keys = [c.key for c in Order.__table__.columns]
+    return {o.id: _snapshot(o.id, codes[o.site_id], {k: getattr(o, k) for k in keys}, items[o.id]) for o in found}
 
 
 def edit(session: Session, *, order: Order, data: OrderEdit | OrderCreate, ctx: ChangeContext,

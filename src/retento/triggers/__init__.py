@@ -17,10 +17,10 @@ def install(app: App) -> None:
 
     s = app.settings
     engine = Engine(app.sessions, app.clock, max_depth=s.trigger_max_depth, batch=s.trigger_timer_batch)
-    app.bus.subscribe("triggers", engine.on_event)
+    app.bus.subscribe("triggers", engine.on_event, batch_handler=engine.on_batch)
     event.listen(app.sessions, "before_commit", engine.flush)
     event.listen(app.sessions, "after_transaction_end", _forget_buffer)
-    app.worker.add_job("trigger_timers", engine.fire_due)
+    app.worker.add_job("trigger_timers", engine.fire_due, fair=engine.fire_slice)
     app.worker.add_job("trigger_webhooks", Deliverer(app.sessions, app.clock, timeout=s.trigger_webhook_timeout,
                                                      max_attempts=s.trigger_webhook_max_attempts))
     app.triggers = engine  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,11 +19,11 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from retento.bus import Event
+from retento.bus import SLICE_SECONDS, Event
 from retento.clock import Clock
 from retento.customers import service as customers
 from retento.customers.models import Customer
-from retento.db import transaction
+from retento.db import insert_rows, transaction
 from retento.errors import DomainError
 from retento.history.schemas import ActorType, ChangeContext, Source
 from retento.orders import service as orders
@@ -103,24 +104,49 @@ def changes_of(ev: Event) -> list[dict[str, Any]]:
             for c in raw]
 
 
-def load_variables(session: Session, ev: Event, needs: frozenset[str] | set[str], *,
-                   order_id: int | None, customer_id: int | None) -> dict[str, Any]:
+@dataclass
+class Preloaded:
+    """Orders, customers and pending timers of a batch of events, read in a few queries. When a trigger acts on
+    an event, the snapshots of its order and customer are dropped, so later events read them fresh."""
+
+    orders: dict[int, dict[str, Any]] = field(default_factory=dict)
+    customers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    pending: dict[tuple[str, int], list[Timer]] = field(default_factory=dict)  # pending timers of changed entities
+    events: dict[int, Event] = field(default_factory=dict)  # triggering events of due timers
+    changes: dict[str, dict[int, list[tuple[int, set[str]]]]] = field(default_factory=dict)  # see change_events
+    scheduled: set[tuple[str, int]] = field(default_factory=set)  # entities given a timer in this batch
+
+    def forget(self, ev: Event) -> None:
+        """A trigger acted on the event: its order and customer (all that actions change) are read again."""
+        self.orders.pop(ev.order_id, None)  # type: ignore[arg-type]
+        self.customers.pop(ev.customer_id, None)  # type: ignore[arg-type]
+
+
+def load_variables(session: Session, ev: Event, needs: frozenset[str] | set[str], *, order_id: int | None,
+                   customer_id: int | None, preloaded: Preloaded | None = None) -> dict[str, Any]:
     """Fresh order / customer data (only what is needed) plus the event and its change set."""
     out: dict[str, Any] = {"event": event_view(ev), "changes": changes_of(ev), "order": None, "customer": None}
     if "order" in needs and order_id is not None:
-        order = session.get(Order, order_id)
-        if order is not None:
-            snap = orders.snapshot(session, order)
-            groups = session.info.get("trigger_status_groups")
-            if groups is None:
-                groups = session.info["trigger_status_groups"] = orders.status_groups(session)
-            snap["status_group"] = groups.get(order.status)
-            out["order"] = snap
+        snap = preloaded.orders.get(order_id) if preloaded else None
+        if snap is None:
+            order = session.get(Order, order_id)
+            snap = _with_group(session, orders.snapshot(session, order)) if order is not None else None
+        out["order"] = snap
     if "customer" in needs and customer_id is not None:
-        customer = session.get(Customer, customer_id)
-        if customer is not None:
-            out["customer"] = customers.snapshot(session, customer)
+        snap = preloaded.customers.get(customer_id) if preloaded else None
+        if snap is None:
+            customer = session.get(Customer, customer_id)
+            snap = customers.snapshot(session, customer) if customer is not None else None
+        out["customer"] = snap
     return out
+
+
+def _with_group(session: Session, snap: dict[str, Any]) -> dict[str, Any]:
+    groups = session.info.get("trigger_status_groups")
+    if groups is None:
+        groups = session.info["trigger_status_groups"] = orders.status_groups(session)
+    snap["status_group"] = groups.get(snap["status"])
+    return snap
 
 
 class Engine:
@@ -128,6 +154,8 @@ class Engine:
         self._sessions, self._clock = sessions, clock
         self._max_depth, self._batch = max_depth, batch
         self._cache: dict[int, Compiled] = {}
+        self._by_type: dict[str, list[Compiled]] = {}  # active triggers by the event types they listen to
+        self._any_cancel = False  # some trigger cancels pending runs when the entity changes
         self._stamp: tuple[Any, ...] | None = None
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -154,21 +182,26 @@ class Engine:
                                                      since=t.created_at)
                     except (DomainError, ValueError) as exc:
                         log.error("trigger %s (%s) no longer compiles, skipped: %s", t.id, t.name, exc)
-                self._cache, self._stamp = cache, stamp
+                by_type: dict[str, list[Compiled]] = {}
+                for t in cache.values():
+                    for typ in t.spec.events if t.active else ():
+                        by_type.setdefault(typ, []).append(t)
+                self._any_cancel = any(t.spec.on_change.policy == OnChange.CANCEL for t in cache.values())
+                self._cache, self._by_type, self._stamp = cache, by_type, stamp
         session.info["trigger_stamp_checked"] = True
         return self._cache
 
     # ---- on an event --------------------------------------------------------------------------------------
 
-    def on_event(self, session: Session, ev: Event) -> None:
+    def on_event(self, session: Session, ev: Event, preloaded: Preloaded | None = None) -> None:
         now = self._clock.now()
         compiled = self.triggers(session)
         if ev.type in timers.CHANGE_TYPES:
-            self._cancel_on_change(session, ev, compiled, now)
+            self._cancel_on_change(session, ev, compiled, now, preloaded)
         entity, entity_id = _entity(ev)
         if entity is None:
             return
-        listening = [t for t in compiled.values() if t.active and _listens(t, ev)]
+        listening = [t for t in self._by_type.get(ev.type, ()) if _listens(t, ev)]
         if not listening:
             return
         runs: list[dict[str, Any]] = []
@@ -182,7 +215,8 @@ class Engine:
                 ready.append(t)
         if ready:
             needs = frozenset().union(*(t.needs_now for t in ready))
-            variables = load_variables(session, ev, needs, order_id=ev.order_id, customer_id=ev.customer_id)
+            variables = load_variables(session, ev, needs, order_id=ev.order_id, customer_id=ev.customer_id,
+                                       preloaded=preloaded)
             self.evaluator.bind(now=now, **variables)
             for t in ready:
                 verdict = self.evaluator.check(t.condition)
@@ -194,11 +228,55 @@ class Engine:
                                         "customer_id": ev.customer_id, "order_id": ev.order_id, "event_id": ev.id,
                                         "due_at": timers.due_at(t.spec.delay, at=ev.occurred_at, tz=tz),
                                         "state": "pending", "created_at": now})
+                    if preloaded is not None:
+                        preloaded.scheduled.add((entity, entity_id))
                 else:
                     runs.append(self.act(session, t, ev, entity, entity_id, now=now, phase="event"))
+                    if preloaded is not None:
+                        preloaded.forget(ev)
         buffer = session.info.setdefault(BUFFER, {"timers": [], "runs": []})
         buffer["timers"].extend(to_schedule)
         buffer["runs"].extend(runs)
+
+    def on_batch(self, session: Session, events: list[Event]) -> None:
+        """A whole batch of events (the bus's batch handler): orders, customers and pending timers are read for
+        all of them at once, then each event is handled as by `on_event`. If anything raises, the buffer goes
+        back to where it was (the bus rolls the batch back and hands the events over one by one)."""
+        compiled = self.triggers(session)
+        saved = {k: list(v) for k, v in session.info.get(BUFFER, {}).items()}
+        try:
+            preloaded = self._preload_events(session, events, compiled)
+            for ev in events:
+                self.on_event(session, ev, preloaded)
+        except BaseException:
+            session.info.pop(BUFFER, None)
+            if saved:
+                session.info[BUFFER] = saved
+            raise
+
+    def _preload_events(self, session: Session, events: list[Event], compiled: dict[int, Compiled]) -> Preloaded:
+        needs: dict[str, set[int]] = {"order": set(), "customer": set()}
+        changed: dict[str, set[int]] = {"order": set(), "customer": set()}
+        for ev in events:
+            if ev.type in timers.CHANGE_TYPES and self._any_cancel:
+                entity = timers.CHANGE_TYPES[ev.type]
+                entity_id = ev.order_id if entity == "order" else ev.customer_id
+                if entity_id is not None:
+                    changed[entity].add(entity_id)
+            if _entity(ev)[0] is None:
+                continue
+            wanted = set().union(*(t.needs_now for t in self._by_type.get(ev.type, ()) if _listens(t, ev)))
+            if "order" in wanted and ev.order_id is not None:
+                needs["order"].add(ev.order_id)
+            if "customer" in wanted and ev.customer_id is not None:
+                needs["customer"].add(ev.customer_id)
+        out = Preloaded()
+        out.orders = {k: _with_group(session, v) for k, v in orders.snapshots(session, needs["order"]).items()}
+        out.customers = customers.snapshots(session, needs["customer"])
+        for entity, ids in changed.items():
+            for timer in timers.pending_of_entities(session, entity=entity, entity_ids=ids):
+                out.pending.setdefault((timer.entity, timer.entity_id), []).append(timer)
+        return out
 
     def flush(self, session: Session) -> None:
         """Store what `on_event` collected in this transaction: timers and run-log rows, a few statements for a
@@ -214,8 +292,7 @@ class Engine:
                          "event_id": row["event_id"], "timer_id": row["id"], "customer_id": row["customer_id"],
                          "order_id": row["order_id"], "outcome": "scheduled",
                          "reason": f"condition holds; fires at {row['due_at'].isoformat()}", "actions": []})
-        if runs:
-            session.execute(insert(Run), runs)
+        insert_rows(session, Run.__table__, runs)
 
     def _skip_reason(self, t: Compiled, ev: Event) -> str | None:
         if ev.source == Source.TRIGGER and ev.actor_id == str(t.id) and not t.spec.react_to_own_changes:
@@ -227,13 +304,18 @@ class Engine:
             return f"chain of trigger-caused changes reached depth {ev.depth} (limit {limit})"
         return None
 
-    def _cancel_on_change(self, session: Session, ev: Event, compiled: dict[int, Compiled], now: datetime) -> None:
+    def _cancel_on_change(self, session: Session, ev: Event, compiled: dict[int, Compiled], now: datetime,
+                          preloaded: Preloaded | None) -> None:
         entity = timers.CHANGE_TYPES[ev.type]
         entity_id = ev.order_id if entity == "order" else ev.customer_id
-        if entity_id is None or not any(t.spec.on_change.policy == OnChange.CANCEL for t in compiled.values()):
+        if entity_id is None or not self._any_cancel:
             return
-        self.flush(session)  # runs scheduled earlier in this batch must be in the table to be cancelled
-        pending = timers.pending_of_entity(session, entity=entity, entity_id=entity_id, before_event_id=ev.id)
+        if preloaded is not None and (entity, entity_id) not in preloaded.scheduled:
+            pending = [t for t in preloaded.pending.get((entity, entity_id), ())
+                       if t.state == "pending" and t.event_id < ev.id]
+        else:
+            self.flush(session)  # runs scheduled earlier in this batch must be in the table to be cancelled
+            pending = timers.pending_of_entity(session, entity=entity, entity_id=entity_id, before_event_id=ev.id)
         fields = {c["field"] for c in ev.payload.get("changes", ())}
         doomed = []
         for timer in pending:
@@ -277,7 +359,7 @@ class Engine:
             session.execute(insert(Firing), [firing])
         else:
             firings.append(firing)
-        if variables is None or not t.needs_fire <= {k for k in ("order", "customer") if variables.get(k)}:
+        if variables is None:  # acting on an event: read afresh (the re-check at fire time has just read them)
             variables = load_variables(session, ev, t.needs_fire, order_id=order_id, customer_id=customer_id)
         a = registry.ActionContext(session=session, now=now, trigger_id=t.id, trigger_name=t.name,
                                    key=f"trigger:{t.id}:{entity}:{entity_id}:{ev.id}",
@@ -316,25 +398,30 @@ class Engine:
 
     # ---- delayed runs -------------------------------------------------------------------------------------
 
-    def fire_due(self) -> int:
-        """Worker job: fire due timers, a batch per transaction (act + mark done commit together)."""
-        total = 0
+    def fire_due(self, *, max_seconds: float | None = None) -> int:
+        """Worker job: fire due timers, a batch per transaction (act + mark done commit together); all that are
+        due, or batches for about `max_seconds`."""
+        total, started = 0, time.perf_counter()
         while True:
             now = self._clock.now()
             with transaction(self._sessions) as s:
                 due = timers.claim_due(s, now=now, limit=self._batch)
                 if due:
-                    loaded = _preload(s, due)  # noqa: F841 - held so the identity map keeps the objects
-                    s.execute(insert(Run), self._fire_batch(s, due, now))
+                    insert_rows(s, Run.__table__, self._fire_batch(s, due, now, self._preload_timers(s, due)))
             total += len(due)
-            if len(due) < self._batch:
+            if len(due) < self._batch or (max_seconds is not None and time.perf_counter() - started >= max_seconds):
                 return total
 
-    def _fire_batch(self, session: Session, due: list[Timer], now: datetime) -> list[dict[str, Any]]:
+    def fire_slice(self) -> int:
+        """The worker's fair share of due timers (see `Bus.dispatch_slice`)."""
+        return self.fire_due(max_seconds=SLICE_SECONDS)
+
+    def _fire_batch(self, session: Session, due: list[Timer], now: datetime,
+                    preloaded: Preloaded) -> list[dict[str, Any]]:
         runs: list[dict[str, Any]] = []
         acting = []
         for timer in due:
-            checked = self._recheck(session, timer, now)
+            checked = self._recheck(session, timer, now, preloaded)
             if isinstance(checked, dict):
                 runs.append(checked)
             else:
@@ -357,9 +444,32 @@ class Engine:
             timers.finish(timer, state=state, reason=run["reason"], now=now)
         return runs + done
 
-    def _recheck(self, session: Session, timer: Timer, now: datetime) -> dict[str, Any] | tuple:
+    def _preload_timers(self, session: Session, due: list[Timer]) -> Preloaded:
+        """Events, order and customer snapshots, and later changes of a batch of due timers in a few queries."""
+        compiled = self.triggers(session)
+        out = Preloaded()
+        out.events = {e.id: e for e in session.scalars(select(Event).where(Event.id.in_({t.event_id for t in due})))}
+        needs: dict[str, set[int]] = {"order": set(), "customer": set()}
+        changed: dict[str, set[int]] = {"order": set(), "customer": set()}
+        for timer in due:
+            t = compiled.get(timer.trigger_id)
+            if t is None:
+                continue
+            for kind, entity_id in (("order", timer.order_id), ("customer", timer.customer_id)):
+                if kind in t.needs_fire and entity_id is not None:
+                    needs[kind].add(entity_id)
+            if t.spec.on_change.policy == OnChange.CANCEL:
+                changed[timer.entity].add(timer.entity_id)
+        out.orders = {k: _with_group(session, v) for k, v in orders.snapshots(session, needs["order"]).items()}
+        out.customers = customers.snapshots(session, needs["customer"])
+        after = min(t.event_id for t in due)
+        out.changes = {kind: timers.change_events(session, entity=kind, entity_ids=ids, after_event_id=after)
+                       for kind, ids in changed.items() if ids}
+        return out
+
+    def _recheck(self, session: Session, timer: Timer, now: datetime, preloaded: Preloaded) -> dict[str, Any] | tuple:
         """A run-log row if the timer ends here (cancelled, condition false), else (trigger, event, variables)."""
-        ev = session.get(Event, timer.event_id)
+        ev = preloaded.events.get(timer.event_id)
         t = self.triggers(session).get(timer.trigger_id)
         if t is None or not t.active or ev is None:
             reason = "trigger is switched off" if t is not None else "trigger no longer exists"
@@ -367,13 +477,14 @@ class Engine:
             return _run(timer.trigger_id, now, "fire", ev, timer.id, "cancelled", reason, customer_id=timer.customer_id,
                         order_id=timer.order_id)
         if t.spec.on_change.policy == OnChange.CANCEL:
-            changed = timers.later_changes(session, entity=timer.entity, entity_id=timer.entity_id,
-                                           after_event_id=timer.event_id, fields=t.spec.on_change.fields)
+            changed = timers.first_change(preloaded.changes.get(timer.entity, {}).get(timer.entity_id, ()),
+                                          after_event_id=timer.event_id, fields=t.spec.on_change.fields)
             if changed is not None:
                 reason = f"{timer.entity} changed in event {changed} before the run was due"
                 timers.finish(timer, state="cancelled", reason=reason, now=now)
                 return _run(t.id, now, "fire", ev, timer.id, "cancelled", reason)
-        variables = load_variables(session, ev, t.needs_fire, order_id=timer.order_id, customer_id=timer.customer_id)
+        variables = load_variables(session, ev, t.needs_fire, order_id=timer.order_id, customer_id=timer.customer_id,
+                                   preloaded=preloaded)
         self.evaluator.bind(now=now, **variables)
         verdict = self.evaluator.check(t.condition)
         if not verdict.matched:
@@ -381,17 +492,6 @@ class Engine:
             timers.finish(timer, state="skipped", reason=reason, now=now)
             return _run(t.id, now, "fire", ev, timer.id, "not_matched", reason)
         return t, ev, variables
-
-
-def _preload(session: Session, due: list[Timer]) -> list[Any]:
-    """Events, orders and customers of a batch in three queries; `session.get` then finds them in memory
-    (as long as the caller holds the returned list: the identity map keeps only weak references)."""
-    loaded: list[Any] = []
-    for model, ids in ((Event, {t.event_id for t in due}), (Order, {t.order_id for t in due if t.order_id}),
-                       (Customer, {t.customer_id for t in due if t.customer_id})):
-        if ids:
-            loaded.extend(session.scalars(select(model).where(model.id.in_(ids))))
-    return loaded
 
 
 class _ActionFailed(Exception):
@@ -419,7 +519,12 @@ def _listens(t: Compiled, ev: Event) -> bool:
 def _timezone(session: Session, customer: dict[str, Any] | None, site_id: int | None) -> str | None:
     if customer and customer.get("timezone"):
         return customer["timezone"]
-    return session.scalar(select(Site.timezone).where(Site.id == site_id)) if site_id is not None else None
+    if site_id is None:
+        return None
+    zones = session.info.setdefault("trigger_site_timezones", {})
+    if site_id not in zones:
+        zones[site_id] = session.scalar(select(Site.timezone).where(Site.id == site_id))
+    return zones[site_id]
 
 
 def _run(trigger_id: int, now: datetime, phase: str, ev: Event | None, timer_id: int | None, outcome: str,

@@ -11,6 +11,7 @@ import hmac
 import logging
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
@@ -45,16 +46,38 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    url: str
+    key: str
+    secret: str | None
+    body: bytes
+    attempts: int  # this attempt's number: the result is recorded only if no one claimed the call since
+
+
 class Deliverer:
-    """The worker job that posts due webhook calls."""
+    """The worker job that posts due webhook calls. A call is claimed with a lease (its `next_at` moves past the
+    time a POST may take) in a short transaction, POSTed with no transaction open, and its result recorded in a
+    second one. A worker killed mid-POST leaves the call to be claimed again when the lease ends."""
 
     def __init__(self, sessions: sessionmaker[Session], clock: Clock, *, timeout: float, max_attempts: int,
                  batch: int = 20) -> None:
         self._sessions, self._clock = sessions, clock
         self._timeout, self._max_attempts, self._batch = timeout, max_attempts, batch
+        self._lease = timedelta(seconds=batch * timeout + 30)  # every POST of a batch timing out
 
     def __call__(self) -> int:
         now = self._clock.now()
+        claimed = self._claim(now)
+        results = [(call, *self._post(call, now)) for call in claimed]
+        if results:
+            with transaction(self._sessions) as s:
+                for call, status, error in results:
+                    self._record(s, call, status, error, now)
+        return len(claimed)
+
+    def _claim(self, now: datetime) -> list[_Claimed]:
         with transaction(self._sessions) as s:
             q = (select(WebhookCall).where(WebhookCall.state == "pending", WebhookCall.next_at <= now)
                  .order_by(WebhookCall.next_at).limit(self._batch))
@@ -62,26 +85,30 @@ class Deliverer:
                 q = q.with_for_update(skip_locked=True)
             calls = list(s.scalars(q))
             for call in calls:
-                self._post(call, now)
-            return len(calls)
+                call.attempts += 1
+                call.next_at = now + self._lease
+            return [_Claimed(c.id, c.url, c.idempotency_key, c.secret, orjson.dumps(c.body, default=_json_default),
+                             c.attempts) for c in calls]
 
-    def _post(self, call: WebhookCall, now: datetime) -> None:
-        body = orjson.dumps(call.body, default=_json_default)
+    def _post(self, call: _Claimed, now: datetime) -> tuple[int | None, str | None]:
         ts = str(int(now.timestamp()))
         headers = {"Content-Type": "application/json", "User-Agent": "Retento-Trigger",
-                   "Idempotency-Key": call.idempotency_key, "X-Retento-Timestamp": ts}
+                   "Idempotency-Key": call.key, "X-Retento-Timestamp": ts}
         if call.secret:
-            headers["X-Retento-Signature"] = signature(call.secret, ts, body)
-        call.attempts += 1
-        status, error = None, None
+            headers["X-Retento-Signature"] = signature(call.secret, ts, call.body)
         try:
-            with urllib.request.urlopen(urllib.request.Request(call.url, data=body, headers=headers, method="POST"),
-                                        timeout=self._timeout) as resp:
-                status = resp.status
+            with urllib.request.urlopen(urllib.request.Request(call.url, data=call.body, headers=headers,
+                                                               method="POST"), timeout=self._timeout) as resp:
+                return resp.status, None
         except urllib.error.HTTPError as exc:
-            status, error = exc.code, f"HTTP {exc.code}"
+            return exc.code, f"HTTP {exc.code}"
         except (OSError, ValueError) as exc:
-            error = repr(exc)[:500]
+            return None, repr(exc)[:500]
+
+    def _record(self, s: Session, claimed: _Claimed, status: int | None, error: str | None, now: datetime) -> None:
+        call = s.get(WebhookCall, claimed.id, with_for_update=True)
+        if call is None or call.state != "pending" or call.attempts != claimed.attempts:
+            return  # the lease ran out and another worker has the call now: its result counts
         call.last_status, call.last_error = status, error
         if error is None and status is not None and 200 <= status < 300:
             call.state, call.sent_at = "sent", now

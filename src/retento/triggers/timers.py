@@ -66,18 +66,27 @@ def finish(timer: Timer, *, state: str, reason: str | None, now: datetime) -> No
     timer.state, timer.reason, timer.finished_at = state, reason, now
 
 
-def later_changes(session: Session, *, entity: str, entity_id: int, after_event_id: int,
-                  fields: Iterable[str] = ()) -> int | None:
-    """Id of the first change event of the entity after the given event (touching `fields`, if given)."""
-    wanted = set(fields)
+def change_events(session: Session, *, entity: str, entity_ids: Iterable[int],
+                  after_event_id: int) -> dict[int, list[tuple[int, set[str]]]]:
+    """Change events of many entities after an event: entity id -> [(event id, fields touched)] in id order."""
     types = [t for t, e in CHANGE_TYPES.items() if e == entity]
     column = Event.order_id if entity == "order" else Event.customer_id
-    q = (select(Event.id, Event.payload).where(column == entity_id, Event.id > after_event_id, Event.type.in_(types))
-         .order_by(Event.id))
-    for event_id, payload in session.execute(q):
-        if not wanted or wanted & {c.get("field") for c in payload.get("changes", ())}:
-            return event_id
-    return None
+    ids, out = sorted(set(entity_ids)), {}
+    for start in range(0, len(ids), 900):
+        q = (select(Event.id, column, Event.payload).where(column.in_(ids[start:start + 900]),
+                                                           Event.id > after_event_id, Event.type.in_(types))
+             .order_by(Event.id))
+        for event_id, entity_id, payload in session.execute(q):
+            out.setdefault(entity_id, []).append((event_id, {c.get("field") for c in payload.get("changes", ())}))
+    return out
+
+
+def first_change(changes: Iterable[tuple[int, set[str]]], *, after_event_id: int,
+                 fields: Iterable[str] = ()) -> int | None:
+    """Pure: the first of `changes` (from `change_events`) after the event that touches `fields` (any, if none)."""
+    wanted = set(fields)
+    return next((event_id for event_id, touched in changes
+                 if event_id > after_event_id and (not wanted or wanted & touched)), None)
 
 
 def cancel(session: Session, timers: list[Timer], *, reason: str, now: datetime, event_id: int | None = None) -> int:
@@ -97,6 +106,15 @@ def pending_of_entity(session: Session, *, entity: str, entity_id: int, before_e
     return list(session.scalars(select(Timer).where(
         Timer.entity == entity, Timer.entity_id == entity_id, Timer.state == "pending",
         Timer.event_id < before_event_id)))
+
+
+def pending_of_entities(session: Session, *, entity: str, entity_ids: Iterable[int]) -> list[Timer]:
+    """Pending timers of many entities of one kind, in one query per 900 ids."""
+    ids, out = sorted(set(entity_ids)), []
+    for start in range(0, len(ids), 900):
+        out += session.scalars(select(Timer).where(Timer.entity == entity, Timer.entity_id.in_(ids[start:start + 900]),
+                                                   Timer.state == "pending"))
+    return out
 
 
 def cancel_all(session: Session, *, trigger_id: int, reason: str, now: datetime) -> int:

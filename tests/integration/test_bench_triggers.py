@@ -1,0 +1,22 @@
+"""`retento bench triggers` keeps working at a tiny size (no timing assertions: figures belong in docs)."""
+
+import re
+
+from typer.testing import CliRunner
+
+from retento.cli import app
+
+
+def test_bench_triggers_runs_on_sqlite_and_prints_both_tables():
+    result = CliRunner().invoke(app, ["bench", "triggers", "--events", "300", "--timers", "200", "--rate", "400",
+                                      "--backends", "sqlite"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"\| SQLite [\d.]+ \| 100 \| 300 \|", result.output)
+    assert re.search(r"\| \d+\.\dx \|", result.output)  # the ratio to the driver insert
+    assert re.search(r"\| SQLite [\d.]+ \| 200 \| 400 \|( [\d.]+ \|){5}", result.output)
+
+
+def test_bench_triggers_rejects_an_unknown_backend():
+    result = CliRunner().invoke(app, ["bench", "triggers", "--events", "10", "--backends", "oracle"])
+    assert result.exit_code == 2
+    assert "--backends" in result.output
