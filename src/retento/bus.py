@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, event, func, select
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Select, String, Text, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -111,6 +111,13 @@ def record(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     if rows:
         lock_change_log(session)
         insert_rows(session, Event.__table__, rows)
+
+
+def record_select(session: Session, columns: Sequence[str], query: Select) -> int:
+    """Store the events an `INSERT ... SELECT` yields (set-based producers), like `record`; returns how many."""
+    lock_change_log(session)
+    return session.execute(insert(Event.__table__).from_select(list(columns), query),
+                           execution_options={"preserve_rowcount": True}).rowcount
 
 
 Handler = Callable[[Session, Event], None]

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, Select, and_, case, delete, exists, func, insert, literal, select, update
+from sqlalchemy import (Boolean, Integer, Select, String, and_, case, cast, delete, exists, func, insert, literal,
+                        select, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -160,15 +161,17 @@ def _settle(session: Session, segment: Segment, mark: int, now: datetime, emit: 
         select(literal(segment.id, Integer), CH.c.customer_id, literal(now, UTCDateTime()))
         .where(mine, CH.c.entered.is_(True))), execution_options=COUNTED).rowcount
     segment.size = segment.size + entered - left
-    if emit and (entered or left):
+    if emit and (entered or left):  # one event per change, written by the database from the history rows
         payload = {"segment_id": segment.id, "segment_code": segment.code, "segment_name": segment.name}
-        bus.record(session, (
-            bus.event_row(ev.SEGMENT_ENTERED if is_in else ev.SEGMENT_LEFT, ctx=SYSTEM, now=now,
-                          site_id=segment.site_id, customer_id=cid, payload=payload,
-                          idempotency_key=f"segment-change:{change_id}")
-            for change_id, cid, is_in in session.execute(
-                select(CH.c.id, CH.c.customer_id, CH.c.entered).where(mine).order_by(CH.c.id))
-        ))
+        row = bus.event_row(ev.SEGMENT_ENTERED, ctx=SYSTEM, now=now, site_id=segment.site_id, payload=payload)
+        varying = ("type", "customer_id", "idempotency_key")
+        fixed = {k: v for k, v in row.items() if k not in varying}
+        t = bus.Event.__table__
+        bus.record_select(session, [*fixed, *varying], select(
+            *(literal(v, t.c[k].type) for k, v in fixed.items()),
+            case((CH.c.entered.is_(True), ev.SEGMENT_ENTERED), else_=ev.SEGMENT_LEFT), CH.c.customer_id,
+            literal("segment-change:", String) + cast(CH.c.id, String),
+        ).where(mine).order_by(CH.c.id))
     return entered, left
 
 
