@@ -1,4 +1,5 @@
-"""Builds the channel adapters from settings and adds the messaging jobs to the worker."""
+"""Builds the channel adapters from settings, adds the messaging jobs to the worker, registers the
+`start_cascade` trigger action and the close hook of the channels."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from sqlalchemy.orm import Session
 from retento.db import transaction
 from retento.errors import DomainError
 from retento.messaging import campaigns, outbox, planner, service
-from retento.messaging.models import Cascade
-from retento.messaging.schemas import MessageClass
 from retento.messaging.channels import Channel
 from retento.messaging.config import MessagingSettings
+from retento.messaging.models import Cascade
+from retento.messaging.schemas import MessageClass
 from retento.messaging.templates import Renderer
 from retento.messaging.tracking import Links, token
+from retento.triggers.actions import ActionContext, register_action
 
 if TYPE_CHECKING:
     from retento.bootstrap import App
@@ -98,7 +100,7 @@ def _check_cascade(session: Session, p: StartCascade) -> None:
         raise DomainError.one("cascade_id", f"unknown cascade {p.cascade_id}")
 
 
-def _start_cascade(a: Any, p: StartCascade) -> dict[str, Any]:
+def _start_cascade(a: ActionContext, p: StartCascade) -> dict[str, Any]:
     """The trigger action: the run's templates see the event's order as `order`."""
     from retento.orders import service as orders
 
@@ -113,8 +115,6 @@ def _start_cascade(a: Any, p: StartCascade) -> dict[str, Any]:
 
 
 def install(app: App) -> None:
-    from retento.triggers.actions import register_action
-
     configure(app)
     app.on_close(lambda: app.messaging.close())  # type: ignore[attr-defined]
     register_action("start_cascade", StartCascade, _start_cascade, check=_check_cascade)
