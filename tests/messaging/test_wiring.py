@@ -88,6 +88,11 @@ def test_campaign_to_a_segment_reaches_its_members_at_start_time(mapp):
     assert h.messages(mapp, campaign_id=by_code) == []
     with transaction(mapp.sessions) as s:
         assert (service.get_campaign(s, by_id).members, service.get_campaign(s, by_id).segment_id) == (3, seg)
+        from retento.segments.analytics import list_initiatives
+
+        # the started campaign is on the cohort timeline (recorded automatically, once); the later one is not
+        assert [(i["kind"], i["name"], i["source"]) for i in list_initiatives(s, site_id=1)] == [
+            ("campaign", "nov", "automatic")]
 
 
 def test_campaign_audience_is_a_list_or_a_segment_that_exists(app, client):

@@ -18,9 +18,12 @@ from typing import Any
 from sqlalchemy import Integer, Select, String, and_, case, cast, distinct, func, literal, null, or_, select
 from sqlalchemy.orm import Session
 
+from retento import bus
 from retento.customers import service as customers
+from retento.history.schemas import ChangeContext
 from retento.messaging import cascade as cz
 from retento.messaging import planner, policies, service
+from retento.messaging.events import CAMPAIGN_STARTED
 from retento.messaging.models import Campaign, CampaignMember, Cascade, Device, Message, Run
 from retento.segments import service as segments
 from retento.sites.models import Site
@@ -47,6 +50,10 @@ def start_due_campaigns(session: Session, *, now: datetime) -> int:
         camp.members = _start(session, camp, cascade, audience.subquery("audience"), now)
         total += camp.members
         camp.status, camp.started_at = "running", now
+        bus.record(session, [bus.event_row(CAMPAIGN_STARTED, ctx=ChangeContext.system(), now=now, site_id=camp.site_id,
+                                           payload={"campaign_id": camp.id, "name": camp.name,
+                                                    "cascade_id": camp.cascade_id, "members": camp.members},
+                                           idempotency_key=f"campaign-started:{camp.id}")])
     return total
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from retento.bus import Event
 from retento.customers import events as customer_events
 from retento.db import transaction
+from retento.messaging import events as messaging_events
 from retento.orders import events as order_events
 from retento.triggers import events as trigger_events
 
@@ -22,7 +23,8 @@ SEGMENT_LEFT = "segment_left"
 ALL = (SEGMENT_ENTERED, SEGMENT_LEFT)
 RELEVANT = (*order_events.ALL, *customer_events.ALL)
 SUBSCRIBER = "segments"
-LAUNCHES = (trigger_events.TRIGGER_ACTIVATED,)  # other domains' launches that go on the cohort timeline
+LAUNCHES = (trigger_events.TRIGGER_ACTIVATED, messaging_events.CAMPAIGN_STARTED)  # onto the cohort timeline
+KIND = {trigger_events.TRIGGER_ACTIVATED: "trigger", messaging_events.CAMPAIGN_STARTED: "campaign"}
 
 
 def affected(event: Event) -> list[int]:
@@ -45,16 +47,21 @@ def on_event(session: Session, event: Event) -> None:
 
 
 def on_launch(session: Session, event: Event) -> None:
-    """Record a launch (a trigger switched on) as a marketing initiative of each site it acts on."""
+    """Record a launch (a trigger switched on, a campaign started) as a marketing initiative of each site it
+    acts on: a campaign's site; a trigger's sites, or every site when it names none."""
     from retento.segments.analytics import record_initiative
     from retento.segments.schemas import InitiativeIn
     from retento.sites.service import list_sites
 
     p = event.payload
     known = [s.code for s in list_sites(session)]
-    for site in [c for c in p.get("sites") or known if c in known]:
+    if event.type == messaging_events.CAMPAIGN_STARTED:
+        codes = [s.code for s in list_sites(session) if s.id == event.site_id]
+    else:
+        codes = [c for c in p.get("sites") or known if c in known]
+    for site in codes:
         record_initiative(session, source="automatic", now=event.occurred_at, data=InitiativeIn(
-            site=site, kind="trigger", name=p["name"][:255], started_at=event.occurred_at,
+            site=site, kind=KIND[event.type], name=p["name"][:255], started_at=event.occurred_at,
             idempotency_key=f"{event.type}:{event.id}:{site}"[:200]))
 
 
