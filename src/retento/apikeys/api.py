@@ -37,13 +37,19 @@ def limiter(request: Request) -> RateLimiter:
     return lim
 
 
+def _cache(request: Request) -> dict[str, tuple[Principal | None, datetime]]:
+    state = request.app.state
+    cache = getattr(state, "api_key_cache", None)
+    if cache is None:
+        cache = state.api_key_cache = {}
+    return cache
+
+
 def cached(request: Request, raw: str) -> tuple[bool, Principal | None]:
     """(True, the key's principal or None for an unknown key) from this process's cache while it is younger
     than `api_key_cache_seconds`; (False, None) when the database must be asked."""
-    state = request.app.state
-    cache: dict[str, tuple[Principal | None, datetime]] | None = getattr(state, "api_key_cache", None)
-    hit = cache.get(raw) if cache is not None else None
-    app = state.app
+    app = request.app.state.app
+    hit = _cache(request).get(raw)
     if hit is not None and app.clock.now() - hit[1] < timedelta(seconds=app.settings.api_key_cache_seconds):
         return True, hit[0]
     return False, None
@@ -55,13 +61,10 @@ def lookup(request: Request, raw: str) -> Principal | None:
     if found:
         return principal
     app = request.app.state.app
-    state = request.app.state
-    cache: dict[str, tuple[Principal | None, datetime]] | None = getattr(state, "api_key_cache", None)
-    if cache is None:
-        cache = state.api_key_cache = {}
     now = app.clock.now()
     with transaction(read_sessions(app.engine)) as s:
         principal = service.authenticate(s, raw)
+    cache = _cache(request)
     if len(cache) > 10_000:
         cache.clear()
     cache[raw] = (principal, now)
