@@ -203,13 +203,13 @@ class Evaluator:
                           "changes": plain(changes)})
 
     def check(self, condition: Condition) -> Verdict:
-        result, error = self._run(condition.program)
-        if error:
-            return Verdict(False, f"condition could not be evaluated: {error}", error=True)
-        if result is True:
-            return Verdict(True)
+        """A condition of `a && b && c` is run part by part, stopping at the first false one (the same result as
+        the whole, as CEL's `&&` is false if any part is false): one run names the false part, no second pass."""
         if len(condition.parts) == 1:
-            return Verdict(False, f"condition `{condition.source}` is false")
+            result, error = self._run(condition.program)
+            if error:
+                return Verdict(False, f"condition could not be evaluated: {error}", error=True)
+            return Verdict(True) if result is True else Verdict(False, f"condition `{condition.source}` is false")
         for n, (text, program) in enumerate(condition.parts, 1):
             part, error = self._run(program)
             if error:
@@ -217,7 +217,7 @@ class Evaluator:
                                error=True)
             if part is not True:
                 return Verdict(False, f"part {n} of {len(condition.parts)} is false: `{text}`")
-        return Verdict(False, f"condition `{condition.source}` is false")
+        return Verdict(True)
 
     def _run(self, program: Any) -> tuple[Any, str | None]:
         try:
