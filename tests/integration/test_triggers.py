@@ -129,6 +129,25 @@ def test_cancel_on_change_and_by_hand(app, clock):
     assert pending(app, trigger_id=tid) == []
 
 
+def test_a_change_in_the_same_batch_cancels_the_run_its_predecessor_scheduled(app, clock):
+    """The scheduling event and the change reach the engine in one bus batch: the run is cancelled all the same
+    (it was still in the engine's buffer, not yet in the table, when the change came)."""
+    f.site(app)
+    trigger(app, condition='new_value("status") == "received"', delay={"days": 3},
+            on_change={"policy": "cancel", "fields": ["status"]},
+            actions=[{"type": "create_task", "title": "Ask {order.number} for a review"}])
+    a, b = f.order(app, number="A1"), f.order(app, number="B1")
+    for oid in (a, b):
+        f.edit_order(app, oid, status="received")
+    f.edit_order(app, b, status="returned")  # before any tick: same batch as the event that schedules
+    app.worker.tick()
+    assert [t.order_id for t in pending(app)] == [a]
+    assert ("cancel", "cancelled") in [r[:2] for r in runs(app, order_id=b)]
+    clock.advance(days=3)
+    app.worker.tick()
+    assert task_list(app) == [("Ask A1 for a review", a, None, None)]
+
+
 def test_cancel_all_pending_runs_of_a_trigger(app, clock):
     f.site(app)
     tid = trigger(app, events=["order_created"], delay={"hours": 1}, actions=[{"type": "create_task", "title": "x"}])

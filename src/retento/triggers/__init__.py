@@ -17,7 +17,8 @@ def install(app: App) -> None:
 
     s = app.settings
     engine = Engine(app.sessions, app.clock, max_depth=s.trigger_max_depth, batch=s.trigger_timer_batch)
-    app.bus.subscribe("triggers", engine.on_event, batch_handler=engine.on_batch)
+    # one event at a time (the bus's fallback) also goes through on_batch: it restores the buffer on failure
+    app.bus.subscribe("triggers", lambda session, ev: engine.on_batch(session, [ev]), batch_handler=engine.on_batch)
     event.listen(app.sessions, "before_commit", engine.flush)
     event.listen(app.sessions, "after_transaction_end", _forget_buffer)
     app.worker.add_job("trigger_timers", engine.fire_due, fair=engine.fire_slice)

@@ -278,10 +278,11 @@ class Engine:
                 out.pending.setdefault((timer.entity, timer.entity_id), []).append(timer)
         return out
 
-    def flush(self, session: Session) -> None:
+    def flush(self, session: Session, *, force: bool = False) -> None:
         """Store what `on_event` collected in this transaction: timers and run-log rows, a few statements for a
-        whole batch of events (hooked to `before_commit`)."""
-        if session.in_nested_transaction():
+        whole batch of events (hooked to `before_commit`). `force`: now, inside the bus's savepoint (safe in
+        `on_batch`, which puts the buffer back if the savepoint is rolled back)."""
+        if session.in_nested_transaction() and not force:
             return  # a savepoint ending: wait for the real commit
         buffer = session.info.pop(BUFFER, None)
         if not buffer:
@@ -314,7 +315,7 @@ class Engine:
             pending = [t for t in preloaded.pending.get((entity, entity_id), ())
                        if t.state == "pending" and t.event_id < ev.id]
         else:
-            self.flush(session)  # runs scheduled earlier in this batch must be in the table to be cancelled
+            self.flush(session, force=True)  # runs scheduled earlier in this batch must be in the table
             pending = timers.pending_of_entity(session, entity=entity, entity_id=entity_id, before_event_id=ev.id)
         fields = {c["field"] for c in ev.payload.get("changes", ())}
         doomed = []
