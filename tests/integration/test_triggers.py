@@ -322,3 +322,32 @@ def test_a_failing_immediate_trigger_does_not_lose_runs_scheduled_in_the_same_ba
     clock.advance(minutes=30)
     app.worker.tick()
     assert order_tags(app, first) == ["later"] and order_tags(app, second) == ["later"]
+
+
+def test_cancelling_never_overwrites_a_run_that_was_fired_meanwhile(app, clock):
+    """A change cancels runs it read as pending; one that another worker finished in between keeps its outcome."""
+    from retento.triggers import timers
+    from retento.triggers.models import Timer
+
+    if app.engine.dialect.name != "postgresql":
+        pytest.skip("concurrent workers: PostgreSQL (SQLite runs one worker)")
+    f.site(app)
+    trigger(app, condition='new_value("status") == "received"', delay={"days": 3},
+            on_change={"policy": "cancel", "fields": ["status"]},
+            actions=[{"type": "create_task", "title": "Ask {order.number} for a review"}])
+    a, b = f.order(app, number="A1"), f.order(app, number="B1")
+    for oid in (a, b):
+        f.edit_order(app, oid, status="received")
+    app.worker.tick()
+    s1 = app.sessions()
+    try:
+        stale = list(s1.scalars(select(Timer).order_by(Timer.id)))  # both read as pending
+        with transaction(app.sessions) as s2:  # meanwhile another worker finished the first
+            timers.finish(s2.get(Timer, stale[0].id), state="done", reason="acted", now=clock.now())
+        assert timers.cancel(s1, stale, reason="order changed", now=clock.now()) == 1
+        s1.commit()
+    finally:
+        s1.close()
+    with transaction(app.sessions) as s:
+        assert [(t.order_id, t.state) for t in s.scalars(select(Timer).order_by(Timer.id))] == [
+            (a, "done"), (b, "cancelled")]

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from retento.bus import Event
 from retento.customers import events as customer_events
@@ -90,16 +91,27 @@ def first_change(changes: Iterable[tuple[int, set[str]]], *, after_event_id: int
 
 
 def cancel(session: Session, timers: list[Timer], *, reason: str, now: datetime, event_id: int | None = None) -> int:
-    """Cancel pending timers and log why; returns how many."""
-    pending = [t for t in timers if t.state == "pending"]
-    for t in pending:
-        finish(t, state="cancelled", reason=reason, now=now)
-    if pending:
+    """Cancel pending timers and log why; returns how many. Only rows still pending are cancelled (a conditional
+    UPDATE), so a run another worker is firing at this moment keeps its outcome instead of being overwritten."""
+    ids = [t.id for t in timers if t.state == "pending"]
+    won: set[int] = set()
+    for start in range(0, len(ids), 900):
+        won.update(session.scalars(
+            update(Timer).where(Timer.id.in_(ids[start:start + 900]), Timer.state == "pending")
+            .values(state="cancelled", reason=reason, finished_at=now).returning(Timer.id),
+            execution_options={"synchronize_session": False}))
+    for t in timers:
+        if t.id in won:
+            for key, value in (("state", "cancelled"), ("reason", reason), ("finished_at", now)):
+                set_committed_value(t, key, value)
+        elif t.id in ids:
+            session.expire(t)  # finished meanwhile by someone else: read it again when asked
+    if won:
         session.execute(insert(Run), [
             {"trigger_id": t.trigger_id, "at": now, "phase": "cancel", "event_id": event_id or t.event_id,
              "timer_id": t.id, "customer_id": t.customer_id, "order_id": t.order_id, "outcome": "cancelled",
-             "reason": reason, "actions": []} for t in pending])
-    return len(pending)
+             "reason": reason, "actions": []} for t in timers if t.id in won])
+    return len(won)
 
 
 def pending_of_entity(session: Session, *, entity: str, entity_id: int, before_event_id: int) -> list[Timer]:
