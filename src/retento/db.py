@@ -246,6 +246,9 @@ def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
     return list(range(top + 1, top + 1 + count))
 
 
+PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}  # positional, by the drivers' paramstyle
+
+
 def rows_with_keys(session: Session, table: Table, columns: Sequence[str], *, site_id: int, key: str,
                    values: Iterable[Any]) -> list[tuple]:
     """`columns` of the rows of `table` on one site whose `key` is one of `values`, as the driver returns them.
@@ -255,7 +258,7 @@ def rows_with_keys(session: Session, table: Table, columns: Sequence[str], *, si
     for columns whose stored form is the Python value (ids, strings).
     """
     dialect = session.get_bind().dialect
-    placeholder = {"qmark": "?", "format": "%s", "pyformat": "%s"}[dialect.paramstyle]
+    placeholder = PLACEHOLDERS[dialect.paramstyle]
     quote = dialect.identifier_preparer.quote
     head = (f"SELECT {', '.join(map(quote, columns))} FROM {dialect.identifier_preparer.format_table(table)} "
             f"WHERE site_id = {placeholder} AND {quote(key)} IN ")
@@ -323,7 +326,7 @@ def _json_bulk(impl: Any, dialect: Any) -> Any:
 @lru_cache(maxsize=256)
 def _insert_plan(dialect: Any, table: Table, keys: tuple[str, ...]) -> tuple[str, tuple[str, ...], list] | None:
     """(SQL, keys, [(position, processor)]); None where Core must do it (defaults to fill, other drivers)."""
-    placeholder = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+    placeholder = PLACEHOLDERS.get(dialect.paramstyle)
     missing = [c for c in table.columns if c.key not in keys and c.default is not None]
     if placeholder is None or missing:
         return None
