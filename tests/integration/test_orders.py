@@ -57,7 +57,8 @@ def test_taken_external_ids_and_numbers_are_conflicts_per_site(app):
     for raw, field in (({"external_id": "ext-1"}, "[1].external_id"), ({"number": "N-1"}, "[1].number"),
                        ({"external_id": "N-1"}, "[1].number")):
         with pytest.raises(DomainError) as exc, transaction(app.sessions) as s:
-            batch = service.parse_create_many([{"site": "shop", "items": item}, {"site": "shop", "items": item, **raw}])
+            batch = service.parse_create_many([{"site": "shop", "items": item},
+                                               {"site": "shop", "items": item, **raw}])
             service.create_many(s, items=batch, ctx=f.API, now=app.clock.now())
         assert exc.value.status == 409 and field in exc.value.as_dict()
 
