@@ -112,7 +112,7 @@ class Amount(TypeDecorator):
         return process
 
     def bulk_processor(self, dialect: Any) -> Any:
-        """values -> what `bind_processor` gives each, in C-level maps; None unless all values are Decimals."""
+        """values -> what `bind_processor` gives each, in C-level maps; None unless all are Decimals."""
         steps: list[Any] = [methodcaller("quantize", self._quantum)]
         if dialect.name == "sqlite":
             steps.append(float)
@@ -299,16 +299,19 @@ def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
     return list(range(top + 1, top + 1 + count))
 
 
+PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}  # positional, by the drivers' paramstyle
+
+
 def rows_with_keys(session: Session, table: Table, columns: Sequence[str], *, site_id: int, key: str,
                    values: Iterable[Any]) -> list[tuple]:
-    """`columns` of the rows of `table` on one site whose `key` is one of `values`, as the driver returns them.
+    """`columns` of the rows of `table` on one site whose `key` is one of `values`, as the driver gives them.
 
     For a batch's hundreds of external ids or numbers: the (site_id, key) index is sought once per value, and
-    the values go to the driver as they are, without SQLAlchemy's per-value bookkeeping of an `IN` list. Use it
-    for columns whose stored form is the Python value (ids, strings).
+    the values go to the driver as they are, without SQLAlchemy's per-value bookkeeping of an `IN` list.
+    Use it for columns whose stored form is the Python value (ids, strings).
     """
     dialect = session.get_bind().dialect
-    placeholder = {"qmark": "?", "format": "%s", "pyformat": "%s"}[dialect.paramstyle]
+    placeholder = PLACEHOLDERS[dialect.paramstyle]
     quote = dialect.identifier_preparer.quote
     head = (f"SELECT {', '.join(map(quote, columns))} FROM {dialect.identifier_preparer.format_table(table)} "
             f"WHERE site_id = {placeholder} AND {quote(key)} IN ")
@@ -317,7 +320,8 @@ def rows_with_keys(session: Session, table: Table, columns: Sequence[str], *, si
     wanted, conn, out = sorted(set(values)), session.connection(), []
     for i in range(0, len(wanted), 900):
         chunk = wanted[i : i + 900]
-        out += conn.exec_driver_sql(f"{head}({', '.join([placeholder] * len(chunk))})", (site_id, *chunk)).all()
+        sql = f"{head}({', '.join([placeholder] * len(chunk))})"
+        out += conn.exec_driver_sql(sql, (site_id, *chunk)).all()
     return out
 
 
@@ -361,7 +365,8 @@ def _converter(process: Any, type_: Any, dialect: Any) -> Any:
 def _json_bulk(impl: Any, dialect: Any) -> Any:
     """SQLite JSON columns serialised by `_json_dumps`: the same text, without a Python call per value."""
     if (not isinstance(impl, JSON) or impl.none_as_null or dialect.name != "sqlite"
-            or dialect._json_serializer is not _json_dumps or impl._str_impl.bind_processor(dialect) is not None):
+            or dialect._json_serializer is not _json_dumps
+            or impl._str_impl.bind_processor(dialect) is not None):
         return None
     dumps = partial(orjson.dumps, default=_json_default)
 
@@ -376,7 +381,7 @@ def _json_bulk(impl: Any, dialect: Any) -> Any:
 @lru_cache(maxsize=256)
 def _insert_plan(dialect: Any, table: Table, keys: tuple[str, ...]) -> tuple[str, tuple[str, ...], list] | None:
     """(SQL, keys, [(position, processor)]); None where Core must do it (defaults to fill, other drivers)."""
-    placeholder = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+    placeholder = PLACEHOLDERS.get(dialect.paramstyle)
     missing = [c for c in table.columns if c.key not in keys and c.default is not None]
     if placeholder is None or missing:
         return None

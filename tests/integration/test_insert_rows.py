@@ -130,20 +130,23 @@ def test_orders_created_after_reserved_ids_get_larger_ids(app):
 
 
 def test_insert_rows_batches_match_core_insert(app):
-    """Many rows take the column-wise conversions (all Decimals, one shared object, JSON in C); a column mixing
-    value types falls back to the per-value processor. Either way the database gets what Core sends."""
+    """Many rows take the column-wise conversions (all Decimals, one shared object, JSON in C); a column
+    mixing value types falls back to the per-value processor. Either way the database gets what Core sends."""
     f.site(app)
     at = datetime(2026, 3, 2, 12, 30, 15, 250000, tzinfo=MSK)
     base = dict(
-        site_id=1, customer_id=None, status="new", status_updated_at=at, currency="RUB", items_total=Decimal("10.5"),
-        discount_total=Decimal(0), delivery_cost=Decimal("0.333"), total=Decimal("10.83"), paid_amount=Decimal(0),
-        payment_type=None, payment_status=None, delivery_type=None, delivery_date=None,
-        delivery_address={"city": "Казань", "at": at}, manager_id=None, customer_comment=None, manager_comment=None,
-        custom_fields={"gift": True, "n": 1.5}, tags=["a", "b"], created_at=at, updated_at=at,
+        site_id=1, customer_id=None, status="new", status_updated_at=at, currency="RUB",
+        items_total=Decimal("10.5"), discount_total=Decimal(0), delivery_cost=Decimal("0.333"),
+        total=Decimal("10.83"), paid_amount=Decimal(0), payment_type=None, payment_status=None,
+        delivery_type=None, delivery_date=None, delivery_address={"city": "Казань", "at": at}, manager_id=None,
+        customer_comment=None, manager_comment=None, custom_fields={"gift": True, "n": 1.5}, tags=["a", "b"],
+        created_at=at, updated_at=at,
     )
     batches = {
-        "column-wise": [dict(base, total=Decimal(n) / 3, created_at=at + timedelta(seconds=n)) for n in range(3)],
-        "mixed": [dict(base, items_total=7, delivery_address=None), dict(base, items_total="1.005", tags=[]), base],
+        "column-wise": [dict(base, total=Decimal(n) / 3, created_at=at + timedelta(seconds=n))
+                        for n in range(3)],
+        "mixed": [dict(base, items_total=7, delivery_address=None), dict(base, items_total="1.005", tags=[]),
+                  base],
     }
     table = Order.__table__
     for label, rows in batches.items():

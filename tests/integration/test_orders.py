@@ -2,10 +2,12 @@
 
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 
 from retento.bus import Event
 from retento.db import transaction
+from retento.errors import DomainError
 from retento.orders import service
 from tests import factories as f
 
@@ -40,6 +42,25 @@ def test_number_defaults_to_external_id_or_id_with_a(app):
     with transaction(app.sessions) as s:
         assert service.get(s, o1).number == "ext-9"
         assert service.get(s, o2).number == f"{o2}A"
+
+
+def test_taken_external_ids_and_numbers_are_conflicts_per_site(app):
+    f.site(app)
+    f.site(app, code="other")
+    f.order(app, external_id="ext-1")
+    f.order(app, number="N-1")
+    item = [{"name": "Thing", "price": "1"}]
+    with transaction(app.sessions) as s:  # the same keys on another site are free
+        assert len(service.create_many(s, items=service.parse_create_many([
+            {"site": "other", "external_id": "ext-1", "items": item},
+            {"site": "other", "number": "N-1", "items": item}]), ctx=f.API, now=app.clock.now())) == 2
+    for raw, field in (({"external_id": "ext-1"}, "[1].external_id"), ({"number": "N-1"}, "[1].number"),
+                       ({"external_id": "N-1"}, "[1].number")):
+        with pytest.raises(DomainError) as exc, transaction(app.sessions) as s:
+            batch = service.parse_create_many([{"site": "shop", "items": item},
+                                               {"site": "shop", "items": item, **raw}])
+            service.create_many(s, items=batch, ctx=f.API, now=app.clock.now())
+        assert exc.value.status == 409 and field in exc.value.as_dict()
 
 
 def test_status_change_emits_changed_and_status_changed_with_groups(app, clock):

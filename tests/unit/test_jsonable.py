@@ -1,4 +1,4 @@
-"""Stored JSON: datetimes exactly as `isoformat()` writes them, Decimal as its string, serialised values embedded."""
+"""Stored JSON: datetimes as `isoformat()` writes them, Decimal as its string, serialised values embedded."""
 
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal

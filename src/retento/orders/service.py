@@ -145,8 +145,8 @@ class _Refs:
             for p in session.execute(select(*columns).where(Product.site_id == sid, Product.offer_id.in_(chunk))):
                 refs.products[(sid, p.offer_id)] = _ProductRef(*p)
         for sid, keys in ext.items():
-            found = rows_with_keys(session, Customer.__table__, ("external_id", "id"), site_id=sid, key="external_id",
-                                   values=keys)
+            found = rows_with_keys(session, Customer.__table__, ("external_id", "id"), site_id=sid,
+                                   key="external_id", values=keys)
             refs.customers_by_ext.update(((sid, e), cid) for e, cid in found)
         ids = {o.customer.id for o in items if o.customer and o.customer.id}
         for chunk in _chunks(sorted(ids)):
@@ -205,8 +205,8 @@ def _taken(session: Session, items: Sequence[OrderCreate], refs: _Refs) -> tuple
             if o.number or o.external_id:
                 nums[sid].add(o.number or o.external_id)
     def taken(key: str, wanted: dict[int, set[str]]) -> set[tuple[int, str]]:
-        return {(sid, value) for sid, keys in wanted.items()
-                for (value,) in rows_with_keys(session, Order.__table__, (key,), site_id=sid, key=key, values=keys)}
+        return {(sid, value) for sid, keys in wanted.items() for (value,) in
+                rows_with_keys(session, Order.__table__, (key,), site_id=sid, key=key, values=keys)}
 
     return taken("external_id", ext), taken("number", nums)
 
@@ -321,7 +321,8 @@ def write(session: Session, prepared: Sequence[Prepared], *, ctx: ChangeContext,
         return []
     ids = reserve_ids(session, Order.__table__, len(prepared))
     # What every history row and event of the batch shares; each order fills in its own ids and values.
-    entry = history.entry(entity=ENTITY, entity_id=0, site_id=0, ctx=ctx, now=now, created=True, field="status")
+    entry = history.entry(entity=ENTITY, entity_id=0, site_id=0, ctx=ctx, now=now, created=True,
+                          field="status")
     created = bus.event_row(ev.ORDER_CREATED, ctx=ctx, now=now)
     rows, items, hist, events = [], [], [], []
     for oid, p in zip(ids, prepared, strict=True):
@@ -344,7 +345,8 @@ def write(session: Session, prepared: Sequence[Prepared], *, ctx: ChangeContext,
     return ids
 
 
-_SNAPSHOT_KEYS = ("external_id", "number", "created_at", "status_updated_at", *(k for k in FLAT if k != "items"))
+_SNAPSHOT_KEYS = ("external_id", "number", "created_at", "status_updated_at",
+                  *(k for k in FLAT if k != "items"))
 _snapshot_values = itemgetter(*_SNAPSHOT_KEYS)
 
 
