@@ -88,6 +88,18 @@ class Campaign(Base):
     __table_args__ = (Index("ix_msg_campaigns_due", "status", "start_at"),)
 
 
+class CampaignSlice(Base):
+    """A customer-id range [lo, hi) of a started campaign, planned by one worker in one transaction."""
+
+    __tablename__ = "msg_campaign_slices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("msg_campaigns.id", ondelete="CASCADE"), index=True)
+    lo: Mapped[int] = mapped_column(BigInteger)
+    hi: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))  # pending | done
+
+
 class CampaignMember(Base):
     __tablename__ = "msg_campaign_members"
 

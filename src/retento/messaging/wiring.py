@@ -120,8 +120,24 @@ def install(app: App) -> None:
     register_action("start_cascade", StartCascade, _start_cascade, check=_check_cascade)
 
     def start_campaigns() -> int:
+        """Start due campaigns, then plan every pending slice, one transaction each."""
         with transaction(app.sessions) as s:
-            return campaigns.start_due_campaigns(s, now=app.clock.now())
+            campaigns.open_due_campaigns(s, now=app.clock.now(), slice_size=app.messaging.settings.campaign_slice)
+        done = 0
+        while (n := campaign_slice()) is not None:
+            done += n
+        return done
+
+    def campaign_slice() -> int | None:
+        with transaction(app.sessions) as s:
+            return campaigns.plan_slice(s, now=app.clock.now())
+
+    def start_campaigns_turn() -> int:
+        """One turn: start due campaigns and plan one slice (an empty slice still counts as work done)."""
+        with transaction(app.sessions) as s:
+            campaigns.open_due_campaigns(s, now=app.clock.now(), slice_size=app.messaging.settings.campaign_slice)
+        n = campaign_slice()
+        return 0 if n is None else max(n, 1)
 
     def cascades() -> int:
         with transaction(app.sessions) as s:
@@ -130,6 +146,6 @@ def install(app: App) -> None:
     def send() -> int:
         return outbox.send_due(app.sessions, app.messaging, app.clock.now())
 
-    app.worker.add_job("messaging.campaigns", start_campaigns)
+    app.worker.add_job("messaging.campaigns", start_campaigns, fair=start_campaigns_turn)
     app.worker.add_job("messaging.cascades", cascades)
     app.worker.add_job("messaging.send", send)
