@@ -53,9 +53,8 @@ def start_due_campaigns(session: Session, *, now: datetime, slice_size: int = 50
 def open_due_campaigns(session: Session, *, now: datetime, slice_size: int) -> int:
     """Mark every due campaign running and cut its audience into customer-id slices of `slice_size` ids;
     returns how many slices were recorded. An empty audience is started (and announced) at once."""
-    q = select(Campaign).where(Campaign.status == "scheduled", Campaign.start_at <= now).order_by(Campaign.id)
-    if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
+    q = _skip_locked(session, select(Campaign).where(Campaign.status == "scheduled", Campaign.start_at <= now)
+                     .order_by(Campaign.id))
     slices = []
     for camp in session.scalars(q).all():
         aud = _audience(camp).subquery("aud")
@@ -74,9 +73,8 @@ def plan_slice(session: Session, *, now: datetime) -> int | None:
     """Plan one pending slice (claimed with SKIP LOCKED on PostgreSQL, so workers take different ones) and mark
     it done in the same transaction; returns its runs, or None when no slice is pending. The worker that
     finishes a campaign's last slice records campaign_started with the summed members."""
-    q = select(CampaignSlice).where(CampaignSlice.state == "pending").order_by(CampaignSlice.id).limit(1)
-    if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
+    q = _skip_locked(session, select(CampaignSlice).where(CampaignSlice.state == "pending")
+                     .order_by(CampaignSlice.id).limit(1))
     part = session.scalars(q).first()
     if part is None:
         return None
@@ -95,6 +93,11 @@ def plan_slice(session: Session, *, now: datetime) -> int | None:
     if not left:
         _announce(session, camp, now)
     return n
+
+
+def _skip_locked(session: Session, q: Select) -> Select:
+    """Rows another worker holds are skipped on PostgreSQL; SQLite has one writer."""
+    return q.with_for_update(skip_locked=True) if session.get_bind().dialect.name == "postgresql" else q
 
 
 def _audience(camp: Campaign) -> Select:

@@ -118,7 +118,7 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     cascade_id: Mapped[int] = mapped_column(Integer)
-    campaign_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    campaign_id: Mapped[int | None] = mapped_column(Integer)
     site_id: Mapped[int] = mapped_column(Integer)
     customer_id: Mapped[int] = mapped_column(BigInteger)
     message_class: Mapped[str] = mapped_column(String(16))
@@ -132,7 +132,9 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_msg_runs_due", "state", "due_at"),)
+    # (campaign, customer): a campaign slice finds its own runs by customer-id range
+    __table_args__ = (Index("ix_msg_runs_due", "state", "due_at"),
+                      Index("ix_msg_runs_campaign", "campaign_id", "customer_id"))
 
 
 class Message(Base):

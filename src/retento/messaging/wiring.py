@@ -119,10 +119,13 @@ def install(app: App) -> None:
     app.on_close(lambda: app.messaging.close())  # type: ignore[attr-defined]
     register_action("start_cascade", StartCascade, _start_cascade, check=_check_cascade)
 
-    def start_campaigns() -> int:
-        """Start due campaigns, then plan every pending slice, one transaction each."""
+    def open_campaigns() -> None:
         with transaction(app.sessions) as s:
             campaigns.open_due_campaigns(s, now=app.clock.now(), slice_size=app.messaging.settings.campaign_slice)
+
+    def start_campaigns() -> int:
+        """Start due campaigns, then plan every pending slice, one transaction each."""
+        open_campaigns()
         done = 0
         while (n := campaign_slice()) is not None:
             done += n
@@ -134,8 +137,7 @@ def install(app: App) -> None:
 
     def start_campaigns_turn() -> int:
         """One turn: start due campaigns and plan one slice (an empty slice still counts as work done)."""
-        with transaction(app.sessions) as s:
-            campaigns.open_due_campaigns(s, now=app.clock.now(), slice_size=app.messaging.settings.campaign_slice)
+        open_campaigns()
         n = campaign_slice()
         return 0 if n is None else max(n, 1)
 

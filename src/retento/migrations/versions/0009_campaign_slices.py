@@ -1,4 +1,5 @@
-"""messaging: a started campaign's customer-id slices, planned by several workers in parallel
+"""messaging: a started campaign's customer-id slices, planned by several workers in parallel; runs indexed
+by (campaign, customer) so that a slice finds its own
 
 Revision ID: 0009_campaign_slices
 Revises: 0008_campaign_start
@@ -26,9 +27,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('msg_campaign_slices', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_msg_campaign_slices_campaign_id'), ['campaign_id'], unique=False)
+    with op.batch_alter_table('msg_runs', schema=None) as batch_op:
+        batch_op.drop_index('ix_msg_runs_campaign_id')
+        batch_op.create_index('ix_msg_runs_campaign', ['campaign_id', 'customer_id'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('msg_runs', schema=None) as batch_op:
+        batch_op.drop_index('ix_msg_runs_campaign')
+        batch_op.create_index('ix_msg_runs_campaign_id', ['campaign_id'], unique=False)
     with op.batch_alter_table('msg_campaign_slices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_msg_campaign_slices_campaign_id'))
     op.drop_table('msg_campaign_slices')
