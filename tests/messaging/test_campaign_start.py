@@ -68,7 +68,7 @@ def _set_based(app, cascade_id, ids, gone, message_class):
         camp = service.create_campaign(s, data=CampaignIn(cascade_id=cascade_id, name="x", customer_ids=ids,
                                                           message_class=message_class), now=app.clock.now())
         _remove(s, gone)
-        assert campaigns.start_due_campaigns(s, now=app.clock.now(), slice_size=37) == len(ids)  # in slices
+        assert campaigns.start_due_campaigns(s, now=app.clock.now()) == len(ids)
         rows = _rows(s, list(s.scalars(select(Run.id).where(Run.campaign_id == camp.id))))
         s.rollback()
     return rows

@@ -3,11 +3,8 @@
 (1) Planning: a campaign of `recipients` members starts: for its ordered cascade, runs at their first step
     and the outbox rows with their costs are written set-based (contacts and consents joined in, consent,
     contact, frequency cap and quiet hours applied in SQL, template per language picked), then the cascade job
-    runs until nothing is due. The campaign start records customer-id slices (RETENTO_CAMPAIGN_SLICE ids each)
-    that `workers` threads plan in parallel, one connection and one slice per transaction each (1 on SQLite).
-    Timed from the start to the last run planned. Baseline: the very outbox rows Retento wrote, inserted with
-    the plain driver (`executemany`, one connection) into a copy of the database as it was before, in the same
-    batch sizes.
+    runs until nothing is due. Timed from the start to the last run planned. Baseline: the very outbox rows Retento wrote, inserted with the plain driver
+    (`executemany`) into a copy of the database as it was before, in the same batch sizes.
 (2) Delivery: `deliver` queued WhatsApp messages are sent by `workers` worker processes (claim, render,
     POST to a local Cloud-API-shaped server, record) until the queue is empty. Baseline: the same number of
     POSTs of the same bodies by the same number of processes with a minimal client (one keep-alive httpx
@@ -21,7 +18,6 @@ import json
 import multiprocessing as mp
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -114,23 +110,11 @@ def _campaign(app: App, ids: list[int], channels: tuple[str, ...]) -> None:
         service.create_campaign(s, data=CampaignIn(cascade_id=cascade.id, name="b", customer_ids=ids), now=NOW)
 
 
-def _plan(app: App, n: int, workers: int, progress: Any) -> float:
+def _plan(app: App, n: int, progress: Any) -> float:
     task = progress.add_task(f"planning ({n:,})", total=n)
     t0 = time.perf_counter()
-    with transaction(app.sessions) as s:  # starting the campaign records its customer-id slices
-        campaigns.open_due_campaigns(s, now=NOW, slice_size=app.messaging.settings.campaign_slice)
-
-    def slices() -> None:  # one worker: a slice per transaction (an ordered cascade's first step included)
-        while True:
-            with transaction(app.sessions) as s:
-                done = campaigns.plan_slice(s, now=NOW)
-            if done is None:
-                return
-            progress.advance(task, done)
-
-    with ThreadPoolExecutor(workers) as pool:
-        for job in [pool.submit(slices) for _ in range(workers)]:
-            job.result()
+    with transaction(app.sessions) as s:  # an ordered cascade's first step is planned as the campaign starts
+        progress.advance(task, campaigns.start_due_campaigns(s, now=NOW))
     while True:
         with transaction(app.sessions) as s:
             done = planner.advance_due(s, now=NOW, limit=app.messaging.settings.cascade_batch)
@@ -240,7 +224,7 @@ def run(plan_target: Target, deliver_target: Target, *, recipients: int, deliver
     app.close()
     copy = plan_target.clone("baseline")
     app = _app(plan_target)
-    plan_s = _plan(app, recipients, workers, progress)
+    plan_s = _plan(app, recipients, progress)
     baseline_s = _baseline(app, copy, app.messaging.settings.cascade_batch)
     version = plan_target.version
     app.close()
@@ -249,7 +233,7 @@ def run(plan_target: Target, deliver_target: Target, *, recipients: int, deliver
     migrate(app)
     ids = _setup(app, deliver, ("whatsapp",), progress)
     _campaign(app, ids, ("whatsapp",))
-    _plan(app, deliver, workers, progress)
+    _plan(app, deliver, progress)
     app.close()
     ports: Any = mp.Queue()
     server = mp.Process(target=_serve, args=(ports,), daemon=True)

@@ -142,7 +142,7 @@ def api(
 def cascade(
     recipients: Annotated[int, typer.Option(min=1, help="Campaign members to plan")] = 1_000_000,
     deliver: Annotated[int, typer.Option(min=1, help="Messages to deliver over HTTP")] = 50_000,
-    workers: Annotated[int, typer.Option(min=1, help="Workers planning slices and sending (1 on SQLite)")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Sending worker processes (1 on SQLite)")] = 2,
     backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite,postgres",
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN")] = DEFAULT_PG_DSN,
 ) -> None:

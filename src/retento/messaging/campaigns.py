@@ -8,10 +8,6 @@ only on the site, the cascade or a time zone (prices, template per language, the
 zone, window ends) is computed in Python with the pure functions and bound as literals. A
 `cheapest_read` cascade needs each customer's history: its runs start at no step and the cascade job
 plans them. tests/messaging/test_campaign_start.py proves both paths write the same rows.
-
-A big campaign is planned in parallel: starting it only records customer-id slices (`open_due_campaigns`);
-each worker then claims one pending slice at a time (`plan_slice`, SKIP LOCKED on PostgreSQL), writes its
-runs and messages and marks it done in one transaction, so every run is written exactly once.
 """
 
 from __future__ import annotations
@@ -19,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, and_, case, cast, distinct, func, literal, null, or_, select, text, update
+from sqlalchemy import Integer, Select, String, and_, case, cast, distinct, func, literal, null, or_, select
 from sqlalchemy.orm import Session
 
 from retento import bus
@@ -28,7 +24,7 @@ from retento.history.schemas import ChangeContext
 from retento.messaging import cascade as cz
 from retento.messaging import planner, policies, service
 from retento.messaging.events import CAMPAIGN_STARTED
-from retento.messaging.models import Campaign, CampaignMember, CampaignSlice, Cascade, Device, Message, Run
+from retento.messaging.models import Campaign, CampaignMember, Cascade, Device, Message, Run
 from retento.segments import service as segments
 from retento.sites.models import Site
 
@@ -41,79 +37,24 @@ MESSAGE_COLUMNS = ["site_id", "customer_id", "channel", "template_id", "run_id",
                    "not_before", "created_at"]
 
 
-def start_due_campaigns(session: Session, *, now: datetime, slice_size: int = 50_000) -> int:
-    """Start every due campaign and plan all its slices in this session; returns how many runs were created."""
-    open_due_campaigns(session, now=now, slice_size=slice_size)
+def start_due_campaigns(session: Session, *, now: datetime) -> int:
+    """Start every due campaign; returns how many runs were created."""
+    q = select(Campaign).where(Campaign.status == "scheduled", Campaign.start_at <= now).order_by(Campaign.id)
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
     total = 0
-    while (n := plan_slice(session, now=now)) is not None:
-        total += n
-    return total
-
-
-def open_due_campaigns(session: Session, *, now: datetime, slice_size: int) -> int:
-    """Mark every due campaign running and cut its audience into customer-id slices of `slice_size` ids;
-    returns how many slices were recorded. An empty audience is started (and announced) at once."""
-    q = _skip_locked(session, select(Campaign).where(Campaign.status == "scheduled", Campaign.start_at <= now)
-                     .order_by(Campaign.id))
-    slices = []
     for camp in session.scalars(q).all():
-        aud = _audience(camp).subquery("aud")
-        lo, hi = session.execute(select(func.min(aud.c.customer_id), func.max(aud.c.customer_id))).one()
-        camp.status, camp.started_at, camp.members = "running", now, 0
-        if lo is None:
-            _announce(session, camp, now)
-        slices += [{"campaign_id": camp.id, "lo": a, "hi": min(a + slice_size, hi + 1), "state": "pending"}
-                   for a in (range(lo, hi + 1, slice_size) if lo is not None else ())]
-    if slices:
-        session.execute(CampaignSlice.__table__.insert(), slices)
-        if session.get_bind().dialect.name == "postgresql":
-            # a member list written just now has no statistics yet: without them PostgreSQL estimates a slice
-            # of it at one row and joins it by nested loops (minutes for 20,000 members)
-            session.execute(text("ANALYZE msg_campaign_members"))
-    return len(slices)
-
-
-def plan_slice(session: Session, *, now: datetime) -> int | None:
-    """Plan one pending slice (claimed with SKIP LOCKED on PostgreSQL, so workers take different ones) and mark
-    it done in the same transaction; returns its runs, or None when no slice is pending. The worker that
-    finishes a campaign's last slice records campaign_started with the summed members."""
-    q = _skip_locked(session, select(CampaignSlice).where(CampaignSlice.state == "pending")
-                     .order_by(CampaignSlice.id).limit(1))
-    part = session.scalars(q).first()
-    if part is None:
-        return None
-    camp = session.get(Campaign, part.campaign_id)
-    aud = _audience(camp).subquery("aud")
-    audience = select(aud.c.customer_id).where(aud.c.customer_id >= part.lo, aud.c.customer_id < part.hi)
-    n = _start(session, camp, session.get(Cascade, camp.cascade_id), audience.subquery("audience"), now,
-               (part.lo, part.hi))
-    part.state = "done"
-    session.flush()
-    # the campaign row's lock orders the workers: the last to get it sees every other slice done
-    session.execute(update(Campaign).where(Campaign.id == camp.id).values(members=Campaign.members + n))
-    session.refresh(camp)
-    left = session.scalar(select(func.count()).select_from(CampaignSlice).where(
-        CampaignSlice.campaign_id == camp.id, CampaignSlice.state != "done"))
-    if not left:
-        _announce(session, camp, now)
-    return n
-
-
-def _skip_locked(session: Session, q: Select) -> Select:
-    """Rows another worker holds are skipped on PostgreSQL; SQLite has one writer."""
-    return q.with_for_update(skip_locked=True) if session.get_bind().dialect.name == "postgresql" else q
-
-
-def _audience(camp: Campaign) -> Select:
-    return (segments.members_select(camp.segment_id) if camp.segment_id is not None else
-            select(CampaignMember.customer_id).where(CampaignMember.campaign_id == camp.id))
-
-
-def _announce(session: Session, camp: Campaign, now: datetime) -> None:
-    bus.record(session, [bus.event_row(CAMPAIGN_STARTED, ctx=ChangeContext.system(), now=now, site_id=camp.site_id,
-                                       payload={"campaign_id": camp.id, "name": camp.name,
-                                                "cascade_id": camp.cascade_id, "members": camp.members},
-                                       idempotency_key=f"campaign-started:{camp.id}")])
+        audience = (segments.members_select(camp.segment_id) if camp.segment_id is not None else
+                    select(CampaignMember.customer_id).where(CampaignMember.campaign_id == camp.id))
+        cascade = session.get(Cascade, camp.cascade_id)
+        camp.members = _start(session, camp, cascade, audience.subquery("audience"), now)
+        total += camp.members
+        camp.status, camp.started_at = "running", now
+        bus.record(session, [bus.event_row(CAMPAIGN_STARTED, ctx=ChangeContext.system(), now=now, site_id=camp.site_id,
+                                           payload={"campaign_id": camp.id, "name": camp.name,
+                                                    "cascade_id": camp.cascade_id, "members": camp.members},
+                                           idempotency_key=f"campaign-started:{camp.id}")])
+    return total
 
 
 def _lit(value: Any, column: Any) -> Any:
@@ -133,8 +74,7 @@ def _insert(session: Session, table: Any, columns: list[str], rows: Select) -> i
     return result.rowcount
 
 
-def _start(session: Session, camp: Campaign, cascade: Cascade, audience: Any, now: datetime,
-           ids: tuple[int, int]) -> int:
+def _start(session: Session, camp: Campaign, cascade: Cascade, audience: Any, now: datetime) -> int:
     site, class_ = literal(camp.site_id), literal(camp.message_class)
     if cascade.mode != "ordered":
         return _insert(session, Run.__table__, RUN_COLUMNS, select(
@@ -156,8 +96,7 @@ def _start(session: Session, camp: Campaign, cascade: Cascade, audience: Any, no
         _by(first, OUTCOMES, Run.outcome), _key(camp, p), _lit(now, Run.created_at),
         case((first < 0, _lit(now, Run.finished_at)), else_=null())))
     runs = select(Run.id.label("run_id"), Run.customer_id, Run.pos).where(
-        Run.campaign_id == camp.id, Run.customer_id >= ids[0], Run.customer_id < ids[1], Run.pos >= 0,
-    ).subquery("runs")
+        Run.campaign_id == camp.id, Run.pos >= 0).subquery("runs")
     m = customers.contacts_select(runs, channels=()).subquery("m")
     step = m.c.pos
     _insert(session, Message.__table__, MESSAGE_COLUMNS, select(

@@ -47,5 +47,3 @@ class MessagingSettings(BaseSettings):
     send_lease_seconds: int = Field(300, gt=0, description="After this, a claim of a dead worker is recovered")
     send_max_attempts: int = Field(5, gt=0, description="Temporary provider errors before a message fails")
     cascade_batch: int = Field(5000, gt=0, description="Cascade runs advanced per statement batch")
-    campaign_slice: int = Field(50_000, gt=0, description="Customer ids per slice of a starting campaign; workers "
-                                "plan slices in parallel (RETENTO_CAMPAIGN_SLICE)")

@@ -88,18 +88,6 @@ class Campaign(Base):
     __table_args__ = (Index("ix_msg_campaigns_due", "status", "start_at"),)
 
 
-class CampaignSlice(Base):
-    """A customer-id range [lo, hi) of a started campaign, planned by one worker in one transaction."""
-
-    __tablename__ = "msg_campaign_slices"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("msg_campaigns.id", ondelete="CASCADE"), index=True)
-    lo: Mapped[int] = mapped_column(BigInteger)
-    hi: Mapped[int] = mapped_column(BigInteger)
-    state: Mapped[str] = mapped_column(String(16))  # pending | done
-
-
 class CampaignMember(Base):
     __tablename__ = "msg_campaign_members"
 
@@ -118,7 +106,7 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     cascade_id: Mapped[int] = mapped_column(Integer)
-    campaign_id: Mapped[int | None] = mapped_column(Integer)
+    campaign_id: Mapped[int | None] = mapped_column(Integer, index=True)
     site_id: Mapped[int] = mapped_column(Integer)
     customer_id: Mapped[int] = mapped_column(BigInteger)
     message_class: Mapped[str] = mapped_column(String(16))
@@ -132,9 +120,7 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    # (campaign, customer): a campaign slice finds its own runs by customer-id range
-    __table_args__ = (Index("ix_msg_runs_due", "state", "due_at"),
-                      Index("ix_msg_runs_campaign", "campaign_id", "customer_id"))
+    __table_args__ = (Index("ix_msg_runs_due", "state", "due_at"),)
 
 
 class Message(Base):

@@ -119,27 +119,9 @@ def install(app: App) -> None:
     app.on_close(lambda: app.messaging.close())  # type: ignore[attr-defined]
     register_action("start_cascade", StartCascade, _start_cascade, check=_check_cascade)
 
-    def open_campaigns() -> None:
-        with transaction(app.sessions) as s:
-            campaigns.open_due_campaigns(s, now=app.clock.now(), slice_size=app.messaging.settings.campaign_slice)
-
     def start_campaigns() -> int:
-        """Start due campaigns, then plan every pending slice, one transaction each."""
-        open_campaigns()
-        done = 0
-        while (n := campaign_slice()) is not None:
-            done += n
-        return done
-
-    def campaign_slice() -> int | None:
         with transaction(app.sessions) as s:
-            return campaigns.plan_slice(s, now=app.clock.now())
-
-    def start_campaigns_turn() -> int:
-        """One turn: start due campaigns and plan one slice (an empty slice still counts as work done)."""
-        open_campaigns()
-        n = campaign_slice()
-        return 0 if n is None else max(n, 1)
+            return campaigns.start_due_campaigns(s, now=app.clock.now())
 
     def cascades() -> int:
         with transaction(app.sessions) as s:
@@ -148,6 +130,6 @@ def install(app: App) -> None:
     def send() -> int:
         return outbox.send_due(app.sessions, app.messaging, app.clock.now())
 
-    app.worker.add_job("messaging.campaigns", start_campaigns, fair=start_campaigns_turn)
+    app.worker.add_job("messaging.campaigns", start_campaigns)
     app.worker.add_job("messaging.cascades", cascades)
     app.worker.add_job("messaging.send", send)
