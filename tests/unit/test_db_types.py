@@ -51,3 +51,24 @@ def test_utc_datetime(dialect):
         assert fast(value) == composed(value)
     with pytest.raises(ValueError, match="naive"):
         fast(datetime(2026, 3, 2))
+
+
+def test_wal_checkpoints_run_off_the_commit_path(tmp_path):
+    """Commits leave the WAL to the background checkpointer; one checkpoint copies all of it; dispose stops it."""
+    from retento.db import CHECKPOINTERS, checkpoint, make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x TEXT)")
+    for _ in range(30):  # well past SQLite's default automatic checkpoint of 1,000 pages
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO t SELECT hex(randomblob(2000)) FROM (SELECT 1 UNION ALL SELECT 2)"
+                                 " JOIN (SELECT 1 UNION ALL SELECT 2) JOIN (SELECT 1 UNION ALL SELECT 2)"
+                                 " JOIN (SELECT 1 UNION ALL SELECT 2) JOIN (SELECT 1 UNION ALL SELECT 2)")
+    busy, frames, done = checkpoint(engine)
+    assert busy == 0 and frames > 1000 and done == frames  # the commits did not checkpoint
+    thread = CHECKPOINTERS[engine.pool]
+    assert thread.is_alive()
+    engine.dispose()
+    thread.join(5)
+    assert not thread.is_alive()
