@@ -106,14 +106,21 @@ def test_delayed_run_fires_once_when_due_and_rechecks_fresh_data(app, clock):
     assert [r[1] for r in runs(app, order_id=stays)].count("acted") == 1
 
 
-def test_cancel_on_change_and_by_hand(app, clock):
-    f.site(app)
+def review_request_for_received(app, *numbers):
+    """A review request 3 days after an order is received, cancelled when its status changes; orders with these
+    numbers, each just received. Returns the trigger id and the order ids."""
     tid = trigger(app, condition='new_value("status") == "received"', delay={"days": 3},
                   on_change={"policy": "cancel", "fields": ["status"]},
                   actions=[{"type": "create_task", "title": "Ask {order.number} for a review"}])
-    a, b, c = f.order(app, number="A1"), f.order(app, number="B1"), f.order(app, number="C1")
-    for oid in (a, b, c):
+    ids = [f.order(app, number=n) for n in numbers]
+    for oid in ids:
         f.edit_order(app, oid, status="received")
+    return tid, ids
+
+
+def test_cancel_on_change_and_by_hand(app, clock):
+    f.site(app)
+    tid, (a, b, c) = review_request_for_received(app, "A1", "B1", "C1")
     app.worker.tick()
     f.edit_order(app, a, manager_comment="called")  # another field: the run stays
     f.edit_order(app, b, status="returned")
@@ -133,12 +140,7 @@ def test_a_change_in_the_same_batch_cancels_the_run_its_predecessor_scheduled(ap
     """The scheduling event and the change reach the engine in one bus batch: the run is cancelled all the same
     (it was still in the engine's buffer, not yet in the table, when the change came)."""
     f.site(app)
-    trigger(app, condition='new_value("status") == "received"', delay={"days": 3},
-            on_change={"policy": "cancel", "fields": ["status"]},
-            actions=[{"type": "create_task", "title": "Ask {order.number} for a review"}])
-    a, b = f.order(app, number="A1"), f.order(app, number="B1")
-    for oid in (a, b):
-        f.edit_order(app, oid, status="received")
+    _, (a, b) = review_request_for_received(app, "A1", "B1")
     f.edit_order(app, b, status="returned")  # before any tick: same batch as the event that schedules
     app.worker.tick()
     assert [t.order_id for t in pending(app)] == [a]
@@ -332,12 +334,7 @@ def test_cancelling_never_overwrites_a_run_that_was_fired_meanwhile(app, clock):
     if app.engine.dialect.name != "postgresql":
         pytest.skip("concurrent workers: PostgreSQL (SQLite runs one worker)")
     f.site(app)
-    trigger(app, condition='new_value("status") == "received"', delay={"days": 3},
-            on_change={"policy": "cancel", "fields": ["status"]},
-            actions=[{"type": "create_task", "title": "Ask {order.number} for a review"}])
-    a, b = f.order(app, number="A1"), f.order(app, number="B1")
-    for oid in (a, b):
-        f.edit_order(app, oid, status="received")
+    _, (a, b) = review_request_for_received(app, "A1", "B1")
     app.worker.tick()
     s1 = app.sessions()
     try:

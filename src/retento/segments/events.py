@@ -54,10 +54,11 @@ def on_launch(session: Session, event: Event) -> None:
     from retento.sites.service import list_sites
 
     p = event.payload
-    known = [s.code for s in list_sites(session)]
+    sites = list_sites(session)
     if event.type == messaging_events.CAMPAIGN_STARTED:
-        codes = [s.code for s in list_sites(session) if s.id == event.site_id]
+        codes = [s.code for s in sites if s.id == event.site_id]
     else:
+        known = [s.code for s in sites]
         codes = [c for c in p.get("sites") or known if c in known]
     for site in codes:
         record_initiative(session, source="automatic", now=event.occurred_at, data=InitiativeIn(
