@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import Enum
@@ -55,6 +56,7 @@ class Condition:
     program: Any  # cel.Program
     parts: tuple[tuple[str, Any], ...]  # top-level `&&` parts, for explaining a false result
     variables: frozenset[str]
+    fields: Mapping[str, frozenset[str] | None] = dc_field(default_factory=dict)  # see `fields_used`
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,29 @@ def compile_condition(source: str, *, fields: Mapping[str, Iterable[str]] | None
             raise ConditionError(f"{var} has no field {name!r}; fields: {', '.join(sorted(known[var]))}")
     parts = split_conjuncts(source)
     compiled_parts = tuple((p, _compile(p)) for p in parts) if len(parts) > 1 else ((source, program),)
-    return Condition(source=source, program=program, parts=compiled_parts, variables=frozenset(refs["variables"]))
+    return Condition(source=source, program=program, parts=compiled_parts, variables=frozenset(refs["variables"]),
+                     fields=fields_used(stripped))
+
+
+_ENTITY_HELPER = re.compile(r"\b(has_tag|in_status_group)\(\s*(order|customer)\s*(?=[,)])")
+_BARE = re.compile(r"(?<![\w.])(order|customer|event)\b(?!\s*\.)")
+HELPER_FIELDS = {"has_tag": "tags", "in_status_group": "status_group"}
+
+
+def fields_used(stripped: str) -> dict[str, frozenset[str] | None]:
+    """Which fields of `order`, `customer` and `event` a condition (string literals blanked) reads: a set, or
+    None when it uses the whole object (`order["x"]`, passing it to a function other than the helpers).
+    Only those fields are handed to CEL, which costs time in proportion to what it is given."""
+    used: dict[str, set[str] | None] = {}
+    for var, name in _FIELD_REF.findall(stripped):
+        if used.get(var, set()) is not None:
+            used.setdefault(var, set()).add(name)  # type: ignore[union-attr]
+    for helper, var in _ENTITY_HELPER.findall(stripped):
+        if used.get(var, set()) is not None:
+            used.setdefault(var, set()).add(HELPER_FIELDS[helper])  # type: ignore[union-attr]
+    for var in _BARE.findall(_ENTITY_HELPER.sub("", stripped)):
+        used[var] = None
+    return {k: (frozenset(v) if v is not None else None) for k, v in used.items()}
 
 
 def _compile(source: str) -> Any:
@@ -194,13 +218,29 @@ class Evaluator:
         self._ctx = ctx
 
     def bind(self, *, now: datetime, event: dict[str, Any] | None, customer: dict[str, Any] | None,
-             order: dict[str, Any] | None, changes: list[dict[str, Any]]) -> None:
-        """Set the variables for the evaluations that follow (one conversion for all triggers of an event)."""
+             order: dict[str, Any] | None, changes: list[dict[str, Any]],
+             fields: Mapping[str, frozenset[str] | None] | None = None) -> None:
+        """Set the variables for the evaluations that follow (one conversion for all triggers of an event).
+
+        `fields` (variable -> fields, None for all): only those variables and fields are converted and handed
+        to CEL (the union over the conditions about to run); the rest keep stale values no condition reads."""
         self._now = now
         self._changes = changes
         self._source = (event or {}).get("source")
-        self._ctx.update({"now": now, "event": plain(event), "customer": plain(customer), "order": plain(order),
-                          "changes": plain(changes)})
+        if fields is None:
+            self._ctx.update({"now": now, "event": plain(event), "customer": plain(customer), "order": plain(order),
+                              "changes": plain(changes)})
+            return
+        values: dict[str, Any] = {"now": now}
+        for name, value in (("event", event), ("customer", customer), ("order", order), ("changes", changes)):
+            if name not in fields:
+                continue
+            wanted = fields[name]
+            if wanted is None or not isinstance(value, Mapping):
+                values[name] = plain(value)
+            else:
+                values[name] = {k: plain(value[k]) for k in wanted if k in value}
+        self._ctx.update(values)
 
     def check(self, condition: Condition) -> Verdict:
         """A condition of `a && b && c` is run part by part, stopping at the first false one (the same result as

@@ -30,6 +30,7 @@ from retento.orders import service as orders
 from retento.orders.models import Order
 from retento.sites.models import Site
 from retento.triggers import actions as registry
+from retento.triggers import dispatch
 from retento.triggers import timers
 from retento.triggers.conditions import Condition, Evaluator, compile_condition
 from retento.triggers.models import Firing, Run, Timer, Trigger
@@ -64,10 +65,13 @@ class Compiled:
     needs_now: frozenset[str]  # entities the condition (or delay) needs on the event
     needs_fire: frozenset[str] = field(default_factory=frozenset)  # ... at fire time (condition and actions)
     since: datetime | None = None  # events that occurred before the trigger existed are not reacted to
+    version: int = 1
+    guard: dispatch.Guard | None = None  # the `&&` part it is indexed on (see dispatch)
+    binds: dict[str, frozenset[str] | None] = field(default_factory=dict)  # variable -> fields the condition reads
 
 
 def compile_trigger(session: Session | None, spec: TriggerIn, *, trigger_id: int = 0,
-                    since: datetime | None = None) -> Compiled:
+                    since: datetime | None = None, version: int = 1) -> Compiled:
     """Compile a validated definition; DomainError names the wrong part (condition, actions.N.x)."""
     try:
         condition = compile_condition(spec.condition, fields=FIELDS)
@@ -84,8 +88,10 @@ def compile_trigger(session: Session | None, spec: TriggerIn, *, trigger_id: int
     cond_needs = condition.variables & {"order", "customer"}
     needs_now = cond_needs | ({"customer"} if spec.delay and spec.delay.at else set())
     needs_fire = cond_needs | ({"order", "customer"} if any(_needs_data(a) for a in spec.actions) else set())
+    binds = {v: condition.fields.get(v) for v in condition.variables & {"event", "order", "customer", "changes"}}
+    guard = dispatch.pick(dispatch.guards_of(text for text, _ in condition.parts))
     return Compiled(trigger_id, spec.name, spec.active, spec, condition, parsed, site_ids, frozenset(needs_now),
-                    frozenset(needs_fire), since)
+                    frozenset(needs_fire), since, version, guard, binds)
 
 
 def event_view(ev: Event) -> dict[str, Any]:
@@ -105,6 +111,13 @@ def changes_of(ev: Event) -> list[dict[str, Any]]:
 
 
 @dataclass
+class Selection:
+    candidates: list[Compiled]  # their condition runs
+    misses: list[Compiled]  # their guard is false for the event
+    entity_groups: list[dispatch.Group[Compiled]]  # guards on the order / customer, split once it is read
+
+
+@dataclass
 class Preloaded:
     """Orders, customers and pending timers of a batch of events, read in a few queries. When a trigger acts on
     an event, the snapshots of its order and customer are dropped, so later events read them fresh."""
@@ -114,7 +127,8 @@ class Preloaded:
     pending: dict[tuple[str, int], list[Timer]] = field(default_factory=dict)  # pending timers of changed entities
     events: dict[int, Event] = field(default_factory=dict)  # triggering events of due timers
     changes: dict[str, dict[int, list[tuple[int, set[str]]]]] = field(default_factory=dict)  # see change_events
-    scheduled: set[tuple[str, int]] = field(default_factory=set)  # entities given a timer in this batch
+    selection: dict[int, Selection] = field(default_factory=dict)  # event id -> triggers to run / rejected
+    buffered: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)  # timers not stored yet
 
     def forget(self, ev: Event) -> None:
         """A trigger acted on the event: its order and customer (all that actions change) are read again."""
@@ -156,6 +170,8 @@ class Engine:
         self._cache: dict[int, Compiled] = {}
         self._by_type: dict[str, list[Compiled]] = {}  # active triggers by the event types they listen to
         self._any_cancel = False  # some trigger cancels pending runs when the entity changes
+        self._plans: dict[tuple[str, str | None, int | None], dispatch.Plan[Compiled]] = {}
+        self._min_depth = max_depth  # the lowest chain-depth limit of any trigger
         self._stamp: tuple[Any, ...] | None = None
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -179,7 +195,7 @@ class Engine:
                 for t in session.scalars(select(Trigger)):
                     try:  # noqa: SIM105
                         cache[t.id] = compile_trigger(session, TriggerIn.model_validate(t.definition), trigger_id=t.id,
-                                                     since=t.created_at)
+                                                     since=t.created_at, version=t.version)
                     except (DomainError, ValueError) as exc:
                         log.error("trigger %s (%s) no longer compiles, skipped: %s", t.id, t.name, exc)
                 by_type: dict[str, list[Compiled]] = {}
@@ -188,12 +204,41 @@ class Engine:
                         by_type.setdefault(typ, []).append(t)
                 self._any_cancel = any(t.spec.on_change.policy == OnChange.CANCEL for t in cache.values())
                 self._cache, self._by_type, self._stamp = cache, by_type, stamp
+                self._plans = {}
+                self._min_depth = min((t.spec.max_depth or self._max_depth for t in cache.values()),
+                                      default=self._max_depth)
         session.info["trigger_stamp_checked"] = True
         return self._cache
 
     # ---- on an event --------------------------------------------------------------------------------------
 
-    def on_event(self, session: Session, ev: Event, preloaded: Preloaded | None = None) -> None:
+    def _plan(self, ev: Event) -> dispatch.Plan[Compiled]:
+        """The triggers listening to events of this type, name and site, indexed by their guards (cached until a
+        definition changes)."""
+        key = (ev.type, ev.name, ev.site_id)
+        plan = self._plans.get(key)
+        if plan is None:
+            listening = [t for t in self._by_type.get(ev.type, ()) if _listens(t, ev, since=False)]
+            plan = self._plans[key] = dispatch.build_plan(listening, lambda t: t.guard, lambda t: t.since)
+        return plan
+
+    def _select(self, ev: Event) -> Selection:
+        """The triggers whose condition must run for the event, and those whose guard already says no."""
+        plan = self._plan(ev)
+        if (plan.newest is not None and ev.occurred_at < plan.newest) or ev.depth >= self._min_depth:
+            # some trigger is younger than the event, or a chain limit may apply: every trigger on its own
+            return Selection([t for t in plan.everyone if _listens(t, ev)], [], [])
+        candidates, misses = list(plan.unguarded), []
+        if plan.event_groups:
+            changes, own = changes_of(ev), {"name": ev.name, "source": ev.source, "type": ev.type}
+            for g in plan.event_groups:
+                hit, miss = g.split(dispatch.event_value(g.kind, g.key, changes=changes, payload=ev.payload,
+                                                         event=own))
+                candidates += hit
+                misses += miss
+        return Selection(candidates, misses, plan.entity_groups)
+
+    def on_event(self, session: Session, ev: Event, preloaded: Preloaded) -> None:
         now = self._clock.now()
         compiled = self.triggers(session)
         if ev.type in timers.CHANGE_TYPES:
@@ -201,49 +246,56 @@ class Engine:
         entity, entity_id = _entity(ev)
         if entity is None:
             return
-        listening = [t for t in self._by_type.get(ev.type, ()) if _listens(t, ev)]
-        if not listening:
+        sel = preloaded.selection.pop(ev.id, None) or self._select(ev)
+        if not (sel.candidates or sel.misses or sel.entity_groups):
             return
         runs: list[dict[str, Any]] = []
         to_schedule: list[dict[str, Any]] = []
-        ready = []
-        for t in listening:
+        ready, misses = [], list(sel.misses)
+        for t in sel.candidates:
             skip = self._skip_reason(t, ev)
             if skip:
                 runs.append(_run(t.id, now, "event", ev, None, "skipped", skip))
             else:
                 ready.append(t)
-        if ready:
-            needs = frozenset().union(*(t.needs_now for t in ready))
+        if ready or sel.entity_groups:
+            needs = frozenset().union(*(t.needs_now for t in ready), (g.kind for g in sel.entity_groups))
             variables = load_variables(session, ev, needs, order_id=ev.order_id, customer_id=ev.customer_id,
                                        preloaded=preloaded)
-            self.evaluator.bind(now=now, **variables)
+            for g in sel.entity_groups:
+                hit, miss = g.split(dispatch.entity_value(variables.get(g.kind), g.key))
+                misses += miss
+                ready += hit
+        if ready:
+            ready.sort(key=lambda t: t.id)
+            self.evaluator.bind(now=now, **variables, fields=_binds(ready))
             for t in ready:
                 verdict = self.evaluator.check(t.condition)
                 if not verdict.matched:
                     runs.append(_run(t.id, now, "event", ev, None, "not_matched", verdict.reason))
                 elif t.spec.delay is not None:
                     tz = _timezone(session, variables.get("customer"), ev.site_id) if t.spec.delay.at else None
-                    to_schedule.append({"trigger_id": t.id, "entity": entity, "entity_id": entity_id,
-                                        "customer_id": ev.customer_id, "order_id": ev.order_id, "event_id": ev.id,
-                                        "due_at": timers.due_at(t.spec.delay, at=ev.occurred_at, tz=tz),
-                                        "state": "pending", "created_at": now})
-                    if preloaded is not None:
-                        preloaded.scheduled.add((entity, entity_id))
+                    row = {"trigger_id": t.id, "entity": entity, "entity_id": entity_id, "customer_id": ev.customer_id,
+                           "order_id": ev.order_id, "event_id": ev.id, "state": "pending", "reason": None,
+                           "due_at": timers.due_at(t.spec.delay, at=ev.occurred_at, tz=tz), "created_at": now,
+                           "finished_at": None}
+                    to_schedule.append(row)
+                    preloaded.buffered.setdefault((entity, entity_id), []).append(row)
                 else:
                     runs.append(self.act(session, t, ev, entity, entity_id, now=now, phase="event"))
-                    if preloaded is not None:
-                        preloaded.forget(ev)
-        buffer = session.info.setdefault(BUFFER, {"timers": [], "runs": []})
+                    preloaded.forget(ev)
+        if misses:
+            runs.append(_misses(now, ev, misses))
+        buffer = _buffer(session)
         buffer["timers"].extend(to_schedule)
         buffer["runs"].extend(runs)
 
     def on_batch(self, session: Session, events: list[Event]) -> None:
         """A whole batch of events (the bus's batch handler): orders, customers and pending timers are read for
-        all of them at once, then each event is handled as by `on_event`. If anything raises, the buffer goes
-        back to where it was (the bus rolls the batch back and hands the events over one by one)."""
+        all of them at once, then each event is handled in turn. If anything raises, the buffer goes back to
+        where it was (the bus rolls the batch back and hands the events over one by one)."""
         compiled = self.triggers(session)
-        saved = {k: list(v) for k, v in session.info.get(BUFFER, {}).items()}
+        saved = {k: (dict(v) if isinstance(v, dict) else list(v)) for k, v in session.info.get(BUFFER, {}).items()}
         try:
             preloaded = self._preload_events(session, events, compiled)
             for ev in events:
@@ -255,6 +307,7 @@ class Engine:
             raise
 
     def _preload_events(self, session: Session, events: list[Event], compiled: dict[int, Compiled]) -> Preloaded:
+        out = Preloaded()
         needs: dict[str, set[int]] = {"order": set(), "customer": set()}
         changed: dict[str, set[int]] = {"order": set(), "customer": set()}
         for ev in events:
@@ -265,34 +318,45 @@ class Engine:
                     changed[entity].add(entity_id)
             if _entity(ev)[0] is None:
                 continue
-            wanted = set().union(*(t.needs_now for t in self._by_type.get(ev.type, ()) if _listens(t, ev)))
+            sel = out.selection[ev.id] = self._select(ev)
+            wanted = set().union(*(t.needs_now for t in sel.candidates), (g.kind for g in sel.entity_groups))
             if "order" in wanted and ev.order_id is not None:
                 needs["order"].add(ev.order_id)
             if "customer" in wanted and ev.customer_id is not None:
                 needs["customer"].add(ev.customer_id)
-        out = Preloaded()
         out.orders = {k: _with_group(session, v) for k, v in orders.snapshots(session, needs["order"]).items()}
         out.customers = customers.snapshots(session, needs["customer"])
         for entity, ids in changed.items():
             for timer in timers.pending_of_entities(session, entity=entity, entity_ids=ids):
                 out.pending.setdefault((timer.entity, timer.entity_id), []).append(timer)
+        for row in session.info.get(BUFFER, {}).get("timers", ()):  # scheduled by earlier events, not yet stored
+            out.buffered.setdefault((row["entity"], row["entity_id"]), []).append(row)
         return out
 
-    def flush(self, session: Session, *, force: bool = False) -> None:
+    def flush(self, session: Session) -> None:
         """Store what `on_event` collected in this transaction: timers and run-log rows, a few statements for a
-        whole batch of events (hooked to `before_commit`). `force`: now, inside the bus's savepoint (safe in
-        `on_batch`, which puts the buffer back if the savepoint is rolled back)."""
-        if session.in_nested_transaction() and not force:
+        whole batch of events (hooked to `before_commit`)."""
+        if session.in_nested_transaction():
             return  # a savepoint ending: wait for the real commit
         buffer = session.info.pop(BUFFER, None)
         if not buffer:
             return
-        runs = buffer["runs"]
+        runs, cancels = buffer["runs"], buffer["cancels"]
+        for row in buffer["timers"]:
+            cancelled = cancels.get(_timer_key(row))
+            if cancelled is not None:
+                row.update(state="cancelled", reason=cancelled[0], finished_at=cancelled[2])
         for row in timers.schedule(session, buffer["timers"]):
             runs.append({"trigger_id": row["trigger_id"], "at": row["created_at"], "phase": "event",
                          "event_id": row["event_id"], "timer_id": row["id"], "customer_id": row["customer_id"],
                          "order_id": row["order_id"], "outcome": "scheduled",
-                         "reason": f"condition holds; fires at {row['due_at'].isoformat()}", "actions": []})
+                         "reason": f"condition holds; fires at {row['due_at'].isoformat()}", "actions": [],
+                         "misses": None})
+            if row["state"] == "cancelled":
+                reason, event_id, at = cancels[_timer_key(row)]
+                runs.append({"trigger_id": row["trigger_id"], "at": at, "phase": "cancel", "event_id": event_id,
+                             "timer_id": row["id"], "customer_id": row["customer_id"], "order_id": row["order_id"],
+                             "outcome": "cancelled", "reason": reason, "actions": [], "misses": None})
         insert_rows(session, Run.__table__, runs)
 
     def _skip_reason(self, t: Compiled, ev: Event) -> str | None:
@@ -306,28 +370,30 @@ class Engine:
         return None
 
     def _cancel_on_change(self, session: Session, ev: Event, compiled: dict[int, Compiled], now: datetime,
-                          preloaded: Preloaded | None) -> None:
+                          preloaded: Preloaded) -> None:
+        """Pending runs of the changed entity whose trigger cancels on this change: those stored are cancelled
+        now, those scheduled earlier in this transaction (not stored yet) are stored cancelled."""
         entity = timers.CHANGE_TYPES[ev.type]
         entity_id = ev.order_id if entity == "order" else ev.customer_id
         if entity_id is None or not self._any_cancel:
             return
-        if preloaded is not None and (entity, entity_id) not in preloaded.scheduled:
-            pending = [t for t in preloaded.pending.get((entity, entity_id), ())
-                       if t.state == "pending" and t.event_id < ev.id]
-        else:
-            self.flush(session, force=True)  # runs scheduled earlier in this batch must be in the table
-            pending = timers.pending_of_entity(session, entity=entity, entity_id=entity_id, before_event_id=ev.id)
         fields = {c["field"] for c in ev.payload.get("changes", ())}
-        doomed = []
-        for timer in pending:
-            t = compiled.get(timer.trigger_id)
-            if t is None or t.spec.on_change.policy != OnChange.CANCEL:
-                continue
-            if not t.spec.on_change.fields or fields & set(t.spec.on_change.fields):
-                doomed.append(timer)
-        if doomed:
-            timers.cancel(session, doomed, reason=f"{entity} changed ({', '.join(sorted(fields))}) in event {ev.id}",
-                          now=now, event_id=ev.id)
+
+        def doomed(trigger_id: int) -> bool:
+            t = compiled.get(trigger_id)
+            return (t is not None and t.spec.on_change.policy == OnChange.CANCEL
+                    and (not t.spec.on_change.fields or bool(fields & set(t.spec.on_change.fields))))
+
+        reason = f"{entity} changed ({', '.join(sorted(fields))}) in event {ev.id}"
+        stored = [t for t in preloaded.pending.get((entity, entity_id), ())
+                  if t.state == "pending" and t.event_id < ev.id and doomed(t.trigger_id)]
+        if stored:
+            timers.cancel(session, stored, reason=reason, now=now, event_id=ev.id)
+        cancels = _buffer(session)["cancels"]
+        for row in preloaded.buffered.get((entity, entity_id), ()):
+            key = _timer_key(row)
+            if row["event_id"] < ev.id and key not in cancels and doomed(row["trigger_id"]):
+                cancels[key] = (reason, ev.id, now)
 
     # ---- acting -------------------------------------------------------------------------------------------
 
@@ -509,8 +575,8 @@ def _entity(ev: Event) -> tuple[str | None, int | None]:
     return None, None
 
 
-def _listens(t: Compiled, ev: Event) -> bool:
-    if ev.type not in t.spec.events or (t.since is not None and ev.occurred_at < t.since):
+def _listens(t: Compiled, ev: Event, *, since: bool = True) -> bool:
+    if ev.type not in t.spec.events or (since and t.since is not None and ev.occurred_at < t.since):
         return False
     if t.spec.event_names and ev.name not in t.spec.event_names:
         return False
@@ -534,4 +600,30 @@ def _run(trigger_id: int, now: datetime, phase: str, ev: Event | None, timer_id:
     return {"trigger_id": trigger_id, "at": now, "phase": phase, "event_id": ev.id if ev else None,
             "timer_id": timer_id, "customer_id": ev.customer_id if ev else customer_id,
             "order_id": ev.order_id if ev else order_id, "outcome": outcome, "reason": reason,
-            "actions": actions or []}
+            "actions": actions or [], "misses": None}
+
+
+def _misses(now: datetime, ev: Event, rejected: list[Compiled]) -> dict[str, Any]:
+    """One run-log row for every trigger whose guard was false on the event: [trigger id, version, part]."""
+    return {"trigger_id": None, "at": now, "phase": "event", "event_id": ev.id, "timer_id": None,
+            "customer_id": ev.customer_id, "order_id": ev.order_id, "outcome": "not_matched", "reason": None,
+            "actions": [], "misses": [[t.id, t.version, t.guard.part if t.guard else 0] for t in rejected]}
+
+
+def _binds(triggers: list[Compiled]) -> dict[str, frozenset[str] | None]:
+    """The variables and fields the conditions of these triggers read (None: the whole variable)."""
+    out: dict[str, frozenset[str] | None] = {}
+    for t in triggers:
+        for var, wanted in t.binds.items():
+            if var in out and out[var] is None:
+                continue
+            out[var] = None if wanted is None else (out.get(var) or frozenset()) | wanted
+    return out
+
+
+def _buffer(session: Session) -> dict[str, Any]:
+    return session.info.setdefault(BUFFER, {"timers": [], "runs": [], "cancels": {}})
+
+
+def _timer_key(row: dict[str, Any]) -> tuple[int, str, int, int]:
+    return row["trigger_id"], row["entity"], row["entity_id"], row["event_id"]

@@ -73,12 +73,14 @@ class Firing(Base):
 
 
 class Run(Base):
-    """The run log: one row per evaluation (on the event, at fire time, or a cancel), with the reason."""
+    """The run log: one row per evaluation (on the event, at fire time, or a cancel), with the reason; the
+    triggers an event's data ruled out by their guard share one row per event (`misses`), expanded on reading."""
 
     __tablename__ = "trigger_runs"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    trigger_id: Mapped[int] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))
+    # None on a row for the triggers whose guard was false on an event (one row per event: see `misses`)
+    trigger_id: Mapped[int | None] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     phase: Mapped[str] = mapped_column(String(16))  # event | fire | cancel
     event_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -88,6 +90,7 @@ class Run(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # acted | scheduled | not_matched | skipped | failed | cancelled
     reason: Mapped[str | None] = mapped_column(Text)
     actions: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    misses: Mapped[list[list[int]] | None] = mapped_column(JSONType)  # [[trigger id, version, guard part], ...]
 
     __table_args__ = (
         Index("ix_trigger_runs_order", "order_id", "id"),

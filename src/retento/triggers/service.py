@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from retento import bus
@@ -20,7 +20,7 @@ from retento.orders import events as order_events
 from retento.orders.models import Order
 from retento.triggers import timers
 from retento.triggers.events import TRIGGER_ACTIVATED
-from retento.triggers.conditions import Evaluator
+from retento.triggers.conditions import Evaluator, split_conjuncts
 from retento.triggers.engine import Compiled, compile_trigger, load_variables
 from retento.triggers.models import Run, Timer, Trigger
 from retento.triggers.schemas import DryRunIn, DryRunOut, TriggerIn, TriggerOut
@@ -159,12 +159,52 @@ def cancel_pending(session: Session, *, trigger: Trigger, now: datetime) -> int:
 
 def runs(session: Session, *, order_id: int | None = None, customer_id: int | None = None,
          trigger_id: int | None = None, after_id: int = 0, limit: int = 100) -> list[Run]:
-    """The run log: why did (or didn't) a trigger fire for this order / customer. Oldest first."""
-    q = select(Run).where(Run.id > after_id)
-    for column, value in ((Run.order_id, order_id), (Run.customer_id, customer_id), (Run.trigger_id, trigger_id)):
-        if value is not None:
-            q = q.where(column == value)
-    return list(session.scalars(q.order_by(Run.id).limit(limit)))
+    """The run log: why did (or didn't) a trigger fire for this order / customer. Oldest first; page on with the
+    last id you got. A row for the triggers ruled out by their guard on one event is expanded into one entry per
+    trigger (sharing the row's id), each saying which part of its condition was false."""
+    out: list[Run] = []
+    while len(out) < limit:
+        q = select(Run).where(Run.id > after_id)
+        for column, value in ((Run.order_id, order_id), (Run.customer_id, customer_id)):
+            if value is not None:
+                q = q.where(column == value)
+        if trigger_id is not None:
+            q = q.where(or_(Run.trigger_id == trigger_id, Run.trigger_id.is_(None)))
+        page = list(session.scalars(q.order_by(Run.id).limit(limit)))
+        for run in _expand(session, page):
+            if trigger_id is None or run.trigger_id == trigger_id:
+                out.append(run)
+        if len(page) < limit:
+            break
+        after_id = page[-1].id
+    return out[:limit] if trigger_id is not None else out
+
+
+def _expand(session: Session, page: list[Run]) -> list[Run]:
+    ids = {m[0] for r in page if r.misses for m in r.misses}
+    defs = {t.id: t for t in session.scalars(select(Trigger).where(Trigger.id.in_(ids)))} if ids else {}
+    out = []
+    for r in page:
+        if r.trigger_id is not None or not r.misses:
+            out.append(r)
+            continue
+        for tid, version, part in r.misses:
+            t = defs.get(tid)
+            if t is None:
+                continue  # the trigger was deleted
+            out.append(Run(id=r.id, trigger_id=tid, at=r.at, phase=r.phase, event_id=r.event_id, timer_id=None,
+                           customer_id=r.customer_id, order_id=r.order_id, outcome=r.outcome,
+                           reason=_miss_reason(t, version, part), actions=[]))
+    return out
+
+
+def _miss_reason(t: Trigger, version: int, part: int) -> str:
+    if version != t.version:
+        return f"part {part} of the condition of version {version} (now {t.version}) was false on the event"
+    parts = split_conjuncts(t.definition.get("condition", ""))
+    if not 0 < part <= len(parts):
+        return "condition is false"
+    return f"part {part} of {len(parts)} is false: `{parts[part - 1]}`"
 
 
 def dry_run(session: Session, *, raw: Any, options: DryRunIn, now: datetime) -> DryRunOut:
