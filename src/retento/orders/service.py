@@ -396,17 +396,21 @@ def snapshot(session: Session, order: Order) -> dict[str, Any]:
 
 
 def snapshots(session: Session, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """`snapshot` of many orders in three queries: id -> snapshot (missing ids are left out)."""
+    """`snapshot` of many orders in three Core queries (no ORM objects): id -> snapshot (missing ids are left
+    out)."""
     ids = list(set(ids))
-    found = list(session.scalars(select(Order).where(Order.id.in_(ids)))) if ids else []
-    if not found:
+    if not ids:
         return {}
-    codes = {i: c for i, c in session.execute(select(Site.id, Site.code).where(Site.id.in_({o.site_id for o in found})))}
-    items: dict[int, list[dict[str, Any]]] = {o.id: [] for o in found}
-    for r in session.scalars(select(OrderItem).where(OrderItem.order_id.in_(items)).order_by(OrderItem.id)):
-        items[r.order_id].append({c: getattr(r, c) for c in ITEM_COLUMNS})
-    keys = [c.key for c in Order.__table__.columns]
-    return {o.id: _snapshot(o.id, codes[o.site_id], {k: getattr(o, k) for k in keys}, items[o.id]) for o in found}
+    t, it = Order.__table__, OrderItem.__table__
+    rows = [r._mapping for r in session.execute(select(t).where(t.c.id.in_(ids)))]
+    if not rows:
+        return {}
+    codes = dict(session.execute(select(Site.id, Site.code).where(Site.id.in_({r["site_id"] for r in rows}))).all())
+    items: dict[int, list[dict[str, Any]]] = {r["id"]: [] for r in rows}
+    cols = [it.c[c] for c in ITEM_COLUMNS]
+    for r in session.execute(select(it.c.order_id, *cols).where(it.c.order_id.in_(items)).order_by(it.c.id)):
+        items[r[0]].append(dict(zip(ITEM_COLUMNS, r[1:], strict=True)))
+    return {r["id"]: _snapshot(r["id"], codes[r["site_id"]], r, items[r["id"]]) for r in rows}
 
 
 def edit(session: Session, *, order: Order, data: OrderEdit | OrderCreate, ctx: ChangeContext,

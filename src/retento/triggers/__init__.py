@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 def install(app: App) -> None:
     from sqlalchemy import event
 
-    from retento.triggers.engine import BUFFER, Engine
+    from retento.triggers.engine import Engine
     from retento.triggers.outbox import Deliverer
 
     s = app.settings
@@ -27,7 +27,7 @@ def install(app: App) -> None:
     app.triggers = engine  # type: ignore[attr-defined]
 
 
-def _forget_buffer(session, transaction) -> None:  # noqa: ANN001 - SQLAlchemy event signature
+def _forget_buffer(session, transaction) -> None:
     """The outermost transaction ended: after a commit the buffer is already stored; after a rollback it goes
     with the rest of the transaction (a savepoint's rollback keeps it: other events' rows are in it)."""
     if transaction.parent is None:

@@ -15,7 +15,7 @@ app = typer.Typer(help="Triggers: event -> condition -> actions, now or later. /
 console = Console()
 
 
-def _ctx():  # noqa: ANN202 - (App, transaction, service, fail) imported lazily to keep `retento --help` fast
+def _ctx():
     from retento.cli import _app, fail, run_service
     from retento.db import transaction
     from retento.triggers import service

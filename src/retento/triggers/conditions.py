@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -41,7 +41,7 @@ CEL_FUNCTIONS = frozenset({
 })
 TYPE_NAMES = frozenset({"int", "uint", "double", "string", "bool", "bytes", "list", "map", "null_type", "type"})
 _MACRO_VAR = re.compile(r"\.\s*(?:exists|all|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
-_STRING = re.compile(r"'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"", re.S)
+_STRING = re.compile(r"'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"", re.DOTALL)
 _FIELD_REF = re.compile(r"(?<![\w.])(order|customer|event)\s*\.\s*([A-Za-z_]\w*)")
 _POSITION = re.compile(r"<input>:(\d+):(\d+):\s*(.*)")
 
@@ -174,7 +174,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Enum):
@@ -188,10 +188,10 @@ def plain(value: Any) -> Any:
 
 def _as_time(value: Any) -> datetime:
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, str) and value:
         parsed = datetime.fromisoformat(value)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise ValueError(f"expected a time, got {value!r}")
 
 
@@ -199,11 +199,11 @@ class Evaluator:
     """One CEL context with the helpers, reused for every evaluation (not thread-safe: one per thread)."""
 
     def __init__(self) -> None:
-        self._now = datetime.now(timezone.utc)
+        self._now = datetime.now(UTC)
         self._changes: list[dict[str, Any]] = []
         self._source: str | None = None
         ctx = cel.Context()
-        since = lambda unit: lambda t: int((self._now - _as_time(t)).total_seconds() // unit)  # noqa: E731
+        since = lambda unit: lambda t: int((self._now - _as_time(t)).total_seconds() // unit)
         ctx.add_function("days_since", since(86400))
         ctx.add_function("hours_since", since(3600))
         ctx.add_function("minutes_since", since(60))

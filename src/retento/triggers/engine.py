@@ -1,6 +1,6 @@
-"""The trigger engine: reacts to events (bus subscriber) and fires due delayed runs (worker job).
+"""The trigger engine: reacts to events (bus subscriber) and fires due delayed runs (worker job, `delayed`).
 
-Every evaluation leaves a run-log row. Acting happens inside a savepoint of the caller's transaction,
+Every evaluation leaves a run-log row. Acting (`acting`) happens inside a savepoint of the caller's transaction,
 together with a `trigger_firings` row whose unique key (trigger, entity, entity id, triggering event)
 makes each run act at most once; the bus cursor or the timer row advances in the same transaction,
 so each run acts at least once while its condition holds.
@@ -10,160 +10,41 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from retento.bus import SLICE_SECONDS, Event
+from retento.bus import Event
 from retento.clock import Clock
 from retento.customers import service as customers
-from retento.customers.models import Customer
-from retento.db import insert_rows, transaction
+from retento.db import insert_rows
 from retento.errors import DomainError
-from retento.history.schemas import ActorType, ChangeContext, Source
+from retento.history.schemas import Source
 from retento.orders import service as orders
-from retento.orders.models import Order
 from retento.sites.models import Site
-from retento.triggers import actions as registry
-from retento.triggers import dispatch
-from retento.triggers import timers
-from retento.triggers.conditions import Condition, Evaluator, compile_condition
-from retento.triggers.models import Firing, Run, Timer, Trigger
-from retento.triggers.schemas import LimitPer, OnChange, TriggerIn
+from retento.triggers import dispatch, timers
+from retento.triggers.acting import Act, Acting
+from retento.triggers.compiled import Compiled, compile_trigger
+from retento.triggers.conditions import Evaluator
+from retento.triggers.data import (
+    Preloaded,
+    Selection,
+    changes_of,
+    load_variables,
+    misses_row,
+    run_row,
+    with_group,
+)
+from retento.triggers.delayed import DelayedRuns
+from retento.triggers.models import Run, Trigger
+from retento.triggers.schemas import OnChange, TriggerIn
 
 log = logging.getLogger(__name__)
 BUFFER = "trigger_buffer"  # session.info key: timers and run-log rows waiting for the commit
 
-ORDER_FIELDS = frozenset(orders.FLAT) | {"id", "site", "external_id", "number", "created_at", "status_updated_at",
-                                         "status_group"}
-CUSTOMER_FIELDS = frozenset(customers.COLUMNS) | {"id", "site_id", "email_confirmed_at", "created_at", "tags",
-                                                  "interests", "consents"}
-FIELDS = {"order": ORDER_FIELDS, "customer": CUSTOMER_FIELDS}
-
-
-def _needs_data(action: Any) -> bool:
-    """Whether an action reads the order and customer data (a webhook body, `{order.number}` placeholders)."""
-    params = action.params
-    return action.type == "webhook" or any(m.group(1) in ("order", "customer") for k in ("title", "text")
-                                           for m in registry.PLACEHOLDER.finditer(str(params.get(k) or "")))
-
-
-@dataclass
-class Compiled:
-    id: int
-    name: str
-    active: bool
-    spec: TriggerIn
-    condition: Condition
-    actions: list[tuple[registry.ActionSpec, Any]]
-    site_ids: frozenset[int] | None
-    needs_now: frozenset[str]  # entities the condition (or delay) needs on the event
-    needs_fire: frozenset[str] = field(default_factory=frozenset)  # ... at fire time (condition and actions)
-    since: datetime | None = None  # events that occurred before the trigger existed are not reacted to
-    version: int = 1
-    guard: dispatch.Guard | None = None  # the `&&` part it is indexed on (see dispatch)
-    binds: dict[str, frozenset[str] | None] = field(default_factory=dict)  # variable -> fields the condition reads
-
-
-def compile_trigger(session: Session | None, spec: TriggerIn, *, trigger_id: int = 0,
-                    since: datetime | None = None, version: int = 1) -> Compiled:
-    """Compile a validated definition; DomainError names the wrong part (condition, actions.N.x)."""
-    try:
-        condition = compile_condition(spec.condition, fields=FIELDS)
-    except ValueError as exc:
-        raise DomainError.one("condition", str(exc)) from None
-    parsed = [registry.parse(session, a.type, a.params, prefix=f"actions.{n}.") for n, a in enumerate(spec.actions)]
-    site_ids = None
-    if spec.sites and session is not None:
-        by_code = {code: sid for code, sid in session.execute(select(Site.code, Site.id))}
-        for n, code in enumerate(spec.sites):
-            if code not in by_code:
-                raise DomainError.one(f"sites.{n}", f"unknown site {code!r}")
-        site_ids = frozenset(by_code[c] for c in spec.sites)
-    cond_needs = condition.variables & {"order", "customer"}
-    needs_now = cond_needs | ({"customer"} if spec.delay and spec.delay.at else set())
-    needs_fire = cond_needs | ({"order", "customer"} if any(_needs_data(a) for a in spec.actions) else set())
-    binds = {v: condition.fields.get(v) for v in condition.variables & {"event", "order", "customer", "changes"}}
-    guard = dispatch.pick(dispatch.guards_of(text for text, _ in condition.parts))
-    return Compiled(trigger_id, spec.name, spec.active, spec, condition, parsed, site_ids, frozenset(needs_now),
-                    frozenset(needs_fire), since, version, guard, binds)
-
-
-def event_view(ev: Event) -> dict[str, Any]:
-    return {"id": ev.id, "type": ev.type, "name": ev.name, "occurred_at": ev.occurred_at, "source": ev.source,
-            "actor_type": ev.actor_type, "actor_id": ev.actor_id, "depth": ev.depth, "data": ev.payload}
-
-
-def changes_of(ev: Event) -> list[dict[str, Any]]:
-    """The change set: field, old, new, source, actor."""
-    actor = f"{ev.actor_type}:{ev.actor_id}" if ev.actor_id else ev.actor_type
-    if ev.type == "order_status_changed":
-        raw = [{"field": "status", "old": ev.payload.get("old"), "new": ev.payload.get("new")}]
-    else:
-        raw = ev.payload.get("changes") or []
-    return [{"field": c.get("field"), "old": c.get("old"), "new": c.get("new"), "source": ev.source, "actor": actor}
-            for c in raw]
-
-
-@dataclass
-class Selection:
-    candidates: list[Compiled]  # their condition runs
-    misses: list[Compiled]  # their guard is false for the event
-    entity_groups: list[dispatch.Group[Compiled]]  # guards on the order / customer, split once it is read
-
-
-@dataclass
-class Preloaded:
-    """Orders, customers and pending timers of a batch of events, read in a few queries. When a trigger acts on
-    an event, the snapshots of its order and customer are dropped, so later events read them fresh."""
-
-    orders: dict[int, dict[str, Any]] = field(default_factory=dict)
-    customers: dict[int, dict[str, Any]] = field(default_factory=dict)
-    pending: dict[tuple[str, int], list[Timer]] = field(default_factory=dict)  # pending timers of changed entities
-    events: dict[int, Event] = field(default_factory=dict)  # triggering events of due timers
-    changes: dict[str, dict[int, list[tuple[int, set[str]]]]] = field(default_factory=dict)  # see change_events
-    selection: dict[int, Selection] = field(default_factory=dict)  # event id -> triggers to run / rejected
-    buffered: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)  # timers not stored yet
-
-    def forget(self, ev: Event) -> None:
-        """A trigger acted on the event: its order and customer (all that actions change) are read again."""
-        self.orders.pop(ev.order_id, None)  # type: ignore[arg-type]
-        self.customers.pop(ev.customer_id, None)  # type: ignore[arg-type]
-
-
-def load_variables(session: Session, ev: Event, needs: frozenset[str] | set[str], *, order_id: int | None,
-                   customer_id: int | None, preloaded: Preloaded | None = None) -> dict[str, Any]:
-    """Fresh order / customer data (only what is needed) plus the event and its change set."""
-    out: dict[str, Any] = {"event": event_view(ev), "changes": changes_of(ev), "order": None, "customer": None}
-    if "order" in needs and order_id is not None:
-        snap = preloaded.orders.get(order_id) if preloaded else None
-        if snap is None:
-            order = session.get(Order, order_id)
-            snap = _with_group(session, orders.snapshot(session, order)) if order is not None else None
-        out["order"] = snap
-    if "customer" in needs and customer_id is not None:
-        snap = preloaded.customers.get(customer_id) if preloaded else None
-        if snap is None:
-            customer = session.get(Customer, customer_id)
-            snap = customers.snapshot(session, customer) if customer is not None else None
-        out["customer"] = snap
-    return out
-
-
-def _with_group(session: Session, snap: dict[str, Any]) -> dict[str, Any]:
-    groups = session.info.get("trigger_status_groups")
-    if groups is None:
-        groups = session.info["trigger_status_groups"] = orders.status_groups(session)
-    snap["status_group"] = groups.get(snap["status"])
-    return snap
-
-
-class Engine:
+class Engine(Acting, DelayedRuns):
     def __init__(self, sessions: sessionmaker[Session], clock: Clock, *, max_depth: int, batch: int) -> None:
         self._sessions, self._clock = sessions, clock
         self._max_depth, self._batch = max_depth, batch
@@ -193,7 +74,7 @@ class Engine:
             if stamp != self._stamp:
                 cache = {}
                 for t in session.scalars(select(Trigger)):
-                    try:  # noqa: SIM105
+                    try:
                         cache[t.id] = compile_trigger(session, TriggerIn.model_validate(t.definition), trigger_id=t.id,
                                                      since=t.created_at, version=t.version)
                     except (DomainError, ValueError) as exc:
@@ -255,7 +136,7 @@ class Engine:
         for t in sel.candidates:
             skip = self._skip_reason(t, ev)
             if skip:
-                runs.append(_run(t.id, now, "event", ev, None, "skipped", skip))
+                runs.append(run_row(t.id, now, "event", ev, None, "skipped", skip))
             else:
                 ready.append(t)
         if ready or sel.entity_groups:
@@ -272,7 +153,7 @@ class Engine:
             for t in ready:
                 verdict = self.evaluator.check(t.condition)
                 if not verdict.matched:
-                    runs.append(_run(t.id, now, "event", ev, None, "not_matched", verdict.reason))
+                    runs.append(run_row(t.id, now, "event", ev, None, "not_matched", verdict.reason))
                 elif t.spec.delay is not None:
                     tz = _timezone(session, variables.get("customer"), ev.site_id) if t.spec.delay.at else None
                     row = {"trigger_id": t.id, "entity": entity, "entity_id": entity_id, "customer_id": ev.customer_id,
@@ -281,11 +162,11 @@ class Engine:
                            "finished_at": None}
                     to_schedule.append(row)
                     preloaded.buffered.setdefault((entity, entity_id), []).append(row)
-                else:
-                    runs.append(self.act(session, t, ev, entity, entity_id, now=now, phase="event"))
-                    preloaded.forget(ev)
+                else:  # acts with the others of the batch (see `_act_pending`)
+                    preloaded.acting.append(Act(t, ev, entity, entity_id, "event"))
+                    preloaded.dirty.update((("order", ev.order_id), ("customer", ev.customer_id)))
         if misses:
-            runs.append(_misses(now, ev, misses))
+            runs.append(misses_row(now, ev, misses))
         buffer = _buffer(session)
         buffer["timers"].extend(to_schedule)
         buffer["runs"].extend(runs)
@@ -299,12 +180,27 @@ class Engine:
         try:
             preloaded = self._preload_events(session, events, compiled)
             for ev in events:
+                if preloaded.acting and (("order", ev.order_id) in preloaded.dirty
+                                         or ("customer", ev.customer_id) in preloaded.dirty):
+                    self._act_pending(session, preloaded)  # the event must see what those runs change
                 self.on_event(session, ev, preloaded)
+            self._act_pending(session, preloaded)
         except BaseException:
             session.info.pop(BUFFER, None)
             if saved:
                 session.info[BUFFER] = saved
             raise
+
+    def _act_pending(self, session: Session, preloaded: Preloaded) -> None:
+        """The immediate runs collected since the last call act together (set-based); their orders and customers
+        are read again by later events."""
+        if not preloaded.acting:
+            return
+        acts, preloaded.acting = preloaded.acting, []
+        preloaded.dirty.clear()
+        _buffer(session)["runs"].extend(self.act_many(session, acts, now=self._clock.now()))
+        for a in acts:
+            preloaded.forget(a.ev)
 
     def _preload_events(self, session: Session, events: list[Event], compiled: dict[int, Compiled]) -> Preloaded:
         out = Preloaded()
@@ -324,7 +220,7 @@ class Engine:
                 needs["order"].add(ev.order_id)
             if "customer" in wanted and ev.customer_id is not None:
                 needs["customer"].add(ev.customer_id)
-        out.orders = {k: _with_group(session, v) for k, v in orders.snapshots(session, needs["order"]).items()}
+        out.orders = {k: with_group(session, v) for k, v in orders.snapshots(session, needs["order"]).items()}
         out.customers = customers.snapshots(session, needs["customer"])
         for entity, ids in changed.items():
             for timer in timers.pending_of_entities(session, entity=entity, entity_ids=ids):
@@ -395,177 +291,6 @@ class Engine:
             if row["event_id"] < ev.id and key not in cancels and doomed(row["trigger_id"]):
                 cancels[key] = (reason, ev.id, now)
 
-    # ---- acting -------------------------------------------------------------------------------------------
-
-    def act(self, session: Session, t: Compiled, ev: Event, entity: str, entity_id: int, *, now: datetime,
-            phase: str, timer_id: int | None = None, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Check the limits, then run every action in one savepoint; returns the run-log row."""
-        try:
-            with session.begin_nested():
-                return self._perform(session, t, ev, entity, entity_id, now=now, phase=phase, timer_id=timer_id,
-                                     variables=variables)
-        except IntegrityError:
-            return _run(t.id, now, phase, ev, timer_id, "skipped", "already acted for this entity and event")
-        except _ActionFailed as exc:
-            return _run(t.id, now, phase, ev, timer_id, "failed",
-                        f"action {exc.index} ({exc.name}) failed, nothing was changed: {exc.message}", exc.results)
-
-    def _perform(self, session: Session, t: Compiled, ev: Event, entity: str, entity_id: int, *, now: datetime,
-                 phase: str, timer_id: int | None, variables: dict[str, Any] | None,
-                 firings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Limits, the firing row (now, or appended to `firings` for one insert later) and the actions.
-
-        Raises _ActionFailed; the caller's savepoint undoes whatever the earlier actions did."""
-        order_id, customer_id = ev.order_id, ev.customer_id
-        over = self._limit_reached(session, t, order_id=order_id, customer_id=customer_id, now=now)
-        if over:
-            return _run(t.id, now, phase, ev, timer_id, "skipped", over)
-        firing = {"trigger_id": t.id, "entity": entity, "entity_id": entity_id, "event_id": ev.id,
-                  "customer_id": customer_id, "order_id": order_id, "at": now}
-        if firings is None or t.spec.limits:  # limits count firings: those must be in the table at once
-            session.execute(insert(Firing), [firing])
-        else:
-            firings.append(firing)
-        if variables is None:  # acting on an event: read afresh (the re-check at fire time has just read them)
-            variables = load_variables(session, ev, t.needs_fire, order_id=order_id, customer_id=customer_id)
-        a = registry.ActionContext(session=session, now=now, trigger_id=t.id, trigger_name=t.name,
-                                   key=f"trigger:{t.id}:{entity}:{entity_id}:{ev.id}",
-                                   ctx=ChangeContext(Source.TRIGGER, ActorType.TRIGGER, str(t.id), depth=ev.depth + 1),
-                                   event=variables["event"], order_id=order_id, customer_id=customer_id,
-                                   variables={**variables, "trigger": {"id": t.id, "name": t.name}})
-        results: list[dict[str, Any]] = []
-        for n, (spec, params) in enumerate(t.actions):
-            try:
-                out = spec.handler(a, params)
-            except DomainError as exc:
-                results.append({"action": spec.name, "ok": False, "error": exc.message})
-                raise _ActionFailed(n, spec.name, exc.message, results) from exc
-            results.append({"action": spec.name, "ok": True, "result": out})
-        return _run(t.id, now, phase, ev, timer_id, "acted", None, results)
-
-    def _limit_reached(self, session: Session, t: Compiled, *, order_id: int | None, customer_id: int | None,
-                       now: datetime) -> str | None:
-        for limit in t.spec.limits:
-            q = select(func.count(Firing.id)).where(Firing.trigger_id == t.id)
-            if limit.per == LimitPer.CUSTOMER:
-                if customer_id is None:
-                    continue
-                q = q.where(Firing.customer_id == customer_id)
-            elif limit.per == LimitPer.ORDER:
-                if order_id is None:
-                    continue
-                q = q.where(Firing.order_id == order_id)
-            if limit.period_days:
-                q = q.where(Firing.at > now - timedelta(days=limit.period_days))
-            done = session.scalar(q) or 0
-            if done >= limit.max:
-                period = f" in {limit.period_days} days" if limit.period_days else ""
-                return f"run limit reached: {done} of {limit.max} per {limit.per.value}{period}"
-        return None
-
-    # ---- delayed runs -------------------------------------------------------------------------------------
-
-    def fire_due(self, *, max_seconds: float | None = None) -> int:
-        """Worker job: fire due timers, a batch per transaction (act + mark done commit together); all that are
-        due, or batches for about `max_seconds`."""
-        total, started = 0, time.perf_counter()
-        while True:
-            now = self._clock.now()
-            with transaction(self._sessions) as s:
-                due = timers.claim_due(s, now=now, limit=self._batch)
-                if due:
-                    insert_rows(s, Run.__table__, self._fire_batch(s, due, now, self._preload_timers(s, due)))
-            total += len(due)
-            if len(due) < self._batch or (max_seconds is not None and time.perf_counter() - started >= max_seconds):
-                return total
-
-    def fire_slice(self) -> int:
-        """The worker's fair share of due timers (see `Bus.dispatch_slice`)."""
-        return self.fire_due(max_seconds=SLICE_SECONDS)
-
-    def _fire_batch(self, session: Session, due: list[Timer], now: datetime,
-                    preloaded: Preloaded) -> list[dict[str, Any]]:
-        runs: list[dict[str, Any]] = []
-        acting = []
-        for timer in due:
-            checked = self._recheck(session, timer, now, preloaded)
-            if isinstance(checked, dict):
-                runs.append(checked)
-            else:
-                acting.append((timer, *checked))
-        if not acting:
-            return runs
-        try:  # the common case: every run succeeds, one savepoint and one firing insert for the batch
-            firings: list[dict[str, Any]] = []
-            with session.begin_nested():
-                done = [self._perform(session, t, ev, timer.entity, timer.entity_id, now=now, phase="fire",
-                                      timer_id=timer.id, variables=variables, firings=firings)
-                        for timer, t, ev, variables in acting]
-                if firings:
-                    session.execute(insert(Firing), firings)
-        except (_ActionFailed, IntegrityError):  # some run fails: redo them one savepoint each
-            done = [self.act(session, t, ev, timer.entity, timer.entity_id, now=now, phase="fire",
-                             timer_id=timer.id, variables=variables) for timer, t, ev, variables in acting]
-        for (timer, *_), run in zip(acting, done, strict=True):
-            state = {"acted": "done", "failed": "failed"}.get(run["outcome"], "skipped")
-            timers.finish(timer, state=state, reason=run["reason"], now=now)
-        return runs + done
-
-    def _preload_timers(self, session: Session, due: list[Timer]) -> Preloaded:
-        """Events, order and customer snapshots, and later changes of a batch of due timers in a few queries."""
-        compiled = self.triggers(session)
-        out = Preloaded()
-        out.events = {e.id: e for e in session.scalars(select(Event).where(Event.id.in_({t.event_id for t in due})))}
-        needs: dict[str, set[int]] = {"order": set(), "customer": set()}
-        changed: dict[str, set[int]] = {"order": set(), "customer": set()}
-        for timer in due:
-            t = compiled.get(timer.trigger_id)
-            if t is None:
-                continue
-            for kind, entity_id in (("order", timer.order_id), ("customer", timer.customer_id)):
-                if kind in t.needs_fire and entity_id is not None:
-                    needs[kind].add(entity_id)
-            if t.spec.on_change.policy == OnChange.CANCEL:
-                changed[timer.entity].add(timer.entity_id)
-        out.orders = {k: _with_group(session, v) for k, v in orders.snapshots(session, needs["order"]).items()}
-        out.customers = customers.snapshots(session, needs["customer"])
-        after = min(t.event_id for t in due)
-        out.changes = {kind: timers.change_events(session, entity=kind, entity_ids=ids, after_event_id=after)
-                       for kind, ids in changed.items() if ids}
-        return out
-
-    def _recheck(self, session: Session, timer: Timer, now: datetime, preloaded: Preloaded) -> dict[str, Any] | tuple:
-        """A run-log row if the timer ends here (cancelled, condition false), else (trigger, event, variables)."""
-        ev = preloaded.events.get(timer.event_id)
-        t = self.triggers(session).get(timer.trigger_id)
-        if t is None or not t.active or ev is None:
-            reason = "trigger is switched off" if t is not None else "trigger no longer exists"
-            timers.finish(timer, state="cancelled", reason=reason, now=now)
-            return _run(timer.trigger_id, now, "fire", ev, timer.id, "cancelled", reason, customer_id=timer.customer_id,
-                        order_id=timer.order_id)
-        if t.spec.on_change.policy == OnChange.CANCEL:
-            changed = timers.first_change(preloaded.changes.get(timer.entity, {}).get(timer.entity_id, ()),
-                                          after_event_id=timer.event_id, fields=t.spec.on_change.fields)
-            if changed is not None:
-                reason = f"{timer.entity} changed in event {changed} before the run was due"
-                timers.finish(timer, state="cancelled", reason=reason, now=now)
-                return _run(t.id, now, "fire", ev, timer.id, "cancelled", reason)
-        variables = load_variables(session, ev, t.needs_fire, order_id=timer.order_id, customer_id=timer.customer_id,
-                                   preloaded=preloaded)
-        self.evaluator.bind(now=now, **variables)
-        verdict = self.evaluator.check(t.condition)
-        if not verdict.matched:
-            reason = f"re-check at fire time: {verdict.reason}"
-            timers.finish(timer, state="skipped", reason=reason, now=now)
-            return _run(t.id, now, "fire", ev, timer.id, "not_matched", reason)
-        return t, ev, variables
-
-
-class _ActionFailed(Exception):
-    def __init__(self, index: int, name: str, message: str, results: list[dict[str, Any]]) -> None:
-        super().__init__(message)
-        self.index, self.name, self.message, self.results = index, name, message, results
-
 
 def _entity(ev: Event) -> tuple[str | None, int | None]:
     if ev.order_id is not None:
@@ -592,22 +317,6 @@ def _timezone(session: Session, customer: dict[str, Any] | None, site_id: int | 
     if site_id not in zones:
         zones[site_id] = session.scalar(select(Site.timezone).where(Site.id == site_id))
     return zones[site_id]
-
-
-def _run(trigger_id: int, now: datetime, phase: str, ev: Event | None, timer_id: int | None, outcome: str,
-         reason: str | None, actions: list[dict[str, Any]] | None = None, *, customer_id: int | None = None,
-         order_id: int | None = None) -> dict[str, Any]:
-    return {"trigger_id": trigger_id, "at": now, "phase": phase, "event_id": ev.id if ev else None,
-            "timer_id": timer_id, "customer_id": ev.customer_id if ev else customer_id,
-            "order_id": ev.order_id if ev else order_id, "outcome": outcome, "reason": reason,
-            "actions": actions or [], "misses": None}
-
-
-def _misses(now: datetime, ev: Event, rejected: list[Compiled]) -> dict[str, Any]:
-    """One run-log row for every trigger whose guard was false on the event: [trigger id, version, part]."""
-    return {"trigger_id": None, "at": now, "phase": "event", "event_id": ev.id, "timer_id": None,
-            "customer_id": ev.customer_id, "order_id": ev.order_id, "outcome": "not_matched", "reason": None,
-            "actions": [], "misses": [[t.id, t.version, t.guard.part if t.guard else 0] for t in rejected]}
 
 
 def _binds(triggers: list[Compiled]) -> dict[str, frozenset[str] | None]:

@@ -19,9 +19,10 @@ from retento.history.schemas import ChangeContext
 from retento.orders import events as order_events
 from retento.orders.models import Order
 from retento.triggers import timers
-from retento.triggers.events import TRIGGER_ACTIVATED
+from retento.triggers.compiled import Compiled, compile_trigger
 from retento.triggers.conditions import Evaluator, split_conjuncts
-from retento.triggers.engine import Compiled, compile_trigger, load_variables
+from retento.triggers.data import load_variables
+from retento.triggers.events import TRIGGER_ACTIVATED
 from retento.triggers.models import Run, Timer, Trigger
 from retento.triggers.schemas import DryRunIn, DryRunOut, TriggerIn, TriggerOut
 
@@ -229,7 +230,7 @@ def dry_run(session: Session, *, raw: Any, options: DryRunIn, now: datetime) -> 
     return DryRunOut(evaluated=evaluated, matched=matched, sample=sample, reasons=dict(reasons.most_common(10)))
 
 
-def _dry_inputs(session: Session, spec: TriggerIn, options: DryRunIn):  # noqa: ANN202 - a generator of tuples
+def _dry_inputs(session: Session, spec: TriggerIn, options: DryRunIn):
     if options.over == "events":
         q = select(Event).where(Event.type.in_(spec.events)).order_by(Event.id.desc()).limit(options.limit)
         for ev in session.scalars(q):

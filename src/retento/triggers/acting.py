@@ -1,0 +1,196 @@
+"""Acting: the run limits, the firing row that makes a run act at most once, and the actions.
+
+A batch of runs acts inside one savepoint: limits and firing rows run by run (a limited trigger's firing is
+stored at once, as the next run's limit counts it), then action slot by slot, each action type over all the
+runs that have it in one call (the registry's `many` handler: set-based service calls). If anything fails the
+savepoint goes and the runs act again one by one, each in its own savepoint, so a failing run changes nothing
+and the others still act.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from retento.bus import Event
+from retento.customers import service as customers
+from retento.errors import DomainError
+from retento.history.schemas import ActorType, ChangeContext, Source
+from retento.orders import service as orders
+from retento.triggers import actions as registry
+from retento.triggers.compiled import Compiled
+from retento.triggers.data import changes_of, event_view, load_variables, run_row, with_group
+from retento.triggers.models import Firing
+from retento.triggers.schemas import LimitPer
+
+if TYPE_CHECKING:
+    from retento.triggers.models import Timer
+
+
+@dataclass
+class Act:
+    """A run whose condition holds and that acts now (on the event, or at fire time with fresh `variables`)."""
+
+    t: Compiled
+    ev: Event
+    entity: str
+    entity_id: int
+    phase: str
+    timer: Timer | None = None
+    variables: dict[str, Any] | None = None
+
+    @property
+    def timer_id(self) -> int | None:
+        return self.timer.id if self.timer is not None else None
+
+
+class Acting:
+    """Mixed into the Engine."""
+
+    def act(self, session: Session, a: Act, *, now: datetime) -> dict[str, Any]:
+        """Check the limits, then run every action in one savepoint; returns the run-log row."""
+        try:
+            with session.begin_nested():
+                return self._perform(session, a, now=now)
+        except IntegrityError:
+            return run_row(a.t.id, now, a.phase, a.ev, a.timer_id, "skipped", "already acted for this entity and event")
+        except _ActionFailed as exc:
+            return run_row(a.t.id, now, a.phase, a.ev, a.timer_id, "failed",
+                           f"action {exc.index} ({exc.name}) failed, nothing was changed: {exc.message}", exc.results)
+
+    def act_many(self, session: Session, acts: list[Act], *, now: datetime) -> list[dict[str, Any]]:
+        """Every run in one savepoint with set-based actions; if any fails, each again in its own savepoint."""
+        if len(acts) == 1:
+            return [self.act(session, acts[0], now=now)]
+        try:
+            with session.begin_nested():
+                return self._perform_many(session, acts, now=now)
+        except (_ActionFailed, DomainError, IntegrityError):
+            return [self.act(session, a, now=now) for a in acts]
+
+    def _perform(self, session: Session, a: Act, *, now: datetime) -> dict[str, Any]:
+        """Limits, the firing row and the actions of one run. Raises _ActionFailed; the caller's savepoint undoes
+        whatever the earlier actions did."""
+        over = self._limit_reached(session, a.t, order_id=a.ev.order_id, customer_id=a.ev.customer_id, now=now)
+        if over:
+            return run_row(a.t.id, now, a.phase, a.ev, a.timer_id, "skipped", over)
+        session.execute(insert(Firing), [_firing(a, now)])
+        variables = a.variables
+        if variables is None:  # acting on an event: read afresh (the re-check at fire time has just read them)
+            variables = load_variables(session, a.ev, a.t.needs_fire, order_id=a.ev.order_id,
+                                       customer_id=a.ev.customer_id)
+        context = _context(session, a, variables, now)
+        results: list[dict[str, Any]] = []
+        for n, (spec, params) in enumerate(a.t.actions):
+            try:
+                out = spec.handler(context, params)
+            except DomainError as exc:
+                results.append({"action": spec.name, "ok": False, "error": exc.message})
+                raise _ActionFailed(n, spec.name, exc.message, results) from exc
+            results.append({"action": spec.name, "ok": True, "result": out})
+        return run_row(a.t.id, now, a.phase, a.ev, a.timer_id, "acted", None, results)
+
+    def _perform_many(self, session: Session, acts: list[Act], *, now: datetime) -> list[dict[str, Any]]:
+        out: list[dict[str, Any] | None] = [None] * len(acts)
+        live, firings = [], []
+        for i, a in enumerate(acts):
+            over = self._limit_reached(session, a.t, order_id=a.ev.order_id, customer_id=a.ev.customer_id, now=now)
+            if over:
+                out[i] = run_row(a.t.id, now, a.phase, a.ev, a.timer_id, "skipped", over)
+                continue
+            if a.t.spec.limits:  # limits count firings: the next run's check must see this one
+                session.execute(insert(Firing), [_firing(a, now)])
+            else:
+                firings.append(_firing(a, now))
+            live.append(i)
+        if firings:
+            session.execute(insert(Firing), firings)
+        contexts = self._contexts(session, [acts[i] for i in live], now)
+        results: dict[int, list[dict[str, Any]]] = {i: [] for i in live}
+        for n in range(max((len(acts[i].t.actions) for i in live), default=0)):
+            by_type: dict[str, list[int]] = {}
+            for i in live:
+                if n < len(acts[i].t.actions):
+                    by_type.setdefault(acts[i].t.actions[n][0].name, []).append(i)
+            for name, idx in by_type.items():
+                spec = acts[idx[0]].t.actions[n][0]
+                params = [acts[i].t.actions[n][1] for i in idx]
+                many = getattr(spec, "many", None)
+                if many is not None and len(idx) > 1:
+                    done = many([contexts[id(acts[i])] for i in idx], params)
+                else:
+                    done = [spec.handler(contexts[id(acts[i])], p) for i, p in zip(idx, params, strict=True)]
+                for i, result in zip(idx, done, strict=True):
+                    results[i].append({"action": name, "ok": True, "result": result})
+        for i in live:
+            a = acts[i]
+            out[i] = run_row(a.t.id, now, a.phase, a.ev, a.timer_id, "acted", None, results[i])
+        return out  # type: ignore[return-value]
+
+    def _contexts(self, session: Session, acts: list[Act], now: datetime) -> dict[int, registry.ActionContext]:
+        """Action contexts of the runs (by `id()` of the Act), reading the data of those acting on an event at
+        once."""
+        wanted: dict[str, set[int]] = {"order": set(), "customer": set()}
+        for a in acts:
+            if a.variables is None:
+                if "order" in a.t.needs_fire and a.ev.order_id is not None:
+                    wanted["order"].add(a.ev.order_id)
+                if "customer" in a.t.needs_fire and a.ev.customer_id is not None:
+                    wanted["customer"].add(a.ev.customer_id)
+        snaps = {"order": {k: with_group(session, v) for k, v in orders.snapshots(session, wanted["order"]).items()},
+                 "customer": customers.snapshots(session, wanted["customer"])}
+        out = {}
+        for a in acts:
+            variables = a.variables
+            if variables is None:
+                variables = {"event": event_view(a.ev), "changes": changes_of(a.ev),
+                             "order": snaps["order"].get(a.ev.order_id) if "order" in a.t.needs_fire else None,
+                             "customer": snaps["customer"].get(a.ev.customer_id)
+                             if "customer" in a.t.needs_fire else None}
+            out[id(a)] = _context(session, a, variables, now)
+        return out
+
+    def _limit_reached(self, session: Session, t: Compiled, *, order_id: int | None, customer_id: int | None,
+                       now: datetime) -> str | None:
+        for limit in t.spec.limits:
+            q = select(func.count(Firing.id)).where(Firing.trigger_id == t.id)
+            if limit.per == LimitPer.CUSTOMER:
+                if customer_id is None:
+                    continue
+                q = q.where(Firing.customer_id == customer_id)
+            elif limit.per == LimitPer.ORDER:
+                if order_id is None:
+                    continue
+                q = q.where(Firing.order_id == order_id)
+            if limit.period_days:
+                q = q.where(Firing.at > now - timedelta(days=limit.period_days))
+            done = session.scalar(q) or 0
+            if done >= limit.max:
+                period = f" in {limit.period_days} days" if limit.period_days else ""
+                return f"run limit reached: {done} of {limit.max} per {limit.per.value}{period}"
+        return None
+
+
+def _firing(a: Act, now: datetime) -> dict[str, Any]:
+    return {"trigger_id": a.t.id, "entity": a.entity, "entity_id": a.entity_id, "event_id": a.ev.id,
+            "customer_id": a.ev.customer_id, "order_id": a.ev.order_id, "at": now}
+
+
+def _context(session: Session, a: Act, variables: dict[str, Any], now: datetime) -> registry.ActionContext:
+    t, ev = a.t, a.ev
+    return registry.ActionContext(session=session, now=now, trigger_id=t.id, trigger_name=t.name,
+                                  key=f"trigger:{t.id}:{a.entity}:{a.entity_id}:{ev.id}",
+                                  ctx=ChangeContext(Source.TRIGGER, ActorType.TRIGGER, str(t.id), depth=ev.depth + 1),
+                                  event=variables["event"], order_id=ev.order_id, customer_id=ev.customer_id,
+                                  variables={**variables, "trigger": {"id": t.id, "name": t.name}})
+
+
+class _ActionFailed(Exception):
+    def __init__(self, index: int, name: str, message: str, results: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.index, self.name, self.message, self.results = index, name, message, results

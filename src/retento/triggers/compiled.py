@@ -1,0 +1,73 @@
+"""A trigger definition compiled for the engine: condition program, parsed actions, what data it reads, its guard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from retento.customers import service as customers
+from retento.errors import DomainError
+from retento.orders import service as orders
+from retento.sites.models import Site
+from retento.triggers import actions as registry
+from retento.triggers import dispatch
+from retento.triggers.conditions import Condition, compile_condition
+from retento.triggers.schemas import TriggerIn
+
+ORDER_FIELDS = frozenset(orders.FLAT) | {"id", "site", "external_id", "number", "created_at", "status_updated_at",
+                                         "status_group"}
+CUSTOMER_FIELDS = frozenset(customers.COLUMNS) | {"id", "site_id", "email_confirmed_at", "created_at", "tags",
+                                                  "interests", "consents"}
+FIELDS = {"order": ORDER_FIELDS, "customer": CUSTOMER_FIELDS}
+
+
+def _needs_data(action: Any) -> bool:
+    """Whether an action reads the order and customer data (a webhook body, `{order.number}` placeholders)."""
+    params = action.params
+    return action.type == "webhook" or any(m.group(1) in ("order", "customer") for k in ("title", "text")
+                                           for m in registry.PLACEHOLDER.finditer(str(params.get(k) or "")))
+
+
+@dataclass
+class Compiled:
+    id: int
+    name: str
+    active: bool
+    spec: TriggerIn
+    condition: Condition
+    actions: list[tuple[registry.ActionSpec, Any]]
+    site_ids: frozenset[int] | None
+    needs_now: frozenset[str]  # entities the condition (or delay) needs on the event
+    needs_fire: frozenset[str] = field(default_factory=frozenset)  # ... at fire time (condition and actions)
+    since: datetime | None = None  # events that occurred before the trigger existed are not reacted to
+    version: int = 1
+    guard: dispatch.Guard | None = None  # the `&&` part it is indexed on (see dispatch)
+    binds: dict[str, frozenset[str] | None] = field(default_factory=dict)  # variable -> fields the condition reads
+
+
+def compile_trigger(session: Session | None, spec: TriggerIn, *, trigger_id: int = 0,
+                    since: datetime | None = None, version: int = 1) -> Compiled:
+    """Compile a validated definition; DomainError names the wrong part (condition, actions.N.x)."""
+    try:
+        condition = compile_condition(spec.condition, fields=FIELDS)
+    except ValueError as exc:
+        raise DomainError.one("condition", str(exc)) from None
+    parsed = [registry.parse(session, a.type, a.params, prefix=f"actions.{n}.") for n, a in enumerate(spec.actions)]
+    site_ids = None
+    if spec.sites and session is not None:
+        by_code = {code: sid for code, sid in session.execute(select(Site.code, Site.id))}
+        for n, code in enumerate(spec.sites):
+            if code not in by_code:
+                raise DomainError.one(f"sites.{n}", f"unknown site {code!r}")
+        site_ids = frozenset(by_code[c] for c in spec.sites)
+    cond_needs = condition.variables & {"order", "customer"}
+    needs_now = cond_needs | ({"customer"} if spec.delay and spec.delay.at else set())
+    needs_fire = cond_needs | ({"order", "customer"} if any(_needs_data(a) for a in spec.actions) else set())
+    binds = {v: condition.fields.get(v) for v in condition.variables & {"event", "order", "customer", "changes"}}
+    guard = dispatch.pick(dispatch.guards_of(text for text, _ in condition.parts))
+    return Compiled(trigger_id, spec.name, spec.active, spec, condition, parsed, site_ids, frozenset(needs_now),
+                    frozenset(needs_fire), since, version, guard, binds)

@@ -1,0 +1,106 @@
+"""What the engine reads and writes around an evaluation: the variables of a condition, data read for a whole
+batch at once, and run-log rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from retento.bus import Event
+from retento.customers import service as customers
+from retento.customers.models import Customer
+from retento.orders import service as orders
+from retento.orders.models import Order
+from retento.triggers import dispatch
+from retento.triggers.compiled import Compiled
+from retento.triggers.models import Timer
+
+
+def event_view(ev: Event) -> dict[str, Any]:
+    return {"id": ev.id, "type": ev.type, "name": ev.name, "occurred_at": ev.occurred_at, "source": ev.source,
+            "actor_type": ev.actor_type, "actor_id": ev.actor_id, "depth": ev.depth, "data": ev.payload}
+
+
+def changes_of(ev: Event) -> list[dict[str, Any]]:
+    """The change set: field, old, new, source, actor."""
+    actor = f"{ev.actor_type}:{ev.actor_id}" if ev.actor_id else ev.actor_type
+    if ev.type == "order_status_changed":
+        raw = [{"field": "status", "old": ev.payload.get("old"), "new": ev.payload.get("new")}]
+    else:
+        raw = ev.payload.get("changes") or []
+    return [{"field": c.get("field"), "old": c.get("old"), "new": c.get("new"), "source": ev.source, "actor": actor}
+            for c in raw]
+
+
+@dataclass
+class Selection:
+    candidates: list[Compiled]  # their condition runs
+    misses: list[Compiled]  # their guard is false for the event
+    entity_groups: list[dispatch.Group[Compiled]]  # guards on the order / customer, split once it is read
+
+
+@dataclass
+class Preloaded:
+    """Orders, customers and pending timers of a batch of events, read in a few queries. When a trigger acts on
+    an event, the snapshots of its order and customer are dropped, so later events read them fresh."""
+
+    orders: dict[int, dict[str, Any]] = field(default_factory=dict)
+    customers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    pending: dict[tuple[str, int], list[Timer]] = field(default_factory=dict)  # pending timers of changed entities
+    events: dict[int, Event] = field(default_factory=dict)  # triggering events of due timers
+    changes: dict[str, dict[int, list[tuple[int, set[str]]]]] = field(default_factory=dict)  # see change_events
+    selection: dict[int, Selection] = field(default_factory=dict)  # event id -> triggers to run / rejected
+    buffered: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)  # timers not stored yet
+    acting: list[Any] = field(default_factory=list)  # immediate runs waiting to act (acting.Act)
+    dirty: set[tuple[str, int | None]] = field(default_factory=set)  # their orders and customers
+
+    def forget(self, ev: Event) -> None:
+        """A trigger acted on the event: its order and customer (all that actions change) are read again."""
+        self.orders.pop(ev.order_id, None)  # type: ignore[arg-type]
+        self.customers.pop(ev.customer_id, None)  # type: ignore[arg-type]
+
+
+def load_variables(session: Session, ev: Event, needs: frozenset[str] | set[str], *, order_id: int | None,
+                   customer_id: int | None, preloaded: Preloaded | None = None) -> dict[str, Any]:
+    """Fresh order / customer data (only what is needed) plus the event and its change set."""
+    out: dict[str, Any] = {"event": event_view(ev), "changes": changes_of(ev), "order": None, "customer": None}
+    if "order" in needs and order_id is not None:
+        snap = preloaded.orders.get(order_id) if preloaded else None
+        if snap is None:
+            order = session.get(Order, order_id)
+            snap = with_group(session, orders.snapshot(session, order)) if order is not None else None
+        out["order"] = snap
+    if "customer" in needs and customer_id is not None:
+        snap = preloaded.customers.get(customer_id) if preloaded else None
+        if snap is None:
+            customer = session.get(Customer, customer_id)
+            snap = customers.snapshot(session, customer) if customer is not None else None
+        out["customer"] = snap
+    return out
+
+
+def with_group(session: Session, snap: dict[str, Any]) -> dict[str, Any]:
+    groups = session.info.get("trigger_status_groups")
+    if groups is None:
+        groups = session.info["trigger_status_groups"] = orders.status_groups(session)
+    snap["status_group"] = groups.get(snap["status"])
+    return snap
+
+
+def run_row(trigger_id: int, now: datetime, phase: str, ev: Event | None, timer_id: int | None, outcome: str,
+         reason: str | None, actions: list[dict[str, Any]] | None = None, *, customer_id: int | None = None,
+         order_id: int | None = None) -> dict[str, Any]:
+    return {"trigger_id": trigger_id, "at": now, "phase": phase, "event_id": ev.id if ev else None,
+            "timer_id": timer_id, "customer_id": ev.customer_id if ev else customer_id,
+            "order_id": ev.order_id if ev else order_id, "outcome": outcome, "reason": reason,
+            "actions": actions or [], "misses": None}
+
+
+def misses_row(now: datetime, ev: Event, rejected: list[Compiled]) -> dict[str, Any]:
+    """One run-log row for every trigger whose guard was false on the event: [trigger id, version, part]."""
+    return {"trigger_id": None, "at": now, "phase": "event", "event_id": ev.id, "timer_id": None,
+            "customer_id": ev.customer_id, "order_id": ev.order_id, "outcome": "not_matched", "reason": None,
+            "actions": [], "misses": [[t.id, t.version, t.guard.part if t.guard else 0] for t in rejected]}
