@@ -59,8 +59,9 @@ class DelayedRuns:
         """The run-log rows of a batch; (timer id, state, reason) of each timer go to `finished`."""
         runs: list[dict[str, Any]] = []
         acting: list[Act] = []
+        compiled = self.triggers(session)
         for timer in due:
-            checked = self._recheck(session, timer, now, preloaded)
+            checked = self._recheck(session, timer, now, preloaded, compiled)
             if len(checked) == 3:
                 t, ev, variables = checked
                 acting.append(Act(t, ev, timer.entity, timer.entity_id, "fire", timer, variables))  # type: ignore[arg-type]
@@ -99,12 +100,12 @@ class DelayedRuns:
                        for kind, ids in changed.items() if ids}
         return out
 
-    def _recheck(self, session: Session, timer: Row, now: datetime,
-                 preloaded: Preloaded) -> tuple[dict[str, Any], str] | tuple[Any, Any, dict[str, Any]]:
+    def _recheck(self, session: Session, timer: Row, now: datetime, preloaded: Preloaded,
+                 compiled: dict[int, Any]) -> tuple[dict[str, Any], str] | tuple[Any, Any, dict[str, Any]]:
         """(run-log row, timer state) if the timer ends here (cancelled, condition false), else (trigger, event,
         variables)."""
         ev = preloaded.events.get(timer.event_id)
-        t = self.triggers(session).get(timer.trigger_id)
+        t = compiled.get(timer.trigger_id)
         if t is None or not t.active or ev is None:
             reason = "trigger is switched off" if t is not None else "trigger no longer exists"
             return run_row(timer.trigger_id, now, "fire", ev, timer.id, "cancelled", reason,
