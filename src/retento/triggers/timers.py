@@ -12,7 +12,8 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import BigInteger, Text, bindparam, cast, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -76,12 +77,22 @@ def finish(timer: Timer, *, state: str, reason: str | None, now: datetime) -> No
 
 def finish_many(session: Session, claimed: Sequence[Row], finished: Sequence[tuple[int, str, str | None]], *,
                 now: datetime) -> None:
-    """Mark claimed timers finished: [(timer id, state, reason)] in one executemany UPDATE (no ORM objects)."""
+    """Mark claimed timers finished: [(timer id, state, reason)], no ORM objects. PostgreSQL: one
+    `UPDATE ... FROM unnest(ids, states, reasons)` (one round trip); SQLite: one executemany UPDATE."""
     if not finished:
         return
     record_finished(session, [(t.id, t.due_at) for t in claimed], now=now)
     t = Timer.__table__
-    session.connection().execute(
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        ids, states, reasons = (list(x) for x in zip(*finished, strict=True))
+        v = select(func.unnest(cast(ids, ARRAY(BigInteger))).label("id"),
+                   func.unnest(cast(states, ARRAY(Text))).label("state"),
+                   func.unnest(cast(reasons, ARRAY(Text))).label("reason")).subquery("v")
+        conn.execute(update(t).where(t.c.id == v.c.id, t.c.state == "pending")
+                     .values(state=v.c.state, reason=v.c.reason, finished_at=now))
+        return
+    conn.execute(
         update(t).where(t.c.id == bindparam("timer_id"), t.c.state == "pending")
         .values(state=bindparam("new_state"), reason=bindparam("new_reason"), finished_at=now),
         [{"timer_id": i, "new_state": state, "new_reason": reason} for i, state, reason in finished])
