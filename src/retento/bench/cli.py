@@ -216,6 +216,7 @@ def triggers(
                   "| lag p99 s | lag max s | outcomes |", "| --- |" + " ---: |" * 8 + " --- |"]
         for r in results:
             outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(r.fire_outcomes.items()))
-            lines.append(f"| {r.version} | {r.timers:,} | {r.rate:,} | {r.fire_workers} | {r.fire_s:.1f} | {r.fire_cpu:.1f} "
+            lines.append(f"| {r.version} | {r.timers:,} | {r.rate:,} | {r.fire_workers} | {r.fire_s:.1f} "
+                         f"| {r.fire_cpu:.1f} "
                          f"| {r.lag(0.5):.3f} | {r.lag(0.99):.3f} | {max(r.lags, default=float('nan')):.3f} | {outcomes} |")
     print("\n".join(lines))

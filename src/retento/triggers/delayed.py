@@ -47,8 +47,8 @@ class DelayedRuns:
         return self.fire_due(max_seconds=SLICE_SECONDS)
 
     def _fire(self, session: Session, due: list[Row], now: datetime) -> None:
-        """Re-check, act, log and finish a claimed batch: the run-log rows in one insert, the timers in one
-        executemany UPDATE."""
+        """Re-check, act, log and finish a claimed batch: the run-log rows in one insert, the timers' outcomes in
+        one UPDATE (`timers.finish_many`)."""
         finished: list[tuple[int, str, str | None]] = []
         runs = self._fire_batch(session, due, now, self._preload_timers(session, due), finished)
         insert_rows(session, Run.__table__, runs)
@@ -64,7 +64,8 @@ class DelayedRuns:
             checked = self._recheck(session, timer, now, preloaded, compiled)
             if len(checked) == 3:
                 t, ev, variables = checked
-                acting.append(Act(t, ev, timer.entity, timer.entity_id, "fire", timer, variables))  # type: ignore[arg-type]
+                acting.append(Act(t, ev, timer.entity, timer.entity_id, "fire", timer,  # type: ignore[arg-type]
+                                  variables))
             else:
                 run, state = checked
                 runs.append(run)
@@ -73,7 +74,8 @@ class DelayedRuns:
             return runs
         done = self.act_many(session, acting, now=now)
         for a, run in zip(acting, done, strict=True):
-            finished.append((a.timer_id, OUTCOME_STATE.get(run["outcome"], "skipped"), run["reason"]))  # type: ignore[arg-type]
+            state = OUTCOME_STATE.get(run["outcome"], "skipped")
+            finished.append((a.timer_id, state, run["reason"]))  # type: ignore[arg-type]
         return runs + done
 
     def _preload_timers(self, session: Session, due: list[Row]) -> Preloaded:
