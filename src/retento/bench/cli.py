@@ -179,7 +179,7 @@ def triggers(
     rate: Annotated[int, typer.Option(min=1, help="Timers falling due per second")] = 10_000,
     n_triggers: Annotated[int, typer.Option("--triggers", min=8, help="Active triggers")] = 100,
     fire_workers: Annotated[int, typer.Option(
-        min=0, help="Worker processes firing the timers (0: 2 on PostgreSQL, 1 on SQLite, which has one writer)")] = 0,
+        min=1, help="Worker processes firing the timers (SQLite has one writer: more only wait for it)")] = 1,
     backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite,postgres",
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN",
                                         help="PostgreSQL server for the throwaway databases")] = DEFAULT_PG_DSN,
@@ -197,9 +197,8 @@ def triggers(
     with Progress(*columns, console=console) as progress:
         for backend in chosen:
             with fresh(backend, pg_dsn) as target:
-                workers = fire_workers or (2 if backend == "postgres" else 1)
                 results.append(triggers_bench.run(target, n_events=events, n_triggers=n_triggers, n_timers=timers,
-                                                   rate=rate, progress=progress, fire_workers=workers))
+                                                   rate=rate, progress=progress, fire_workers=fire_workers))
     end_load = os.getloadavg()
     lines = [f"Run {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python {platform.python_version()}, "
              f"load average {load[0]:.1f} at the start, {end_load[0]:.1f} at the end "
