@@ -508,10 +508,12 @@ class _LagWatch:
 
     def __init__(self, clock: WallClock, window: tuple[datetime, datetime], report: Any) -> None:
         self._clock, (self._lo, self._hi), self._report = clock, window, report
-        self._pending: dict[int, list[tuple[int, datetime, datetime]]] = {}
+        self._pending: dict[int, dict[int, tuple[datetime, datetime]]] = {}
+        self._seen: set[int] = set()
 
     def before_commit(self, session: Any) -> None:
-        finished = [f for f in session.info.pop(timers.FINISHED, ()) if self._lo <= f[1] <= self._hi]
+        finished = {i: (due, at) for i, due, at in session.info.pop(timers.FINISHED, ())
+                    if self._lo <= due <= self._hi and i not in self._seen}
         if finished:
             self._pending[id(session)] = finished
 
@@ -520,7 +522,8 @@ class _LagWatch:
         if not finished:
             return
         now = self._clock.now()
-        self._report(len(finished), [(now - due).total_seconds() for _, due, at in finished if at >= due])
+        self._seen.update(finished)
+        self._report(len(finished), [(now - due).total_seconds() for due, at in finished.values() if at >= due])
 
     def after_rollback(self, session: Any) -> None:
         self._pending.pop(id(session), None)

@@ -12,7 +12,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import BigInteger, Text, bindparam, cast, func, insert, select, update
+from sqlalchemy import BigInteger, Text, bindparam, cast, event, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
@@ -100,8 +100,15 @@ def finish_many(session: Session, claimed: Sequence[Row], finished: Sequence[tup
 
 def record_finished(session: Session, timers: Iterable[tuple[int, datetime]], *, now: datetime) -> None:
     """Note (timer id, due_at) pairs this transaction finishes in `session.info[FINISHED]`, for observers that
-    stamp them at commit (fire-lag metrics, `retento bench triggers`). Cleared with the session."""
+    stamp them at commit (fire-lag metrics, `retento bench triggers`); dropped when the transaction ends. A timer
+    can be noted twice when a savepoint that finished it rolled back and it was finished again."""
     session.info.setdefault(FINISHED, []).extend((i, due, now) for i, due in timers)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_finished(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(FINISHED, None)
 
 
 def change_events(session: Session, *, entity: str, entity_ids: Iterable[int],
