@@ -11,9 +11,7 @@ from sqlalchemy.orm import Session
 
 from retento.bus import Event
 from retento.customers import service as customers
-from retento.customers.models import Customer
 from retento.orders import service as orders
-from retento.orders.models import Order
 from retento.triggers import dispatch
 from retento.triggers.compiled import Compiled
 from retento.triggers.models import Timer
@@ -70,14 +68,13 @@ def load_variables(session: Session, ev: Event, needs: frozenset[str] | set[str]
     if "order" in needs and order_id is not None:
         snap = preloaded.orders.get(order_id) if preloaded else None
         if snap is None:
-            order = session.get(Order, order_id)
-            snap = with_group(session, orders.snapshot(session, order)) if order is not None else None
+            snap = orders.snapshots(session, [order_id]).get(order_id)
+            snap = with_group(session, snap) if snap is not None else None
         out["order"] = snap
     if "customer" in needs and customer_id is not None:
         snap = preloaded.customers.get(customer_id) if preloaded else None
         if snap is None:
-            customer = session.get(Customer, customer_id)
-            snap = customers.snapshot(session, customer) if customer is not None else None
+            snap = customers.snapshots(session, [customer_id]).get(customer_id)
         out["customer"] = snap
     return out
 
@@ -96,11 +93,16 @@ def run_row(trigger_id: int, now: datetime, phase: str, ev: Event | None, timer_
     return {"trigger_id": trigger_id, "at": now, "phase": phase, "event_id": ev.id if ev else None,
             "timer_id": timer_id, "customer_id": ev.customer_id if ev else customer_id,
             "order_id": ev.order_id if ev else order_id, "outcome": outcome, "reason": reason,
-            "actions": actions or [], "misses": None}
+            "actions": actions or [], "misses": None, "scheduled": None}
 
 
-def misses_row(now: datetime, ev: Event, rejected: list[Compiled]) -> dict[str, Any]:
-    """One run-log row for every trigger whose guard was false on the event: [trigger id, version, part]."""
+def event_row(now: datetime, ev: Event) -> dict[str, Any]:
+    """The run-log row an event shares among the triggers whose guard was false on it (`misses`: [trigger id,
+    version, part]) and those that scheduled a delayed run (`scheduled`: [trigger id, due time])."""
     return {"trigger_id": None, "at": now, "phase": "event", "event_id": ev.id, "timer_id": None,
-            "customer_id": ev.customer_id, "order_id": ev.order_id, "outcome": "not_matched", "reason": None,
-            "actions": [], "misses": [[t.id, t.version, t.guard.part if t.guard else 0] for t in rejected]}
+            "customer_id": ev.customer_id, "order_id": ev.order_id, "outcome": "evaluated", "reason": None,
+            "actions": [], "misses": [], "scheduled": []}
+
+
+def miss_entry(t: Compiled) -> list[int]:
+    return [t.id, t.version, t.guard.part if t.guard else 0]

@@ -32,8 +32,9 @@ from retento.triggers.data import (
     Preloaded,
     Selection,
     changes_of,
+    event_row,
     load_variables,
-    misses_row,
+    miss_entry,
     run_row,
     with_group,
 )
@@ -165,9 +166,11 @@ class Engine(Acting, DelayedRuns):
                 else:  # acts with the others of the batch (see `_act_pending`)
                     preloaded.acting.append(Act(t, ev, entity, entity_id, "event"))
                     preloaded.dirty.update((("order", ev.order_id), ("customer", ev.customer_id)))
-        if misses:
-            runs.append(misses_row(now, ev, misses))
         buffer = _buffer(session)
+        if misses:
+            row = buffer["events"][ev.id] = event_row(now, ev)
+            row["misses"] = [miss_entry(t) for t in misses]
+            runs.append(row)
         buffer["timers"].extend(to_schedule)
         buffer["runs"].extend(runs)
 
@@ -199,8 +202,14 @@ class Engine(Acting, DelayedRuns):
         acts, preloaded.acting = preloaded.acting, []
         preloaded.dirty.clear()
         _buffer(session)["runs"].extend(self.act_many(session, acts, now=self._clock.now()))
+        stale_orders = {a.ev.order_id for a in acts} & preloaded.orders.keys()
+        stale_customers = {a.ev.customer_id for a in acts} & preloaded.customers.keys()
         for a in acts:
             preloaded.forget(a.ev)
+        if stale_orders:  # read again at once what later events of the batch need
+            preloaded.orders.update((k, with_group(session, v)) for k, v in orders.snapshots(session, stale_orders).items())
+        if stale_customers:
+            preloaded.customers.update(customers.snapshots(session, stale_customers))
 
     def _preload_events(self, session: Session, events: list[Event], compiled: dict[int, Compiled]) -> Preloaded:
         out = Preloaded()
@@ -237,22 +246,26 @@ class Engine(Acting, DelayedRuns):
         buffer = session.info.pop(BUFFER, None)
         if not buffer:
             return
-        runs, cancels = buffer["runs"], buffer["cancels"]
+        runs, cancels, by_event = buffer["runs"], buffer["cancels"], buffer["events"]
         for row in buffer["timers"]:
             cancelled = cancels.get(_timer_key(row))
             if cancelled is not None:
                 row.update(state="cancelled", reason=cancelled[0], finished_at=cancelled[2])
-        for row in timers.schedule(session, buffer["timers"]):
-            runs.append({"trigger_id": row["trigger_id"], "at": row["created_at"], "phase": "event",
-                         "event_id": row["event_id"], "timer_id": row["id"], "customer_id": row["customer_id"],
-                         "order_id": row["order_id"], "outcome": "scheduled",
-                         "reason": f"condition holds; fires at {row['due_at'].isoformat()}", "actions": [],
-                         "misses": None})
-            if row["state"] == "cancelled":
-                reason, event_id, at = cancels[_timer_key(row)]
-                runs.append({"trigger_id": row["trigger_id"], "at": at, "phase": "cancel", "event_id": event_id,
-                             "timer_id": row["id"], "customer_id": row["customer_id"], "order_id": row["order_id"],
-                             "outcome": "cancelled", "reason": reason, "actions": [], "misses": None})
+        new = timers.schedule(session, buffer["timers"])
+        for row in new:
+            shared = by_event.get(row["event_id"])
+            if shared is None:
+                shared = by_event[row["event_id"]] = event_row(row["created_at"], _EventRef(row))
+                runs.append(shared)
+            shared["scheduled"].append([row["trigger_id"], row["due_at"].isoformat()])
+        gone = [row for row in new if row["state"] == "cancelled"]
+        ids = timers.ids_of(session, map(_timer_key, gone)) if gone else {}
+        for row in gone:
+            reason, event_id, at = cancels[_timer_key(row)]
+            runs.append({"trigger_id": row["trigger_id"], "at": at, "phase": "cancel", "event_id": event_id,
+                         "timer_id": ids.get(_timer_key(row)), "customer_id": row["customer_id"],
+                         "order_id": row["order_id"], "outcome": "cancelled", "reason": reason, "actions": [],
+                         "misses": None, "scheduled": None})
         insert_rows(session, Run.__table__, runs)
 
     def _skip_reason(self, t: Compiled, ev: Event) -> str | None:
@@ -331,7 +344,14 @@ def _binds(triggers: list[Compiled]) -> dict[str, frozenset[str] | None]:
 
 
 def _buffer(session: Session) -> dict[str, Any]:
-    return session.info.setdefault(BUFFER, {"timers": [], "runs": [], "cancels": {}})
+    return session.info.setdefault(BUFFER, {"timers": [], "runs": [], "cancels": {}, "events": {}})
+
+
+class _EventRef:
+    """The ids of a timer's triggering event, for its shared run-log row."""
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.id, self.customer_id, self.order_id = row["event_id"], row["customer_id"], row["order_id"]
 
 
 def _timer_key(row: dict[str, Any]) -> tuple[int, str, int, int]:

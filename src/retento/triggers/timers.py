@@ -18,6 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from retento.bus import Event
 from retento.customers import events as customer_events
+from retento.db import insert_rows
 from retento.orders import events as order_events
 from retento.triggers.models import Run, Timer
 from retento.triggers.schemas import Delay
@@ -39,20 +40,28 @@ def due_at(delay: Delay, *, at: datetime, tz: str | None) -> datetime:
 
 
 def schedule(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Insert timer rows; a row whose (trigger, entity, event) key exists already is left out.
+    """Insert timer rows (one executemany); a row whose (trigger, entity, event) key exists already is left out.
 
-    Returns the rows that were new, with their ids."""
+    Returns the rows that were new."""
     if not rows:
         return []
-    keys = {(r["trigger_id"], r["entity"], r["entity_id"], r["event_id"]) for r in rows}
     have = set(session.execute(select(Timer.trigger_id, Timer.entity, Timer.entity_id, Timer.event_id).where(
-        Timer.event_id.in_({k[3] for k in keys}), Timer.trigger_id.in_({k[0] for k in keys}))).tuples())
+        Timer.event_id.in_({r["event_id"] for r in rows}), Timer.trigger_id.in_({r["trigger_id"] for r in rows}))
+    ).tuples())
     new = [r for r in rows if (r["trigger_id"], r["entity"], r["entity_id"], r["event_id"]) not in have]
-    if new:
-        ids = session.scalars(insert(Timer).returning(Timer.id, sort_by_parameter_order=True), new).all()
-        for r, i in zip(new, ids, strict=True):
-            r["id"] = i
+    insert_rows(session, Timer.__table__, new)
     return new
+
+
+def ids_of(session: Session, keys: Iterable[tuple[int, str, int, int]]) -> dict[tuple[int, str, int, int], int]:
+    """Timer ids by their (trigger, entity, entity id, event) key."""
+    keys = set(keys)
+    if not keys:
+        return {}
+    q = select(Timer.id, Timer.trigger_id, Timer.entity, Timer.entity_id, Timer.event_id).where(
+        Timer.event_id.in_({k[3] for k in keys}), Timer.trigger_id.in_({k[0] for k in keys}))
+    rows = ((tuple(r[1:]), r[0]) for r in session.execute(q))
+    return {key: i for key, i in rows if key in keys}
 
 
 def claim_due(session: Session, *, now: datetime, limit: int) -> list[Timer]:
