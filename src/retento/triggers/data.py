@@ -36,7 +36,7 @@ def changes_of(ev: Event) -> list[dict[str, Any]]:
 @dataclass
 class Selection:
     candidates: list[Compiled]  # their condition runs
-    misses: list[Compiled]  # their guard is false for the event
+    misses: list[list[int]]  # run-log entries of those whose guard is false for the event
     entity_groups: list[dispatch.Group[Compiled]]  # guards on the order / customer, split once it is read
 
 
@@ -102,7 +102,3 @@ def event_row(now: datetime, ev: Event) -> dict[str, Any]:
     return {"trigger_id": None, "at": now, "phase": "event", "event_id": ev.id, "timer_id": None,
             "customer_id": ev.customer_id, "order_id": ev.order_id, "outcome": "evaluated", "reason": None,
             "actions": [], "misses": [], "scheduled": []}
-
-
-def miss_entry(t: Compiled) -> list[int]:
-    return [t.id, t.version, t.guard.part if t.guard else 0]

@@ -34,7 +34,6 @@ from retento.triggers.data import (
     changes_of,
     event_row,
     load_variables,
-    miss_entry,
     run_row,
     with_group,
 )
@@ -101,7 +100,8 @@ class Engine(Acting, DelayedRuns):
         plan = self._plans.get(key)
         if plan is None:
             listening = [t for t in self._by_type.get(ev.type, ()) if _listens(t, ev, since=False)]
-            plan = self._plans[key] = dispatch.build_plan(listening, lambda t: t.guard, lambda t: t.since)
+            plan = self._plans[key] = dispatch.build_plan(listening, lambda t: t.guards, lambda t: t.since,
+                                                          lambda t, g: [t.id, t.version, g.part])
         return plan
 
     def _select(self, ev: Event) -> Selection:
@@ -169,7 +169,7 @@ class Engine(Acting, DelayedRuns):
         buffer = _buffer(session)
         if misses:
             row = buffer["events"][ev.id] = event_row(now, ev)
-            row["misses"] = [miss_entry(t) for t in misses]
+            row["misses"] = misses
             runs.append(row)
         buffer["timers"].extend(to_schedule)
         buffer["runs"].extend(runs)
