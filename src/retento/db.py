@@ -162,11 +162,13 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             url,
             echo=echo,
             json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
             connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
         )
         _sqlite_setup(engine)
         return engine
-    return create_engine(url, echo=echo, json_serializer=_json_dumps, pool_pre_ping=True)
+    return create_engine(url, echo=echo, json_serializer=_json_dumps, json_deserializer=orjson.loads,
+                         pool_pre_ping=True)
 
 
 _BUSY_SECONDS = 30
