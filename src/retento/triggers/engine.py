@@ -231,8 +231,9 @@ class Engine(Acting, DelayedRuns):
                 needs["customer"].add(ev.customer_id)
         out.orders = {k: with_group(session, v) for k, v in orders.snapshots(session, needs["order"]).items()}
         out.customers = customers.snapshots(session, needs["customer"])
+        cancelling = [t.id for t in compiled.values() if t.spec.on_change.policy == OnChange.CANCEL]
         for entity, ids in changed.items():
-            for timer in timers.pending_of_entities(session, entity=entity, entity_ids=ids):
+            for timer in timers.pending_of_entities(session, entity=entity, entity_ids=ids, trigger_ids=cancelling):
                 out.pending.setdefault((timer.entity, timer.entity_id), []).append(timer)
         for row in session.info.get(BUFFER, {}).get("timers", ()):  # scheduled by earlier events, not yet stored
             out.buffered.setdefault((row["entity"], row["entity_id"]), []).append(row)
