@@ -492,3 +492,39 @@ def site_of(session: Session, *, customer_ids: Sequence[int]) -> dict[int, int]:
         out.update(session.execute(select(Customer.id, Customer.site_id)
                                    .where(Customer.id.in_(ids[i:i + 10000]))).all())
     return out
+
+
+def managers_of(session: Session, customer_ids: Sequence[int]) -> dict[int, int | None]:
+    """customer id -> its manager id, for the ids that exist (900 ids a query)."""
+    ids, out = list(customer_ids), {}
+    for i in range(0, len(ids), 900):
+        q = select(_CUSTOMER.c.id, _CUSTOMER.c.manager_id).where(_CUSTOMER.c.id.in_(ids[i:i + 900]))
+        out.update(session.execute(q).all())
+    return out
+
+
+def emit_custom_events(session: Session, *, items: Sequence[tuple[int, str, dict[str, Any], ChangeContext, str | None]],
+                       now: datetime) -> list[bool]:
+    """`emit_custom_event` for many (customer id, name, payload, ctx, idempotency key), as if one by one in list
+    order (a key seen before, or earlier in the list, records nothing: False), in a few statements. Raises
+    NotFound for an unknown customer before recording anything."""
+    sites = site_of(session, customer_ids=list(dict.fromkeys(i[0] for i in items)))
+    for cid, *_ in items:
+        if cid not in sites:
+            raise NotFound("id", f"customer {cid} not found")
+    keys = sorted({k for *_, k in items if k})
+    t = bus.Event.__table__
+    seen = {k for i in range(0, len(keys), 900)
+            for k in session.scalars(select(t.c.idempotency_key).where(t.c.idempotency_key.in_(keys[i:i + 900])))}
+    out, rows = [], []
+    for cid, name, payload, ctx, key in items:
+        if key and key in seen:
+            out.append(False)
+            continue
+        if key:
+            seen.add(key)
+        rows.append(bus.event_row(ev.CUSTOM, ctx=ctx, now=now, name=name, site_id=sites[cid], customer_id=cid,
+                                  payload=payload, idempotency_key=key))
+        out.append(True)
+    bus.record(session, rows)
+    return out

@@ -586,3 +586,11 @@ def upsert(session: Session, *, data: OrderCreate, ctx: ChangeContext, now: date
             edit(session, order=existing, data=data, ctx=ctx, now=now)
             return existing.id, False
     return create(session, data=data, ctx=ctx, now=now).id, True
+
+
+def managers_of(session: Session, order_ids: Sequence[int]) -> dict[int, int | None]:
+    """order id -> its manager id, for the ids that exist (900 ids a query)."""
+    ids, out = list(order_ids), {}
+    for chunk in _chunks(ids):
+        out.update(session.execute(select(_ORDER.c.id, _ORDER.c.manager_id).where(_ORDER.c.id.in_(chunk))).all())
+    return out
