@@ -20,7 +20,6 @@ from retento.db import rows_with_keys
 from retento.errors import Conflict, DomainError, NotFound
 from retento.history import service as history
 from retento.history.schemas import ChangeContext
-from retento.jsonable import jsonable
 from retento.sites.models import Site
 from retento.sites.service import get_site, manager_ids
 
@@ -307,6 +306,7 @@ def edit_many(session: Session, *, edits: Sequence[tuple[int, CustomerEdit | Edi
         if cid not in state:
             raise NotFound("id", f"customer {cid} not found")
     original = dict(state)  # edits replace a customer's snapshot, never change it in place
+    touched: dict[int, set[str]] = defaultdict(set)  # fields each customer's edits changed
     managers: set[int] | None = None
     owners: dict[tuple[int, str], Any] = {}  # (site id, externalId) -> customer id or None, as the batch goes
     out, hist, events = [], [], []
@@ -337,7 +337,8 @@ def edit_many(session: Session, *, edits: Sequence[tuple[int, CustomerEdit | Edi
         hist += h
         events += e
         state[cid] = after
-    _store(session, original, state, now)
+        touched[cid].update(c[0] for c in changes)
+    _store(session, original, state, touched, now)
     history.write(session, hist)
     bus.record(session, events)
     return out
@@ -368,19 +369,18 @@ def _current(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
 
 
 def _store(session: Session, original: dict[int, dict[str, Any]], state: dict[int, dict[str, Any]],
-           now: datetime) -> None:
-    """Write the customers whose snapshot differs from `original`: one UPDATE per set of changed columns, labels
-    and consents replaced where they changed; their ORM objects in the session are expired."""
+           touched: dict[int, set[str]], now: datetime) -> None:
+    """Write the fields the edits changed (`touched`) with their last values: one UPDATE per set of columns,
+    labels and consents replaced; their ORM objects in the session are expired."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     labels: dict[str, dict[int, list[str]]] = {"tags": {}, "interests": {}}
     consents: dict[tuple[int, str], dict[str, Any]] = {}
-    changed = [cid for cid, after in state.items() if after is not original[cid]]
+    changed = list(touched)
     for cid in changed:
         before, after = original[cid], state[cid]
         values = {}
-        for k, v in after.items():
-            if jsonable(v) == jsonable(before[k]):
-                continue
+        for k in sorted(touched[cid]):
+            v = after[k]
             if k in labels:
                 labels[k][cid] = v
             elif k == "consents":

@@ -22,7 +22,7 @@ from retento.db import insert_rows, reserve_ids, rows_with_keys
 from retento.errors import Conflict, DomainError, FieldError, NotFound
 from retento.history import service as history
 from retento.history.schemas import ChangeContext
-from retento.jsonable import jsonable, serialised
+from retento.jsonable import serialised
 from retento.money import round_money
 from retento.orders import events as ev
 from retento.orders.models import Order, OrderItem, Status, StatusGroup
@@ -519,8 +519,8 @@ def edit_many(session: Session, *, edits: Sequence[tuple[int, OrderEdit | EditFn
     refs.add(session, [d for d, _ in static], [sid for _, sid in static])
     sites = {s.id: s for s in refs.sites.values()}
     out, hist, events = [], [], []
-    original = dict(state)  # edits replace an order's values, never change them in place
     moved: set[int] = set()  # orders whose status changed (status_updated_at = now, even if changed back)
+    touched: dict[int, set[str]] = defaultdict(set)  # fields each order's edits changed
     for oid, data, ctx in edits:
         before, site_id = state[oid], site_of[oid]
         if callable(data):
@@ -537,28 +537,26 @@ def edit_many(session: Session, *, edits: Sequence[tuple[int, OrderEdit | EditFn
             hist += h
             events += e
             state[oid] = after
+            touched[oid].update(c[0] for c in changes)
             if after["status"] != before["status"]:
                 moved.add(oid)
-    _store(session, original, state, moved, now)
+    _store(session, state, touched, moved, now)
     history.write(session, hist)
     bus.record(session, events)
     return out
 
 
-def _store(session: Session, original: dict[int, dict[str, Any]], state: dict[int, dict[str, Any]],
-           moved: set[int], now: datetime) -> None:
-    """Write the orders whose values differ from `original`: one UPDATE per set of changed columns, the items of
-    orders whose items changed replaced; their ORM objects in the session are expired."""
+def _store(session: Session, state: dict[int, dict[str, Any]], touched: dict[int, set[str]], moved: set[int],
+           now: datetime) -> None:
+    """Write the fields the edits changed (`touched`) with their last values: one UPDATE per set of columns, the
+    items of orders whose items changed replaced; their ORM objects in the session are expired."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     new_items: dict[int, list[dict[str, Any]]] = {}
-    for oid, after in state.items():
-        before = original[oid]
-        if after is before:
-            continue
-        columns = [k for k in after if k != "items" and jsonable(after[k]) != jsonable(before[k])]
-        if dump_items(after["items"]) != dump_items(before["items"]):
+    for oid, fields in touched.items():
+        after = state[oid]
+        if "items" in fields:
             new_items[oid] = after["items"]
-        values = {k: after[k] for k in columns}
+        values = {k: after[k] for k in sorted(fields - {"items"})}
         if oid in moved:
             values["status_updated_at"] = now
         values["updated_at"] = now
@@ -572,8 +570,8 @@ def _store(session: Session, original: dict[int, dict[str, Any]], state: dict[in
         session.execute(insert(_ITEM), [{"order_id": oid, **i} for oid, items in new_items.items() for i in items])
         for obj in [o for o in session.identity_map.values() if isinstance(o, OrderItem) and o.order_id in new_items]:
             session.expunge(obj)
-    for oid, after in state.items():
-        if after is not original[oid] and (obj := session.identity_map.get(identity_key(Order, oid))) is not None:
+    for oid in touched:
+        if (obj := session.identity_map.get(identity_key(Order, oid))) is not None:
             session.expire(obj)
 
 
