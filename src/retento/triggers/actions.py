@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
 from retento.customers import service as customers
-from retento.errors import DomainError
+from retento.errors import DomainError, NotFound
 from retento.history.schemas import ChangeContext
 from retento.orders import service as orders
 
@@ -383,11 +383,11 @@ def _create_tasks(contexts: list[ActionContext], params: list[CreateTask]) -> li
         manager_id = p.assignee if isinstance(p.assignee, int) else None
         if p.assignee == "order_manager" and a.order_id is not None:
             if a.order_id not in managers["order_manager"]:
-                raise DomainError.one("id", f"order {a.order_id} not found")
+                raise NotFound("id", f"order {a.order_id} not found")
             manager_id = managers["order_manager"][a.order_id]
         elif p.assignee == "customer_manager" and a.customer_id is not None:
             if a.customer_id not in managers["customer_manager"]:
-                raise DomainError.one("id", f"customer {a.customer_id} not found")
+                raise NotFound("id", f"customer {a.customer_id} not found")
             manager_id = managers["customer_manager"][a.customer_id]
         items.append((_task_data(a, p, manager_id), a.ctx))
         manager_ids.append(manager_id)
