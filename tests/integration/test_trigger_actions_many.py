@@ -308,3 +308,35 @@ def test_services_many_versions_match_one_by_one_for_general_edits(app):
             f_edits = [(c1, customer_data(s, {"external_id": "E-1"}), ctx[0]),
                        (c2, customer_data(s, {"external_id": "E-1"}), ctx[0])]
             customers.edit_many(s, edits=f_edits, now=now)
+
+
+def test_the_engine_acts_on_a_batch_through_many(app):
+    f.site(app)
+    calls: list[tuple[str, int]] = []
+    originals = {name: registry._REGISTRY[name] for name in ("add_tag", "create_task")}
+
+    def counted(spec):
+        def many(cs, ps):
+            calls.append((spec.name, len(cs)))
+            return spec.many(cs, ps)
+        return many
+
+    try:
+        for spec in originals.values():
+            registry.register_action(spec.name, spec.schema, spec.handler, check=spec.check,
+                                     description=spec.description, many=counted(spec))
+        with transaction(app.sessions) as s:
+            service.create_trigger(s, raw={"name": "t", "events": ["order_created"], "condition": "true",
+                                           "actions": [{"type": "add_tag", "target": "order", "tag": "seen"},
+                                                       {"type": "create_task", "title": "Call {order.number}",
+                                                        "assignee": None}]}, now=app.clock.now())
+        cids = [f.customer(app, email=f"c{n}@x.ru") for n in range(5)]
+        oids = [f.order(app, number=f"N{n}", customer={"id": cid}) for n, cid in enumerate(cids)]
+        app.worker.tick()
+    finally:
+        for spec in originals.values():
+            registry._REGISTRY[spec.name] = spec
+    assert ("add_tag", 5) in calls and ("create_task", 5) in calls
+    with transaction(app.sessions) as s:
+        assert all(orders.get(s, oid).tags == ["seen"] for oid in oids)
+        assert sorted(t.title for t in tasks.list_tasks(s)) == [f"Call N{n}" for n in range(5)]
