@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -389,7 +390,8 @@ def _store(session: Session, original: dict[int, dict[str, Any]], state: dict[in
                 values[k] = v
         values["updated_at"] = now
         groups[tuple(values)].append({"_id": cid, **values})
-    for columns, rows in groups.items():
+    for columns, rows in groups.items():  # by id: concurrent writers lock rows in the same order
+        rows.sort(key=itemgetter("_id"))
         stmt = update(_CUSTOMER).where(_CUSTOMER.c.id == bindparam("_id")).values({c: bindparam(c) for c in columns})
         session.execute(stmt, rows)
     for field, new in labels.items():

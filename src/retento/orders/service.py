@@ -561,7 +561,8 @@ def _store(session: Session, state: dict[int, dict[str, Any]], touched: dict[int
             values["status_updated_at"] = now
         values["updated_at"] = now
         groups[tuple(values)].append({"_id": oid, **values})
-    for columns, rows in groups.items():
+    for columns, rows in groups.items():  # by id: concurrent writers lock rows in the same order
+        rows.sort(key=itemgetter("_id"))
         stmt = update(_ORDER).where(_ORDER.c.id == bindparam("_id")).values({c: bindparam(c) for c in columns})
         session.execute(stmt, rows)
     for chunk in _chunks(sorted(new_items)):

@@ -308,8 +308,14 @@ def _edit_orders(contexts: list[ActionContext], datas: list[Any]) -> list[dict[s
 
 
 def set_order_status_many(contexts: list[ActionContext], params: list[SetOrderStatus]) -> list[dict[str, Any]]:
-    return _runs(contexts, params, lambda cs, ps: _edit_orders(cs, [orders.parse_edit({"status": p.status})
-                                                                    for p in ps]))
+    parsed: dict[str, Any] = {}  # one OrderEdit per status (edit_many does not change its data)
+
+    def data(p: SetOrderStatus) -> Any:
+        if p.status not in parsed:
+            parsed[p.status] = orders.parse_edit({"status": p.status})
+        return parsed[p.status]
+
+    return _runs(contexts, params, lambda cs, ps: _edit_orders(cs, [data(p) for p in ps]))
 
 
 def _field_data(p: SetOrderField) -> Any:
