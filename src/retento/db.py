@@ -146,6 +146,14 @@ def Currency() -> String:  # noqa: N802 - a column type factory
     return String(3)
 
 
+def _json_loads(value: Any) -> Any:
+    """orjson's loads; a JSON number SQLite hands back as a number stays one (as SQLAlchemy's SQLite JSON type
+    expects from the deserializer: a TypeError it catches, which orjson does not raise)."""
+    if isinstance(value, int | float):
+        return value
+    return orjson.loads(value)
+
+
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, default=_json_default).decode()
 
@@ -162,12 +170,12 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             url,
             echo=echo,
             json_serializer=_json_dumps,
-            json_deserializer=orjson.loads,
+            json_deserializer=_json_loads,
             connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
         )
         _sqlite_setup(engine)
         return engine
-    return create_engine(url, echo=echo, json_serializer=_json_dumps, json_deserializer=orjson.loads,
+    return create_engine(url, echo=echo, json_serializer=_json_dumps, json_deserializer=_json_loads,
                          pool_pre_ping=True)
 
 

@@ -120,9 +120,8 @@ class Acting:
             for name, idx in by_type.items():
                 spec = acts[idx[0]].t.actions[n][0]
                 params = [acts[i].t.actions[n][1] for i in idx]
-                many = getattr(spec, "many", None)
-                if many is not None and len(idx) > 1:
-                    done = many([contexts[id(acts[i])] for i in idx], params)
+                if spec.many is not None and len(idx) > 1:
+                    done = spec.many([contexts[id(acts[i])] for i in idx], params)
                 else:
                     done = [spec.handler(contexts[id(acts[i])], p) for i, p in zip(idx, params, strict=True)]
                 for i, result in zip(idx, done, strict=True):
