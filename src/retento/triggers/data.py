@@ -97,8 +97,9 @@ def run_row(trigger_id: int, now: datetime, phase: str, ev: Event | None, timer_
 
 
 def event_row(now: datetime, ev: Event) -> dict[str, Any]:
-    """The run-log row an event shares among the triggers whose guard was false on it (`misses`: [trigger id,
-    version, part]) and those that scheduled a delayed run (`scheduled`: [trigger id, due time])."""
+    """The run-log row an event shares among the triggers whose condition was false on it, by their guard or when
+    run (`misses`: [trigger id, version, false part]), and those that scheduled a delayed run (`scheduled`:
+    [trigger id, due time])."""
     return {"trigger_id": None, "at": now, "phase": "event", "event_id": ev.id, "timer_id": None,
             "customer_id": ev.customer_id, "order_id": ev.order_id, "outcome": "evaluated", "reason": None,
             "actions": [], "misses": [], "scheduled": []}

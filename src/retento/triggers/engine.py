@@ -154,7 +154,10 @@ class Engine(Acting, DelayedRuns):
             for t in ready:
                 verdict = self.evaluator.check(t.condition)
                 if not verdict.matched:
-                    runs.append(run_row(t.id, now, "event", ev, None, "not_matched", verdict.reason))
+                    if verdict.part:  # a false part: an entry in the event's shared row, explained on reading
+                        misses.append([t.id, t.version, verdict.part])
+                    else:
+                        runs.append(run_row(t.id, now, "event", ev, None, "not_matched", verdict.reason))
                 elif t.spec.delay is not None:
                     tz = _timezone(session, variables.get("customer"), ev.site_id) if t.spec.delay.at else None
                     row = {"trigger_id": t.id, "entity": entity, "entity_id": entity_id, "customer_id": ev.customer_id,

@@ -74,8 +74,8 @@ class Firing(Base):
 
 class Run(Base):
     """The run log: one row per evaluation (on the event, at fire time, or a cancel), with the reason. The
-    triggers an event's data ruled out by their guard, and those that scheduled a delayed run, share one row per
-    event (outcome `evaluated`, `misses`, `scheduled`), expanded into one entry per trigger on reading."""
+    triggers whose condition was false on an event (a false part, not an error), and those that scheduled a
+    delayed run, share one row per event (outcome `evaluated`, `misses`, `scheduled`), expanded into one entry per trigger on reading."""
 
     __tablename__ = "trigger_runs"
 

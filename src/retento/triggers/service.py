@@ -211,7 +211,10 @@ def _expand(session: Session, page: list[Run]) -> list[Run]:
 def _miss_reason(t: Trigger, version: int, part: int) -> str:
     if version != t.version:
         return f"part {part} of the condition of version {version} (now {t.version}) was false on the event"
-    parts = split_conjuncts(t.definition.get("condition", ""))
+    source = t.definition.get("condition", "").strip()
+    parts = split_conjuncts(source)
+    if len(parts) == 1:
+        return f"condition `{source}` is false"  # as the evaluator words it
     if not 0 < part <= len(parts):
         return "condition is false"
     return f"part {part} of {len(parts)} is false: `{parts[part - 1]}`"
