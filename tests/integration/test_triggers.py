@@ -376,3 +376,14 @@ def test_the_run_log_explains_triggers_ruled_out_by_their_guard_and_names_schedu
 def runs_of(app, **kw):
     with transaction(app.sessions) as s:
         return service.runs(s, **kw)
+
+
+def test_a_trigger_behind_an_order_guard_reads_the_customer_too(app):
+    f.site(app)
+    cid = f.customer(app, tags=["vip"])
+    tid = trigger(app, events=["order_created"], condition='order.status == "new" && has_tag(customer, "vip")',
+                  actions=[{"type": "add_tag", "target": "order", "tag": "vip-order"}])
+    oid = f.order(app, customer={"id": cid})
+    app.worker.tick()
+    assert order_tags(app, oid) == ["vip-order"]
+    assert [(r.trigger_id, r.outcome) for r in runs_of(app, order_id=oid)] == [(tid, "acted")]

@@ -406,22 +406,50 @@ def snapshot(session: Session, order: Order) -> dict[str, Any]:
     return _snapshot(order.id, site_code, row, items_of(session, order.id))
 
 
-def snapshots(session: Session, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+def snapshots(session: Session, ids: Iterable[int], *,
+              fields: Iterable[str] | None = None) -> dict[int, dict[str, Any]]:
     """`snapshot` of many orders in three Core queries (no ORM objects): id -> snapshot (missing ids are left
-    out)."""
+    out). With `fields`, only those (and `id`, `site`) are read: items only if asked for."""
     ids = list(set(ids))
     if not ids:
         return {}
     t, it = Order.__table__, OrderItem.__table__
+    if fields is not None:
+        return _partial_snapshots(session, ids, set(fields))
     rows = [r._mapping for r in session.execute(select(t).where(t.c.id.in_(ids)))]
     if not rows:
         return {}
-    codes = dict(session.execute(select(Site.id, Site.code).where(Site.id.in_({r["site_id"] for r in rows}))).all())
-    items: dict[int, list[dict[str, Any]]] = {r["id"]: [] for r in rows}
-    cols = [it.c[c] for c in ITEM_COLUMNS]
-    for r in session.execute(select(it.c.order_id, *cols).where(it.c.order_id.in_(items)).order_by(it.c.id)):
-        items[r[0]].append(dict(zip(ITEM_COLUMNS, r[1:], strict=True)))
+    codes = _site_codes(session, {r["site_id"] for r in rows})
+    items = _items_of(session, [r["id"] for r in rows])
     return {r["id"]: _snapshot(r["id"], codes[r["site_id"]], r, items[r["id"]]) for r in rows}
+
+
+def _partial_snapshots(session: Session, ids: list[int], fields: set[str]) -> dict[int, dict[str, Any]]:
+    t = Order.__table__
+    names = [n for n in fields if n in t.c and n not in ("id", "site_id")]
+    out = {r[0]: {"id": r[0], "site_id": r[1], **dict(zip(names, r[2:], strict=True))}
+           for r in session.execute(select(t.c.id, t.c.site_id, *(t.c[n] for n in names)).where(t.c.id.in_(ids)))}
+    if "site" in fields and out:
+        codes = _site_codes(session, {o["site_id"] for o in out.values()})
+        for o in out.values():
+            o["site"] = codes[o["site_id"]]
+    if "items" in fields and out:
+        for oid, items in _items_of(session, list(out)).items():
+            out[oid]["items"] = dump_items(items)
+    return out
+
+
+def _site_codes(session: Session, site_ids: set[int]) -> dict[int, str]:
+    return dict(session.execute(select(Site.id, Site.code).where(Site.id.in_(site_ids))).all())
+
+
+def _items_of(session: Session, order_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    it = OrderItem.__table__
+    items: dict[int, list[dict[str, Any]]] = {oid: [] for oid in order_ids}
+    cols = [it.c[c] for c in ITEM_COLUMNS]
+    for r in session.execute(select(it.c.order_id, *cols).where(it.c.order_id.in_(order_ids)).order_by(it.c.id)):
+        items[r[0]].append(dict(zip(ITEM_COLUMNS, r[1:], strict=True)))
+    return items
 
 
 def edit(session: Session, *, order: Order, data: OrderEdit | OrderCreate, ctx: ChangeContext,

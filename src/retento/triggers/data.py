@@ -83,7 +83,7 @@ def with_group(session: Session, snap: dict[str, Any]) -> dict[str, Any]:
     groups = session.info.get("trigger_status_groups")
     if groups is None:
         groups = session.info["trigger_status_groups"] = orders.status_groups(session)
-    snap["status_group"] = groups.get(snap["status"])
+    snap["status_group"] = groups.get(snap.get("status"))
     return snap
 
 

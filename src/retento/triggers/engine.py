@@ -141,7 +141,7 @@ class Engine(Acting, DelayedRuns):
             else:
                 ready.append(t)
         if ready or sel.entity_groups:
-            needs = frozenset().union(*(t.needs_now for t in ready), (g.kind for g in sel.entity_groups))
+            needs = frozenset().union(*(t.needs_now for t in ready), *_group_needs(sel))
             variables = load_variables(session, ev, needs, order_id=ev.order_id, customer_id=ev.customer_id,
                                        preloaded=preloaded)
             for g in sel.entity_groups:
@@ -218,6 +218,7 @@ class Engine(Acting, DelayedRuns):
         out = Preloaded()
         needs: dict[str, set[int]] = {"order": set(), "customer": set()}
         changed: dict[str, set[int]] = {"order": set(), "customer": set()}
+        fields: dict[str, set[str] | None] = {"order": set(), "customer": set()}  # what the conditions read
         for ev in events:
             if ev.type in timers.CHANGE_TYPES and self._any_cancel:
                 entity = timers.CHANGE_TYPES[ev.type]
@@ -227,13 +228,15 @@ class Engine(Acting, DelayedRuns):
             if _entity(ev)[0] is None:
                 continue
             sel = out.selection[ev.id] = self._select(ev)
-            wanted = set().union(*(t.needs_now for t in sel.candidates), (g.kind for g in sel.entity_groups))
+            wanted = set().union(*(t.needs_now for t in sel.candidates), *_group_needs(sel))
             if "order" in wanted and ev.order_id is not None:
                 needs["order"].add(ev.order_id)
             if "customer" in wanted and ev.customer_id is not None:
                 needs["customer"].add(ev.customer_id)
-        out.orders = {k: with_group(session, v) for k, v in orders.snapshots(session, needs["order"]).items()}
-        out.customers = customers.snapshots(session, needs["customer"])
+            _fields_needed(sel, fields)
+        out.orders = {k: with_group(session, v)
+                      for k, v in orders.snapshots(session, needs["order"], fields=fields["order"]).items()}
+        out.customers = customers.snapshots(session, needs["customer"], fields=fields["customer"])
         cancelling = [t.id for t in compiled.values() if t.spec.on_change.policy == OnChange.CANCEL]
         for entity, ids in changed.items():
             for timer in timers.pending_of_entities(session, entity=entity, entity_ids=ids, trigger_ids=cancelling):
@@ -345,6 +348,34 @@ def _binds(triggers: list[Compiled]) -> dict[str, frozenset[str] | None]:
                 continue
             out[var] = None if wanted is None else (out.get(var) or frozenset()) | wanted
     return out
+
+
+def _group_needs(sel: Selection) -> list[frozenset[str]]:
+    """What the triggers behind guards on the order or customer need, as any of them may run."""
+    return [frozenset({g.kind}) | t.needs_now for g in sel.entity_groups for t in g.everyone]
+
+
+def _fields_needed(sel: Selection, fields: dict[str, set[str] | None]) -> None:
+    """Add the order and customer fields the selected conditions and guards read (None: the whole snapshot);
+    a trigger behind a guard on the order or customer may run too."""
+    for t in (*sel.candidates, *(t for g in sel.entity_groups for t in g.everyone)):
+        for kind in ("order", "customer"):
+            have = fields[kind]
+            if have is None or kind not in t.needs_now:
+                continue
+            if kind not in t.binds:  # read for the time zone of an "at HH:MM" delay
+                have.add("timezone")
+            elif t.binds[kind] is None:
+                fields[kind] = None
+            else:
+                have.update(t.binds[kind])  # type: ignore[arg-type]
+    for g in sel.entity_groups:
+        have = fields[g.kind]
+        if have is not None:
+            have.add(g.key)
+    order = fields["order"]
+    if order is not None and "status_group" in order:
+        order.add("status")
 
 
 def _buffer(session: Session) -> dict[str, Any]:
