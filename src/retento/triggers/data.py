@@ -38,6 +38,7 @@ class Selection:
     candidates: list[Compiled]  # their condition runs
     misses: list[list[int]]  # run-log entries of those whose guard is false for the event
     entity_groups: list[dispatch.Group[Compiled]]  # guards on the order / customer, split once it is read
+    plan: dispatch.Plan[Compiled]  # where they come from
 
 
 @dataclass

@@ -100,8 +100,12 @@ class Engine(Acting, DelayedRuns):
         plan = self._plans.get(key)
         if plan is None:
             listening = [t for t in self._by_type.get(ev.type, ()) if _listens(t, ev, since=False)]
-            plan = self._plans[key] = dispatch.build_plan(listening, lambda t: t.guards, lambda t: t.since,
-                                                          lambda t, g: [t.id, t.version, g.part])
+            plan = dispatch.build_plan(listening, lambda t: t.guards, lambda t: t.since,
+                                       lambda t, g: [t.id, t.version, g.part])
+            plan.needs = frozenset().union(*(frozenset({g.kind}) | t.needs_now
+                                             for g in plan.entity_groups for t in g.everyone))
+            plan.fields = _fields_read(plan)
+            self._plans[key] = plan
         return plan
 
     def _select(self, ev: Event) -> Selection:
@@ -109,7 +113,7 @@ class Engine(Acting, DelayedRuns):
         plan = self._plan(ev)
         if (plan.newest is not None and ev.occurred_at < plan.newest) or ev.depth >= self._min_depth:
             # some trigger is younger than the event, or a chain limit may apply: every trigger on its own
-            return Selection([t for t in plan.everyone if _listens(t, ev)], [], [])
+            return Selection([t for t in plan.everyone if _listens(t, ev)], [], [], plan)
         candidates, misses = list(plan.unguarded), []
         if plan.event_groups:
             changes, own = changes_of(ev), {"name": ev.name, "source": ev.source, "type": ev.type}
@@ -118,7 +122,7 @@ class Engine(Acting, DelayedRuns):
                                                          event=own))
                 candidates += hit
                 misses += miss
-        return Selection(candidates, misses, plan.entity_groups)
+        return Selection(candidates, misses, plan.entity_groups, plan)
 
     def on_event(self, session: Session, ev: Event, preloaded: Preloaded) -> None:
         now = self._clock.now()
@@ -141,7 +145,7 @@ class Engine(Acting, DelayedRuns):
             else:
                 ready.append(t)
         if ready or sel.entity_groups:
-            needs = frozenset().union(*(t.needs_now for t in ready), *_group_needs(sel))
+            needs = frozenset().union(*(t.needs_now for t in ready), sel.plan.needs)
             variables = load_variables(session, ev, needs, order_id=ev.order_id, customer_id=ev.customer_id,
                                        preloaded=preloaded)
             for g in sel.entity_groups:
@@ -218,7 +222,7 @@ class Engine(Acting, DelayedRuns):
         out = Preloaded()
         needs: dict[str, set[int]] = {"order": set(), "customer": set()}
         changed: dict[str, set[int]] = {"order": set(), "customer": set()}
-        fields: dict[str, set[str] | None] = {"order": set(), "customer": set()}  # what the conditions read
+        plans: dict[int, dispatch.Plan[Compiled]] = {}  # the plans of the batch's events
         for ev in events:
             if ev.type in timers.CHANGE_TYPES and self._any_cancel:
                 entity = timers.CHANGE_TYPES[ev.type]
@@ -228,12 +232,13 @@ class Engine(Acting, DelayedRuns):
             if _entity(ev)[0] is None:
                 continue
             sel = out.selection[ev.id] = self._select(ev)
-            wanted = set().union(*(t.needs_now for t in sel.candidates), *_group_needs(sel))
+            wanted = set().union(*(t.needs_now for t in sel.candidates), sel.plan.needs)
             if "order" in wanted and ev.order_id is not None:
                 needs["order"].add(ev.order_id)
             if "customer" in wanted and ev.customer_id is not None:
                 needs["customer"].add(ev.customer_id)
-            _fields_needed(sel, fields)
+            plans[id(sel.plan)] = sel.plan
+        fields = _union_fields(plans.values())  # what the conditions and guards read
         out.orders = {k: with_group(session, v)
                       for k, v in orders.snapshots(session, needs["order"], fields=fields["order"]).items()}
         out.customers = customers.snapshots(session, needs["customer"], fields=fields["customer"])
@@ -350,32 +355,41 @@ def _binds(triggers: list[Compiled]) -> dict[str, frozenset[str] | None]:
     return out
 
 
-def _group_needs(sel: Selection) -> list[frozenset[str]]:
-    """What the triggers behind guards on the order or customer need, as any of them may run."""
-    return [frozenset({g.kind}) | t.needs_now for g in sel.entity_groups for t in g.everyone]
-
-
-def _fields_needed(sel: Selection, fields: dict[str, set[str] | None]) -> None:
-    """Add the order and customer fields the selected conditions and guards read (None: the whole snapshot);
-    a trigger behind a guard on the order or customer may run too."""
-    for t in (*sel.candidates, *(t for g in sel.entity_groups for t in g.everyone)):
+def _fields_read(plan: dispatch.Plan[Compiled]) -> dict[str, frozenset[str] | None]:
+    """The order and customer fields the plan's conditions and guards read (None: the whole snapshot)."""
+    out: dict[str, set[str] | None] = {"order": set(), "customer": set()}
+    for t in plan.everyone:
         for kind in ("order", "customer"):
-            have = fields[kind]
+            have = out[kind]
             if have is None or kind not in t.needs_now:
                 continue
             if kind not in t.binds:  # read for the time zone of an "at HH:MM" delay
                 have.add("timezone")
             elif t.binds[kind] is None:
-                fields[kind] = None
+                out[kind] = None
             else:
                 have.update(t.binds[kind])  # type: ignore[arg-type]
-    for g in sel.entity_groups:
-        have = fields[g.kind]
+    for g in plan.entity_groups:
+        have = out[g.kind]
         if have is not None:
             have.add(g.key)
-    order = fields["order"]
+    order = out["order"]
     if order is not None and "status_group" in order:
         order.add("status")
+    return {k: (frozenset(v) if v is not None else None) for k, v in out.items()}
+
+
+def _union_fields(plans: Any) -> dict[str, set[str] | None]:
+    out: dict[str, set[str] | None] = {"order": set(), "customer": set()}
+    for plan in plans:
+        for kind, wanted in plan.fields.items():
+            have = out[kind]
+            if have is not None:
+                if wanted is None:
+                    out[kind] = None
+                else:
+                    have.update(wanted)
+    return out
 
 
 def _buffer(session: Session) -> dict[str, Any]:
