@@ -390,20 +390,30 @@ def rows_with_keys(session: Session, table: Table, columns: Sequence[str], *, si
     return out
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *,
+                skip_existing: bool = False) -> None:
     """INSERT many rows (all with the same keys) through the driver's executemany.
 
     Each value goes through its column type's own bind processing, so the database gets exactly what
     `session.execute(insert(table), rows)` would send, without Core's per-row statement bookkeeping.
+    `skip_existing`: a row that would break a unique key is left out (`ON CONFLICT DO NOTHING`).
     """
     if not rows:
         return
     conn = session.connection()
     plan = _insert_plan(conn.dialect, table, tuple(rows[0]))
     if plan is None:
-        conn.execute(insert(table), list(rows))
+        stmt = insert(table)
+        if skip_existing:
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            dialect_insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+            stmt = dialect_insert(table).on_conflict_do_nothing()
+        conn.execute(stmt, list(rows))
         return
     sql, keys, converters = plan
+    if skip_existing:
+        sql += " ON CONFLICT DO NOTHING"
     columns = [list(map(itemgetter(k), rows)) for k in keys]
     for i, convert in converters:
         columns[i] = convert(columns[i])

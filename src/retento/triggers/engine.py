@@ -263,7 +263,8 @@ class Engine(Acting, DelayedRuns):
             cancelled = cancels.get(_timer_key(row))
             if cancelled is not None:
                 row.update(state="cancelled", reason=cancelled[0], finished_at=cancelled[2])
-        new = timers.schedule(session, buffer["timers"])
+        new = buffer["timers"]
+        timers.schedule(session, new)
         for row in new:
             shared = by_event.get(row["event_id"])
             if shared is None:

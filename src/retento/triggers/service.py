@@ -187,9 +187,10 @@ def _expand(session: Session, page: list[Run]) -> list[Run]:
         return page
     ids = {m[0] for r in shared for m in (r.misses or ())} | {m[0] for r in shared for m in (r.scheduled or ())}
     defs = {t.id: t for t in session.scalars(select(Trigger).where(Trigger.id.in_(ids)))} if ids else {}
-    timer_ids = {(tid, event_id): i for i, tid, event_id in session.execute(
-        select(Timer.id, Timer.trigger_id, Timer.event_id).where(Timer.event_id.in_({r.event_id for r in shared}),
-                                                                 Timer.trigger_id.in_(ids)))} if ids else {}
+    timer_ids = {(k[0], k[3]): i for k, i in timers.ids_of(session, [
+        (tid, "order" if r.order_id is not None else "customer",
+         r.order_id if r.order_id is not None else r.customer_id, r.event_id)
+        for r in shared for tid, _ in r.scheduled or ()]).items()}
     out = []
     for r in page:
         if r.trigger_id is not None:

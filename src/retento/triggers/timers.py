@@ -39,29 +39,22 @@ def due_at(delay: Delay, *, at: datetime, tz: str | None) -> datetime:
     return datetime.combine(local_day, time(hh, mm), tzinfo=zone).astimezone(at.tzinfo)
 
 
-def schedule(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Insert timer rows (one executemany); a row whose (trigger, entity, event) key exists already is left out.
-
-    Returns the rows that were new."""
-    if not rows:
-        return []
-    have = set(session.execute(select(Timer.trigger_id, Timer.entity, Timer.entity_id, Timer.event_id).where(
-        Timer.event_id.in_({r["event_id"] for r in rows}), Timer.trigger_id.in_({r["trigger_id"] for r in rows}))
-    ).tuples())
-    new = [r for r in rows if (r["trigger_id"], r["entity"], r["entity_id"], r["event_id"]) not in have]
-    insert_rows(session, Timer.__table__, new)
-    return new
+def schedule(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert timer rows (one executemany); a row whose (trigger, entity, event) key exists already is left out
+    by the database (`ON CONFLICT DO NOTHING`), with no read before."""
+    insert_rows(session, Timer.__table__, rows, skip_existing=True)
 
 
 def ids_of(session: Session, keys: Iterable[tuple[int, str, int, int]]) -> dict[tuple[int, str, int, int], int]:
-    """Timer ids by their (trigger, entity, entity id, event) key."""
-    keys = set(keys)
-    if not keys:
-        return {}
-    q = select(Timer.id, Timer.trigger_id, Timer.entity, Timer.entity_id, Timer.event_id).where(
-        Timer.event_id.in_({k[3] for k in keys}), Timer.trigger_id.in_({k[0] for k in keys}))
-    rows = ((tuple(r[1:]), r[0]) for r in session.execute(q))
-    return {key: i for key, i in rows if key in keys}
+    """Timer ids by their (trigger, entity, entity id, event) key, read by entity (indexed)."""
+    keys, out = set(keys), {}
+    for entity in {k[1] for k in keys}:
+        q = select(Timer.id, Timer.trigger_id, Timer.entity, Timer.entity_id, Timer.event_id).where(
+            Timer.entity == entity, Timer.entity_id.in_({k[2] for k in keys if k[1] == entity}))
+        for r in session.execute(q):
+            if tuple(r[1:]) in keys:
+                out[tuple(r[1:])] = r[0]
+    return out
 
 
 def claim_due(session: Session, *, now: datetime, limit: int) -> list[Timer]:
