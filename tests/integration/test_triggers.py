@@ -387,3 +387,12 @@ def test_a_trigger_behind_an_order_guard_reads_the_customer_too(app):
     app.worker.tick()
     assert order_tags(app, oid) == ["vip-order"]
     assert [(r.trigger_id, r.outcome) for r in runs_of(app, order_id=oid)] == [(tid, "acted")]
+
+
+def test_a_trigger_behind_an_order_guard_reads_the_event(app):
+    f.site(app)
+    trigger(app, events=["order_created"], condition='order.status == "new" && event.type != "other"',
+            actions=[{"type": "add_tag", "target": "order", "tag": "seen"}])
+    oid = f.order(app)
+    app.worker.tick()
+    assert order_tags(app, oid) == ["seen"]

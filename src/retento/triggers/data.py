@@ -39,6 +39,7 @@ class Selection:
     misses: list[list[int]]  # run-log entries of those whose guard is false for the event
     entity_groups: list[dispatch.Group[Compiled]]  # guards on the order / customer, split once it is read
     plan: dispatch.Plan[Compiled]  # where they come from
+    changes: list[dict[str, Any]] | None = None  # the event's change set, if it was needed to select
 
 
 @dataclass
@@ -63,9 +64,13 @@ class Preloaded:
 
 
 def load_variables(session: Session, ev: Event, needs: frozenset[str] | set[str], *, order_id: int | None,
-                   customer_id: int | None, preloaded: Preloaded | None = None) -> dict[str, Any]:
-    """Fresh order / customer data (only what is needed) plus the event and its change set."""
-    out: dict[str, Any] = {"event": event_view(ev), "changes": changes_of(ev), "order": None, "customer": None}
+                   customer_id: int | None, preloaded: Preloaded | None = None,
+                   changes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Fresh order / customer data (only what is needed) plus the event (if `needs` has it, or is not about the
+    evaluation only: see `lean`) and its change set."""
+    out: dict[str, Any] = {"event": event_view(ev) if "event" in needs or "lean" not in needs else None,
+                           "changes": changes if changes is not None else changes_of(ev), "order": None,
+                           "customer": None}
     if "order" in needs and order_id is not None:
         snap = preloaded.orders.get(order_id) if preloaded else None
         if snap is None:

@@ -102,7 +102,7 @@ class Engine(Acting, DelayedRuns):
             listening = [t for t in self._by_type.get(ev.type, ()) if _listens(t, ev, since=False)]
             plan = dispatch.build_plan(listening, lambda t: t.guards, lambda t: t.since,
                                        lambda t, g: [t.id, t.version, g.part])
-            plan.needs = frozenset().union(*(frozenset({g.kind}) | t.needs_now
+            plan.needs = frozenset().union(*(frozenset({g.kind}) | t.needs_now | t.binds.keys()
                                              for g in plan.entity_groups for t in g.everyone))
             plan.fields = _fields_read(plan)
             self._plans[key] = plan
@@ -114,7 +114,7 @@ class Engine(Acting, DelayedRuns):
         if (plan.newest is not None and ev.occurred_at < plan.newest) or ev.depth >= self._min_depth:
             # some trigger is younger than the event, or a chain limit may apply: every trigger on its own
             return Selection([t for t in plan.everyone if _listens(t, ev)], [], [], plan)
-        candidates, misses = list(plan.unguarded), []
+        candidates, misses, changes = list(plan.unguarded), [], None
         if plan.event_groups:
             changes, own = changes_of(ev), {"name": ev.name, "source": ev.source, "type": ev.type}
             for g in plan.event_groups:
@@ -122,7 +122,7 @@ class Engine(Acting, DelayedRuns):
                                                          event=own))
                 candidates += hit
                 misses += miss
-        return Selection(candidates, misses, plan.entity_groups, plan)
+        return Selection(candidates, misses, plan.entity_groups, plan, changes)
 
     def on_event(self, session: Session, ev: Event, preloaded: Preloaded) -> None:
         now = self._clock.now()
@@ -138,16 +138,20 @@ class Engine(Acting, DelayedRuns):
         runs: list[dict[str, Any]] = []
         to_schedule: list[dict[str, Any]] = []
         ready, misses = [], list(sel.misses)
-        for t in sel.candidates:
-            skip = self._skip_reason(t, ev)
-            if skip:
-                runs.append(run_row(t.id, now, "event", ev, None, "skipped", skip))
-            else:
-                ready.append(t)
+        if ev.depth == 0 and ev.source != Source.TRIGGER:  # nothing to skip: not a change made by a trigger
+            ready += sel.candidates
+        else:
+            for t in sel.candidates:
+                skip = self._skip_reason(t, ev)
+                if skip:
+                    runs.append(run_row(t.id, now, "event", ev, None, "skipped", skip))
+                else:
+                    ready.append(t)
         if ready or sel.entity_groups:
-            needs = frozenset().union(*(t.needs_now for t in ready), sel.plan.needs)
+            needs = frozenset().union(*(t.needs_now for t in ready), sel.plan.needs, *(t.binds for t in ready),
+                                      ("lean",))
             variables = load_variables(session, ev, needs, order_id=ev.order_id, customer_id=ev.customer_id,
-                                       preloaded=preloaded)
+                                       preloaded=preloaded, changes=sel.changes)
             for g in sel.entity_groups:
                 hit, miss = g.split(dispatch.entity_value(variables.get(g.kind), g.key))
                 misses += miss
