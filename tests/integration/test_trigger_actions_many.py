@@ -340,3 +340,20 @@ def test_the_engine_acts_on_a_batch_through_many(app):
     with transaction(app.sessions) as s:
         assert all(orders.get(s, oid).tags == ["seen"] for oid in oids)
         assert sorted(t.title for t in tasks.list_tasks(s)) == [f"Call N{n}" for n in range(5)]
+
+
+@pytest.mark.xfail(strict=True, reason="the engine batches runs action slot by slot: two triggers acting on the "
+                                       "same order apply their actions interleaved, not run after run")
+def test_two_triggers_on_one_event_act_run_after_run(app):
+    """One by one, t1's actions (tag, then status `assembling`) come before t2's (status `complete`)."""
+    f.site(app)
+    with transaction(app.sessions) as s:
+        for name, actions in (("t1", [{"type": "add_tag", "target": "order", "tag": "x"},
+                                      {"type": "set_order_status", "status": "assembling"}]),
+                              ("t2", [{"type": "set_order_status", "status": "complete"}])):
+            service.create_trigger(s, raw={"name": name, "events": ["order_created"], "condition": "true",
+                                           "actions": actions}, now=app.clock.now())
+    oid = f.order(app, customer={"id": f.customer(app, email="a@b.ru")})
+    app.worker.tick()
+    with transaction(app.sessions) as s:
+        assert orders.get(s, oid).status == "complete"

@@ -9,7 +9,7 @@ from operator import itemgetter
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import Select, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Select, and_, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -17,7 +17,7 @@ from retento import bus
 from retento.customers import events as ev
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 from retento.customers.schemas import CustomerCreate, CustomerEdit, CustomerFields
-from retento.db import rows_with_keys
+from retento.db import rows_with_keys, update_rows
 from retento.errors import Conflict, DomainError, NotFound
 from retento.history import service as history
 from retento.history.schemas import ChangeContext
@@ -398,11 +398,9 @@ def _store(session: Session, original: dict[int, dict[str, Any]], state: dict[in
             else:
                 values[k] = v
         values["updated_at"] = now
-        groups[tuple(values)].append({"_id": cid, **values})
-    for columns, rows in groups.items():  # by id: concurrent writers lock rows in the same order
-        rows.sort(key=itemgetter("_id"))
-        stmt = update(_CUSTOMER).where(_CUSTOMER.c.id == bindparam("_id")).values({c: bindparam(c) for c in columns})
-        session.execute(stmt, rows)
+        groups[tuple(values)].append({"id": cid, **values})
+    for rows in groups.values():  # by id: concurrent writers lock rows in the same order
+        update_rows(session, _CUSTOMER, sorted(rows, key=itemgetter("id")))
     for field, new in labels.items():
         model, column = _LABELS[field]
         t = model.__table__

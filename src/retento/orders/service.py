@@ -11,14 +11,14 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from retento import bus
 from retento.catalog.models import Product
 from retento.customers.models import Customer
-from retento.db import insert_rows, reserve_ids, rows_with_keys
+from retento.db import insert_rows, reserve_ids, rows_with_keys, update_rows
 from retento.errors import Conflict, DomainError, FieldError, NotFound
 from retento.history import service as history
 from retento.history.schemas import ChangeContext
@@ -588,11 +588,9 @@ def _store(session: Session, state: dict[int, dict[str, Any]], touched: dict[int
         if oid in moved:
             values["status_updated_at"] = now
         values["updated_at"] = now
-        groups[tuple(values)].append({"_id": oid, **values})
-    for columns, rows in groups.items():  # by id: concurrent writers lock rows in the same order
-        rows.sort(key=itemgetter("_id"))
-        stmt = update(_ORDER).where(_ORDER.c.id == bindparam("_id")).values({c: bindparam(c) for c in columns})
-        session.execute(stmt, rows)
+        groups[tuple(values)].append({"id": oid, **values})
+    for rows in groups.values():  # by id: concurrent writers lock rows in the same order
+        update_rows(session, _ORDER, sorted(rows, key=itemgetter("id")))
     for chunk in _chunks(sorted(new_items)):
         session.execute(delete(_ITEM).where(_ITEM.c.order_id.in_(chunk)))
     if new_items:
