@@ -342,8 +342,6 @@ def test_the_engine_acts_on_a_batch_through_many(app):
         assert sorted(t.title for t in tasks.list_tasks(s)) == [f"Call N{n}" for n in range(5)]
 
 
-@pytest.mark.xfail(strict=True, reason="the engine batches runs action slot by slot: two triggers acting on the "
-                                       "same order apply their actions interleaved, not run after run")
 def test_two_triggers_on_one_event_act_run_after_run(app):
     """One by one, t1's actions (tag, then status `assembling`) come before t2's (status `complete`)."""
     f.site(app)

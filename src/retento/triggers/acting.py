@@ -1,8 +1,9 @@
 """Acting: the run limits, the firing row that makes a run act at most once, and the actions.
 
 A batch of runs acts inside one savepoint: limits and firing rows run by run (a limited trigger's firing is
-stored at once, as the next run's limit counts it), then action slot by slot, each action type over all the
-runs that have it in one call (the registry's `many` handler: set-based service calls). If anything fails the
+stored at once, as the next run's limit counts it), then in waves of runs that share no order or customer (so
+each entity sees its runs one after the other, as acting one by one would), within a wave action slot by slot,
+each action type over all the runs that have it in one call (the registry's `many` handler: set-based service calls). If anything fails the
 savepoint goes and the runs act again one by one, each in its own savepoint, so a failing run changes nothing
 and the others still act.
 """
@@ -112,6 +113,18 @@ class Acting:
             session.execute(insert(Firing), firings)
         contexts = self._contexts(session, [acts[i] for i in live], now)
         results: dict[int, list[dict[str, Any]]] = {i: [] for i in live}
+        touched = [(("order", acts[i].ev.order_id), ("customer", acts[i].ev.customer_id)) for i in live]
+        for wave in registry.waves(touched):  # runs sharing an order or customer act one after the other
+            self._act_wave(acts, [live[j] for j in wave], contexts, results)
+        for i in live:
+            a = acts[i]
+            out[i] = run_row(a.t.id, now, a.phase, a.ev, a.timer_id, "acted", None, results[i])
+        return out  # type: ignore[return-value]
+
+    @staticmethod
+    def _act_wave(acts: list[Act], live: list[int], contexts: dict[int, registry.ActionContext],
+                  results: dict[int, list[dict[str, Any]]]) -> None:
+        """Runs that share no order or customer: action slot by slot, each action type over all its runs."""
         for n in range(max((len(acts[i].t.actions) for i in live), default=0)):
             by_type: dict[str, list[int]] = {}
             for i in live:
@@ -126,10 +139,6 @@ class Acting:
                     done = [spec.handler(contexts[id(acts[i])], p) for i, p in zip(idx, params, strict=True)]
                 for i, result in zip(idx, done, strict=True):
                     results[i].append({"action": name, "ok": True, "result": result})
-        for i in live:
-            a = acts[i]
-            out[i] = run_row(a.t.id, now, a.phase, a.ev, a.timer_id, "acted", None, results[i])
-        return out  # type: ignore[return-value]
 
     def _contexts(self, session: Session, acts: list[Act], now: datetime) -> dict[int, registry.ActionContext]:
         """Action contexts of the runs (by `id()` of the Act), reading the data of those acting on an event at
