@@ -140,6 +140,7 @@ class Bus:
         self._batch = batch
         self._max_attempts = max_attempts
         self._subs: dict[str, Subscription] = {}
+        self._cursors: set[str] = set()  # subscribers whose cursor row is known to exist
         self.wakeup = threading.Event()
         event.listen(factory, "after_commit", self._after_commit)
 
@@ -187,23 +188,29 @@ class Bus:
         return self.dispatch(max_seconds=SLICE_SECONDS)
 
     def _ensure_cursor(self, sub: Subscription) -> None:
+        """Create the subscriber's cursor row if there is none (checked in the database once per process: a
+        worker's turn would otherwise cost a transaction per subscriber just for this)."""
+        if sub.name in self._cursors:
+            return
         with transaction(self._factory) as s:
-            if s.get(SubscriberCursor, sub.name) is not None:
-                return
-            position = 0
-            if sub.start == "latest":
-                position = s.scalar(select(func.max(Event.id))) or 0
-            try:
-                with s.begin_nested():
-                    s.add(SubscriberCursor(subscriber=sub.name, position=position, attempts=0,
-                                           updated_at=self._clock.now()))
-            except IntegrityError:
-                pass  # another worker created it first
+            if s.get(SubscriberCursor, sub.name) is None:
+                position = 0
+                if sub.start == "latest":
+                    position = s.scalar(select(func.max(Event.id))) or 0
+                try:
+                    with s.begin_nested():
+                        s.add(SubscriberCursor(subscriber=sub.name, position=position, attempts=0,
+                                               updated_at=self._clock.now()))
+                except IntegrityError:
+                    pass  # another worker created it first
+        self._cursors.add(sub.name)
 
     def _dispatch_batch(self, sub: Subscription) -> tuple[int, bool]:
         with transaction(self._factory) as s:
             cur = s.get(SubscriberCursor, sub.name, with_for_update=True, populate_existing=True)
-            assert cur is not None
+            if cur is None:  # removed since this process created it: again at the next turn
+                self._cursors.discard(sub.name)
+                return 0, False
             # Upper bound first: on PostgreSQL each statement sees a new snapshot; ids are visible
             # in commit order (see lock_change_log), so everything up to `top` is final.
             top = s.scalar(select(func.max(Event.id)).where(Event.id > cur.position))

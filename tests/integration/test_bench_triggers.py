@@ -2,9 +2,11 @@
 
 import re
 
+import pytest
 from typer.testing import CliRunner
 
 from retento.cli import app
+from tests.conftest import PG_DSN
 
 
 def test_bench_triggers_runs_on_sqlite_and_prints_both_tables():
@@ -20,3 +22,14 @@ def test_bench_triggers_rejects_an_unknown_backend():
     result = CliRunner().invoke(app, ["bench", "triggers", "--events", "10", "--backends", "oracle"])
     assert result.exit_code == 2
     assert "--backends" in result.output
+
+
+@pytest.mark.postgres
+def test_bench_triggers_fires_with_several_worker_processes_on_postgres():
+    """Two spawned worker processes share the due timers; every timer is reported done exactly once."""
+    result = CliRunner().invoke(app, ["bench", "triggers", "--events", "200", "--timers", "300", "--rate", "300",
+                                      "--backends", "postgres", "--fire-workers", "2", "--pg-dsn", PG_DSN])
+    assert result.exit_code == 0, result.output
+    row = re.search(r"\| PostgreSQL [\d.]+ \| 300 \| 300 \| 2 \|.*\| (.*) \|$", result.output, re.M)
+    assert row, result.output
+    assert sum(int(n.replace(",", "")) for n in re.findall(r"[a-z_]+ ([\d,]+)", row.group(1))) == 300

@@ -178,6 +178,8 @@ def triggers(
     = 1_000_000,
     rate: Annotated[int, typer.Option(min=1, help="Timers falling due per second")] = 10_000,
     n_triggers: Annotated[int, typer.Option("--triggers", min=8, help="Active triggers")] = 100,
+    fire_workers: Annotated[int, typer.Option(
+        min=1, help="Worker processes firing the timers (SQLite has one writer: more only wait for it)")] = 1,
     backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite,postgres",
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN",
                                         help="PostgreSQL server for the throwaway databases")] = DEFAULT_PG_DSN,
@@ -196,7 +198,7 @@ def triggers(
         for backend in chosen:
             with fresh(backend, pg_dsn) as target:
                 results.append(triggers_bench.run(target, n_events=events, n_triggers=n_triggers, n_timers=timers,
-                                                   rate=rate, progress=progress))
+                                                   rate=rate, progress=progress, fire_workers=fire_workers))
     end_load = os.getloadavg()
     lines = [f"Run {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python {platform.python_version()}, "
              f"load average {load[0]:.1f} at the start, {end_load[0]:.1f} at the end "
@@ -209,10 +211,11 @@ def triggers(
                      f"| {r.eval_cpu:.1f} | {r.events_per_cpu_s:,.0f} | {r.insert_s:.1f} | {r.ratio:.1f}x "
                      f"| {r.extra_events:,} | {outcomes} |")
     if any(r.timers for r in results):
-        lines += ["", "| backend | timers | due per s | run s | worker CPU s | lag p50 s | lag p99 s | lag max s "
-                  "| outcomes |", "| --- |" + " ---: |" * 7 + " --- |"]
+        lines += ["", "| backend | timers | due per s | worker processes | run s | worker CPU s | lag p50 s "
+                  "| lag p99 s | lag max s | outcomes |", "| --- |" + " ---: |" * 8 + " --- |"]
         for r in results:
             outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(r.fire_outcomes.items()))
-            lines.append(f"| {r.version} | {r.timers:,} | {r.rate:,} | {r.fire_s:.1f} | {r.fire_cpu:.1f} "
+            lines.append(f"| {r.version} | {r.timers:,} | {r.rate:,} | {r.fire_workers} | {r.fire_s:.1f} "
+                         f"| {r.fire_cpu:.1f} "
                          f"| {r.lag(0.5):.3f} | {r.lag(0.99):.3f} | {max(r.lags, default=float('nan')):.3f} | {outcomes} |")
     print("\n".join(lines))

@@ -16,11 +16,13 @@ Setup (site, customers, orders with items, triggers) is written before timing an
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from queue import Empty
 from typing import Any
 
 import orjson
@@ -42,6 +44,7 @@ from retento.sites import service as sites
 from retento.sites.schemas import SiteCreate
 from retento.triggers import engine_of
 from retento.triggers import service as triggers
+from retento.triggers import timers
 from retento.triggers.models import Run, Timer
 
 CREATED = datetime(2026, 3, 1, tzinfo=timezone.utc)  # the triggers exist from here on
@@ -72,6 +75,7 @@ class Result:
     outcomes: dict[str, int]
     timers: int
     rate: int
+    fire_workers: int
     fire_s: float
     fire_cpu: float
     lags: list[float] = field(repr=False)
@@ -95,16 +99,14 @@ class Result:
 
 
 class WallClock:
-    """A clock that starts at `at` when `start()` is called and then advances with wall time."""
+    """A clock that reads `at` at the wall time `epoch` (`time.time()`, the same in every worker process) and
+    then advances with wall time."""
 
-    def __init__(self, at: datetime) -> None:
-        self._at, self._t0 = at, time.perf_counter()
-
-    def start(self) -> None:
-        self._t0 = time.perf_counter()
+    def __init__(self, at: datetime, epoch: float) -> None:
+        self._at, self._epoch = at, epoch
 
     def now(self) -> datetime:
-        return self._at + timedelta(seconds=time.perf_counter() - self._t0)
+        return self._at + timedelta(seconds=time.time() - self._epoch)
 
 
 # --- the 100 triggers ------------------------------------------------------------------------------------------
@@ -368,10 +370,12 @@ def _timer_rows(app: App, n: int, rate: int) -> tuple[list[dict[str, Any]], list
     return rows, moved
 
 
-def fire(target: Target, *, n_timers: int, rate: int, progress: Any) -> dict[str, Any]:
+def fire(target: Target, *, n_timers: int, rate: int, progress: Any, workers: int = 1) -> dict[str, Any]:
+    """Part (2): `workers` processes (1: this one) each run the real worker loop until every timer is done."""
     setup = bootstrap(Settings(database_url=target.url), clock=FrozenClock(FIRE_START))
     try:
         new, moved = _timer_rows(setup, n_timers, rate)
+        _skip_other_subscribers(setup)
     finally:
         setup.close()
     task = progress.add_task(f"{target.backend}: {len(new) + len(moved):,} pending timers ({len(moved):,} "
@@ -382,48 +386,140 @@ def fire(target: Target, *, n_timers: int, rate: int, progress: Any) -> dict[str
     _driver_executemany(target, f"UPDATE trigger_timers SET due_at = {mark}, created_at = {mark} WHERE id = {mark}",
                         _driver_rows(target, moved, ("due_at", "created_at", "id")), 20_000,
                         lambda k: progress.advance(task, k))
-    rows = new + moved
-    clock = WallClock(FIRE_START)
-    app = bootstrap(Settings(database_url=target.url, worker_poll_seconds=0.05), clock=clock)
-    _skip_other_subscribers(app)
-    lags: list[float] = []
-    stop = threading.Event()
-    task = progress.add_task(f"{target.backend}: firing {len(rows):,} timers at {rate:,}/s", total=len(rows))
-    watch = _LagWatch(clock, lags, len(rows), stop, lambda k: progress.advance(task, k))
-    sa_event.listen(app.sessions, "before_commit", watch.before_commit)
-    sa_event.listen(app.sessions, "after_commit", watch.after_commit)
-    sa_event.listen(app.sessions, "after_rollback", watch.after_rollback)
-    guard = threading.Timer(len(rows) / rate + 600, stop.set)  # never hang: give up 10 minutes after the last due
-    guard.start()
+    total = len(new) + len(moved)
+    window = (FIRE_START + timedelta(seconds=2), FIRE_START + timedelta(seconds=2 + n_timers / rate))
+    task = progress.add_task(f"{target.backend}: firing {total:,} timers at {rate:,}/s, {workers} worker "
+                             f"process{'es' if workers > 1 else ''}", total=total)
+    tally = _Tally(total, lambda k: progress.advance(task, k))
+    guard_s = total / rate + 600  # never hang: give up 10 minutes after the last due time
+    if workers == 1:
+        stop = threading.Event()
+        tally.on_done = stop.set
+        guard = threading.Timer(guard_s, stop.set)
+        guard.start()
+        try:
+            epoch = time.time()
+            fire_cpu = _fire_worker(target.url, window, epoch, stop, tally.add)
+            fire_s = time.time() - epoch
+        finally:
+            guard.cancel()
+    else:
+        fire_s, fire_cpu = _fire_processes(target.url, window, workers, tally, guard_s)
+    if tally.done != total:
+        raise RuntimeError(f"fire-lag bench: {tally.done} of {total} timers were fired in time")
+    report = bootstrap(Settings(database_url=target.url), clock=FrozenClock(FIRE_START))
     try:
-        wall, cpu = time.perf_counter(), time.process_time()
-        clock.start()
-        app.worker.run(stop)
-        fire_s, fire_cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return {"timers": total, "rate": rate, "fire_workers": workers, "fire_s": fire_s, "fire_cpu": fire_cpu,
+                "lags": tally.lags, "fire_outcomes": _outcomes(report, "fire")}
     finally:
-        guard.cancel()
+        report.close()
+
+
+class _Tally:
+    """Timers done and their lags, from one worker or reported by several."""
+
+    def __init__(self, total: int, tick: Any) -> None:
+        self.total, self.tick, self.done, self.lags = total, tick, 0, []
+        self.on_done: Any = None
+
+    def add(self, done: int, lags: list[float]) -> None:
+        self.done += done
+        self.lags += lags
+        self.tick(done)
+        if self.done >= self.total and self.on_done is not None:
+            self.on_done()
+
+
+def _fire_worker(url: str, window: tuple[datetime, datetime], epoch: float, stop: Any, report: Any) -> float:
+    """One worker (`Worker.run`, every job) on a wall clock that reads FIRE_START at `epoch` (shared by all the
+    worker processes); reports (timers done, lags) after each commit that finished some. Returns its CPU s."""
+    clock = WallClock(FIRE_START, epoch)
+    app = bootstrap(Settings(database_url=url, worker_poll_seconds=0.05), clock=clock)
     try:
-        if len(watch.done) != len(rows):
-            raise RuntimeError(f"fire-lag bench: {len(watch.done)} of {len(rows)} timers were fired in time")
-        return {"timers": len(rows), "rate": rate, "fire_s": fire_s, "fire_cpu": fire_cpu, "lags": lags,
-                "fire_outcomes": _outcomes(app, "fire")}
+        watch = _LagWatch(clock, window, report)
+        sa_event.listen(app.sessions, "before_commit", watch.before_commit)
+        sa_event.listen(app.sessions, "after_commit", watch.after_commit)
+        sa_event.listen(app.sessions, "after_rollback", watch.after_rollback)
+        cpu = time.process_time()
+        app.worker.run(stop)
+        return time.process_time() - cpu
     finally:
         app.close()
 
 
-class _LagWatch:
-    """Session hooks: the timers a transaction finishes, stamped with the commit's wall time. A timer cancelled
-    before it was due (its order changed) counts as done but has no lag."""
+def _fire_processes(url: str, window: tuple[datetime, datetime], workers: int, tally: _Tally,
+                    guard_s: float) -> tuple[float, float]:
+    """`workers` worker processes (spawned, each with its own engine) started together; their reports come back
+    through a queue. Returns (wall s from the shared start to the last timer done, CPU s of all workers)."""
+    ctx = multiprocessing.get_context("spawn")
+    queue, stop, go = ctx.Queue(), ctx.Event(), ctx.Event()
+    epoch = ctx.Value("d", 0.0)
+    procs = [ctx.Process(target=_worker_process, args=(url, window, epoch, go, stop, queue), daemon=True)
+             for _ in range(workers)]
+    for p in procs:
+        p.start()
+    ready, cpu, finished = 0, 0.0, 0
+    try:
+        while ready < workers:
+            kind, *data = queue.get(timeout=120)
+            if kind == "ready":
+                ready += 1
+        epoch.value = time.time()
+        go.set()
+        deadline = epoch.value + guard_s
+        while finished < workers:
+            try:
+                kind, *data = queue.get(timeout=0.5)
+            except Empty:
+                kind = None
+            if kind == "lags":
+                tally.add(*data)
+                if tally.done >= tally.total:
+                    stop.set()
+                    fire_s = time.time() - epoch.value
+            elif kind == "cpu":
+                cpu += data[0]
+                finished += 1
+            elif kind == "error":
+                stop.set()
+                raise RuntimeError(f"fire-lag bench: a worker process failed: {data[0]}")
+            if time.time() > deadline or not any(p.is_alive() for p in procs):
+                stop.set()
+        if tally.done < tally.total:
+            fire_s = time.time() - epoch.value
+        return fire_s, cpu
+    finally:
+        stop.set()
+        go.set()
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
 
-    def __init__(self, clock: WallClock, lags: list[float], total: int, stop: threading.Event, tick: Any) -> None:
-        self._clock, self._lags, self._total, self._stop, self._tick = clock, lags, total, stop, tick
-        self._pending: dict[int, list[Timer]] = {}
-        self.done: set[int] = set()
+
+def _worker_process(url: str, window: tuple[datetime, datetime], epoch: Any, go: Any, stop: Any,
+                    queue: Any) -> None:
+    try:
+        queue.put(("ready",))
+        go.wait()
+        queue.put(("cpu", _fire_worker(url, window, epoch.value, stop,
+                                       lambda done, lags: queue.put(("lags", done, lags)))))
+    except BaseException as exc:  # noqa: BLE001 - tell the parent instead of leaving it waiting
+        queue.put(("error", repr(exc)))
+        raise
+
+
+class _LagWatch:
+    """Session hooks: the bench's timers (due within `window`) a transaction finished (`timers.FINISHED`),
+    stamped with the commit's wall time. A timer cancelled before it was due (its order changed) counts as done
+    but has no lag."""
+
+    def __init__(self, clock: WallClock, window: tuple[datetime, datetime], report: Any) -> None:
+        self._clock, (self._lo, self._hi), self._report = clock, window, report
+        self._pending: dict[int, list[tuple[int, datetime, datetime]]] = {}
 
     def before_commit(self, session: Any) -> None:
-        finished = [o for o in session.identity_map.values()
-                    if isinstance(o, Timer) and o.state != "pending" and o.finished_at is not None
-                    and o.created_at == FIRE_START and o.id not in self.done]
+        finished = [f for f in session.info.pop(timers.FINISHED, ()) if self._lo <= f[1] <= self._hi]
         if finished:
             self._pending[id(session)] = finished
 
@@ -432,19 +528,17 @@ class _LagWatch:
         if not finished:
             return
         now = self._clock.now()
-        self.done.update(t.id for t in finished)
-        self._lags.extend((now - t.due_at).total_seconds() for t in finished if t.finished_at >= t.due_at)
-        self._tick(len(finished))
-        if len(self.done) >= self._total:
-            self._stop.set()
+        self._report(len(finished), [(now - due).total_seconds() for _, due, at in finished if at >= due])
 
     def after_rollback(self, session: Any) -> None:
         self._pending.pop(id(session), None)
+        session.info.pop(timers.FINISHED, None)
 
 
-def run(target: Target, *, n_events: int, n_triggers: int, n_timers: int, rate: int, progress: Any) -> Result:
+def run(target: Target, *, n_events: int, n_triggers: int, n_timers: int, rate: int, progress: Any,
+        fire_workers: int = 1) -> Result:
     ev = evaluate(target, n_events=n_events, n_triggers=n_triggers, progress=progress)
     ev.pop("orders")
-    fired = fire(target, n_timers=n_timers, rate=rate, progress=progress) if n_timers else \
-        {"timers": 0, "rate": rate, "fire_s": 0.0, "fire_cpu": 0.0, "lags": []}
+    fired = fire(target, n_timers=n_timers, rate=rate, progress=progress, workers=fire_workers) if n_timers else \
+        {"timers": 0, "rate": rate, "fire_workers": fire_workers, "fire_s": 0.0, "fire_cpu": 0.0, "lags": []}
     return Result(target.backend, target.version, n_triggers, **ev, **fired)

@@ -1,5 +1,6 @@
-"""Delayed runs: the worker claims due timers a batch per transaction, re-checks each on fresh data (cancelled
-by a later change? condition still true?), acts and marks them done in the same transaction."""
+"""Delayed runs: the worker claims due timers a batch per transaction (plain rows, locked with `FOR UPDATE SKIP
+LOCKED` on PostgreSQL), re-checks each on fresh data (cancelled by a later change? condition still true?), acts,
+and marks the batch finished in one statement, all in the same transaction."""
 
 from __future__ import annotations
 
@@ -8,17 +9,20 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from retento.bus import SLICE_SECONDS, Event
 from retento.customers import service as customers
-from retento.db import insert_rows, transaction
+from retento.db import insert_rows, lock_change_log, transaction
 from retento.orders import service as orders
 from retento.triggers import timers
 from retento.triggers.acting import Act
 from retento.triggers.data import Preloaded, load_variables, run_row, with_group
-from retento.triggers.models import Run, Timer
+from retento.triggers.models import Run
 from retento.triggers.schemas import OnChange
+
+OUTCOME_STATE = {"acted": "done", "failed": "failed"}  # run outcome -> timer state (anything else: skipped)
 
 
 class DelayedRuns:
@@ -33,7 +37,7 @@ class DelayedRuns:
             with transaction(self._sessions) as s:
                 due = timers.claim_due(s, now=now, limit=self._batch)
                 if due:
-                    insert_rows(s, Run.__table__, self._fire_batch(s, due, now, self._preload_timers(s, due)))
+                    self._fire(s, due, now)
             total += len(due)
             if len(due) < self._batch or (max_seconds is not None and time.perf_counter() - started >= max_seconds):
                 return total
@@ -42,30 +46,48 @@ class DelayedRuns:
         """The worker's fair share of due timers (see `Bus.dispatch_slice`)."""
         return self.fire_due(max_seconds=SLICE_SECONDS)
 
-    def _fire_batch(self, session: Session, due: list[Timer], now: datetime,
-                    preloaded: Preloaded) -> list[dict[str, Any]]:
+    def _fire(self, session: Session, due: list[Row], now: datetime) -> None:
+        """Re-check, act, log and finish a claimed batch: the run-log rows in one insert, the timers' outcomes in
+        one UPDATE (`timers.finish_many`)."""
+        finished: list[tuple[int, str, str | None]] = []
+        runs = self._fire_batch(session, due, now, self._preload_timers(session, due), finished)
+        insert_rows(session, Run.__table__, runs)
+        timers.finish_many(session, due, finished, now=now)
+
+    def _fire_batch(self, session: Session, due: list[Row], now: datetime, preloaded: Preloaded,
+                    finished: list[tuple[int, str, str | None]]) -> list[dict[str, Any]]:
+        """The run-log rows of a batch; (timer id, state, reason) of each timer go to `finished`."""
         runs: list[dict[str, Any]] = []
         acting: list[Act] = []
+        compiled = self.triggers(session)
         for timer in due:
-            checked = self._recheck(session, timer, now, preloaded)
-            if isinstance(checked, dict):
-                runs.append(checked)
-            else:
+            checked = self._recheck(session, timer, now, preloaded, compiled)
+            if len(checked) == 3:
                 t, ev, variables = checked
-                acting.append(Act(t, ev, timer.entity, timer.entity_id, "fire", timer, variables))
+                acting.append(Act(t, ev, timer.entity, timer.entity_id, "fire", timer,  # type: ignore[arg-type]
+                                  variables))
+            else:
+                run, state = checked
+                runs.append(run)
+                finished.append((timer.id, state, run["reason"]))
         if not acting:
             return runs
+        # Actions write history and events under the change-log lock (held until commit). Take it before they
+        # lock any row: two workers acting at once, each holding a row the other wants next while one holds the
+        # lock, would deadlock (seen on PostgreSQL with two fire workers: a customer tag insert against it).
+        lock_change_log(session)
         done = self.act_many(session, acting, now=now)
         for a, run in zip(acting, done, strict=True):
-            state = {"acted": "done", "failed": "failed"}.get(run["outcome"], "skipped")
-            timers.finish(a.timer, state=state, reason=run["reason"], now=now)  # type: ignore[arg-type]
+            state = OUTCOME_STATE.get(run["outcome"], "skipped")
+            finished.append((a.timer_id, state, run["reason"]))  # type: ignore[arg-type]
         return runs + done
 
-    def _preload_timers(self, session: Session, due: list[Timer]) -> Preloaded:
+    def _preload_timers(self, session: Session, due: list[Row]) -> Preloaded:
         """Events, order and customer snapshots, and later changes of a batch of due timers in a few queries."""
         compiled = self.triggers(session)
         out = Preloaded()
-        out.events = {e.id: e for e in session.scalars(select(Event).where(Event.id.in_({t.event_id for t in due})))}
+        e = Event.__table__  # plain rows with the Event's attribute names (as the bus hands them over)
+        out.events = {r.id: r for r in session.execute(select(e).where(e.c.id.in_({t.event_id for t in due})))}
         needs: dict[str, set[int]] = {"order": set(), "customer": set()}
         changed: dict[str, set[int]] = {"order": set(), "customer": set()}
         for timer in due:
@@ -84,30 +106,27 @@ class DelayedRuns:
                        for kind, ids in changed.items() if ids}
         return out
 
-    def _recheck(self, session: Session, timer: Timer, now: datetime, preloaded: Preloaded) -> dict[str, Any] | tuple:
-        """A run-log row if the timer ends here (cancelled, condition false), else (trigger, event, variables)."""
+    def _recheck(self, session: Session, timer: Row, now: datetime, preloaded: Preloaded,
+                 compiled: dict[int, Any]) -> tuple[dict[str, Any], str] | tuple[Any, Any, dict[str, Any]]:
+        """(run-log row, timer state) if the timer ends here (cancelled, condition false), else (trigger, event,
+        variables)."""
         ev = preloaded.events.get(timer.event_id)
-        t = self.triggers(session).get(timer.trigger_id)
+        t = compiled.get(timer.trigger_id)
         if t is None or not t.active or ev is None:
             reason = "trigger is switched off" if t is not None else "trigger no longer exists"
-            timers.finish(timer, state="cancelled", reason=reason, now=now)
-            return run_row(timer.trigger_id, now, "fire", ev, timer.id, "cancelled", reason, customer_id=timer.customer_id,
-                        order_id=timer.order_id)
+            return run_row(timer.trigger_id, now, "fire", ev, timer.id, "cancelled", reason,
+                           customer_id=timer.customer_id, order_id=timer.order_id), "cancelled"
         if t.spec.on_change.policy == OnChange.CANCEL:
             changed = timers.first_change(preloaded.changes.get(timer.entity, {}).get(timer.entity_id, ()),
                                           after_event_id=timer.event_id, fields=t.spec.on_change.fields)
             if changed is not None:
                 reason = f"{timer.entity} changed in event {changed} before the run was due"
-                timers.finish(timer, state="cancelled", reason=reason, now=now)
-                return run_row(t.id, now, "fire", ev, timer.id, "cancelled", reason)
-        variables = load_variables(session, ev, t.needs_fire, order_id=timer.order_id, customer_id=timer.customer_id,
-                                   preloaded=preloaded)
-        self.evaluator.bind(now=now, **variables)
+                return run_row(t.id, now, "fire", ev, timer.id, "cancelled", reason), "cancelled"
+        variables = load_variables(session, ev, t.needs_fire, order_id=timer.order_id,  # type: ignore[arg-type]
+                                   customer_id=timer.customer_id, preloaded=preloaded)
+        self.evaluator.bind(now=now, **variables, fields=t.binds)  # only what this condition reads
         verdict = self.evaluator.check(t.condition)
         if not verdict.matched:
-            reason = f"re-check at fire time: {verdict.reason}"
-            timers.finish(timer, state="skipped", reason=reason, now=now)
-            return run_row(t.id, now, "fire", ev, timer.id, "not_matched", reason)
+            return run_row(t.id, now, "fire", ev, timer.id, "not_matched",  # type: ignore[arg-type]
+                           f"re-check at fire time: {verdict.reason}"), "skipped"
         return t, ev, variables
-
-

@@ -7,12 +7,14 @@ at any moment leaves the row pending (its transaction rolls back) and another wo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import BigInteger, Text, bindparam, cast, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -23,6 +25,8 @@ from retento.orders import events as order_events
 from retento.triggers.models import Run, Timer
 from retento.triggers.schemas import Delay
 
+FINISHED = "trigger_timers_finished"  # session.info: [(timer id, due_at, finished_at)] this transaction finished
+CLAIMED = ("id", "trigger_id", "entity", "entity_id", "customer_id", "order_id", "event_id", "due_at")
 CHANGE_TYPES = {order_events.ORDER_CHANGED: "order", customer_events.CUSTOMER_CHANGED: "customer"}
 
 
@@ -57,16 +61,49 @@ def ids_of(session: Session, keys: Iterable[tuple[int, str, int, int]]) -> dict[
     return out
 
 
-def claim_due(session: Session, *, now: datetime, limit: int) -> list[Timer]:
-    q = (select(Timer).where(Timer.state == "pending", Timer.due_at <= now)
-         .order_by(Timer.due_at, Timer.id).limit(limit))
+def claim_due(session: Session, *, now: datetime, limit: int) -> list[Row]:
+    """Due pending timers, oldest first, as plain rows with the Timer's attribute names (id, trigger_id, entity,
+    entity_id, customer_id, order_id, event_id, due_at). On PostgreSQL the rows stay locked until the transaction
+    ends and rows another worker holds are skipped (`FOR UPDATE SKIP LOCKED`); SQLite has one writer."""
+    t = Timer.__table__
+    q = (select(*(t.c[c] for c in CLAIMED)).where(t.c.state == "pending", t.c.due_at <= now)
+         .order_by(t.c.due_at, t.c.id).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
-    return list(session.scalars(q))
+    return list(session.execute(q))
 
 
 def finish(timer: Timer, *, state: str, reason: str | None, now: datetime) -> None:
     timer.state, timer.reason, timer.finished_at = state, reason, now
+
+
+def finish_many(session: Session, claimed: Sequence[Row], finished: Sequence[tuple[int, str, str | None]], *,
+                now: datetime) -> None:
+    """Mark claimed timers finished: [(timer id, state, reason)], no ORM objects. PostgreSQL: one
+    `UPDATE ... FROM unnest(ids, states, reasons)` (one round trip); SQLite: one executemany UPDATE."""
+    if not finished:
+        return
+    record_finished(session, [(t.id, t.due_at) for t in claimed], now=now)
+    t = Timer.__table__
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        ids, states, reasons = (list(x) for x in zip(*finished, strict=True))
+        v = select(func.unnest(cast(ids, ARRAY(BigInteger))).label("id"),
+                   func.unnest(cast(states, ARRAY(Text))).label("state"),
+                   func.unnest(cast(reasons, ARRAY(Text))).label("reason")).subquery("v")
+        conn.execute(update(t).where(t.c.id == v.c.id, t.c.state == "pending")
+                     .values(state=v.c.state, reason=v.c.reason, finished_at=now))
+        return
+    conn.execute(
+        update(t).where(t.c.id == bindparam("timer_id"), t.c.state == "pending")
+        .values(state=bindparam("new_state"), reason=bindparam("new_reason"), finished_at=now),
+        [{"timer_id": i, "new_state": state, "new_reason": reason} for i, state, reason in finished])
+
+
+def record_finished(session: Session, timers: Iterable[tuple[int, datetime]], *, now: datetime) -> None:
+    """Note (timer id, due_at) pairs this transaction finishes in `session.info[FINISHED]`, for observers that
+    stamp them at commit (fire-lag metrics, `retento bench triggers`). Cleared with the session."""
+    session.info.setdefault(FINISHED, []).extend((i, due, now) for i, due in timers)
 
 
 def change_events(session: Session, *, entity: str, entity_ids: Iterable[int],
@@ -109,6 +146,7 @@ def cancel(session: Session, timers: list[Timer], *, reason: str, now: datetime,
         elif t.id in ids:
             session.expire(t)  # finished meanwhile by someone else: read it again when asked
     if won:
+        record_finished(session, [(t.id, t.due_at) for t in timers if t.id in won], now=now)
         session.execute(insert(Run), [
             {"trigger_id": t.trigger_id, "at": now, "phase": "cancel", "event_id": event_id or t.event_id,
              "timer_id": t.id, "customer_id": t.customer_id, "order_id": t.order_id, "outcome": "cancelled",
