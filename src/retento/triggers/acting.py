@@ -1,7 +1,7 @@
 """Acting: the run limits, the firing row that makes a run act at most once, and the actions.
 
 A batch of runs acts inside one savepoint: limits and firing rows run by run (a limited trigger's firing is
-stored at once, as the next run's limit counts it), then in waves of runs that share no order or customer (so
+stored at once, as the next run's limit counts it), then in waves of runs that change no order or customer in common (so
 each entity sees its runs one after the other, as acting one by one would), within a wave action slot by slot,
 each action type over all the runs that have it in one call (the registry's `many` handler: set-based service calls). If anything fails the
 savepoint goes and the runs act again one by one, each in its own savepoint, so a failing run changes nothing
@@ -113,7 +113,7 @@ class Acting:
             session.execute(insert(Firing), firings)
         contexts = self._contexts(session, [acts[i] for i in live], now)
         results: dict[int, list[dict[str, Any]]] = {i: [] for i in live}
-        touched = [(("order", acts[i].ev.order_id), ("customer", acts[i].ev.customer_id)) for i in live]
+        touched = [changed_by(acts[i]) for i in live]
         for wave in registry.waves(touched):  # runs sharing an order or customer act one after the other
             self._act_wave(acts, [live[j] for j in wave], contexts, results)
         for i in live:
@@ -182,6 +182,16 @@ class Acting:
                 period = f" in {limit.period_days} days" if limit.period_days else ""
                 return f"run limit reached: {done} of {limit.max} per {limit.per.value}{period}"
         return None
+
+
+def changed_by(a: Act) -> set[tuple[str, int | None]]:
+    """The order and customer the run's actions change (both, for an action that does not say)."""
+    ids = {"order": a.ev.order_id, "customer": a.ev.customer_id}
+    out = set()
+    for spec, params in a.t.actions:
+        kinds = spec.changes(params) if spec.changes is not None else ids
+        out.update((kind, ids[kind]) for kind in kinds)
+    return out
 
 
 def _firing(a: Act, now: datetime) -> dict[str, Any]:

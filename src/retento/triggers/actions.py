@@ -59,20 +59,28 @@ class ActionSpec:
     check: Check | None = None  # save-time checks against the database (e.g. the status exists)
     description: str = ""
     many: Many | None = None  # the same as `handler` for each (context, params) in list order, set-based
+    # which of the run's "order" / "customer" the action changes (None: possibly both); runs that change the
+    # same entity act one after the other, the others together
+    changes: Callable[[Any], Iterable[str]] | None = None
 
 
 _REGISTRY: dict[str, ActionSpec] = {}
 
 
 def register_action(name: str, schema: type[BaseModel], handler: Handler, *, check: Check | None = None,
-                    description: str = "", many: Many | None = None) -> None:
+                    description: str = "", many: Many | None = None,
+                    changes: Callable[[Any], Iterable[str]] | None = None) -> None:
     """Make an action available to triggers. Registering a name twice replaces it (reloads, tests).
 
     `many(contexts, params)`, optional: does what `handler` does for each (context, params) pair, in list order,
     in the caller's transaction, with exactly the same rows, history and events, but in a few statements for the
     whole list; returns `handler`'s dict for each. If any pair cannot be done it raises DomainError (the caller
-    rolls its savepoint back and goes one by one with `handler`)."""
-    _REGISTRY[name] = ActionSpec(name, schema, handler, check, description or (schema.__doc__ or "").strip(), many)
+    rolls its savepoint back and goes one by one with `handler`).
+
+    `changes(params)`, optional: which of the run's `order` / `customer` the action changes (an action that only
+    adds rows of its own, like a task, changes neither); by default both."""
+    _REGISTRY[name] = ActionSpec(name, schema, handler, check, description or (schema.__doc__ or "").strip(), many,
+                                 changes)
 
 
 def registered() -> list[ActionSpec]:
@@ -444,12 +452,16 @@ def emit_event_many(contexts: list[ActionContext], params: list[EmitEvent]) -> l
     return _runs(contexts, params, part)
 
 
-register_action("set_order_status", SetOrderStatus, set_order_status, check=_check_status, many=set_order_status_many)
-register_action("set_order_field", SetOrderField, set_order_field, check=_check_field, many=set_order_field_many)
+ORDER, NONE = ("order",), ()
+register_action("set_order_status", SetOrderStatus, set_order_status, check=_check_status, many=set_order_status_many,
+                changes=lambda p: ORDER)
+register_action("set_order_field", SetOrderField, set_order_field, check=_check_field, many=set_order_field_many,
+                changes=lambda p: ORDER)
 register_action("add_tag", TagAction, lambda a, p: _retag(a, p, True), description="Add a tag to the customer or order",
-                many=lambda cs, ps: _retag_many(cs, ps, True))
+                many=lambda cs, ps: _retag_many(cs, ps, True), changes=lambda p: (p.target,))
 register_action("remove_tag", TagAction, lambda a, p: _retag(a, p, False),
-                description="Remove a tag from the customer or order", many=lambda cs, ps: _retag_many(cs, ps, False))
-register_action("create_task", CreateTask, create_task, check=_check_task, many=create_task_many)
-register_action("webhook", Webhook, webhook, many=webhook_many)
-register_action("emit_event", EmitEvent, emit_event, many=emit_event_many)
+                description="Remove a tag from the customer or order", many=lambda cs, ps: _retag_many(cs, ps, False),
+                changes=lambda p: (p.target,))
+register_action("create_task", CreateTask, create_task, check=_check_task, many=create_task_many, changes=lambda p: NONE)
+register_action("webhook", Webhook, webhook, many=webhook_many, changes=lambda p: NONE)
+register_action("emit_event", EmitEvent, emit_event, many=emit_event_many, changes=lambda p: NONE)

@@ -44,8 +44,8 @@ class Selection:
 
 @dataclass
 class Preloaded:
-    """Orders, customers and pending timers of a batch of events, read in a few queries. When a trigger acts on
-    an event, the snapshots of its order and customer are dropped, so later events read them fresh."""
+    """Orders, customers and pending timers of a batch of events, read in a few queries. When runs act, the
+    snapshots of the orders and customers they change are read again."""
 
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     customers: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -56,11 +56,6 @@ class Preloaded:
     buffered: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)  # timers not stored yet
     acting: list[Any] = field(default_factory=list)  # immediate runs waiting to act (acting.Act)
     dirty: set[tuple[str, int | None]] = field(default_factory=set)  # their orders and customers
-
-    def forget(self, ev: Event) -> None:
-        """A trigger acted on the event: its order and customer (all that actions change) are read again."""
-        self.orders.pop(ev.order_id, None)  # type: ignore[arg-type]
-        self.customers.pop(ev.customer_id, None)  # type: ignore[arg-type]
 
 
 def load_variables(session: Session, ev: Event, needs: frozenset[str] | set[str], *, order_id: int | None,

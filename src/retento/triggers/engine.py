@@ -25,7 +25,7 @@ from retento.history.schemas import Source
 from retento.orders import service as orders
 from retento.sites.models import Site
 from retento.triggers import dispatch, timers
-from retento.triggers.acting import Act, Acting
+from retento.triggers.acting import Act, Acting, changed_by
 from retento.triggers.compiled import Compiled, compile_trigger
 from retento.triggers.conditions import Evaluator
 from retento.triggers.data import (
@@ -175,8 +175,9 @@ class Engine(Acting, DelayedRuns):
                     to_schedule.append(row)
                     preloaded.buffered.setdefault((entity, entity_id), []).append(row)
                 else:  # acts with the others of the batch (see `_act_pending`)
-                    preloaded.acting.append(Act(t, ev, entity, entity_id, "event"))
-                    preloaded.dirty.update((("order", ev.order_id), ("customer", ev.customer_id)))
+                    act = Act(t, ev, entity, entity_id, "event")
+                    preloaded.acting.append(act)
+                    preloaded.dirty.update(changed_by(act))
         buffer = _buffer(session)
         if misses:
             row = buffer["events"][ev.id] = event_row(now, ev)
@@ -213,10 +214,13 @@ class Engine(Acting, DelayedRuns):
         acts, preloaded.acting = preloaded.acting, []
         preloaded.dirty.clear()
         _buffer(session)["runs"].extend(self.act_many(session, acts, now=self._clock.now()))
-        stale_orders = {a.ev.order_id for a in acts} & preloaded.orders.keys()
-        stale_customers = {a.ev.customer_id for a in acts} & preloaded.customers.keys()
-        for a in acts:
-            preloaded.forget(a.ev)
+        changed = set().union(*map(changed_by, acts))
+        stale_orders = {i for kind, i in changed if kind == "order"} & preloaded.orders.keys()
+        stale_customers = {i for kind, i in changed if kind == "customer"} & preloaded.customers.keys()
+        for i in stale_orders:
+            preloaded.orders.pop(i, None)
+        for i in stale_customers:
+            preloaded.customers.pop(i, None)
         if stale_orders:  # read again at once what later events of the batch need
             preloaded.orders.update((k, with_group(session, v)) for k, v in orders.snapshots(session, stale_orders).items())
         if stale_customers:
