@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -99,15 +99,13 @@ class Acting:
     def _perform_many(self, session: Session, acts: list[Act], *, now: datetime) -> list[dict[str, Any]]:
         out: list[dict[str, Any] | None] = [None] * len(acts)
         live, firings = [], []
+        counts = _limit_counts(session, acts, now)
         for i, a in enumerate(acts):
-            over = self._limit_reached(session, a.t, order_id=a.ev.order_id, customer_id=a.ev.customer_id, now=now)
+            over = _over_limit(a, counts)
             if over:
                 out[i] = run_row(a.t.id, now, a.phase, a.ev, a.timer_id, "skipped", over)
                 continue
-            if a.t.spec.limits:  # limits count firings: the next run's check must see this one
-                session.execute(insert(Firing), [_firing(a, now)])
-            else:
-                firings.append(_firing(a, now))
+            firings.append(_firing(a, now))
             live.append(i)
         if firings:
             session.execute(insert(Firing), firings)
@@ -133,7 +131,7 @@ class Acting:
             for name, idx in by_type.items():
                 spec = acts[idx[0]].t.actions[n][0]
                 params = [acts[i].t.actions[n][1] for i in idx]
-                if spec.many is not None and len(idx) > 1:
+                if spec.many is not None:
                     done = spec.many([contexts[id(acts[i])] for i in idx], params)
                 else:
                     done = [spec.handler(contexts[id(acts[i])], p) for i, p in zip(idx, params, strict=True)]
@@ -182,6 +180,53 @@ class Acting:
                 period = f" in {limit.period_days} days" if limit.period_days else ""
                 return f"run limit reached: {done} of {limit.max} per {limit.per.value}{period}"
         return None
+
+
+def _limit_key(a: Act, n: int) -> tuple[int, int, int | None] | None:
+    """Which count limit `n` of the run's trigger is about: (trigger, limit, customer / order / None)."""
+    per = a.t.spec.limits[n].per
+    if per == LimitPer.TRIGGER:
+        return a.t.id, n, None
+    entity_id = a.ev.customer_id if per == LimitPer.CUSTOMER else a.ev.order_id
+    return (a.t.id, n, entity_id) if entity_id is not None else None
+
+
+def _limit_counts(session: Session, acts: list[Act], now: datetime) -> dict[tuple[int, int, int | None], int]:
+    """Firings so far for every limit the runs meet, one grouped query per trigger and limit."""
+    wanted: dict[tuple[int, int], tuple[Compiled, set[int | None]]] = {}
+    for a in acts:
+        for n in range(len(a.t.spec.limits)):
+            key = _limit_key(a, n)
+            if key is not None:
+                wanted.setdefault((a.t.id, n), (a.t, set()))[1].add(key[2])
+    counts: dict[tuple[int, int, int | None], int] = {}
+    for (tid, n), (t, ids) in wanted.items():
+        limit = t.spec.limits[n]
+        column = {LimitPer.CUSTOMER: Firing.customer_id, LimitPer.ORDER: Firing.order_id}.get(limit.per)
+        q = select(column if column is not None else literal(None), func.count(Firing.id)).where(
+            Firing.trigger_id == tid)
+        if column is not None:
+            q = q.where(column.in_(ids)).group_by(column)
+        if limit.period_days:
+            q = q.where(Firing.at > now - timedelta(days=limit.period_days))
+        for entity_id, done in session.execute(q):
+            counts[(tid, n, entity_id)] = done
+    return counts
+
+
+def _over_limit(a: Act, counts: dict[tuple[int, int, int | None], int]) -> str | None:
+    """The reason if a limit is reached, else None and the run is counted (for the runs after it)."""
+    keys = [(n, _limit_key(a, n)) for n in range(len(a.t.spec.limits))]
+    for n, key in keys:
+        limit = a.t.spec.limits[n]
+        done = counts.get(key, 0) if key is not None else 0
+        if key is not None and done >= limit.max:
+            period = f" in {limit.period_days} days" if limit.period_days else ""
+            return f"run limit reached: {done} of {limit.max} per {limit.per.value}{period}"
+    for _, key in keys:
+        if key is not None:
+            counts[key] = counts.get(key, 0) + 1
+    return None
 
 
 def changed_by(a: Act) -> set[tuple[str, int | None]]:
