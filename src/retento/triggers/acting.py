@@ -111,8 +111,7 @@ class Acting:
             session.execute(insert(Firing), firings)
         contexts = self._contexts(session, [acts[i] for i in live], now)
         results: dict[int, list[dict[str, Any]]] = {i: [] for i in live}
-        touched = [changed_by(acts[i]) for i in live]
-        for wave in registry.waves(touched):  # runs sharing an order or customer act one after the other
+        for wave in _waves([acts[i] for i in live]):  # runs changing one order or customer act in turn
             self._act_wave(acts, [live[j] for j in wave], contexts, results)
         for i in live:
             a = acts[i]
@@ -227,6 +226,41 @@ def _over_limit(a: Act, counts: dict[tuple[int, int, int | None], int]) -> str |
         if key is not None:
             counts[key] = counts.get(key, 0) + 1
     return None
+
+
+def _waves(acts: list[Act]) -> list[list[int]]:
+    """Positions of the runs grouped into waves acted one after the other; within a wave action slot by slot,
+    each type over its runs in list order. Two runs that change the same order or customer go to different waves
+    in their order, unless each changes it with one action of the same type in the same slot (a `many` call
+    applies those in list order itself): the entity then sees its changes in the order one by one would make."""
+    last: dict[tuple[str, int | None], tuple[int, Any]] = {}  # entity -> (wave, signature) of its last run
+    out: list[list[int]] = []
+    for i, a in enumerate(acts):
+        sigs = _signatures(a)
+        w = 0
+        for entity, sig in sigs.items():
+            if entity in last:
+                wave, before = last[entity]
+                w = max(w, wave if sig is not None and sig == before else wave + 1)
+        if w == len(out):
+            out.append([])
+        out[w].append(i)
+        for entity, sig in sigs.items():
+            last[entity] = (w, sig)
+    return out
+
+
+def _signatures(a: Act) -> dict[tuple[str, int | None], Any]:
+    """Entity -> (slot, action) if the run changes it with one action, None if with several."""
+    ids = {"order": a.ev.order_id, "customer": a.ev.customer_id}
+    out: dict[tuple[str, int | None], Any] = {}
+    for n, (spec, params) in enumerate(a.t.actions):
+        for kind in spec.changes(params) if spec.changes is not None else ids:
+            if ids[kind] is None:
+                continue
+            key = (kind, ids[kind])
+            out[key] = None if key in out else (n, spec.name)
+    return out
 
 
 def changed_by(a: Act) -> set[tuple[str, int | None]]:

@@ -276,27 +276,6 @@ def emit_event(a: ActionContext, p: EmitEvent) -> dict[str, Any]:
 # ---- the same actions for many runs at once (`many`) --------------------------------------------------------
 
 
-def waves(entities: Sequence[Iterable[Hashable]]) -> list[list[int]]:
-    """Indexes of runs (each given by the entities its actions touch, e.g. `[("order", 7), ("customer", 3)]`)
-    grouped into waves: no two runs of a wave share an entity, and runs that share one keep their list order
-    across waves. Acting wave after wave, and within a wave action slot by slot with `many`, applies every
-    entity's changes in the order one-by-one acting would (only the interleaving of different entities' history
-    and event ids differs)."""
-    last: dict[Hashable, int] = {}  # entity -> wave of the last run that touched it
-    out: list[list[int]] = []
-    for i, touched in enumerate(entities):
-        keys = [k for k in touched if k is not None and (not isinstance(k, tuple) or k[-1] is not None)]
-        w = max((last[k] + 1 for k in keys if k in last), default=0)
-        if w == len(out):
-            out.append([])
-        out[w].append(i)
-        for k in keys:
-            last[k] = w
-    return out
-
-Part = Callable[[list[ActionContext], list[Any]], list[dict[str, Any]]]
-
-
 def _runs(contexts: list[ActionContext], params: list[Any], part: Part,
           key: Callable[[ActionContext, Any], Any] = lambda a, p: None) -> list[dict[str, Any]]:
     """`part` for each stretch of consecutive items with the same session, `now` and key, in list order."""
