@@ -16,7 +16,8 @@ from operator import is_, itemgetter, methodcaller
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Connection, Engine, MetaData, Numeric, String, Table, create_engine, event, insert, text
+from sqlalchemy import (JSON, Connection, Engine, MetaData, Numeric, String, Table, bindparam, create_engine, event, insert,
+                        text, update)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.elements import Null
@@ -146,6 +147,14 @@ def Currency() -> String:  # noqa: N802 - a column type factory
     return String(3)
 
 
+def _json_loads(value: Any) -> Any:
+    """orjson's loads; a JSON number SQLite hands back as a number stays one (as SQLAlchemy's SQLite JSON type
+    expects from the deserializer: a TypeError it catches, which orjson does not raise)."""
+    if isinstance(value, int | float):
+        return value
+    return orjson.loads(value)
+
+
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, default=_json_default).decode()
 
@@ -162,11 +171,13 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             url,
             echo=echo,
             json_serializer=_json_dumps,
+            json_deserializer=_json_loads,
             connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
         )
         _sqlite_setup(engine)
         return engine
-    return create_engine(url, echo=echo, json_serializer=_json_dumps, pool_pre_ping=True)
+    return create_engine(url, echo=echo, json_serializer=_json_dumps, json_deserializer=_json_loads,
+                         pool_pre_ping=True)
 
 
 _BUSY_SECONDS = 30
@@ -380,20 +391,30 @@ def rows_with_keys(session: Session, table: Table, columns: Sequence[str], *, si
     return out
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *,
+                skip_existing: bool = False) -> None:
     """INSERT many rows (all with the same keys) through the driver's executemany.
 
     Each value goes through its column type's own bind processing, so the database gets exactly what
     `session.execute(insert(table), rows)` would send, without Core's per-row statement bookkeeping.
+    `skip_existing`: a row that would break a unique key is left out (`ON CONFLICT DO NOTHING`).
     """
     if not rows:
         return
     conn = session.connection()
     plan = _insert_plan(conn.dialect, table, tuple(rows[0]))
     if plan is None:
-        conn.execute(insert(table), list(rows))
+        stmt = insert(table)
+        if skip_existing:
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            dialect_insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+            stmt = dialect_insert(table).on_conflict_do_nothing()
+        conn.execute(stmt, list(rows))
         return
     sql, keys, converters = plan
+    if skip_existing:
+        sql += " ON CONFLICT DO NOTHING"
     columns = [list(map(itemgetter(k), rows)) for k in keys]
     for i, convert in converters:
         columns[i] = convert(columns[i])
@@ -447,3 +468,40 @@ def _insert_plan(dialect: Any, table: Table, keys: tuple[str, ...]) -> tuple[str
     sql = (f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.format_column(c) for c in columns)}) "
            f"VALUES ({', '.join([placeholder] * len(columns))})")
     return sql, keys, processors
+
+
+def update_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id") -> None:
+    """UPDATE many rows (all with the same keys): each row's other columns where `key` equals its `key`.
+
+    PostgreSQL: one statement for all of them, the rows sent as one JSON array read back with
+    `jsonb_to_recordset` and the columns' own types (an executemany costs a round of the protocol per row);
+    JSON columns travel as their JSON text, so None is stored as JSON null, as an ORM or Core write does.
+    SQLite: executemany of `UPDATE ... WHERE key = ?`, which costs little there.
+    """
+    if not rows:
+        return
+    columns = [k for k in rows[0] if k != key]
+    conn = session.connection()
+    dialect = conn.dialect
+    if dialect.name != "postgresql":
+        sets = {c: bindparam(f"v_{c}") for c in columns}
+        stmt = update(table).where(table.c[key] == bindparam("k_")).values(sets)
+        conn.execute(stmt, [{"k_": r[key], **{f"v_{c}": r[c] for c in columns}} for r in rows])
+        return
+    sql, is_json = _update_plan(dialect, table, key, tuple(columns))
+    payload = [{c: (_json_dumps(r[c]) if is_json[c] else r[c]) for c in (key, *columns)} for r in rows]
+    conn.exec_driver_sql(sql, (orjson.dumps(payload, default=_json_default).decode(),))
+
+
+@lru_cache(maxsize=256)
+def _update_plan(dialect: Any, table: Table, key: str, columns: tuple[str, ...]) -> tuple[str, dict[str, bool]]:
+    prep = dialect.identifier_preparer
+    is_json = {c: isinstance(table.c[c].type.dialect_impl(dialect), JSON) for c in (key, *columns)}
+    defs = ", ".join(f"{prep.quote(c)} {'text' if is_json[c] else table.c[c].type.compile(dialect=dialect)}"
+                     for c in (key, *columns))
+    sets = ", ".join(f"{prep.quote(c)} = " + (f"CAST(v.{prep.quote(c)} AS jsonb)" if is_json[c] else
+                                               f"v.{prep.quote(c)}") for c in columns)
+    name = prep.format_table(table)
+    sql = (f"UPDATE {name} SET {sets} FROM jsonb_to_recordset(CAST(%s AS jsonb)) AS v({defs}) "
+           f"WHERE {name}.{prep.quote(key)} = v.{prep.quote(key)}")
+    return sql, is_json

@@ -14,6 +14,7 @@ from retento.history import service as history
 from retento.orders import service as orders
 from retento.tasks import service as tasks
 from retento.triggers import service
+from retento.triggers.models import Run
 from tests import factories as f
 
 
@@ -348,3 +349,50 @@ def test_cancelling_never_overwrites_a_run_that_was_fired_meanwhile(app, clock):
     with transaction(app.sessions) as s:
         assert [(t.order_id, t.state) for t in s.scalars(select(Timer).order_by(Timer.id))] == [
             (a, "done"), (b, "cancelled")]
+
+
+def test_the_run_log_explains_triggers_ruled_out_by_their_guard_and_names_scheduled_runs(app, clock):
+    """Triggers whose guard is false on an event share one stored row with those that scheduled a run; reading
+    the log gives one entry per trigger with its reason (and the timer of a scheduled run)."""
+    f.site(app)
+    done = trigger(app, name="done", condition='new_value("status") == "complete" && order.total > 1.0',
+                   actions=[{"type": "add_tag", "target": "order", "tag": "done"}])
+    later = trigger(app, name="later", condition='new_value("status") == "assembling"', delay={"hours": 2},
+                    actions=[{"type": "add_tag", "target": "order", "tag": "late"}])
+    oid = f.order(app)
+    f.edit_order(app, oid, status="assembling")
+    app.worker.tick()
+    with transaction(app.sessions) as s:
+        log = service.runs(s, order_id=oid)
+        stored = s.scalars(select(Run).where(Run.order_id == oid)).all()
+    assert len(stored) == 1 and stored[0].trigger_id is None
+    assert [(r.trigger_id, r.outcome, r.reason) for r in log] == [
+        (done, "not_matched", 'part 1 of 2 is false: `new_value("status") == "complete"`'),
+        (later, "scheduled", f"condition holds; fires at {(clock.now() + timedelta(hours=2)).isoformat()}")]
+    assert log[1].timer_id == pending(app)[0].id
+    assert [r.trigger_id for r in runs_of(app, trigger_id=done, order_id=oid)] == [done]
+
+
+def runs_of(app, **kw):
+    with transaction(app.sessions) as s:
+        return service.runs(s, **kw)
+
+
+def test_a_trigger_behind_an_order_guard_reads_the_customer_too(app):
+    f.site(app)
+    cid = f.customer(app, tags=["vip"])
+    tid = trigger(app, events=["order_created"], condition='order.status == "new" && has_tag(customer, "vip")',
+                  actions=[{"type": "add_tag", "target": "order", "tag": "vip-order"}])
+    oid = f.order(app, customer={"id": cid})
+    app.worker.tick()
+    assert order_tags(app, oid) == ["vip-order"]
+    assert [(r.trigger_id, r.outcome) for r in runs_of(app, order_id=oid)] == [(tid, "acted")]
+
+
+def test_a_trigger_behind_an_order_guard_reads_the_event(app):
+    f.site(app)
+    trigger(app, events=["order_created"], condition='order.status == "new" && event.type != "other"',
+            actions=[{"type": "add_tag", "target": "order", "tag": "seen"}])
+    oid = f.order(app)
+    app.worker.tick()
+    assert order_tags(app, oid) == ["seen"]

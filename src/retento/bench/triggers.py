@@ -284,9 +284,17 @@ def _skip_other_subscribers(app: App) -> None:
 
 
 def _outcomes(app: App, phase: str) -> dict[str, int]:
+    """Outcomes per trigger and event (an event's shared row counts once per trigger it names)."""
     with transaction(app.sessions) as s:
-        q = select(Run.outcome, func.count()).where(Run.phase == phase).group_by(Run.outcome)
-        return {outcome: count for outcome, count in s.execute(q)}
+        q = (select(Run.outcome, func.count()).where(Run.phase == phase, Run.trigger_id.is_not(None))
+             .group_by(Run.outcome))
+        out = {outcome: count for outcome, count in s.execute(q)}
+        for misses, scheduled in s.execute(select(Run.misses, Run.scheduled).where(Run.phase == phase,
+                                                                                   Run.trigger_id.is_(None))):
+            for outcome, entries in (("not_matched", misses), ("scheduled", scheduled)):
+                if entries:
+                    out[outcome] = out.get(outcome, 0) + len(entries)
+        return dict(sorted(out.items()))
 
 
 # --- (1) evaluation --------------------------------------------------------------------------------------------

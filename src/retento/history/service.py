@@ -79,6 +79,6 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]
     out = []
     for key, value in new.items():
         before = old.get(key)
-        if jsonable(before) != jsonable(value):
+        if before is not value and jsonable(before) != jsonable(value):  # the same object: unchanged
             out.append((key, before, value))
     return out

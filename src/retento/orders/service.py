@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -13,11 +13,12 @@ from typing import Any, NamedTuple
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from retento import bus
 from retento.catalog.models import Product
 from retento.customers.models import Customer
-from retento.db import insert_rows, reserve_ids, rows_with_keys
+from retento.db import insert_rows, reserve_ids, rows_with_keys, update_rows
 from retento.errors import Conflict, DomainError, FieldError, NotFound
 from retento.history import service as history
 from retento.history.schemas import ChangeContext
@@ -125,15 +126,26 @@ class _Refs:
     @classmethod
     def load(cls, session: Session, items: Sequence[OrderFields], *, site_id: int | None = None) -> _Refs:
         """`site_id`: the site of orders given without one (edits); otherwise each order's `site`."""
+        refs = cls.base(session)
+        refs.add(session, items, refs.site_ids(items, site_id))
+        return refs
+
+    @classmethod
+    def base(cls, session: Session) -> _Refs:
+        """Sites, statuses and managers: what every order of any batch may refer to."""
         site_columns = (Site.id, Site.code, Site.currency, Site.currencies)
-        refs = cls(
+        return cls(
             sites={s.code: _SiteRef(*s) for s in session.execute(select(*site_columns))},
             statuses=status_groups(session),
             managers=set(session.scalars(select(Manager.id))),
         )
+
+    def add(self, session: Session, items: Sequence[OrderFields], site_ids: Sequence[int | None]) -> None:
+        """Load the products and customers that `items` (on `site_ids`, one each) refer to."""
+        refs = self
         offers: dict[int, set[str]] = defaultdict(set)
         ext: dict[int, set[str]] = defaultdict(set)
-        for o, sid in zip(items, refs.site_ids(items, site_id), strict=True):
+        for o, sid in zip(items, site_ids, strict=True):
             if sid is None:
                 continue
             offers[sid].update(i.offer_id for i in (o.items or ()) if i.offer_id)
@@ -152,7 +164,6 @@ class _Refs:
         for chunk in _chunks(sorted(ids)):
             q = select(Customer.id, Customer.site_id).where(Customer.id.in_(chunk))
             refs.customers_by_id.update((cid, site_id) for cid, site_id in session.execute(q))
-        return refs
 
     def site_ids(self, items: Sequence[OrderFields], site_id: int | None = None) -> list[int | None]:
         if site_id is not None:
@@ -395,22 +406,50 @@ def snapshot(session: Session, order: Order) -> dict[str, Any]:
     return _snapshot(order.id, site_code, row, items_of(session, order.id))
 
 
-def snapshots(session: Session, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+def snapshots(session: Session, ids: Iterable[int], *,
+              fields: Iterable[str] | None = None) -> dict[int, dict[str, Any]]:
     """`snapshot` of many orders in three Core queries (no ORM objects): id -> snapshot (missing ids are left
-    out)."""
+    out). With `fields`, only those (and `id`, `site`) are read: items only if asked for."""
     ids = list(set(ids))
     if not ids:
         return {}
     t, it = Order.__table__, OrderItem.__table__
+    if fields is not None:
+        return _partial_snapshots(session, ids, set(fields))
     rows = [r._mapping for r in session.execute(select(t).where(t.c.id.in_(ids)))]
     if not rows:
         return {}
-    codes = dict(session.execute(select(Site.id, Site.code).where(Site.id.in_({r["site_id"] for r in rows}))).all())
-    items: dict[int, list[dict[str, Any]]] = {r["id"]: [] for r in rows}
-    cols = [it.c[c] for c in ITEM_COLUMNS]
-    for r in session.execute(select(it.c.order_id, *cols).where(it.c.order_id.in_(items)).order_by(it.c.id)):
-        items[r[0]].append(dict(zip(ITEM_COLUMNS, r[1:], strict=True)))
+    codes = _site_codes(session, {r["site_id"] for r in rows})
+    items = _items_of(session, [r["id"] for r in rows])
     return {r["id"]: _snapshot(r["id"], codes[r["site_id"]], r, items[r["id"]]) for r in rows}
+
+
+def _partial_snapshots(session: Session, ids: list[int], fields: set[str]) -> dict[int, dict[str, Any]]:
+    t = Order.__table__
+    names = [n for n in fields if n in t.c and n not in ("id", "site_id")]
+    out = {r[0]: {"id": r[0], "site_id": r[1], **dict(zip(names, r[2:], strict=True))}
+           for r in session.execute(select(t.c.id, t.c.site_id, *(t.c[n] for n in names)).where(t.c.id.in_(ids)))}
+    if "site" in fields and out:
+        codes = _site_codes(session, {o["site_id"] for o in out.values()})
+        for o in out.values():
+            o["site"] = codes[o["site_id"]]
+    if "items" in fields and out:
+        for oid, items in _items_of(session, list(out)).items():
+            out[oid]["items"] = dump_items(items)
+    return out
+
+
+def _site_codes(session: Session, site_ids: set[int]) -> dict[int, str]:
+    return dict(session.execute(select(Site.id, Site.code).where(Site.id.in_(site_ids))).all())
+
+
+def _items_of(session: Session, order_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    it = OrderItem.__table__
+    items: dict[int, list[dict[str, Any]]] = {oid: [] for oid in order_ids}
+    cols = [it.c[c] for c in ITEM_COLUMNS]
+    for r in session.execute(select(it.c.order_id, *cols).where(it.c.order_id.in_(order_ids)).order_by(it.c.id)):
+        items[r[0]].append(dict(zip(ITEM_COLUMNS, r[1:], strict=True)))
+    return items
 
 
 def edit(session: Session, *, order: Order, data: OrderEdit | OrderCreate, ctx: ChangeContext,
@@ -418,15 +457,8 @@ def edit(session: Session, *, order: Order, data: OrderEdit | OrderCreate, ctx: 
     """Change the fields present in `data`; returns the recorded changes (field, old, new)."""
     site = session.get(Site, order.site_id)
     refs = _Refs.load(session, [data], site_id=order.site_id)
-    values = _common(data, refs, site)
-    before = {k: getattr(order, k) for k in FLAT if k != "items"}
-    before["items"] = items_of(session, order.id)
-    after = {**before, **values}
-    if "items" in data.model_fields_set and data.items is not None:
-        after["items"] = _items(data.items, refs, site)
-    after.update(_totals(after["items"], after["discount_total"], after["delivery_cost"]))
-    changes = history.diff(
-        {**before, "items": dump_items(before["items"])}, {**after, "items": dump_items(after["items"])})
+    before = _state({k: getattr(order, k) for k in FLAT if k != "items"}, items_of(session, order.id))
+    after, changes = _edited(before, data, refs, site)
     if not changes:
         return []
     for name, _old, new in changes:
@@ -439,10 +471,37 @@ def edit(session: Session, *, order: Order, data: OrderEdit | OrderCreate, ctx: 
         order.status_updated_at = now
     order.updated_at = now
     session.flush()
-    hist = [history.entry(entity=ENTITY, entity_id=order.id, site_id=order.site_id, ctx=ctx, now=now,
+    hist, events = _change_rows(order.id, order.site_id, before, after, changes, refs, ctx, now)
+    history.write(session, hist)
+    bus.record(session, events)
+    return changes
+
+
+def _state(row: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
+    """An order's editable values (FLAT, items last), as `_edited` compares them."""
+    return {**{k: row[k] for k in FLAT if k != "items"}, "items": items}
+
+
+def _edited(before: dict[str, Any], data: OrderFields, refs: _Refs,
+            site: Site | _SiteRef) -> tuple[dict[str, Any], list[tuple[str, Any, Any]]]:
+    """The order's values after `data` and the changes (field, old, new); no I/O (edit and edit_many share it)."""
+    values = _common(data, refs, site)
+    after = {**before, **values}
+    if "items" in data.model_fields_set and data.items is not None:
+        after["items"] = _items(data.items, refs, site)
+    after.update(_totals(after["items"], after["discount_total"], after["delivery_cost"]))
+    changes = history.diff(
+        {**before, "items": dump_items(before["items"])}, {**after, "items": dump_items(after["items"])})
+    return after, changes
+
+
+def _change_rows(order_id: int, site_id: int, before: dict[str, Any], after: dict[str, Any],
+                 changes: list[tuple[str, Any, Any]], refs: _Refs, ctx: ChangeContext,
+                 now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """History rows and events (order_changed, order_status_changed) of one edit."""
+    hist = [history.entry(entity=ENTITY, entity_id=order_id, site_id=site_id, ctx=ctx, now=now,
                           field=f, old=o, new=n) for f, o, n in changes]
-    common = {"ctx": ctx, "now": now, "site_id": order.site_id, "customer_id": order.customer_id,
-              "order_id": order.id}
+    common = {"ctx": ctx, "now": now, "site_id": site_id, "customer_id": after["customer_id"], "order_id": order_id}
     events = [bus.event_row(ev.ORDER_CHANGED, **common,
                             payload={"changes": [{"field": f, "old": o, "new": n} for f, o, n in changes]})]
     if before["status"] != after["status"]:
@@ -450,9 +509,97 @@ def edit(session: Session, *, order: Order, data: OrderEdit | OrderCreate, ctx: 
             "old": before["status"], "new": after["status"],
             "old_group": refs.statuses.get(before["status"]), "new_group": refs.statuses[after["status"]],
         }))
+    return hist, events
+
+
+EditFn = Callable[[dict[str, Any]], "OrderEdit | None"]
+_ORDER = Order.__table__
+_ITEM = OrderItem.__table__
+_READ = (_ORDER.c.id, _ORDER.c.site_id, *(_ORDER.c[k] for k in FLAT if k != "items"))
+
+
+def edit_many(session: Session, *, edits: Sequence[tuple[int, OrderEdit | EditFn, ChangeContext]],
+              now: datetime) -> list[list[tuple[str, Any, Any]]]:
+    """`edit` for many (order id, data, ctx), with the same rows, history and events as calling `edit` for each
+    in list order (edits of one order apply one after the other), in a few statements. `data` may be a function
+    of the order's current values (FLAT, as the earlier edits of the list left them) returning the OrderEdit,
+    or None for no edit. Returns each edit's changes. Raises the DomainError of the first edit that cannot be
+    done (an unknown order, status, manager, ...) before writing anything."""
+    if not edits:
+        return []
+    session.flush()
+    ids = list(dict.fromkeys(oid for oid, _, _ in edits))
+    state: dict[int, dict[str, Any]] = {}
+    site_of: dict[int, int] = {}
+    for chunk in _chunks(ids):
+        for row in session.execute(select(*_READ).where(_ORDER.c.id.in_(chunk))):
+            site_of[row.id] = row.site_id
+            state[row.id] = _state(row._mapping, [])
+    for oid in ids:
+        if oid not in state:
+            raise NotFound("id", f"order {oid} not found")
+    for chunk in _chunks(ids):
+        q = select(_ITEM.c.order_id, *(_ITEM.c[c] for c in ITEM_COLUMNS)).where(_ITEM.c.order_id.in_(chunk))
+        for row in session.execute(q.order_by(_ITEM.c.id)):
+            state[row.order_id]["items"].append({c: row._mapping[c] for c in ITEM_COLUMNS})
+    refs = _Refs.base(session)
+    static = [(d, site_of[oid]) for oid, d, _ in edits if not callable(d)]
+    refs.add(session, [d for d, _ in static], [sid for _, sid in static])
+    sites = {s.id: s for s in refs.sites.values()}
+    out, hist, events = [], [], []
+    moved: set[int] = set()  # orders whose status changed (status_updated_at = now, even if changed back)
+    touched: dict[int, set[str]] = defaultdict(set)  # fields each order's edits changed
+    for oid, data, ctx in edits:
+        before, site_id = state[oid], site_of[oid]
+        if callable(data):
+            data = data(before)
+            if data is None:
+                out.append([])
+                continue
+            if data.customer is not None or data.items:
+                refs.add(session, [data], [site_id])
+        after, changes = _edited(before, data, refs, sites[site_id])
+        out.append(changes)
+        if changes:
+            h, e = _change_rows(oid, site_id, before, after, changes, refs, ctx, now)
+            hist += h
+            events += e
+            state[oid] = after
+            touched[oid].update(c[0] for c in changes)
+            if after["status"] != before["status"]:
+                moved.add(oid)
+    _store(session, state, touched, moved, now)
     history.write(session, hist)
     bus.record(session, events)
-    return changes
+    return out
+
+
+def _store(session: Session, state: dict[int, dict[str, Any]], touched: dict[int, set[str]], moved: set[int],
+           now: datetime) -> None:
+    """Write the fields the edits changed (`touched`) with their last values: one UPDATE per set of columns, the
+    items of orders whose items changed replaced; their ORM objects in the session are expired."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    new_items: dict[int, list[dict[str, Any]]] = {}
+    for oid, fields in touched.items():
+        after = state[oid]
+        if "items" in fields:
+            new_items[oid] = after["items"]
+        values = {k: after[k] for k in sorted(fields - {"items"})}
+        if oid in moved:
+            values["status_updated_at"] = now
+        values["updated_at"] = now
+        groups[tuple(values)].append({"id": oid, **values})
+    for rows in groups.values():  # by id: concurrent writers lock rows in the same order
+        update_rows(session, _ORDER, sorted(rows, key=itemgetter("id")))
+    for chunk in _chunks(sorted(new_items)):
+        session.execute(delete(_ITEM).where(_ITEM.c.order_id.in_(chunk)))
+    if new_items:
+        session.execute(insert(_ITEM), [{"order_id": oid, **i} for oid, items in new_items.items() for i in items])
+        for obj in [o for o in session.identity_map.values() if isinstance(o, OrderItem) and o.order_id in new_items]:
+            session.expunge(obj)
+    for oid in touched:
+        if (obj := session.identity_map.get(identity_key(Order, oid))) is not None:
+            session.expire(obj)
 
 
 def upsert(session: Session, *, data: OrderCreate, ctx: ChangeContext, now: datetime) -> tuple[int, bool]:
@@ -464,3 +611,11 @@ def upsert(session: Session, *, data: OrderCreate, ctx: ChangeContext, now: date
             edit(session, order=existing, data=data, ctx=ctx, now=now)
             return existing.id, False
     return create(session, data=data, ctx=ctx, now=now).id, True
+
+
+def managers_of(session: Session, order_ids: Sequence[int]) -> dict[int, int | None]:
+    """order id -> its manager id, for the ids that exist (900 ids a query)."""
+    ids, out = list(order_ids), {}
+    for chunk in _chunks(ids):
+        out.update(session.execute(select(_ORDER.c.id, _ORDER.c.manager_id).where(_ORDER.c.id.in_(chunk))).all())
+    return out

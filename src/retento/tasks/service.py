@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retento.customers.models import Customer
+from retento.db import insert_rows, reserve_ids
 from retento.errors import NotFound
 from retento.history.schemas import ChangeContext
 from retento.orders.models import Order
@@ -18,11 +21,38 @@ from retento.tasks.schemas import TaskCreate, TaskEdit
 
 def create_task(session: Session, *, data: TaskCreate, ctx: ChangeContext, now: datetime) -> Task:
     _check_refs(session, manager_id=data.manager_id, customer_id=data.customer_id, order_id=data.order_id)
-    task = Task(**data.model_dump(), done=False, source=ctx.source.value, actor_type=ctx.actor_type.value,
-                actor_id=ctx.actor_id, created_at=now)
+    task = Task(**_row(data, ctx, now))
     session.add(task)
     session.flush()
     return task
+
+
+def _row(data: TaskCreate, ctx: ChangeContext, now: datetime) -> dict[str, Any]:
+    return {**data.model_dump(), "done": False, "done_at": None, "source": ctx.source.value,
+            "actor_type": ctx.actor_type.value, "actor_id": ctx.actor_id, "created_at": now}
+
+
+_REFS = (("manager_id", Manager), ("customer_id", Customer), ("order_id", Order))
+
+
+def create_many(session: Session, *, items: Sequence[tuple[TaskCreate, ChangeContext]], now: datetime) -> list[int]:
+    """`create_task` for many (data, ctx): the same rows as creating them one by one in list order, in a few
+    statements (one reference check per kind for all ids). Returns the new ids, in order. Raises the NotFound of
+    the first task with an unknown manager, customer or order before writing anything."""
+    if not items:
+        return []
+    found: dict[str, set[int]] = {}
+    for field, model in _REFS:
+        wanted = sorted({v for d, _ in items if (v := getattr(d, field)) is not None})
+        found[field] = {i for n in range(0, len(wanted), 900)
+                        for i in session.scalars(select(model.id).where(model.id.in_(wanted[n:n + 900])))}
+    for d, _ in items:
+        for field, _model in _REFS:
+            if (value := getattr(d, field)) is not None and value not in found[field]:
+                raise NotFound(field, f"{field.removesuffix('_id')} {value} not found")
+    ids = reserve_ids(session, Task.__table__, len(items))
+    insert_rows(session, Task.__table__, [{"id": i, **_row(d, ctx, now)} for i, (d, ctx) in zip(ids, items, strict=True)])
+    return ids
 
 
 def _check_refs(session: Session, *, manager_id: int | None = None, customer_id: int | None = None,

@@ -1,8 +1,9 @@
 """Acting: the run limits, the firing row that makes a run act at most once, and the actions.
 
 A batch of runs acts inside one savepoint: limits and firing rows run by run (a limited trigger's firing is
-stored at once, as the next run's limit counts it), then action slot by slot, each action type over all the
-runs that have it in one call (the registry's `many` handler: set-based service calls). If anything fails the
+stored at once, as the next run's limit counts it), then in waves of runs that change no order or customer in common (so
+each entity sees its runs one after the other, as acting one by one would), within a wave action slot by slot,
+each action type over all the runs that have it in one call (the registry's `many` handler: set-based service calls). If anything fails the
 savepoint goes and the runs act again one by one, each in its own savepoint, so a failing run changes nothing
 and the others still act.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -98,20 +99,29 @@ class Acting:
     def _perform_many(self, session: Session, acts: list[Act], *, now: datetime) -> list[dict[str, Any]]:
         out: list[dict[str, Any] | None] = [None] * len(acts)
         live, firings = [], []
+        counts = _limit_counts(session, acts, now)
         for i, a in enumerate(acts):
-            over = self._limit_reached(session, a.t, order_id=a.ev.order_id, customer_id=a.ev.customer_id, now=now)
+            over = _over_limit(a, counts)
             if over:
                 out[i] = run_row(a.t.id, now, a.phase, a.ev, a.timer_id, "skipped", over)
                 continue
-            if a.t.spec.limits:  # limits count firings: the next run's check must see this one
-                session.execute(insert(Firing), [_firing(a, now)])
-            else:
-                firings.append(_firing(a, now))
+            firings.append(_firing(a, now))
             live.append(i)
         if firings:
             session.execute(insert(Firing), firings)
         contexts = self._contexts(session, [acts[i] for i in live], now)
         results: dict[int, list[dict[str, Any]]] = {i: [] for i in live}
+        for wave in _waves([acts[i] for i in live]):  # runs changing one order or customer act in turn
+            self._act_wave(acts, [live[j] for j in wave], contexts, results)
+        for i in live:
+            a = acts[i]
+            out[i] = run_row(a.t.id, now, a.phase, a.ev, a.timer_id, "acted", None, results[i])
+        return out  # type: ignore[return-value]
+
+    @staticmethod
+    def _act_wave(acts: list[Act], live: list[int], contexts: dict[int, registry.ActionContext],
+                  results: dict[int, list[dict[str, Any]]]) -> None:
+        """Runs that share no order or customer: action slot by slot, each action type over all its runs."""
         for n in range(max((len(acts[i].t.actions) for i in live), default=0)):
             by_type: dict[str, list[int]] = {}
             for i in live:
@@ -120,17 +130,12 @@ class Acting:
             for name, idx in by_type.items():
                 spec = acts[idx[0]].t.actions[n][0]
                 params = [acts[i].t.actions[n][1] for i in idx]
-                many = getattr(spec, "many", None)
-                if many is not None and len(idx) > 1:
-                    done = many([contexts[id(acts[i])] for i in idx], params)
+                if spec.many is not None:
+                    done = spec.many([contexts[id(acts[i])] for i in idx], params)
                 else:
                     done = [spec.handler(contexts[id(acts[i])], p) for i, p in zip(idx, params, strict=True)]
                 for i, result in zip(idx, done, strict=True):
                     results[i].append({"action": name, "ok": True, "result": result})
-        for i in live:
-            a = acts[i]
-            out[i] = run_row(a.t.id, now, a.phase, a.ev, a.timer_id, "acted", None, results[i])
-        return out  # type: ignore[return-value]
 
     def _contexts(self, session: Session, acts: list[Act], now: datetime) -> dict[int, registry.ActionContext]:
         """Action contexts of the runs (by `id()` of the Act), reading the data of those acting on an event at
@@ -174,6 +179,98 @@ class Acting:
                 period = f" in {limit.period_days} days" if limit.period_days else ""
                 return f"run limit reached: {done} of {limit.max} per {limit.per.value}{period}"
         return None
+
+
+def _limit_key(a: Act, n: int) -> tuple[int, int, int | None] | None:
+    """Which count limit `n` of the run's trigger is about: (trigger, limit, customer / order / None)."""
+    per = a.t.spec.limits[n].per
+    if per == LimitPer.TRIGGER:
+        return a.t.id, n, None
+    entity_id = a.ev.customer_id if per == LimitPer.CUSTOMER else a.ev.order_id
+    return (a.t.id, n, entity_id) if entity_id is not None else None
+
+
+def _limit_counts(session: Session, acts: list[Act], now: datetime) -> dict[tuple[int, int, int | None], int]:
+    """Firings so far for every limit the runs meet, one grouped query per trigger and limit."""
+    wanted: dict[tuple[int, int], tuple[Compiled, set[int | None]]] = {}
+    for a in acts:
+        for n in range(len(a.t.spec.limits)):
+            key = _limit_key(a, n)
+            if key is not None:
+                wanted.setdefault((a.t.id, n), (a.t, set()))[1].add(key[2])
+    counts: dict[tuple[int, int, int | None], int] = {}
+    for (tid, n), (t, ids) in wanted.items():
+        limit = t.spec.limits[n]
+        column = {LimitPer.CUSTOMER: Firing.customer_id, LimitPer.ORDER: Firing.order_id}.get(limit.per)
+        q = select(column if column is not None else literal(None), func.count(Firing.id)).where(
+            Firing.trigger_id == tid)
+        if column is not None:
+            q = q.where(column.in_(ids)).group_by(column)
+        if limit.period_days:
+            q = q.where(Firing.at > now - timedelta(days=limit.period_days))
+        for entity_id, done in session.execute(q):
+            counts[(tid, n, entity_id)] = done
+    return counts
+
+
+def _over_limit(a: Act, counts: dict[tuple[int, int, int | None], int]) -> str | None:
+    """The reason if a limit is reached, else None and the run is counted (for the runs after it)."""
+    keys = [(n, _limit_key(a, n)) for n in range(len(a.t.spec.limits))]
+    for n, key in keys:
+        limit = a.t.spec.limits[n]
+        done = counts.get(key, 0) if key is not None else 0
+        if key is not None and done >= limit.max:
+            period = f" in {limit.period_days} days" if limit.period_days else ""
+            return f"run limit reached: {done} of {limit.max} per {limit.per.value}{period}"
+    for _, key in keys:
+        if key is not None:
+            counts[key] = counts.get(key, 0) + 1
+    return None
+
+
+def _waves(acts: list[Act]) -> list[list[int]]:
+    """Positions of the runs grouped into waves acted one after the other; within a wave action slot by slot,
+    each type over its runs in list order. Two runs that change the same order or customer go to different waves
+    in their order, unless each changes it with one action of the same type in the same slot (a `many` call
+    applies those in list order itself): the entity then sees its changes in the order one by one would make."""
+    last: dict[tuple[str, int | None], tuple[int, Any]] = {}  # entity -> (wave, signature) of its last run
+    out: list[list[int]] = []
+    for i, a in enumerate(acts):
+        sigs = _signatures(a)
+        w = 0
+        for entity, sig in sigs.items():
+            if entity in last:
+                wave, before = last[entity]
+                w = max(w, wave if sig is not None and sig == before else wave + 1)
+        if w == len(out):
+            out.append([])
+        out[w].append(i)
+        for entity, sig in sigs.items():
+            last[entity] = (w, sig)
+    return out
+
+
+def _signatures(a: Act) -> dict[tuple[str, int | None], Any]:
+    """Entity -> (slot, action) if the run changes it with one action, None if with several."""
+    ids = {"order": a.ev.order_id, "customer": a.ev.customer_id}
+    out: dict[tuple[str, int | None], Any] = {}
+    for n, (spec, params) in enumerate(a.t.actions):
+        for kind in spec.changes(params) if spec.changes is not None else ids:
+            if ids[kind] is None:
+                continue
+            key = (kind, ids[kind])
+            out[key] = None if key in out else (n, spec.name)
+    return out
+
+
+def changed_by(a: Act) -> set[tuple[str, int | None]]:
+    """The order and customer the run's actions change (both, for an action that does not say)."""
+    ids = {"order": a.ev.order_id, "customer": a.ev.customer_id}
+    out = set()
+    for spec, params in a.t.actions:
+        kinds = spec.changes(params) if spec.changes is not None else ids
+        out.update((kind, ids[kind]) for kind in kinds)
+    return out
 
 
 def _firing(a: Act, now: datetime) -> dict[str, Any]:

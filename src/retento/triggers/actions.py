@@ -8,7 +8,7 @@ and returns a small dict for the run log. A DomainError means "this action canno
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
 from retento.customers import service as customers
-from retento.errors import DomainError
+from retento.errors import DomainError, NotFound
 from retento.history.schemas import ChangeContext
 from retento.orders import service as orders
 
@@ -47,6 +47,7 @@ class ActionContext:
 
 
 Handler = Callable[[ActionContext, Any], dict[str, Any]]
+Many = Callable[[list[ActionContext], list[Any]], list[dict[str, Any]]]
 Check = Callable[[Session, Any], None]
 
 
@@ -57,15 +58,29 @@ class ActionSpec:
     handler: Handler
     check: Check | None = None  # save-time checks against the database (e.g. the status exists)
     description: str = ""
+    many: Many | None = None  # the same as `handler` for each (context, params) in list order, set-based
+    # which of the run's "order" / "customer" the action changes (None: possibly both); runs that change the
+    # same entity act one after the other, the others together
+    changes: Callable[[Any], Iterable[str]] | None = None
 
 
 _REGISTRY: dict[str, ActionSpec] = {}
 
 
 def register_action(name: str, schema: type[BaseModel], handler: Handler, *, check: Check | None = None,
-                    description: str = "") -> None:
-    """Make an action available to triggers. Registering a name twice replaces it (reloads, tests)."""
-    _REGISTRY[name] = ActionSpec(name, schema, handler, check, description or (schema.__doc__ or "").strip())
+                    description: str = "", many: Many | None = None,
+                    changes: Callable[[Any], Iterable[str]] | None = None) -> None:
+    """Make an action available to triggers. Registering a name twice replaces it (reloads, tests).
+
+    `many(contexts, params)`, optional: does what `handler` does for each (context, params) pair, in list order,
+    in the caller's transaction, with exactly the same rows, history and events, but in a few statements for the
+    whole list; returns `handler`'s dict for each. If any pair cannot be done it raises DomainError (the caller
+    rolls its savepoint back and goes one by one with `handler`).
+
+    `changes(params)`, optional: which of the run's `order` / `customer` the action changes (an action that only
+    adds rows of its own, like a task, changes neither); by default both."""
+    _REGISTRY[name] = ActionSpec(name, schema, handler, check, description or (schema.__doc__ or "").strip(), many,
+                                 changes)
 
 
 def registered() -> list[ActionSpec]:
@@ -217,17 +232,13 @@ def _check_task(session: Session, p: CreateTask) -> None:
 
 def create_task(a: ActionContext, p: CreateTask) -> dict[str, Any]:
     from retento.tasks import service as tasks
-    from retento.tasks.schemas import TaskCreate
 
     manager_id = p.assignee if isinstance(p.assignee, int) else None
     if p.assignee == "order_manager" and a.order_id is not None:
         manager_id = orders.get(a.session, a.order_id).manager_id
     elif p.assignee == "customer_manager" and a.customer_id is not None:
         manager_id = customers.get(a.session, a.customer_id).manager_id
-    data = TaskCreate(title=render(p.title, a.variables)[:500], text=render(p.text, a.variables) if p.text else None,
-                      due_at=a.now + timedelta(minutes=p.due_in_minutes), manager_id=manager_id,
-                      customer_id=a.customer_id, order_id=a.order_id)
-    task = tasks.create_task(a.session, data=data, ctx=a.ctx, now=a.now)
+    task = tasks.create_task(a.session, data=_task_data(a, p, manager_id), ctx=a.ctx, now=a.now)
     return {"task_id": task.id, "manager_id": manager_id}
 
 
@@ -243,8 +254,7 @@ def webhook(a: ActionContext, p: Webhook) -> dict[str, Any]:
     from retento.triggers import outbox
 
     call_id = outbox.enqueue(a.session, trigger_id=a.trigger_id, key=f"{a.key}:webhook:{p.url}", url=p.url,
-                             secret=p.secret, body={"trigger": {"id": a.trigger_id, "name": a.trigger_name},
-                                                    **a.variables}, now=a.now)
+                             secret=p.secret, body=_webhook_body(a), now=a.now)
     return {"webhook_call_id": call_id}
 
 
@@ -263,11 +273,174 @@ def emit_event(a: ActionContext, p: EmitEvent) -> dict[str, Any]:
     return {"emitted": stored}
 
 
-register_action("set_order_status", SetOrderStatus, set_order_status, check=_check_status)
-register_action("set_order_field", SetOrderField, set_order_field, check=_check_field)
-register_action("add_tag", TagAction, lambda a, p: _retag(a, p, True), description="Add a tag to the customer or order")
+# ---- the same actions for many runs at once (`many`) --------------------------------------------------------
+
+
+def _runs(contexts: list[ActionContext], params: list[Any], part: Part,
+          key: Callable[[ActionContext, Any], Any] = lambda a, p: None) -> list[dict[str, Any]]:
+    """`part` for each stretch of consecutive items with the same session, `now` and key, in list order."""
+    if len(contexts) != len(params):
+        raise ValueError("one params per context")
+    out: list[dict[str, Any]] = []
+    i = 0
+    while i < len(contexts):
+        first, k, j = contexts[i], key(contexts[i], params[i]), i + 1
+        while (j < len(contexts) and contexts[j].session is first.session and contexts[j].now == first.now
+               and key(contexts[j], params[j]) == k):
+            j += 1
+        out += part(contexts[i:j], params[i:j])
+        i = j
+    return out
+
+
+def _order_ids(contexts: list[ActionContext]) -> list[int]:
+    for a in contexts:
+        if a.order_id is None:
+            raise DomainError.one("order", "the triggering event has no order")
+    return [a.order_id for a in contexts]  # type: ignore[misc]
+
+
+def _customer_ids(contexts: list[ActionContext]) -> list[int]:
+    for a in contexts:
+        if a.customer_id is None:
+            raise DomainError.one("customer", "the triggering event has no customer")
+    return [a.customer_id for a in contexts]  # type: ignore[misc]
+
+
+def _edit_orders(contexts: list[ActionContext], datas: list[Any]) -> list[dict[str, Any]]:
+    edits = [(oid, d, a.ctx) for oid, d, a in zip(_order_ids(contexts), datas, contexts, strict=True)]
+    changes = orders.edit_many(contexts[0].session, edits=edits, now=contexts[0].now)
+    return [{"changed": [c[0] for c in ch]} for ch in changes]
+
+
+def set_order_status_many(contexts: list[ActionContext], params: list[SetOrderStatus]) -> list[dict[str, Any]]:
+    parsed: dict[str, Any] = {}  # one OrderEdit per status (edit_many does not change its data)
+
+    def data(p: SetOrderStatus) -> Any:
+        if p.status not in parsed:
+            parsed[p.status] = orders.parse_edit({"status": p.status})
+        return parsed[p.status]
+
+    return _runs(contexts, params, lambda cs, ps: _edit_orders(cs, [data(p) for p in ps]))
+
+
+def _field_data(p: SetOrderField) -> Any:
+    if p.field.startswith("custom_fields."):  # merged into the custom fields as earlier edits left them
+        return lambda current: orders.parse_edit(_field_edit(p, current["custom_fields"]))
+    return orders.parse_edit(_field_edit(p))
+
+
+def set_order_field_many(contexts: list[ActionContext], params: list[SetOrderField]) -> list[dict[str, Any]]:
+    return _runs(contexts, params, lambda cs, ps: _edit_orders(cs, [_field_data(p) for p in ps]))
+
+
+def _retag_many(contexts: list[ActionContext], params: list[TagAction], add: bool) -> list[dict[str, Any]]:
+    # Stretches of one target: orders and customers are written apart, and the history and events must come
+    # in list order.
+    return _runs(contexts, params, lambda cs, ps: _retag_part(cs, ps, add), key=lambda a, p: p.target)
+
+
+def _retag_part(contexts: list[ActionContext], params: list[TagAction], add: bool) -> list[dict[str, Any]]:
+    session = contexts[0].session
+
+    def retag(tag: str, current: list[str] | None) -> list[str] | None:
+        tags = set(current or ())
+        new = tags | {tag} if add else tags - {tag}
+        return sorted(new) if new != tags else None
+
+    if params[0].target == "order":
+        def order_data(tag: str) -> Any:
+            return lambda cur: None if (new := retag(tag, cur["tags"])) is None else orders.parse_edit({"tags": new})
+
+        return _edit_orders(contexts, [order_data(p.tag) for p in params])
+
+    def customer_data(tag: str) -> Any:
+        return lambda cur: None if (new := retag(tag, cur["tags"])) is None else customers.parse_edit(
+            session, {"tags": new}, site_id=cur["site_id"])
+
+    edits = [(cid, customer_data(p.tag), a.ctx)
+             for cid, p, a in zip(_customer_ids(contexts), params, contexts, strict=True)]
+    changes = customers.edit_many(session, edits=edits, now=contexts[0].now)
+    return [{"changed": [c[0] for c in ch]} for ch in changes]
+
+
+def _task_data(a: ActionContext, p: CreateTask, manager_id: int | None) -> Any:
+    from retento.tasks.schemas import TaskCreate
+
+    try:
+        return TaskCreate(title=render(p.title, a.variables)[:500],
+                          text=render(p.text, a.variables) if p.text else None,
+                          due_at=a.now + timedelta(minutes=p.due_in_minutes), manager_id=manager_id,
+                          customer_id=a.customer_id, order_id=a.order_id)
+    except ValidationError as exc:  # e.g. a title whose placeholders are all empty
+        raise DomainError.from_pydantic(exc) from None
+
+
+def create_task_many(contexts: list[ActionContext], params: list[CreateTask]) -> list[dict[str, Any]]:
+    return _runs(contexts, params, _create_tasks)
+
+
+def _create_tasks(contexts: list[ActionContext], params: list[CreateTask]) -> list[dict[str, Any]]:
+    from retento.tasks import service as tasks
+
+    session = contexts[0].session
+    wanted = {"order_manager": {a.order_id for a, p in zip(contexts, params, strict=True)
+                                if p.assignee == "order_manager" and a.order_id is not None},
+              "customer_manager": {a.customer_id for a, p in zip(contexts, params, strict=True)
+                                   if p.assignee == "customer_manager" and a.customer_id is not None}}
+    managers = {"order_manager": orders.managers_of(session, sorted(wanted["order_manager"])),
+                "customer_manager": customers.managers_of(session, sorted(wanted["customer_manager"]))}
+    items, manager_ids = [], []
+    for a, p in zip(contexts, params, strict=True):
+        manager_id = p.assignee if isinstance(p.assignee, int) else None
+        if p.assignee == "order_manager" and a.order_id is not None:
+            if a.order_id not in managers["order_manager"]:
+                raise NotFound("id", f"order {a.order_id} not found")
+            manager_id = managers["order_manager"][a.order_id]
+        elif p.assignee == "customer_manager" and a.customer_id is not None:
+            if a.customer_id not in managers["customer_manager"]:
+                raise NotFound("id", f"customer {a.customer_id} not found")
+            manager_id = managers["customer_manager"][a.customer_id]
+        items.append((_task_data(a, p, manager_id), a.ctx))
+        manager_ids.append(manager_id)
+    ids = tasks.create_many(session, items=items, now=contexts[0].now)
+    return [{"task_id": i, "manager_id": m} for i, m in zip(ids, manager_ids, strict=True)]
+
+
+def _webhook_body(a: ActionContext) -> dict[str, Any]:
+    return {"trigger": {"id": a.trigger_id, "name": a.trigger_name}, **a.variables}
+
+
+def webhook_many(contexts: list[ActionContext], params: list[Webhook]) -> list[dict[str, Any]]:
+    from retento.triggers import outbox
+
+    def part(cs: list[ActionContext], ps: list[Webhook]) -> list[dict[str, Any]]:
+        calls = [{"trigger_id": a.trigger_id, "key": f"{a.key}:webhook:{p.url}", "url": p.url, "secret": p.secret,
+                  "body": _webhook_body(a)} for a, p in zip(cs, ps, strict=True)]
+        return [{"webhook_call_id": i} for i in outbox.enqueue_many(cs[0].session, calls=calls, now=cs[0].now)]
+
+    return _runs(contexts, params, part)
+
+
+def emit_event_many(contexts: list[ActionContext], params: list[EmitEvent]) -> list[dict[str, Any]]:
+    def part(cs: list[ActionContext], ps: list[EmitEvent]) -> list[dict[str, Any]]:
+        items = [(cid, p.name, p.data, a.ctx, f"{a.key}:event:{p.name}")
+                 for cid, a, p in zip(_customer_ids(cs), cs, ps, strict=True)]
+        return [{"emitted": e} for e in customers.emit_custom_events(cs[0].session, items=items, now=cs[0].now)]
+
+    return _runs(contexts, params, part)
+
+
+ORDER, NONE = ("order",), ()
+register_action("set_order_status", SetOrderStatus, set_order_status, check=_check_status, many=set_order_status_many,
+                changes=lambda p: ORDER)
+register_action("set_order_field", SetOrderField, set_order_field, check=_check_field, many=set_order_field_many,
+                changes=lambda p: ORDER)
+register_action("add_tag", TagAction, lambda a, p: _retag(a, p, True), description="Add a tag to the customer or order",
+                many=lambda cs, ps: _retag_many(cs, ps, True), changes=lambda p: (p.target,))
 register_action("remove_tag", TagAction, lambda a, p: _retag(a, p, False),
-                description="Remove a tag from the customer or order")
-register_action("create_task", CreateTask, create_task, check=_check_task)
-register_action("webhook", Webhook, webhook)
-register_action("emit_event", EmitEvent, emit_event)
+                description="Remove a tag from the customer or order", many=lambda cs, ps: _retag_many(cs, ps, False),
+                changes=lambda p: (p.target,))
+register_action("create_task", CreateTask, create_task, check=_check_task, many=create_task_many, changes=lambda p: NONE)
+register_action("webhook", Webhook, webhook, many=webhook_many, changes=lambda p: NONE)
+register_action("emit_event", EmitEvent, emit_event, many=emit_event_many, changes=lambda p: NONE)

@@ -45,7 +45,7 @@ class Compiled:
     needs_fire: frozenset[str] = field(default_factory=frozenset)  # ... at fire time (condition and actions)
     since: datetime | None = None  # events that occurred before the trigger existed are not reacted to
     version: int = 1
-    guard: dispatch.Guard | None = None  # the `&&` part it is indexed on (see dispatch)
+    guards: list[dispatch.Guard] = field(default_factory=list)  # `&&` parts it can be indexed on (see dispatch)
     binds: dict[str, frozenset[str] | None] = field(default_factory=dict)  # variable -> fields the condition reads
 
 
@@ -68,6 +68,6 @@ def compile_trigger(session: Session | None, spec: TriggerIn, *, trigger_id: int
     needs_now = cond_needs | ({"customer"} if spec.delay and spec.delay.at else set())
     needs_fire = cond_needs | ({"order", "customer"} if any(_needs_data(a) for a in spec.actions) else set())
     binds = {v: condition.fields.get(v) for v in condition.variables & {"event", "order", "customer", "changes"}}
-    guard = dispatch.pick(dispatch.guards_of(text for text, _ in condition.parts))
+    guards = dispatch.guards_of(text for text, _ in condition.parts)
     return Compiled(trigger_id, spec.name, spec.active, spec, condition, parsed, site_ids, frozenset(needs_now),
-                    frozenset(needs_fire), since, version, guard, binds)
+                    frozenset(needs_fire), since, version, guards, binds)

@@ -64,6 +64,7 @@ class Verdict:
     matched: bool
     reason: str | None = None  # why not (which part was false, or the evaluation error)
     error: bool = False
+    part: int = 0  # the 1-based `&&` part that was false (0: matched, or an evaluation error)
 
 
 def compile_condition(source: str, *, fields: Mapping[str, Iterable[str]] | None = None) -> Condition:
@@ -249,14 +250,14 @@ class Evaluator:
             result, error = self._run(condition.program)
             if error:
                 return Verdict(False, f"condition could not be evaluated: {error}", error=True)
-            return Verdict(True) if result is True else Verdict(False, f"condition `{condition.source}` is false")
+            return Verdict(True) if result is True else Verdict(False, f"condition `{condition.source}` is false", part=1)
         for n, (text, program) in enumerate(condition.parts, 1):
             part, error = self._run(program)
             if error:
                 return Verdict(False, f"part {n} of {len(condition.parts)} `{text}` could not be evaluated: {error}",
                                error=True)
             if part is not True:
-                return Verdict(False, f"part {n} of {len(condition.parts)} is false: `{text}`")
+                return Verdict(False, f"part {n} of {len(condition.parts)} is false: `{text}`", part=n)
         return Verdict(True)
 
     def _run(self, program: Any) -> tuple[Any, str | None]:

@@ -11,9 +11,7 @@ from sqlalchemy.orm import Session
 
 from retento.bus import Event
 from retento.customers import service as customers
-from retento.customers.models import Customer
 from retento.orders import service as orders
-from retento.orders.models import Order
 from retento.triggers import dispatch
 from retento.triggers.compiled import Compiled
 from retento.triggers.models import Timer
@@ -38,14 +36,16 @@ def changes_of(ev: Event) -> list[dict[str, Any]]:
 @dataclass
 class Selection:
     candidates: list[Compiled]  # their condition runs
-    misses: list[Compiled]  # their guard is false for the event
+    misses: list[list[int]]  # run-log entries of those whose guard is false for the event
     entity_groups: list[dispatch.Group[Compiled]]  # guards on the order / customer, split once it is read
+    plan: dispatch.Plan[Compiled]  # where they come from
+    changes: list[dict[str, Any]] | None = None  # the event's change set, if it was needed to select
 
 
 @dataclass
 class Preloaded:
-    """Orders, customers and pending timers of a batch of events, read in a few queries. When a trigger acts on
-    an event, the snapshots of its order and customer are dropped, so later events read them fresh."""
+    """Orders, customers and pending timers of a batch of events, read in a few queries. When runs act, the
+    snapshots of the orders and customers they change are read again."""
 
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     customers: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -57,27 +57,25 @@ class Preloaded:
     acting: list[Any] = field(default_factory=list)  # immediate runs waiting to act (acting.Act)
     dirty: set[tuple[str, int | None]] = field(default_factory=set)  # their orders and customers
 
-    def forget(self, ev: Event) -> None:
-        """A trigger acted on the event: its order and customer (all that actions change) are read again."""
-        self.orders.pop(ev.order_id, None)  # type: ignore[arg-type]
-        self.customers.pop(ev.customer_id, None)  # type: ignore[arg-type]
-
 
 def load_variables(session: Session, ev: Event, needs: frozenset[str] | set[str], *, order_id: int | None,
-                   customer_id: int | None, preloaded: Preloaded | None = None) -> dict[str, Any]:
-    """Fresh order / customer data (only what is needed) plus the event and its change set."""
-    out: dict[str, Any] = {"event": event_view(ev), "changes": changes_of(ev), "order": None, "customer": None}
+                   customer_id: int | None, preloaded: Preloaded | None = None,
+                   changes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Fresh order / customer data (only what is needed) plus the event (if `needs` has it, or is not about the
+    evaluation only: see `lean`) and its change set."""
+    out: dict[str, Any] = {"event": event_view(ev) if "event" in needs or "lean" not in needs else None,
+                           "changes": changes if changes is not None else changes_of(ev), "order": None,
+                           "customer": None}
     if "order" in needs and order_id is not None:
         snap = preloaded.orders.get(order_id) if preloaded else None
         if snap is None:
-            order = session.get(Order, order_id)
-            snap = with_group(session, orders.snapshot(session, order)) if order is not None else None
+            snap = orders.snapshots(session, [order_id]).get(order_id)
+            snap = with_group(session, snap) if snap is not None else None
         out["order"] = snap
     if "customer" in needs and customer_id is not None:
         snap = preloaded.customers.get(customer_id) if preloaded else None
         if snap is None:
-            customer = session.get(Customer, customer_id)
-            snap = customers.snapshot(session, customer) if customer is not None else None
+            snap = customers.snapshots(session, [customer_id]).get(customer_id)
         out["customer"] = snap
     return out
 
@@ -86,7 +84,7 @@ def with_group(session: Session, snap: dict[str, Any]) -> dict[str, Any]:
     groups = session.info.get("trigger_status_groups")
     if groups is None:
         groups = session.info["trigger_status_groups"] = orders.status_groups(session)
-    snap["status_group"] = groups.get(snap["status"])
+    snap["status_group"] = groups.get(snap.get("status"))
     return snap
 
 
@@ -96,11 +94,13 @@ def run_row(trigger_id: int, now: datetime, phase: str, ev: Event | None, timer_
     return {"trigger_id": trigger_id, "at": now, "phase": phase, "event_id": ev.id if ev else None,
             "timer_id": timer_id, "customer_id": ev.customer_id if ev else customer_id,
             "order_id": ev.order_id if ev else order_id, "outcome": outcome, "reason": reason,
-            "actions": actions or [], "misses": None}
+            "actions": actions or [], "misses": None, "scheduled": None}
 
 
-def misses_row(now: datetime, ev: Event, rejected: list[Compiled]) -> dict[str, Any]:
-    """One run-log row for every trigger whose guard was false on the event: [trigger id, version, part]."""
+def event_row(now: datetime, ev: Event) -> dict[str, Any]:
+    """The run-log row an event shares among the triggers whose condition was false on it, by their guard or when
+    run (`misses`: [trigger id, version, false part]), and those that scheduled a delayed run (`scheduled`:
+    [trigger id, due time])."""
     return {"trigger_id": None, "at": now, "phase": "event", "event_id": ev.id, "timer_id": None,
-            "customer_id": ev.customer_id, "order_id": ev.order_id, "outcome": "not_matched", "reason": None,
-            "actions": [], "misses": [[t.id, t.version, t.guard.part if t.guard else 0] for t in rejected]}
+            "customer_id": ev.customer_id, "order_id": ev.order_id, "outcome": "evaluated", "reason": None,
+            "actions": [], "misses": [], "scheduled": []}

@@ -68,12 +68,6 @@ def guards_of(parts: Iterable[str]) -> list[Guard]:
     return out
 
 
-def pick(guards: list[Guard]) -> Guard | None:
-    """The guard to index on: one known from the event alone if there is one (no data needs reading to reject),
-    else the first on the order or customer."""
-    return next((g for g in guards if g.kind in EVENT_KINDS), None) or (guards[0] if guards else None)
-
-
 def event_value(kind: str, key: str, *, changes: list[Mapping[str, Any]], payload: Mapping[str, Any],
                 event: Mapping[str, Any]) -> Any:
     """The value a guard of an event kind compares (MISSING when the condition would not get a value)."""
@@ -94,27 +88,25 @@ def entity_value(entity: Mapping[str, Any] | None, key: str) -> Any:
 
 @dataclass
 class Group(Generic[T]):
-    """The triggers indexed on one guard key: literal -> triggers; `everyone` for an absent value."""
+    """The triggers indexed on one guard key: literal -> triggers; `everyone` for an absent value. `entries`: what
+    the run log records for a trigger whose guard is false (precomputed per literal)."""
 
     kind: str
     key: str
     by_value: dict[Any, list[T]] = field(default_factory=dict)
     everyone: list[T] = field(default_factory=list)
+    entries: list[Any] = field(default_factory=list)
+    rejected: dict[Any, list[Any]] = field(default_factory=dict)  # literal -> entries of the others
 
-    def split(self, value: Any) -> tuple[list[T], list[T]]:
-        """(candidates, rejected) for the value the event has."""
+    def split(self, value: Any) -> tuple[list[T], list[Any]]:
+        """(candidates, run-log entries of the rejected) for the value the event has."""
         if value is MISSING:
             return self.everyone, []
-        try:
-            hit = self.by_value.get(value, []) if isinstance(value, str | bool) else []
-        except TypeError:
-            hit = []
-        if not hit:
-            return [], self.everyone
-        if len(hit) == len(self.everyone):
-            return hit, []
-        chosen = {id(t) for t in hit}
-        return hit, [t for t in self.everyone if id(t) not in chosen]
+        if isinstance(value, str | bool):
+            hit = self.by_value.get(value)
+            if hit is not None:
+                return hit, self.rejected[value]
+        return [], self.entries
 
 
 @dataclass
@@ -126,25 +118,42 @@ class Plan(Generic[T]):
     unguarded: list[T] = field(default_factory=list)
     everyone: list[T] = field(default_factory=list)
     newest: datetime | None = None  # the latest `since` among them: older events need the per-trigger check
+    needs: frozenset[str] = frozenset()  # caller's summary of what its triggers read (set by the engine)
+    fields: dict[str, frozenset[str] | None] = field(default_factory=dict)  # ... and which fields
 
 
-def build_plan(triggers: Iterable[T], guard: Callable[[T], Guard | None],
-               since: Callable[[T], datetime | None]) -> Plan[T]:
+def build_plan(triggers: Iterable[T], guards: Callable[[T], list[Guard]], since: Callable[[T], datetime | None],
+               entry: Callable[[T, Guard], Any]) -> Plan[T]:
+    """Index the triggers. Each is indexed on one of its guards: one known from the event alone if it has one
+    (nothing needs reading to reject), else on the order / customer; among those, the most selective here (the
+    key with the most distinct literals among these triggers)."""
     plan: Plan[T] = Plan()
+    triggers = list(triggers)
+    literals: dict[tuple[str, str], set[Any]] = {}
+    for t in triggers:
+        for g in guards(t):
+            literals.setdefault((g.kind, g.key), set()).add(g.value)
     groups: dict[tuple[str, str], Group[T]] = {}
     for t in triggers:
         plan.everyone.append(t)
         s = since(t)
         if s is not None and (plan.newest is None or s > plan.newest):
             plan.newest = s
-        g = guard(t)
-        if g is None:
+        options = guards(t)
+        if not options:
             plan.unguarded.append(t)
             continue
+        g = max(options, key=lambda g: (g.kind in EVENT_KINDS, len(literals[(g.kind, g.key)]), -g.part))
         group = groups.get((g.kind, g.key))
         if group is None:
             group = groups[(g.kind, g.key)] = Group(g.kind, g.key)
             (plan.event_groups if g.kind in EVENT_KINDS else plan.entity_groups).append(group)
         group.by_value.setdefault(g.value, []).append(t)
         group.everyone.append(t)
+        group.entries.append(entry(t, g))
+    for group in groups.values():
+        for value, hit in group.by_value.items():
+            chosen = {id(t) for t in hit}
+            group.rejected[value] = [e for t, e in zip(group.everyone, group.entries, strict=True)
+                                     if id(t) not in chosen]
     return plan

@@ -25,15 +25,15 @@ from retento.history.schemas import Source
 from retento.orders import service as orders
 from retento.sites.models import Site
 from retento.triggers import dispatch, timers
-from retento.triggers.acting import Act, Acting
+from retento.triggers.acting import Act, Acting, changed_by
 from retento.triggers.compiled import Compiled, compile_trigger
 from retento.triggers.conditions import Evaluator
 from retento.triggers.data import (
     Preloaded,
     Selection,
     changes_of,
+    event_row,
     load_variables,
-    misses_row,
     run_row,
     with_group,
 )
@@ -100,7 +100,12 @@ class Engine(Acting, DelayedRuns):
         plan = self._plans.get(key)
         if plan is None:
             listening = [t for t in self._by_type.get(ev.type, ()) if _listens(t, ev, since=False)]
-            plan = self._plans[key] = dispatch.build_plan(listening, lambda t: t.guard, lambda t: t.since)
+            plan = dispatch.build_plan(listening, lambda t: t.guards, lambda t: t.since,
+                                       lambda t, g: [t.id, t.version, g.part])
+            plan.needs = frozenset().union(*(frozenset({g.kind}) | t.needs_now | t.binds.keys()
+                                             for g in plan.entity_groups for t in g.everyone))
+            plan.fields = _fields_read(plan)
+            self._plans[key] = plan
         return plan
 
     def _select(self, ev: Event) -> Selection:
@@ -108,8 +113,8 @@ class Engine(Acting, DelayedRuns):
         plan = self._plan(ev)
         if (plan.newest is not None and ev.occurred_at < plan.newest) or ev.depth >= self._min_depth:
             # some trigger is younger than the event, or a chain limit may apply: every trigger on its own
-            return Selection([t for t in plan.everyone if _listens(t, ev)], [], [])
-        candidates, misses = list(plan.unguarded), []
+            return Selection([t for t in plan.everyone if _listens(t, ev)], [], [], plan)
+        candidates, misses, changes = list(plan.unguarded), [], None
         if plan.event_groups:
             changes, own = changes_of(ev), {"name": ev.name, "source": ev.source, "type": ev.type}
             for g in plan.event_groups:
@@ -117,7 +122,7 @@ class Engine(Acting, DelayedRuns):
                                                          event=own))
                 candidates += hit
                 misses += miss
-        return Selection(candidates, misses, plan.entity_groups)
+        return Selection(candidates, misses, plan.entity_groups, plan, changes)
 
     def on_event(self, session: Session, ev: Event, preloaded: Preloaded) -> None:
         now = self._clock.now()
@@ -133,16 +138,20 @@ class Engine(Acting, DelayedRuns):
         runs: list[dict[str, Any]] = []
         to_schedule: list[dict[str, Any]] = []
         ready, misses = [], list(sel.misses)
-        for t in sel.candidates:
-            skip = self._skip_reason(t, ev)
-            if skip:
-                runs.append(run_row(t.id, now, "event", ev, None, "skipped", skip))
-            else:
-                ready.append(t)
+        if ev.depth == 0 and ev.source != Source.TRIGGER:  # nothing to skip: not a change made by a trigger
+            ready += sel.candidates
+        else:
+            for t in sel.candidates:
+                skip = self._skip_reason(t, ev)
+                if skip:
+                    runs.append(run_row(t.id, now, "event", ev, None, "skipped", skip))
+                else:
+                    ready.append(t)
         if ready or sel.entity_groups:
-            needs = frozenset().union(*(t.needs_now for t in ready), (g.kind for g in sel.entity_groups))
+            needs = frozenset().union(*(t.needs_now for t in ready), sel.plan.needs, *(t.binds for t in ready),
+                                      ("lean",))
             variables = load_variables(session, ev, needs, order_id=ev.order_id, customer_id=ev.customer_id,
-                                       preloaded=preloaded)
+                                       preloaded=preloaded, changes=sel.changes)
             for g in sel.entity_groups:
                 hit, miss = g.split(dispatch.entity_value(variables.get(g.kind), g.key))
                 misses += miss
@@ -153,7 +162,10 @@ class Engine(Acting, DelayedRuns):
             for t in ready:
                 verdict = self.evaluator.check(t.condition)
                 if not verdict.matched:
-                    runs.append(run_row(t.id, now, "event", ev, None, "not_matched", verdict.reason))
+                    if verdict.part:  # a false part: an entry in the event's shared row, explained on reading
+                        misses.append([t.id, t.version, verdict.part])
+                    else:
+                        runs.append(run_row(t.id, now, "event", ev, None, "not_matched", verdict.reason))
                 elif t.spec.delay is not None:
                     tz = _timezone(session, variables.get("customer"), ev.site_id) if t.spec.delay.at else None
                     row = {"trigger_id": t.id, "entity": entity, "entity_id": entity_id, "customer_id": ev.customer_id,
@@ -163,11 +175,14 @@ class Engine(Acting, DelayedRuns):
                     to_schedule.append(row)
                     preloaded.buffered.setdefault((entity, entity_id), []).append(row)
                 else:  # acts with the others of the batch (see `_act_pending`)
-                    preloaded.acting.append(Act(t, ev, entity, entity_id, "event"))
-                    preloaded.dirty.update((("order", ev.order_id), ("customer", ev.customer_id)))
-        if misses:
-            runs.append(misses_row(now, ev, misses))
+                    act = Act(t, ev, entity, entity_id, "event")
+                    preloaded.acting.append(act)
+                    preloaded.dirty.update(changed_by(act))
         buffer = _buffer(session)
+        if misses:
+            row = buffer["events"][ev.id] = event_row(now, ev)
+            row["misses"] = misses
+            runs.append(row)
         buffer["timers"].extend(to_schedule)
         buffer["runs"].extend(runs)
 
@@ -199,13 +214,23 @@ class Engine(Acting, DelayedRuns):
         acts, preloaded.acting = preloaded.acting, []
         preloaded.dirty.clear()
         _buffer(session)["runs"].extend(self.act_many(session, acts, now=self._clock.now()))
-        for a in acts:
-            preloaded.forget(a.ev)
+        changed = set().union(*map(changed_by, acts))
+        stale_orders = {i for kind, i in changed if kind == "order"} & preloaded.orders.keys()
+        stale_customers = {i for kind, i in changed if kind == "customer"} & preloaded.customers.keys()
+        for i in stale_orders:
+            preloaded.orders.pop(i, None)
+        for i in stale_customers:
+            preloaded.customers.pop(i, None)
+        if stale_orders:  # read again at once what later events of the batch need
+            preloaded.orders.update((k, with_group(session, v)) for k, v in orders.snapshots(session, stale_orders).items())
+        if stale_customers:
+            preloaded.customers.update(customers.snapshots(session, stale_customers))
 
     def _preload_events(self, session: Session, events: list[Event], compiled: dict[int, Compiled]) -> Preloaded:
         out = Preloaded()
         needs: dict[str, set[int]] = {"order": set(), "customer": set()}
         changed: dict[str, set[int]] = {"order": set(), "customer": set()}
+        plans: dict[int, dispatch.Plan[Compiled]] = {}  # the plans of the batch's events
         for ev in events:
             if ev.type in timers.CHANGE_TYPES and self._any_cancel:
                 entity = timers.CHANGE_TYPES[ev.type]
@@ -215,15 +240,19 @@ class Engine(Acting, DelayedRuns):
             if _entity(ev)[0] is None:
                 continue
             sel = out.selection[ev.id] = self._select(ev)
-            wanted = set().union(*(t.needs_now for t in sel.candidates), (g.kind for g in sel.entity_groups))
+            wanted = set().union(*(t.needs_now for t in sel.candidates), sel.plan.needs)
             if "order" in wanted and ev.order_id is not None:
                 needs["order"].add(ev.order_id)
             if "customer" in wanted and ev.customer_id is not None:
                 needs["customer"].add(ev.customer_id)
-        out.orders = {k: with_group(session, v) for k, v in orders.snapshots(session, needs["order"]).items()}
-        out.customers = customers.snapshots(session, needs["customer"])
+            plans[id(sel.plan)] = sel.plan
+        fields = _union_fields(plans.values())  # what the conditions and guards read
+        out.orders = {k: with_group(session, v)
+                      for k, v in orders.snapshots(session, needs["order"], fields=fields["order"]).items()}
+        out.customers = customers.snapshots(session, needs["customer"], fields=fields["customer"])
+        cancelling = [t.id for t in compiled.values() if t.spec.on_change.policy == OnChange.CANCEL]
         for entity, ids in changed.items():
-            for timer in timers.pending_of_entities(session, entity=entity, entity_ids=ids):
+            for timer in timers.pending_of_entities(session, entity=entity, entity_ids=ids, trigger_ids=cancelling):
                 out.pending.setdefault((timer.entity, timer.entity_id), []).append(timer)
         for row in session.info.get(BUFFER, {}).get("timers", ()):  # scheduled by earlier events, not yet stored
             out.buffered.setdefault((row["entity"], row["entity_id"]), []).append(row)
@@ -237,22 +266,27 @@ class Engine(Acting, DelayedRuns):
         buffer = session.info.pop(BUFFER, None)
         if not buffer:
             return
-        runs, cancels = buffer["runs"], buffer["cancels"]
+        runs, cancels, by_event = buffer["runs"], buffer["cancels"], buffer["events"]
         for row in buffer["timers"]:
             cancelled = cancels.get(_timer_key(row))
             if cancelled is not None:
                 row.update(state="cancelled", reason=cancelled[0], finished_at=cancelled[2])
-        for row in timers.schedule(session, buffer["timers"]):
-            runs.append({"trigger_id": row["trigger_id"], "at": row["created_at"], "phase": "event",
-                         "event_id": row["event_id"], "timer_id": row["id"], "customer_id": row["customer_id"],
-                         "order_id": row["order_id"], "outcome": "scheduled",
-                         "reason": f"condition holds; fires at {row['due_at'].isoformat()}", "actions": [],
-                         "misses": None})
-            if row["state"] == "cancelled":
-                reason, event_id, at = cancels[_timer_key(row)]
-                runs.append({"trigger_id": row["trigger_id"], "at": at, "phase": "cancel", "event_id": event_id,
-                             "timer_id": row["id"], "customer_id": row["customer_id"], "order_id": row["order_id"],
-                             "outcome": "cancelled", "reason": reason, "actions": [], "misses": None})
+        new = buffer["timers"]
+        timers.schedule(session, new)
+        for row in new:
+            shared = by_event.get(row["event_id"])
+            if shared is None:
+                shared = by_event[row["event_id"]] = event_row(row["created_at"], _EventRef(row))
+                runs.append(shared)
+            shared["scheduled"].append([row["trigger_id"], row["due_at"].isoformat()])
+        gone = [row for row in new if row["state"] == "cancelled"]
+        ids = timers.ids_of(session, map(_timer_key, gone)) if gone else {}
+        for row in gone:
+            reason, event_id, at = cancels[_timer_key(row)]
+            runs.append({"trigger_id": row["trigger_id"], "at": at, "phase": "cancel", "event_id": event_id,
+                         "timer_id": ids.get(_timer_key(row)), "customer_id": row["customer_id"],
+                         "order_id": row["order_id"], "outcome": "cancelled", "reason": reason, "actions": [],
+                         "misses": None, "scheduled": None})
         insert_rows(session, Run.__table__, runs)
 
     def _skip_reason(self, t: Compiled, ev: Event) -> str | None:
@@ -330,8 +364,52 @@ def _binds(triggers: list[Compiled]) -> dict[str, frozenset[str] | None]:
     return out
 
 
+def _fields_read(plan: dispatch.Plan[Compiled]) -> dict[str, frozenset[str] | None]:
+    """The order and customer fields the plan's conditions and guards read (None: the whole snapshot)."""
+    out: dict[str, set[str] | None] = {"order": set(), "customer": set()}
+    for t in plan.everyone:
+        for kind in ("order", "customer"):
+            have = out[kind]
+            if have is None or kind not in t.needs_now:
+                continue
+            if kind not in t.binds:  # read for the time zone of an "at HH:MM" delay
+                have.add("timezone")
+            elif t.binds[kind] is None:
+                out[kind] = None
+            else:
+                have.update(t.binds[kind])  # type: ignore[arg-type]
+    for g in plan.entity_groups:
+        have = out[g.kind]
+        if have is not None:
+            have.add(g.key)
+    order = out["order"]
+    if order is not None and "status_group" in order:
+        order.add("status")
+    return {k: (frozenset(v) if v is not None else None) for k, v in out.items()}
+
+
+def _union_fields(plans: Any) -> dict[str, set[str] | None]:
+    out: dict[str, set[str] | None] = {"order": set(), "customer": set()}
+    for plan in plans:
+        for kind, wanted in plan.fields.items():
+            have = out[kind]
+            if have is not None:
+                if wanted is None:
+                    out[kind] = None
+                else:
+                    have.update(wanted)
+    return out
+
+
 def _buffer(session: Session) -> dict[str, Any]:
-    return session.info.setdefault(BUFFER, {"timers": [], "runs": [], "cancels": {}})
+    return session.info.setdefault(BUFFER, {"timers": [], "runs": [], "cancels": {}, "events": {}})
+
+
+class _EventRef:
+    """The ids of a timer's triggering event, for its shared run-log row."""
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.id, self.customer_id, self.order_id = row["event_id"], row["customer_id"], row["order_id"]
 
 
 def _timer_key(row: dict[str, Any]) -> tuple[int, str, int, int]:

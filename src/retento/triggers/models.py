@@ -73,8 +73,9 @@ class Firing(Base):
 
 
 class Run(Base):
-    """The run log: one row per evaluation (on the event, at fire time, or a cancel), with the reason; the
-    triggers an event's data ruled out by their guard share one row per event (`misses`), expanded on reading."""
+    """The run log: one row per evaluation (on the event, at fire time, or a cancel), with the reason. The
+    triggers whose condition was false on an event (a false part, not an error), and those that scheduled a
+    delayed run, share one row per event (outcome `evaluated`, `misses`, `scheduled`), expanded into one entry per trigger on reading."""
 
     __tablename__ = "trigger_runs"
 
@@ -91,6 +92,7 @@ class Run(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     actions: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     misses: Mapped[list[list[int]] | None] = mapped_column(JSONType)  # [[trigger id, version, guard part], ...]
+    scheduled: Mapped[list[list[Any]] | None] = mapped_column(JSONType)  # [[trigger id, due time ISO], ...]
 
     __table_args__ = (
         Index("ix_trigger_runs_order", "order_id", "id"),

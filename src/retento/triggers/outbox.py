@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from retento.clock import Clock
-from retento.db import _json_default, transaction
+from retento.db import _json_default, insert_rows, reserve_ids, transaction
 from retento.jsonable import jsonable
 from retento.triggers.models import WebhookCall
 
@@ -30,8 +30,7 @@ BACKOFF_MAX = timedelta(hours=6)
 
 def enqueue(session: Session, *, trigger_id: int, key: str, url: str, secret: str | None, body: dict,
             now: datetime) -> int:
-    if len(key) > 200:
-        key = key[:150] + ":" + hashlib.sha256(key.encode()).hexdigest()[:40]
+    key = _short(key)
     existing = session.scalar(select(WebhookCall.id).where(WebhookCall.idempotency_key == key))
     if existing is not None:
         return existing
@@ -40,6 +39,35 @@ def enqueue(session: Session, *, trigger_id: int, key: str, url: str, secret: st
     session.add(call)
     session.flush()
     return call.id
+
+
+def enqueue_many(session: Session, *, calls: list[dict], now: datetime) -> list[int]:
+    """`enqueue` for many calls (dicts of its keyword arguments but `now`), as if one by one in list order: a key
+    already stored, or earlier in the list, gives that call's id. One query for the known keys, one insert."""
+    for c in calls:
+        c["key"] = _short(c["key"])
+    keys = sorted({c["key"] for c in calls})
+    t = WebhookCall.__table__
+    known = {k: i for n in range(0, len(keys), 900) for k, i in
+             session.execute(select(t.c.idempotency_key, t.c.id).where(t.c.idempotency_key.in_(keys[n:n + 900])))}
+    new, fresh = [], set()
+    for c in calls:
+        if c["key"] not in known and c["key"] not in fresh:
+            fresh.add(c["key"])
+            new.append(c)
+    ids = reserve_ids(session, t, len(new))
+    rows = []
+    for i, c in zip(ids, new, strict=True):
+        known[c["key"]] = i
+        rows.append({"id": i, "trigger_id": c["trigger_id"], "idempotency_key": c["key"], "url": c["url"],
+                     "secret": c["secret"], "body": jsonable(c["body"]), "state": "pending", "attempts": 0,
+                     "next_at": now, "last_status": None, "last_error": None, "created_at": now, "sent_at": None})
+    insert_rows(session, t, rows)
+    return [known[c["key"]] for c in calls]
+
+
+def _short(key: str) -> str:
+    return key[:150] + ":" + hashlib.sha256(key.encode()).hexdigest()[:40] if len(key) > 200 else key
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:

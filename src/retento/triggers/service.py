@@ -161,8 +161,8 @@ def cancel_pending(session: Session, *, trigger: Trigger, now: datetime) -> int:
 def runs(session: Session, *, order_id: int | None = None, customer_id: int | None = None,
          trigger_id: int | None = None, after_id: int = 0, limit: int = 100) -> list[Run]:
     """The run log: why did (or didn't) a trigger fire for this order / customer. Oldest first; page on with the
-    last id you got. A row for the triggers ruled out by their guard on one event is expanded into one entry per
-    trigger (sharing the row's id), each saying which part of its condition was false."""
+    last id you got. The row an event shares among the triggers ruled out by their guard and those that
+    scheduled a run is expanded into one entry per trigger (sharing the row's id)."""
     out: list[Run] = []
     while len(out) < limit:
         q = select(Run).where(Run.id > after_id)
@@ -182,27 +182,40 @@ def runs(session: Session, *, order_id: int | None = None, customer_id: int | No
 
 
 def _expand(session: Session, page: list[Run]) -> list[Run]:
-    ids = {m[0] for r in page if r.misses for m in r.misses}
+    shared = [r for r in page if r.trigger_id is None]
+    if not shared:
+        return page
+    ids = {m[0] for r in shared for m in (r.misses or ())} | {m[0] for r in shared for m in (r.scheduled or ())}
     defs = {t.id: t for t in session.scalars(select(Trigger).where(Trigger.id.in_(ids)))} if ids else {}
+    timer_ids = {(k[0], k[3]): i for k, i in timers.ids_of(session, [
+        (tid, "order" if r.order_id is not None else "customer",
+         r.order_id if r.order_id is not None else r.customer_id, r.event_id)
+        for r in shared for tid, _ in r.scheduled or ()]).items()}
     out = []
     for r in page:
-        if r.trigger_id is not None or not r.misses:
+        if r.trigger_id is not None:
             out.append(r)
             continue
-        for tid, version, part in r.misses:
+        entries = [(tid, "not_matched", None, (version, part)) for tid, version, part in r.misses or ()]
+        entries += [(tid, "scheduled", timer_ids.get((tid, r.event_id)), due) for tid, due in r.scheduled or ()]
+        for tid, outcome, timer_id, detail in sorted(entries, key=lambda e: e[0]):
             t = defs.get(tid)
             if t is None:
                 continue  # the trigger was deleted
-            out.append(Run(id=r.id, trigger_id=tid, at=r.at, phase=r.phase, event_id=r.event_id, timer_id=None,
-                           customer_id=r.customer_id, order_id=r.order_id, outcome=r.outcome,
-                           reason=_miss_reason(t, version, part), actions=[]))
+            reason = _miss_reason(t, *detail) if outcome == "not_matched" else f"condition holds; fires at {detail}"
+            out.append(Run(id=r.id, trigger_id=tid, at=r.at, phase=r.phase, event_id=r.event_id, timer_id=timer_id,
+                           customer_id=r.customer_id, order_id=r.order_id, outcome=outcome, reason=reason,
+                           actions=[]))
     return out
 
 
 def _miss_reason(t: Trigger, version: int, part: int) -> str:
     if version != t.version:
         return f"part {part} of the condition of version {version} (now {t.version}) was false on the event"
-    parts = split_conjuncts(t.definition.get("condition", ""))
+    source = t.definition.get("condition", "").strip()
+    parts = split_conjuncts(source)
+    if len(parts) == 1:
+        return f"condition `{source}` is false"  # as the evaluator words it
     if not 0 < part <= len(parts):
         return "condition is false"
     return f"part {part} of {len(parts)} is false: `{parts[part - 1]}`"

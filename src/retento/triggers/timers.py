@@ -20,6 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from retento.bus import Event
 from retento.customers import events as customer_events
+from retento.db import insert_rows
 from retento.orders import events as order_events
 from retento.triggers.models import Run, Timer
 from retento.triggers.schemas import Delay
@@ -42,21 +43,22 @@ def due_at(delay: Delay, *, at: datetime, tz: str | None) -> datetime:
     return datetime.combine(local_day, time(hh, mm), tzinfo=zone).astimezone(at.tzinfo)
 
 
-def schedule(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Insert timer rows; a row whose (trigger, entity, event) key exists already is left out.
+def schedule(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert timer rows (one executemany); a row whose (trigger, entity, event) key exists already is left out
+    by the database (`ON CONFLICT DO NOTHING`), with no read before."""
+    insert_rows(session, Timer.__table__, rows, skip_existing=True)
 
-    Returns the rows that were new, with their ids."""
-    if not rows:
-        return []
-    keys = {(r["trigger_id"], r["entity"], r["entity_id"], r["event_id"]) for r in rows}
-    have = set(session.execute(select(Timer.trigger_id, Timer.entity, Timer.entity_id, Timer.event_id).where(
-        Timer.event_id.in_({k[3] for k in keys}), Timer.trigger_id.in_({k[0] for k in keys}))).tuples())
-    new = [r for r in rows if (r["trigger_id"], r["entity"], r["entity_id"], r["event_id"]) not in have]
-    if new:
-        ids = session.scalars(insert(Timer).returning(Timer.id, sort_by_parameter_order=True), new).all()
-        for r, i in zip(new, ids, strict=True):
-            r["id"] = i
-    return new
+
+def ids_of(session: Session, keys: Iterable[tuple[int, str, int, int]]) -> dict[tuple[int, str, int, int], int]:
+    """Timer ids by their (trigger, entity, entity id, event) key, read by entity (indexed)."""
+    keys, out = set(keys), {}
+    for entity in {k[1] for k in keys}:
+        q = select(Timer.id, Timer.trigger_id, Timer.entity, Timer.entity_id, Timer.event_id).where(
+            Timer.entity == entity, Timer.entity_id.in_({k[2] for k in keys if k[1] == entity}))
+        for r in session.execute(q):
+            if tuple(r[1:]) in keys:
+                out[tuple(r[1:])] = r[0]
+    return out
 
 
 def claim_due(session: Session, *, now: datetime, limit: int) -> list[Row]:
@@ -165,12 +167,17 @@ def pending_of_entity(session: Session, *, entity: str, entity_id: int, before_e
         Timer.event_id < before_event_id)))
 
 
-def pending_of_entities(session: Session, *, entity: str, entity_ids: Iterable[int]) -> list[Timer]:
-    """Pending timers of many entities of one kind, in one query per 900 ids."""
+def pending_of_entities(session: Session, *, entity: str, entity_ids: Iterable[int],
+                        trigger_ids: Iterable[int] | None = None) -> list[Timer]:
+    """Pending timers of many entities of one kind (of these triggers only, if given), one query per 900 ids."""
     ids, out = sorted(set(entity_ids)), []
+    only = None if trigger_ids is None else sorted(set(trigger_ids))
     for start in range(0, len(ids), 900):
-        out += session.scalars(select(Timer).where(Timer.entity == entity, Timer.entity_id.in_(ids[start:start + 900]),
-                                                   Timer.state == "pending"))
+        q = select(Timer).where(Timer.entity == entity, Timer.entity_id.in_(ids[start:start + 900]),
+                                Timer.state == "pending")
+        if only is not None:
+            q = q.where(Timer.trigger_id.in_(only))
+        out += session.scalars(q)
     return out
 
 
