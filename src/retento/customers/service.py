@@ -103,15 +103,18 @@ def snapshots(session: Session, ids: Iterable[int], *,
         for data in out.values():
             data["tags"] = []
         for cid, tag in session.execute(select(CustomerTag.customer_id, CustomerTag.tag)
-                                        .where(CustomerTag.customer_id.in_(out)).order_by(CustomerTag.tag)):
+                                        .where(CustomerTag.customer_id.in_(out))):
             out[cid]["tags"].append(tag)
+        for data in out.values():
+            data["tags"].sort()  # in Python, as `snapshot` and `edit` do (not the database's collation)
     if wanted is None or "interests" in wanted:
         for data in out.values():
             data["interests"] = []
         for cid, interest in session.execute(select(CustomerInterest.customer_id, CustomerInterest.interest)
-                                             .where(CustomerInterest.customer_id.in_(out))
-                                             .order_by(CustomerInterest.interest)):
+                                             .where(CustomerInterest.customer_id.in_(out))):
             out[cid]["interests"].append(interest)
+        for data in out.values():
+            data["interests"].sort()
     if wanted is None or "consents" in wanted:
         for data in out.values():
             data["consents"] = {}

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from retento.bus import Event
 from retento.customers import service as customers
+from retento.db import lock_change_log
 from retento.errors import DomainError
 from retento.history.schemas import ActorType, ChangeContext, Source
 from retento.orders import service as orders
@@ -55,6 +56,7 @@ class Acting:
 
     def act(self, session: Session, a: Act, *, now: datetime) -> dict[str, Any]:
         """Check the limits, then run every action in one savepoint; returns the run-log row."""
+        lock_change_log(session)  # see act_many
         try:
             with session.begin_nested():
                 return self._perform(session, a, now=now)
@@ -65,7 +67,13 @@ class Acting:
                            f"action {exc.index} ({exc.name}) failed, nothing was changed: {exc.message}", exc.results)
 
     def act_many(self, session: Session, acts: list[Act], *, now: datetime) -> list[dict[str, Any]]:
-        """Every run in one savepoint with set-based actions; if any fails, each again in its own savepoint."""
+        """Every run in one savepoint with set-based actions; if any fails, each again in its own savepoint.
+
+        Acting holds the change-log lock (until commit; actions write history and events under it anyway), taken
+        before any row lock: run limits are counted and firings stored by one worker at a time, so concurrent
+        workers (bus batches, fire workers) cannot both act under one limit; and no worker waits for the lock
+        while holding a row another wants (a deadlock seen on PostgreSQL with two fire workers)."""
+        lock_change_log(session)
         if len(acts) == 1:
             return [self.act(session, acts[0], now=now)]
         try:
@@ -269,7 +277,7 @@ def changed_by(a: Act) -> set[tuple[str, int | None]]:
     out = set()
     for spec, params in a.t.actions:
         kinds = spec.changes(params) if spec.changes is not None else ids
-        out.update((kind, ids[kind]) for kind in kinds)
+        out.update((kind, ids[kind]) for kind in kinds if ids[kind] is not None)
     return out
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from retento.bus import SLICE_SECONDS, Event
 from retento.customers import service as customers
-from retento.db import insert_rows, lock_change_log, transaction
+from retento.db import insert_rows, transaction
 from retento.orders import service as orders
 from retento.triggers import timers
 from retento.triggers.acting import Act
@@ -72,10 +72,6 @@ class DelayedRuns:
                 finished.append((timer.id, state, run["reason"]))
         if not acting:
             return runs
-        # Actions write history and events under the change-log lock (held until commit). Take it before they
-        # lock any row: two workers acting at once, each holding a row the other wants next while one holds the
-        # lock, would deadlock (seen on PostgreSQL with two fire workers: a customer tag insert against it).
-        lock_change_log(session)
         done = self.act_many(session, acting, now=now)
         for a, run in zip(acting, done, strict=True):
             state = OUTCOME_STATE.get(run["outcome"], "skipped")
