@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -27,17 +27,14 @@ from retento.money import round_money
 from retento.orders import events as ev
 from retento.orders.models import Order, OrderItem, Status, StatusGroup
 from retento.orders.schemas import OrderCreate, OrderEdit, OrderFields, dump_items
+
+# snapshot(s) and items_of are part of this service's API (`orders.snapshots(...)`); they live in snapshots.py
+from retento.orders.snapshots import FLAT, ITEM_COLUMNS, _snapshot, items_of, snapshot, snapshots  # noqa: F401
 from retento.orders.statuses import GROUPS, STATUSES
 from retento.sites.models import Manager, Site
 
 ENTITY = "order"
-FLAT = (
-    "status", "customer_id", "currency", "items", "items_total", "discount_total", "delivery_cost", "total",
-    "delivery_type", "delivery_date", "delivery_address", "payment_type", "payment_status", "paid_amount",
-    "manager_id", "customer_comment", "manager_comment", "custom_fields", "tags",
-)
 _ZERO = Decimal(0)
-ITEM_COLUMNS = ("product_id", "offer_id", "name", "kind", "category", "quantity", "price", "discount")
 
 
 def ensure_default_statuses(session: Session) -> int:
@@ -356,18 +353,6 @@ def write(session: Session, prepared: Sequence[Prepared], *, ctx: ChangeContext,
     return ids
 
 
-_SNAPSHOT_KEYS = ("external_id", "number", "created_at", "status_updated_at",
-                  *(k for k in FLAT if k != "items"))
-_snapshot_values = itemgetter(*_SNAPSHOT_KEYS)
-
-
-def _snapshot(oid: int, site_code: str, row: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
-    snap = {"id": oid, "site": site_code}
-    snap.update(zip(_SNAPSHOT_KEYS, _snapshot_values(row)))
-    snap["items"] = dump_items(items)
-    return snap
-
-
 def create_many(session: Session, *, items: Sequence[OrderCreate], ctx: ChangeContext, now: datetime) -> list[int]:
     """All or nothing: the first bad order raises, naming its index and field."""
     prepared = prepare(session, items, now=now)
@@ -393,63 +378,6 @@ def get(session: Session, order_id: int) -> Order:
 
 def find(session: Session, *, site_id: int, external_id: str) -> Order | None:
     return session.scalar(select(Order).where(Order.site_id == site_id, Order.external_id == external_id))
-
-
-def items_of(session: Session, order_id: int) -> list[dict[str, Any]]:
-    rows = session.scalars(select(OrderItem).where(OrderItem.order_id == order_id).order_by(OrderItem.id))
-    return [{c: getattr(r, c) for c in ITEM_COLUMNS} for r in rows]
-
-
-def snapshot(session: Session, order: Order) -> dict[str, Any]:
-    site_code = session.scalar(select(Site.code).where(Site.id == order.site_id))
-    row = {c.key: getattr(order, c.key) for c in Order.__table__.columns}
-    return _snapshot(order.id, site_code, row, items_of(session, order.id))
-
-
-def snapshots(session: Session, ids: Iterable[int], *,
-              fields: Iterable[str] | None = None) -> dict[int, dict[str, Any]]:
-    """`snapshot` of many orders in three Core queries (no ORM objects): id -> snapshot (missing ids are left
-    out). With `fields`, only those (and `id`, `site`) are read: items only if asked for."""
-    ids = list(set(ids))
-    if not ids:
-        return {}
-    t, it = Order.__table__, OrderItem.__table__
-    if fields is not None:
-        return _partial_snapshots(session, ids, set(fields))
-    rows = [r._mapping for r in session.execute(select(t).where(t.c.id.in_(ids)))]
-    if not rows:
-        return {}
-    codes = _site_codes(session, {r["site_id"] for r in rows})
-    items = _items_of(session, [r["id"] for r in rows])
-    return {r["id"]: _snapshot(r["id"], codes[r["site_id"]], r, items[r["id"]]) for r in rows}
-
-
-def _partial_snapshots(session: Session, ids: list[int], fields: set[str]) -> dict[int, dict[str, Any]]:
-    t = Order.__table__
-    names = [n for n in fields if n in t.c and n not in ("id", "site_id")]
-    out = {r[0]: {"id": r[0], "site_id": r[1], **dict(zip(names, r[2:], strict=True))}
-           for r in session.execute(select(t.c.id, t.c.site_id, *(t.c[n] for n in names)).where(t.c.id.in_(ids)))}
-    if "site" in fields and out:
-        codes = _site_codes(session, {o["site_id"] for o in out.values()})
-        for o in out.values():
-            o["site"] = codes[o["site_id"]]
-    if "items" in fields and out:
-        for oid, items in _items_of(session, list(out)).items():
-            out[oid]["items"] = dump_items(items)
-    return out
-
-
-def _site_codes(session: Session, site_ids: set[int]) -> dict[int, str]:
-    return dict(session.execute(select(Site.id, Site.code).where(Site.id.in_(site_ids))).all())
-
-
-def _items_of(session: Session, order_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    it = OrderItem.__table__
-    items: dict[int, list[dict[str, Any]]] = {oid: [] for oid in order_ids}
-    cols = [it.c[c] for c in ITEM_COLUMNS]
-    for r in session.execute(select(it.c.order_id, *cols).where(it.c.order_id.in_(order_ids)).order_by(it.c.id)):
-        items[r[0]].append(dict(zip(ITEM_COLUMNS, r[1:], strict=True)))
-    return items
 
 
 def edit(session: Session, *, order: Order, data: OrderEdit | OrderCreate, ctx: ChangeContext,
