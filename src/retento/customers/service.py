@@ -99,22 +99,16 @@ def snapshots(session: Session, ids: Iterable[int], *,
         out[r[0]] = {"id": r[0], "site_id": r[1], **dict(zip(names, r[2:], strict=True))}
     if not out:
         return out
-    if wanted is None or "tags" in wanted:
+    for name, column in (("tags", CustomerTag.tag), ("interests", CustomerInterest.interest)):
+        if wanted is not None and name not in wanted:
+            continue
         for data in out.values():
-            data["tags"] = []
-        for cid, tag in session.execute(select(CustomerTag.customer_id, CustomerTag.tag)
-                                        .where(CustomerTag.customer_id.in_(out))):
-            out[cid]["tags"].append(tag)
+            data[name] = []
+        owner = column.class_.customer_id
+        for cid, label in session.execute(select(owner, column).where(owner.in_(out))):
+            out[cid][name].append(label)
         for data in out.values():
-            data["tags"].sort()  # in Python, as `snapshot` and `edit` do (not the database's collation)
-    if wanted is None or "interests" in wanted:
-        for data in out.values():
-            data["interests"] = []
-        for cid, interest in session.execute(select(CustomerInterest.customer_id, CustomerInterest.interest)
-                                             .where(CustomerInterest.customer_id.in_(out))):
-            out[cid]["interests"].append(interest)
-        for data in out.values():
-            data["interests"].sort()
+            data[name].sort()  # in Python, as `snapshot` and `edit` do (not the database's collation)
     if wanted is None or "consents" in wanted:
         for data in out.values():
             data["consents"] = {}
