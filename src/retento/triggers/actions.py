@@ -275,6 +275,8 @@ def emit_event(a: ActionContext, p: EmitEvent) -> dict[str, Any]:
 
 # ---- the same actions for many runs at once (`many`) --------------------------------------------------------
 
+Part = Callable[[list[ActionContext], list[Any]], list[dict[str, Any]]]
+
 
 def _runs(contexts: list[ActionContext], params: list[Any], part: Part,
           key: Callable[[ActionContext, Any], Any] = lambda a, p: None) -> list[dict[str, Any]]:
