@@ -1,6 +1,7 @@
 """The trigger engine: reacts to events (bus subscriber) and fires due delayed runs (worker job, `delayed`).
 
-Every evaluation leaves a run-log row. Acting (`acting`) happens inside a savepoint of the caller's transaction,
+Every evaluation leaves a run-log entry (one shared row per event for conditions found false and runs
+scheduled; see `data.event_row`). Acting (`acting`) happens inside a savepoint of the caller's transaction,
 together with a `trigger_firings` row whose unique key (trigger, entity, entity id, triggering event)
 makes each run act at most once; the bus cursor or the timer row advances in the same transaction,
 so each run acts at least once while its condition holds.

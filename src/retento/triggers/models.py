@@ -73,7 +73,7 @@ class Firing(Base):
 
 
 class Run(Base):
-    """The run log: one row per evaluation (on the event, at fire time, or a cancel), with the reason. The
+    """The run log: an entry per evaluation (on the event, at fire time, or a cancel), with the reason. The
     triggers whose condition was false on an event (a false part, not an error), and those that scheduled a
     delayed run, share one row per event (outcome `evaluated`, `misses`, `scheduled`), expanded into one entry per trigger on reading."""
 
