@@ -60,10 +60,10 @@ class Preloaded:
 
 def load_variables(session: Session, ev: Event, needs: frozenset[str] | set[str], *, order_id: int | None,
                    customer_id: int | None, preloaded: Preloaded | None = None,
-                   changes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Fresh order / customer data (only what is needed) plus the event (if `needs` has it, or is not about the
-    evaluation only: see `lean`) and its change set."""
-    out: dict[str, Any] = {"event": event_view(ev) if "event" in needs or "lean" not in needs else None,
+                   changes: list[dict[str, Any]] | None = None, with_event: bool = True) -> dict[str, Any]:
+    """Fresh order / customer data (only what is needed) plus the event (unless `with_event` is False) and its
+    change set."""
+    out: dict[str, Any] = {"event": event_view(ev) if with_event else None,
                            "changes": changes if changes is not None else changes_of(ev), "order": None,
                            "customer": None}
     if "order" in needs and order_id is not None:

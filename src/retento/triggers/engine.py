@@ -149,10 +149,9 @@ class Engine(Acting, DelayedRuns):
                 else:
                     ready.append(t)
         if ready or sel.entity_groups:
-            needs = frozenset().union(*(t.needs_now for t in ready), sel.plan.needs, *(t.binds for t in ready),
-                                      ("lean",))
+            needs = frozenset().union(*(t.needs_now for t in ready), sel.plan.needs, *(t.binds for t in ready))
             variables = load_variables(session, ev, needs, order_id=ev.order_id, customer_id=ev.customer_id,
-                                       preloaded=preloaded, changes=sel.changes)
+                                       preloaded=preloaded, changes=sel.changes, with_event="event" in needs)
             for g in sel.entity_groups:
                 hit, miss = g.split(dispatch.entity_value(variables.get(g.kind), g.key))
                 misses += miss
