@@ -85,7 +85,7 @@ class Acting:
     def _perform(self, session: Session, a: Act, *, now: datetime) -> dict[str, Any]:
         """Limits, the firing row and the actions of one run. Raises _ActionFailed; the caller's savepoint undoes
         whatever the earlier actions did."""
-        over = self._limit_reached(session, a.t, order_id=a.ev.order_id, customer_id=a.ev.customer_id, now=now)
+        over = _over_limit(a, _limit_counts(session, [a], now))
         if over:
             return run_row(a.t.id, now, a.phase, a.ev, a.timer_id, "skipped", over)
         session.execute(insert(Firing), [_firing(a, now)])
@@ -167,26 +167,6 @@ class Acting:
                              if "customer" in a.t.needs_fire else None}
             out[id(a)] = _context(session, a, variables, now)
         return out
-
-    def _limit_reached(self, session: Session, t: Compiled, *, order_id: int | None, customer_id: int | None,
-                       now: datetime) -> str | None:
-        for limit in t.spec.limits:
-            q = select(func.count(Firing.id)).where(Firing.trigger_id == t.id)
-            if limit.per == LimitPer.CUSTOMER:
-                if customer_id is None:
-                    continue
-                q = q.where(Firing.customer_id == customer_id)
-            elif limit.per == LimitPer.ORDER:
-                if order_id is None:
-                    continue
-                q = q.where(Firing.order_id == order_id)
-            if limit.period_days:
-                q = q.where(Firing.at > now - timedelta(days=limit.period_days))
-            done = session.scalar(q) or 0
-            if done >= limit.max:
-                period = f" in {limit.period_days} days" if limit.period_days else ""
-                return f"run limit reached: {done} of {limit.max} per {limit.per.value}{period}"
-        return None
 
 
 def _limit_key(a: Act, n: int) -> tuple[int, int, int | None] | None:
