@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sys
@@ -203,19 +204,23 @@ def triggers(
     lines = [f"Run {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python {platform.python_version()}, "
              f"load average {load[0]:.1f} at the start, {end_load[0]:.1f} at the end "
              f"(5 min: {end_load[1]:.1f}): `retento {' '.join(sys.argv[1:])}`", "",
-             "| backend | triggers | events | evaluating s | events/s | CPU s | events/CPU s | driver insert s "
-             "| ratio | trigger-caused events | outcomes |", "| --- |" + " ---: |" * 9 + " --- |"]
+             "| backend | triggers | events | evaluating s | events/s | CPU s | events/CPU s | in the driver s "
+             "| events/s the statements allow | driver insert s | ratio | trigger-caused events | outcomes |",
+             "| --- |" + " ---: |" * 11 + " --- |"]
     for r in results:
         outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(r.outcomes.items()))
         lines.append(f"| {r.version} | {r.triggers} | {r.events:,} | {r.eval_s:.1f} | {r.events_per_s:,.0f} "
-                     f"| {r.eval_cpu:.1f} | {r.events_per_cpu_s:,.0f} | {r.insert_s:.1f} | {r.ratio:.1f}x "
+                     f"| {r.eval_cpu:.1f} | {r.events_per_cpu_s:,.0f} | {r.eval_driver_s:.1f} "
+                     f"| {r.driver_ceiling:,.0f} | {r.insert_s:.1f} | {r.ratio:.1f}x "
                      f"| {r.extra_events:,} | {outcomes} |")
     if any(r.timers for r in results):
-        lines += ["", "| backend | timers | due per s | worker processes | run s | worker CPU s | lag p50 s "
-                  "| lag p99 s | lag max s | outcomes |", "| --- |" + " ---: |" * 8 + " --- |"]
+        lines += ["", "| backend | timers | due per s | worker processes | run s | worker CPU s | in the driver s "
+                  "| runs/s the statements allow | lag p50 s | lag p99 s | lag max s | outcomes |",
+                  "| --- |" + " ---: |" * 10 + " --- |"]
         for r in results:
             outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(r.fire_outcomes.items()))
             lines.append(f"| {r.version} | {r.timers:,} | {r.rate:,} | {r.fire_workers} | {r.fire_s:.1f} "
-                         f"| {r.fire_cpu:.1f} "
+                         f"| {r.fire_cpu:.1f} | {r.fire_driver_s:.1f} "
+                         f"| {r.timers / r.fire_driver_s if r.fire_driver_s else math.inf:,.0f} "
                          f"| {r.lag(0.5):.3f} | {r.lag(0.99):.3f} | {max(r.lags, default=float('nan')):.3f} | {outcomes} |")
     print("\n".join(lines))

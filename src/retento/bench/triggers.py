@@ -71,6 +71,7 @@ class Result:
     extra_events: int
     eval_s: float
     eval_cpu: float
+    eval_driver_s: float  # of eval_s, inside the database driver's execute (statements sent, rows fetched)
     insert_s: float
     insert_cpu: float
     outcomes: dict[str, int]
@@ -79,6 +80,7 @@ class Result:
     fire_workers: int
     fire_s: float
     fire_cpu: float
+    fire_driver_s: float  # summed over the worker processes
     lags: list[float] = field(repr=False)
     fire_outcomes: dict[str, int] = field(default_factory=dict)
 
@@ -94,9 +96,35 @@ class Result:
     def ratio(self) -> float:
         return self.eval_s / self.insert_s
 
+    @property
+    def driver_ceiling(self) -> float:
+        """Events/s if everything but the driver's statements took no time: what the statements alone allow."""
+        return self.events / self.eval_driver_s if self.eval_driver_s else math.inf
+
     def lag(self, q: float) -> float:
         ordered = sorted(self.lags)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+class DriverTime:
+    """Wall time spent inside the database driver's `execute` / `executemany` (statements with their round trips
+    and the server's work, rows fetched by the driver; not commits), counted by SQLAlchemy cursor hooks on an
+    engine. It separates what the statements cost from the Python around them."""
+
+    def __init__(self, engine: Any) -> None:
+        self.seconds, self._engine = 0.0, engine
+        sa_event.listen(engine, "before_cursor_execute", self._before)
+        sa_event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, conn: Any, *_: Any) -> None:
+        conn.info["bench_t0"] = time.perf_counter()
+
+    def _after(self, conn: Any, *_: Any) -> None:
+        self.seconds += time.perf_counter() - conn.info.pop("bench_t0")
+
+    def close(self) -> None:
+        sa_event.remove(self._engine, "before_cursor_execute", self._before)
+        sa_event.remove(self._engine, "after_cursor_execute", self._after)
 
 
 class WallClock:
@@ -316,6 +344,7 @@ def evaluate(target: Target, *, n_events: int, n_triggers: int, progress: Any) -
         _skip_other_subscribers(app)
         task = progress.add_task(f"{target.backend}: evaluating {n_events:,} events", total=n_events)
         handled = 0
+        driver = DriverTime(app.engine)
         wall, cpu = time.perf_counter(), time.process_time()
         while True:
             done = app.bus.dispatch(names=["triggers"], max_batches=1)
@@ -324,8 +353,9 @@ def evaluate(target: Target, *, n_events: int, n_triggers: int, progress: Any) -
             handled += done
             progress.update(task, completed=min(handled, n_events))
         eval_s, eval_cpu = time.perf_counter() - wall, time.process_time() - cpu
+        driver.close()
         return {"events": n_events, "extra_events": handled - n_events, "eval_s": eval_s, "eval_cpu": eval_cpu,
-                "insert_s": insert_s, "insert_cpu": insert_cpu, "outcomes": _outcomes(app, "event"),
+                "eval_driver_s": driver.seconds, "insert_s": insert_s, "insert_cpu": insert_cpu, "outcomes": _outcomes(app, "event"),
                 "orders": orders}
     finally:
         app.close()
@@ -400,19 +430,19 @@ def fire(target: Target, *, n_timers: int, rate: int, progress: Any, workers: in
         guard.start()
         try:
             epoch = time.time()
-            fire_cpu = _fire_worker(target.url, window, epoch, stop, tally.add)
+            fire_cpu, fire_driver_s = _fire_worker(target.url, window, epoch, stop, tally.add)
             fire_s = time.time() - epoch
         finally:
             guard.cancel()
     else:
-        fire_s, fire_cpu = _fire_processes(target.url, window, workers, tally, guard_s)
+        fire_s, fire_cpu, fire_driver_s = _fire_processes(target.url, window, workers, tally, guard_s)
     report = bootstrap(Settings(database_url=target.url), clock=FrozenClock(FIRE_START))
     try:
         outcomes = _outcomes(report, "fire")
         if tally.done < total:  # the run gave up (10 minutes after the last due time): their lag is unbounded
             outcomes["not fired when the run gave up"] = total - tally.done
         return {"timers": total, "rate": rate, "fire_workers": workers, "fire_s": fire_s, "fire_cpu": fire_cpu,
-                "lags": tally.lags + [math.inf] * (total - tally.done), "fire_outcomes": outcomes}
+                "fire_driver_s": fire_driver_s, "lags": tally.lags + [math.inf] * (total - tally.done), "fire_outcomes": outcomes}
     finally:
         report.close()
 
@@ -432,9 +462,11 @@ class _Tally:
             self.on_done()
 
 
-def _fire_worker(url: str, window: tuple[datetime, datetime], epoch: float, stop: Any, report: Any) -> float:
+def _fire_worker(url: str, window: tuple[datetime, datetime], epoch: float, stop: Any,
+                 report: Any) -> tuple[float, float]:
     """One worker (`Worker.run`, every job) on a wall clock that reads FIRE_START at `epoch` (shared by all the
-    worker processes); reports (timers done, lags) after each commit that finished some. Returns its CPU s."""
+    worker processes); reports (timers done, lags) after each commit that finished some. Returns its (CPU s,
+    driver s)."""
     clock = WallClock(FIRE_START, epoch)
     app = bootstrap(Settings(database_url=url, worker_poll_seconds=0.05), clock=clock)
     try:
@@ -442,17 +474,18 @@ def _fire_worker(url: str, window: tuple[datetime, datetime], epoch: float, stop
         sa_event.listen(app.sessions, "before_commit", watch.before_commit)
         sa_event.listen(app.sessions, "after_commit", watch.after_commit)
         sa_event.listen(app.sessions, "after_rollback", watch.after_rollback)
-        cpu = time.process_time()
+        driver, cpu = DriverTime(app.engine), time.process_time()
         app.worker.run(stop)
-        return time.process_time() - cpu
+        return time.process_time() - cpu, driver.seconds
     finally:
         app.close()
 
 
 def _fire_processes(url: str, window: tuple[datetime, datetime], workers: int, tally: _Tally,
-                    guard_s: float) -> tuple[float, float]:
+                    guard_s: float) -> tuple[float, float, float]:
     """`workers` worker processes (spawned, each with its own engine) started together; their reports come back
-    through a queue. Returns (wall s from the shared start to the last timer done, CPU s of all workers)."""
+    through a queue. Returns (wall s from the shared start to the last timer done, CPU s and driver s of all
+    workers)."""
     ctx = multiprocessing.get_context("spawn")
     queue, stop, go = ctx.Queue(), ctx.Event(), ctx.Event()
     epoch = ctx.Value("d", 0.0)
@@ -460,7 +493,7 @@ def _fire_processes(url: str, window: tuple[datetime, datetime], workers: int, t
              for _ in range(workers)]
     for p in procs:
         p.start()
-    ready, cpu, finished = 0, 0.0, 0
+    ready, cpu, driver_s, finished = 0, 0.0, 0.0, 0
     try:
         while ready < workers:
             kind, *data = queue.get(timeout=120)
@@ -481,6 +514,7 @@ def _fire_processes(url: str, window: tuple[datetime, datetime], workers: int, t
                     fire_s = time.time() - epoch.value
             elif kind == "cpu":
                 cpu += data[0]
+                driver_s += data[1]
                 finished += 1
             elif kind == "error":
                 stop.set()
@@ -489,7 +523,7 @@ def _fire_processes(url: str, window: tuple[datetime, datetime], workers: int, t
                 stop.set()
         if tally.done < tally.total:
             fire_s = time.time() - epoch.value
-        return fire_s, cpu
+        return fire_s, cpu, driver_s
     finally:
         stop.set()
         go.set()
@@ -504,8 +538,8 @@ def _worker_process(url: str, window: tuple[datetime, datetime], epoch: Any, go:
     try:
         queue.put(("ready",))
         go.wait()
-        queue.put(("cpu", _fire_worker(url, window, epoch.value, stop,
-                                       lambda done, lags: queue.put(("lags", done, lags)))))
+        queue.put(("cpu", *_fire_worker(url, window, epoch.value, stop,
+                                        lambda done, lags: queue.put(("lags", done, lags)))))
     except BaseException as exc:  # noqa: BLE001 - tell the parent instead of leaving it waiting
         queue.put(("error", repr(exc)))
         raise
@@ -545,5 +579,6 @@ def run(target: Target, *, n_events: int, n_triggers: int, n_timers: int, rate: 
     ev = evaluate(target, n_events=n_events, n_triggers=n_triggers, progress=progress)
     ev.pop("orders")
     fired = fire(target, n_timers=n_timers, rate=rate, progress=progress, workers=fire_workers) if n_timers else \
-        {"timers": 0, "rate": rate, "fire_workers": fire_workers, "fire_s": 0.0, "fire_cpu": 0.0, "lags": []}
+        {"timers": 0, "rate": rate, "fire_workers": fire_workers, "fire_s": 0.0, "fire_cpu": 0.0,
+         "fire_driver_s": 0.0, "lags": []}
     return Result(target.backend, target.version, n_triggers, **ev, **fired)
