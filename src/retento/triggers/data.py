@@ -38,7 +38,8 @@ class Selection:
     candidates: list[Compiled]  # their condition runs
     misses: list[list[int]]  # run-log entries of those whose guard is false for the event
     entity_groups: list[dispatch.Group[Compiled]]  # guards on the order / customer, split once it is read
-    plan: dispatch.Plan[Compiled]  # where they come from
+    needs: frozenset[str]  # what all the listening triggers may read (variables, and the guards' order / customer)
+    fields: dict[str, frozenset[str] | None]  # the order and customer fields they read (None: the whole snapshot)
     changes: list[dict[str, Any]] | None = None  # the event's change set, if it was needed to select
 
 

@@ -118,8 +118,6 @@ class Plan(Generic[T]):
     unguarded: list[T] = field(default_factory=list)
     everyone: list[T] = field(default_factory=list)
     newest: datetime | None = None  # the latest `since` among them: older events need the per-trigger check
-    needs: frozenset[str] = frozenset()  # caller's summary of what its triggers read (set by the engine)
-    fields: dict[str, frozenset[str] | None] = field(default_factory=dict)  # ... and which fields
 
 
 def build_plan(triggers: Iterable[T], guards: Callable[[T], list[Guard]], since: Callable[[T], datetime | None],

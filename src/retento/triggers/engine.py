@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -52,7 +53,7 @@ class Engine(Acting, DelayedRuns):
         self._cache: dict[int, Compiled] = {}
         self._by_type: dict[str, list[Compiled]] = {}  # active triggers by the event types they listen to
         self._any_cancel = False  # some trigger cancels pending runs when the entity changes
-        self._plans: dict[tuple[str, str | None, int | None], dispatch.Plan[Compiled]] = {}
+        self._plans: dict[tuple[str, str | None, int | None], _Listening] = {}
         self._min_depth = max_depth  # the lowest chain-depth limit of any trigger
         self._stamp: tuple[Any, ...] | None = None
         self._local = threading.local()
@@ -94,27 +95,26 @@ class Engine(Acting, DelayedRuns):
 
     # ---- on an event --------------------------------------------------------------------------------------
 
-    def _plan(self, ev: Event) -> dispatch.Plan[Compiled]:
+    def _listening(self, ev: Event) -> _Listening:
         """The triggers listening to events of this type, name and site, indexed by their guards (cached until a
         definition changes)."""
         key = (ev.type, ev.name, ev.site_id)
-        plan = self._plans.get(key)
-        if plan is None:
+        found = self._plans.get(key)
+        if found is None:
             listening = [t for t in self._by_type.get(ev.type, ()) if _listens(t, ev, since=False)]
             plan = dispatch.build_plan(listening, lambda t: t.guards, lambda t: t.since,
                                        lambda t, g: [t.id, t.version, g.part])
-            plan.needs = frozenset().union(*(frozenset({g.kind}) | t.needs_now | t.binds.keys()
-                                             for g in plan.entity_groups for t in g.everyone))
-            plan.fields = _fields_read(plan)
-            self._plans[key] = plan
-        return plan
+            needs = frozenset().union(*(frozenset({g.kind}) | t.needs_now | t.binds.keys()
+                                        for g in plan.entity_groups for t in g.everyone))
+            found = self._plans[key] = _Listening(plan, needs, _fields_read(plan))
+        return found
 
     def _select(self, ev: Event) -> Selection:
         """The triggers whose condition must run for the event, and those whose guard already says no."""
-        plan = self._plan(ev)
+        plan, needs, fields = self._listening(ev)
         if (plan.newest is not None and ev.occurred_at < plan.newest) or ev.depth >= self._min_depth:
             # some trigger is younger than the event, or a chain limit may apply: every trigger on its own
-            return Selection([t for t in plan.everyone if _listens(t, ev)], [], [], plan)
+            return Selection([t for t in plan.everyone if _listens(t, ev)], [], [], needs, fields)
         candidates, misses, changes = list(plan.unguarded), [], None
         if plan.event_groups:
             changes, own = changes_of(ev), {"name": ev.name, "source": ev.source, "type": ev.type}
@@ -123,7 +123,7 @@ class Engine(Acting, DelayedRuns):
                                                          event=own))
                 candidates += hit
                 misses += miss
-        return Selection(candidates, misses, plan.entity_groups, plan, changes)
+        return Selection(candidates, misses, plan.entity_groups, needs, fields, changes)
 
     def on_event(self, session: Session, ev: Event, preloaded: Preloaded) -> None:
         now = self._clock.now()
@@ -149,7 +149,7 @@ class Engine(Acting, DelayedRuns):
                 else:
                     ready.append(t)
         if ready or sel.entity_groups:
-            needs = frozenset().union(*(t.needs_now for t in ready), sel.plan.needs, *(t.binds for t in ready))
+            needs = frozenset().union(*(t.needs_now for t in ready), sel.needs, *(t.binds for t in ready))
             variables = load_variables(session, ev, needs, order_id=ev.order_id, customer_id=ev.customer_id,
                                        preloaded=preloaded, changes=sel.changes, with_event="event" in needs)
             for g in sel.entity_groups:
@@ -230,7 +230,7 @@ class Engine(Acting, DelayedRuns):
         out = Preloaded()
         needs: dict[str, set[int]] = {"order": set(), "customer": set()}
         changed: dict[str, set[int]] = {"order": set(), "customer": set()}
-        plans: dict[int, dispatch.Plan[Compiled]] = {}  # the plans of the batch's events
+        read: dict[int, dict[str, frozenset[str] | None]] = {}  # fields read by the triggers of the batch's events
         for ev in events:
             if ev.type in timers.CHANGE_TYPES and self._any_cancel:
                 entity = timers.CHANGE_TYPES[ev.type]
@@ -240,13 +240,13 @@ class Engine(Acting, DelayedRuns):
             if _entity(ev)[0] is None:
                 continue
             sel = out.selection[ev.id] = self._select(ev)
-            wanted = set().union(*(t.needs_now for t in sel.candidates), sel.plan.needs)
+            wanted = set().union(*(t.needs_now for t in sel.candidates), sel.needs)
             if "order" in wanted and ev.order_id is not None:
                 needs["order"].add(ev.order_id)
             if "customer" in wanted and ev.customer_id is not None:
                 needs["customer"].add(ev.customer_id)
-            plans[id(sel.plan)] = sel.plan
-        fields = _union_fields(plans.values())  # what the conditions and guards read
+            read[id(sel.fields)] = sel.fields
+        fields = _union_fields(read.values())  # what the conditions and guards read
         out.orders = {k: with_group(session, v)
                       for k, v in orders.snapshots(session, needs["order"], fields=fields["order"]).items()}
         out.customers = customers.snapshots(session, needs["customer"], fields=fields["customer"])
@@ -388,10 +388,10 @@ def _fields_read(plan: dispatch.Plan[Compiled]) -> dict[str, frozenset[str] | No
     return {k: (frozenset(v) if v is not None else None) for k, v in out.items()}
 
 
-def _union_fields(plans: Any) -> dict[str, set[str] | None]:
+def _union_fields(read: Iterable[dict[str, frozenset[str] | None]]) -> dict[str, set[str] | None]:
     out: dict[str, set[str] | None] = {"order": set(), "customer": set()}
-    for plan in plans:
-        for kind, wanted in plan.fields.items():
+    for fields in read:
+        for kind, wanted in fields.items():
             have = out[kind]
             if have is not None:
                 if wanted is None:
@@ -399,6 +399,14 @@ def _union_fields(plans: Any) -> dict[str, set[str] | None]:
                 else:
                     have.update(wanted)
     return out
+
+
+class _Listening(NamedTuple):
+    """The engine's entry for one (event type, event name, site): the guard index and what its triggers read."""
+
+    plan: dispatch.Plan[Compiled]
+    needs: frozenset[str]  # variables, and the order / customer the entity guards look at
+    fields: dict[str, frozenset[str] | None]  # see `_fields_read`
 
 
 def _buffer(session: Session) -> dict[str, Any]:
