@@ -26,6 +26,7 @@ run: demo
 	$(BIN)/retento run
 
 test: install
+	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -6,7 +6,6 @@ import importlib
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -89,7 +88,6 @@ def serve(
     import uvicorn
 
     from retento.api import create_app
-
     from retento.bootstrap import settle_process
 
     a = _app()

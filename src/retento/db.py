@@ -16,8 +16,21 @@ from operator import is_, itemgetter, methodcaller
 from typing import Any
 
 import orjson
-from sqlalchemy import (JSON, Connection, Engine, MetaData, Numeric, String, Table, bindparam, create_engine, event, insert,
-                        text, update)
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Engine,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.elements import Null
@@ -418,7 +431,7 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
     columns = [list(map(itemgetter(k), rows)) for k in keys]
     for i, convert in converters:
         columns[i] = convert(columns[i])
-    conn.exec_driver_sql(sql, list(zip(*columns)))
+    conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
 def _converter(process: Any, type_: Any, dialect: Any) -> Any:

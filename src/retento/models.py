@@ -6,12 +6,12 @@ from retento.catalog import models as catalog  # noqa: F401
 from retento.customers import models as customers  # noqa: F401
 from retento.db import Base
 from retento.history import models as history  # noqa: F401
-from retento.orders import models as orders  # noqa: F401
 from retento.messaging import models as messaging  # noqa: F401
+from retento.orders import models as orders  # noqa: F401
 from retento.sites import models as sites  # noqa: F401
-from retento.webhooks import models as webhooks  # noqa: F401
 from retento.tasks import models as tasks  # noqa: F401
 from retento.triggers import models as triggers  # noqa: F401
+from retento.webhooks import models as webhooks  # noqa: F401
 
 metadata = Base.metadata
 from retento.segments import models as segments  # noqa: F401, E402

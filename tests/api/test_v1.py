@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 
+from retento.apikeys import service as apikeys
 from retento.bootstrap import bootstrap
 from retento.config import Settings
 from retento.db import transaction
-from retento.apikeys import service as apikeys
 from tests import factories as f
 from tests.api.conftest import Server, make_key
 

@@ -2,6 +2,7 @@
 
 import itertools
 from collections import defaultdict
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -177,8 +178,9 @@ def test_static_lists_from_api_lists_and_csv(app):
             Event.type.in_(["segment_entered", "segment_left"])).order_by(Event.id))]
         assert evs == [("segment_entered", a), ("segment_entered", b), ("segment_entered", c), ("segment_left", b)]
     # bad input names the field and stores nothing
-    from retento.errors import DomainError
     import pytest
+
+    from retento.errors import DomainError
 
     with transaction(app.sessions) as s, pytest.raises(DomainError) as exc:
         service.change_members(s, segment=service.get(s, seg.id), data=MembersIn(customer_ids=[c, 999]), add=False,

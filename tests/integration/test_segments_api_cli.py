@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from retento.api import create_app
 from retento.apikeys import service as apikeys
-from retento.db import transaction
 from retento.cli import app as cli
+from retento.db import transaction
 from tests import factories as f
 
 

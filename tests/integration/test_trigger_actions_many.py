@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from retento.bus import Event
-from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 from retento.customers import service as customers
+from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 from retento.db import transaction
 from retento.errors import DomainError
 from retento.history.models import HistoryEntry
@@ -21,8 +21,8 @@ from retento.orders import service as orders
 from retento.orders.models import Order, OrderItem
 from retento.sites import service as sites
 from retento.sites.schemas import ManagerCreate
-from retento.tasks.models import Task
 from retento.tasks import service as tasks
+from retento.tasks.models import Task
 from retento.tasks.schemas import TaskCreate
 from retento.triggers import actions as registry
 from retento.triggers import service

@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from retento.api import create_app
 from retento.apikeys import service as apikeys
-from retento.db import transaction
 from retento.cli import app as cli
 from retento.config import get_settings
+from retento.db import transaction
 from tests import factories as f
 
 RULE = {"name": "vip", "events": ["order_created"], "condition": "order.total > 100.0",

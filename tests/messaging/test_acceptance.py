@@ -3,13 +3,13 @@
 WhatsApp reads through signed Cloud API status webhooks."""
 
 import time
-from email import message_from_bytes
 from decimal import Decimal
+from email import message_from_bytes
 
 from retento.customers import service as customers
 from retento.db import transaction
-from retento.messaging.schemas import CampaignIn
 from retento.messaging import service
+from retento.messaging.schemas import CampaignIn
 from tests import factories as f
 from tests.messaging import helpers as h
 from tests.messaging import providers as p

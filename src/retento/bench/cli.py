@@ -205,14 +205,22 @@ def triggers(
              f"load average {load[0]:.1f} at the start, {end_load[0]:.1f} at the end "
              f"(5 min: {end_load[1]:.1f}): `retento {' '.join(sys.argv[1:])}`", "",
              "| backend | triggers | events | evaluating s | events/s | CPU s | events/CPU s | in the driver s "
-             "| events/s the statements allow | driver insert s | ratio | trigger-caused events | outcomes |",
-             "| --- |" + " ---: |" * 11 + " --- |"]
+             "| events/s the statements allow | rows written per event | driver insert s | ratio | trigger-caused events "
+             "| outcomes |", "| --- |" + " ---: |" * 12 + " --- |"]
     for r in results:
         outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(r.outcomes.items()))
         lines.append(f"| {r.version} | {r.triggers} | {r.events:,} | {r.eval_s:.1f} | {r.events_per_s:,.0f} "
                      f"| {r.eval_cpu:.1f} | {r.events_per_cpu_s:,.0f} | {r.eval_driver_s:.1f} "
-                     f"| {r.driver_ceiling:,.0f} | {r.insert_s:.1f} | {r.ratio:.1f}x "
+                     f"| {r.driver_ceiling:,.0f} | {r.rows_per_event:.2f} | {r.insert_s:.1f} | {r.ratio:.1f}x "
                      f"| {r.extra_events:,} | {outcomes} |")
+    lines.append("")
+    for r in results:  # the rows the evaluation must add, priced at the plain insert's cost per row
+        per_row = r.insert_s / r.events
+        floor = r.rows_per_event * per_row
+        lines.append(f"{r.version}: rows added by the evaluation: "
+                     + ", ".join(f"{t} {n:,}" for t, n in r.written.items())
+                     + f". At the driver insert's {per_row * 1e6:.1f} µs per event row, these rows alone take "
+                       f"{floor * 1e6:.1f} µs per event ({1 / floor if floor else math.inf:,.0f} events/s).")
     if any(r.timers for r in results):
         lines += ["", "| backend | timers | due per s | worker processes | run s | worker CPU s | in the driver s "
                   "| runs/s the statements allow | lag p50 s | lag p99 s | lag max s | outcomes |",

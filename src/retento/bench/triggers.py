@@ -43,9 +43,8 @@ from retento.orders.models import Order, OrderItem
 from retento.orders.statuses import STATUSES
 from retento.sites import service as sites
 from retento.sites.schemas import SiteCreate
-from retento.triggers import engine_of
+from retento.triggers import engine_of, timers
 from retento.triggers import service as triggers
-from retento.triggers import timers
 from retento.triggers.models import Run, Timer
 
 CREATED = datetime(2026, 3, 1, tzinfo=timezone.utc)  # the triggers exist from here on
@@ -58,6 +57,7 @@ EVENT_MIX = (("order_status_changed", 40), ("order_changed", 20), ("order_create
              ("customer_changed", 15), ("custom", 10), ("subscribed", 5))
 COLUMNS = ("type", "name", "occurred_at", "site_id", "customer_id", "order_id", "payload", "source", "actor_type",
            "actor_id", "depth", "idempotency_key")
+WRITTEN = ("trigger_runs", "trigger_timers", "trigger_firings", "events", "history", "tasks")  # rows counted
 TIMER_COLUMNS = ("trigger_id", "entity", "entity_id", "customer_id", "order_id", "event_id", "due_at", "state",
                  "created_at")
 
@@ -72,6 +72,7 @@ class Result:
     eval_s: float
     eval_cpu: float
     eval_driver_s: float  # of eval_s, inside the database driver's execute (statements sent, rows fetched)
+    written: dict[str, int]  # rows the evaluation added, per table (`WRITTEN`)
     insert_s: float
     insert_cpu: float
     outcomes: dict[str, int]
@@ -95,6 +96,10 @@ class Result:
     @property
     def ratio(self) -> float:
         return self.eval_s / self.insert_s
+
+    @property
+    def rows_per_event(self) -> float:
+        return sum(self.written.values()) / self.events
 
     @property
     def driver_ceiling(self) -> float:
@@ -301,6 +306,11 @@ def _driver_executemany(target: Target, sql: str, rows: list[tuple], batch: int,
         return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def _row_counts(app: App) -> dict[str, int]:
+    with app.engine.connect() as conn:
+        return {t: conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar_one() for t in WRITTEN}
+
+
 def _skip_other_subscribers(app: App) -> None:
     """Only the trigger engine is measured: other subscribers' cursors move past every event there is."""
     with transaction(app.sessions) as s:
@@ -343,7 +353,7 @@ def evaluate(target: Target, *, n_events: int, n_triggers: int, progress: Any) -
         del rows
         _skip_other_subscribers(app)
         task = progress.add_task(f"{target.backend}: evaluating {n_events:,} events", total=n_events)
-        handled = 0
+        handled, before = 0, _row_counts(app)
         driver = DriverTime(app.engine)
         wall, cpu = time.perf_counter(), time.process_time()
         while True:
@@ -354,9 +364,11 @@ def evaluate(target: Target, *, n_events: int, n_triggers: int, progress: Any) -
             progress.update(task, completed=min(handled, n_events))
         eval_s, eval_cpu = time.perf_counter() - wall, time.process_time() - cpu
         driver.close()
-        return {"events": n_events, "extra_events": handled - n_events, "eval_s": eval_s, "eval_cpu": eval_cpu,
-                "eval_driver_s": driver.seconds, "insert_s": insert_s, "insert_cpu": insert_cpu, "outcomes": _outcomes(app, "event"),
-                "orders": orders}
+        after = _row_counts(app)
+        return {"events": n_events, "extra_events": after["events"] - before["events"],  # the trigger-caused ones
+                "written": {t: after[t] - before[t] for t in WRITTEN}, "eval_s": eval_s, "eval_cpu": eval_cpu,
+                "eval_driver_s": driver.seconds, "insert_s": insert_s, "insert_cpu": insert_cpu,
+                "outcomes": _outcomes(app, "event"), "orders": orders}
     finally:
         app.close()
 

@@ -14,12 +14,11 @@ from retento.compat.envelope import ENTITY_ERROR, Call, RetailRoute, envelope_er
 from retento.customers import queries as customer_q
 from retento.customers import service as customers
 from retento.customers.api import edit_data
-from retento.sites.service import site_codes
 from retento.history import queries as history_q
 from retento.orders import queries as order_q
 from retento.orders import service as orders
 from retento.sites.models import Site
-from retento.sites.service import list_sites
+from retento.sites.service import list_sites, site_codes
 
 router = APIRouter(route_class=RetailRoute, include_in_schema=False)
 V5 = "/api/v5"

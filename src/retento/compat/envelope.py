@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
 
 from retento.apikeys.api import AuthFailed, authenticate
 from retento.apikeys.schemas import Principal

@@ -32,8 +32,10 @@ from retento.rest import (
     list_page,
     require,
     respond,
-    router as v1_router,
     visible,
+)
+from retento.rest import (
+    router as v1_router,
 )
 from retento.sites.models import Site
 from retento.sites.service import list_sites, site_code, site_codes

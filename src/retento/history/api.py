@@ -9,10 +9,11 @@ from fastapi import Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from retento.apikeys.schemas import Principal
-from retento.sites.service import site_codes
 from retento.db import transaction
 from retento.history import service
-from retento.rest import reading, require, router as v1_router
+from retento.rest import reading, require
+from retento.rest import router as v1_router
+from retento.sites.service import site_codes
 
 router = v1_router("history")
 

@@ -17,9 +17,8 @@ from retento.jsonable import jsonable
 from retento.messaging import reports, service, statuses, tracking
 from retento.messaging.channels import twilio, vk, whatsapp
 from retento.messaging.models import Message
-from retento.rest import ERRORS, ProblemRoute, problem, require
 from retento.messaging.schemas import CampaignIn, CascadeIn, DeviceIn, PolicyIn, PriceIn, StartIn, TemplateIn
-
+from retento.rest import ERRORS, ProblemRoute, problem, require
 
 # Management routes need an API key (`X-API-Key`) with these scopes; tracking links and provider webhooks
 # are public and carry their own signatures.

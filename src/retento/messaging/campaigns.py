@@ -164,7 +164,7 @@ class _FirstStep:
         """The index of the first step that goes out (policies.decide, and a template for it), else GONE /
         CAPPED / UNREACHABLE; and the FROM clause it needs."""
         pol = self.policy
-        ok = [and_(a.is_not(None), c.c[f"consent_{ch}"].is_(True)) for a, ch in zip(self.addresses(c), self.channels)]
+        ok = [and_(a.is_not(None), c.c[f"consent_{ch}"].is_(True)) for a, ch in zip(self.addresses(c), self.channels, strict=True)]
         whens: list[Any] = [(c.c.found.is_(None), GONE)]
         source = c
         if self.marketing and pol.cap_count is not None:

@@ -129,7 +129,7 @@ def _prepare(session: Session, messaging: Messaging, ids: list[int]) -> tuple[li
             unsubscribe = links.unsubscribe(r.id)
             if html:
                 html = templates.track_html(html, pixel_url=links.pixel(r.id),
-                                            click_url=lambda url, mid=r.id: links.click(mid, url))
+                                            click_url=lambda url, mid=r.id, links=links: links.click(mid, url))
         ready.append((Outgoing(id=r.id, idempotency_key=r.idempotency_key, to=r.address, text=out.text,
                                subject=out.subject, html=html, language=tpl.language,
                                provider_template=tpl.provider_template, unsubscribe_url=unsubscribe,

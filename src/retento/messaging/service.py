@@ -14,7 +14,14 @@ from retento.errors import Conflict, DomainError, NotFound
 from retento.messaging import policies, templates
 from retento.messaging.cascade import Step
 from retento.messaging.models import (
-    Campaign, CampaignMember, Cascade, ChannelPrice, Device, Run, SitePolicy, Template,
+    Campaign,
+    CampaignMember,
+    Cascade,
+    ChannelPrice,
+    Device,
+    Run,
+    SitePolicy,
+    Template,
 )
 from retento.messaging.schemas import CampaignIn, CascadeIn, DeviceIn, PolicyIn, PriceIn, TemplateIn
 from retento.segments import service as segments
@@ -214,8 +221,9 @@ def drop_devices(session: Session, *, tokens: list[str]) -> None:
 def read_rates(session: Session, *, site_id: int) -> dict[str, float]:
     """Each channel's average read rate: the site's own history where the channel reports reads, else the
     configured expectation, else the default."""
-    from retento.messaging.models import Message
     from sqlalchemy import func
+
+    from retento.messaging.models import Message
 
     configured = {c: float(p.expected_read_rate) for c, p in prices(session, site_id=site_id).items()
                   if p.expected_read_rate is not None}

@@ -27,8 +27,10 @@ from retento.rest import (
     list_page,
     reading,
     require,
-    router as v1_router,
     visible,
+)
+from retento.rest import (
+    router as v1_router,
 )
 from retento.sites.service import site_codes
 

@@ -124,4 +124,4 @@ _item_values = itemgetter(*ITEM_KEYS)
 
 
 def dump_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [dict(zip(ITEM_KEYS, _item_values(i))) for i in items]
+    return [dict(zip(ITEM_KEYS, _item_values(i), strict=True)) for i in items]

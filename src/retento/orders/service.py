@@ -389,7 +389,7 @@ def edit(session: Session, *, order: Order, data: OrderEdit | OrderCreate, ctx: 
     after, changes = _edited(before, data, refs, site)
     if not changes:
         return []
-    for name, _old, new in changes:
+    for name, _old, _new in changes:
         if name == "items":
             session.execute(delete(OrderItem).where(OrderItem.order_id == order.id))
             session.execute(insert(OrderItem.__table__), [{"order_id": order.id, **i} for i in after["items"]])

@@ -29,7 +29,7 @@ _snapshot_values = itemgetter(*_SNAPSHOT_KEYS)
 
 def _snapshot(oid: int, site_code: str, row: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
     snap = {"id": oid, "site": site_code}
-    snap.update(zip(_SNAPSHOT_KEYS, _snapshot_values(row)))
+    snap.update(zip(_SNAPSHOT_KEYS, _snapshot_values(row), strict=True))
     snap["items"] = dump_items(items)
     return snap
 

@@ -10,8 +10,21 @@ from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import BigInteger, Integer, and_, bindparam, case, cast, delete, func, insert, literal, literal_column
-from sqlalchemy import select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from retento.db import UTCDateTime

@@ -8,15 +8,21 @@ from typing import Any, TypeVar
 from fastapi import Body, Depends, File, Query, Request, UploadFile
 from pydantic import ValidationError
 
+from retento.apikeys.schemas import Principal
 from retento.db import transaction
 from retento.errors import DomainError, NotFound
 from retento.jsonable import jsonable
-from retento.apikeys.schemas import Principal
 from retento.rest import check_site, require
 from retento.rest import router as make_router
 from retento.segments import analytics, service
 from retento.segments.schemas import (
-    InitiativeIn, MembersIn, PreviewIn, SegmentCreate, SegmentEdit, SegmentOut, ThresholdIn,
+    InitiativeIn,
+    MembersIn,
+    PreviewIn,
+    SegmentCreate,
+    SegmentEdit,
+    SegmentOut,
+    ThresholdIn,
 )
 
 router = make_router("segments")  # /api/v1, problem+json errors naming the field

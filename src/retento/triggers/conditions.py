@@ -204,7 +204,10 @@ class Evaluator:
         self._changes: list[dict[str, Any]] = []
         self._source: str | None = None
         ctx = cel.Context()
-        since = lambda unit: lambda t: int((self._now - _as_time(t)).total_seconds() // unit)
+
+        def since(unit: int) -> Any:
+            return lambda t: int((self._now - _as_time(t)).total_seconds() // unit)
+
         ctx.add_function("days_since", since(86400))
         ctx.add_function("hours_since", since(3600))
         ctx.add_function("minutes_since", since(60))

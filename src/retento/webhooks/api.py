@@ -19,6 +19,8 @@ from retento.rest import (
     page,
     reading,
     require,
+)
+from retento.rest import (
     router as v1_router,
 )
 from retento.webhooks import service

@@ -4,10 +4,11 @@ Revision ID: 0005_triggers
 Revises: 0004_webhooks
 Create Date: 2026-11-25
 """
-from alembic import op
 import sqlalchemy as sa
-import retento.db
+from alembic import op
 from sqlalchemy.dialects import postgresql
+
+import retento.db
 
 revision = '0005_triggers'
 down_revision = '0004_webhooks'

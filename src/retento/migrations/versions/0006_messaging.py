@@ -4,10 +4,11 @@ Revision ID: 0006_messaging
 Revises: 0007_segments
 Create Date: 2026-11-25
 """
-from alembic import op
 import sqlalchemy as sa
-import retento.db
+from alembic import op
 from sqlalchemy.dialects import postgresql
+
+import retento.db
 
 revision = '0006_messaging'
 down_revision = '0007_segments'

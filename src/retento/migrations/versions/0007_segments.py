@@ -4,10 +4,11 @@ Revision ID: 0007_segments
 Revises: 0005_triggers
 Create Date: 2026-11-25
 """
-from alembic import op
 import sqlalchemy as sa
-import retento.db
+from alembic import op
 from sqlalchemy.dialects import postgresql
+
+import retento.db
 
 revision = '0007_segments'
 down_revision = '0005_triggers'

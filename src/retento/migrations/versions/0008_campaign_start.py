@@ -5,8 +5,8 @@ Revision ID: 0008_campaign_start
 Revises: 0006_messaging
 Create Date: 2026-11-25
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = '0008_campaign_start'
 down_revision = '0006_messaging'

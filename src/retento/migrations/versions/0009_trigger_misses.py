@@ -5,8 +5,8 @@ Revision ID: 0009_trigger_misses
 Revises: 0008_campaign_start
 Create Date: 2026-11-25
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0009_trigger_misses'
