@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, literal, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from retento.bus import Event
 from retento.customers import service as customers
-from retento.db import lock_change_log
+from retento.db import insert_rows, lock_change_log
 from retento.errors import DomainError
 from retento.history.schemas import ActorType, ChangeContext, Source
 from retento.orders import service as orders
@@ -88,7 +88,7 @@ class Acting:
         over = _over_limit(a, _limit_counts(session, [a], now))
         if over:
             return run_row(a.t.id, now, a.phase, a.ev, a.timer_id, "skipped", over)
-        session.execute(insert(Firing), [_firing(a, now)])
+        insert_rows(session, Firing.__table__, [_firing(a, now)])
         variables = a.variables
         if variables is None:  # acting on an event: read afresh (the re-check at fire time has just read them)
             variables = load_variables(session, a.ev, a.t.needs_fire, order_id=a.ev.order_id,
@@ -116,7 +116,9 @@ class Acting:
             firings.append(_firing(a, now))
             live.append(i)
         if firings:
-            session.execute(insert(Firing), firings)
+            # Core rows, not the ORM's bulk insert: that leaves out None values and so splits the rows into a
+            # statement per run of the same keys (customer and order runs alternate)
+            insert_rows(session, Firing.__table__, firings)
         contexts = self._contexts(session, [acts[i] for i in live], now)
         results: dict[int, list[dict[str, Any]]] = {i: [] for i in live}
         for wave in _waves([acts[i] for i in live]):  # runs changing one order or customer act in turn

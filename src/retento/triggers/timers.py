@@ -154,7 +154,7 @@ def cancel(session: Session, timers: list[Timer], *, reason: str, now: datetime,
             session.expire(t)  # finished meanwhile by someone else: read it again when asked
     if won:
         record_finished(session, [(t.id, t.due_at) for t in timers if t.id in won], now=now)
-        session.execute(insert(Run), [
+        insert_rows(session, Run.__table__, [  # Core rows: one statement (see acting's firings)
             {"trigger_id": t.trigger_id, "at": now, "phase": "cancel", "event_id": event_id or t.event_id,
              "timer_id": t.id, "customer_id": t.customer_id, "order_id": t.order_id, "outcome": "cancelled",
              "reason": reason, "actions": []} for t in timers if t.id in won])
