@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.sql.elements import Null
+from sqlalchemy.sql.elements import ColumnElement, Null
 from sqlalchemy.types import DateTime, TypeDecorator
 
 log = logging.getLogger(__name__)
@@ -402,6 +402,14 @@ def rows_with_keys(session: Session, table: Table, columns: Sequence[str], *, si
         sql = f"{head}({', '.join([placeholder] * len(chunk))})"
         out += conn.exec_driver_sql(sql, (site_id, *chunk)).all()
     return out
+
+
+def unindexed(column: ColumnElement[str]) -> ColumnElement[str]:
+    """A text column as `column || ''`, which no index can serve. For a condition that must not steer SQLite's
+    planner (which has no statistics unless ANALYZE ran) to its index when another one is far more selective:
+    `id IN (...) AND state = 'pending'` would walk every pending row of a (state, ...) index, and
+    `order_id IN (...) AND id > ? AND type IN (...)` every later event of those types."""
+    return column + ""
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *,
