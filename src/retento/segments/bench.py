@@ -7,6 +7,8 @@ Data go into a fresh PostgreSQL database with COPY (not timed against anything).
   compiled by SQLAlchemy for PostgreSQL with the values inlined - and Retento's full recompute with writes
   (first computation, then a steady-state recompute with nothing to change);
 - RFM: the scoring query alone in both engines, and Retento's RFM computation with writes;
+- the floor: a bare `SELECT count(*)` of `customer_rollups` and of `customers` in both engines (not in the total),
+  the least any rule that looks at every customer (or every buyer) costs in each engine;
 - incremental: new orders go in through the order service (not timed), then the worker's path (event
   dispatch to the segments subscriber, rollups and every segment for the affected customers) is timed.
 """
@@ -70,6 +72,8 @@ TABLES = {  # exported to Parquet for DuckDB: table -> columns
     "statuses": "code, group_code",
 }
 
+FLOOR = ("customer_rollups", "customers")  # `SELECT count(*)` of each: a full scan, the least a rule costs
+
 
 @dataclass
 class Timing:
@@ -93,6 +97,7 @@ class Result:
     rollup_s: float = 0.0
     export_s: float = 0.0
     timings: list[Timing] = field(default_factory=list)
+    floors: list[Timing] = field(default_factory=list)  # bare scans: not part of the total
     events: int = 0
     incremental_s: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
@@ -143,6 +148,8 @@ def run(url: str, *, customers: int, orders: int, events: int, seed: int, tmp: P
     timing.steady = _timed(lambda: _in_tx(app, lambda s: analytics.compute_rfm(s, site_id=1, now=NOW)))
     result.timings.append(timing)
     progress.advance(task)
+    for table in FLOOR:
+        result.floors.append(_compare(app, duck, f"floor: {table}", select(func.count()).select_from(text(table))))
     if events:
         result.events, result.incremental_s = incremental(app, events, seed, progress)
     app.close()
@@ -344,6 +351,8 @@ def report(r: Result, console: Console) -> None:
     dk = sum(t.duck_query for t in r.timings)
     table.add_row("total", "", f"{pg:.2f}", f"{dk:.2f}", f"{pg / dk:.1f}x",
                   _f(sum(t.first or 0 for t in r.timings)), _f(sum(t.steady or 0 for t in r.timings)))
+    for t in r.floors:
+        table.add_row(t.name, f"{t.rows:,}", f"{t.pg_query:.3f}", f"{t.duck_query:.3f}", f"{t.ratio:.1f}x", "", "")
     console.print(table)
     rate = r.events / r.incremental_s if r.incremental_s else 0
     console.print(f"load {r.load_s:.0f} s, rollup rebuild {r.rollup_s:.1f} s, export {r.export_s:.0f} s; "
@@ -359,6 +368,8 @@ def report(r: Result, console: Console) -> None:
               f"| {_f(t.steady)} |")
     print(f"| **total** | | {pg:.2f} | {dk:.2f} | {pg / dk:.1f}x | {_f(sum(t.first or 0 for t in r.timings))} "
           f"| {_f(sum(t.steady or 0 for t in r.timings))} |")
+    for t in r.floors:
+        print(f"| {t.name} | {t.rows:,} | {t.pg_query:.3f} | {t.duck_query:.3f} | {t.ratio:.1f}x | | |")
     print(f"\nRollup rebuild from orders: {r.rollup_s:.1f} s. Incremental: {r.events:,} order events in "
           f"{r.incremental_s:.1f} s = {rate:,.0f} events/s.")
 
