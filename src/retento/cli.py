@@ -32,8 +32,7 @@ app.add_typer(importlib.import_module("retento.tasks.cli").app, name="tasks")
 from retento.segments.cli import register as register_segments  # noqa: E402
 
 register_segments(app)
-from retento.messaging.cli import app as report_app  # noqa: E402
-from retento.messaging.cli import bounces as _bounces  # noqa: E402
+from retento.messaging.cli import app as report_app, bounces as _bounces  # noqa: E402
 
 app.add_typer(report_app, name="report")
 app.command("bounces")(_bounces)

@@ -3,8 +3,7 @@
 import itertools
 from collections import defaultdict
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import func, select
 
 from retento.bus import Event

@@ -24,8 +24,7 @@ from retento.sites.schemas import ManagerCreate
 from retento.tasks import service as tasks
 from retento.tasks.models import Task
 from retento.tasks.schemas import TaskCreate
-from retento.triggers import actions as registry
-from retento.triggers import service
+from retento.triggers import actions as registry, service
 from retento.triggers.models import WebhookCall
 from tests import factories as f
 

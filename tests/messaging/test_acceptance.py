@@ -11,8 +11,7 @@ from retento.db import transaction
 from retento.messaging import service
 from retento.messaging.schemas import CampaignIn
 from tests import factories as f
-from tests.messaging import helpers as h
-from tests.messaging import providers as p
+from tests.messaging import helpers as h, providers as p
 
 N = 50_000
 

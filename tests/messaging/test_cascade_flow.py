@@ -3,8 +3,7 @@
 import re
 from datetime import timedelta
 
-from tests.messaging import helpers as h
-from tests.messaging import providers as p
+from tests.messaging import helpers as h, providers as p
 
 
 def _setup(app):

@@ -5,8 +5,7 @@ from urllib.parse import parse_qsl
 from retento.messaging.channels import twilio
 from retento.messaging.channels.twilio import segments
 from retento.messaging.channels.vk import random_id
-from tests.messaging import helpers as h
-from tests.messaging import providers as p
+from tests.messaging import helpers as h, providers as p
 
 
 def _one_step(app, channel, **tpl):

@@ -18,8 +18,7 @@ from retento.db import transaction
 from retento.messaging import campaigns, planner, service
 from retento.messaging.models import Message
 from retento.messaging.schemas import CampaignIn
-from tests.messaging import helpers as h
-from tests.messaging import providers as p
+from tests.messaging import helpers as h, providers as p
 
 N, CHUNK = 200, 10
 

@@ -6,8 +6,7 @@ from decimal import Decimal
 import pytest
 
 from retento.errors import DomainError
-from retento.messaging import cascade as cz
-from retento.messaging import policies, templates
+from retento.messaging import cascade as cz, policies, templates
 
 UTC = timezone.utc
 SHEET = {"id": 1, "email": "a@b.ru", "phone": "+79161234567", "consents": {"email": True, "sms": False},

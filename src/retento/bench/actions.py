@@ -32,8 +32,7 @@ from retento.migrate import migrate
 from retento.orders import service as orders
 from retento.sites import service as sites
 from retento.sites.schemas import ManagerCreate, SiteCreate
-from retento.triggers import actions as registry
-from retento.triggers import service as triggers
+from retento.triggers import actions as registry, service as triggers
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 API = ChangeContext(Source.API, ActorType.API_KEY, "bench")

@@ -27,8 +27,7 @@ from queue import Empty
 from typing import Any
 
 import orjson
-from sqlalchemy import event as sa_event
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import event as sa_event, func, insert, select, update
 
 from retento.bench.targets import Target
 from retento.bootstrap import App, bootstrap
@@ -43,8 +42,7 @@ from retento.orders.models import Order, OrderItem
 from retento.orders.statuses import STATUSES
 from retento.sites import service as sites
 from retento.sites.schemas import SiteCreate
-from retento.triggers import engine_of, timers
-from retento.triggers import service as triggers
+from retento.triggers import engine_of, service as triggers, timers
 from retento.triggers.models import Run, Timer
 
 CREATED = datetime(2026, 3, 1, tzinfo=timezone.utc)  # the triggers exist from here on
@@ -454,7 +452,8 @@ def fire(target: Target, *, n_timers: int, rate: int, progress: Any, workers: in
         if tally.done < total:  # the run gave up (10 minutes after the last due time): their lag is unbounded
             outcomes["not fired when the run gave up"] = total - tally.done
         return {"timers": total, "rate": rate, "fire_workers": workers, "fire_s": fire_s, "fire_cpu": fire_cpu,
-                "fire_driver_s": fire_driver_s, "lags": tally.lags + [math.inf] * (total - tally.done), "fire_outcomes": outcomes}
+                "fire_driver_s": fire_driver_s, "lags": tally.lags + [math.inf] * (total - tally.done),
+                "fire_outcomes": outcomes}
     finally:
         report.close()
 

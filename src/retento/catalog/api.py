@@ -12,8 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from retento.apikeys.schemas import Principal
 from retento.catalog import queries
 from retento.db import transaction
-from retento.rest import CursorParam, Limit, check_site, decode_cursor, page, reading, require
-from retento.rest import router as v1_router
+from retento.rest import (
+    CursorParam,
+    Limit,
+    check_site,
+    decode_cursor,
+    page,
+    reading,
+    require,
+    router as v1_router,
+)
 from retento.sites.service import site_codes
 
 router = v1_router("reference")

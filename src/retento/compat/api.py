@@ -11,12 +11,10 @@ from starlette.routing import Match
 from retento.catalog.queries import known_offers
 from retento.compat import mapping as m
 from retento.compat.envelope import ENTITY_ERROR, Call, RetailRoute, envelope_error, fail, handle, pagination
-from retento.customers import queries as customer_q
-from retento.customers import service as customers
+from retento.customers import queries as customer_q, service as customers
 from retento.customers.api import edit_data
 from retento.history import queries as history_q
-from retento.orders import queries as order_q
-from retento.orders import service as orders
+from retento.orders import queries as order_q, service as orders
 from retento.sites.models import Site
 from retento.sites.service import list_sites, site_codes
 

@@ -32,10 +32,8 @@ from retento.rest import (
     list_page,
     require,
     respond,
-    visible,
-)
-from retento.rest import (
     router as v1_router,
+    visible,
 )
 from retento.sites.models import Site
 from retento.sites.service import list_sites, site_code, site_codes

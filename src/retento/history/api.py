@@ -11,8 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from retento.apikeys.schemas import Principal
 from retento.db import transaction
 from retento.history import service
-from retento.rest import reading, require
-from retento.rest import router as v1_router
+from retento.rest import reading, require, router as v1_router
 from retento.sites.service import site_codes
 
 router = v1_router("history")

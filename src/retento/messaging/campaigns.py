@@ -21,8 +21,7 @@ from sqlalchemy.orm import Session
 from retento import bus
 from retento.customers import service as customers
 from retento.history.schemas import ChangeContext
-from retento.messaging import cascade as cz
-from retento.messaging import planner, policies, service
+from retento.messaging import cascade as cz, planner, policies, service
 from retento.messaging.events import CAMPAIGN_STARTED
 from retento.messaging.models import Campaign, CampaignMember, Cascade, Device, Message, Run
 from retento.segments import service as segments
@@ -164,7 +163,8 @@ class _FirstStep:
         """The index of the first step that goes out (policies.decide, and a template for it), else GONE /
         CAPPED / UNREACHABLE; and the FROM clause it needs."""
         pol = self.policy
-        ok = [and_(a.is_not(None), c.c[f"consent_{ch}"].is_(True)) for a, ch in zip(self.addresses(c), self.channels, strict=True)]
+        ok = [and_(a.is_not(None), c.c[f"consent_{ch}"].is_(True))
+              for a, ch in zip(self.addresses(c), self.channels, strict=True)]
         whens: list[Any] = [(c.c.found.is_(None), GONE)]
         source = c
         if self.marketing and pol.cap_count is not None:

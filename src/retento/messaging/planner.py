@@ -16,8 +16,7 @@ from sqlalchemy.orm import Session
 
 from retento.customers import service as customers
 from retento.db import insert_rows
-from retento.messaging import cascade as cz
-from retento.messaging import policies, service
+from retento.messaging import cascade as cz, policies, service
 from retento.messaging.models import Cascade, Message, Run, Template
 from retento.sites.models import Site
 

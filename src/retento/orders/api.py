@@ -27,10 +27,8 @@ from retento.rest import (
     list_page,
     reading,
     require,
-    visible,
-)
-from retento.rest import (
     router as v1_router,
+    visible,
 )
 from retento.sites.service import site_codes
 

@@ -12,8 +12,7 @@ from retento.apikeys.schemas import Principal
 from retento.db import transaction
 from retento.errors import DomainError, NotFound
 from retento.jsonable import jsonable
-from retento.rest import check_site, require
-from retento.rest import router as make_router
+from retento.rest import check_site, require, router as make_router
 from retento.segments import analytics, service
 from retento.segments.schemas import (
     InitiativeIn,

@@ -35,8 +35,7 @@ from retento.customers.models import Customer
 from retento.db import UTCDateTime
 from retento.errors import Conflict, DomainError, NotFound
 from retento.history.schemas import ChangeContext, Source
-from retento.segments import events as ev
-from retento.segments import rollups, rules
+from retento.segments import events as ev, rollups, rules
 from retento.segments.compiler import Context, epoch_day, members_query
 from retento.segments.models import DirtyCustomer, Segment, SegmentChange, SegmentMember, SegmentSettings
 from retento.segments.schemas import Kind, MembersIn, SegmentCreate, SegmentEdit

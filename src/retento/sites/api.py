@@ -10,8 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from retento.apikeys.schemas import Principal
 from retento.db import transaction
-from retento.rest import reading, require
-from retento.rest import router as v1_router
+from retento.rest import reading, require, router as v1_router
 from retento.sites.service import list_sites
 
 router = v1_router("reference")

@@ -9,8 +9,7 @@ from fastapi import Depends, Query
 from retento.apikeys.schemas import Principal
 from retento.bootstrap import App
 from retento.db import transaction
-from retento.rest import app_of, require
-from retento.rest import router as v1_router
+from retento.rest import app_of, require, router as v1_router
 from retento.tasks import service
 from retento.tasks.schemas import TaskCreate, TaskEdit, TaskOut
 

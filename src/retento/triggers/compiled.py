@@ -13,8 +13,7 @@ from retento.customers import service as customers
 from retento.errors import DomainError
 from retento.orders import service as orders
 from retento.sites.models import Site
-from retento.triggers import actions as registry
-from retento.triggers import dispatch
+from retento.triggers import actions as registry, dispatch
 from retento.triggers.conditions import Condition, compile_condition
 from retento.triggers.schemas import TriggerIn
 

@@ -38,7 +38,7 @@ class Selection:
     candidates: list[Compiled]  # their condition runs
     misses: list[list[int]]  # run-log entries of those whose guard is false for the event
     entity_groups: list[dispatch.Group[Compiled]]  # guards on the order / customer, split once it is read
-    needs: frozenset[str]  # what all the listening triggers may read (variables, and the guards' order / customer)
+    needs: frozenset[str]  # what the entity-guarded triggers read: the guard's order / customer, their variables
     fields: dict[str, frozenset[str] | None]  # the order and customer fields they read (None: the whole snapshot)
     changes: list[dict[str, Any]] | None = None  # the event's change set, if it was needed to select
 

@@ -405,7 +405,7 @@ class _Listening(NamedTuple):
     """The engine's entry for one (event type, event name, site): the guard index and what its triggers read."""
 
     plan: dispatch.Plan[Compiled]
-    needs: frozenset[str]  # variables, and the order / customer the entity guards look at
+    needs: frozenset[str]  # of the entity-guarded triggers: the guard's order / customer, and their variables
     fields: dict[str, frozenset[str] | None]  # see `_fields_read`
 
 

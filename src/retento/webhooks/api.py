@@ -19,8 +19,6 @@ from retento.rest import (
     page,
     reading,
     require,
-)
-from retento.rest import (
     router as v1_router,
 )
 from retento.webhooks import service
