@@ -33,8 +33,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from retento import changelog
 from retento.clock import Clock
-from retento.db import Base, JSONType, UTCDateTime, insert_rows, lock_change_log, transaction
+from retento.db import Base, JSONType, UTCDateTime, insert_rows, transaction
 from retento.history.schemas import ChangeContext
 from retento.jsonable import serialised
 
@@ -121,13 +122,13 @@ def record(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     """Store events in the caller's transaction: they exist if and only if the change commits."""
     rows = list(rows)
     if rows:
-        lock_change_log(session)
+        changelog.claim(session, Event.__table__)
         insert_rows(session, Event.__table__, rows)
 
 
 def record_select(session: Session, columns: Sequence[str], query: Select) -> int:
     """Store the events an `INSERT ... SELECT` yields (set-based producers), like `record`; returns how many."""
-    lock_change_log(session)
+    changelog.claim(session, Event.__table__)
     return session.execute(insert(Event.__table__).from_select(list(columns), query),
                            execution_options={"preserve_rowcount": True}).rowcount
 
@@ -207,8 +208,9 @@ class Bus:
         with transaction(self._factory) as s:
             if s.get(SubscriberCursor, sub.name) is None:
                 position = 0
-                if sub.start == "latest":
-                    position = s.scalar(select(func.max(Event.id))) or 0
+                if sub.start == "latest":  # events still being written count as new
+                    position = s.scalar(select(func.max(Event.id)).where(
+                        changelog.up_to_settled(s, Event.__table__))) or 0
                 try:
                     with s.begin_nested():
                         s.add(SubscriberCursor(subscriber=sub.name, position=position, attempts=0,
@@ -223,9 +225,13 @@ class Bus:
             if cur is None:  # removed since this process created it: again at the next turn
                 self._cursors.discard(sub.name)
                 return 0, False
-            # Upper bound first: on PostgreSQL each statement sees a new snapshot; ids are visible
-            # in commit order (see lock_change_log), so everything up to `top` is final.
-            top = s.scalar(select(func.max(Event.id)).where(Event.id > cur.position))
+            # Upper bound first: no event committed later can have an id up to `top` (see `changelog`; a
+            # statement of its own, so the next ones see a snapshot taken after it).
+            settled = changelog.settled(s, Event.__table__)
+            if settled is not None and settled <= cur.position:
+                return 0, False
+            q_top = select(func.max(Event.id)).where(Event.id > cur.position)
+            top = s.scalar(q_top if settled is None else q_top.where(Event.id <= settled))
             if top is None:
                 return 0, False
             # plain rows, read-only, with the Event's attribute names: an ORM object per event and subscriber

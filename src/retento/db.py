@@ -340,25 +340,27 @@ def _read_only(engine: Engine) -> Engine:
     return engine.execution_options(read_only=True)
 
 
-def lock_change_log(session: Session) -> None:
-    """Serialise writers of the history and event logs until commit.
-
-    Ids come from sequences; on PostgreSQL two concurrent transactions could otherwise commit
-    out of id order, and a reader paging `since id N` would skip the one that committed later.
-    Holding a transaction-level advisory lock makes ids visible in commit order. SQLite already
-    has a single writer.
-    """
-    if session.info.get("change_log_locked"):
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(7213001)"))
-    session.info["change_log_locked"] = True
+# Advisory-lock keys on PostgreSQL are (tag << 48) | a 48-bit value: a tag per kind of thing locked, so kinds never
+# collide. The change-log claims (`changelog`) are shared locks; the others exclusive (`lock_keys`).
+ADVISORY_TAGS = {"history": 0x7201, "events": 0x7202, "customer": 0x7211, "order": 0x7212, "run_limit": 0x7213}
+ADVISORY_BITS = 48
+ADVISORY_LOW = (1 << ADVISORY_BITS) - 1
+_LOCK_KEYS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")  # in array order
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _reset_lock_flag(session: Session, transaction: Any) -> None:
-    if transaction.parent is None:
-        session.info.pop("change_log_locked", None)
+def advisory_key(tag: str, value: int) -> int:
+    """The advisory-lock key of `value` (an id; larger values wrap, costing at most a needless wait)."""
+    return (ADVISORY_TAGS[tag] << ADVISORY_BITS) | (value & ADVISORY_LOW)
+
+
+def lock_keys(session: Session, keys: Iterable[int]) -> None:
+    """Exclusive advisory locks held until the transaction ends, on PostgreSQL; nothing on SQLite (one writer).
+
+    Taken in ascending order in one statement, so two transactions locking overlapping sets of keys this way
+    never deadlock on them."""
+    wanted = sorted(set(keys))
+    if wanted and session.get_bind().dialect.name == "postgresql":
+        session.execute(_LOCK_KEYS, {"keys": wanted})
 
 
 def reserve_ids(session: Session, table: Table, count: int) -> list[int]:

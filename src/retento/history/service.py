@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retento.db import insert_rows, lock_change_log
+from retento import changelog
+from retento.db import insert_rows
 from retento.history.models import HistoryEntry
 from retento.history.schemas import ChangeContext
 from retento.jsonable import jsonable, serialised
@@ -47,7 +48,7 @@ def entry(
 def write(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    lock_change_log(session)
+    changelog.claim(session, HistoryEntry.__table__)
     insert_rows(session, HistoryEntry.__table__, rows)
 
 
@@ -61,8 +62,9 @@ def since(
     start: datetime | None = None,
     limit: int = 100,
 ) -> list[HistoryEntry]:
-    """Changes with id greater than `since_id`, oldest first. Page on with the last id you got."""
-    q = select(HistoryEntry).where(HistoryEntry.id > since_id)
+    """Changes with id greater than `since_id`, oldest first. Page on with the last id you got: no change
+    committed later can have a smaller id (see `changelog`)."""
+    q = select(HistoryEntry).where(HistoryEntry.id > since_id, changelog.up_to_settled(session, HistoryEntry.__table__))
     if entity is not None:
         q = q.where(HistoryEntry.entity == entity)
     if entity_id is not None:

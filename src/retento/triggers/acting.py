@@ -10,6 +10,7 @@ and the others still act.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from retento.bus import Event
 from retento.customers import service as customers
-from retento.db import insert_rows, lock_change_log
+from retento.db import advisory_key, insert_rows, lock_keys
 from retento.errors import DomainError
 from retento.history.schemas import ActorType, ChangeContext, Source
 from retento.orders import service as orders
@@ -56,7 +57,7 @@ class Acting:
 
     def act(self, session: Session, a: Act, *, now: datetime) -> dict[str, Any]:
         """Check the limits, then run every action in one savepoint; returns the run-log row."""
-        lock_change_log(session)  # see act_many
+        _lock(session, [a])  # see act_many
         try:
             with session.begin_nested():
                 return self._perform(session, a, now=now)
@@ -69,11 +70,11 @@ class Acting:
     def act_many(self, session: Session, acts: list[Act], *, now: datetime) -> list[dict[str, Any]]:
         """Every run in one savepoint with set-based actions; if any fails, each again in its own savepoint.
 
-        Acting holds the change-log lock (until commit; actions write history and events under it anyway), taken
-        before any row lock: run limits are counted and firings stored by one worker at a time, so concurrent
-        workers (bus batches, fire workers) cannot both act under one limit; and no worker waits for the lock
-        while holding a row another wants (a deadlock seen on PostgreSQL with two fire workers)."""
-        lock_change_log(session)
+        First the runs' locks (`_lock`, until commit), all in one statement before the savepoint: runs under one
+        limit are counted and their firings stored by one worker at a time, so concurrent workers (bus batches,
+        fire workers) cannot both act under one limit; and workers changing the same order or customer act one
+        after the other, so they never take its rows (tags, tasks) in opposite orders and deadlock."""
+        _lock(session, acts)
         if len(acts) == 1:
             return [self.act(session, acts[0], now=now)]
         try:
@@ -178,6 +179,19 @@ def _limit_key(a: Act, n: int) -> tuple[int, int, int | None] | None:
         return a.t.id, n, None
     entity_id = a.ev.customer_id if per == LimitPer.CUSTOMER else a.ev.order_id
     return (a.t.id, n, entity_id) if entity_id is not None else None
+
+
+def _lock(session: Session, acts: list[Act]) -> None:
+    """PostgreSQL: an advisory lock per run limit the runs count under (trigger, limit, customer / order) and per
+    order and customer they change; other workers' runs lock only where they meet these (SQLite: one writer)."""
+    keys = [advisory_key(kind, entity_id) for a in acts for kind, entity_id in changed_by(a)]
+    for a in acts:
+        for n in range(len(a.t.spec.limits)):
+            key = _limit_key(a, n)
+            if key is not None:
+                digest = hashlib.blake2b(repr(key).encode(), digest_size=6).digest()
+                keys.append(advisory_key("run_limit", int.from_bytes(digest, "big")))
+    lock_keys(session, keys)
 
 
 def _limit_counts(session: Session, acts: list[Act], now: datetime) -> dict[tuple[int, int, int | None], int]:
