@@ -38,6 +38,7 @@ from retento.clock import Clock
 from retento.db import Base, JSONType, UTCDateTime, insert_rows, transaction
 from retento.history.schemas import ChangeContext
 from retento.jsonable import serialised
+from retento.scoping import GLOBAL, BySite
 
 log = logging.getLogger(__name__)
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -46,6 +47,7 @@ SLICE_SECONDS = 0.25  # a worker's turn for one kind of work before the others g
 
 class Event(Base):
     __tablename__ = "events"
+    __site_scope__ = BySite()  # events of no site (a trigger switched on) are not a site key's
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     type: Mapped[str] = mapped_column(String(64))
@@ -70,6 +72,7 @@ class Event(Base):
 
 class SubscriberCursor(Base):
     __tablename__ = "event_cursors"
+    __site_scope__ = GLOBAL
 
     subscriber: Mapped[str] = mapped_column(String(128), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger)
@@ -81,6 +84,7 @@ class SubscriberCursor(Base):
 
 class DeadLetter(Base):
     __tablename__ = "event_dead_letters"
+    __site_scope__ = GLOBAL
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     subscriber: Mapped[str] = mapped_column(String(128))

@@ -36,6 +36,8 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement, Null
 from sqlalchemy.types import DateTime, TypeDecorator
 
+from retento.scoping import ScopedSession
+
 log = logging.getLogger(__name__)
 
 NAMING = {
@@ -285,13 +287,15 @@ def _sqlite_setup(engine: Engine) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions of the `ScopedSession` class: made in a request of a site-limited API key, they see only its
+    sites (see retento.scoping)."""
+    return sessionmaker(engine, class_=ScopedSession, expire_on_commit=False)
 
 
 @lru_cache(maxsize=64)
 def read_sessions(engine: Engine) -> sessionmaker[Session]:
     """Sessions for read-only work: on SQLite a deferred BEGIN, which does not wait for (or block) the writer."""
-    return sessionmaker(_read_only(engine), expire_on_commit=False)
+    return sessionmaker(_read_only(engine), class_=ScopedSession, expire_on_commit=False)
 
 
 @contextmanager

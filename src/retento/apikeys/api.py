@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
+from retento import scoping
 from retento.apikeys import service
 from retento.apikeys.ratelimit import RateLimiter
 from retento.apikeys.schemas import Principal
@@ -98,4 +99,5 @@ def admit(request: Request, principal: Principal | None, scope: str | None) -> P
     if scope is not None and scope not in principal.scopes:
         raise AuthFailed("scope", f"this API key lacks the scope {scope} / у ключа нет права {scope}", scope=scope)
     request.state.principal = principal
+    scoping.enter(principal.site_ids)  # the sessions this request makes see only the key's sites
     return principal

@@ -7,12 +7,14 @@ from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.db import Base, JSONType, UTCDateTime
+from retento.scoping import GLOBAL
 
 
 class ApiKey(Base):
     """A key for the HTTP API. Only the SHA-256 of the secret is stored; the secret is shown once."""
 
     __tablename__ = "api_keys"
+    __site_scope__ = GLOBAL
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
@@ -28,6 +30,7 @@ class IdempotentRequest(Base):
     """The first response to a POST with an Idempotency-Key, replayed for repeats of the same request."""
 
     __tablename__ = "api_idempotency"
+    __site_scope__ = GLOBAL
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))

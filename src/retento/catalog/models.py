@@ -7,12 +7,14 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.db import Amount, Base, Currency, UTCDateTime
+from retento.scoping import BySite
 
 
 class Product(Base):
     """A good or a service a site sells. `offer_id` is the shop's own id for it."""
 
     __tablename__ = "products"
+    __site_scope__ = BySite()
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)

@@ -7,12 +7,14 @@ from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, St
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.db import Base, JSONType, UTCDateTime
+from retento.scoping import BySite, by_customer
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Customer(Base):
     __tablename__ = "customers"
+    __site_scope__ = BySite()
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
@@ -42,6 +44,7 @@ class Customer(Base):
 
 class CustomerTag(Base):
     __tablename__ = "customer_tags"
+    __site_scope__ = by_customer()
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -51,6 +54,7 @@ class CustomerTag(Base):
 
 class CustomerInterest(Base):
     __tablename__ = "customer_interests"
+    __site_scope__ = by_customer()
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     interest: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -62,6 +66,7 @@ class Consent(Base):
     """Current consent of one customer for one channel, with when and where it was given or withdrawn."""
 
     __tablename__ = "customer_consents"
+    __site_scope__ = by_customer()
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)

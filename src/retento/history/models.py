@@ -7,12 +7,14 @@ from sqlalchemy import BigInteger, Boolean, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.db import Base, JSONType, UTCDateTime
+from retento.scoping import BySite
 
 
 class HistoryEntry(Base):
     """One change of one field of a customer or an order (or its creation / deletion)."""
 
     __tablename__ = "history"
+    __site_scope__ = BySite()
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

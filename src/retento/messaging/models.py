@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uni
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.db import Amount, Base, Currency, JSONType, UTCDateTime
+from retento.scoping import BySite, Through, by_customer
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -18,6 +19,7 @@ class ChannelPrice(Base):
     """What one message (one SMS segment) costs on a channel for a site, and the read rate to expect."""
 
     __tablename__ = "msg_prices"
+    __site_scope__ = BySite()
 
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -31,6 +33,7 @@ class SitePolicy(Base):
     """Quiet hours (minutes after local midnight) and the marketing frequency cap of a site."""
 
     __tablename__ = "msg_policies"
+    __site_scope__ = BySite()
 
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
     quiet_start: Mapped[int | None] = mapped_column(Integer)
@@ -43,6 +46,7 @@ class SitePolicy(Base):
 
 class Template(Base):
     __tablename__ = "msg_templates"
+    __site_scope__ = BySite()
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
@@ -61,6 +65,7 @@ class Template(Base):
 
 class Cascade(Base):
     __tablename__ = "msg_cascades"
+    __site_scope__ = BySite()
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
@@ -72,6 +77,7 @@ class Cascade(Base):
 
 class Campaign(Base):
     __tablename__ = "msg_campaigns"
+    __site_scope__ = BySite()
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
@@ -90,6 +96,7 @@ class Campaign(Base):
 
 class CampaignMember(Base):
     __tablename__ = "msg_campaign_members"
+    __site_scope__ = Through((("campaign_id", "msg_campaigns"),))
 
     campaign_id: Mapped[int] = mapped_column(ForeignKey("msg_campaigns.id", ondelete="CASCADE"), primary_key=True)
     customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -103,6 +110,7 @@ class Run(Base):
     deleted; a per-row key check cost a third of a campaign start."""
 
     __tablename__ = "msg_runs"
+    __site_scope__ = BySite()
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     cascade_id: Mapped[int] = mapped_column(Integer)
@@ -127,6 +135,7 @@ class Message(Base):
     """The outbox: one row per message with its status timeline, provider id and cost."""
 
     __tablename__ = "msg_messages"
+    __site_scope__ = BySite()
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     site_id: Mapped[int] = mapped_column(Integer)
@@ -170,6 +179,7 @@ class Device(Base):
     """A mobile app installation of a customer (FCM registration token)."""
 
     __tablename__ = "msg_devices"
+    __site_scope__ = by_customer()
 
     token: Mapped[str] = mapped_column(String(512), primary_key=True)
     customer_id: Mapped[int] = mapped_column(BigInteger, index=True)

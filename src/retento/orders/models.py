@@ -8,12 +8,14 @@ from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, St
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.db import Amount, Base, Currency, JSONType, UTCDateTime
+from retento.scoping import GLOBAL, BySite, Through
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
 class StatusGroup(Base):
     __tablename__ = "status_groups"
+    __site_scope__ = GLOBAL
 
     code: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
@@ -23,6 +25,7 @@ class StatusGroup(Base):
 
 class Status(Base):
     __tablename__ = "statuses"
+    __site_scope__ = GLOBAL
 
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
@@ -35,6 +38,7 @@ class Status(Base):
 
 class Order(Base):
     __tablename__ = "orders"
+    __site_scope__ = BySite()
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
@@ -70,6 +74,7 @@ class Order(Base):
 
 class OrderItem(Base):
     __tablename__ = "order_items"
+    __site_scope__ = Through((("order_id", "orders"),))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))

@@ -10,12 +10,14 @@ from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, S
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.db import Amount, Base, JSONType, UTCDateTime
+from retento.scoping import BySite, Through, by_customer
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Segment(Base):
     __tablename__ = "segments"
+    __site_scope__ = BySite()
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
@@ -36,6 +38,7 @@ class Segment(Base):
 
 class SegmentMember(Base):
     __tablename__ = "segment_members"
+    __site_scope__ = Through((("segment_id", "segments"),))
 
     segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
     customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -48,6 +51,7 @@ class SegmentChange(Base):
     """Membership history: one row per entry or exit. Segment size at any time is the running sum."""
 
     __tablename__ = "segment_changes"
+    __site_scope__ = Through((("segment_id", "segments"),))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
@@ -65,6 +69,7 @@ class DirtyCustomer(Base):
     """Customers whose rollup and memberships must be re-evaluated (filled by the event subscriber)."""
 
     __tablename__ = "segment_dirty"
+    __site_scope__ = by_customer()
 
     customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -80,6 +85,7 @@ class CustomerRollup(Base):
     """
 
     __tablename__ = "customer_rollups"
+    __site_scope__ = BySite()
 
     customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     site_id: Mapped[int] = mapped_column(Integer, index=True)
@@ -95,6 +101,7 @@ class RfmScore(Base):
     """RFM values (BTYD convention) and scores of one customer, with BG/NBD + Gamma-Gamma predictions."""
 
     __tablename__ = "rfm_scores"
+    __site_scope__ = BySite()
 
     customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     site_id: Mapped[int] = mapped_column(Integer)
@@ -117,6 +124,7 @@ class SegmentSettings(Base):
     """Per-site settings: RFM configuration, lifecycle threshold override, the last computed threshold."""
 
     __tablename__ = "segment_settings"
+    __site_scope__ = BySite()
 
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
     rfm: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
@@ -130,6 +138,7 @@ class Initiative(Base):
     """A marketing initiative shown on the cohort timeline (campaign, trigger switched on, loyalty launch)."""
 
     __tablename__ = "marketing_initiatives"
+    __site_scope__ = BySite()
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)

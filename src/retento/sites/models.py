@@ -6,12 +6,14 @@ from sqlalchemy import Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.db import Base, Currency, JSONType, UTCDateTime
+from retento.scoping import GLOBAL, BySite
 
 
 class Site(Base):
     """A shop. Customers, orders and products belong to exactly one site."""
 
     __tablename__ = "sites"
+    __site_scope__ = BySite("id")
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
@@ -28,6 +30,7 @@ class Manager(Base):
     """A person working in the CRM (manager, operator); the `user` actor of history rows."""
 
     __tablename__ = "managers"
+    __site_scope__ = GLOBAL
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255))

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
+from retento import scoping
 from retento.contacts import normalize_email
 from retento.errors import Conflict, NotFound
 from retento.sites.models import Manager, Site
@@ -32,7 +33,7 @@ def list_sites(session: Session) -> list[Site]:
 # per database for the life of the process without going stale; an id missing from the cache (a site created
 # since, by this or any other process) reloads the table. Keyed by the engine's connection pool.
 _CODES: weakref.WeakKeyDictionary[Any, dict[int, str]] = weakref.WeakKeyDictionary()
-_CODES_OF_SITES = select(Site.id, Site.code)
+_CODES_OF_SITES = scoping.unscoped(select(Site.id, Site.code))  # codes are no secret: a key's own rows name them
 
 
 def site_codes(db: Session | Connection) -> dict[int, str]:
@@ -53,8 +54,11 @@ def _pool(db: Session | Connection) -> Any:
 
 
 def get_site(session: Session, code: str, *, field: str = "site") -> Site:
+    """The site with this code; another site than a site-limited key's own is a 403 naming `field`."""
     site = session.scalar(select(Site).where(Site.code == code))
     if site is None:
+        if session.scalar(scoping.unscoped(select(Site.id).where(Site.code == code))) is not None:
+            raise scoping.forbidden(field, f"site {code!r}")
         raise NotFound(field, f"unknown site {code!r}")
     return site
 

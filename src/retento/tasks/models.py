@@ -6,6 +6,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.db import Base, UTCDateTime
+from retento.scoping import by_order_or_customer
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -14,6 +15,7 @@ class Task(Base):
     """Something a manager has to do, optionally about a customer or an order."""
 
     __tablename__ = "tasks"
+    __site_scope__ = by_order_or_customer()
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     title: Mapped[str] = mapped_column(String(500))

@@ -7,6 +7,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.db import Base, JSONType, UTCDateTime
+from retento.scoping import ListedSites, Through, by_order_or_customer
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -15,6 +16,7 @@ class Trigger(Base):
     """Event -> condition -> actions, now or after a delay. `definition` is the validated TriggerIn."""
 
     __tablename__ = "triggers"
+    __site_scope__ = ListedSites("definition", "sites", key="code")  # `sites: []` is every site
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
@@ -29,6 +31,7 @@ class Timer(Base):
     """One delayed run: fires at `due_at`, re-checks the condition, acts, and is marked done in one transaction."""
 
     __tablename__ = "trigger_timers"
+    __site_scope__ = by_order_or_customer()
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     trigger_id: Mapped[int] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))
@@ -54,6 +57,7 @@ class Firing(Base):
     """A trigger acted for (entity, triggering event): the unique key makes that happen at most once."""
 
     __tablename__ = "trigger_firings"
+    __site_scope__ = by_order_or_customer()
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     trigger_id: Mapped[int] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))
@@ -78,6 +82,7 @@ class Run(Base):
     delayed run, share one row per event (outcome `evaluated`, `misses`, `scheduled`), expanded into one entry per trigger on reading."""
 
     __tablename__ = "trigger_runs"
+    __site_scope__ = by_order_or_customer()
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # None on a row for the triggers whose guard was false on an event (one row per event: see `misses`)
@@ -105,6 +110,7 @@ class WebhookCall(Base):
     """Outbox of the `webhook` action: stored with the trigger's change, posted by the worker with retries."""
 
     __tablename__ = "trigger_webhook_calls"
+    __site_scope__ = Through((("trigger_id", "triggers"),))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     trigger_id: Mapped[int] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))

@@ -7,6 +7,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.db import Base, JSONType, UTCDateTime
+from retento.scoping import ListedSites, Through
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -15,6 +16,7 @@ class WebhookSubscription(Base):
     """Where to POST which event types; signed with `secret`. Disabled after too many failures in a row."""
 
     __tablename__ = "webhook_subscriptions"
+    __site_scope__ = ListedSites("site_ids")  # None is every site
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
@@ -34,6 +36,7 @@ class WebhookDelivery(Base):
     """One event to send to one subscription (the outbox row), with its retry state."""
 
     __tablename__ = "webhook_deliveries"
+    __site_scope__ = Through((("subscription_id", "webhook_subscriptions"),))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"))
@@ -58,6 +61,7 @@ class WebhookAttempt(Base):
     """The delivery log: every HTTP attempt with its status code or error."""
 
     __tablename__ = "webhook_attempts"
+    __site_scope__ = Through((("delivery_id", "webhook_deliveries"),))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
