@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from retento.bus import Bus
 from retento.clock import Clock, FrozenClock, SystemClock
 from retento.config import Settings, get_settings
+from retento.core import http, ssrf
 from retento.db import make_engine, make_session_factory
 from retento.worker import Worker
 
@@ -24,6 +25,7 @@ class App:
     sessions: sessionmaker[Session]
     bus: Bus
     worker: Worker
+    http: http.Client  # the one outgoing HTTP client, with the SSRF guard (`http.guard`)
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def on_close(self, fn: Callable[[], None]) -> None:
@@ -37,15 +39,21 @@ class App:
         self.engine.dispose()
 
 
-def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None) -> App:
+def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None,
+              resolver: http.Resolver | None = None) -> App:
+    """`resolver`: how outgoing requests resolve host names (the system's DNS by default)."""
     settings = settings or get_settings()
     clock = clock or (FrozenClock(settings.frozen_now) if settings.frozen_now else SystemClock())
     engine = engine or make_engine(settings.database_url, echo=settings.sql_echo)
+    guard = http.Guard(ssrf.AllowList.parse(settings.outgoing_allow), resolver or http.SystemResolver())
     sessions = make_session_factory(engine)
+    sessions.configure(info={http.SESSION_KEY: guard})  # save-time URL checks find it on the session
     bus = Bus(sessions, clock, batch=settings.event_batch_size, max_attempts=settings.event_max_attempts)
     worker = Worker(bus.wakeup, settings.worker_poll_seconds)
     worker.add_job("events", bus.dispatch, fair=bus.dispatch_slice)
-    app = App(settings=settings, clock=clock, engine=engine, sessions=sessions, bus=bus, worker=worker)
+    app = App(settings=settings, clock=clock, engine=engine, sessions=sessions, bus=bus, worker=worker,
+              http=http.Client(guard))
+    app.on_close(app.http.close)
     for name in INSTALLS:
         importlib.import_module(name).install(app)
     return app

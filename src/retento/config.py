@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         20, gt=0, description="Consecutive failed webhook attempts after which a subscription is disabled"
     )
     webhook_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one webhook HTTP request")
+    outgoing_allow: str = Field(
+        "", description="Hosts and networks webhooks may call although the SSRF policy refuses them (loopback, "
+        "private, link-local, ...): comma-separated host names, addresses and CIDR networks, e.g. "
+        "`hooks.lan, 127.0.0.1, 10.1.0.0/16`. A host name allows that name whatever it resolves to; an address "
+        "or network allows the addresses in it")
     frozen_now: str | None = Field(
         None, description="Testing only: an ISO time the clock stays at (read by bootstrap, e.g. for worker processes)"
     )
@@ -63,6 +68,14 @@ class Settings(BaseSettings):
     trigger_webhook_max_attempts: int = Field(
         8, gt=0, description="Attempts of one trigger webhook call (exponential backoff) before it is given up"
     )
+
+    @field_validator("outgoing_allow")
+    @classmethod
+    def _allow_list(cls, v: str) -> str:
+        from retento.core.ssrf import AllowList
+
+        AllowList.parse(v)  # a ValueError names the wrong entry
+        return v
 
 
 @lru_cache

@@ -58,7 +58,7 @@ def receiver(clock):
 @pytest.fixture
 def hooked(app, clock):
     a = bootstrap(Settings(database_url=app.settings.database_url, webhook_backoff_seconds=30,
-                           webhook_disable_after=3, webhook_max_attempts=8), clock=clock)
+                           webhook_disable_after=3, webhook_max_attempts=8, outgoing_allow="127.0.0.1"), clock=clock)
     _, raw = make_key(a)
     with Server(a) as srv, httpx.Client(base_url=srv.url, headers={"X-API-Key": raw}) as c:
         yield a, c

@@ -12,6 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import select
 
+from retento.bootstrap import bootstrap
+from retento.config import Settings
 from retento.db import transaction
 from retento.triggers import service
 from retento.triggers.models import WebhookCall
@@ -42,6 +44,14 @@ class Receiver(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
+
+
+@pytest.fixture
+def app(db_url, clock):
+    """The receiver listens on loopback, which only the allow-list lets webhooks reach."""
+    a = bootstrap(Settings(database_url=db_url, outgoing_allow="127.0.0.1"), clock=clock)
+    yield a
+    a.close()
 
 
 @pytest.fixture
@@ -88,7 +98,7 @@ def test_webhook_gives_up_after_max_attempts(app, clock, receiver):
     Receiver.fail_first = 100
     from retento.triggers.outbox import Deliverer
 
-    deliver = Deliverer(app.sessions, clock, timeout=5, max_attempts=3)
+    deliver = Deliverer(app.sessions, clock, app.http, timeout=5, max_attempts=3)
     with transaction(app.sessions) as s:
         service.create_trigger(s, raw={"name": "hook", "events": ["order_created"], "actions": [
             {"type": "webhook", "url": receiver}]}, now=clock.now())
@@ -107,7 +117,7 @@ def test_the_post_holds_no_lock_and_a_lease_keeps_other_workers_off(app, clock, 
 
     f.site(app)
     Receiver.fail_first = 0
-    other_worker = Deliverer(app.sessions, clock, timeout=5, max_attempts=3)
+    other_worker = Deliverer(app.sessions, clock, app.http, timeout=5, max_attempts=3)
     seen = []
 
     def during_post():

@@ -22,7 +22,8 @@ def install(app: App) -> None:
     event.listen(app.sessions, "before_commit", engine.flush)
     event.listen(app.sessions, "after_transaction_end", _forget_buffer)
     app.worker.add_job("trigger_timers", engine.fire_due, fair=engine.fire_slice)
-    app.worker.add_job("trigger_webhooks", Deliverer(app.sessions, app.clock, timeout=s.trigger_webhook_timeout,
+    app.worker.add_job("trigger_webhooks", Deliverer(app.sessions, app.clock, app.http,
+                                                     timeout=s.trigger_webhook_timeout,
                                                      max_attempts=s.trigger_webhook_max_attempts))
     app.triggers = engine  # type: ignore[attr-defined]
 

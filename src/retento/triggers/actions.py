@@ -62,6 +62,8 @@ class ActionSpec:
     # which of the run's "order" / "customer" the action changes (None: possibly both); runs that change the
     # same entity act one after the other, the others together
     changes: Callable[[Any], Iterable[str]] | None = None
+    # the URLs the action calls, by parameter name: the SSRF guard checks them when a trigger is saved
+    calls: Callable[[Any], dict[str, str]] | None = None
 
 
 _REGISTRY: dict[str, ActionSpec] = {}
@@ -69,7 +71,8 @@ _REGISTRY: dict[str, ActionSpec] = {}
 
 def register_action(name: str, schema: type[BaseModel], handler: Handler, *, check: Check | None = None,
                     description: str = "", many: Many | None = None,
-                    changes: Callable[[Any], Iterable[str]] | None = None) -> None:
+                    changes: Callable[[Any], Iterable[str]] | None = None,
+                    calls: Callable[[Any], dict[str, str]] | None = None) -> None:
     """Make an action available to triggers. Registering a name twice replaces it (reloads, tests).
 
     `many(contexts, params)`, optional: does what `handler` does for each (context, params) pair, in list order,
@@ -78,9 +81,12 @@ def register_action(name: str, schema: type[BaseModel], handler: Handler, *, che
     rolls its savepoint back and goes one by one with `handler`).
 
     `changes(params)`, optional: which of the run's `order` / `customer` the action changes (an action that only
-    adds rows of its own, like a task, changes neither); by default both."""
+    adds rows of its own, like a task, changes neither); by default both.
+
+    `calls(params)`, optional: the URLs the action will request, by parameter name (`{"url": ...}`); saving a
+    trigger refuses those the outgoing request policy refuses (loopback, private addresses, ...)."""
     _REGISTRY[name] = ActionSpec(name, schema, handler, check, description or (schema.__doc__ or "").strip(), many,
-                                 changes)
+                                 changes, calls)
 
 
 def registered() -> list[ActionSpec]:
@@ -444,5 +450,6 @@ register_action("remove_tag", TagAction, lambda a, p: _retag(a, p, False),
                 description="Remove a tag from the customer or order", many=lambda cs, ps: _retag_many(cs, ps, False),
                 changes=lambda p: (p.target,))
 register_action("create_task", CreateTask, create_task, check=_check_task, many=create_task_many, changes=lambda p: NONE)
-register_action("webhook", Webhook, webhook, many=webhook_many, changes=lambda p: NONE)
+register_action("webhook", Webhook, webhook, many=webhook_many, changes=lambda p: NONE,
+                calls=lambda p: {"url": p.url})
 register_action("emit_event", EmitEvent, emit_event, many=emit_event_many, changes=lambda p: NONE)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from retento.clock import Clock
+from retento.core import http
 from retento.db import _json_default, insert_rows, reserve_ids, transaction
 from retento.jsonable import jsonable
 from retento.triggers.models import WebhookCall
@@ -89,20 +88,20 @@ class Deliverer:
     time a POST may take) in a short transaction, POSTed with no transaction open, and its result recorded in a
     second one. A worker killed mid-POST leaves the call to be claimed again when the lease ends."""
 
-    def __init__(self, sessions: sessionmaker[Session], clock: Clock, *, timeout: float, max_attempts: int,
-                 batch: int = 20) -> None:
-        self._sessions, self._clock = sessions, clock
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock, client: http.Client, *, timeout: float,
+                 max_attempts: int, batch: int = 20) -> None:
+        self._sessions, self._clock, self._http = sessions, clock, client
         self._timeout, self._max_attempts, self._batch = timeout, max_attempts, batch
         self._lease = timedelta(seconds=batch * timeout + 30)  # every POST of a batch timing out
 
     def __call__(self) -> int:
         now = self._clock.now()
         claimed = self._claim(now)
-        results = [(call, *self._post(call, now)) for call in claimed]
+        results = [(call, self._post(call, now)) for call in claimed]
         if results:
             with transaction(self._sessions) as s:
-                for call, status, error in results:
-                    self._record(s, call, status, error, now)
+                for call, reply in results:
+                    self._record(s, call, reply, now)
         return len(claimed)
 
     def _claim(self, now: datetime) -> list[_Claimed]:
@@ -118,31 +117,24 @@ class Deliverer:
             return [_Claimed(c.id, c.url, c.idempotency_key, c.secret, orjson.dumps(c.body, default=_json_default),
                              c.attempts) for c in calls]
 
-    def _post(self, call: _Claimed, now: datetime) -> tuple[int | None, str | None]:
+    def _post(self, call: _Claimed, now: datetime) -> http.Reply:
         ts = str(int(now.timestamp()))
         headers = {"Content-Type": "application/json", "User-Agent": "Retento-Trigger",
                    "Idempotency-Key": call.key, "X-Retento-Timestamp": ts}
         if call.secret:
             headers["X-Retento-Signature"] = signature(call.secret, ts, call.body)
-        try:
-            with urllib.request.urlopen(urllib.request.Request(call.url, data=call.body, headers=headers,
-                                                               method="POST"), timeout=self._timeout) as resp:
-                return resp.status, None
-        except urllib.error.HTTPError as exc:
-            return exc.code, f"HTTP {exc.code}"
-        except (OSError, ValueError) as exc:
-            return None, repr(exc)[:500]
+        return self._http.post(call.url, content=call.body, headers=headers, timeout=self._timeout)
 
-    def _record(self, s: Session, claimed: _Claimed, status: int | None, error: str | None, now: datetime) -> None:
+    def _record(self, s: Session, claimed: _Claimed, reply: http.Reply, now: datetime) -> None:
         call = s.get(WebhookCall, claimed.id, with_for_update=True)
         if call is None or call.state != "pending" or call.attempts != claimed.attempts:
             return  # the lease ran out and another worker has the call now: its result counts
-        call.last_status, call.last_error = status, error
-        if error is None and status is not None and 200 <= status < 300:
+        call.last_status, call.last_error = reply.status, reply.error
+        if reply.ok:
             call.state, call.sent_at = "sent", now
-        elif call.attempts >= self._max_attempts:
+        elif reply.refused or call.attempts >= self._max_attempts:  # a refused URL stays refused: no retries
             call.state = "failed"
             log.warning("trigger webhook %s to %s given up after %s attempts: %s", call.id, call.url,
-                        call.attempts, error)
+                        call.attempts, reply.error)
         else:
             call.next_at = now + min(BACKOFF_BASE * 2 ** (call.attempts - 1), BACKOFF_MAX)

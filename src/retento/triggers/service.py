@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from retento import bus
 from retento.bus import Event
+from retento.core import http
 from retento.customers import events as customer_events
 from retento.customers.models import Customer
 from retento.errors import Conflict, DomainError, NotFound
@@ -45,7 +46,12 @@ def parse(session: Session | None, raw: Any) -> tuple[TriggerIn, Compiled]:
             raise DomainError.one(f"events.{n}", f"unknown event type {name!r}; known: {', '.join(sorted(EVENT_TYPES))}")
     if spec.event_names and "custom" not in spec.events:
         raise DomainError.one("event_names", "only applies to `custom` events; add `custom` to events")
-    return spec, compile_trigger(session, spec)
+    compiled = compile_trigger(session, spec)
+    if session is not None:
+        for n, (action, params) in enumerate(compiled.actions):
+            for name, url in (action.calls(params) if action.calls else {}).items():
+                http.check_url(session, url, field=f"actions.{n}.{name}")
+    return spec, compiled
 
 
 def _dump(spec: TriggerIn) -> dict[str, Any]:

@@ -28,9 +28,5 @@ def next_attempt(attempts: int, *, now: datetime, base: float, cap: float, max_a
     return now + timedelta(seconds=min(cap, base * 2 ** (attempts - 1)))
 
 
-def succeeded(status_code: int | None) -> bool:
-    return status_code is not None and 200 <= status_code < 300
-
-
 def should_disable(consecutive_failures: int, threshold: int) -> bool:
     return consecutive_failures >= threshold

@@ -8,9 +8,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-import httpx
 import orjson
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +18,7 @@ from retento import __version__
 from retento.bus import Event
 from retento.clock import Clock
 from retento.config import Settings
+from retento.core import http
 from retento.db import transaction
 from retento.errors import NotFound
 from retento.webhooks import policy
@@ -33,6 +33,7 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
 def create(session: Session, *, data: WebhookIn, site_ids: list[int] | None, now: datetime) -> WebhookSubscription:
+    http.check_url(session, str(data.url))
     sub = WebhookSubscription(url=str(data.url), event_types=data.event_types, site_ids=site_ids,
                               secret="whsec_" + secrets.token_urlsafe(32), description=data.description,
                               active=True, consecutive_failures=0, created_at=now, updated_at=now)
@@ -62,6 +63,7 @@ def update_subscription(session: Session, *, sub: WebhookSubscription, data: Web
                         now: datetime) -> WebhookSubscription:
     given = data.model_fields_set
     if "url" in given and data.url is not None:
+        http.check_url(session, str(data.url))
         sub.url = str(data.url)
     if "event_types" in given and data.event_types is not None:
         sub.event_types = data.event_types
@@ -153,28 +155,12 @@ def attempts_of(session: Session, delivery_ids: Sequence[int]) -> dict[int, list
 # --- sending ----------------------------------------------------------------------------------------------
 
 
-class Sender(Protocol):
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]: ...
-
-
-class HttpSender:
-    def __init__(self, timeout: float) -> None:
-        self._client = httpx.Client(timeout=timeout, follow_redirects=False)
-
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
-        try:
-            resp = self._client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:2000]
-        return resp.status_code, None if policy.succeeded(resp.status_code) else resp.text[:500]
-
-
 @dataclass
 class Deliverer:
     sessions: sessionmaker[Session]
     clock: Clock
     settings: Settings
-    sender: Sender
+    http: http.Client
     batch: int = 50
 
     def __call__(self) -> int:
@@ -220,29 +206,33 @@ class Deliverer:
                    "Retento-Event": event_type, "Retento-Delivery": str(delivery_id),
                    "Retento-Timestamp": str(ts), "Retento-Signature": policy.signature(secret, ts, body)}
         started = time.perf_counter()
-        status_code, error = self.sender.post(url, body, headers)
+        reply = self.http.post(url, content=body, headers=headers, timeout=self.settings.webhook_timeout_seconds)
         duration = int((time.perf_counter() - started) * 1000)
         with transaction(self.sessions) as s:
             d = s.get(WebhookDelivery, delivery_id, with_for_update=True)
             sub = s.get(WebhookSubscription, sub_id, with_for_update=True)
             if d is None or sub is None:
                 return  # deleted meanwhile
-            s.add(WebhookAttempt(delivery_id=d.id, at=now, status_code=status_code, error=error,
+            s.add(WebhookAttempt(delivery_id=d.id, at=now, status_code=reply.status, error=reply.error,
                                  duration_ms=duration))
             d.attempts += 1
-            d.last_status_code, d.last_error = status_code, error
-            if policy.succeeded(status_code):
+            d.last_status_code, d.last_error = reply.status, reply.error
+            if reply.ok:
                 d.status, d.delivered_at, d.next_attempt_at = DELIVERED, now, None
                 sub.consecutive_failures = 0
                 return
             st = self.settings
-            retry_at = policy.next_attempt(d.attempts, now=now, base=st.webhook_backoff_seconds,
-                                           cap=st.webhook_backoff_max_seconds, max_attempts=st.webhook_max_attempts)
+            retry_at = None if reply.refused else policy.next_attempt(
+                d.attempts, now=now, base=st.webhook_backoff_seconds, cap=st.webhook_backoff_max_seconds,
+                max_attempts=st.webhook_max_attempts)
             d.status, d.next_attempt_at = (PENDING, retry_at) if retry_at else (FAILED, None)
             sub.consecutive_failures += 1
-            if sub.active and policy.should_disable(sub.consecutive_failures, st.webhook_disable_after):
+            if sub.active and (reply.refused or policy.should_disable(sub.consecutive_failures,
+                                                                      st.webhook_disable_after)):
+                # a refused URL stays refused: its other deliveries would only be refused too
                 sub.active, sub.disabled_at = False, now
-                sub.disabled_reason = f"{sub.consecutive_failures} failed attempts in a row"
+                sub.disabled_reason = (reply.error if reply.refused and reply.error else
+                                       f"{sub.consecutive_failures} failed attempts in a row")[:255]
                 log.warning("webhook subscription %s disabled: %s", sub.id, sub.disabled_reason)
 
 
@@ -250,5 +240,4 @@ def install(app) -> None:  # noqa: ANN001 - retento.bootstrap.App
     """Feed the outbox from the bus and send due deliveries from the worker."""
     app.bus.subscribe("webhooks", lambda s, ev: enqueue(s, ev, now=app.clock.now()) and None,
                       batch_handler=lambda s, evs: enqueue_many(s, evs, now=app.clock.now()) and None)
-    app.worker.add_job("webhooks", Deliverer(app.sessions, app.clock, app.settings,
-                                             HttpSender(app.settings.webhook_timeout_seconds)))
+    app.worker.add_job("webhooks", Deliverer(app.sessions, app.clock, app.settings, app.http))

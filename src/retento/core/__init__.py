@@ -1,0 +1,1 @@
+"""What every domain uses, importing no domain: the outgoing HTTP client and its address policy."""
