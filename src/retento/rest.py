@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException
@@ -28,6 +28,7 @@ from retento.apikeys.models import IdempotentRequest
 from retento.apikeys.ratelimit import retry_after_header
 from retento.apikeys.schemas import Principal
 from retento.bootstrap import App
+from retento.dates import AwareDatetime
 from retento.db import read_sessions, transaction
 from retento.errors import Conflict, DomainError, FieldError, NotFound
 from retento.sites.models import Site

@@ -296,3 +296,26 @@ def test_repeated_order_external_id_second_row_updates(app, tmp_path):
     with transaction(app.sessions) as s:
         assert orders.find(s, site_id=1, external_id="o1").status == "complete"
     assert counts(app)["Order"] == 2
+
+
+def test_dates_out_of_range_or_unix_numbers_are_rejected_rows(app, tmp_path):
+    """Import files keep the API's date range (1900-01-01 .. 2200-12-31 UTC): such rows are rejected by field."""
+    f.site(app)
+    text = ("external_id,birthday,created_at,personal_dates.wedding\n"
+            "d1,1899-12-31,,\n"
+            "d2,,9999-12-31T23:59:59Z,\n"
+            "d3,,,2201-01-01\n"
+            "d4,1900-01-01,1900-01-01T00:00:00Z,2200-12-31\n")
+    result = run(app, tmp_path, "customers.csv", text, Kind.CUSTOMERS, site="shop")
+    rejected = dict(result.rejected)
+    assert rejected == {2: "birthday: must be between 1900-01-01 and 2200-12-31",
+                        3: "created_at: must be between 1900-01-01T00:00:00Z and 2200-12-31T23:59:59Z",
+                        4: "personal_dates.wedding: must be between 1900-01-01 and 2200-12-31"}
+    assert customer(app, "d4")["created_at"].isoformat() == "1900-01-01T00:00:00+00:00"
+    lines = [{"external_id": "o1", "items": [{"name": "A", "price": "1"}], "created_at": 0},
+             {"external_id": "o2", "items": [{"name": "A", "price": "1"}], "delivery": {"date": "0001-01-01"}}]
+    result = run(app, tmp_path, "orders.jsonl", "\n".join(json.dumps(o) for o in lines) + "\n", Kind.ORDERS,
+                 site="shop")
+    rejected = dict(result.rejected)
+    assert rejected[1].startswith("created_at: must be a date-time string")
+    assert rejected[2] == "delivery.date: must be between 1900-01-01 and 2200-12-31"

@@ -10,6 +10,7 @@ from starlette.routing import Match
 
 from retento.catalog.queries import known_offers
 from retento.compat import mapping as m
+from retento.compat.dates import fmt_datetime, parse_datetime
 from retento.compat.envelope import ENTITY_ERROR, Call, RetailRoute, envelope_error, fail, handle, pagination
 from retento.customers import queries as customer_q, service as customers
 from retento.customers.api import edit_data
@@ -66,7 +67,7 @@ def date_param(call: Call, value: Any, name: str) -> datetime | None:
     if value in (None, "", "None"):
         return None
     try:
-        return datetime.fromisoformat(m.parse_datetime(value, call.tz))
+        return parse_datetime(value, call.tz)
     except ValueError as exc:
         raise fail(**{f"filter[{name}]": str(exc)}) from None
 
@@ -373,7 +374,7 @@ def history(call: Call, entity: str) -> dict[str, Any]:
             obj = refs.get(r.entity_id, {"id": r.entity_id, "site": codes.get(r.site_id)})
         out.append(m.history_entry(r, {k: v for k, v in obj.items() if v is not None}, tz=call.tz,
                                    current_key=call.principal.key_id))
-    return {"generatedAt": m.fmt_datetime(call.now, call.tz), "history": out,
+    return {"generatedAt": fmt_datetime(call.now, call.tz), "history": out,
             "pagination": pagination(limit, page, total)}
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-DATETIME = "%Y-%m-%d %H:%M:%S"
+from retento.compat.dates import fmt_date, fmt_datetime, parse_datetime
+
 SOURCES = {"api": "api", "user": "user", "trigger": "rule", "robot": "code", "import": "api", "system": "code",
            "demo": "code"}
 MONEY = {"items_total", "discount_total", "delivery_cost", "total", "paid_amount"}
@@ -17,26 +18,12 @@ MONEY = {"items_total", "discount_total", "delivery_cost", "total", "paid_amount
 # --- values ----------------------------------------------------------------------------------------------
 
 
-def fmt_datetime(value: datetime | str | None, tz: ZoneInfo) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.astimezone(tz).strftime(DATETIME)
-
-
-def parse_datetime(value: Any, tz: ZoneInfo) -> str | None:
-    """'Y-m-d H:i:s' (or 'Y-m-d') in the CRM's time zone -> ISO 8601 with offset; anything else raises ValueError."""
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise ValueError("expected 'Y-m-d H:i:s'")
-    for fmt in (DATETIME, "%Y-%m-%d"):
-        try:
-            return datetime.strptime(value, fmt).replace(tzinfo=tz).isoformat()
-        except ValueError:
-            continue
-    raise ValueError(f"{value!r} is not a date-time in the format Y-m-d H:i:s")
+def created_at(entity: dict[str, Any], tz: ZoneInfo) -> datetime | None:
+    """The entity's `createdAt` (`Y-m-d H:i:s` in the CRM's time zone); a ValueError names the field."""
+    try:
+        return parse_datetime(entity["createdAt"], tz)
+    except ValueError as exc:
+        raise ValueError(f"createdAt: {exc}") from None
 
 
 def number(value: Any) -> int | float | None:
@@ -99,7 +86,7 @@ def customer_in(entity: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
     if "subscribed" in entity:
         raw["consents"] = {"email": {"granted": bool(entity["subscribed"]), "source": "api"}}
     if "createdAt" in entity:
-        raw["created_at"] = parse_datetime(entity["createdAt"], tz)
+        raw["created_at"] = created_at(entity, tz)
     if "site" in entity:
         raw["site"] = entity["site"]
     return raw
@@ -117,7 +104,7 @@ def customer_out(snap: dict[str, Any], site: str, tz: ZoneInfo) -> dict[str, Any
         "customFields": snap.get("custom_fields") or [], "personalDiscount": 0, "cumulativeDiscount": 0,
         "firstName": snap.get("first_name"), "lastName": snap.get("last_name"), "patronymic": snap.get("patronymic"),
         "email": snap.get("email"), "phones": [{"number": snap["phone"]}] if snap.get("phone") else [],
-        "birthday": str(snap["birthday"]) if snap.get("birthday") else None,
+        "birthday": fmt_date(snap.get("birthday")),
     }
     if email:
         out["subscribed"] = bool(email.get("granted"))
@@ -174,7 +161,7 @@ def order_in(entity: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
     """A RetailCRM order -> the fields of Retento's OrderCreate / OrderEdit it sets (customer handled apart)."""
     raw: dict[str, Any] = {ours: entity[theirs] for theirs, ours in ORDER_FIELDS.items() if theirs in entity}
     if "createdAt" in entity:
-        raw["created_at"] = parse_datetime(entity["createdAt"], tz)
+        raw["created_at"] = created_at(entity, tz)
     if "items" in entity:
         if not isinstance(entity["items"], list):
             raise ValueError("items: must be a list")
@@ -216,7 +203,7 @@ def order_out(snap: dict[str, Any], tz: ZoneInfo, customer: dict[str, Any] | Non
         }.items() if v is not None})
     delivery = {k: v for k, v in {
         "code": snap.get("delivery_type"), "cost": number(snap.get("delivery_cost")),
-        "date": str(snap["delivery_date"]) if snap.get("delivery_date") else None,
+        "date": fmt_date(snap.get("delivery_date")),
         "address": snap.get("delivery_address"),
     }.items() if v is not None}
     out: dict[str, Any] = {
@@ -315,8 +302,3 @@ def nested(pairs: list[tuple[str, str]]) -> dict[str, Any]:
             node = child
     return out
 
-
-def as_date(value: Any) -> date:
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from retento.contacts import check_locale, check_timezone, normalize_email, normalize_phone
+from retento.dates import AwareDatetime, Day
 
 
 class Channel(StrEnum):
@@ -29,13 +30,6 @@ class EntryPoint(StrEnum):
     CHAT = "chat"
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("must include a time zone offset, e.g. 2026-01-31T10:00:00+03:00")
-    return value
-
-
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 Label = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s,][^,]*$")]
 CustomValue = str | int | float | bool | None
 
@@ -61,8 +55,8 @@ class CustomerFields(BaseModel):
     telegram_id: str | None = Field(None, max_length=64)
     whatsapp_id: str | None = Field(None, max_length=32)
     vk_id: str | None = Field(None, max_length=64)
-    birthday: date | None = None
-    personal_dates: dict[Annotated[str, Field(min_length=1, max_length=64)], date] | None = None
+    birthday: Day | None = None
+    personal_dates: dict[Annotated[str, Field(min_length=1, max_length=64)], Day] | None = None
     timezone: str | None = None
     locale: str | None = None
     custom_fields: dict[Annotated[str, Field(min_length=1, max_length=64)], CustomValue] | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
@@ -10,13 +9,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from retento.customers.schemas import Channel
+from retento.dates import AwareDatetime
 from retento.money import check_currency
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("must include a time zone offset, e.g. 2026-01-31T10:00:00+03:00")
-    return value
 
 
 class MessageClass(StrEnum):
@@ -100,7 +94,7 @@ class CampaignIn(_In):
     name: str = Field(min_length=1, max_length=128)
     customer_ids: list[int] | None = Field(None, min_length=1, max_length=5_000_000)
     segment: int | str | None = Field(None, description="Segment id or code: its members at start time")
-    start_at: Annotated[datetime | None, AfterValidator(_aware)] = None  # default: now
+    start_at: AwareDatetime | None = None  # default: now
     message_class: MessageClass = MessageClass.MARKETING
 
     @field_validator("customer_ids")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
 from operator import itemgetter
@@ -10,7 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from retento.customers.schemas import AwareDatetime, CustomValue, Label
+from retento.customers.schemas import CustomValue, Label
+from retento.dates import AwareDatetime, Day
 from retento.money import CENT, check_currency
 
 # Amounts keep the stored scale (10 -> 10.00, quantity 2 -> 2.000), so an unchanged value never diffs as a change.
@@ -73,7 +73,7 @@ class Delivery(BaseModel):
 
     type: str | None = Field(None, max_length=64)
     cost: Money = ZERO
-    date: dt.date | None = None
+    date: Day | None = None
     address: dict[str, CustomValue] | None = None
 
 

@@ -216,7 +216,7 @@ def _customer(p: rules.CustomerRule, ctx: Context) -> ColumnElement[bool]:
         return compare_days_ago(col, "lte" if p.op == "within_days" else "gt", p.value, ctx.now)
     value = p.value
     if kind == "date":
-        value = [date.fromisoformat(v) for v in value] if isinstance(value, list) else date.fromisoformat(value)
+        value = rules.days(value)
     return compare(col, p.op, value)
 
 

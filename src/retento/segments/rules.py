@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from retento.dates import parse_day
 from retento.errors import DomainError, FieldError
 
 MAX_DEPTH = 12
@@ -42,6 +43,11 @@ def _check_cmp(op: str, value: Any, kind: str) -> None:
     if kind == "days_ago" and op in ("eq", "ne"):
         raise ValueError("days-ago metrics take gt, gte, lt, lte or between")
     _check_scalar(value, kind)
+
+
+def days(value: Any) -> Any:
+    """The date(s) of a rule: `YYYY-MM-DD` strings (JSON) or dates (YAML), inside Retento's date range."""
+    return [parse_day(v) for v in value] if isinstance(value, list) else parse_day(value)
 
 
 def _check_scalar(v: Any, kind: str) -> None:
@@ -103,9 +109,7 @@ def _check_field_value(kind: str, op: str, value: Any) -> None:
     if op in ("within_days", "older_than_days"):
         _check_scalar(value, "days_ago")
     elif kind == "date":
-        _check_cmp(op, [date.fromisoformat(v) if isinstance(v, str) else v for v in value]
-                   if isinstance(value, list) else (date.fromisoformat(value) if isinstance(value, str) else value),
-                   "date")
+        _check_cmp(op, days(value), "date")
     elif kind == "bool" and not isinstance(value, bool):
         raise ValueError("value must be true or false")
     elif kind == "string" and not isinstance(value, str):
@@ -191,11 +195,7 @@ class OrdersRule(Params):
             raise ValueError("within_days, category and status_group apply to count, sum and average")
         value = self.value
         if kind == "date":
-            try:
-                value = [date.fromisoformat(v) for v in value] if isinstance(value, list) else date.fromisoformat(
-                    value)
-            except (TypeError, ValueError):
-                raise ValueError("value must be a date (YYYY-MM-DD)") from None
+            value = days(value)
             object.__setattr__(self, "value", value)
         _check_cmp(self.op, value, kind)
         return self

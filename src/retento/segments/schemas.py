@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from retento.dates import AwareDatetime
+
 
 class Kind(StrEnum):
     DYNAMIC = "dynamic"
@@ -148,9 +150,9 @@ class ThresholdIn(BaseModel):
 class InitiativeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    site: str
+    site: str = Field(min_length=1, max_length=64)
     kind: str = Field("campaign", pattern=r"^(campaign|trigger|loyalty|chain|other)$")
     name: str = Field(min_length=1, max_length=255)
-    started_at: datetime
-    ended_at: datetime | None = None
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
     idempotency_key: str | None = Field(None, max_length=200)

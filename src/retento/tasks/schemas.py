@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from retento.customers.schemas import AwareDatetime
+from retento.dates import AwareDatetime
 
 
 class TaskCreate(BaseModel):
