@@ -14,6 +14,7 @@ from retento.clock import Clock, FrozenClock, SystemClock
 from retento.config import Settings, get_settings
 from retento.core import http, ssrf
 from retento.db import make_engine, make_session_factory
+from retento.groupcommit import GroupCommit
 from retento.worker import Worker
 
 
@@ -26,6 +27,7 @@ class App:
     bus: Bus
     worker: Worker
     http: http.Client  # the one outgoing HTTP client, with the SSRF guard (`http.guard`)
+    group_commit: GroupCommit  # single-event writes of the API (see groupcommit.py)
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def on_close(self, fn: Callable[[], None]) -> None:
@@ -52,8 +54,9 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, e
     worker = Worker(bus.wakeup, settings.worker_poll_seconds)
     worker.add_job("events", bus.dispatch, fair=bus.dispatch_slice)
     app = App(settings=settings, clock=clock, engine=engine, sessions=sessions, bus=bus, worker=worker,
-              http=http.Client(guard))
+              http=http.Client(guard), group_commit=GroupCommit(sessions))
     app.on_close(app.http.close)
+    app.on_close(app.group_commit.close)
     for name in INSTALLS:
         importlib.import_module(name).install(app)
     return app

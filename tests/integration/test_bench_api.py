@@ -12,3 +12,18 @@ def test_bench_api_runs_a_server_process_and_reports_each_route():
     assert result.exit_code == 0, result.output
     for route in ("GET /bench/hello (baseline)", "GET /api/v1/customers/{id}", "POST /api/v1/events"):
         assert re.search(rf"\| SQLite [\d.]+ \| 1 \| {re.escape(route)} \| 20 \| \d+ \| 0 \|", result.output), result.output
+
+
+def test_bench_api_runs_chosen_routes_at_a_rate_and_at_capacity():
+    result = CliRunner().invoke(app, ["bench", "api", "--rate", "20", "--seconds", "1", "--warmup", "0",
+                                      "--routes", "event", "--clients", "4", "--capacity"])
+    assert result.exit_code == 0, result.output
+    assert "4 clients" in result.output
+    assert re.search(r"\| SQLite [\d.]+ \| 1 \| POST /api/v1/events \| 20 \| \d+ \| 0 \|", result.output), result.output
+    assert re.search(r"\| SQLite [\d.]+ \| 1 \| POST /api/v1/events \| max \| [\d,]+ \| 0 \|", result.output)
+    assert "GET /api/v1/customers" not in result.output
+
+
+def test_bench_api_names_a_wrong_route():
+    result = CliRunner().invoke(app, ["bench", "api", "--routes", "event,nope"])
+    assert result.exit_code == 2 and "--routes" in result.output

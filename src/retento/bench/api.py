@@ -23,12 +23,13 @@ import httpx
 from retento.bench.targets import Target
 
 SERVER = "retento.bench.api"
+CLIENTS = 16  # keep-alive connections the load generator drives the server with
 
 
 @dataclass
 class Result:
     name: str
-    rate: int
+    rate: int | None  # None: closed loop (capacity)
     sent: int
     ok: int
     errors: int
@@ -108,8 +109,8 @@ def start_server(target: Target, port: int, workers: int = 1) -> subprocess.Pope
 Request = Callable[[int], tuple[str, str, bytes | None]]
 
 
-def drive(port: int, key: str, name: str, make: Request, *, rate: int, seconds: float,
-          tick: Callable[[int], None] | None = None, connections: int = 32) -> Result:
+def drive(port: int, key: str, name: str, make: Request, *, rate: int | None, seconds: float,
+          tick: Callable[[int], None] | None = None, connections: int = CLIENTS) -> Result:
     """Send rate × seconds requests on schedule; latency from the scheduled time to the full response.
 
     One asyncio loop (uvloop where installed) speaks HTTP/1.1 keep-alive over raw streams: a scheduler releases
@@ -117,6 +118,9 @@ def drive(port: int, key: str, name: str, make: Request, *, rate: int, seconds: 
     connection is busy a request waits in the queue, and that wait counts in its latency (open loop, no
     coordinated omission). The client does little per request (no HTTP library), so its CPU, which shares the
     machine with the server, stays small.
+
+    `rate=None`: closed loop, for the capacity: each connection sends its next request as soon as the previous
+    answer is in, for `seconds`; latency from the send.
     """
     try:
         import uvloop
@@ -125,24 +129,35 @@ def drive(port: int, key: str, name: str, make: Request, *, rate: int, seconds: 
     return uvloop.run(_drive(port, key, name, make, rate, seconds, tick, connections))
 
 
-async def _drive(port: int, key: str, name: str, make: Request, rate: int, seconds: float,
+async def _drive(port: int, key: str, name: str, make: Request, rate: int | None, seconds: float,
                  tick: Callable[[int], None] | None, connections: int) -> Result:
-    total = int(rate * seconds)
     latencies: list[float] = []
-    errors = 0
+    errors, sent = 0, 0
     due: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
     head = f"Host: 127.0.0.1:{port}\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\n"
+    end = time.perf_counter() + seconds  # closed loop: no request starts after this
 
     def encode(i: int) -> bytes:
         method, path, body = make(i)
         length = f"Content-Length: {len(body)}\r\n" if body is not None else ""
         return f"{method} {path} HTTP/1.1\r\n{head}{length}\r\n".encode() + (body or b"")
 
-    async def connection() -> None:
+    async def scheduled() -> tuple[int, float] | None:
+        return await due.get()
+
+    async def at_once() -> tuple[int, float] | None:
+        nonlocal sent
+        now = time.perf_counter()
+        if now >= end:
+            return None
+        sent += 1
+        return sent - 1, now
+
+    async def connection(source: Callable[[], Any]) -> None:
         nonlocal errors
         stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         done = 0
-        while (item := await due.get()) is not None:
+        while (item := await source()) is not None:
             i, at = item
             try:
                 if stream is None:
@@ -166,21 +181,23 @@ async def _drive(port: int, key: str, name: str, make: Request, rate: int, secon
         if stream is not None:
             stream[1].close()
 
-    workers = [asyncio.create_task(connection()) for _ in range(connections)]
     cpu = time.process_time()
     start = time.perf_counter()
-    for i in range(total):
-        at = start + i / rate
-        delay = at - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        due.put_nowait((i, at))
-    for _ in workers:
-        due.put_nowait(None)
+    workers = [asyncio.create_task(connection(scheduled if rate else at_once)) for _ in range(connections)]
+    if rate:
+        sent = int(rate * seconds)
+        for i in range(sent):
+            at = start + i / rate
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            due.put_nowait((i, at))
+        for _ in workers:
+            due.put_nowait(None)
     await asyncio.gather(*workers)
     elapsed = time.perf_counter() - start
     ms = [x * 1000 for x in latencies]
-    return Result(name, rate, total, len(latencies), errors, elapsed, percentile(ms, 0.5), percentile(ms, 0.99),
+    return Result(name, rate, sent, len(latencies), errors, elapsed, percentile(ms, 0.5), percentile(ms, 0.99),
                   max(ms) if ms else float("nan"), client_cpu_s=time.process_time() - cpu)
 
 
@@ -216,31 +233,39 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def scenarios(customer_id: int) -> list[tuple[str, Request]]:
-    return [
-        ("GET /bench/hello (baseline)", lambda i: ("GET", "/bench/hello", None)),
-        ("GET /api/v1/customers/{id}", lambda i: ("GET", f"/api/v1/customers/{customer_id}", None)),
-        ("POST /api/v1/events", lambda i: ("POST", "/api/v1/events", json.dumps({
+ROUTES = ("hello", "customer", "event")  # the scenarios, in the order they run
+
+
+def scenarios(customer_id: int) -> dict[str, tuple[str, Request]]:
+    return {
+        "hello": ("GET /bench/hello (baseline)", lambda i: ("GET", "/bench/hello", None)),
+        "customer": ("GET /api/v1/customers/{id}", lambda i: ("GET", f"/api/v1/customers/{customer_id}", None)),
+        "event": ("POST /api/v1/events", lambda i: ("POST", "/api/v1/events", json.dumps({
             "name": "bench_view", "customer": {"id": customer_id}, "payload": {"n": i}}).encode())),
-    ]
+    }
 
 
-def run(target: Target, *, rate: int, seconds: float, warmup: float, progress: Any,
-        workers: int = 1) -> list[Result]:
+def run(target: Target, *, rate: int, seconds: float, warmup: float, progress: Any, workers: int = 1,
+        clients: int = CLIENTS, routes: tuple[str, ...] = ROUTES, capacity: bool = False) -> list[Result]:
+    """Each route at `rate` from `clients` connections; with `capacity`, then as fast as they get answers."""
     customer_id, key = seed(target.url)
     port = free_port()
     proc = start_server(target, port, workers)
     results = []
+    every = scenarios(customer_id)
     try:
-        for name, make in scenarios(customer_id):
-            drive(port, key, name, make, rate=rate, seconds=warmup)
-            label = f"{target.backend}, {workers} worker{'s' if workers > 1 else ''}: {name}"
-            task = progress.add_task(label, total=int(rate * seconds))
-            cpu = cpu_seconds(proc.pid)
-            result = drive(port, key, name, make, rate=rate, seconds=seconds,
-                           tick=lambda n, t=task: progress.advance(t, n))
-            result.server_cpu_s, result.workers = cpu_seconds(proc.pid) - cpu, workers
-            results.append(result)
+        for route in routes:
+            name, make = every[route]
+            drive(port, key, name, make, rate=rate, seconds=warmup, connections=clients)
+            for pace in (rate, None) if capacity else (rate,):
+                label = (f"{target.backend}, {workers} worker{'s' if workers > 1 else ''}: {name}"
+                         f"{'' if pace else ' (capacity)'}")
+                task = progress.add_task(label, total=int(pace * seconds) if pace else None)
+                cpu = cpu_seconds(proc.pid)
+                result = drive(port, key, name, make, rate=pace, seconds=seconds, connections=clients,
+                               tick=lambda n, t=task: progress.advance(t, n))
+                result.server_cpu_s, result.workers = cpu_seconds(proc.pid) - cpu, workers
+                results.append(result)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

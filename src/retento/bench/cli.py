@@ -87,16 +87,24 @@ def api(
     warmup: Annotated[float, typer.Option(min=0, max=30, help="Unmeasured warm-up of each scenario")] = 2,
     backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite",
     server_workers: Annotated[str, typer.Option(help="Comma-separated uvicorn worker counts to run, e.g. 1,2")] = "1",
+    clients: Annotated[int, typer.Option(min=1, max=256, help="Keep-alive connections sending the load")] = 16,
+    routes: Annotated[str, typer.Option(help="Comma-separated: hello, customer, event")] = "hello,customer,event",
+    capacity: Annotated[bool, typer.Option(help="Also each route as fast as the clients get answers")] = False,
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN",
                                         help="PostgreSQL server for the throwaway databases")] = DEFAULT_PG_DSN,
 ) -> None:
     """A real server in its own process, driven over loopback at a fixed rate: GET a customer, POST an event,
-    and a bare hello-world route of the same app as the baseline."""
+    and a bare hello-world route of the same app as the baseline; with --capacity also the most each route
+    answers (closed loop), to compare worker counts."""
     from retento.bench import api as api_bench
 
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
     if not chosen or set(chosen) - {"sqlite", "postgres"}:
         console.print("[red]error:[/red] --backends: use sqlite, postgres or both")
+        raise typer.Exit(2)
+    picked = tuple(r for r in api_bench.ROUTES if r in {r.strip() for r in routes.split(",")})
+    if not picked or {r.strip() for r in routes.split(",") if r.strip()} - set(api_bench.ROUTES):
+        console.print("[red]error:[/red] --routes: use hello, customer, event (comma-separated)")
         raise typer.Exit(2)
     try:
         worker_counts = [int(w) for w in server_workers.split(",") if w.strip()]
@@ -113,23 +121,26 @@ def api(
             for workers in worker_counts:
                 with fresh(backend, pg_dsn) as target:
                     version = target.version
-                    rows += [(version, r) for r in api_bench.run(target, rate=rate, seconds=seconds, warmup=warmup,
-                                                                  progress=progress, workers=workers)]
+                    rows += [(version, r) for r in api_bench.run(
+                        target, rate=rate, seconds=seconds, warmup=warmup, progress=progress, workers=workers,
+                        clients=clients, routes=picked, capacity=capacity)]
     load = tuple(max(a, b) for a, b in zip(load, os.getloadavg(), strict=True))
     lines = [f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
              f"Python {platform.python_version()}, load average (1/5/15 min, the higher of start and end) "
-             f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}: `retento {' '.join(sys.argv[1:])}`", "",
+             f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, {clients} clients: `retento {' '.join(sys.argv[1:])}`",
+             "",
              "| backend | workers | route | target rps | achieved rps | errors | p50 ms | p99 ms | max ms "
              "| p99 vs baseline | server CPU ms / request | client CPU ms / request |",
              "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     table = Table("backend", "workers", "route", "target rps", "achieved rps", "errors", "p50 ms", "p99 ms",
                   "max ms", "p99 / baseline", "server CPU ms/req", "client CPU ms/req",
                   title="API latency at a fixed rate")
-    base: dict[tuple[str, int], float] = {}
+    base = {(version, r.workers, r.rate): r.p99_ms for version, r in rows if r.name.startswith("GET /bench/hello")}
     for version, r in rows:
-        base.setdefault((version, r.workers), r.p99_ms)
-        ratio = f"{r.p99_ms / base[(version, r.workers)]:.1f}x"
-        cells = (version, str(r.workers), r.name, str(r.rate), f"{r.rps:,.0f}", str(r.errors), f"{r.p50_ms:.1f}",
+        baseline = base.get((version, r.workers, r.rate))
+        ratio = f"{r.p99_ms / baseline:.1f}x" if baseline else "-"
+        cells = (version, str(r.workers), r.name, str(r.rate or "max"), f"{r.rps:,.0f}", str(r.errors),
+                 f"{r.p50_ms:.1f}",
                  f"{r.p99_ms:.1f}", f"{r.max_ms:.1f}", ratio, f"{r.cpu_ms_per_request:.2f}",
                  f"{r.client_cpu_s * 1000 / r.sent:.2f}" if r.sent else "nan")
         table.add_row(*cells)

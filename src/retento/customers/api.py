@@ -308,10 +308,12 @@ def _only_site(principal: Principal, sites: dict[str, Site]) -> Site | None:
 def post_event(body: EventIn, request: Request, principal: Annotated[Principal, Depends(require("events:write"))],
                idem: Annotated[Idempotency, Depends(idempotency)]) -> Any:
     app = app_of(request)
-    with transaction(app.sessions) as s:
-        result = idem.run(s, principal, lambda: _record_events(s, principal, [body], app.clock.now(),
-                                                               lambda n: "")[0], now=app.clock.now())
-    return respond(result, 201)
+
+    def write(s: Session) -> Any:  # in a transaction shared with other requests' events (group commit)
+        return idem.run(s, principal, lambda: _record_events(s, principal, [body], app.clock.now(), lambda n: "")[0],
+                        now=app.clock.now())
+
+    return respond(app.group_commit.run(write), 201)
 
 
 @router.post("/events/batch", status_code=201, response_model=EventBatchOut, tags=["events"],
