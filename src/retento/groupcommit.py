@@ -2,7 +2,8 @@
 once that transaction has committed (a durable acknowledgement, as with a transaction of its own).
 
 One committer thread per process (started on first use) takes whatever work has queued up while the previous
-transaction was committing, runs it in a new transaction and commits once for all of it. Under light load a
+transaction was committing, runs it in a new transaction and commits once for all of it (a transaction per site
+scope among them: work runs in its caller's context, so its session sees what the request's API key may see). Under light load a
 batch is one request and costs what it did before (plus handing it to another thread); under load the
 per-transaction costs (BEGIN, COMMIT, the change-log claim, the session, the WAL flush) are shared by the whole
 batch, which is where a single-event `POST` spent most of its time.
@@ -15,6 +16,7 @@ more than once.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -23,6 +25,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from retento import scoping
 from retento.db import transaction
 
 log = logging.getLogger(__name__)
@@ -31,10 +34,11 @@ MAX_BATCH = 256
 
 
 class _Work(Generic[T]):
-    __slots__ = ("done", "error", "fn", "result")
+    __slots__ = ("context", "done", "error", "fn", "result", "scope")
 
     def __init__(self, fn: Callable[[Session], T]) -> None:
         self.fn, self.done = fn, threading.Event()
+        self.context, self.scope = contextvars.copy_context(), scoping.current()  # the caller's request
         self.result: T | None = None
         self.error: BaseException | None = None
 
@@ -96,8 +100,26 @@ class GroupCommit:
             self._commit(batch)
 
     def _commit(self, batch: list[_Work[Any]]) -> None:
+        """The batch's work, a transaction per site scope (requests of one site-limited API key share theirs;
+        see `scoping`), each made in the context of its first request so its session carries that scope."""
+        groups: dict[frozenset[int] | None, list[_Work[Any]]] = {}
+        for work in batch:
+            groups.setdefault(work.scope, []).append(work)
         try:
-            pending = batch
+            for group in groups.values():
+                group[0].context.run(self._commit_group, group)
+        except BaseException as exc:  # the thread is stopping (interpreter exit): nobody may wait forever
+            for work in batch:
+                if not work.done.is_set():
+                    work.error = exc
+            raise
+        finally:
+            for work in batch:
+                work.done.set()
+
+    def _commit_group(self, group: list[_Work[Any]]) -> None:
+        try:
+            pending = group
             while len(pending) > 1:
                 current: _Work[Any] | None = None
                 try:
@@ -116,12 +138,8 @@ class GroupCommit:
                     pending = [w for w in pending if w is not current]  # the others together again
             for work in pending:
                 _alone(self._factory, work, deliver=True)
-        except BaseException as exc:  # the thread is stopping (interpreter exit): nobody may wait forever
-            for work in batch:
-                work.error = exc
-            raise
         finally:
-            for work in batch:
+            for work in group:
                 work.done.set()
 
 

@@ -104,6 +104,11 @@ def enter(site_ids: frozenset[int] | None) -> None:
     _current.set(site_ids)
 
 
+def current() -> frozenset[int] | None:
+    """The sites sessions made now in this context will see (None: every site)."""
+    return _current.get()
+
+
 class ScopedSession(Session):
     """The session class of every session factory: made inside a request of a site-limited key, it carries that
     key's sites (`of`); made anywhere else, none."""

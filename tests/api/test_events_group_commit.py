@@ -10,55 +10,72 @@ import time
 import httpx
 from sqlalchemy import event, func, select
 
+from retento import scoping
 from retento.bus import Event
 from retento.db import transaction
 from tests import factories as f
 from tests.api.conftest import make_key
 
 
+class Held:
+    """Holds the committer's first transaction just before its commit, until `release_when_queued`; records the
+    site scope of every transaction it commits."""
+
+    def __init__(self, app) -> None:
+        self.held, self.release = threading.Event(), threading.Event()
+        self.commits: list[frozenset[int] | None] = []
+        self.app = app
+        event.listen(app.sessions, "before_commit", self._before)
+        event.listen(app.sessions, "after_commit", self._after)
+
+    def _before(self, session) -> None:
+        if threading.current_thread().name == "group-commit" and not self.held.is_set():
+            self.held.set()
+            assert self.release.wait(30)
+
+    def _after(self, session) -> None:
+        if threading.current_thread().name == "group-commit":
+            self.commits.append(scoping.of(session))
+
+    def release_when_queued(self, n: int, threads: list[threading.Thread]) -> None:
+        deadline = time.monotonic() + 30
+        while self.app.group_commit.queued < n:
+            assert time.monotonic() < deadline, f"only {self.app.group_commit.queued} requests queued"
+            threads[0].join(0.01)
+        self.release.set()
+        for t in threads:
+            t.join(60)
+
+
+def post(server, key: str, body: dict, answers: dict[str, httpx.Response], label: str) -> threading.Thread:
+    """POST the event in a thread of its own; its answer goes to answers[label]."""
+    def go() -> None:
+        with httpx.Client(base_url=server.url, headers={"X-API-Key": key}, timeout=60) as http:
+            answers[label] = http.post("/api/v1/events", json=body)
+
+    t = threading.Thread(target=go)
+    t.start()
+    return t
+
+
 def test_queued_events_commit_together_and_a_bad_one_fails_alone(app, server):
     f.site(app)
     cid = f.customer(app)
     _, key = make_key(app)
-    held, release = threading.Event(), threading.Event()
-    commits: list[str] = []
-
-    def hold_first(session) -> None:
-        if threading.current_thread().name == "group-commit" and not held.is_set():
-            held.set()
-            assert release.wait(30)
-
-    def count(session) -> None:
-        if threading.current_thread().name == "group-commit":
-            commits.append("commit")
-
-    event.listen(app.sessions, "before_commit", hold_first)
-    event.listen(app.sessions, "after_commit", count)
+    committer = Held(app)
     answers: dict[str, httpx.Response] = {}
 
-    def post(label: str, body: dict) -> None:
-        with httpx.Client(base_url=server.url, headers={"X-API-Key": key}, timeout=60) as http:
-            answers[label] = http.post("/api/v1/events", json=body)
-
     def start(label: str, body: dict) -> threading.Thread:
-        t = threading.Thread(target=post, args=(label, body))
-        t.start()
-        return t
+        return post(server, key, body, answers, label)
 
     threads = [start("first", {"name": "viewed", "customer": {"id": cid}, "payload": {"n": "first"}})]
-    assert held.wait(30)  # the first request's transaction is committing; the next ones queue behind it
+    assert committer.held.wait(30)  # the first request's transaction is committing; the next ones queue behind it
     threads += [start(f"ok{n}", {"name": "viewed", "customer": {"id": cid}, "payload": {"n": n}}) for n in range(9)]
     threads += [start(f"same{n}", {"name": "cart", "customer": {"id": cid}, "idempotency_key": "k1"}) for n in (1, 2)]
     threads.append(start("bad", {"name": "viewed", "customer": {"id": 999_999}}))
-    deadline = time.monotonic() + 30
-    while app.group_commit.queued < 12:
-        assert time.monotonic() < deadline, f"only {app.group_commit.queued} requests queued"
-        threads[0].join(0.01)
-    release.set()
-    for t in threads:
-        t.join(60)
+    committer.release_when_queued(12, threads)
 
-    assert commits == ["commit", "commit"]  # the first alone, then the eleven good ones together
+    assert len(committer.commits) == 2  # the first alone, then the eleven good ones together
     statuses = {label: r.status_code for label, r in answers.items()}
     assert statuses == {**{label: 201 for label in answers if label != "bad"}, "bad": 404}
     assert answers["bad"].json()["errors"][0]["field"] == "customer"
@@ -77,3 +94,29 @@ def test_an_answered_event_is_stored(app, client):
                                                    "payload": {"n": n}}).status_code == 201
         with transaction(app.sessions) as s:  # durable before the answer: visible to any other session at once
             assert s.scalar(select(func.count()).select_from(Event).where(Event.name == "viewed")) == n + 1
+
+
+def test_requests_of_keys_limited_to_different_sites_share_no_transaction(app, server):
+    f.site(app, "a")
+    f.site(app, "b")
+    in_a, in_b = f.customer(app, site="a"), f.customer(app, site="b")
+    keys = {"a": make_key(app, sites=["a"], name="a")[1], "b": make_key(app, sites=["b"], name="b")[1],
+            "all": make_key(app, name="all")[1]}
+    committer = Held(app)
+    answers: dict[str, httpx.Response] = {}
+
+    def start(label: str, key: str, cid: int) -> threading.Thread:
+        return post(server, keys[key], {"name": label, "customer": {"id": cid}}, answers, label)
+
+    threads = [start("first", "all", in_a)]
+    assert committer.held.wait(30)
+    threads += [start("a1", "a", in_a), start("b1", "b", in_b), start("a2", "a", in_a), start("a-sees-b", "a", in_b),
+                start("all1", "all", in_b)]
+    committer.release_when_queued(5, threads)
+    assert {label: r.status_code for label, r in answers.items()} == {
+        "first": 201, "a1": 201, "b1": 201, "a2": 201, "a-sees-b": 404, "all1": 201}
+    # the first; then a transaction per key scope: every site, site a (its two events), site b
+    assert sorted(len(scope or ()) for scope in committer.commits) == [0, 0, 1, 1]
+    with transaction(app.sessions) as s:
+        stored = dict(s.execute(select(Event.name, Event.customer_id).where(Event.type == "custom")).all())
+    assert stored == {"first": in_a, "a1": in_a, "a2": in_a, "b1": in_b, "all1": in_b}
