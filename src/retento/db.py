@@ -346,7 +346,7 @@ def _read_only(engine: Engine) -> Engine:
 
 # Advisory-lock keys on PostgreSQL are (tag << 48) | a 48-bit value: a tag per kind of thing locked, so kinds never
 # collide. The change-log claims (`changelog`) are shared locks; the others exclusive (`lock_keys`).
-ADVISORY_TAGS = {"history": 0x7201, "events": 0x7202, "customer": 0x7211, "order": 0x7212, "run_limit": 0x7213}
+ADVISORY_TAGS = {"history": 0x7201, "events": 0x7202, "trigger": 0x7211}
 ADVISORY_BITS = 48
 ADVISORY_LOW = (1 << ADVISORY_BITS) - 1
 _LOCK_KEYS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")  # in array order

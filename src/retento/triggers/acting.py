@@ -10,7 +10,6 @@ and the others still act.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -70,10 +69,9 @@ class Acting:
     def act_many(self, session: Session, acts: list[Act], *, now: datetime) -> list[dict[str, Any]]:
         """Every run in one savepoint with set-based actions; if any fails, each again in its own savepoint.
 
-        First the runs' locks (`_lock`, until commit), all in one statement before the savepoint: runs under one
-        limit are counted and their firings stored by one worker at a time, so concurrent workers (bus batches,
-        fire workers) cannot both act under one limit; and workers changing the same order or customer act one
-        after the other, so they never take its rows (tags, tasks) in opposite orders and deadlock."""
+        First the limited triggers' locks (`_lock`, until commit), in one statement before the savepoint: runs
+        under a limit are counted and their firings stored by one worker at a time, so concurrent workers (bus
+        batches, fire workers) cannot both act under one limit."""
         _lock(session, acts)
         if len(acts) == 1:
             return [self.act(session, acts[0], now=now)]
@@ -182,16 +180,12 @@ def _limit_key(a: Act, n: int) -> tuple[int, int, int | None] | None:
 
 
 def _lock(session: Session, acts: list[Act]) -> None:
-    """PostgreSQL: an advisory lock per run limit the runs count under (trigger, limit, customer / order) and per
-    order and customer they change; other workers' runs lock only where they meet these (SQLite: one writer)."""
-    keys = [advisory_key(kind, entity_id) for a in acts for kind, entity_id in changed_by(a)]
-    for a in acts:
-        for n in range(len(a.t.spec.limits)):
-            key = _limit_key(a, n)
-            if key is not None:
-                digest = hashlib.blake2b(repr(key).encode(), digest_size=6).digest()
-                keys.append(advisory_key("run_limit", int.from_bytes(digest, "big")))
-    lock_keys(session, keys)
+    """PostgreSQL: an advisory lock (until commit) per trigger with run limits among the runs, so its runs are
+    counted and their firings stored by one worker at a time; runs of triggers without limits lock nothing.
+
+    Per trigger rather than per (trigger, customer / order): a batch of 500 runs would otherwise hold 500 locks,
+    and PostgreSQL's lock table is shared by every session (64 per connection by default). SQLite: one writer."""
+    lock_keys(session, {advisory_key("trigger", a.t.id) for a in acts if a.t.spec.limits})
 
 
 def _limit_counts(session: Session, acts: list[Act], now: datetime) -> dict[tuple[int, int, int | None], int]:
