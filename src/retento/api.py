@@ -10,8 +10,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from retento import __version__
+from retento import __version__, routing
 from retento.bootstrap import App
+from retento.rest import no_route
 
 
 def create_app(app: App, *, with_worker: bool = False) -> FastAPI:
@@ -64,6 +65,7 @@ def create_app(app: App, *, with_worker: bool = False) -> FastAPI:
     for name in ROUTERS:
         module, _, attr = name.partition(":")
         api.include_router(getattr(importlib.import_module(module), attr or "router"))
+    routing.install(api, no_route=no_route)
     return api
 
 

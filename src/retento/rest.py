@@ -31,6 +31,7 @@ from retento.bootstrap import App
 from retento.dates import AwareDatetime
 from retento.db import read_sessions, transaction
 from retento.errors import Conflict, DomainError, FieldError, NotFound
+from retento.routing import allow_header
 from retento.sites.models import Site
 from retento.sites.service import get_site
 
@@ -99,6 +100,12 @@ async def nul_in_request(request: Request, *, form: bool = False) -> str | None:
 class ProblemRoute(APIRoute):
     """Every failure of a /api/v1 route becomes problem+json naming the bad fields; bad input never a 500."""
 
+    @staticmethod
+    def method_not_allowed(request: Request, allowed: list[str]) -> Response:
+        """A path asked with a method it does not have (see retento.routing)."""
+        return problem(405, [FieldError("method", f"{request.method} is not allowed here; use "
+                                                  f"{' or '.join(allowed)}")], headers=allow_header(allowed))
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
@@ -123,6 +130,11 @@ class ProblemRoute(APIRoute):
                 return problem(422, [FieldError("body", f"a value is out of range: {type(exc).__name__}")])
 
         return route
+
+
+def no_route(request: Request) -> Response:
+    """A path no route has (see retento.routing)."""
+    return problem(404, [FieldError("path", f"no such path: {request.url.path}")])
 
 
 def router(tag: str) -> APIRouter:

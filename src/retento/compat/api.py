@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from starlette.routing import Match
 
+from retento import routing
 from retento.catalog.queries import known_offers
 from retento.compat import mapping as m
 from retento.compat.dates import fmt_datetime, parse_datetime
@@ -420,9 +420,11 @@ async def reference_status_groups(request: Request) -> Response:
 
 # Registered last: any other /api/v5 path answers in RetailCRM's envelope, not Starlette's `{"detail": ...}`.
 @router.api_route(V5 + "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@routing.fallback
 async def unknown_method(path: str, request: Request) -> Response:
-    """A known path asked with another HTTP method is a 405, as RetailCRM answers; anything else a 404."""
-    for route in router.routes:  # every /api/v5 route is in this router
-        if route.endpoint is not unknown_method and route.matches(request.scope)[0] is Match.PARTIAL:
-            return envelope_error(405, "Method Not Allowed")
+    """A known path asked with another HTTP method is a 405 (with `Allow`), as RetailCRM answers; anything else
+    a 404."""
+    allowed = routing.allowed_methods(request)
+    if allowed:
+        return RetailRoute.method_not_allowed(request, allowed)
     return envelope_error(404, "API method not found")

@@ -25,6 +25,7 @@ from retento.compat.mapping import error_field, nested
 from retento.db import read_sessions, transaction
 from retento.errors import DomainError
 from retento.rest import app_of, nul_in_request, validation_errors
+from retento.routing import allow_header
 
 ENTITY_ERROR = "Errors in the entity format"
 INPUT_ERROR = "Errors in the input parameters"
@@ -52,6 +53,13 @@ def envelope_error(status: int, message: str, errors: dict[str, str] | None = No
 
 class RetailRoute(APIRoute):
     """Every failure of a /api/v5 route answers as RetailCRM does: `{"success": false, "errorMsg", "errors"}`."""
+
+    @staticmethod
+    def method_not_allowed(request: Request, allowed: list[str]) -> Response:
+        """A path asked with a method it does not have (see retento.routing), as RetailCRM answers it."""
+        response = envelope_error(405, "Method Not Allowed")
+        response.headers.update(allow_header(allowed))
+        return response
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -97,12 +97,12 @@ def preview(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any
                                                                           now=now, sample=data.sample))
 
 
-@router.get("/segments/{segment_id}", summary="One segment", dependencies=[READ])
+@router.get("/segments/{segment_id:int}", summary="One segment", dependencies=[READ])
 def get_segment(request: Request, segment_id: int) -> dict[str, Any]:
     return _run(request, lambda s, _now: _out(_segment(request, s, segment_id)))
 
 
-@router.patch("/segments/{segment_id}", summary="Rename, change rules, switch on or off",
+@router.patch("/segments/{segment_id:int}", summary="Rename, change rules, switch on or off",
              dependencies=[WRITE])
 def edit_segment(request: Request, segment_id: int, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
     data = _parse(SegmentEdit, body)
@@ -110,7 +110,7 @@ def edit_segment(request: Request, segment_id: int, body: dict[str, Any] = Body(
                                                           now=now)))
 
 
-@router.post("/segments/{segment_id}/recompute", summary="Full recompute now", dependencies=[WRITE])
+@router.post("/segments/{segment_id:int}/recompute", summary="Full recompute now", dependencies=[WRITE])
 def recompute(request: Request, segment_id: int) -> dict[str, int]:
     def go(s: Any, now: Any) -> dict[str, int]:
         seg = _segment(request, s, segment_id)
@@ -121,26 +121,26 @@ def recompute(request: Request, segment_id: int) -> dict[str, int]:
     return _run(request, go)
 
 
-@router.get("/segments/{segment_id}/members", summary="Member customer ids", dependencies=[READ])
+@router.get("/segments/{segment_id:int}/members", summary="Member customer ids", dependencies=[READ])
 def members(request: Request, segment_id: int, limit: int = Query(100, ge=1, le=10_000),
             offset: int = Query(0, ge=0)) -> dict[str, Any]:
     return _run(request, lambda s, _now: {"customer_ids": service.member_ids(
         s, segment=_segment(request, s, segment_id), limit=limit, offset=offset)})
 
 
-@router.post("/segments/{segment_id}/members", summary="Add customers to a static segment",
+@router.post("/segments/{segment_id:int}/members", summary="Add customers to a static segment",
                   dependencies=[WRITE])
 def add_members(request: Request, segment_id: int, body: dict[str, Any] = Body(...)) -> dict[str, int]:
     return _members(request, segment_id, _parse(MembersIn, body), add=True)
 
 
-@router.post("/segments/{segment_id}/members/remove", summary="Remove customers from a static segment",
+@router.post("/segments/{segment_id:int}/members/remove", summary="Remove customers from a static segment",
                   dependencies=[WRITE])
 def remove_members(request: Request, segment_id: int, body: dict[str, Any] = Body(...)) -> dict[str, int]:
     return _members(request, segment_id, _parse(MembersIn, body), add=False)
 
 
-@router.post("/segments/{segment_id}/members/csv",
+@router.post("/segments/{segment_id:int}/members/csv",
              summary="Add customers from a CSV (header: customer_id, external_id or email)", dependencies=[WRITE])
 async def add_members_csv(request: Request, segment_id: int, file: UploadFile = File(...)) -> dict[str, int]:
     try:
@@ -156,7 +156,7 @@ def _members(request: Request, segment_id: int, data: MembersIn, *, add: bool) -
     return {"entered": entered, "left": left}
 
 
-@router.get("/segments/{segment_id}/history", summary="Membership history: entries and exits",
+@router.get("/segments/{segment_id:int}/history", summary="Membership history: entries and exits",
              dependencies=[READ])
 def history(request: Request, segment_id: int, since_id: int = Query(0, ge=0),
             limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
@@ -165,7 +165,7 @@ def history(request: Request, segment_id: int, since_id: int = Query(0, ge=0),
         for c in service.changes(s, segment=_segment(request, s, segment_id), since_id=since_id, limit=limit)])
 
 
-@router.get("/segments/{segment_id}/sizes", summary="Segment size over time (end of each day with a change)",
+@router.get("/segments/{segment_id:int}/sizes", summary="Segment size over time (end of each day with a change)",
              dependencies=[READ])
 def sizes(request: Request, segment_id: int) -> list[dict[str, Any]]:
     return _run(request, lambda s, _now: service.sizes(s, segment=_segment(request, s, segment_id)))

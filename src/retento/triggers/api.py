@@ -111,41 +111,41 @@ def customer_runs(app: AppDep, customer_id: int, after_id: int = 0, limit: Limit
     return runs(app, customer_id=customer_id, after_id=after_id, limit=limit)
 
 
-@router.get("/triggers/{trigger_id}", response_model=TriggerOut, summary="One trigger")
+@router.get("/triggers/{trigger_id:int}", response_model=TriggerOut, summary="One trigger")
 def get_trigger(app: AppDep, trigger_id: int) -> TriggerOut:
     with transaction(app.sessions) as s:
         return service.out(service.get_trigger(s, trigger_id))
 
 
-@router.put("/triggers/{trigger_id}", response_model=TriggerOut, summary="Replace a trigger's definition")
+@router.put("/triggers/{trigger_id:int}", response_model=TriggerOut, summary="Replace a trigger's definition")
 def update_trigger(app: AppDep, trigger_id: int, data: TriggerIn) -> TriggerOut:
     with transaction(app.sessions) as s:
         t = service.update_trigger(s, trigger=service.get_trigger(s, trigger_id), raw=_raw(data), now=app.clock.now())
         return service.out(t)
 
 
-@router.patch("/triggers/{trigger_id}", response_model=TriggerOut, summary="Switch a trigger on or off")
+@router.patch("/triggers/{trigger_id:int}", response_model=TriggerOut, summary="Switch a trigger on or off")
 def set_active(app: AppDep, trigger_id: int, data: ActiveIn) -> TriggerOut:
     with transaction(app.sessions) as s:
         t = service.set_active(s, trigger=service.get_trigger(s, trigger_id), active=data.active, now=app.clock.now())
         return service.out(t)
 
 
-@router.delete("/triggers/{trigger_id}", summary="Delete a trigger (its pending runs are cancelled)")
+@router.delete("/triggers/{trigger_id:int}", summary="Delete a trigger (its pending runs are cancelled)")
 def delete_trigger(app: AppDep, trigger_id: int) -> dict[str, int]:
     with transaction(app.sessions) as s:
         n = service.delete_trigger(s, trigger=service.get_trigger(s, trigger_id), now=app.clock.now())
         return {"cancelled": n}
 
 
-@router.post("/triggers/{trigger_id}/cancel-pending", summary="Cancel every pending run of a trigger")
+@router.post("/triggers/{trigger_id:int}/cancel-pending", summary="Cancel every pending run of a trigger")
 def cancel_all(app: AppDep, trigger_id: int) -> dict[str, int]:
     with transaction(app.sessions) as s:
         n = service.cancel_pending(s, trigger=service.get_trigger(s, trigger_id), now=app.clock.now())
         return {"cancelled": n}
 
 
-@router.post("/triggers/{trigger_id}/dry-run", response_model=DryRunOut, summary="Evaluate a saved trigger")
+@router.post("/triggers/{trigger_id:int}/dry-run", response_model=DryRunOut, summary="Evaluate a saved trigger")
 def dry_run(app: AppDep, trigger_id: int, options: Annotated[DryRunIn, Body()] = DryRunIn()) -> DryRunOut:
     with transaction(app.sessions) as s:
         t = service.get_trigger(s, trigger_id)

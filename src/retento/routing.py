@@ -1,0 +1,70 @@
+"""405 Method Not Allowed for every route: the `Allow` header names every method the path has.
+
+Starlette answers a path asked with an undeclared method from the first route whose path matches, so `Allow`
+named only that route's methods (`DELETE /customers/1` said `GET`, though `PATCH` is there too). Here the
+answer lists the methods of every route that matches the path, in the error body of the API the path belongs
+to: a route class may define `method_not_allowed(request, allowed) -> Response` (problem+json for /api/v1,
+RetailCRM's envelope for /api/v5).
+
+A path no route has is a 404 in the native API's problem+json. Paths that name a literal route (`/triggers/actions`) are not captured by a sibling's path parameter when the
+parameter is declared with a convertor (`/triggers/{trigger_id:int}`), so they get their own 405 too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
+
+_FALLBACK = "__retento_fallback__"
+
+
+def fallback(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a catch-all endpoint (any path, any method): it does not count as a method a path has."""
+    setattr(endpoint, _FALLBACK, True)
+    return endpoint
+
+
+def path_routes(request: Request) -> list[Any]:
+    """The routes (original route objects) whose path matches the request, whatever their methods."""
+    found = []
+    for context in iter_route_contexts(request.app.router.routes):
+        if getattr(context.endpoint, _FALLBACK, False) or not context.methods:
+            continue
+        if context.matches(request.scope)[0] is not Match.NONE:
+            found.append(context)
+    return found
+
+
+def allowed_methods(request: Request) -> list[str]:
+    return sorted({m for context in path_routes(request) for m in context.methods})
+
+
+def allow_header(allowed: list[str]) -> dict[str, str]:
+    return {"Allow": ", ".join(allowed)}
+
+
+def install(api: FastAPI, *, no_route: Callable[[Request], Response]) -> None:
+    """Every 405 of the application names all the path's methods; a path no route has answers `no_route`
+    (call after the routers are included)."""
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return no_route(request)
+        if exc.status_code != 405:
+            return await http_exception_handler(request, exc)
+        routes = path_routes(request)
+        allowed = sorted({m for context in routes for m in context.methods})
+        answer = getattr(routes[0].original_route, "method_not_allowed", None) if routes else None
+        if answer is not None:
+            return answer(request, allowed)
+        return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers=allow_header(allowed))
+
+    api.add_exception_handler(HTTPException, http_error)
