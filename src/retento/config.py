@@ -64,10 +64,6 @@ class Settings(BaseSettings):
         5, ge=1, le=100, description="Longest chain of trigger-caused changes; deeper events are not reacted to"
     )
     trigger_timer_batch: int = Field(500, gt=0, description="Due delayed trigger runs a worker claims per transaction")
-    trigger_webhook_timeout: float = Field(10.0, gt=0, description="Seconds a trigger webhook call may take")
-    trigger_webhook_max_attempts: int = Field(
-        8, gt=0, description="Attempts of one trigger webhook call (exponential backoff) before it is given up"
-    )
 
     @field_validator("outgoing_allow")
     @classmethod

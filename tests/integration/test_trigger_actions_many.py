@@ -25,13 +25,13 @@ from retento.tasks import service as tasks
 from retento.tasks.models import Task
 from retento.tasks.schemas import TaskCreate
 from retento.triggers import actions as registry, service
-from retento.triggers.models import WebhookCall
+from retento.webhooks.models import WebhookDelivery
 from tests import factories as f
 
 # table -> columns left out of the comparison: ids the databases hand out (PostgreSQL's sequences do not roll back)
 TABLES = {Order: (), OrderItem: ("id",), Customer: (), CustomerTag: (), CustomerInterest: (), Consent: (),
-          Task: ("id",), HistoryEntry: ("id",), Event: ("id",), WebhookCall: ("id",)}
-GENERATED = ("task_id", "webhook_call_id")  # ids in the actions' results
+          Task: ("id",), HistoryEntry: ("id",), Event: ("id",), WebhookDelivery: ("id",)}
+GENERATED = ("task_id", "webhook_delivery_id")  # ids in the actions' results
 STATUSES = ["new", "client-confirmed", "assembling", "complete", "cancel-other"]
 TAGS = ["vip", "late", "b2b", "gift"]
 
@@ -183,7 +183,7 @@ def test_many_leaves_the_same_rows_as_one_by_one(app, seed):
         name = table.__tablename__
         assert many_rows[name] == single_rows[name], name
     # the sequence did something of every kind
-    assert len(single_rows["tasks"]) > len(before["tasks"]) and len(single_rows["trigger_webhook_calls"]) > 0
+    assert len(single_rows["tasks"]) > len(before["tasks"]) and len(single_rows["webhook_deliveries"]) > 0
     assert {h["field"] for h in single_rows["history"] if h["source"] == "trigger"} >= {"status", "tags", "manager_id"}
     assert {e["type"] for e in single_rows["events"][len(before["events"]):]} >= {
         "order_changed", "order_status_changed", "customer_changed", "custom"}

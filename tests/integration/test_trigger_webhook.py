@@ -1,14 +1,14 @@
-"""The webhook action: an outbox row with the change, a signed POST to a real local server, retries."""
+"""The webhook action: a delivery of the webhooks domain written with the change, signed like every webhook
+(`Retento-Signature: v1=...`), POSTed to a real local server, retried, and in the webhooks delivery log."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -16,8 +16,11 @@ from retento.bootstrap import bootstrap
 from retento.config import Settings
 from retento.db import transaction
 from retento.triggers import service
-from retento.triggers.models import WebhookCall
+from retento.webhooks import policy
+from retento.webhooks.delivery import Deliverer
+from retento.webhooks.models import WebhookDelivery
 from tests import factories as f
+from tests.api.conftest import Server, make_key
 
 SECRET = "s3cret-key"
 
@@ -26,20 +29,21 @@ class Receiver(BaseHTTPRequestHandler):
     got: list[dict] = []
     fail_first = 0
     during = None  # called while the request is being answered
+    now = 0  # the receiver's clock (Unix seconds), for the signature's freshness
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        ts = self.headers["X-Retento-Timestamp"]
-        expected = "sha256=" + hmac.new(SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-        ok = hmac.compare_digest(expected, self.headers.get("X-Retento-Signature", ""))
+        h = self.headers
+        ok = policy.verify(SECRET, h["Retento-Timestamp"], body, h.get("Retento-Signature", ""), now=Receiver.now)
         if Receiver.during is not None:
             Receiver.during()
         if Receiver.fail_first > 0:
             Receiver.fail_first -= 1
             self.send_response(503)
         else:
-            Receiver.got.append({"ok": ok, "key": self.headers["Idempotency-Key"], "body": json.loads(body)})
-            self.send_response(200 if ok else 401)
+            Receiver.got.append({"ok": ok, "key": h["Idempotency-Key"], "event": h["Retento-Event"],
+                                 "signed": "Retento-Signature" in h, "body": json.loads(body)})
+            self.send_response(200 if ok or "Retento-Signature" not in h else 401)
         self.end_headers()
 
     def log_message(self, *args) -> None:
@@ -55,86 +59,98 @@ def app(db_url, clock):
 
 
 @pytest.fixture
-def receiver():
+def receiver(clock):
     Receiver.got, Receiver.fail_first, Receiver.during = [], 1, None
+    Receiver.now = int(clock.now().timestamp())
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/hook"
     server.shutdown()
     server.server_close()
 
 
-def test_webhook_is_signed_retried_with_backoff_and_sent_once(app, clock, receiver):
+def hook(app, clock, url, **action):
+    with transaction(app.sessions) as s:
+        return service.create_trigger(s, raw={"name": "hook", "events": ["order_created"], "actions": [
+            {"type": "webhook", "url": url, **action}]}, now=clock.now()).id
+
+
+def test_webhook_is_signed_retried_with_backoff_sent_once_and_logged(app, clock, receiver):
     f.site(app)
     cid = f.customer(app, email="a@b.ru")
-    with transaction(app.sessions) as s:
-        service.create_trigger(s, raw={"name": "hook", "events": ["order_created"], "actions": [
-            {"type": "webhook", "url": receiver, "secret": SECRET}]}, now=clock.now())
-    oid = f.order(app, customer={"id": cid}, number="W-1")
-    app.worker.tick()  # event -> outbox row; the first POST gets a 503
+    tid = hook(app, clock, receiver, secret=SECRET)
+    f.order(app, customer={"id": cid}, number="W-1")
+    app.worker.tick()  # event -> delivery row; the first POST gets a 503
     assert Receiver.got == []
     with transaction(app.sessions) as s:
-        (call,) = s.scalars(select(WebhookCall))
-        assert (call.state, call.attempts, call.last_status) == ("pending", 1, 503)
-        assert call.next_at == clock.now() + timedelta(seconds=30)
+        (d,) = s.scalars(select(WebhookDelivery))
+        assert (d.status, d.attempts, d.last_status_code, d.trigger_id) == ("pending", 1, 503, tid)
+        assert d.next_attempt_at == clock.now() + timedelta(seconds=30)
     app.worker.tick()
     assert Receiver.got == []  # not due yet: backoff
     clock.advance(seconds=30)
+    Receiver.now += 30
     app.worker.tick()
     app.worker.tick()
     (got,) = Receiver.got
-    assert got["ok"] and got["key"].startswith("trigger:")
+    assert got["ok"] and got["key"].startswith("trigger:") and got["event"] == "trigger"
     assert got["body"]["order"]["number"] == "W-1" and got["body"]["customer"]["email"] == "a@b.ru"
     assert got["body"]["trigger"]["name"] == "hook" and got["body"]["event"]["type"] == "order_created"
-    with transaction(app.sessions) as s:
-        (call,) = s.scalars(select(WebhookCall))
-        assert (call.state, call.attempts) == ("sent", 2)
-    assert oid
+
+    _, raw = make_key(app)  # the one delivery log: the webhooks API shows the trigger's calls
+    with Server(app) as srv, httpx.Client(base_url=srv.url, headers={"X-API-Key": raw}) as client:
+        (logged,) = client.get("/api/v1/webhooks/deliveries", params={"trigger_id": tid}).json()["items"]
+        assert (logged["status"], logged["attempts"], logged["trigger_id"], logged["subscription_id"]) == (
+            "delivered", 2, tid, None)
+        assert logged["url"] == receiver and logged["event_type"] == "trigger" and logged["event_id"] is not None
+        assert [a["status_code"] for a in logged["log"]] == [503, 200]
+        again = client.post(f"/api/v1/webhooks/deliveries/{logged['id']}/redeliver")
+        assert again.status_code == 201 and again.json()["trigger_id"] == tid
+        app.worker.tick()
+        assert len(Receiver.got) == 2 and Receiver.got[1]["key"] != got["key"]  # a new call, a new key
+        assert client.get("/api/v1/webhooks/deliveries", params={"trigger_id": 0}).status_code == 422
 
 
-def test_webhook_gives_up_after_max_attempts(app, clock, receiver):
+def test_an_unsigned_call_and_giving_up_after_max_attempts(app, clock, receiver):
     f.site(app)
     Receiver.fail_first = 100
-    from retento.triggers.outbox import Deliverer
-
-    deliver = Deliverer(app.sessions, clock, app.http, timeout=5, max_attempts=3)
-    with transaction(app.sessions) as s:
-        service.create_trigger(s, raw={"name": "hook", "events": ["order_created"], "actions": [
-            {"type": "webhook", "url": receiver}]}, now=clock.now())
+    deliver = Deliverer(app.sessions, clock, Settings(webhook_max_attempts=3), app.http)
+    hook(app, clock, receiver)
     f.order(app)
     app.worker.tick()
     for _ in range(5):
         clock.advance(hours=1)
         deliver()
     with transaction(app.sessions) as s:
-        (call,) = s.scalars(select(WebhookCall))
-        assert (call.state, call.attempts) == ("failed", 3)
+        (d,) = s.scalars(select(WebhookDelivery))
+        assert (d.status, d.attempts, d.last_error) == ("failed", 3, "HTTP 503")
+    Receiver.fail_first = 0
+    f.order(app)
+    app.worker.tick()
+    (got,) = Receiver.got
+    assert not got["signed"] and got["body"]["trigger"]["name"] == "hook"  # no secret: sent unsigned
 
 
 def test_the_post_holds_no_lock_and_a_lease_keeps_other_workers_off(app, clock, receiver):
-    from retento.triggers.outbox import Deliverer
-
     f.site(app)
     Receiver.fail_first = 0
-    other_worker = Deliverer(app.sessions, clock, app.http, timeout=5, max_attempts=3)
+    other_worker = Deliverer(app.sessions, clock, app.settings, app.http)
     seen = []
 
     def during_post():
         with transaction(app.sessions) as s:  # a write to the row: would wait if the sender held a lock
-            call = s.scalars(select(WebhookCall)).one()
-            call.last_error = "written during the POST"
-            seen.append((call.attempts, call.next_at > clock.now()))
+            d = s.scalars(select(WebhookDelivery)).one()
+            d.last_error = "written during the POST"
+            seen.append((d.attempts, d.next_attempt_at > clock.now()))
         seen.append(other_worker())  # leased: nothing to post
 
     Receiver.during = during_post
-    with transaction(app.sessions) as s:
-        service.create_trigger(s, raw={"name": "hook", "events": ["order_created"], "actions": [
-            {"type": "webhook", "url": receiver, "secret": SECRET}]}, now=clock.now())
+    hook(app, clock, receiver, secret=SECRET)
     f.order(app)
     app.worker.tick()
     assert seen == [(1, True), 0]
-    assert len(Receiver.got) == 1
+    assert len(Receiver.got) == 1 and Receiver.got[0]["ok"] and Receiver.got[0]["signed"]
     with transaction(app.sessions) as s:
-        (call,) = s.scalars(select(WebhookCall))
-        assert (call.state, call.attempts, call.last_error) == ("sent", 1, None)
+        (d,) = s.scalars(select(WebhookDelivery))
+        assert (d.status, d.attempts, d.last_error) == ("delivered", 1, None)

@@ -13,7 +13,6 @@ def install(app: App) -> None:
     from sqlalchemy import event
 
     from retento.triggers.engine import Engine
-    from retento.triggers.outbox import Deliverer
 
     s = app.settings
     engine = Engine(app.sessions, app.clock, max_depth=s.trigger_max_depth, batch=s.trigger_timer_batch)
@@ -22,9 +21,6 @@ def install(app: App) -> None:
     event.listen(app.sessions, "before_commit", engine.flush)
     event.listen(app.sessions, "after_transaction_end", _forget_buffer)
     app.worker.add_job("trigger_timers", engine.fire_due, fair=engine.fire_slice)
-    app.worker.add_job("trigger_webhooks", Deliverer(app.sessions, app.clock, app.http,
-                                                     timeout=s.trigger_webhook_timeout,
-                                                     max_attempts=s.trigger_webhook_max_attempts))
     app.triggers = engine  # type: ignore[attr-defined]
 
 

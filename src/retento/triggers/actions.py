@@ -257,11 +257,7 @@ class Webhook(BaseModel):
 
 
 def webhook(a: ActionContext, p: Webhook) -> dict[str, Any]:
-    from retento.triggers import outbox
-
-    call_id = outbox.enqueue(a.session, trigger_id=a.trigger_id, key=f"{a.key}:webhook:{p.url}", url=p.url,
-                             secret=p.secret, body=_webhook_body(a), now=a.now)
-    return {"webhook_call_id": call_id}
+    return webhook_many([a], [p])[0]
 
 
 class EmitEvent(BaseModel):
@@ -420,12 +416,13 @@ def _webhook_body(a: ActionContext) -> dict[str, Any]:
 
 
 def webhook_many(contexts: list[ActionContext], params: list[Webhook]) -> list[dict[str, Any]]:
-    from retento.triggers import outbox
+    """Deliveries of the webhooks domain (its outbox, signature, client and delivery log), one per run and URL."""
+    from retento.webhooks import service as webhooks
 
     def part(cs: list[ActionContext], ps: list[Webhook]) -> list[dict[str, Any]]:
         calls = [{"trigger_id": a.trigger_id, "key": f"{a.key}:webhook:{p.url}", "url": p.url, "secret": p.secret,
-                  "body": _webhook_body(a)} for a, p in zip(cs, ps, strict=True)]
-        return [{"webhook_call_id": i} for i in outbox.enqueue_many(cs[0].session, calls=calls, now=cs[0].now)]
+                  "event_id": (a.event or {}).get("id"), "body": _webhook_body(a)} for a, p in zip(cs, ps, strict=True)]
+        return [{"webhook_delivery_id": i} for i in webhooks.enqueue_calls(cs[0].session, calls=calls, now=cs[0].now)]
 
     return _runs(contexts, params, part)
 

@@ -7,7 +7,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.db import Base, JSONType, UTCDateTime
-from retento.scoping import ListedSites, Through, by_order_or_customer
+from retento.scoping import ListedSites, by_order_or_customer
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -104,26 +104,3 @@ class Run(Base):
         Index("ix_trigger_runs_customer", "customer_id", "id"),
         Index("ix_trigger_runs_trigger", "trigger_id", "id"),
     )
-
-
-class WebhookCall(Base):
-    """Outbox of the `webhook` action: stored with the trigger's change, posted by the worker with retries."""
-
-    __tablename__ = "trigger_webhook_calls"
-    __site_scope__ = Through((("trigger_id", "triggers"),))
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    trigger_id: Mapped[int] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))
-    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
-    url: Mapped[str] = mapped_column(String(2000))
-    secret: Mapped[str | None] = mapped_column(String(200))
-    body: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    state: Mapped[str] = mapped_column(String(16))  # pending | sent | failed
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    last_status: Mapped[int | None] = mapped_column(Integer)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-    __table_args__ = (Index("ix_trigger_webhook_calls_due", "state", "next_at"),)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from retento.apikeys.schemas import Principal
@@ -28,6 +28,7 @@ router = v1_router("webhooks")
 Manage = Annotated[Principal, Depends(require("webhooks:manage"))]
 SubId = Annotated[int, Path(gt=0, le=2**31 - 1)]
 DeliveryId = Annotated[int, Path(gt=0, le=2**53)]
+TriggerId = Annotated[int, Query(gt=0, le=2**31 - 1, description="The trigger whose webhook calls to list")]
 
 
 def _out(sub: Any, *, with_secret: bool = False) -> WebhookOut:
@@ -55,6 +56,16 @@ def create_webhook(body: WebhookIn, request: Request, principal: Manage,
 def list_webhooks(request: Request, principal: Manage) -> list[WebhookOut]:
     with transaction(reading(request)) as s:
         return [_out(x) for x in service.list_subscriptions(s, site_ids=principal.visible())]
+
+
+@router.get("/webhooks/deliveries", response_model=DeliveryPage, summary="Delivery log of a trigger's webhook calls",
+            description="The calls of a trigger's `webhook` actions, oldest first, with every attempt.")
+def list_trigger_deliveries(request: Request, principal: Manage, trigger_id: TriggerId,
+                            cursor: CursorParam = None, limit: Limit = 50) -> DeliveryPage:
+    with transaction(reading(request)) as s:
+        rows, nxt = page(service.deliveries(s, trigger_id=trigger_id, after_id=decode_cursor(cursor),
+                                            limit=limit + 1), limit)
+        return DeliveryPage(items=_deliveries(s, rows), next_cursor=nxt)
 
 
 @router.get("/webhooks/{sub_id}", response_model=WebhookOut, summary="Get a webhook subscription")

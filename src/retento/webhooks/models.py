@@ -10,6 +10,7 @@ from retento.db import Base, JSONType, UTCDateTime
 from retento.scoping import ListedSites, Through
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"  # WebhookDelivery.status
 
 
 class WebhookSubscription(Base):
@@ -33,15 +34,21 @@ class WebhookSubscription(Base):
 
 
 class WebhookDelivery(Base):
-    """One event to send to one subscription (the outbox row), with its retry state."""
+    """One POST to make (the outbox row) with its retry state: an event for a subscription, or a call of a
+    trigger's `webhook` action (`trigger_id`, its own `url` and `secret`, deduplicated on `idempotency_key`)."""
 
     __tablename__ = "webhook_deliveries"
-    __site_scope__ = Through((("subscription_id", "webhook_subscriptions"),))
+    __site_scope__ = Through((("subscription_id", "webhook_subscriptions"), ("trigger_id", "triggers")))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"))
-    event_id: Mapped[int] = mapped_column(BigInteger)
-    event_type: Mapped[str] = mapped_column(String(64))
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"))
+    trigger_id: Mapped[int | None] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))
+    url: Mapped[str | None] = mapped_column(String(2000))  # a trigger's call; a subscription's is on it
+    secret: Mapped[str | None] = mapped_column(String(200))  # a trigger's call: None sends it unsigned
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)  # a trigger's call
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(64))  # a trigger's call: "trigger"
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -54,6 +61,7 @@ class WebhookDelivery(Base):
     __table_args__ = (
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_subscription", "subscription_id", "id"),
+        Index("ix_webhook_deliveries_trigger", "trigger_id", "id"),
     )
 
 

@@ -79,9 +79,11 @@ class AttemptOut(BaseModel):
 
 class DeliveryOut(BaseModel):
     id: int
-    subscription_id: int
-    event_id: int
-    event_type: str
+    subscription_id: int | None = Field(description="The subscription of an event's delivery (else null)")
+    trigger_id: int | None = Field(None, description="The trigger of a `webhook` action's call (else null)")
+    url: str | None = Field(None, description="A trigger call's URL (a subscription's is on the subscription)")
+    event_id: int | None = Field(description="The event delivered, or that made the trigger act")
+    event_type: str = Field(description="The event type; `trigger` for a trigger's call")
     status: str = Field(description="pending, delivered or failed")
     attempts: int
     next_attempt_at: dt.datetime | None
@@ -93,7 +95,7 @@ class DeliveryOut(BaseModel):
     log: list[AttemptOut] = []
 
     model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [{
-        "id": 7, "subscription_id": 1, "event_id": 812, "event_type": "order_created", "status": "delivered",
+        "id": 7, "subscription_id": 1, "trigger_id": None, "url": None, "event_id": 812, "event_type": "order_created", "status": "delivered",
         "attempts": 2, "next_attempt_at": None, "last_status_code": 200, "last_error": None,
         "created_at": "2026-03-02T09:00:00Z", "delivered_at": "2026-03-02T09:00:30Z",
         "payload": {"id": "evt_812", "type": "order_created", "data": {}},

@@ -1,32 +1,26 @@
-"""Outgoing webhooks: subscriptions, the delivery outbox fed from the event bus, signed delivery with retries."""
+"""Outgoing webhooks: subscriptions, the delivery outbox fed from the event bus and from trigger `webhook`
+actions, the delivery log. Sending is `retento.webhooks.delivery`."""
 
 from __future__ import annotations
 
-import logging
+import hashlib
 import secrets
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import orjson
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from retento import __version__
 from retento.bus import Event
-from retento.clock import Clock
-from retento.config import Settings
 from retento.core import http
-from retento.db import transaction
+from retento.db import insert_rows, reserve_ids
 from retento.errors import NotFound
-from retento.webhooks import policy
-from retento.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from retento.jsonable import jsonable
+from retento.webhooks.models import PENDING, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from retento.webhooks.schemas import WebhookIn, WebhookPatch
 
-log = logging.getLogger(__name__)
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+TRIGGER = "trigger"  # the event type of a trigger's webhook call
 
 
 # --- subscriptions ----------------------------------------------------------------------------------------
@@ -120,26 +114,67 @@ def enqueue_many(session: Session, events: list[Event], *, now: datetime) -> int
     return len(rows)
 
 
+def enqueue_calls(session: Session, *, calls: list[dict[str, Any]], now: datetime) -> list[int]:
+    """Deliveries of trigger `webhook` actions: `calls` are dicts of `trigger_id`, `key` (idempotency key),
+    `url`, `secret` (None: unsigned), `event_id`, `body`. As if enqueued one by one in list order: a key already
+    stored, or earlier in the list, gives that delivery's id. One query for the known keys, one insert."""
+    for c in calls:
+        c["key"] = _short(c["key"])
+    keys = sorted({c["key"] for c in calls})
+    t = WebhookDelivery.__table__
+    known = {k: i for n in range(0, len(keys), 900) for k, i in
+             session.execute(select(t.c.idempotency_key, t.c.id).where(t.c.idempotency_key.in_(keys[n:n + 900])))}
+    new, fresh = [], set()
+    for c in calls:
+        if c["key"] not in known and c["key"] not in fresh:
+            fresh.add(c["key"])
+            new.append(c)
+    rows = []
+    for i, c in zip(reserve_ids(session, t, len(new)), new, strict=True):
+        known[c["key"]] = i
+        rows.append({"id": i, "subscription_id": None, "trigger_id": c["trigger_id"], "url": c["url"],
+                     "secret": c["secret"], "idempotency_key": c["key"], "event_id": c["event_id"],
+                     "event_type": TRIGGER, "payload": jsonable(c["body"]), "status": PENDING, "attempts": 0,
+                     "next_attempt_at": now, "last_status_code": None, "last_error": None, "created_at": now,
+                     "delivered_at": None})
+    insert_rows(session, t, rows)
+    return [known[c["key"]] for c in calls]
+
+
+def _short(key: str) -> str:
+    return key[:150] + ":" + hashlib.sha256(key.encode()).hexdigest()[:40] if len(key) > 200 else key
+
+
 def redeliver(session: Session, *, delivery: WebhookDelivery, now: datetime) -> WebhookDelivery:
-    """Send the same event again, as a new delivery due now."""
-    copy = WebhookDelivery(subscription_id=delivery.subscription_id, event_id=delivery.event_id,
+    """Send the same event (or trigger call) again, as a new delivery due now; a trigger call's copy gets an
+    idempotency key of its own, so that receivers do not take it for the first one."""
+    copy = WebhookDelivery(subscription_id=delivery.subscription_id, trigger_id=delivery.trigger_id,
+                           url=delivery.url, secret=delivery.secret, event_id=delivery.event_id,
                            event_type=delivery.event_type, payload=delivery.payload, status=PENDING, attempts=0,
                            next_attempt_at=now, created_at=now)
     session.add(copy)
     session.flush()
+    if delivery.idempotency_key is not None:
+        copy.idempotency_key = _short(f"{delivery.idempotency_key}:redelivery:{copy.id}")
+        session.flush()
     return copy
 
 
 def get_delivery(session: Session, delivery_id: int, *, site_ids: list[int] | None = None) -> WebhookDelivery:
+    """A delivery; a subscription's only for a key that may see the subscription, a trigger's as its trigger."""
     d = session.get(WebhookDelivery, delivery_id)
-    if d is None or not _owned(session.get(WebhookSubscription, d.subscription_id), site_ids):
+    if d is None or (d.subscription_id is not None
+                     and not _owned(session.get(WebhookSubscription, d.subscription_id), site_ids)):
         raise NotFound("id", f"webhook delivery {delivery_id} not found")
     return d
 
 
-def deliveries(session: Session, *, subscription_id: int, after_id: int = 0, limit: int = 50) -> list[WebhookDelivery]:
-    q = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id,
-                                      WebhookDelivery.id > after_id)
+def deliveries(session: Session, *, subscription_id: int | None = None, trigger_id: int | None = None,
+               after_id: int = 0, limit: int = 50) -> list[WebhookDelivery]:
+    """The delivery log of a subscription or of a trigger's webhook calls, oldest first."""
+    q = select(WebhookDelivery).where(WebhookDelivery.id > after_id)
+    q = q.where(WebhookDelivery.subscription_id == subscription_id) if subscription_id is not None else q.where(
+        WebhookDelivery.trigger_id == trigger_id)
     return list(session.scalars(q.order_by(WebhookDelivery.id).limit(limit)))
 
 
@@ -152,92 +187,10 @@ def attempts_of(session: Session, delivery_ids: Sequence[int]) -> dict[int, list
     return out
 
 
-# --- sending ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Deliverer:
-    sessions: sessionmaker[Session]
-    clock: Clock
-    settings: Settings
-    http: http.Client
-    batch: int = 50
-
-    def __call__(self) -> int:
-        """Worker job: send every due delivery once; returns how many were attempted."""
-        done = 0
-        while True:
-            claimed = self._claim()
-            for item in claimed:
-                self._attempt(*item)
-            done += len(claimed)
-            if len(claimed) < self.batch:
-                return done
-
-    def _claim(self) -> list[tuple[int, str, str, bytes, str, int]]:
-        """Lease due deliveries (so other workers skip them) and return what sending needs."""
-        now = self.clock.now()
-        lease = now + timedelta(seconds=self.settings.webhook_timeout_seconds * 2 + 60)
-        with transaction(self.sessions) as s:
-            q = (select(WebhookDelivery.id).where(WebhookDelivery.status == PENDING,
-                                                  WebhookDelivery.next_attempt_at <= now)
-                 .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(self.batch))
-            if s.get_bind().dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True)
-            ids = list(s.scalars(q))
-            if not ids:
-                return []
-            s.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).values(next_attempt_at=lease))
-            rows = s.execute(select(WebhookDelivery, WebhookSubscription)
-                             .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
-                             .where(WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id)).all()
-            out = []
-            for d, sub in rows:
-                if not sub.active:
-                    d.status, d.next_attempt_at, d.last_error = FAILED, None, "subscription is disabled"
-                    continue
-                out.append((d.id, sub.url, sub.secret, orjson.dumps(d.payload), d.event_type, sub.id))
-            return out
-
-    def _attempt(self, delivery_id: int, url: str, secret: str, body: bytes, event_type: str, sub_id: int) -> None:
-        now = self.clock.now()
-        ts = int(now.timestamp())
-        headers = {"Content-Type": "application/json", "User-Agent": f"Retento-Webhooks/{__version__}",
-                   "Retento-Event": event_type, "Retento-Delivery": str(delivery_id),
-                   "Retento-Timestamp": str(ts), "Retento-Signature": policy.signature(secret, ts, body)}
-        started = time.perf_counter()
-        reply = self.http.post(url, content=body, headers=headers, timeout=self.settings.webhook_timeout_seconds)
-        duration = int((time.perf_counter() - started) * 1000)
-        with transaction(self.sessions) as s:
-            d = s.get(WebhookDelivery, delivery_id, with_for_update=True)
-            sub = s.get(WebhookSubscription, sub_id, with_for_update=True)
-            if d is None or sub is None:
-                return  # deleted meanwhile
-            s.add(WebhookAttempt(delivery_id=d.id, at=now, status_code=reply.status, error=reply.error,
-                                 duration_ms=duration))
-            d.attempts += 1
-            d.last_status_code, d.last_error = reply.status, reply.error
-            if reply.ok:
-                d.status, d.delivered_at, d.next_attempt_at = DELIVERED, now, None
-                sub.consecutive_failures = 0
-                return
-            st = self.settings
-            retry_at = None if reply.refused else policy.next_attempt(
-                d.attempts, now=now, base=st.webhook_backoff_seconds, cap=st.webhook_backoff_max_seconds,
-                max_attempts=st.webhook_max_attempts)
-            d.status, d.next_attempt_at = (PENDING, retry_at) if retry_at else (FAILED, None)
-            sub.consecutive_failures += 1
-            if sub.active and (reply.refused or policy.should_disable(sub.consecutive_failures,
-                                                                      st.webhook_disable_after)):
-                # a refused URL stays refused: its other deliveries would only be refused too
-                sub.active, sub.disabled_at = False, now
-                sub.disabled_reason = (reply.error if reply.refused and reply.error else
-                                       f"{sub.consecutive_failures} failed attempts in a row")[:255]
-                log.warning("webhook subscription %s disabled: %s", sub.id, sub.disabled_reason)
-
-
 def install(app) -> None:  # noqa: ANN001 - retento.bootstrap.App
     """Feed the outbox from the bus and send due deliveries from the worker."""
     app.bus.subscribe("webhooks", lambda s, ev: enqueue(s, ev, now=app.clock.now()) and None,
                       batch_handler=lambda s, evs: enqueue_many(s, evs, now=app.clock.now()) and None)
+    from retento.webhooks.delivery import Deliverer
+
     app.worker.add_job("webhooks", Deliverer(app.sessions, app.clock, app.settings, app.http))
