@@ -137,6 +137,15 @@ def unscoped(statement: Any) -> Any:
     return statement.execution_options(**{ALL_SITES: True})
 
 
+def require(session: Session, model: type, row_id: int, field: str) -> Any:
+    """The row with this id, which the session must see; else a 404 naming `field` (another site's row is
+    "not found", as one that does not exist: nothing tells them apart)."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFound(field, f"{field.removesuffix('_id')} {row_id} not found")
+    return row
+
+
 def forbidden(field: str, what: str) -> DomainError:
     return DomainError([FieldError(field, f"this API key may not use {what}")], status=403)
 

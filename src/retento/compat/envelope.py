@@ -74,8 +74,10 @@ class RetailRoute(APIRoute):
             except AuthFailed as exc:
                 status = {"rate": 503, "missing": 403, "wrong": 403}.get(exc.kind, 403)
                 return envelope_error(status, AUTH_MESSAGES[exc.kind])
-            except DomainError as exc:
-                return envelope_error(400, ENTITY_ERROR, {error_field(e.field): e.reason for e in exc.errors})
+            except DomainError as exc:  # a site the key may not use: 403, as RetailCRM; any other a 400
+                return envelope_error(403 if exc.status == 403 else 400,
+                                      AUTH_MESSAGES["site"] if exc.status == 403 else ENTITY_ERROR,
+                                      {error_field(e.field): e.reason for e in exc.errors})
             except RequestValidationError as exc:
                 return envelope_error(400, INPUT_ERROR, {e.field: e.reason for e in validation_errors(exc)})
             except HTTPException as exc:

@@ -52,7 +52,7 @@ def read_history(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> HistoryPage:
     with transaction(reading(request)) as s:
-        rows = service.since(s, since_id=since_id, entity=entity, site_ids=principal.visible(), limit=limit)
+        rows = service.since(s, since_id=since_id, entity=entity, limit=limit)
         codes = site_codes(s)
         items = [HistoryOut(
             id=r.id, created_at=r.created_at, entity=r.entity, entity_id=r.entity_id, site=codes.get(r.site_id),

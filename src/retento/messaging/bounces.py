@@ -24,7 +24,7 @@ from email.message import Message as MimeMessage
 
 from sqlalchemy.orm import Session
 
-from retento.errors import DomainError
+from retento.errors import DomainError, NotFound
 from retento.messaging import service, statuses, tracking
 from retento.messaging.models import Message
 
@@ -75,9 +75,11 @@ def _blocks(part: MimeMessage) -> list[MimeMessage]:
 def record(session: Session, *, raw: bytes, secret: str, now: datetime) -> Bounce:
     """Apply a report (see the module's docstring); returns what it said."""
     bounce = parse(raw, secret=secret)
-    msg = session.get(Message, bounce.message_id)
-    if msg is None or msg.channel != "email":
-        raise DomainError.one("body", f"message {bounce.message_id} is not an email of this shop")
+    msg = session.get(Message, bounce.message_id)  # another site's message, for a site-limited key: not found
+    if msg is None:
+        raise NotFound("body", f"message {bounce.message_id} not found")
+    if msg.channel != "email":
+        raise DomainError.one("body", f"message {bounce.message_id} is not an email")
     if bounce.action == "failed":
         reason = " ".join(x for x in ("bounced:", bounce.status, bounce.diagnostic) if x)
         statuses.record(session, updates=[statuses.Update(msg.id, "failed", now, reason)], now=now)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from retento.db import transaction
-from retento.errors import DomainError
+from retento.errors import NotFound
 from retento.messaging import campaigns, outbox, planner, service
 from retento.messaging.channels import Channel
 from retento.messaging.config import MessagingSettings
@@ -97,7 +97,7 @@ class StartCascade(BaseModel):
 
 def _check_cascade(session: Session, p: StartCascade) -> None:
     if session.get(Cascade, p.cascade_id) is None:
-        raise DomainError.one("cascade_id", f"unknown cascade {p.cascade_id}")
+        raise NotFound("cascade_id", f"unknown cascade {p.cascade_id}")
 
 
 def _start_cascade(a: ActionContext, p: StartCascade) -> dict[str, Any]:

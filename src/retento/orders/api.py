@@ -10,7 +10,9 @@ from fastapi import Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from retento import scoping
 from retento.apikeys.schemas import Principal
+from retento.customers.models import Customer
 from retento.db import transaction
 from retento.orders import queries, service
 from retento.orders.schemas import CustomerRef, OrderCreate, OrderEdit
@@ -28,7 +30,6 @@ from retento.rest import (
     reading,
     require,
     router as v1_router,
-    visible,
 )
 from retento.sites.service import site_codes
 
@@ -139,10 +140,6 @@ def out(session: Session, orders: list[Any]) -> list[OrderOut]:
     return [OrderOut(**snap) for snap in queries.snapshots(session, orders, site_codes(session))]
 
 
-def visible_order(session: Session, principal: Principal, order_id: int) -> Any:
-    return visible(service.get(session, order_id), principal, "order", order_id)
-
-
 @router.post("/orders", status_code=201, response_model=OrderOut, summary="Create an order")
 def create_order(body: OrderIn, request: Request, principal: Annotated[Principal, Depends(require("orders:write"))],
                  idem: Annotated[Idempotency, Depends(idempotency)]) -> Response:
@@ -154,14 +151,14 @@ def create_order(body: OrderIn, request: Request, principal: Annotated[Principal
 def get_order(order_id: Id, request: Request,
               principal: Annotated[Principal, Depends(require("orders:read"))]) -> OrderOut:
     with transaction(reading(request)) as s:
-        return out(s, [visible_order(s, principal, order_id)])[0]
+        return out(s, [service.get(s, order_id)])[0]
 
 
 @router.patch("/orders/{order_id}", response_model=OrderOut, summary="Edit an order",
               description="Only the fields present change; `items`, when given, replace all items.")
 def edit_order(order_id: Id, body: OrderPatch, request: Request,
                principal: Annotated[Principal, Depends(require("orders:write"))]) -> Any:
-    return edit_and_return(request, lambda s: visible_order(s, principal, order_id),
+    return edit_and_return(request, lambda s: service.get(s, order_id),
                            lambda s, order, now: service.edit(s, order=order, data=body, ctx=principal.ctx, now=now),
                            lambda s, order: out(s, [order])[0])
 
@@ -181,9 +178,14 @@ def list_orders(
     cursor: CursorParam = None,
     limit: Limit = 50,
 ) -> Any:
-    return list_page(request, principal, site, cursor, limit, lambda s, site_ids, after_id, n: queries.list_orders(
-        s, site_ids=site_ids, status=status, customer_id=customer_id, external_id=external_id, number=number,
-        created_from=created_from, created_to=created_to, after_id=after_id, limit=n), out, OrderPage)
+    def fetch(s: Session, site_ids: list[int] | None, after_id: int, n: int) -> list[Any]:
+        if customer_id is not None:
+            scoping.require(s, Customer, customer_id, "customer_id")
+        return queries.list_orders(s, site_ids=site_ids, status=status, customer_id=customer_id,
+                                   external_id=external_id, number=number, created_from=created_from,
+                                   created_to=created_to, after_id=after_id, limit=n)
+
+    return list_page(request, site, cursor, limit, fetch, out, OrderPage)
 
 
 @router.get("/statuses", response_model=list[StatusOut], tags=["reference"], summary="Order statuses")

@@ -158,8 +158,8 @@ def compute_ltv(session: Session, *, site_id: int, now: datetime) -> dict[str, A
 
 
 def customer_scores(session: Session, *, customer_id: int) -> dict[str, Any] | None:
-    row = session.execute(select(S).where(S.c.customer_id == customer_id)).first()
-    return dict(row._mapping) if row else None
+    row = session.get(RfmScore, customer_id)
+    return {c.key: getattr(row, c.key) for c in S.c} if row else None
 
 
 def refresh_rfm_due(session: Session, *, now: datetime, every: timedelta) -> int:

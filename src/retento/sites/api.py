@@ -36,4 +36,4 @@ class SiteOut(BaseModel):
 @router.get("/sites", response_model=list[SiteOut], summary="Sites (shops) this key may use")
 def sites(request: Request, principal: Annotated[Principal, Depends(require("reference:read"))]) -> list[SiteOut]:
     with transaction(reading(request)) as s:
-        return [SiteOut.model_validate(x) for x in list_sites(s) if principal.may_see(x.id)]
+        return [SiteOut.model_validate(x) for x in list_sites(s)]

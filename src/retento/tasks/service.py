@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from retento import scoping
 from retento.customers.models import Customer
 from retento.db import insert_rows, reserve_ids
 from retento.errors import NotFound
@@ -57,10 +58,11 @@ def create_many(session: Session, *, items: Sequence[tuple[TaskCreate, ChangeCon
 
 def _check_refs(session: Session, *, manager_id: int | None = None, customer_id: int | None = None,
                 order_id: int | None = None) -> None:
+    """Each given manager, customer and order exists (and, for a site-limited key, is of its sites)."""
     for field, model, value in (("manager_id", Manager, manager_id), ("customer_id", Customer, customer_id),
                                 ("order_id", Order, order_id)):
-        if value is not None and session.get(model, value) is None:
-            raise NotFound(field, f"{field.removesuffix('_id')} {value} not found")
+        if value is not None:
+            scoping.require(session, model, value, field)
 
 
 def get_task(session: Session, task_id: int) -> Task:
@@ -86,7 +88,9 @@ def edit_task(session: Session, *, task: Task, data: TaskEdit, now: datetime) ->
 def list_tasks(session: Session, *, manager_id: int | None = None, customer_id: int | None = None,
                order_id: int | None = None, done: bool | None = None, after_id: int = 0,
                limit: int = 100) -> list[Task]:
-    """Tasks by id (page on with the last id you got), optionally filtered."""
+    """Tasks by id (page on with the last id you got), optionally filtered (by a manager, customer or order that
+    exists: else a 404 naming the filter)."""
+    _check_refs(session, manager_id=manager_id, customer_id=customer_id, order_id=order_id)
     q = select(Task).where(Task.id > after_id)
     for column, value in ((Task.manager_id, manager_id), (Task.customer_id, customer_id),
                           (Task.order_id, order_id), (Task.done, done)):

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from retento import bus
+from retento import bus, scoping
 from retento.bus import Event
 from retento.core import http
 from retento.customers import events as customer_events
@@ -41,6 +41,9 @@ def parse(session: Session | None, raw: Any) -> tuple[TriggerIn, Compiled]:
         spec = TriggerIn.model_validate(raw)
     except ValidationError as exc:
         raise DomainError.from_pydantic(exc) from None
+    if session is not None and not spec.sites and scoping.of(session) is not None:
+        # "every site" is no site-limited key's to give: its trigger listens to the key's sites
+        spec.sites = sorted(scoping.site_codes(session))
     for n, name in enumerate(spec.events):
         if name not in EVENT_TYPES:
             raise DomainError.one(f"events.{n}", f"unknown event type {name!r}; known: {', '.join(sorted(EVENT_TYPES))}")
@@ -60,7 +63,7 @@ def _dump(spec: TriggerIn) -> dict[str, Any]:
 
 def create_trigger(session: Session, *, raw: Any, now: datetime) -> Trigger:
     spec, _ = parse(session, raw)
-    if session.scalar(select(Trigger.id).where(Trigger.name == spec.name)) is not None:
+    if _name_taken(session, spec.name):
         raise Conflict("name", f"a trigger named {spec.name!r} already exists")
     trigger = Trigger(name=spec.name, active=spec.active, definition=_dump(spec), version=1, created_at=now,
                       updated_at=now)
@@ -72,7 +75,7 @@ def create_trigger(session: Session, *, raw: Any, now: datetime) -> Trigger:
 
 def update_trigger(session: Session, *, trigger: Trigger, raw: Any, now: datetime) -> Trigger:
     spec, _ = parse(session, raw)
-    if spec.name != trigger.name and session.scalar(select(Trigger.id).where(Trigger.name == spec.name)):
+    if spec.name != trigger.name and _name_taken(session, spec.name):
         raise Conflict("name", f"a trigger named {spec.name!r} already exists")
     was_active = trigger.active
     trigger.name, trigger.active, trigger.definition = spec.name, spec.active, _dump(spec)
@@ -81,6 +84,11 @@ def update_trigger(session: Session, *, trigger: Trigger, raw: Any, now: datetim
     session.flush()
     _announce(session, trigger, was_active=was_active, now=now)
     return trigger
+
+
+def _name_taken(session: Session, name: str) -> bool:
+    """Names are unique across the installation, also among triggers a site-limited key does not see."""
+    return session.scalar(scoping.unscoped(select(Trigger.id).where(Trigger.name == name))) is not None
 
 
 def _announce(session: Session, trigger: Trigger, *, was_active: bool, now: datetime) -> None:
@@ -142,6 +150,7 @@ def out(t: Trigger, pending: int = 0) -> TriggerOut:
 def pending(session: Session, *, trigger_id: int | None = None, order_id: int | None = None,
             customer_id: int | None = None, after_id: int = 0, limit: int = 100) -> list[Timer]:
     """What will fire, when and for whom: pending runs in due order (page on with `after_id`)."""
+    _check_refs(session, trigger_id=trigger_id, order_id=order_id, customer_id=customer_id)
     q = select(Timer).where(Timer.state == "pending", Timer.id > after_id)
     for column, value in ((Timer.trigger_id, trigger_id), (Timer.order_id, order_id),
                           (Timer.customer_id, customer_id)):
@@ -169,6 +178,7 @@ def runs(session: Session, *, order_id: int | None = None, customer_id: int | No
     """The run log: why did (or didn't) a trigger fire for this order / customer. Oldest first; page on with the
     last id you got. The row an event shares among the triggers ruled out by their guard and those that
     scheduled a run is expanded into one entry per trigger (sharing the row's id)."""
+    _check_refs(session, trigger_id=trigger_id, order_id=order_id, customer_id=customer_id)
     out: list[Run] = []
     while len(out) < limit:
         q = select(Run).where(Run.id > after_id)
@@ -185,6 +195,14 @@ def runs(session: Session, *, order_id: int | None = None, customer_id: int | No
             break
         after_id = page[-1].id
     return out[:limit] if trigger_id is not None else out
+
+
+def _check_refs(session: Session, **ids: int | None) -> None:
+    """Filters name a trigger, order or customer the caller sees: else a 404 naming the filter."""
+    models = {"trigger_id": Trigger, "order_id": Order, "customer_id": Customer}
+    for field, value in ids.items():
+        if value is not None:
+            scoping.require(session, models[field], value, field)
 
 
 def _expand(session: Session, page: list[Run]) -> list[Run]:

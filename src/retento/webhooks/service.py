@@ -36,21 +36,16 @@ def create(session: Session, *, data: WebhookIn, site_ids: list[int] | None, now
     return sub
 
 
-def get(session: Session, sub_id: int, *, site_ids: list[int] | None = None) -> WebhookSubscription:
-    """A subscription; with `site_ids` (a restricted key), only one made for a subset of those sites."""
+def get(session: Session, sub_id: int) -> WebhookSubscription:
+    """A subscription (a site-limited key's session sees those made for some of its sites: retento.scoping)."""
     sub = session.get(WebhookSubscription, sub_id)
-    if sub is None or not _owned(sub, site_ids):
+    if sub is None:
         raise NotFound("id", f"webhook subscription {sub_id} not found")
     return sub
 
 
-def _owned(sub: WebhookSubscription, site_ids: list[int] | None) -> bool:
-    return site_ids is None or (sub.site_ids is not None and set(sub.site_ids) <= set(site_ids))
-
-
-def list_subscriptions(session: Session, *, site_ids: list[int] | None = None) -> list[WebhookSubscription]:
-    subs = session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.id))
-    return [s for s in subs if _owned(s, site_ids)]
+def list_subscriptions(session: Session) -> list[WebhookSubscription]:
+    return list(session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.id)))
 
 
 def update_subscription(session: Session, *, sub: WebhookSubscription, data: WebhookPatch,
@@ -160,11 +155,10 @@ def redeliver(session: Session, *, delivery: WebhookDelivery, now: datetime) -> 
     return copy
 
 
-def get_delivery(session: Session, delivery_id: int, *, site_ids: list[int] | None = None) -> WebhookDelivery:
-    """A delivery; a subscription's only for a key that may see the subscription, a trigger's as its trigger."""
+def get_delivery(session: Session, delivery_id: int) -> WebhookDelivery:
+    """A delivery: a subscription's or a trigger's, seen as the subscription or trigger is (retento.scoping)."""
     d = session.get(WebhookDelivery, delivery_id)
-    if d is None or (d.subscription_id is not None
-                     and not _owned(session.get(WebhookSubscription, d.subscription_id), site_ids)):
+    if d is None:
         raise NotFound("id", f"webhook delivery {delivery_id} not found")
     return d
 

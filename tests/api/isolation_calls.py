@@ -1,0 +1,273 @@
+"""The requests tests/api/test_site_isolation.py sends: for every route of the application, calls that name the
+other shop's objects (expected 403 / 404) and calls that name none (expected to leak nothing).
+
+Native routes are read from FastAPI's routes: path parameters are filled with the other shop's ids, each query
+parameter that refers to an object gets one call of its own, and every route that takes a body has an entry in
+BODIES (a body of the caller's own shop, and bodies naming the other shop's objects). /api/v5 reads its
+parameters by hand, so its calls are listed in V5. A route this module cannot build a request for is reported,
+never skipped: a new route makes its author say here what it takes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from retento.messaging import tracking
+from tests.api.isolation_world import Shop
+
+DENIED = frozenset({403, 404})
+CLEAN = "clean"  # any status below 500; the body shows nothing of the other shop
+
+# Public routes with their own authentication, which no API key reaches (so no key's sites apply).
+PUBLIC = {
+    ("GET", "/api/messaging/o/{tok}.gif"): "open pixel: a signed per-message token",
+    ("GET", "/api/messaging/c/{tok}"): "click redirect: a signed per-message token and a signed URL",
+    ("GET", "/api/messaging/u/{tok}"): "unsubscribe page: a signed per-message token",
+    ("POST", "/api/messaging/u/{tok}"): "unsubscribe: a signed per-message token",
+    ("GET", "/api/messaging/webhooks/whatsapp"): "Meta's subscription check: the verify token",
+    ("POST", "/api/messaging/webhooks/whatsapp"): "WhatsApp statuses: X-Hub-Signature-256",
+    ("POST", "/api/messaging/webhooks/twilio"): "Twilio statuses: X-Twilio-Signature",
+    ("POST", "/api/messaging/webhooks/vk"): "VK callbacks: the shared secret",
+}
+
+
+@dataclass
+class Body:
+    json: Any = None
+    files: dict[str, Any] | None = None
+    content: bytes | None = None
+    content_type: str | None = None
+    expect: frozenset[int] | str = DENIED
+    why: str = ""
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    params: dict[str, Any] = field(default_factory=dict)
+    body: Body = field(default_factory=Body)
+    expect: frozenset[int] | str = DENIED
+    why: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} {self.params or ''} {self.why}".strip()
+
+
+# Path and query parameters that name an object: name -> (the shop's value, refers to the shop's data).
+REFS: dict[str, Callable[[Shop], Any]] = {
+    "site": lambda s: s.code, "customer_id": lambda s: s.customer_id, "order_id": lambda s: s.order_id,
+    "template_id": lambda s: s.template_id, "cascade_id": lambda s: s.cascade_id,
+    "campaign_id": lambda s: s.campaign_id, "segment_id": lambda s: s.static_segment_id,
+    "task_id": lambda s: s.task_id, "trigger_id": lambda s: s.trigger_id, "timer_id": lambda s: s.timer_id,
+    "message_id": lambda s: s.message_id, "sub_id": lambda s: s.sub_id, "delivery_id": lambda s: s.delivery_id,
+}
+FIXED = {"channel": "email", "name": "review-request"}  # path parameters that name no shop's object
+
+
+def _task(**kw: Any) -> dict[str, Any]:
+    return {"title": "Call back", **kw}
+
+
+def _trigger(**kw: Any) -> dict[str, Any]:
+    return {"name": "Isolation probe", "events": ["order_created"], "actions": [{"type": "add_tag", "tag": "x"}],
+            **kw}
+
+
+def _items() -> list[dict[str, Any]]:
+    return [{"name": "Thing", "price": "10.00", "quantity": 1}]
+
+
+def _dsn(message_id: int, secret: str) -> bytes:
+    verp = f"news+bounce-{tracking.token(secret, message_id)}@shop.example"
+    return (f"From: MAILER-DAEMON@mx.example.net\r\nTo: {verp}\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="B1"\r\n\r\n'
+            "--B1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
+            "Final-Recipient: rfc822; x@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--B1--\r\n").encode()
+
+
+# (method, path) -> (a, b, secret) -> (a valid body of the caller's shop or None, [bodies naming the other shop]).
+Bodies = Callable[[Shop, Shop, str], tuple[Body | None, list[Body]]]
+BODIES: dict[tuple[str, str], Bodies] = {
+    ("POST", "/api/v1/customers"): lambda a, b, _: (None, [Body({"site": b.code, "first_name": "X"})]),
+    ("PATCH", "/api/v1/customers/{customer_id}"): lambda a, b, _: (Body({"first_name": "X"}), []),
+    ("POST", "/api/v1/events"): lambda a, b, _: (None, [
+        Body({"name": "ping", "customer": {"id": b.customer_id}}, why="customer id"),
+        Body({"name": "ping", "customer": {"external_id": b.customer_external_id, "site": b.code}}, why="site"),
+        Body({"name": "ping", "customer": {"external_id": b.customer_external_id}}, why="external id")]),
+    ("POST", "/api/v1/events/batch"): lambda a, b, _: (None, [
+        Body({"events": [{"name": "ping", "customer": {"id": a.customer_id}},
+                         {"name": "ping", "customer": {"id": b.customer_id}}]})]),
+    ("POST", "/api/v1/orders"): lambda a, b, _: (None, [
+        Body({"site": b.code, "items": _items()}, why="site"),
+        Body({"site": a.code, "customer": {"id": b.customer_id}, "items": _items()}, why="customer id"),
+        Body({"site": a.code, "customer": {"external_id": b.customer_external_id}, "items": _items()},
+             why="customer external id"),
+        Body({"site": a.code, "items": [{"offer_id": "b-sku-1", "quantity": 1}]}, why="product")]),
+    ("PATCH", "/api/v1/orders/{order_id}"): lambda a, b, _: (Body({"manager_comment": "x"}), [
+        Body({"customer": {"id": b.customer_id}}, why="customer id")]),
+    ("POST", "/api/v1/webhooks"): lambda a, b, _: (None, [
+        Body({"url": "https://hooks.ashop.example/new", "event_types": ["*"]}, expect=CLEAN)]),
+    ("PATCH", "/api/v1/webhooks/{sub_id}"): lambda a, b, _: (Body({"description": "x"}), []),
+    ("POST", "/api/v1/webhooks/deliveries/{delivery_id}/redeliver"): lambda a, b, _: (None, []),
+    ("POST", "/api/v1/triggers"): lambda a, b, _: (None, [
+        Body(_trigger(sites=[b.code]), why="sites"), Body(_trigger(sites=[a.code, b.code]), why="both sites"),
+        Body(_trigger(name="Probe 2", actions=[{"type": "start_cascade", "cascade_id": b.cascade_id}]),
+             why="cascade"),
+        Body(_trigger(name="Probe 3"), expect=CLEAN, why="no sites: the key's own")]),
+    ("POST", "/api/v1/triggers/templates/{name}"): lambda a, b, _: (None, [
+        Body({"params": {}, "name": "Review probe"}, expect=CLEAN)]),
+    ("POST", "/api/v1/triggers/dry-run"): lambda a, b, _: (None, [
+        Body({"trigger": _trigger(sites=[b.code])}, why="sites"),
+        *(Body({"trigger": _trigger(), "options": {"over": over}}, expect=CLEAN, why=f"over {over}")
+          for over in ("events", "orders", "customers"))]),
+    ("PUT", "/api/v1/triggers/{trigger_id}"): lambda a, b, _: (Body(_trigger(sites=[a.code])), [
+        Body(_trigger(sites=[b.code]), why="sites")]),
+    ("PATCH", "/api/v1/triggers/{trigger_id}"): lambda a, b, _: (Body({"active": False}), []),
+    ("POST", "/api/v1/triggers/{trigger_id}/cancel-pending"): lambda a, b, _: (None, []),
+    ("POST", "/api/v1/triggers/{trigger_id}/dry-run"): lambda a, b, _: (Body({}), []),
+    ("POST", "/api/v1/tasks"): lambda a, b, _: (None, [
+        Body(_task(customer_id=b.customer_id), why="customer"), Body(_task(order_id=b.order_id), why="order"),
+        Body(_task(customer_id=a.customer_id, order_id=b.order_id), why="order of a customer of mine"),
+        Body(_task(), why="no customer or order: no site")]),
+    ("PATCH", "/api/v1/tasks/{task_id}"): lambda a, b, _: (Body({"done": True}), []),
+    ("POST", "/api/v1/segments"): lambda a, b, _: (None, [
+        Body({"site": b.code, "code": "probe", "name": "Probe", "kind": "static"})]),
+    ("POST", "/api/v1/segments/preview"): lambda a, b, _: (None, [
+        Body({"site": b.code, "rules": {"tags": {"any": ["vip"]}}})]),
+    ("PATCH", "/api/v1/segments/{segment_id}"): lambda a, b, _: (Body({"name": "x"}), []),
+    ("POST", "/api/v1/segments/{segment_id}/recompute"): lambda a, b, _: (None, []),
+    ("POST", "/api/v1/segments/{segment_id}/members"): lambda a, b, _: (Body({"customer_ids": [a.customer_id]}), [
+        Body({"customer_ids": [b.customer_id]}, why="customer id"),
+        Body({"external_ids": [b.customer_external_id]}, why="external id")]),
+    ("POST", "/api/v1/segments/{segment_id}/members/remove"): lambda a, b, _: (
+        Body({"customer_ids": [a.customer_id]}), [Body({"customer_ids": [b.customer_id]})]),
+    ("POST", "/api/v1/segments/{segment_id}/members/csv"): lambda a, b, _: (
+        Body(files={"file": ("m.csv", f"customer_id\n{a.customer_id}\n", "text/csv")}),
+        [Body(files={"file": ("m.csv", f"customer_id\n{b.customer_id}\n", "text/csv")})]),
+    ("POST", "/api/v1/rfm/recompute"): lambda a, b, _: (None, []),
+    ("PUT", "/api/v1/rfm/config"): lambda a, b, _: (Body({}), []),
+    ("PUT", "/api/v1/cohorts/threshold"): lambda a, b, _: (Body({"threshold_days": 30}), []),
+    ("POST", "/api/v1/initiatives"): lambda a, b, _: (None, [
+        Body({"site": b.code, "name": "Probe", "started_at": "2026-03-01T00:00:00Z"})]),
+    ("PUT", "/api/messaging/sites/{site}/prices/{channel}"): lambda a, b, _: (Body({"price": "1", "currency": "RUB"}),
+                                                                          []),
+    ("PUT", "/api/messaging/sites/{site}/policy"): lambda a, b, _: (Body({}), []),
+    ("POST", "/api/messaging/templates"): lambda a, b, _: (None, [
+        Body({"site": b.code, "name": "probe", "channel": "sms", "body": "Hi"})]),
+    ("POST", "/api/messaging/templates/{template_id}/preview"): lambda a, b, _: (None, []),
+    ("POST", "/api/messaging/cascades"): lambda a, b, _: (None, [
+        Body({"site": b.code, "name": "Probe", "steps": [{"channel": "email", "template": b.template_name}]})]),
+    ("POST", "/api/messaging/cascades/{cascade_id}/start"): lambda a, b, _: (Body({"customer_id": a.customer_id}), [
+        Body({"customer_id": b.customer_id}, why="customer")]),
+    ("POST", "/api/messaging/campaigns"): lambda a, b, _: (None, [
+        Body({"cascade_id": b.cascade_id, "name": "Probe", "customer_ids": [a.customer_id]}, why="cascade"),
+        Body({"cascade_id": a.cascade_id, "name": "Probe", "customer_ids": [a.customer_id, b.customer_id]},
+             why="customers"),
+        Body({"cascade_id": a.cascade_id, "name": "Probe", "segment": b.static_segment_id}, why="segment")]),
+    ("POST", "/api/messaging/devices"): lambda a, b, _: (None, [
+        Body({"customer_id": b.customer_id, "token": "new-device-token-1"}, why="customer"),
+        Body({"customer_id": a.customer_id, "token": b.extra["device_token"]}, expect=frozenset({409}),
+             why="the other shop's device")]),
+    ("POST", "/api/messaging/bounces"): lambda a, b, secret: (None, [Body(content=_dsn(b.message_id, secret),
+                                                                                  content_type="message/rfc822")]),
+}
+
+
+def _v5(a: Shop, b: Shop) -> dict[str, list[Call]]:
+    """/api/v5 (RetailCRM's envelope): its parameters are read by hand, so its calls are listed here. A list
+    filtered by the other shop's ids answers an empty list, as RetailCRM does for ids a key cannot see."""
+    items = [{"productName": "Thing", "initialPrice": 10, "quantity": 1}]
+    cust, order = json.dumps({"firstName": "X"}), json.dumps({"items": items})
+    unresolved = frozenset({400})  # RetailCRM's answer for a reference it cannot resolve, as for an unknown one
+
+    def form(**kw: Any) -> Body:
+        return Body(content=urlencode(kw).encode(), content_type="application/x-www-form-urlencoded")
+
+    c, o = "/api/v5/customers", "/api/v5/orders"
+    return {
+        "/api/api-versions": [Call("GET", "/api/api-versions", expect=CLEAN)],
+        "/api/credentials": [Call("GET", "/api/credentials", expect=CLEAN)],
+        c: [Call("GET", c, expect=CLEAN), Call("GET", c, {"filter[ids][]": b.customer_id}, expect=CLEAN),
+            Call("GET", c, {"filter[sites][]": b.code}, expect=CLEAN)],
+        f"{c}/create": [Call("POST", f"{c}/create", body=form(site=b.code, customer=cust))],
+        f"{c}/history": [Call("GET", f"{c}/history", expect=CLEAN)],
+        f"{c}/{{uid}}": [Call("GET", f"{c}/{b.customer_external_id}"),
+                         Call("GET", f"{c}/{b.customer_id}", {"by": "id"}),
+                         Call("GET", f"{c}/{a.customer_external_id}", {"site": b.code})],
+        f"{c}/{{uid}}/edit": [Call("POST", f"{c}/{b.customer_external_id}/edit", body=form(customer=cust)),
+                              Call("POST", f"{c}/{b.customer_id}/edit", body=form(by="id", customer=cust))],
+        o: [Call("GET", o, expect=CLEAN), Call("GET", o, {"filter[ids][]": b.order_id}, expect=CLEAN),
+            Call("GET", o, {"filter[customerId]": b.customer_id}, expect=CLEAN)],
+        f"{o}/create": [
+            Call("POST", f"{o}/create", body=form(site=b.code, order=order)),
+            Call("POST", f"{o}/create", body=form(site=a.code, order=json.dumps(
+                {"items": items, "customer": {"id": b.customer_id}})), expect=unresolved, why="customer id"),
+            Call("POST", f"{o}/create", body=form(site=a.code, order=json.dumps(
+                {"items": items, "customer": {"externalId": b.customer_external_id}})), expect=unresolved,
+                 why="customer ext")],
+        f"{o}/history": [Call("GET", f"{o}/history", expect=CLEAN)],
+        f"{o}/statuses": [Call("GET", f"{o}/statuses", {"ids[]": b.order_id}, expect=CLEAN)],
+        f"{o}/{{uid}}": [Call("GET", f"{o}/{b.order_external_id}"), Call("GET", f"{o}/{b.order_id}", {"by": "id"})],
+        f"{o}/{{uid}}/edit": [Call("POST", f"{o}/{b.order_external_id}/edit", body=form(order=order)),
+                              Call("POST", f"{o}/{a.order_external_id}/edit", body=form(order=json.dumps(
+                                  {"customer": {"id": b.customer_id}})), expect=unresolved, why="customer id")],
+        "/api/v5/reference/sites": [Call("GET", "/api/v5/reference/sites", expect=CLEAN)],
+        "/api/v5/reference/statuses": [Call("GET", "/api/v5/reference/statuses", expect=CLEAN)],
+        "/api/v5/reference/status-groups": [Call("GET", "/api/v5/reference/status-groups", expect=CLEAN)],
+        "/api/v5/{path:path}": [Call(m, "/api/v5/nothing/here", expect=CLEAN) for m in ("GET", "POST")],
+    }
+
+
+def api_routes(api: Any) -> list[Any]:
+    """Every FastAPI route under /api, in the schema or not."""
+    return [r for r in iter_route_contexts(api.router.routes)
+            if isinstance(r.original_route, APIRoute) and r.path.startswith("/api")]
+
+
+def _flat(dependant: Any, kind: str) -> list[Any]:
+    return [*getattr(dependant, kind), *(p for d in dependant.dependencies for p in _flat(d, kind))]
+
+
+def calls_for(route: Any, a: Shop, b: Shop, secret: str) -> list[Call]:
+    """The calls for one route; ValueError when it takes something this module cannot fill."""
+    if route.path.startswith("/api/v5") or route.path in ("/api/api-versions", "/api/credentials"):
+        listed = _v5(a, b).get(route.path)
+        if listed is None:
+            raise ValueError("an /api/v5 route without calls in isolation_calls._v5")
+        return listed
+    (method,) = route.methods
+    path_names = [p.alias for p in _flat(route.dependant, "path_params")]
+    queries = _flat(route.dependant, "query_params")
+    unknown = [n for n in path_names if n not in REFS and n not in FIXED]
+    unknown += [q.alias for q in queries if q.field_info.is_required() and q.alias not in REFS]
+    if unknown:
+        raise ValueError(f"cannot fill the parameters {unknown}: add them to isolation_calls.REFS or FIXED")
+    takes_body = method in ("POST", "PUT", "PATCH") or route.body_field is not None
+    if takes_body and (method, route.path) not in BODIES:
+        raise ValueError("a route that may read a body, without an entry in isolation_calls.BODIES")
+    base, variants = BODIES[(method, route.path)](a, b, secret) if takes_body else (None, [])
+    required = [q.alias for q in queries if q.field_info.is_required()]
+
+    def call(path_shop: Shop, params: dict[str, Any], body: Body | None, expect: Any, why: str) -> Call:
+        path = route.path
+        for name in path_names:
+            path = path.replace(f"{{{name}}}", str(FIXED[name] if name in FIXED else REFS[name](path_shop)))
+        return Call(method, path, {**{n: REFS[n](a) for n in required}, **params}, body or Body(), expect, why)
+
+    out = []
+    if any(n in REFS for n in path_names):
+        out.append(call(b, {}, base, DENIED, "path"))
+    for q in queries:
+        if q.alias in REFS:
+            out.append(call(a, {q.alias: REFS[q.alias](b)}, base, DENIED, f"query {q.alias}"))
+    out += [call(a, {}, v, v.expect, v.why or "body") for v in variants]
+    if method == "GET" or not out:
+        out.append(call(a, {}, base, CLEAN, "the caller's own"))
+    return out
