@@ -11,6 +11,7 @@ never skipped: a new route makes its author say here what it takes.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -243,6 +244,7 @@ def calls_for(route: Any, a: Shop, b: Shop, secret: str) -> list[Call]:
             raise ValueError("an /api/v5 route without calls in isolation_calls._v5")
         return listed
     (method,) = route.methods
+    plain = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # `{trigger_id:int}` -> `{trigger_id}`
     path_names = [p.alias for p in _flat(route.dependant, "path_params")]
     queries = _flat(route.dependant, "query_params")
     unknown = [n for n in path_names if n not in REFS and n not in FIXED]
@@ -250,13 +252,13 @@ def calls_for(route: Any, a: Shop, b: Shop, secret: str) -> list[Call]:
     if unknown:
         raise ValueError(f"cannot fill the parameters {unknown}: add them to isolation_calls.REFS or FIXED")
     takes_body = method in ("POST", "PUT", "PATCH") or route.body_field is not None
-    if takes_body and (method, route.path) not in BODIES:
+    if takes_body and (method, plain) not in BODIES:
         raise ValueError("a route that may read a body, without an entry in isolation_calls.BODIES")
-    base, variants = BODIES[(method, route.path)](a, b, secret) if takes_body else (None, [])
+    base, variants = BODIES[(method, plain)](a, b, secret) if takes_body else (None, [])
     required = [q.alias for q in queries if q.field_info.is_required()]
 
     def call(path_shop: Shop, params: dict[str, Any], body: Body | None, expect: Any, why: str) -> Call:
-        path = route.path
+        path = plain
         for name in path_names:
             path = path.replace(f"{{{name}}}", str(FIXED[name] if name in FIXED else REFS[name](path_shop)))
         return Call(method, path, {**{n: REFS[n](a) for n in required}, **params}, body or Body(), expect, why)
