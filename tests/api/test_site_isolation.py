@@ -5,6 +5,7 @@ changes. The calls come from tests/api/isolation_calls.py; a new route fails her
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -104,6 +105,13 @@ def test_every_route_keeps_the_other_shop_out(iso_app, shops, client):
     assert len(routes) > 100
     seen = {(m, r.path) for r in routes for m in r.methods}
     assert set(PUBLIC) <= seen, f"stale entries in PUBLIC: {set(PUBLIC) - seen}"
+    shapes = {(m, re.sub(r"\{[^}]+\}", "{}", p)) for m, p in seen}
+    for doc in ("/api/openapi.json", "/api/v5/openapi.json"):  # every documented operation is among the routes
+        r = client.get(doc)
+        if r.status_code == 200:
+            documented = {(m.upper(), re.sub(r"\{[^}]+\}", "{}", p)) for p, ops in r.json()["paths"].items()
+                          for m in ops if m in ("get", "post", "put", "patch", "delete")}
+            assert documented <= shapes, documented - shapes
     secret = iso_app.messaging.settings.messaging_secret
     before, failures, sent = dump(iso_app), [], 0
     for route in routes:
