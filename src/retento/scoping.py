@@ -21,10 +21,10 @@ route with a key of one site against another site's objects.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Text, and_, case, cast, event, exists, false, func, or_, select
 from sqlalchemy.orm import Mapper, Session, with_loader_criteria
@@ -35,6 +35,7 @@ from retento.errors import DomainError, FieldError, NotFound
 ALL_SITES = "retento_all_sites"  # execution option: this statement sees every site (see `unscoped`)
 _KEY, _OPTIONS, _CODES = "site_scope", "site_scope_options", "site_scope_codes"
 _current: ContextVar[frozenset[int] | None] = ContextVar("retento_site_scope", default=None)
+T = TypeVar("T")
 
 
 # --- how a mapped class belongs to a site -------------------------------------------------------------------
@@ -107,6 +108,17 @@ def enter(site_ids: frozenset[int] | None) -> None:
 def current() -> frozenset[int] | None:
     """The sites sessions made now in this context will see (None: every site)."""
     return _current.get()
+
+
+def as_system(fn: Callable[..., T], /, *args: Any, **kw: Any) -> T:
+    """`fn(*args, **kw)` as the worker would run it: sessions made in it see every site, also inside a request
+    of a site-limited key (which must have checked first that the caller may ask for it)."""
+
+    def run() -> T:
+        _current.set(None)
+        return fn(*args, **kw)
+
+    return copy_context().run(run)
 
 
 class ScopedSession(Session):

@@ -11,6 +11,8 @@ from retento.apikeys import service as apikeys
 from retento.cli import app as cli
 from retento.config import get_settings
 from retento.db import transaction
+from retento.orders import service as orders
+from retento.triggers import service as triggers
 from tests import factories as f
 
 RULE = {"name": "vip", "events": ["order_created"], "condition": "order.total > 100.0",
@@ -24,6 +26,11 @@ def http(app):
                                 now=app.clock.now())
     with TestClient(create_app(app), headers={"X-API-Key": raw}) as client:
         yield client
+
+
+def order_tags(app, oid):
+    with transaction(app.sessions) as s:
+        return orders.get(s, oid).tags
 
 
 def errors(response):
@@ -79,6 +86,43 @@ def test_api_pending_runs_cancel_and_tasks(app, http, clock):
     assert anonymous.status_code == 401
 
 
+def test_api_pending_total_and_firing_one_run_now(app, http, clock):
+    f.site(app)
+    f.site(app, "other")
+    r = http.post("/api/v1/triggers", json={
+        "name": "late", "events": ["order_created"], "condition": 'order.status == "new"', "delay": {"hours": 2},
+        "limits": [{"per": "trigger", "max": 1}], "actions": [{"type": "add_tag", "target": "order", "tag": "late"}]})
+    assert r.status_code == 201, r.text
+    a, b, c = f.order(app), f.order(app), f.order(app)
+    app.worker.tick()
+    page = http.get("/api/v1/triggers/pending", params={"limit": 2})
+    assert [p["order_id"] for p in page.json()] == [a, b] and page.headers["X-Total-Count"] == "3"
+    assert http.get("/api/v1/triggers/pending", params={"order_id": c}).headers["X-Total-Count"] == "1"
+    runs = {p["order_id"]: p["id"] for p in http.get("/api/v1/triggers/pending").json()}
+    with transaction(app.sessions) as s:
+        _, raw = apikeys.create(s, name="other shop", scopes="triggers:manage", sites=["other"], now=clock.now())
+    assert http.post(f"/api/v1/triggers/pending/{runs[a]}/fire", headers={"X-API-Key": raw}).status_code == 404
+
+    fired = http.post(f"/api/v1/triggers/pending/{runs[a]}/fire")  # two hours early: the clock did not move
+    assert fired.status_code == 200, fired.text
+    body = fired.json()
+    assert (body["timer"]["state"], body["timer"]["due_at"]) == ("done", "2026-03-02T09:00:00Z")
+    assert (body["run"]["phase"], body["run"]["outcome"], body["run"]["actions"][0]["action"]) == (
+        "fire", "acted", "add_tag")
+    assert order_tags(app, a) == ["late"]
+    assert http.post(f"/api/v1/triggers/pending/{runs[a]}/fire").status_code == 409
+    assert http.post("/api/v1/triggers/pending/999999/fire").status_code == 404
+
+    f.edit_order(app, b, status="no-call")
+    app.worker.tick()
+    body = http.post(f"/api/v1/triggers/pending/{runs[b]}/fire").json()  # the condition is checked again
+    assert body["timer"]["state"] == "skipped" and body["run"]["outcome"] == "not_matched"
+    body = http.post(f"/api/v1/triggers/pending/{runs[c]}/fire").json()  # so is the run limit
+    assert body["timer"]["state"] == "skipped" and body["run"]["outcome"] == "skipped"
+    assert order_tags(app, c) == []
+    assert http.get("/api/v1/triggers/pending").headers["X-Total-Count"] == "0"
+
+
 @pytest.fixture
 def cli_env(app, db_url, monkeypatch):
     monkeypatch.setenv("RETENTO_DATABASE_URL", db_url)
@@ -116,13 +160,22 @@ triggers:
     r = cli_env.invoke(cli, ["triggers", "install-template", "review-request", "--set", "weeks=1"])
     assert r.exit_code == 1 and "params.weeks" in r.output
     oid = f.order(app, items=[{"name": "x", "price": "500.00"}])
+    second = f.order(app)
     app.worker.tick()
     r = cli_env.invoke(cli, ["triggers", "pending", "--trigger", "later"])
-    assert r.exit_code == 0 and f"order {oid}" in r.output
+    assert r.exit_code == 0 and f"order {oid}" in r.output and "showing 2 of 2 pending runs" in r.output
+    r = cli_env.invoke(cli, ["triggers", "pending", "--limit", "1"])
+    assert f"order {second}" not in r.output and "showing 1 of 2 pending runs" in r.output
+    with transaction(app.sessions) as s:
+        (run,) = triggers.pending(s, order_id=second)
+    r = cli_env.invoke(cli, ["triggers", "pending", "--fire", str(run.id)])
+    assert r.exit_code == 0 and f"run {run.id} fired: done" in r.output and "create_task: ok" in r.output, r.output
+    r = cli_env.invoke(cli, ["triggers", "pending", "--fire", str(run.id)])
+    assert r.exit_code == 1 and f"run {run.id} is already done" in r.output
     r = cli_env.invoke(cli, ["triggers", "runs", "--order", str(oid)])
     assert "acted" in r.output and "scheduled" in r.output
     r = cli_env.invoke(cli, ["triggers", "dry-run", "big-order", "--over", "orders"])
-    assert "evaluated 1, matched 1" in r.output
+    assert "evaluated 2, matched 1" in r.output
     r = cli_env.invoke(cli, ["triggers", "cancel", "--trigger", "later"])
     assert "1 pending runs cancelled" in r.output
     r = cli_env.invoke(cli, ["triggers", "list"])

@@ -18,7 +18,7 @@ from retento.db import transaction
 from retento.triggers import service
 from retento.webhooks import policy
 from retento.webhooks.delivery import Deliverer
-from retento.webhooks.models import WebhookDelivery
+from retento.webhooks.models import WebhookAttempt, WebhookDelivery
 from tests import factories as f
 from tests.api.conftest import Server, make_key
 
@@ -28,6 +28,7 @@ SECRET = "s3cret-key"
 class Receiver(BaseHTTPRequestHandler):
     got: list[dict] = []
     fail_first = 0
+    drop_answer_first = 0  # take the call, then close the connection without answering (the answer is lost)
     during = None  # called while the request is being answered
     now = 0  # the receiver's clock (Unix seconds), for the signature's freshness
 
@@ -37,6 +38,11 @@ class Receiver(BaseHTTPRequestHandler):
         ok = policy.verify(SECRET, h["Retento-Timestamp"], body, h.get("Retento-Signature", ""), now=Receiver.now)
         if Receiver.during is not None:
             Receiver.during()
+        if Receiver.drop_answer_first > 0:
+            Receiver.drop_answer_first -= 1
+            Receiver.got.append({"ok": ok, "key": h["Idempotency-Key"], "body": json.loads(body)})
+            self.close_connection = True
+            return
         if Receiver.fail_first > 0:
             Receiver.fail_first -= 1
             self.send_response(503)
@@ -60,7 +66,7 @@ def app(db_url, clock):
 
 @pytest.fixture
 def receiver(clock):
-    Receiver.got, Receiver.fail_first, Receiver.during = [], 1, None
+    Receiver.got, Receiver.fail_first, Receiver.drop_answer_first, Receiver.during = [], 1, 0, None
     Receiver.now = int(clock.now().timestamp())
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -154,3 +160,23 @@ def test_the_post_holds_no_lock_and_a_lease_keeps_other_workers_off(app, clock, 
     with transaction(app.sessions) as s:
         (d,) = s.scalars(select(WebhookDelivery))
         assert (d.status, d.attempts, d.last_error) == ("delivered", 1, None)
+
+
+def test_a_call_whose_answer_is_lost_comes_again_with_the_same_idempotency_key(app, clock, receiver):
+    """At least once: the receiver acted on the call but its answer never arrived, so the call is sent again
+    (docs/api.md: the receiver deduplicates on Idempotency-Key)."""
+    f.site(app)
+    Receiver.fail_first, Receiver.drop_answer_first = 0, 1
+    hook(app, clock, receiver, secret=SECRET)
+    f.order(app)
+    app.worker.tick()
+    clock.advance(seconds=30)
+    Receiver.now += 30
+    app.worker.tick()
+    first, second = Receiver.got
+    assert first["ok"] and second["ok"] and first["key"] == second["key"] and first["body"] == second["body"]
+    with transaction(app.sessions) as s:
+        (d,) = s.scalars(select(WebhookDelivery))
+        assert (d.status, d.attempts, d.last_status_code) == ("delivered", 2, 200)
+        lost = s.scalars(select(WebhookAttempt.error).order_by(WebhookAttempt.id)).first()
+    assert lost  # the first attempt ended in a network error

@@ -241,6 +241,29 @@ def test_every_action(app, clock):
     assert seen == [("robot_done", {"k": 1}, "trigger")]
 
 
+def test_event_names_narrow_custom_events_only(app):
+    f.site(app)
+    trigger(app, name="chaos", events=["customer_created", "custom"], event_names=["chaos"],
+            actions=[{"type": "create_task", "title": "seen {event.id}", "assignee": None}])
+    cid = f.customer(app, email="a@b.ru")
+    app.worker.tick()
+    assert len(task_list(app)) == 1  # customer_created is not narrowed by event_names
+    assert [r[:2] for r in runs(app, customer_id=cid)] == [("event", "acted")]
+    with transaction(app.sessions) as s:
+        for name in ("other", "chaos"):
+            customers.emit_custom_event(s, customer=customers.get(s, cid), name=name, payload={}, ctx=f.API,
+                                        now=app.clock.now())
+    app.worker.tick()
+    assert len(task_list(app)) == 2  # "chaos" acted, "other" did not
+    assert [r[:2] for r in runs(app, customer_id=cid)] == [("event", "acted")] * 2
+    from retento.triggers.schemas import DryRunIn
+
+    with transaction(app.sessions) as s:
+        raw = service.find_trigger(s, "chaos").definition
+        dry = service.dry_run(s, raw=raw, options=DryRunIn(over="events"), now=app.clock.now())
+    assert (dry.evaluated, dry.matched) == (2, 2)
+
+
 def test_failed_action_changes_nothing_and_is_logged(app):
     f.site(app)
     trigger(app, name="half", events=["order_created"], actions=[

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel
 
 from retento.bootstrap import App
 from retento.db import transaction
 from retento.rest import ERRORS, ProblemRoute, app_of, require
-from retento.triggers import actions, service, templates
-from retento.triggers.schemas import DryRunIn, DryRunOut, RunOut, TimerOut, TriggerIn, TriggerOut
+from retento.triggers import actions, engine_of, service, templates
+from retento.triggers.schemas import DryRunIn, DryRunOut, FiredOut, RunOut, TimerOut, TriggerIn, TriggerOut
 
 router = APIRouter(prefix="/api/v1", tags=["triggers"], route_class=ProblemRoute, responses=ERRORS,
                    dependencies=[Depends(require("triggers:manage"))])
@@ -79,12 +79,21 @@ def dry_run_definition(app: AppDep, data: DryRunRequest) -> DryRunOut:
         return service.dry_run(s, raw=_raw(data.trigger), options=data.options, now=app.clock.now())
 
 
-@router.get("/triggers/pending", response_model=list[TimerOut], summary="Delayed runs that will fire, in due order")
-def pending(app: AppDep, trigger_id: int | None = None, order_id: int | None = None, customer_id: int | None = None,
-            after_id: int = 0, limit: Limit = 100) -> list[Any]:
+@router.get("/triggers/pending", response_model=list[TimerOut], summary="Delayed runs that will fire, in due order",
+            description="`X-Total-Count`: how many pending runs match the filters (all pages).")
+def pending(app: AppDep, response: Response, trigger_id: int | None = None, order_id: int | None = None,
+            customer_id: int | None = None, after_id: int = 0, limit: Limit = 100) -> list[Any]:
     with transaction(app.sessions) as s:
-        return service.pending(s, trigger_id=trigger_id, order_id=order_id, customer_id=customer_id,
-                               after_id=after_id, limit=limit)
+        filters = {"trigger_id": trigger_id, "order_id": order_id, "customer_id": customer_id}
+        response.headers["X-Total-Count"] = str(service.count_pending(s, **filters))
+        return service.pending(s, **filters, after_id=after_id, limit=limit)
+
+
+@router.post("/triggers/pending/{timer_id}/fire", response_model=FiredOut, summary="Fire one pending run now",
+             description="As the worker fires it when due: the condition is re-checked, run limits apply, the run "
+                         "log gets its entry. For trying a delayed trigger out without waiting.")
+def fire_one(app: AppDep, timer_id: int) -> FiredOut:
+    return service.fire_timer(app.sessions, engine=engine_of(app), timer_id=timer_id)
 
 
 @router.delete("/triggers/pending/{timer_id}", response_model=TimerOut, summary="Cancel one pending run")

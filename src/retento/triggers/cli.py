@@ -118,16 +118,31 @@ def pending(
     order: Annotated[int | None, typer.Option(help="Order id")] = None,
     customer: Annotated[int | None, typer.Option(help="Customer id")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    fire: Annotated[int | None, typer.Option(help="Fire this pending run now (condition re-checked, as when due)")]
+    = None,
 ) -> None:
-    """What will fire, when and for whom."""
+    """What will fire, when and for whom; `--fire ID` fires one run now to try a delayed trigger out."""
     a, transaction, service, _, run_service = _ctx()
+    if fire is not None:
+        from retento.triggers import engine_of
+
+        fired = run_service(lambda: service.fire_timer(a.sessions, engine=engine_of(a), timer_id=fire))
+        console.print(f"run {fire} fired: {fired.timer.state}" + (f" ({fired.timer.reason})" if fired.timer.reason
+                                                                  else ""))
+        for x in fired.run.actions if fired.run else ():
+            console.print(f"  {x['action']}: {'ok' if x['ok'] else 'failed'}")
+        return
     table = Table("run", "trigger", "due (UTC)", "entity", "event")
     with transaction(a.sessions) as s:
         tid = run_service(lambda: service.find_trigger(s, trigger).id) if trigger else None
-        for t in service.pending(s, trigger_id=tid, order_id=order, customer_id=customer, limit=limit):
+        filters = {"trigger_id": tid, "order_id": order, "customer_id": customer}
+        rows = service.pending(s, **filters, limit=limit)
+        total = service.count_pending(s, **filters)
+        for t in rows:
             table.add_row(str(t.id), str(t.trigger_id), t.due_at.strftime("%Y-%m-%d %H:%M"),
                           f"{t.entity} {t.entity_id}", str(t.event_id))
     console.print(table)
+    console.print(f"showing {len(rows)} of {total} pending runs")
 
 
 @app.command("cancel")

@@ -37,18 +37,29 @@ class DelayedRuns:
             with transaction(self._sessions) as s:
                 due = timers.claim_due(s, now=now, limit=self._batch)
                 if due:
-                    self._fire(s, due, now)
+                    self.fire(s, due, now)
             total += len(due)
             if len(due) < self._batch or (max_seconds is not None and time.perf_counter() - started >= max_seconds):
                 return total
+
+    def fire_now(self, timer_id: int) -> bool:
+        """Fire one pending run now, whatever its due time, through the worker's own path (`fire`: the condition
+        re-checked on fresh data, run limits, a run-log entry), in a transaction of its own. False when the run was
+        no longer pending."""
+        now = self._clock.now()
+        with transaction(self._sessions) as s:
+            due = timers.make_due(s, timer_id=timer_id, now=now)
+            if due:
+                self.fire(s, due, now)
+        return bool(due)
 
     def fire_slice(self) -> int:
         """The worker's fair share of due timers (see `Bus.dispatch_slice`)."""
         return self.fire_due(max_seconds=SLICE_SECONDS)
 
-    def _fire(self, session: Session, due: list[Row], now: datetime) -> None:
-        """Re-check, act, log and finish a claimed batch: the run-log rows in one insert, the timers' outcomes in
-        one UPDATE (`timers.finish_many`)."""
+    def fire(self, session: Session, due: list[Row], now: datetime) -> None:
+        """Re-check, act, log and finish a claimed batch (`timers.claim_due`, `timers.make_due`): the run-log rows
+        in one insert, the timers' outcomes in one UPDATE (`timers.finish_many`)."""
         finished: list[tuple[int, str, str | None]] = []
         runs = self._fire_batch(session, due, now, self._preload_timers(session, due), finished)
         insert_rows(session, Run.__table__, runs)

@@ -335,9 +335,7 @@ def _entity(ev: Event) -> tuple[str | None, int | None]:
 
 
 def _listens(t: Compiled, ev: Event, *, since: bool = True) -> bool:
-    if ev.type not in t.spec.events or (since and t.since is not None and ev.occurred_at < t.since):
-        return False
-    if t.spec.event_names and ev.name not in t.spec.event_names:
+    if not t.spec.listens_to(ev.type, ev.name) or (since and t.since is not None and ev.occurred_at < t.since):
         return False
     return t.site_ids is None or ev.site_id in t.site_ids
 

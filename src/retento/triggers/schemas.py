@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from retento.customers.events import CUSTOM
+
 MIN_DELAY_MINUTES = 10
 MAX_DELAY_MINUTES = int(68 * 365.25 * 24 * 60)  # 68 years
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -111,6 +113,12 @@ class TriggerIn(BaseModel):
     react_to_own_changes: bool = Field(False, description="React to changes this trigger made itself")
     max_depth: int | None = Field(None, ge=1, le=100, description="Override of the chain depth limit")
 
+    def listens_to(self, event_type: str, name: str | None) -> bool:
+        """The trigger listens to events of this type (and name): `event_names` narrows `custom` events only."""
+        if event_type not in self.events:
+            return False
+        return event_type != CUSTOM or not self.event_names or name in self.event_names
+
 
 class TriggerOut(BaseModel):
     id: int
@@ -154,6 +162,14 @@ class RunOut(BaseModel):
     outcome: str
     reason: str | None
     actions: list[dict[str, Any]]
+
+
+class FiredOut(BaseModel):
+    """A pending run fired now: the run as it ended (`state`: done, skipped, failed, cancelled) and its run-log
+    entry (outcome, reason, each action's result)."""
+
+    timer: TimerOut
+    run: RunOut | None
 
 
 class DryRunIn(BaseModel):

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from retento import bus, scoping
 from retento.bus import Event
 from retento.core import http
 from retento.customers import events as customer_events
 from retento.customers.models import Customer
+from retento.db import transaction
 from retento.errors import Conflict, DomainError, NotFound
 from retento.history.schemas import ChangeContext
 from retento.orders import events as order_events
@@ -25,7 +26,10 @@ from retento.triggers.conditions import Evaluator, split_conjuncts
 from retento.triggers.data import load_variables
 from retento.triggers.events import TRIGGER_ACTIVATED
 from retento.triggers.models import Run, Timer, Trigger
-from retento.triggers.schemas import DryRunIn, DryRunOut, TriggerIn, TriggerOut
+from retento.triggers.schemas import DryRunIn, DryRunOut, FiredOut, RunOut, TimerOut, TriggerIn, TriggerOut
+
+if TYPE_CHECKING:
+    from retento.triggers.engine import Engine
 
 EVENT_TYPES: set[str] = set(order_events.ALL) | set(customer_events.ALL)
 
@@ -151,22 +155,57 @@ def pending(session: Session, *, trigger_id: int | None = None, order_id: int | 
             customer_id: int | None = None, after_id: int = 0, limit: int = 100) -> list[Timer]:
     """What will fire, when and for whom: pending runs in due order (page on with `after_id`)."""
     _check_refs(session, trigger_id=trigger_id, order_id=order_id, customer_id=customer_id)
-    q = select(Timer).where(Timer.state == "pending", Timer.id > after_id)
-    for column, value in ((Timer.trigger_id, trigger_id), (Timer.order_id, order_id),
-                          (Timer.customer_id, customer_id)):
+    q = _pending_of(select(Timer), trigger_id=trigger_id, order_id=order_id, customer_id=customer_id)
+    return list(session.scalars(q.where(Timer.id > after_id).order_by(Timer.due_at, Timer.id).limit(limit)))
+
+
+def count_pending(session: Session, *, trigger_id: int | None = None, order_id: int | None = None,
+                  customer_id: int | None = None) -> int:
+    """How many pending runs `pending` pages through with the same filters."""
+    _check_refs(session, trigger_id=trigger_id, order_id=order_id, customer_id=customer_id)
+    q = _pending_of(select(func.count(Timer.id)), trigger_id=trigger_id, order_id=order_id, customer_id=customer_id)
+    return session.scalar(q) or 0
+
+
+def _pending_of(q: Select, **filters: int | None) -> Select:
+    q = q.where(Timer.state == "pending")
+    for name, value in filters.items():
         if value is not None:
-            q = q.where(column == value)
-    return list(session.scalars(q.order_by(Timer.due_at, Timer.id).limit(limit)))
+            q = q.where(getattr(Timer, name) == value)
+    return q
 
 
-def cancel_timer(session: Session, *, timer_id: int, now: datetime) -> Timer:
+def _pending_timer(session: Session, timer_id: int) -> Timer:
     timer = session.get(Timer, timer_id)
     if timer is None:
         raise NotFound("id", f"pending run {timer_id} not found")
     if timer.state != "pending":
         raise Conflict("state", f"run {timer_id} is already {timer.state}")
+    return timer
+
+
+def cancel_timer(session: Session, *, timer_id: int, now: datetime) -> Timer:
+    timer = _pending_timer(session, timer_id)
     timers.cancel(session, [timer], reason="cancelled by hand", now=now)
     return timer
+
+
+def fire_timer(sessions: sessionmaker[Session], *, engine: Engine, timer_id: int) -> FiredOut:
+    """Fire one pending run now instead of at its due time, so that an operator sees a delayed trigger work
+    without waiting (or stopping the clock). The worker's own path does it (`Engine.fire_now`): the condition is
+    re-checked on fresh data, run limits apply, the run log gets its entry. Three transactions, so this takes a
+    session factory: the run is looked up in the caller's (a site-limited key reaches only its sites' runs),
+    fired in one of its own that sees every site (as the worker's), and read back."""
+    with transaction(sessions) as s:
+        _pending_timer(s, timer_id)
+    if not scoping.as_system(engine.fire_now, timer_id):
+        raise Conflict("state", f"run {timer_id} finished meanwhile")
+    with transaction(sessions) as s:
+        timer = s.get(Timer, timer_id)
+        column = Run.order_id if timer.entity == "order" else Run.customer_id
+        run = s.scalar(select(Run).where(column == timer.entity_id, Run.timer_id == timer_id, Run.phase == "fire")
+                       .order_by(Run.id.desc()).limit(1))
+        return FiredOut(timer=TimerOut.model_validate(timer), run=RunOut.model_validate(run) if run else None)
 
 
 def cancel_pending(session: Session, *, trigger: Trigger, now: datetime) -> int:
@@ -269,7 +308,10 @@ def dry_run(session: Session, *, raw: Any, options: DryRunIn, now: datetime) -> 
 
 def _dry_inputs(session: Session, spec: TriggerIn, options: DryRunIn):
     if options.over == "events":
-        q = select(Event).where(Event.type.in_(spec.events)).order_by(Event.id.desc()).limit(options.limit)
+        q = select(Event).where(Event.type.in_(spec.events))
+        if spec.event_names:  # as TriggerIn.listens_to: the names narrow custom events only
+            q = q.where(or_(Event.type != customer_events.CUSTOM, Event.name.in_(spec.event_names)))
+        q = q.order_by(Event.id.desc()).limit(options.limit)
         for ev in session.scalars(q):
             yield ev, ev.order_id, ev.customer_id
         return

@@ -74,6 +74,15 @@ def claim_due(session: Session, *, now: datetime, limit: int) -> list[Row]:
     return list(session.execute(q))
 
 
+def make_due(session: Session, *, timer_id: int, now: datetime) -> list[Row]:
+    """Claim one pending timer whatever its due time, moved to `now` (an operator fires it early): the same plain
+    row as `claim_due` gives, locked until the transaction ends; [] when it is no longer pending (a worker that
+    holds it is waited for)."""
+    t = Timer.__table__
+    return list(session.execute(update(t).where(t.c.id == timer_id, t.c.state == "pending").values(due_at=now)
+                                .returning(*(t.c[c] for c in CLAIMED))))
+
+
 def finish(timer: Timer, *, state: str, reason: str | None, now: datetime) -> None:
     timer.state, timer.reason, timer.finished_at = state, reason, now
 
