@@ -132,6 +132,7 @@ BODIES: dict[tuple[str, str], Bodies] = {
         Body(_trigger(sites=[b.code]), why="sites")]),
     ("PATCH", "/api/v1/triggers/{trigger_id}"): lambda a, b, _: (Body({"active": False}), []),
     ("POST", "/api/v1/triggers/{trigger_id}/cancel-pending"): lambda a, b, _: (None, []),
+    ("POST", "/api/v1/triggers/pending/{timer_id}/fire"): lambda a, b, _: (None, []),
     ("POST", "/api/v1/triggers/{trigger_id}/dry-run"): lambda a, b, _: (Body({}), []),
     ("POST", "/api/v1/tasks"): lambda a, b, _: (None, [
         Body(_task(customer_id=b.customer_id), why="customer"), Body(_task(order_id=b.order_id), why="order"),
