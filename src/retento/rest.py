@@ -22,6 +22,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException
 
+from retento import parsing
 from retento.apikeys import service as apikeys
 from retento.apikeys.api import AuthFailed, authenticate_async
 from retento.apikeys.models import IdempotentRequest
@@ -96,6 +97,15 @@ async def nul_in_request(request: Request, *, form: bool = False) -> str | None:
     return None
 
 
+class JsonRequest(Request):
+    """A request whose JSON body FastAPI reads through the one JSON parser (`parsing.json_value`)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = parsing.json_value(await self.body())
+        return self._json
+
+
 class ProblemRoute(APIRoute):
     """Every failure of a /api/v1 route becomes problem+json naming the bad fields; bad input never a 500."""
 
@@ -109,6 +119,7 @@ class ProblemRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
+            request = JsonRequest(request.scope, request.receive)
             where = await nul_in_request(request)
             if where:
                 return problem(422, [FieldError(where, NUL_ERROR)])
@@ -117,6 +128,8 @@ class ProblemRoute(APIRoute):
             except RequestValidationError as exc:
                 return problem(422, validation_errors(exc))
             except HTTPException as exc:  # e.g. a body that is not even parseable
+                if isinstance(exc.__cause__, DomainError):  # FastAPI wraps what JsonRequest.json raised
+                    return problem(422, exc.__cause__.errors)
                 return problem(exc.status_code, [FieldError("body", str(exc.detail))])
             except DomainError as exc:
                 return problem(exc.status, exc.errors)

@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from retento import routing
+from retento import parsing, routing
 from retento.catalog.queries import known_offers
-from retento.compat import mapping as m
+from retento.compat import mapping as m, params
 from retento.compat.dates import fmt_datetime, parse_datetime
 from retento.compat.envelope import ENTITY_ERROR, Call, RetailRoute, envelope_error, fail, handle, pagination
 from retento.customers import queries as customer_q, service as customers
@@ -41,31 +41,16 @@ def site_for(call: Call, code: Any) -> Site:
                site="the key has access to several sites; pass the site code")
 
 
-def site_filter(call: Call, value: Any) -> list[int] | None:
+def site_filter(call: Call, codes: list[str] | None) -> list[int] | None:
     """`filter[sites][]`: of the sites named, those the key may use (none: an empty list, as RetailCRM)."""
-    if not value:
+    if not codes:
         return None
-    codes = value if isinstance(value, list) else [value]
     return [s.id for s in list_sites(call.session) if s.code in codes]
 
 
-def int_list(value: Any, name: str) -> list[int] | None:
+def date_param(call: Call, f: params.Filter, name: str) -> datetime | None:
+    value = f.text(name)
     if value is None:
-        return None
-    values = value if isinstance(value, list) else [value]
-    if not all(isinstance(v, str) and v.isdigit() and len(v) < 16 for v in values):
-        raise fail(**{f"filter[{name}]": "must be a list of integers"})
-    return [int(v) for v in values]
-
-
-def str_list(value: Any) -> list[str] | None:
-    if value is None:
-        return None
-    return [str(v) for v in (value if isinstance(value, list) else [value])]
-
-
-def date_param(call: Call, value: Any, name: str) -> datetime | None:
-    if value in (None, "", "None"):
         return None
     try:
         return parse_datetime(value, call.tz)
@@ -82,10 +67,7 @@ def parsed(fn: Any, *args: Any) -> Any:
 
 
 def by_param(call: Call) -> str:
-    by = call.param("by") or "externalId"
-    if by not in ("externalId", "id"):
-        raise fail(by="must be externalId or id")
-    return by
+    return params.choice(call.form if "by" in call.form else call.query, "by", ("externalId", "id"), "externalId")
 
 
 def customers_out(call: Call, rows: list[Any]) -> list[dict[str, Any]]:
@@ -147,12 +129,11 @@ async def customers_list(request: Request) -> Response:
     def run(call: Call) -> dict[str, Any]:
         limit, page = call.paging()
         f = call.filters()
-        filters = {"site_ids": site_filter(call, f.get("sites")), "ids": int_list(f.get("ids"), "ids"),
-                   "external_ids": str_list(f.get("externalIds")), "email": f.get("email") or None,
-                   "tags": str_list(f.get("tags")), "created_from": date_param(call, f.get("dateFrom"), "dateFrom"),
-                   "created_to": date_param(call, f.get("dateTo"), "dateTo")}
-        if filters["email"]:
-            filters["email"] = str(filters["email"]).strip().lower()
+        email = f.text("email", max_length=320)
+        filters = {"site_ids": site_filter(call, f.texts("sites")), "ids": f.integers("ids"),
+                   "external_ids": f.texts("externalIds"), "email": email.strip().lower() if email else None,
+                   "tags": f.texts("tags"), "created_from": date_param(call, f, "dateFrom"),
+                   "created_to": date_param(call, f, "dateTo")}
         return listing(call, "customers", customer_q.count_customers, customer_q.list_customers, customers_out,
                        limit=limit, page=page, filters=filters)
 
@@ -178,7 +159,8 @@ async def customers_history(request: Request) -> Response:
 def find(call: Call, uid: str, list_rows: Any) -> Any:
     """The customer / order addressed by the path: `by=externalId` (default, with `site` if ambiguous) or `by=id`."""
     if by_param(call) == "id":
-        rows = list_rows(call.session, ids=[int(uid)], limit=1) if uid.isdigit() and len(uid) < 16 else []
+        number = parsing.integer(uid)
+        rows = list_rows(call.session, ids=[number], limit=1) if number is not None else []
     else:
         site = site_for(call, call.param("site")) if call.param("site") else None
         rows = list_rows(call.session, external_ids=[uid], limit=2, site_ids=[site.id] if site else None)
@@ -251,17 +233,15 @@ async def orders_list(request: Request) -> Response:
     def run(call: Call) -> dict[str, Any]:
         limit, page = call.paging()
         f = call.filters()
-        statuses = str_list(f.get("extendedStatus"))
+        statuses = f.texts("extendedStatus")
         if statuses:
             groups = orders.status_groups(call.session)
             statuses = [c for c, g in groups.items() if c in statuses or g in statuses]
-        customer_id = int_list(f.get("customerId"), "customerId")
-        filters = {"site_ids": site_filter(call, f.get("sites")), "ids": int_list(f.get("ids"), "ids"),
-                   "external_ids": str_list(f.get("externalIds")), "status": statuses,
-                   "customer_id": customer_id[0] if customer_id else None,
-                   "number": f.get("number") or None,
-                   "created_from": date_param(call, f.get("createdAtFrom"), "createdAtFrom"),
-                   "created_to": date_param(call, f.get("createdAtTo"), "createdAtTo")}
+        filters = {"site_ids": site_filter(call, f.texts("sites")), "ids": f.integers("ids"),
+                   "external_ids": f.texts("externalIds"), "status": statuses,
+                   "customer_id": f.integer("customerId"), "number": f.text("number"),
+                   "created_from": date_param(call, f, "createdAtFrom"),
+                   "created_to": date_param(call, f, "createdAtTo")}
         if statuses == []:
             filters["ids"] = []
         return listing(call, "orders", order_q.count_orders, order_q.list_orders, orders_out,
@@ -295,8 +275,8 @@ async def orders_history(request: Request) -> Response:
 @router.get(V5 + "/orders/statuses")
 async def orders_statuses(request: Request) -> Response:
     def run(call: Call) -> dict[str, Any]:
-        ids = int_list(call.query.get("ids"), "ids") or []
-        external = str_list(call.query.get("externalIds")) or []
+        ids = params.integers(call.query, "ids") or []
+        external = params.texts(call.query, "externalIds") or []
         if not ids and not external:
             raise fail("Parameter 'ids' or 'externalIds' is missing")
         if len(ids) + len(external) > 500:
@@ -348,13 +328,9 @@ async def orders_edit(uid: str, request: Request) -> Response:
 def history(call: Call, entity: str) -> dict[str, Any]:
     limit, page = call.paging()
     f = call.filters()
-    since = f.get("sinceId") or "0"
-    if not isinstance(since, str) or not since.isdigit() or len(since) > 15:
-        raise fail(**{"filter[sinceId]": "must be a non-negative integer"})
-    rows, total = history_q.page(call.session, entity=entity, since_id=int(since),
-                                 start=date_param(call, f.get("startDate"), "startDate"),
-                                 end=date_param(call, f.get("endDate"), "endDate"), limit=limit,
-                                 offset=(page - 1) * limit)
+    rows, total = history_q.page(call.session, entity=entity, since_id=f.integer("sinceId") or 0,
+                                 start=date_param(call, f, "startDate"), end=date_param(call, f, "endDate"),
+                                 limit=limit, offset=(page - 1) * limit)
     codes = site_codes(call.session)
     ids = {r.entity_id for r in rows if not r.created}
     if entity == "customer":
@@ -413,7 +389,6 @@ async def reference_status_groups(request: Request) -> Response:
         } for g in order_q.status_groups(call.session)}}
 
     return await handle(request, "reference:read", run)
-
 
 
 

@@ -3,7 +3,6 @@ and answers (`{"success": ...}`, its error messages and HTTP codes)."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -19,9 +18,11 @@ from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
+from retento import parsing
 from retento.apikeys.api import AuthFailed, authenticate
 from retento.apikeys.schemas import Principal
-from retento.compat.mapping import error_field, nested
+from retento.compat import params
+from retento.compat.mapping import error_field
 from retento.db import read_sessions, transaction
 from retento.errors import DomainError
 from retento.rest import app_of, nul_in_request, validation_errors
@@ -71,6 +72,8 @@ class RetailRoute(APIRoute):
                 return await handler(request)
             except V5Error as exc:
                 return envelope_error(exc.status, exc.message, exc.errors)
+            except params.BadParameter as exc:
+                return envelope_error(400, INPUT_ERROR, exc.as_dict())
             except AuthFailed as exc:
                 status = {"rate": 503, "missing": 403, "wrong": 403}.get(exc.kind, 403)
                 return envelope_error(status, AUTH_MESSAGES[exc.kind])
@@ -101,40 +104,27 @@ class Call:
     now: Any
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def param(self, name: str) -> Any:
+    def param(self, name: str) -> str | None:
         """A plain parameter from the form or the query string."""
-        value = self.form.get(name, self.query.get(name))
-        return None if value in ("", "None") else value
+        return params.text(self.form if name in self.form else self.query, name)
 
     def entity(self, name: str) -> dict[str, Any]:
         """The JSON object in form field `name` (`customer`, `order`)."""
         raw = self.form.get(name)
         if raw in (None, ""):
             raise fail(f"Parameter '{name}' is missing")
-        try:
-            value = json.loads(raw)
-        except (TypeError, ValueError):
-            raise fail(ENTITY_ERROR, **{name: "must be a JSON object"}) from None
+        if not isinstance(raw, str):
+            raise fail(ENTITY_ERROR, **{name: "must be a JSON object"})
+        value = parsing.json_value(raw, root=name)
         if not isinstance(value, dict):
             raise fail(ENTITY_ERROR, **{name: "must be a JSON object"})
         return value
 
-    def filters(self) -> dict[str, Any]:
-        value = self.query.get("filter")
-        return value if isinstance(value, dict) else {}
+    def filters(self) -> params.Filter:
+        return params.Filter(self.query)
 
     def paging(self) -> tuple[int, int]:
-        """(limit, page): RetailCRM accepts a limit of 20, 50 or 100 and pages from 1."""
-        limit, page = self.query.get("limit", "20"), self.query.get("page", "1")
-        if limit in ("", "None"):
-            limit = "20"
-        if limit not in ("20", "50", "100"):
-            raise fail(limit="The value you selected is not a valid choice (20, 50 or 100).")
-        if page in ("", "None"):
-            page = "1"
-        if not page.isdigit() or not 1 <= int(page) <= 1_000_000:
-            raise fail(page="must be a positive integer")
-        return int(limit), int(page)
+        return params.paging(self.query)
 
 
 def pagination(limit: int, page: int, total: int) -> dict[str, int]:
@@ -143,10 +133,10 @@ def pagination(limit: int, page: int, total: int) -> dict[str, int]:
 
 async def handle(request: Request, scope: str | None, fn: Callable[[Call], Any], *, status: int = 200) -> Response:
     """Parse the request, authenticate (key in `X-API-KEY` or `apiKey`), run `fn` in one transaction."""
-    query = nested(list(request.query_params.multi_items()))
+    query = params.nested(list(request.query_params.multi_items()))
     form: dict[str, Any] = {}
     if request.method == "POST":
-        form = nested([(k, v) for k, v in (await request.form()).multi_items() if isinstance(v, str)])
+        form = params.nested([(k, v) for k, v in (await request.form()).multi_items() if isinstance(v, str)])
     raw_key = request.headers.get("x-api-key") or form.get("apiKey") or query.get("apiKey")
     app = app_of(request)
 

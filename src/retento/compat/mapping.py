@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -116,13 +115,21 @@ def customer_out(snap: dict[str, Any], site: str, tz: ZoneInfo) -> dict[str, Any
 # --- orders ----------------------------------------------------------------------------------------------
 
 
-def _money(value: Any, field: str) -> Decimal:
+AMOUNT_MAX = Decimal(10) ** 14  # what Retento stores: NUMERIC(18, 2) with room for totals
+
+
+def _money(value: Any, field: str, *, most: Decimal = AMOUNT_MAX) -> Decimal:
+    """A number of the entity (a JSON number or a numeric string) whose size is below `most`."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{field}: not a number")
     try:
-        d = Decimal(str(value))
+        d = Decimal(str(value).strip()) if len(str(value)) <= 64 else Decimal("NaN")
     except InvalidOperation:
         raise ValueError(f"{field}: not a number") from None
     if not d.is_finite():
         raise ValueError(f"{field}: not a number")
+    if abs(d) >= most:
+        raise ValueError(f"{field}: out of range (below {most:f} in absolute value)")
     return d
 
 
@@ -139,16 +146,23 @@ def item_in(item: Any, n: int) -> dict[str, Any]:
         out["price"] = item["initialPrice"]
     quantity = item.get("quantity", 1)
     out["quantity"] = quantity
+    with localcontext(prec=60):  # bounded factors: exact, and the schema then refuses a discount too large
+        discount = _discount(item, n, quantity)
+        if discount:
+            out["discount"] = str(discount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    return out
+
+
+def _discount(item: dict[str, Any], n: int, quantity: Any) -> Decimal:
     discount = Decimal(0)
     if item.get("discountManualAmount") is not None:
         discount += _money(item["discountManualAmount"], f"items[{n}].discountManualAmount") * _money(
             quantity, f"items[{n}].quantity")
     if item.get("discountManualPercent") is not None and item.get("initialPrice") is not None:
         line = _money(item["initialPrice"], f"items[{n}].initialPrice") * _money(quantity, f"items[{n}].quantity")
-        discount += line * _money(item["discountManualPercent"], f"items[{n}].discountManualPercent") / 100
-    if discount:
-        out["discount"] = str(discount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-    return out
+        discount += line * _money(item["discountManualPercent"], f"items[{n}].discountManualPercent",
+                                  most=Decimal(1000)) / 100
+    return discount
 
 
 ORDER_FIELDS = {"externalId": "external_id", "number": "number", "status": "status", "currency": "currency",
@@ -279,26 +293,3 @@ def history_entry(row: Any, entity: dict[str, Any], *, tz: ZoneInfo, current_key
                    newValue=history_value(field, row.new_value))
     out[row.entity] = entity
     return out
-
-
-def nested(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """`filter[ids][]=1&filter[ids][]=2&filter[email]=x` -> {"filter": {"ids": ["1", "2"], "email": "x"}}."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        path = [key.split("[", 1)[0], *re.findall(r"\[([^\[\]]*)\]", key)]
-        node = out
-        for i, part in enumerate(path):
-            if i == len(path) - 2 and path[-1] == "":
-                existing = node.get(part)
-                node[part] = [*existing, value] if isinstance(existing, list) else [value]
-                break
-            if i == len(path) - 1:
-                if not isinstance(node.get(part), dict):
-                    node[part] = value
-                break
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
-    return out
-

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import html
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import select
 
+from retento import parsing
 from retento.db import transaction
 from retento.errors import FieldError, NotFound
 from retento.jsonable import jsonable
@@ -156,7 +156,7 @@ def open_pixel(tok: str, request: Request) -> Response:
 @router.get("/c/{tok}", include_in_schema=False)
 def click(tok: str, url: str, s: str, request: Request) -> Response:
     secret = _app(request).messaging.settings.messaging_secret
-    if not tracking.hmac.compare_digest(tracking.link_sig(secret, tok, url), s):
+    if not tracking.link_ok(secret, tok, url, s):
         return problem(400, [FieldError("url", "link signature does not match")])
     _track(request, tok, "clicked")
     return RedirectResponse(url, status_code=302)
@@ -165,10 +165,16 @@ def click(tok: str, url: str, s: str, request: Request) -> Response:
 PAGE = ("<!doctype html><html><meta charset=utf-8><title>{t}</title><body><p>{p}</p>{f}</body></html>")
 
 
+INVALID_LINK = PAGE.format(t="Error", p="Ссылка недействительна / Invalid link", f="")
+
+
 @router.get("/u/{tok}", include_in_schema=False, response_class=HTMLResponse)
-def unsubscribe_page(tok: str) -> str:
-    form = (f'<form method=post action="{tok}"><button>Отписаться / Unsubscribe</button></form>')
-    return PAGE.format(t="Unsubscribe", p="Отписаться от этих сообщений? / Unsubscribe from these messages?", f=form)
+def unsubscribe_page(tok: str, request: Request) -> Response:
+    if tracking.message_id(_app(request).messaging.settings.messaging_secret, tok) is None:
+        return HTMLResponse(INVALID_LINK, 404)
+    form = f'<form method=post action="{html.escape(tok)}"><button>Отписаться / Unsubscribe</button></form>'
+    return HTMLResponse(PAGE.format(t="Unsubscribe", f=form,
+                                    p="Отписаться от этих сообщений? / Unsubscribe from these messages?"))
 
 
 @router.post("/u/{tok}", include_in_schema=False, response_class=HTMLResponse)
@@ -177,7 +183,7 @@ def unsubscribe(tok: str, request: Request) -> Response:
     app = _app(request)
     mid = tracking.message_id(app.messaging.settings.messaging_secret, tok)
     if mid is None:
-        return HTMLResponse(PAGE.format(t="Error", p="Ссылка недействительна / Invalid link", f=""), 404)
+        return HTMLResponse(INVALID_LINK, 404)
     with transaction(app.sessions) as s:
         service.unsubscribe(s, message_id=mid, now=app.clock.now(), source="unsubscribe_link")
     return HTMLResponse(PAGE.format(t="Unsubscribed", p="Вы отписались / You are unsubscribed", f=""))
@@ -214,11 +220,7 @@ async def whatsapp_webhook(request: Request) -> Response:
     secret = app.messaging.settings.whatsapp_app_secret
     if not secret or not whatsapp.signature_ok(secret, body, request.headers.get("x-hub-signature-256")):
         return problem(401, [FieldError("X-Hub-Signature-256", "signature does not match")])
-    try:
-        payload = json.loads(body)
-        ups = whatsapp.statuses(payload)
-    except (ValueError, KeyError, TypeError) as exc:
-        return problem(400, [FieldError("body", f"not a WhatsApp webhook: {exc}")])
+    ups = whatsapp.statuses(parsing.json_value(body))  # a body of another shape: 400 naming the field
     with transaction(app.sessions) as s:
         ids = statuses.by_provider_ids(s, channel="whatsapp", provider_ids=[u.provider_id for u in ups])
         missing = [u for u in ups if u.provider_id not in ids and u.callback_data]
@@ -235,7 +237,7 @@ async def whatsapp_webhook(request: Request) -> Response:
 async def twilio_webhook(request: Request) -> Response:
     app = _app(request)
     cfg = app.messaging.settings
-    params = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+    params = parsing.form_fields(await request.body())
     url = cfg.public_url.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if not cfg.twilio_auth_token or not twilio.signature_ok(cfg.twilio_auth_token, url, params,
                                                             request.headers.get("x-twilio-signature")):
@@ -256,23 +258,20 @@ async def twilio_webhook(request: Request) -> Response:
 async def vk_webhook(request: Request) -> Response:
     app = _app(request)
     cfg = app.messaging.settings
-    try:
-        payload = json.loads(await request.body())
-    except ValueError:
-        return problem(400, [FieldError("body", "not JSON")])
-    if not vk.secret_ok(cfg.vk_secret, payload):
+    call = vk.callback(parsing.json_value(await request.body()))  # not a Callback API body: 400
+    if not vk.secret_ok(cfg.vk_secret, call.secret):
         return problem(401, [FieldError("secret", "secret key does not match")])
-    kind, obj = payload.get("type"), payload.get("object") or {}
-    if kind == "confirmation":
+    if call.type == "confirmation":
         return PlainTextResponse(cfg.vk_confirmation or "")
     now = app.clock.now()
     with transaction(app.sessions) as s:
-        if kind == "message_read":
+        if call.type == "message_read":
+            read = vk.event_object(vk.MessageRead, call)
             statuses.record(s, updates=[statuses.Update(mid, "read", now) for mid in statuses.vk_read_up_to(
-                s, peer=str(obj.get("peer_id") or obj.get("from_id")), read_id=int(obj["read_message_id"]))], now=now)
-        elif kind == "message_deny":
-            mid = s.scalar(select(Message.id).where(Message.channel == "vk",
-                                                    Message.address == str(obj.get("user_id")))
+                s, peer=read.peer, read_id=read.read_message_id)], now=now)
+        elif call.type == "message_deny":
+            deny = vk.event_object(vk.MessageDeny, call)
+            mid = s.scalar(select(Message.id).where(Message.channel == "vk", Message.address == str(deny.user_id))
                            .order_by(Message.id.desc()).limit(1))
             if mid is not None:
                 service.unsubscribe(s, message_id=mid, now=now, source="vk_message_deny")

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
+from retento import parsing
 from retento.messaging import planner
 from retento.messaging.models import Message, Run
 
@@ -125,4 +126,4 @@ def vk_read_up_to(session: Session, *, peer: str, read_id: int) -> list[int]:
     rows = session.execute(select(Message.id, Message.provider_id).where(
         Message.channel == "vk", Message.address == peer, Message.read_at.is_(None),
         Message.provider_id.is_not(None)))
-    return [mid for mid, pid in rows if pid.isdigit() and int(pid) <= read_id]
+    return [mid for mid, pid in rows if (n := parsing.integer(pid)) is not None and n <= read_id]

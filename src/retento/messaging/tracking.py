@@ -8,11 +8,14 @@ import hashlib
 import hmac
 from urllib.parse import quote
 
+from retento import parsing
+
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")  # 1x1 transparent
 
 
 def _sig(secret: str, data: str, size: int = 16) -> str:
-    return base64.urlsafe_b64encode(hmac.digest(secret.encode(), data.encode(), hashlib.sha256))[:size].decode()
+    digest = hmac.digest(secret.encode(), data.encode("utf-8", "surrogatepass"), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest)[:size].decode()
 
 
 def token(secret: str, message_id: int) -> str:
@@ -20,15 +23,22 @@ def token(secret: str, message_id: int) -> str:
 
 
 def message_id(secret: str, value: str) -> int | None:
-    """The message id in a token, or None if the token is not ours."""
+    """The message id in a token (`<id>.<signature>`), or None if the token is not ours: any other text,
+    whatever its characters, is simply not a token."""
     mid, _, sig = value.partition(".")
-    if not mid.isdigit() or not hmac.compare_digest(_sig(secret, f"m{mid}"), sig):
+    number = parsing.integer(mid, lo=1)
+    if number is None or not parsing.secret_equal(_sig(secret, f"m{mid}"), sig):
         return None
-    return int(mid)
+    return number
 
 
 def link_sig(secret: str, tok: str, url: str) -> str:
     return _sig(secret, f"{tok}|{url}", 22)
+
+
+def link_ok(secret: str, tok: str, url: str, sig: str) -> bool:
+    """Whether a click link's `s` parameter signs this token and target URL."""
+    return parsing.secret_equal(link_sig(secret, tok, url), sig)
 
 
 class Links:

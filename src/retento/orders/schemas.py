@@ -91,7 +91,8 @@ class OrderFields(BaseModel):
     status: str | None = Field(None, min_length=1, max_length=64)
     customer: CustomerRef | None = None
     currency: str | None = None
-    items: list[ItemIn] | None = Field(None, max_length=1000)
+    items: list[ItemIn] | None = Field(None, min_length=1, max_length=1000,
+                                       description="When given, replace all items: an order has at least one")
     discount_total: Money | None = None
     delivery: Delivery | None = None
     payment: Payment | None = None

@@ -3,8 +3,6 @@ segment_entered / segment_left events, static lists, live preview, size over tim
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -30,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from retento import bus
+from retento import bus, parsing
 from retento.customers.models import Customer
 from retento.db import UTCDateTime
 from retento.errors import Conflict, DomainError, NotFound
@@ -315,18 +313,19 @@ def change_members(session: Session, *, segment: Segment, data: MembersIn, add: 
 
 def parse_members_csv(text: str) -> MembersIn:
     """A CSV with a header naming one or more of: customer_id (or id), external_id, email."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    names = {(n or "").strip().lower(): n for n in reader.fieldnames or ()}
+    header, rows = parsing.csv_table(text, field="file")
+    names = {n.strip().lower(): n for n in header}
     keys = {"customer_id": names.get("customer_id") or names.get("id"), "external_id": names.get("external_id")
             or names.get("externalid"), "email": names.get("email")}
     if not any(keys.values()):
         raise DomainError.one("file", "the CSV header must name customer_id, external_id or email")
     data = MembersIn()
-    for line, row in enumerate(reader, start=2):
+    for line, row in rows:
         if keys["customer_id"] and (v := (row.get(keys["customer_id"]) or "").strip()):
-            if not v.isdigit():
-                raise DomainError.one(f"file.line {line}", f"customer_id {v!r} is not a number")
-            data.customer_ids.append(int(v))
+            number = parsing.integer(v, lo=1)
+            if number is None:
+                raise DomainError.one(f"file.line {line}", f"customer_id {v[:40]!r} is not a whole number")
+            data.customer_ids.append(number)
         elif keys["external_id"] and (v := (row.get(keys["external_id"]) or "").strip()):
             data.external_ids.append(v)
         elif keys["email"] and (v := (row.get(keys["email"]) or "").strip()):

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from retento import bus, scoping
+from retento import bus, parsing, scoping
 from retento.bus import Event
 from retento.core import http
 from retento.customers import events as customer_events
@@ -121,7 +121,8 @@ def get_trigger(session: Session, trigger_id: int) -> Trigger:
 
 def find_trigger(session: Session, ref: str) -> Trigger:
     """By id or by name (CLI)."""
-    trigger = session.get(Trigger, int(ref)) if ref.isdigit() else None
+    number = parsing.integer(ref, hi=2**31 - 1)
+    trigger = session.get(Trigger, number) if number is not None else None
     trigger = trigger or session.scalar(select(Trigger).where(Trigger.name == ref))
     if trigger is None:
         raise NotFound("trigger", f"no trigger with id or name {ref!r}")

@@ -6,6 +6,8 @@ import hashlib
 import hmac
 from datetime import datetime, timedelta
 
+from retento import parsing
+
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
     """`v1=` + hex HMAC-SHA256 of `"{timestamp}." + body` with the subscription's secret."""
@@ -15,10 +17,11 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 
 def verify(secret: str, timestamp: str, body: bytes, header: str, *, now: int, tolerance: int = 300) -> bool:
     """What a receiver does: recompute, compare in constant time, reject stale timestamps (replays)."""
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > tolerance:
+    at = parsing.integer(timestamp)
+    if at is None or abs(now - at) > tolerance:
         return False
-    expected = signature(secret, int(timestamp), body)
-    return any(hmac.compare_digest(expected, part.strip()) for part in header.split(","))
+    expected = signature(secret, at, body)
+    return any(parsing.secret_equal(expected, part.strip()) for part in header.split(","))
 
 
 def next_attempt(attempts: int, *, now: datetime, base: float, cap: float, max_attempts: int) -> datetime | None:

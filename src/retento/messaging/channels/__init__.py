@@ -5,9 +5,16 @@ from __future__ import annotations
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
+
+from retento.errors import DomainError
+
+M = TypeVar("M", bound=BaseModel)
+# Timestamps a provider reports (seconds since 1970): Retento stores times up to the year 2200.
+MAX_TIMESTAMP = 7_258_118_399
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,17 @@ def json_or_none(resp: httpx.Response) -> dict | None:
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
+
+
+def webhook_body(model: type[M], value: Any, what: str, *, field: str = "body") -> M:
+    """A provider's webhook body (or a part of it, `field`) in the shape its module declares; anything else is
+    a DomainError naming the field: a 400, as the body is not what the provider sends."""
+    if not isinstance(value, dict):
+        raise DomainError.one(field, f"must be a JSON object: {what}")
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise DomainError.from_pydantic(exc, "" if field == "body" else f"{field}.") from None
 
 
 def capabilities() -> dict[str, tuple[bool, bool]]:

@@ -12,6 +12,7 @@ import hmac
 import math
 from collections.abc import Mapping
 
+from retento import parsing
 from retento.messaging.channels import HttpChannel, Outgoing, Result, json_or_none
 
 GSM7 = set(
@@ -61,7 +62,7 @@ def signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
 
 
 def signature_ok(auth_token: str, url: str, params: Mapping[str, str], header: str | None) -> bool:
-    return bool(header) and hmac.compare_digest(signature(auth_token, url, params), header)
+    return parsing.secret_equal(signature(auth_token, url, params), header)
 
 
 # Twilio MessageStatus -> outbox status.

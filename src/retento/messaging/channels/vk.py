@@ -9,7 +9,10 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from retento.messaging.channels import HttpChannel, Outgoing, Result, json_or_none
+from pydantic import BaseModel, Field
+
+from retento import parsing
+from retento.messaging.channels import HttpChannel, M, Outgoing, Result, json_or_none, webhook_body
 
 TEMPORARY = {1, 6, 9, 10}  # unknown error, too many requests per second, flood control, internal error
 
@@ -43,5 +46,39 @@ def random_id(key: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def secret_ok(expected: str | None, payload: dict[str, Any]) -> bool:
-    return bool(expected) and hmac.compare_digest(str(payload.get("secret") or ""), expected)
+def secret_ok(expected: str | None, given: str | None) -> bool:
+    return bool(expected) and parsing.secret_equal(expected or "", given)
+
+
+# The Callback API body: `{"type", "object", "group_id", "event_id", "secret"}`; `object` depends on `type`.
+class Callback(BaseModel):
+    type: str = Field(min_length=1, max_length=64)
+    object: Any = None
+    group_id: int | None = None
+    secret: str | None = Field(None, max_length=255)
+
+
+class MessageRead(BaseModel):
+    """`message_read`: the peer has read everything up to `read_message_id` in the conversation."""
+
+    peer_id: int | None = None
+    from_id: int | None = None
+    read_message_id: int = Field(ge=0, le=parsing.INT64_MAX)
+
+    @property
+    def peer(self) -> str:
+        return str(self.peer_id or self.from_id)
+
+
+class MessageDeny(BaseModel):
+    """`message_deny`: the user no longer accepts messages from the community."""
+
+    user_id: int
+
+
+def callback(payload: Any) -> Callback:
+    return webhook_body(Callback, payload, "a VK Callback API event")
+
+
+def event_object(model: type[M], call: Callback) -> M:
+    return webhook_body(model, call.object, f"the object of a {call.type} event", field="object")

@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from retento.messaging.channels import HttpChannel, Outgoing, Result, json_or_none
+from pydantic import BaseModel, Field
+
+from retento import parsing
+from retento.messaging.channels import (
+    MAX_TIMESTAMP,
+    HttpChannel,
+    Outgoing,
+    Result,
+    json_or_none,
+    webhook_body,
+)
 
 # Cloud API error codes worth another attempt: throttling and transient platform errors.
 TEMPORARY = {1, 2, 4, 17, 80007, 130429, 131000, 131016, 131048, 131056, 133004}
@@ -55,7 +65,7 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
     if not header or not header.startswith("sha256="):
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256="))
+    return parsing.secret_equal(expected, header.removeprefix("sha256="))
 
 
 @dataclass(frozen=True)
@@ -67,14 +77,45 @@ class StatusUpdate:
     callback_data: str | None = None  # our idempotency key, echoed from biz_opaque_callback_data
 
 
-def statuses(payload: dict[str, Any]) -> list[StatusUpdate]:
-    """Every status in a webhook body (a body may carry several entries, changes and statuses)."""
+# The parts of a webhook body Retento reads (others, such as inbound `messages`, are ignored).
+class StatusError(BaseModel):
+    code: int | str | None = None
+    title: str | None = None
+    message: str | None = None
+
+
+class Status(BaseModel):
+    id: str = Field(min_length=1, max_length=255)
+    status: str = Field(min_length=1, max_length=32)
+    timestamp: int = Field(0, ge=0, le=MAX_TIMESTAMP)
+    errors: list[StatusError] | None = None
+    biz_opaque_callback_data: str | None = Field(None, max_length=512)
+
+
+class ChangeValue(BaseModel):
+    statuses: list[Status] | None = None
+
+
+class Change(BaseModel):
+    value: ChangeValue | None = None
+
+
+class Entry(BaseModel):
+    changes: list[Change] | None = None
+
+
+class Webhook(BaseModel):
+    entry: list[Entry] | None = None
+
+
+def statuses(payload: Any) -> list[StatusUpdate]:
+    """Every status in a webhook body (a body may carry several entries, changes and statuses); a body of
+    another shape is a DomainError naming the field."""
     out = []
-    for entry in payload.get("entry") or []:
-        for change in entry.get("changes") or []:
-            for st in (change.get("value") or {}).get("statuses") or []:
-                errors = st.get("errors") or []
-                error = "; ".join(f"{e.get('code')}: {e.get('title') or e.get('message')}" for e in errors) or None
-                at = datetime.fromtimestamp(int(st.get("timestamp") or 0), tz=timezone.utc)
-                out.append(StatusUpdate(st["id"], st["status"], at, error, st.get("biz_opaque_callback_data")))
+    for entry in webhook_body(Webhook, payload, "a WhatsApp Cloud API webhook").entry or []:
+        for change in entry.changes or []:
+            for st in (change.value.statuses if change.value else None) or []:
+                error = "; ".join(f"{e.code}: {e.title or e.message}" for e in st.errors or []) or None
+                at = datetime.fromtimestamp(st.timestamp, tz=timezone.utc)
+                out.append(StatusUpdate(st.id, st.status, at, error, st.biz_opaque_callback_data))
     return out
