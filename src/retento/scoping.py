@@ -12,7 +12,8 @@ The one mechanism every query of site-owned data goes through:
   and DELETE of a scoped session (so `Session.get`, `select(Model)`, `select(Model.column)`, counts, subqueries,
   bulk updates and deletes), and a `before_flush` listener refuses to insert or change a row outside the scope.
 
-Other sites' rows are thereby "not found". Naming another site (`get_site`) is a 403 naming the field. Core
+Other sites' rows are thereby "not found". (An `aliased()` site-owned entity is scoped in its own FROM; joined to
+with an ON clause, its criterion is not adapted by SQLAlchemy and the statement fails rather than read other sites.) Naming another site (`get_site`) is a 403 naming the field. Core
 statements on `Table` objects and raw SQL are not rewritten: they run on ids the request reached through a
 scoped ORM query or on a site it resolved through `get_site`; tests/api/test_site_isolation.py calls every
 route with a key of one site against another site's objects.
@@ -26,9 +27,24 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Text, and_, case, cast, event, exists, false, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Text,
+    and_,
+    case,
+    cast,
+    event,
+    exists,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Mapper, Session, with_loader_criteria
 from sqlalchemy.orm.util import identity_key
+from sqlalchemy.sql import visitors
 
 from retento.errors import DomainError, FieldError, NotFound
 
@@ -176,10 +192,13 @@ def site_codes(session: Session) -> frozenset[str]:
 
 
 def criterion(spec: Spec, column: Callable[[str], Any], site_ids: Iterable[int], dialect: str) -> ColumnElement:
-    """SQL that holds for the rows (whose columns `column(name)` gives) that belong to one of `site_ids`."""
+    """SQL that holds for the rows (whose columns `column(name)` gives) that belong to one of `site_ids`.
+
+    The ids are written into the SQL as literals, not bound: a key's sites are few fixed integers, so each scope
+    compiles once, and executing it costs no matching of bound parameters."""
     ids = sorted(site_ids)
     if isinstance(spec, BySite):
-        return column(spec.column).in_(ids)
+        return column(spec.column).in_(_literals(ids))
     if isinstance(spec, Through):
         parts, earlier = [], []
         for name, table in spec.links:
@@ -191,6 +210,10 @@ def criterion(spec: Spec, column: Callable[[str], Any], site_ids: Iterable[int],
     if isinstance(spec, ListedSites):
         return _listed_within(spec, column(spec.column), ids, dialect)
     raise TypeError(f"not site data: {spec!r}")
+
+
+def _literals(ids: list[int]) -> list[ColumnElement]:
+    return [literal_column(str(int(i)), Integer) for i in ids]
 
 
 def _listed_within(spec: ListedSites, doc: Any, ids: list[int], dialect: str) -> ColumnElement:
@@ -207,19 +230,36 @@ def _listed_within(spec: ListedSites, doc: Any, ids: list[int], dialect: str) ->
         elements = func.json_each(doc, path).table_valued("value")
         allowed = select(sites.c.code if spec.key == "code" else sites.c.id)
         kind, length = func.json_type(doc, path), func.json_array_length(doc, path)
-    outside = select(elements.c.value).where(elements.c.value.not_in(allowed.where(sites.c.id.in_(ids))))
+    outside = select(elements.c.value).where(elements.c.value.not_in(allowed.where(sites.c.id.in_(_literals(ids)))))
     # CASE, not AND: PostgreSQL may evaluate AND's operands in any order, and the length of a non-array fails.
     return case((kind == "array", and_(length > 0, ~exists(outside))), else_=false())
 
 
-def _options(session: Session, site_ids: frozenset[int]) -> list[Any]:
-    options = session.info.get(_OPTIONS)
-    if options is None:
-        dialect = session.get_bind().dialect.name
-        options = session.info[_OPTIONS] = [
-            with_loader_criteria(cls, criterion(spec, partial(getattr, cls), site_ids, dialect), include_aliases=True)
-            for cls in _CLASSES.values() if (spec := spec_of(cls)) is not None and not isinstance(spec, Global)]
-    return options
+def _options(session: Session, site_ids: frozenset[int], statement: Any) -> list[Any]:
+    """A loader criterion for each site-owned class the statement reads or changes, in it or in a subquery (only
+    those: the cache key of a statement grows with every option it carries). Built once per session and class."""
+    made = session.info.setdefault(_OPTIONS, {})
+    dialect = session.get_bind().dialect.name
+    out = []
+    for cls in _entities(statement):
+        option = made.get(cls)
+        if option is None:
+            spec = spec_of(cls)
+            option = made[cls] = False if spec is None or isinstance(spec, Global) else with_loader_criteria(
+                cls, criterion(spec, partial(getattr, cls), site_ids, dialect), include_aliases=True)
+        if option is not False:
+            out.append(option)
+    return out
+
+
+def _entities(statement: Any) -> set[type]:
+    """The mapped classes (of entities, their columns and aliases) anywhere in a statement."""
+    found = set()
+    for element in visitors.iterate(statement):
+        entity = element._annotations.get("parententity")
+        if entity is not None:
+            found.add(entity.class_)
+    return found
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -228,7 +268,9 @@ def _scope_statement(state: Any) -> None:
     if site_ids is None or not state.is_orm_statement or state.is_column_load or state.is_relationship_load:
         return
     if (state.is_select or state.is_update or state.is_delete) and not state.execution_options.get(ALL_SITES):
-        state.statement = state.statement.options(*_options(state.session, site_ids))
+        options = _options(state.session, site_ids, state.statement)
+        if options:
+            state.statement = state.statement.options(*options)
 
 
 # --- writing: rows added or changed must belong to the scope ----------------------------------------------

@@ -238,3 +238,42 @@ def test_a_site_limited_key_manages_only_triggers_of_its_sites(iso_app, shops, c
     assert taken.status_code == 409
     every_key = client.get("/api/v1/triggers", headers={"X-API-Key": raw}).json()
     assert {t["id"] for t in every_key} >= {a.trigger_id, b.trigger_id, every["id"]}  # unrestricted: all of them
+
+
+def test_the_key_still_does_everything_on_its_own_shop(shops, client):
+    """The scope takes nothing from the key's own site: creating and changing its data works as before."""
+    a, _ = shops
+    v1, m = "/api/v1", "/api/messaging"
+    customer = client.post(f"{v1}/customers", json={
+        "site": a.code, "first_name": "Vera", "tags": ["new"], "email": "vera@ashop.example",
+        "consents": {"email": {"granted": True, "source": "form"}}})
+    assert customer.status_code == 201, customer.text
+    cid = customer.json()["id"]
+    calls = [
+        ("PATCH", f"{v1}/customers/{cid}", {"json": {"tags": ["new", "vip"], "interests": ["tea"]}}),
+        ("POST", f"{v1}/orders", {"json": {"site": a.code, "customer": {"id": cid}, "items": [
+            {"offer_id": "a-sku-1", "quantity": 2}]}}),
+        ("POST", f"{v1}/events", {"json": {"name": "visit", "customer": {"external_id": a.customer_external_id}}}),
+        ("POST", f"{v1}/tasks", {"json": {"title": "Welcome call", "customer_id": cid}}),
+        ("PATCH", f"{v1}/tasks/{a.task_id}", {"json": {"done": True}}),
+        ("POST", f"{v1}/segments", {"json": {"site": a.code, "code": "new", "name": "New", "kind": "static"}}),
+        ("POST", f"{v1}/segments/{a.static_segment_id}/members", {"json": {"customer_ids": [cid]}}),
+        ("POST", f"{v1}/initiatives", {"json": {"site": a.code, "name": "Spring", "started_at": "2026-03-01T00:00:00Z"}}),
+        ("PUT", f"{v1}/cohorts/threshold", {"params": {"site": a.code}, "json": {"threshold_days": 45}}),
+        ("PUT", f"{m}/sites/{a.code}/policy", {"json": {"cap_count": 5}}),
+        ("PUT", f"{m}/sites/{a.code}/prices/sms", {"json": {"price": "3.5", "currency": "RUB"}}),
+        ("POST", f"{m}/templates", {"json": {"site": a.code, "name": "sms-hi", "channel": "sms", "body": "Hi"}}),
+        ("POST", f"{m}/cascades/{a.cascade_id}/start", {"json": {"customer_id": cid}}),
+        ("POST", f"{m}/campaigns", {"json": {"cascade_id": a.cascade_id, "name": "Spring", "customer_ids": [cid]}}),
+        ("POST", f"{m}/campaigns", {"json": {"cascade_id": a.cascade_id, "name": "List", "segment": "a-list"}}),
+        ("POST", f"{m}/devices", {"json": {"customer_id": cid, "token": "vera-phone-token"}}),
+        ("POST", f"{m}/templates/{a.template_id}/preview", {"params": {"customer_id": cid}}),
+        ("POST", f"{v1}/webhooks", {"json": {"url": "https://hooks.ashop.example/2", "event_types": ["*"]}}),
+        ("DELETE", f"{v1}/triggers/pending/{a.timer_id}", {}),
+        ("POST", f"{v1}/triggers/{a.trigger_id}/cancel-pending", {}),
+    ]
+    for method, path, kw in calls:
+        r = client.request(method, path, **kw)
+        assert r.status_code < 300, (method, path, r.status_code, r.text)
+    assert client.get(f"{v1}/customers/{cid}").json()["tags"] == ["new", "vip"]
+    assert client.get(f"{v1}/tasks", params={"customer_id": cid}).json()[0]["title"] == "Welcome call"
