@@ -189,7 +189,8 @@ def start_cascade(
         raise NotFound("customer_id", f"customer {customer_id} not found on the cascade's site")
     key = idempotency_key or f"start:{cascade_id}:{customer_id}:{now.isoformat()}"
     existing = session.scalar(select(Run).where(Run.idempotency_key == key))
-    if existing is None and session.scalar(scoping.unscoped(select(Run.id).where(Run.idempotency_key == key))):
+    if existing is None and scoping.of(session) is not None and session.scalar(  # taken on another site
+            scoping.unscoped(select(Run.id).where(Run.idempotency_key == key))):
         raise Conflict("idempotency_key", "already used for another cascade or customer")
     if existing is not None:
         if (existing.cascade_id, existing.customer_id) != (cascade_id, customer_id):
@@ -205,7 +206,7 @@ def start_cascade(
 
 def register_device(session: Session, *, data: DeviceIn, now: datetime) -> Device:
     customers.get(session, data.customer_id)
-    if session.get(Device, data.token) is None and session.scalar(
+    if scoping.of(session) is not None and session.get(Device, data.token) is None and session.scalar(
             scoping.unscoped(select(Device.customer_id).where(Device.token == data.token))) is not None:
         raise Conflict("token", "this device is registered to a customer of a site this API key may not use")
     return session.merge(Device(token=data.token, customer_id=data.customer_id, platform=data.platform,
