@@ -111,6 +111,13 @@ BODIES: dict[tuple[str, str], Bodies] = {
         Body({"site": a.code, "customer": {"external_id": b.customer_external_id}, "items": _items()},
              why="customer external id"),
         Body({"site": a.code, "items": [{"offer_id": "b-sku-1", "quantity": 1}]}, why="product")]),
+    ("POST", "/api/v1/customers/batch"): lambda a, b, _: (None, [
+        Body({"items": [{"site": a.code, "external_id": "probe"}, {"site": b.code, "external_id": "probe"}]},
+             why="site")]),
+    ("POST", "/api/v1/orders/batch"): lambda a, b, _: (None, [
+        Body({"items": [{"site": b.code, "items": _items()}]}, why="site"),
+        Body({"items": [{"site": a.code, "customer": {"id": b.customer_id}, "items": _items()}]}, expect=CLEAN,
+             why="customer id: the item's 404")]),
     ("PATCH", "/api/v1/orders/{order_id}"): lambda a, b, _: (Body({"manager_comment": "x"}), [
         Body({"customer": {"id": b.customer_id}}, why="customer id")]),
     ("POST", "/api/v1/webhooks"): lambda a, b, _: (None, [

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from retento import batch
 from retento.bus import Event
 from retento.catalog.models import Product
 from retento.cli import app as cli
@@ -21,7 +22,7 @@ from retento.errors import DomainError
 from retento.history.models import HistoryEntry
 from retento.imports.formats import UnusableInput
 from retento.imports.schemas import Kind
-from retento.imports.service import _together_or_each, import_file
+from retento.imports.service import import_file
 from retento.orders import service as orders
 from retento.orders.models import Order, OrderItem
 from retento.sites import service as sites
@@ -245,7 +246,7 @@ def test_a_failing_row_of_a_set_write_is_dropped_alone(app):
         return ["created"] * len(chunk)
 
     with transaction(app.sessions) as s:
-        out = _together_or_each(s, ["a", "bad", "b"], create)
+        out = batch.together_or_each(s, ["a", "bad", "b"], create)
     assert out[0] == out[2] == "created" and isinstance(out[1], DomainError)
     with transaction(app.sessions) as s:
         assert [x.code for x in sites.list_sites(s)] == ["a", "b"]

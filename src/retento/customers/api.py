@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from retento import scoping
+from retento import bulk, scoping
 from retento.apikeys.schemas import Principal
 from retento.contacts import normalize_email, normalize_phone
 from retento.customers import queries, service
@@ -145,6 +145,24 @@ def create_customer(
         return out(s, [service.create(s, data=data, ctx=principal.ctx, now=now)])[0]
 
     return create_in_site(request, principal, idem, body.site, make)
+
+
+CustomerBatchIn = bulk.batch_in("customer", CustomerIn.model_config["json_schema_extra"]["examples"][0])
+
+
+@router.post("/customers/batch", response_model=bulk.BatchOut,
+             summary=f"Create or update up to {bulk.MAX_ITEMS:,} customers",
+             description="Upsert on `external_id` per site; a bad item is reported (`items.N.field`) and the others "
+                         "are stored. See docs/api.md, Batch upserts.")
+def upsert_customers(
+    body: CustomerBatchIn, request: Request,  # type: ignore[valid-type]
+    principal: Annotated[Principal, Depends(require("customers:write"))],
+    idem: Annotated[Idempotency, Depends(idempotency)],
+) -> Response:
+    def parse(s: Session, raw: Any) -> CustomerCreate:
+        return service.parse_create(s, bulk.validated(CustomerIn, raw).model_dump(exclude_unset=True, mode="json"))
+
+    return bulk.upsert(request, principal, idem, body.items, parse=parse, store=service.upsert_many)
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut, summary="Get a customer")

@@ -6,9 +6,10 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, literal_column, null, select, tuple_, union_all
+from sqlalchemy import Connection, bindparam, func, literal_column, null, select, union_all
 from sqlalchemy.orm import Session
 
+from retento import batch
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 from retento.customers.service import COLUMNS
 
@@ -127,14 +128,7 @@ def _labels(db: Session | Connection, ids: list[int]) -> dict[int, dict[str, Any
 
 def ids_by_external(session: Session, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
     """(site_id, external_id) -> customer id, for the pairs that exist."""
-    out: dict[tuple[int, str], int] = {}
-    items = sorted(pairs)
-    for i in range(0, len(items), 500):
-        chunk = items[i : i + 500]
-        q = select(Customer.site_id, Customer.external_id, Customer.id).where(
-            tuple_(Customer.site_id, Customer.external_id).in_(chunk))
-        out.update({(s, e): cid for s, e, cid in session.execute(q)})
-    return out
+    return batch.ids_by_external(session, Customer, pairs)
 
 
 def refs_by_ids(session: Session, ids: set[int]) -> dict[int, Any]:

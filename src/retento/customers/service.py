@@ -13,7 +13,8 @@ from sqlalchemy import Select, and_, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from retento import bus
+from retento import batch, bus
+from retento.batch import Done, Outcome, Stored
 from retento.customers import events as ev
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 from retento.customers.schemas import CustomerCreate, CustomerEdit, CustomerFields
@@ -424,12 +425,51 @@ def _replace_labels(session: Session, customer_id: int, field: str, values: list
 
 def upsert(session: Session, *, data: CustomerCreate, ctx: ChangeContext, now: datetime) -> tuple[Customer, bool]:
     """Create, or update the customer with the same externalId on the same site. Returns (customer, created)."""
-    if data.external_id:
-        existing = find(session, site_id=get_site(session, data.site).id, external_id=data.external_id)
-        if existing is not None:
-            edit(session, customer=existing, data=data, ctx=ctx, now=now)
-            return existing, False
-    return create(session, data=data, ctx=ctx, now=now), True
+    (outcome,) = upsert_many(session, items=[data], ctx=ctx, now=now)
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return get(session, outcome.id), outcome.done is Done.CREATED
+
+
+def upsert_many(session: Session, *, items: Sequence[CustomerCreate], ctx: ChangeContext,
+                now: datetime) -> list[Outcome]:
+    """Create customers, or update those whose externalId their site has (imports and the batch routes), one
+    outcome per item in order: `Stored` (created, updated or unchanged, with the id) or the DomainError that
+    refused the item (nothing of it is stored; the other items are). An update changes the fields the item
+    gives, as `edit`. An item without externalId is created; a later item with the externalId of an earlier one
+    updates what that one stored. Set-based: `create_many` and `edit_many` over the batch (item by item only
+    after one fails). A site the session may not use raises its 403 for the whole batch."""
+    out: list[Outcome] = []
+    for chunk in batch.without_repeats(items, lambda d: (d.site, d.external_id) if d.external_id else None):
+        out += _upsert_chunk(session, [items[n] for n in chunk], ctx, now)
+    return out
+
+
+def _upsert_chunk(session: Session, items: list[CustomerCreate], ctx: ChangeContext, now: datetime) -> list[Outcome]:
+    sites, unknown = {}, {}
+    for code in dict.fromkeys(d.site for d in items):
+        try:
+            sites[code] = get_site(session, code)
+        except NotFound as exc:  # (another site's: a 403, raised)
+            unknown[code] = exc
+    refused = {n: unknown[d.site] for n, d in enumerate(items) if d.site in unknown}
+    keys = {n: (sites[d.site].id, d.external_id) for n, d in enumerate(items) if n not in refused and d.external_id}
+    existing = batch.ids_by_external(session, Customer, set(keys.values()))
+    old = [n for n, k in keys.items() if k in existing]
+    new = [n for n in range(len(items)) if n not in refused and n not in set(old)]
+
+    def create(chunk: list[CustomerCreate]) -> list[Outcome]:
+        return [Stored(Done.CREATED, c.id) for c in create_many(session, items=chunk, ctx=ctx, now=now)]
+
+    def update(chunk: list[tuple[int, CustomerCreate]]) -> list[Outcome]:
+        changes = edit_many(session, edits=[(cid, d, ctx) for cid, d in chunk], now=now)
+        return [Stored(Done.UPDATED if c else Done.UNCHANGED, cid) for (cid, _), c in zip(chunk, changes, strict=True)]
+
+    return batch.merge(len(items), [
+        (list(refused), list(refused.values())),
+        (new, batch.together_or_each(session, [items[n] for n in new], create)),
+        (old, batch.together_or_each(session, [(existing[keys[n]], items[n]) for n in old], update)),
+    ])
 
 
 class CustomerRef(Protocol):

@@ -1,7 +1,7 @@
 """Import customers, orders and products from CSV / JSON Lines files through the domain services.
 
-Rows are read in batches (one transaction each) and stored with the services' set-based paths:
-`customers.service.create_many` / `edit`, `orders.service.prepare` + `write` / `edit`,
+Rows are read in batches (one transaction each) and stored with the services' set-based upserts, the same
+write path as the API's batch routes: `customers.service.upsert_many`, `orders.service.upsert_many`,
 `catalog.service.upsert_many`. A row whose externalId (products: offer id) is already stored updates
 that record, so importing the same file twice never duplicates anything. A bad row is reported with
 its line, field and reason and written unchanged to the rejects file; it never leaves a half-written
@@ -14,21 +14,20 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select, tuple_
-from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from retento import batch
+from retento.batch import Done, Outcome, Stored
 from retento.catalog import service as catalog
 from retento.catalog.models import Product
 from retento.clock import Clock
 from retento.customers import service as customers
-from retento.customers.models import Customer
 from retento.db import transaction
 from retento.errors import DomainError, NotFound
 from retento.history.schemas import ActorType, ChangeContext, Source
@@ -43,18 +42,10 @@ from retento.imports.formats import (
 )
 from retento.imports.schemas import SCHEMAS, Kind, columns_problem, from_csv, normalize_keys, with_site
 from retento.orders import service as orders
-from retento.orders.models import Order
 from retento.sites.models import Site
-from retento.sites.service import manager_ids, sites_by_code
+from retento.sites.service import sites_by_code
 
 T = TypeVar("T")
-Outcome = DomainError | str  # "created" | "updated" | "unchanged", or why the row was rejected
-
-
-class Done(StrEnum):
-    CREATED = "created"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
 
 
 @dataclass
@@ -111,7 +102,7 @@ def import_file(
                     result.rejected.append((record.line, outcome.message))
                     sink.add(record, outcome.message)
                 else:
-                    result.counts[outcome] += 1
+                    result.counts[outcome.done] += 1
             done += len(batch)
             if on_progress:
                 on_progress(done, source.total)
@@ -141,9 +132,10 @@ def store_batch(session: Session, kind: Kind, records: Sequence[Record], *, fmt:
         except DomainError as exc:
             out[n] = exc
     store = STORES[kind]
-    for chunk in _without_repeats(kind, parsed):
-        for (n, _), outcome in zip(chunk, store(session, [m for _, m in chunk], sites=sites, ctx=ctx, now=now),
-                                   strict=True):
+    for chunk in batch.without_repeats(parsed, lambda p: _key(kind, p[1])):
+        for n, outcome in zip((parsed[i][0] for i in chunk),
+                              store(session, [parsed[i][1] for i in chunk], sites=sites, ctx=ctx, now=now),
+                              strict=True):
             out[n] = outcome
     return out  # type: ignore[return-value]
 
@@ -167,143 +159,34 @@ def _key(kind: Kind, item: Any) -> tuple[str, str] | None:
     return (item.site, value) if value else None
 
 
-def _without_repeats(kind: Kind, parsed: list[tuple[int, BaseModel]]) -> Iterator[list[tuple[int, BaseModel]]]:
-    """Split where a key repeats, so the second row with an externalId updates what the first one stored."""
-    chunk: list[tuple[int, BaseModel]] = []
-    seen: set[tuple[str, str]] = set()
-    for n, item in parsed:
-        key = _key(kind, item)
-        if key is not None and key in seen:
-            yield chunk
-            chunk, seen = [], set()
-        if key is not None:
-            seen.add(key)
-        chunk.append((n, item))
-    if chunk:
-        yield chunk
-
-
-def _db_error(exc: Exception) -> DomainError:
-    text = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-    return DomainError.one("record", f"the database refused it: {text}")
-
-
-def _together_or_each(session: Session, items: list[T], fn: Callable[[list[T]], list[Outcome]]) -> list[Outcome]:
-    """Store all items in one savepoint; if that fails, each in its own so only the bad ones are dropped."""
-    if not items:
-        return []
-    try:
-        with session.begin_nested():
-            return fn(items)
-    except (DomainError, IntegrityError, DataError):
-        return _each(session, items, fn)
-
-
-def _each(session: Session, items: list[T], fn: Callable[[list[T]], list[Outcome]]) -> list[Outcome]:
-    """One savepoint per item: a failing item leaves nothing behind, the others are kept."""
-    out: list[Outcome] = []
-    for item in items:
-        try:
-            with session.begin_nested():
-                out += fn([item])
-        except DomainError as exc:
-            out.append(exc)
-        except (IntegrityError, DataError) as exc:
-            out.append(_db_error(exc))
-    return out
-
-
-def _merge(size: int, parts: list[tuple[list[int], list[Outcome]]]) -> list[Outcome]:
-    out: list[Outcome | None] = [None] * size
-    for indexes, outcomes in parts:
-        for n, outcome in zip(indexes, outcomes, strict=True):
-            out[n] = outcome
-    return out  # type: ignore[return-value]
-
-
-def _changed(changes: list) -> str:
-    return Done.UPDATED if changes else Done.UNCHANGED
-
-
 def _store_customers(session: Session, items: list[Any], *, sites: dict[str, Site], ctx: ChangeContext,
                      now: datetime) -> list[Outcome]:
-    managers = manager_ids(session) if any(d.manager_id for d in items) else set()
-    refused: dict[int, Outcome] = {}
-    for n, d in enumerate(items):
-        if d.site not in sites:
-            refused[n] = NotFound("site", f"unknown site {d.site!r}")
-        elif d.manager_id is not None and d.manager_id not in managers:
-            refused[n] = NotFound("manager_id", f"unknown manager {d.manager_id}")
-    ok = [n for n in range(len(items)) if n not in refused]
-    keys = {(sites[items[n].site].id, items[n].external_id) for n in ok if items[n].external_id}
-    existing = _load(session, Customer, Customer.external_id, keys)
-    new = [n for n in ok if (sites[items[n].site].id, items[n].external_id) not in existing]
-    old = [n for n in ok if n not in set(new)]
-
-    def create(chunk: list[Any]) -> list[Outcome]:
-        return [Done.CREATED] * len(customers.create_many(session, items=chunk, ctx=ctx, now=now))
-
-    def update(chunk: list[Any]) -> list[Outcome]:
-        return [_changed(customers.edit(session, customer=existing[(sites[d.site].id, d.external_id)], data=d,
-                                        ctx=ctx, now=now)) for d in chunk]
-
-    return _merge(len(items), [
-        (list(refused), list(refused.values())),
-        (new, _together_or_each(session, [items[n] for n in new], create)),
-        (old, _each(session, [items[n] for n in old], update)),
-    ])
-
-
-def _load(session: Session, model: Any, column: Any, keys: set[tuple[int, str]]) -> dict[tuple[int, str], Any]:
-    """Stored rows by (site id, external id / offer id)."""
-    found: dict[tuple[int, str], Any] = {}
-    ordered = sorted(keys)
-    for i in range(0, len(ordered), 400):
-        chunk = ordered[i : i + 400]
-        for row in session.scalars(select(model).where(tuple_(model.site_id, column).in_(chunk))):
-            found[(row.site_id, getattr(row, column.key))] = row
-    return found
+    return customers.upsert_many(session, items=items, ctx=ctx, now=now)
 
 
 def _store_orders(session: Session, items: list[Any], *, sites: dict[str, Site], ctx: ChangeContext,
                   now: datetime) -> list[Outcome]:
-    def key(d: Any) -> tuple[int, str] | None:
-        return (sites[d.site].id, d.external_id) if d.site in sites and d.external_id else None
-
-    existing = _load(session, Order, Order.external_id, {k for d in items if (k := key(d))})
-    old = [n for n, d in enumerate(items) if key(d) in existing]
-    new = [n for n in range(len(items)) if n not in set(old)]
-    prepared = orders.prepare(session, [items[n] for n in new], now=now)
-    bad = [(n, p) for n, p in zip(new, prepared, strict=True) if isinstance(p, DomainError)]
-    good = [(n, p) for n, p in zip(new, prepared, strict=True) if not isinstance(p, DomainError)]
-
-    def create(chunk: list[Any]) -> list[Outcome]:
-        return [Done.CREATED] * len(orders.write(session, chunk, ctx=ctx, now=now))
-
-    def update(chunk: list[Any]) -> list[Outcome]:
-        return [_changed(orders.edit(session, order=existing[key(d)], data=d, ctx=ctx, now=now)) for d in chunk]
-
-    return _merge(len(items), [
-        ([n for n, _ in bad], [p for _, p in bad]),
-        ([n for n, _ in good], _together_or_each(session, [p for _, p in good], create)),
-        (old, _each(session, [items[n] for n in old], update)),
-    ])
+    return orders.upsert_many(session, items=items, ctx=ctx, now=now)
 
 
 def _store_products(session: Session, items: list[Any], *, sites: dict[str, Site], ctx: ChangeContext,
                     now: datetime) -> list[Outcome]:
     known = [n for n, d in enumerate(items) if d.site in sites]
     unknown = [n for n, d in enumerate(items) if d.site not in sites]
-    keys = {(sites[items[n].site].id, items[n].offer_id) for n in known}
-    existing = _load(session, Product, Product.offer_id, keys)
+    keys = sorted({(sites[items[n].site].id, items[n].offer_id) for n in known})
+    existing = set()
+    for i in range(0, len(keys), 400):
+        existing.update(session.execute(select(Product.site_id, Product.offer_id).where(
+            tuple_(Product.site_id, Product.offer_id).in_(keys[i : i + 400]))).tuples())
 
     def upsert(chunk: list[Any]) -> list[Outcome]:
-        catalog.upsert_many(session, items=chunk, now=now)
-        return [Done.UPDATED if (sites[d.site].id, d.offer_id) in existing else Done.CREATED for d in chunk]
+        stored = catalog.upsert_many(session, items=chunk, now=now)
+        return [Stored(Done.UPDATED if (sites[d.site].id, d.offer_id) in existing else Done.CREATED, p.id)
+                for d, p in zip(chunk, stored, strict=True)]
 
-    return _merge(len(items), [
+    return batch.merge(len(items), [
         (unknown, [NotFound("site", f"unknown site {items[n].site!r}") for n in unknown]),
-        (known, _together_or_each(session, [items[n] for n in known], upsert)),
+        (known, batch.together_or_each(session, [items[n] for n in known], upsert)),
     ])
 
 

@@ -10,7 +10,7 @@ from fastapi import Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from retento import scoping
+from retento import bulk, scoping
 from retento.apikeys.schemas import Principal
 from retento.customers.models import Customer
 from retento.db import transaction
@@ -145,6 +145,19 @@ def create_order(body: OrderIn, request: Request, principal: Annotated[Principal
                  idem: Annotated[Idempotency, Depends(idempotency)]) -> Response:
     return create_in_site(request, principal, idem, body.site, lambda s, now: out(
         s, [service.create(s, data=body, ctx=principal.ctx, now=now)])[0])
+
+
+OrderBatchIn = bulk.batch_in("order", OrderIn.model_config["json_schema_extra"]["examples"][0])
+
+
+@router.post("/orders/batch", response_model=bulk.BatchOut, summary=f"Create or update up to {bulk.MAX_ITEMS:,} orders",
+             description="Upsert on `external_id` per site; a bad item is reported (`items.N.field`) and the others "
+                         "are stored. See docs/api.md, Batch upserts.")
+def upsert_orders(body: OrderBatchIn, request: Request,  # type: ignore[valid-type]
+                  principal: Annotated[Principal, Depends(require("orders:write"))],
+                  idem: Annotated[Idempotency, Depends(idempotency)]) -> Response:
+    return bulk.upsert(request, principal, idem, body.items, parse=lambda s, raw: bulk.validated(OrderIn, raw),
+                       store=service.upsert_many)
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, summary="Get an order")

@@ -15,7 +15,8 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from retento import bus
+from retento import batch, bus
+from retento.batch import Done, Outcome, Stored
 from retento.catalog.models import Product
 from retento.customers.models import Customer
 from retento.db import insert_rows, reserve_ids, rows_with_keys, update_rows
@@ -32,6 +33,7 @@ from retento.orders.schemas import OrderCreate, OrderEdit, OrderFields, dump_ite
 from retento.orders.snapshots import FLAT, ITEM_COLUMNS, _snapshot, items_of, snapshot, snapshots  # noqa: F401
 from retento.orders.statuses import GROUPS, STATUSES
 from retento.sites.models import Manager, Site
+from retento.sites.service import get_site
 
 ENTITY = "order"
 _ZERO = Decimal(0)
@@ -532,13 +534,49 @@ def _store(session: Session, state: dict[int, dict[str, Any]], touched: dict[int
 
 def upsert(session: Session, *, data: OrderCreate, ctx: ChangeContext, now: datetime) -> tuple[int, bool]:
     """Create, or update the order with the same externalId on the same site. Returns (id, created)."""
-    if data.external_id:
-        site_id = session.scalar(select(Site.id).where(Site.code == data.site))
-        existing = find(session, site_id=site_id, external_id=data.external_id) if site_id else None
-        if existing is not None:
-            edit(session, order=existing, data=data, ctx=ctx, now=now)
-            return existing.id, False
-    return create(session, data=data, ctx=ctx, now=now).id, True
+    (outcome,) = upsert_many(session, items=[data], ctx=ctx, now=now)
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome.id, outcome.done is Done.CREATED
+
+
+def upsert_many(session: Session, *, items: Sequence[OrderCreate], ctx: ChangeContext, now: datetime) -> list[Outcome]:
+    """Create orders, or update those whose externalId their site has, one outcome per item in order, as
+    `customers.service.upsert_many` (an update changes the fields the item gives, as `edit`; `items`, when given,
+    replace the order's items). Set-based: `prepare` + `write` and `edit_many` over the batch."""
+    out: list[Outcome] = []
+    for chunk in batch.without_repeats(items, lambda d: (d.site, d.external_id) if d.external_id else None):
+        out += _upsert_chunk(session, [items[n] for n in chunk], ctx, now)
+    return out
+
+
+def _upsert_chunk(session: Session, items: list[OrderCreate], ctx: ChangeContext, now: datetime) -> list[Outcome]:
+    site_ids = {}
+    for code in dict.fromkeys(d.site for d in items):
+        try:
+            site_ids[code] = get_site(session, code).id
+        except NotFound:  # `prepare` refuses the items naming it (another site's: a 403, raised)
+            pass
+    keys = {n: (site_ids[d.site], d.external_id) for n, d in enumerate(items) if d.site in site_ids and d.external_id}
+    existing = batch.ids_by_external(session, Order, set(keys.values()))
+    old = [n for n, k in keys.items() if k in existing]
+    new = [n for n in range(len(items)) if n not in set(old)]
+    prepared = list(zip(new, prepare(session, [items[n] for n in new], now=now), strict=True))
+    bad = [(n, p) for n, p in prepared if isinstance(p, DomainError)]
+    good = [(n, p) for n, p in prepared if not isinstance(p, DomainError)]
+
+    def create(chunk: list[Prepared]) -> list[Outcome]:
+        return [Stored(Done.CREATED, oid) for oid in write(session, chunk, ctx=ctx, now=now)]
+
+    def update(chunk: list[tuple[int, OrderCreate]]) -> list[Outcome]:
+        changes = edit_many(session, edits=[(oid, d, ctx) for oid, d in chunk], now=now)
+        return [Stored(Done.UPDATED if c else Done.UNCHANGED, oid) for (oid, _), c in zip(chunk, changes, strict=True)]
+
+    return batch.merge(len(items), [
+        ([n for n, _ in bad], [p for _, p in bad]),
+        ([n for n, _ in good], batch.together_or_each(session, [p for _, p in good], create)),
+        (old, batch.together_or_each(session, [(existing[keys[n]], items[n]) for n in old], update)),
+    ])
 
 
 def managers_of(session: Session, order_ids: Sequence[int]) -> dict[int, int | None]:
