@@ -76,6 +76,7 @@ ROUTERS: list[str] = [
     "retento.sites.api:router",
     "retento.catalog.api:router",
     "retento.history.api:router",
+    "retento.compat.upload:router",  # before compat.api, whose catch-all answers any other /api/v5 path
     "retento.compat.api:router",
     "retento.webhooks.api:router",
     "retento.triggers.api:router",

@@ -107,6 +107,8 @@ def upsert_items(session: Session, raws: Sequence[Any], *, parse: Callable[[Sess
         try:
             parsed.append((n, parse(session, raw)))
         except DomainError as exc:
+            if exc.status == 403:  # a site (or another object) the key may not use: the whole batch
+                raise
             out[n] = exc
     for code, n in {d.site: n for n, d in reversed(parsed)}.items():
         try:

@@ -206,6 +206,9 @@ def _v5(a: Shop, b: Shop) -> dict[str, list[Call]]:
         c: [Call("GET", c, expect=CLEAN), Call("GET", c, {"filter[ids][]": b.customer_id}, expect=CLEAN),
             Call("GET", c, {"filter[sites][]": b.code}, expect=CLEAN)],
         f"{c}/create": [Call("POST", f"{c}/create", body=form(site=b.code, customer=cust))],
+        f"{c}/upload": [Call("POST", f"{c}/upload", body=form(site=b.code, customers=json.dumps([{"firstName": "X"}]))),
+                        Call("POST", f"{c}/upload", body=form(customers=json.dumps([
+                            {"externalId": "probe"}, {"externalId": "probe", "site": b.code}])), why="item site")],
         f"{c}/history": [Call("GET", f"{c}/history", expect=CLEAN)],
         f"{c}/{{uid}}": [Call("GET", f"{c}/{b.customer_external_id}"),
                          Call("GET", f"{c}/{b.customer_id}", {"by": "id"}),
@@ -221,6 +224,10 @@ def _v5(a: Shop, b: Shop) -> dict[str, list[Call]]:
             Call("POST", f"{o}/create", body=form(site=a.code, order=json.dumps(
                 {"items": items, "customer": {"externalId": b.customer_external_id}})), expect=unresolved,
                  why="customer ext")],
+        f"{o}/upload": [Call("POST", f"{o}/upload", body=form(site=b.code, orders=json.dumps([{"items": items}]))),
+                        Call("POST", f"{o}/upload", body=form(site=a.code, orders=json.dumps(
+                            [{"items": items, "customer": {"id": b.customer_id}}])), expect=unresolved,
+                             why="customer id")],
         f"{o}/history": [Call("GET", f"{o}/history", expect=CLEAN)],
         f"{o}/statuses": [Call("GET", f"{o}/statuses", {"ids[]": b.order_id}, expect=CLEAN)],
         f"{o}/{{uid}}": [Call("GET", f"{o}/{b.order_external_id}"), Call("GET", f"{o}/{b.order_id}", {"by": "id"})],

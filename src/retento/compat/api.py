@@ -94,10 +94,10 @@ def listing(call: Call, name: str, count: Any, rows: Any, out: Any, *, limit: in
 
 PATHS = {
     "customers:read": ["/api/v5/customers", "/api/v5/customers/{externalId}", "/api/v5/customers/history"],
-    "customers:write": ["/api/v5/customers/create", "/api/v5/customers/{externalId}/edit"],
+    "customers:write": ["/api/v5/customers/create", "/api/v5/customers/upload", "/api/v5/customers/{externalId}/edit"],
     "orders:read": ["/api/v5/orders", "/api/v5/orders/{externalId}", "/api/v5/orders/history",
                     "/api/v5/orders/statuses"],
-    "orders:write": ["/api/v5/orders/create", "/api/v5/orders/{externalId}/edit"],
+    "orders:write": ["/api/v5/orders/create", "/api/v5/orders/upload", "/api/v5/orders/{externalId}/edit"],
     "reference:read": ["/api/v5/reference/sites", "/api/v5/reference/statuses", "/api/v5/reference/status-groups"],
 }
 SCOPE_NAMES = {"customers:read": "customer_read", "customers:write": "customer_write", "orders:read": "order_read",

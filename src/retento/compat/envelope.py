@@ -147,4 +147,15 @@ async def handle(request: Request, scope: str | None, fn: Callable[[Call], Any],
             return fn(call)
 
     body = await run_in_threadpool(run)
+    if isinstance(body, Partial):
+        return JSONResponse({"success": False, **body.body}, status_code=body.status)
     return JSONResponse({"success": True, **body}, status_code=status)
+
+
+@dataclass
+class Partial:
+    """What a route answers when it stored part of a request (RetailCRM's 460 of the upload methods): the
+    transaction commits, and the answer says `"success": false` with this body."""
+
+    status: int
+    body: dict[str, Any]
