@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from retento import __version__, routing
 from retento.bootstrap import App
+from retento.limits import BodyLimit
 from retento.rest import no_route
 
 
@@ -43,6 +44,7 @@ def create_app(app: App, *, with_worker: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     api.state.app = app
+    api.add_middleware(BodyLimit, limit=app.settings.api_max_body_bytes)
 
     @api.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
         5.0, ge=0, description="How long an API process trusts a key it looked up (a revoked key works this long)"
     )
     api_idempotency_hours: int = Field(24, gt=0, description="How long a POST's Idempotency-Key is remembered")
+    api_max_body_bytes: int = Field(
+        32 * 1024 * 1024, gt=0, description="Largest request body the API reads; a larger one is answered 413")
     compat_timezone: str = Field(
         "Europe/Moscow", description="Time zone of 'Y-m-d H:i:s' times in the RetailCRM-compatible API (/api/v5)"
     )

@@ -7,7 +7,7 @@ becomes a `DomainError` naming the field (a 4xx), never an exception deeper in.
 - `json_value`: a JSON document that every later step can hold: RFC 8259 JSON (no NaN / Infinity), finite
   numbers, integers of at most 64 bits, no lone surrogates in strings, at most `MAX_DEPTH` levels of nesting.
 - `csv_table`: a CSV text with a header row, any line endings.
-- `form_fields`: an `application/x-www-form-urlencoded` body in UTF-8.
+- `form_fields` / `form_pairs`: form bodies (urlencoded, multipart) whose every field is UTF-8 text.
 - `secret_equal`: a signature or secret from a request against the expected one, in constant time, for any text.
 """
 
@@ -19,8 +19,11 @@ import io
 import json
 import math
 import re
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_to_bytes
 
 import orjson
 
@@ -157,12 +160,57 @@ def csv_table(text: str, *, field: str = "file") -> tuple[list[str], list[tuple[
     return header, rows
 
 
+URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+
+
 def form_fields(raw: bytes, *, field: str = "body") -> dict[str, str]:
     """An `application/x-www-form-urlencoded` body; a repeated name keeps its last value."""
     try:
-        return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict"))
-    except UnicodeDecodeError:
+        return dict(form_pairs(URLENCODED, raw))
+    except DomainError:
         raise DomainError.one(field, "not UTF-8 form data") from None
+
+
+def form_pairs(content_type: str | None, raw: bytes) -> list[tuple[str, str]]:
+    """(name, value) of every field of a form body, in order: `application/x-www-form-urlencoded` (raw or
+    percent-encoded UTF-8) or `multipart/form-data` (file parts are not fields). A body of another type has
+    none. DomainError naming the first field whose name or value is not UTF-8 text (Starlette's own form
+    parser turns such bytes into U+FFFD or latin-1 text, which then got stored)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media == URLENCODED:
+        pairs = []
+        for pair in raw.split(b"&"):
+            if pair:
+                name, _, value = (unquote_to_bytes(part.replace(b"+", b" ")) for part in pair.partition(b"="))
+                pairs.append((name, value))
+    elif media == MULTIPART:
+        pairs = _multipart(content_type or "", raw)
+    else:
+        return []
+    return [_form_text(name, value) for name, value in pairs]
+
+
+def _multipart(content_type: str, raw: bytes) -> list[tuple[bytes, bytes]]:
+    head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+    message = BytesParser(policy=HTTP).parsebytes(head + raw)
+    if not message.is_multipart():
+        return []
+    out = []
+    for part in message.iter_parts():
+        if not isinstance(part, Message) or part.get_filename() is not None:
+            continue
+        name, payload = part.get_param("name", header="content-disposition"), part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            out.append((name.encode("utf-8", "surrogateescape"), payload))
+    return out
+
+
+def _form_text(name: bytes, value: bytes) -> tuple[str, str]:
+    try:
+        return name.decode("utf-8"), value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DomainError.one(name.decode("utf-8", "replace"), "must be UTF-8 text") from None
 
 
 def secret_equal(expected: str, given: object) -> bool:

@@ -61,7 +61,7 @@ def _problem_response(status: int) -> dict[str, Any]:
             "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: _problem_response(code) for code in (400, 401, 403, 404, 409, 422, 429)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: _problem_response(code) for code in (400, 401, 403, 404, 409, 413, 422, 429)}
 
 
 def problem(status: int, errors: list[FieldError], *, detail: str | None = None, **extra: Any) -> JSONResponse:
@@ -120,10 +120,10 @@ class ProblemRoute(APIRoute):
 
         async def route(request: Request) -> Response:
             request = JsonRequest(request.scope, request.receive)
-            where = await nul_in_request(request)
-            if where:
-                return problem(422, [FieldError(where, NUL_ERROR)])
             try:
+                where = await nul_in_request(request)  # reads the body first: BodyTooLarge is answered here
+                if where:
+                    return problem(422, [FieldError(where, NUL_ERROR)])
                 return await handler(request)
             except RequestValidationError as exc:
                 return problem(422, validation_errors(exc))

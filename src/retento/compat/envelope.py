@@ -25,6 +25,7 @@ from retento.compat import params
 from retento.compat.mapping import error_field
 from retento.db import read_sessions, transaction
 from retento.errors import DomainError
+from retento.limits import BodyTooLarge
 from retento.rest import app_of, nul_in_request, validation_errors
 from retento.routing import allow_header
 
@@ -66,10 +67,12 @@ class RetailRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
-            if await nul_in_request(request, form=True):
-                return envelope_error(400, INPUT_ERROR, {"request": "NUL characters are not allowed"})
             try:
+                if await nul_in_request(request, form=True):
+                    return envelope_error(400, INPUT_ERROR, {"request": "NUL characters are not allowed"})
                 return await handler(request)
+            except BodyTooLarge as exc:
+                return envelope_error(413, "Request Entity Too Large", exc.as_dict())
             except V5Error as exc:
                 return envelope_error(exc.status, exc.message, exc.errors)
             except params.BadParameter as exc:
@@ -136,7 +139,10 @@ async def handle(request: Request, scope: str | None, fn: Callable[[Call], Any],
     query = params.nested(list(request.query_params.multi_items()))
     form: dict[str, Any] = {}
     if request.method == "POST":
-        form = params.nested([(k, v) for k, v in (await request.form()).multi_items() if isinstance(v, str)])
+        try:
+            form = params.nested(parsing.form_pairs(request.headers.get("content-type"), await request.body()))
+        except DomainError as exc:
+            raise fail(**exc.as_dict()) from None
     raw_key = request.headers.get("x-api-key") or form.get("apiKey") or query.get("apiKey")
     app = app_of(request)
 

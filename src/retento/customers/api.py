@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from retento import bulk, scoping
+from retento import bulk, limits, scoping
 from retento.apikeys.schemas import Principal
 from retento.contacts import normalize_email, normalize_phone
 from retento.customers import queries, service
@@ -252,7 +252,8 @@ class EventIn(BaseModel):
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
                       description="The shop's own event name")
     customer: CustomerKey
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: Annotated[dict[str, Any], AfterValidator(limits.json_size())] = Field(
+        default_factory=dict, description=f"Free-form JSON object, at most {limits.FREE_FORM_BYTES} bytes")
     idempotency_key: str | None = Field(None, min_length=1, max_length=150,
                                         description="The same key on the same site is recorded once")
 

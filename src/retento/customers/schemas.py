@@ -6,8 +6,9 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from retento import limits
 from retento.contacts import check_locale, check_timezone, normalize_email, normalize_phone
 from retento.dates import AwareDatetime, Day
 
@@ -31,7 +32,10 @@ class EntryPoint(StrEnum):
 
 
 Label = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\s,][^,]*$")]
+Labels = Annotated[list[Label], Field(max_length=limits.LABELS)]
 CustomValue = str | int | float | bool | None
+Key = Annotated[str, Field(min_length=1, max_length=64)]
+CustomFields = Annotated[dict[Key, CustomValue], AfterValidator(limits.check_custom_fields)]
 
 
 class ConsentIn(BaseModel):
@@ -56,12 +60,12 @@ class CustomerFields(BaseModel):
     whatsapp_id: str | None = Field(None, max_length=32)
     vk_id: str | None = Field(None, max_length=64)
     birthday: Day | None = None
-    personal_dates: dict[Annotated[str, Field(min_length=1, max_length=64)], Day] | None = None
+    personal_dates: Annotated[dict[Key, Day], Field(max_length=limits.CUSTOM_FIELDS)] | None = None
     timezone: str | None = None
     locale: str | None = None
-    custom_fields: dict[Annotated[str, Field(min_length=1, max_length=64)], CustomValue] | None = None
-    tags: list[Label] | None = None
-    interests: list[Label] | None = None
+    custom_fields: CustomFields | None = None
+    tags: Labels | None = None
+    interests: Labels | None = None
     entry_point: EntryPoint | None = None
     email_confirmed: bool | None = None
     consents: dict[Channel, ConsentIn] | None = None

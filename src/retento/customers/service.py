@@ -13,13 +13,13 @@ from sqlalchemy import Select, and_, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from retento import batch, bus
+from retento import batch, bus, limits
 from retento.batch import Done, Outcome, Stored
 from retento.customers import events as ev
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 from retento.customers.schemas import CustomerCreate, CustomerEdit, CustomerFields
 from retento.db import rows_with_keys, update_rows
-from retento.errors import Conflict, DomainError, NotFound
+from retento.errors import Conflict, DomainError, FieldError, NotFound
 from retento.history import service as history
 from retento.history.schemas import ChangeContext
 from retento.sites.models import Site
@@ -256,6 +256,10 @@ def _edited(before: dict[str, Any], data: CustomerFields, now: datetime) -> tupl
             value = {k: v.isoformat() for k, v in (value or {}).items()}
         elif name == "custom_fields":
             value = {**before["custom_fields"], **(value or {})}
+            try:
+                limits.custom_fields_count(len(value))
+            except ValueError as exc:  # edits merge custom fields: the merged set keeps the limit too
+                raise DomainError([FieldError("custom_fields", str(exc))], status=422) from None
         elif name == "tags" or name == "interests":
             value = value or []
         elif name == "consents":

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from retento import limits
 from retento.customers.schemas import Channel
 from retento.dates import AwareDatetime
 from retento.money import check_currency
@@ -60,8 +61,8 @@ class TemplateIn(_In):
     channel: Channel
     language: str = Field("ru", pattern=r"^[a-z]{2}$")
     subject: str | None = Field(None, max_length=1000)
-    body: str = Field(min_length=1)
-    html: str | None = None
+    body: str = Field(min_length=1, max_length=limits.TEXT_CHARS)
+    html: str | None = Field(None, max_length=limits.HTML_CHARS)
     provider_template: str | None = Field(None, max_length=128, description="WhatsApp approved template name")
 
     @model_validator(mode="after")
@@ -112,7 +113,7 @@ class CampaignIn(_In):
 class StartIn(_In):
     customer_id: int = Field(gt=0)
     message_class: MessageClass = MessageClass.MARKETING
-    context: dict[str, Any] | None = None
+    context: Annotated[dict[str, Any], AfterValidator(limits.json_size())] | None = None
     idempotency_key: str | None = Field(None, min_length=1, max_length=160)
 
 

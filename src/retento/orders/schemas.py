@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from retento.customers.schemas import CustomValue, Label
+from retento import limits
+from retento.customers.schemas import CustomFields, CustomValue, Labels
 from retento.dates import AwareDatetime, Day
 from retento.money import CENT, check_currency
 
@@ -74,7 +75,7 @@ class Delivery(BaseModel):
     type: str | None = Field(None, max_length=64)
     cost: Money = ZERO
     date: Day | None = None
-    address: dict[str, CustomValue] | None = None
+    address: Annotated[dict[str, CustomValue], AfterValidator(limits.json_size())] | None = None
 
 
 class Payment(BaseModel):
@@ -99,8 +100,8 @@ class OrderFields(BaseModel):
     manager_id: int | None = Field(None, gt=0)
     customer_comment: str | None = Field(None, max_length=2000)
     manager_comment: str | None = Field(None, max_length=2000)
-    custom_fields: dict[Annotated[str, Field(min_length=1, max_length=64)], CustomValue] | None = None
-    tags: list[Label] | None = Field(None, max_length=100)
+    custom_fields: CustomFields | None = None
+    tags: Labels | None = None
 
     @field_validator("currency")
     @classmethod
