@@ -2,10 +2,12 @@
 
 from datetime import date
 
+import numpy as np
 import pytest
 
 from retento.errors import DomainError
 from retento.segments import cohorts, rfm, rules
+from retento.segments.ltv import discounted_value
 from retento.segments.schemas import DEFAULT_CELLS
 
 
@@ -68,3 +70,13 @@ def test_value_of_a_tree_for_a_customer_without_purchases(tree, value):
     from retento.segments.compiler import without_orders
 
     assert without_orders(rules.parse(tree)) is value
+
+
+def test_discounted_value_discounts_each_month_of_expected_purchases():
+    # one purchase a month (cumulative expectation grows by 1 every 30 days), worth 10 and 20
+    out = discounted_value(lambda days: np.full(2, days / 30), np.array([10.0, 20.0]), months=12, discount_rate=0.01)
+    by_hand = sum(1 / 1.01 ** k for k in range(1, 13))
+    assert np.allclose(out, [10 * by_hand, 20 * by_hand], rtol=1e-12)
+    # no purchases expected: no value; no discount: the plain sum
+    assert np.allclose(discounted_value(lambda d: np.zeros(1), np.array([5.0]), months=3, discount_rate=0.1), [0])
+    assert np.allclose(discounted_value(lambda d: np.full(1, d / 15), np.array([1.0]), months=3, discount_rate=0), [6])
