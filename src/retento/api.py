@@ -1,8 +1,7 @@
-"""The HTTP entry point: builds the FastAPI application; domain routers plug in here."""
+"""The HTTP entry point: builds the FastAPI application from the App, with the routers it registers."""
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from retento import __version__, routing
-from retento.bootstrap import App
+from retento.app import App
 from retento.limits import BodyLimit
 from retento.rest import no_route
 
@@ -64,25 +63,7 @@ def create_app(app: App, *, with_worker: bool = False) -> FastAPI:
             conn.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 
-    for name in ROUTERS:
-        module, _, attr = name.partition(":")
-        api.include_router(getattr(importlib.import_module(module), attr or "router"))
+    for router in app.parts.routers.values():
+        api.include_router(router)
     routing.install(api, no_route=no_route)
     return api
-
-
-# Domain routers (`module:attribute`, an APIRouter; routes read `request.app.state.app` for the App).
-ROUTERS: list[str] = [
-    "retento.customers.api:router",
-    "retento.orders.api:router",
-    "retento.sites.api:router",
-    "retento.catalog.api:router",
-    "retento.history.api:router",
-    "retento.compat.upload:router",  # before compat.api, whose catch-all answers any other /api/v5 path
-    "retento.compat.api:router",
-    "retento.webhooks.api:router",
-    "retento.triggers.api:router",
-    "retento.tasks.api:router",
-    "retento.segments.api:router",
-    "retento.messaging.api:router",
-]

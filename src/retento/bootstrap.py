@@ -1,72 +1,106 @@
-"""Builds the application: engine, clock, event bus and worker. Tests swap parts here."""
+"""Builds the application in one place: `assemble()` fills the registries of what it is made of (event types,
+trigger actions, channel adapters, API routers, CLI commands, runtime installs), `bootstrap()` makes the runtime
+(engine, clock, bus, worker, outgoing HTTP) and runs each install. Tests swap parts here."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import gc
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
+from retento import app as application
+from retento.apikeys import cli as apikeys_cli, service as apikeys
+from retento.app import App, Parts
 from retento.bus import Bus
+from retento.catalog import api as catalog_api
 from retento.clock import Clock, FrozenClock, SystemClock
+from retento.compat import api as compat_api, upload as compat_upload
 from retento.config import Settings, get_settings
 from retento.core import http, ssrf
+from retento.core.worker import Worker
+from retento.customers import api as customers_api, events as customer_events
 from retento.db import make_engine, make_session_factory
+from retento.demo import cli as demo_cli
 from retento.groupcommit import GroupCommit
-from retento.worker import Worker
+from retento.history import api as history_api
+from retento.imports import cli as imports_cli
+from retento.messaging import (
+    api as messaging_api,
+    cli as messaging_cli,
+    events as messaging_events,
+    wiring as messaging,
+)
+from retento.orders import api as orders_api, events as order_events
+from retento.segments import api as segments_api, cli as segments_cli, events as segments
+from retento.sites import api as sites_api
+from retento.tasks import api as tasks_api, cli as tasks_cli
+from retento.triggers import (
+    actions as trigger_actions,
+    api as triggers_api,
+    cli as triggers_cli,
+    events as trigger_events,
+    install as install_triggers,
+)
+from retento.webhooks import api as webhooks_api, service as webhooks
+
+__all__ = ["App", "Parts", "assemble", "bootstrap"]
 
 
-@dataclass
-class App:
-    settings: Settings
-    clock: Clock
-    engine: Engine
-    sessions: sessionmaker[Session]
-    bus: Bus
-    worker: Worker
-    http: http.Client  # the one outgoing HTTP client, with the SSRF guard (`http.guard`)
-    group_commit: GroupCommit  # single-event writes of the API (see groupcommit.py)
-    closers: list[Callable[[], None]] = field(default_factory=list)
-
-    def on_close(self, fn: Callable[[], None]) -> None:
-        """Run `fn` when the app closes (channel clients, pools), last registered first."""
-        self.closers.append(fn)
-
-    def close(self) -> None:
-        for fn in reversed(self.closers):
-            fn()
-        self.closers.clear()
-        self.engine.dispose()
+def assemble() -> Parts:
+    """A fresh set of the application's parts. A domain adds its event types, actions, channels, router, commands
+    and `install(app)` here; nothing is registered by importing a module."""
+    parts = Parts()
+    for types in (customer_events.TYPES, order_events.TYPES, segments.TYPES, messaging_events.TYPES,
+                  trigger_events.TYPES):
+        parts.event_types.extend(types)
+    parts.actions.extend(trigger_actions.BUILT_IN)
+    parts.actions.add(messaging.START_CASCADE.name, messaging.START_CASCADE)
+    parts.channel_adapters.extend(messaging.ADAPTERS)
+    for name, module in (("customers", customers_api), ("orders", orders_api), ("sites", sites_api),
+                         ("catalog", catalog_api), ("history", history_api),
+                         ("compat.upload", compat_upload),  # before compat: its catch-all answers any other /api/v5 path
+                         ("compat", compat_api),
+                         ("webhooks", webhooks_api), ("triggers", triggers_api), ("tasks", tasks_api),
+                         ("segments", segments_api), ("messaging", messaging_api)):
+        parts.routers.add(name, module.router)
+    for name, command in (("import", imports_cli.import_app), ("demo", demo_cli.demo), ("triggers", triggers_cli.app),
+                          ("tasks", tasks_cli.app), ("segments", segments_cli.segments_app), ("rfm", segments_cli.rfm),
+                          ("cohorts", segments_cli.cohorts), ("report", messaging_cli.app),
+                          ("bounces", messaging_cli.bounces), ("apikey", apikeys_cli.app)):
+        parts.commands.add(name, command)
+    # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
+    for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", install_triggers),
+                          ("segments", segments.install), ("messaging", messaging.install)):
+        parts.installs.add(name, install)
+    return parts
 
 
 def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None,
-              resolver: http.Resolver | None = None) -> App:
-    """`resolver`: how outgoing requests resolve host names (the system's DNS by default)."""
+              resolver: http.Resolver | None = None, parts: Parts | None = None) -> App:
+    """`resolver`: how outgoing requests resolve host names (the system's DNS by default); `parts`: what the
+    application is made of (`assemble()` by default)."""
     settings = settings or get_settings()
     clock = clock or (FrozenClock(settings.frozen_now) if settings.frozen_now else SystemClock())
     engine = engine or make_engine(settings.database_url, echo=settings.sql_echo)
     guard = http.Guard(ssrf.AllowList.parse(settings.outgoing_allow), resolver or http.SystemResolver())
     sessions = make_session_factory(engine)
-    sessions.configure(info={http.SESSION_KEY: guard})  # save-time URL checks find it on the session
     bus = Bus(sessions, clock, batch=settings.event_batch_size, max_attempts=settings.event_max_attempts)
     worker = Worker(bus.wakeup, settings.worker_poll_seconds)
     worker.add_job("events", bus.dispatch, fair=bus.dispatch_slice)
     app = App(settings=settings, clock=clock, engine=engine, sessions=sessions, bus=bus, worker=worker,
-              http=http.Client(guard), group_commit=GroupCommit(sessions))
+              http=http.Client(guard), group_commit=GroupCommit(sessions), parts=parts or assemble())
+    # services find the outgoing guard (save-time URL checks) and the app's registries on their session
+    sessions.configure(info={http.SESSION_KEY: guard, application.SESSION_KEY: app})
     app.on_close(app.http.close)
     app.on_close(app.group_commit.close)
-    for name in INSTALLS:
-        importlib.import_module(name).install(app)
+    for install in app.parts.installs.values():
+        install(app)
     return app
 
 
 def configure_process(settings: Settings) -> None:
     """Process-wide runtime settings for Retento's own processes (CLI, API, workers); not applied to
     programs that merely import retento as a library."""
-    import gc
-
     if settings.gc_threshold:
         gc.set_threshold(settings.gc_threshold, 20, 20)
 
@@ -76,19 +110,5 @@ def settle_process() -> None:
     table metadata: ~190,000 objects for the API) into the permanent generation, so a full collection walks only
     what requests leave behind. Unfrozen, one full collection of the API process took ~130 ms, which a request
     that happens to trigger it waits out."""
-    import gc
-
     gc.collect()
     gc.freeze()
-
-
-# Domains that react to events or have due work: each module has `install(app: App) -> None`, which
-# subscribes to the bus (`app.bus.subscribe`), adds worker jobs (`app.worker.add_job`) and registers what
-# `App.close` must release (`app.on_close`). Add yours here.
-INSTALLS: list[str] = [
-    "retento.apikeys.service",
-    "retento.webhooks.service",
-    "retento.triggers",
-    "retento.segments.events",
-    "retento.messaging.wiring",
-]

@@ -45,6 +45,15 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 SLICE_SECONDS = 0.25  # a worker's turn for one kind of work before the others get theirs
 
 
+@dataclass(frozen=True)
+class EventType:
+    """A kind of domain event, as the application registers it (`App.parts.event_types`)."""
+
+    name: str
+    about: str | None  # "order" (an order and its customer), "customer", or None (neither: a launch, ...)
+    description: str = ""
+
+
 class Event(Base):
     __tablename__ = "events"
     __site_scope__ = BySite()  # events of no site (a trigger switched on) are not a site key's

@@ -2,78 +2,54 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import logging
 import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+import uvicorn
+from pydantic import ValidationError
 from rich.table import Table
 
-from retento.bootstrap import App, bootstrap
+from retento import worker as worker_process
+from retento.api import create_app
+from retento.bench.cli import bench_app
+from retento.bootstrap import Parts, assemble, bootstrap, configure_process, settle_process
+from retento.cmdline import console, fail, open_app, run_service, use as use_app_factory
+from retento.config import get_settings
+from retento.db import transaction
 from retento.errors import DomainError
+from retento.history import service as history_service
+from retento.migrate import migrate as migrate_schema
+from retento.sites import service as sites_service
+from retento.sites.schemas import SiteCreate
 
 app = typer.Typer(help="Retento: CRM-marketing engine for online retailers.", no_args_is_help=True)
 site_app = typer.Typer(help="Sites (shops).", no_args_is_help=True)
 app.add_typer(site_app, name="site")
-from retento.bench.cli import bench_app  # noqa: E402
-
-app.add_typer(bench_app, name="bench")
-from retento.imports.cli import import_app  # noqa: E402
-
-app.add_typer(import_app, name="import")
-from retento.demo.cli import demo as _demo  # noqa: E402
-
-app.command("demo")(_demo)
-app.add_typer(importlib.import_module("retento.triggers.cli").app, name="triggers")
-app.add_typer(importlib.import_module("retento.tasks.cli").app, name="tasks")
-from retento.segments.cli import register as register_segments  # noqa: E402
-
-register_segments(app)
-from retento.messaging.cli import app as report_app, bounces as _bounces  # noqa: E402
-
-app.add_typer(report_app, name="report")
-app.command("bounces")(_bounces)
-console = Console()
-err = Console(stderr=True)
-
+app.add_typer(bench_app, name="bench")  # a tool around the application: its benchmarks build apps of their own
 
 @app.callback()
 def _process_setup() -> None:
-    """Process-wide runtime settings, applied before any command."""
-    from retento.bootstrap import configure_process
-    from retento.config import get_settings
-
+    """Process-wide runtime settings, applied before any command; how the commands build their App."""
     configure_process(get_settings())
+    use_app_factory(bootstrap)
 
 
-def _app() -> App:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return bootstrap()
-
-
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
-
-
-def run_service(fn: Any) -> Any:
-    """Call fn; a DomainError becomes a message naming the field and a non-zero exit."""
-    try:
-        return fn()
-    except DomainError as exc:
-        fail(exc.message)
+def add_commands(root: typer.Typer, parts: Parts) -> None:
+    """The application's commands (`Parts.commands`): a group under its name, a function as a command."""
+    for name, command in parts.commands.items():
+        if isinstance(command, typer.Typer):
+            root.add_typer(command, name=name)
+        else:
+            root.command(name)(command)
 
 
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema and built-in reference data."""
-    from retento.migrate import migrate as do_migrate
-
-    a = _app()
-    do_migrate(a)
+    a = open_app()
+    migrate_schema(a)
     console.print(f"database at {a.engine.url.render_as_string(hide_password=True)} is up to date")
 
 
@@ -84,12 +60,7 @@ def serve(
     with_worker: Annotated[bool, typer.Option(help="Also run the worker in this process")] = False,
 ) -> None:
     """Serve the API (production: several of these behind a load balancer, plus `retento worker`)."""
-    import uvicorn
-
-    from retento.api import create_app
-    from retento.bootstrap import settle_process
-
-    a = _app()
+    a = open_app()
     api = create_app(a, with_worker=with_worker)
     settle_process()
     uvicorn.run(api, host=host or a.settings.host, port=port or a.settings.port, log_level="info")
@@ -107,9 +78,7 @@ def run(
 @app.command()
 def worker() -> None:
     """Run a worker: dispatches events and does due work. Run as many as you like on PostgreSQL."""
-    from retento.worker import main
-
-    main()
+    worker_process.main()
 
 
 @app.command()
@@ -120,14 +89,11 @@ def history(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
 ) -> None:
     """Print the change history after an id, oldest first."""
-    from retento.db import transaction
-    from retento.history import service
-
     if entity not in (None, "customer", "order"):
         fail("--entity: must be customer or order", 2)
-    a = bootstrap()
+    a = open_app(log=False)
     with transaction(a.sessions) as s:
-        rows = service.since(s, since_id=since, entity=entity, limit=limit)
+        rows = history_service.since(s, since_id=since, entity=entity, limit=limit)
         if as_json:
             for r in rows:
                 sys.stdout.write(json.dumps({
@@ -158,37 +124,28 @@ def site_create(
     region: Annotated[str, typer.Option(help="Phone region for numbers without country code")] = "RU",
 ) -> None:
     """Create a site (shop)."""
-    from pydantic import ValidationError
-
-    from retento.db import transaction
-    from retento.sites import service
-    from retento.sites.schemas import SiteCreate
-
-    a = bootstrap()
+    a = open_app(log=False)
     try:
         data = SiteCreate(code=code, name=name, currency=currency, timezone=timezone, default_region=region)
     except ValidationError as exc:
         fail(DomainError.from_pydantic(exc).message, 2)
     with transaction(a.sessions) as s:
-        site = run_service(lambda: service.create_site(s, data=data, now=a.clock.now()))
+        site = run_service(lambda: sites_service.create_site(s, data=data, now=a.clock.now()))
         console.print(f"site {site.code} created (id {site.id})")
 
 
 @site_app.command("list")
 def site_list() -> None:
     """List sites."""
-    from retento.db import transaction
-    from retento.sites import service
-
-    a = bootstrap()
+    a = open_app(log=False)
     table = Table("id", "code", "name", "currency", "timezone")
     with transaction(a.sessions) as s:
-        for site in service.list_sites(s):
+        for site in sites_service.list_sites(s):
             table.add_row(str(site.id), site.code, site.name, site.currency, site.timezone)
     console.print(table)
 
 
-app.add_typer(importlib.import_module("retento.apikeys.cli").app, name="apikey")
+add_commands(app, assemble())
 
 
 def main() -> None:

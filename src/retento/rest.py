@@ -28,7 +28,7 @@ from retento.apikeys.api import AuthFailed, authenticate_async
 from retento.apikeys.models import IdempotentRequest
 from retento.apikeys.ratelimit import retry_after_header
 from retento.apikeys.schemas import Principal
-from retento.bootstrap import App
+from retento.app import App
 from retento.dates import AwareDatetime
 from retento.db import read_sessions, transaction
 from retento.errors import Conflict, DomainError, FieldError

@@ -4,6 +4,7 @@ transaction rolled back afterwards) must leave the same rows in every table the 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
@@ -32,6 +33,7 @@ from tests import factories as f
 TABLES = {Order: (), OrderItem: ("id",), Customer: (), CustomerTag: (), CustomerInterest: (), Consent: (),
           Task: ("id",), HistoryEntry: ("id",), Event: ("id",), WebhookDelivery: ("id",)}
 GENERATED = ("task_id", "webhook_delivery_id")  # ids in the actions' results
+SPECS = {spec.name: spec for spec in registry.BUILT_IN}  # the built-in actions, by name
 STATUSES = ["new", "client-confirmed", "assembling", "complete", "cancel-other"]
 TAGS = ["vip", "late", "b2b", "gift"]
 
@@ -101,7 +103,7 @@ def sequence(seed: int, data: dict[str, Any], length: int = 120) -> list[tuple[s
 def stretch(rnd: random.Random, name: str, data: dict[str, Any]) -> list[tuple[str, dict[str, Any], Any]]:
     """1-12 items of one action over random orders (the last has no customer, or an unrelated one)."""
     out = []
-    spec = registry._REGISTRY[name]
+    spec = SPECS[name]
     for _ in range(rnd.randint(1, 12)):
         n = rnd.randrange(len(data["orders"]))
         oid = data["orders"][n]
@@ -131,7 +133,7 @@ def one_by_one(session, now, seq) -> list[Any]:
     out = []
     for name, fields, params in seq:
         try:
-            out.append(registry._REGISTRY[name].handler(context(session, now, fields), params))
+            out.append(SPECS[name].handler(context(session, now, fields), params))
         except DomainError as exc:
             out.append(("error", exc.message))
     return out
@@ -149,7 +151,7 @@ def batched(session, now, seq) -> list[Any]:
     """`many` per stretch of one action."""
     out = []
     for part in stretches(seq):
-        spec = registry._REGISTRY[part[0][0]]
+        spec = SPECS[part[0][0]]
         out += spec.many([context(session, now, fields) for _, fields, _ in part], [p for *_, p in part])
     return out
 
@@ -201,9 +203,9 @@ def test_the_order_and_customer_in_the_session_are_not_stale(app):
         assert order.tags == [] and order.status == "new"
         fields = {"order_id": oid, "customer_id": cid, "trigger_id": data["triggers"][0], "depth": 1, "key": "trigger:1:order:1:1"}
         a = [context(s, now, fields), context(s, now, fields)]
-        add = registry._REGISTRY["add_tag"].many
+        add = SPECS["add_tag"].many
         add(a, [registry.TagAction(tag="vip", target="order"), registry.TagAction(tag="b2b", target="order")])
-        registry._REGISTRY["set_order_field"].many(a, [registry.SetOrderField(field="status", value="complete"),
+        SPECS["set_order_field"].many(a, [registry.SetOrderField(field="status", value="complete"),
                                                        registry.SetOrderField(field="manager_id",
                                                                               value=data["managers"][1])])
         add(a, [registry.TagAction(tag="vip"), registry.TagAction(tag="vip")])
@@ -212,7 +214,7 @@ def test_the_order_and_customer_in_the_session_are_not_stale(app):
         assert customers.snapshot(s, customer)["tags"] == ["vip"]
         assert customer.updated_at == now
         # the single path goes on from the batch's result
-        registry._REGISTRY["add_tag"].handler(a[0], registry.TagAction(tag="late", target="order"))
+        SPECS["add_tag"].handler(a[0], registry.TagAction(tag="late", target="order"))
         assert order.tags == ["b2b", "late", "vip"]
 
 
@@ -231,7 +233,7 @@ def test_a_failing_item_raises_and_the_savepoint_leaves_nothing(app, bad):
         "bad_manager": ("create_task", {"title": "x"}, {"title": "y", "assignee": 424242}),
         "no_customer": ("add_tag", {"tag": "vip"}, {"tag": "vip"}),
     }[bad]
-    spec = registry._REGISTRY[name]
+    spec = SPECS[name]
     with app.sessions() as s, s.begin():
         before = rows(s)
         with pytest.raises(DomainError):
@@ -312,7 +314,6 @@ def test_services_many_versions_match_one_by_one_for_general_edits(app):
 def test_the_engine_acts_on_a_batch_through_many(app):
     f.site(app)
     calls: list[tuple[str, int]] = []
-    originals = {name: registry._REGISTRY[name] for name in ("add_tag", "create_task")}
 
     def counted(spec):
         def many(cs, ps):
@@ -320,21 +321,17 @@ def test_the_engine_acts_on_a_batch_through_many(app):
             return spec.many(cs, ps)
         return many
 
-    try:
-        for spec in originals.values():
-            registry.register_action(spec.name, spec.schema, spec.handler, check=spec.check,
-                                     description=spec.description, many=counted(spec))
-        with transaction(app.sessions) as s:
-            service.create_trigger(s, raw={"name": "t", "events": ["order_created"], "condition": "true",
-                                           "actions": [{"type": "add_tag", "target": "order", "tag": "seen"},
-                                                       {"type": "create_task", "title": "Call {order.number}",
-                                                        "assignee": None}]}, now=app.clock.now())
-        cids = [f.customer(app, email=f"c{n}@x.ru") for n in range(5)]
-        oids = [f.order(app, number=f"N{n}", customer={"id": cid}) for n, cid in enumerate(cids)]
-        app.worker.tick()
-    finally:
-        for spec in originals.values():
-            registry._REGISTRY[spec.name] = spec
+    for name in ("add_tag", "create_task"):  # the app's actions, swapped for counting ones
+        spec = app.parts.actions[name]
+        app.parts.actions.add(name, dataclasses.replace(spec, many=counted(spec)), replace=True)
+    with transaction(app.sessions) as s:
+        service.create_trigger(s, raw={"name": "t", "events": ["order_created"], "condition": "true",
+                                       "actions": [{"type": "add_tag", "target": "order", "tag": "seen"},
+                                                   {"type": "create_task", "title": "Call {order.number}",
+                                                    "assignee": None}]}, now=app.clock.now())
+    cids = [f.customer(app, email=f"c{n}@x.ru") for n in range(5)]
+    oids = [f.order(app, number=f"N{n}", customer={"id": cid}) for n, cid in enumerate(cids)]
+    app.worker.tick()
     assert ("add_tag", 5) in calls and ("create_task", 5) in calls
     with transaction(app.sessions) as s:
         assert all(orders.get(s, oid).tags == ["seen"] for oid in oids)

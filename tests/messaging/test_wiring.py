@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import select
 
 from retento.bootstrap import bootstrap
+from retento.bus import Event
 from retento.config import Settings
 from retento.db import transaction
 from retento.errors import DomainError
@@ -44,6 +45,45 @@ def test_trigger_action_starts_the_cascade_once_for_the_events_customer(mapp, ht
         assert run.idempotency_key.startswith("trigger:") and run.idempotency_key.endswith(f":cascade:{cascade}")
         (log,) = triggers.runs(s)
     assert log.outcome == "acted" and log.actions[0]["result"] == {"run_id": run.id}
+
+
+def test_a_trigger_on_segment_entered_sends_a_message(mapp, http_providers):
+    """Entering a segment is an event like any other: a trigger listening to it sends the customer a message."""
+    h.setup_site(mapp)
+    h.template(mapp, "welcome", "whatsapp", body="{{ customer.first_name }}, вы теперь VIP")
+    cascade = h.cascade(mapp, [("whatsapp", "welcome", 24)])
+    with transaction(mapp.sessions) as s:
+        segments.create(s, data=SegmentCreate(site="shop", code="vip", name="VIP", rules={"tags": {"any": ["vip"]}}),
+                        now=mapp.clock.now())
+        triggers.create_trigger(s, raw={
+            "name": "vip-welcome", "events": ["segment_entered"], "condition": 'event.data.segment_code == "vip"',
+            "actions": [{"type": "start_cascade", "cascade_id": cascade}]}, now=mapp.clock.now())
+    anna = h.customer(mapp, channels=("whatsapp",))
+    boris = h.customer(mapp, channels=("whatsapp",), first_name="Борис", email="boris@example.com")
+    h.drain(mapp)
+    assert h.messages(mapp) == []
+    f.edit_customer(mapp, anna, tags=["vip"])
+    h.drain(mapp)
+    (msg,) = h.messages(mapp)
+    assert (msg.customer_id, msg.channel, msg.status) == (anna, "whatsapp", "sent")
+    (sent,) = http_providers.state.sent["whatsapp"]
+    assert "Анна, вы теперь VIP" in str(sent)
+    with transaction(mapp.sessions) as s:
+        (log,) = [r for r in triggers.runs(s) if r.outcome == "acted"]
+        assert (log.customer_id, s.get(Event, log.event_id).type) == (anna, "segment_entered")
+    assert boris not in {m.customer_id for m in h.messages(mapp)}
+
+
+def test_triggers_listen_to_every_event_type_about_an_order_or_a_customer(app):
+    with transaction(app.sessions) as s:
+        assert {"order_created", "customer_changed", "custom", "segment_entered", "segment_left"} <= set(
+            triggers.event_types(s))
+        for name, message in (("nope", "unknown event type 'nope'; known: "),
+                              ("campaign_started", "'campaign_started' events are about no order or customer")):
+            with pytest.raises(DomainError) as exc:
+                triggers.create_trigger(s, raw={"name": "t", "events": ["order_created", name], "condition": "true",
+                                                "actions": [{"type": "add_tag", "tag": "x"}]}, now=app.clock.now())
+            assert exc.value.as_dict()["events.1"].startswith(message)
 
 
 def test_trigger_action_with_an_unknown_cascade_is_refused_when_saved(app):

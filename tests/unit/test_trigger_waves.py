@@ -7,9 +7,8 @@ from types import SimpleNamespace
 from retento.triggers import actions
 from retento.triggers.acting import Act, _waves
 
-TAG = actions._REGISTRY["add_tag"]
-STATUS = actions._REGISTRY["set_order_status"]
-TASK = actions._REGISTRY["create_task"]
+SPECS = {spec.name: spec for spec in actions.BUILT_IN}
+TAG, STATUS, TASK = SPECS["add_tag"], SPECS["set_order_status"], SPECS["create_task"]
 
 
 def run(order_id, *acts):

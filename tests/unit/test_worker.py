@@ -2,7 +2,7 @@
 
 import threading
 
-from retento.worker import Worker
+from retento.core.worker import Worker
 
 
 def test_fair_ticks_let_timers_in_between_batches_of_events():

@@ -9,6 +9,9 @@ from rich.table import Table
 
 from retento.apikeys import service
 from retento.apikeys.schemas import SCOPES
+from retento.cmdline import console, open_app, run_service
+from retento.db import transaction
+from retento.sites.service import list_sites
 
 app = typer.Typer(help="API keys / ключи API.", no_args_is_help=True)
 
@@ -20,10 +23,7 @@ def create(
     site: Annotated[list[str] | None, typer.Option(help="Restrict the key to this site (repeatable)")] = None,
 ) -> None:
     """Create a key. The key is printed once; only its hash is stored."""
-    from retento.cli import _app, console, run_service
-    from retento.db import transaction
-
-    a = _app()
+    a = open_app()
     with transaction(a.sessions) as s:
         key, raw = run_service(lambda: service.create(s, name=name, scopes=scopes, sites=site, now=a.clock.now()))
     console.print(f"API key {key.id} ({key.name}) created. Store it now, it is not shown again / "
@@ -34,11 +34,7 @@ def create(
 @app.command("list")
 def list_keys() -> None:
     """List keys (prefix, scopes, sites, revoked)."""
-    from retento.cli import _app, console
-    from retento.db import transaction
-    from retento.sites.service import list_sites
-
-    a = _app()
+    a = open_app()
     table = Table("id", "name", "prefix", "scopes", "sites", "created", "revoked")
     with transaction(a.sessions) as s:
         codes = {site.id: site.code for site in list_sites(s)}
@@ -53,10 +49,7 @@ def list_keys() -> None:
 @app.command("revoke")
 def revoke(key_id: Annotated[int, typer.Argument(help="Key id (see `retento apikey list`)")]) -> None:
     """Revoke a key: it stops working at once."""
-    from retento.cli import _app, console, run_service
-    from retento.db import transaction
-
-    a = _app()
+    a = open_app()
     with transaction(a.sessions) as s:
         key = run_service(lambda: service.revoke(s, key_id=key_id, now=a.clock.now()))
     console.print(f"API key {key.id} ({key.name}) revoked")

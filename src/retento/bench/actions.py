@@ -66,7 +66,7 @@ def contexts(session: Any, runs: list[dict[str, Any]], tid: int, n: int) -> list
 
 
 def one_round(app: Any, runs: list[dict[str, Any]], tid: int, action: str, mode: str, n: int) -> float:
-    spec = registry._REGISTRY[action]
+    spec = app.parts.actions[action]
     if action == "add_tag":
         params = registry.TagAction(tag=f"t{n}", target="order")
     else:

@@ -243,3 +243,19 @@ def triggers(
                          f"| {r.timers / r.fire_driver_s if r.fire_driver_s else math.inf:,.0f} "
                          f"| {r.lag(0.5):.3f} | {r.lag(0.99):.3f} | {max(r.lags, default=float('nan')):.3f} | {outcomes} |")
     print("\n".join(lines))
+
+
+@bench_app.command("segments")
+def segments(
+    customers: Annotated[int, typer.Option("--customers", min=100)] = 1_000_000,
+    orders: Annotated[int, typer.Option("--orders", min=100)] = 10_000_000,
+    events: Annotated[int, typer.Option("--events", min=0, help="Order events for the incremental path")] = 5000,
+    pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN", help="PostgreSQL server")] = DEFAULT_PG_DSN,
+    seed: Annotated[int, typer.Option()] = 7,
+    keep: Annotated[bool, typer.Option(help="Keep the benchmark database")] = False,
+) -> None:
+    """Full recompute of 10 segments and RFM on PostgreSQL vs the same queries in DuckDB; incremental rate."""
+    from retento.segments import bench
+
+    bench.main(customers=customers, orders=orders, events=events, pg_dsn=pg_dsn, seed=seed, keep=keep,
+               console=console)

@@ -1,5 +1,7 @@
 """Event types the customers domain emits."""
 
+from retento.bus import EventType
+
 CUSTOMER_CREATED = "customer_created"
 CUSTOMER_CHANGED = "customer_changed"  # payload: changes [{field, old, new}]
 EMAIL_CONFIRMED = "email_confirmed"
@@ -8,3 +10,11 @@ UNSUBSCRIBED = "unsubscribed"  # payload: channel, source
 CUSTOM = "custom"  # `name` holds the shop's own event name, payload is free-form
 
 ALL = (CUSTOMER_CREATED, CUSTOMER_CHANGED, EMAIL_CONFIRMED, SUBSCRIBED, UNSUBSCRIBED, CUSTOM)
+TYPES = (
+    EventType(CUSTOMER_CREATED, "customer", "a customer is created"),
+    EventType(CUSTOMER_CHANGED, "customer", "fields of a customer change"),
+    EventType(EMAIL_CONFIRMED, "customer", "the email-confirmed flag turns on"),
+    EventType(SUBSCRIBED, "customer", "a channel consent is granted"),
+    EventType(UNSUBSCRIBED, "customer", "a channel consent is withdrawn"),
+    EventType(CUSTOM, "customer", "the shop's own event (`name`)"),
+)

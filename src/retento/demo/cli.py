@@ -15,6 +15,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from retento.cmdline import open_app
+
 console = Console()
 err = Console(stderr=True)
 
@@ -26,13 +28,12 @@ def demo(
     orders: Annotated[int, typer.Option("--orders", min=0, help="How many orders (over the last two years)")] = 10000,
 ) -> None:
     """Load a realistic demo shop: three sites, goods and services, customers, orders with their histories."""
-    from retento.bootstrap import bootstrap
     from retento.db import transaction
     from retento.demo.generator import generate
     from retento.demo.service import has_customers, load
     from retento.errors import DomainError
 
-    app = bootstrap()
+    app = open_app(log=False)
     try:
         with transaction(app.sessions) as s:
             if if_empty and has_customers(s):

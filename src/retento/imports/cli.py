@@ -16,6 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from retento.cmdline import open_app
 from retento.imports.schemas import Kind
 
 import_app = typer.Typer(help="Import customers, orders or products from CSV or JSON Lines (see docs/import.md).",
@@ -33,11 +34,10 @@ BatchOpt = Annotated[int, typer.Option("--batch", min=1, max=10_000, help="Rows 
 
 
 def _run(kind: Kind, path: Path, fmt: str | None, site: str | None, rejects: Path | None, batch: int) -> None:
-    from retento.bootstrap import bootstrap
     from retento.imports.formats import UnusableInput
     from retento.imports.service import import_file
 
-    app = bootstrap()
+    app = open_app(log=False)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
                TimeElapsedColumn(), TimeRemainingColumn())
     try:

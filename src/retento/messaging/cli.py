@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from retento.cmdline import open_app
 from retento.errors import DomainError
 
 app = typer.Typer(help="Reports / Отчёты.", no_args_is_help=True)
@@ -69,10 +70,9 @@ def campaign(campaign_id: int, as_json: Annotated[bool, typer.Option("--json")] 
 
 
 def _run(build: Any, as_json: bool) -> None:
-    from retento.bootstrap import bootstrap
     from retento.db import transaction
 
-    a = bootstrap()
+    a = open_app(log=False)
     try:
         with transaction(a.sessions) as s:
             rep = build(s)
@@ -93,7 +93,6 @@ def bounces(maildir: Annotated[str, typer.Option("--maildir", help="Maildir the 
 
     from rich.progress import track
 
-    from retento.bootstrap import bootstrap
     from retento.db import transaction
     from retento.messaging import bounces as dsn
 
@@ -102,7 +101,7 @@ def bounces(maildir: Annotated[str, typer.Option("--maildir", help="Maildir the 
         raise typer.Exit(2)
     box = mailbox.Maildir(maildir, factory=None, create=False)
     keys = [k for k in box.iterkeys() if box.get_message(k).get_subdir() == "new"]
-    a = bootstrap()
+    a = open_app(log=False)
     counts = {"failed": 0, "delivered": 0, "other": 0, "not ours": 0}
     try:
         for key in track(keys, description="bounces / отчёты", console=console):

@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from retento.app import from_session
 from retento.messaging import service
 from retento.messaging.channels import capabilities
 from retento.messaging.models import Message, Run
@@ -56,7 +57,7 @@ def report(session: Session, *, cascade_id: int, campaign_id: int | None = None)
             func.count(m.clicked_at).label("clicked"), func.count(m.failed_at).label("failed"),
             func.sum(case((m.sent_at.is_not(None), m.cost), else_=0)).label("cost"))
     where = [m.cascade_id == cascade_id] + ([m.campaign_id == campaign_id] if campaign_id else [])
-    caps = capabilities()
+    caps = capabilities(from_session(session).parts.channel_adapters.values())
     steps = [_line(r.step, r.channel, r._asdict(), caps) for r in session.execute(
         select(m.step, m.channel, *cols).where(*where).group_by(m.step, m.channel).order_by(m.step, m.channel))]
     channels = [_line(None, r.channel, r._asdict(), caps) for r in session.execute(

@@ -1,8 +1,10 @@
-"""Builds the channel adapters from settings, adds the messaging jobs to the worker, registers the
-`start_cascade` trigger action and the close hook of the channels."""
+"""The channel adapters (`ADAPTERS`) and the `start_cascade` trigger action, which `bootstrap.assemble` registers;
+builds the registered channels from settings; adds the messaging jobs to the worker and the close hook of the
+channels."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -12,16 +14,23 @@ from sqlalchemy.orm import Session
 from retento.db import transaction
 from retento.errors import NotFound
 from retento.messaging import campaigns, outbox, planner, service
-from retento.messaging.channels import Channel
+from retento.messaging.channels import Channel, ChannelAdapter
+from retento.messaging.channels.email import SmtpEmail
+from retento.messaging.channels.fcm import FcmPush
+from retento.messaging.channels.telegram import TelegramBot
+from retento.messaging.channels.twilio import TwilioSms
+from retento.messaging.channels.vk import VkCommunity
+from retento.messaging.channels.whatsapp import WhatsAppCloud
 from retento.messaging.config import MessagingSettings
 from retento.messaging.models import Cascade
 from retento.messaging.schemas import MessageClass
 from retento.messaging.templates import Renderer
 from retento.messaging.tracking import Links, token
-from retento.triggers.actions import ActionContext, register_action
+from retento.orders import service as orders
+from retento.triggers.actions import ActionContext, action
 
 if TYPE_CHECKING:
-    from retento.bootstrap import App
+    from retento.app import App
 
 
 @dataclass
@@ -44,37 +53,50 @@ class Messaging:
             ch.close()
 
 
-def build_channels(cfg: MessagingSettings) -> dict[str, Channel]:
-    """Every channel whose credentials are configured."""
-    from retento.messaging.channels.email import SmtpEmail
-    from retento.messaging.channels.fcm import FcmPush
-    from retento.messaging.channels.telegram import TelegramBot
-    from retento.messaging.channels.twilio import TwilioSms
-    from retento.messaging.channels.vk import VkCommunity
-    from retento.messaging.channels.whatsapp import WhatsAppCloud
+def _email(cfg: MessagingSettings) -> Channel | None:
+    return SmtpEmail(host=cfg.smtp_host, port=cfg.smtp_port, user=cfg.smtp_user, password=cfg.smtp_password,
+                     starttls=cfg.smtp_starttls, timeout=cfg.smtp_timeout, sender=cfg.email_from,
+                     unsubscribe_mailto=cfg.email_unsubscribe_mailto) if cfg.smtp_host else None
 
-    t = cfg.http_timeout
-    out: dict[str, Channel] = {}
-    if cfg.smtp_host:
-        out["email"] = SmtpEmail(host=cfg.smtp_host, port=cfg.smtp_port, user=cfg.smtp_user,
-                                 password=cfg.smtp_password, starttls=cfg.smtp_starttls, timeout=cfg.smtp_timeout,
-                                 sender=cfg.email_from, unsubscribe_mailto=cfg.email_unsubscribe_mailto)
-    if cfg.whatsapp_phone_number_id and cfg.whatsapp_token:
-        out["whatsapp"] = WhatsAppCloud(api_url=cfg.whatsapp_api_url, phone_number_id=cfg.whatsapp_phone_number_id,
-                                        token=cfg.whatsapp_token, timeout=t)
-    if cfg.telegram_bot_token:
-        out["telegram"] = TelegramBot(api_url=cfg.telegram_api_url, token=cfg.telegram_bot_token, timeout=t)
-    if cfg.vk_token:
-        out["vk"] = VkCommunity(api_url=cfg.vk_api_url, token=cfg.vk_token, version=cfg.vk_api_version, timeout=t)
-    if cfg.twilio_account_sid and cfg.twilio_auth_token and cfg.twilio_from:
-        out["sms"] = TwilioSms(api_url=cfg.twilio_api_url, account_sid=cfg.twilio_account_sid,
-                               auth_token=cfg.twilio_auth_token, sender=cfg.twilio_from,
-                               status_callback=f"{cfg.public_url.rstrip('/')}/api/messaging/webhooks/twilio",
-                               timeout=t)
-    if cfg.fcm_project_id and cfg.fcm_access_token:
-        out["push"] = FcmPush(api_url=cfg.fcm_api_url, project_id=cfg.fcm_project_id,
-                              access_token=cfg.fcm_access_token, timeout=t)
-    return out
+
+def _whatsapp(cfg: MessagingSettings) -> Channel | None:
+    return WhatsAppCloud(api_url=cfg.whatsapp_api_url, phone_number_id=cfg.whatsapp_phone_number_id,
+                         token=cfg.whatsapp_token, timeout=cfg.http_timeout) if (
+        cfg.whatsapp_phone_number_id and cfg.whatsapp_token) else None
+
+
+def _telegram(cfg: MessagingSettings) -> Channel | None:
+    return TelegramBot(api_url=cfg.telegram_api_url, token=cfg.telegram_bot_token, timeout=cfg.http_timeout) if (
+        cfg.telegram_bot_token) else None
+
+
+def _vk(cfg: MessagingSettings) -> Channel | None:
+    return VkCommunity(api_url=cfg.vk_api_url, token=cfg.vk_token, version=cfg.vk_api_version,
+                       timeout=cfg.http_timeout) if cfg.vk_token else None
+
+
+def _sms(cfg: MessagingSettings) -> Channel | None:
+    if not (cfg.twilio_account_sid and cfg.twilio_auth_token and cfg.twilio_from):
+        return None
+    return TwilioSms(api_url=cfg.twilio_api_url, account_sid=cfg.twilio_account_sid, auth_token=cfg.twilio_auth_token,
+                     sender=cfg.twilio_from, status_callback=f"{cfg.public_url.rstrip('/')}/api/messaging/webhooks/twilio",
+                     timeout=cfg.http_timeout)
+
+
+def _push(cfg: MessagingSettings) -> Channel | None:
+    return FcmPush(api_url=cfg.fcm_api_url, project_id=cfg.fcm_project_id, access_token=cfg.fcm_access_token,
+                   timeout=cfg.http_timeout) if (cfg.fcm_project_id and cfg.fcm_access_token) else None
+
+
+# The provider modules' channels, registered in `bootstrap.assemble` (App.parts.channel_adapters).
+ADAPTERS = (ChannelAdapter(SmtpEmail, _email), ChannelAdapter(WhatsAppCloud, _whatsapp),
+            ChannelAdapter(TelegramBot, _telegram), ChannelAdapter(VkCommunity, _vk), ChannelAdapter(TwilioSms, _sms),
+            ChannelAdapter(FcmPush, _push))
+
+
+def build_channels(adapters: Iterable[ChannelAdapter], cfg: MessagingSettings) -> dict[str, Channel]:
+    """Every registered channel whose credentials are configured."""
+    return {a.name: channel for a in adapters if (channel := a.build(cfg)) is not None}
 
 
 def configure(app: App, settings: MessagingSettings | None = None) -> Messaging:
@@ -83,7 +105,8 @@ def configure(app: App, settings: MessagingSettings | None = None) -> Messaging:
     if old is not None:
         old.close()
     cfg = settings or MessagingSettings()
-    app.messaging = Messaging(settings=cfg, channels=build_channels(cfg))  # type: ignore[attr-defined]
+    channels = build_channels(app.parts.channel_adapters.values(), cfg)
+    app.messaging = Messaging(settings=cfg, channels=channels)  # type: ignore[attr-defined]
     return app.messaging  # type: ignore[attr-defined]
 
 
@@ -102,8 +125,6 @@ def _check_cascade(session: Session, p: StartCascade) -> None:
 
 def _start_cascade(a: ActionContext, p: StartCascade) -> dict[str, Any]:
     """The trigger action: the run's templates see the event's order as `order`."""
-    from retento.orders import service as orders
-
     customer = a.need_customer()
     order = a.variables.get("order")
     if order is None and a.order_id is not None:
@@ -114,10 +135,12 @@ def _start_cascade(a: ActionContext, p: StartCascade) -> dict[str, Any]:
     return {"run_id": run.id}
 
 
+START_CASCADE = action("start_cascade", StartCascade, _start_cascade, check=_check_cascade)  # see bootstrap.assemble
+
+
 def install(app: App) -> None:
     configure(app)
     app.on_close(lambda: app.messaging.close())  # type: ignore[attr-defined]
-    register_action("start_cascade", StartCascade, _start_cascade, check=_check_cascade)
 
     def start_campaigns() -> int:
         with transaction(app.sessions) as s:

@@ -1,4 +1,4 @@
-"""`retento segments ...`, `retento rfm`, `retento cohorts` and `retento bench segments` (thin wrappers)."""
+"""`retento segments ...`, `retento rfm` and `retento cohorts` (thin wrappers)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from retento.bootstrap import bootstrap
+from retento.cmdline import open_app
 from retento.db import transaction
 from retento.errors import DomainError
 
@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 def _run(fn: Callable[[Any, Any], T]) -> T:
     """fn(session, now) in one transaction; bad input is a message and exit code 2, nothing is stored."""
-    app = bootstrap()
+    app = open_app(log=False)
     try:
         with transaction(app.sessions) as s:
             return fn(s, app.clock.now())
@@ -198,29 +198,3 @@ def _pct(x: float | None) -> str:
 
 def _num(x: float | None) -> str:
     return "" if x is None else f"{x:.2f}"
-
-
-def bench_segments(
-    customers: Annotated[int, typer.Option("--customers", min=100)] = 1_000_000,
-    orders: Annotated[int, typer.Option("--orders", min=100)] = 10_000_000,
-    events: Annotated[int, typer.Option("--events", min=0, help="Order events for the incremental path")] = 5000,
-    pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN", help="PostgreSQL server")] =
-        "postgresql+psycopg://postgres@127.0.0.1:5432/test",
-    seed: Annotated[int, typer.Option()] = 7,
-    keep: Annotated[bool, typer.Option(help="Keep the benchmark database")] = False,
-) -> None:
-    """Full recompute of 10 segments and RFM on PostgreSQL vs the same queries in DuckDB; incremental rate."""
-    from retento.segments import bench
-
-    bench.main(customers=customers, orders=orders, events=events, pg_dsn=pg_dsn, seed=seed, keep=keep,
-               console=console)
-
-
-def register(app: typer.Typer) -> None:
-    """Wire the commands into the `retento` CLI."""
-    from retento.bench.cli import bench_app
-
-    app.add_typer(segments_app, name="segments")
-    app.command("rfm")(rfm)
-    app.command("cohorts")(cohorts)
-    bench_app.command("segments")(bench_segments)

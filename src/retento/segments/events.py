@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from retento.bus import Event
+from retento.bus import Event, EventType
 from retento.customers import events as customer_events
 from retento.db import transaction
 from retento.messaging import events as messaging_events
@@ -15,12 +15,14 @@ from retento.orders import events as order_events
 from retento.triggers import events as trigger_events
 
 if TYPE_CHECKING:
-    from retento.bootstrap import App
+    from retento.app import App
 
 SEGMENT_ENTERED = "segment_entered"  # customer_id; payload: segment_id, segment_code, segment_name
 SEGMENT_LEFT = "segment_left"
 
 ALL = (SEGMENT_ENTERED, SEGMENT_LEFT)
+TYPES = (EventType(SEGMENT_ENTERED, "customer", "a customer enters a segment"),
+         EventType(SEGMENT_LEFT, "customer", "a customer leaves a segment"))
 RELEVANT = (*order_events.ALL, *customer_events.ALL)
 SUBSCRIBER = "segments"
 LAUNCHES = (trigger_events.TRIGGER_ACTIVATED, messaging_events.CAMPAIGN_STARTED)  # onto the cohort timeline

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Query
 
 from retento.apikeys.schemas import Principal
-from retento.bootstrap import App
+from retento.app import App
 from retento.db import transaction
 from retento.rest import app_of, require, router as v1_router
 from retento.tasks import service

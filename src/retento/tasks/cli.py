@@ -8,6 +8,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from retento.cmdline import open_app, run_service
+from retento.db import transaction
+from retento.tasks import service
+from retento.tasks.schemas import TaskEdit
+
 app = typer.Typer(help="Manager tasks. / Задачи менеджеров.", no_args_is_help=True)
 console = Console()
 
@@ -20,11 +25,7 @@ def list_(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
 ) -> None:
     """List tasks."""
-    from retento.cli import _app
-    from retento.db import transaction
-    from retento.tasks import service
-
-    a = _app()
+    a = open_app()
     table = Table("id", "due (UTC)", "manager", "order", "customer", "done", "title")
     with transaction(a.sessions) as s:
         for t in service.list_tasks(s, manager_id=manager, order_id=order, done=False if open_only else None,
@@ -38,12 +39,7 @@ def list_(
 @app.command("done")
 def done(task_id: int) -> None:
     """Mark a task done."""
-    from retento.cli import _app, run_service
-    from retento.db import transaction
-    from retento.tasks import service
-    from retento.tasks.schemas import TaskEdit
-
-    a = _app()
+    a = open_app()
     with transaction(a.sessions) as s:
         run_service(lambda: service.edit_task(s, task=service.get_task(s, task_id), data=TaskEdit(done=True),
                                               now=a.clock.now()))

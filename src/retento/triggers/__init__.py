@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from retento.bootstrap import App
+    from retento.app import App
     from retento.triggers.engine import Engine
 
 

@@ -1,4 +1,5 @@
-"""What a trigger can do: a registry other domains extend with `register_action(name, schema, handler)`.
+"""What a trigger can do: actions (`action(name, schema, handler, ...)`) the application registers in
+`App.parts.actions` (`bootstrap.assemble`: the built-in ones below, and other domains' like `start_cascade`).
 
 A handler gets an ActionContext (session, now, the ChangeContext to write with, the entity ids) and its
 parsed parameters, makes its change through the owning domain's service in the caller's transaction,
@@ -16,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
+from retento.core.registry import Registry
 from retento.customers import service as customers
 from retento.errors import DomainError, NotFound
 from retento.history.schemas import ChangeContext
@@ -66,14 +68,11 @@ class ActionSpec:
     calls: Callable[[Any], dict[str, str]] | None = None
 
 
-_REGISTRY: dict[str, ActionSpec] = {}
-
-
-def register_action(name: str, schema: type[BaseModel], handler: Handler, *, check: Check | None = None,
-                    description: str = "", many: Many | None = None,
-                    changes: Callable[[Any], Iterable[str]] | None = None,
-                    calls: Callable[[Any], dict[str, str]] | None = None) -> None:
-    """Make an action available to triggers. Registering a name twice replaces it (reloads, tests).
+def action(name: str, schema: type[BaseModel], handler: Handler, *, check: Check | None = None,
+           description: str = "", many: Many | None = None, changes: Callable[[Any], Iterable[str]] | None = None,
+           calls: Callable[[Any], dict[str, str]] | None = None) -> ActionSpec:
+    """An action triggers can use, for the application's registry (`App.parts.actions`, filled in
+    `bootstrap.assemble`). The description defaults to the schema's docstring.
 
     `many(contexts, params)`, optional: does what `handler` does for each (context, params) pair, in list order,
     in the caller's transaction, with exactly the same rows, history and events, but in a few statements for the
@@ -85,19 +84,16 @@ def register_action(name: str, schema: type[BaseModel], handler: Handler, *, che
 
     `calls(params)`, optional: the URLs the action will request, by parameter name (`{"url": ...}`); saving a
     trigger refuses those the outgoing request policy refuses (loopback, private addresses, ...)."""
-    _REGISTRY[name] = ActionSpec(name, schema, handler, check, description or (schema.__doc__ or "").strip(), many,
-                                 changes, calls)
+    return ActionSpec(name, schema, handler, check, description or (schema.__doc__ or "").strip(), many, changes,
+                      calls)
 
 
-def registered() -> list[ActionSpec]:
-    return list(_REGISTRY.values())
-
-
-def parse(session: Session | None, type_: str, params: dict[str, Any], *, prefix: str) -> tuple[ActionSpec, Any]:
-    """Validate one action's parameters; errors name `actions.N.<param>`."""
-    spec = _REGISTRY.get(type_)
+def parse(registry: Registry[ActionSpec], session: Session | None, type_: str, params: dict[str, Any], *,
+          prefix: str) -> tuple[ActionSpec, Any]:
+    """Validate one action's parameters against the application's actions; errors name `actions.N.<param>`."""
+    spec = registry.get(type_)
     if spec is None:
-        raise DomainError.one(f"{prefix}type", f"unknown action {type_!r}; available: {', '.join(sorted(_REGISTRY))}")
+        raise DomainError.one(f"{prefix}type", f"unknown action {type_!r}; available: {', '.join(sorted(registry))}")
     try:
         parsed = spec.schema.model_validate(params)
     except ValidationError as exc:
@@ -437,16 +433,17 @@ def emit_event_many(contexts: list[ActionContext], params: list[EmitEvent]) -> l
 
 
 ORDER, NONE = ("order",), ()
-register_action("set_order_status", SetOrderStatus, set_order_status, check=_check_status, many=set_order_status_many,
-                changes=lambda p: ORDER)
-register_action("set_order_field", SetOrderField, set_order_field, check=_check_field, many=set_order_field_many,
-                changes=lambda p: ORDER)
-register_action("add_tag", TagAction, lambda a, p: _retag(a, p, True), description="Add a tag to the customer or order",
-                many=lambda cs, ps: _retag_many(cs, ps, True), changes=lambda p: (p.target,))
-register_action("remove_tag", TagAction, lambda a, p: _retag(a, p, False),
-                description="Remove a tag from the customer or order", many=lambda cs, ps: _retag_many(cs, ps, False),
-                changes=lambda p: (p.target,))
-register_action("create_task", CreateTask, create_task, check=_check_task, many=create_task_many, changes=lambda p: NONE)
-register_action("webhook", Webhook, webhook, many=webhook_many, changes=lambda p: NONE,
-                calls=lambda p: {"url": p.url})
-register_action("emit_event", EmitEvent, emit_event, many=emit_event_many, changes=lambda p: NONE)
+BUILT_IN = (
+    action("set_order_status", SetOrderStatus, set_order_status, check=_check_status, many=set_order_status_many,
+           changes=lambda p: ORDER),
+    action("set_order_field", SetOrderField, set_order_field, check=_check_field, many=set_order_field_many,
+           changes=lambda p: ORDER),
+    action("add_tag", TagAction, lambda a, p: _retag(a, p, True), description="Add a tag to the customer or order",
+           many=lambda cs, ps: _retag_many(cs, ps, True), changes=lambda p: (p.target,)),
+    action("remove_tag", TagAction, lambda a, p: _retag(a, p, False),
+           description="Remove a tag from the customer or order", many=lambda cs, ps: _retag_many(cs, ps, False),
+           changes=lambda p: (p.target,)),
+    action("create_task", CreateTask, create_task, check=_check_task, many=create_task_many, changes=lambda p: NONE),
+    action("webhook", Webhook, webhook, many=webhook_many, changes=lambda p: NONE, calls=lambda p: {"url": p.url}),
+    action("emit_event", EmitEvent, emit_event, many=emit_event_many, changes=lambda p: NONE),
+)  # registered in `bootstrap.assemble`

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel
 
-from retento.bootstrap import App
+from retento.app import App
 from retento.db import transaction
 from retento.rest import ERRORS, ProblemRoute, app_of, require
-from retento.triggers import actions, engine_of, service, templates
+from retento.triggers import engine_of, service, templates
 from retento.triggers.schemas import DryRunIn, DryRunOut, FiredOut, RunOut, TimerOut, TriggerIn, TriggerOut
 
 router = APIRouter(prefix="/api/v1", tags=["triggers"], route_class=ProblemRoute, responses=ERRORS,
@@ -50,9 +50,9 @@ def create_trigger(app: AppDep, data: TriggerIn) -> TriggerOut:
 
 
 @router.get("/triggers/actions", summary="Registered actions and their parameters (JSON Schema)")
-def list_actions() -> list[dict[str, Any]]:
+def list_actions(app: AppDep) -> list[dict[str, Any]]:
     return [{"type": a.name, "description": a.description, "params": a.schema.model_json_schema()}
-            for a in actions.registered()]
+            for a in app.parts.actions.values()]
 
 
 @router.get("/triggers/templates", summary="Ready-made triggers")

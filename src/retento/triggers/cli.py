@@ -16,15 +16,15 @@ console = Console()
 
 
 def _ctx():
-    from retento.cli import _app, fail, run_service
+    from retento.cmdline import fail, open_app, run_service
     from retento.db import transaction
     from retento.triggers import service
 
-    return _app(), transaction, service, fail, run_service
+    return open_app(), transaction, service, fail, run_service
 
 
 def _documents(path: Path) -> list[Any]:
-    from retento.cli import fail
+    from retento.cmdline import fail
 
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]

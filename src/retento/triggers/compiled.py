@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from retento.core.registry import Registry
 from retento.customers import service as customers
 from retento.errors import DomainError
 from retento.orders import service as orders
@@ -47,14 +48,16 @@ class Compiled:
     binds: dict[str, frozenset[str] | None] = field(default_factory=dict)  # variable -> fields the condition reads
 
 
-def compile_trigger(session: Session | None, spec: TriggerIn, *, trigger_id: int = 0,
-                    since: datetime | None = None, version: int = 1) -> Compiled:
-    """Compile a validated definition; DomainError names the wrong part (condition, actions.N.x)."""
+def compile_trigger(session: Session | None, spec: TriggerIn, *, actions: Registry[registry.ActionSpec],
+                    trigger_id: int = 0, since: datetime | None = None, version: int = 1) -> Compiled:
+    """Compile a validated definition with the application's `actions`; DomainError names the wrong part
+    (condition, actions.N.x)."""
     try:
         condition = compile_condition(spec.condition, fields=FIELDS)
     except ValueError as exc:
         raise DomainError.one("condition", str(exc)) from None
-    parsed = [registry.parse(session, a.type, a.params, prefix=f"actions.{n}.") for n, a in enumerate(spec.actions)]
+    parsed = [registry.parse(actions, session, a.type, a.params, prefix=f"actions.{n}.")
+              for n, a in enumerate(spec.actions)]
     site_ids = None
     if spec.sites and session is not None:  # a site a site-limited key may not use is a 403 naming `sites.N`
         site_ids = frozenset(get_site(session, code, field=f"sites.{n}").id for n, code in enumerate(spec.sites))

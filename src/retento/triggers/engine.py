@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from retento.app import from_session
 from retento.bus import Event
 from retento.clock import Clock
 from retento.customers import service as customers
@@ -74,11 +75,11 @@ class Engine(Acting, DelayedRuns):
                                              func.sum(Trigger.version))).one())
         with self._lock:
             if stamp != self._stamp:
-                cache = {}
+                cache, actions = {}, from_session(session).parts.actions
                 for t in session.scalars(select(Trigger)):
                     try:
-                        cache[t.id] = compile_trigger(session, TriggerIn.model_validate(t.definition), trigger_id=t.id,
-                                                     since=t.created_at, version=t.version)
+                        cache[t.id] = compile_trigger(session, TriggerIn.model_validate(t.definition), actions=actions,
+                                                     trigger_id=t.id, since=t.created_at, version=t.version)
                     except (DomainError, ValueError) as exc:
                         log.error("trigger %s (%s) no longer compiles, skipped: %s", t.id, t.name, exc)
                 by_type: dict[str, list[Compiled]] = {}

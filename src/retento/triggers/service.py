@@ -11,6 +11,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from retento import bus, parsing, scoping
+from retento.app import from_session
 from retento.bus import Event
 from retento.core import http
 from retento.customers import events as customer_events
@@ -18,7 +19,6 @@ from retento.customers.models import Customer
 from retento.db import transaction
 from retento.errors import Conflict, DomainError, NotFound
 from retento.history.schemas import ChangeContext
-from retento.orders import events as order_events
 from retento.orders.models import Order
 from retento.triggers import timers
 from retento.triggers.compiled import Compiled, compile_trigger
@@ -31,33 +31,37 @@ from retento.triggers.schemas import DryRunIn, DryRunOut, FiredOut, RunOut, Time
 if TYPE_CHECKING:
     from retento.triggers.engine import Engine
 
-EVENT_TYPES: set[str] = set(order_events.ALL) | set(customer_events.ALL)
+
+def event_types(session: Session) -> list[str]:
+    """The event types triggers can listen to: every registered type about an order or a customer."""
+    return [t.name for t in from_session(session).parts.event_types.values() if t.about is not None]
 
 
-def register_event_type(name: str) -> None:
-    """Other domains (segments, messaging, ...) announce the event types triggers may listen to."""
-    EVENT_TYPES.add(name)
-
-
-def parse(session: Session | None, raw: Any) -> tuple[TriggerIn, Compiled]:
-    """Validate a definition completely: schema, event types, condition, every action's parameters."""
+def parse(session: Session, raw: Any) -> tuple[TriggerIn, Compiled]:
+    """Validate a definition completely against the application's event types and actions: schema, event
+    types, condition, every action's parameters."""
     try:
         spec = TriggerIn.model_validate(raw)
     except ValidationError as exc:
         raise DomainError.from_pydantic(exc) from None
-    if session is not None and not spec.sites and scoping.of(session) is not None:
+    if not spec.sites and scoping.of(session) is not None:
         # "every site" is no site-limited key's to give: its trigger listens to the key's sites
         spec.sites = sorted(scoping.site_codes(session))
+    parts = from_session(session).parts
     for n, name in enumerate(spec.events):
-        if name not in EVENT_TYPES:
-            raise DomainError.one(f"events.{n}", f"unknown event type {name!r}; known: {', '.join(sorted(EVENT_TYPES))}")
+        known = parts.event_types.get(name)
+        if known is None:
+            raise DomainError.one(f"events.{n}", f"unknown event type {name!r}; known: "
+                                                 f"{', '.join(sorted(event_types(session)))}")
+        if known.about is None:
+            raise DomainError.one(f"events.{n}", f"{name!r} events are about no order or customer, so a trigger "
+                                                 "cannot act on them")
     if spec.event_names and "custom" not in spec.events:
         raise DomainError.one("event_names", "only applies to `custom` events; add `custom` to events")
-    compiled = compile_trigger(session, spec)
-    if session is not None:
-        for n, (action, params) in enumerate(compiled.actions):
-            for name, url in (action.calls(params) if action.calls else {}).items():
-                http.check_url(session, url, field=f"actions.{n}.{name}")
+    compiled = compile_trigger(session, spec, actions=parts.actions)
+    for n, (action, params) in enumerate(compiled.actions):
+        for name, url in (action.calls(params) if action.calls else {}).items():
+            http.check_url(session, url, field=f"actions.{n}.{name}")
     return spec, compiled
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -102,14 +102,19 @@ def webhook_body(model: type[M], value: Any, what: str, *, field: str = "body") 
         raise DomainError.from_pydantic(exc, "" if field == "body" else f"{field}.") from None
 
 
-def capabilities() -> dict[str, tuple[bool, bool]]:
-    """channel -> (reports delivery, reports reads), from the provider modules."""
-    from retento.messaging.channels.email import SmtpEmail
-    from retento.messaging.channels.fcm import FcmPush
-    from retento.messaging.channels.telegram import TelegramBot
-    from retento.messaging.channels.twilio import TwilioSms
-    from retento.messaging.channels.vk import VkCommunity
-    from retento.messaging.channels.whatsapp import WhatsAppCloud
+@dataclass(frozen=True)
+class ChannelAdapter:
+    """A provider module's channel, as the application registers it (`App.parts.channel_adapters`): its class
+    (name and what it reports) and how to build it from the settings (None when its credentials are not set)."""
 
-    return {c.name: (c.reports_delivered, c.reports_read)
-            for c in (SmtpEmail, WhatsAppCloud, TelegramBot, VkCommunity, TwilioSms, FcmPush)}
+    kind: type
+    build: Callable[[Any], Channel | None]  # MessagingSettings -> the channel, or None when not configured
+
+    @property
+    def name(self) -> str:
+        return self.kind.name
+
+
+def capabilities(adapters: Iterable[ChannelAdapter]) -> dict[str, tuple[bool, bool]]:
+    """channel -> (reports delivery, reports reads), from the registered adapters."""
+    return {a.name: (a.kind.reports_delivered, a.kind.reports_read) for a in adapters}
