@@ -1,15 +1,18 @@
 """Segments, RFM and cohorts through the HTTP API and the CLI (same services, same errors)."""
 
 import json
+import random
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from retento.api import create_app
 from retento.apikeys import service as apikeys
 from retento.cli import app as cli
 from retento.db import transaction
+from retento.segments.models import RfmScore
 from tests import factories as f
 
 
@@ -173,3 +176,39 @@ def test_a_key_restricted_to_a_site_sees_only_that_sites_segments(app, client):
         r = client.request(method, path, headers=shop_only, **kwargs)
         assert r.status_code == 403 and r.json()["errors"][0]["field"] == "site", (path, r.text)
     assert [x["code"] for x in client.get("/segments").json()] == ["mine", "theirs"]  # an unrestricted key
+
+
+def test_rfm_right_after_an_import_without_a_worker(app, tmp_path, monkeypatch):
+    """`retento import` leaves the rollups and segments current, so `retento rfm` (with LTV) needs no worker; with
+    no purchases the error says so and names the command that scores."""
+    monkeypatch.setenv("RETENTO_DATABASE_URL", str(app.engine.url.render_as_string(hide_password=False)))
+    from retento.config import get_settings
+    from retento.segments.models import CustomerRollup
+
+    get_settings.cache_clear()
+    f.site(app)
+    f.site(app, "empty")
+    rnd = random.Random(3)
+    (tmp_path / "customers.csv").write_text("external_id,email\n" + "".join(
+        f"c{n},c{n}@example.com\n" for n in range(40)), encoding="utf-8")
+    orders = [{"externalId": f"o{n}-{k}", "customer": {"externalId": f"c{n}"}, "status": "complete",
+               "createdAt": f"2025-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}T12:00:00+00:00",
+               "items": [{"name": "A", "price": str(rnd.randint(100, 5000))}]}
+              for n in range(40) for k in range(1 + n % 4)]
+    (tmp_path / "orders.jsonl").write_text("".join(json.dumps(o) + "\n" for o in orders), encoding="utf-8")
+    runner = CliRunner()
+    for kind in ("customers", "orders"):
+        r = runner.invoke(cli, ["import", kind, str(tmp_path / f"{kind}.{'csv' if kind == 'customers' else 'jsonl'}"),
+                                "--site", "shop"])
+        assert r.exit_code == 0, r.output
+    with transaction(app.sessions) as s:  # no worker ran: the import brought the rollups up to date
+        assert s.scalar(select(func.count()).select_from(CustomerRollup)) == 40
+    r = runner.invoke(cli, ["rfm", "shop", "--ltv"])
+    assert r.exit_code == 0, r.output
+    assert "RFM, site shop" in r.output and "fitted: {'bgnbd'" in r.output
+    with transaction(app.sessions) as s:
+        assert s.scalar(select(func.count()).select_from(RfmScore).where(RfmScore.ltv.is_not(None))) == 40
+    r = runner.invoke(cli, ["rfm", "empty", "--ltv"])
+    assert r.exit_code == 2
+    assert "no RFM scores for this site: it has no purchases" in r.output and "retento rfm SITE" in r.output
+    get_settings.cache_clear()

@@ -17,7 +17,9 @@ from rich.progress import (
 )
 
 from retento.cmdline import open_app
+from retento.imports.formats import UnusableInput
 from retento.imports.schemas import Kind
+from retento.imports.service import import_file
 
 import_app = typer.Typer(help="Import customers, orders or products from CSV or JSON Lines (see docs/import.md).",
                          no_args_is_help=True)
@@ -34,9 +36,6 @@ BatchOpt = Annotated[int, typer.Option("--batch", min=1, max=10_000, help="Rows 
 
 
 def _run(kind: Kind, path: Path, fmt: str | None, site: str | None, rejects: Path | None, batch: int) -> None:
-    from retento.imports.formats import UnusableInput
-    from retento.imports.service import import_file
-
     app = open_app(log=False)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -48,6 +47,8 @@ def _run(kind: Kind, path: Path, fmt: str | None, site: str | None, rejects: Pat
                 batch_size=batch,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
+        with err.status("updating rollups and segments"):
+            app.bring_up_to_date()  # what a worker would do: `retento rfm` and segments read them
     except UnusableInput as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

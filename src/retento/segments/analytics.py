@@ -138,7 +138,9 @@ def compute_ltv(session: Session, *, site_id: int, now: datetime) -> dict[str, A
     rows = session.execute(select(S.c.customer_id, S.c.frequency, S.c.recency, S.c.age, S.c.monetary)
                            .where(S.c.site_id == site_id).order_by(S.c.customer_id)).all()
     if not rows:
-        raise DomainError.one("site", "no RFM scores yet: run the RFM computation first")
+        raise DomainError.one("site", "no RFM scores for this site: it has no purchases (orders outside the "
+                                      "cancel group), or they were not scored yet (`retento rfm SITE`, "
+                                      "POST /api/v1/rfm/recompute)")
     ids, f, r, t, m = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
     try:
         pred = ltv.fit_predict(f, r, t, m, days=config.prediction_days, months=config.ltv_months,

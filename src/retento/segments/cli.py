@@ -22,10 +22,14 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 
-def _run(fn: Callable[[Any, Any], T]) -> T:
-    """fn(session, now) in one transaction; bad input is a message and exit code 2, nothing is stored."""
+def _run(fn: Callable[[Any, Any], T], *, up_to_date: bool = False) -> T:
+    """fn(session, now) in one transaction; bad input is a message and exit code 2, nothing is stored.
+    `up_to_date`: first bring the derived data (rollups, segments) up to date, as a worker would."""
     app = open_app(log=False)
     try:
+        if up_to_date:
+            with console.status("updating rollups and segments"):
+                app.bring_up_to_date()
         with transaction(app.sessions) as s:
             return fn(s, app.clock.now())
     except DomainError as exc:
@@ -135,7 +139,7 @@ def rfm(
         if segments:
             out["segments"] = analytics.ensure_cell_segments(s, site=site, now=now)
         return out
-    out = _run(go)
+    out = _run(go, up_to_date=True)
     console.print("cut points: " + "; ".join(f"{k} {v}" for k, v in out["cuts"].items()))
     table = Table("cell", "customers", "share", "days since last", "frequency", "monetary", "expected purchases",
                   "LTV", title=f"RFM, site {site}")

@@ -92,5 +92,11 @@ def install(app: App) -> None:
                                            every=timedelta(hours=app.settings.rfm_refresh_hours))
         return n
 
+    def catch_up() -> int:
+        """Rollups and dynamic segments current with every event so far, worker or not: `retento import` and
+        `retento rfm` call it (App.bring_up_to_date)."""
+        return app.bus.dispatch(names=[SUBSCRIBER]) + dirty()
+
     app.worker.add_job("segments.dirty", dirty)
     app.worker.add_job("segments.refresh", refresh)
+    app.derived.add("segments", catch_up)
