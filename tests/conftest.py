@@ -28,6 +28,16 @@ PG_DSN = os.environ.get("RETENTO_TEST_PG_DSN", "postgresql+psycopg://postgres@12
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`fuzz` tests (nightly-size) run only when the marker expression names them: `pytest -m fuzz`."""
+    if "fuzz" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="nightly-size fuzzing: run with -m fuzz")
+    for item in items:
+        if "fuzz" in item.keywords:
+            item.add_marker(skip)
+
+
 def _admin_conninfo(url: str) -> str:
     u = make_url(url)
     return f"host={u.host or '127.0.0.1'} port={u.port or 5432} user={u.username or 'postgres'} dbname={u.database}" + (

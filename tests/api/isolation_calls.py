@@ -35,6 +35,7 @@ PUBLIC = {
     ("POST", "/api/messaging/webhooks/whatsapp"): "WhatsApp statuses: X-Hub-Signature-256",
     ("POST", "/api/messaging/webhooks/twilio"): "Twilio statuses: X-Twilio-Signature",
     ("POST", "/api/messaging/webhooks/vk"): "VK callbacks: the shared secret",
+    ("GET", "/api/v5/openapi.json"): "the v5 OpenAPI document: public, as /api/openapi.json is; no shop data",
 }
 
 

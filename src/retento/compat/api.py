@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
+from importlib import resources
 from typing import Any
 
+import yaml
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from retento import parsing, routing
 from retento.catalog.queries import known_offers
@@ -390,6 +394,21 @@ async def reference_status_groups(request: Request) -> Response:
 
     return await handle(request, "reference:read", run)
 
+
+
+# --- the OpenAPI document of these routes ------------------------------------------------------------------
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """src/retento/compat/openapi.yaml: every route above in RetailCRM's documented shapes."""
+    return yaml.safe_load(resources.files("retento.compat").joinpath("openapi.yaml").read_text(encoding="utf-8"))
+
+
+@router.get(V5 + "/openapi.json")
+async def openapi() -> Response:
+    """Public, as /api/openapi.json is."""
+    return JSONResponse(openapi_document())
 
 
 # Registered last: any other /api/v5 path answers in RetailCRM's envelope, not Starlette's `{"detail": ...}`.
