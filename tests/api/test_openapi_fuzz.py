@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
 
 from retento.bootstrap import bootstrap
 from retento.compat.api import openapi_document, router as v5_router
+from retento.compat.upload import router as upload_router
 from retento.config import Settings
 from tests import factories as f
 from tests.api.conftest import Server, make_key
@@ -105,10 +106,14 @@ KNOWN_IDS = st.sampled_from(["c1", "o1", "1", "2"])  # the fixture's customer an
 
 
 def with_entities(operation: Any, strategy: st.SearchStrategy) -> st.SearchStrategy:
-    """v5 cases whose form field `customer` / `order` holds, more often than not, a drawn entity, and whose
-    path names, now and then, the customer or order that exists."""
-    field = next((name for name in ENTITIES if f"/{name}s" in operation.path), None)
-    entity = ENTITIES[field] if field and operation.method.upper() == "POST" else st.none()
+    """v5 cases whose form field `customer` / `order` (`customers` / `orders`: a list of them) holds, more
+    often than not, drawn entities, and whose path names, now and then, the customer or order that exists."""
+    name = next((n for n in ENTITIES if f"/{n}s" in operation.path), None)
+    entity: st.SearchStrategy = st.none()
+    if name and operation.method.upper() == "POST":
+        upload = operation.path.endswith("/upload")
+        field = f"{name}s" if upload else name
+        entity = st.lists(ENTITIES[name], min_size=1, max_size=4) if upload else ENTITIES[name]
     uid = KNOWN_IDS if "{externalId}" in operation.path else st.none()
 
     def put(drawn: tuple[Any, Any, Any]) -> Any:
@@ -170,7 +175,8 @@ def test_v5_document(fuzzed):
 
 def test_v5_document_describes_every_v5_route():
     """A route added to compat/api.py without its place in openapi.yaml fails here."""
-    served = {(m.lower(), route.path.replace("{uid}", "{externalId}")) for route in v5_router.routes
+    served = {(m.lower(), route.path.replace("{uid}", "{externalId}")) for route in [*v5_router.routes,
+                                                                                      *upload_router.routes]
               for m in route.methods if not route.path.endswith(("/{path:path}", "/openapi.json"))}
     documented = {(m, path) for path, ops in openapi_document()["paths"].items() for m in ops}
     assert served == documented
