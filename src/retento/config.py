@@ -7,6 +7,8 @@ from functools import lru_cache
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from retento.dates import AwareDatetime
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RETENTO_", env_file=".env", extra="ignore")
@@ -59,8 +61,9 @@ class Settings(BaseSettings):
         "private, link-local, ...): comma-separated host names, addresses and CIDR networks, e.g. "
         "`hooks.lan, 127.0.0.1, 10.1.0.0/16`. A host name allows that name whatever it resolves to; an address "
         "or network allows the addresses in it")
-    frozen_now: str | None = Field(
-        None, description="Testing only: an ISO time the clock stays at (read by bootstrap, e.g. for worker processes)"
+    frozen_now: AwareDatetime | None = Field(
+        None, description="Testing only: an ISO time (with an offset) the clock stays at (read by bootstrap, e.g. "
+        "for worker processes)"
     )
     trigger_max_depth: int = Field(
         5, ge=1, le=100, description="Longest chain of trigger-caused changes; deeper events are not reacted to"

@@ -148,3 +148,15 @@ def test_v5_form_fields_must_be_utf8(app, server):
     assert r.status_code == 201, r.text  # raw UTF-8 in a urlencoded body is read as UTF-8, not latin-1
     got = httpx.get(f"{server.url}/api/v5/customers", headers={"X-API-KEY": raw}).json()["customers"]
     assert [(c["externalId"], c["firstName"]) for c in got] == [("c2", "Анна"), ("c3", "Борис")]
+
+
+def test_strings_without_a_natural_bound_have_one(app, client):
+    r = client.post(f"{V1}/triggers/templates/abandoned-cart", json={"name": "n" * 1000})
+    assert r.status_code == 422 and "at most 128 characters" in fields(r)["name"]
+    r = client.post(f"{V1}/triggers", json={"name": "t", "events": ["e" * 1000], "actions": []})
+    assert r.status_code == 422 and "events.0" in fields(r)
+    r = client.post("/api/messaging/campaigns", json={"cascade_id": 1, "name": "c", "segment": "s" * 1000})
+    assert r.status_code == 422 and any(k.startswith("segment") for k in fields(r))
+    r = client.post("/api/messaging/templates", json={"site": "shop", "name": "t", "channel": "sms",
+                                                      "body": "b" * 70_000})
+    assert r.status_code == 422 and "at most 65536 characters" in fields(r)["body"]

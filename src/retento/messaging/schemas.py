@@ -94,7 +94,8 @@ class CampaignIn(_In):
     cascade_id: int = Field(gt=0)
     name: str = Field(min_length=1, max_length=128)
     customer_ids: list[int] | None = Field(None, min_length=1, max_length=5_000_000)
-    segment: int | str | None = Field(None, description="Segment id or code: its members at start time")
+    segment: int | Annotated[str, Field(max_length=64)] | None = Field(
+        None, description="Segment id or code: its members at start time")
     start_at: AwareDatetime | None = None  # default: now
     message_class: MessageClass = MessageClass.MARKETING
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, Field
 
+from retento import limits
 from retento.app import App
 from retento.db import transaction
 from retento.rest import ERRORS, ProblemRoute, app_of, require
@@ -24,8 +25,8 @@ class ActiveIn(BaseModel):
 
 
 class TemplateIn(BaseModel):
-    params: dict[str, Any] = {}
-    name: str | None = None
+    params: Annotated[dict[str, Any], AfterValidator(limits.json_size())] = {}
+    name: str | None = Field(None, min_length=1, max_length=128)
 
 
 class DryRunRequest(BaseModel):

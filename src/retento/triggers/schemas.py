@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -14,6 +14,9 @@ from retento.customers.events import CUSTOM
 MIN_DELAY_MINUTES = 10
 MAX_DELAY_MINUTES = int(68 * 365.25 * 24 * 60)  # 68 years
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+Name = Annotated[str, Field(max_length=128)]  # an event type or name, a site code, a field name
 
 
 class Delay(BaseModel):
@@ -81,7 +84,7 @@ class CancelOnChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: OnChange = OnChange.KEEP
-    fields: list[str] = Field(default_factory=list)
+    fields: list[Name] = Field(default_factory=list, max_length=100)
 
 
 class ActionIn(BaseModel):
@@ -101,12 +104,14 @@ class TriggerIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=128)
     description: str | None = Field(None, max_length=2000)
-    events: list[str] = Field(min_length=1, max_length=50, description="Event types the trigger listens to")
-    event_names: list[str] = Field(default_factory=list, description="For `custom` events: only these names")
+    events: list[Name] = Field(min_length=1, max_length=50, description="Event types the trigger listens to")
+    event_names: list[Name] = Field(default_factory=list, max_length=100,
+                                    description="For `custom` events: only these names")
     condition: str = Field("true", max_length=10000, description="CEL expression; see docs/triggers.md")
     actions: list[ActionIn] = Field(min_length=1, max_length=20)
     delay: Delay | None = None
-    sites: list[str] = Field(default_factory=list, description="Only events of these sites (codes); all if empty")
+    sites: list[Name] = Field(default_factory=list, max_length=100,
+                              description="Only events of these sites (codes); all if empty")
     active: bool = True
     limits: list[Limit] = Field(default_factory=list, max_length=5)
     on_change: CancelOnChange = Field(default_factory=CancelOnChange)
