@@ -320,3 +320,20 @@ def test_dates_out_of_range_or_unix_numbers_are_rejected_rows(app, tmp_path):
     rejected = dict(result.rejected)
     assert rejected[1].startswith("created_at: must be a date-time string")
     assert rejected[2] == "delivery.date: must be between 1900-01-01 and 2200-12-31"
+
+
+def test_json_values_that_cannot_be_stored_are_rejected_naming_the_field(app, tmp_path):
+    """JSON Lines and JSON in CSV cells are read by the API's JSON parser: 64-bit integers, finite numbers."""
+    f.site(app)
+    lines = ['{"externalId": "j1", "custom_fields": {"nps": 18446744073709551616}}',
+             '{"externalId": "j2", "custom_fields": {"nps": 1e999}}',
+             '{"externalId": "j3", "custom_fields": {"nps": 9}}']
+    result = run(app, tmp_path, "c.jsonl", "\n".join(lines) + "\n", Kind.CUSTOMERS, site="shop")
+    rejected = dict(result.rejected)
+    assert rejected == {1: "custom_fields.nps: integer out of range (64 bits at most)",
+                        2: "custom_fields.nps: number out of range"}
+    assert result.counts["created"] == 1
+    csv_text = 'externalId,custom_fields\nk1,"{""nps"": 18446744073709551616}"\nk2,"{""nps"": 9}"\n'
+    result = run(app, tmp_path, "c.csv", csv_text, Kind.CUSTOMERS, site="shop")
+    assert dict(result.rejected) == {2: "custom_fields: nps: integer out of range (64 bits at most)"}
+    assert customer(app, "k2")["custom_fields"] == {"nps": 9}

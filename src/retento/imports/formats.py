@@ -7,13 +7,13 @@ reported by line number and written unchanged to the rejects file.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
+from retento import parsing
 from retento.errors import DomainError
 
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -103,10 +103,9 @@ class InputFile:
                 if not text.strip():
                     continue
                 try:
-                    data = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    yield Record(n, text, None, DomainError.one("json", f"not valid JSON: {exc.msg} "
-                                                                       f"at column {exc.colno}"))
+                    data = parsing.json_value(text, root="json")  # what the database can hold, or the field
+                except DomainError as exc:
+                    yield Record(n, text, None, exc)
                     continue
                 if not isinstance(data, dict):
                     yield Record(n, text, None, DomainError.one("json", "each line must be one JSON object"))

@@ -10,7 +10,6 @@ everywhere a schema field is meant. See docs/import.md.
 from __future__ import annotations
 
 import functools
-import json
 import re
 import types
 import typing
@@ -19,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from retento import parsing
 from retento.catalog.schemas import ProductIn
 from retento.customers.schemas import CustomerCreate
 from retento.errors import DomainError, FieldError
@@ -81,9 +81,10 @@ def _cell(model: type[BaseModel], path: list[str], cell: str) -> Any:
     field = path[0]
     if field in STRUCTURED and cell[:1] in "[{":
         try:
-            return json.loads(cell)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+            return parsing.json_value(cell, root="")
+        except DomainError as exc:
+            where, reason = exc.errors[0].field, exc.errors[0].reason
+            raise ValueError(f"{where}: {reason}" if where else reason) from None
     if path[-1] in BOOLEANS:
         return YES.get(cell.lower(), cell)
     if len(path) > 1:
