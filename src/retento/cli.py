@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import sys
 from typing import Annotated, Any
@@ -13,7 +15,6 @@ from rich.table import Table
 
 from retento import worker as worker_process
 from retento.api import create_app
-from retento.bench.cli import bench_app
 from retento.bootstrap import Parts, assemble, bootstrap, configure_process, settle_process
 from retento.cmdline import console, fail, open_app, run_service, use as use_app_factory
 from retento.config import get_settings
@@ -27,7 +28,27 @@ from retento.sites.schemas import SiteCreate
 app = typer.Typer(help="Retento: CRM-marketing engine for online retailers.", no_args_is_help=True)
 site_app = typer.Typer(help="Sites (shops).", no_args_is_help=True)
 app.add_typer(site_app, name="site")
-app.add_typer(bench_app, name="bench")  # a tool around the application: its benchmarks build apps of their own
+
+
+def add_bench(root: typer.Typer) -> None:
+    """`retento bench`: the top-level `benchmarks` package (a tool around the application that builds apps of its
+    own) when it and its `bench` extra are installed; otherwise a command that says what to install."""
+    missing = ["benchmarks"] if importlib.util.find_spec("benchmarks") is None else [
+        name for name in importlib.import_module("benchmarks").EXTRA if importlib.util.find_spec(name) is None]
+    if not missing:  # imported here, only with the extra: benchmarks are not part of the application
+        root.add_typer(importlib.import_module("benchmarks.cli").bench_app, name="bench")
+        return
+
+    @root.command("bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                              "help_option_names": []})
+    def bench(ctx: typer.Context) -> None:
+        """Benchmarks (need the bench extra: pip install -e '.[bench]')."""
+        fail(f"retento bench needs the bench extra, which is not installed (missing: {', '.join(missing)}); "
+             "install it with: pip install -e '.\\[bench]' (or make install)", 1)
+
+
+add_bench(app)
+
 
 @app.callback()
 def _process_setup() -> None:

@@ -1,4 +1,4 @@
-"""`retento report cascade ID` and `retento bench cascade` from the command line."""
+"""`retento report cascade ID` from the command line."""
 
 import re
 
@@ -40,10 +40,3 @@ def test_report_cascade_in_the_terminal(mapp, client, runner):
     missing = runner.invoke(cli, ["report", "cascade", "999"])
     assert missing.exit_code == 1 and "cascade_id" in missing.output
 
-
-def test_bench_cascade_runs_on_sqlite():
-    out = CliRunner().invoke(cli, ["bench", "cascade", "--recipients", "300", "--deliver", "50",
-                                   "--backends", "sqlite"])
-    assert out.exit_code == 0, out.output
-    assert re.search(r"\| SQLite [\d.]+ \| 300 \|", out.output) and re.search(r"\| \d+\.\d\dx \|$", out.output,
-                                                                               re.M)

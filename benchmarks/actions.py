@@ -1,6 +1,6 @@
 """Trigger actions one by one (`handler`) against set-based (`many`): µs per item.
 
-`python -m retento.bench.actions [--items 500] [--rounds 7] [--backends sqlite,postgres] [--pg-dsn DSN]`
+`python -m benchmarks.actions [--items 500] [--rounds 7] [--backends sqlite,postgres] [--pg-dsn DSN]`
 
 Per backend: a fresh database with one site, two managers and `items` customers, each with one order (written
 untimed through the services) and a trigger to act for. Then, in `rounds` alternating rounds, each in its own
@@ -21,7 +21,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from retento.bench.targets import DEFAULT_PG_DSN, fresh
+from benchmarks.targets import DEFAULT_PG_DSN, fresh
 from retento.bootstrap import bootstrap
 from retento.clock import FrozenClock
 from retento.config import Settings

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from sqlalchemy import event as sa_event, func, insert, select, update
 
-from retento.bench.targets import Target
+from benchmarks.targets import Target
 from retento.bootstrap import App, bootstrap
 from retento.bus import Event, SubscriberCursor
 from retento.clock import FrozenClock

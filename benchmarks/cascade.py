@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from retento.bench.targets import Target
+from benchmarks.targets import Target
 from retento.bootstrap import App, bootstrap
 from retento.clock import FrozenClock
 from retento.config import Settings

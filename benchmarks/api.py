@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 
-from retento.bench.targets import Target
+from benchmarks.targets import Target
 
-SERVER = "retento.bench.api"
+SERVER = "benchmarks.api"
 CLIENTS = 16  # keep-alive connections the load generator drives the server with
 
 
@@ -291,7 +291,7 @@ def make_app() -> Any:
 
 
 def main() -> None:
-    """The server: `python -m retento.bench.api PORT [WORKERS]`, uvicorn with that many worker processes."""
+    """The server: `python -m benchmarks.api PORT [WORKERS]`, uvicorn with that many worker processes."""
     import uvicorn
 
     port, workers = int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 1

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from retento.bench.targets import Target
+from benchmarks.targets import Target
 from retento.bootstrap import App, bootstrap
 from retento.bus import Event
 from retento.catalog import service as catalog

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from retento.bench import ingest as ingest_bench
-from retento.bench.targets import DEFAULT_PG_DSN, fresh
+from benchmarks import ingest as ingest_bench
+from benchmarks.targets import DEFAULT_PG_DSN, fresh
 
 bench_app = typer.Typer(help="Benchmarks (results belong in docs/benchmarks.md).", no_args_is_help=True)
 console = Console()
@@ -96,7 +96,7 @@ def api(
     """A real server in its own process, driven over loopback at a fixed rate: GET a customer, POST an event,
     and a bare hello-world route of the same app as the baseline; with --capacity also the most each route
     answers (closed loop), to compare worker counts."""
-    from retento.bench import api as api_bench
+    from benchmarks import api as api_bench
 
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
     if not chosen or set(chosen) - {"sqlite", "postgres"}:
@@ -159,7 +159,7 @@ def cascade(
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN")] = DEFAULT_PG_DSN,
 ) -> None:
     """Cascade planning against a driver insert of the same outbox rows; delivery against a minimal client."""
-    from retento.bench import cascade as cascade_bench
+    from benchmarks import cascade as cascade_bench
 
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
     if not chosen or set(chosen) - {"sqlite", "postgres"}:
@@ -198,7 +198,7 @@ def triggers(
 ) -> None:
     """Events evaluated per second by the trigger engine against a driver insert of the same events; fire lag
     of delayed runs falling due at a fixed rate, the worker on a clock that advances with wall time."""
-    from retento.bench import triggers as triggers_bench
+    from benchmarks import triggers as triggers_bench
 
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
     if not chosen or set(chosen) - {"sqlite", "postgres"}:
@@ -255,7 +255,7 @@ def segments(
     keep: Annotated[bool, typer.Option(help="Keep the benchmark database")] = False,
 ) -> None:
     """Full recompute of 10 segments and RFM on PostgreSQL vs the same queries in DuckDB; incremental rate."""
-    from retento.segments import bench
+    from benchmarks import segments as bench
 
     bench.main(customers=customers, orders=orders, events=events, pg_dsn=pg_dsn, seed=seed, keep=keep,
                console=console)

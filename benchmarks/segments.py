@@ -34,7 +34,7 @@ from rich.table import Table
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql
 
-from retento.bench.targets import fresh
+from benchmarks.targets import fresh
 from retento.bootstrap import bootstrap
 from retento.config import Settings
 from retento.db import transaction
