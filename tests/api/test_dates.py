@@ -149,3 +149,14 @@ def test_v5_created_at_before_1919_is_read_in_moscow_mean_time(app, server):
         assert r.status_code == 201, r.text
         got = v5(server, "GET", f"/customers/{ext}", params={"site": "shop"}).json()["customer"]
         assert got["createdAt"] == local
+
+
+def test_v5_history_values_that_are_times_are_in_retailcrms_format(app, server, client):
+    f.site(app, "shop")
+    cid = f.customer(app, external_id="c1")
+    r = client.patch(f"{V1}/customers/{cid}", json={
+        "email_confirmed": True, "consents": {"sms": {"granted": True, "at": "2026-03-01T21:30:00Z"}}})
+    assert r.status_code == 200, r.text
+    changes = {h["field"]: h for h in v5(server, "GET", "/customers/history").json()["history"] if not h.get("created")}
+    assert changes["email_confirmed_at"]["newValue"] == "2026-03-02 12:00:00"  # the frozen clock, in Moscow
+    assert changes["consents"]["newValue"]["sms"]["at"] == "2026-03-02 00:30:00"

@@ -48,6 +48,18 @@ def fmt_datetime(value: datetime | str | None, tz: ZoneInfo) -> str | None:
             f"{local.hour:02d}:{local.minute:02d}:{local.second:02d}")
 
 
+def stored_time(value: Any, tz: ZoneInfo) -> Any:
+    """A time inside stored JSON (a history value) as `Y-m-d H:i:s`; anything that is not a time stays as it is."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return fmt_datetime(value, tz)
+    return value
+
+
 def fmt_date(value: date | str | None) -> str | None:
     """A stored date as `Y-m-d`."""
     if value is None or value == "":

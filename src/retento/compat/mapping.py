@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from retento.compat.dates import fmt_date, fmt_datetime, parse_datetime
+from retento.compat.dates import fmt_date, fmt_datetime, parse_datetime, stored_time
 
 SOURCES = {"api": "api", "user": "user", "trigger": "rule", "robot": "code", "import": "api", "system": "code",
            "demo": "code"}
@@ -255,9 +255,14 @@ HISTORY_FIELDS = {"phone": "phones", "manager_id": "manager", "customer_id": "cu
                   "items": "order_product", "email_confirmed": "email_confirmed"}
 
 
-def history_value(field: str, value: Any) -> Any:
+def history_value(field: str, value: Any, tz: ZoneInfo) -> Any:
     if value is None:
         return None
+    if field.endswith("_at"):
+        return stored_time(value, tz)
+    if field == "consents" and isinstance(value, dict):
+        return {channel: {**c, "at": stored_time(c["at"], tz)} if isinstance(c, dict) and c.get("at") else c
+                for channel, c in value.items()}
     if field in ("status", "delivery_type", "payment_type", "payment_status"):
         return {"code": value}
     if field in ("manager_id", "customer_id"):
@@ -289,7 +294,7 @@ def history_entry(row: Any, entity: dict[str, Any], *, tz: ZoneInfo, current_key
             out.update(field="status", oldValue=None, newValue={"code": _dict(row.new_value).get("status", "new")})
     else:
         field = row.field or ""
-        out.update(field=HISTORY_FIELDS.get(field, field), oldValue=history_value(field, row.old_value),
-                   newValue=history_value(field, row.new_value))
+        out.update(field=HISTORY_FIELDS.get(field, field), oldValue=history_value(field, row.old_value, tz),
+                   newValue=history_value(field, row.new_value, tz))
     out[row.entity] = entity
     return out
