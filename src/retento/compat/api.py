@@ -71,7 +71,7 @@ def parsed(fn: Any, *args: Any) -> Any:
 
 
 def by_param(call: Call) -> str:
-    return params.choice(call.form if "by" in call.form else call.query, "by", ("externalId", "id"), "externalId")
+    return params.choice(call.plain, "by", ("externalId", "id"), "externalId")
 
 
 def customers_out(call: Call, rows: list[Any]) -> list[dict[str, Any]]:

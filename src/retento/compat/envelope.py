@@ -107,9 +107,15 @@ class Call:
     now: Any
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def plain(self) -> dict[str, Any]:
+        """The parameters of the form and the query string together (the form's win), as RetailCRM reads
+        `site` or `by` from either."""
+        return {**self.query, **self.form}
+
     def param(self, name: str) -> str | None:
         """A plain parameter from the form or the query string."""
-        return params.text(self.form if name in self.form else self.query, name)
+        return params.text(self.plain, name)
 
     def entity(self, name: str) -> dict[str, Any]:
         """The JSON object in form field `name` (`customer`, `order`)."""

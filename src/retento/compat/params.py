@@ -164,6 +164,3 @@ class Filter:
 
     def integers(self, name: str, **kw: Any) -> list[int] | None:
         return integers(self.values, name, field=f"filter[{name}]", **kw)
-
-    def raw(self, name: str) -> Any:
-        return self.values.get(name)
