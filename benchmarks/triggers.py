@@ -42,8 +42,9 @@ from retento.orders.models import Order, OrderItem
 from retento.orders.statuses import STATUSES
 from retento.sites import service as sites
 from retento.sites.schemas import SiteCreate
-from retento.triggers import engine_of, service as triggers, timers
+from retento.triggers import service as triggers, timers
 from retento.triggers.models import Run, Timer
+from retento.triggers.wiring import engine_of
 
 CREATED = datetime(2026, 3, 1, tzinfo=timezone.utc)  # the triggers exist from here on
 OCCURRED = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # the events happen from here on

@@ -31,7 +31,12 @@ from retento.messaging import (
     wiring as messaging,
 )
 from retento.orders import api as orders_api, events as order_events
-from retento.segments import api as segments_api, cli as segments_cli, events as segments
+from retento.segments import (
+    api as segments_api,
+    cli as segments_cli,
+    events as segment_events,
+    wiring as segments,
+)
 from retento.sites import api as sites_api
 from retento.tasks import api as tasks_api, cli as tasks_cli
 from retento.triggers import (
@@ -39,7 +44,7 @@ from retento.triggers import (
     api as triggers_api,
     cli as triggers_cli,
     events as trigger_events,
-    install as install_triggers,
+    wiring as triggers,
 )
 from retento.webhooks import api as webhooks_api, service as webhooks
 
@@ -50,7 +55,7 @@ def assemble() -> Parts:
     """A fresh set of the application's parts. A domain adds its event types, actions, channels, router, commands
     and `install(app)` here; nothing is registered by importing a module."""
     parts = Parts()
-    for types in (customer_events.TYPES, order_events.TYPES, segments.TYPES, messaging_events.TYPES,
+    for types in (customer_events.TYPES, order_events.TYPES, segment_events.TYPES, messaging_events.TYPES,
                   trigger_events.TYPES):
         parts.event_types.extend(types)
     parts.actions.extend(trigger_actions.BUILT_IN)
@@ -69,7 +74,7 @@ def assemble() -> Parts:
                           ("bounces", messaging_cli.bounces), ("apikey", apikeys_cli.app)):
         parts.commands.add(name, command)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
-    for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", install_triggers),
+    for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", triggers.install),
                           ("segments", segments.install), ("messaging", messaging.install)):
         parts.installs.add(name, install)
     return parts

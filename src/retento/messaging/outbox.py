@@ -29,7 +29,7 @@ from retento.messaging.models import Message, Template
 from retento.sites.models import Site
 
 if TYPE_CHECKING:
-    from retento.messaging.wiring import Messaging
+    from retento.messaging.runtime import Messaging
 
 IN_FLIGHT = ("claimed", "sending")
 

@@ -5,7 +5,6 @@ channels."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,34 +22,13 @@ from retento.messaging.channels.vk import VkCommunity
 from retento.messaging.channels.whatsapp import WhatsAppCloud
 from retento.messaging.config import MessagingSettings
 from retento.messaging.models import Cascade
+from retento.messaging.runtime import Messaging
 from retento.messaging.schemas import MessageClass
-from retento.messaging.templates import Renderer
-from retento.messaging.tracking import Links, token
 from retento.orders import service as orders
 from retento.triggers.actions import ActionContext, action
 
 if TYPE_CHECKING:
     from retento.app import App
-
-
-@dataclass
-class Messaging:
-    settings: MessagingSettings
-    channels: dict[str, Channel]
-    renderer: Renderer = field(default_factory=Renderer)
-
-    @property
-    def links(self) -> Links:
-        return Links(self.settings.public_url, self.settings.messaging_secret)
-
-    def bounce_address(self, message_id: int) -> str | None:
-        """VERP return path, so a bounce names the message it is about."""
-        local, _, domain = self.settings.email_from.partition("@")
-        return f"{local}+bounce-{token(self.settings.messaging_secret, message_id)}@{domain}" if domain else None
-
-    def close(self) -> None:
-        for ch in self.channels.values():
-            ch.close()
 
 
 def _email(cfg: MessagingSettings) -> Channel | None:

@@ -11,8 +11,9 @@ from retento import limits
 from retento.app import App
 from retento.db import transaction
 from retento.rest import ERRORS, ProblemRoute, app_of, require
-from retento.triggers import engine_of, service, templates
+from retento.triggers import service, templates
 from retento.triggers.schemas import DryRunIn, DryRunOut, FiredOut, RunOut, TimerOut, TriggerIn, TriggerOut
+from retento.triggers.wiring import engine_of
 
 router = APIRouter(prefix="/api/v1", tags=["triggers"], route_class=ProblemRoute, responses=ERRORS,
                    dependencies=[Depends(require("triggers:manage"))])

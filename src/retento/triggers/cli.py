@@ -124,7 +124,7 @@ def pending(
     """What will fire, when and for whom; `--fire ID` fires one run now to try a delayed trigger out."""
     a, transaction, service, _, run_service = _ctx()
     if fire is not None:
-        from retento.triggers import engine_of
+        from retento.triggers.wiring import engine_of
 
         fired = run_service(lambda: service.fire_timer(a.sessions, engine=engine_of(a), timer_id=fire))
         console.print(f"run {fire} fired: {fired.timer.state}" + (f" ({fired.timer.reason})" if fired.timer.reason

@@ -1,0 +1,35 @@
+"""The trigger engine in a running application: `install(app)` subscribes it to the bus and adds its worker job;
+`engine_of(app)` is the engine it installed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import event
+
+from retento.triggers.engine import Engine
+
+if TYPE_CHECKING:
+    from retento.app import App
+
+
+def install(app: App) -> None:
+    s = app.settings
+    engine = Engine(app.sessions, app.clock, max_depth=s.trigger_max_depth, batch=s.trigger_timer_batch)
+    # one event at a time (the bus's fallback) also goes through on_batch: it restores the buffer on failure
+    app.bus.subscribe("triggers", lambda session, ev: engine.on_batch(session, [ev]), batch_handler=engine.on_batch)
+    event.listen(app.sessions, "before_commit", engine.flush)
+    event.listen(app.sessions, "after_transaction_end", _forget_buffer)
+    app.worker.add_job("trigger_timers", engine.fire_due, fair=engine.fire_slice)
+    app.triggers = engine  # type: ignore[attr-defined]
+
+
+def _forget_buffer(session, transaction) -> None:
+    """The outermost transaction ended: after a commit the buffer is already stored; after a rollback it goes
+    with the rest of the transaction (a savepoint's rollback keeps it: other events' rows are in it)."""
+    if transaction.parent is None:
+        session.info.pop("trigger_buffer", None)
+
+
+def engine_of(app: App) -> Engine:
+    return app.triggers  # type: ignore[attr-defined]
