@@ -241,6 +241,30 @@ def test_every_action(app, clock):
     assert seen == [("robot_done", {"k": 1}, "trigger")]
 
 
+def test_action_texts_are_templates_of_the_sandbox_and_old_placeholders_keep_working(app):
+    """A task's title and text use the messaging template language; `{order.number}` of older definitions is read
+    as `{{ order.number }}`; a text that does not compile or escapes the sandbox is refused when saved."""
+    f.site(app)
+    cid = f.customer(app, email="a@b.ru", first_name="Анна")
+    trigger(app, name="old", events=["order_created"], actions=[
+        {"type": "create_task", "title": "Call {customer.email} about {order.number}", "assignee": None}])
+    trigger(app, name="new", events=["order_created"], actions=[
+        {"type": "create_task", "assignee": None,
+         "title": "{{ customer.first_name | upper }}: {{ order.number }}{% if order.total > 1000 %} (big){% endif %}",
+         "text": "{{ trigger.name }} / {order.status} / [{{ customer.patronymic }}]"}])
+    oid = f.order(app, customer={"id": cid}, number="N-8", items=[{"name": "x", "price": "1500.00"}])
+    app.worker.tick()
+    with transaction(app.sessions) as s:
+        got = sorted((t.title, t.text) for t in tasks.list_tasks(s) if t.order_id == oid)
+    assert got == [("Call a@b.ru about N-8", None), ("АННА: N-8 (big)", "new / new / []")]
+    for title, message in (("{{ order.number", "template error:"),
+                           ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "not allowed in a template")):
+        with pytest.raises(DomainError) as exc:
+            trigger(app, name="bad", events=["order_created"],
+                    actions=[{"type": "create_task", "title": title}])
+        assert message in exc.value.as_dict()["actions.0.title"]
+
+
 def test_event_names_narrow_custom_events_only(app):
     f.site(app)
     trigger(app, name="chaos", events=["customer_created", "custom"], event_names=["chaos"],

@@ -1,4 +1,5 @@
-"""Message templates: Jinja2 in a sandbox, checked when saved; tracking added to rendered email HTML."""
+"""Message templates: the sandbox (`core.templates`), checked against a sample when saved; tracking added to
+rendered email HTML."""
 
 from __future__ import annotations
 
@@ -9,17 +10,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from jinja2 import ChainableUndefined, StrictUndefined, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-
+from retento.core.templates import compile_template, render
 from retento.errors import DomainError, FieldError
 
-# Saving checks strictly against the sample (a typo fails then); sending renders a value a customer lacks
-# (no loyalty account, no order) as empty rather than dropping the message.
-_STRICT = (ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False),
-           ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True))
-_LENIENT = (ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=False),
-            ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=True))
 MAX_LENGTH = 100_000
 
 # What every template can use; the check at save time renders against this sample so a typo fails then.
@@ -42,13 +35,8 @@ class Rendered:
     html: str | None
 
 
-def _compile(field: str, source: str | None, html: bool = False, envs=_STRICT):
-    if source is None:
-        return None
-    try:
-        return envs[html].from_string(source)
-    except TemplateError as exc:
-        raise DomainError.one(field, f"template error: {exc}") from None
+def _compile(field: str, source: str | None, html: bool = False, strict: bool = True):
+    return None if source is None else compile_template(source, field=field, html=html, strict=strict)
 
 
 def check(*, subject: str | None, body: str, html: str | None) -> Rendered:
@@ -61,15 +49,9 @@ def check(*, subject: str | None, body: str, html: str | None) -> Rendered:
             continue
         try:
             tpl = _compile(field, source, is_html)
-            out[field] = tpl.render(SAMPLE) if tpl is not None else None
+            out[field] = render(tpl, SAMPLE, field=field) if tpl is not None else None
         except DomainError as exc:
             errors += exc.errors
-        except SecurityError as exc:
-            errors.append(FieldError(field, f"not allowed in a template: {exc}"))
-        except TemplateError as exc:
-            errors.append(FieldError(field, f"does not render: {exc}"))
-        except Exception as exc:  # noqa: BLE001 - any failure to render is a bad template
-            errors.append(FieldError(field, f"does not render: {type(exc).__name__}: {exc}"))
     if errors:
         raise DomainError(errors, status=422)
     return Rendered(out["subject"], out["body"] or "", out["html"])
@@ -86,7 +68,7 @@ class Renderer:
         for field in ("subject", "body", "html"):
             key = (template_id, field)
             if key not in self._cache:
-                self._cache[key] = _compile(field, parts.get(field), field == "html", _LENIENT)
+                self._cache[key] = _compile(field, parts.get(field), field == "html", strict=False)
             tpl = self._cache[key]
             values[field] = tpl.render(context) if tpl is not None else None
         return Rendered(values["subject"], values["body"] or "", values["html"])

@@ -8,15 +8,18 @@ and returns a small dict for the run log. A DomainError means "this action canno
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from jinja2 import Template
+from jinja2.sandbox import SecurityError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from sqlalchemy.orm import Session
 
+from retento.core import templates
 from retento.core.registry import Registry
 from retento.customers import service as customers
 from retento.errors import DomainError, NotFound
@@ -108,17 +111,32 @@ def parse(registry: Registry[ActionSpec], session: Session | None, type_: str, p
     return spec, parsed
 
 
-PLACEHOLDER = re.compile(r"\{(order|customer|event|trigger)\.([A-Za-z_]\w*)\}")
+@lru_cache(maxsize=1024)
+def _template(text: str) -> Template:
+    return templates.compile_template(text, field="text")
 
 
-def render(text: str, variables: dict[str, Any]) -> str:
-    """Fill `{order.number}`-style placeholders; unknown ones become empty."""
+def render(text: str, variables: dict[str, Any], *, field: str) -> str:
+    """An action's text in the template language (`core.templates`, lenient: what is missing is empty)."""
+    return templates.render(_template(text), variables, field=field)
 
-    def one(m: re.Match[str]) -> str:
-        value = (variables.get(m.group(1)) or {}).get(m.group(2))
-        return "" if value is None else str(value)
 
-    return PLACEHOLDER.sub(one, text)
+def template_text(value: str | None, info: ValidationInfo) -> str | None:
+    """Validator of a parameter that is a template: `{order.number}` written before the sandbox becomes
+    `{{ order.number }}`; a template that does not compile, or reaches for what the sandbox refuses, names the
+    parameter (other failures depend on the data and show when acting)."""
+    if value is None:
+        return None
+    text = templates.from_legacy(value)
+    try:
+        _template(text).render({})
+    except DomainError as exc:  # does not compile
+        raise ValueError(exc.errors[0].reason) from None
+    except SecurityError as exc:
+        raise ValueError(f"not allowed in a template: {exc}") from None
+    except Exception:  # noqa: BLE001, S110 - e.g. comparing a missing order's total: depends on the data
+        pass
+    return text
 
 
 # ---- built-in actions -------------------------------------------------------------------------------------
@@ -218,11 +236,14 @@ class CreateTask(BaseModel):
     """Create a task for a manager, linked to the customer and the order of the event."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=500, description="May use {order.number}, {customer.email}, ...")
-    text: str | None = Field(None, max_length=10000)
+    title: str = Field(min_length=1, max_length=500, description="A template: {{ order.number }}, "
+                       "{{ customer.email }}, ... (see docs/triggers.md)")
+    text: str | None = Field(None, max_length=10000, description="A template, like `title`")
     due_in_minutes: int = Field(0, ge=0, le=525600)
     assignee: int | Literal["order_manager", "customer_manager"] | None = Field(
         "order_manager", description="A manager id, the order's or the customer's manager, or nobody")
+
+    _templates = field_validator("title", "text")(template_text)
 
 
 def _check_task(session: Session, p: CreateTask) -> None:
@@ -368,8 +389,8 @@ def _task_data(a: ActionContext, p: CreateTask, manager_id: int | None) -> Any:
     from retento.tasks.schemas import TaskCreate
 
     try:
-        return TaskCreate(title=render(p.title, a.variables)[:500],
-                          text=render(p.text, a.variables) if p.text else None,
+        return TaskCreate(title=render(p.title, a.variables, field="title")[:500],
+                          text=render(p.text, a.variables, field="text") if p.text else None,
                           due_at=a.now + timedelta(minutes=p.due_in_minutes), manager_id=manager_id,
                           customer_id=a.customer_id, order_id=a.order_id)
     except ValidationError as exc:  # e.g. a title whose placeholders are all empty

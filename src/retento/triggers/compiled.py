@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from retento.core import templates
 from retento.core.registry import Registry
 from retento.customers import service as customers
 from retento.errors import DomainError
@@ -25,10 +26,11 @@ FIELDS = {"order": ORDER_FIELDS, "customer": CUSTOMER_FIELDS}
 
 
 def _needs_data(action: Any) -> bool:
-    """Whether an action reads the order and customer data (a webhook body, `{order.number}` placeholders)."""
+    """Whether an action reads the order and customer data (a webhook body, `{{ order.number }}` in a text)."""
     params = action.params
-    return action.type == "webhook" or any(m.group(1) in ("order", "customer") for k in ("title", "text")
-                                           for m in registry.PLACEHOLDER.finditer(str(params.get(k) or "")))
+    return action.type == "webhook" or any(
+        {"order", "customer"} & templates.variables(templates.from_legacy(str(params.get(k) or "")))
+        for k in ("title", "text"))
 
 
 @dataclass
