@@ -140,7 +140,9 @@ def run(url: str, *, customers: int, orders: int, events: int, seed: int, tmp: P
     result.export_s = time.perf_counter() - t0
     task = progress.add_task("segments", total=len(SEGMENTS) + 1)
     for code, raw in SEGMENTS.items():
-        q = members_query(rules.parse(raw), Context(site_id=1, now=NOW, threshold_days=_threshold(app)))
+        types = app.parts.segment_rules
+        q = members_query(rules.parse(raw, types), Context(site_id=1, now=NOW, types=types,
+                                                            threshold_days=_threshold(app)))
         timing = _compare(app, duck, code, select(func.count()).select_from(q.subquery()))
         timing.first = _timed(lambda c=code, r=raw: _in_tx(app, lambda s: service.create(
             s, data=SegmentCreate(site="bench", code=c, name=c, rules=r), now=NOW)))

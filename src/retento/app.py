@@ -1,6 +1,6 @@
 """The application object: its runtime (settings, clock, database, bus, worker, outgoing HTTP) and the registries
-of what it is made of (event types, trigger actions, channel adapters, API routers, CLI commands, runtime
-installs, derived data). `retento.bootstrap` builds it and fills the registries in one place; no module registers
+of what it is made of (event types, trigger actions, channel adapters, segment rule types, API routers, CLI
+commands, runtime installs, derived data). `retento.bootstrap` builds it and fills the registries in one place; no module registers
 anything by being imported, so what is registered never depends on import order. Tests swap parts here
 (`app.parts.actions.add(name, spec, replace=True)`, `bootstrap(parts=...)`).
 
@@ -25,6 +25,7 @@ from retento.groupcommit import GroupCommit
 
 if TYPE_CHECKING:
     from retento.messaging.channels import ChannelAdapter
+    from retento.segments.compiler import LeafType
     from retento.triggers.actions import ActionSpec
 
 SESSION_KEY = "app"  # Session.info key: the App whose `sessions` made the session
@@ -41,6 +42,7 @@ class Parts:
     event_types: Registry[EventType] = field(default_factory=lambda: Registry("event type"))
     actions: Registry[ActionSpec] = field(default_factory=lambda: Registry("trigger action"))
     channel_adapters: Registry[ChannelAdapter] = field(default_factory=lambda: Registry("channel adapter"))
+    segment_rules: Registry[LeafType] = field(default_factory=lambda: Registry("segment rule type"))
     routers: Registry[Any] = field(default_factory=lambda: Registry("API router"))  # fastapi.APIRouter
     commands: Registry[Any] = field(default_factory=lambda: Registry("CLI command"))  # a typer.Typer or a function
     installs: Registry[Install] = field(default_factory=lambda: Registry("install"))

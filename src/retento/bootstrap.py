@@ -1,6 +1,7 @@
 """Builds the application in one place: `assemble()` fills the registries of what it is made of (event types,
-trigger actions, channel adapters, API routers, CLI commands, runtime installs), `bootstrap()` makes the runtime
-(engine, clock, bus, worker, outgoing HTTP) and runs each install. Tests swap parts here."""
+trigger actions, channel adapters, segment rule types, API routers, CLI commands, runtime installs),
+`bootstrap()` makes the runtime (engine, clock, bus, worker, outgoing HTTP) and runs each install. Tests swap
+parts here."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from retento.orders import api as orders_api, events as order_events
 from retento.segments import (
     api as segments_api,
     cli as segments_cli,
+    compiler as segment_rules,
     events as segment_events,
     wiring as segments,
 )
@@ -61,6 +63,7 @@ def assemble() -> Parts:
     parts.actions.extend(trigger_actions.BUILT_IN)
     parts.actions.add(messaging.START_CASCADE.name, messaging.START_CASCADE)
     parts.channel_adapters.extend(messaging.ADAPTERS)
+    parts.segment_rules.extend(segment_rules.BUILT_IN)
     for name, module in (("customers", customers_api), ("orders", orders_api), ("sites", sites_api),
                          ("catalog", catalog_api), ("history", history_api),
                          ("compat.upload", compat_upload),  # before compat: its catch-all answers any other /api/v5 path

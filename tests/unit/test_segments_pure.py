@@ -7,21 +7,24 @@ import pytest
 
 from retento.errors import DomainError
 from retento.segments import cohorts, rfm, rules
+from retento.segments.compiler import builtin_types
 from retento.segments.ltv import discounted_value
 from retento.segments.schemas import DEFAULT_CELLS
+
+TYPES = builtin_types()
 
 
 def test_rule_tree_parses_and_knows_time_dependence():
     node = rules.parse({"all": [{"tags": {"any": ["a"]}},
-                                {"not": {"orders": {"metric": "last_order_days_ago", "op": "gt", "value": 3}}}]})
+                                {"not": {"orders": {"metric": "last_order_days_ago", "op": "gt", "value": 3}}}]}, TYPES)
     assert isinstance(node, rules.All) and isinstance(node.children[1], rules.Not)
-    assert rules.time_dependent(node)
-    assert not rules.time_dependent(rules.parse({"tags": {"none": ["a"]}}))
+    assert rules.time_dependent(node, TYPES)
+    assert not rules.time_dependent(rules.parse({"tags": {"none": ["a"]}}, TYPES), TYPES)
 
 
 def test_every_problem_of_a_tree_is_reported():
     with pytest.raises(DomainError) as exc:
-        rules.parse({"any": [{"tags": {}}, {"orders": {"metric": "count", "op": "gte", "value": True}}, 5]})
+        rules.parse({"any": [{"tags": {}}, {"orders": {"metric": "count", "op": "gte", "value": True}}, 5]}, TYPES)
     assert set(exc.value.as_dict()) == {"rules.any.0.tags", "rules.any.1.orders", "rules.any.2"}
 
 
@@ -69,7 +72,7 @@ def test_value_of_a_tree_for_a_customer_without_purchases(tree, value):
     """What lets a segment query inner-join the rollups: False means only buyers can match."""
     from retento.segments.compiler import without_orders
 
-    assert without_orders(rules.parse(tree)) is value
+    assert without_orders(rules.parse(tree, TYPES), TYPES) is value
 
 
 def test_discounted_value_discounts_each_month_of_expected_purchases():

@@ -18,6 +18,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.util import find_tables
 
 from retento.bus import Event
+from retento.core.registry import Registry
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 from retento.orders.models import Order, OrderItem, Status
 from retento.segments import rules
@@ -72,6 +73,7 @@ def _json_number_pg(element: json_number, compiler: Any, **kw: Any) -> str:
 class Context:
     site_id: int
     now: datetime
+    types: rules.RuleTypes  # the application's leaf types (App.parts.segment_rules)
     threshold_days: float = 75.0
     uses_rollups: bool = field(default=False)
     scope: Any = None  # a SELECT of customer ids: only these are evaluated (the incremental path)
@@ -88,21 +90,20 @@ NoRollup = Callable[[Any], "bool | None"]  # a leaf's value for a customer witho
 
 
 @dataclass(frozen=True)
-class Compiler:
-    fn: Compile
-    uses_rollups: bool = False
+class LeafType:
+    """A kind of rule leaf, as the application registers it (`App.parts.segment_rules`): its parameters, whether
+    membership can change with time alone, its SQL, and (`no_rollup`) its value for a customer without purchases
+    when that is known (lets the query inner-join the rollups)."""
+
+    name: str
+    params: type[rules.Params]
+    compile: Compile
+    time_dependent: Callable[[Any], bool] = lambda _p: False
     no_rollup: NoRollup = lambda _p: None
 
-
-COMPILERS: dict[str, Compiler] = {}
-
-
-def register(name: str, params: type[rules.Params], fn: Compile, *, time_dependent: Callable[[Any], bool] | None = None,
-             uses_rollups: bool = False, no_rollup: NoRollup | None = None) -> None:
-    """Add a leaf type (e.g. the loyalty domain's `loyalty` rule): its params model and its SQL; `no_rollup`
-    gives its value for a customer without purchases when that is known (lets the query inner-join)."""
-    rules.register(rules.RuleType(name, params, time_dependent or (lambda _p: False)))
-    COMPILERS[name] = Compiler(fn, uses_rollups, no_rollup or (lambda _p: None))
+    def __post_init__(self) -> None:
+        if self.name in ("all", "any", "not"):
+            raise ValueError(f"{self.name!r} is a rule tree's own key, not a leaf type")
 
 
 def compile_node(node: rules.Node, ctx: Context) -> ColumnElement[bool]:
@@ -112,24 +113,22 @@ def compile_node(node: rules.Node, ctx: Context) -> ColumnElement[bool]:
         return or_(*(compile_node(c, ctx) for c in node.children))
     if isinstance(node, rules.Not):
         return not_(compile_node(node.child, ctx))
-    comp = COMPILERS[node.type]
-    ctx.uses_rollups |= comp.uses_rollups
-    return comp.fn(node.params, ctx)
+    return ctx.types[node.type].compile(node.params, ctx)
 
 
-def without_orders(node: rules.Node) -> bool | None:
+def without_orders(node: rules.Node, types: rules.RuleTypes) -> bool | None:
     """The tree's value for a customer who has no rollup row (no purchases), in three-valued logic: None when
     it depends on something else. False means only customers with a rollup can match."""
     if isinstance(node, rules.All | rules.AnyOf):
-        values = [without_orders(c) for c in node.children]
+        values = [without_orders(c, types) for c in node.children]
         decisive = isinstance(node, rules.AnyOf)  # any True decides `any`; any False decides `all`
         if decisive in values:
             return decisive
         return None if None in values else not decisive
     if isinstance(node, rules.Not):
-        value = without_orders(node.child)
+        value = without_orders(node.child, types)
         return None if value is None else not value
-    return COMPILERS[node.type].no_rollup(node.params)
+    return types[node.type].no_rollup(node.params)
 
 
 def members_query(node: rules.Node | None, ctx: Context, *, scope: Select | None = None) -> Select:
@@ -141,7 +140,7 @@ def members_query(node: rules.Node | None, ctx: Context, *, scope: Select | None
     always of the order's site)."""
     ctx.scope = scope
     cond = compile_node(node, ctx) if node is not None else true()
-    inner = ctx.uses_rollups and node is not None and without_orders(node) is False
+    inner = ctx.uses_rollups and node is not None and without_orders(node, ctx.types) is False
     if inner and set(find_tables(cond, check_columns=True)) <= {R}:
         q = select(R.c.customer_id.label("id")).where(R.c.site_id == ctx.site_id, cond)
         return q if ctx.scope is None else q.where(R.c.customer_id.in_(ctx.scope))
@@ -351,13 +350,23 @@ def _orders_without(p: rules.OrdersRule) -> bool | None:
     return False if p.metric not in ("count", "sum") else None  # NULL average or date: never true
 
 
-for _name, _fn in (
-    ("customer", _customer), ("custom_field", _custom_field),
-    ("tags", _labels(CustomerTag.__table__, "tag")),
-    ("interests", _labels(CustomerInterest.__table__, "interest")),
-    ("entry_point", _entry_point), ("consent", _consent), ("event", _event), ("rfm", _rfm),
-):
-    COMPILERS[_name] = Compiler(_fn)
-COMPILERS["orders"] = Compiler(_orders, no_rollup=_orders_without)
-COMPILERS["lifecycle"] = Compiler(_lifecycle, no_rollup=lambda p: "none" in p.state)
+BUILT_IN = (
+    LeafType("customer", rules.CustomerRule, _customer, lambda p: p.op in ("within_days", "older_than_days")),
+    LeafType("custom_field", rules.CustomFieldRule, _custom_field),
+    LeafType("tags", rules.LabelRule, _labels(CustomerTag.__table__, "tag")),
+    LeafType("interests", rules.LabelRule, _labels(CustomerInterest.__table__, "interest")),
+    LeafType("entry_point", rules.EntryPointRule, _entry_point),
+    LeafType("consent", rules.ConsentRule, _consent),
+    LeafType("orders", rules.OrdersRule, _orders,
+             lambda p: p.within_days is not None or p.metric.endswith("days_ago"), no_rollup=_orders_without),
+    LeafType("event", rules.EventRule, _event, lambda p: p.within_days is not None),
+    LeafType("rfm", rules.RfmRule, _rfm),
+    LeafType("lifecycle", rules.LifecycleRule, _lifecycle, lambda p: True, no_rollup=lambda p: "none" in p.state),
+)  # registered in `bootstrap.assemble`
 
+
+def builtin_types() -> rules.RuleTypes:
+    """A registry of the built-in leaf types only (pure tests, tools without an App)."""
+    types: rules.RuleTypes = Registry("segment rule type")
+    types.extend(BUILT_IN)
+    return types

@@ -4,9 +4,10 @@ A node is one of
     {"all": [node, ...]}   every child holds
     {"any": [node, ...]}   at least one child holds
     {"not": node}          the child does not hold
-    {"<rule type>": {...}} a leaf; the rule types are registered in RULE_TYPES (see `register`).
+    {"<rule type>": {...}} a leaf of one of the application's rule types (`App.parts.segment_rules`).
 
-Other domains add their own leaf types with `retento.segments.compiler.register`.
+The built-in leaf types are `compiler.BUILT_IN`; another domain adds its own (params model, SQL) by declaring a
+`compiler.LeafType` and registering it in `bootstrap.assemble`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from retento.core.registry import Registry
 from retento.dates import parse_day
 from retento.errors import DomainError, FieldError
 
@@ -239,35 +241,14 @@ class LifecycleRule(Params):
     state: list[Literal["new", "active", "sleeping", "none"]] = Field(min_length=1)
 
 
-@dataclass(frozen=True)
-class RuleType:
-    name: str
+class RuleType(Protocol):
+    """A leaf type as the application registers it (`App.parts.segment_rules`; `compiler.LeafType`)."""
+
     params: type[Params]
-    time_dependent: Callable[[Any], bool] = lambda _p: False
+    time_dependent: Callable[[Any], bool]
 
 
-RULE_TYPES: dict[str, RuleType] = {}
-
-
-def register(rule_type: RuleType) -> None:
-    if rule_type.name in ("all", "any", "not") or rule_type.name in RULE_TYPES:
-        raise ValueError(f"rule type {rule_type.name!r} is already defined")
-    RULE_TYPES[rule_type.name] = rule_type
-
-
-for _rt in (
-    RuleType("customer", CustomerRule, lambda p: p.op in ("within_days", "older_than_days")),
-    RuleType("custom_field", CustomFieldRule),
-    RuleType("tags", LabelRule),
-    RuleType("interests", LabelRule),
-    RuleType("entry_point", EntryPointRule),
-    RuleType("consent", ConsentRule),
-    RuleType("orders", OrdersRule, lambda p: p.within_days is not None or p.metric.endswith("days_ago")),
-    RuleType("event", EventRule, lambda p: p.within_days is not None),
-    RuleType("rfm", RfmRule),
-    RuleType("lifecycle", LifecycleRule, lambda p: True),
-):
-    register(_rt)
+RuleTypes = Registry[Any]  # name -> RuleType
 
 
 @dataclass(frozen=True)
@@ -294,23 +275,24 @@ class Leaf:
 Node = All | AnyOf | Not | Leaf
 
 
-def parse(raw: Any, *, path: str = "rules") -> Node:
-    """Validate a rule tree; every problem is reported with its path (e.g. rules.all.1.orders.op)."""
+def parse(raw: Any, types: RuleTypes, *, path: str = "rules") -> Node:
+    """Validate a rule tree with the application's leaf `types`; every problem is reported with its path (e.g.
+    rules.all.1.orders.op)."""
     errors: list[FieldError] = []
-    node = _parse(raw, path, 0, errors)
+    node = _parse(raw, types, path, 0, errors)
     if errors:
         raise DomainError(errors)
     assert node is not None
     return node
 
 
-def _parse(raw: Any, path: str, depth: int, errors: list[FieldError]) -> Node | None:
+def _parse(raw: Any, types: RuleTypes, path: str, depth: int, errors: list[FieldError]) -> Node | None:
     if depth > MAX_DEPTH:
         errors.append(FieldError(path, f"rules are nested deeper than {MAX_DEPTH} levels"))
         return None
     if not isinstance(raw, dict) or len(raw) != 1:
         errors.append(FieldError(path, "a rule is an object with exactly one key: all, any, not or a rule type "
-                                       f"({', '.join(sorted(RULE_TYPES))})"))
+                                       f"({', '.join(sorted(types))})"))
         return None
     (key, body), = raw.items()
     sub = f"{path}.{key}"
@@ -318,17 +300,17 @@ def _parse(raw: Any, path: str, depth: int, errors: list[FieldError]) -> Node | 
         if not isinstance(body, list) or not body:
             errors.append(FieldError(sub, "takes a non-empty list of rules"))
             return None
-        children = [_parse(child, f"{sub}.{i}", depth + 1, errors) for i, child in enumerate(body)]
+        children = [_parse(child, types, f"{sub}.{i}", depth + 1, errors) for i, child in enumerate(body)]
         if any(c is None for c in children):
             return None
         return (All if key == "all" else AnyOf)(tuple(children))  # type: ignore[arg-type]
     if key == "not":
-        child = _parse(body, sub, depth + 1, errors)
+        child = _parse(body, types, sub, depth + 1, errors)
         return Not(child) if child is not None else None
-    rule_type = RULE_TYPES.get(key)
+    rule_type = types.get(key)
     if rule_type is None:
         errors.append(FieldError(path, f"unknown rule type {key!r}; known: all, any, not, "
-                                       f"{', '.join(sorted(RULE_TYPES))}"))
+                                       f"{', '.join(sorted(types))}"))
         return None
     if not isinstance(body, dict):
         errors.append(FieldError(sub, "takes an object"))
@@ -348,6 +330,6 @@ def leaves(node: Node) -> list[Leaf]:
     return [leaf for child in node.children for leaf in leaves(child)]
 
 
-def time_dependent(node: Node) -> bool:
+def time_dependent(node: Node, types: RuleTypes) -> bool:
     """True if membership can change with the passage of time alone (windows relative to now)."""
-    return any(RULE_TYPES[leaf.type].time_dependent(leaf.params) for leaf in leaves(node))
+    return any(types[leaf.type].time_dependent(leaf.params) for leaf in leaves(node))

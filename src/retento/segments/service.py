@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from retento import bus, parsing
+from retento.app import from_session
 from retento.customers.models import Customer
 from retento.db import UTCDateTime
 from retento.errors import Conflict, DomainError, NotFound
@@ -87,12 +88,13 @@ def list_segments(session: Session, *, site: str | None = None) -> list[Segment]
 def create(session: Session, *, data: SegmentCreate, now: datetime) -> Segment:
     """Store a segment and compute its members. The first computation records history but no events."""
     site = get_site(session, data.site)
-    node = rules.parse(data.rules) if data.rules is not None else None
+    types = rule_types(session)
+    node = rules.parse(data.rules, types) if data.rules is not None else None
     if session.scalar(select(Segment.id).where(Segment.site_id == site.id, Segment.code == data.code)):
         raise Conflict("code", f"segment {data.code!r} already exists on site {site.code!r}")
     segment = Segment(site_id=site.id, code=data.code, name=data.name, description=data.description,
                       kind=data.kind.value, rules=data.rules, active=True,
-                      time_dependent=bool(node and rules.time_dependent(node)), size=0,
+                      time_dependent=bool(node and rules.time_dependent(node, types)), size=0,
                       created_at=now, updated_at=now)
     session.add(segment)
     session.flush()
@@ -109,7 +111,8 @@ def edit(session: Session, *, segment: Segment, data: SegmentEdit, now: datetime
         if data.rules is None:
             raise DomainError.one("rules", "a dynamic segment needs rules")
         segment.rules = data.rules
-        segment.time_dependent = rules.time_dependent(rules.parse(data.rules))
+        types = rule_types(session)
+        segment.time_dependent = rules.time_dependent(rules.parse(data.rules, types), types)
     for name in ("name", "description", "active"):
         if name in given and (getattr(data, name) is not None or name == "description"):
             setattr(segment, name, getattr(data, name))
@@ -121,7 +124,13 @@ def edit(session: Session, *, segment: Segment, data: SegmentEdit, now: datetime
 
 
 def context(session: Session, segment_site_id: int, now: datetime) -> Context:
-    return Context(site_id=segment_site_id, now=now, threshold_days=threshold_days(session, segment_site_id))
+    return Context(site_id=segment_site_id, now=now, types=rule_types(session),
+                   threshold_days=threshold_days(session, segment_site_id))
+
+
+def rule_types(session: Session) -> rules.RuleTypes:
+    """The application's segment rule types."""
+    return from_session(session).parts.segment_rules
 
 
 def recompute(session: Session, *, segment: Segment, now: datetime, scope: Select | None = None,
@@ -132,7 +141,8 @@ def recompute(session: Session, *, segment: Segment, now: datetime, scope: Selec
     the scope's matches and current members are compared in memory. Members then follow the history rows.
     Returns (entered, left)."""
     session.execute(select(Segment.id).where(Segment.id == segment.id).with_for_update())
-    query = members_query(rules.parse(segment.rules), context(session, segment.site_id, now), scope=scope)
+    query = members_query(rules.parse(segment.rules, rule_types(session)), context(session, segment.site_id, now),
+                          scope=scope)
     mark = _mark(session, segment.id)
     if scope is not None:  # a few customers: compare the two small sets here
         should = set(session.scalars(query))
@@ -202,7 +212,7 @@ def recompute_site(session: Session, *, site_id: int | None, now: datetime, only
 def segments_using(session: Session, site_id: int, rule_type: str) -> list[int]:
     out = []
     for s in session.scalars(select(Segment).where(Segment.site_id == site_id, Segment.kind == Kind.DYNAMIC.value)):
-        if any(leaf.type == rule_type for leaf in rules.leaves(rules.parse(s.rules))):
+        if any(leaf.type == rule_type for leaf in rules.leaves(rules.parse(s.rules, rule_types(session)))):
             out.append(s.id)
     return out
 
@@ -223,7 +233,7 @@ def preview(session: Session, *, site: str, raw_rules: dict[str, Any], now: date
             ) -> dict[str, Any]:
     """Count and a sample of who matches, without storing anything (for the rule editor)."""
     site_id = get_site(session, site).id
-    q = members_query(rules.parse(raw_rules), context(session, site_id, now)).subquery()
+    q = members_query(rules.parse(raw_rules, rule_types(session)), context(session, site_id, now)).subquery()
     count = session.scalar(select(func.count()).select_from(q))
     rows = session.execute(select(C.c.id, C.c.external_id, C.c.email, C.c.first_name, C.c.last_name)
                            .where(C.c.id.in_(select(q.c.id))).order_by(C.c.id).limit(sample))
