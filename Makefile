@@ -1,10 +1,11 @@
-# Retento: `make run` starts the embedded default, `make test` runs the whole suite.
+# Retento: `make run` starts the embedded default, `make test` runs the suite, `make test-slow` the
+# minute-scale tests it leaves out (CI runs both).
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate demo clean
+.PHONY: run test test-slow install migrate demo clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -28,6 +29,10 @@ run: demo
 test: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the minute-scale tests `make test` leaves out (marked slow); .ci/run runs them after `make test`
+test-slow: install
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) retento.db retento.db-wal retento.db-shm

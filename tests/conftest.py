@@ -28,14 +28,19 @@ PG_DSN = os.environ.get("RETENTO_TEST_PG_DSN", "postgresql+psycopg://postgres@12
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+# Markers whose tests run only when the marker expression names them: `make test-slow` (pytest -m slow, which
+# .ci/run runs after `make test`), `pytest -m fuzz` (see the markers in pyproject.toml)
+ON_REQUEST = ("slow", "fuzz")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`fuzz` tests (nightly-size) run only when the marker expression names them: `pytest -m fuzz`."""
-    if "fuzz" in (config.option.markexpr or ""):
-        return
-    skip = pytest.mark.skip(reason="nightly-size fuzzing: run with -m fuzz")
-    for item in items:
-        if "fuzz" in item.keywords:
-            item.add_marker(skip)
+    """Leave out the tests of each ON_REQUEST marker that the marker expression does not name."""
+    asked = config.option.markexpr or ""
+    held = [i for i in items if any(m in i.keywords and m not in asked for m in ON_REQUEST)]
+    if held:
+        config.hook.pytest_deselected(items=held)
+        left_out = set(map(id, held))
+        items[:] = [i for i in items if id(i) not in left_out]
 
 
 def _admin_conninfo(url: str) -> str:

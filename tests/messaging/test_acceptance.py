@@ -6,6 +6,8 @@ import time
 from decimal import Decimal
 from email import message_from_bytes
 
+import pytest
+
 from retento.customers import service as customers
 from retento.db import transaction
 from retento.messaging import service
@@ -36,6 +38,7 @@ def _html(raw: bytes) -> str:
     raise AssertionError("no HTML part")
 
 
+@pytest.mark.slow  # 50,000 members: minutes
 def test_seed_scenario_cascade_saves_what_the_source_says(mapp, client, smtp_server, http_providers):
     t0 = time.monotonic()
     h.setup_site(mapp, prices={"email": "0.03", "whatsapp": "5.6"})

@@ -74,7 +74,12 @@ def test_save_time_errors_point_at_the_problem(expr, words):
 
 
 def test_strings_and_macro_variables_are_not_field_references():
-    compile_condition('customer.tags.exists(t, t == "order.nothing")', fields={"customer": {"tags"}})
+    expr = 'customer.tags.exists(t, t == "order.nothing")'
+    # `order` has no field `nothing`: were the string taken for a reference, saving would fail naming it
+    condition = compile_condition(expr, fields={"customer": {"tags"}, "order": {"status"}})
+    assert dict(condition.fields) == {"customer": frozenset({"tags"})}  # the macro's `t` is no entity either
+    assert "order" not in condition.variables
+    assert check(expr)[0] is False and check('customer.tags.exists(t, t == "vip")') == (True, None)
 
 
 def test_due_at_fixed_delay_and_local_time():
