@@ -16,6 +16,10 @@ from rich.progress import (
 )
 
 from retento.cmdline import open_app
+from retento.db import transaction
+from retento.demo.generator import generate
+from retento.demo.service import has_customers, load
+from retento.errors import DomainError
 
 console = Console()
 err = Console(stderr=True)
@@ -28,11 +32,6 @@ def demo(
     orders: Annotated[int, typer.Option("--orders", min=0, help="How many orders (over the last two years)")] = 10000,
 ) -> None:
     """Load a realistic demo shop: three sites, goods and services, customers, orders with their histories."""
-    from retento.db import transaction
-    from retento.demo.generator import generate
-    from retento.demo.service import has_customers, load
-    from retento.errors import DomainError
-
     app = open_app(log=False)
     try:
         with transaction(app.sessions) as s:

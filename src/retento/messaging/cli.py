@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import mailbox
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import track
 from rich.table import Table
 
 from retento.cmdline import open_app
+from retento.db import transaction
 from retento.errors import DomainError
+from retento.messaging import bounces as dsn, reports, service
 
 app = typer.Typer(help="Reports / Отчёты.", no_args_is_help=True)
 console = Console()
@@ -52,16 +57,12 @@ def _money(value: Decimal | None) -> str:
 @app.command("cascade")
 def cascade(cascade_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Sent, delivered, read, clicked, failed, cost and cost per read of a cascade, and its saving."""
-    from retento.messaging import reports
-
     _run(lambda s: reports.report(s, cascade_id=cascade_id), as_json)
 
 
 @app.command("campaign")
 def campaign(campaign_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The same report for one campaign."""
-    from retento.messaging import reports, service
-
     def build(s: Any) -> dict[str, Any]:
         camp = service.get_campaign(s, campaign_id)
         return reports.report(s, cascade_id=camp.cascade_id, campaign_id=camp.id)
@@ -70,8 +71,6 @@ def campaign(campaign_id: int, as_json: Annotated[bool, typer.Option("--json")] 
 
 
 def _run(build: Any, as_json: bool) -> None:
-    from retento.db import transaction
-
     a = open_app(log=False)
     try:
         with transaction(a.sessions) as s:
@@ -88,14 +87,6 @@ def bounces(maildir: Annotated[str, typer.Option("--maildir", help="Maildir the 
             ) -> None:
     """Read new delivery status reports (bounces) from a Maildir and apply them; each is then marked seen.
     / Прочитать новые отчёты о недоставке (bounce) из Maildir и применить их."""
-    import mailbox
-    from pathlib import Path
-
-    from rich.progress import track
-
-    from retento.db import transaction
-    from retento.messaging import bounces as dsn
-
     if not (Path(maildir) / "new").is_dir():
         Console(stderr=True).print(f"[red]error:[/red] --maildir: {maildir!r} is not a Maildir (no new/ folder)")
         raise typer.Exit(2)

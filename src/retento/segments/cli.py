@@ -15,6 +15,9 @@ from rich.table import Table
 from retento.cmdline import open_app
 from retento.db import transaction
 from retento.errors import DomainError
+from retento.jsonable import jsonable
+from retento.segments import analytics, rollups, service
+from retento.sites.service import get_site
 
 segments_app = typer.Typer(help="Segments: dynamic (rules) and static (lists).", no_args_is_help=True)
 console = Console()
@@ -55,8 +58,6 @@ def _load(path: Path) -> Any:
 @segments_app.command("apply")
 def apply(path: Annotated[Path, typer.Argument(help="YAML or JSON: one segment, or {site, segments: [...]}")]) -> None:
     """Create or update segments from a file (same schema as the API)."""
-    from retento.segments import service
-
     raw = _load(path)
     done = _run(lambda s, now: [(seg.id, seg.code, seg.size, created)
                                 for seg, created in service.apply_definitions(s, raw=raw, now=now)])
@@ -67,8 +68,6 @@ def apply(path: Annotated[Path, typer.Argument(help="YAML or JSON: one segment, 
 @segments_app.command("list")
 def list_(site: Annotated[str | None, typer.Option(help="Only this site")] = None) -> None:
     """List segments with their size."""
-    from retento.segments import service
-
     rows = _run(lambda s, _now: [(x.id, x.code, x.name, x.kind, x.size, x.computed_at)
                                  for x in service.list_segments(s, site=site)])
     table = Table("id", "code", "name", "kind", "members", "computed")
@@ -81,8 +80,6 @@ def list_(site: Annotated[str | None, typer.Option(help="Only this site")] = Non
 def preview(site: str, path: Annotated[Path, typer.Argument(help="YAML or JSON file with a rule tree")],
             sample: Annotated[int, typer.Option(min=0, max=100)] = 10) -> None:
     """Count who matches a rule tree, without storing a segment."""
-    from retento.segments import service
-
     raw = _load(path)
     out = _run(lambda s, now: service.preview(s, site=site, raw_rules=raw.get("rules", raw) if isinstance(
         raw, dict) else raw, now=now, sample=sample))
@@ -94,9 +91,6 @@ def preview(site: str, path: Annotated[Path, typer.Argument(help="YAML or JSON f
 @segments_app.command("recompute")
 def recompute(site: Annotated[str | None, typer.Option(help="Only this site")] = None) -> None:
     """Full recompute of every active dynamic segment (rollups first)."""
-    from retento.segments import rollups, service
-    from retento.sites.service import get_site
-
     def go(s: Any, now: Any) -> dict[int, tuple[int, int]]:
         site_id = get_site(s, site).id if site else None
         with console.status("rebuilding order rollups"):
@@ -111,8 +105,6 @@ def recompute(site: Annotated[str | None, typer.Option(help="Only this site")] =
 def members(segment_id: int, csv_path: Annotated[Path, typer.Argument(help="CSV with customer_id / external_id / email")],
             remove: Annotated[bool, typer.Option(help="Remove instead of add")] = False) -> None:
     """Add (or remove) the customers of a CSV file to a static segment."""
-    from retento.segments import service
-
     text = csv_path.read_text(encoding="utf-8")
     entered, left = _run(lambda s, now: service.change_members(
         s, segment=service.get(s, segment_id), data=service.parse_members_csv(text), add=not remove, now=now))
@@ -125,9 +117,6 @@ def rfm(
     segments: Annotated[bool, typer.Option("--segments", help="Create a segment per cell (rfm-<cell>)")] = False,
 ) -> None:
     """Compute RFM scores and cells for a site, store them, and print the cell table."""
-    from retento.segments import analytics
-    from retento.sites.service import get_site
-
     def go(s: Any, now: Any) -> dict[str, Any]:
         site_id = get_site(s, site).id
         with console.status("scoring customers"):
@@ -165,9 +154,6 @@ def cohorts(
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON")] = False,
 ) -> None:
     """Print the monthly lifecycle table (new / active / sleeping) with the four figures."""
-    from retento.jsonable import jsonable
-    from retento.segments import analytics
-
     def go(s: Any, now: Any) -> dict[str, Any]:
         if threshold is not None or auto:
             analytics.set_threshold(s, site=site, days=None if auto else threshold, now=now)

@@ -25,6 +25,10 @@ from retento.customers import service as customers
 from retento.errors import DomainError, NotFound
 from retento.history.schemas import ChangeContext
 from retento.orders import service as orders
+from retento.sites.service import manager_ids
+from retento.tasks import service as tasks
+from retento.tasks.schemas import TaskCreate
+from retento.webhooks import service as webhooks
 
 
 @dataclass
@@ -247,15 +251,11 @@ class CreateTask(BaseModel):
 
 
 def _check_task(session: Session, p: CreateTask) -> None:
-    from retento.sites.service import manager_ids
-
     if isinstance(p.assignee, int) and p.assignee not in manager_ids(session):
         raise DomainError.one("assignee", f"unknown manager {p.assignee}")
 
 
 def create_task(a: ActionContext, p: CreateTask) -> dict[str, Any]:
-    from retento.tasks import service as tasks
-
     manager_id = p.assignee if isinstance(p.assignee, int) else None
     if p.assignee == "order_manager" and a.order_id is not None:
         manager_id = orders.get(a.session, a.order_id).manager_id
@@ -386,8 +386,6 @@ def _retag_part(contexts: list[ActionContext], params: list[TagAction], add: boo
 
 
 def _task_data(a: ActionContext, p: CreateTask, manager_id: int | None) -> Any:
-    from retento.tasks.schemas import TaskCreate
-
     try:
         return TaskCreate(title=render(p.title, a.variables, field="title")[:500],
                           text=render(p.text, a.variables, field="text") if p.text else None,
@@ -402,8 +400,6 @@ def create_task_many(contexts: list[ActionContext], params: list[CreateTask]) ->
 
 
 def _create_tasks(contexts: list[ActionContext], params: list[CreateTask]) -> list[dict[str, Any]]:
-    from retento.tasks import service as tasks
-
     session = contexts[0].session
     wanted = {"order_manager": {a.order_id for a, p in zip(contexts, params, strict=True)
                                 if p.assignee == "order_manager" and a.order_id is not None},
@@ -434,8 +430,6 @@ def _webhook_body(a: ActionContext) -> dict[str, Any]:
 
 def webhook_many(contexts: list[ActionContext], params: list[Webhook]) -> list[dict[str, Any]]:
     """Deliveries of the webhooks domain (its outbox, signature, client and delivery log), one per run and URL."""
-    from retento.webhooks import service as webhooks
-
     def part(cs: list[ActionContext], ps: list[Webhook]) -> list[dict[str, Any]]:
         calls = [{"trigger_id": a.trigger_id, "key": f"{a.key}:webhook:{p.url}", "url": p.url, "secret": p.secret,
                   "event_id": (a.event or {}).get("id"), "body": _webhook_body(a)} for a, p in zip(cs, ps, strict=True)]
