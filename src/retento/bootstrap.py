@@ -69,8 +69,9 @@ def assemble() -> Parts:
                          ("compat.upload", compat_upload),  # before compat: its catch-all answers any other /api/v5 path
                          ("compat", compat_api),
                          ("webhooks", webhooks_api), ("triggers", triggers_api), ("tasks", tasks_api),
-                         ("segments", segments_api), ("messaging", messaging_api)):
+                         ("segments", segments_api)):
         parts.routers.add(name, module.router)
+    parts.routers.add("messaging", messaging_api.mounted())  # at /api/v1/messaging and its old /api/messaging
     for name, command in (("import", imports_cli.import_app), ("demo", demo_cli.demo), ("triggers", triggers_cli.app),
                           ("tasks", tasks_cli.app), ("segments", segments_cli.segments_app), ("rfm", segments_cli.rfm),
                           ("cohorts", segments_cli.cohorts), ("report", messaging_cli.app),

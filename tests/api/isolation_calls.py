@@ -19,24 +19,31 @@ from urllib.parse import urlencode
 
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from retento.messaging import tracking
+from retento.messaging import API_PATH, OLD_API_PATH, tracking
 from tests.api.isolation_world import Shop
 
 DENIED = frozenset({403, 404})
 CLEAN = "clean"  # any status below 500; the body shows nothing of the other shop
 
 # Public routes with their own authentication, which no API key reaches (so no key's sites apply).
-PUBLIC = {
-    ("GET", "/api/messaging/o/{tok}.gif"): "open pixel: a signed per-message token",
-    ("GET", "/api/messaging/c/{tok}"): "click redirect: a signed per-message token and a signed URL",
-    ("GET", "/api/messaging/u/{tok}"): "unsubscribe page: a signed per-message token",
-    ("POST", "/api/messaging/u/{tok}"): "unsubscribe: a signed per-message token",
-    ("GET", "/api/messaging/webhooks/whatsapp"): "Meta's subscription check: the verify token",
-    ("POST", "/api/messaging/webhooks/whatsapp"): "WhatsApp statuses: X-Hub-Signature-256",
-    ("POST", "/api/messaging/webhooks/twilio"): "Twilio statuses: X-Twilio-Signature",
-    ("POST", "/api/messaging/webhooks/vk"): "VK callbacks: the shared secret",
+_PUBLIC = {
+    ("GET", "/api/v1/messaging/o/{tok}.gif"): "open pixel: a signed per-message token",
+    ("GET", "/api/v1/messaging/c/{tok}"): "click redirect: a signed per-message token and a signed URL",
+    ("GET", "/api/v1/messaging/u/{tok}"): "unsubscribe page: a signed per-message token",
+    ("POST", "/api/v1/messaging/u/{tok}"): "unsubscribe: a signed per-message token",
+    ("GET", "/api/v1/messaging/webhooks/whatsapp"): "Meta's subscription check: the verify token",
+    ("POST", "/api/v1/messaging/webhooks/whatsapp"): "WhatsApp statuses: X-Hub-Signature-256",
+    ("POST", "/api/v1/messaging/webhooks/twilio"): "Twilio statuses: X-Twilio-Signature",
+    ("POST", "/api/v1/messaging/webhooks/vk"): "VK callbacks: the shared secret",
     ("GET", "/api/v5/openapi.json"): "the v5 OpenAPI document: public, as /api/openapi.json is; no shop data",
 }
+PUBLIC = {**_PUBLIC, **{(m, OLD_API_PATH + p[len(API_PATH):]): f"{why} (the old path)"
+                        for (m, p), why in _PUBLIC.items() if p.startswith(API_PATH + "/")}}
+
+
+def canonical(path: str) -> str:
+    """A route's path at its current place: the old paths of a moved router (still answering) as the new."""
+    return API_PATH + path[len(OLD_API_PATH):] if path.startswith(OLD_API_PATH + "/") else path
 
 
 @dataclass
@@ -166,26 +173,26 @@ BODIES: dict[tuple[str, str], Bodies] = {
     ("PUT", "/api/v1/cohorts/threshold"): lambda a, b, _: (Body({"threshold_days": 30}), []),
     ("POST", "/api/v1/initiatives"): lambda a, b, _: (None, [
         Body({"site": b.code, "name": "Probe", "started_at": "2026-03-01T00:00:00Z"})]),
-    ("PUT", "/api/messaging/sites/{site}/prices/{channel}"): lambda a, b, _: (Body({"price": "1", "currency": "RUB"}),
+    ("PUT", "/api/v1/messaging/sites/{site}/prices/{channel}"): lambda a, b, _: (Body({"price": "1", "currency": "RUB"}),
                                                                           []),
-    ("PUT", "/api/messaging/sites/{site}/policy"): lambda a, b, _: (Body({}), []),
-    ("POST", "/api/messaging/templates"): lambda a, b, _: (None, [
+    ("PUT", "/api/v1/messaging/sites/{site}/policy"): lambda a, b, _: (Body({}), []),
+    ("POST", "/api/v1/messaging/templates"): lambda a, b, _: (None, [
         Body({"site": b.code, "name": "probe", "channel": "sms", "body": "Hi"})]),
-    ("POST", "/api/messaging/templates/{template_id}/preview"): lambda a, b, _: (None, []),
-    ("POST", "/api/messaging/cascades"): lambda a, b, _: (None, [
+    ("POST", "/api/v1/messaging/templates/{template_id}/preview"): lambda a, b, _: (None, []),
+    ("POST", "/api/v1/messaging/cascades"): lambda a, b, _: (None, [
         Body({"site": b.code, "name": "Probe", "steps": [{"channel": "email", "template": b.template_name}]})]),
-    ("POST", "/api/messaging/cascades/{cascade_id}/start"): lambda a, b, _: (Body({"customer_id": a.customer_id}), [
+    ("POST", "/api/v1/messaging/cascades/{cascade_id}/start"): lambda a, b, _: (Body({"customer_id": a.customer_id}), [
         Body({"customer_id": b.customer_id}, why="customer")]),
-    ("POST", "/api/messaging/campaigns"): lambda a, b, _: (None, [
+    ("POST", "/api/v1/messaging/campaigns"): lambda a, b, _: (None, [
         Body({"cascade_id": b.cascade_id, "name": "Probe", "customer_ids": [a.customer_id]}, why="cascade"),
         Body({"cascade_id": a.cascade_id, "name": "Probe", "customer_ids": [a.customer_id, b.customer_id]},
              why="customers"),
         Body({"cascade_id": a.cascade_id, "name": "Probe", "segment": b.static_segment_id}, why="segment")]),
-    ("POST", "/api/messaging/devices"): lambda a, b, _: (None, [
+    ("POST", "/api/v1/messaging/devices"): lambda a, b, _: (None, [
         Body({"customer_id": b.customer_id, "token": "new-device-token-1"}, why="customer"),
         Body({"customer_id": a.customer_id, "token": b.extra["device_token"]}, expect=frozenset({409}),
              why="the other shop's device")]),
-    ("POST", "/api/messaging/bounces"): lambda a, b, secret: (None, [Body(content=_dsn(b.message_id, secret),
+    ("POST", "/api/v1/messaging/bounces"): lambda a, b, secret: (None, [Body(content=_dsn(b.message_id, secret),
                                                                                   content_type="message/rfc822")]),
 }
 
@@ -261,6 +268,7 @@ def calls_for(route: Any, a: Shop, b: Shop, secret: str) -> list[Call]:
         return listed
     (method,) = route.methods
     plain = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # `{trigger_id:int}` -> `{trigger_id}`
+    key = (method, canonical(plain))
     path_names = [p.alias for p in _flat(route.dependant, "path_params")]
     queries = _flat(route.dependant, "query_params")
     unknown = [n for n in path_names if n not in REFS and n not in FIXED]
@@ -268,9 +276,9 @@ def calls_for(route: Any, a: Shop, b: Shop, secret: str) -> list[Call]:
     if unknown:
         raise ValueError(f"cannot fill the parameters {unknown}: add them to isolation_calls.REFS or FIXED")
     takes_body = method in ("POST", "PUT", "PATCH") or route.body_field is not None
-    if takes_body and (method, plain) not in BODIES:
+    if takes_body and key not in BODIES:
         raise ValueError("a route that may read a body, without an entry in isolation_calls.BODIES")
-    base, variants = BODIES[(method, plain)](a, b, secret) if takes_body else (None, [])
+    base, variants = BODIES[key](a, b, secret) if takes_body else (None, [])
     required = [q.alias for q in queries if q.field_info.is_required()]
 
     def call(path_shop: Shop, params: dict[str, Any], body: Body | None, expect: Any, why: str) -> Call:

@@ -68,7 +68,7 @@ def test_task_due_dates_are_times_in_range_not_unix_numbers(app, client):
 
 
 def test_campaign_start_and_segment_rule_dates_are_in_range(shop, client):
-    r = client.post("/api/messaging/campaigns", json={"cascade_id": 1, "name": "Spring", "customer_ids": [1],
+    r = client.post("/api/v1/messaging/campaigns", json={"cascade_id": 1, "name": "Spring", "customer_ids": [1],
                                                       "start_at": LATE})
     assert r.status_code == 422 and RANGE in problem_fields(r)["start_at"]
     rules = {"customer": {"field": "birthday", "op": "gt", "value": "0001-01-01"}}

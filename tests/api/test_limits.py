@@ -155,8 +155,8 @@ def test_strings_without_a_natural_bound_have_one(app, client):
     assert r.status_code == 422 and "at most 128 characters" in fields(r)["name"]
     r = client.post(f"{V1}/triggers", json={"name": "t", "events": ["e" * 1000], "actions": []})
     assert r.status_code == 422 and "events.0" in fields(r)
-    r = client.post("/api/messaging/campaigns", json={"cascade_id": 1, "name": "c", "segment": "s" * 1000})
+    r = client.post("/api/v1/messaging/campaigns", json={"cascade_id": 1, "name": "c", "segment": "s" * 1000})
     assert r.status_code == 422 and any(k.startswith("segment") for k in fields(r))
-    r = client.post("/api/messaging/templates", json={"site": "shop", "name": "t", "channel": "sms",
+    r = client.post("/api/v1/messaging/templates", json={"site": "shop", "name": "t", "channel": "sms",
                                                       "body": "b" * 70_000})
     assert r.status_code == 422 and "at most 65536 characters" in fields(r)["body"]

@@ -46,7 +46,7 @@ def test_every_route_answers_undeclared_methods_with_405_and_allow(app, client):
             assert set(r.headers["allow"].split(", ")) == allowed, (method, path, r.headers["allow"])
             if path.startswith("/api/v5"):
                 assert r.json() == {"success": False, "errorMsg": "Method Not Allowed"}
-            elif path.startswith("/api/v1") or path.startswith("/api/messaging"):
+            elif path.startswith("/api/v1") or path.startswith("/api/v1/messaging"):
                 assert r.headers["content-type"] == "application/problem+json"
                 assert r.json()["errors"][0]["field"] == "method"
             checked += 1

@@ -143,34 +143,34 @@ def test_4_7_segment_csv_with_other_digits_or_bare_carriage_returns(world):
 
 def test_8_tracking_links_with_any_characters_are_not_ours(world):
     anonymous = httpx.Client(base_url=str(world["c"].base_url), timeout=30)
-    resp = anonymous.get("/api/messaging/c/x", params={"url": "a", "s": "é"})
+    resp = anonymous.get("/api/v1/messaging/c/x", params={"url": "a", "s": "é"})
     assert native_error(resp, 400, "url") == "link signature does not match"
-    resp = anonymous.get("/api/messaging/o/1.é.gif")
+    resp = anonymous.get("/api/v1/messaging/o/1.é.gif")
     assert resp.status_code == 200 and resp.headers["content-type"] == "image/gif"
-    assert anonymous.post("/api/messaging/u/1.é").status_code == 404
-    page = anonymous.get('/api/messaging/u/1."><img src=x onerror=alert(1)>')
+    assert anonymous.post("/api/v1/messaging/u/1.é").status_code == 404
+    page = anonymous.get('/api/v1/messaging/u/1."><img src=x onerror=alert(1)>')
     assert page.status_code == 404 and "<img" not in page.text
 
 
 def signed_whatsapp(c: httpx.Client, body: bytes) -> httpx.Response:
     sig = "sha256=" + hmac.new(WA_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return c.post("/api/messaging/webhooks/whatsapp", content=body, headers={"X-Hub-Signature-256": sig})
+    return c.post("/api/v1/messaging/webhooks/whatsapp", content=body, headers={"X-Hub-Signature-256": sig})
 
 
 def test_9_provider_webhooks_with_bodies_their_provider_never_sends(world):
     c = world["c"]
-    resp = c.post("/api/messaging/webhooks/twilio", content=b"MessageSid=SM1&MessageStatus=\xff\xfe",
+    resp = c.post("/api/v1/messaging/webhooks/twilio", content=b"MessageSid=SM1&MessageStatus=\xff\xfe",
                   headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"})
     assert native_error(resp, 400, "body") == "not UTF-8 form data"
-    resp = c.post("/api/messaging/webhooks/twilio", data={"MessageSid": "SM1"}, headers={"X-Twilio-Signature": "é".encode()})
+    resp = c.post("/api/v1/messaging/webhooks/twilio", data={"MessageSid": "SM1"}, headers={"X-Twilio-Signature": "é".encode()})
     assert resp.status_code == 401
     for raw in (b"[]", b'"ok"', b"null", b"1e999", b"[1, 2"):
-        assert c.post("/api/messaging/webhooks/vk", content=raw).status_code == 400, raw
+        assert c.post("/api/v1/messaging/webhooks/vk", content=raw).status_code == 400, raw
     for obj, field in [(None, "object"), ([1], "object"), ({"peer_id": 5}, "object.read_message_id"),
                        ({"read_message_id": "x"}, "object.read_message_id")]:
         event = {"type": "message_read", "secret": VK_SECRET, "group_id": 1, **({"object": obj} if obj else {})}
-        native_error(c.post("/api/messaging/webhooks/vk", json=event), 400, field)
-    resp = c.post("/api/messaging/webhooks/vk", json={"type": "message_read", "secret": "é", "object": {}})
+        native_error(c.post("/api/v1/messaging/webhooks/vk", json=event), 400, field)
+    resp = c.post("/api/v1/messaging/webhooks/vk", json={"type": "message_read", "secret": "é", "object": {}})
     assert resp.status_code == 401
     for raw, field in [
         (b"[]", "body"), (b"null", "body"), (b'{"entry":[1]}', "entry.0"), (b'{"entry":{"a":1}}', "entry"),
@@ -182,6 +182,6 @@ def test_9_provider_webhooks_with_bodies_their_provider_never_sends(world):
          "entry.0.changes.0.value.statuses.0.timestamp"),
     ]:
         native_error(signed_whatsapp(c, raw), 400, field)
-    resp = c.post("/api/messaging/webhooks/whatsapp", content=b"{}", headers={"X-Hub-Signature-256": "sha256=é".encode()})
+    resp = c.post("/api/v1/messaging/webhooks/whatsapp", content=b"{}", headers={"X-Hub-Signature-256": "sha256=é".encode()})
     assert resp.status_code == 401
     assert signed_whatsapp(c, b'{"object": "whatsapp_business_account", "entry": []}').status_code == 200

@@ -1,6 +1,6 @@
 """A key limited to one shop never reads, writes or messages another shop: every route of the application
-(native, /api/messaging and /api/v5, in the OpenAPI documents or not) called with a key of `ashop` against
-`bshop`'s objects answers 403 / 404, a call that names none of them shows nothing of bshop, and no row of bshop
+(native, /api/v1/messaging and its old /api/messaging, /api/v5, in the OpenAPI documents or not) called with a
+key of `ashop` against `bshop`'s objects answers 403 / 404, a call that names none of them shows nothing of bshop, and no row of bshop
 changes. The calls come from tests/api/isolation_calls.py; a new route fails here until its calls are listed."""
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def changed_rows(before: dict, after: dict, a: Shop, b: Shop) -> list[str]:
 
 def reported(a: Shop, b: Shop) -> list[tuple[str, str, dict[str, Any], int]]:
     """(method, path, request arguments, status): each answered 200 / 201 with bshop's data before."""
-    m, v1 = "/api/messaging", "/api/v1"
+    m, v1 = "/api/v1/messaging", "/api/v1"
     return [
         ("GET", f"{m}/templates", {"params": {"site": b.code}}, 403),
         ("POST", f"{m}/templates/{a.template_id}/preview", {"params": {"customer_id": b.customer_id}}, 404),
@@ -243,7 +243,7 @@ def test_a_site_limited_key_manages_only_triggers_of_its_sites(iso_app, shops, c
 def test_the_key_still_does_everything_on_its_own_shop(shops, client):
     """The scope takes nothing from the key's own site: creating and changing its data works as before."""
     a, _ = shops
-    v1, m = "/api/v1", "/api/messaging"
+    v1, m = "/api/v1", "/api/v1/messaging"
     customer = client.post(f"{v1}/customers", json={
         "site": a.code, "first_name": "Vera", "tags": ["new"], "email": "vera@ashop.example",
         "consents": {"email": {"granted": True, "source": "form"}}})

@@ -60,7 +60,7 @@ def test_seed_scenario_cascade_saves_what_the_source_says(mapp, client, smtp_ser
     # 20% open the email: their client loads the pixel from the HTML it received
     for i in range(0, N, 5):
         html = _html(smtp_server.messages[i]["raw"])
-        pixel = html[html.index("/api/messaging/o/"):html.index('.gif"') + 4]
+        pixel = html[html.index("/api/v1/messaging/o/"):html.index('.gif"') + 4]
         assert client.get(pixel).status_code == 200
     t_open = time.monotonic()
     print(f"opens {t_open - t_email:.1f}s", flush=True)
@@ -76,14 +76,14 @@ def test_seed_scenario_cascade_saves_what_the_source_says(mapp, client, smtp_ser
     for status, share in (("delivered", sent), ("read", [m for i, m in enumerate(sent) if i % 10])):
         for i in range(0, len(share), 1000):
             body = p.whatsapp_statuses([{"id": m["id"], "status": status, "to": m["to"]} for m in share[i:i + 1000]])
-            r = client.post("/api/messaging/webhooks/whatsapp", content=body,
+            r = client.post("/api/v1/messaging/webhooks/whatsapp", content=body,
                             headers={"X-Hub-Signature-256": p.meta_signature(body)})
             assert r.status_code == 200
     mapp.clock.advance(hours=25)
     h.drain(mapp, limit=1000)
     t_hooks = time.monotonic()
 
-    rep = client.get(f"/api/messaging/campaigns/{camp.id}/report").json()
+    rep = client.get(f"/api/v1/messaging/campaigns/{camp.id}/report").json()
     ch = {c["channel"]: c for c in rep["channels"]}
     assert rep["members"] == N and rep["currency"] == "RUB"
     assert (ch["email"]["sent"], ch["email"]["read"], Decimal(ch["email"]["cost"])) == (N, 10_000, Decimal("1500.00"))
@@ -97,6 +97,6 @@ def test_seed_scenario_cascade_saves_what_the_source_says(mapp, client, smtp_ser
     assert Decimal(rep["gross_saving"]) == Decimal("56000.00")
     assert Decimal(rep["net_saving"]) == Decimal("54500.00")
     assert rep["outcomes"] == {"read": 46_000, "exhausted": 4_000}
-    assert client.get(f"/api/messaging/cascades/{cascade_id}/report").json()["net_saving"] == rep["net_saving"]
+    assert client.get(f"/api/v1/messaging/cascades/{cascade_id}/report").json()["net_saving"] == rep["net_saving"]
     print(f"\nsetup {t_setup - t0:.1f}s, email {t_email - t_setup:.1f}s, opens {t_open - t_email:.1f}s, "
           f"whatsapp {t_wa - t_open:.1f}s, webhooks {t_hooks - t_wa:.1f}s")

@@ -53,7 +53,7 @@ def test_hard_bounce_fails_the_email_moves_the_cascade_on_and_withdraws_consent(
     (email,) = h.messages(mapp)
     assert email.status == "sent"
 
-    r = client.post("/api/messaging/bounces", content=dsn(verp), headers={"content-type": "message/rfc822"})
+    r = client.post("/api/v1/messaging/bounces", content=dsn(verp), headers={"content-type": "message/rfc822"})
     assert r.status_code == 200, r.text
     assert r.json() == {"message_id": email.id, "action": "failed", "status": "5.1.1",
                         "diagnostic": "550 5.1.1 <anna@example.com>: Recipient address rejected: User unknown"}
@@ -63,7 +63,7 @@ def test_hard_bounce_fails_the_email_moves_the_cascade_on_and_withdraws_consent(
     h.drain(mapp)  # the failed step wakes the run: WhatsApp goes now, not after the 24 h window
     assert [m.channel for m in h.messages(mapp)] == ["email", "whatsapp"]
 
-    again = client.post("/api/messaging/bounces", content=dsn(verp))
+    again = client.post("/api/v1/messaging/bounces", content=dsn(verp))
     assert again.status_code == 200  # a replayed report changes nothing more
     h.drain(mapp)
     assert [(m.channel, m.status) for m in h.messages(mapp)] == [("email", "failed"), ("whatsapp", "sent")]
@@ -73,11 +73,11 @@ def test_forged_foreign_and_temporary_reports_change_nothing(mapp, client, smtp_
     anna, verp = _send_email(mapp, smtp_server)
     mid, sig = re.search(r"\+bounce-(\d+)\.([^@]+)@", verp).groups()
     forged = verp.replace(f"{mid}.{sig}", f"{int(mid) + 1}.{sig}")
-    r = client.post("/api/messaging/bounces", content=dsn(forged))
+    r = client.post("/api/v1/messaging/bounces", content=dsn(forged))
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "body", r.text
-    r = client.post("/api/messaging/bounces", content=b"Subject: hello\r\n\r\nnot a report, " + verp.encode())
+    r = client.post("/api/v1/messaging/bounces", content=b"Subject: hello\r\n\r\nnot a report, " + verp.encode())
     assert r.status_code == 400 and "delivery status" in r.json()["errors"][0]["reason"]
-    r = client.post("/api/messaging/bounces", content=dsn(verp, action="delayed", status="4.4.7"))
+    r = client.post("/api/v1/messaging/bounces", content=dsn(verp, action="delayed", status="4.4.7"))
     assert r.status_code == 200 and r.json()["action"] == "delayed"
     (email,) = h.messages(mapp)
     assert email.status == "sent" and _email_consent(mapp, anna) == (True, "checkout")

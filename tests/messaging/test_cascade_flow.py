@@ -24,13 +24,13 @@ def test_email_with_parts_headers_pixel_and_click_tracking(mapp, client, smtp_se
     assert mail["from"].startswith("news+bounce-") and mail["from"].endswith("@shop.example")
     assert msg["Subject"] == "Бонусы для Анна"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    unsub = re.search(r"<(http://testserver/api/messaging/u/[^>]+)>", msg["List-Unsubscribe"]).group(1)
+    unsub = re.search(r"<(http://testserver/api/v1/messaging/u/[^>]+)>", msg["List-Unsubscribe"]).group(1)
     assert "<mailto:unsubscribe@shop.example?subject=unsubscribe-" in msg["List-Unsubscribe"]
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
     assert "Здравствуйте, Анна! Баланс: 350" in text
-    pixel = re.search(r'src="http://testserver(/api/messaging/o/[^"]+\.gif)"', html).group(1)
-    click = re.search(r'href="http://testserver(/api/messaging/c/[^"]+)"', html).group(1).replace("&amp;", "&")
+    pixel = re.search(r'src="http://testserver(/api/v1/messaging/o/[^"]+\.gif)"', html).group(1)
+    click = re.search(r'href="http://testserver(/api/v1/messaging/c/[^"]+)"', html).group(1).replace("&amp;", "&")
 
     (email,) = h.messages(mapp)
     assert (email.status, str(email.cost), email.currency) == ("sent", "0.0300", "RUB")
@@ -41,7 +41,7 @@ def test_email_with_parts_headers_pixel_and_click_tracking(mapp, client, smtp_se
     assert client.get(pixel).headers["content-type"] == "image/gif"
     (email,) = h.messages(mapp)
     assert email.status == "clicked" and email.read_at is not None and email.clicked_at is not None
-    timeline = client.get(f"/api/messaging/messages/{email.id}").json()["timeline"]
+    timeline = client.get(f"/api/v1/messaging/messages/{email.id}").json()["timeline"]
     assert [t["status"] for t in timeline] == ["queued", "sent", "delivered", "read", "clicked"]
 
     mapp.clock.advance(hours=25)
@@ -66,7 +66,7 @@ def test_whatsapp_goes_only_to_who_did_not_read_and_statuses_come_by_webhook(map
     h.drain(mapp)
     mail_reader = h.messages(mapp, customer_id=reader)[0]
     from retento.messaging.tracking import token
-    client.get(f"/api/messaging/o/{token('s3cret', mail_reader.id)}.gif")
+    client.get(f"/api/v1/messaging/o/{token('s3cret', mail_reader.id)}.gif")
     assert h.run(mapp, rr).outcome == "read"
 
     mapp.clock.advance(hours=23)
@@ -82,12 +82,12 @@ def test_whatsapp_goes_only_to_who_did_not_read_and_statuses_come_by_webhook(map
 
     body = p.whatsapp_statuses([{"id": wa["id"], "status": "delivered", "to": wa["to"]},
                                 {"id": wa["id"], "status": "read", "to": wa["to"]}])
-    bad = client.post("/api/messaging/webhooks/whatsapp", content=body,
+    bad = client.post("/api/v1/messaging/webhooks/whatsapp", content=body,
                       headers={"X-Hub-Signature-256": p.meta_signature(body, "wrong")})
     assert bad.status_code == 401
     assert h.messages(mapp, channel="whatsapp")[0].status == "sent"  # nothing stored
     for _ in range(2):  # a replayed webhook changes nothing
-        r = client.post("/api/messaging/webhooks/whatsapp", content=body,
+        r = client.post("/api/v1/messaging/webhooks/whatsapp", content=body,
                         headers={"X-Hub-Signature-256": p.meta_signature(body)})
         assert r.status_code == 200
         msg = h.messages(mapp, channel="whatsapp")[0]
@@ -96,10 +96,10 @@ def test_whatsapp_goes_only_to_who_did_not_read_and_statuses_come_by_webhook(map
 
 
 def test_webhook_verification_handshake(client):
-    r = client.get("/api/messaging/webhooks/whatsapp",
+    r = client.get("/api/v1/messaging/webhooks/whatsapp",
                    params={"hub.mode": "subscribe", "hub.verify_token": "verify-me", "hub.challenge": "1158201444"})
     assert r.status_code == 200 and r.text == "1158201444"
-    r = client.get("/api/messaging/webhooks/whatsapp",
+    r = client.get("/api/v1/messaging/webhooks/whatsapp",
                    params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "1"})
     assert r.status_code == 403
 

@@ -25,7 +25,7 @@ def test_telegram_send_and_no_read_receipts(mapp, client, http_providers):
     ok, bad = h.messages(mapp)
     assert ok.status == "sent" and ok.provider_id == f"5551234:{tg['message_id']}"
     assert bad.status == "failed" and "bot was blocked by the user" in bad.reason
-    rep = client.get(f"/api/messaging/cascades/{cid}/report").json()
+    rep = client.get(f"/api/v1/messaging/cascades/{cid}/report").json()
     (line,) = rep["channels"]
     assert line["read"] is None and line["delivered"] is None and line["cost_per_read"] is None  # not reported
 
@@ -50,18 +50,18 @@ def test_vk_send_read_by_callback_and_secret_check(mapp, client, http_providers)
     ok, denied = h.messages(mapp)
     assert ok.provider_id == str(vk["id"]) and denied.status == "failed" and "901" in denied.reason
 
-    assert client.post("/api/messaging/webhooks/vk", json={"type": "confirmation", "group_id": 1,
+    assert client.post("/api/v1/messaging/webhooks/vk", json={"type": "confirmation", "group_id": 1,
                                                            "secret": "vk-secret"}).text == "c0nf1rm"
     event = {"type": "message_read", "object": {"from_id": 7770001, "peer_id": 7770001,
                                                 "read_message_id": vk["id"]}, "group_id": 1, "event_id": "e1"}
-    assert client.post("/api/messaging/webhooks/vk", json={**event, "secret": "nope"}).status_code == 401
+    assert client.post("/api/v1/messaging/webhooks/vk", json={**event, "secret": "nope"}).status_code == 401
     assert h.messages(mapp)[0].read_at is None
     for _ in range(2):
-        r = client.post("/api/messaging/webhooks/vk", json={**event, "secret": "vk-secret"})
+        r = client.post("/api/v1/messaging/webhooks/vk", json={**event, "secret": "vk-secret"})
         assert r.status_code == 200 and r.text == "ok"
     assert h.messages(mapp)[0].status == "read"
     # message_deny: the user forbade messages from the community, so VK consent is withdrawn
-    client.post("/api/messaging/webhooks/vk", json={"type": "message_deny", "object": {"user_id": 7770001},
+    client.post("/api/v1/messaging/webhooks/vk", json={"type": "message_deny", "object": {"user_id": 7770001},
                                                     "group_id": 1, "secret": "vk-secret"})
     h.start(mapp, cid, anna, idempotency_key="again")
     h.drain(mapp)
@@ -79,22 +79,22 @@ def test_sms_segments_price_and_status_callback(mapp, client, http_providers):
     h.start(mapp, c1, h.customer(mapp, external_id="bad", phone="+15005550001"))
     h.drain(mapp)
     lat, cyr = http_providers.sent("sms")
-    assert lat["form"]["StatusCallback"] == "http://testserver/api/messaging/webhooks/twilio"
+    assert lat["form"]["StatusCallback"] == "http://testserver/api/v1/messaging/webhooks/twilio"
     m1, m2, m3 = h.messages(mapp)
     assert (m1.units, str(m1.cost)) == (2, "7.0000")  # 161 GSM-7 chars: 2 segments of 153
     assert (m2.units, str(m2.cost)) == (2, "7.0000")  # 71 Cyrillic chars: 2 segments of 67
     assert m3.status == "failed" and "21211" in m3.reason
 
-    url = "http://testserver/api/messaging/webhooks/twilio"
+    url = "http://testserver/api/v1/messaging/webhooks/twilio"
     form = {"MessageSid": lat["sid"], "MessageStatus": "delivered", "AccountSid": p.TWILIO_SID,
             "To": lat["to"], "ApiVersion": "2010-04-01"}
-    bad = client.post("/api/messaging/webhooks/twilio", data=form, headers={"X-Twilio-Signature": "AAAA"})
+    bad = client.post("/api/v1/messaging/webhooks/twilio", data=form, headers={"X-Twilio-Signature": "AAAA"})
     assert bad.status_code == 401 and h.messages(mapp)[0].delivered_at is None
-    r = client.post("/api/messaging/webhooks/twilio", data=form,
+    r = client.post("/api/v1/messaging/webhooks/twilio", data=form,
                     headers={"X-Twilio-Signature": twilio.signature(p.TWILIO_AUTH, url, form)})
     assert r.status_code == 204 and h.messages(mapp)[0].status == "delivered"
     form2 = {**form, "MessageSid": cyr["sid"], "MessageStatus": "undelivered", "ErrorCode": "30003"}
-    client.post("/api/messaging/webhooks/twilio", data=form2,
+    client.post("/api/v1/messaging/webhooks/twilio", data=form2,
                 headers={"X-Twilio-Signature": twilio.signature(p.TWILIO_AUTH, url, form2)})
     assert h.messages(mapp)[1].status == "failed" and h.messages(mapp)[1].reason == "twilio 30003"
 
@@ -111,9 +111,9 @@ def test_segment_rules():
 def test_push_send_and_unregistered_token_is_dropped(mapp, client, http_providers):
     cid = _one_step(mapp, "push", subject="Бонусы", body="Сгорают завтра")
     anna, bob = h.customer(mapp), h.customer(mapp, external_id="b")
-    assert client.post("/api/messaging/devices", json={"customer_id": anna, "token": "fcm-token-anna-0001"}
+    assert client.post("/api/v1/messaging/devices", json={"customer_id": anna, "token": "fcm-token-anna-0001"}
                        ).status_code == 201
-    client.post("/api/messaging/devices", json={"customer_id": bob, "token": "unregistered-token-bob"})
+    client.post("/api/v1/messaging/devices", json={"customer_id": bob, "token": "unregistered-token-bob"})
     h.start(mapp, cid, anna)
     h.start(mapp, cid, bob)
     h.drain(mapp)

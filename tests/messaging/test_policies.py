@@ -88,7 +88,7 @@ def test_cheapest_read_mode_puts_the_cheap_channel_first(mapp, http_providers, s
 def test_campaign_at_a_time(mapp, client, smtp_server):
     cid = _email_cascade(mapp)
     ids = [h.customer(mapp, external_id=str(i)) for i in range(3)]
-    r = client.post("/api/messaging/campaigns", json={"cascade_id": cid, "name": "Later", "customer_ids": ids,
+    r = client.post("/api/v1/messaging/campaigns", json={"cascade_id": cid, "name": "Later", "customer_ids": ids,
                                                       "start_at": "2026-03-03T10:00:00+03:00"})
     assert r.status_code == 201 and r.json()["members"] == 3
     h.drain(mapp)
@@ -96,25 +96,25 @@ def test_campaign_at_a_time(mapp, client, smtp_server):
     mapp.clock.set(datetime(2026, 3, 3, 7, 0, tzinfo=UTC))
     h.drain(mapp)
     assert len(smtp_server.messages) == 3
-    bad = client.post("/api/messaging/campaigns", json={"cascade_id": cid, "name": "x", "customer_ids": [999]})
+    bad = client.post("/api/v1/messaging/campaigns", json={"cascade_id": cid, "name": "x", "customer_ids": [999]})
     assert bad.status_code == 404 and "customer_ids" in fields(bad)
 
 
 def test_templates_over_the_api(mapp, client):
     h.setup_site(mapp)
-    r = client.post("/api/messaging/templates", json={"site": "shop", "name": "x", "channel": "sms",
+    r = client.post("/api/v1/messaging/templates", json={"site": "shop", "name": "x", "channel": "sms",
                                                       "body": "{{ ''.__class__.__mro__ }}"})
     assert r.status_code == 422 and "body" in fields(r)
-    r = client.post("/api/messaging/templates", json={"site": "shop", "name": "x", "channel": "sms",
+    r = client.post("/api/v1/messaging/templates", json={"site": "shop", "name": "x", "channel": "sms",
                                                       "body": "{{ customer.first_nam }}"})
     assert r.status_code == 422 and "first_nam" in fields(r)["body"]
-    r = client.post("/api/messaging/templates", json={"site": "shop", "name": "hi", "channel": "sms",
+    r = client.post("/api/v1/messaging/templates", json={"site": "shop", "name": "hi", "channel": "sms",
                                                       "language": "en", "body": "Hi {{ customer.first_name }}"})
     assert r.status_code == 201
     anna = h.customer(mapp, first_name="Ann")
-    prev = client.post(f"/api/messaging/templates/{r.json()['id']}/preview", params={"customer_id": anna}).json()
+    prev = client.post(f"/api/v1/messaging/templates/{r.json()['id']}/preview", params={"customer_id": anna}).json()
     assert prev["text"] == "Hi Ann"
-    r = client.post("/api/messaging/cascades", json={"site": "shop", "name": "c", "steps": [
+    r = client.post("/api/v1/messaging/cascades", json={"site": "shop", "name": "c", "steps": [
         {"channel": "email", "template": "hi"}]})
     assert r.status_code == 400 and "steps.0.template" in fields(r)
 
@@ -131,6 +131,6 @@ def test_start_cascade_is_idempotent(mapp):
 
 def test_management_needs_a_key_with_the_scope(mapp, client):
     h.setup_site(mapp)
-    anonymous = client.get("/api/messaging/templates", params={"site": "shop"}, headers={"X-API-Key": ""})
+    anonymous = client.get("/api/v1/messaging/templates", params={"site": "shop"}, headers={"X-API-Key": ""})
     assert anonymous.status_code == 401
-    assert client.get("/api/messaging/templates", params={"site": "shop"}).status_code == 200
+    assert client.get("/api/v1/messaging/templates", params={"site": "shop"}).status_code == 200

@@ -28,7 +28,7 @@ def test_report_cascade_in_the_terminal(mapp, client, runner):
     h.start(mapp, cid, a)
     h.start(mapp, cid, b)
     h.drain(mapp)
-    client.get(f"/api/messaging/o/{token('s3cret', h.messages(mapp, customer_id=a)[0].id)}.gif")
+    client.get(f"/api/v1/messaging/o/{token('s3cret', h.messages(mapp, customer_id=a)[0].id)}.gif")
     mapp.clock.advance(hours=2)
     h.drain(mapp)
     out = runner.invoke(cli, ["report", "cascade", str(cid)], env={"COLUMNS": "200"})

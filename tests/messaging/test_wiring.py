@@ -140,15 +140,15 @@ def test_campaign_audience_is_a_list_or_a_segment_that_exists(app, client):
     h.template(app, "bonus", "email")
     cascade = h.cascade(app, [("email", "bonus", 24)])
     anna = h.customer(app)
-    r = client.post("/api/messaging/campaigns", json={"cascade_id": cascade, "name": "x"})
+    r = client.post("/api/v1/messaging/campaigns", json={"cascade_id": cascade, "name": "x"})
     assert r.status_code == 422 and "exactly one of customer_ids and segment" in r.text
-    r = client.post("/api/messaging/campaigns", json={"cascade_id": cascade, "name": "x", "customer_ids": [anna],
+    r = client.post("/api/v1/messaging/campaigns", json={"cascade_id": cascade, "name": "x", "customer_ids": [anna],
                                                       "segment": "vip"})
     assert r.status_code == 422
-    r = client.post("/api/messaging/campaigns", json={"cascade_id": cascade, "name": "x", "segment": "nope"})
+    r = client.post("/api/v1/messaging/campaigns", json={"cascade_id": cascade, "name": "x", "segment": "nope"})
     assert r.status_code == 404 and "segment 'nope' not found" in r.text
     _static_segment(app, "vip", [anna])
-    r = client.post("/api/messaging/campaigns", json={"cascade_id": cascade, "name": "x", "segment": "vip"})
+    r = client.post("/api/v1/messaging/campaigns", json={"cascade_id": cascade, "name": "x", "segment": "vip"})
     assert r.status_code == 201 and r.json()["segment_id"] is not None
 
 

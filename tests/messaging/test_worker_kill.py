@@ -88,7 +88,7 @@ def test_sigkilled_worker_sends_nothing_twice(mapp, db_url, client, http_provide
     # The provider's status webhooks carry our key: in-flight messages that did arrive get their id back.
     body = p.whatsapp_statuses([{"id": m["id"], "status": "delivered", "to": m["to"],
                                  "callback": m["body"]["biz_opaque_callback_data"]} for m in got])
-    assert client.post("/api/messaging/webhooks/whatsapp", content=body,
+    assert client.post("/api/v1/messaging/webhooks/whatsapp", content=body,
                        headers={"X-Hub-Signature-256": p.meta_signature(body)}).status_code == 200
     rows = {m.idempotency_key: m for m in h.messages(mapp)}
     for m in got:

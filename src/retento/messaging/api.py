@@ -14,7 +14,7 @@ from retento import parsing
 from retento.db import transaction
 from retento.errors import FieldError, NotFound
 from retento.jsonable import jsonable
-from retento.messaging import reports, service, statuses, tracking
+from retento.messaging import API_PATH, OLD_API_PATH, reports, service, statuses, tracking
 from retento.messaging.channels import twilio, vk, whatsapp
 from retento.messaging.models import Message
 from retento.messaging.schemas import CampaignIn, CascadeIn, DeviceIn, PolicyIn, PriceIn, StartIn, TemplateIn
@@ -23,7 +23,7 @@ from retento.rest import ERRORS, ProblemRoute, problem, require
 # Management routes need an API key (`X-API-Key`) with these scopes; tracking links and provider webhooks
 # are public and carry their own signatures.
 READ, WRITE = [Depends(require("messaging:read"))], [Depends(require("messaging:write"))]
-router = APIRouter(prefix="/api/messaging", tags=["messaging"], route_class=ProblemRoute, responses=ERRORS)
+router = APIRouter(tags=["messaging"], route_class=ProblemRoute, responses=ERRORS)  # paths below `mounted`'s prefix
 
 
 def _app(request: Request) -> Any:
@@ -276,3 +276,12 @@ async def vk_webhook(request: Request) -> Response:
             if mid is not None:
                 service.unsubscribe(s, message_id=mid, now=now, source="vk_message_deny")
     return PlainTextResponse("ok")
+
+
+def mounted() -> APIRouter:
+    """The routes at /api/v1/messaging, and at their old place /api/messaging for one more release (the same
+    routes, left out of the OpenAPI document): what `bootstrap.assemble` registers."""
+    out = APIRouter()
+    out.include_router(router, prefix=API_PATH)
+    out.include_router(router, prefix=OLD_API_PATH, include_in_schema=False, deprecated=True)
+    return out

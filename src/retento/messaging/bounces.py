@@ -10,7 +10,7 @@ next channel) and, for a permanent failure (5.x.x), withdraws the customer's ema
 `hard_bounce`, so no later campaign mails a dead address; `delivered` records delivery; `delayed` changes
 nothing (the relay keeps trying). Replaying a report changes nothing more.
 
-Intake: `POST /api/messaging/bounces` with the raw report (an MTA pipe or a provider's inbound route), or
+Intake: `POST /api/v1/messaging/bounces` with the raw report (an MTA pipe or a provider's inbound route), or
 `retento bounces --maildir DIR` over the mailbox the bounce address delivers to.
 """
 

@@ -9,6 +9,7 @@ import hmac
 from urllib.parse import quote
 
 from retento import parsing
+from retento.messaging import API_PATH
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")  # 1x1 transparent
 
@@ -43,7 +44,7 @@ def link_ok(secret: str, tok: str, url: str, sig: str) -> bool:
 
 class Links:
     def __init__(self, base_url: str, secret: str) -> None:
-        self.base, self.secret = base_url.rstrip("/") + "/api/messaging", secret
+        self.base, self.secret = base_url.rstrip("/") + API_PATH, secret
 
     def pixel(self, mid: int) -> str:
         return f"{self.base}/o/{token(self.secret, mid)}.gif"

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from retento.db import transaction
 from retento.errors import NotFound
-from retento.messaging import campaigns, outbox, planner, service
+from retento.messaging import API_PATH, campaigns, outbox, planner, service
 from retento.messaging.channels import Channel, ChannelAdapter
 from retento.messaging.channels.email import SmtpEmail
 from retento.messaging.channels.fcm import FcmPush
@@ -57,7 +57,7 @@ def _sms(cfg: MessagingSettings) -> Channel | None:
     if not (cfg.twilio_account_sid and cfg.twilio_auth_token and cfg.twilio_from):
         return None
     return TwilioSms(api_url=cfg.twilio_api_url, account_sid=cfg.twilio_account_sid, auth_token=cfg.twilio_auth_token,
-                     sender=cfg.twilio_from, status_callback=f"{cfg.public_url.rstrip('/')}/api/messaging/webhooks/twilio",
+                     sender=cfg.twilio_from, status_callback=f"{cfg.public_url.rstrip('/')}{API_PATH}/webhooks/twilio",
                      timeout=cfg.http_timeout)
 
 
