@@ -9,6 +9,8 @@ becomes a `DomainError` naming the field (a 4xx), never an exception deeper in.
 - `csv_table`: a CSV text with a header row, any line endings.
 - `form_fields` / `form_pairs`: form bodies (urlencoded, multipart) whose every field is UTF-8 text.
 - `secret_equal`: a signature or secret from a request against the expected one, in constant time, for any text.
+- `Flag`: the pydantic type of a boolean input: JSON `true` / `false` only (pydantic alone also takes `0.0`,
+  `1` or `"yes"`); text formats (CSV cells) say what their words mean with `flag_word`.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import re
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 
 import orjson
+from pydantic import Strict
 
 from retento.errors import DomainError
 
@@ -34,6 +37,17 @@ INT64_MAX = 2**63 - 1
 JSON_INT_MIN, JSON_INT_MAX = -(2**63), 2**64 - 1  # what a 64-bit integer (signed or unsigned) holds
 MAX_DEPTH = 64  # levels of nested objects / arrays in a JSON document
 _ORJSON_DEPTH = 254  # orjson refuses to write deeper values; wrapping a value in lists makes it check MAX_DEPTH
+
+
+Flag = Annotated[bool, Strict()]
+FLAG_WORDS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False, "да": True,
+              "нет": False, "д": True, "н": False}
+
+
+def flag_word(text: str) -> bool | str:
+    """A yes / no word of a text cell as a boolean (English or Russian, any case); other text as it is, for the
+    schema to refuse naming the field."""
+    return FLAG_WORDS.get(text.strip().lower(), text)
 
 
 # --- integers --------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 from hypothesis import example, given, settings, strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from retento import parsing
 from retento.compat import mapping, params
@@ -117,6 +118,29 @@ def test_json_value_names_the_first_bad_value(raw, field, reason):
 
 def test_json_value_keeps_64_bit_integers():
     assert parsing.json_value(b"[18446744073709551615, -9223372036854775808]") == [2**64 - 1, -(2**63)]
+
+
+# --- parsing.Flag, flag_word -----------------------------------------------------------------------------
+
+
+@given(json_like)
+@example(0.0)
+@example(1)
+@example("yes")
+def test_flag_is_a_json_boolean_and_nothing_else(value):
+    try:
+        assert TypeAdapter(parsing.Flag).validate_python(value) is value
+    except ValidationError:
+        assert not isinstance(value, bool)
+    else:
+        assert isinstance(value, bool)
+
+
+@given(st.text(max_size=6))
+def test_flag_word_of_any_text(text):
+    value = parsing.flag_word(text)
+    assert isinstance(value, bool) or value == text
+    assert parsing.flag_word(" Да ") is True and parsing.flag_word("NO") is False
 
 
 # --- parsing.csv_table, form_fields, secret_equal ----------------------------------------------------------

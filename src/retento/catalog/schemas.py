@@ -4,6 +4,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from retento.money import check_currency
 from retento.orders.schemas import ItemKind, Money
+from retento.parsing import Flag
 
 
 class ProductIn(BaseModel):
@@ -16,7 +17,7 @@ class ProductIn(BaseModel):
     kind: ItemKind = ItemKind.PRODUCT
     price: Money
     currency: str | None = None
-    active: bool = True
+    active: Flag = True
 
     @field_validator("currency")
     @classmethod

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from retento import limits
 from retento.contacts import check_locale, check_timezone, normalize_email, normalize_phone
 from retento.dates import AwareDatetime, Day
+from retento.parsing import Flag
 
 
 class Channel(StrEnum):
@@ -41,7 +42,7 @@ CustomFields = Annotated[dict[Key, CustomValue], AfterValidator(limits.check_cus
 class ConsentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    granted: bool
+    granted: Flag
     at: AwareDatetime | None = None  # defaults to now
     source: str = Field("api", min_length=1, max_length=64)
 
@@ -67,7 +68,7 @@ class CustomerFields(BaseModel):
     tags: Labels | None = None
     interests: Labels | None = None
     entry_point: EntryPoint | None = None
-    email_confirmed: bool | None = None
+    email_confirmed: Flag | None = None
     consents: dict[Channel, ConsentIn] | None = None
     manager_id: int | None = Field(None, gt=0)
 

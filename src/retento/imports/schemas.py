@@ -37,7 +37,6 @@ SCHEMAS: dict[Kind, type[BaseModel]] = {
 LISTS = {"tags", "interests"}  # `a;b` in a cell
 STRUCTURED = LISTS | {"items", "consents", "personal_dates", "custom_fields", "delivery", "payment", "customer"}
 BOOLEANS = {"granted", "email_confirmed", "active"}
-YES = {"да": "true", "нет": "false", "д": "true", "н": "false"}  # Russian yes / no in boolean cells
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
@@ -86,7 +85,7 @@ def _cell(model: type[BaseModel], path: list[str], cell: str) -> Any:
             where, reason = exc.errors[0].field, exc.errors[0].reason
             raise ValueError(f"{where}: {reason}" if where else reason) from None
     if path[-1] in BOOLEANS:
-        return YES.get(cell.lower(), cell)
+        return parsing.flag_word(cell)
     if len(path) > 1:
         return cell
     if field in LISTS:

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from retento.dates import AwareDatetime
+from retento.parsing import Flag
 
 
 class Kind(StrEnum):
@@ -42,7 +43,7 @@ class SegmentEdit(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=255)
     description: str | None = None
     rules: dict[str, Any] | None = None
-    active: bool | None = None
+    active: Flag | None = None
 
 
 class SegmentOut(BaseModel):

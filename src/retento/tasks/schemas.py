@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from retento.dates import AwareDatetime
+from retento.parsing import Flag
 
 
 class TaskCreate(BaseModel):
@@ -23,7 +24,7 @@ class TaskCreate(BaseModel):
 class TaskEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    done: bool | None = None
+    done: Flag | None = None
     manager_id: int | None = Field(None, gt=0)
     due_at: AwareDatetime | None = None
 

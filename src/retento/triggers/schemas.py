@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from retento.customers.events import CUSTOM
+from retento.parsing import Flag
 
 MIN_DELAY_MINUTES = 10
 MAX_DELAY_MINUTES = int(68 * 365.25 * 24 * 60)  # 68 years
@@ -112,10 +113,10 @@ class TriggerIn(BaseModel):
     delay: Delay | None = None
     sites: list[Name] = Field(default_factory=list, max_length=100,
                               description="Only events of these sites (codes); all if empty")
-    active: bool = True
+    active: Flag = True
     limits: list[Limit] = Field(default_factory=list, max_length=5)
     on_change: CancelOnChange = Field(default_factory=CancelOnChange)
-    react_to_own_changes: bool = Field(False, description="React to changes this trigger made itself")
+    react_to_own_changes: Flag = Field(False, description="React to changes this trigger made itself")
     max_depth: int | None = Field(None, ge=1, le=100, description="Override of the chain depth limit")
 
     def listens_to(self, event_type: str, name: str | None) -> bool:

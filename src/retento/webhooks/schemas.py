@@ -7,6 +7,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from retento.customers import events as customer_events
 from retento.orders import events as order_events
+from retento.parsing import Flag
 
 EVENT_TYPES = ("*", *customer_events.ALL, *order_events.ALL)
 
@@ -45,7 +46,7 @@ class WebhookPatch(BaseModel):
     url: AnyHttpUrl | None = None
     event_types: list[str] | None = Field(None, min_length=1, max_length=50)
     description: str | None = Field(None, max_length=255)
-    active: bool | None = Field(None, description="true re-enables a disabled subscription")
+    active: Flag | None = Field(None, description="true re-enables a disabled subscription")
 
     _check = field_validator("event_types")(classmethod(lambda cls, v: _types(v)))
 
