@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow install migrate demo clean
+.PHONY: run test test-slow test-fuzz install migrate demo clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: install
 # the minute-scale tests `make test` leaves out (marked slow); .ci/run runs them after `make test`
 test-slow: install
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# nightly-size schemathesis over both OpenAPI documents (make test runs the bounded size of the same tests)
+test-fuzz: install
+	$(BIN)/python -m pytest -m fuzz tests/api/test_openapi_fuzz.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) retento.db retento.db-wal retento.db-shm

@@ -2,7 +2,7 @@
 /api/v5/openapi.json (the RetailCRM v5 layer): no server errors, no answer outside the document.
 
 Every operation gets a bounded number of valid (positive) and invalid (negative) requests, derandomized (a
-fixed seed), so CI costs a few minutes. The nightly-size run sends many more: `pytest -m fuzz` (see FUZZ).
+fixed seed), so CI costs a few minutes. The nightly-size run sends many more: `make test-fuzz` (see FUZZ).
 The v5 `customer` / `order` form fields hold JSON; besides schemathesis' strings they get entities drawn by
 ENTITIES below, so the mapping and the services behind them are fuzzed too.
 """
