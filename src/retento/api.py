@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from sqlalchemy import text
 
 from retento import __version__, routing
 from retento.app import App
@@ -57,8 +58,6 @@ def create_app(app: App, *, with_worker: bool = False) -> FastAPI:
 
     @api.get("/api/health", tags=["system"], summary="Liveness and database check")
     def health() -> dict[str, str]:
-        from sqlalchemy import text
-
         with app.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}

@@ -7,6 +7,7 @@ from functools import lru_cache
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from retento.core.ssrf import AllowList
 from retento.dates import AwareDatetime
 
 
@@ -73,8 +74,6 @@ class Settings(BaseSettings):
     @field_validator("outgoing_allow")
     @classmethod
     def _allow_list(cls, v: str) -> str:
-        from retento.core.ssrf import AllowList
-
         AllowList.parse(v)  # a ValueError names the wrong entry
         return v
 

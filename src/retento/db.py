@@ -31,6 +31,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement, Null
@@ -433,8 +434,6 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
     if plan is None:
         stmt = insert(table)
         if skip_existing:
-            from sqlalchemy.dialects import postgresql, sqlite
-
             dialect_insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
             stmt = dialect_insert(table).on_conflict_do_nothing()
         conn.execute(stmt, list(rows))

@@ -8,6 +8,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+from retento.db import transaction
+from retento.orders.service import ensure_default_statuses
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -27,9 +30,6 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def migrate(app) -> None:  # noqa: ANN001 - retento.bootstrap.App
     """Bring the schema to the newest revision and add missing built-in statuses."""
-    from retento.db import transaction
-    from retento.orders.service import ensure_default_statuses
-
     upgrade(app.engine)
     with transaction(app.sessions) as s:
         ensure_default_statuses(s)

@@ -5,7 +5,9 @@ source of every module in src/: every import counts, function-local and `TYPE_CH
   as an import of the package's `__init__` too);
 - layers: a module imports only its own layer and those below it, never one above (core imports no domain;
   domains import no entry point or the wiring that assembles the application);
-- the application never imports the benchmarks (they live outside src/ and build apps of their own).
+- the application never imports the benchmarks (they live outside src/ and build apps of their own);
+- imports are at the top of a module: one inside a function only where it keeps a heavy dependency out of every
+  start-up (LOCAL_IMPORTS says which and why).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ LAYERS = (
     ("core", ("retento.core", "retento.errors", "retento.clock", "retento.money", "retento.jsonable")),
 )
 OUTSIDE = ("benchmarks", "tests")  # never imported by the application
+LOCAL_IMPORTS = {  # (module, what it imports inside a function): why
+    ("retento.segments.ltv", "lifetimes"): "pulls in pandas and scipy (seconds), for the LTV figures only",
+}
 
 
 def modules(root: Path) -> dict[str, Path]:
@@ -131,6 +136,17 @@ def outside(names: dict[str, set[str]]) -> list[str]:
     return sorted(f"{m} -> {n}" for m, ns in names.items() for n in ns if n.split(".")[0] in OUTSIDE)
 
 
+def local_imports(root: Path) -> list[tuple[str, str]]:
+    """(module, imported module) for every import inside a function."""
+    out = []
+    for name, path in modules(root).items():
+        for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                out += [(name, n.module or "." if isinstance(n, ast.ImportFrom) else n.names[0].name)
+                        for n in ast.walk(fn) if isinstance(n, ast.Import | ast.ImportFrom)]
+    return sorted(set(out))
+
+
 EDGES, NAMES = graph(SRC)
 
 
@@ -144,6 +160,10 @@ def test_no_module_imports_a_layer_above_its_own():
 
 def test_the_application_does_not_import_benchmarks_or_tests():
     assert outside(NAMES) == []
+
+
+def test_imports_inside_functions_only_where_listed():
+    assert [i for i in local_imports(SRC) if i not in LOCAL_IMPORTS] == []
 
 
 def test_every_module_is_checked():
@@ -182,6 +202,7 @@ def test_the_checks_find_a_circle_an_upward_import_and_an_import_of_benchmarks(t
         "retento.orders.service -> retento.api (domains -> entry points and assembly)",
     ]
     assert outside(names) == ["retento.orders.service -> benchmarks.targets"]
+    assert local_imports(root) == [("retento.core.db", "retento.orders.models")]
     assert circles(graph(SRC)[0]) == circles(EDGES)  # deterministic
 
 
@@ -190,4 +211,7 @@ if __name__ == "__main__":  # python tests/unit/test_architecture.py: the findin
         print("circle:", " <-> ".join(c))
     for line in upward(EDGES) + outside(NAMES):
         print("upward:", line)
-    sys.exit(bool(circles(EDGES) or upward(EDGES) or outside(NAMES)))
+    local = [f"{m} imports {i} in a function" for m, i in local_imports(SRC) if (m, i) not in LOCAL_IMPORTS]
+    for line in local:
+        print("local:", line)
+    sys.exit(bool(circles(EDGES) or upward(EDGES) or outside(NAMES) or local))

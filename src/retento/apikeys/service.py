@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from retento.apikeys.models import ApiKey, IdempotentRequest
 from retento.apikeys.schemas import Principal, parse_scopes
+from retento.db import transaction
 from retento.errors import DomainError, NotFound
 from retento.sites.service import get_site
 
@@ -77,8 +78,6 @@ def purge_idempotency(session: Session, *, older_than: datetime) -> int:
 
 def install(app) -> None:  # noqa: ANN001 - retento.bootstrap.App
     """Forget idempotency keys after `api_idempotency_hours` (checked at most once an hour)."""
-    from retento.db import transaction
-
     last: list[datetime] = []
 
     def purge() -> int:

@@ -14,7 +14,7 @@ from retento import parsing
 from retento.db import transaction
 from retento.errors import FieldError, NotFound
 from retento.jsonable import jsonable
-from retento.messaging import API_PATH, OLD_API_PATH, reports, service, statuses, tracking
+from retento.messaging import API_PATH, OLD_API_PATH, bounces, reports, service, statuses, tracking
 from retento.messaging.channels import twilio, vk, whatsapp
 from retento.messaging.models import Message
 from retento.messaging.schemas import CampaignIn, CascadeIn, DeviceIn, PolicyIn, PriceIn, StartIn, TemplateIn
@@ -194,8 +194,6 @@ def unsubscribe(tok: str, request: Request) -> Response:
                          "receives mail for the VERP bounce address. A permanent failure (5.x.x) marks the "
                          "message failed and withdraws the customer's email consent (source `hard_bounce`).")
 async def bounce(request: Request) -> Any:
-    from retento.messaging import bounces
-
     app, raw = _app(request), await request.body()
     with transaction(app.sessions) as s:
         b = bounces.record(s, raw=raw, secret=app.messaging.settings.messaging_secret, now=app.clock.now())

@@ -6,12 +6,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from retento import scoping
 from retento.customers import service as customers
+from retento.customers.schemas import CustomerEdit
 from retento.errors import Conflict, DomainError, NotFound
+from retento.history.schemas import ChangeContext
 from retento.messaging import policies, templates
 from retento.messaging.cascade import Step
 from retento.messaging.models import (
@@ -20,6 +22,7 @@ from retento.messaging.models import (
     Cascade,
     ChannelPrice,
     Device,
+    Message,
     Run,
     SitePolicy,
     Template,
@@ -228,10 +231,6 @@ def drop_devices(session: Session, *, tokens: list[str]) -> None:
 def read_rates(session: Session, *, site_id: int) -> dict[str, float]:
     """Each channel's average read rate: the site's own history where the channel reports reads, else the
     configured expectation, else the default."""
-    from sqlalchemy import func
-
-    from retento.messaging.models import Message
-
     configured = {c: float(p.expected_read_rate) for c, p in prices(session, site_id=site_id).items()
                   if p.expected_read_rate is not None}
     rates = {**DEFAULT_READ_RATE, **configured}
@@ -250,10 +249,6 @@ def price_of(rows: dict[str, ChannelPrice], channel: str, default_currency: str)
 
 def unsubscribe(session: Session, *, message_id: int, now: datetime, source: str) -> bool:
     """Withdraw the consent for the channel a message came through. False if it was already withdrawn."""
-    from retento.customers.schemas import CustomerEdit
-    from retento.history.schemas import ChangeContext
-    from retento.messaging.models import Message
-
     msg = session.get(Message, message_id)
     if msg is None:
         raise NotFound("message", "unknown message")

@@ -1,5 +1,6 @@
 from alembic import context
 
+from retento.db import make_engine
 from retento.models import metadata
 
 config = context.config
@@ -8,8 +9,6 @@ config = context.config
 def run() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        from retento.db import make_engine
-
         engine = make_engine(config.get_main_option("sqlalchemy.url"))
         with engine.connect() as connection:
             _migrate(connection)

@@ -34,7 +34,7 @@ from retento.orders.models import Order, Status
 from retento.segments import cohorts, ltv, rfm, service
 from retento.segments.compiler import epoch_day
 from retento.segments.models import CustomerRollup, Initiative, RfmScore, SegmentSettings
-from retento.segments.schemas import InitiativeIn, RfmConfig
+from retento.segments.schemas import InitiativeIn, RfmConfig, SegmentCreate
 from retento.sites.models import Site
 from retento.sites.service import get_site
 
@@ -298,8 +298,6 @@ def site_ids(session: Session) -> list[int]:
 
 def ensure_cell_segments(session: Session, *, site: str, now: datetime) -> list[str]:
     """One dynamic segment per configured RFM cell (`rfm-<cell>`), so cells work like any segment."""
-    from retento.segments.schemas import SegmentCreate
-
     site_row = get_site(session, site)
     made = []
     for cell in rfm_config(session, site_row.id, now=now).cells:

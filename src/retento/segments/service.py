@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -278,8 +278,6 @@ def sizes(session: Session, *, segment: Segment) -> list[dict[str, Any]]:
 
 
 def _from_epoch_day(n: int) -> str:
-    from datetime import date
-
     return (date(1970, 1, 1) + timedelta(days=n)).isoformat()
 
 

@@ -407,7 +407,7 @@ def _create_tasks(contexts: list[ActionContext], params: list[CreateTask]) -> li
                                    if p.assignee == "customer_manager" and a.customer_id is not None}}
     managers = {"order_manager": orders.managers_of(session, sorted(wanted["order_manager"])),
                 "customer_manager": customers.managers_of(session, sorted(wanted["customer_manager"]))}
-    items, manager_ids = [], []
+    items, assignees = [], []
     for a, p in zip(contexts, params, strict=True):
         manager_id = p.assignee if isinstance(p.assignee, int) else None
         if p.assignee == "order_manager" and a.order_id is not None:
@@ -419,9 +419,9 @@ def _create_tasks(contexts: list[ActionContext], params: list[CreateTask]) -> li
                 raise NotFound("id", f"customer {a.customer_id} not found")
             manager_id = managers["customer_manager"][a.customer_id]
         items.append((_task_data(a, p, manager_id), a.ctx))
-        manager_ids.append(manager_id)
+        assignees.append(manager_id)
     ids = tasks.create_many(session, items=items, now=contexts[0].now)
-    return [{"task_id": i, "manager_id": m} for i, m in zip(ids, manager_ids, strict=True)]
+    return [{"task_id": i, "manager_id": m} for i, m in zip(ids, assignees, strict=True)]
 
 
 def _webhook_body(a: ActionContext) -> dict[str, Any]:

@@ -8,24 +8,26 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+
+from retento.cmdline import fail, open_app, run_service
+from retento.db import transaction
+from retento.errors import DomainError
+from retento.triggers import service, templates
+from retento.triggers.schemas import DryRunIn
+from retento.triggers.wiring import engine_of
 
 app = typer.Typer(help="Triggers: event -> condition -> actions, now or later. / Триггеры.", no_args_is_help=True)
 console = Console()
 
 
 def _ctx():
-    from retento.cmdline import fail, open_app, run_service
-    from retento.db import transaction
-    from retento.triggers import service
-
     return open_app(), transaction, service, fail, run_service
 
 
 def _documents(path: Path) -> list[Any]:
-    from retento.cmdline import fail
-
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
     except (OSError, yaml.YAMLError) as exc:
@@ -43,7 +45,6 @@ def apply(file: Annotated[Path, typer.Argument(help="YAML file: one trigger, a l
     docs = _documents(file)
     if not docs:
         fail(f"{file}: no trigger definitions found", 2)
-    from retento.errors import DomainError
 
     with transaction(a.sessions) as s:
         for n, raw in enumerate(docs):
@@ -71,8 +72,6 @@ def list_() -> None:
 @app.command("templates")
 def templates_() -> None:
     """List ready-made triggers and their parameters."""
-    from retento.triggers import templates
-
     table = Table("name", "title", "parameters (defaults)")
     for name in templates.names():
         t = templates.load(name)
@@ -124,8 +123,6 @@ def pending(
     """What will fire, when and for whom; `--fire ID` fires one run now to try a delayed trigger out."""
     a, transaction, service, _, run_service = _ctx()
     if fire is not None:
-        from retento.triggers.wiring import engine_of
-
         fired = run_service(lambda: service.fire_timer(a.sessions, engine=engine_of(a), timer_id=fire))
         console.print(f"run {fire} fired: {fired.timer.state}" + (f" ({fired.timer.reason})" if fired.timer.reason
                                                                   else ""))
@@ -189,11 +186,6 @@ def dry_run(
     limit: Annotated[int, typer.Option(min=1, max=100000, help="How many recent events / entities")] = 1000,
 ) -> None:
     """How many of the last N events (or current orders / customers) would match, with a sample."""
-    from pydantic import ValidationError
-
-    from retento.errors import DomainError
-    from retento.triggers.schemas import DryRunIn
-
     a, transaction, service, fail, run_service = _ctx()
     try:
         options = DryRunIn(over=over, limit=limit)

@@ -20,7 +20,7 @@ from retento.db import transaction
 from retento.errors import Conflict, DomainError, NotFound
 from retento.history.schemas import ChangeContext
 from retento.orders.models import Order
-from retento.triggers import timers
+from retento.triggers import templates, timers
 from retento.triggers.compiled import Compiled, compile_trigger
 from retento.triggers.conditions import Evaluator, split_conjuncts
 from retento.triggers.data import load_variables
@@ -334,8 +334,6 @@ def _dry_inputs(session: Session, spec: TriggerIn, options: DryRunIn):
 def install_template(session: Session, *, name: str, params: dict[str, Any] | None = None,
                      trigger_name: str | None = None, now: datetime) -> tuple[Trigger, bool]:
     """Install (or re-install with new parameters) a ready-made trigger. Returns (trigger, created)."""
-    from retento.triggers import templates
-
     raw = templates.render(name, params)
     if trigger_name:
         raw["name"] = trigger_name

@@ -17,6 +17,7 @@ from retento.core import http
 from retento.db import insert_rows, reserve_ids
 from retento.errors import NotFound
 from retento.jsonable import jsonable
+from retento.webhooks.delivery import Deliverer
 from retento.webhooks.models import PENDING, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from retento.webhooks.schemas import WebhookIn, WebhookPatch
 
@@ -185,6 +186,5 @@ def install(app) -> None:  # noqa: ANN001 - retento.bootstrap.App
     """Feed the outbox from the bus and send due deliveries from the worker."""
     app.bus.subscribe("webhooks", lambda s, ev: enqueue(s, ev, now=app.clock.now()) and None,
                       batch_handler=lambda s, evs: enqueue_many(s, evs, now=app.clock.now()) and None)
-    from retento.webhooks.delivery import Deliverer
 
     app.worker.add_job("webhooks", Deliverer(app.sessions, app.clock, app.settings, app.http))
