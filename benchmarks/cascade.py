@@ -178,14 +178,14 @@ def _serve(port_queue: Any) -> None:
 
 def _settings(port: int) -> MessagingSettings:
     return MessagingSettings(whatsapp_api_url=f"http://127.0.0.1:{port}/v21.0", whatsapp_phone_number_id="1",
-                             whatsapp_token="t", send_batch=500, send_chunk=100)
+                             whatsapp_token="t", send_batch=500)
 
 
 def _worker(url: str, port: int, barrier: Any) -> None:
     app = bootstrap(Settings(database_url=url), clock=FrozenClock(NOW))
     messaging = configure(app, _settings(port))
     barrier.wait()
-    while outbox.send_due(app.sessions, messaging, NOW):
+    while outbox.send_due(app.sessions, messaging, app.clock):
         pass
     app.close()
 

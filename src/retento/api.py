@@ -5,14 +5,16 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
-from sqlalchemy import text
 
 from retento import __version__, routing
 from retento.app import App
+from retento.db import read_sessions, transaction
 from retento.limits import BodyLimit
+from retento.queues.service import warnings
 from retento.rest import no_route
 
 
@@ -56,11 +58,12 @@ def create_app(app: App, *, with_worker: bool = False) -> FastAPI:
             '<li><a href="/api/health">Health</a></li></ul></html>'
         )
 
-    @api.get("/api/health", tags=["system"], summary="Liveness and database check")
-    def health() -> dict[str, str]:
-        with app.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return {"status": "ok", "version": __version__}
+    @api.get("/api/health", tags=["system"], summary="Liveness and database check, and deferred work that waits "
+             "for what no worker here can do (`warnings`, e.g. a channel without settings)")
+    def health() -> dict[str, Any]:
+        with transaction(read_sessions(app.engine)) as s:
+            notes = warnings(s, app.work, now=app.clock.now())
+        return {"status": "ok", "version": __version__, "warnings": notes}
 
     for router in app.parts.routers.values():
         api.include_router(router)

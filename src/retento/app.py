@@ -20,6 +20,7 @@ from retento.clock import Clock
 from retento.config import Settings
 from retento.core import http
 from retento.core.registry import Registry
+from retento.core.work import Queue
 from retento.core.worker import Worker
 from retento.groupcommit import GroupCommit
 
@@ -62,6 +63,8 @@ class App:
     # derived data (rollups, segment members, ...) by name: a function that brings it up to date now, for commands
     # that read it where no worker may be running (`retento import`, `retento rfm`); returns the work done
     derived: Registry[Callable[[], int]] = field(default_factory=lambda: Registry("derived data"))
+    # every queue of deferred work (retento.core.work) by name, filled by the installs: `retento work` shows them
+    work: Registry[Queue] = field(default_factory=lambda: Registry("work queue"))
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def on_close(self, fn: Callable[[], None]) -> None:

@@ -32,6 +32,7 @@ from retento.messaging import (
     wiring as messaging,
 )
 from retento.orders import api as orders_api, events as order_events
+from retento.queues import api as queues_api, cli as queues_cli
 from retento.segments import (
     api as segments_api,
     cli as segments_cli,
@@ -69,13 +70,14 @@ def assemble() -> Parts:
                          ("compat.upload", compat_upload),  # before compat: its catch-all answers any other /api/v5 path
                          ("compat", compat_api),
                          ("webhooks", webhooks_api), ("triggers", triggers_api), ("tasks", tasks_api),
-                         ("segments", segments_api)):
+                         ("segments", segments_api), ("work", queues_api)):
         parts.routers.add(name, module.router)
     parts.routers.add("messaging", messaging_api.mounted())  # at /api/v1/messaging and its old /api/messaging
     for name, command in (("import", imports_cli.import_app), ("demo", demo_cli.demo), ("triggers", triggers_cli.app),
                           ("tasks", tasks_cli.app), ("segments", segments_cli.segments_app), ("rfm", segments_cli.rfm),
                           ("cohorts", segments_cli.cohorts), ("report", messaging_cli.app),
-                          ("bounces", messaging_cli.bounces), ("apikey", apikeys_cli.app)):
+                          ("bounces", messaging_cli.bounces), ("apikey", apikeys_cli.app),
+                          ("work", queues_cli.app)):
         parts.commands.add(name, command)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
     for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", triggers.install),

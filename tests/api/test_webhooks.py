@@ -155,10 +155,8 @@ def test_signature_policy():
     assert not policy.verify("s3cret", "1700000000", body + b" ", sig, now=1700000100)
     assert not policy.verify("other", "1700000000", body, sig, now=1700000100)
     assert not policy.verify("s3cret", "1700000000", body, sig, now=1700001000)  # stale: a replay
-    from datetime import datetime, timezone
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    delays = [(policy.next_attempt(n, now=now, base=30, cap=3600, max_attempts=8) - now).total_seconds()
-              for n in range(1, 8)]
-    assert delays == [30, 60, 120, 240, 480, 960, 1920]
-    assert policy.next_attempt(8, now=now, base=30, cap=3600, max_attempts=8) is None
-    assert (policy.next_attempt(7, now=now, base=30, cap=600, max_attempts=8) - now).total_seconds() == 600
+    from retento.core.work import Backoff
+
+    assert [Backoff(base=30, cap=3600).delay(n).total_seconds() for n in range(1, 9)] == [
+        30, 60, 120, 240, 480, 960, 1920, 3600]  # the one backoff policy, webhooks included
+    assert Backoff(base=30, cap=600).delay(7).total_seconds() == 600

@@ -148,7 +148,7 @@ def test_the_post_holds_no_lock_and_a_lease_keeps_other_workers_off(app, clock, 
         with transaction(app.sessions) as s:  # a write to the row: would wait if the sender held a lock
             d = s.scalars(select(WebhookDelivery)).one()
             d.last_error = "written during the POST"
-            seen.append((d.attempts, d.next_attempt_at > clock.now()))
+            seen.append((d.attempts, d.lease_until > clock.now()))
         seen.append(other_worker())  # leased: nothing to post
 
     Receiver.during = during_post

@@ -22,6 +22,7 @@ SCOPES = (
     "segments:write",
     "messaging:read",
     "messaging:write",
+    "work:manage",
 )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import Integer, Select, String, and_, case, cast, distinct, func
 from sqlalchemy.orm import Session
 
 from retento import bus
+from retento.core import work
 from retento.customers import service as customers
 from retento.history.schemas import ChangeContext
 from retento.messaging import cascade as cz, planner, policies, service
@@ -36,13 +37,16 @@ MESSAGE_COLUMNS = ["site_id", "customer_id", "channel", "template_id", "run_id",
                    "not_before", "created_at"]
 
 
+# Scheduled campaigns as a queue of the durable-work primitive, started inside one transaction (`work.locked`).
+QUEUE = work.Queue.in_transaction("campaigns", Campaign.__table__, label="campaigns to start / запуск кампаний",
+                                  state="status", due="start_at", ready="scheduled", order=("id",))
+
+
 def start_due_campaigns(session: Session, *, now: datetime) -> int:
     """Start every due campaign; returns how many runs were created."""
-    q = select(Campaign).where(Campaign.status == "scheduled", Campaign.start_at <= now).order_by(Campaign.id)
-    if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
     total = 0
-    for camp in session.scalars(q).all():
+    for (campaign_id,) in work.locked(session, QUEUE, now=now, limit=1000):
+        camp = session.get(Campaign, campaign_id)
         audience = (segments.members_select(camp.segment_id) if camp.segment_id is not None else
                     select(CampaignMember.customer_id).where(CampaignMember.campaign_id == camp.id))
         cascade = session.get(Cascade, camp.cascade_id)

@@ -32,12 +32,12 @@ def _show(rep: dict[str, Any], as_json: bool) -> None:
                                                              rep["campaign_id"] else "") + ")"
     for heading, rows in (("step", rep["steps"]), ("channel", rep["channels"])):
         table = Table(title=f"{title}: by {heading}")
-        for col in ("step", "channel", "sent", "delivered", "read", "clicked", "failed", f"cost, {cur}",
+        for col in ("step", "channel", "sent", "delivered", "read", "clicked", "failed", "uncertain", f"cost, {cur}",
                     f"cost per read, {cur}"):
             table.add_column(col, justify="left" if col in ("step", "channel") else "right")
         for r in rows:
             table.add_row("" if r["step"] is None else str(r["step"] + 1), r["channel"], f"{r['sent']:,}",
-                          _n(r["delivered"]), _n(r["read"]), f"{r['clicked']:,}", f"{r['failed']:,}",
+                          _n(r["delivered"]), _n(r["read"]), f"{r['clicked']:,}", f"{r['failed']:,}", f"{r['uncertain']:,}",
                           _money(r["cost"]), _money(r["cost_per_read"]) if r["read"] is not None else NOT_REPORTED)
         console.print(table)
     console.print(f"members: {rep['members']:,}; total cost: {_money(rep['total_cost'])} {cur}; "

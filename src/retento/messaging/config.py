@@ -42,8 +42,10 @@ class MessagingSettings(BaseSettings):
                                          "firebase.messaging scope (refreshed by your deployment)")
     http_timeout: float = 15.0
     send_batch: int = Field(500, gt=0, description="Messages one worker claims at a time")
-    send_chunk: int = Field(50, gt=0, description="Messages marked in flight together: the most a killed "
-                            "worker can leave with an unknown outcome")
-    send_lease_seconds: int = Field(300, gt=0, description="After this, a claim of a dead worker is recovered")
-    send_max_attempts: int = Field(5, gt=0, description="Temporary provider errors before a message fails")
+    send_lease_seconds: float = Field(300, gt=0, description="Lease of a claimed batch, renewed by its worker while "
+                                      "it sends; a lease that ran out (the worker died) is taken over")
+    send_max_attempts: int = Field(5, gt=0, description="Attempts (temporary provider errors) before a message fails")
+    send_backoff_seconds: float = Field(60.0, gt=0, description="Wait after a message's first temporary error; "
+                                        "doubles with each further one")
+    send_backoff_max_seconds: float = Field(6 * 3600.0, gt=0, description="Longest wait between attempts of a message")
     cascade_batch: int = Field(5000, gt=0, description="Cascade runs advanced per statement batch")

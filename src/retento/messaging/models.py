@@ -9,10 +9,12 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from retento.core.work import Leased
 from retento.db import Amount, Base, Currency, JSONType, UTCDateTime
 from retento.scoping import BySite, Through, by_customer
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
+SENDING = ("claimed", "sending")  # message statuses under a worker's lease
 
 
 class ChannelPrice(Base):
@@ -131,7 +133,7 @@ class Run(Base):
     __table_args__ = (Index("ix_msg_runs_due", "state", "due_at"),)
 
 
-class Message(Base):
+class Message(Leased, Base):
     """The outbox: one row per message with its status timeline, provider id and cost."""
 
     __tablename__ = "msg_messages"
@@ -148,7 +150,7 @@ class Message(Base):
     step: Mapped[int | None] = mapped_column(Integer)
     message_class: Mapped[str] = mapped_column(String(16))
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
-    status: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10))  # outbox.queue(): queued claimed sending sent ... uncertain
     reason: Mapped[str | None] = mapped_column(Text)
     address: Mapped[str | None] = mapped_column(String(320))
     provider_id: Mapped[str | None] = mapped_column(String(200))
@@ -158,7 +160,7 @@ class Message(Base):
     context: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when the last attempt began
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

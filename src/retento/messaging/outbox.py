@@ -1,102 +1,170 @@
-"""The send job: claim queued messages, render, hand them to their channel, record the outcome.
+"""The send job: claim queued messages (`retento.core.work`), render them, send them one at a time, record each
+outcome. The guarantees (docs/messaging.md, "Delivery guarantees"):
 
-Delivery guarantee, honestly stated:
-- A claimed batch is committed as `claimed` before anything is sent. Then, chunk by chunk (`send_chunk`),
-  the chunk is committed as `sending`, sent, and its results committed. So a killed worker leaves at most
-  one chunk `sending`; everything else is either recorded or was never attempted.
-- After `send_lease_seconds`, any worker recovers a dead worker's claim: `claimed` rows go back to the queue
-  (never attempted: resending is exactly once). `sending` rows may or may not have reached the provider:
-  for providers that drop a repeated message (VK `random_id`) they are resent, which is still exactly once;
-  for the others they are failed with reason `interrupted` and not resent (at most once), because a resend
-  could deliver twice. WhatsApp echoes our idempotency key (`biz_opaque_callback_data`) in its status
-  webhooks, so such a message that did arrive gets its provider id and statuses back from the webhook.
+- A worker claims only messages of the channels it has settings for; the rest stay due for a worker that has
+  them (`retento work` and the log say which channels wait for one).
+- A claim is a lease of `send_lease_seconds` with a fencing token. The worker renews it while the batch goes on
+  (each time a third of it has passed, by the injected clock), and every change it makes checks the token: a
+  worker whose lease ran out and was taken over changes nothing and sends none of the messages it lost.
+- Each message is marked `sending` (committed, fenced) right before its send; its outcome is committed with the
+  next message's mark. A worker killed at any moment leaves at most the one message it had open with an
+  unknown outcome; everything before it is recorded, everything after it is still claimable.
+- When the lease of such a message runs out it becomes `uncertain`, or is queued again where the provider drops
+  a repeat of the same message (`Channel.idempotent`: VK's `random_id`). An uncertain message is not resent by
+  itself: the worker that sent it may still record its result, WhatsApp's status webhook echoes our key and
+  settles it, and an operator can resend it (`retento work retry messages ID`).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import datetime, timedelta
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from retento.clock import Clock
+from retento.core import work
 from retento.customers import service as customers
 from retento.db import transaction
 from retento.messaging import planner, service, templates
 from retento.messaging.channels import Outgoing, Result
+from retento.messaging.config import MessagingSettings
 from retento.messaging.models import Message, Template
 from retento.sites.models import Site
 
 if TYPE_CHECKING:
     from retento.messaging.runtime import Messaging
 
-IN_FLIGHT = ("claimed", "sending")
+log = logging.getLogger(__name__)
+UNCERTAIN = ("uncertain: the worker sending it stopped before recording the provider's answer, so it may or may "
+             "not have arrived; it is not resent by itself (retento work retry messages ID resends it)")
 
 
-def recover(session: Session, *, now: datetime, lease: timedelta, idempotent: set[str]) -> int:
-    stale = now - lease
-    m = Message
-    n = session.execute(update(m).where(m.status == "claimed", m.claimed_at < stale)
-                        .values(status="queued", claimed_at=None), execution_options={"synchronize_session": False}
-                        ).rowcount or 0
-    n += session.execute(update(m).where(m.status == "sending", m.claimed_at < stale, m.channel.in_(idempotent))
-                         .values(status="queued", claimed_at=None),
-                         execution_options={"synchronize_session": False}).rowcount or 0
-    lost = list(session.scalars(select(m.id).where(m.status == "sending", m.claimed_at < stale)))
-    if lost:
-        session.execute(update(m).where(m.id.in_(lost)).values(
-            status="failed", failed_at=now, reason="interrupted: the worker died while sending; the outcome is "
-            "unknown and the message is not resent (at most once)"), execution_options={"synchronize_session": False})
-        planner.wake_runs(session, message_ids=lost, now=now)
-    return n + len(lost)
+def queue(cfg: MessagingSettings, configured: Sequence[str] = ()) -> work.Queue:
+    """The outbox as a work queue; `failed` is its dead state and `uncertain` the other one operators act on.
+    `configured`: the channels this process has settings for (its notes name due messages of the others)."""
+    m = Message.__table__
+
+    def notes(session: Session, now: Any) -> list[str]:
+        waiting = waiting_without_worker(session, configured=configured, now=now)
+        return [f"{n:,} due {ch} messages wait for a worker with {ch} settings (this process has none)"
+                for ch, n in sorted(waiting.items())]
+
+    return work.Queue(
+        name="messages", table=m, label="outgoing messages / исходящие сообщения", state="status",
+        due="not_before", due_null=True, error="reason", ready="queued", held="claimed", in_flight=("sending",), done="sent",
+        dead="failed", also_dead=("uncertain",), order=("id",), max_attempts=cfg.send_max_attempts,
+        backoff=work.Backoff(base=cfg.send_backoff_seconds, cap=cfg.send_backoff_max_seconds),
+        lease=timedelta(seconds=cfg.send_lease_seconds),
+        dead_values=lambda now: {"failed_at": now},
+        retry_values={"failed_at": None, "reason": None},
+        drop_values=lambda now: {"status": "failed", "failed_at": func.coalesce(m.c.failed_at, now),
+                                 "reason": func.coalesce(m.c.reason, "dropped by an operator")},
+        notes=notes)
 
 
-def claim(session: Session, *, now: datetime, limit: int) -> list[int]:
-    m = Message
-    q = (select(m.id).where(m.status == "queued", (m.not_before.is_(None)) | (m.not_before <= now))
-         .order_by(m.id).limit(limit))
-    if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    ids = list(session.scalars(q))
-    if ids:
-        session.execute(update(m).where(m.id.in_(ids)).values(status="claimed", claimed_at=now,
-                                                                attempts=m.attempts + 1),
-                        execution_options={"synchronize_session": False})
-    return ids
+def recover(session: Session, q: work.Queue, *, now: Any, idempotent: Sequence[str]) -> int:
+    """Messages left `sending` under a lease that ran out: queued again where the provider drops repeats,
+    otherwise uncertain (the token stays, so the worker that sent it can still record its answer)."""
+    requeued = work.reap(session, q, now=now, state="sending", to="queued", release=True,
+                         where=Message.channel.in_(list(idempotent)))
+    unsure = work.reap(session, q, now=now, state="sending", to="uncertain", release=False,
+                       values={"reason": UNCERTAIN})
+    if unsure:
+        log.warning("%s messages are uncertain: their worker stopped while sending them (ids %s)", len(unsure),
+                    unsure[:20])
+    return len(requeued) + len(unsure)
 
 
-def send_due(factory: sessionmaker[Session], messaging: Messaging, now: datetime) -> int:
-    """One batch: recover dead claims, claim, send, record. Returns how many messages were handled."""
-    cfg = messaging.settings
-    idempotent = {name for name, ch in messaging.channels.items() if ch.idempotent}
+def send_due(factory: sessionmaker[Session], messaging: Messaging, clock: Clock) -> int:
+    """One batch: recover dead sends, claim, send one by one, record. Returns how many messages were handled."""
+    q, now = messaging.queue, clock.now()
     with transaction(factory) as s:
-        recovered = recover(s, now=now, lease=timedelta(seconds=cfg.send_lease_seconds), idempotent=idempotent)
-    with transaction(factory) as s:
-        ids = claim(s, now=now, limit=cfg.send_batch)
-    if not ids:
+        recovered = recover(s, q, now=now, idempotent=messaging.idempotent)
+    if messaging.unserved_check_due(now):
+        with transaction(factory) as s:
+            waiting = waiting_without_worker(s, configured=sorted(messaging.channels), now=now)
+        if waiting:
+            log.warning("messages are due on channels this worker has no settings for; they stay queued for a "
+                        "worker that has them: %s", ", ".join(f"{ch}: {n}" for ch, n in sorted(waiting.items())))
+    if not messaging.channels:
         return recovered
     with transaction(factory) as s:
-        ready, refused = _prepare(s, messaging, ids)
-    if refused:
-        with transaction(factory) as s:
-            _store(s, refused, {}, now, cfg.send_max_attempts)
-    by_channel: dict[str, list[tuple[Outgoing, dict[str, Any]]]] = defaultdict(list)
+        lease = work.claim(s, q, now=now, limit=messaging.settings.send_batch, owner=messaging.owner,
+                           where=Message.channel.in_(sorted(messaging.channels)))
+    if not lease.rows:
+        return recovered
+    with transaction(factory) as s:
+        ready, refused = _prepare(s, messaging, lease.ids)
+        settle(s, lease, refused, {}, clock.now())
+    batch = _Batch(factory, messaging, lease, clock)
     for out, meta in ready:
-        by_channel[meta["channel"]].append((out, meta))
-    for channel_name, items in by_channel.items():
-        channel = messaging.channels[channel_name]
-        for i in range(0, len(items), cfg.send_chunk):
-            chunk = items[i:i + cfg.send_chunk]
-            chunk_ids = [o.id for o, _ in chunk]
-            with transaction(factory) as s:
-                s.execute(update(Message).where(Message.id.in_(chunk_ids)).values(status="sending"),
-                          execution_options={"synchronize_session": False})
-            results = channel.send([o for o, _ in chunk])
-            with transaction(factory) as s:
-                _store(s, results, {o.id: meta for o, meta in chunk}, now, cfg.send_max_attempts)
-                _forget_devices(s, results, {o.id: o for o, _ in chunk})
-    return len(ids) + recovered
+        batch.send(out, meta)
+    batch.finish()
+    return len(lease.rows) + recovered
+
+
+@dataclass
+class _Batch:
+    """Sends a claimed batch one message at a time; each step's transaction records the previous message's
+    outcome, renews the lease when due and marks the next message `sending`."""
+
+    factory: sessionmaker[Session]
+    messaging: Messaging
+    lease: work.Lease
+    clock: Clock
+    open: tuple[Result, dict[str, Any], Outgoing] | None = None
+    started: set[int] = field(default_factory=set)
+    lost: set[int] = field(default_factory=set)  # taken over by another worker: not ours to send
+
+    def send(self, out: Outgoing, meta: dict[str, Any]) -> None:
+        now = self.clock.now()
+        with transaction(self.factory) as s:
+            self._settle_open(s, now)
+            if self.lease.due_for_renewal(now):
+                rest = [i for i in self.lease.ids if i not in self.started and i not in self.lost]
+                self.lost |= set(rest) - work.renew(s, self.lease, now=now, ids=rest)
+            self.started.add(out.id)
+            if out.id in self.lost or not work.move(s, self.lease, [out.id], state="sending",
+                                                    values={"claimed_at": now}):
+                self.lost.add(out.id)
+                return
+        (result,) = self.messaging.channels[meta["channel"]].send([out])
+        self.open = (result, meta, out)
+
+    def finish(self) -> None:
+        if self.open is not None:
+            with transaction(self.factory) as s:
+                self._settle_open(s, self.clock.now())
+        if self.lost:
+            log.warning("lease of %s messages was taken over by another worker; not sent by this one", len(self.lost))
+
+    def _settle_open(self, session: Session, now: Any) -> None:
+        if self.open is not None:
+            result, meta, out = self.open
+            settle(session, self.lease, [result], {out.id: meta}, now)
+            service.drop_devices(session, tokens=[out.to] if (result.extra or {}).get("unregistered") else [])
+            self.open = None
+
+
+def settle(session: Session, lease: work.Lease, results: Sequence[Result], meta: dict[int, dict[str, Any]],
+           now: Any) -> None:
+    """Record outcomes, fenced by the lease (`uncertain` ones too: their answer has come after all)."""
+    settled = ("uncertain",)
+    for r in results:
+        if r.ok:
+            work.complete(session, lease, [r.id], also_from=settled, values={
+                "sent_at": now, "provider_id": r.provider_id, "units": r.units,
+                "cost": meta[r.id]["unit_price"] * r.units, "reason": None})
+    failures = {r.id: work.Failure(r.error or "failed", permanent=not r.temporary,
+                                   retry_after=(r.extra or {}).get("retry_after")) for r in results if not r.ok}
+    failed = work.fail(session, lease, failures, now=now, also_from=settled)
+    if failed.dead:
+        planner.wake_runs(session, message_ids=sorted(failed.dead), now=now)
 
 
 def _prepare(session: Session, messaging: Messaging, ids: list[int]) -> tuple[list, list[Result]]:
@@ -104,6 +172,7 @@ def _prepare(session: Session, messaging: Messaging, ids: list[int]) -> tuple[li
     rows = list(session.execute(select(
         Message.id, Message.idempotency_key, Message.customer_id, Message.site_id, Message.channel,
         Message.template_id, Message.address, Message.cost, Message.context).where(Message.id.in_(ids))))
+    rows.sort(key=lambda r: r.id)
     sheets = customers.contact_sheets(session, customer_ids=list({r.customer_id for r in rows}))
     tpls = {t.id: t for t in session.scalars(select(Template).where(Template.id.in_({r.template_id for r in rows})))}
     sites = {s.id: {"code": s.code, "name": s.name} for s in session.scalars(select(Site))}
@@ -112,9 +181,6 @@ def _prepare(session: Session, messaging: Messaging, ids: list[int]) -> tuple[li
         sheet = sheets.get(r.customer_id)
         if sheet is None or sheet["consents"].get(r.channel) is not True:
             refused.append(Result(r.id, False, error="no_consent: withdrawn before sending"))
-            continue
-        if r.channel not in messaging.channels:
-            refused.append(Result(r.id, False, error=f"channel {r.channel} is not configured"))
             continue
         tpl = tpls[r.template_id]
         try:
@@ -138,37 +204,11 @@ def _prepare(session: Session, messaging: Messaging, ids: list[int]) -> tuple[li
     return ready, refused
 
 
-def _store(session: Session, results: list[Result], meta: dict[int, dict[str, Any]], now: datetime,
-           max_attempts: int) -> None:
-    t = Message.__table__
-    attempts = dict(session.execute(select(Message.id, Message.attempts)
-                                    .where(Message.id.in_([r.id for r in results]))).all())
-    sent, retry, failed = [], [], []
-    for r in results:
-        if r.ok:
-            unit = meta[r.id]["unit_price"]
-            sent.append({"mid": r.id, "pid": r.provider_id, "units": r.units, "cost": unit * r.units})
-        elif r.temporary and attempts.get(r.id, 0) < max_attempts:
-            delay = int((r.extra or {}).get("retry_after") or 60 * 2 ** attempts.get(r.id, 0))
-            retry.append({"mid": r.id, "nb": now + timedelta(seconds=delay), "err": r.error})
-        else:
-            failed.append({"mid": r.id, "err": r.error})
-    if sent:
-        session.execute(t.update().where(t.c.id == bindparam("mid")).values(
-            status="sent", sent_at=now, provider_id=bindparam("pid"), units=bindparam("units"),
-            cost=bindparam("cost", type_=t.c.cost.type), reason=None), sent)
-    if retry:
-        session.execute(t.update().where(t.c.id == bindparam("mid")).values(
-            status="queued", claimed_at=None, not_before=bindparam("nb", type_=t.c.not_before.type),
-            reason=bindparam("err")), retry)
-    if failed:
-        session.execute(t.update().where(t.c.id == bindparam("mid")).values(
-            status="failed", failed_at=now, reason=bindparam("err")), failed)
-        planner.wake_runs(session, message_ids=[f["mid"] for f in failed], now=now)
-
-
-def _forget_devices(session: Session, results: list[Result], outgoing: dict[int, Outgoing]) -> None:
-    gone = [outgoing[r.id].to for r in results if (r.extra or {}).get("unregistered")]
-    service.drop_devices(session, tokens=gone)
-
+def waiting_without_worker(session: Session, *, configured: Sequence[str], now: Any) -> dict[str, int]:
+    """Due messages per channel this process has no settings for (a worker here leaves them alone)."""
+    m = Message
+    q = (select(m.channel, func.count()).where(m.status == "queued", (m.not_before.is_(None)) | (m.not_before <= now),
+                                               m.channel.not_in(list(configured)))
+         .group_by(m.channel))
+    return {ch: n for ch, n in session.execute(q) if n}
 

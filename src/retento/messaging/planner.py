@@ -14,21 +14,22 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from retento.core import work
 from retento.customers import service as customers
 from retento.db import insert_rows
 from retento.messaging import cascade as cz, policies, service
-from retento.messaging.models import Cascade, Message, Run, Template
+from retento.messaging.models import SENDING, Cascade, Message, Run, Template
 from retento.sites.models import Site
+
+# Cascade runs as a queue of the durable-work primitive, advanced inside one transaction (`work.locked`).
+QUEUE = work.Queue.in_transaction("cascade_runs", Run.__table__, label="cascade steps due / шаги каскадов",
+                                  ready="waiting")
+COLUMNS = ("cascade_id", "campaign_id", "site_id", "customer_id", "message_class", "plan", "pos", "context")
 
 
 def advance_due(session: Session, *, now: datetime, limit: int) -> int:
     """Advance up to `limit` due runs; returns how many were looked at."""
-    cols = (Run.id, Run.cascade_id, Run.campaign_id, Run.site_id, Run.customer_id, Run.message_class, Run.plan,
-            Run.pos, Run.context)
-    q = select(*cols).where(Run.state == "waiting", Run.due_at <= now).order_by(Run.due_at, Run.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    runs = list(session.execute(q))
+    runs = work.locked(session, QUEUE, now=now, limit=limit, columns=COLUMNS)
     if not runs:
         return 0
     by_site: dict[int, list[Any]] = defaultdict(list)
@@ -144,7 +145,7 @@ def _last_messages(session: Session, run_ids: list[int]) -> dict[int, cz.Outcome
     newest = (select(func.max(Message.id)).where(Message.run_id.in_(run_ids)).group_by(Message.run_id))
     q = select(Message.run_id, Message.status, Message.delivered_at, Message.read_at, Message.clicked_at,
                Message.failed_at).where(Message.id.in_(newest))
-    return {r.run_id: cz.Outcome(queued=r.status in ("queued", "claimed", "sending"),
+    return {r.run_id: cz.Outcome(queued=r.status in ("queued", *SENDING),
                                  delivered=r.delivered_at is not None or r.read_at is not None,
                                  read=r.read_at is not None or r.clicked_at is not None,
                                  failed=r.failed_at is not None) for r in session.execute(q)}

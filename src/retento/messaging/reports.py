@@ -1,5 +1,5 @@
-"""Per campaign, cascade, step and channel: sent, delivered, read, clicked, failed, cost, cost per read, and
-the saving against sending every member through the cascade's most expensive channel."""
+"""Per campaign, cascade, step and channel: sent, delivered, read, clicked, failed, uncertain, cost, cost per
+read, and the saving against sending every member through the cascade's most expensive channel."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ class Line:
     read: int | None
     clicked: int
     failed: int
+    uncertain: int  # a worker stopped while sending them: they may or may not have arrived
     cost: Decimal
     read_rate: float | None
     cost_per_read: Decimal | None
@@ -43,7 +44,7 @@ def _line(step: int | None, channel: str, row: dict, caps: dict[str, tuple[bool,
     cost = _money(row["cost"])
     return Line(step=step, channel=channel, messages=row["messages"], sent=row["sent"],
                 delivered=row["delivered"] if reports_delivered else None, read=read, clicked=row["clicked"],
-                failed=row["failed"], cost=cost,
+                failed=row["failed"], uncertain=row["uncertain"], cost=cost,
                 read_rate=round(read / row["sent"], 4) if read is not None and row["sent"] else None,
                 cost_per_read=_money(cost / read) if read else None)
 
@@ -55,6 +56,7 @@ def report(session: Session, *, cascade_id: int, campaign_id: int | None = None)
     cols = (func.count().label("messages"), func.count(m.sent_at).label("sent"),
             func.count(m.delivered_at).label("delivered"), func.count(m.read_at).label("read"),
             func.count(m.clicked_at).label("clicked"), func.count(m.failed_at).label("failed"),
+            func.count(case((m.status == "uncertain", 1))).label("uncertain"),
             func.sum(case((m.sent_at.is_not(None), m.cost), else_=0)).label("cost"))
     where = [m.cascade_id == cascade_id] + ([m.campaign_id == campaign_id] if campaign_id else [])
     caps = capabilities(from_session(session).parts.channel_adapters.values())

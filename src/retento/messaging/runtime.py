@@ -1,10 +1,13 @@
 """What a running process holds for messaging: its settings, the channels built from them and the template
-renderer (`wiring.configure` makes it; the send job of `outbox` uses it)."""
+renderer, the outbox's work queue and this process's lease owner (`wiring.configure` makes it; the send job of
+`outbox` uses it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from retento.core import work
 from retento.messaging.channels import Channel
 from retento.messaging.config import MessagingSettings
 from retento.messaging.templates import Renderer
@@ -15,7 +18,18 @@ from retento.messaging.tracking import Links, token
 class Messaging:
     settings: MessagingSettings
     channels: dict[str, Channel]
+    queue: work.Queue  # the outbox (`outbox.queue`)
     renderer: Renderer = field(default_factory=Renderer)
+    idempotent: list[str] = field(default_factory=list)  # channels whose provider drops a repeat (any worker's)
+    owner: str = field(default_factory=work.worker_id)  # who holds this process's leases
+    unserved_checked_at: datetime | None = None
+
+    def unserved_check_due(self, now: datetime) -> bool:
+        """Time to look for due messages of channels this process has no settings for (every 5 minutes)."""
+        if self.unserved_checked_at is not None and now - self.unserved_checked_at < timedelta(minutes=5):
+            return False
+        self.unserved_checked_at = now
+        return True
 
     @property
     def links(self) -> Links:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from retento import parsing
 from retento.messaging import planner
-from retento.messaging.models import Message, Run
+from retento.messaging.models import SENDING, Message, Run
 
 RANK = {"queued": 0, "claimed": 0, "sending": 0, "sent": 1, "delivered": 2, "read": 3, "clicked": 4}
 COLUMN = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at", "clicked": "clicked_at",
@@ -80,7 +80,7 @@ def _restatus(session: Session, ids: list[int]) -> None:
         (m.clicked_at.is_not(None), "clicked"), (m.read_at.is_not(None), "read"),
         (m.failed_at.is_not(None), "failed"), (m.delivered_at.is_not(None), "delivered"),
         (m.sent_at.is_not(None), "sent"), else_=m.status)
-    session.execute(update(m).where(m.id.in_(ids), m.status.not_in(("claimed", "sending"))).values(status=status),
+    session.execute(update(m).where(m.id.in_(ids), m.status.not_in(SENDING)).values(status=status),
                     execution_options={"synchronize_session": False})
 
 
@@ -107,15 +107,17 @@ def timeline(message: Message) -> list[dict[str, object]]:
 
 def adopt(session: Session, *, channel: str, pairs: dict[str, str]) -> dict[str, int]:
     """Give provider ids to our messages named by idempotency key that have none yet (a send whose result
-    was lost when a worker died); returns provider id -> message id for those found."""
+    was lost when a worker died); an `uncertain` one is thereby known to be sent (at the time its send began).
+    Returns provider id -> message id for those found."""
     found = dict(session.execute(select(Message.idempotency_key, Message.id).where(
         Message.channel == channel, Message.idempotency_key.in_(list(pairs)))).all())
     out = {}
     for key, mid in found.items():
         session.execute(update(Message).where(Message.id == mid, Message.provider_id.is_(None))
                         .values(provider_id=pairs[key]), execution_options={"synchronize_session": False})
-        session.execute(update(Message).where(Message.id == mid, Message.reason.like("interrupted%"))
-                        .values(failed_at=None, reason=None, status="sent", sent_at=Message.claimed_at),
+        session.execute(update(Message).where(Message.id == mid, Message.status == "uncertain")
+                        .values(reason=None, status="sent", sent_at=Message.claimed_at, lease_token=None,
+                                lease_owner=None, lease_until=None),
                         execution_options={"synchronize_session": False})
         out[pairs[key]] = mid
     return out

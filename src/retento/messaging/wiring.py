@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from retento.db import transaction
 from retento.errors import NotFound
 from retento.messaging import API_PATH, campaigns, outbox, planner, service
-from retento.messaging.channels import Channel, ChannelAdapter
+from retento.messaging.channels import Channel, ChannelAdapter, idempotent_channels
 from retento.messaging.channels.email import SmtpEmail
 from retento.messaging.channels.fcm import FcmPush
 from retento.messaging.channels.telegram import TelegramBot
@@ -83,8 +83,12 @@ def configure(app: App, settings: MessagingSettings | None = None) -> Messaging:
     if old is not None:
         old.close()
     cfg = settings or MessagingSettings()
-    channels = build_channels(app.parts.channel_adapters.values(), cfg)
-    app.messaging = Messaging(settings=cfg, channels=channels)  # type: ignore[attr-defined]
+    adapters = app.parts.channel_adapters.values()
+    channels = build_channels(adapters, cfg)
+    queue = outbox.queue(cfg, sorted(channels))
+    app.messaging = Messaging(settings=cfg, channels=channels, queue=queue,  # type: ignore[attr-defined]
+                              idempotent=idempotent_channels(adapters))
+    app.work.add(queue.name, queue, replace=True)
     return app.messaging  # type: ignore[attr-defined]
 
 
@@ -129,8 +133,10 @@ def install(app: App) -> None:
             return planner.advance_due(s, now=app.clock.now(), limit=app.messaging.settings.cascade_batch)
 
     def send() -> int:
-        return outbox.send_due(app.sessions, app.messaging, app.clock.now())
+        return outbox.send_due(app.sessions, app.messaging, app.clock)
 
+    for q in (campaigns.QUEUE, planner.QUEUE):
+        app.work.add(q.name, q)
     app.worker.add_job("messaging.campaigns", start_campaigns)
     app.worker.add_job("messaging.cascades", cascades)
     app.worker.add_job("messaging.send", send)

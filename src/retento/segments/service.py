@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from retento import bus, parsing
 from retento.app import from_session
+from retento.core import work
 from retento.customers.models import Customer
 from retento.db import UTCDateTime
 from retento.errors import Conflict, DomainError, NotFound
@@ -345,6 +346,12 @@ def parse_members_csv(text: str) -> MembersIn:
 
 # --- incremental path -------------------------------------------------------------------------------------
 
+# Queued customers as a queue of the durable-work primitive, worked inside one transaction (`work.lock_due`).
+DIRTY = work.Queue.in_transaction(
+    "segment_dirty", DirtyCustomer.__table__, label="customers to re-evaluate / пересчёт сегментов клиентов",
+    key="customer_id", state=None, due=None, order=("queued_at", "customer_id"), where=lambda t: t.c.claim.is_(None))
+
+
 def mark_dirty(session: Session, customer_ids: Iterable[int], *, now: datetime) -> None:
     rows = [{"customer_id": c, "queued_at": now} for c in dict.fromkeys(customer_ids) if c is not None]
     if not rows:
@@ -359,11 +366,9 @@ def process_dirty(session: Session, *, now: datetime, limit: int = 1000) -> int:
     """Re-evaluate queued customers: their rollups, then every active dynamic segment of their sites."""
     d = DirtyCustomer.__table__
     token = uuid.uuid4().hex
-    q = select(d.c.customer_id).where(d.c.claim.is_(None)).order_by(d.c.queued_at, d.c.customer_id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    claimed = session.execute(update(d).where(d.c.customer_id.in_(q.scalar_subquery())).values(claim=token),
-                              execution_options=COUNTED).rowcount
+    claimed = session.execute(update(d).where(d.c.customer_id.in_(work.lock_due(session, DIRTY, now=now,
+                                                                               limit=limit)))
+                              .values(claim=token), execution_options=COUNTED).rowcount
     if not claimed:
         return 0
     scope = select(d.c.customer_id).where(d.c.claim == token)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from retento.bus import Event
+from retento.core import work
 from retento.db import transaction
 from retento.messaging import events as messaging_events
 from retento.segments import analytics, events as ev, service
@@ -48,14 +49,12 @@ def install(app: App) -> None:
     app.bus.subscribe(ev.SUBSCRIBER, on_event, types=ev.RELEVANT, batch_handler=on_events)
     app.bus.subscribe("segments.initiatives", on_launch, types=ev.LAUNCHES)
 
+    def dirty_batch() -> int:
+        with transaction(app.sessions) as s:
+            return service.process_dirty(s, now=app.clock.now(), limit=app.settings.segment_batch_size)
+
     def dirty() -> int:
-        total = 0
-        while True:
-            with transaction(app.sessions) as s:
-                done = service.process_dirty(s, now=app.clock.now(), limit=app.settings.segment_batch_size)
-            total += done
-            if done == 0:
-                return total
+        return work.drain(dirty_batch, batch=app.settings.segment_batch_size)
 
     def refresh() -> int:
         with transaction(app.sessions) as s:
@@ -71,6 +70,7 @@ def install(app: App) -> None:
         `retento rfm` call it (App.bring_up_to_date)."""
         return app.bus.dispatch(names=[ev.SUBSCRIBER]) + dirty()
 
+    app.work.add(service.DIRTY.name, service.DIRTY)
     app.worker.add_job("segments.dirty", dirty)
     app.worker.add_job("segments.refresh", refresh)
     app.derived.add("segments", catch_up)

@@ -4,7 +4,6 @@ and marks the batch finished in one statement, all in the same transaction."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from retento.bus import SLICE_SECONDS, Event
+from retento.core import work
 from retento.customers import service as customers
 from retento.db import insert_rows, transaction
 from retento.orders import service as orders
@@ -31,16 +31,15 @@ class DelayedRuns:
     def fire_due(self, *, max_seconds: float | None = None) -> int:
         """Worker job: fire due timers, a batch per transaction (act + mark done commit together); all that are
         due, or batches for about `max_seconds`."""
-        total, started = 0, time.perf_counter()
-        while True:
-            now = self._clock.now()
-            with transaction(self._sessions) as s:
-                due = timers.claim_due(s, now=now, limit=self._batch)
-                if due:
-                    self.fire(s, due, now)
-            total += len(due)
-            if len(due) < self._batch or (max_seconds is not None and time.perf_counter() - started >= max_seconds):
-                return total
+        return work.drain(self.fire_batch, batch=self._batch, max_seconds=max_seconds)
+
+    def fire_batch(self) -> int:
+        now = self._clock.now()
+        with transaction(self._sessions) as s:
+            due = timers.claim_due(s, now=now, limit=self._batch)
+            if due:
+                self.fire(s, due, now)
+        return len(due)
 
     def fire_now(self, timer_id: int) -> bool:
         """Fire one pending run now, whatever its due time, through the worker's own path (`fire`: the condition
@@ -63,7 +62,7 @@ class DelayedRuns:
         finished: list[tuple[int, str, str | None]] = []
         runs = self._fire_batch(session, due, now, self._preload_timers(session, due), finished)
         insert_rows(session, Run.__table__, runs)
-        timers.finish_many(session, due, finished, now=now)
+        timers.finish_many(session, due, finished, now=self._clock.now())  # when they were in fact finished
 
     def _fire_batch(self, session: Session, due: list[Row], now: datetime, preloaded: Preloaded,
                     finished: list[tuple[int, str, str | None]]) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 
 from retento.bus import Event
+from retento.core import work
 from retento.customers import events as customer_events
 from retento.db import insert_rows, unindexed
 from retento.orders import events as order_events
@@ -62,16 +63,19 @@ def ids_of(session: Session, keys: Iterable[tuple[int, str, int, int]]) -> dict[
     return out
 
 
+# Delayed runs as a queue of the durable-work primitive, worked inside the firing transaction (`work.locked`):
+# no lease, no attempts (a run that fails is recorded as `failed`, the operators' dead letter).
+QUEUE = work.Queue.in_transaction(
+    "trigger_timers", Timer.__table__, label="delayed trigger runs / отложенные запуски триггеров", error="reason",
+    dead="failed",
+    retry_values={"finished_at": None, "reason": None},
+    drop_values=lambda now: {"state": "cancelled", "reason": "dropped by an operator", "finished_at": now})
+
+
 def claim_due(session: Session, *, now: datetime, limit: int) -> list[Row]:
     """Due pending timers, oldest first, as plain rows with the Timer's attribute names (id, trigger_id, entity,
-    entity_id, customer_id, order_id, event_id, due_at). On PostgreSQL the rows stay locked until the transaction
-    ends and rows another worker holds are skipped (`FOR UPDATE SKIP LOCKED`); SQLite has one writer."""
-    t = Timer.__table__
-    q = (select(*(t.c[c] for c in CLAIMED)).where(t.c.state == "pending", t.c.due_at <= now)
-         .order_by(t.c.due_at, t.c.id).limit(limit))
-    if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    return list(session.execute(q))
+    entity_id, customer_id, order_id, event_id, due_at), locked until the transaction ends (`work.locked`)."""
+    return work.locked(session, QUEUE, now=now, limit=limit, columns=CLAIMED)
 
 
 def make_due(session: Session, *, timer_id: int, now: datetime) -> list[Row]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import event
 
+from retento.triggers import timers
 from retento.triggers.engine import Engine
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ def install(app: App) -> None:
     app.bus.subscribe("triggers", lambda session, ev: engine.on_batch(session, [ev]), batch_handler=engine.on_batch)
     event.listen(app.sessions, "before_commit", engine.flush)
     event.listen(app.sessions, "after_transaction_end", _forget_buffer)
+    app.work.add(timers.QUEUE.name, timers.QUEUE)
     app.worker.add_job("trigger_timers", engine.fire_due, fair=engine.fire_slice)
     app.triggers = engine  # type: ignore[attr-defined]
 

@@ -1,10 +1,13 @@
 """Sending the outbox: every due delivery (a subscription's event or a trigger's call) POSTed through the one
 outgoing HTTP client, signed, logged attempt by attempt, retried with backoff.
 
-A delivery is claimed in a short transaction that counts the attempt and gives it a lease (its next attempt
-moves past the time the whole batch may take), POSTed with no transaction or row lock open, and its result
-recorded in a second transaction. A worker killed during the POST leaves the delivery to be claimed again when
-the lease ends; a result that arrives after another worker claimed the delivery since is dropped.
+Deliveries are a queue of the durable-work primitive (`retento.core.work`): a batch is leased in a short
+transaction that counts the attempt (state `sending`, a fencing token, a lease renewed between the POSTs),
+POSTed with no transaction or row lock open, and each result recorded in a second transaction only while the
+lease still holds the delivery. A worker killed during the POST leaves the delivery to be claimed again when the
+lease ends; a result that arrives after another worker took the delivery over is dropped. Failures wait the one
+backoff (`RETENTO_WEBHOOK_BACKOFF_SECONDS`, doubling, at most `..._MAX_SECONDS`); after
+`RETENTO_WEBHOOK_MAX_ATTEMPTS`, or at once for a refused address, the delivery is `failed` (a dead letter).
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from retento import __version__
 from retento.clock import Clock
 from retento.config import Settings
-from retento.core import http
+from retento.core import http, work
 from retento.db import _json_default, transaction
 from retento.webhooks import policy
 from retento.webhooks.models import (
     DELIVERED,
     FAILED,
     PENDING,
+    SENDING,
     WebhookAttempt,
     WebhookDelivery,
     WebhookSubscription,
@@ -44,7 +48,17 @@ class _Claimed:
     body: bytes
     event_type: str
     key: str | None  # a trigger call's Idempotency-Key
-    attempts: int  # this attempt's number: its result is recorded only if no one claimed the delivery since
+
+
+def queue(settings: Settings) -> work.Queue:
+    """The outbox as a queue of the durable-work primitive; `failed` is its dead state."""
+    return work.Queue(
+        name="webhooks", table=WebhookDelivery.__table__,
+        label="webhook deliveries and trigger webhook calls / вебхуки", state="status", due="next_attempt_at",
+        ready=PENDING, held=SENDING, done=DELIVERED, dead=FAILED, max_attempts=settings.webhook_max_attempts,
+        backoff=work.Backoff(base=settings.webhook_backoff_seconds, cap=settings.webhook_backoff_max_seconds),
+        lease=timedelta(seconds=settings.webhook_timeout_seconds * 2 + 30),  # renewed between the POSTs of a batch
+        dead_values=lambda now: {"next_attempt_at": None})
 
 
 class Deliverer:
@@ -54,44 +68,42 @@ class Deliverer:
                  batch: int = 20) -> None:
         self._sessions, self._clock, self._settings, self._http = sessions, clock, settings, client
         self._batch = batch
-        self._lease = timedelta(seconds=batch * settings.webhook_timeout_seconds + 30)  # every POST timing out
+        self.queue = queue(settings)
+        self._owner = work.worker_id()
 
     def __call__(self) -> int:
-        done = 0
-        while True:
-            claimed = self._claim()
-            for item in claimed:
-                self._attempt(item)
-            done += len(claimed)
-            if len(claimed) < self._batch:
-                return done
+        return work.drain(self.deliver_batch, batch=self._batch)
 
-    def _claim(self) -> list[_Claimed]:
+    def deliver_batch(self) -> int:
+        """Lease a batch of due deliveries (`retento.core.work.claim`, which counts the attempt) and POST each,
+        renewing the lease as the batch goes on; each result is recorded only while the lease still holds its
+        delivery."""
         now = self._clock.now()
         with transaction(self._sessions) as s:
-            q = (select(WebhookDelivery).where(WebhookDelivery.status == PENDING,
-                                               WebhookDelivery.next_attempt_at <= now)
-                 .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(self._batch))
-            if s.get_bind().dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True)
-            due = list(s.scalars(q))
-            sub_ids = {d.subscription_id for d in due if d.subscription_id is not None}
+            lease = work.claim(s, self.queue, now=now, limit=self._batch, owner=self._owner,
+                               columns=["subscription_id", "url", "secret", "payload", "event_type", "idempotency_key"])
+            sub_ids = {r.subscription_id for r in lease.rows if r.subscription_id is not None}
             subs = {x.id: x for x in s.scalars(select(WebhookSubscription).where(WebhookSubscription.id.in_(sub_ids)))}
-            out = []
-            for d in due:
+            out, off = [], {}
+            for d in lease.rows:
                 sub = subs.get(d.subscription_id) if d.subscription_id is not None else None
                 if d.subscription_id is not None and (sub is None or not sub.active):
-                    d.status, d.next_attempt_at, d.last_error = FAILED, None, "subscription is disabled"
+                    off[d.id] = work.Failure("subscription is disabled", permanent=True)
                     continue
-                d.attempts += 1
-                d.next_attempt_at = now + self._lease
                 url, secret = (sub.url, sub.secret) if sub is not None else (d.url or "", d.secret)
                 out.append(_Claimed(d.id, url, secret, orjson.dumps(d.payload, default=_json_default), d.event_type,
-                                    d.idempotency_key, d.attempts))
-            return out
+                                    d.idempotency_key))
+            work.fail(s, lease, off, now=now)
+        for item in out:
+            self._attempt(lease, item)
+        return len(lease.rows)
 
-    def _attempt(self, c: _Claimed) -> None:
+    def _attempt(self, lease: work.Lease, c: _Claimed) -> None:
         now = self._clock.now()
+        if lease.due_for_renewal(now):
+            with transaction(self._sessions) as s:
+                if c.id not in work.renew(s, lease, now=now):
+                    return  # the lease ran out and another worker has the delivery now
         ts = int(now.timestamp())
         headers = {"Content-Type": "application/json", "User-Agent": f"Retento-Webhooks/{__version__}",
                    "Retento-Event": c.event_type, "Retento-Delivery": str(c.id), "Retento-Timestamp": str(ts)}
@@ -102,35 +114,38 @@ class Deliverer:
         started = time.perf_counter()
         reply = self._http.post(c.url, content=c.body, headers=headers, timeout=self._settings.webhook_timeout_seconds)
         duration = int((time.perf_counter() - started) * 1000)
+        done = self._clock.now()
         with transaction(self._sessions) as s:
-            d = s.get(WebhookDelivery, c.id, with_for_update=True)
-            if d is None or d.status != PENDING or d.attempts != c.attempts:
-                return  # deleted meanwhile, or the lease ran out and another worker has it now: its result counts
-            s.add(WebhookAttempt(delivery_id=d.id, at=now, status_code=reply.status, error=reply.error,
-                                 duration_ms=duration))
-            d.last_status_code, d.last_error = reply.status, reply.error
+            d = s.get(WebhookDelivery, c.id)
             sub = (s.get(WebhookSubscription, d.subscription_id, with_for_update=True)
-                   if d.subscription_id is not None else None)
+                   if d is not None and d.subscription_id is not None else None)
+            result = {"last_status_code": reply.status, "last_error": reply.error}
             if reply.ok:
-                d.status, d.delivered_at, d.next_attempt_at = DELIVERED, now, None
-                if sub is not None:
-                    sub.consecutive_failures = 0
-                return
-            st = self._settings
-            retry_at = None if reply.refused else policy.next_attempt(  # a refused URL stays refused
-                d.attempts, now=now, base=st.webhook_backoff_seconds, cap=st.webhook_backoff_max_seconds,
-                max_attempts=st.webhook_max_attempts)
-            d.status, d.next_attempt_at = (PENDING, retry_at) if retry_at else (FAILED, None)
-            if sub is None:
-                if retry_at is None:
+                mine = work.complete(s, lease, [c.id], values={**result, "delivered_at": done, "next_attempt_at": None})
+                dead = False
+            else:  # a refused URL stays refused: no retry
+                failed = work.fail(s, lease, {c.id: work.Failure(reply.error or f"HTTP {reply.status}",
+                                                                permanent=reply.refused, values=result)}, now=done)
+                mine, dead = failed.retried | failed.dead, bool(failed.dead)
+            if not mine or d is None:
+                return  # deleted meanwhile, or the lease ran out and another worker has it now: its result counts
+            s.add(WebhookAttempt(delivery_id=c.id, at=now, status_code=reply.status, error=reply.error,
+                                 duration_ms=duration))
+            if d.subscription_id is None:
+                if dead:
                     log.warning("trigger %s webhook call %s to %s given up after %s attempts: %s", d.trigger_id,
                                 d.id, c.url, d.attempts, reply.error)
                 return
+            if sub is None:
+                return
+            if reply.ok:
+                sub.consecutive_failures = 0
+                return
             sub.consecutive_failures += 1
             if sub.active and (reply.refused or policy.should_disable(sub.consecutive_failures,
-                                                                      st.webhook_disable_after)):
+                                                                      self._settings.webhook_disable_after)):
                 # refused: the subscription's other deliveries would only be refused too
-                sub.active, sub.disabled_at = False, now
+                sub.active, sub.disabled_at = False, done
                 sub.disabled_reason = (reply.error if reply.refused and reply.error else
                                        f"{sub.consecutive_failures} failed attempts in a row")[:255]
                 log.warning("webhook subscription %s disabled: %s", sub.id, sub.disabled_reason)

@@ -6,11 +6,12 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from retento.core.work import Leased
 from retento.db import Base, JSONType, UTCDateTime
 from retento.scoping import ListedSites, Through
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"  # WebhookDelivery.status
+PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"  # WebhookDelivery.status
 
 
 class WebhookSubscription(Base):
@@ -33,7 +34,7 @@ class WebhookSubscription(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class WebhookDelivery(Base):
+class WebhookDelivery(Leased, Base):
     """One POST to make (the outbox row) with its retry state: an event for a subscription, or a call of a
     trigger's `webhook` action (`trigger_id`, its own `url` and `secret`, deduplicated on `idempotency_key`)."""
 
@@ -50,7 +51,7 @@ class WebhookDelivery(Base):
     event_id: Mapped[int | None] = mapped_column(BigInteger)
     event_type: Mapped[str] = mapped_column(String(64))  # a trigger's call: "trigger"
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    status: Mapped[str] = mapped_column(String(16))  # pending | sending (leased) | delivered | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_status_code: Mapped[int | None] = mapped_column(Integer)

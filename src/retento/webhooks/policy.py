@@ -1,10 +1,10 @@
-"""Pure decisions of webhook delivery: signatures, when to retry, when to give up and disable."""
+"""Pure decisions of webhook delivery: signatures, when to disable a subscription. When to retry and when to
+give up is the one backoff policy of retento.core.work (`webhooks.delivery.queue`)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timedelta
 
 from retento import parsing
 
@@ -22,13 +22,6 @@ def verify(secret: str, timestamp: str, body: bytes, header: str, *, now: int, t
         return False
     expected = signature(secret, at, body)
     return any(parsing.secret_equal(expected, part.strip()) for part in header.split(","))
-
-
-def next_attempt(attempts: int, *, now: datetime, base: float, cap: float, max_attempts: int) -> datetime | None:
-    """After `attempts` failed attempts: when to try again (base · 2^(attempts-1), at most cap), or None to give up."""
-    if attempts >= max_attempts:
-        return None
-    return now + timedelta(seconds=min(cap, base * 2 ** (attempts - 1)))
 
 
 def should_disable(consecutive_failures: int, threshold: int) -> bool:

@@ -85,7 +85,7 @@ class DeliveryOut(BaseModel):
     url: str | None = Field(None, description="A trigger call's URL (a subscription's is on the subscription)")
     event_id: int | None = Field(description="The event delivered, or that made the trigger act")
     event_type: str = Field(description="The event type; `trigger` for a trigger's call")
-    status: str = Field(description="pending, delivered or failed")
+    status: str = Field(description="pending, sending (a worker is posting it), delivered or failed")
     attempts: int
     next_attempt_at: dt.datetime | None
     last_status_code: int | None

@@ -187,4 +187,6 @@ def install(app) -> None:  # noqa: ANN001 - retento.bootstrap.App
     app.bus.subscribe("webhooks", lambda s, ev: enqueue(s, ev, now=app.clock.now()) and None,
                       batch_handler=lambda s, evs: enqueue_many(s, evs, now=app.clock.now()) and None)
 
-    app.worker.add_job("webhooks", Deliverer(app.sessions, app.clock, app.settings, app.http))
+    deliverer = Deliverer(app.sessions, app.clock, app.settings, app.http)
+    app.work.add(deliverer.queue.name, deliverer.queue)
+    app.worker.add_job("webhooks", deliverer)

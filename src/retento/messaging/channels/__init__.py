@@ -118,3 +118,8 @@ class ChannelAdapter:
 def capabilities(adapters: Iterable[ChannelAdapter]) -> dict[str, tuple[bool, bool]]:
     """channel -> (reports delivery, reports reads), from the registered adapters."""
     return {a.name: (a.kind.reports_delivered, a.kind.reports_read) for a in adapters}
+
+
+def idempotent_channels(adapters: Iterable[ChannelAdapter]) -> list[str]:
+    """Channels whose provider drops a repeat of the same message (of ours: VK, by `random_id`)."""
+    return sorted(a.name for a in adapters if a.kind.idempotent)

@@ -21,7 +21,7 @@ class SmtpEmail:
     name = "email"
     reports_delivered = False  # acceptance by the relay is not delivery; bounces report failure
     reports_read = True  # through the open pixel
-    idempotent = False
+    idempotent = False  # SMTP has no idempotency key: a relay queues a repeat as a new message
 
     def __init__(self, *, host: str, port: int = 25, user: str | None = None, password: str | None = None,
                  starttls: bool = False, timeout: float = 30.0, sender: str, unsubscribe_mailto: str | None = None):

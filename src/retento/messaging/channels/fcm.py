@@ -10,6 +10,7 @@ TEMPORARY = {"UNAVAILABLE", "INTERNAL", "QUOTA_EXCEEDED"}
 
 class FcmPush(HttpChannel):
     name = "push"
+    idempotent = False  # FCM v1 send has no idempotency key
     reports_delivered = False
     reports_read = False
 

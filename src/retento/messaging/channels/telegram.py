@@ -7,6 +7,7 @@ from retento.messaging.channels import HttpChannel, Outgoing, Result, json_or_no
 
 class TelegramBot(HttpChannel):
     name = "telegram"
+    idempotent = False  # sendMessage has no idempotency key
     reports_delivered = False
     reports_read = False
 

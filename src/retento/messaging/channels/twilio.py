@@ -34,6 +34,7 @@ def segments(text: str) -> int:
 
 class TwilioSms(HttpChannel):
     name = "sms"
+    idempotent = False  # the Messages API has no idempotency key
     reports_read = False  # SMS has no read receipts
 
     def __init__(self, *, api_url: str, account_sid: str, auth_token: str, sender: str, status_callback: str,

@@ -31,6 +31,7 @@ TEMPORARY = {1, 2, 4, 17, 80007, 130429, 131000, 131016, 131048, 131056, 133004}
 
 class WhatsAppCloud(HttpChannel):
     name = "whatsapp"
+    idempotent = False  # no idempotency key; our key comes back in status webhooks (settles an uncertain send)
 
     def __init__(self, *, api_url: str, phone_number_id: str, token: str, timeout: float = 15.0) -> None:
         super().__init__(timeout=timeout, headers={"Authorization": f"Bearer {token}"})

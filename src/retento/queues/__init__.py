@@ -1,0 +1,1 @@
+"""Operators' view of deferred work: every queue of `app.work` (retento.core.work), its dead letters, retry, drop."""
