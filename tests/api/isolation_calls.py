@@ -77,7 +77,7 @@ REFS: dict[str, Callable[[Shop], Any]] = {
     "task_id": lambda s: s.task_id, "trigger_id": lambda s: s.trigger_id, "timer_id": lambda s: s.timer_id,
     "message_id": lambda s: s.message_id, "sub_id": lambda s: s.sub_id, "delivery_id": lambda s: s.delivery_id,
 }
-FIXED = {"channel": "email", "name": "review-request"}  # path parameters that name no shop's object
+FIXED = {"channel": "email", "name": "review-request", "queue": "messages"}  # path parameters naming no shop's object
 
 
 def _task(**kw: Any) -> dict[str, Any]:
@@ -192,6 +192,9 @@ BODIES: dict[tuple[str, str], Bodies] = {
         Body({"customer_id": b.customer_id, "token": "new-device-token-1"}, why="customer"),
         Body({"customer_id": a.customer_id, "token": b.extra["device_token"]}, expect=frozenset({409}),
              why="the other shop's device")]),
+    # queues of deferred work hold every shop's work: a key limited to shops is refused (403) whatever it names
+    ("POST", "/api/v1/work/{queue}/retry"): lambda a, b, _: (None, [Body({"ids": [b.message_id]})]),
+    ("POST", "/api/v1/work/{queue}/drop"): lambda a, b, _: (None, [Body({"ids": [b.message_id]})]),
     ("POST", "/api/v1/messaging/bounces"): lambda a, b, secret: (None, [Body(content=_dsn(b.message_id, secret),
                                                                                   content_type="message/rfc822")]),
 }
