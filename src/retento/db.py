@@ -33,10 +33,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.sql.elements import ColumnElement, Null
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql.elements import Null
 from sqlalchemy.types import DateTime, TypeDecorator
 
+from retento.core.sql import unindexed as unindexed  # here since before core.sql; imported from here widely
 from retento.scoping import ScopedSession
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,14 @@ class Amount(TypeDecorator):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Leased:
+    """The lease columns of a table of deferred work that `retento.core.work.claim` leases (mixed into its model)."""
+
+    lease_token: Mapped[str | None] = mapped_column(String(32))  # the claim that holds the row: the fence
+    lease_owner: Mapped[str | None] = mapped_column(String(64))  # which worker (host:pid), for operators
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 def Currency() -> String:  # noqa: N802 - a column type factory
@@ -409,14 +418,6 @@ def rows_with_keys(session: Session, table: Table, columns: Sequence[str], *, si
         sql = f"{head}({', '.join([placeholder] * len(chunk))})"
         out += conn.exec_driver_sql(sql, (site_id, *chunk)).all()
     return out
-
-
-def unindexed(column: ColumnElement[str]) -> ColumnElement[str]:
-    """A text column as `column || ''`, which no index can serve. For a condition that must not steer SQLite's
-    planner (which has no statistics unless ANALYZE ran) to its index when another one is far more selective:
-    `id IN (...) AND state = 'pending'` would walk every pending row of a (state, ...) index, and
-    `order_id IN (...) AND id > ? AND type IN (...)` every later event of those types."""
-    return column + ""
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *,

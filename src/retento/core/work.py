@@ -35,7 +35,6 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    String,
     Table,
     and_,
     bindparam,
@@ -47,20 +46,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Row
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ClauseElement
 
-from retento.db import UTCDateTime, unindexed
+from retento.core.sql import unindexed
 
 Filter = Callable[[Table], ColumnElement[bool]]
-
-
-class Leased:
-    """The lease columns `claim` writes, mixed into a model of a table of deferred work."""
-
-    lease_token: Mapped[str | None] = mapped_column(String(32))  # the claim that holds the row: the fence
-    lease_owner: Mapped[str | None] = mapped_column(String(64))  # which worker (host:pid), for operators
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 @dataclass(frozen=True)

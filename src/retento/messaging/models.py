@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from retento.core.work import Leased
-from retento.db import Amount, Base, Currency, JSONType, UTCDateTime
+from retento.db import Amount, Base, Currency, JSONType, Leased, UTCDateTime
 from retento.scoping import BySite, Through, by_customer
 
 BigId = BigInteger().with_variant(Integer, "sqlite")

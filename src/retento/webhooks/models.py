@@ -6,8 +6,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from retento.core.work import Leased
-from retento.db import Base, JSONType, UTCDateTime
+from retento.db import Base, JSONType, Leased, UTCDateTime
 from retento.scoping import ListedSites, Through
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
