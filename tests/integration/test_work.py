@@ -13,8 +13,9 @@ from retento.clock import FrozenClock
 from retento.config import Settings
 from retento.core import work
 from retento.db import UTCDateTime, transaction
-from retento.triggers import engine_of, service as triggers
+from retento.triggers import service as triggers
 from retento.triggers.models import Run, Timer
+from retento.triggers.wiring import engine_of
 from tests import factories as f
 
 META = MetaData()
