@@ -23,11 +23,11 @@ from typing import Any
 
 from benchmarks.targets import DEFAULT_PG_DSN, fresh
 from retento.bootstrap import bootstrap
-from retento.clock import FrozenClock
-from retento.config import Settings
+from retento.core.changes import ActorType, ChangeContext, Source
+from retento.core.clock import FrozenClock
+from retento.core.config import Settings
+from retento.core.db.transactions import transaction
 from retento.customers import service as customers
-from retento.db import transaction
-from retento.history.schemas import ActorType, ChangeContext, Source
 from retento.migrate import migrate
 from retento.orders import service as orders
 from retento.sites import service as sites

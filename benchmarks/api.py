@@ -61,10 +61,10 @@ def seed(url: str) -> tuple[int, str]:
     """Migrate, then a site, a customer and an API key; returns (customer id, key)."""
     from retento.apikeys import service as apikeys
     from retento.bootstrap import bootstrap
-    from retento.config import Settings
+    from retento.core.changes import ChangeContext, Source
+    from retento.core.config import Settings
+    from retento.core.db.transactions import transaction
     from retento.customers import service as customers
-    from retento.db import transaction
-    from retento.history.schemas import ChangeContext, Source
     from retento.migrate import migrate
     from retento.sites import service as sites
     from retento.sites.schemas import SiteCreate
@@ -277,7 +277,7 @@ def make_app() -> Any:
     cheapest answer the app can give."""
     from retento.api import create_app
     from retento.bootstrap import bootstrap, configure_process, settle_process
-    from retento.config import get_settings
+    from retento.core.config import get_settings
 
     configure_process(get_settings())
     api = create_app(bootstrap())

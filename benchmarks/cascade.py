@@ -28,10 +28,10 @@ from sqlalchemy import func, insert, select
 
 from benchmarks.targets import Target
 from retento.bootstrap import App, bootstrap
-from retento.clock import FrozenClock
-from retento.config import Settings
+from retento.core.clock import FrozenClock
+from retento.core.config import Settings
+from retento.core.db.transactions import transaction
 from retento.customers.models import Consent, Customer
-from retento.db import transaction
 from retento.messaging import campaigns, outbox, planner, service
 from retento.messaging.config import MessagingSettings
 from retento.messaging.models import Message

@@ -23,14 +23,14 @@ from typing import Any
 
 from benchmarks.targets import Target
 from retento.bootstrap import App, bootstrap
-from retento.bus import Event
 from retento.catalog import service as catalog
 from retento.catalog.schemas import ProductIn
-from retento.config import Settings
+from retento.core.bus import Event
+from retento.core.changes import ActorType, ChangeContext, Source
+from retento.core.config import Settings
+from retento.core.db.transactions import transaction
 from retento.customers import service as customers
-from retento.db import transaction
 from retento.history.models import HistoryEntry
-from retento.history.schemas import ActorType, ChangeContext, Source
 from retento.migrate import migrate
 from retento.orders import service as orders
 from retento.orders.models import Order, OrderItem

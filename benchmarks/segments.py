@@ -36,9 +36,9 @@ from sqlalchemy.dialects import postgresql
 
 from benchmarks.targets import fresh
 from retento.bootstrap import bootstrap
-from retento.config import Settings
-from retento.db import transaction
-from retento.history.schemas import ActorType, ChangeContext, Source
+from retento.core.changes import ActorType, ChangeContext, Source
+from retento.core.config import Settings
+from retento.core.db.transactions import transaction
 from retento.migrate import migrate
 from retento.segments import analytics, rollups, rules, service
 from retento.segments.compiler import Context, members_query

@@ -21,7 +21,7 @@ import psycopg
 from psycopg.types.string import TextLoader
 from sqlalchemy import make_url
 
-from retento.db import SQLITE_PRAGMAS
+from retento.core.db.engine import SQLITE_PRAGMAS
 
 DEFAULT_PG_DSN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

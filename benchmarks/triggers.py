@@ -31,12 +31,12 @@ from sqlalchemy import event as sa_event, func, insert, select, update
 
 from benchmarks.targets import Target
 from retento.bootstrap import App, bootstrap
-from retento.bus import Event, SubscriberCursor
-from retento.clock import FrozenClock
-from retento.config import Settings
+from retento.core.bus import Event, SubscriberCursor
+from retento.core.changes import ActorType, Source
+from retento.core.clock import FrozenClock
+from retento.core.config import Settings
+from retento.core.db.transactions import transaction
 from retento.customers.models import Customer
-from retento.db import transaction
-from retento.history.schemas import ActorType, Source
 from retento.migrate import migrate
 from retento.orders.models import Order, OrderItem
 from retento.orders.statuses import STATUSES

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import make_url, text
 
 from retento.bootstrap import App, bootstrap
-from retento.clock import FrozenClock
-from retento.config import Settings
-from retento.db import transaction
+from retento.core.clock import FrozenClock
+from retento.core.config import Settings
+from retento.core.db.transactions import transaction
 from retento.migrate import migrate
 from retento.models import metadata
 from retento.orders.service import ensure_default_statuses

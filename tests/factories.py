@@ -7,9 +7,9 @@ from typing import Any
 from retento.bootstrap import App
 from retento.catalog import service as catalog
 from retento.catalog.schemas import ProductIn
+from retento.core.changes import ActorType, ChangeContext, Source
+from retento.core.db.transactions import transaction
 from retento.customers import service as customers
-from retento.db import transaction
-from retento.history.schemas import ActorType, ChangeContext, Source
 from retento.orders import service as orders
 from retento.sites import service as sites
 from retento.sites.schemas import SiteCreate

@@ -10,12 +10,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from retento import __version__, routing
+from retento import __version__
 from retento.app import App
-from retento.db import read_sessions, transaction
-from retento.limits import BodyLimit
+from retento.core.db.engine import read_sessions
+from retento.core.db.transactions import transaction
+from retento.core.limits import BodyLimit
+from retento.core.rest import routing
+from retento.core.rest.problems import no_route
 from retento.queues.service import warnings
-from retento.rest import no_route
 
 
 def create_app(app: App, *, with_worker: bool = False) -> FastAPI:

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from retento.bus import Bus, EventType
-from retento.clock import Clock
-from retento.config import Settings
 from retento.core import http
+from retento.core.bus import Bus, EventType
+from retento.core.clock import Clock
+from retento.core.config import Settings
+from retento.core.groupcommit import GroupCommit
 from retento.core.registry import Registry
 from retento.core.work import Queue
 from retento.core.worker import Worker
-from retento.groupcommit import GroupCommit
 
 if TYPE_CHECKING:
     from retento.messaging.channels import ChannelAdapter

@@ -17,7 +17,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
-from retento.errors import DomainError, NotFound
+from retento.core.errors import DomainError, NotFound
 from retento.sites.service import get_site
 
 T = TypeVar("T")

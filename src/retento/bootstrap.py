@@ -12,17 +12,17 @@ from sqlalchemy import Engine
 from retento import app as application
 from retento.apikeys import cli as apikeys_cli, service as apikeys
 from retento.app import App, Parts
-from retento.bus import Bus
 from retento.catalog import api as catalog_api
-from retento.clock import Clock, FrozenClock, SystemClock
 from retento.compat import api as compat_api, upload as compat_upload
-from retento.config import Settings, get_settings
 from retento.core import http, ssrf
+from retento.core.bus import Bus
+from retento.core.clock import Clock, FrozenClock, SystemClock
+from retento.core.config import Settings, get_settings
+from retento.core.db.engine import make_engine, make_session_factory
+from retento.core.groupcommit import GroupCommit
 from retento.core.worker import Worker
 from retento.customers import api as customers_api, events as customer_events
-from retento.db import make_engine, make_session_factory
 from retento.demo import cli as demo_cli
-from retento.groupcommit import GroupCommit
 from retento.history import api as history_api
 from retento.imports import cli as imports_cli
 from retento.messaging import (

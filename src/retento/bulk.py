@@ -15,11 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from sqlalchemy.orm import Session
 
 from retento import batch
+from retento.apikeys.idempotency import Idempotency
 from retento.apikeys.schemas import Principal
 from retento.batch import Outcome
-from retento.db import transaction
-from retento.errors import DomainError
-from retento.rest import Idempotency, ProblemField, app_of, respond
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
+from retento.core.rest.problems import ProblemField, respond
+from retento.routes import app_of
 
 MAX_ITEMS = 1000
 M = TypeVar("M", bound=BaseModel)

@@ -17,9 +17,9 @@ from retento import worker as worker_process
 from retento.api import create_app
 from retento.bootstrap import Parts, assemble, bootstrap, configure_process, settle_process
 from retento.cmdline import console, fail, open_app, run_service, use as use_app_factory
-from retento.config import get_settings
-from retento.db import transaction
-from retento.errors import DomainError
+from retento.core.config import get_settings
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
 from retento.history import service as history_service
 from retento.migrate import migrate as migrate_schema
 from retento.sites import service as sites_service

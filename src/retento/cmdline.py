@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 from rich.console import Console
 
-from retento.errors import DomainError
+from retento.core.errors import DomainError
 
 if TYPE_CHECKING:
     from retento.app import App

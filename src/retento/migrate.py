@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
-from retento.db import transaction
+from retento.core.db.transactions import transaction
 from retento.orders.service import ensure_default_statuses
 
 MIGRATIONS = Path(__file__).parent / "migrations"

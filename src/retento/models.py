@@ -1,10 +1,10 @@
 """Every domain's tables, imported in one place so the metadata (and Alembic) sees all of them."""
 
-from retento import bus  # noqa: F401
 from retento.apikeys import models as apikeys  # noqa: F401
 from retento.catalog import models as catalog  # noqa: F401
+from retento.core import bus  # noqa: F401
+from retento.core.db.types import Base
 from retento.customers import models as customers  # noqa: F401
-from retento.db import Base
 from retento.history import models as history  # noqa: F401
 from retento.messaging import models as messaging  # noqa: F401
 from retento.orders import models as orders  # noqa: F401

@@ -8,7 +8,7 @@ import signal
 import threading
 
 from retento.bootstrap import bootstrap, configure_process
-from retento.config import get_settings
+from retento.core.config import get_settings
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import uvicorn
 from retento.api import create_app
 from retento.apikeys import service as apikeys
 from retento.bootstrap import App
-from retento.db import transaction
+from retento.core.db.transactions import transaction
 
 
 class Server:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from retento.db import transaction
+from retento.core.db.transactions import transaction
 from retento.messaging import service as messaging
 from retento.messaging.models import Message
 from retento.messaging.schemas import CampaignIn, CascadeIn, DeviceIn, PolicyIn, PriceIn, TemplateIn

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from retento.db import transaction
+from retento.core.db.transactions import transaction
 from retento.history import service as history
 from tests import factories as f
 from tests.api.conftest import make_key

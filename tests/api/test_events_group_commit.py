@@ -10,9 +10,9 @@ import time
 import httpx
 from sqlalchemy import event, func, select
 
-from retento import scoping
-from retento.bus import Event
-from retento.db import transaction
+from retento.core import scoping
+from retento.core.bus import Event
+from retento.core.db.transactions import transaction
 from tests import factories as f
 from tests.api.conftest import make_key
 

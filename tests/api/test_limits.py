@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from retento.bootstrap import bootstrap
-from retento.config import Settings
-from retento.limits import CUSTOM_FIELDS, CUSTOM_VALUE_CHARS, FREE_FORM_BYTES, LABELS
+from retento.core.config import Settings
+from retento.core.limits import CUSTOM_FIELDS, CUSTOM_VALUE_CHARS, FREE_FORM_BYTES, LABELS
 from tests import factories as f
 from tests.api.conftest import Server, make_key
 

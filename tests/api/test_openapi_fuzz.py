@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 from retento.bootstrap import bootstrap
 from retento.compat.api import openapi_document, router as v5_router
 from retento.compat.upload import router as upload_router
-from retento.config import Settings
+from retento.core.config import Settings
 from tests import factories as f
 from tests.api.conftest import Server, make_key
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from retento.api import create_app
 from retento.bootstrap import App, bootstrap
-from retento.config import Settings
+from retento.core.config import Settings
 from retento.models import metadata
 from tests.api.conftest import Server, make_key
 from tests.api.isolation_calls import CLEAN, PUBLIC, Call, api_routes, calls_for

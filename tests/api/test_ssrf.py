@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from retento.bootstrap import bootstrap
 from retento.cli import app as cli
-from retento.config import Settings, get_settings
+from retento.core.config import Settings, get_settings
 from tests import factories as f
 from tests.api.conftest import Server, make_key
 from tests.fakes import FakeResolver

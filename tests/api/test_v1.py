@@ -6,8 +6,8 @@ import httpx
 
 from retento.apikeys import service as apikeys
 from retento.bootstrap import bootstrap
-from retento.config import Settings
-from retento.db import transaction
+from retento.core.config import Settings
+from retento.core.db.transactions import transaction
 from tests import factories as f
 from tests.api.conftest import Server, make_key
 
@@ -193,7 +193,7 @@ def test_events_one_and_batch_with_idempotency(app, client):
     assert client.post("/api/v1/events/batch", json={"events": events + events[:1]}).status_code == 422
     from sqlalchemy import func, select
 
-    from retento.bus import Event
+    from retento.core.bus import Event
     with transaction(app.sessions) as s:
         assert s.scalar(select(func.count()).select_from(Event).where(Event.type == "custom")) == 601
 

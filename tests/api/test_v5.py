@@ -6,7 +6,7 @@ import httpx
 import retailcrm
 
 from retento.bootstrap import bootstrap
-from retento.config import Settings
+from retento.core.config import Settings
 from tests import factories as f
 from tests.api.conftest import Server, make_key
 

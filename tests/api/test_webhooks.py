@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from retento.bootstrap import bootstrap
-from retento.config import Settings
+from retento.core.config import Settings
 from retento.webhooks import policy
 from tests import factories as f
 from tests.api.conftest import Server, make_key

@@ -8,14 +8,14 @@ from typer.testing import CliRunner
 from retento.apikeys import service
 from retento.apikeys.models import ApiKey
 from retento.cli import app as cli
-from retento.db import transaction
+from retento.core.db.transactions import transaction
 from tests import factories as f
 
 
 def test_create_list_revoke(app, monkeypatch):
     f.site(app)
     monkeypatch.setenv("RETENTO_DATABASE_URL", app.settings.database_url)
-    from retento.config import get_settings
+    from retento.core.config import get_settings
     get_settings.cache_clear()
     runner = CliRunner()
     try:

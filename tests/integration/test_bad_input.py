@@ -3,10 +3,10 @@
 import pytest
 from sqlalchemy import func, select
 
-from retento.bus import Event
+from retento.core.bus import Event
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
 from retento.customers.models import Customer
-from retento.db import transaction
-from retento.errors import DomainError
 from retento.history.models import HistoryEntry
 from retento.orders.models import Order, OrderItem
 from tests import factories as f

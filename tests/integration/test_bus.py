@@ -3,9 +3,9 @@
 import pytest
 from sqlalchemy import func, select
 
-from retento.bus import DeadLetter, Event
+from retento.core.bus import DeadLetter, Event
+from retento.core.db.transactions import transaction
 from retento.customers.models import Customer
-from retento.db import transaction
 from retento.history.models import HistoryEntry
 from tests import factories as f
 

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import event, func, select, text
 
 from retento.bootstrap import bootstrap
-from retento.config import Settings
+from retento.core.config import Settings
+from retento.core.db.transactions import transaction
 from retento.customers import service as customers
-from retento.db import transaction
 from retento.history import queries as history_q, service as history
 from retento.history.models import HistoryEntry
 from retento.tasks.models import Task

@@ -4,9 +4,9 @@ from datetime import date
 
 from sqlalchemy import select
 
-from retento.bus import Event
+from retento.core.bus import Event
+from retento.core.db.transactions import transaction
 from retento.customers import service
-from retento.db import transaction
 from tests import factories as f
 
 

@@ -6,15 +6,15 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from retento.bus import Event
 from retento.catalog.models import Product
 from retento.cli import app as cli
-from retento.config import get_settings
+from retento.core.bus import Event
+from retento.core.config import get_settings
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
 from retento.customers.models import Customer
-from retento.db import transaction
 from retento.demo.generator import generate
 from retento.demo.service import load
-from retento.errors import DomainError
 from retento.history.models import HistoryEntry
 from retento.orders.models import Order, OrderItem, Status
 

@@ -2,9 +2,9 @@
 
 import random
 
-from retento.db import transaction
+from retento.core.changes import ActorType, ChangeContext, Source
+from retento.core.db.transactions import transaction
 from retento.history import service as history
-from retento.history.schemas import ActorType, ChangeContext, Source
 from tests import factories as f
 
 TRIGGER = ChangeContext(Source.TRIGGER, ActorType.TRIGGER, "trigger-7")

@@ -2,7 +2,7 @@
 
 import threading
 
-from retento.db import transaction
+from retento.core.db.transactions import transaction
 from retento.history import service as history
 from tests import factories as f
 

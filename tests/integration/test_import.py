@@ -11,14 +11,14 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from retento import batch
-from retento.bus import Event
 from retento.catalog.models import Product
 from retento.cli import app as cli
-from retento.config import get_settings
+from retento.core.bus import Event
+from retento.core.config import get_settings
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
 from retento.customers import service as customers
 from retento.customers.models import Customer
-from retento.db import transaction
-from retento.errors import DomainError
 from retento.history.models import HistoryEntry
 from retento.imports.formats import UnusableInput
 from retento.imports.schemas import Kind

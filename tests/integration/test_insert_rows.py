@@ -5,10 +5,11 @@ from decimal import Decimal
 
 from sqlalchemy import insert
 
-from retento.bus import Event
-from retento.db import insert_rows, reserve_ids, transaction
+from retento.core.bus import Event
+from retento.core.db.bulk import insert_rows, reserve_ids
+from retento.core.db.transactions import transaction
+from retento.core.jsonable import serialised
 from retento.history.models import HistoryEntry
-from retento.jsonable import serialised
 from retento.orders.models import Order
 from tests import factories as f
 
@@ -166,7 +167,7 @@ def test_update_rows_matches_core_update(app):
     jsonb_to_recordset; JSON None stays JSON null, not SQL NULL)."""
     from sqlalchemy import update
 
-    from retento.db import update_rows
+    from retento.core.db.bulk import update_rows
 
     f.site(app)
     a, b = f.order(app, number="A"), f.order(app, number="B")

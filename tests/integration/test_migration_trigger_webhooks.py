@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy import text
 
-from retento.db import transaction
+from retento.core.db.transactions import transaction
 from retento.migrate import alembic_config
 from retento.triggers import service
 from retento.webhooks.models import WebhookDelivery

@@ -5,9 +5,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from retento.bus import Event
-from retento.db import transaction
-from retento.errors import DomainError
+from retento.core.bus import Event
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
 from retento.orders import service
 from tests import factories as f
 
@@ -109,7 +109,7 @@ def test_other_sites_customers_are_not_reachable(app):
     f.customer(app, site="other", external_id="c1")
     import pytest
 
-    from retento.errors import DomainError
+    from retento.core.errors import DomainError
 
     with pytest.raises(DomainError) as exc:
         f.order(app, customer={"external_id": "c1"})

@@ -14,8 +14,8 @@ from lifetimes import BetaGeoFitter
 from lifetimes.utils import summary_data_from_transaction_data
 from sqlalchemy import select
 
+from retento.core.db.transactions import transaction
 from retento.customers import service as customers
-from retento.db import transaction
 from retento.orders import service as orders
 from retento.segments import analytics
 from retento.segments.models import RfmScore
@@ -125,7 +125,7 @@ def test_fixed_windows_and_ltv(app):
 
 def test_ltv_needs_enough_customers(app):
     _shop(app, 5, seed=1)
-    from retento.errors import DomainError
+    from retento.core.errors import DomainError
 
     with transaction(app.sessions) as s, pytest.raises(DomainError) as exc:
         analytics.compute_rfm(s, site_id=1, now=app.clock.now())

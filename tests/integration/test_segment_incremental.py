@@ -6,9 +6,9 @@ from collections import defaultdict
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import func, select
 
-from retento.bus import Event
+from retento.core.bus import Event
+from retento.core.db.transactions import transaction
 from retento.customers import service as customers
-from retento.db import transaction
 from retento.segments import rollups, service
 from retento.segments.models import CustomerRollup, SegmentChange, SegmentMember
 from retento.segments.schemas import SegmentCreate
@@ -179,7 +179,7 @@ def test_static_lists_from_api_lists_and_csv(app):
     # bad input names the field and stores nothing
     import pytest
 
-    from retento.errors import DomainError
+    from retento.core.errors import DomainError
 
     with transaction(app.sessions) as s, pytest.raises(DomainError) as exc:
         service.change_members(s, segment=service.get(s, seg.id), data=MembersIn(customer_ids=[c, 999]), add=False,

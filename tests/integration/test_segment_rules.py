@@ -5,10 +5,10 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import select
 
-from retento.bus import Event
+from retento.core.bus import Event
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
 from retento.customers import service as customers
-from retento.db import transaction
-from retento.errors import DomainError
 from retento.segments import analytics, service
 from retento.segments.schemas import SegmentCreate
 from tests import factories as f

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from retento.api import create_app
 from retento.apikeys import service as apikeys
 from retento.cli import app as cli
-from retento.db import transaction
+from retento.core.db.transactions import transaction
 from retento.segments.models import RfmScore
 from tests import factories as f
 
@@ -110,7 +110,7 @@ def test_rfm_and_cohorts_through_the_api(app, client):
 
 def test_cli_apply_rfm_cohorts(app, tmp_path, monkeypatch):
     monkeypatch.setenv("RETENTO_DATABASE_URL", str(app.engine.url.render_as_string(hide_password=False)))
-    from retento.config import get_settings
+    from retento.core.config import get_settings
 
     get_settings.cache_clear()
     f.site(app)
@@ -182,7 +182,7 @@ def test_rfm_right_after_an_import_without_a_worker(app, tmp_path, monkeypatch):
     """`retento import` leaves the rollups and segments current, so `retento rfm` (with LTV) needs no worker; with
     no purchases the error says so and names the command that scores."""
     monkeypatch.setenv("RETENTO_DATABASE_URL", str(app.engine.url.render_as_string(hide_password=False)))
-    from retento.config import get_settings
+    from retento.core.config import get_settings
     from retento.segments.models import CustomerRollup
 
     get_settings.cache_clear()

@@ -1,4 +1,4 @@
-"""The site-scoping mechanism itself (retento.scoping), on both databases: what a session made for a key of one
+"""The site-scoping mechanism itself (retento.core.scoping), on both databases: what a session made for a key of one
 site reads and may write. tests/api/test_site_isolation.py proves it over every HTTP route."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 
 import retento.models  # noqa: F401 - every mapped class
-from retento import scoping
+from retento.core import scoping
+from retento.core.db.transactions import transaction
+from retento.core.db.types import Base
+from retento.core.errors import DomainError
 from retento.customers.models import Customer, CustomerTag
-from retento.db import Base, transaction
-from retento.errors import DomainError
 from retento.orders.models import Order
 from retento.sites.service import get_site
 from retento.tasks.models import Task

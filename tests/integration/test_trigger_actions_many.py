@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from retento.bus import Event
+from retento.core.bus import Event
+from retento.core.changes import ActorType, ChangeContext, Source
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
 from retento.customers import service as customers
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
-from retento.db import transaction
-from retento.errors import DomainError
 from retento.history.models import HistoryEntry
-from retento.history.schemas import ActorType, ChangeContext, Source
 from retento.orders import service as orders
 from retento.orders.models import Order, OrderItem
 from retento.sites import service as sites

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 from retento.api import create_app
 from retento.apikeys import service as apikeys
 from retento.cli import app as cli
-from retento.config import get_settings
-from retento.db import transaction
+from retento.core.config import get_settings
+from retento.core.db.transactions import transaction
 from retento.orders import service as orders
 from retento.triggers import service as triggers
 from tests import factories as f

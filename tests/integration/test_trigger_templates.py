@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from retento.db import transaction
-from retento.errors import DomainError
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
 from retento.orders import service as orders
 from retento.tasks import service as tasks
 from retento.triggers import service, templates

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from retento.bootstrap import bootstrap
-from retento.config import Settings
-from retento.db import transaction
+from retento.core.config import Settings
+from retento.core.db.transactions import transaction
 from retento.triggers import service
 from retento.webhooks import policy
 from retento.webhooks.delivery import Deliverer

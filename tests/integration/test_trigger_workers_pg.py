@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from retento import bus
 from retento.bootstrap import bootstrap
-from retento.clock import FrozenClock
-from retento.config import Settings
-from retento.db import transaction
-from retento.history.schemas import ChangeContext, Source
+from retento.core import bus
+from retento.core.changes import ChangeContext, Source
+from retento.core.clock import FrozenClock
+from retento.core.config import Settings
+from retento.core.db.transactions import transaction
 from retento.tasks.models import Task
 from retento.triggers import service
 from retento.triggers.models import Firing, Run, Timer

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
 from retento.customers import service as customers
-from retento.db import transaction
-from retento.errors import DomainError
 from retento.history import service as history
 from retento.orders import service as orders
 from retento.tasks import service as tasks
@@ -202,7 +202,7 @@ def test_loop_protection_own_changes_and_chain_depth(app):
     assert any("reached depth 3 (limit 3)" in (r[2] or "") for r in log)
     assert any("made by this trigger" in (r[2] or "") for r in log)
     with transaction(app.sessions) as s:
-        depth_events = s.scalars(select(__import__("retento.bus", fromlist=["Event"]).Event.depth)).all()
+        depth_events = s.scalars(select(__import__("retento.core.bus", fromlist=["Event"]).Event.depth)).all()
     assert max(depth_events) == 3
     assert order_tags(app, oid) == ["seen"]
 

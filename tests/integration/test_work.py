@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select
 
 from retento.bootstrap import bootstrap
-from retento.clock import FrozenClock
-from retento.config import Settings
 from retento.core import work
-from retento.db import UTCDateTime, transaction
+from retento.core.clock import FrozenClock
+from retento.core.config import Settings
+from retento.core.db.transactions import transaction
+from retento.core.db.types import UTCDateTime
 from retento.triggers import service as triggers
 from retento.triggers.models import Run, Timer
 from retento.triggers.wiring import engine_of

@@ -58,7 +58,7 @@ def client(mapp):
 
     from retento.api import create_app
     from retento.apikeys import service as apikeys
-    from retento.db import transaction
+    from retento.core.db.transactions import transaction
 
     with transaction(mapp.sessions) as s:
         _, raw = apikeys.create(s, name="marketing", scopes="messaging:read,messaging:write", now=mapp.clock.now())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from retento.db import transaction
+from retento.core.db.transactions import transaction
 from retento.messaging import service
 from retento.messaging.schemas import CascadeIn, PolicyIn, PriceIn, TemplateIn
 from tests import factories as f

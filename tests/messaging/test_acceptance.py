@@ -8,8 +8,8 @@ from email import message_from_bytes
 
 import pytest
 
+from retento.core.db.transactions import transaction
 from retento.customers import service as customers
-from retento.db import transaction
 from retento.messaging import service
 from retento.messaging.schemas import CampaignIn
 from tests import factories as f

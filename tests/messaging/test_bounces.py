@@ -6,8 +6,8 @@ import re
 
 from typer.testing import CliRunner
 
+from retento.core.db.transactions import transaction
 from retento.customers.models import Consent
-from retento.db import transaction
 from tests.messaging import helpers as h
 
 
@@ -91,7 +91,7 @@ def test_bounces_are_read_from_a_maildir_once(mapp, smtp_server, tmp_path, monke
     for k, v in {"RETENTO_DATABASE_URL": mapp.settings.database_url, "RETENTO_MESSAGING_SECRET": "s3cret"}.items():
         monkeypatch.setenv(k, v)
     from retento.cli import app as cli
-    from retento.config import get_settings
+    from retento.core.config import get_settings
 
     get_settings.cache_clear()
     try:

@@ -8,8 +8,8 @@ import random
 import pytest
 from sqlalchemy import delete, select
 
+from retento.core.db.transactions import transaction
 from retento.customers.models import Consent, Customer
-from retento.db import transaction
 from retento.messaging import campaigns, planner, service
 from retento.messaging.models import Message, Run
 from retento.messaging.schemas import CampaignIn, DeviceIn

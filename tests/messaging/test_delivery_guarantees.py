@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from retento.bootstrap import bootstrap
-from retento.config import Settings
 from retento.core import work
-from retento.db import transaction
+from retento.core.config import Settings
+from retento.core.db.transactions import transaction
 from retento.messaging import campaigns, outbox, planner, reports, service
 from retento.messaging.models import Message
 from retento.messaging.schemas import CampaignIn

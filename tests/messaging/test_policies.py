@@ -3,7 +3,7 @@ cheapest-read order, scheduled campaigns, template checks over the API."""
 
 from datetime import datetime, timezone
 
-from retento.db import transaction
+from retento.core.db.transactions import transaction
 from retento.messaging import campaigns, service
 from retento.messaging.schemas import CampaignIn
 from tests import factories as f

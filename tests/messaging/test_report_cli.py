@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from retento.cli import app as cli
-from retento.config import get_settings
+from retento.core.config import get_settings
 from retento.messaging.tracking import token
 from tests.messaging import helpers as h
 

@@ -4,10 +4,10 @@ import pytest
 from sqlalchemy import select
 
 from retento.bootstrap import bootstrap
-from retento.bus import Event
-from retento.config import Settings
-from retento.db import transaction
-from retento.errors import DomainError
+from retento.core.bus import Event
+from retento.core.config import Settings
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
 from retento.messaging import service
 from retento.messaging.models import Run
 from retento.messaging.schemas import CampaignIn

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from retento.cli import app as cli
-from retento.config import get_settings
+from retento.core.config import get_settings
 from retento.messaging.wiring import configure
 from tests.api.conftest import Server, make_key
 from tests.messaging import helpers as h

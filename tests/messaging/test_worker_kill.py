@@ -23,8 +23,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, insert, select
 
+from retento.core.db.transactions import transaction
 from retento.customers.models import Consent, Customer
-from retento.db import transaction
 from retento.messaging import campaigns, reports, service
 from retento.messaging.models import Message
 from retento.messaging.schemas import CampaignIn, CascadeIn, PolicyIn, PriceIn, TemplateIn

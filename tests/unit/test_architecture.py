@@ -24,8 +24,7 @@ LAYERS = (
     ("entry points and assembly", ("retento.api", "retento.cli", "retento.worker", "retento.bootstrap",
                                    "retento.models", "retento.migrate", "retento.migrations")),
     ("domains", ()),
-    # retento.core, and the top-level modules that belong in it (they move there with the core split)
-    ("core", ("retento.core", "retento.errors", "retento.clock", "retento.money", "retento.jsonable")),
+    ("core", ("retento.core",)),
 )
 OUTSIDE = ("benchmarks", "tests")  # never imported by the application
 LOCAL_IMPORTS = {  # (module, what it imports inside a function): why

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 from retento.compat.dates import fmt_date, fmt_datetime, parse_datetime
-from retento.dates import MAX_DAY, MAX_TIME, MIN_DAY, MIN_TIME, parse_day, parse_time
+from retento.core.dates import MAX_DAY, MAX_TIME, MIN_DAY, MIN_TIME, parse_day, parse_time
 
 PROPERTY = settings(max_examples=200, deadline=None, derandomize=True, database=None)  # stable in CI
 ZONES = [ZoneInfo("Europe/Moscow"), ZoneInfo("UTC"), ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata")]

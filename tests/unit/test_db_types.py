@@ -8,7 +8,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.types import TypeDecorator
 
-from retento.db import Amount, UTCDateTime
+from retento.core.db.types import Amount, UTCDateTime
 
 DIALECTS = [SQLiteDialect_pysqlite(), PGDialect_psycopg()]
 MSK = timezone(timedelta(hours=3))
@@ -55,7 +55,7 @@ def test_utc_datetime(dialect):
 
 def test_wal_checkpoints_run_off_the_commit_path(tmp_path):
     """Commits leave the WAL to the background checkpointer; one checkpoint copies all of it; dispose stops it."""
-    from retento.db import CHECKPOINTERS, checkpoint, make_engine
+    from retento.core.db.engine import CHECKPOINTERS, checkpoint, make_engine
 
     engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
     with engine.begin() as conn:

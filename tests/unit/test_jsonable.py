@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from pydantic import TypeAdapter
 
-from retento.jsonable import jsonable, serialised
+from retento.core.jsonable import jsonable, serialised
 
 PARSED = TypeAdapter(datetime).validate_python  # how API and import input arrives
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from retento.errors import DomainError
+from retento.core.errors import DomainError
 from retento.messaging import cascade as cz, policies, templates
 
 UTC = timezone.utc

@@ -2,7 +2,7 @@
 
 import pytest
 
-from retento.errors import DomainError
+from retento.core.errors import DomainError
 from retento.orders.service import parse_create, parse_create_many
 
 

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from retento import parsing
 from retento.compat import mapping, params
-from retento.errors import DomainError
+from retento.core import parsing
+from retento.core.errors import DomainError
 from retento.messaging import tracking
 from retento.messaging.channels import vk, whatsapp
 

@@ -5,7 +5,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from retento.errors import DomainError
+from retento.core.errors import DomainError
 from retento.segments import cohorts, rfm, rules
 from retento.segments.compiler import builtin_types
 from retento.segments.ltv import discounted_value

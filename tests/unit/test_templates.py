@@ -3,7 +3,7 @@
 import pytest
 
 from retento.core import templates
-from retento.errors import DomainError
+from retento.core.errors import DomainError
 
 
 def test_legacy_placeholders_become_sandbox_expressions_and_nothing_else_changes():

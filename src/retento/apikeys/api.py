@@ -1,22 +1,28 @@
-"""Authenticating an API request: key lookup, scope check, per-key rate limit. Shared by /api/v1 and /api/v5."""
+"""Authenticating an API request: key lookup, scope check, per-key rate limit (shared by /api/v1 and /api/v5),
+and `require(scope)`, the dependency of every /api/v1 route."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import APIKeyHeader
 
-from retento import scoping
 from retento.apikeys import service
-from retento.apikeys.ratelimit import RateLimiter
+from retento.apikeys.ratelimit import RateLimiter, retry_after_header
 from retento.apikeys.schemas import Principal
-from retento.db import read_sessions, transaction
+from retento.core import scoping
+from retento.core.db.engine import read_sessions
+from retento.core.db.transactions import transaction
+from retento.core.rest.problems import Refused
 
 
 @dataclass
-class AuthFailed(Exception):
+class AuthFailed(Refused):
     """kind: missing | wrong | scope | site | rate."""
 
     kind: str
@@ -27,6 +33,12 @@ class AuthFailed(Exception):
     @property
     def status(self) -> int:
         return {"missing": 401, "wrong": 401, "scope": 403, "site": 403, "rate": 429}[self.kind]
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        if self.kind == "rate":
+            return {"Retry-After": retry_after_header(self.retry_after)}
+        return {"WWW-Authenticate": 'ApiKey header="X-API-Key"'} if self.kind in ("missing", "wrong") else None
 
 
 def limiter(request: Request) -> RateLimiter:
@@ -101,3 +113,16 @@ def admit(request: Request, principal: Principal | None, scope: str | None) -> P
     request.state.principal = principal
     scoping.enter(principal.site_ids)  # the sessions this request makes see only the key's sites
     return principal
+
+
+_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (`retento apikey create`)")
+
+
+def require(scope: str) -> Callable[..., Principal]:
+    """Dependency: the API key from `X-API-Key`, which must hold `scope`."""
+
+    async def dependency(request: Request, key: Annotated[str | None, Depends(_key_header)]) -> Principal:
+        return await authenticate_async(request, key, scope)
+
+    dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    return dependency

@@ -10,7 +10,7 @@ from rich.table import Table
 from retento.apikeys import service
 from retento.apikeys.schemas import SCOPES
 from retento.cmdline import console, open_app, run_service
-from retento.db import transaction
+from retento.core.db.transactions import transaction
 from retento.sites.service import list_sites
 
 app = typer.Typer(help="API keys / ключи API.", no_args_is_help=True)

@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from retento.db import Base, JSONType, UTCDateTime
-from retento.scoping import GLOBAL
+from retento.core.db.types import Base, JSONType, UTCDateTime
+from retento.core.scoping import GLOBAL
 
 
 class ApiKey(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from retento.history.schemas import ActorType, ChangeContext, Source
+from retento.core.changes import ActorType, ChangeContext, Source
 
 SCOPES = (
     "customers:read",

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from retento.apikeys.models import ApiKey, IdempotentRequest
 from retento.apikeys.schemas import Principal, parse_scopes
-from retento.db import transaction
-from retento.errors import DomainError, NotFound
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError, NotFound
 from retento.sites.service import get_site
 
 PREFIX = "rtk_"

@@ -9,18 +9,13 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from retento.apikeys.api import require
 from retento.apikeys.schemas import Principal
 from retento.catalog import queries
-from retento.db import transaction
-from retento.rest import (
-    CursorParam,
-    Limit,
-    decode_cursor,
-    page,
-    reading,
-    require,
-    router as v1_router,
-)
+from retento.core.db.transactions import transaction
+from retento.core.rest.pagination import CursorParam, Limit, decode_cursor, page
+from retento.core.rest.problems import router as v1_router
+from retento.routes import reading
 from retento.sites.service import get_site, site_codes
 
 router = v1_router("reference")

@@ -6,8 +6,8 @@ from decimal import Decimal
 from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from retento.db import Amount, Base, Currency, UTCDateTime
-from retento.scoping import BySite
+from retento.core.db.types import Amount, Base, Currency, UTCDateTime
+from retento.core.scoping import BySite
 
 
 class Product(Base):

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from retento.money import check_currency
+from retento.core.money import check_currency
+from retento.core.parsing import Flag
 from retento.orders.schemas import ItemKind, Money
-from retento.parsing import Flag
 
 
 class ProductIn(BaseModel):

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from retento.catalog.models import Product
 from retento.catalog.schemas import ProductIn
-from retento.errors import DomainError
+from retento.core.errors import DomainError
 from retento.sites.service import sites_by_code
 
 

@@ -11,14 +11,15 @@ import yaml
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from retento import parsing, routing
 from retento.catalog.queries import known_offers
 from retento.compat import mapping as m, params
 from retento.compat.dates import fmt_datetime, parse_datetime
 from retento.compat.envelope import ENTITY_ERROR, Call, RetailRoute, envelope_error, fail, handle, pagination
+from retento.core import parsing
+from retento.core.errors import NotFound
+from retento.core.rest import routing
 from retento.customers import queries as customer_q, service as customers
 from retento.customers.api import edit_data
-from retento.errors import NotFound
 from retento.history import queries as history_q
 from retento.orders import queries as order_q, service as orders
 from retento.sites.models import Site

@@ -1,7 +1,7 @@
 """Dates in the RetailCRM API v5 (/api/v5), read and written the way RetailCRM does: `Y-m-d H:i:s` and
 `Y-m-d`, local to the CRM's time zone (`RETENTO_COMPAT_TIMEZONE`), the year always four digits.
 
-Reading keeps Retento's date range (retento.dates): a time outside it is refused, never stored. A local
+Reading keeps Retento's date range (retento.core.dates): a time outside it is refused, never stored. A local
 time is taken at its offset in the time zone's own history (Moscow before 1919 was UTC+2:30:17, and is
 shown so), so what is written is read back to the same second.
 """
@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from retento.dates import in_range
+from retento.core.dates import in_range
 
 FORMAT = "Y-m-d H:i:s"
 _LOCAL = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?: ([0-9]{2}):([0-9]{2}):([0-9]{2}))?")

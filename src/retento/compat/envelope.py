@@ -18,16 +18,18 @@ from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
-from retento import parsing
 from retento.apikeys.api import AuthFailed, authenticate
 from retento.apikeys.schemas import Principal
 from retento.compat import params
 from retento.compat.mapping import error_field
-from retento.db import read_sessions, transaction
-from retento.errors import DomainError
-from retento.limits import BodyTooLarge
-from retento.rest import app_of, nul_in_request, validation_errors
-from retento.routing import allow_header
+from retento.core import parsing
+from retento.core.db.engine import read_sessions
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
+from retento.core.limits import BodyTooLarge
+from retento.core.rest.problems import nul_in_request, validation_errors
+from retento.core.rest.routing import allow_header
+from retento.routes import app_of
 
 ENTITY_ERROR = "Errors in the entity format"
 INPUT_ERROR = "Errors in the input parameters"
@@ -58,7 +60,7 @@ class RetailRoute(APIRoute):
 
     @staticmethod
     def method_not_allowed(request: Request, allowed: list[str]) -> Response:
-        """A path asked with a method it does not have (see retento.routing), as RetailCRM answers it."""
+        """A path asked with a method it does not have (see retento.core.rest.routing), as RetailCRM answers it."""
         response = envelope_error(405, "Method Not Allowed")
         response.headers.update(allow_header(allowed))
         return response

@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from retento import parsing
-from retento.errors import DomainError, FieldError
+from retento.core import parsing
+from retento.core.errors import DomainError, FieldError
 
 LIMITS = ("20", "50", "100")
 MAX_PAGE = 1_000_000

@@ -16,13 +16,14 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
 
-from retento import batch, parsing
+from retento import batch
 from retento.batch import Outcome
 from retento.compat import mapping as m
 from retento.compat.api import V5, free_lines, order_customer, site_for
 from retento.compat.envelope import ENTITY_ERROR, INPUT_ERROR, Call, Partial, RetailRoute, fail, handle
+from retento.core import parsing
+from retento.core.errors import DomainError
 from retento.customers import service as customers
-from retento.errors import DomainError
 from retento.orders import service as orders
 from retento.sites.service import get_site, list_sites
 

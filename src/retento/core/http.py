@@ -22,7 +22,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from retento.core import ssrf
-from retento.errors import DomainError, FieldError
+from retento.core.errors import DomainError, FieldError
 
 SCHEMES = ("http", "https")
 REFUSED = "refused by the outgoing request policy (SSRF)"

@@ -18,7 +18,7 @@ from typing import Any
 from jinja2 import ChainableUndefined, StrictUndefined, Template, TemplateError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from retento.errors import DomainError
+from retento.core.errors import DomainError
 
 
 def _blank(value: Any) -> Any:

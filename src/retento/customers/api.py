@@ -11,30 +11,20 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from retento import bulk, limits, scoping
+from retento import bulk
+from retento.apikeys.api import require
+from retento.apikeys.idempotency import Idempotency, idempotency
 from retento.apikeys.schemas import Principal
 from retento.contacts import normalize_email, normalize_phone
+from retento.core import limits, scoping
+from retento.core.db.engine import read_connection
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError, NotFound
+from retento.core.rest.pagination import CreatedFrom, CreatedTo, CursorParam, Limit, SiteParam
+from retento.core.rest.problems import json_response, respond, router as v1_router
 from retento.customers import queries, service
 from retento.customers.schemas import CustomerCreate, CustomerEdit, EntryPoint
-from retento.db import read_connection, transaction
-from retento.errors import DomainError, NotFound
-from retento.rest import (
-    CreatedFrom,
-    CreatedTo,
-    CursorParam,
-    Idempotency,
-    Limit,
-    SiteParam,
-    app_of,
-    create_in_site,
-    edit_and_return,
-    idempotency,
-    json_response,
-    list_page,
-    require,
-    respond,
-    router as v1_router,
-)
+from retento.routes import app_of, create_in_site, edit_and_return, list_page
 from retento.sites.models import Site
 from retento.sites.service import get_site, list_sites, site_code, site_codes
 

@@ -1,6 +1,6 @@
 """Event types the customers domain emits."""
 
-from retento.bus import EventType
+from retento.core.bus import EventType
 
 CUSTOMER_CREATED = "customer_created"
 CUSTOMER_CHANGED = "customer_changed"  # payload: changes [{field, old, new}]

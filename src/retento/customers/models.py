@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from retento.db import Base, JSONType, UTCDateTime
-from retento.scoping import BySite, by_customer
+from retento.core.db.types import Base, JSONType, UTCDateTime
+from retento.core.scoping import BySite, by_customer
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from retento import limits
 from retento.contacts import check_locale, check_timezone, normalize_email, normalize_phone
-from retento.dates import AwareDatetime, Day
-from retento.parsing import Flag
+from retento.core import limits
+from retento.core.dates import AwareDatetime, Day
+from retento.core.parsing import Flag
 
 
 class Channel(StrEnum):

@@ -13,15 +13,16 @@ from sqlalchemy import Select, and_, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from retento import batch, bus, limits
+from retento import batch
 from retento.batch import Done, Outcome, Stored
+from retento.core import bus, limits
+from retento.core.changes import ChangeContext
+from retento.core.db.bulk import rows_with_keys, update_rows
+from retento.core.errors import Conflict, DomainError, FieldError, NotFound
 from retento.customers import events as ev
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 from retento.customers.schemas import CustomerCreate, CustomerEdit, CustomerFields
-from retento.db import rows_with_keys, update_rows
-from retento.errors import Conflict, DomainError, FieldError, NotFound
 from retento.history import service as history
-from retento.history.schemas import ChangeContext
 from retento.sites.models import Site
 from retento.sites.service import get_site, manager_ids
 

@@ -16,10 +16,10 @@ from rich.progress import (
 )
 
 from retento.cmdline import open_app
-from retento.db import transaction
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
 from retento.demo.generator import generate
 from retento.demo.service import has_customers, load
-from retento.errors import DomainError
 
 console = Console()
 err = Console(stderr=True)

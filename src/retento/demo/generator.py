@@ -16,8 +16,8 @@ from decimal import ROUND_DOWN, Decimal
 from itertools import accumulate
 from typing import Any
 
+from retento.core.money import round_money
 from retento.demo import data as d
-from retento.money import round_money
 from retento.orders.statuses import STATUSES
 
 

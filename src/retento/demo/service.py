@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from retento.catalog import service as catalog
 from retento.catalog.schemas import ProductIn
+from retento.core.changes import ActorType, ChangeContext, Source
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
 from retento.customers import service as customers
 from retento.customers.models import Customer
 from retento.customers.schemas import CustomerCreate
-from retento.db import transaction
 from retento.demo.generator import DemoOrder, Shop, Step
-from retento.errors import DomainError
-from retento.history.schemas import ActorType, ChangeContext, Source
 from retento.orders import service as orders
 from retento.sites import service as sites
 from retento.sites.models import Manager, Site

@@ -8,10 +8,12 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from retento.apikeys.api import require
 from retento.apikeys.schemas import Principal
-from retento.db import transaction
+from retento.core.db.transactions import transaction
+from retento.core.rest.problems import router as v1_router
 from retento.history import service
-from retento.rest import reading, require, router as v1_router
+from retento.routes import reading
 from retento.sites.service import site_codes
 
 router = v1_router("history")

@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from retento.db import Base, JSONType, UTCDateTime
-from retento.scoping import BySite
+from retento.core.db.types import Base, JSONType, UTCDateTime
+from retento.core.scoping import BySite
 
 
 class HistoryEntry(Base):

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from retento import changelog
+from retento.core.db import changelog
 from retento.history.models import HistoryEntry
 
 

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retento import changelog
-from retento.db import insert_rows
+from retento.core.changes import ChangeContext
+from retento.core.db import changelog
+from retento.core.db.bulk import insert_rows
+from retento.core.jsonable import jsonable, serialised
 from retento.history.models import HistoryEntry
-from retento.history.schemas import ChangeContext
-from retento.jsonable import jsonable, serialised
 
 
 def entry(

@@ -13,8 +13,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from retento import parsing
-from retento.errors import DomainError
+from retento.core import parsing
+from retento.core.errors import DomainError
 
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 ENCODING = "utf-8-sig"  # a byte order mark (Excel writes one) is skipped

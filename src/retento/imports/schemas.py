@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from retento import parsing
 from retento.catalog.schemas import ProductIn
+from retento.core import parsing
+from retento.core.errors import DomainError, FieldError
 from retento.customers.schemas import CustomerCreate
-from retento.errors import DomainError, FieldError
 from retento.orders.schemas import OrderCreate
 
 

@@ -26,11 +26,11 @@ from retento import batch
 from retento.batch import Done, Outcome, Stored
 from retento.catalog import service as catalog
 from retento.catalog.models import Product
-from retento.clock import Clock
+from retento.core.changes import ActorType, ChangeContext, Source
+from retento.core.clock import Clock
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError, NotFound
 from retento.customers import service as customers
-from retento.db import transaction
-from retento.errors import DomainError, NotFound
-from retento.history.schemas import ActorType, ChangeContext, Source
 from retento.imports.formats import (
     Format,
     InputFile,

@@ -10,15 +10,16 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import select
 
-from retento import parsing
-from retento.db import transaction
-from retento.errors import FieldError, NotFound
-from retento.jsonable import jsonable
+from retento.apikeys.api import require
+from retento.core import parsing
+from retento.core.db.transactions import transaction
+from retento.core.errors import FieldError, NotFound
+from retento.core.jsonable import jsonable
+from retento.core.rest.problems import ERRORS, ProblemRoute, problem
 from retento.messaging import API_PATH, OLD_API_PATH, bounces, reports, service, statuses, tracking
 from retento.messaging.channels import twilio, vk, whatsapp
 from retento.messaging.models import Message
 from retento.messaging.schemas import CampaignIn, CascadeIn, DeviceIn, PolicyIn, PriceIn, StartIn, TemplateIn
-from retento.rest import ERRORS, ProblemRoute, problem, require
 
 # Management routes need an API key (`X-API-Key`) with these scopes; tracking links and provider webhooks
 # are public and carry their own signatures.

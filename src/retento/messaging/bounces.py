@@ -24,7 +24,7 @@ from email.message import Message as MimeMessage
 
 from sqlalchemy.orm import Session
 
-from retento.errors import DomainError, NotFound
+from retento.core.errors import DomainError, NotFound
 from retento.messaging import service, statuses, tracking
 from retento.messaging.models import Message
 

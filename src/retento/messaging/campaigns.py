@@ -18,10 +18,9 @@ from typing import Any
 from sqlalchemy import Integer, Select, String, and_, case, cast, distinct, func, literal, null, or_, select
 from sqlalchemy.orm import Session
 
-from retento import bus
-from retento.core import work
+from retento.core import bus, work
+from retento.core.changes import ChangeContext
 from retento.customers import service as customers
-from retento.history.schemas import ChangeContext
 from retento.messaging import cascade as cz, planner, policies, service
 from retento.messaging.events import CAMPAIGN_STARTED
 from retento.messaging.models import Campaign, CampaignMember, Cascade, Device, Message, Run

@@ -14,8 +14,8 @@ from rich.progress import track
 from rich.table import Table
 
 from retento.cmdline import open_app
-from retento.db import transaction
-from retento.errors import DomainError
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
 from retento.messaging import bounces as dsn, reports, service
 
 app = typer.Typer(help="Reports / Отчёты.", no_args_is_help=True)

@@ -1,6 +1,6 @@
 """Events the messaging domain records (other domains listen to them without importing messaging)."""
 
-from retento.bus import EventType
+from retento.core.bus import EventType
 
 CAMPAIGN_STARTED = "campaign_started"  # site_id; payload: campaign_id, name, cascade_id, members
 

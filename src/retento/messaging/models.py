@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from retento.db import Amount, Base, Currency, JSONType, Leased, UTCDateTime
-from retento.scoping import BySite, Through, by_customer
+from retento.core.db.types import Amount, Base, Currency, JSONType, Leased, UTCDateTime
+from retento.core.scoping import BySite, Through, by_customer
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 SENDING = ("claimed", "sending")  # message statuses under a worker's lease

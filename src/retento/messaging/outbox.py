@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from retento.clock import Clock
 from retento.core import work
+from retento.core.clock import Clock
+from retento.core.db.transactions import transaction
 from retento.customers import service as customers
-from retento.db import transaction
 from retento.messaging import planner, service, templates
 from retento.messaging.channels import Outgoing, Result
 from retento.messaging.config import MessagingSettings

@@ -15,8 +15,8 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from retento.core import work
+from retento.core.db.bulk import insert_rows
 from retento.customers import service as customers
-from retento.db import insert_rows
 from retento.messaging import cascade as cz, policies, service
 from retento.messaging.models import SENDING, Cascade, Message, Run, Template
 from retento.sites.models import Site

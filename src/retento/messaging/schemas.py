@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from retento import limits
+from retento.core import limits
+from retento.core.dates import AwareDatetime
+from retento.core.money import check_currency
 from retento.customers.schemas import Channel
-from retento.dates import AwareDatetime
-from retento.money import check_currency
 
 
 class MessageClass(StrEnum):

@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from retento import scoping
+from retento.core import scoping
+from retento.core.changes import ChangeContext
+from retento.core.errors import Conflict, DomainError, NotFound
 from retento.customers import service as customers
 from retento.customers.schemas import CustomerEdit
-from retento.errors import Conflict, DomainError, NotFound
-from retento.history.schemas import ChangeContext
 from retento.messaging import policies, templates
 from retento.messaging.cascade import Step
 from retento.messaging.models import (

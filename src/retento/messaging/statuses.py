@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
-from retento import parsing
+from retento.core import parsing
 from retento.messaging import planner
 from retento.messaging.models import SENDING, Message, Run
 

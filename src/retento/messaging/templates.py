@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from retento.core.errors import DomainError, FieldError
 from retento.core.templates import compile_template, render
-from retento.errors import DomainError, FieldError
 
 MAX_LENGTH = 100_000
 

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 from urllib.parse import quote
 
-from retento import parsing
+from retento.core import parsing
 from retento.messaging import API_PATH
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")  # 1x1 transparent

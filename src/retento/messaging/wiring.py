@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from retento.db import transaction
-from retento.errors import NotFound
+from retento.core.db.transactions import transaction
+from retento.core.errors import NotFound
 from retento.messaging import API_PATH, campaigns, outbox, planner, service
 from retento.messaging.channels import Channel, ChannelAdapter, idempotent_channels
 from retento.messaging.channels.email import SmtpEmail

@@ -1,6 +1,6 @@
 from alembic import context
 
-from retento.db import make_engine
+from retento.core.db.engine import make_engine
 from retento.models import metadata
 
 config = context.config
@@ -19,7 +19,7 @@ def run() -> None:
 
 def _migrate(connection) -> None:
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,
-                      compare_type=True, user_module_prefix="retento.db.")
+                      compare_type=True, user_module_prefix="retento.core.db.types.")
     with context.begin_transaction():
         context.run_migrations()
     if connection.in_transaction():

@@ -10,27 +10,18 @@ from fastapi import Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from retento import bulk, scoping
+from retento import bulk
+from retento.apikeys.api import require
+from retento.apikeys.idempotency import Idempotency, idempotency
 from retento.apikeys.schemas import Principal
+from retento.core import scoping
+from retento.core.db.transactions import transaction
+from retento.core.rest.pagination import CreatedFrom, CreatedTo, CursorParam, Limit, SiteParam
+from retento.core.rest.problems import router as v1_router
 from retento.customers.models import Customer
-from retento.db import transaction
 from retento.orders import queries, service
 from retento.orders.schemas import CustomerRef, OrderCreate, OrderEdit
-from retento.rest import (
-    CreatedFrom,
-    CreatedTo,
-    CursorParam,
-    Idempotency,
-    Limit,
-    SiteParam,
-    create_in_site,
-    edit_and_return,
-    idempotency,
-    list_page,
-    reading,
-    require,
-    router as v1_router,
-)
+from retento.routes import create_in_site, edit_and_return, list_page, reading
 from retento.sites.service import site_codes
 
 router = v1_router("orders")

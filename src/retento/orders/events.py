@@ -1,6 +1,6 @@
 """Event types the orders domain emits."""
 
-from retento.bus import EventType
+from retento.core.bus import EventType
 
 ORDER_CREATED = "order_created"  # payload: order snapshot
 ORDER_CHANGED = "order_changed"  # payload: changes [{field, old, new}]

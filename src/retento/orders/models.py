@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from retento.db import Amount, Base, Currency, JSONType, UTCDateTime
-from retento.scoping import GLOBAL, BySite, Through
+from retento.core.db.types import Amount, Base, Currency, JSONType, UTCDateTime
+from retento.core.scoping import GLOBAL, BySite, Through
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from retento import limits
+from retento.core import limits
+from retento.core.dates import AwareDatetime, Day
+from retento.core.money import CENT, check_currency
 from retento.customers.schemas import CustomFields, CustomValue, Labels
-from retento.dates import AwareDatetime, Day
-from retento.money import CENT, check_currency
 
 # Amounts keep the stored scale (10 -> 10.00, quantity 2 -> 2.000), so an unchanged value never diffs as a change.
 MILLI = Decimal("0.001")

@@ -15,16 +15,17 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from retento import batch, bus
+from retento import batch
 from retento.batch import Done, Outcome, Stored
 from retento.catalog.models import Product
+from retento.core import bus
+from retento.core.changes import ChangeContext
+from retento.core.db.bulk import insert_rows, reserve_ids, rows_with_keys, update_rows
+from retento.core.errors import Conflict, DomainError, FieldError, NotFound
+from retento.core.jsonable import serialised
+from retento.core.money import round_money
 from retento.customers.models import Customer
-from retento.db import insert_rows, reserve_ids, rows_with_keys, update_rows
-from retento.errors import Conflict, DomainError, FieldError, NotFound
 from retento.history import service as history
-from retento.history.schemas import ChangeContext
-from retento.jsonable import serialised
-from retento.money import round_money
 from retento.orders import events as ev
 from retento.orders.models import Order, OrderItem, Status, StatusGroup
 from retento.orders.schemas import OrderCreate, OrderEdit, OrderFields, dump_items

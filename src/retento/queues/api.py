@@ -7,13 +7,16 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
+from retento.apikeys.api import require
 from retento.apikeys.schemas import Principal
 from retento.app import App
-from retento.db import read_sessions, transaction
-from retento.errors import DomainError, FieldError
+from retento.core.db.engine import read_sessions
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError, FieldError
+from retento.core.rest.problems import router as v1_router
 from retento.queues import service
 from retento.queues.schemas import DeadOut, IdsIn, IdsOut, QueueOut
-from retento.rest import app_of, require, router as v1_router
+from retento.routes import app_of
 
 router = v1_router("work")
 AppDep = Annotated[App, Depends(app_of)]

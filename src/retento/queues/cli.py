@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from retento.cmdline import open_app, run_service
-from retento.db import transaction
+from retento.core.db.transactions import transaction
 from retento.queues import service
 
 app = typer.Typer(help="Deferred work: queues, dead letters, retry, drop. / Отложенная работа: очереди, "

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from retento.core import work
+from retento.core.errors import NotFound
 from retento.core.registry import Registry
-from retento.errors import NotFound
 
 Queues = Registry[work.Queue]
 

@@ -27,9 +27,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from retento.db import UTCDateTime
-from retento.errors import DomainError
-from retento.money import round_money
+from retento.core.db.types import UTCDateTime
+from retento.core.errors import DomainError
+from retento.core.money import round_money
 from retento.orders.models import Order, Status
 from retento.segments import cohorts, ltv, rfm, service
 from retento.segments.compiler import epoch_day

@@ -8,10 +8,11 @@ from typing import Any, TypeVar
 from fastapi import Body, Depends, File, Query, Request, UploadFile
 from pydantic import ValidationError
 
-from retento.db import transaction
-from retento.errors import DomainError, NotFound
-from retento.jsonable import jsonable
-from retento.rest import require, router as make_router
+from retento.apikeys.api import require
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError, NotFound
+from retento.core.jsonable import jsonable
+from retento.core.rest.problems import router as make_router
 from retento.segments import analytics, service
 from retento.segments.schemas import (
     InitiativeIn,
@@ -38,7 +39,7 @@ def _run(request: Request, fn: Callable[[Any, Any], T]) -> T:
 
 
 # An API key restricted to some sites sees only their segments, scores and cohorts (its sessions are scoped:
-# retento.scoping): another site's segment is "not found", and naming another site is a 403.
+# retento.core.scoping): another site's segment is "not found", and naming another site is a 403.
 def _site_id(request: Request, s: Any, code: str) -> int:
     return get_site(s, code).id
 

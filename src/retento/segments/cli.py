@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from retento.cmdline import open_app
-from retento.db import transaction
-from retento.errors import DomainError
-from retento.jsonable import jsonable
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
+from retento.core.jsonable import jsonable
 from retento.segments import analytics, rollups, service
 from retento.sites.service import get_site
 

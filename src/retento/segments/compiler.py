@@ -17,7 +17,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.util import find_tables
 
-from retento.bus import Event
+from retento.core.bus import Event
 from retento.core.registry import Registry
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 from retento.orders.models import Order, OrderItem, Status

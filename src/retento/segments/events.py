@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retento.bus import Event, EventType
+from retento.core.bus import Event, EventType
 from retento.customers import events as customer_events
 from retento.messaging import events as messaging_events
 from retento.orders import events as order_events

@@ -19,9 +19,9 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from retento.core.dates import parse_day
+from retento.core.errors import DomainError, FieldError
 from retento.core.registry import Registry
-from retento.dates import parse_day
-from retento.errors import DomainError, FieldError
 
 MAX_DEPTH = 12
 Number = int | float

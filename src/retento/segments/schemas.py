@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from retento.dates import AwareDatetime
-from retento.parsing import Flag
+from retento.core.dates import AwareDatetime
+from retento.core.parsing import Flag
 
 
 class Kind(StrEnum):

@@ -28,13 +28,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from retento import bus, parsing
 from retento.app import from_session
-from retento.core import work
+from retento.core import bus, parsing, work
+from retento.core.changes import ChangeContext, Source
+from retento.core.db.types import UTCDateTime
+from retento.core.errors import Conflict, DomainError, NotFound
 from retento.customers.models import Customer
-from retento.db import UTCDateTime
-from retento.errors import Conflict, DomainError, NotFound
-from retento.history.schemas import ChangeContext, Source
 from retento.segments import events as ev, rollups, rules
 from retento.segments.compiler import Context, epoch_day, members_query
 from retento.segments.models import DirtyCustomer, Segment, SegmentChange, SegmentMember, SegmentSettings

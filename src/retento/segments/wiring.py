@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from retento.bus import Event
 from retento.core import work
-from retento.db import transaction
+from retento.core.bus import Event
+from retento.core.db.transactions import transaction
 from retento.messaging import events as messaging_events
 from retento.segments import analytics, events as ev, service
 from retento.segments.schemas import InitiativeIn

@@ -8,9 +8,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict
 
+from retento.apikeys.api import require
 from retento.apikeys.schemas import Principal
-from retento.db import transaction
-from retento.rest import reading, require, router as v1_router
+from retento.core.db.transactions import transaction
+from retento.core.rest.problems import router as v1_router
+from retento.routes import reading
 from retento.sites.service import list_sites
 
 router = v1_router("reference")

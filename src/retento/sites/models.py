@@ -5,8 +5,8 @@ from datetime import datetime
 from sqlalchemy import Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from retento.db import Base, Currency, JSONType, UTCDateTime
-from retento.scoping import GLOBAL, BySite
+from retento.core.db.types import Base, Currency, JSONType, UTCDateTime
+from retento.core.scoping import GLOBAL, BySite
 
 
 class Site(Base):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from retento.contacts import check_timezone
-from retento.money import check_currency
+from retento.core.money import check_currency
 
 
 class SiteCreate(BaseModel):

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
-from retento import scoping
 from retento.contacts import normalize_email
-from retento.errors import Conflict, NotFound
+from retento.core import scoping
+from retento.core.errors import Conflict, NotFound
 from retento.sites.models import Manager, Site
 from retento.sites.schemas import ManagerCreate, SiteCreate
 

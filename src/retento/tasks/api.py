@@ -6,10 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
+from retento.apikeys.api import require
 from retento.apikeys.schemas import Principal
 from retento.app import App
-from retento.db import transaction
-from retento.rest import app_of, require, router as v1_router
+from retento.core.db.transactions import transaction
+from retento.core.rest.problems import router as v1_router
+from retento.routes import app_of
 from retento.tasks import service
 from retento.tasks.schemas import TaskCreate, TaskEdit, TaskOut
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from retento.cmdline import open_app, run_service
-from retento.db import transaction
+from retento.core.db.transactions import transaction
 from retento.tasks import service
 from retento.tasks.schemas import TaskEdit
 

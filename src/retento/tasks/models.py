@@ -5,8 +5,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from retento.db import Base, UTCDateTime
-from retento.scoping import by_order_or_customer
+from retento.core.db.types import Base, UTCDateTime
+from retento.core.scoping import by_order_or_customer
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 

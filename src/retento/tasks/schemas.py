@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from retento.dates import AwareDatetime
-from retento.parsing import Flag
+from retento.core.dates import AwareDatetime
+from retento.core.parsing import Flag
 
 
 class TaskCreate(BaseModel):

@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retento import scoping
+from retento.core import scoping
+from retento.core.changes import ChangeContext
+from retento.core.db.bulk import insert_rows, reserve_ids
+from retento.core.errors import NotFound
 from retento.customers.models import Customer
-from retento.db import insert_rows, reserve_ids
-from retento.errors import NotFound
-from retento.history.schemas import ChangeContext
 from retento.orders.models import Order
 from retento.sites.models import Manager
 from retento.tasks.models import Task

@@ -18,11 +18,12 @@ from sqlalchemy import func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from retento.bus import Event
+from retento.core.bus import Event
+from retento.core.changes import ActorType, ChangeContext, Source
+from retento.core.db.bulk import insert_rows
+from retento.core.db.locks import advisory_key, lock_keys
+from retento.core.errors import DomainError
 from retento.customers import service as customers
-from retento.db import advisory_key, insert_rows, lock_keys
-from retento.errors import DomainError
-from retento.history.schemas import ActorType, ChangeContext, Source
 from retento.orders import service as orders
 from retento.triggers import actions as registry
 from retento.triggers.compiled import Compiled

@@ -20,10 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from sqlalchemy.orm import Session
 
 from retento.core import templates
+from retento.core.changes import ChangeContext
+from retento.core.errors import DomainError, NotFound
 from retento.core.registry import Registry
 from retento.customers import service as customers
-from retento.errors import DomainError, NotFound
-from retento.history.schemas import ChangeContext
 from retento.orders import service as orders
 from retento.sites.service import manager_ids
 from retento.tasks import service as tasks

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import AfterValidator, BaseModel, Field
 
-from retento import limits
+from retento.apikeys.api import require
 from retento.app import App
-from retento.db import transaction
-from retento.rest import ERRORS, ProblemRoute, app_of, require
+from retento.core import limits
+from retento.core.db.transactions import transaction
+from retento.core.rest.problems import ERRORS, ProblemRoute
+from retento.routes import app_of
 from retento.triggers import service, templates
 from retento.triggers.schemas import DryRunIn, DryRunOut, FiredOut, RunOut, TimerOut, TriggerIn, TriggerOut
 from retento.triggers.wiring import engine_of

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from retento.cmdline import fail, open_app, run_service
-from retento.db import transaction
-from retento.errors import DomainError
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
 from retento.triggers import service, templates
 from retento.triggers.schemas import DryRunIn
 from retento.triggers.wiring import engine_of

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from retento.core import templates
+from retento.core.errors import DomainError
 from retento.core.registry import Registry
 from retento.customers import service as customers
-from retento.errors import DomainError
 from retento.orders import service as orders
 from retento.sites.service import get_site
 from retento.triggers import actions as registry, dispatch

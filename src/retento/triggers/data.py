@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from retento.bus import Event
+from retento.core.bus import Event
 from retento.customers import service as customers
 from retento.orders import service as orders
 from retento.triggers import dispatch

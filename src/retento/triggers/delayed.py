@@ -11,10 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from retento.bus import SLICE_SECONDS, Event
 from retento.core import work
+from retento.core.bus import SLICE_SECONDS, Event
+from retento.core.db.bulk import insert_rows
+from retento.core.db.transactions import transaction
 from retento.customers import service as customers
-from retento.db import insert_rows, transaction
 from retento.orders import service as orders
 from retento.triggers import timers
 from retento.triggers.acting import Act

@@ -19,12 +19,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from retento.app import from_session
-from retento.bus import Event
-from retento.clock import Clock
+from retento.core.bus import Event
+from retento.core.changes import Source
+from retento.core.clock import Clock
+from retento.core.db.bulk import insert_rows
+from retento.core.errors import DomainError
 from retento.customers import service as customers
-from retento.db import insert_rows
-from retento.errors import DomainError
-from retento.history.schemas import Source
 from retento.orders import service as orders
 from retento.sites.models import Site
 from retento.triggers import dispatch, timers

@@ -1,6 +1,6 @@
 """Events the trigger domain records (other domains listen to them without importing the engine)."""
 
-from retento.bus import EventType
+from retento.core.bus import EventType
 
 TRIGGER_ACTIVATED = "trigger_activated"  # payload: trigger_id, name, version, sites (codes; empty = every site)
 

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from retento.core.parsing import Flag
 from retento.customers.events import CUSTOM
-from retento.parsing import Flag
 
 MIN_DELAY_MINUTES = 10
 MAX_DELAY_MINUTES = int(68 * 365.25 * 24 * 60)  # 68 years

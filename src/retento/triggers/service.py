@@ -10,15 +10,14 @@ from pydantic import ValidationError
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from retento import bus, parsing, scoping
 from retento.app import from_session
-from retento.bus import Event
-from retento.core import http
+from retento.core import bus, http, parsing, scoping
+from retento.core.bus import Event
+from retento.core.changes import ChangeContext
+from retento.core.db.transactions import transaction
+from retento.core.errors import Conflict, DomainError, NotFound
 from retento.customers import events as customer_events
 from retento.customers.models import Customer
-from retento.db import transaction
-from retento.errors import Conflict, DomainError, NotFound
-from retento.history.schemas import ChangeContext
 from retento.orders.models import Order
 from retento.triggers import templates, timers
 from retento.triggers.compiled import Compiled, compile_trigger

@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 
-from retento.bus import Event
 from retento.core import work
+from retento.core.bus import Event
+from retento.core.db.bulk import insert_rows
+from retento.core.sql import unindexed
 from retento.customers import events as customer_events
-from retento.db import insert_rows, unindexed
 from retento.orders import events as order_events
 from retento.triggers.models import Run, Timer
 from retento.triggers.schemas import Delay

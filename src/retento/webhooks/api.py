@@ -7,21 +7,14 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from retento import scoping
+from retento.apikeys.api import require
+from retento.apikeys.idempotency import Idempotency, idempotency
 from retento.apikeys.schemas import Principal
-from retento.db import transaction
-from retento.rest import (
-    CursorParam,
-    Idempotency,
-    Limit,
-    app_of,
-    decode_cursor,
-    idempotency,
-    page,
-    reading,
-    require,
-    router as v1_router,
-)
+from retento.core import scoping
+from retento.core.db.transactions import transaction
+from retento.core.rest.pagination import CursorParam, Limit, decode_cursor, page
+from retento.core.rest.problems import router as v1_router
+from retento.routes import app_of, reading
 from retento.triggers.models import Trigger
 from retento.webhooks import service
 from retento.webhooks.schemas import DeliveryOut, DeliveryPage, WebhookIn, WebhookOut, WebhookPatch

@@ -22,10 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from retento import __version__
-from retento.clock import Clock
-from retento.config import Settings
 from retento.core import http, work
-from retento.db import _json_default, transaction
+from retento.core.clock import Clock
+from retento.core.config import Settings
+from retento.core.db.transactions import transaction
+from retento.core.db.types import json_default
 from retento.webhooks import policy
 from retento.webhooks.models import (
     DELIVERED,
@@ -91,7 +92,7 @@ class Deliverer:
                     off[d.id] = work.Failure("subscription is disabled", permanent=True)
                     continue
                 url, secret = (sub.url, sub.secret) if sub is not None else (d.url or "", d.secret)
-                out.append(_Claimed(d.id, url, secret, orjson.dumps(d.payload, default=_json_default), d.event_type,
+                out.append(_Claimed(d.id, url, secret, orjson.dumps(d.payload, default=json_default), d.event_type,
                                     d.idempotency_key))
             work.fail(s, lease, off, now=now)
         for item in out:

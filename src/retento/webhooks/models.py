@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from retento.db import Base, JSONType, Leased, UTCDateTime
-from retento.scoping import ListedSites, Through
+from retento.core.db.types import Base, JSONType, Leased, UTCDateTime
+from retento.core.scoping import ListedSites, Through
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"  # WebhookDelivery.status

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from retento import parsing
+from retento.core import parsing
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:

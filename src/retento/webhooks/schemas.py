@@ -5,9 +5,9 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
+from retento.core.parsing import Flag
 from retento.customers import events as customer_events
 from retento.orders import events as order_events
-from retento.parsing import Flag
 
 EVENT_TYPES = ("*", *customer_events.ALL, *order_events.ALL)
 

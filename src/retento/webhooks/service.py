@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retento.bus import Event
 from retento.core import http
-from retento.db import insert_rows, reserve_ids
-from retento.errors import NotFound
-from retento.jsonable import jsonable
+from retento.core.bus import Event
+from retento.core.db.bulk import insert_rows, reserve_ids
+from retento.core.errors import NotFound
+from retento.core.jsonable import jsonable
 from retento.webhooks.delivery import Deliverer
 from retento.webhooks.models import PENDING, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from retento.webhooks.schemas import WebhookIn, WebhookPatch
@@ -38,7 +38,7 @@ def create(session: Session, *, data: WebhookIn, site_ids: list[int] | None, now
 
 
 def get(session: Session, sub_id: int) -> WebhookSubscription:
-    """A subscription (a site-limited key's session sees those made for some of its sites: retento.scoping)."""
+    """A subscription (a site-limited key's session sees those made for some of its sites: retento.core.scoping)."""
     sub = session.get(WebhookSubscription, sub_id)
     if sub is None:
         raise NotFound("id", f"webhook subscription {sub_id} not found")
@@ -157,7 +157,7 @@ def redeliver(session: Session, *, delivery: WebhookDelivery, now: datetime) -> 
 
 
 def get_delivery(session: Session, delivery_id: int) -> WebhookDelivery:
-    """A delivery: a subscription's or a trigger's, seen as the subscription or trigger is (retento.scoping)."""
+    """A delivery: a subscription's or a trigger's, seen as the subscription or trigger is (retento.core.scoping)."""
     d = session.get(WebhookDelivery, delivery_id)
     if d is None:
         raise NotFound("id", f"webhook delivery {delivery_id} not found")

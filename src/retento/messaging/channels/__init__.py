@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from retento.errors import DomainError
+from retento.core.errors import DomainError
 
 M = TypeVar("M", bound=BaseModel)
 # Timestamps a provider reports (seconds since 1970): Retento stores times up to the year 2200.

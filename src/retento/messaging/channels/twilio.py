@@ -12,7 +12,7 @@ import hmac
 import math
 from collections.abc import Mapping
 
-from retento import parsing
+from retento.core import parsing
 from retento.messaging.channels import HttpChannel, Outgoing, Result, json_or_none
 
 GSM7 = set(

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from retento import parsing
+from retento.core import parsing
 from retento.messaging.channels import HttpChannel, M, Outgoing, Result, json_or_none, webhook_body
 
 TEMPORARY = {1, 6, 9, 10}  # unknown error, too many requests per second, flood control, internal error

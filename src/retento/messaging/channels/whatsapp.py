@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from retento import parsing
+from retento.core import parsing
 from retento.messaging.channels import (
     MAX_TIMESTAMP,
     HttpChannel,

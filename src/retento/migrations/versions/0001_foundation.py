@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import retento.db
+import retento.core.db.types
 
 revision = '0001'
 down_revision = None
@@ -24,14 +24,14 @@ def upgrade() -> None:
     sa.Column('failing_event_id', sa.BigInteger(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('updated_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('subscriber', name=op.f('pk_event_cursors'))
     )
     op.create_table('events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('type', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=128), nullable=True),
-    sa.Column('occurred_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('site_id', sa.Integer(), nullable=True),
     sa.Column('customer_id', sa.BigInteger(), nullable=True),
     sa.Column('order_id', sa.BigInteger(), nullable=True),
@@ -51,7 +51,7 @@ def upgrade() -> None:
 
     op.create_table('history',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('entity', sa.String(length=16), nullable=False),
     sa.Column('entity_id', sa.BigInteger(), nullable=False),
     sa.Column('site_id', sa.Integer(), nullable=False),
@@ -73,7 +73,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=255), nullable=False),
     sa.Column('email', sa.String(length=255), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_managers')),
     sa.UniqueConstraint('email', name=op.f('uq_managers_email'))
     )
@@ -86,7 +86,7 @@ def upgrade() -> None:
     sa.Column('timezone', sa.String(length=64), nullable=False),
     sa.Column('default_region', sa.String(length=2), nullable=False),
     sa.Column('url', sa.String(length=255), nullable=True),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sites')),
     sa.UniqueConstraint('code', name=op.f('uq_sites_code'))
     )
@@ -116,10 +116,10 @@ def upgrade() -> None:
     sa.Column('custom_fields', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('entry_point', sa.String(length=32), nullable=True),
     sa.Column('email_confirmed', sa.Boolean(), nullable=False),
-    sa.Column('email_confirmed_at', retento.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('email_confirmed_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('manager_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['manager_id'], ['managers.id'], name=op.f('fk_customers_manager_id_managers')),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], name=op.f('fk_customers_site_id_sites')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customers')),
@@ -136,7 +136,7 @@ def upgrade() -> None:
     sa.Column('event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('error', sa.Text(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['event_id'], ['events.id'], name=op.f('fk_event_dead_letters_event_id_events')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_event_dead_letters'))
     )
@@ -147,11 +147,11 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=255), nullable=False),
     sa.Column('category', sa.String(length=255), nullable=True),
     sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.Column('price', retento.db.Amount(precision=18, scale=2), nullable=False),
+    sa.Column('price', retento.core.db.types.Amount(precision=18, scale=2), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], name=op.f('fk_products_site_id_sites')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_products')),
     sa.UniqueConstraint('site_id', 'offer_id', name=op.f('uq_products_site_id_offer_id'))
@@ -175,7 +175,7 @@ def upgrade() -> None:
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('granted', sa.Boolean(), nullable=False),
-    sa.Column('at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('source', sa.String(length=64), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_customer_consents_customer_id_customers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('customer_id', 'channel', name=op.f('pk_customer_consents'))
@@ -208,13 +208,13 @@ def upgrade() -> None:
     sa.Column('number', sa.String(length=64), nullable=False),
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('status', sa.String(length=64), nullable=False),
-    sa.Column('status_updated_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status_updated_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('items_total', retento.db.Amount(precision=18, scale=2), nullable=False),
-    sa.Column('discount_total', retento.db.Amount(precision=18, scale=2), nullable=False),
-    sa.Column('delivery_cost', retento.db.Amount(precision=18, scale=2), nullable=False),
-    sa.Column('total', retento.db.Amount(precision=18, scale=2), nullable=False),
-    sa.Column('paid_amount', retento.db.Amount(precision=18, scale=2), nullable=False),
+    sa.Column('items_total', retento.core.db.types.Amount(precision=18, scale=2), nullable=False),
+    sa.Column('discount_total', retento.core.db.types.Amount(precision=18, scale=2), nullable=False),
+    sa.Column('delivery_cost', retento.core.db.types.Amount(precision=18, scale=2), nullable=False),
+    sa.Column('total', retento.core.db.types.Amount(precision=18, scale=2), nullable=False),
+    sa.Column('paid_amount', retento.core.db.types.Amount(precision=18, scale=2), nullable=False),
     sa.Column('payment_type', sa.String(length=64), nullable=True),
     sa.Column('payment_status', sa.String(length=32), nullable=True),
     sa.Column('delivery_type', sa.String(length=64), nullable=True),
@@ -224,8 +224,8 @@ def upgrade() -> None:
     sa.Column('customer_comment', sa.String(length=2000), nullable=True),
     sa.Column('manager_comment', sa.String(length=2000), nullable=True),
     sa.Column('custom_fields', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_orders_customer_id_customers')),
     sa.ForeignKeyConstraint(['manager_id'], ['managers.id'], name=op.f('fk_orders_manager_id_managers')),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], name=op.f('fk_orders_site_id_sites')),
@@ -247,9 +247,9 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=255), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('category', sa.String(length=255), nullable=True),
-    sa.Column('quantity', retento.db.Amount(precision=18, scale=3), nullable=False),
-    sa.Column('price', retento.db.Amount(precision=18, scale=2), nullable=False),
-    sa.Column('discount', retento.db.Amount(precision=18, scale=2), nullable=False),
+    sa.Column('quantity', retento.core.db.types.Amount(precision=18, scale=3), nullable=False),
+    sa.Column('price', retento.core.db.types.Amount(precision=18, scale=2), nullable=False),
+    sa.Column('discount', retento.core.db.types.Amount(precision=18, scale=2), nullable=False),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_order_items_order_id_orders'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['product_id'], ['products.id'], name=op.f('fk_order_items_product_id_products')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_order_items'))

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import retento.db
+import retento.core.db.types
 
 revision = '0004_api_keys'
 down_revision = '0001'
@@ -24,8 +24,8 @@ def upgrade() -> None:
     sa.Column('key_hash', sa.String(length=64), nullable=False),
     sa.Column('scopes', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('site_ids', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', retento.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
     sa.UniqueConstraint('key_hash', name=op.f('uq_api_keys_key_hash'))
     )
@@ -36,7 +36,7 @@ def upgrade() -> None:
     sa.Column('request_hash', sa.String(length=64), nullable=False),
     sa.Column('status_code', sa.Integer(), nullable=False),
     sa.Column('response', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['api_key_id'], ['api_keys.id'], name=op.f('fk_api_idempotency_api_key_id_api_keys'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_idempotency')),
     sa.UniqueConstraint('api_key_id', 'key', name=op.f('uq_api_idempotency_api_key_id_key'))

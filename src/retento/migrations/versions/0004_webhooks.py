@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import retento.db
+import retento.core.db.types
 
 revision = '0004_webhooks'
 down_revision = '0004_api_keys'
@@ -26,10 +26,10 @@ def upgrade() -> None:
     sa.Column('description', sa.String(length=255), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('consecutive_failures', sa.Integer(), nullable=False),
-    sa.Column('disabled_at', retento.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('disabled_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('disabled_reason', sa.String(length=255), nullable=True),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_subscriptions'))
     )
     op.create_table('webhook_deliveries',
@@ -40,11 +40,11 @@ def upgrade() -> None:
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', retento.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_status_code', sa.Integer(), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('delivered_at', retento.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['subscription_id'], ['webhook_subscriptions.id'], name=op.f('fk_webhook_deliveries_subscription_id_webhook_subscriptions'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries'))
     )
@@ -55,7 +55,7 @@ def upgrade() -> None:
     op.create_table('webhook_attempts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('delivery_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status_code', sa.Integer(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('duration_ms', sa.Integer(), nullable=False),

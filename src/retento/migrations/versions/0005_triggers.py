@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import retento.db
+import retento.core.db.types
 
 revision = '0005_triggers'
 down_revision = '0004_webhooks'
@@ -23,8 +23,8 @@ def upgrade() -> None:
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('definition', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_triggers')),
     sa.UniqueConstraint('name', name=op.f('uq_triggers_name'))
     )
@@ -32,16 +32,16 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('title', sa.String(length=500), nullable=False),
     sa.Column('text', sa.Text(), nullable=True),
-    sa.Column('due_at', retento.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('due_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('manager_id', sa.Integer(), nullable=True),
     sa.Column('customer_id', sa.BigInteger(), nullable=True),
     sa.Column('order_id', sa.BigInteger(), nullable=True),
     sa.Column('done', sa.Boolean(), nullable=False),
-    sa.Column('done_at', retento.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('done_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('source', sa.String(length=16), nullable=False),
     sa.Column('actor_type', sa.String(length=16), nullable=False),
     sa.Column('actor_id', sa.String(length=64), nullable=True),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['manager_id'], ['managers.id'], name=op.f('fk_tasks_manager_id_managers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tasks'))
     )
@@ -58,7 +58,7 @@ def upgrade() -> None:
     sa.Column('event_id', sa.BigInteger(), nullable=False),
     sa.Column('customer_id', sa.BigInteger(), nullable=True),
     sa.Column('order_id', sa.BigInteger(), nullable=True),
-    sa.Column('at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['trigger_id'], ['triggers.id'], name=op.f('fk_trigger_firings_trigger_id_triggers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_trigger_firings')),
     sa.UniqueConstraint('trigger_id', 'entity', 'entity_id', 'event_id', name=op.f('uq_trigger_firings_trigger_id_entity_entity_id_event_id'))
@@ -71,7 +71,7 @@ def upgrade() -> None:
     op.create_table('trigger_runs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('trigger_id', sa.Integer(), nullable=False),
-    sa.Column('at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('phase', sa.String(length=16), nullable=False),
     sa.Column('event_id', sa.BigInteger(), nullable=True),
     sa.Column('timer_id', sa.BigInteger(), nullable=True),
@@ -96,11 +96,11 @@ def upgrade() -> None:
     sa.Column('customer_id', sa.BigInteger(), nullable=True),
     sa.Column('order_id', sa.BigInteger(), nullable=True),
     sa.Column('event_id', sa.BigInteger(), nullable=False),
-    sa.Column('due_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('reason', sa.Text(), nullable=True),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', retento.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['trigger_id'], ['triggers.id'], name=op.f('fk_trigger_timers_trigger_id_triggers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_trigger_timers')),
     sa.UniqueConstraint('trigger_id', 'entity', 'entity_id', 'event_id', name=op.f('uq_trigger_timers_trigger_id_entity_entity_id_event_id'))
@@ -118,11 +118,11 @@ def upgrade() -> None:
     sa.Column('body', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('next_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_status', sa.Integer(), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', retento.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['trigger_id'], ['triggers.id'], name=op.f('fk_trigger_webhook_calls_trigger_id_triggers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_trigger_webhook_calls')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_trigger_webhook_calls_idempotency_key'))

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import retento.db
+import retento.core.db.types
 
 revision = '0006_messaging'
 down_revision = '0007_segments'
@@ -22,7 +22,7 @@ def upgrade() -> None:
     sa.Column('token', sa.String(length=512), nullable=False),
     sa.Column('customer_id', sa.BigInteger(), nullable=False),
     sa.Column('platform', sa.String(length=16), nullable=False),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('token', name=op.f('pk_msg_devices'))
     )
     with op.batch_alter_table('msg_devices', schema=None) as batch_op:
@@ -34,7 +34,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=128), nullable=False),
     sa.Column('mode', sa.String(length=16), nullable=False),
     sa.Column('steps', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], name=op.f('fk_msg_cascades_site_id_sites')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_msg_cascades'))
     )
@@ -45,17 +45,17 @@ def upgrade() -> None:
     sa.Column('cap_count', sa.Integer(), nullable=True),
     sa.Column('cap_period_seconds', sa.Integer(), nullable=False),
     sa.Column('default_language', sa.String(length=8), nullable=False),
-    sa.Column('updated_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], name=op.f('fk_msg_policies_site_id_sites')),
     sa.PrimaryKeyConstraint('site_id', name=op.f('pk_msg_policies'))
     )
     op.create_table('msg_prices',
     sa.Column('site_id', sa.Integer(), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
-    sa.Column('price', retento.db.Amount(precision=18, scale=4), nullable=False),
+    sa.Column('price', retento.core.db.types.Amount(precision=18, scale=4), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('expected_read_rate', retento.db.Amount(precision=18, scale=4), nullable=True),
-    sa.Column('updated_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expected_read_rate', retento.core.db.types.Amount(precision=18, scale=4), nullable=True),
+    sa.Column('updated_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], name=op.f('fk_msg_prices_site_id_sites')),
     sa.PrimaryKeyConstraint('site_id', 'channel', name=op.f('pk_msg_prices'))
     )
@@ -69,8 +69,8 @@ def upgrade() -> None:
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('html', sa.Text(), nullable=True),
     sa.Column('provider_template', sa.String(length=128), nullable=True),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], name=op.f('fk_msg_templates_site_id_sites')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_msg_templates')),
     sa.UniqueConstraint('site_id', 'name', 'channel', 'language', name=op.f('uq_msg_templates_site_id_name_channel_language'))
@@ -82,10 +82,10 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=128), nullable=False),
     sa.Column('message_class', sa.String(length=16), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('start_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('started_at', retento.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('start_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('members', sa.Integer(), nullable=False),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['cascade_id'], ['msg_cascades.id'], name=op.f('fk_msg_campaigns_cascade_id_msg_cascades')),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], name=op.f('fk_msg_campaigns_site_id_sites')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_msg_campaigns'))
@@ -110,18 +110,18 @@ def upgrade() -> None:
     sa.Column('address', sa.String(length=320), nullable=True),
     sa.Column('provider_id', sa.String(length=200), nullable=True),
     sa.Column('units', sa.Integer(), nullable=False),
-    sa.Column('cost', retento.db.Amount(precision=18, scale=4), nullable=False),
+    sa.Column('cost', retento.core.db.types.Amount(precision=18, scale=4), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('context', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('not_before', retento.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('claimed_at', retento.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', retento.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('delivered_at', retento.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('read_at', retento.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('clicked_at', retento.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('failed_at', retento.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('not_before', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('claimed_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('delivered_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('read_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('clicked_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('failed_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['template_id'], ['msg_templates.id'], name=op.f('fk_msg_messages_template_id_msg_templates')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_msg_messages')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_msg_messages_idempotency_key'))
@@ -150,12 +150,12 @@ def upgrade() -> None:
     sa.Column('plan', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('pos', sa.Integer(), nullable=False),
     sa.Column('state', sa.String(length=8), nullable=False),
-    sa.Column('due_at', retento.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('due_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('outcome', sa.String(length=32), nullable=True),
     sa.Column('context', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('idempotency_key', sa.String(length=200), nullable=False),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', retento.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['campaign_id'], ['msg_campaigns.id'], name=op.f('fk_msg_runs_campaign_id_msg_campaigns')),
     sa.ForeignKeyConstraint(['cascade_id'], ['msg_cascades.id'], name=op.f('fk_msg_runs_cascade_id_msg_cascades')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_msg_runs')),

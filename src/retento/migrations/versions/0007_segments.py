@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import retento.db
+import retento.core.db.types
 
 revision = '0007_segments'
 down_revision = '0005_triggers'
@@ -21,11 +21,11 @@ def upgrade() -> None:
     sa.Column('customer_id', sa.BigInteger(), nullable=False),
     sa.Column('site_id', sa.Integer(), nullable=False),
     sa.Column('orders_count', sa.Integer(), nullable=False),
-    sa.Column('orders_total', retento.db.Amount(precision=18, scale=2), nullable=False),
+    sa.Column('orders_total', retento.core.db.types.Amount(precision=18, scale=2), nullable=False),
     sa.Column('purchase_days', sa.Integer(), nullable=False),
-    sa.Column('first_day_total', retento.db.Amount(precision=18, scale=2), nullable=False),
-    sa.Column('first_order_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_order_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('first_day_total', retento.core.db.types.Amount(precision=18, scale=2), nullable=False),
+    sa.Column('first_order_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_order_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_customer_rollups'))
     )
     with op.batch_alter_table('customer_rollups', schema=None) as batch_op:
@@ -38,14 +38,14 @@ def upgrade() -> None:
     sa.Column('frequency', sa.Integer(), nullable=False),
     sa.Column('recency', sa.Integer(), nullable=False),
     sa.Column('age', sa.Integer(), nullable=False),
-    sa.Column('monetary', retento.db.Amount(precision=18, scale=2), nullable=False),
+    sa.Column('monetary', retento.core.db.types.Amount(precision=18, scale=2), nullable=False),
     sa.Column('r', sa.Integer(), nullable=False),
     sa.Column('f', sa.Integer(), nullable=False),
     sa.Column('m', sa.Integer(), nullable=False),
     sa.Column('cell', sa.String(length=64), nullable=False),
     sa.Column('expected_purchases', sa.Float(), nullable=True),
-    sa.Column('ltv', retento.db.Amount(precision=18, scale=2), nullable=True),
-    sa.Column('computed_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ltv', retento.core.db.types.Amount(precision=18, scale=2), nullable=True),
+    sa.Column('computed_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_rfm_scores'))
     )
     with op.batch_alter_table('rfm_scores', schema=None) as batch_op:
@@ -53,7 +53,7 @@ def upgrade() -> None:
 
     op.create_table('segment_dirty',
     sa.Column('customer_id', sa.BigInteger(), nullable=False),
-    sa.Column('queued_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('queued_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('claim', sa.String(length=32), nullable=True),
     sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_segment_dirty'))
     )
@@ -64,11 +64,11 @@ def upgrade() -> None:
     sa.Column('site_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
-    sa.Column('started_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ended_at', retento.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('source', sa.String(length=16), nullable=False),
     sa.Column('idempotency_key', sa.String(length=200), nullable=True),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], name=op.f('fk_marketing_initiatives_site_id_sites')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_marketing_initiatives')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_marketing_initiatives_idempotency_key'))
@@ -81,8 +81,8 @@ def upgrade() -> None:
     sa.Column('rfm', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('threshold_days', sa.Integer(), nullable=True),
     sa.Column('computed_threshold_days', sa.Float(), nullable=True),
-    sa.Column('rfm_computed_at', retento.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('rfm_computed_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], name=op.f('fk_segment_settings_site_id_sites')),
     sa.PrimaryKeyConstraint('site_id', name=op.f('pk_segment_settings'))
     )
@@ -97,9 +97,9 @@ def upgrade() -> None:
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('time_dependent', sa.Boolean(), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
-    sa.Column('computed_at', retento.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('computed_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], name=op.f('fk_segments_site_id_sites')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_segments'))
     )
@@ -112,7 +112,7 @@ def upgrade() -> None:
     sa.Column('segment_id', sa.Integer(), nullable=False),
     sa.Column('customer_id', sa.BigInteger(), nullable=False),
     sa.Column('entered', sa.Boolean(), nullable=False),
-    sa.Column('at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['segment_id'], ['segments.id'], name=op.f('fk_segment_changes_segment_id_segments'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_segment_changes'))
     )
@@ -123,7 +123,7 @@ def upgrade() -> None:
     op.create_table('segment_members',
     sa.Column('segment_id', sa.Integer(), nullable=False),
     sa.Column('customer_id', sa.BigInteger(), nullable=False),
-    sa.Column('since', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('since', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['segment_id'], ['segments.id'], name=op.f('fk_segment_members_segment_id_segments'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('segment_id', 'customer_id', name=op.f('pk_segment_members'))
     )

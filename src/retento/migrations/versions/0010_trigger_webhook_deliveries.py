@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import retento.db
+import retento.core.db.types
 
 revision = '0010_trigger_webhook_deliveries'
 down_revision = '0009_trigger_misses'
@@ -54,11 +54,11 @@ def downgrade() -> None:
     sa.Column('body', JSON, nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_at', retento.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('next_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_status', sa.Integer(), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('created_at', retento.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', retento.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', retento.core.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['trigger_id'], ['triggers.id'], name=op.f('fk_trigger_webhook_calls_trigger_id_triggers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_trigger_webhook_calls')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_trigger_webhook_calls_idempotency_key'))

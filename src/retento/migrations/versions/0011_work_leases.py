@@ -7,7 +7,7 @@ Create Date: 2026-11-26
 import sqlalchemy as sa
 from alembic import op
 
-import retento.db
+import retento.core.db.types
 
 revision = '0011_work_leases'
 down_revision = '0010_trigger_webhook_deliveries'
@@ -22,7 +22,7 @@ def upgrade() -> None:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column('lease_token', sa.String(length=32), nullable=True))
             batch_op.add_column(sa.Column('lease_owner', sa.String(length=64), nullable=True))
-            batch_op.add_column(sa.Column('lease_until', retento.db.UTCDateTime(timezone=True), nullable=True))
+            batch_op.add_column(sa.Column('lease_until', retento.core.db.types.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from retento.errors import DomainError
+from retento.core.errors import DomainError
 
 HERE = Path(__file__).parent
 _WHOLE = re.compile(r"^\$\{(\w+)\}$")

@@ -7,8 +7,8 @@ from functools import lru_cache
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from retento.core.dates import AwareDatetime
 from retento.core.ssrf import AllowList
-from retento.dates import AwareDatetime
 
 
 class Settings(BaseSettings):

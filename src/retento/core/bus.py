@@ -33,12 +33,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from retento import changelog
-from retento.clock import Clock
-from retento.db import Base, JSONType, UTCDateTime, insert_rows, transaction
-from retento.history.schemas import ChangeContext
-from retento.jsonable import serialised
-from retento.scoping import GLOBAL, BySite
+from retento.core.changes import ChangeContext
+from retento.core.clock import Clock
+from retento.core.db import changelog
+from retento.core.db.bulk import insert_rows
+from retento.core.db.transactions import transaction
+from retento.core.db.types import Base, JSONType, UTCDateTime
+from retento.core.jsonable import serialised
+from retento.core.scoping import GLOBAL, BySite
 
 log = logging.getLogger(__name__)
 BigId = BigInteger().with_variant(Integer, "sqlite")

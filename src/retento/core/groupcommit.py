@@ -25,8 +25,8 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from retento import scoping
-from retento.db import transaction
+from retento.core import scoping
+from retento.core.db.transactions import transaction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from retento.errors import DomainError, FieldError
+from retento.core.errors import DomainError, FieldError
 
 CUSTOM_FIELDS = 100  # custom fields of one customer or order
 CUSTOM_VALUE_CHARS = 4096  # characters of one custom field's text value

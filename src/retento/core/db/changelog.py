@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, event, text, true
 from sqlalchemy.orm import Session
 
-from retento.db import ADVISORY_BITS, ADVISORY_LOW, ADVISORY_TAGS
+from retento.core.db.locks import ADVISORY_BITS, ADVISORY_LOW, ADVISORY_TAGS
 
 # The key of a claim is `db.advisory_key(table, L)`; past 2^48 (2.8e14 ids) the sequence would keep readers at
 # 2^48 - 1, so the value is capped rather than wrapped.

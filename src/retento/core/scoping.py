@@ -46,7 +46,7 @@ from sqlalchemy.orm import Mapper, Session, with_loader_criteria
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import visitors
 
-from retento.errors import DomainError, FieldError, NotFound
+from retento.core.errors import DomainError, FieldError, NotFound
 
 ALL_SITES = "retento_all_sites"  # execution option: this statement sees every site (see `unscoped`)
 _KEY, _OPTIONS, _CODES = "site_scope", "site_scope_options", "site_scope_codes"

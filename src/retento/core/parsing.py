@@ -30,7 +30,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 from pydantic import Strict
 
-from retento.errors import DomainError
+from retento.core.errors import DomainError
 
 DIGITS = re.compile(r"[0-9]+")
 INT64_MAX = 2**63 - 1

@@ -1,0 +1,1 @@
+"""The database layer: types, engine, transactions, locks, bulk statements, change log."""

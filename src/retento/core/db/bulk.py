@@ -1,0 +1,175 @@
+"""Set-based writes and reads at the driver: reserved ids, multi-row inserts and updates, key lookups, planner
+hints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import lru_cache, partial
+from itertools import repeat
+from operator import is_, itemgetter
+from typing import Any
+
+import orjson
+from sqlalchemy import JSON, Table, bindparam, insert, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import Null
+
+from retento.core.db.types import json_default, json_dumps
+
+
+def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
+    """`count` new primary keys of `table`, ascending, for rows this transaction is about to insert.
+
+    PostgreSQL: taken from the column's sequence in one round trip, so concurrent writers never collide.
+    SQLite: the ids the database itself would give (one past the largest); the transaction began with
+    BEGIN IMMEDIATE, so no other writer can take them before commit.
+    """
+    if count <= 0:
+        return []
+    name = table.name
+    if session.get_bind().dialect.name == "postgresql":
+        q = text(f"SELECT nextval(pg_get_serial_sequence('{name}', 'id')) FROM generate_series(1, :n)")
+        return sorted(session.scalars(q, {"n": count}))
+    top = session.scalar(text(f"SELECT COALESCE(MAX(id), 0) FROM {name}"))
+    return list(range(top + 1, top + 1 + count))
+
+
+PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}  # positional, by the drivers' paramstyle
+
+
+def rows_with_keys(session: Session, table: Table, columns: Sequence[str], *, site_id: int, key: str,
+                   values: Iterable[Any]) -> list[tuple]:
+    """`columns` of the rows of `table` on one site whose `key` is one of `values`, as the driver gives them.
+
+    For a batch's hundreds of external ids or numbers: the (site_id, key) index is sought once per value, and
+    the values go to the driver as they are, without SQLAlchemy's per-value bookkeeping of an `IN` list.
+    Use it for columns whose stored form is the Python value (ids, strings).
+    """
+    dialect = session.get_bind().dialect
+    placeholder = PLACEHOLDERS[dialect.paramstyle]
+    quote = dialect.identifier_preparer.quote
+    head = (f"SELECT {', '.join(map(quote, columns))} FROM {dialect.identifier_preparer.format_table(table)} "
+            f"WHERE site_id = {placeholder} AND {quote(key)} IN ")
+    if session.autoflush:  # as a query through the session would, so pending objects are seen
+        session.flush()
+    wanted, conn, out = sorted(set(values)), session.connection(), []
+    for i in range(0, len(wanted), 900):
+        chunk = wanted[i : i + 900]
+        sql = f"{head}({', '.join([placeholder] * len(chunk))})"
+        out += conn.exec_driver_sql(sql, (site_id, *chunk)).all()
+    return out
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *,
+                skip_existing: bool = False) -> None:
+    """INSERT many rows (all with the same keys) through the driver's executemany.
+
+    Each value goes through its column type's own bind processing, so the database gets exactly what
+    `session.execute(insert(table), rows)` would send, without Core's per-row statement bookkeeping.
+    `skip_existing`: a row that would break a unique key is left out (`ON CONFLICT DO NOTHING`).
+    """
+    if not rows:
+        return
+    conn = session.connection()
+    plan = _insert_plan(conn.dialect, table, tuple(rows[0]))
+    if plan is None:
+        stmt = insert(table)
+        if skip_existing:
+            dialect_insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+            stmt = dialect_insert(table).on_conflict_do_nothing()
+        conn.execute(stmt, list(rows))
+        return
+    sql, keys, converters = plan
+    if skip_existing:
+        sql += " ON CONFLICT DO NOTHING"
+    columns = [list(map(itemgetter(k), rows)) for k in keys]
+    for i, convert in converters:
+        columns[i] = convert(columns[i])
+    conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
+
+def _converter(process: Any, type_: Any, dialect: Any) -> Any:
+    """A column's values -> process(v) for each: once for a column holding one object throughout (the batch's
+    `now`, a flag), in C-level maps where the type offers a bulk form and the values allow it."""
+    impl = type_.dialect_impl(dialect)
+    bulk = impl.bulk_processor(dialect) if hasattr(impl, "bulk_processor") else _json_bulk(impl, dialect)
+
+    def convert(values: list[Any]) -> list[Any]:
+        first = values[0]
+        if all(map(is_, values, repeat(first))):
+            return [process(first)] * len(values)
+        if bulk is not None and (out := bulk(values)) is not None:
+            return out
+        return list(map(process, values))
+
+    return convert
+
+
+def _json_bulk(impl: Any, dialect: Any) -> Any:
+    """SQLite JSON columns serialised by `json_dumps`: the same text, without a Python call per value."""
+    if (not isinstance(impl, JSON) or impl.none_as_null or dialect.name != "sqlite"
+            or dialect._json_serializer is not json_dumps
+            or impl._str_impl.bind_processor(dialect) is not None):
+        return None
+    dumps = partial(orjson.dumps, default=json_default)
+
+    def convert(values: list[Any]) -> list[str] | None:
+        if JSON.NULL in values or Null in set(map(type, values)):
+            return None
+        return list(map(bytes.decode, map(dumps, values)))
+
+    return convert
+
+
+@lru_cache(maxsize=256)
+def _insert_plan(dialect: Any, table: Table, keys: tuple[str, ...]) -> tuple[str, tuple[str, ...], list] | None:
+    """(SQL, keys, [(position, processor)]); None where Core must do it (defaults to fill, other drivers)."""
+    placeholder = PLACEHOLDERS.get(dialect.paramstyle)
+    missing = [c for c in table.columns if c.key not in keys and c.default is not None]
+    if placeholder is None or missing:
+        return None
+    columns = [table.c[k] for k in keys]
+    processors = [(i, _converter(p, c.type, dialect))
+                  for i, c in enumerate(columns) if (p := c.type._cached_bind_processor(dialect))]
+    preparer = dialect.identifier_preparer
+    sql = (f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.format_column(c) for c in columns)}) "
+           f"VALUES ({', '.join([placeholder] * len(columns))})")
+    return sql, keys, processors
+
+
+def update_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id") -> None:
+    """UPDATE many rows (all with the same keys): each row's other columns where `key` equals its `key`.
+
+    PostgreSQL: one statement for all of them, the rows sent as one JSON array read back with
+    `jsonb_to_recordset` and the columns' own types (an executemany costs a round of the protocol per row);
+    JSON columns travel as their JSON text, so None is stored as JSON null, as an ORM or Core write does.
+    SQLite: executemany of `UPDATE ... WHERE key = ?`, which costs little there.
+    """
+    if not rows:
+        return
+    columns = [k for k in rows[0] if k != key]
+    conn = session.connection()
+    dialect = conn.dialect
+    if dialect.name != "postgresql":
+        sets = {c: bindparam(f"v_{c}") for c in columns}
+        stmt = update(table).where(table.c[key] == bindparam("k_")).values(sets)
+        conn.execute(stmt, [{"k_": r[key], **{f"v_{c}": r[c] for c in columns}} for r in rows])
+        return
+    sql, is_json = _update_plan(dialect, table, key, tuple(columns))
+    payload = [{c: (json_dumps(r[c]) if is_json[c] else r[c]) for c in (key, *columns)} for r in rows]
+    conn.exec_driver_sql(sql, (orjson.dumps(payload, default=json_default).decode(),))
+
+
+@lru_cache(maxsize=256)
+def _update_plan(dialect: Any, table: Table, key: str, columns: tuple[str, ...]) -> tuple[str, dict[str, bool]]:
+    prep = dialect.identifier_preparer
+    is_json = {c: isinstance(table.c[c].type.dialect_impl(dialect), JSON) for c in (key, *columns)}
+    defs = ", ".join(f"{prep.quote(c)} {'text' if is_json[c] else table.c[c].type.compile(dialect=dialect)}"
+                     for c in (key, *columns))
+    sets = ", ".join(f"{prep.quote(c)} = " + (f"CAST(v.{prep.quote(c)} AS jsonb)" if is_json[c] else
+                                               f"v.{prep.quote(c)}") for c in columns)
+    name = prep.format_table(table)
+    sql = (f"UPDATE {name} SET {sets} FROM jsonb_to_recordset(CAST(%s AS jsonb)) AS v({defs}) "
+           f"WHERE {name}.{prep.quote(key)} = v.{prep.quote(key)}")
+    return sql, is_json

@@ -1,0 +1,1 @@
+"""What the HTTP APIs share: problem responses, pagination, method routing."""
