@@ -56,10 +56,12 @@ def test_the_api_lists_queues_and_dead_letters_and_retries_or_drops_them(ops):
 
         assert c.get("/api/v1/work/nope/dead").json()["errors"][0]["field"] == "queue"
         assert c.get("/api/v1/work/nope/dead").status_code == 404
+        assert c.get("/api/v1/work/messages/dead", params={"after_id": 2**64}).status_code == 422
         r = c.post("/api/v1/work/messages/retry", json={"ids": []})
         assert r.status_code == 422 and "ids" in r.text
-        r = c.post("/api/v1/work/messages/drop", json={"ids": ["x"]})
-        assert r.status_code == 422
+        for bad in (["x"], [0], [2**63], [2**64 - 1]):
+            r = c.post("/api/v1/work/messages/drop", json={"ids": bad})
+            assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("ids"), r.text
         assert c.get("/api/v1/work", headers={"X-API-Key": narrow}).status_code == 403
         assert c.get("/api/v1/work", headers={"X-API-Key": other}).status_code == 403
 

@@ -1,8 +1,13 @@
+"""Shapes of /api/v1/work."""
+
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from retento.core import parsing
 
 
 class QueueOut(BaseModel):
@@ -27,7 +32,7 @@ class DeadOut(BaseModel):
 
 class IdsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ids: list[int] = Field(min_length=1, max_length=1000)
+    ids: list[Annotated[int, Field(ge=1, le=parsing.INT64_MAX)]] = Field(min_length=1, max_length=1000)
 
 
 class IdsOut(BaseModel):
