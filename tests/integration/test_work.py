@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select
 
 from retento.bootstrap import bootstrap
@@ -14,7 +15,9 @@ from retento.core.clock import FrozenClock
 from retento.core.config import Settings
 from retento.core.db.transactions import transaction
 from retento.core.db.types import UTCDateTime
+from retento.orders import service as orders
 from retento.triggers import service as triggers
+from retento.triggers.actions import ActionContext, action
 from retento.triggers.models import Run, Timer
 from retento.triggers.wiring import engine_of
 from tests import factories as f
@@ -239,3 +242,58 @@ def test_a_delayed_run_stores_when_it_was_finished_not_when_it_was_claimed(db_ur
         assert timer.state == "done" and timer.finished_at > fired.at  # not the batch's claim time
     finally:
         app.close()
+
+
+class _Explode(BaseModel):
+    """A test action that breaks (not a refusal: an error no action expects) for one order number."""
+
+    model_config = ConfigDict(extra="forbid")
+    number: str
+
+
+def _explode(a: ActionContext, p: _Explode) -> dict:
+    if a.need_order().number == p.number:
+        raise RuntimeError(f"order {p.number} broke the action")
+    return {}
+
+
+def test_a_delayed_run_that_breaks_its_batch_goes_alone_then_is_retried_and_failed(app, clock):
+    """The batch breaks: each run goes again on its own, so the others fire; the broken one is retried after
+    1, 2, 4, 8 minutes and then failed with the error, a dead letter an operator can retry."""
+    app.parts.actions.add("explode", action("explode", _Explode, _explode), replace=True)
+    f.site(app)
+    with transaction(app.sessions) as s:
+        triggers.create_trigger(s, raw={"name": "later", "events": ["order_created"], "delay": {"minutes": 10},
+                                        "actions": [{"type": "explode", "number": "BAD"},
+                                                    {"type": "add_tag", "target": "order", "tag": "late"}]},
+                                now=clock.now())
+    ids = [f.order(app, number=n) for n in ("A-1", "BAD", "A-3")]
+    app.worker.tick()
+    clock.advance(minutes=10)
+    assert engine_of(app).fire_due() == 3
+
+    def timers():
+        with transaction(app.sessions) as s:
+            return {t.order_id: t for t in s.scalars(select(Timer))}
+
+    def tags(order_id):
+        with transaction(app.sessions) as s:
+            return orders.get(s, order_id).tags
+
+    assert [tags(i) for i in ids] == [["late"], [], ["late"]]
+    bad = timers()[ids[1]]
+    assert (bad.state, bad.attempts, bad.reason) == ("pending", 1, "RuntimeError: order BAD broke the action")
+    waits = []
+    while timers()[ids[1]].state == "pending":
+        waits.append((timers()[ids[1]].due_at - clock.now()).total_seconds())
+        clock.set(timers()[ids[1]].due_at)
+        engine_of(app).fire_due()
+    assert waits == [60, 120, 240, 480]
+    bad = timers()[ids[1]]
+    assert (bad.state, bad.attempts, bad.finished_at) == ("failed", 5, clock.now())
+    with transaction(app.sessions) as s:
+        q = app.work["trigger_timers"]
+        assert work.stats(s, q, now=clock.now()).dead == 1
+        assert [d["id"] for d in work.dead_letters(s, q)] == [bad.id]
+        assert work.retry(s, q, [bad.id], now=clock.now()) == [bad.id]
+    assert (timers()[ids[1]].state, timers()[ids[1]].attempts) == ("pending", 0)

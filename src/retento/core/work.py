@@ -23,6 +23,7 @@ or `drop` them (`retento work`, `GET /api/work`).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -46,10 +47,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Row
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ClauseElement
 
+from retento.core.db.transactions import transaction
 from retento.core.sql import unindexed
+
+log = logging.getLogger(__name__)
 
 Filter = Callable[[Table], ColumnElement[bool]]
 
@@ -171,6 +175,62 @@ def locked(session: Session, queue: Queue, *, now: datetime, limit: int, columns
     if where is not None:
         q = q.where(where)
     return list(session.execute(_skip_locked(session, q.order_by(*queue.ordering()).limit(limit))))
+
+
+def run_locked(sessions: sessionmaker[Session], queue: Queue, *, now: datetime, limit: int,
+               handle: Callable[[Session, list[Row]], None], columns: Sequence[str] = ()) -> int:
+    """One batch of work done inside one transaction: due rows `locked`, `handle`d and committed together;
+    returns how many rows were taken. When the batch fails as a whole (a bug, a poisoned row), its rows are
+    handled again one per transaction, so one row cannot hold the others back; a row that fails alone is a
+    failed attempt (`fail_locked`: due again after the backoff, dead after `max_attempts`, with the error)."""
+    rows: list[Row] = []
+    try:
+        with transaction(sessions) as s:
+            rows = locked(s, queue, now=now, limit=limit, columns=columns)
+            if rows:
+                handle(s, rows)
+        return len(rows)
+    except Exception:
+        if len(rows) < 1:
+            raise
+        log.exception("%s: a batch of %s failed; each goes again on its own", queue.name, len(rows))
+    for row in rows:
+        try:
+            with transaction(sessions) as s:
+                again = locked(s, queue, now=now, limit=1, columns=columns, where=queue.id == row[0])
+                if again:
+                    handle(s, again)
+        except Exception as exc:  # noqa: BLE001 - recorded on the row, which goes on without the others
+            log.exception("%s %s failed", queue.name, row[0])
+            with transaction(sessions) as s:
+                fail_locked(s, queue, {row[0]: f"{type(exc).__name__}: {exc}"}, now=now)
+    return len(rows)
+
+
+def fail_locked(session: Session, queue: Queue, errors: Mapping[int, str], *, now: datetime) -> Failed:
+    """Waiting rows whose work failed inside its (rolled back) transaction: an attempt counted and the error kept;
+    due again after the backoff, or dead after `max_attempts`. A queue without an attempts column keeps only the
+    error (the row is due again at once)."""
+    q, out = queue, Failed()
+    if not q.attempts:
+        for row_id, error in errors.items() if q.error else ():
+            session.execute(update(q.table).where(q.id == row_id).values({q.error: error[:2000]}))
+        return out
+    counts = dict(session.execute(select(q.id, q.c(q.attempts)).where(q.id.in_(list(errors)), q.waiting(now))).all())
+    for row_id, n in counts.items():
+        n += 1
+        values: dict[str, Any] = {q.attempts: n}
+        if q.error:
+            values[q.error] = errors[row_id][:2000]
+        if n >= q.max_attempts and q.dead:
+            values.update({q.state: q.dead, **(q.dead_values(now) if q.dead_values else {})})
+            out.dead.add(row_id)
+        else:
+            if q.due:
+                values[q.due] = q.backoff.next_at(n, now=now)
+            out.retried.add(row_id)
+        session.execute(update(q.table).where(q.id == row_id).values(values))
+    return out
 
 
 def select_due(queue: Queue, *, now: datetime, limit: int) -> Any:

@@ -35,12 +35,10 @@ class DelayedRuns:
         return work.drain(self.fire_batch, batch=self._batch, max_seconds=max_seconds)
 
     def fire_batch(self) -> int:
+        """One batch of due timers (`work.run_locked`: a batch that breaks goes again timer by timer)."""
         now = self._clock.now()
-        with transaction(self._sessions) as s:
-            due = timers.claim_due(s, now=now, limit=self._batch)
-            if due:
-                self.fire(s, due, now)
-        return len(due)
+        return work.run_locked(self._sessions, timers.QUEUE, now=now, limit=self._batch, columns=timers.CLAIMED,
+                               handle=lambda s, due: self.fire(s, due, now))
 
     def fire_now(self, timer_id: int) -> bool:
         """Fire one pending run now, whatever its due time, through the worker's own path (`fire`: the condition
@@ -58,7 +56,7 @@ class DelayedRuns:
         return self.fire_due(max_seconds=SLICE_SECONDS)
 
     def fire(self, session: Session, due: list[Row], now: datetime) -> None:
-        """Re-check, act, log and finish a claimed batch (`timers.claim_due`, `timers.make_due`): the run-log rows
+        """Re-check, act, log and finish a claimed batch (`fire_batch`, `timers.make_due`): the run-log rows
         in one insert, the timers' outcomes in one UPDATE (`timers.finish_many`)."""
         finished: list[tuple[int, str, str | None]] = []
         runs = self._fire_batch(session, due, now, self._preload_timers(session, due), finished)

@@ -64,24 +64,20 @@ def ids_of(session: Session, keys: Iterable[tuple[int, str, int, int]]) -> dict[
     return out
 
 
-# Delayed runs as a queue of the durable-work primitive, worked inside the firing transaction (`work.locked`):
-# no lease, no attempts (a run that fails is recorded as `failed`, the operators' dead letter).
+# Delayed runs as a queue of the durable-work primitive, worked inside the firing transaction (`work.run_locked`):
+# no lease. A run whose actions fail is recorded as `failed` (the operators' dead letter); a batch that breaks
+# (an error that is no action's refusal) goes again run by run, and a run that breaks alone is retried after a
+# minute, doubling, and `failed` after 5 attempts with the error as its reason.
 QUEUE = work.Queue.in_transaction(
     "trigger_timers", Timer.__table__, label="delayed trigger runs / отложенные запуски триггеров", error="reason",
-    dead="failed",
-    retry_values={"finished_at": None, "reason": None},
+    attempts="attempts", dead="failed", max_attempts=5, backoff=work.Backoff(base=60, cap=3600),
+    dead_values=lambda now: {"finished_at": now}, retry_values={"finished_at": None, "reason": None},
     drop_values=lambda now: {"state": "cancelled", "reason": "dropped by an operator", "finished_at": now})
-
-
-def claim_due(session: Session, *, now: datetime, limit: int) -> list[Row]:
-    """Due pending timers, oldest first, as plain rows with the Timer's attribute names (id, trigger_id, entity,
-    entity_id, customer_id, order_id, event_id, due_at), locked until the transaction ends (`work.locked`)."""
-    return work.locked(session, QUEUE, now=now, limit=limit, columns=CLAIMED)
 
 
 def make_due(session: Session, *, timer_id: int, now: datetime) -> list[Row]:
     """Claim one pending timer whatever its due time, moved to `now` (an operator fires it early): the same plain
-    row as `claim_due` gives, locked until the transaction ends; [] when it is no longer pending (a worker that
+    row as the worker's claim (`QUEUE`, `work.run_locked`) gives, locked until the transaction ends; [] when it is no longer pending (a worker that
     holds it is waited for)."""
     t = Timer.__table__
     return list(session.execute(update(t).where(t.c.id == timer_id, t.c.state == "pending").values(due_at=now)
