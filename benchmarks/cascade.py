@@ -72,6 +72,10 @@ class Result:
         return self.deliver_s / self.client_s
 
 
+# Fresh interpreters: a forked child inherits the parent's threads' locks (SQLite checkpointer, logging, the
+# database driver) mid-use, and one that was held at the fork never comes free (seen: a worker hung for good).
+SPAWN = mp.get_context("spawn")
+
 def _app(target: Target) -> App:
     return bootstrap(Settings(database_url=target.url), clock=FrozenClock(NOW))
 
@@ -204,8 +208,8 @@ def _client(port: int, count: int, barrier: Any) -> None:
 
 
 def _timed(target: Any, args_list: list[tuple]) -> float:
-    barrier = mp.Barrier(len(args_list) + 1)
-    procs = [mp.Process(target=target, args=(*args, barrier)) for args in args_list]
+    barrier = SPAWN.Barrier(len(args_list) + 1)
+    procs = [SPAWN.Process(target=target, args=(*args, barrier)) for args in args_list]
     for p in procs:
         p.start()
     barrier.wait()
@@ -235,8 +239,8 @@ def run(plan_target: Target, deliver_target: Target, *, recipients: int, deliver
     _campaign(app, ids, ("whatsapp",))
     _plan(app, deliver, progress)
     app.close()
-    ports: Any = mp.Queue()
-    server = mp.Process(target=_serve, args=(ports,), daemon=True)
+    ports: Any = SPAWN.Queue()
+    server = SPAWN.Process(target=_serve, args=(ports,), daemon=True)
     server.start()
     port = ports.get(timeout=30)
     try:
