@@ -56,6 +56,19 @@ def test_next_action():
     assert cz.next_action(o(False, False, False, False), f, now).kind == "finish"
 
 
+def test_window_counts_from_the_messages_own_send_time():
+    now = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    step = cz.Step("email", "t", 3600, cz.NOT_READ)
+    late = cz.Outcome(False, False, False, False, sent_at=now - timedelta(minutes=20))
+    assert cz.next_action(late, step, now) == cz.Next("wait", due_at=now + timedelta(minutes=40))
+    on_time = cz.Outcome(False, False, False, False, sent_at=now - timedelta(hours=1))
+    assert cz.next_action(on_time, step, now).kind == "advance"
+    read = cz.Outcome(False, True, True, False, sent_at=now - timedelta(minutes=1))
+    assert cz.next_action(read, step, now) == cz.Next("finish", "read")  # a read ends the run at once
+    failed = cz.Outcome(False, False, False, True, sent_at=now - timedelta(minutes=1))
+    assert cz.next_action(failed, step, now).kind == "advance"  # a failure goes on at once
+
+
 def test_cheapest_read_order_uses_own_history_then_average():
     steps = [cz.Step("whatsapp", "t", 1), cz.Step("email", "t", 1)]
     prices = {"email": Decimal("0.03"), "whatsapp": Decimal("5.6")}

@@ -27,6 +27,7 @@ class Outcome:
     delivered: bool
     read: bool
     failed: bool
+    sent_at: datetime | None = None  # when the provider accepted it: the step's window counts from here
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,10 @@ class Next:
 
 
 def next_action(outcome: Outcome | None, step: Step | None, now: datetime) -> Next:
-    """At the end of a step's window (or when its message changed): leave, go on, or keep waiting."""
+    """At the end of a step's window (or when its message changed): leave, go on, or keep waiting.
+
+    The window counts per message from its own send time: a run planned to wake at the campaign's start +
+    window whose message went out later waits until that message's send time + window."""
     if outcome is None or step is None:  # nothing sent yet
         return Next("advance")
     if outcome.read:
@@ -46,6 +50,8 @@ def next_action(outcome: Outcome | None, step: Step | None, now: datetime) -> Ne
         return Next("advance")
     if outcome.queued:
         return Next("wait", due_at=now + RECHECK)
+    if outcome.sent_at is not None and not outcome.failed and (end := window_end(outcome.sent_at, step)) > now:
+        return Next("wait", due_at=end)
     if step.go_on == NOT_READ:
         return Next("advance")
     if step.go_on == NOT_DELIVERED:

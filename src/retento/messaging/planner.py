@@ -143,12 +143,12 @@ def _last_messages(session: Session, run_ids: list[int]) -> dict[int, cz.Outcome
     if not run_ids:
         return {}
     newest = (select(func.max(Message.id)).where(Message.run_id.in_(run_ids)).group_by(Message.run_id))
-    q = select(Message.run_id, Message.status, Message.delivered_at, Message.read_at, Message.clicked_at,
-               Message.failed_at).where(Message.id.in_(newest))
+    q = select(Message.run_id, Message.status, Message.sent_at, Message.delivered_at, Message.read_at,
+               Message.clicked_at, Message.failed_at).where(Message.id.in_(newest))
     return {r.run_id: cz.Outcome(queued=r.status in ("queued", *SENDING),
                                  delivered=r.delivered_at is not None or r.read_at is not None,
                                  read=r.read_at is not None or r.clicked_at is not None,
-                                 failed=r.failed_at is not None) for r in session.execute(q)}
+                                 failed=r.failed_at is not None, sent_at=r.sent_at) for r in session.execute(q)}
 
 
 def _history(session: Session, customer_ids: list[int]) -> dict[int, dict[str, tuple[int, int]]] | None:
