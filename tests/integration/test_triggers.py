@@ -69,8 +69,7 @@ def test_immediate_run_changes_through_services_with_trigger_source(app):
         rows = [r for r in history.since(s, entity="order", entity_id=big) if not r.created]
     assert {(r.field, r.source, r.actor_type, r.actor_id) for r in rows} == {
         ("status", "trigger", "trigger", str(tid)), ("tags", "trigger", "trigger", str(tid))}
-    (small_run,) = runs(app, order_id=small)
-    assert small_run[1] == "not_matched" and "part 1 of 2 is false: `order.total >= 100.0`" in small_run[2]
+    assert runs(app, order_id=small) == []  # a false condition on an event writes nothing
     big_runs = runs(app, order_id=big)
     assert big_runs[0][:2] == ("event", "acted")
     app.worker.tick()
@@ -398,26 +397,38 @@ def test_cancelling_never_overwrites_a_run_that_was_fired_meanwhile(app, clock):
             (a, "done"), (b, "cancelled")]
 
 
-def test_the_run_log_explains_triggers_ruled_out_by_their_guard_and_names_scheduled_runs(app, clock):
-    """Triggers whose guard is false on an event share one stored row with those that scheduled a run; reading
-    the log gives one entry per trigger with its reason (and the timer of a scheduled run)."""
+def test_the_run_log_keeps_runs_that_matched_not_conditions_found_false(app, clock):
+    """A trigger whose condition is false on an event (by its guard or when run) leaves nothing in the run log;
+    the triggers that scheduled a run on an event share one stored row, read as one entry per trigger with the
+    timer of its run; an evaluation error keeps a row with the error."""
     f.site(app)
     done = trigger(app, name="done", condition='new_value("status") == "complete" && order.total > 1.0',
                    actions=[{"type": "add_tag", "target": "order", "tag": "done"}])
+    big = trigger(app, name="big", condition='new_value("status") == "assembling" && order.total > 1000000.0',
+                  actions=[{"type": "add_tag", "target": "order", "tag": "big"}])
     later = trigger(app, name="later", condition='new_value("status") == "assembling"', delay={"hours": 2},
                     actions=[{"type": "add_tag", "target": "order", "tag": "late"}])
+    later2 = trigger(app, name="later2", condition='new_value("status") == "assembling"', delay={"hours": 3},
+                     actions=[{"type": "add_tag", "target": "order", "tag": "later"}])
+    broken = trigger(app, name="broken", condition='new_value("status") == "assembling" && event.data.x > 1',
+                     actions=[{"type": "add_tag", "target": "order", "tag": "x"}])
     oid = f.order(app)
     f.edit_order(app, oid, status="assembling")
     app.worker.tick()
     with transaction(app.sessions) as s:
         log = service.runs(s, order_id=oid)
-        stored = s.scalars(select(Run).where(Run.order_id == oid)).all()
-    assert len(stored) == 1 and stored[0].trigger_id is None
+        stored = s.scalars(select(Run).where(Run.order_id == oid).order_by(Run.id)).all()
+    assert [(r.trigger_id, r.outcome) for r in stored] == [(broken, "not_matched"), (None, "evaluated")]
+    assert "could not be evaluated" in stored[0].reason
+    assert stored[1].misses is None
+    at = clock.now()
     assert [(r.trigger_id, r.outcome, r.reason) for r in log] == [
-        (done, "not_matched", 'part 1 of 2 is false: `new_value("status") == "complete"`'),
-        (later, "scheduled", f"condition holds; fires at {(clock.now() + timedelta(hours=2)).isoformat()}")]
-    assert log[1].timer_id == pending(app)[0].id
-    assert [r.trigger_id for r in runs_of(app, trigger_id=done, order_id=oid)] == [done]
+        (broken, "not_matched", stored[0].reason),
+        (later, "scheduled", f"condition holds; fires at {(at + timedelta(hours=2)).isoformat()}"),
+        (later2, "scheduled", f"condition holds; fires at {(at + timedelta(hours=3)).isoformat()}")]
+    assert {log[1].timer_id, log[2].timer_id} == {p.id for p in pending(app)}
+    assert runs_of(app, trigger_id=done, order_id=oid) == runs_of(app, trigger_id=big, order_id=oid) == []
+    assert [r.trigger_id for r in runs_of(app, trigger_id=later2, order_id=oid)] == [later2]
 
 
 def runs_of(app, **kw):

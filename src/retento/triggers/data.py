@@ -35,8 +35,7 @@ def changes_of(ev: Event) -> list[dict[str, Any]]:
 
 @dataclass
 class Selection:
-    candidates: list[Compiled]  # their condition runs
-    misses: list[list[int]]  # run-log entries of those whose guard is false for the event
+    candidates: list[Compiled]  # their condition runs (the others' guard is false for the event)
     entity_groups: list[dispatch.Group[Compiled]]  # guards on the order / customer, split once it is read
     needs: frozenset[str]  # what the entity-guarded triggers read: the guard's order / customer, their variables
     fields: dict[str, frozenset[str] | None]  # the order and customer fields they read (None: the whole snapshot)
@@ -99,9 +98,9 @@ def run_row(trigger_id: int, now: datetime, phase: str, ev: Event | None, timer_
 
 
 def event_row(now: datetime, ev: Event) -> dict[str, Any]:
-    """The run-log row an event shares among the triggers whose condition was false on it, by their guard or when
-    run (`misses`: [trigger id, version, false part]), and those that scheduled a delayed run (`scheduled`:
-    [trigger id, due time])."""
+    """The run-log row an event shares among the triggers that scheduled a delayed run on it (`scheduled`:
+    [trigger id, due time]). `misses` ([trigger id, version, false part]) is only read: older versions stored the
+    triggers whose condition was false there."""
     return {"trigger_id": None, "at": now, "phase": "event", "event_id": ev.id, "timer_id": None,
             "customer_id": ev.customer_id, "order_id": ev.order_id, "outcome": "evaluated", "reason": None,
-            "actions": [], "misses": [], "scheduled": []}
+            "actions": [], "misses": None, "scheduled": []}

@@ -5,7 +5,7 @@ customer: `new_value("status") == "received"`, `changed("total")`, `event.data.c
 `order.payment_status == "paid"`. Such a top-level `&&` part is a *guard*. Triggers are indexed by their
 guard (a discrimination network, as rule engines do): for an event, one dict lookup per guard key finds the
 triggers whose guard holds; only those conditions are run. A trigger whose guard does not hold is not run: CEL's
-`&&` is false when any part is false, so its result is known, and the part that is false is the explanation.
+`&&` is false when any part is false, so its result is known.
 
 A guard only rejects when the value is there and differs from the literal; a missing key, a missing order or
 customer leaves the trigger to its full condition (which then says what could not be evaluated).
@@ -88,25 +88,20 @@ def entity_value(entity: Mapping[str, Any] | None, key: str) -> Any:
 
 @dataclass
 class Group(Generic[T]):
-    """The triggers indexed on one guard key: literal -> triggers; `everyone` for an absent value. `entries`: what
-    the run log records for a trigger whose guard is false (precomputed per literal)."""
+    """The triggers indexed on one guard key: literal -> triggers; `everyone` for an absent value."""
 
     kind: str
     key: str
     by_value: dict[Any, list[T]] = field(default_factory=dict)
     everyone: list[T] = field(default_factory=list)
-    entries: list[Any] = field(default_factory=list)
-    rejected: dict[Any, list[Any]] = field(default_factory=dict)  # literal -> entries of the others
 
-    def split(self, value: Any) -> tuple[list[T], list[Any]]:
-        """(candidates, run-log entries of the rejected) for the value the event has."""
+    def split(self, value: Any) -> list[T]:
+        """The candidates for the value the event has (the others' condition is false)."""
         if value is MISSING:
-            return self.everyone, []
+            return self.everyone
         if isinstance(value, str | bool):
-            hit = self.by_value.get(value)
-            if hit is not None:
-                return hit, self.rejected[value]
-        return [], self.entries
+            return self.by_value.get(value, [])
+        return []
 
 
 @dataclass
@@ -120,8 +115,8 @@ class Plan(Generic[T]):
     newest: datetime | None = None  # the latest `since` among them: older events need the per-trigger check
 
 
-def build_plan(triggers: Iterable[T], guards: Callable[[T], list[Guard]], since: Callable[[T], datetime | None],
-               entry: Callable[[T, Guard], Any]) -> Plan[T]:
+def build_plan(triggers: Iterable[T], guards: Callable[[T], list[Guard]],
+               since: Callable[[T], datetime | None]) -> Plan[T]:
     """Index the triggers. Each is indexed on one of its guards: one known from the event alone if it has one
     (nothing needs reading to reject), else on the order / customer; among those, the most selective here (the
     key with the most distinct literals among these triggers)."""
@@ -148,10 +143,4 @@ def build_plan(triggers: Iterable[T], guards: Callable[[T], list[Guard]], since:
             (plan.event_groups if g.kind in EVENT_KINDS else plan.entity_groups).append(group)
         group.by_value.setdefault(g.value, []).append(t)
         group.everyone.append(t)
-        group.entries.append(entry(t, g))
-    for group in groups.values():
-        for value, hit in group.by_value.items():
-            chosen = {id(t) for t in hit}
-            group.rejected[value] = [e for t, e in zip(group.everyone, group.entries, strict=True)
-                                     if id(t) not in chosen]
     return plan

@@ -1,7 +1,9 @@
 """The trigger engine: reacts to events (bus subscriber) and fires due delayed runs (worker job, `delayed`).
 
-Every evaluation leaves a run-log entry (one shared row per event for conditions found false and runs
-scheduled; see `data.event_row`). Acting (`acting`) happens inside a savepoint of the caller's transaction,
+The run log records the runs that matched: scheduled (one shared row per event for the runs it scheduled, see
+`data.event_row`), acted, skipped by a rule, failed, cancelled, and the re-checks at fire time. An evaluation on
+an event whose condition is false (by its guard or when run) writes nothing: `retento triggers explain` answers
+"why didn't it fire" on demand by evaluating again. An evaluation error keeps a row with the error. Acting (`acting`) happens inside a savepoint of the caller's transaction,
 together with a `trigger_firings` row whose unique key (trigger, entity, entity id, triggering event)
 makes each run act at most once; the bus cursor or the timer row advances in the same transaction,
 so each run acts at least once while its condition holds.
@@ -103,8 +105,7 @@ class Engine(Acting, DelayedRuns):
         found = self._plans.get(key)
         if found is None:
             listening = [t for t in self._by_type.get(ev.type, ()) if _listens(t, ev, since=False)]
-            plan = dispatch.build_plan(listening, lambda t: t.guards, lambda t: t.since,
-                                       lambda t, g: [t.id, t.version, g.part])
+            plan = dispatch.build_plan(listening, lambda t: t.guards, lambda t: t.since)
             needs = frozenset().union(*(frozenset({g.kind}) | t.needs_now | t.binds.keys()
                                         for g in plan.entity_groups for t in g.everyone))
             found = self._plans[key] = _Listening(plan, needs, _fields_read(plan))
@@ -115,16 +116,14 @@ class Engine(Acting, DelayedRuns):
         plan, needs, fields = self._listening(ev)
         if (plan.newest is not None and ev.occurred_at < plan.newest) or ev.depth >= self._min_depth:
             # some trigger is younger than the event, or a chain limit may apply: every trigger on its own
-            return Selection([t for t in plan.everyone if _listens(t, ev)], [], [], needs, fields)
-        candidates, misses, changes = list(plan.unguarded), [], None
+            return Selection([t for t in plan.everyone if _listens(t, ev)], [], needs, fields)
+        candidates, changes = list(plan.unguarded), None
         if plan.event_groups:
             changes, own = changes_of(ev), {"name": ev.name, "source": ev.source, "type": ev.type}
             for g in plan.event_groups:
-                hit, miss = g.split(dispatch.event_value(g.kind, g.key, changes=changes, payload=ev.payload,
-                                                         event=own))
-                candidates += hit
-                misses += miss
-        return Selection(candidates, misses, plan.entity_groups, needs, fields, changes)
+                candidates += g.split(dispatch.event_value(g.kind, g.key, changes=changes, payload=ev.payload,
+                                                           event=own))
+        return Selection(candidates, plan.entity_groups, needs, fields, changes)
 
     def on_event(self, session: Session, ev: Event, preloaded: Preloaded) -> None:
         now = self._clock.now()
@@ -135,11 +134,11 @@ class Engine(Acting, DelayedRuns):
         if entity is None:
             return
         sel = preloaded.selection.pop(ev.id, None) or self._select(ev)
-        if not (sel.candidates or sel.misses or sel.entity_groups):
+        if not (sel.candidates or sel.entity_groups):
             return
         runs: list[dict[str, Any]] = []
         to_schedule: list[dict[str, Any]] = []
-        ready, misses = [], list(sel.misses)
+        ready: list[Compiled] = []
         if ev.depth == 0 and ev.source != Source.TRIGGER:  # nothing to skip: not a change made by a trigger
             ready += sel.candidates
         else:
@@ -154,18 +153,14 @@ class Engine(Acting, DelayedRuns):
             variables = load_variables(session, ev, needs, order_id=ev.order_id, customer_id=ev.customer_id,
                                        preloaded=preloaded, changes=sel.changes, with_event="event" in needs)
             for g in sel.entity_groups:
-                hit, miss = g.split(dispatch.entity_value(variables.get(g.kind), g.key))
-                misses += miss
-                ready += hit
+                ready += g.split(dispatch.entity_value(variables.get(g.kind), g.key))
         if ready:
             ready.sort(key=lambda t: t.id)
             self.evaluator.bind(now=now, **variables, fields=_binds(ready))
             for t in ready:
                 verdict = self.evaluator.check(t.condition)
                 if not verdict.matched:
-                    if verdict.part:  # a false part: an entry in the event's shared row, explained on reading
-                        misses.append([t.id, t.version, verdict.part])
-                    else:
+                    if not verdict.part:  # an error, not a false part: kept with the error
                         runs.append(run_row(t.id, now, "event", ev, None, "not_matched", verdict.reason))
                 elif t.spec.delay is not None:
                     tz = _timezone(session, variables.get("customer"), ev.site_id) if t.spec.delay.at else None
@@ -180,10 +175,6 @@ class Engine(Acting, DelayedRuns):
                     preloaded.acting.append(act)
                     preloaded.dirty.update(changed_by(act))
         buffer = _buffer(session)
-        if misses:
-            row = buffer["events"][ev.id] = event_row(now, ev)
-            row["misses"] = misses
-            runs.append(row)
         buffer["timers"].extend(to_schedule)
         buffer["runs"].extend(runs)
 

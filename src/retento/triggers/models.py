@@ -78,15 +78,17 @@ class Firing(Base):
 
 
 class Run(Base):
-    """The run log: an entry per evaluation (on the event, at fire time, or a cancel), with the reason. The
-    triggers whose condition was false on an event (a false part, not an error), and those that scheduled a
-    delayed run, share one row per event (outcome `evaluated`, `misses`, `scheduled`), expanded into one entry per trigger on reading."""
+    """The run log: an entry per run that matched (acted, skipped by a rule, failed, scheduled), per re-check at
+    fire time, per cancel, and per evaluation error; a condition that is false on an event writes nothing (see
+    `retento triggers explain`). The triggers that scheduled a delayed run on an event share one row per event
+    (`trigger_id` None, `scheduled`), expanded into one entry per trigger on reading; rows written by older
+    versions also list the triggers whose condition was false (`misses`)."""
 
     __tablename__ = "trigger_runs"
     __site_scope__ = by_order_or_customer()
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    # None on a row for the triggers whose guard was false on an event (one row per event: see `misses`)
+    # None on an event's shared row (see `scheduled`, `misses`)
     trigger_id: Mapped[int | None] = mapped_column(ForeignKey("triggers.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     phase: Mapped[str] = mapped_column(String(16))  # event | fire | cancel
