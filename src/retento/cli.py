@@ -5,18 +5,27 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 import uvicorn
 from pydantic import ValidationError
-from rich.table import Table
 
 from retento import worker as worker_process
 from retento.api import create_app
 from retento.bootstrap import Parts, assemble, bootstrap, configure_process, settle_process
-from retento.cmdline import console, fail, open_app, run_service, use as use_app_factory
+from retento.cmdline import (
+    Col,
+    Format,
+    FormatOption,
+    Rows,
+    console,
+    emit,
+    fail,
+    open_app,
+    run_service,
+    use as use_app_factory,
+)
 from retento.core.config import get_settings
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
@@ -102,38 +111,30 @@ def worker() -> None:
     worker_process.main()
 
 
+HISTORY = (Col("id", kind="int"), Col("created_at", "time (UTC)", kind="timestamp"), Col("entity"),
+           Col("entity_id", "entity id", kind="int"), Col("source"), Col("actor_type", "actor"),
+           Col("actor_id", "actor id"), Col("field", empty="(created)"),
+           Col("old_value", "old", show=lambda v: json.dumps(v, ensure_ascii=False)),
+           Col("new_value", "new", show=lambda v: json.dumps(v, ensure_ascii=False)))
+
+
 @app.command()
 def history(
     since: Annotated[int, typer.Option("--since", help="Only changes with an id greater than this")] = 0,
     entity: Annotated[str | None, typer.Option(help="customer or order")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Print the change history after an id, oldest first."""
     if entity not in (None, "customer", "order"):
         fail("--entity: must be customer or order", 2)
     a = open_app(log=False)
     with transaction(a.sessions) as s:
-        rows = history_service.since(s, since_id=since, entity=entity, limit=limit)
-        if as_json:
-            for r in rows:
-                sys.stdout.write(json.dumps({
-                    "id": r.id, "created_at": r.created_at.isoformat(), "entity": r.entity,
-                    "entity_id": r.entity_id, "created": r.created, "source": r.source,
-                    "actor_type": r.actor_type, "actor_id": r.actor_id, "field": r.field,
-                    "old_value": r.old_value, "new_value": r.new_value}, ensure_ascii=False) + "\n")
-            return
-        table = Table("id", "time", "entity", "source", "actor", "field", "old", "new")
-        for r in rows:
-            table.add_row(str(r.id), r.created_at.strftime("%Y-%m-%d %H:%M:%S"), f"{r.entity} {r.entity_id}",
-                          r.source, f"{r.actor_type}:{r.actor_id or ''}", "(created)" if r.created else r.field,
-                          _short(r.old_value), _short(r.new_value))
-        console.print(table)
-
-
-def _short(value: Any) -> str:
-    text = "" if value is None else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 40 else text[:39] + "…"
+        rows = [{"id": r.id, "created_at": r.created_at, "entity": r.entity, "entity_id": r.entity_id,
+                 "created": r.created, "source": r.source, "actor_type": r.actor_type, "actor_id": r.actor_id,
+                 "field": None if r.created else r.field, "old_value": r.old_value, "new_value": r.new_value}
+                for r in history_service.since(s, since_id=since, entity=entity, limit=limit)]
+    emit(fmt, Rows("history", HISTORY, rows))
 
 
 @site_app.command("create")
@@ -156,14 +157,14 @@ def site_create(
 
 
 @site_app.command("list")
-def site_list() -> None:
+def site_list(fmt: FormatOption = Format.table) -> None:
     """List sites."""
     a = open_app(log=False)
-    table = Table("id", "code", "name", "currency", "timezone")
     with transaction(a.sessions) as s:
-        for site in sites_service.list_sites(s):
-            table.add_row(str(site.id), site.code, site.name, site.currency, site.timezone)
-    console.print(table)
+        rows = [{"id": x.id, "code": x.code, "name": x.name, "currency": x.currency, "timezone": x.timezone}
+                for x in sites_service.list_sites(s)]
+    emit(fmt, Rows("sites", (Col("id", kind="int"), Col("code"), Col("name"), Col("currency"), Col("timezone")),
+                   rows))
 
 
 add_commands(app, assemble())
