@@ -14,17 +14,22 @@ from retento.core.db.transactions import transaction
 from retento.core.rest.problems import ERRORS, ProblemRoute
 from retento.routes import app_of
 from retento.triggers import service, templates
-from retento.triggers.schemas import DryRunIn, DryRunOut, FiredOut, RunOut, TimerOut, TriggerIn, TriggerOut
+from retento.triggers.schemas import (
+    DryRunIn,
+    DryRunOut,
+    FiredOut,
+    RunOut,
+    TimerOut,
+    TriggerIn,
+    TriggerOut,
+    TriggerPatch,
+)
 from retento.triggers.wiring import engine_of
 
 router = APIRouter(prefix="/api/v1", tags=["triggers"], route_class=ProblemRoute, responses=ERRORS,
                    dependencies=[Depends(require("triggers:manage"))])
 AppDep = Annotated[App, Depends(app_of)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-
-
-class ActiveIn(BaseModel):
-    active: bool
 
 
 class TemplateIn(BaseModel):
@@ -137,10 +142,15 @@ def update_trigger(app: AppDep, trigger_id: int, data: TriggerIn) -> TriggerOut:
         return service.out(t)
 
 
-@router.patch("/triggers/{trigger_id:int}", response_model=TriggerOut, summary="Switch a trigger on or off")
-def set_active(app: AppDep, trigger_id: int, data: ActiveIn) -> TriggerOut:
+@router.patch("/triggers/{trigger_id:int}", response_model=TriggerOut,
+              summary="Switch a trigger on or off, or its debug switch (`debug_minutes`)")
+def set_active(app: AppDep, trigger_id: int, data: TriggerPatch) -> TriggerOut:
     with transaction(app.sessions) as s:
-        t = service.set_active(s, trigger=service.get_trigger(s, trigger_id), active=data.active, now=app.clock.now())
+        t, now = service.get_trigger(s, trigger_id), app.clock.now()
+        if data.active is not None:
+            t = service.set_active(s, trigger=t, active=data.active, now=now)
+        if data.debug_minutes is not None:
+            t = service.set_debug(s, trigger=t, minutes=data.debug_minutes, now=now)
         return service.out(t)
 
 

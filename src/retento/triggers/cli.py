@@ -16,7 +16,7 @@ from retento.cmdline import fail, open_app, run_service
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
 from retento.triggers import service, templates
-from retento.triggers.schemas import DryRunIn
+from retento.triggers.schemas import MAX_DEBUG_MINUTES, DryRunIn
 from retento.triggers.wiring import engine_of
 
 app = typer.Typer(help="Triggers: event -> condition -> actions, now or later. / Триггеры.", no_args_is_help=True)
@@ -109,6 +109,26 @@ def switch(trigger: str, on: Annotated[bool, typer.Option("--on/--off")]) -> Non
         t = run_service(lambda: service.set_active(s, trigger=service.find_trigger(s, trigger), active=on,
                                                    now=a.clock.now()))
         console.print(f"trigger {t.name} is {'on' if t.active else 'off'}")
+
+
+@app.command("debug")
+def debug(
+    trigger: Annotated[str, typer.Argument(help="Trigger id or name / id или имя триггера")],
+    minutes: Annotated[int, typer.Option(min=0, max=MAX_DEBUG_MINUTES,
+                                         help="How long; 0 switches it off / Сколько минут; 0 — выключить")] = 30,
+) -> None:
+    """Log every evaluation of a trigger (matched or not, with the false part) for a while; read it with
+    `retento triggers runs --trigger NAME`. / Записывать каждую проверку триггера в журнал на время."""
+    a, transaction, service, _, run_service = _ctx()
+    with transaction(a.sessions) as s:
+        t = run_service(lambda: service.set_debug(s, trigger=service.find_trigger(s, trigger), minutes=minutes,
+                                                  now=a.clock.now()))
+        if t.debug_until is None:
+            console.print(f"trigger {t.name}: debug log off / журнал отладки выключен")
+        else:
+            until = t.debug_until.strftime("%Y-%m-%d %H:%M")
+            console.print(f"trigger {t.name}: every evaluation is logged until {until} UTC "
+                          f"/ каждая проверка записывается в журнал до {until} UTC")
 
 
 @app.command("pending")

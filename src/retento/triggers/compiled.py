@@ -48,6 +48,10 @@ class Compiled:
     version: int = 1
     guards: list[dispatch.Guard] = field(default_factory=list)  # `&&` parts it can be indexed on (see dispatch)
     binds: dict[str, frozenset[str] | None] = field(default_factory=dict)  # variable -> fields the condition reads
+    debug_until: datetime | None = None  # until then every evaluation gets a run-log entry of its own
+
+    def debugging(self, now: datetime) -> bool:
+        return self.debug_until is not None and now < self.debug_until
 
 
 def compile_trigger(session: Session | None, spec: TriggerIn, *, actions: Registry[registry.ActionSpec],

@@ -29,7 +29,7 @@ from retento.core.errors import DomainError
 from retento.customers import service as customers
 from retento.orders import service as orders
 from retento.sites.models import Site
-from retento.triggers import dispatch, timers
+from retento.triggers import dispatch, explain, timers
 from retento.triggers.acting import Act, Acting, changed_by
 from retento.triggers.compiled import Compiled, compile_trigger
 from retento.triggers.conditions import Evaluator
@@ -59,6 +59,7 @@ class Engine(Acting, DelayedRuns):
         self._plans: dict[tuple[str, str | None, int | None], _Listening] = {}
         self._min_depth = max_depth  # the lowest chain-depth limit of any trigger
         self._stamp: tuple[Any, ...] | None = None
+        self._debug_until: datetime | None = None  # the latest debug switch's expiry (see explain.debug_rows)
         self._local = threading.local()
         self._lock = threading.Lock()
 
@@ -74,7 +75,8 @@ class Engine(Acting, DelayedRuns):
         if session.info.get("trigger_stamp_checked"):
             return self._cache
         stamp = tuple(session.execute(select(func.count(Trigger.id), func.max(Trigger.updated_at),
-                                             func.sum(Trigger.version))).one())
+                                             func.sum(Trigger.version), func.count(Trigger.debug_until),
+                                             func.max(Trigger.debug_until))).one())
         with self._lock:
             if stamp != self._stamp:
                 cache, actions = {}, from_session(session).parts.actions
@@ -82,6 +84,7 @@ class Engine(Acting, DelayedRuns):
                     try:
                         cache[t.id] = compile_trigger(session, TriggerIn.model_validate(t.definition), actions=actions,
                                                      trigger_id=t.id, since=t.created_at, version=t.version)
+                        cache[t.id].debug_until = t.debug_until
                     except (DomainError, ValueError) as exc:
                         log.error("trigger %s (%s) no longer compiles, skipped: %s", t.id, t.name, exc)
                 by_type: dict[str, list[Compiled]] = {}
@@ -90,6 +93,7 @@ class Engine(Acting, DelayedRuns):
                         by_type.setdefault(typ, []).append(t)
                 self._any_cancel = any(t.spec.on_change.policy == OnChange.CANCEL for t in cache.values())
                 self._cache, self._by_type, self._stamp = cache, by_type, stamp
+                self._debug_until = max((t.debug_until for t in cache.values() if t.debug_until), default=None)
                 self._plans = {}
                 self._min_depth = min((t.spec.max_depth or self._max_depth for t in cache.values()),
                                       default=self._max_depth)
@@ -174,6 +178,8 @@ class Engine(Acting, DelayedRuns):
                     act = Act(t, ev, entity, entity_id, "event")
                     preloaded.acting.append(act)
                     preloaded.dirty.update(changed_by(act))
+        if misses and self._debug_until is not None and now < self._debug_until:  # a row per debugged trigger
+            misses = explain.debug_rows(compiled, misses, runs, now=now, ev=ev)
         buffer = _buffer(session)
         buffer["timers"].extend(to_schedule)
         buffer["runs"].extend(runs)

@@ -25,6 +25,7 @@ class Trigger(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    debug_until: Mapped[datetime | None] = mapped_column(UTCDateTime())  # every evaluation is logged until then
 
 
 class Timer(Base):

@@ -135,6 +135,27 @@ class TriggerOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     pending: int = 0
+    debug_until: datetime | None = Field(None, description="Every evaluation is logged until then (debug switch)")
+
+
+MAX_DEBUG_MINUTES = 1440
+
+
+class TriggerPatch(BaseModel):
+    """Switch a trigger on or off, and / or its debug switch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    active: Flag | None = None
+    debug_minutes: int | None = Field(None, ge=0, le=MAX_DEBUG_MINUTES,
+                                      description="Log every evaluation (matched or not, with the false part) for "
+                                                  "this many minutes from now; 0 switches it off")
+
+    @model_validator(mode="after")
+    def _something(self) -> TriggerPatch:
+        if self.active is None and self.debug_minutes is None:
+            raise ValueError("give `active`, `debug_minutes` or both")
+        return self
 
 
 class TimerOut(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -136,6 +136,15 @@ def set_active(session: Session, *, trigger: Trigger, active: bool, now: datetim
     return update_trigger(session, trigger=trigger, raw={**trigger.definition, "active": active}, now=now)
 
 
+def set_debug(session: Session, *, trigger: Trigger, minutes: int, now: datetime) -> Trigger:
+    """The debug switch: for `minutes` from `now` every evaluation of the trigger gets a run-log entry of its own
+    (a condition found false too, with the false part); 0 switches it off. The definition (and its version) stays."""
+    trigger.debug_until = now + timedelta(minutes=minutes) if minutes else None
+    trigger.updated_at = now  # the engines recompile (see Engine.triggers)
+    session.flush()
+    return trigger
+
+
 def delete_trigger(session: Session, *, trigger: Trigger, now: datetime) -> int:
     """Delete a trigger; its pending runs are cancelled first. Returns how many were cancelled."""
     cancelled = timers.cancel_all(session, trigger_id=trigger.id, reason="trigger deleted", now=now)
@@ -152,7 +161,7 @@ def list_triggers(session: Session) -> list[TriggerOut]:
 
 def out(t: Trigger, pending: int = 0) -> TriggerOut:
     return TriggerOut(id=t.id, name=t.name, active=t.active, version=t.version, definition=t.definition,
-                      created_at=t.created_at, updated_at=t.updated_at, pending=pending)
+                      created_at=t.created_at, updated_at=t.updated_at, pending=pending, debug_until=t.debug_until)
 
 
 def pending(session: Session, *, trigger_id: int | None = None, order_id: int | None = None,
