@@ -1,5 +1,8 @@
 """`retento report cascade ID` from the command line."""
 
+import csv
+import io
+import json
 import re
 
 import pytest
@@ -33,10 +36,29 @@ def test_report_cascade_in_the_terminal(mapp, client, runner):
     h.drain(mapp)
     out = runner.invoke(cli, ["report", "cascade", str(cid)], env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
-    assert re.search(r"email\s+│\s+2\s+│\s+not reported / нет данных\s+│\s+1\s+│", out.output)
-    assert re.search(r"telegram\s+│\s+1\s+│\s+not reported / нет данных\s+│\s+not reported", out.output)
-    assert "members: 2; total cost: 0.06 RUB; cost per read: 0.06 RUB" in out.output
-    assert "everyone through email: 0.06 RUB; gross saving: 0.00 RUB; net saving: 0.00 RUB" in out.output
+    wide = out.stdout
+    assert re.search(r"│ 1\s+│ email\s+│\s+2 │\s+2 │ not reported / нет данных │\s+1 │\s+0 │\s+0 │\s+0 │\s+0\.06 │"
+                     r"\s+50\.0% │\s+0\.06 │", wide)
+    assert re.search(r"│ telegram\s+│\s+1 │\s+1 │ not reported / нет данных │ not reported / нет данных │", wide)
+    assert re.search(r"│ in_progress\s+│\s+1 │", wide) and re.search(r"│ read\s+│\s+1 │", wide)  # outcomes
+    for line in ("members:", "2"), ("total cost, RUB:", "0.06"), ("cost per read, RUB:", "0.06"),\
+            ("most expensive channel:", "email"), ("everyone through it, RUB:", "0.06"),\
+            ("gross saving, RUB:", "0.00"), ("net saving, RUB:", "0.00"):
+        assert re.search(rf"^{re.escape(line[0])}\s+{re.escape(line[1])}$", wide, re.M), line
+    narrow = runner.invoke(cli, ["report", "cascade", str(cid)], env={"COLUMNS": "60"}).stdout
+    assert max(map(len, narrow.splitlines())) <= 60 and "…" not in narrow
+    assert re.search(r"^read rate:\s+50\.0%$", narrow, re.M) and re.search(r"^net saving, RUB:\s+0\.00$", narrow, re.M)
+    piped = runner.invoke(cli, ["report", "cascade", str(cid)], env={"COLUMNS": ""}).stdout
+    assert "…" not in piped and re.search(r"│\s+0\.06 │\s+50\.0% │\s+0\.06 │", piped)
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(cli, ["report", "cascade", str(cid), "--format", "csv"])
+                                           .stdout)))
+    assert [(r["table"], r["channel"], r["sent"], r["read"], r["cost"], r["currency"]) for r in rows[:4]] == [
+        ("steps", "email", "2", "1", "0.06", "RUB"), ("steps", "telegram", "1", "", "0.00", "RUB"),
+        ("channels", "email", "2", "1", "0.06", "RUB"), ("channels", "telegram", "1", "", "0.00", "RUB")]
+    assert {(r["outcome"], r["runs"]) for r in rows if r["table"] == "outcomes"} == {("in_progress", "1"), ("read", "1")}
+    assert [(r["members"], r["net_saving"]) for r in rows if r["table"] == "summary"] == [("2", "0.00")]
+    as_json = runner.invoke(cli, ["report", "cascade", str(cid), "--format", "json"]).stdout
+    assert json.loads(as_json) == client.get(f"/api/v1/messaging/cascades/{cid}/report").json()
     missing = runner.invoke(cli, ["report", "cascade", "999"])
     assert missing.exit_code == 1 and "cascade_id" in missing.output
 

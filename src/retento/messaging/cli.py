@@ -1,19 +1,16 @@
-"""`retento report cascade ID` / `retento report campaign ID`: the cost report in the terminal."""
+"""`retento report cascade ID` / `retento report campaign ID`: the cost report (`--format table|csv|json`)."""
 
 from __future__ import annotations
 
-import json
 import mailbox
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import track
-from rich.table import Table
 
-from retento.cmdline import open_app
+from retento.cmdline import Col, Format, FormatOption, Rows, emit, fail, open_app
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
 from retento.messaging import bounces as dsn, reports, service
@@ -23,64 +20,60 @@ console = Console()
 NOT_REPORTED = "not reported / нет данных"
 
 
-def _show(rep: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        console.print_json(json.dumps(rep, default=str, ensure_ascii=False))
-        return
+def _tables(rep: dict[str, Any]) -> list[Rows]:
     cur = rep["currency"]
     title = f"{rep['name']} (cascade {rep['cascade_id']}" + (f", campaign {rep['campaign_id']}" if
                                                              rep["campaign_id"] else "") + ")"
-    for heading, rows in (("step", rep["steps"]), ("channel", rep["channels"])):
-        table = Table(title=f"{title}: by {heading}")
-        for col in ("step", "channel", "sent", "delivered", "read", "clicked", "failed", "uncertain", f"cost, {cur}",
-                    f"cost per read, {cur}"):
-            table.add_column(col, justify="left" if col in ("step", "channel") else "right")
-        for r in rows:
-            table.add_row("" if r["step"] is None else str(r["step"] + 1), r["channel"], f"{r['sent']:,}",
-                          _n(r["delivered"]), _n(r["read"]), f"{r['clicked']:,}", f"{r['failed']:,}", f"{r['uncertain']:,}",
-                          _money(r["cost"]), _money(r["cost_per_read"]) if r["read"] is not None else NOT_REPORTED)
-        console.print(table)
-    console.print(f"members: {rep['members']:,}; total cost: {_money(rep['total_cost'])} {cur}; "
-                  f"cost per read: {_money(rep['cost_per_read'])} {cur}")
-    console.print(f"everyone through {rep['most_expensive_channel']}: {_money(rep['baseline_cost'])} {cur}; "
-                  f"gross saving: {_money(rep['gross_saving'])} {cur}; net saving: {_money(rep['net_saving'])} {cur}")
-
-
-def _n(value: int | None) -> str:
-    return NOT_REPORTED if value is None else f"{value:,}"
-
-
-def _money(value: Decimal | None) -> str:
-    return "—" if value is None else f"{Decimal(value):,.2f}"
+    counts = [Col(k, kind="int") for k in ("messages", "sent")] + [
+        Col(k, kind="int", empty=NOT_REPORTED) for k in ("delivered", "read")] + [
+        Col(k, kind="int") for k in ("clicked", "failed", "uncertain")] + [
+        Col("cost", kind="money", currency=cur), Col("read_rate", "read rate", kind="percent", empty=NOT_REPORTED),
+        Col("cost_per_read", "cost per read", kind="money", currency=cur, empty="—")]
+    return [
+        Rows("steps", [Col("step", show=lambda n: str(n + 1)), Col("channel"), *counts], rep["steps"],
+             title=f"{title}: by step"),
+        Rows("channels", [Col("channel"), *counts], rep["channels"], title=f"{title}: by channel"),
+        Rows("outcomes", [Col("outcome"), Col("runs", kind="int")],
+             [{"outcome": k, "runs": v} for k, v in sorted(rep["outcomes"].items())],
+             title=f"{title}: outcomes"),
+        Rows("summary", [
+            Col("members", kind="int"), Col("total_cost", "total cost", kind="money", currency=cur),
+            Col("reads", kind="int"), Col("cost_per_read", "cost per read", kind="money", currency=cur, empty="—"),
+            Col("most_expensive_channel", "most expensive channel"),
+            Col("baseline_cost", "everyone through it", kind="money", currency=cur),
+            Col("gross_saving", "gross saving", kind="money", currency=cur),
+            Col("net_saving", "net saving", kind="money", currency=cur)], [rep], title="summary / итого",
+             stacked=True),
+    ]
 
 
 @app.command("cascade")
-def cascade(cascade_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Sent, delivered, read, clicked, failed, cost and cost per read of a cascade, and its saving."""
-    _run(lambda s: reports.report(s, cascade_id=cascade_id), as_json)
+def cascade(cascade_id: int, fmt: FormatOption = Format.table) -> None:
+    """Sent, delivered, read, clicked, failed, uncertain, cost, read rate and cost per read of a cascade by step
+    and by channel, how its members' runs ended, and its saving. / Отчёт по каскаду."""
+    _run(lambda s: reports.report(s, cascade_id=cascade_id), fmt)
 
 
 @app.command("campaign")
-def campaign(campaign_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """The same report for one campaign."""
+def campaign(campaign_id: int, fmt: FormatOption = Format.table) -> None:
+    """The same report for one campaign. / Тот же отчёт по одной кампании."""
     def build(s: Any) -> dict[str, Any]:
         camp = service.get_campaign(s, campaign_id)
         return reports.report(s, cascade_id=camp.cascade_id, campaign_id=camp.id)
 
-    _run(build, as_json)
+    _run(build, fmt)
 
 
-def _run(build: Any, as_json: bool) -> None:
+def _run(build: Any, fmt: Format) -> None:
     a = open_app(log=False)
     try:
         with transaction(a.sessions) as s:
             rep = build(s)
     except DomainError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from None
+        fail(exc.message)
     finally:
         a.close()
-    _show(rep, as_json)
+    emit(fmt, *_tables(rep), data=rep)
 
 
 def bounces(maildir: Annotated[str, typer.Option("--maildir", help="Maildir the bounce address delivers to")]
@@ -88,8 +81,7 @@ def bounces(maildir: Annotated[str, typer.Option("--maildir", help="Maildir the 
     """Read new delivery status reports (bounces) from a Maildir and apply them; each is then marked seen.
     / Прочитать новые отчёты о недоставке (bounce) из Maildir и применить их."""
     if not (Path(maildir) / "new").is_dir():
-        Console(stderr=True).print(f"[red]error:[/red] --maildir: {maildir!r} is not a Maildir (no new/ folder)")
-        raise typer.Exit(2)
+        fail(f"--maildir: {maildir!r} is not a Maildir (no new/ folder)", 2)
     box = mailbox.Maildir(maildir, factory=None, create=False)
     keys = [k for k in box.iterkeys() if box.get_message(k).get_subdir() == "new"]
     a = open_app(log=False)
