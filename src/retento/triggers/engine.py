@@ -29,7 +29,7 @@ from retento.core.errors import DomainError
 from retento.customers import service as customers
 from retento.orders import service as orders
 from retento.sites.models import Site
-from retento.triggers import dispatch, explain, timers
+from retento.triggers import dispatch, timers
 from retento.triggers.acting import Act, Acting, changed_by
 from retento.triggers.compiled import Compiled, compile_trigger
 from retento.triggers.conditions import Evaluator
@@ -59,7 +59,6 @@ class Engine(Acting, DelayedRuns):
         self._plans: dict[tuple[str, str | None, int | None], _Listening] = {}
         self._min_depth = max_depth  # the lowest chain-depth limit of any trigger
         self._stamp: tuple[Any, ...] | None = None
-        self._debug_until: datetime | None = None  # the latest debug switch's expiry (see explain.debug_rows)
         self._local = threading.local()
         self._lock = threading.Lock()
 
@@ -93,7 +92,6 @@ class Engine(Acting, DelayedRuns):
                         by_type.setdefault(typ, []).append(t)
                 self._any_cancel = any(t.spec.on_change.policy == OnChange.CANCEL for t in cache.values())
                 self._cache, self._by_type, self._stamp = cache, by_type, stamp
-                self._debug_until = max((t.debug_until for t in cache.values() if t.debug_until), default=None)
                 self._plans = {}
                 self._min_depth = min((t.spec.max_depth or self._max_depth for t in cache.values()),
                                       default=self._max_depth)
@@ -109,7 +107,8 @@ class Engine(Acting, DelayedRuns):
         found = self._plans.get(key)
         if found is None:
             listening = [t for t in self._by_type.get(ev.type, ()) if _listens(t, ev, since=False)]
-            plan = dispatch.build_plan(listening, lambda t: t.guards, lambda t: t.since)
+            # a trigger with a debug switch is not ruled out by its guard: its condition runs and names the false part
+            plan = dispatch.build_plan(listening, lambda t: [] if t.debug_until else t.guards, lambda t: t.since)
             needs = frozenset().union(*(frozenset({g.kind}) | t.needs_now | t.binds.keys()
                                         for g in plan.entity_groups for t in g.everyone))
             found = self._plans[key] = _Listening(plan, needs, _fields_read(plan))
@@ -166,6 +165,9 @@ class Engine(Acting, DelayedRuns):
                 if not verdict.matched:
                     if not verdict.part:  # an error, not a false part: kept with the error
                         runs.append(run_row(t.id, now, "event", ev, None, "not_matched", verdict.reason))
+                    elif t.debugging(now):  # the debug switch is on: every evaluation is logged
+                        log.info("trigger %s (%s), event %s: %s", t.id, t.name, ev.id, verdict.reason)
+                        runs.append(run_row(t.id, now, "event", ev, None, "not_matched", f"debug: {verdict.reason}"))
                 elif t.spec.delay is not None:
                     tz = _timezone(session, variables.get("customer"), ev.site_id) if t.spec.delay.at else None
                     row = {"trigger_id": t.id, "entity": entity, "entity_id": entity_id, "customer_id": ev.customer_id,
@@ -178,8 +180,6 @@ class Engine(Acting, DelayedRuns):
                     act = Act(t, ev, entity, entity_id, "event")
                     preloaded.acting.append(act)
                     preloaded.dirty.update(changed_by(act))
-        if misses and self._debug_until is not None and now < self._debug_until:  # a row per debugged trigger
-            misses = explain.debug_rows(compiled, misses, runs, now=now, ev=ev)
         buffer = _buffer(session)
         buffer["timers"].extend(to_schedule)
         buffer["runs"].extend(runs)
