@@ -10,8 +10,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from retento.apikeys import service as apikeys_service
 from retento.cli import app as cli
 from retento.core.config import get_settings
+from retento.core.db.transactions import transaction
+from retento.tasks import service as tasks_service
+from retento.tasks.schemas import TaskCreate
 from tests import factories as f
 
 
@@ -54,3 +58,20 @@ def test_history_as_json_and_csv(app, runner):
     assert [r["id"] for r in table] == [str(r["id"]) for r in rows]
     text = run(runner, "history", columns="60")
     assert "(created)" in text and "Анна-Мария" in text
+
+
+def test_tasks_and_api_keys_lists(app, runner):
+    f.site(app)
+    cid = f.customer(app, external_id="c1")
+    with transaction(app.sessions) as s:
+        tasks_service.create_task(s, data=TaskCreate(title="Позвонить клиенту о заказе, который ждёт оплаты",
+                                                     due_at="2026-03-03T12:30:00+03:00", customer_id=cid),
+                                  ctx=f.API, now=app.clock.now())
+        apikeys_service.create(s, name="sync", scopes="customers:read", sites=["shop"], now=app.clock.now())
+    (task,) = json.loads(run(runner, "tasks", "list", "--format", "json"))
+    assert task["due_at"] == "2026-03-03T09:30:00+00:00" and task["customer_id"] == cid and task["done"] is False
+    text = run(runner, "tasks", "list", columns="50")
+    assert max(map(len, text.splitlines())) <= 50 and "2026-03-03 09:30" in text
+    (key,) = csv.DictReader(io.StringIO(run(runner, "apikey", "list", "--format", "csv")))
+    assert (key["name"], key["scopes"], key["sites"], key["revoked_at"]) == ("sync", "customers:read", "shop", "")
+    assert key["created_at"] == "2026-03-02T09:00:00+00:00"

@@ -3,6 +3,10 @@ queue: a bounced email is a dead letter, a WhatsApp message no worker here can s
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 import httpx
 import pytest
 from typer.testing import CliRunner
@@ -91,6 +95,10 @@ def test_retento_work_lists_queues_and_acts_on_dead_letters(ops, runner):
     assert "messages: 1 due whatsapp messages wait for a worker with whatsapp settings" in out.output
     out = runner.invoke(cli, ["work", "dead", "messages"], env={"COLUMNS": "200"})
     assert out.exit_code == 0 and f"{bounced.id}" in out.output and "bounced: 550" in out.output
+    queues = {q["queue"]: q for q in json.loads(runner.invoke(cli, ["work", "--format", "json"]).stdout)}
+    assert (queues["messages"]["due"], queues["messages"]["dead"]) == (1, 1)
+    dead = list(csv.DictReader(io.StringIO(runner.invoke(cli, ["work", "dead", "messages", "--format", "csv"]).stdout)))
+    assert [(r["id"], r["state"]) for r in dead] == [(str(bounced.id), "failed")] and "bounced: 550" in dead[0]["error"]
     out = runner.invoke(cli, ["work", "retry", "messages", str(bounced.id), "999"])
     assert out.exit_code == 0 and f"retry: {bounced.id}; not dead, left alone: 999" in out.output
     assert h.messages(app, id=bounced.id)[0].status == "queued"

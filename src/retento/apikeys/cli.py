@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from retento.apikeys import service
 from retento.apikeys.schemas import SCOPES
-from retento.cmdline import console, open_app, run_service
+from retento.cmdline import Col, Format, FormatOption, Rows, console, emit, open_app, run_service
 from retento.core.db.transactions import transaction
 from retento.sites.service import list_sites
 
@@ -32,18 +31,17 @@ def create(
 
 
 @app.command("list")
-def list_keys() -> None:
+def list_keys(fmt: FormatOption = Format.table) -> None:
     """List keys (prefix, scopes, sites, revoked)."""
     a = open_app()
-    table = Table("id", "name", "prefix", "scopes", "sites", "created", "revoked")
     with transaction(a.sessions) as s:
         codes = {site.id: site.code for site in list_sites(s)}
-        for k in service.list_keys(s):
-            sites = "all" if k.site_ids is None else ",".join(codes.get(i, str(i)) for i in k.site_ids)
-            table.add_row(str(k.id), k.name, k.prefix + "…", ",".join(k.scopes), sites,
-                          k.created_at.strftime("%Y-%m-%d %H:%M"),
-                          k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else "")
-    console.print(table)
+        rows = [{"id": k.id, "name": k.name, "prefix": k.prefix, "scopes": list(k.scopes),
+                 "sites": None if k.site_ids is None else [codes.get(i, str(i)) for i in k.site_ids],
+                 "created_at": k.created_at, "revoked_at": k.revoked_at} for k in service.list_keys(s)]
+    emit(fmt, Rows("apikeys", [Col("id", kind="int"), Col("name"), Col("prefix", show=lambda p: p + "…"),
+                               Col("scopes"), Col("sites", empty="all"), Col("created_at", "created", kind="time"),
+                               Col("revoked_at", "revoked", kind="time")], rows))
 
 
 @app.command("revoke")

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from retento.cmdline import open_app, run_service
+from retento.cmdline import Col, Format, FormatOption, Rows, emit, open_app, run_service
 from retento.core.db.transactions import transaction
 from retento.queues import service
 
@@ -18,15 +17,13 @@ app = typer.Typer(help="Deferred work: queues, dead letters, retry, drop. / От
 console = Console()
 
 
-def _age(oldest: str | None, now: datetime) -> str:
-    if oldest is None:
-        return "-"
+def _age(oldest: str, now: datetime) -> str:
     seconds = int((now - datetime.fromisoformat(oldest)).total_seconds())
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds}s"
 
 
 @app.callback()
-def overview(ctx: typer.Context) -> None:
+def overview(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
     """Every queue: due now, later, leased, expired leases, dead, age of the oldest due work."""
     if ctx.invoked_subcommand is not None:
         return
@@ -34,28 +31,21 @@ def overview(ctx: typer.Context) -> None:
     now = a.clock.now()
     with transaction(a.sessions) as s:
         rows = service.overview(s, a.work, now=now)
-    table = Table("queue", "what", "due", "later", "leased", "expired", "dead", "oldest due")
-    for r in rows:
-        table.add_row(r["queue"], r["label"], *(f"{r[k]:,}" for k in ("due", "later", "leased", "expired", "dead")),
-                      _age(r["oldest_due"], now))
-    console.print(table)
-    for r in rows:
-        for note in r["notes"]:
-            console.print(f"[yellow]{r['queue']}:[/yellow] {note}")
+    columns = [Col("queue"), Col("label", "what"), *(Col(k, kind="int") for k in ("due", "later", "leased", "expired",
+                                                                                   "dead")),
+               Col("oldest_due", "oldest due", empty="-", show=lambda at: _age(at, now))]
+    emit(fmt, Rows("queues", columns, rows), notes=[f"{r['queue']}: {note}" for r in rows for note in r["notes"]])
 
 
 @app.command("dead")
 def dead(queue: str, after_id: Annotated[int, typer.Option()] = 0,
-         limit: Annotated[int, typer.Option(min=1, max=1000)] = 50) -> None:
+         limit: Annotated[int, typer.Option(min=1, max=1000)] = 50, fmt: FormatOption = Format.table) -> None:
     """Dead letters of a queue (and its other states an operator acts on), oldest first, with the last error."""
     a = open_app()
     with transaction(a.sessions) as s:
         rows = run_service(lambda: service.dead(s, a.work, name=queue, after_id=after_id, limit=limit))
-    table = Table("id", "state", "attempts", "last error")
-    for r in rows:
-        table.add_row(str(r["id"]), r["state"], str(r["attempts"] if r["attempts"] is not None else "-"),
-                      r["error"] or "")
-    console.print(table)
+    emit(fmt, Rows("dead", [Col("id", kind="int"), Col("state"), Col("attempts", kind="int", empty="-"),
+                            Col("error", "last error")], rows))
 
 
 @app.command("retry")

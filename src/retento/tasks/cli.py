@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from retento.cmdline import open_app, run_service
+from retento.cmdline import Col, Format, FormatOption, Rows, emit, open_app, run_service
 from retento.core.db.transactions import transaction
 from retento.tasks import service
 from retento.tasks.schemas import TaskEdit
@@ -23,17 +22,19 @@ def list_(
     order: Annotated[int | None, typer.Option(help="Order id")] = None,
     open_only: Annotated[bool, typer.Option("--open/--all", help="Only tasks not done")] = True,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """List tasks."""
     a = open_app()
-    table = Table("id", "due (UTC)", "manager", "order", "customer", "done", "title")
     with transaction(a.sessions) as s:
-        for t in service.list_tasks(s, manager_id=manager, order_id=order, done=False if open_only else None,
-                                    limit=limit):
-            table.add_row(str(t.id), t.due_at.strftime("%Y-%m-%d %H:%M") if t.due_at else "-",
-                          str(t.manager_id or "-"), str(t.order_id or "-"), str(t.customer_id or "-"),
-                          "yes" if t.done else "no", t.title)
-    console.print(table)
+        rows = [{"id": t.id, "due_at": t.due_at, "manager_id": t.manager_id, "order_id": t.order_id,
+                 "customer_id": t.customer_id, "done": t.done, "title": t.title}
+                for t in service.list_tasks(s, manager_id=manager, order_id=order, done=False if open_only else None,
+                                            limit=limit)]
+    emit(fmt, Rows("tasks", [Col("id", kind="int"), Col("due_at", "due (UTC)", kind="time", empty="-"),
+                             Col("manager_id", "manager", empty="-"), Col("order_id", "order", empty="-"),
+                             Col("customer_id", "customer", empty="-"),
+                             Col("done", show=lambda done: "yes" if done else "no"), Col("title")], rows))
 
 
 @app.command("done")
