@@ -224,16 +224,19 @@ def _csv_value(value: Any) -> str:
 
 
 _TEXT_FLOOR = 10  # a text column wraps down to this width before rows are stacked
+_WORD_CAP = 20  # ... or to its longest word when that is no longer than this (names, codes stay whole)
 _WHOLE = (*_RIGHT, "time", "timestamp", "date")  # never cut or wrapped
 
 
 def _floor(col: Col, values: list[str], natural: int) -> int:
     """The narrowest a column may be (`values`: the cells that are not empty): a number or time as wide as its
-    widest value (never cut), text `_TEXT_FLOOR`; the heading and `empty` wrap between words, never inside one."""
+    widest value (never cut), text `_TEXT_FLOOR` or its longest word; the heading and `empty` wrap between words,
+    never inside one."""
     word = max(cell_len(w) for w in (col.heading + " " + col.empty).split())
     if col.kind in _WHOLE:
         return max([word, 1, *map(cell_len, values)])
-    return max(word, min(natural, _TEXT_FLOOR))
+    longest = max((cell_len(w) for v in values for w in v.split()), default=0)  # whole words, up to a point
+    return max(word, min(natural, max(_TEXT_FLOOR, min(longest, _WORD_CAP))))
 
 
 def _table(t: Rows, width: int | None) -> None:

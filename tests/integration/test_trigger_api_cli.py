@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -163,9 +168,11 @@ triggers:
     second = f.order(app)
     app.worker.tick()
     r = cli_env.invoke(cli, ["triggers", "pending", "--trigger", "later"])
-    assert r.exit_code == 0 and f"order {oid}" in r.output and "showing 2 of 2 pending runs" in r.output
-    r = cli_env.invoke(cli, ["triggers", "pending", "--limit", "1"])
-    assert f"order {second}" not in r.output and "showing 1 of 2 pending runs" in r.output
+    assert r.exit_code == 0 and re.search(rf"│ order\s+│\s+{oid} │", r.output), r.output
+    assert "showing 2 of 2 pending runs" in r.output
+    r = cli_env.invoke(cli, ["triggers", "pending", "--limit", "1", "--format", "json"])
+    assert [(x["entity"], x["entity_id"]) for x in json.loads(r.stdout)] == [("order", oid)]
+    assert "showing 1 of 2 pending runs" in r.stderr
     with transaction(app.sessions) as s:
         (run,) = triggers.pending(s, order_id=second)
     r = cli_env.invoke(cli, ["triggers", "pending", "--fire", str(run.id)])
@@ -174,6 +181,8 @@ triggers:
     assert r.exit_code == 1 and f"run {run.id} is already done" in r.output
     r = cli_env.invoke(cli, ["triggers", "runs", "--order", str(oid)])
     assert "acted" in r.output and "scheduled" in r.output
+    r = cli_env.invoke(cli, ["triggers", "runs", "--order", str(oid), "--format", "csv"])
+    assert {x["outcome"] for x in csv.DictReader(io.StringIO(r.stdout))} >= {"acted", "scheduled"}
     r = cli_env.invoke(cli, ["triggers", "dry-run", "big-order", "--over", "orders"])
     assert "evaluated 2, matched 1" in r.output
     r = cli_env.invoke(cli, ["triggers", "cancel", "--trigger", "later"])

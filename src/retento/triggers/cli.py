@@ -10,9 +10,8 @@ import typer
 import yaml
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 
-from retento.cmdline import fail, open_app, run_service
+from retento.cmdline import Col, Format, FormatOption, Rows, emit, fail, open_app, run_service
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
 from retento.triggers import service, templates
@@ -57,27 +56,29 @@ def apply(file: Annotated[Path, typer.Argument(help="YAML file: one trigger, a l
 
 
 @app.command("list")
-def list_() -> None:
+def list_(fmt: FormatOption = Format.table) -> None:
     """List triggers."""
     a, transaction, service, _, _ = _ctx()
-    table = Table("id", "name", "active", "events", "delay", "pending")
     with transaction(a.sessions) as s:
-        for t in service.list_triggers(s):
-            d = t.definition
-            table.add_row(str(t.id), t.name, "yes" if t.active else "no", ", ".join(d["events"]),
-                          json.dumps(d.get("delay")) if d.get("delay") else "-", str(t.pending))
-    console.print(table)
+        rows = [{"id": t.id, "name": t.name, "active": t.active, "events": t.definition["events"],
+                 "delay": t.definition.get("delay"), "pending": t.pending} for t in service.list_triggers(s)]
+    emit(fmt, Rows("triggers", [Col("id", kind="int"), Col("name"), Col("active", show=_yes), Col("events"),
+                                Col("delay", empty="-", show=json.dumps), Col("pending", kind="int")], rows))
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
 
 
 @app.command("templates")
-def templates_() -> None:
+def templates_(fmt: FormatOption = Format.table) -> None:
     """List ready-made triggers and their parameters."""
-    table = Table("name", "title", "parameters (defaults)")
-    for name in templates.names():
-        t = templates.load(name)
-        params = ", ".join(f"{k}={v.get('default')}" for k, v in t.get("params", {}).items())
-        table.add_row(name, f"{t['title']}\n{t['title_ru']}", params)
-    console.print(table)
+    rows = [{"name": name, "title": t["title"], "title_ru": t["title_ru"],
+             "params": {k: v.get("default") for k, v in t.get("params", {}).items()}}
+            for name, t in ((name, templates.load(name)) for name in templates.names())]
+    emit(fmt, Rows("templates", [Col("name"), Col("title"), Col("title_ru", "название"),
+                                 Col("params", "parameters (defaults)",
+                                     show=lambda p: ", ".join(f"{k}={v}" for k, v in p.items()))], rows))
 
 
 @app.command("install-template")
@@ -139,6 +140,7 @@ def pending(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
     fire: Annotated[int | None, typer.Option(help="Fire this pending run now (condition re-checked, as when due)")]
     = None,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """What will fire, when and for whom; `--fire ID` fires one run now to try a delayed trigger out."""
     a, transaction, service, _, run_service = _ctx()
@@ -149,17 +151,16 @@ def pending(
         for x in fired.run.actions if fired.run else ():
             console.print(f"  {x['action']}: {'ok' if x['ok'] else 'failed'}")
         return
-    table = Table("run", "trigger", "due (UTC)", "entity", "event")
     with transaction(a.sessions) as s:
         tid = run_service(lambda: service.find_trigger(s, trigger).id) if trigger else None
         filters = {"trigger_id": tid, "order_id": order, "customer_id": customer}
-        rows = service.pending(s, **filters, limit=limit)
+        rows = [{"id": t.id, "trigger_id": t.trigger_id, "due_at": t.due_at, "entity": t.entity,
+                 "entity_id": t.entity_id, "event_id": t.event_id} for t in service.pending(s, **filters, limit=limit)]
         total = service.count_pending(s, **filters)
-        for t in rows:
-            table.add_row(str(t.id), str(t.trigger_id), t.due_at.strftime("%Y-%m-%d %H:%M"),
-                          f"{t.entity} {t.entity_id}", str(t.event_id))
-    console.print(table)
-    console.print(f"showing {len(rows)} of {total} pending runs")
+    emit(fmt, Rows("pending", [Col("id", "run", kind="int"), Col("trigger_id", "trigger", kind="int"),
+                               Col("due_at", "due (UTC)", kind="time"), Col("entity"),
+                               Col("entity_id", "entity id", kind="int"), Col("event_id", "event", kind="int")], rows),
+         notes=[f"showing {len(rows)} of {total} pending runs"])
 
 
 @app.command("cancel")
@@ -187,16 +188,19 @@ def runs(
     customer: Annotated[int | None, typer.Option(help="Customer id")] = None,
     trigger: Annotated[str | None, typer.Option(help="Trigger id or name")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """The run log: why did (or didn't) a trigger fire?"""
     a, transaction, service, _, run_service = _ctx()
-    table = Table("time", "trigger", "phase", "outcome", "reason / actions")
     with transaction(a.sessions) as s:
         tid = run_service(lambda: service.find_trigger(s, trigger).id) if trigger else None
-        for r in service.runs(s, order_id=order, customer_id=customer, trigger_id=tid, limit=limit):
-            detail = r.reason or ", ".join(x["action"] + ("" if x["ok"] else " (failed)") for x in r.actions)
-            table.add_row(r.at.strftime("%Y-%m-%d %H:%M:%S"), str(r.trigger_id), r.phase, r.outcome, detail)
-    console.print(table)
+        rows = [{"at": r.at, "trigger_id": r.trigger_id, "phase": r.phase, "outcome": r.outcome, "reason": r.reason,
+                 "actions": r.actions}
+                for r in service.runs(s, order_id=order, customer_id=customer, trigger_id=tid, limit=limit)]
+    emit(fmt, Rows("runs", [Col("at", "time (UTC)", kind="timestamp"), Col("trigger_id", "trigger", kind="int"),
+                            Col("phase"), Col("outcome"), Col("reason"),
+                            Col("actions", show=lambda acts: ", ".join(
+                                x["action"] + ("" if x["ok"] else " (failed)") for x in acts))], rows))
 
 
 @app.command("dry-run")
