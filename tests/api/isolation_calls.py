@@ -76,6 +76,8 @@ REFS: dict[str, Callable[[Shop], Any]] = {
     "campaign_id": lambda s: s.campaign_id, "segment_id": lambda s: s.static_segment_id,
     "task_id": lambda s: s.task_id, "trigger_id": lambda s: s.trigger_id, "timer_id": lambda s: s.timer_id,
     "message_id": lambda s: s.message_id, "sub_id": lambda s: s.sub_id, "delivery_id": lambda s: s.delivery_id,
+    # GET /triggers/{id}/explain?order=|customer=|event=
+    "order": lambda s: s.order_id, "customer": lambda s: s.customer_id, "event": lambda s: s.extra["event_id"],
 }
 FIXED = {"channel": "email", "name": "review-request", "queue": "messages"}  # path parameters naming no shop's object
 

@@ -104,7 +104,8 @@ def _shop(app: Any, code: str, mark: str) -> Shop:
         now = app.clock.now()
         analytics.compute_rfm(s, site_id=shop.site_id, now=now)
         shop.message_id = s.query(Message.id).filter(Message.run_id == run.id).scalar()
-        shop.timer_id = triggers.pending(s, trigger_id=shop.trigger_id)[0].id
+        timer = triggers.pending(s, trigger_id=shop.trigger_id)[0]
+        shop.timer_id, shop.extra["event_id"] = timer.id, timer.event_id  # the order's order_created event
         shop.delivery_id = webhooks.deliveries(s, subscription_id=shop.sub_id, after_id=0, limit=1)[0].id
     return shop
 

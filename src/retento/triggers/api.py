@@ -17,6 +17,7 @@ from retento.triggers import service, templates
 from retento.triggers.schemas import (
     DryRunIn,
     DryRunOut,
+    ExplainOut,
     FiredOut,
     RunOut,
     TimerOut,
@@ -166,6 +167,19 @@ def cancel_all(app: AppDep, trigger_id: int) -> dict[str, int]:
     with transaction(app.sessions) as s:
         n = service.cancel_pending(s, trigger=service.get_trigger(s, trigger_id), now=app.clock.now())
         return {"cancelled": n}
+
+
+@router.get("/triggers/{trigger_id:int}/explain", response_model=ExplainOut,
+            summary="Why a trigger did or did not fire for an order, a customer or one event",
+            description="Give exactly one of `order`, `customer` (their last `limit` events) or `event`. Each event is "
+                        "evaluated again: listened to (type, name, sites)? loop rules? the condition, and which part "
+                        "is false with the values its sub-expressions gave; a run limit; what the run log and the "
+                        "delayed runs recorded.")
+def explain(app: AppDep, trigger_id: int, order: int | None = None, customer: int | None = None,
+            event: int | None = None, limit: Limit = 100) -> ExplainOut:
+    with transaction(app.sessions) as s:
+        return service.explain(s, trigger=service.get_trigger(s, trigger_id), order_id=order, customer_id=customer,
+                               event_id=event, limit=limit, max_depth=app.settings.trigger_max_depth)
 
 
 @router.post("/triggers/{trigger_id:int}/dry-run", response_model=DryRunOut, summary="Evaluate a saved trigger")

@@ -14,7 +14,7 @@ from rich.console import Console
 from retento.cmdline import Col, Format, FormatOption, Rows, emit, fail, open_app, run_service
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
-from retento.triggers import service, templates
+from retento.triggers import explain, service, templates
 from retento.triggers.schemas import MAX_DEBUG_MINUTES, DryRunIn
 from retento.triggers.wiring import engine_of
 
@@ -201,6 +201,41 @@ def runs(
                             Col("phase"), Col("outcome"), Col("reason"),
                             Col("actions", show=lambda acts: ", ".join(
                                 x["action"] + ("" if x["ok"] else " (failed)") for x in acts))], rows))
+
+
+EXPLAINED = (Col("event_id", "event", kind="int"), Col("occurred_at", "time", kind="timestamp"), Col("type"),
+             Col("outcome", show=lambda o: explain.OUTCOMES.get(o, o)), Col("why"))
+
+
+@app.command("explain")
+def explain_(
+    trigger: Annotated[str, typer.Argument(help="Trigger id or name / id или имя триггера")],
+    order: Annotated[int | None, typer.Option(help="Order id / id заказа")] = None,
+    customer: Annotated[int | None, typer.Option(help="Customer id / id клиента")] = None,
+    event: Annotated[int | None, typer.Option(help="One event id / id события")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="The last N events / последние N событий")] = 100,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Why didn't it fire? Each event of the order or customer evaluated again: which part of the condition was
+    false and what it saw, run limits, site and event filters, delayed runs. / Почему триггер не сработал."""
+    a, transaction, service, _, run_service = _ctx()
+    with transaction(a.sessions) as s:
+        out = run_service(lambda: service.explain(
+            s, trigger=service.find_trigger(s, trigger), order_id=order, customer_id=customer, event_id=event,
+            limit=limit, max_depth=a.settings.trigger_max_depth))
+    rows = [{"event_id": e.event_id, "occurred_at": e.occurred_at, "type": e.type + (f" {e.name}" if e.name else ""),
+             "outcome": e.outcome, "why": _why(e)} for e in out.events]
+    emit(fmt, Rows("events", EXPLAINED, rows, title=f"trigger {out.name} (id {out.trigger_id}), {out.entity} "
+                                                    f"{out.entity_id}"),
+         notes=[out.note, "Каждое событие проверено заново: какая часть условия ложна и какие значения она видела."],
+         data=out.model_dump(mode="json"))
+
+
+def _why(e: Any) -> str:
+    """The reason, and for a false part what its sub-expressions gave."""
+    seen = "; ".join(f"{k} = {json.dumps(v, ensure_ascii=False, default=str)}" for k, v in e.values.items())
+    return e.reason + (f" (saw {seen})" if seen else "") + (f"; {e.limit}" if e.limit and e.limit not in e.reason
+                                                             else "")
 
 
 @app.command("dry-run")

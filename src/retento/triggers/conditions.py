@@ -115,6 +115,12 @@ def fields_used(stripped: str) -> dict[str, frozenset[str] | None]:
     return {k: (frozenset(v) if v is not None else None) for k, v in used.items()}
 
 
+def compile_expression(source: str) -> Any:
+    """A CEL expression of any type (a part of a condition), for `Evaluator.value`; ConditionError if it does not
+    compile."""
+    return _compile(source)
+
+
 def _compile(source: str) -> Any:
     try:
         return cel.compile(source)
@@ -261,6 +267,14 @@ class Evaluator:
             if part is not True:
                 return Verdict(False, f"part {n} of {len(condition.parts)} is false: `{text}`", part=n)
         return Verdict(True)
+
+    def value(self, program: Any) -> tuple[Any, str | None]:
+        """(value, None) of any compiled expression (`compile_expression`) on the bound variables, or (None, the
+        error): what a sub-expression of a condition saw (`explain`)."""
+        try:
+            return program.execute(self._ctx), None
+        except Exception as exc:  # noqa: BLE001 - as in _run
+            return None, str(exc).split(". Check ")[0].split(". CEL does not")[0]
 
     def _run(self, program: Any) -> tuple[Any, str | None]:
         try:

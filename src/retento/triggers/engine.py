@@ -29,7 +29,7 @@ from retento.core.errors import DomainError
 from retento.customers import service as customers
 from retento.orders import service as orders
 from retento.sites.models import Site
-from retento.triggers import dispatch, timers
+from retento.triggers import dispatch, explain, timers
 from retento.triggers.acting import Act, Acting, changed_by
 from retento.triggers.compiled import Compiled, compile_trigger
 from retento.triggers.conditions import Evaluator
@@ -288,14 +288,10 @@ class Engine(Acting, DelayedRuns):
         insert_rows(session, Run.__table__, runs)
 
     def _skip_reason(self, t: Compiled, ev: Event) -> str | None:
-        if ev.source == Source.TRIGGER and ev.actor_id == str(t.id) and not t.spec.react_to_own_changes:
-            return "the change was made by this trigger (set react_to_own_changes to react to it)"
-        limit = t.spec.max_depth or self._max_depth
-        if ev.depth >= limit:
-            log.warning("trigger %s (%s) not run on event %s: chain of trigger changes reached depth %s",
-                        t.id, t.name, ev.id, ev.depth)
-            return f"chain of trigger-caused changes reached depth {ev.depth} (limit {limit})"
-        return None
+        reason = explain.loop_reason(t, ev, max_depth=self._max_depth)
+        if reason and reason.startswith("chain"):
+            log.warning("trigger %s (%s) not run on event %s: %s", t.id, t.name, ev.id, reason)
+        return reason
 
     def _cancel_on_change(self, session: Session, ev: Event, compiled: dict[int, Compiled], now: datetime,
                           preloaded: Preloaded) -> None:

@@ -212,3 +212,37 @@ class DryRunOut(BaseModel):
     matched: int
     sample: list[dict[str, Any]]
     reasons: dict[str, int] = Field(description="How often each reason for not matching occurred")
+
+
+class ExplainedEvent(BaseModel):
+    """One event of the entity and what the trigger made of it."""
+
+    event_id: int
+    type: str
+    name: str | None
+    occurred_at: datetime
+    order_id: int | None
+    customer_id: int | None
+    outcome: str = Field(description="not_listening, skipped, not_matched, error, limited, matched, acted, "
+                                     "scheduled, fired, cancelled, failed")
+    reason: str
+    part: int | None = Field(None, description="The 1-based `&&` part of the condition that is false")
+    part_text: str | None = None
+    values: dict[str, Any] = Field(default_factory=dict,
+                                   description="What the false part's sub-expressions gave on the event")
+    limit: str | None = Field(None, description="The run limit that stops a run on this event")
+    runs: list[RunOut] = Field(default_factory=list, description="Run-log entries of the trigger on this event")
+    timer: TimerOut | None = Field(None, description="The delayed run it scheduled")
+
+
+class ExplainOut(BaseModel):
+    """Why a trigger did or did not fire for an order or customer: each event evaluated again."""
+
+    trigger_id: int
+    name: str
+    version: int
+    active: bool
+    entity: str
+    entity_id: int
+    note: str
+    events: list[ExplainedEvent]

@@ -16,16 +16,27 @@ from retento.core.bus import Event
 from retento.core.changes import ChangeContext
 from retento.core.db.transactions import transaction
 from retento.core.errors import Conflict, DomainError, NotFound
-from retento.customers import events as customer_events
+from retento.customers import events as customer_events, service as customers_service
 from retento.customers.models import Customer
+from retento.orders import service as orders_service
 from retento.orders.models import Order
-from retento.triggers import templates, timers
+from retento.triggers import explain as explain_mod, templates, timers
 from retento.triggers.compiled import Compiled, compile_trigger
 from retento.triggers.conditions import Evaluator, split_conjuncts
 from retento.triggers.data import load_variables
 from retento.triggers.events import TRIGGER_ACTIVATED
-from retento.triggers.models import Run, Timer, Trigger
-from retento.triggers.schemas import DryRunIn, DryRunOut, FiredOut, RunOut, TimerOut, TriggerIn, TriggerOut
+from retento.triggers.models import Firing, Run, Timer, Trigger
+from retento.triggers.schemas import (
+    DryRunIn,
+    DryRunOut,
+    ExplainedEvent,
+    ExplainOut,
+    FiredOut,
+    RunOut,
+    TimerOut,
+    TriggerIn,
+    TriggerOut,
+)
 
 if TYPE_CHECKING:
     from retento.triggers.engine import Engine
@@ -346,3 +357,90 @@ def install_template(session: Session, *, name: str, params: dict[str, Any] | No
     if trigger_name:
         raw["name"] = trigger_name
     return apply(session, raw=raw, now=now)
+
+
+EXPLAIN_NOTE = ("Each event is evaluated again with the trigger's current definition (version {version}), on the "
+                "order and customer as they were right after the event (today's data with the changes of later "
+                "events undone) and with `now` at the event's time.")
+
+
+def explain(session: Session, *, trigger: Trigger, order_id: int | None = None, customer_id: int | None = None,
+            event_id: int | None = None, limit: int = 100, max_depth: int) -> ExplainOut:
+    """Why the trigger did or did not fire for an order, a customer or one event: its last `limit` events (or
+    the one) evaluated again (`explain.explain`), with what the run log and the delayed runs recorded."""
+    given = [n for n, v in (("order", order_id), ("customer", customer_id), ("event", event_id)) if v is not None]
+    if len(given) != 1:
+        raise DomainError.one(given[1] if given else "order", "give exactly one of order, customer or event")
+    t = compile_trigger(session, TriggerIn.model_validate(trigger.definition),
+                        actions=from_session(session).parts.actions, trigger_id=trigger.id, since=trigger.created_at,
+                        version=trigger.version)
+    if event_id is not None:
+        ev = scoping.require(session, Event, event_id, "event")
+        if ev.order_id is None and ev.customer_id is None:
+            raise DomainError.one("event", f"event {event_id} is about no order or customer")
+        events = [ev]
+        entity, entity_id = ("order", ev.order_id) if ev.order_id is not None else ("customer", ev.customer_id)
+    else:
+        entity, entity_id = ("order", order_id) if order_id is not None else ("customer", customer_id)
+        scoping.require(session, Order if entity == "order" else Customer, entity_id, entity)
+        column = Event.order_id if entity == "order" else Event.customer_id
+        events = list(session.scalars(select(Event).where(column == entity_id).order_by(Event.id.desc())
+                                      .limit(limit)))[::-1]
+    order_ids = {e.order_id for e in events if e.order_id is not None}
+    customer_ids = {e.customer_id for e in events if e.customer_id is not None}
+    later = _changes_after(session, events, order_ids, customer_ids)
+    groups = orders_service.status_groups(session)
+    snaps = orders_service.snapshots(session, order_ids)
+    for snap in snaps.values():
+        snap["status_group"] = groups.get(snap.get("status"))
+    explained = explain_mod.explain(
+        t, events, later=later, orders=snaps, customers=customers_service.snapshots(session, customer_ids),
+        groups=groups, recorded=_recorded(session, t, events, entity, entity_id, order_ids, customer_ids),
+        max_depth=max_depth)
+    return ExplainOut(trigger_id=trigger.id, name=trigger.name, version=trigger.version, active=trigger.active,
+                      entity=entity, entity_id=entity_id, note=EXPLAIN_NOTE.format(version=trigger.version),
+                      events=[_explained_out(x) for x in explained])
+
+
+def _changes_after(session: Session, events: list[Event], order_ids: set[int],
+                   customer_ids: set[int]) -> list[Event]:
+    """The change events of these orders and customers after the first of `events` (to rebuild their data)."""
+    if not events:
+        return []
+    after, out = events[0].id, []
+    for column, ids in ((Event.order_id, order_ids), (Event.customer_id, customer_ids)):
+        if ids:
+            out += session.scalars(select(Event).where(column.in_(ids), Event.id > after,
+                                                       Event.type.in_(list(explain_mod.REVERTED))))
+    return out
+
+
+def _recorded(session: Session, t: Compiled, events: list[Event], entity: str, entity_id: int,
+              order_ids: set[int], customer_ids: set[int]) -> explain_mod.Recorded:
+    ids = [e.id for e in events]
+    if not ids:
+        return explain_mod.Recorded()
+    filters = {"order_id": entity_id} if entity == "order" else {"customer_id": entity_id}
+    logged = [r for r in runs(session, trigger_id=t.id, after_id=0, limit=1000, **filters)
+              if r.event_id is None or r.event_id >= ids[0]]
+    timers_ = list(session.scalars(select(Timer).where(Timer.trigger_id == t.id, Timer.event_id.in_(ids))))
+    firings: list[tuple[int, int | None, int | None, datetime]] = []
+    if t.spec.limits and t.spec.delay is None:
+        cols = (Firing.event_id, Firing.customer_id, Firing.order_id, Firing.at)
+        scopes = [Firing.customer_id.in_(customer_ids), Firing.order_id.in_(order_ids)]
+        if any(limit.per == "trigger" for limit in t.spec.limits):
+            q = select(*cols).where(Firing.trigger_id == t.id, Firing.event_id < ids[-1])
+            q = q.order_by(Firing.event_id.desc()).limit(10_000)
+        else:
+            q = select(*cols).where(Firing.trigger_id == t.id, Firing.event_id < ids[-1], or_(*scopes))
+        firings = [tuple(r) for r in session.execute(q)]  # type: ignore[misc]
+    return explain_mod.Recorded(runs=logged, timers=timers_, firings=firings)
+
+
+def _explained_out(x: explain_mod.Explained) -> ExplainedEvent:
+    ev = x.event
+    return ExplainedEvent(event_id=ev.id, type=ev.type, name=ev.name, occurred_at=ev.occurred_at,
+                          order_id=ev.order_id, customer_id=ev.customer_id, outcome=x.outcome, reason=x.reason,
+                          part=x.part, part_text=x.part_text, values=x.values, limit=x.limit,
+                          runs=[RunOut.model_validate(r) for r in x.runs],
+                          timer=TimerOut.model_validate(x.timer) if x.timer is not None else None)
