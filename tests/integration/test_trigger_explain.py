@@ -33,6 +33,7 @@ def http(app):
 @pytest.fixture
 def cli_env(app, db_url, monkeypatch):
     monkeypatch.setenv("RETENTO_DATABASE_URL", db_url)
+    monkeypatch.delenv("COLUMNS", raising=False)  # tables as wide as they need (piped)
     monkeypatch.setenv("RETENTO_FROZEN_NOW", app.clock.now().isoformat())
     get_settings.cache_clear()
     yield CliRunner()
