@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +23,8 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from retento.core import logs
+from retento.core.config import get_settings
 from retento.core.errors import DomainError
 from retento.core.jsonable import jsonable
 
@@ -41,14 +42,13 @@ def use(factory: Callable[[], App]) -> None:
 
 
 def open_app(*, log: bool = True) -> App:
-    """A new App for the running command (the caller closes it or lets the process end); `log`: INFO logging
-    on stderr."""
+    """A new App for the running command (the caller closes it or lets the process end); `log`: logging on stderr
+    at `RETENTO_LOG_LEVEL`."""
     if not _factory:
         raise RuntimeError("not run from the `retento` command: it hands the application factory over (`use`)")
-    factory = _factory[0]
     if log:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return factory()
+        logs.configure(get_settings().log_level)
+    return _factory[0]()
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -3,19 +3,20 @@ The `Worker` itself (jobs, `tick`, `run`) is `retento.core.worker`."""
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 
 from retento.bootstrap import bootstrap, configure_process
+from retento.core import logs
 from retento.core.config import get_settings
 
 
 def main() -> None:
     """A worker process until SIGTERM / SIGINT (`retento worker`, or `python -m retento.worker`, which starts
     faster because it skips the command line's imports)."""
-    configure_process(get_settings())
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    configure_process(settings)
+    logs.configure(settings.log_level)
     app = bootstrap()
     stop = threading.Event()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,8 @@ class Settings(BaseSettings):
     rfm_refresh_hours: int = Field(
         24, gt=0, description="How often RFM scores and the lifecycle threshold are recomputed")
     sql_echo: bool = Field(False, description="Log every SQL statement")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Level of the processes' logs: DEBUG adds a line per message sent and per HTTP request")
     gc_threshold: int = Field(
         50_000, ge=0, description="Allocations between collections of Python's youngest GC generation in Retento's "
         "processes (Python's default is 700; bulk work creates many short-lived objects). 0 keeps Python's default",

@@ -18,9 +18,10 @@ outcome. The guarantees (docs/messaging.md, "Delivery guarantees"):
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from retento.messaging.runtime import Messaging
 
 log = logging.getLogger(__name__)
+OUTCOMES = ("sent", "failed", "to retry", "uncertain", "taken over")  # of a batch's messages, in its summary
 UNCERTAIN = ("uncertain: the worker sending it stopped before recording the provider's answer, so it may or may "
              "not have arrived; it is not resent by itself (retento work retry messages ID resends it)")
 
@@ -67,24 +69,28 @@ def queue(cfg: MessagingSettings, configured: Sequence[str] = ()) -> work.Queue:
         notes=notes)
 
 
-def recover(session: Session, q: work.Queue, *, now: Any, idempotent: Sequence[str]) -> int:
+def recover(session: Session, q: work.Queue, *, now: Any, idempotent: Sequence[str]) -> tuple[int, Counter[str]]:
     """Messages left `sending` under a lease that ran out: queued again where the provider drops repeats,
-    otherwise uncertain (the token stays, so the worker that sent it can still record its answer)."""
+    otherwise uncertain (the token stays, so the worker that sent it can still record its answer).
+    Returns how many were recovered, and the uncertain ones per channel."""
     requeued = work.reap(session, q, now=now, state="sending", to="queued", release=True,
                          where=Message.channel.in_(list(idempotent)))
     unsure = work.reap(session, q, now=now, state="sending", to="uncertain", release=False,
                        values={"reason": UNCERTAIN})
+    by_channel: Counter[str] = Counter()
     if unsure:
         log.warning("%s messages are uncertain: their worker stopped while sending them (ids %s)", len(unsure),
                     unsure[:20])
-    return len(requeued) + len(unsure)
+        by_channel.update(dict(session.execute(select(Message.channel, func.count()).where(
+            Message.id.in_(unsure)).group_by(Message.channel)).all()))
+    return len(requeued) + len(unsure), by_channel
 
 
 def send_due(factory: sessionmaker[Session], messaging: Messaging, clock: Clock) -> int:
     """One batch: recover dead sends, claim, send one by one, record. Returns how many messages were handled."""
     q, now = messaging.queue, clock.now()
     with transaction(factory) as s:
-        recovered = recover(s, q, now=now, idempotent=messaging.idempotent)
+        recovered, unsure = recover(s, q, now=now, idempotent=messaging.idempotent)
     if messaging.unserved_check_due(now):
         with transaction(factory) as s:
             waiting = waiting_without_worker(s, configured=sorted(messaging.channels), now=now)
@@ -95,13 +101,15 @@ def send_due(factory: sessionmaker[Session], messaging: Messaging, clock: Clock)
         return recovered
     with transaction(factory) as s:
         lease = work.claim(s, q, now=now, limit=messaging.settings.send_batch, owner=messaging.owner,
-                           where=Message.channel.in_(sorted(messaging.channels)))
+                           columns=("channel",), where=Message.channel.in_(sorted(messaging.channels)))
     if not lease.rows:
         return recovered
+    batch = _Batch(factory, messaging, lease, clock, began=now)
+    batch.counts.update({(ch, "uncertain"): n for ch, n in unsure.items()})
     with transaction(factory) as s:
         ready, refused = _prepare(s, messaging, lease.ids)
         settle(s, lease, refused, {}, clock.now())
-    batch = _Batch(factory, messaging, lease, clock)
+    batch.count(refused)
     for out, meta in ready:
         batch.send(out, meta)
     batch.finish()
@@ -117,7 +125,10 @@ class _Batch:
     messaging: Messaging
     lease: work.Lease
     clock: Clock
+    began: datetime
     open: tuple[Result, dict[str, Any], Outgoing] | None = None
+    # (channel, outcome) -> messages; "uncertain": left by a stopped worker, found as this batch began
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     started: set[int] = field(default_factory=set)
     lost: set[int] = field(default_factory=set)  # taken over by another worker: not ours to send
 
@@ -132,9 +143,20 @@ class _Batch:
             if out.id in self.lost or not work.move(s, self.lease, [out.id], state="sending",
                                                     values={"claimed_at": now}):
                 self.lost.add(out.id)
+                self.counts[meta["channel"], "taken over"] += 1
                 return
         (result,) = self.messaging.channels[meta["channel"]].send([out])
+        self.count([result], channel=meta["channel"])
         self.open = (result, meta, out)
+
+    def count(self, results: Sequence[Result], channel: str | None = None) -> None:
+        """Tally outcomes for the batch summary; each message's own line is at DEBUG."""
+        channels = {r.id: r.channel for r in self.lease.rows}
+        for r in results:
+            ch = channel or channels[r.id]
+            self.counts[ch, "sent" if r.ok else "to retry" if r.temporary else "failed"] += 1
+            log.debug("%s message %s: %s", ch, r.id, f"sent ({r.provider_id})" if r.ok else
+                      f"{'to retry' if r.temporary else 'failed'}: {r.error}")
 
     def finish(self) -> None:
         if self.open is not None:
@@ -142,6 +164,11 @@ class _Batch:
                 self._settle_open(s, self.clock.now())
         if self.lost:
             log.warning("lease of %s messages was taken over by another worker; not sent by this one", len(self.lost))
+        seconds = (self.clock.now() - self.began).total_seconds()
+        for ch in sorted({ch for ch, _ in self.counts}):
+            n = {outcome: self.counts[ch, outcome] for outcome in OUTCOMES}
+            log.info("%s batch: %s messages in %.1f s: %s", ch, sum(n.values()), seconds,
+                     ", ".join(f"{v} {k}" for k, v in n.items()))
 
     def _settle_open(self, session: Session, now: Any) -> None:
         if self.open is not None:
