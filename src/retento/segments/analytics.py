@@ -4,7 +4,7 @@ marketing initiatives: loading and storing around the pure code in rfm.py, ltv.p
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from sqlalchemy import (
     BigInteger,
     Integer,
+    MetaData,
+    Table,
     and_,
     bindparam,
     case,
@@ -31,7 +33,7 @@ from retento.core.db.types import UTCDateTime
 from retento.core.errors import DomainError
 from retento.core.money import round_money
 from retento.orders.models import Order, Status
-from retento.segments import cohorts, ltv, rfm, service
+from retento.segments import cohorts, ltv, rfm, rollups, service
 from retento.segments.compiler import epoch_day
 from retento.segments.models import CustomerRollup, Initiative, RfmScore, SegmentSettings
 from retento.segments.schemas import InitiativeIn, RfmConfig, SegmentCreate
@@ -58,17 +60,18 @@ def set_rfm_config(session: Session, *, site: str, raw: dict[str, Any], now: dat
     return config
 
 
-def rfm_values(site_id: int, observation_day: int) -> Any:
-    """BTYD values per customer from the rollups, in whole days and cents (exact on both databases)."""
-    freq = R.c.purchase_days - 1
-    repeat_cents = cast(func.round((R.c.orders_total - R.c.first_day_total) * 100), BigInteger)
-    first, last = epoch_day(R.c.first_order_at), epoch_day(R.c.last_order_at)
+def rfm_values(source: Any, observation_day: int) -> Any:
+    """BTYD values per customer from rollup rows (the table, or `rollups.rollup_select` as of a date), in whole
+    days and cents (exact on both databases)."""
+    freq = source.c.purchase_days - 1
+    repeat_cents = cast(func.round((source.c.orders_total - source.c.first_day_total) * 100), BigInteger)
+    first, last = epoch_day(source.c.first_order_at), epoch_day(source.c.last_order_at)
     return select(
-        R.c.customer_id, R.c.site_id, freq.label("frequency"), (last - first).label("recency"),
+        source.c.customer_id, source.c.site_id, freq.label("frequency"), (last - first).label("recency"),
         (literal(observation_day, Integer) - first).label("age"),
         (literal(observation_day, Integer) - last).label("gap"),
         case((freq > 0, (2 * repeat_cents + freq) // (2 * freq)), else_=0).label("mc"),
-    ).where(R.c.site_id == site_id).subquery("v")
+    ).subquery("v")
 
 
 def _score(col: Any, cuts: list[int], *, recency: bool) -> Any:
@@ -76,11 +79,19 @@ def _score(col: Any, cuts: list[int], *, recency: bool) -> Any:
     return (rfm.SCORES - above) if recency else (1 + above)
 
 
-def compute_rfm(session: Session, *, site_id: int, now: datetime) -> dict[str, Any]:
-    """Recompute every customer's RFM values, scores and cell for a site; returns the cuts and the cell table."""
-    config = rfm_config(session, site_id, now=now)
-    obs = (now.date() - EPOCH).days
-    v = rfm_values(site_id, obs)
+def _day_end(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def check_as_of(as_of: date | None, *, now: datetime) -> None:
+    if as_of is not None and as_of > now.date():
+        raise DomainError.one("as_of", f"{as_of.isoformat()} is after today ({now.date().isoformat()})")
+
+
+def _score_into(session: Session, table: Any, *, site_id: int, config: RfmConfig, observation: date,
+                source: Any, now: datetime) -> dict[str, list[int]]:
+    """Values, scores and cells of every buyer of the site into `table` (rfm_scores or a scratch copy)."""
+    v = rfm_values(source, (observation - EPOCH).days)
     cuts = rfm.configured_cuts(config)
     if any(c is None for c in cuts.values()):
         gaps, freqs, money = _columns(session, select(v.c.gap, v.c.frequency, v.c.mc))
@@ -93,12 +104,20 @@ def compute_rfm(session: Session, *, site_id: int, now: datetime) -> dict[str, A
     scored = select(v, r, f, m).subquery("s")
     cell = case(*((and_(scored.c.r.between(*c.r), scored.c.f.between(*c.f)), c.name) for c in config.cells),
                 else_="other")
-    session.execute(delete(S).where(S.c.site_id == site_id))
-    session.execute(insert(S).from_select(
+    session.execute(delete(table).where(table.c.site_id == site_id))
+    session.execute(insert(table).from_select(
         ["customer_id", "site_id", "frequency", "recency", "age", "monetary", "r", "f", "m", "cell", "computed_at"],
         select(scored.c.customer_id, scored.c.site_id, scored.c.frequency, scored.c.recency, scored.c.age,
                scored.c.mc / literal_column("100.0"), scored.c.r, scored.c.f, scored.c.m, cell,
                literal(now, UTCDateTime()))))
+    return cuts
+
+
+def compute_rfm(session: Session, *, site_id: int, now: datetime) -> dict[str, Any]:
+    """Recompute every customer's RFM values, scores and cell for a site; returns the cuts and the cell table."""
+    config = rfm_config(session, site_id, now=now)
+    cuts = _score_into(session, S, site_id=site_id, config=config, observation=now.date(),
+                       source=R.select().where(R.c.site_id == site_id).subquery("r"), now=now)
     before = service.threshold_days(session, site_id)
     update_threshold(session, site_id=site_id, now=now)
     affected = service.segments_using(session, site_id, "rfm")
@@ -109,34 +128,89 @@ def compute_rfm(session: Session, *, site_id: int, now: datetime) -> dict[str, A
     return {"cuts": cuts, "cells": cell_table(session, site_id=site_id)}
 
 
+def rfm_report(session: Session, *, site_id: int, now: datetime, as_of: date | None = None, ltv: bool = False,
+               customers: bool = False) -> dict[str, Any]:
+    """The RFM run of `retento rfm` and the API: scores (and with `ltv` the fitted predictions) and the cell table.
+
+    Without `as_of` the scores are stored (segments read them). With `as_of` everything is computed from the
+    orders created up to the end of that UTC day, observed at that day (lifetimes' `observation_period_end`),
+    in a temporary table: nothing is stored. `customers`: also every customer's row."""
+    check_as_of(as_of, now=now)
+    if as_of is None:
+        out = compute_rfm(session, site_id=site_id, now=now)
+        return _finish(session, out, S, site_id=site_id, now=now, as_of=None, ltv=ltv, customers=customers)
+    config = rfm_config(session, site_id, now=now)
+    scratch = Table("rfm_as_of", MetaData(), *(c._copy() for c in S.c), prefixes=["TEMPORARY"])
+    conn = session.connection()
+    scratch.drop(conn, checkfirst=True)
+    scratch.create(conn)
+    try:
+        source = rollups.rollup_select(site_id=site_id, before=_day_end(as_of)).subquery("r")
+        out = {"cuts": _score_into(session, scratch, site_id=site_id, config=config, observation=as_of,
+                                   source=source, now=now)}
+        out = _finish(session, out, scratch, site_id=site_id, now=now, as_of=as_of, ltv=ltv, customers=customers)
+    except DomainError:
+        scratch.drop(conn)
+        raise
+    scratch.drop(conn)  # (a database error rolls the transaction back, and the table with it on PostgreSQL;
+    return out          # on SQLite the next run drops a leftover: checkfirst above)
+
+
+def _finish(session: Session, out: dict[str, Any], table: Any, *, site_id: int, now: datetime,
+            as_of: date | None, ltv: bool, customers: bool) -> dict[str, Any]:
+    config = rfm_config(session, site_id, now=now)
+    out["as_of"] = as_of or now.date()
+    out["prediction_days"], out["ltv_months"] = config.prediction_days, config.ltv_months
+    if ltv:
+        out["ltv"] = compute_ltv(session, site_id=site_id, now=now, table=table)
+    out["cells"] = cell_table(session, site_id=site_id, table=table)
+    if customers:
+        cols = [table.c[k] for k in CUSTOMER_COLUMNS]
+        out["customers"] = [dict(zip(CUSTOMER_COLUMNS, row, strict=True)) for row in session.execute(
+            select(*cols).where(table.c.site_id == site_id).order_by(table.c.customer_id))]
+    return out
+
+
+CUSTOMER_COLUMNS = ("customer_id", "frequency", "recency", "age", "monetary", "r", "f", "m", "cell",
+                    "expected_purchases", "ltv")
+
+
 def _columns(session: Session, q: Any) -> list[list[int]]:
     rows = session.execute(q).all()
     return [[int(x) for x in col] for col in zip(*rows, strict=False)] if rows else [[], [], []]
 
 
-def cell_table(session: Session, *, site_id: int) -> list[dict[str, Any]]:
+def cell_table(session: Session, *, site_id: int, table: Any = S) -> list[dict[str, Any]]:
+    """One row per cell. Each column says what it is: a mean over the cell's customers, or a total of the cell
+    (expected purchases and LTV are given both ways)."""
+    t = table
     rows = session.execute(
-        select(S.c.cell, func.count(), func.avg(S.c.age - S.c.recency), func.avg(S.c.frequency),
-               func.avg(S.c.monetary), func.sum(S.c.expected_purchases), func.sum(S.c.ltv))
-        .where(S.c.site_id == site_id).group_by(S.c.cell).order_by(func.count().desc(), S.c.cell))
+        select(t.c.cell, func.count(), func.avg(t.c.age - t.c.recency), func.avg(t.c.frequency),
+               func.avg(t.c.monetary), func.sum(t.c.expected_purchases), func.sum(t.c.ltv))
+        .where(t.c.site_id == site_id).group_by(t.c.cell).order_by(func.count().desc(), t.c.cell))
     total = 0
     out = []
     for cell, n, days, freq, money, expected, value in rows:
         total += n
-        out.append({"cell": cell, "customers": n, "avg_days_since_last": round(float(days), 1),
-                    "avg_frequency": round(float(freq), 2), "avg_monetary": round_money(Decimal(str(money))),
-                    "expected_purchases": None if expected is None else round(float(expected), 1),
-                    "ltv": None if value is None else round_money(Decimal(str(value)))})
+        out.append({
+            "cell": cell, "customers": n, "days_since_last_purchase_mean": round(float(days), 1),
+            "repeat_purchases_mean": round(float(freq), 2),
+            "repeat_purchase_value_mean": round_money(Decimal(str(money))),
+            "expected_purchases_mean": None if expected is None else round(float(expected) / n, 2),
+            "expected_purchases_total": None if expected is None else round(float(expected), 1),
+            "ltv_mean": None if value is None else round_money(Decimal(str(value)) / n),
+            "ltv_total": None if value is None else round_money(Decimal(str(value)))})
     for row in out:
         row["share"] = round(row["customers"] / total, 4)
     return out
 
 
-def compute_ltv(session: Session, *, site_id: int, now: datetime) -> dict[str, Any]:
+def compute_ltv(session: Session, *, site_id: int, now: datetime, table: Any = S) -> dict[str, Any]:
     """Fit BG/NBD + Gamma-Gamma on the site's RFM values and store expected purchases and LTV per customer."""
     config = rfm_config(session, site_id, now=now)
-    rows = session.execute(select(S.c.customer_id, S.c.frequency, S.c.recency, S.c.age, S.c.monetary)
-                           .where(S.c.site_id == site_id).order_by(S.c.customer_id)).all()
+    rows = session.execute(select(table.c.customer_id, table.c.frequency, table.c.recency, table.c.age,
+                                  table.c.monetary)
+                           .where(table.c.site_id == site_id).order_by(table.c.customer_id)).all()
     if not rows:
         raise DomainError.one("site", "no RFM scores for this site: it has no purchases (orders outside the "
                                       "cancel group), or they were not scored yet (`retento rfm SITE`, "
@@ -151,7 +225,7 @@ def compute_ltv(session: Session, *, site_id: int, now: datetime) -> dict[str, A
                "b_l": None if pred.ltv is None else round_money(Decimal(repr(float(v))))}
               for i, e, v in zip(ids, pred.expected_purchases,
                                  pred.ltv if pred.ltv is not None else np.zeros(len(ids)), strict=True)]
-    stmt = update(S).where(S.c.customer_id == bindparam("b_id")).values(
+    stmt = update(table).where(table.c.customer_id == bindparam("b_id")).values(
         expected_purchases=bindparam("b_e"), ltv=bindparam("b_l"))
     for i in range(0, len(values), 5000):
         session.connection().execute(stmt, values[i:i + 5000])
@@ -177,13 +251,16 @@ def refresh_rfm_due(session: Session, *, now: datetime, every: timedelta) -> int
 
 # --- lifecycle --------------------------------------------------------------------------------------------
 
-def purchases(session: Session, *, site_id: int) -> dict[int, list[date]]:
-    """Each customer's purchase dates (UTC days, one entry per order), cancelled orders left out."""
+def purchases(session: Session, *, site_id: int, until: date | None = None) -> dict[int, list[date]]:
+    """Each customer's purchase dates (UTC days, one entry per order), cancelled orders left out; `until`: only
+    those up to the end of that day."""
     st = Status.__table__
     q = (select(O.c.customer_id, epoch_day(O.c.created_at))
          .where(O.c.site_id == site_id, O.c.customer_id.is_not(None),
                 O.c.status.in_(select(st.c.code).where(st.c.group_code != "cancel")))
          .order_by(O.c.customer_id, O.c.created_at))
+    if until is not None:
+        q = q.where(O.c.created_at < _day_end(until))
     out: dict[int, list[date]] = defaultdict(list)
     for cid, day in session.execute(q):
         out[cid].append(EPOCH + timedelta(days=int(day)))
@@ -231,23 +308,43 @@ def threshold_info(session: Session, *, site_id: int) -> dict[str, Any]:
             "computed_median_days": row.computed_threshold_days if row else None}
 
 
-def cohort_report(session: Session, *, site: str, now: datetime) -> dict[str, Any]:
-    """Monthly lifecycle table, migration matrices, the four figures, acquisition cohorts and initiatives."""
+def cohort_report(session: Session, *, site: str, now: datetime, as_of: date | None = None,
+                  first: date | None = None, last: date | None = None) -> dict[str, Any]:
+    """Monthly lifecycle table (the migration counts, the four figures and the initiatives on each month's row)
+    and acquisition cohorts. `as_of`: observed at the end of that day, from the orders up to it (the median
+    gap is then computed, not stored); `first` / `last`: only the rows of those months (states still follow
+    the whole history)."""
+    check_as_of(as_of, now=now)
+    if first is not None and last is not None and first > last:
+        raise DomainError.one("from", f"{first.isoformat()[:7]} is after `to` ({last.isoformat()[:7]})")
     site_row = get_site(session, site)
-    data = purchases(session, site_id=site_row.id)
-    update_threshold(session, site_id=site_row.id, now=now, data=data)
-    threshold = service.threshold_days(session, site_row.id)
-    report = cohorts.lifecycle(data, threshold=threshold, today=now.date())
+    data = purchases(session, site_id=site_row.id, until=as_of)
+    if as_of is None:
+        update_threshold(session, site_id=site_row.id, now=now, data=data)
+        info = threshold_info(session, site_id=site_row.id)
+    else:
+        row = session.get(SegmentSettings, site_row.id)
+        override = row.threshold_days if row else None
+        gap = cohorts.median_gap(data.values())
+        info = {"threshold_days": float(override) if override is not None else
+                gap if gap is not None else service.DEFAULT_THRESHOLD_DAYS,
+                "override": override, "computed_median_days": gap}
+    today = as_of or now.date()
+    report = cohorts.lifecycle(data, threshold=info["threshold_days"], today=today)
     by_month: dict[date, list[dict[str, Any]]] = defaultdict(list)
     for i in list_initiatives(session, site_id=site_row.id):
         by_month[i["started_at"].date().replace(day=1)].append(i)
+
+    def shown(month: date) -> bool:
+        return (first is None or month >= first.replace(day=1)) and (last is None or month <= last.replace(day=1))
+
     return {
-        "site": site_row.code,
-        "threshold": threshold_info(session, site_id=site_row.id),
-        "months": [_month(m, by_month.get(m.month, [])) for m in report.months],
+        "site": site_row.code, "as_of": today,
+        "threshold": info,
+        "months": [_month(m, by_month.get(m.month, [])) for m in report.months if shown(m.month)],
         "cohorts": [{"month": c.month.isoformat()[:7], "customers": c.size, "became_active": c.became_active,
                      "conversion": round(c.became_active / c.size, 4) if c.size else None,
-                     "provisional": c.provisional} for c in report.cohorts],
+                     "provisional": c.provisional} for c in report.cohorts if shown(c.month)],
     }
 
 
@@ -257,6 +354,7 @@ def _month(m: cohorts.Month, initiatives: list[dict[str, Any]]) -> dict[str, Any
 
     return {
         "month": m.month.isoformat()[:7], "provisional": m.provisional, **m.counts, "orders": m.orders,
+        **{f"{a}_to_{b}": m.migrations.get((a, b), 0) for a, b in MIGRATIONS},
         "conversion_new_active": pct(m.conversion_new_active), "new_base": m.new_base,
         "orders_per_active": pct(m.orders_per_active), "active_base": m.active_base,
         "reactivated_orders": m.reactivated_orders, "reactivated": m.reactivated,
@@ -264,6 +362,9 @@ def _month(m: cohorts.Month, initiatives: list[dict[str, Any]]) -> dict[str, Any
         "migrations": [{"from": a, "to": b, "customers": n} for (a, b), n in sorted(m.migrations.items())],
         "initiatives": [{"id": i["id"], "kind": i["kind"], "name": i["name"]} for i in initiatives],
     }
+
+
+MIGRATIONS = (("new", "active"), ("new", "sleeping"), ("sleeping", "active"), ("active", "sleeping"))
 
 
 # --- marketing initiatives --------------------------------------------------------------------------------

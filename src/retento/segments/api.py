@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any, TypeVar
 
 from fastapi import Body, Depends, File, Query, Request, UploadFile
@@ -13,7 +14,7 @@ from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError, NotFound
 from retento.core.jsonable import jsonable
 from retento.core.rest.problems import router as make_router
-from retento.segments import analytics, service
+from retento.segments import analytics, cohorts, service
 from retento.segments.schemas import (
     InitiativeIn,
     MembersIn,
@@ -167,23 +168,28 @@ def sizes(request: Request, segment_id: int) -> list[dict[str, Any]]:
 
 # --- RFM / LTV --------------------------------------------------------------------------------------------
 
-@router.get("/rfm", tags=["rfm"], summary="RFM cell table of a site", dependencies=[READ])
-def rfm_cells(request: Request, site: str) -> dict[str, Any]:
-    return _run(request, lambda s, _now: jsonable({"site": site, "cells": analytics.cell_table(
-        s, site_id=_site_id(request, s, site))}))
-
-
-@router.post("/rfm/recompute", tags=["rfm"], summary="Recompute RFM scores (and LTV with ltv=true)",
-             dependencies=[WRITE])
-def rfm_recompute(request: Request, site: str, ltv: bool = False) -> dict[str, Any]:
+@router.get("/rfm", tags=["rfm"], summary="RFM cell table of a site (stored, or computed as of a date)",
+            dependencies=[READ])
+def rfm_cells(request: Request, site: str,
+              as_of: date | None = Query(None, description="Observation end (UTC day): computed from the orders "
+                                                           "up to that day, not stored"),
+              ltv: bool = Query(False, description="With as_of: also fit BG/NBD + Gamma-Gamma")) -> dict[str, Any]:
     def go(s: Any, now: Any) -> dict[str, Any]:
         site_id = _site_id(request, s, site)
-        out = analytics.compute_rfm(s, site_id=site_id, now=now)
-        if ltv:
-            out["ltv"] = analytics.compute_ltv(s, site_id=site_id, now=now)
-            out["cells"] = analytics.cell_table(s, site_id=site_id)
-        return jsonable(out)
-    return _run(request, go)
+        if as_of is None:
+            if ltv:
+                raise DomainError.one("ltv", "only with as_of: the stored table has the LTV of the last recompute "
+                                             "with ltv=true")
+            return {"site": site, "cells": analytics.cell_table(s, site_id=site_id)}
+        return {"site": site, **analytics.rfm_report(s, site_id=site_id, now=now, as_of=as_of, ltv=ltv)}
+    return jsonable(_run(request, go))
+
+
+@router.post("/rfm/recompute", tags=["rfm"], summary="Recompute and store RFM scores (and LTV with ltv=true)",
+             dependencies=[WRITE])
+def rfm_recompute(request: Request, site: str, ltv: bool = False) -> dict[str, Any]:
+    return jsonable(_run(request, lambda s, now: analytics.rfm_report(s, site_id=_site_id(request, s, site), now=now,
+                                                                      ltv=ltv)))
 
 
 @router.get("/rfm/config", tags=["rfm"], summary="RFM windows, cells and LTV horizon of a site",
@@ -216,9 +222,22 @@ def rfm_customer(request: Request, customer_id: int) -> dict[str, Any]:
 # --- lifecycle cohorts ------------------------------------------------------------------------------------
 
 @router.get("/cohorts", tags=["cohorts"], summary="Monthly lifecycle table, migrations, the four figures",
-             dependencies=[READ])
-def cohort_report(request: Request, site: str) -> dict[str, Any]:
-    return _run_on_site(request, site, lambda s, now: jsonable(analytics.cohort_report(s, site=site, now=now)))
+            dependencies=[READ])
+def cohort_report(request: Request, site: str,
+                  as_of: date | None = Query(None, description="Observation end (UTC day)"),
+                  first: str | None = Query(None, alias="from", description="First month shown, YYYY-MM"),
+                  last: str | None = Query(None, alias="to", description="Last month shown, YYYY-MM")
+                  ) -> dict[str, Any]:
+    months = {"from": _month(first, "from"), "to": _month(last, "to")}
+    return _run_on_site(request, site, lambda s, now: jsonable(analytics.cohort_report(
+        s, site=site, now=now, as_of=as_of, first=months["from"], last=months["to"])))
+
+
+def _month(text: str | None, field: str) -> date | None:
+    try:
+        return None if text is None else cohorts.parse_month(text)
+    except ValueError as exc:
+        raise DomainError.one(field, str(exc)) from None
 
 
 @router.put("/cohorts/threshold", tags=["cohorts"], summary="Override the new/active/sleeping threshold (days)",

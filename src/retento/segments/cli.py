@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -12,11 +15,11 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from retento import cmdline
 from retento.cmdline import open_app
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
-from retento.core.jsonable import jsonable
-from retento.segments import analytics, rollups, service
+from retento.segments import analytics, cohorts as cohort_calc, rollups, service
 from retento.sites.service import get_site
 
 segments_app = typer.Typer(help="Segments: dynamic (rules) and static (lists).", no_args_is_help=True)
@@ -111,80 +114,191 @@ def members(segment_id: int, csv_path: Annotated[Path, typer.Argument(help="CSV 
     console.print(f"{entered} added, {left} removed")
 
 
+# Column titles in English and Russian (`--lang`, or RETENTO_LANG); CSV and JSON keep the keys.
+class Lang(str, Enum):
+    en = "en"
+    ru = "ru"
+
+
+LangOption = Annotated[Lang, typer.Option("--lang", envvar="RETENTO_LANG", case_sensitive=False,
+                                          help="Language of the headings / язык заголовков")]
+AsOfOption = Annotated[str | None, typer.Option(
+    "--as-of", help="Observation end, a UTC day YYYY-MM-DD: computed from the orders up to it, nothing stored")]
+TITLES: dict[str, tuple[str, str]] = {
+    "cell": ("cell", "ячейка"),
+    "customers": ("customers", "клиентов"),
+    "share": ("share of customers", "доля клиентов"),
+    "days_since_last_purchase_mean": ("days since last purchase, mean", "дней с последней покупки, среднее"),
+    "repeat_purchases_mean": ("repeat purchases (frequency), mean", "повторных покупок (frequency), среднее"),
+    "repeat_purchase_value_mean": ("repeat purchase value, mean", "сумма повторной покупки, среднее"),
+    "expected_purchases_mean": ("expected purchases in {days} d, per customer",
+                                "ожидаемых покупок за {days} дн., на клиента"),
+    "expected_purchases_total": ("expected purchases in {days} d, cell total",
+                                 "ожидаемых покупок за {days} дн., всего в ячейке"),
+    "ltv_mean": ("LTV {months} mo, per customer", "LTV за {months} мес., на клиента"),
+    "ltv_total": ("LTV {months} mo, cell total", "LTV за {months} мес., всего в ячейке"),
+    "customer_id": ("customer id", "id клиента"),
+    "frequency": ("repeat purchases (frequency)", "повторных покупок (frequency)"),
+    "recency": ("days first to last purchase (recency)", "дней от первой до последней покупки (recency)"),
+    "age": ("days since first purchase (T)", "дней с первой покупки (T)"),
+    "monetary": ("repeat purchase value, mean (monetary)", "сумма повторной покупки, среднее (monetary)"),
+    "r": ("R", "R"), "f": ("F", "F"), "m": ("M", "M"),
+    "expected_purchases": ("expected purchases in {days} d", "ожидаемых покупок за {days} дн."),
+    "ltv": ("LTV {months} mo", "LTV за {months} мес."),
+    "month": ("month", "месяц"),
+    "provisional": ("month not over", "месяц не закончен"),
+    "new": ("new", "новые"), "active": ("active", "активные"), "sleeping": ("sleeping", "спящие"),
+    "orders": ("orders", "заказов"),
+    "new_to_active": ("new → active", "новые → активные"),
+    "new_to_sleeping": ("new → sleeping", "новые → спящие"),
+    "sleeping_to_active": ("sleeping → active", "спящие → активные"),
+    "active_to_sleeping": ("active → sleeping", "активные → спящие"),
+    "conversion_new_active": ("conversion new → active", "конверсия новых в активные"),
+    "orders_per_active": ("orders per active customer", "заказов на активного клиента"),
+    "reactivated_orders": ("orders of sleeping customers", "заказов спящих клиентов"),
+    "churn_active": ("churn out of active", "отток из активных"),
+    "initiatives": ("initiatives", "инициативы"),
+    "became_active": ("became active", "стали активными"),
+    "conversion": ("conversion to active", "конверсия в активные"),
+    "cohort_provisional": ("younger than the threshold", "моложе порога"),
+}
+TEXTS: dict[str, tuple[str, str]] = {
+    "rfm": ("RFM, site {site}, as of {as_of}", "RFM, сайт {site}, на {as_of}"),
+    "cuts": ("score cut points: days since last purchase {days}; repeat purchases {repeat}; repeat purchase value, "
+             "{currency} [{value}]", "границы баллов: дней с последней покупки {days}; повторных покупок {repeat}; "
+             "сумма повторной покупки, {currency} [{value}]"),
+    "fitted": ("fitted: {params}", "параметры модели: {params}"),
+    "created": ("segments created: {codes}", "созданы сегменты: {codes}"),
+    "months": ("lifecycle by month, site {site}, as of {as_of}", "жизненный цикл по месяцам, сайт {site}, на {as_of}"),
+    "cohorts": ("acquisition cohorts", "когорты по месяцу первой покупки"),
+    "threshold": ("threshold {days:g} days (median between purchases: {median}, override: {override})",
+                  "порог {days:g} дн. (медиана между покупками: {median}, задан вручную: {override})"),
+}
+
+
+def _col(key: str, lang: Lang, kind: Any = "text", *, currency: str | None = None, title_key: str | None = None,
+         **fmt: Any) -> cmdline.Col:
+    title = TITLES[title_key or key][lang is Lang.ru].format(**fmt)
+    return cmdline.Col(key, title, kind, currency=currency)
+
+
+def _text(key: str, lang: Lang, **fmt: Any) -> str:
+    return TEXTS[key][lang is Lang.ru].format(**fmt)
+
+
+def _day(text: str | None, option: str) -> date | None:
+    try:
+        return None if text is None else date.fromisoformat(text)
+    except ValueError:
+        err.print(f"[red]error:[/red] {option}: {text!r} is not a date: YYYY-MM-DD")
+        raise typer.Exit(2) from None
+
+
 def rfm(
     site: Annotated[str, typer.Argument(help="Site code")],
-    ltv: Annotated[bool, typer.Option(help="Also fit BG/NBD + Gamma-Gamma and store predictions and LTV")] = False,
+    ltv: Annotated[bool, typer.Option(help="Also fit BG/NBD + Gamma-Gamma: expected purchases and LTV")] = False,
     segments: Annotated[bool, typer.Option("--segments", help="Create a segment per cell (rfm-<cell>)")] = False,
+    as_of: AsOfOption = None,
+    customers: Annotated[bool, typer.Option("--customers", help="One row per customer instead of per cell")] = False,
+    fmt: cmdline.FormatOption = cmdline.Format.table,
+    lang: LangOption = Lang.en,
 ) -> None:
-    """Compute RFM scores and cells for a site, store them, and print the cell table."""
+    """Compute RFM scores and cells for a site and print the cell table; stored, except with --as-of.
+    / RFM-баллы и ячейки сайта; сохраняются, кроме расчёта на дату (--as-of)."""
+    day = _day(as_of, "--as-of")
+    if segments and day is not None:
+        err.print("[red]error:[/red] --segments: cell segments read the stored scores; not with --as-of")
+        raise typer.Exit(2)
+
     def go(s: Any, now: Any) -> dict[str, Any]:
-        site_id = get_site(s, site).id
-        with console.status("scoring customers"):
-            out = analytics.compute_rfm(s, site_id=site_id, now=now)
-        if ltv:
-            with console.status("fitting BG/NBD and Gamma-Gamma"):
-                out["ltv"] = analytics.compute_ltv(s, site_id=site_id, now=now)
-            out["cells"] = analytics.cell_table(s, site_id=site_id)
+        site_row = get_site(s, site)
+        with console.status("scoring customers" + (" and fitting BG/NBD, Gamma-Gamma" if ltv else "")):
+            out = analytics.rfm_report(s, site_id=site_row.id, now=now, as_of=day, ltv=ltv, customers=customers)
         if segments:
             out["segments"] = analytics.ensure_cell_segments(s, site=site, now=now)
-        return out
-    out = _run(go, up_to_date=True)
-    console.print("cut points: " + "; ".join(f"{k} {v}" for k, v in out["cuts"].items()))
-    table = Table("cell", "customers", "share", "days since last", "frequency", "monetary", "expected purchases",
-                  "LTV", title=f"RFM, site {site}")
-    for c in out["cells"]:
-        table.add_row(c["cell"], f"{c['customers']:,}", f"{c['share']:.1%}", f"{c['avg_days_since_last']}",
-                      f"{c['avg_frequency']}", f"{c['avg_monetary']}", _blank(c["expected_purchases"]),
-                      _blank(c["ltv"]))
-    console.print(table)
+        return {"site": site, "currency": site_row.currency, **out}
+    out = _run(go, up_to_date=day is None)
+    horizon = {"days": out["prediction_days"], "months": out["ltv_months"]}
+    money = {"kind": "money", "currency": out["currency"]}
+    if customers:
+        columns = [_col("customer_id", lang), _col("frequency", lang, "int"), _col("recency", lang, "int"),
+                   _col("age", lang, "int"), _col("monetary", lang, **money), _col("r", lang, "int"),
+                   _col("f", lang, "int"), _col("m", lang, "int"), _col("cell", lang)]
+        if ltv:
+            columns += [_col("expected_purchases", lang, "number", **horizon), _col("ltv", lang, **money, **horizon)]
+        table = cmdline.Rows("customers", columns, out["customers"])
+    else:
+        columns = [_col("cell", lang), _col("customers", lang, "int"), _col("share", lang, "percent"),
+                   _col("days_since_last_purchase_mean", lang, "number"), _col("repeat_purchases_mean", lang, "number"),
+                   _col("repeat_purchase_value_mean", lang, **money)]
+        if any(c["expected_purchases_total"] is not None for c in out["cells"]):
+            columns += [_col("expected_purchases_mean", lang, "number", **horizon),
+                        _col("expected_purchases_total", lang, "number", **horizon)]
+        if any(c["ltv_total"] is not None for c in out["cells"]):
+            columns += [_col("ltv_mean", lang, **money, **horizon), _col("ltv_total", lang, **money, **horizon)]
+        table = cmdline.Rows("cells", columns, out["cells"], title=_text("rfm", lang, site=site, as_of=out["as_of"]))
+    cuts = out["cuts"]
+    notes = [_text("cuts", lang, days=cuts["recency"], repeat=cuts["frequency"], currency=out["currency"],
+                   value=", ".join(f"{Decimal(c) / 100:,.2f}" for c in cuts["monetary"]))]
     if "ltv" in out:
-        console.print(f"fitted: {out['ltv']['params']}")
+        notes.append(_text("fitted", lang, params=out["ltv"]["params"]))
     if out.get("segments"):
-        console.print("segments created: " + ", ".join(out["segments"]))
-
-
-def _blank(value: Any) -> str:
-    return "" if value is None else f"{value:,}"
+        notes.append(_text("created", lang, codes=", ".join(out["segments"])))
+    cmdline.emit(fmt, table, notes=notes, data=None if customers else out)
 
 
 def cohorts(
     site: Annotated[str, typer.Argument(help="Site code")],
     threshold: Annotated[int | None, typer.Option(help="Set the site's threshold override (days) first")] = None,
     auto: Annotated[bool, typer.Option("--auto", help="Drop the override: use the computed median")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON")] = False,
+    as_of: AsOfOption = None,
+    first: Annotated[str | None, typer.Option("--from", help="First month shown, YYYY-MM")] = None,
+    last: Annotated[str | None, typer.Option("--to", help="Last month shown, YYYY-MM")] = None,
+    fmt: cmdline.FormatOption = cmdline.Format.table,
+    lang: LangOption = Lang.en,
 ) -> None:
-    """Print the monthly lifecycle table (new / active / sleeping) with the four figures."""
+    """Lifecycle by month (new / active / sleeping): migrations, the four figures and initiatives on each month's
+    row; acquisition cohorts. / Жизненный цикл по месяцам: переходы, четыре показателя, инициативы; когорты."""
+    day = _day(as_of, "--as-of")
+    months = {}
+    for option, text in (("--from", first), ("--to", last)):
+        try:
+            months[option] = None if text is None else cohort_calc.parse_month(text)
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {option}: {exc}")
+            raise typer.Exit(2) from None
+
     def go(s: Any, now: Any) -> dict[str, Any]:
         if threshold is not None or auto:
             analytics.set_threshold(s, site=site, days=None if auto else threshold, now=now)
-        return analytics.cohort_report(s, site=site, now=now)
+        return analytics.cohort_report(s, site=site, now=now, as_of=day, first=months["--from"],
+                                       last=months["--to"])
     report = _run(go)
-    if as_json:
-        print(json.dumps(jsonable(report), ensure_ascii=False, indent=1))
-        return
+    table = fmt is cmdline.Format.table
+    rows = [{**m, "month": m["month"] + (" *" if m["provisional"] and table else ""),
+             "orders_per_active": m["orders_per_active"] if m["orders_per_active"] is None or not table else
+             round(m["orders_per_active"], 2),
+             "initiatives": [i["name"] for i in m["initiatives"]]} for m in report["months"]]
+    month_cols = [_col("month", lang), _col("new", lang, "int"), _col("active", lang, "int"),
+                  _col("sleeping", lang, "int"), _col("orders", lang, "int"),
+                  *(_col(f"{a}_to_{b}", lang, "int") for a, b in analytics.MIGRATIONS),
+                  _col("conversion_new_active", lang, "percent"), _col("orders_per_active", lang, "number"),
+                  _col("reactivated_orders", lang, "int"), _col("churn_active", lang, "percent"),
+                  _col("initiatives", lang)]
+    if not table:
+        month_cols.insert(1, _col("provisional", lang))
+    cohort_rows = [{**c, "month": c["month"] + (" *" if c["provisional"] and table else "")}
+                   for c in report["cohorts"]]
+    cohort_cols = [_col("month", lang), _col("customers", lang, "int"), _col("became_active", lang, "int"),
+                   _col("conversion", lang, "percent")]
+    if not table:
+        cohort_cols.append(_col("provisional", lang, title_key="cohort_provisional"))
     th = report["threshold"]
-    console.print(f"threshold {th['threshold_days']:g} days (median between purchases: "
-                  f"{'-' if th['computed_median_days'] is None else format(th['computed_median_days'], 'g')}, "
-                  f"override: {th['override'] or '-'})")
-    table = Table("month", "new", "active", "sleeping", "orders", "new→active", "orders/active", "reactivated orders",
-                  "churn active", "initiatives", title=f"lifecycle cohorts, site {site}")
-    for m in report["months"]:
-        table.add_row(m["month"] + (" *" if m["provisional"] else ""), str(m["new"]), str(m["active"]),
-                      str(m["sleeping"]), str(m["orders"]), _pct(m["conversion_new_active"]),
-                      _num(m["orders_per_active"]), str(m["reactivated_orders"]), _pct(m["churn_active"]),
-                      ", ".join(i["name"] for i in m["initiatives"]))
-    console.print(table)
-    console.print("* month not over yet")
-    ct = Table("cohort", "customers", "became active", "conversion", title="acquisition cohorts")
-    for c in report["cohorts"]:
-        ct.add_row(c["month"] + (" (provisional)" if c["provisional"] else ""), str(c["customers"]),
-                   str(c["became_active"]), _pct(c["conversion"]))
-    console.print(ct)
-
-
-def _pct(x: float | None) -> str:
-    return "" if x is None else f"{x:.1%}"
-
-
-def _num(x: float | None) -> str:
-    return "" if x is None else f"{x:.2f}"
+    median = "-" if th["computed_median_days"] is None else format(th["computed_median_days"], "g")
+    notes = [_text("threshold", lang, days=th["threshold_days"], median=median, override=th["override"] or "-"),
+             "* " + ("month not over yet; a cohort younger than the threshold" if lang is Lang.en else
+                     "месяц не закончен; когорта моложе порога")]
+    cmdline.emit(fmt, cmdline.Rows("months", month_cols, rows,
+                                   title=_text("months", lang, site=site, as_of=report["as_of"])),
+                 cmdline.Rows("cohorts", cohort_cols, cohort_rows, title=_text("cohorts", lang)),
+                 notes=notes, data=report)

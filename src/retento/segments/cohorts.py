@@ -31,6 +31,14 @@ def median_gap(purchases: Iterable[Sequence[date]]) -> float | None:
     return float(statistics.median(gaps)) if gaps else None
 
 
+def parse_month(text: str) -> date:
+    """`YYYY-MM` (or a date `YYYY-MM-DD`, taken for its month) as the first day of the month; ValueError else."""
+    try:
+        return date.fromisoformat(text + "-01" if len(text) == 7 else text).replace(day=1)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a month: YYYY-MM") from None
+
+
 def month_start(d: date) -> date:
     return d.replace(day=1)
 

@@ -7,6 +7,7 @@ customers (or of everyone) from their orders, so the incremental and the full pa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import Select, case, delete, func, insert, select
 from sqlalchemy.orm import Session
@@ -21,7 +22,9 @@ COLUMNS = ("customer_id", "site_id", "orders_count", "orders_total", "purchase_d
            "first_order_at", "last_order_at")
 
 
-def rollup_select(customer_ids: Sequence[int] | Select | None = None, *, site_id: int | None = None) -> Select:
+def rollup_select(customer_ids: Sequence[int] | Select | None = None, *, site_id: int | None = None,
+                  before: datetime | None = None) -> Select:
+    """The rollup rows (columns named as in the table) from the orders; `before`: only orders created earlier."""
     st = Status.__table__
     conds = [O.c.customer_id.is_not(None),
              O.c.status.in_(select(st.c.code).where(st.c.group_code != "cancel"))]
@@ -29,15 +32,17 @@ def rollup_select(customer_ids: Sequence[int] | Select | None = None, *, site_id
         conds.append(O.c.customer_id.in_(customer_ids if isinstance(customer_ids, Select) else list(customer_ids)))
     if site_id is not None:
         conds.append(O.c.site_id == site_id)
+    if before is not None:
+        conds.append(O.c.created_at < before)
     p = select(O.c.customer_id, O.c.site_id, O.c.total, O.c.created_at,
                epoch_day(O.c.created_at).label("day")).where(*conds).cte("purchases")
     first = select(p.c.customer_id, func.min(p.c.day).label("first_day")).group_by(p.c.customer_id).cte("first")
     return (
         select(
-            p.c.customer_id, func.min(p.c.site_id), func.count(), func.sum(p.c.total),
-            func.count(p.c.day.distinct()),
-            func.sum(case((p.c.day == first.c.first_day, p.c.total), else_=0)),
-            func.min(p.c.created_at), func.max(p.c.created_at),
+            p.c.customer_id, func.min(p.c.site_id).label("site_id"), func.count().label("orders_count"),
+            func.sum(p.c.total).label("orders_total"), func.count(p.c.day.distinct()).label("purchase_days"),
+            func.sum(case((p.c.day == first.c.first_day, p.c.total), else_=0)).label("first_day_total"),
+            func.min(p.c.created_at).label("first_order_at"), func.max(p.c.created_at).label("last_order_at"),
         )
         .select_from(p.join(first, first.c.customer_id == p.c.customer_id))
         .group_by(p.c.customer_id)
