@@ -25,6 +25,12 @@ from retento.customers import api as customers_api, events as customer_events
 from retento.demo import cli as demo_cli
 from retento.history import api as history_api
 from retento.imports import cli as imports_cli
+from retento.loyalty import (
+    api as loyalty_api,
+    cli as loyalty_cli,
+    events as loyalty_events,
+    wiring as loyalty,
+)
 from retento.messaging import (
     api as messaging_api,
     cli as messaging_cli,
@@ -59,10 +65,11 @@ def assemble() -> Parts:
     and `install(app)` here; nothing is registered by importing a module."""
     parts = Parts()
     for types in (customer_events.TYPES, order_events.TYPES, segment_events.TYPES, messaging_events.TYPES,
-                  trigger_events.TYPES):
+                  trigger_events.TYPES, loyalty_events.TYPES):
         parts.event_types.extend(types)
     parts.actions.extend(trigger_actions.BUILT_IN)
     parts.actions.add(messaging.START_CASCADE.name, messaging.START_CASCADE)
+    parts.actions.add(loyalty.LOYALTY_POINTS.name, loyalty.LOYALTY_POINTS)
     parts.channel_adapters.extend(messaging.ADAPTERS)
     parts.segment_rules.extend(segment_rules.BUILT_IN)
     for name, module in (("customers", customers_api), ("orders", orders_api), ("sites", sites_api),
@@ -70,18 +77,19 @@ def assemble() -> Parts:
                          ("compat.upload", compat_upload),  # before compat: its catch-all answers any other /api/v5 path
                          ("compat", compat_api),
                          ("webhooks", webhooks_api), ("triggers", triggers_api), ("tasks", tasks_api),
-                         ("segments", segments_api), ("work", queues_api)):
+                         ("segments", segments_api), ("work", queues_api), ("loyalty", loyalty_api)):
         parts.routers.add(name, module.router)
     parts.routers.add("messaging", messaging_api.mounted())  # at /api/v1/messaging and its old /api/messaging
     for name, command in (("import", imports_cli.import_app), ("demo", demo_cli.demo), ("triggers", triggers_cli.app),
                           ("tasks", tasks_cli.app), ("segments", segments_cli.segments_app), ("rfm", segments_cli.rfm),
                           ("cohorts", segments_cli.cohorts), ("report", messaging_cli.app),
                           ("bounces", messaging_cli.bounces), ("apikey", apikeys_cli.app),
-                          ("work", queues_cli.app)):
+                          ("work", queues_cli.app), ("loyalty", loyalty_cli.app)):
         parts.commands.add(name, command)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
     for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", triggers.install),
-                          ("segments", segments.install), ("messaging", messaging.install)):
+                          ("segments", segments.install), ("messaging", messaging.install),
+                          ("loyalty", loyalty.install)):
         parts.installs.add(name, install)
     return parts
 

@@ -78,6 +78,7 @@ REFS: dict[str, Callable[[Shop], Any]] = {
     "message_id": lambda s: s.message_id, "sub_id": lambda s: s.sub_id, "delivery_id": lambda s: s.delivery_id,
     # GET /triggers/{id}/explain?order=|customer=|event=
     "order": lambda s: s.order_id, "customer": lambda s: s.customer_id, "event": lambda s: s.extra["event_id"],
+    "account_id": lambda s: s.account_id,
 }
 FIXED = {"channel": "email", "name": "review-request", "queue": "messages"}  # path parameters naming no shop's object
 
@@ -197,6 +198,17 @@ BODIES: dict[tuple[str, str], Bodies] = {
     # queues of deferred work hold every shop's work: a key limited to shops is refused (403) whatever it names
     ("POST", "/api/v1/work/{queue}/retry"): lambda a, b, _: (None, [Body({"ids": [b.message_id]})]),
     ("POST", "/api/v1/work/{queue}/drop"): lambda a, b, _: (None, [Body({"ids": [b.message_id]})]),
+    ("PUT", "/api/v1/loyalty/programs/{site}"): lambda a, b, _: (Body({"name": "Club", "currency": "RUB"}), []),
+    ("POST", "/api/v1/loyalty/accounts"): lambda a, b, _: (None, [
+        Body({"site": b.code, "customer_id": b.customer_id}, why="site"),
+        Body({"site": a.code, "customer_id": b.customer_id}, why="customer")]),
+    ("PATCH", "/api/v1/loyalty/accounts/{account_id}"): lambda a, b, _: (Body({"status": "active"}), []),
+    ("POST", "/api/v1/loyalty/accounts/{account_id}/credit"): lambda a, b, _: (
+        Body({"amount": "1", "reason": "probe", "idempotency_key": "probe"}), []),
+    ("POST", "/api/v1/loyalty/accounts/{account_id}/charge"): lambda a, b, _: (
+        Body({"amount": "1", "reason": "probe", "idempotency_key": "probe"}), [
+            Body({"amount": "1", "reason": "probe", "idempotency_key": "probe2", "order_id": b.order_id},
+                 why="order")]),
     ("POST", "/api/v1/messaging/bounces"): lambda a, b, secret: (None, [Body(content=_dsn(b.message_id, secret),
                                                                                   content_type="message/rfc822")]),
 }

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from retento.core.db.transactions import transaction
+from retento.loyalty import service as loyalty
+from retento.loyalty.schemas import JoinIn, ProgramIn, ProgramSettings
 from retento.messaging import service as messaging
 from retento.messaging.models import Message
 from retento.messaging.schemas import CampaignIn, CascadeIn, DeviceIn, PolicyIn, PriceIn, TemplateIn
@@ -46,6 +49,7 @@ class Shop:
     message_id: int = 0
     sub_id: int = 0
     delivery_id: int = 0
+    account_id: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -96,6 +100,11 @@ def _shop(app: Any, code: str, mark: str) -> Shop:
         analytics.record_initiative(s, data=InitiativeIn(site=code, name=f"Launch {mark}", started_at=now),
                                     source="api", now=now)
         run = messaging.start_cascade(s, cascade_id=cascade.id, customer_id=shop.customer_id, now=now)
+        loyalty.set_program(s, site=code, data=ProgramIn(name=f"Club {mark}", currency="RUB", settings=ProgramSettings(
+            welcome_bonus=Decimal(50))), now=now)
+        shop.account_id = loyalty.join(s, data=JoinIn(site=code, customer_id=shop.customer_id), ctx=f.API, now=now)[0].id
+        loyalty.credit(s, account_id=shop.account_id, amount=Decimal(10), reason=f"Sorry {mark}", idempotency_key="k",
+                       ctx=f.API, now=now)
     shop.order_id = f.order(app, site=code, external_id=shop.order_external_id, number=f"{code[0]}-1001",
                             status="complete", customer={"id": shop.customer_id},
                             customer_comment=f"Leave at the door {mark}")

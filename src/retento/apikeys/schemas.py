@@ -23,6 +23,8 @@ SCOPES = (
     "messaging:read",
     "messaging:write",
     "work:manage",
+    "loyalty:read",
+    "loyalty:write",
 )
 
 

@@ -1,0 +1,133 @@
+"""`retento loyalty ...`: program settings, members, credit and charge, the ledger, the periodic runs."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from retento.cmdline import fail, open_app, run_service
+from retento.core.changes import ChangeContext, Source
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
+from retento.loyalty import runs, service
+from retento.loyalty.schemas import JoinIn, ProgramIn
+
+app = typer.Typer(help="Loyalty program: settings, members, points. / Программа лояльности: настройки, участники, "
+                       "баллы.", no_args_is_help=True)
+console = Console()
+CLI = ChangeContext.system(Source.USER)
+
+
+@app.command("program")
+def program(site: str, settings: Annotated[Path | None, typer.Option(
+        help="JSON file with name, currency, active, settings: create or replace the program")] = None) -> None:
+    """Show a site's program, or set it from a JSON file. / Показать или задать программу сайта."""
+    a = open_app()
+    with transaction(a.sessions) as s:
+        if settings is not None:
+            try:
+                data = ProgramIn.model_validate_json(settings.read_text(encoding="utf-8"))
+            except (OSError, ValidationError) as exc:
+                err = DomainError.from_pydantic(exc, "settings.") if isinstance(exc, ValidationError) else None
+                fail(err.message if err else f"cannot read {settings}: {exc}")
+            run_service(lambda: service.set_program(s, site=site, data=data, now=a.clock.now()))
+        out = run_service(lambda: service.program_out(s, service.get_program(s, site)))
+    console.print_json(out.model_dump_json())
+
+
+@app.command("join")
+def join(site: str, customer: Annotated[int | None, typer.Option(help="Customer id")] = None,
+         phone: Annotated[str | None, typer.Option(help="Customer's phone")] = None) -> None:
+    """Join a customer to the site's program. / Подключить покупателя к программе."""
+    try:
+        data = JoinIn(site=site, customer_id=customer, phone=phone)
+    except ValidationError as exc:
+        fail(DomainError.from_pydantic(exc).message)
+    a = open_app()
+    with transaction(a.sessions) as s:
+        account, created = run_service(lambda: service.join(s, data=data, ctx=CLI, now=a.clock.now()))
+        console.print(f"account {account.id} " + ("joined / подключён" if created else "already a member / уже участник"))
+
+
+@app.command("account")
+def account(account_id: int) -> None:
+    """Balance, level, lots and upcoming expiries of an account. / Баланс, уровень, партии баллов."""
+    a = open_app()
+    with transaction(a.sessions) as s:
+        out = run_service(lambda: service.account_out(s, service.get_account(s, account_id), now=a.clock.now(),
+                                                      with_lots=True))
+    console.print(f"account {out.id}: customer {out.customer_id}, {out.status}, level {out.level or '-'}")
+    console.print(f"balance / баланс: {out.balance} {out.currency}; pending / ожидают: {out.pending}; "
+                  f"purchases / покупки: {out.purchases}")
+    table = Table("lot", "amount", "left", "active from (UTC)", "expires (UTC)", "order")
+    for lot in out.lots or []:
+        table.add_row(str(lot.id), str(lot.amount), str(lot.left), lot.active_from.strftime("%Y-%m-%d %H:%M"),
+                      lot.expires_at.strftime("%Y-%m-%d %H:%M") if lot.expires_at else "-", str(lot.order_id or "-"))
+    console.print(table)
+
+
+def _points(operation: str, account_id: int, amount: str, reason: str, key: str) -> None:
+    try:
+        value = Decimal(amount)
+        if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.01")):
+            raise ValueError
+    except (ArithmeticError, ValueError):
+        fail("amount: a positive number of points with at most two decimals")
+    a = open_app()
+    fn = service.credit if operation == "credit" else service.charge
+    with transaction(a.sessions) as s:
+        op = run_service(lambda: fn(s, account_id=account_id, amount=value, reason=reason,
+                                    idempotency_key=f"key:{key}", ctx=CLI, now=a.clock.now()))
+        console.print(f"operation {op.id}: {op.kind} {op.amount}")
+
+
+Key = Annotated[str, typer.Option(help="Idempotency key: running the command again with it changes nothing")]
+Reason = Annotated[str, typer.Option(help="Why (shown in the ledger)")]
+
+
+@app.command("credit")
+def credit(account_id: int, amount: str, reason: Reason, key: Key) -> None:
+    """Credit points with a reason. / Начислить баллы с причиной."""
+    _points("credit", account_id, amount, reason, key)
+
+
+@app.command("charge")
+def charge(account_id: int, amount: str, reason: Reason, key: Key) -> None:
+    """Charge points with a reason. / Списать баллы с причиной."""
+    _points("charge", account_id, amount, reason, key)
+
+
+@app.command("operations")
+def operations(account_id: int, limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+               as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False) -> None:
+    """An account's ledger, oldest first. / Операции по счёту."""
+    a = open_app()
+    with transaction(a.sessions) as s:
+        ops = run_service(lambda: service.list_operations(s, account_id=account_id, limit=limit))
+        if as_json:
+            for o in ops:
+                typer.echo(json.dumps({"id": o.id, "kind": o.kind, "amount": str(o.amount), "order_id": o.order_id,
+                                       "reason": o.reason, "created_at": o.created_at.isoformat()}))
+            return
+        table = Table("id", "time (UTC)", "kind", "amount", "order", "reason")
+        for o in ops:
+            table.add_row(str(o.id), o.created_at.strftime("%Y-%m-%d %H:%M"), o.kind, str(o.amount),
+                          str(o.order_id or "-"), o.reason or "")
+    console.print(table)
+
+
+@app.command("run")
+def run() -> None:
+    """Expiry, burn warnings and the level review now (the worker runs them on its own). / Сгорание,
+    предупреждения и пересмотр уровней сейчас."""
+    a = open_app()
+    with transaction(a.sessions) as s:
+        done = runs.run_all(s, now=a.clock.now())
+    console.print(f"done / готово: {done}")

@@ -1,0 +1,132 @@
+"""The program's set-based runs over all its accounts, each from where the last one stopped (`loyalty_runs`):
+expiry (burn what is left of lots whose time came: one operation per account and one move per lot, in two
+INSERT ... SELECT statements), burn warnings (`loyalty_points_will_burn` N days ahead, one per account) and the
+daily level review (members whose purchases left the period move down)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from sqlalchemy import String, and_, func, insert, literal, select
+from sqlalchemy.orm import Session
+
+from retento.core import bus
+from retento.core.changes import ChangeContext
+from retento.core.db.types import UTCDateTime
+from retento.loyalty import events as ev, rules, service
+from retento.loyalty.models import Account, Lot, Move, Operation, Program, Run
+from retento.loyalty.schemas import Kind
+
+BEGINNING = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EVERY = timedelta(minutes=10)  # the worker's expiry and warning runs, at most this often
+SYSTEM = ChangeContext.system()
+L, M, OP, A = Lot.__table__, Move.__table__, Operation.__table__, Account.__table__
+
+
+def last_run(session: Session, program: Program, kind: str) -> datetime | None:
+    return session.scalar(select(func.max(Run.up_to)).where(Run.program_id == program.id, Run.kind == kind))
+
+
+def _record(session: Session, program: Program, kind: str, now: datetime, count: int) -> None:
+    session.add(Run(program_id=program.id, site_id=program.site_id, kind=kind, up_to=now, count=count,
+                    created_at=now))
+    session.flush()
+
+
+def _left() -> object:
+    moved = select(func.coalesce(func.sum(M.c.amount), 0)).where(M.c.lot_id == L.c.id).scalar_subquery()
+    return (L.c.amount + moved).label("left")
+
+
+def expire(session: Session, *, program: Program, now: datetime, every: timedelta = timedelta(0)) -> int:
+    """Burn everything left of the program's lots that expired since the last run; returns the accounts
+    touched. Locks those accounts first (PostgreSQL), so a charge running meanwhile sees the result."""
+    since = last_run(session, program, "expiry") or BEGINNING
+    if since > now - every or since >= now:
+        return 0
+    window = and_(L.c.site_id == program.site_id, L.c.expires_at > since, L.c.expires_at <= now)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(A.c.id).where(A.c.id.in_(select(L.c.account_id).where(window)))
+                        .order_by(A.c.id).with_for_update())
+    lots = select(L.c.id, L.c.account_id, L.c.site_id, _left()).where(window).subquery()
+    burn = select(lots).where(lots.c.left > 0).subquery()
+    key = f"expiry:{now.isoformat()}"
+    ops = (select(burn.c.account_id, burn.c.site_id, literal(Kind.EXPIRY.value, String), -func.sum(burn.c.left),
+                  literal(0), literal("expired", String), literal(key, String),
+                  literal(SYSTEM.source.value, String), literal(SYSTEM.actor_type.value, String),
+                  literal(now, UTCDateTime()))
+           .group_by(burn.c.account_id, burn.c.site_id))
+    count = session.execute(insert(OP).from_select(
+        ["account_id", "site_id", "kind", "amount", "purchase", "reason", "idempotency_key", "source", "actor_type",
+         "created_at"], ops), execution_options={"preserve_rowcount": True}).rowcount
+    if count:
+        moves = (select(burn.c.id, OP.c.id, burn.c.account_id, burn.c.site_id, -burn.c.left)
+                 .join(OP, and_(OP.c.account_id == burn.c.account_id, OP.c.idempotency_key == key)))
+        session.execute(insert(M).from_select(["lot_id", "operation_id", "account_id", "site_id", "amount"], moves))
+    _record(session, program, "expiry", now, count)
+    return count
+
+
+def warn(session: Session, *, program: Program, now: datetime, every: timedelta = timedelta(0)) -> int:
+    """`loyalty_points_will_burn` for each account with points that will burn within each of the program's
+    `warn_days` (the part of that horizon that moved on since the last run); returns the events."""
+    settings = service.settings_of(program)
+    since = last_run(session, program, "warn") or program.created_at
+    if since > now - every or since >= now or not settings.warn_days:
+        return 0
+    rows = []
+    for days in settings.warn_days:
+        ahead = timedelta(days=days)
+        lots = (select(L.c.account_id, L.c.expires_at, _left())
+                .where(L.c.site_id == program.site_id, L.c.expires_at > since + ahead, L.c.expires_at <= now + ahead,
+                       L.c.active_from <= L.c.expires_at).subquery())
+        q = (select(A.c.id, A.c.customer_id, func.sum(lots.c.left), func.min(lots.c.expires_at))
+             .join(lots, lots.c.account_id == A.c.id).where(lots.c.left > 0, A.c.status == service.ACTIVE)
+             .group_by(A.c.id, A.c.customer_id).order_by(A.c.id))
+        for account_id, customer_id, amount, burn_at in session.execute(q):
+            burn_at = UTCDateTime().process_result_value(burn_at, session.get_bind().dialect)
+            rows.append(bus.event_row(ev.WILL_BURN, ctx=SYSTEM, now=now, site_id=program.site_id,
+                                      customer_id=customer_id, payload={
+                                          "account_id": account_id, "amount": str(service.ledger.points(
+                                              Decimal(repr(amount) if isinstance(amount, float) else amount))),
+                                          "burn_at": burn_at.isoformat(), "days": days}))
+    bus.record(session, rows)
+    _record(session, program, "warn", now, len(rows))
+    return len(rows)
+
+
+def review_levels(session: Session, *, program: Program, now: datetime, every: timedelta = timedelta(days=1)) -> int:
+    """Once per `every`: every member to the level of its purchases over the period (down when old purchases left
+    it); returns how many moved."""
+    settings = service.settings_of(program)
+    since = last_run(session, program, "levels")
+    if not settings.levels or (since is not None and since > now - every):
+        return 0
+    start = now - timedelta(days=settings.level_period_days)
+    spent = (select(OP.c.account_id, func.sum(OP.c.purchase).label("spent"))
+             .where(OP.c.site_id == program.site_id, OP.c.created_at >= start).group_by(OP.c.account_id).subquery())
+    rows = session.execute(select(A.c.id, A.c.level, func.coalesce(spent.c.spent, 0))
+                           .outerjoin(spent, spent.c.account_id == A.c.id).where(A.c.program_id == program.id))
+    moved = 0
+    for account_id, level, total in rows.all():
+        reached = rules.level_for(settings.levels, Decimal(repr(total) if isinstance(total, float) else total))
+        if (reached.code if reached else None) != level:
+            account = session.get(Account, account_id)
+            assert account is not None
+            moved += service.change_level(session, account=account, settings=settings,
+                                          new=reached.code if reached else None, ctx=SYSTEM, now=now)
+    _record(session, program, "levels", now, moved)
+    return moved
+
+
+def run_all(session: Session, *, now: datetime, every: timedelta = timedelta(0)) -> int:
+    """Every active program's expiry and warnings (each at most once per `every`) and level review (daily);
+    the work done."""
+    done = 0
+    for program in service.list_programs(session):
+        if program.active:
+            done += expire(session, program=program, now=now, every=every)
+            done += warn(session, program=program, now=now, every=every)
+            done += review_levels(session, program=program, now=now)
+    return done

@@ -1,0 +1,69 @@
+"""Loyalty in a running application: follows order events (accrual on completion, reversal and refund on cancel
+or return), runs expiry, burn warnings and the level review as a worker job, and gives triggers the
+`loyalty_points` action."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from retento.core.bus import Event
+from retento.core.changes import ActorType, ChangeContext, Source
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
+from retento.loyalty import events as ev, runs, service
+from retento.loyalty.schemas import Points
+from retento.triggers.actions import ActionContext, action
+
+if TYPE_CHECKING:
+    from retento.app import App
+
+
+def on_order_event(session: Session, event: Event) -> None:
+    """Bring the member's points in line with the order; the event id keys each change (a redelivery of the
+    event changes nothing)."""
+    if event.order_id is None:
+        return
+    ctx = ChangeContext(Source(event.source), ActorType(event.actor_type), event.actor_id, event.depth)
+    service.sync_order(session, order_id=event.order_id, ctx=ctx, now=event.occurred_at, key=f"event:{event.id}")
+
+
+class LoyaltyPoints(BaseModel):
+    """Credit or charge points on the customer's loyalty account (once per trigger firing)."""
+
+    model_config = ConfigDict(extra="forbid")
+    operation: str = Field(pattern=r"^(credit|charge)$")
+    amount: Points
+    reason: str = Field(min_length=1, max_length=500)
+    expires_in_days: int | None = Field(None, ge=1, le=3650, description="credit only")
+
+
+def _points(a: ActionContext, p: LoyaltyPoints) -> dict[str, Any]:
+    customer = a.need_customer()
+    account = service.account_of(a.session, site_id=customer.site_id, customer_id=customer.id)
+    if account is None:
+        raise DomainError.one("customer", "the customer is not a loyalty member")
+    common: dict[str, Any] = {"account_id": account.id, "amount": Decimal(p.amount), "reason": p.reason,
+                              "idempotency_key": f"trigger:{a.key}:{p.operation}", "ctx": a.ctx, "now": a.now}
+    if p.operation == "credit":
+        op = service.credit(a.session, expires_in_days=p.expires_in_days, **common)
+    else:
+        op = service.charge(a.session, **common)
+    return {"operation_id": op.id, "amount": str(op.amount)}
+
+
+LOYALTY_POINTS = action("loyalty_points", LoyaltyPoints, _points, changes=lambda p: ())  # see bootstrap.assemble
+
+
+def install(app: App) -> None:
+    app.bus.subscribe(ev.SUBSCRIBER, on_order_event, types=ev.ORDER_EVENTS)
+
+    def periodic() -> int:
+        with transaction(app.sessions) as s:
+            return runs.run_all(s, now=app.clock.now(), every=runs.EVERY)
+
+    app.worker.add_job("loyalty.runs", periodic)
+
