@@ -89,6 +89,8 @@ def test_the_debug_switch_from_the_command_line(app, cli_env):
     r = cli_env.invoke(cli, ["triggers", "debug", "big", "--minutes", "15"])
     assert r.exit_code == 0, r.output
     assert "logged until 2026-03-02 09:15 UTC" in r.output
+    r = cli_env.invoke(cli, ["triggers", "list", "--format", "json"])
+    assert r.exit_code == 0 and '"debug_until": "2026-03-02T09:15:00+00:00"' in r.output
     r = cli_env.invoke(cli, ["triggers", "debug", "big", "--minutes", "0"])
     assert r.exit_code == 0 and "debug log off" in r.output
     r = cli_env.invoke(cli, ["triggers", "debug", "nope"])

@@ -59,11 +59,15 @@ def apply(file: Annotated[Path, typer.Argument(help="YAML file: one trigger, a l
 def list_(fmt: FormatOption = Format.table) -> None:
     """List triggers."""
     a, transaction, service, _, _ = _ctx()
+    now = a.clock.now()
     with transaction(a.sessions) as s:
         rows = [{"id": t.id, "name": t.name, "active": t.active, "events": t.definition["events"],
-                 "delay": t.definition.get("delay"), "pending": t.pending} for t in service.list_triggers(s)]
+                 "delay": t.definition.get("delay"), "pending": t.pending,
+                 "debug_until": t.debug_until if t.debug_until and t.debug_until > now else None}
+                for t in service.list_triggers(s)]
     emit(fmt, Rows("triggers", [Col("id", kind="int"), Col("name"), Col("active", show=_yes), Col("events"),
-                                Col("delay", empty="-", show=json.dumps), Col("pending", kind="int")], rows))
+                                Col("delay", empty="-", show=json.dumps), Col("pending", kind="int"),
+                                Col("debug_until", "debug log until", kind="time", empty="-")], rows))
 
 
 def _yes(value: bool) -> str:
