@@ -83,6 +83,7 @@ def assemble() -> Parts:
     for name, command in (("import", imports_cli.import_app), ("demo", demo_cli.demo), ("triggers", triggers_cli.app),
                           ("tasks", tasks_cli.app), ("segments", segments_cli.segments_app), ("rfm", segments_cli.rfm),
                           ("cohorts", segments_cli.cohorts), ("report", messaging_cli.app),
+                          ("campaign", messaging_cli.campaign_app),
                           ("bounces", messaging_cli.bounces), ("apikey", apikeys_cli.app),
                           ("work", queues_cli.app), ("loyalty", loyalty_cli.app)):
         parts.commands.add(name, command)

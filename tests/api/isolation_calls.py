@@ -190,7 +190,11 @@ BODIES: dict[tuple[str, str], Bodies] = {
         Body({"cascade_id": b.cascade_id, "name": "Probe", "customer_ids": [a.customer_id]}, why="cascade"),
         Body({"cascade_id": a.cascade_id, "name": "Probe", "customer_ids": [a.customer_id, b.customer_id]},
              why="customers"),
-        Body({"cascade_id": a.cascade_id, "name": "Probe", "segment": b.static_segment_id}, why="segment")]),
+        Body({"cascade_id": a.cascade_id, "name": "Probe", "segment": b.static_segment_id}, why="segment"),
+        Body({"cascade_id": b.cascade_id, "name": "Probe", "everyone": True}, why="everyone of the other shop"),
+        Body({"cascade_id": b.cascade_id, "name": "Probe", "rules": {"tags": {"any": ["vip"]}}}, why="rules"),
+        Body({"cascade_id": a.cascade_id, "name": "Probe", "everyone": True}, expect=CLEAN,
+             why="everyone of my shop")]),
     ("POST", "/api/v1/messaging/devices"): lambda a, b, _: (None, [
         Body({"customer_id": b.customer_id, "token": "new-device-token-1"}, why="customer"),
         Body({"customer_id": a.customer_id, "token": b.extra["device_token"]}, expect=frozenset({409}),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import select
 
@@ -15,11 +15,13 @@ from retento.core import parsing
 from retento.core.db.transactions import transaction
 from retento.core.errors import FieldError, NotFound
 from retento.core.jsonable import jsonable
+from retento.core.rest.pagination import CursorParam, Limit, SiteParam, decode_cursor, page
 from retento.core.rest.problems import ERRORS, ProblemRoute, problem
 from retento.messaging import API_PATH, OLD_API_PATH, bounces, reports, service, statuses, tracking
 from retento.messaging.channels import twilio, vk, whatsapp
 from retento.messaging.models import Message
 from retento.messaging.schemas import CampaignIn, CascadeIn, DeviceIn, PolicyIn, PriceIn, StartIn, TemplateIn
+from retento.sites.service import get_site
 
 # Management routes need an API key (`X-API-Key`) with these scopes; tracking links and provider webhooks
 # are public and carry their own signatures.
@@ -94,11 +96,34 @@ def post_start(cascade_id: int, data: StartIn, request: Request) -> Any:
         context=data.context, idempotency_key=data.idempotency_key), "id", "state", "due_at"))
 
 
+CampaignId = Annotated[int, Path(gt=0, le=2**31 - 1)]
+CAMPAIGN_OUT = ("id", "name", "status", "start_at", "members", "audience", "segment_id")
+
+
 @router.post("/campaigns", status_code=201, dependencies=WRITE,
-             summary="Send a cascade to a list of customers or a segment, now or at a time")
+             summary="Send a cascade to a list of customers, a segment, everyone or a rule tree, now or later")
 def post_campaign(data: CampaignIn, request: Request) -> Any:
-    return _tx(request, lambda s, now: _row(service.create_campaign(s, data=data, now=now),
-                                           "id", "name", "status", "start_at", "members", "segment_id"))
+    return _tx(request, lambda s, now: _row(service.create_campaign(s, data=data, now=now), *CAMPAIGN_OUT))
+
+
+@router.get("/campaigns", dependencies=READ, summary="Campaigns, oldest first, with their status",
+            description="Each with status (scheduled, running, finished), members, how many are still in the "
+                        "cascade and the cost so far. Page on with `cursor`.")
+def get_campaigns(request: Request, site: SiteParam = None, cursor: CursorParam = None, limit: Limit = 50) -> Any:
+    def run(s: Any, _now: Any) -> Any:
+        site_ids = [get_site(s, site).id] if site else None
+        rows, nxt = page(service.list_campaigns(s, site_ids=site_ids, after_id=decode_cursor(cursor),
+                                                limit=limit + 1), limit)
+        return {"items": reports.summaries(s, rows), "next_cursor": nxt}
+    return _tx(request, run)
+
+
+@router.get("/campaigns/{campaign_id}", dependencies=READ, summary="A campaign: status, progress, cost",
+            description="Status (scheduled, running, finished), audience, members, how many are still in the "
+                        "cascade, outcomes, and per step and channel: planned (not yet sent), sent, delivered, "
+                        "read, clicked, failed, uncertain and cost.")
+def get_campaign(campaign_id: CampaignId, request: Request) -> Any:
+    return _tx(request, lambda s, now: reports.campaign(s, campaign_id=campaign_id))
 
 
 @router.get("/campaigns/{campaign_id}/report", dependencies=READ, summary="Report of one campaign")

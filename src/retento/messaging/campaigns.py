@@ -23,8 +23,7 @@ from retento.core.changes import ChangeContext
 from retento.customers import service as customers
 from retento.messaging import cascade as cz, planner, policies, service
 from retento.messaging.events import CAMPAIGN_STARTED
-from retento.messaging.models import Campaign, CampaignMember, Cascade, Device, Message, Run
-from retento.segments import service as segments
+from retento.messaging.models import Campaign, Cascade, Device, Message, Run
 from retento.sites.models import Site
 
 GONE, CAPPED, UNREACHABLE = -2, -3, -4  # the first step's index, or why there is none
@@ -46,8 +45,7 @@ def start_due_campaigns(session: Session, *, now: datetime) -> int:
     total = 0
     for (campaign_id,) in work.locked(session, QUEUE, now=now, limit=1000):
         camp = session.get(Campaign, campaign_id)
-        audience = (segments.members_select(camp.segment_id) if camp.segment_id is not None else
-                    select(CampaignMember.customer_id).where(CampaignMember.campaign_id == camp.id))
+        audience = service.audience_select(session, camp, now=now)
         cascade = session.get(Cascade, camp.cascade_id)
         camp.members = _start(session, camp, cascade, audience.subquery("audience"), now)
         total += camp.members

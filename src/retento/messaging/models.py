@@ -85,8 +85,10 @@ class Campaign(Base):
     cascade_id: Mapped[int] = mapped_column(ForeignKey("msg_cascades.id"))
     name: Mapped[str] = mapped_column(String(128))
     message_class: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16))  # scheduled | running
+    status: Mapped[str] = mapped_column(String(16))  # scheduled | running (finished: no run waiting, see reports)
+    audience: Mapped[str] = mapped_column(String(16), server_default=text("'ids'"))  # ids segment everyone rules
     segment_id: Mapped[int | None] = mapped_column(Integer)  # audience: the segment's members at start time
+    rules: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # audience: who matches it at start time
     start_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     members: Mapped[int] = mapped_column(Integer)  # list size; for a segment, its size when started

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from retento.app import from_session
 from retento.messaging import service
 from retento.messaging.channels import capabilities
-from retento.messaging.models import Message, Run
+from retento.messaging.models import SENDING, Campaign, Message, Run
 from retento.sites.models import Site
 
 CENT = Decimal("0.01")
@@ -27,6 +27,7 @@ class Line:
     step: int | None
     channel: str
     messages: int
+    planned: int  # written, not yet handed to the provider (queued, or a worker is on it)
     sent: int
     delivered: int | None  # None: the channel does not report it ("not reported")
     read: int | None
@@ -42,7 +43,7 @@ def _line(step: int | None, channel: str, row: dict, caps: dict[str, tuple[bool,
     reports_delivered, reports_read = caps.get(channel, (True, True))
     read = row["read"] if reports_read else None
     cost = _money(row["cost"])
-    return Line(step=step, channel=channel, messages=row["messages"], sent=row["sent"],
+    return Line(step=step, channel=channel, messages=row["messages"], planned=row["planned"], sent=row["sent"],
                 delivered=row["delivered"] if reports_delivered else None, read=read, clicked=row["clicked"],
                 failed=row["failed"], uncertain=row["uncertain"], cost=cost,
                 read_rate=round(read / row["sent"], 4) if read is not None and row["sent"] else None,
@@ -53,7 +54,9 @@ def report(session: Session, *, cascade_id: int, campaign_id: int | None = None)
     cascade = service.get_cascade(session, cascade_id)
     site = session.get(Site, cascade.site_id)
     m = Message
-    cols = (func.count().label("messages"), func.count(m.sent_at).label("sent"),
+    cols = (func.count().label("messages"),
+            func.count(case((m.status.in_(("queued", *SENDING)), 1))).label("planned"),
+            func.count(m.sent_at).label("sent"),
             func.count(m.delivered_at).label("delivered"), func.count(m.read_at).label("read"),
             func.count(m.clicked_at).label("clicked"), func.count(m.failed_at).label("failed"),
             func.count(case((m.status == "uncertain", 1))).label("uncertain"),
@@ -84,3 +87,41 @@ def report(session: Session, *, cascade_id: int, campaign_id: int | None = None)
         "most_expensive_channel": top, "baseline_cost": baseline,
         "gross_saving": baseline - top_cost, "net_saving": baseline - total,
     }
+
+
+CAMPAIGN_FIELDS = ("id", "name", "cascade_id", "message_class", "audience", "segment_id", "rules", "start_at",
+                   "started_at", "created_at")
+
+
+def status(camp: Campaign, in_progress: int) -> str:
+    """scheduled (not started), running (some member is still in the cascade) or finished."""
+    return "scheduled" if camp.status == "scheduled" else "running" if in_progress else "finished"
+
+
+def campaign(session: Session, *, campaign_id: int) -> dict:
+    """A campaign with its status and progress: members, how many are still in the cascade, the outcomes, and
+    per step and channel what was planned, sent, delivered, read, failed or is uncertain, with the cost."""
+    camp = service.get_campaign(session, campaign_id)
+    rep = report(session, cascade_id=camp.cascade_id, campaign_id=camp.id)
+    in_progress = rep["outcomes"].get("in_progress", 0)
+    return {**{f: getattr(camp, f) for f in CAMPAIGN_FIELDS}, "site": session.get(Site, camp.site_id).code,
+            "status": status(camp, in_progress), "members": camp.members,
+            "in_progress": in_progress, "outcomes": rep["outcomes"], "progress": rep["steps"],
+            "total_cost": rep["total_cost"], "currency": rep["currency"]}
+
+
+def summaries(session: Session, rows: list[Campaign]) -> list[dict]:
+    """Campaigns each with its status, members, how many are still in the cascade and what was spent so far."""
+    ids = [c.id for c in rows]
+    if not ids:
+        return []
+    waiting = dict(session.execute(select(Run.campaign_id, func.count()).where(
+        Run.campaign_id.in_(ids), Run.state == "waiting").group_by(Run.campaign_id)).all())
+    spent = session.execute(
+        select(Message.campaign_id, Message.currency, func.sum(Message.cost)).where(  # by the reports' index
+            or_(*(and_(Message.cascade_id == c.cascade_id, Message.campaign_id == c.id) for c in rows)),
+            Message.sent_at.is_not(None)).group_by(Message.campaign_id, Message.currency)).all()
+    codes = dict(session.execute(select(Site.id, Site.code).where(Site.id.in_({c.site_id for c in rows}))).all())
+    return [{**{f: getattr(c, f) for f in CAMPAIGN_FIELDS}, "site": codes[c.site_id],
+             "status": status(c, waiting.get(c.id, 0)), "members": c.members, "in_progress": waiting.get(c.id, 0),
+             "cost": {cur: _money(v) for cid, cur, v in spent if cid == c.id}} for c in rows]

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from retento.core import limits
 from retento.core.dates import AwareDatetime
 from retento.core.money import check_currency
+from retento.core.parsing import Flag
 from retento.customers.schemas import Channel
 
 
@@ -91,11 +92,17 @@ class CascadeIn(_In):
 
 
 class CampaignIn(_In):
+    """The audience is exactly one of: `customer_ids`, `segment`, `everyone: true` (every customer of the
+    cascade's site) or `rules` (a segment rule tree: who matches it when the campaign starts)."""
+
     cascade_id: int = Field(gt=0)
     name: str = Field(min_length=1, max_length=128)
     customer_ids: list[int] | None = Field(None, min_length=1, max_length=5_000_000)
     segment: int | Annotated[str, Field(max_length=64)] | None = Field(
         None, description="Segment id or code: its members at start time")
+    everyone: Flag | None = Field(None, description="true: every customer of the site at start time")
+    rules: Annotated[dict[str, Any], AfterValidator(limits.json_size())] | None = Field(
+        None, description="A segment rule tree (docs/segments.md): the customers matching it at start time")
     start_at: AwareDatetime | None = None  # default: now
     message_class: MessageClass = MessageClass.MARKETING
 
@@ -104,11 +111,23 @@ class CampaignIn(_In):
     def _unique(cls, v: list[int] | None) -> list[int] | None:
         return None if v is None else list(dict.fromkeys(v))
 
+    @field_validator("everyone")
+    @classmethod
+    def _true(cls, v: bool | None) -> bool | None:
+        if v is False:
+            raise ValueError("give true, or leave it out")
+        return v
+
     @model_validator(mode="after")
     def _audience(self) -> CampaignIn:
-        if (self.customer_ids is None) == (self.segment is None):
-            raise ValueError("give exactly one of customer_ids and segment")
+        if sum(v is not None for v in (self.customer_ids, self.segment, self.everyone, self.rules)) != 1:
+            raise ValueError("give exactly one of customer_ids, segment, everyone and rules")
         return self
+
+    @property
+    def audience(self) -> str:
+        return ("ids" if self.customer_ids is not None else "segment" if self.segment is not None else
+                "everyone" if self.everyone else "rules")
 
 
 class StartIn(_In):

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from retento.core import scoping
@@ -147,20 +147,22 @@ def steps_of(cascade: Cascade) -> list[Step]:
 
 
 def create_campaign(session: Session, *, data: CampaignIn, now: datetime) -> Campaign:
-    """A cascade for a list of customers or a segment, now or at `start_at`; runs are created when it starts
-    (for a segment: for its members at that moment)."""
+    """A cascade for a list of customers, a segment, everyone of the site or whoever matches a rule tree, now
+    or at `start_at`; runs are created when it starts (for all but a list: for who is in it at that moment)."""
     cascade = get_cascade(session, data.cascade_id)
     wanted = data.customer_ids or []
     segment_id = None
     if data.segment is not None:
         segment_id = segments.find(session, site_id=cascade.site_id, ref=data.segment).id
+    if data.rules is not None:  # refused now, naming the bad part, rather than when it starts
+        segments.matching_select(session, site_id=cascade.site_id, raw_rules=data.rules, now=now)
     found = customers.site_of(session, customer_ids=wanted)
     if missing := [c for c in wanted if found.get(c) != cascade.site_id]:
         raise NotFound("customer_ids", f"{len(missing)} customers not found on the cascade's site, "
                        f"e.g. {missing[0]}")
-    row = Campaign(site_id=cascade.site_id, cascade_id=cascade.id, name=data.name, segment_id=segment_id,
-                   message_class=data.message_class.value, status="scheduled", start_at=data.start_at or now,
-                   members=len(wanted), created_at=now)
+    row = Campaign(site_id=cascade.site_id, cascade_id=cascade.id, name=data.name, audience=data.audience,
+                   segment_id=segment_id, rules=data.rules, message_class=data.message_class.value,
+                   status="scheduled", start_at=data.start_at or now, members=len(wanted), created_at=now)
     session.add(row)
     session.flush()
     for i in range(0, len(wanted), 10000):
@@ -169,8 +171,25 @@ def create_campaign(session: Session, *, data: CampaignIn, now: datetime) -> Cam
     return row
 
 
+def audience_select(session: Session, camp: Campaign, *, now: datetime) -> Select:
+    """The campaign's members as `customer_id`, to use inside the statements that start it."""
+    if camp.audience == "segment":
+        return segments.members_select(camp.segment_id)
+    if camp.audience in ("everyone", "rules"):
+        q = segments.matching_select(session, site_id=camp.site_id, raw_rules=camp.rules, now=now).subquery()
+        return select(q.c.id.label("customer_id"))
+    return select(CampaignMember.customer_id).where(CampaignMember.campaign_id == camp.id)
+
+
 def get_campaign(session: Session, campaign_id: int) -> Campaign:
     return _get(session, Campaign, campaign_id, "campaign_id")
+
+
+def list_campaigns(session: Session, *, site_ids: list[int] | None, after_id: int = 0, limit: int = 50
+                   ) -> list[Campaign]:
+    """Oldest first, of `site_ids` if given (else of every site the session may see)."""
+    q = select(Campaign).where(Campaign.id > after_id).order_by(Campaign.id).limit(limit)
+    return list(session.scalars(q.where(Campaign.site_id.in_(site_ids)) if site_ids is not None else q))
 
 
 def start_cascade(

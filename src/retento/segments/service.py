@@ -254,6 +254,14 @@ def members_select(segment_id: int) -> Select:
     return select(M.c.customer_id).where(M.c.segment_id == segment_id)
 
 
+def matching_select(session: Session, *, site_id: int, raw_rules: dict[str, Any] | None, now: datetime,
+                    field: str = "rules") -> Select:
+    """The ids (`id`) of the site's customers who match a rule tree now (every customer of the site for None),
+    to use inside another statement; a tree that does not parse is refused naming its place under `field`."""
+    node = None if raw_rules is None else rules.parse(raw_rules, rule_types(session), path=field)
+    return members_query(node, context(session, site_id, now))
+
+
 def member_ids(session: Session, *, segment: Segment, limit: int = 100, offset: int = 0) -> list[int]:
     return list(session.scalars(select(M.c.customer_id).where(M.c.segment_id == segment.id)
                                 .order_by(M.c.customer_id).limit(limit).offset(offset)))
