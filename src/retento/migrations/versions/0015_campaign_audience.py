@@ -1,15 +1,15 @@
 """messaging: a campaign's audience kind (ids, segment, everyone, rules) and its rule tree
 
-Revision ID: 0014_campaign_audience
-Revises: 0013_trigger_debug
+Revision ID: 0015_campaign_audience
+Revises: 0014_loyalty
 Create Date: 2026-12-04
 """
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0014_campaign_audience'
-down_revision = '0013_trigger_debug'
+revision = '0015_campaign_audience'
+down_revision = '0014_loyalty'
 branch_labels = None
 depends_on = None
 
