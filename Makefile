@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow test-fuzz install migrate demo clean
+.PHONY: run test test-slow test-fuzz install migrate demo clean vendor translations browser
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,7 +26,14 @@ demo: migrate
 run: demo
 	$(BIN)/retento run
 
-test: install
+# the console's browser tests drive Debian's chromium (never a downloaded browser build): install it when missing
+# and root; otherwise tests/console fail saying what to install
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) \
+	  || echo "chromium is missing: install it (apt-get install chromium) for the console's browser tests"; }
+
+test: install browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -37,6 +44,19 @@ test-slow: install
 # nightly-size schemathesis over both OpenAPI documents (make test runs the bounded size of the same tests)
 test-fuzz: install
 	$(BIN)/python -m pytest -m fuzz tests/api/test_openapi_fuzz.py $(PYTEST_ARGS)
+
+# refresh the console's vendored browser assets from npm (pinned in the script; needs npm, `make run` does not)
+vendor:
+	scripts/vendor-assets.sh
+
+# the console's catalogs: extract the English strings, merge them into each language's .po, compile the .mo files
+# (committed, so installing needs no build step)
+LOCALES := src/retento/console/locale
+translations: install
+	$(BIN)/pybabel extract -F src/retento/console/babel.cfg -k N_ --no-location --sort-output --omit-header \
+	  -o $(LOCALES)/messages.pot .
+	$(BIN)/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel compile -d $(LOCALES) --statistics
 
 clean:
 	rm -rf $(VENV) retento.db retento.db-wal retento.db-shm

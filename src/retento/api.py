@@ -8,10 +8,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
 
 from retento import __version__
 from retento.app import App
+from retento.console import routes as console
 from retento.core.db.engine import read_sessions
 from retento.core.db.transactions import transaction
 from retento.core.limits import BodyLimit
@@ -50,16 +50,6 @@ def create_app(app: App, *, with_worker: bool = False) -> FastAPI:
     api.state.app = app
     api.add_middleware(BodyLimit, limit=app.settings.api_max_body_bytes)
 
-    @api.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home() -> str:
-        return (
-            "<!doctype html><html lang=en><meta charset=utf-8><title>Retento</title>"
-            "<h1>Retento</h1><p>CRM-marketing engine for online retailers / "
-            "CRM-маркетинг для интернет-магазинов.</p>"
-            '<ul><li><a href="/api/docs">API documentation</a></li>'
-            '<li><a href="/api/health">Health</a></li></ul></html>'
-        )
-
     @api.get("/api/health", tags=["system"], summary="Liveness and database check, and deferred work that waits "
              "for what no worker here can do (`warnings`, e.g. a channel without settings)")
     def health() -> dict[str, Any]:
@@ -69,5 +59,6 @@ def create_app(app: App, *, with_worker: bool = False) -> FastAPI:
 
     for router in app.parts.routers.values():
         api.include_router(router)
+    console.install(api, app)  # the web console at / (its pages: app.parts.console_pages)
     routing.install(api, no_route=no_route)
     return api

@@ -45,6 +45,7 @@ class Parts:
     channel_adapters: Registry[ChannelAdapter] = field(default_factory=lambda: Registry("channel adapter"))
     segment_rules: Registry[LeafType] = field(default_factory=lambda: Registry("segment rule type"))
     routers: Registry[Any] = field(default_factory=lambda: Registry("API router"))  # fastapi.APIRouter
+    console_pages: Registry[Any] = field(default_factory=lambda: Registry("console page"))  # console.web.Page
     commands: Registry[Any] = field(default_factory=lambda: Registry("CLI command"))  # a typer.Typer or a function
     installs: Registry[Install] = field(default_factory=lambda: Registry("install"))
 

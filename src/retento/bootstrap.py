@@ -14,6 +14,12 @@ from retento.apikeys import cli as apikeys_cli, service as apikeys
 from retento.app import App, Parts
 from retento.catalog import api as catalog_api
 from retento.compat import api as compat_api, upload as compat_upload
+from retento.console.pages import (
+    account as console_account,
+    admin as console_admin,
+    customers as console_customers,
+    dashboard as console_dashboard,
+)
 from retento.core import http, ssrf
 from retento.core.bus import Bus
 from retento.core.clock import Clock, FrozenClock, SystemClock
@@ -55,6 +61,7 @@ from retento.triggers import (
     events as trigger_events,
     wiring as triggers,
 )
+from retento.users import cli as users_cli, service as users
 from retento.webhooks import api as webhooks_api, service as webhooks
 
 __all__ = ["App", "Parts", "assemble", "bootstrap"]
@@ -85,12 +92,16 @@ def assemble() -> Parts:
                           ("cohorts", segments_cli.cohorts), ("report", messaging_cli.app),
                           ("campaign", messaging_cli.campaign_app),
                           ("bounces", messaging_cli.bounces), ("apikey", apikeys_cli.app),
-                          ("work", queues_cli.app), ("loyalty", loyalty_cli.app)):
+                          ("work", queues_cli.app), ("loyalty", loyalty_cli.app), ("user", users_cli.app)):
         parts.commands.add(name, command)
+    # The web console's pages (console.web.Page: routes and a navigation entry); docs/console.md: adding a page
+    for name, module in (("account", console_account), ("dashboard", console_dashboard),
+                         ("customers", console_customers), ("admin", console_admin)):
+        parts.console_pages.add(name, module.PAGE)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
     for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", triggers.install),
                           ("segments", segments.install), ("messaging", messaging.install),
-                          ("loyalty", loyalty.install)):
+                          ("loyalty", loyalty.install), ("users", users.install)):
         parts.installs.add(name, install)
     return parts
 

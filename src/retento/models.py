@@ -12,6 +12,7 @@ from retento.orders import models as orders  # noqa: F401
 from retento.sites import models as sites  # noqa: F401
 from retento.tasks import models as tasks  # noqa: F401
 from retento.triggers import models as triggers  # noqa: F401
+from retento.users import models as users  # noqa: F401
 from retento.webhooks import models as webhooks  # noqa: F401
 
 metadata = Base.metadata

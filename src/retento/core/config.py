@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     trigger_max_depth: int = Field(
         5, ge=1, le=100, description="Longest chain of trigger-caused changes; deeper events are not reacted to"
     )
+    console_session_hours: float = Field(12.0, gt=0, description="How long a console sign-in lasts")
+    console_password_time_cost: int = Field(3, ge=1, description="Argon2id passes over memory per password hash")
+    console_password_memory_kib: int = Field(
+        65536, ge=8, description="Argon2id memory per password hash, KiB (tests lower it; keep the default in use)")
+    console_secure_cookies: bool = Field(
+        False, description="Mark console cookies Secure (set when the console is served over HTTPS)")
     trigger_timer_batch: int = Field(500, gt=0, description="Due delayed trigger runs a worker claims per transaction")
 
     @field_validator("outgoing_allow")

@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, literal_column, null, select, union_all
+from sqlalchemy import Connection, bindparam, func, literal_column, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from retento import batch
@@ -29,7 +29,10 @@ def count_customers(session: Session, **filters: Any) -> int:
 def _filtered(q: Any, *, site_ids: list[int] | None = None, email: str | None = None, phone: str | None = None,
               tag: str | None = None, external_id: str | None = None, created_from: datetime | None = None,
               created_to: datetime | None = None, ids: list[int] | None = None,
-              external_ids: list[str] | None = None, tags: list[str] | None = None) -> Any:
+              external_ids: list[str] | None = None, tags: list[str] | None = None,
+              search: str | None = None) -> Any:
+    if search:
+        q = q.where(_search(search.strip()))
     if ids is not None:
         q = q.where(Customer.id.in_(ids))
     if external_ids is not None:
@@ -51,6 +54,19 @@ def _filtered(q: Any, *, site_ids: list[int] | None = None, email: str | None = 
     if created_to is not None:
         q = q.where(Customer.created_at < created_to)
     return q
+
+
+def _search(text: str) -> Any:
+    """What a person types to find a customer: an email, a phone number (digits, any punctuation), an external
+    id, or the start of a last or first name."""
+    if "@" in text:
+        return Customer.email == text.lower()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if digits and len(digits) >= 7 and all(ch.isdigit() or ch in "+-() " for ch in text):
+        return or_(Customer.phone == "+" + digits, Customer.external_id == text)
+    prefix = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return or_(Customer.external_id == text, Customer.last_name.like(prefix, escape="\\"),
+               Customer.first_name.like(prefix, escape="\\"))
 
 
 _IDS = bindparam("ids", expanding=True)

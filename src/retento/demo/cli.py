@@ -20,6 +20,7 @@ from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
 from retento.demo.generator import generate
 from retento.demo.service import has_customers, load
+from retento.users import service as users
 
 console = Console()
 err = Console(stderr=True)
@@ -34,6 +35,11 @@ def demo(
     """Load a realistic demo shop: three sites, goods and services, customers, orders with their histories."""
     app = open_app(log=False)
     try:
+        with transaction(app.sessions) as s:
+            admin = users.demo_admin(s, now=app.clock.now())
+        if admin is not None:
+            console.print(f"console admin created, shown once / администратор консоли (пароль показан один раз): "
+                          f"email {admin[0].email} password {admin[1]}", highlight=False, soft_wrap=True)
         with transaction(app.sessions) as s:
             if if_empty and has_customers(s):
                 console.print("the database already has customers: demo shop not loaded")

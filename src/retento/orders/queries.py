@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from retento.orders.models import Order, OrderItem, Status, StatusGroup
@@ -71,3 +73,17 @@ def statuses(session: Session) -> list[Status]:
 
 def status_groups(session: Session) -> list[StatusGroup]:
     return list(session.scalars(select(StatusGroup).order_by(StatusGroup.ordering, StatusGroup.code)))
+
+
+def totals_by_period(session: Session, *, bounds: Sequence[datetime]) -> list[tuple[int, str, int, Decimal]]:
+    """Orders and their total per period and currency, cancelled orders left out: (period, currency, orders,
+    total) where period i runs from bounds[i] to bounds[i + 1] (so periods may be months in any time zone).
+    One statement over the orders created in the whole span, in either database."""
+    if len(bounds) < 2:
+        return []
+    period = case(*((Order.created_at < b, i) for i, b in enumerate(bounds[1:])))
+    cancelled = select(Status.code).where(Status.group_code == "cancel")
+    q = (select(period, Order.currency, func.count(Order.id), func.coalesce(func.sum(Order.total), 0))
+         .where(Order.created_at >= bounds[0], Order.created_at < bounds[-1], Order.status.not_in(cancelled))
+         .group_by(period, Order.currency).order_by(period, Order.currency))
+    return [(int(p), cur, int(n), Decimal(total)) for p, cur, n, total in session.execute(q)]

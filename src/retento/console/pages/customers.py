@@ -1,0 +1,102 @@
+"""Customers: the list (keyset pages, search, filters), a customer's profile (contacts, consent, tags, RFM,
+orders, history with the source of each change; tags edited through the customers service, recorded as the
+user's change) and an order's page."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from retento.console import web
+from retento.console.web import Viewer, app_of, reading, render, signed_in
+from retento.core.changes import ActorType, ChangeContext, Source
+from retento.core.db.transactions import transaction
+from retento.core.errors import DomainError
+from retento.customers import queries as customer_queries, service as customers
+from retento.history import service as history
+from retento.orders import queries as order_queries, service as orders
+from retento.segments import analytics
+from retento.sites import service as sites
+
+router = web.router()
+PAGE = web.Page(router, nav="Customers", path="/customers", order=10)
+PAGE_SIZE = 50
+
+
+def as_user(viewer: Viewer) -> ChangeContext:
+    """Changes made in the console: source `user`, the signed-in user as the actor."""
+    return ChangeContext(Source.USER, ActorType.USER, str(viewer.user_id))
+
+
+@router.get("/customers")
+def customer_list(request: Request, viewer: Annotated[Viewer, Depends(signed_in)],
+                  q: Annotated[str, Query(max_length=255)] = "", site: str = "", tag: str = "",
+                  after: Annotated[int, Query(ge=0)] = 0) -> Response:
+    filters: dict[str, Any] = {"search": q or None, "tag": tag or None}
+    with transaction(reading(request)) as s:
+        visible = sites.list_sites(s)
+        if site:
+            filters["site_ids"] = [sites.get_site(s, site).id]
+        rows = customer_queries.list_customers(s, after_id=after, limit=PAGE_SIZE + 1, **filters)
+    codes = {x.id: x for x in visible}
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    context = {"customers": rows, "sites": codes, "q": q, "site": site, "tag": tag, "after": after,
+               "next_after": rows[-1].id if more else None}
+    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "results":
+        return render(request, "customers/_results.html", **context)
+    return render(request, "customers/list.html", **context)
+
+
+@router.get("/customers/{customer_id}")
+def profile(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], customer_id: int,
+            saved: bool = False) -> Response:
+    with transaction(reading(request)) as s:
+        context = _profile(s, customer_id)
+    return render(request, "customers/profile.html", saved=saved, **context)
+
+
+def _profile(s: Any, customer_id: int) -> dict[str, Any]:
+    customer = customers.get(s, customer_id)
+    snap = customers.snapshot(s, customer)
+    site = next(x for x in sites.list_sites(s) if x.id == customer.site_id)
+    return {"customer": customer, "snap": snap, "site": site,
+            "scores": analytics.customer_scores(s, customer_id=customer_id),
+            "orders": order_queries.list_orders(s, customer_id=customer_id, limit=100),
+            "history": history.since(s, entity="customer", entity_id=customer_id, limit=200),
+            "statuses": {x.code: x for x in order_queries.statuses(s)}}
+
+
+@router.post("/customers/{customer_id}/tags")
+def edit_tags(request: Request, viewer: Annotated[Viewer, Depends(web.may_change("operations"))],
+              customer_id: int, tags: Annotated[str, Form()] = "") -> Response:
+    """Replace the customer's tags (comma-separated) through the customers service."""
+    wanted = sorted({t.strip() for t in tags.split(",") if t.strip()})
+    app = app_of(request)
+    try:
+        with transaction(app.sessions) as s:
+            data = customers.parse_edit(s, {"tags": wanted}, site_id=customers.get(s, customer_id).site_id)
+            customers.edit(s, customer=customers.get(s, customer_id), data=data, ctx=as_user(viewer),
+                           now=app.clock.now())
+    except DomainError as exc:
+        if exc.status == 404:
+            raise
+        with transaction(reading(request)) as s:
+            context = _profile(s, customer_id)
+        return render(request, "customers/profile.html", status=400, errors=web.field_errors(exc), **context)
+    return RedirectResponse(f"/customers/{customer_id}?saved=1", status_code=303)
+
+
+@router.get("/orders/{order_id}")
+def order(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], order_id: int) -> Response:
+    with transaction(reading(request)) as s:
+        row = orders.get(s, order_id)
+        site = next(x for x in sites.list_sites(s) if x.id == row.site_id)
+        snap = order_queries.snapshots(s, [row], {site.id: site.code})[0]
+        context = {"order": row, "snap": snap, "site": site,
+                   "statuses": {x.code: x for x in order_queries.statuses(s)},
+                   "history": history.since(s, entity="order", entity_id=order_id, limit=200)}
+    return render(request, "customers/order.html", **context)
+

@@ -1,0 +1,80 @@
+"""The browser tests' world: one demo-sized shop in a SQLite file, the console served by uvicorn in a thread, and
+Debian's chromium driven by Playwright (never a downloaded browser: `make test` / `.ci/run` install chromium)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from retento.api import create_app
+from retento.bootstrap import App, bootstrap
+from retento.core.changes import ChangeContext
+from retento.core.clock import FrozenClock
+from retento.core.config import Settings
+from retento.core.db.transactions import transaction
+from retento.customers import service as customers
+from retento.customers.schemas import CustomerCreate
+from retento.demo.generator import generate
+from retento.demo.service import load
+from tests.console.conftest import add_user
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+XSS = "<script>alert(1)</script>"
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)
+    if path is None:
+        pytest.fail("the console's browser tests need Debian's chromium: apt-get install chromium "
+                    "(`make test` does it when run as root)", pytrace=False)
+    return path
+
+
+def shop_app(template: Path, directory: Path) -> App:
+    path = directory / "console.db"
+    shutil.copy(template, path)
+    app = bootstrap(Settings(database_url=f"sqlite:///{path}", console_password_time_cost=1,
+                             console_password_memory_kib=64), clock=FrozenClock("2026-03-02T09:00:00+00:00"))
+    now = app.clock.now()
+    load(app.sessions, shop=generate(seed=3, customers=120, orders=500, now=now), now=now)
+    with transaction(app.sessions) as s:
+        customers.create(s, data=CustomerCreate(site="uyut", first_name=XSS, last_name=XSS, tags=["xss"]),
+                         ctx=ChangeContext.system(), now=now)
+    for role in ("admin", "marketer", "operator", "viewer"):
+        add_user(app, f"{role}@example.com", role)
+    add_user(app, "ru@example.com", "admin", locale="ru")
+    return app
+
+
+class Server:
+    """The console served by uvicorn on a free loopback port, in a thread of the test process."""
+
+    def __init__(self, app: App) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=self.port,
+                                                     log_level="warning", lifespan="on"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def start(self) -> Server:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the console server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
