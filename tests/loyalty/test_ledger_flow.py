@@ -73,17 +73,20 @@ def test_charge_takes_the_oldest_lots_first_and_expiry_burns_the_rest(shop):
     charge(shop, account_id, "120", "x")
     lots = {lot.expires_at - lot.active_from: lot.left for lot in account(shop, account_id).lots}
     assert lots == {timedelta(days=5): 0, timedelta(days=10): 80, timedelta(days=30): 100}
+    with transaction(shop.sessions) as s:  # the second lot was credited within 7 days of burning: spent already
+        assert runs.warn(s, program=service.get_program(s, "shop"), now=shop.clock.now()) == 0
     shop.clock.advance(days=3)  # the first lot burns in 7 days from now
+    credit(shop, account_id, "5", "d", expires_in_days=2)  # credited within the horizon
     with transaction(shop.sessions) as s:
         assert runs.warn(s, program=service.get_program(s, "shop"), now=shop.clock.now()) == 1
-    assert events(shop, ev.WILL_BURN)[0]["amount"] == "80.00"
+    assert [(e["amount"], e["days"]) for e in events(shop, ev.WILL_BURN)] == [("85.00", 7)]
     shop.clock.advance(days=7)
     with transaction(shop.sessions) as s:
         assert runs.run_all(s, now=shop.clock.now()) >= 1
         assert runs.run_all(s, now=shop.clock.now()) == 0  # nothing more to burn
     out = account(shop, account_id)
     assert out.balance == Decimal(100)
-    assert [(o.kind, o.amount) for o in operations(shop, account_id)][-1] == ("expiry", Decimal("-80.00"))
+    assert [(o.kind, o.amount) for o in operations(shop, account_id)][-1] == ("expiry", Decimal("-85.00"))
 
 
 def test_a_completed_order_earns_pending_points_and_a_cancel_takes_them_back(shop):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from sqlalchemy import String, and_, func, insert, literal, select
+from sqlalchemy import String, and_, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from retento.core import bus
@@ -78,9 +78,12 @@ def warn(session: Session, *, program: Program, now: datetime, every: timedelta 
     rows = []
     for days in settings.warn_days:
         ahead = timedelta(days=days)
+        # a lot enters the horizon when its burn time comes within `days`, or when it is credited within it
+        entered = or_(and_(L.c.expires_at > since + ahead, L.c.expires_at <= now + ahead),
+                      and_(L.c.created_at > since, L.c.created_at <= now, L.c.expires_at <= since + ahead,
+                           L.c.expires_at > now))
         lots = (select(L.c.account_id, L.c.expires_at, _left())
-                .where(L.c.site_id == program.site_id, L.c.expires_at > since + ahead, L.c.expires_at <= now + ahead,
-                       L.c.active_from <= L.c.expires_at).subquery())
+                .where(L.c.site_id == program.site_id, entered).subquery())
         q = (select(A.c.id, A.c.customer_id, func.sum(lots.c.left), func.min(lots.c.expires_at))
              .join(lots, lots.c.account_id == A.c.id).where(lots.c.left > 0, A.c.status == service.ACTIVE)
              .group_by(A.c.id, A.c.customer_id).order_by(A.c.id))
