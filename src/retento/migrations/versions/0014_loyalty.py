@@ -1,7 +1,7 @@
 """loyalty: programs, accounts and the append-only points ledger (operations, lots, moves), runs
 
-Revision ID: 0015_loyalty
-Revises: 0014_campaign_audience
+Revision ID: 0014_loyalty
+Revises: 0013_trigger_debug
 Create Date: 2026-12-04
 """
 import sqlalchemy as sa
@@ -10,8 +10,8 @@ from sqlalchemy.dialects import postgresql
 
 import retento.core.db.types
 
-revision = '0015_loyalty'
-down_revision = '0014_campaign_audience'
+revision = '0014_loyalty'
+down_revision = '0013_trigger_debug'
 branch_labels = None
 depends_on = None
 
