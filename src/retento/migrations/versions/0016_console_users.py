@@ -1,7 +1,7 @@
 """console: users, their sessions and failed sign-ins
 
-Revision ID: 0015_console_users
-Revises: 0014_loyalty
+Revision ID: 0016_console_users
+Revises: 0015_campaign_audience
 Create Date: 2026-12-04
 """
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 from retento.core.db.types import JSONType, UTCDateTime
 
-revision = '0015_console_users'
-down_revision = '0014_loyalty'
+revision = '0016_console_users'
+down_revision = '0015_campaign_audience'
 branch_labels = None
 depends_on = None
 
