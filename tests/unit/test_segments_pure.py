@@ -52,6 +52,18 @@ def test_states_and_median_gap():
     assert cohorts.median_gap([[date(2026, 1, 1)]]) is None
 
 
+def test_months_and_the_provisional_month():
+    assert cohorts.parse_month("2026-02") == date(2026, 2, 1) == cohorts.parse_month("2026-02-17")
+    for bad in ("2026-13", "Feb 2026", "2026"):
+        with pytest.raises(ValueError, match="YYYY-MM"):
+            cohorts.parse_month(bad)
+    data = {1: [date(2026, 1, 10)]}
+    # observed during 31 January the month is not over; as of the end of 31 January it is; as of the 30th it is not
+    assert cohorts.lifecycle(data, threshold=30, today=date(2026, 1, 31)).months[0].provisional
+    assert not cohorts.lifecycle(data, threshold=30, today=date(2026, 1, 31), day_over=True).months[0].provisional
+    assert cohorts.lifecycle(data, threshold=30, today=date(2026, 1, 30), day_over=True).months[0].provisional
+
+
 @pytest.mark.parametrize(("tree", "value"), [
     ({"orders": {"metric": "count", "op": "gte", "value": 2}}, False),
     ({"orders": {"metric": "count", "op": "lt", "value": 2}}, True),

@@ -330,7 +330,7 @@ def cohort_report(session: Session, *, site: str, now: datetime, as_of: date | N
                 gap if gap is not None else service.DEFAULT_THRESHOLD_DAYS,
                 "override": override, "computed_median_days": gap}
     today = as_of or now.date()
-    report = cohorts.lifecycle(data, threshold=info["threshold_days"], today=today)
+    report = cohorts.lifecycle(data, threshold=info["threshold_days"], today=today, day_over=as_of is not None)
     by_month: dict[date, list[dict[str, Any]]] = defaultdict(list)
     for i in list_initiatives(session, site_id=site_row.id):
         by_month[i["started_at"].date().replace(day=1)].append(i)

@@ -111,15 +111,20 @@ class Report:
     cohorts: list[Cohort]
 
 
-def lifecycle(purchases: Mapping[int, Sequence[date]], *, threshold: float, today: date) -> Report:
-    """Monthly states, migrations, the four figures and acquisition cohorts from each customer's order dates."""
+def lifecycle(purchases: Mapping[int, Sequence[date]], *, threshold: float, today: date, day_over: bool = False
+              ) -> Report:
+    """Monthly states, migrations, the four figures and acquisition cohorts from each customer's order dates,
+    observed at the end of `today`. `day_over`: that day is over (a report as of a past date), so a month that ends
+    on it is complete; otherwise the month of `today` is provisional."""
     firsts = [min(days) for days in purchases.values() if days]
     if not firsts:
         return Report(threshold, [], [])
     months = months_between(min(firsts), today)
     ends = [min(next_month(m) - timedelta(days=1), today) for m in months]
     index = {m: i for i, m in enumerate(months)}
-    table = [Month(m, provisional=ends[i] >= today) for i, m in enumerate(months)]
+    last_days = [next_month(m) - timedelta(days=1) for m in months]
+    table = [Month(m, provisional=last > today or (last == today and not day_over)) for m, last in zip(
+        months, last_days, strict=True)]
     cohorts = {m: Cohort(m) for m in months}
     for days in purchases.values():
         if not days:
