@@ -13,6 +13,8 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'
+	-git config merge.po.driver '$(BIN)/python scripts/po-merge.py %O %A %B' 2>/dev/null
+	-git config merge.mo.driver true 2>/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)
