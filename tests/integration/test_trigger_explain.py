@@ -223,6 +223,8 @@ def test_explain_refuses_what_it_cannot_answer(app, http):
     assert none.status_code == both.status_code == 400
     assert "exactly one of order, customer or event" in none.text
     assert http.get(f"/api/v1/triggers/{tid}/explain", params={"order": 999}).status_code == 404
+    huge = http.get(f"/api/v1/triggers/{tid}/explain", params={"event": 2**64})
+    assert huge.status_code in (400, 422) and "event" in huge.text
     with transaction(app.sessions) as s:
         _, raw = apikeys.create(s, name="shop only", scopes="triggers:manage", sites=["shop"], now=app.clock.now())
     with transaction(app.sessions) as s:

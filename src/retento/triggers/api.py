@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from retento.apikeys.api import require
 from retento.app import App
-from retento.core import limits
+from retento.core import limits, parsing
 from retento.core.db.transactions import transaction
 from retento.core.rest.problems import ERRORS, ProblemRoute
 from retento.routes import app_of
@@ -31,6 +31,7 @@ router = APIRouter(prefix="/api/v1", tags=["triggers"], route_class=ProblemRoute
                    dependencies=[Depends(require("triggers:manage"))])
 AppDep = Annotated[App, Depends(app_of)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
+EntityId = Annotated[int | None, Query(ge=1, le=parsing.INT64_MAX)]
 
 
 class TemplateIn(BaseModel):
@@ -175,8 +176,8 @@ def cancel_all(app: AppDep, trigger_id: int) -> dict[str, int]:
                         "evaluated again: listened to (type, name, sites)? loop rules? the condition, and which part "
                         "is false with the values its sub-expressions gave; a run limit; what the run log and the "
                         "delayed runs recorded.")
-def explain(app: AppDep, trigger_id: int, order: int | None = None, customer: int | None = None,
-            event: int | None = None, limit: Limit = 100) -> ExplainOut:
+def explain(app: AppDep, trigger_id: int, order: EntityId = None, customer: EntityId = None, event: EntityId = None,
+            limit: Limit = 100) -> ExplainOut:
     with transaction(app.sessions) as s:
         return service.explain(s, trigger=service.get_trigger(s, trigger_id), order_id=order, customer_id=customer,
                                event_id=event, limit=limit, max_depth=app.settings.trigger_max_depth)
