@@ -4,7 +4,7 @@ lifetimes fitted on that summary, and nothing is stored."""
 
 import csv
 import io
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -125,3 +125,25 @@ def test_as_of_through_the_api_and_the_cli(app, client, cdnow, tmp_path, monkeyp
         assert r.exit_code == 2 and "--segments" in r.output
     finally:
         get_settings.cache_clear()
+
+
+def test_the_worked_example_of_the_docs(app):
+    """docs/segments.md, "Values": one customer observed as of 30 April 2026, scored with fixed windows."""
+    app.clock.set(datetime(2026, 6, 1, 9, tzinfo=timezone.utc))
+    f.site(app)
+    cid = f.customer(app)
+    for day, amount, status in (("01-10", "1000.00", "complete"), ("01-10", "500.00", "complete"),
+                                ("02-01", "2000.00", "complete"), ("03-15", "1001.00", "complete"),
+                                ("03-20", "9999.00", "cancel-other"), ("05-05", "50.00", "complete")):
+        f.order(app, customer={"id": cid}, created_at=f"2026-{day}T18:30:00+00:00", status=status,
+                items=[{"name": "x", "price": amount, "quantity": 1}])
+    app.worker.tick()
+    with transaction(app.sessions) as s:
+        analytics.set_rfm_config(s, site="shop", now=app.clock.now(), raw={
+            "recency_days": [30, 60, 120, 240], "frequency": [0, 1, 3, 6], "monetary": ["1000", "3000", "7000", "15000"]})
+        out = analytics.rfm_report(s, site_id=1, now=app.clock.now(), as_of=date(2026, 4, 30), customers=True)
+    (row,) = out["customers"]
+    assert {k: row[k] for k in ("frequency", "recency", "age", "monetary", "r", "f", "m", "cell")} == {
+        "frequency": 2, "recency": 64, "age": 110, "monetary": Decimal("1500.50"), "r": 4, "f": 3, "m": 2,
+        "cell": "potential"}
+    assert out["cells"][0]["days_since_last_purchase_mean"] == 46.0
