@@ -253,9 +253,10 @@ def segments(
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN", help="PostgreSQL server")] = DEFAULT_PG_DSN,
     seed: Annotated[int, typer.Option()] = 7,
     keep: Annotated[bool, typer.Option(help="Keep the benchmark database")] = False,
+    count_runs: Annotated[int, typer.Option("--count-runs", min=1, help="Live counts per segment (p50, p95)")] = 10,
 ) -> None:
-    """Full recompute of 10 segments and RFM on PostgreSQL vs the same queries in DuckDB; incremental rate."""
+    """Live count p95, full recompute of 10 segments and RFM on PostgreSQL (DuckDB beside it); incremental rate."""
     from benchmarks import segments as bench
 
     bench.main(customers=customers, orders=orders, events=events, pg_dsn=pg_dsn, seed=seed, keep=keep,
-               console=console)
+               console=console, count_runs=count_runs)

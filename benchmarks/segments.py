@@ -2,7 +2,9 @@
 the same queries in DuckDB over the same data exported to Parquet (same run), and the incremental path.
 
 Data go into a fresh PostgreSQL database with COPY (not timed against anything). Then, timed:
-- rollup rebuild (all customers, from orders);
+- rollup rebuild (all customers, from orders; with the per-order category facts and per-customer category rollups);
+- the live count (what the rule editor shows, `service.preview`: the count and a sample) of each segment,
+  `count_runs` times each: p50 and p95;
 - per segment: the membership query alone (count of matches) in PostgreSQL and in DuckDB - the same SQL,
   compiled by SQLAlchemy for PostgreSQL with the values inlined - and Retento's full recompute with writes
   (first computation, then a steady-state recompute with nothing to change);
@@ -11,7 +13,11 @@ Data go into a fresh PostgreSQL database with COPY (not timed against anything).
   a predicate on the id that forces a read of the column (not in the total): the least any rule that looks at
   every customer (or every buyer) costs in each engine;
 - incremental: new orders go in through the order service (not timed), then the worker's path (event
-  dispatch to the segments subscriber, rollups and every segment for the affected customers) is timed.
+  dispatch to the segments subscriber, which applies each order to the category rollups as a one-order delta;
+  rollups and every segment for the affected customers) is timed.
+
+Goals (issue 14): every segment's live count p95 < 0.3 s; the membership queries of the ten segments plus the
+RFM query (what a full recompute reads) < 3 s; the incremental path >= 1,000 order events/s.
 """
 
 from __future__ import annotations
@@ -68,6 +74,8 @@ TABLES = {  # exported to Parquet for DuckDB: table -> columns
     "customer_tags": "customer_id, tag",
     "customer_consents": "customer_id, channel, granted",
     "customer_rollups": "*",
+    "customer_category_rollups": "*",
+    "order_category_facts": "*",
     "orders": "id, site_id, customer_id, status, total, created_at",
     "order_items": "id, order_id, category, price, quantity, discount",
     "statuses": "code, group_code",
@@ -89,6 +97,8 @@ class Timing:
     rows: int
     first: float | None = None  # Retento, first computation with writes
     steady: float | None = None  # Retento, recompute with nothing to change
+    count_p50: float | None = None  # the live count (service.preview), seconds
+    count_p95: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -107,24 +117,40 @@ class Result:
     events: int = 0
     incremental_s: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
+    load_average: list[tuple[float, float, float]] = field(default_factory=list)  # at the start and the end
+
+    @property
+    def recompute_s(self) -> float:
+        """The membership queries of the segments plus the RFM query in PostgreSQL."""
+        return sum(t.pg_query for t in self.timings)
+
+    @property
+    def count_p95(self) -> float:
+        return max((t.count_p95 or 0.0) for t in self.timings)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.incremental_s if self.incremental_s else 0.0
 
 
-def main(*, customers: int, orders: int, events: int, pg_dsn: str, seed: int, keep: bool, console: Console) -> None:
+def main(*, customers: int, orders: int, events: int, pg_dsn: str, seed: int, keep: bool, console: Console,
+         count_runs: int = 10) -> None:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with fresh("postgres", pg_dsn) as target, tempfile.TemporaryDirectory(prefix="retento_seg_") as tmp, \
             Progress(*columns, console=console) as progress:
         result = run(target.url, customers=customers, orders=orders, events=events, seed=seed, tmp=Path(tmp),
-                     progress=progress)
+                     progress=progress, count_runs=count_runs)
         if keep:
             console.print(f"database kept: {target.url}")
             target.made.clear()
     report(result, console)
 
 
-def run(url: str, *, customers: int, orders: int, events: int, seed: int, tmp: Path, progress: Progress) -> Result:
+def run(url: str, *, customers: int, orders: int, events: int, seed: int, tmp: Path, progress: Progress,
+        count_runs: int = 10) -> Result:
     import duckdb
 
-    result = Result(customers, orders, versions={"duckdb": duckdb.__version__})
+    result = Result(customers, orders, versions={"duckdb": duckdb.__version__}, load_average=[os.getloadavg()])
     app = bootstrap(Settings(database_url=url))
     migrate(app)
     t0 = time.perf_counter()
@@ -144,6 +170,7 @@ def run(url: str, *, customers: int, orders: int, events: int, seed: int, tmp: P
         q = members_query(rules.parse(raw, types), Context(site_id=1, now=NOW, types=types,
                                                             threshold_days=_threshold(app)))
         timing = _compare(app, duck, code, select(func.count()).select_from(q.subquery()))
+        timing.count_p50, timing.count_p95 = live_count(app, raw, count_runs)
         timing.first = _timed(lambda c=code, r=raw: _in_tx(app, lambda s: service.create(
             s, data=SegmentCreate(site="bench", code=c, name=c, rules=r), now=NOW)))
         timing.steady = _timed(lambda c=code: _in_tx(app, lambda s: service.recompute(
@@ -162,7 +189,15 @@ def run(url: str, *, customers: int, orders: int, events: int, seed: int, tmp: P
     if events:
         result.events, result.incremental_s = incremental(app, events, seed, progress)
     app.close()
+    result.load_average.append(os.getloadavg())
     return result
+
+
+def live_count(app: Any, raw: dict[str, Any], runs: int) -> tuple[float, float]:
+    """The rule editor's live count and sample (`service.preview`), `runs` times: p50 and p95 in seconds."""
+    times = [_timed(lambda: _in_tx(app, lambda s: service.preview(s, site="bench", raw_rules=raw, now=NOW)))
+             for _ in range(max(1, runs))]
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 
 def _in_tx(app: Any, fn: Callable[[Any], Any]) -> Any:
@@ -322,8 +357,9 @@ def incremental(app: Any, n: int, seed: int, progress: Progress) -> tuple[int, f
     for lo in range(0, n, 500):
         size = min(500, n - lo)
         raw = [{"site": "bench", "customer": {"id": int(c)}, "status": "complete",
-                "items": [{"name": "x", "category": "Shoes", "price": f"{p:.2f}", "quantity": 1}]}
-               for c, p in zip(rng.integers(1, top + 1, size), rng.gamma(2.0, 2500.0, size) + 100, strict=True)]
+                "items": [{"name": "x", "category": CATEGORIES[k], "price": f"{p:.2f}", "quantity": 1}]}
+               for c, p, k in zip(rng.integers(1, top + 1, size), rng.gamma(2.0, 2500.0, size) + 100,
+                                  rng.integers(0, len(CATEGORIES), size), strict=True)]
         with transaction(app.sessions) as s:
             orders.create_many(s, items=[orders.parse_create(r) for r in raw], ctx=ctx, now=NOW + timedelta(hours=1))
         progress.advance(task, size)
@@ -351,37 +387,60 @@ def _drain(app: Any) -> None:
 
 
 def report(r: Result, console: Console) -> None:
-    table = Table("query", "matches", "PostgreSQL s", "DuckDB s", "ratio", "Retento first s", "Retento steady s",
+    table = Table("query", "matches", "PostgreSQL s", "DuckDB s", "ratio", "live count p50 s", "p95 s",
+                  "Retento first s", "Retento steady s",
                   title=f"segments: {r.customers:,} customers, {r.orders:,} orders")
     for t in r.timings:
         table.add_row(t.name, f"{t.rows:,}", f"{t.pg_query:.3f}", f"{t.duck_query:.3f}", f"{t.ratio:.1f}x",
-                      _f(t.first), _f(t.steady))
-    pg = sum(t.pg_query for t in r.timings)
+                      _f(t.count_p50, 3), _f(t.count_p95, 3), _f(t.first), _f(t.steady))
+    pg = r.recompute_s
     dk = sum(t.duck_query for t in r.timings)
-    table.add_row("total", "", f"{pg:.2f}", f"{dk:.2f}", f"{pg / dk:.1f}x",
+    table.add_row("total", "", f"{pg:.2f}", f"{dk:.2f}", f"{pg / dk:.1f}x", "", "",
                   _f(sum(t.first or 0 for t in r.timings)), _f(sum(t.steady or 0 for t in r.timings)))
     for t in r.floors:
-        table.add_row(t.name, f"{t.rows:,}", f"{t.pg_query:.3f}", f"{t.duck_query:.3f}", f"{t.ratio:.1f}x", "", "")
+        table.add_row(t.name, f"{t.rows:,}", f"{t.pg_query:.3f}", f"{t.duck_query:.3f}", f"{t.ratio:.1f}x",
+                      "", "", "", "")
     console.print(table)
-    rate = r.events / r.incremental_s if r.incremental_s else 0
+    for line in goals(r):
+        console.print(line)
     console.print(f"load {r.load_s:.0f} s, rollup rebuild {r.rollup_s:.1f} s, export {r.export_s:.0f} s; "
-                  f"incremental: {r.events:,} order events in {r.incremental_s:.1f} s = {rate:,.0f} events/s")
+                  f"load average {_loads(r)}")
     print("\nMarkdown for docs/benchmarks.md:\n")
     print(f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, PostgreSQL {r.versions.get('postgres')}, DuckDB {r.versions.get('duckdb')}: "
-          f"{r.customers:,} customers, {r.orders:,} orders\n")
-    print("| query | matches | PostgreSQL s | DuckDB s | ratio | Retento first s | Retento steady s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+          f"{r.customers:,} customers, {r.orders:,} orders, load average {_loads(r)}\n")
+    print("| query | matches | PostgreSQL s | DuckDB s | ratio | live count p50 s | p95 s | Retento first s "
+          "| Retento steady s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for t in r.timings:
-        print(f"| {t.name} | {t.rows:,} | {t.pg_query:.3f} | {t.duck_query:.3f} | {t.ratio:.1f}x | {_f(t.first)} "
-              f"| {_f(t.steady)} |")
-    print(f"| **total** | | {pg:.2f} | {dk:.2f} | {pg / dk:.1f}x | {_f(sum(t.first or 0 for t in r.timings))} "
+        print(f"| {t.name} | {t.rows:,} | {t.pg_query:.3f} | {t.duck_query:.3f} | {t.ratio:.1f}x "
+              f"| {_f(t.count_p50, 3)} | {_f(t.count_p95, 3)} | {_f(t.first)} | {_f(t.steady)} |")
+    print(f"| **total** | | {pg:.2f} | {dk:.2f} | {pg / dk:.1f}x | | | {_f(sum(t.first or 0 for t in r.timings))} "
           f"| {_f(sum(t.steady or 0 for t in r.timings))} |")
     for t in r.floors:
-        print(f"| {t.name} | {t.rows:,} | {t.pg_query:.3f} | {t.duck_query:.3f} | {t.ratio:.1f}x | | |")
-    print(f"\nRollup rebuild from orders: {r.rollup_s:.1f} s. Incremental: {r.events:,} order events in "
-          f"{r.incremental_s:.1f} s = {rate:,.0f} events/s.")
+        print(f"| {t.name} | {t.rows:,} | {t.pg_query:.3f} | {t.duck_query:.3f} | {t.ratio:.1f}x | | | | |")
+    print(f"\nRollup rebuild from orders (with category rollups): {r.rollup_s:.1f} s.\n")
+    for line in goals(r):
+        print(f"- {line}")
 
 
-def _f(x: float | None) -> str:
-    return "" if x is None else f"{x:.2f}"
+def goals(r: Result) -> list[str]:
+    """The issue's goals against this run's figures."""
+    def met(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+    worst = max(r.timings, key=lambda t: t.count_p95 or 0.0)
+    return [
+        f"live count p95 (worst segment, {worst.name}): {r.count_p95:.3f} s, goal < 0.3 s: {met(r.count_p95 < 0.3)}",
+        f"membership queries of the segments + RFM query: {r.recompute_s:.2f} s, goal < 3 s: "
+        f"{met(r.recompute_s < 3)}",
+        f"incremental: {r.events:,} order events in {r.incremental_s:.1f} s = {r.rate:,.0f} events/s, goal >= 1,000: "
+        f"{met(r.rate >= 1000)}",
+    ]
+
+
+def _loads(r: Result) -> str:
+    return " -> ".join(f"{a:.1f}/{b:.1f}/{c:.1f}" for a, b, c in r.load_average)
+
+
+def _f(x: float | None, digits: int = 2) -> str:
+    return "" if x is None else f"{x:.{digits}f}"

@@ -13,4 +13,4 @@ def test_bench_segments_runs_small():
                                       "--events", "100"])
     assert result.exit_code == 0, result.output
     assert "| repeat |" in result.output and "| RFM values |" in result.output
-    assert "100 order events in" in result.output
+    assert "100 order events in" in result.output and "live count p95" in result.output

@@ -2,6 +2,7 @@
 
 import itertools
 from collections import defaultdict
+from datetime import date
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import func, select
@@ -10,7 +11,13 @@ from retento.core.bus import Event
 from retento.core.db.transactions import transaction
 from retento.customers import service as customers
 from retento.segments import rollups, service
-from retento.segments.models import CustomerRollup, SegmentChange, SegmentMember
+from retento.segments.models import (
+    CustomerCategoryRollup,
+    CustomerRollup,
+    OrderCategoryFact,
+    SegmentChange,
+    SegmentMember,
+)
 from retento.segments.schemas import SegmentCreate
 from tests import factories as f
 
@@ -25,12 +32,22 @@ SEGMENTS = {
     "complete-shoes": {"orders": {"metric": "count", "op": "gte", "value": 1, "status_group": "complete",
                                   "category": "Shoes"}},
     "not-avg": {"not": {"orders": {"metric": "average", "op": "gt", "value": 80}}},
+    # read the category rollups (all time, or the last purchase within N days) and the category facts (windows)
+    "shoes-recent": {"orders": {"metric": "count", "op": "gte", "value": 1, "category": "Shoes", "within_days": 15}},
+    "shoes-twice": {"orders": {"metric": "count", "op": "gte", "value": 2, "category": "Shoes"}},
+    "bags-big": {"orders": {"metric": "sum", "op": "gte", "value": 150, "category": "Bags", "within_days": 30}},
+    "few-bags": {"orders": {"metric": "count", "op": "lt", "value": 2, "category": "Bags", "within_days": 25}},
+    "shoes-avg": {"orders": {"metric": "average", "op": "lte", "value": 90, "category": "Shoes"}},
 }
 STATUSES = ["new", "complete", "cancel-other", "assembling"]
+CATEGORIES = [None, "Shoes", "Bags"]
+items = st.lists(st.tuples(st.sampled_from(CATEGORIES), st.integers(1, 200), st.integers(1, 3)), min_size=1,
+                 max_size=3)
 
 op = st.one_of(
     st.tuples(st.just("customer"), st.booleans()),
-    st.tuples(st.just("order"), st.integers(0, 5), st.integers(1, 200), st.sampled_from(STATUSES), st.booleans()),
+    st.tuples(st.just("order"), st.integers(0, 5), items, st.sampled_from(STATUSES)),
+    st.tuples(st.just("items"), st.integers(0, 9), items),
     st.tuples(st.just("status"), st.integers(0, 9), st.sampled_from(STATUSES)),
     st.tuples(st.just("move"), st.integers(0, 9), st.integers(0, 5)),
     st.tuples(st.just("tags"), st.integers(0, 5), st.booleans()),
@@ -59,10 +76,11 @@ def test_incremental_equals_full_recompute(app, ops):
         if kind == "customer":
             people.append(f.customer(app, site=code, tags=["vip"] if o[1] else []))
         elif kind == "order":
-            _, who, amount, status, shoes = o
-            item = {"name": "x", "price": f"{amount}.50", "quantity": 1, **({"category": "Shoes"} if shoes else {})}
+            _, who, lines, status = o
             orders.append(f.order(app, site=code, customer={"id": people[who % len(people)]}, status=status,
-                                  items=[item]))
+                                  items=_items(lines)))
+        elif kind == "items" and orders:
+            f.edit_order(app, orders[o[1] % len(orders)], items=_items(o[2]))
         elif kind == "status" and orders:
             f.edit_order(app, orders[o[1] % len(orders)], status=o[2])
         elif kind == "move" and orders:
@@ -86,6 +104,14 @@ def test_incremental_equals_full_recompute(app, ops):
         rebuilt = {r[0]: tuple(r[2:]) for r in s.execute(rollups.rollup_select(site_id=site_id))}
         assert {k: tuple(_norm(x) for x in v) for k, v in kept.items()} == \
                {k: tuple(_norm(x) for x in v) for k, v in rebuilt.items()}
+        # category rollups and facts kept from one-order deltas equal a rebuild from all orders
+        facts = {(r[0], r[1]): tuple(_norm(x) for x in r[2:]) for r in s.execute(rollups.facts_select(site_id=site_id))}
+        assert {(r.order_id, r.category): tuple(_norm(x) for x in (r.customer_id, r.site_id, r.amount, r.at))
+                for r in s.scalars(select(OrderCategoryFact).where(OrderCategoryFact.site_id == site_id))} == facts
+        assert {(r.customer_id, r.category): tuple(_norm(x) for x in (
+                    r.site_id, r.orders_count, r.amount, r.first_order_at, r.last_order_at))
+                for r in s.scalars(select(CustomerCategoryRollup).where(CustomerCategoryRollup.site_id == site_id))
+                } == _category_rows(facts)
         for sid in segs:
             seg = service.get(s, sid)
             stored = set(s.scalars(select(SegmentMember.customer_id).where(SegmentMember.segment_id == sid)))
@@ -94,6 +120,22 @@ def test_incremental_equals_full_recompute(app, ops):
             assert stored == full, seg.code
             assert seg.size == len(stored), seg.code
             _history_and_events_agree(s, seg, stored, mark)
+
+
+def _items(lines):
+    return [{"name": "x", "price": f"{amount}.50", "quantity": qty, **({"category": cat} if cat else {})}
+            for cat, amount, qty in lines]
+
+
+def _category_rows(facts):
+    """Category rollup rows computed in Python from the rebuilt facts."""
+    rows: dict = {}
+    for (_order, category), (customer, site, amount, at) in facts.items():
+        r = rows.setdefault((customer, category), [site, 0, 0, at, at])
+        r[1] += 1
+        r[2] += amount
+        r[3], r[4] = min(r[3], at), max(r[4], at)
+    return {k: tuple(_norm(x) for x in v) for k, v in rows.items()}
 
 
 def _site_id(s, code):
@@ -208,6 +250,16 @@ def test_sizes_over_time(app):
     app.clock.advance(days=1)
     f.edit_order(app, 1, status="cancel-other")
     app.worker.tick()
+    app.clock.advance(days=2)
+    app.worker.tick()
     with transaction(app.sessions) as s:
-        assert service.sizes(s, segment=service.get(s, seg.id)) == [
-            {"date": "2026-03-02", "size": 1}, {"date": "2026-03-03", "size": 2}, {"date": "2026-03-04", "size": 1}]
+        seg = service.get(s, seg.id)
+        today = app.clock.now().date()
+        assert service.sizes(s, segment=seg, today=today) == [
+            {"date": "2026-03-02", "size": 1}, {"date": "2026-03-03", "size": 2}, {"date": "2026-03-04", "size": 1},
+            {"date": "2026-03-05", "size": 1}, {"date": "2026-03-06", "size": 1}]  # days without a change carry on
+        assert service.sizes(s, segment=seg, today=today, start=date(2026, 3, 3), end=date(2026, 3, 4)) == [
+            {"date": "2026-03-03", "size": 2}, {"date": "2026-03-04", "size": 1}]
+        assert service.sizes(s, segment=seg, today=today, start=date(2026, 2, 1), end=date(2026, 3, 2)) == [
+            {"date": "2026-03-02", "size": 1}]  # nothing before the first computation
+        assert service.sizes(s, segment=seg, today=today, end=date(2026, 3, 1)) == []

@@ -2,6 +2,7 @@
 
 import json
 import random
+import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -54,6 +55,12 @@ def test_segment_lifecycle_through_the_api(app, client):
     history = client.get(f"/segments/{seg['id']}/history").json()
     assert [(h["customer_id"], h["entered"]) for h in history] == [(a, True), (b, True), (a, False)]
     assert client.get(f"/segments/{seg['id']}/sizes").json() == [{"date": "2026-03-02", "size": 1}]
+    sizes = client.get(f"/segments/{seg['id']}/sizes", params={"from": "2026-03-01", "to": "2026-03-03"})
+    assert sizes.json() == [{"date": "2026-03-02", "size": 1}, {"date": "2026-03-03", "size": 1}]
+    for params, field in (({"from": "2026-03-04", "to": "2026-03-03"}, "from"), ({"to": "2026-3-3"}, "to"),
+                          ({"from": "2026-02-30"}, "from")):
+        r = client.get(f"/segments/{seg['id']}/sizes", params=params)
+        assert r.status_code == 400 and field in r.text, (params, r.text)
     assert [s["code"] for s in client.get("/segments", params={"site": "shop"}).json()] == ["vip-buyers"]
 
     r = client.post("/segments", json={"site": "shop", "code": "list", "name": "List", "kind": "static"})
@@ -131,6 +138,10 @@ def test_cli_apply_rfm_cohorts(app, tmp_path, monkeypatch):
     assert r.exit_code == 2 and "segments.0.rules.orders" in r.output
     r = runner.invoke(cli, ["segments", "list"])
     assert "late" not in r.output and "buyers" in r.output
+    r = runner.invoke(cli, ["segments", "sizes", "2"])
+    assert r.exit_code == 0 and "size / размер" in r.output and re.search(r"│ \d{4}-\d\d-\d\d  │ +1 │", r.output), r.output
+    r = runner.invoke(cli, ["segments", "sizes", "2", "--from", "yesterday"])
+    assert r.exit_code == 2 and "from" in r.output, r.output
     r = runner.invoke(cli, ["rfm", "shop", "--segments"])
     assert r.exit_code == 0, r.output
     assert "RFM, site shop" in r.output and "rfm-champions" in r.output

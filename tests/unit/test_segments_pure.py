@@ -95,3 +95,27 @@ def test_discounted_value_discounts_each_month_of_expected_purchases():
     # no purchases expected: no value; no discount: the plain sum
     assert np.allclose(discounted_value(lambda d: np.zeros(1), np.array([5.0]), months=3, discount_rate=0.1), [0])
     assert np.allclose(discounted_value(lambda d: np.full(1, d / 15), np.array([1.0]), months=3, discount_rate=0), [6])
+
+
+def test_category_plan_adds_new_facts_as_deltas_and_recomputes_customers_who_lost_one():
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from retento.segments.rollups import plan
+
+    t1, t2 = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 2, 1, tzinfo=timezone.utc)
+    old = {(1, "Shoes"): (10, 1, Decimal("5.00"), t1), (2, "Bags"): (11, 1, Decimal("7.00"), t1)}
+    new = {(1, "Shoes"): (10, 1, Decimal("5.00"), t1),  # unchanged
+           (2, "Bags"): (12, 1, Decimal("7.00"), t1),  # moved from customer 11 to 12
+           (3, "Shoes"): (10, 1, Decimal("2.50"), t2), (4, "Shoes"): (10, 1, Decimal("1.00"), t1)}
+    p = plan(old, new)
+    assert p.orders == {2, 3, 4} and p.exact == {11}
+    assert [(f["order_id"], f["customer_id"]) for f in p.facts] == [(2, 12), (3, 10), (4, 10)]
+    assert p.deltas == [
+        {"customer_id": 10, "category": "Shoes", "site_id": 1, "orders_count": 2, "amount": Decimal("3.50"),
+         "first_order_at": t1, "last_order_at": t2},
+        {"customer_id": 12, "category": "Bags", "site_id": 1, "orders_count": 1, "amount": Decimal("7.00"),
+         "first_order_at": t1, "last_order_at": t1}]
+    assert plan(new, new).orders == set()  # applying an order twice changes nothing
+    cancelled = plan(new, {k: v for k, v in new.items() if k[0] != 3})
+    assert cancelled.orders == {3} and cancelled.facts == [] and cancelled.exact == {10} and cancelled.deltas == []

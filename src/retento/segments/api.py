@@ -160,10 +160,16 @@ def history(request: Request, segment_id: int, since_id: int = Query(0, ge=0),
         for c in service.changes(s, segment=_segment(request, s, segment_id), since_id=since_id, limit=limit)])
 
 
-@router.get("/segments/{segment_id:int}/sizes", summary="Segment size over time (end of each day with a change)",
+@router.get("/segments/{segment_id:int}/sizes", summary="Segment size at the end of each day (for a chart)",
              dependencies=[READ])
-def sizes(request: Request, segment_id: int) -> list[dict[str, Any]]:
-    return _run(request, lambda s, _now: service.sizes(s, segment=_segment(request, s, segment_id)))
+def sizes(request: Request, segment_id: int,
+          start: str | None = Query(None, alias="from", description="YYYY-MM-DD; default: the first day"),
+          end: str | None = Query(None, alias="to", description="YYYY-MM-DD; default: today (UTC)")
+          ) -> list[dict[str, Any]]:
+    def go(s: Any, now: Any) -> list[dict[str, Any]]:
+        first, last = service.day_range(start, end)
+        return service.sizes(s, segment=_segment(request, s, segment_id), today=now.date(), start=first, end=last)
+    return _run(request, go)
 
 
 # --- RFM / LTV --------------------------------------------------------------------------------------------

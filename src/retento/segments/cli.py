@@ -104,6 +104,21 @@ def recompute(site: Annotated[str | None, typer.Option(help="Only this site")] =
         console.print(f"segment {sid}: +{entered} -{left}")
 
 
+@segments_app.command("sizes")
+def sizes(segment_id: int,
+          start: Annotated[str | None, typer.Option("--from", help="YYYY-MM-DD (default: the first day)")] = None,
+          end: Annotated[str | None, typer.Option("--to", help="YYYY-MM-DD (default: today, UTC)")] = None) -> None:
+    """A segment's size at the end of each day / Размер сегмента на конец каждого дня."""
+    def go(s: Any, now: Any) -> list[dict[str, Any]]:
+        first, last = service.day_range(start, end)
+        return service.sizes(s, segment=service.get(s, segment_id), today=now.date(), start=first, end=last)
+    table = Table("date / дата", "size / размер")
+    table.columns[1].justify = "right"
+    for point in _run(go):
+        table.add_row(point["date"], f"{point['size']:,}")
+    console.print(table)
+
+
 @segments_app.command("members")
 def members(segment_id: int, csv_path: Annotated[Path, typer.Argument(help="CSV with customer_id / external_id / email")],
             remove: Annotated[bool, typer.Option(help="Remove instead of add")] = False) -> None:

@@ -1,7 +1,8 @@
 """Rule tree -> SQLAlchemy Core: one SELECT of customer ids that runs on SQLite and PostgreSQL.
 
-Leaves over order aggregates read the per-customer rollups (`customer_rollups`), not raw orders, unless a
-window, a category or a status group asks for order rows. Every leaf is NULL-safe (true or false, never
+Leaves over order aggregates read the per-customer rollups (`customer_rollups`), not raw orders; a category
+reads the per-customer-and-category rollups, or with a window the per-order category facts; only a status
+group asks for order rows. Every leaf is NULL-safe (true or false, never
 NULL) so `not` is exact. Other domains add leaf types with `register`.
 """
 
@@ -22,11 +23,13 @@ from retento.core.registry import Registry
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 from retento.orders.models import Order, OrderItem, Status
 from retento.segments import rules
-from retento.segments.models import CustomerRollup, RfmScore
+from retento.segments.models import CustomerCategoryRollup, CustomerRollup, OrderCategoryFact, RfmScore
 
 C = Customer.__table__
 R = CustomerRollup.__table__
 O = Order.__table__  # noqa: E741
+CR = CustomerCategoryRollup.__table__
+F = OrderCategoryFact.__table__
 
 
 class epoch_day(FunctionElement):  # noqa: N801 - reads as a SQL function
@@ -277,7 +280,38 @@ def _orders(p: rules.OrdersRule, ctx: Context) -> ColumnElement[bool]:
     return compare(col, p.op, p.value)
 
 
+def _at_least_one(p: rules.OrdersRule) -> bool:
+    return p.metric == "count" and (p.op, p.value) in (("gte", 1), ("gt", 0))
+
+
+def _category(p: rules.OrdersRule, ctx: Context) -> ColumnElement[bool]:
+    """A category's purchases from the category rollups (all time, or "at least one within N days" as the last
+    one within N days), else from the per-order category facts in the window."""
+    assert p.category is not None
+    cutoff = None if p.within_days is None else ctx.now - timedelta(days=p.within_days)
+    rows = [CR.c.site_id == ctx.site_id, CR.c.category == p.category, *ctx.within(CR.c.customer_id)]
+    if _at_least_one(p):
+        return C.c.id.in_(select(CR.c.customer_id).where(*rows, *([] if cutoff is None
+                                                                   else [CR.c.last_order_at >= cutoff])))
+    if cutoff is None:
+        matching = select(CR.c.customer_id).where(*rows)
+        count, amount = CR.c.orders_count, CR.c.amount
+        agg = {"count": count, "sum": amount, "average": amount / func.nullif(count, 0)}[p.metric]
+        expr = C.c.id.in_(matching.where(compare(agg, p.op, p.value)))
+    else:
+        matching = select(F.c.customer_id).where(F.c.site_id == ctx.site_id, F.c.category == p.category,
+                                                 F.c.at >= cutoff, *ctx.within(F.c.customer_id))
+        count, amount = func.count(), func.sum(F.c.amount)
+        agg = {"count": count, "sum": amount, "average": amount / func.nullif(count, 0)}[p.metric]
+        expr = C.c.id.in_(matching.group_by(F.c.customer_id).having(compare(agg, p.op, p.value)))
+    if p.metric != "average" and holds(p.op, p.value, 0):  # customers without such purchases have 0
+        expr = or_(expr, C.c.id.not_in(matching))
+    return expr
+
+
 def _orders_filtered(p: rules.OrdersRule, ctx: Context) -> ColumnElement[bool]:
+    if p.category is not None and p.status_group is None:
+        return _category(p, ctx)
     st = Status.__table__
     groups = select(st.c.code).where(st.c.group_code == p.status_group if p.status_group
                                      else st.c.group_code != "cancel")
@@ -294,7 +328,7 @@ def _orders_filtered(p: rules.OrdersRule, ctx: Context) -> ColumnElement[bool]:
         count, amount = func.count(O.c.id.distinct()), func.sum(it.c.price * it.c.quantity - it.c.discount)
     agg = {"count": count, "sum": amount, "average": amount / func.nullif(count, 0)}[p.metric]
     matching = select(O.c.customer_id).select_from(source).where(*conds)
-    if p.metric == "count" and (p.op, p.value) in (("gte", 1), ("gt", 0)):
+    if _at_least_one(p):
         return C.c.id.in_(matching)  # "at least one such order": no grouping needed
     expr = C.c.id.in_(matching.group_by(O.c.customer_id).having(compare(agg, p.op, p.value)))
     if p.metric != "average" and holds(p.op, p.value, 0):  # customers without such orders have 0

@@ -14,6 +14,7 @@ SEGMENT_LEFT = "segment_left"
 ALL = (SEGMENT_ENTERED, SEGMENT_LEFT)
 TYPES = (EventType(SEGMENT_ENTERED, "customer", "a customer enters a segment"),
          EventType(SEGMENT_LEFT, "customer", "a customer leaves a segment"))
+ORDER_TYPES = frozenset(order_events.ALL)  # their orders go to the category rollups
 RELEVANT = (*order_events.ALL, *customer_events.ALL)
 SUBSCRIBER = "segments"
 LAUNCHES = (trigger_events.TRIGGER_ACTIVATED, messaging_events.CAMPAIGN_STARTED)  # onto the cohort timeline

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.core.db.types import Amount, Base, JSONType, UTCDateTime
@@ -95,6 +95,56 @@ class CustomerRollup(Base):
     first_day_total: Mapped[Decimal] = mapped_column(Amount())
     first_order_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_order_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class OrderCategoryFact(Base):
+    """What one purchase contributes to its customer's category rollups: the order's amount per item category
+    (item lines after their discounts). Kept per order, so an order event is applied as a one-order delta."""
+
+    __tablename__ = "order_category_facts"
+    __site_scope__ = BySite()
+
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    category: Mapped[str] = mapped_column(String(255), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    site_id: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Amount())
+    at: Mapped[datetime] = mapped_column(UTCDateTime())  # the order's created_at
+
+    __table_args__ = (
+        Index("ix_order_category_facts_customer", "customer_id", "category"),
+        Index("ix_order_category_facts_window", "site_id", "category", "at", "customer_id"),
+    )
+
+
+class CustomerCategoryRollup(Base):
+    """Per customer and item category: purchases with an item of the category, their amount, first and last."""
+
+    __tablename__ = "customer_category_rollups"
+    __site_scope__ = BySite()
+
+    customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    category: Mapped[str] = mapped_column(String(255), primary_key=True)
+    site_id: Mapped[int] = mapped_column(Integer)
+    orders_count: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Amount())
+    first_order_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_order_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_customer_category_rollups_site", "site_id", "category", "last_order_at", "customer_id"),
+    )
+
+
+class SegmentSize(Base):
+    """A segment's size at the end of a UTC day on which it changed (the console's chart fills the days between)."""
+
+    __tablename__ = "segment_sizes"
+    __site_scope__ = Through((("segment_id", "segments"),))
+
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
 
 
 class RfmScore(Base):

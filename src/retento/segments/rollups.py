@@ -2,32 +2,51 @@
 
 A purchase is an order outside the `cancel` status group. One statement rebuilds the rollups of a set of
 customers (or of everyone) from their orders, so the incremental and the full path give the same rows.
+
+Category rollups (per customer and item category) are kept from one-order deltas instead: each purchase's
+contribution per category is stored (`order_category_facts`); an order event compares the order's stored
+contribution with its current one (`plan`, pure), replaces the changed facts, adds the additions to the
+customers' category rows, and recomputes from the facts only the rows of customers who lost a contribution
+(a cancelled, moved or edited order). Applying the same order twice changes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Select, case, delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from retento.orders.models import Order, Status
+from retento.orders.models import Order, OrderItem, Status
 from retento.segments.compiler import epoch_day
-from retento.segments.models import CustomerRollup
+from retento.segments.models import CustomerCategoryRollup, CustomerRollup, OrderCategoryFact
 
 R = CustomerRollup.__table__
 O = Order.__table__  # noqa: E741
+I = OrderItem.__table__  # noqa: E741
+F = OrderCategoryFact.__table__
+CR = CustomerCategoryRollup.__table__
+FACT_COLUMNS = ("order_id", "category", "customer_id", "site_id", "amount", "at")
+CATEGORY_COLUMNS = ("customer_id", "category", "site_id", "orders_count", "amount", "first_order_at", "last_order_at")
+CHUNK = 900  # ids per IN list (SQLite's parameter limit)
 COLUMNS = ("customer_id", "site_id", "orders_count", "orders_total", "purchase_days", "first_day_total",
            "first_order_at", "last_order_at")
+
+
+def _purchases() -> list[Any]:
+    st = Status.__table__
+    return [O.c.customer_id.is_not(None), O.c.status.in_(select(st.c.code).where(st.c.group_code != "cancel"))]
 
 
 def rollup_select(customer_ids: Sequence[int] | Select | None = None, *, site_id: int | None = None,
                   before: datetime | None = None) -> Select:
     """The rollup rows (columns named as in the table) from the orders; `before`: only orders created earlier."""
-    st = Status.__table__
-    conds = [O.c.customer_id.is_not(None),
-             O.c.status.in_(select(st.c.code).where(st.c.group_code != "cancel"))]
+    conds = _purchases()
     if customer_ids is not None:
         conds.append(O.c.customer_id.in_(customer_ids if isinstance(customer_ids, Select) else list(customer_ids)))
     if site_id is not None:
@@ -51,7 +70,8 @@ def rollup_select(customer_ids: Sequence[int] | Select | None = None, *, site_id
 
 def refresh(session: Session, *, customer_ids: Sequence[int] | Select | None = None,
             site_id: int | None = None) -> int:
-    """Rebuild the rollups of these customers (a list or a SELECT of ids; all of the site or everyone: None)."""
+    """Rebuild the rollups of these customers (a list or a SELECT of ids; all of the site or everyone: None).
+    A rebuild of a site or of everyone rebuilds the category rollups too (a scope's are kept by `apply_orders`)."""
     if customer_ids is not None and not isinstance(customer_ids, Select) and not customer_ids:
         return 0
     stmt = delete(R)
@@ -63,4 +83,120 @@ def refresh(session: Session, *, customer_ids: Sequence[int] | Select | None = N
     session.execute(stmt)
     result = session.execute(insert(R).from_select(COLUMNS, rollup_select(customer_ids, site_id=site_id)),
                              execution_options={"preserve_rowcount": True})
+    if customer_ids is None:
+        refresh_categories(session, site_id=site_id)
     return result.rowcount
+
+
+# --- category rollups ---------------------------------------------------------------------------------------
+
+def facts_select(order_ids: Sequence[int] | None = None, *, site_id: int | None = None) -> Select:
+    """Each purchase's amount per item category (rows of `order_category_facts`), of these orders or all."""
+    conds = [*_purchases(), I.c.category.is_not(None)]
+    if order_ids is not None:
+        conds.append(O.c.id.in_(list(order_ids)))
+    if site_id is not None:
+        conds.append(O.c.site_id == site_id)
+    return (select(O.c.id, I.c.category, func.min(O.c.customer_id), func.min(O.c.site_id),
+                   func.sum(I.c.price * I.c.quantity - I.c.discount), func.min(O.c.created_at))
+            .select_from(O.join(I, I.c.order_id == O.c.id)).where(*conds).group_by(O.c.id, I.c.category))
+
+
+def category_select(*conds: Any) -> Select:
+    """Category rollup rows from the facts."""
+    return (select(F.c.customer_id, F.c.category, func.min(F.c.site_id), func.count(), func.sum(F.c.amount),
+                   func.min(F.c.at), func.max(F.c.at))
+            .where(*conds).group_by(F.c.customer_id, F.c.category))
+
+
+def refresh_categories(session: Session, *, site_id: int | None = None) -> None:
+    """Rebuild the facts and the category rollups from the orders (of a site, or everyone)."""
+    for table in (F, CR):
+        session.execute(delete(table) if site_id is None else delete(table).where(table.c.site_id == site_id))
+    session.execute(insert(F).from_select(FACT_COLUMNS, facts_select(site_id=site_id)))
+    session.execute(insert(CR).from_select(CATEGORY_COLUMNS, category_select(
+        *([] if site_id is None else [F.c.site_id == site_id]))))
+
+
+Key = tuple[int, str]  # order id, category
+Fact = tuple[int, int, Decimal, datetime]  # customer id, site id, amount, at
+
+
+@dataclass
+class Plan:
+    """What an order batch does to the category rollups."""
+
+    orders: set[int] = field(default_factory=set)  # orders whose facts are replaced
+    facts: list[dict[str, Any]] = field(default_factory=list)  # their new facts
+    exact: set[int] = field(default_factory=set)  # customers whose category rows are recomputed from the facts
+    deltas: list[dict[str, Any]] = field(default_factory=list)  # additions to other customers' category rows
+
+
+def plan(old: dict[Key, Fact], new: dict[Key, Fact]) -> Plan:
+    """Pure: from the stored facts of some orders (`old`) and their current ones (`new`), the changes. A fact
+    that is gone or changed makes its customer's rows exact; a new fact of any other customer is a delta."""
+    p = Plan()
+    gone = [k for k, v in old.items() if new.get(k) != v]
+    added = [k for k, v in new.items() if old.get(k) != v]
+    p.orders = {k[0] for k in (*gone, *added)}
+    p.facts = [_fact_row(k, v) for k, v in sorted(new.items()) if k[0] in p.orders]
+    p.exact = {old[k][0] for k in gone}
+    sums: dict[tuple[int, str], dict[str, Any]] = {}
+    for k in added:
+        customer_id, site_id, amount, at = new[k]
+        if customer_id in p.exact:
+            continue
+        row = sums.setdefault((customer_id, k[1]), {
+            "customer_id": customer_id, "category": k[1], "site_id": site_id, "orders_count": 0,
+            "amount": Decimal(0), "first_order_at": at, "last_order_at": at})
+        row["orders_count"] += 1
+        row["amount"] += amount
+        row["first_order_at"], row["last_order_at"] = min(row["first_order_at"], at), max(row["last_order_at"], at)
+    p.deltas = [sums[k] for k in sorted(sums)]
+    return p
+
+
+def _fact_row(key: Key, fact: Fact) -> dict[str, Any]:
+    return dict(zip(FACT_COLUMNS, (*key, *fact), strict=True))
+
+
+def _cents(x: Any) -> Decimal:
+    return Decimal(str(x)).quantize(Decimal("0.01"))
+
+
+def _facts(session: Session, stmt: Select) -> dict[Key, Fact]:
+    return {(r[0], r[1]): (r[2], r[3], _cents(r[4]), r[5]) for r in session.execute(stmt)}
+
+
+def apply_orders(session: Session, order_ids: Iterable[int]) -> int:
+    """Bring the category rollups up to date with these orders (one-order deltas). Returns the orders changed."""
+    ids = sorted({i for i in order_ids if i is not None})
+    changed = 0
+    for lo in range(0, len(ids), CHUNK):
+        chunk = ids[lo:lo + CHUNK]
+        p = plan(_facts(session, select(*(F.c[c] for c in FACT_COLUMNS)).where(F.c.order_id.in_(chunk))),
+                 _facts(session, facts_select(chunk)))
+        _store(session, p)
+        changed += len(p.orders)
+    return changed
+
+
+def _store(session: Session, p: Plan) -> None:
+    if p.orders:
+        session.execute(delete(F).where(F.c.order_id.in_(sorted(p.orders))))
+    if p.facts:
+        session.execute(insert(F), p.facts)
+    if p.exact:
+        exact = sorted(p.exact)
+        session.execute(delete(CR).where(CR.c.customer_id.in_(exact)))
+        session.execute(insert(CR).from_select(CATEGORY_COLUMNS, category_select(F.c.customer_id.in_(exact))))
+    if p.deltas:
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(CR)
+        new = stmt.excluded
+        session.execute(stmt.on_conflict_do_update(index_elements=["customer_id", "category"], set_={
+            "orders_count": CR.c.orders_count + new.orders_count, "amount": CR.c.amount + new.amount,
+            "first_order_at": case((new.first_order_at < CR.c.first_order_at, new.first_order_at),
+                                   else_=CR.c.first_order_at),
+            "last_order_at": case((new.last_order_at > CR.c.last_order_at, new.last_order_at),
+                                  else_=CR.c.last_order_at)}), p.deltas)

@@ -31,18 +31,28 @@ from sqlalchemy.orm import Session
 from retento.app import from_session
 from retento.core import bus, parsing, work
 from retento.core.changes import ChangeContext, Source
+from retento.core.dates import parse_day
 from retento.core.db.types import UTCDateTime
 from retento.core.errors import Conflict, DomainError, NotFound
 from retento.customers.models import Customer
 from retento.segments import events as ev, rollups, rules
-from retento.segments.compiler import Context, epoch_day, members_query
-from retento.segments.models import DirtyCustomer, Segment, SegmentChange, SegmentMember, SegmentSettings
+from retento.segments.compiler import Context, members_query
+from retento.segments.models import (
+    DirtyCustomer,
+    Segment,
+    SegmentChange,
+    SegmentMember,
+    SegmentSettings,
+    SegmentSize,
+)
 from retento.segments.schemas import Kind, MembersIn, SegmentCreate, SegmentEdit
 from retento.sites.service import get_site
 
 DEFAULT_THRESHOLD_DAYS = 75.0  # the source's example, used until the base has repeat purchases
 M = SegmentMember.__table__
 CH = SegmentChange.__table__
+SZ = SegmentSize.__table__
+MAX_SIZE_DAYS = 3660  # the longest range of daily sizes one request returns
 C = Customer.__table__
 SYSTEM = ChangeContext.system(Source.SYSTEM)
 COUNTED = {"preserve_rowcount": True}  # INSERT ... SELECT reports its row count on PostgreSQL too
@@ -182,6 +192,8 @@ def _settle(session: Session, segment: Segment, mark: int, now: datetime, emit: 
         select(literal(segment.id, Integer), CH.c.customer_id, literal(now, UTCDateTime()))
         .where(mine, CH.c.entered.is_(True))), execution_options=COUNTED).rowcount
     segment.size = segment.size + entered - left
+    if entered or left or not mark:  # the day's size, for the chart (the first computation starts it)
+        _keep_size(session, segment, now.date())
     if emit and (entered or left):  # one event per change, written by the database from the history rows
         payload = {"segment_id": segment.id, "segment_code": segment.code, "segment_name": segment.name}
         row = bus.event_row(ev.SEGMENT_ENTERED, ctx=SYSTEM, now=now, site_id=segment.site_id, payload=payload)
@@ -273,20 +285,46 @@ def changes(session: Session, *, segment: Segment, since_id: int = 0, limit: int
     return [dict(r._mapping) for r in rows]
 
 
-def sizes(session: Session, *, segment: Segment) -> list[dict[str, Any]]:
-    """Segment size at the end of each day with a change (a running sum of the membership history)."""
-    day = epoch_day(CH.c.at).label("day")
-    delta = func.sum(case((CH.c.entered.is_(True), 1), else_=-1))
-    rows = session.execute(select(day, delta).where(CH.c.segment_id == segment.id).group_by(day).order_by(day))
-    out, size = [], 0
-    for d, change in rows:
-        size += int(change)
-        out.append({"date": _from_epoch_day(int(d)), "size": size})
+def _keep_size(session: Session, segment: Segment, day: date) -> None:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(SZ).values(segment_id=segment.id, day=day, size=segment.size)
+    session.execute(stmt.on_conflict_do_update(index_elements=["segment_id", "day"], set_={"size": segment.size}))
+
+
+def day_range(start: str | None, end: str | None) -> tuple[date | None, date | None]:
+    """`from` / `to` of a sizes request (YYYY-MM-DD), a pointed error naming the bad one."""
+    out = []
+    for name, value in (("from", start), ("to", end)):
+        try:
+            out.append(None if value is None else parse_day(value))
+        except ValueError as exc:
+            raise DomainError.one(name, str(exc)) from None
+    return out[0], out[1]
+
+
+def sizes(session: Session, *, segment: Segment, today: date, start: date | None = None,
+          end: date | None = None) -> list[dict[str, Any]]:
+    """The segment's size at the end of each day from `start` (its first computation's day when None, never
+    earlier) to `end` (today when None): one point per day, the days without a change carrying the size on."""
+    end = end or today
+    first = session.scalar(select(func.min(SZ.c.day)).where(SZ.c.segment_id == segment.id))
+    if start is not None and start > end:
+        raise DomainError.one("from", "must not be after to")
+    if first is None or first > end:
+        return []
+    start = max(start or first, first)
+    if (end - start).days >= MAX_SIZE_DAYS:
+        raise DomainError.one("from", f"a range of at most {MAX_SIZE_DAYS} days")
+    carried = session.scalar(select(SZ.c.size).where(SZ.c.segment_id == segment.id, SZ.c.day <= start)
+                             .order_by(SZ.c.day.desc()).limit(1))
+    changed = dict(session.execute(select(SZ.c.day, SZ.c.size).where(
+        SZ.c.segment_id == segment.id, SZ.c.day > start, SZ.c.day <= end)).tuples().all())
+    out, size = [], carried or 0
+    for n in range((end - start).days + 1):
+        day = start + timedelta(days=n)
+        size = changed.get(day, size)
+        out.append({"date": day.isoformat(), "size": size})
     return out
-
-
-def _from_epoch_day(n: int) -> str:
-    return (date(1970, 1, 1) + timedelta(days=n)).isoformat()
 
 
 # --- static segments --------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from retento.core import work
 from retento.core.bus import Event
 from retento.core.db.transactions import transaction
 from retento.messaging import events as messaging_events
-from retento.segments import analytics, events as ev, service
+from retento.segments import analytics, events as ev, rollups, service
 from retento.segments.schemas import InitiativeIn
 from retento.sites import service as sites_service
 
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 
 def on_events(session: Session, events: list[Event]) -> None:
-    """Queue every affected customer of a batch of events in one statement."""
+    """Apply the batch's orders to the category rollups (one-order deltas) and queue every affected customer."""
+    rollups.apply_orders(session, [e.order_id for e in events if e.type in ev.ORDER_TYPES and e.order_id])
     service.mark_dirty(session, [c for e in events for c in ev.affected(e)], now=events[-1].occurred_at)
 
 
