@@ -1,4 +1,4 @@
-"""Migration 0013 fills the category facts and rollups from the orders and the daily sizes from the membership
+"""Migration 0017 fills the category facts and rollups from the orders and the daily sizes from the membership
 history, on both databases."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def test_upgrade_fills_category_rollups_and_sizes(app):
         cfg = alembic_config(app.engine.url.render_as_string(hide_password=False))
         cfg.attributes["connection"] = conn
         try:
-            command.downgrade(cfg, "0012_timer_attempts")
+            command.downgrade(cfg, "0016_console_users")
             conn.commit()
             command.upgrade(cfg, "head")
             conn.commit()

@@ -1,8 +1,8 @@
 """segments: per-order category facts and per-customer category rollups (kept from one-order deltas), segment
 sizes per day (filled from the current orders and the membership history)
 
-Revision ID: 0013_category_rollups
-Revises: 0012_timer_attempts
+Revision ID: 0017_category_rollups
+Revises: 0016_console_users
 Create Date: 2026-12-04
 """
 import sqlalchemy as sa
@@ -10,8 +10,8 @@ from alembic import op
 
 import retento.core.db.types
 
-revision = '0013_category_rollups'
-down_revision = '0012_timer_attempts'
+revision = '0017_category_rollups'
+down_revision = '0016_console_users'
 branch_labels = None
 depends_on = None
 
