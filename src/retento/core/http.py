@@ -146,8 +146,10 @@ class _GuardedTransport(httpx.HTTPTransport):
     """httpx's own transport (request mapping, errors, streams) over a connection pool of `_GuardedBackend`."""
 
     def __init__(self, guard: Guard, tls: ssl.SSLContext) -> None:  # not HTTPTransport's: it builds a pool
+        # TCP_NODELAY: a request's headers and body leave at once instead of waiting out delayed ACKs.
         self._pool = httpcore.ConnectionPool(ssl_context=tls, max_connections=100, max_keepalive_connections=20,
-                                             keepalive_expiry=5.0, network_backend=_GuardedBackend(guard))
+                                             keepalive_expiry=5.0, network_backend=_GuardedBackend(guard),
+                                             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
 
 
 @dataclass(frozen=True)
@@ -162,19 +164,30 @@ class Reply:
 
 
 class Client:
-    """The one outgoing HTTP client. Every call returns a Reply; none raises for network trouble.
-    `tls`: the certificates to trust (default: certifi's, or the files SSL_CERT_FILE / SSL_CERT_DIR name)."""
+    """The one outgoing HTTP client: webhook deliveries and trigger webhook calls (`post`, which returns a Reply
+    and never raises for network trouble) and the messaging channels' provider APIs (`exchange`, whose answer the
+    caller reads). `tls`: the certificates to trust (default: certifi's, or the files SSL_CERT_FILE /
+    SSL_CERT_DIR name)."""
 
     def __init__(self, guard: Guard, *, tls: ssl.SSLContext | None = None) -> None:
         self.guard = guard
         self._http = httpx.Client(transport=_GuardedTransport(guard, tls or _tls()), follow_redirects=False,
                                   trust_env=False)
 
+    def exchange(self, method: str, url: str, *, timeout: float, **request: Any) -> httpx.Response:
+        """One request through the guard; `request`: httpx's (json, data, content, headers, auth). Raises Refused
+        when the guard refuses the URL and httpx.TransportError for network trouble."""
+        if httpx.URL(url).scheme not in SCHEMES:
+            raise Refused("only http and https URLs can be called")
+        return self._http.request(method, url, timeout=timeout, **request)
+
+    @property
+    def is_closed(self) -> bool:
+        return self._http.is_closed
+
     def post(self, url: str, *, content: bytes, headers: dict[str, str], timeout: float) -> Reply:
         try:
-            if httpx.URL(url).scheme not in SCHEMES:
-                raise Refused("only http and https URLs can be called")
-            resp = self._http.post(url, content=content, headers=headers, timeout=timeout)
+            resp = self.exchange("POST", url, content=content, headers=headers, timeout=timeout)
         except Refused as exc:
             return Reply(None, f"{REFUSED}: {exc.reason}", refused=True)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:

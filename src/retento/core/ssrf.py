@@ -10,6 +10,7 @@ hosts and networks that are reachable all the same, e.g. a receiver on the local
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
@@ -110,6 +111,11 @@ class AllowList:
                 raise ValueError(f"{entry!r} is neither a host name nor an address or network (CIDR)")
             hosts.add(name)
         return cls(frozenset(hosts), tuple(networks))
+
+    def with_hosts(self, hosts: Iterable[str]) -> AllowList:
+        """This list and `hosts` (names or addresses as URLs write them): e.g. the hosts of the provider URLs an
+        administrator configured, allowed for the requests to those providers only."""
+        return AllowList(self.hosts | {normal_host(h) for h in hosts if h}, self.networks)
 
     def names(self, host: str) -> bool:
         return normal_host(host) in self.hosts

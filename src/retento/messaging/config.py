@@ -49,3 +49,8 @@ class MessagingSettings(BaseSettings):
                                         "doubles with each further one")
     send_backoff_max_seconds: float = Field(6 * 3600.0, gt=0, description="Longest wait between attempts of a message")
     cascade_batch: int = Field(5000, gt=0, description="Cascade runs advanced per statement batch")
+
+    def provider_urls(self) -> list[str]:
+        """The providers' API URLs an administrator set: the channels' client may reach their hosts although the
+        outgoing request policy refuses them (a self-hosted gateway, a local test server)."""
+        return [self.whatsapp_api_url, self.telegram_api_url, self.vk_api_url, self.twilio_api_url, self.fcm_api_url]

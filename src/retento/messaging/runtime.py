@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from retento.core import work
+from retento.core.http import Client
 from retento.messaging.channels import Channel
 from retento.messaging.config import MessagingSettings
 from retento.messaging.templates import Renderer
@@ -19,6 +20,7 @@ class Messaging:
     settings: MessagingSettings
     channels: dict[str, Channel]
     queue: work.Queue  # the outbox (`outbox.queue`)
+    http: Client  # the channels' outgoing client (`wiring.provider_client`)
     renderer: Renderer = field(default_factory=Renderer)
     idempotent: list[str] = field(default_factory=list)  # channels whose provider drops a repeat (any worker's)
     owner: str = field(default_factory=work.worker_id)  # who holds this process's leases
@@ -43,3 +45,4 @@ class Messaging:
     def close(self) -> None:
         for ch in self.channels.values():
             ch.close()
+        self.http.close()

@@ -7,11 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from retento.core.db.transactions import transaction
 from retento.core.errors import NotFound
+from retento.core.http import Client, Guard
 from retento.messaging import API_PATH, campaigns, outbox, planner, service
 from retento.messaging.channels import Channel, ChannelAdapter, idempotent_channels
 from retento.messaging.channels.email import SmtpEmail
@@ -31,38 +33,38 @@ if TYPE_CHECKING:
     from retento.app import App
 
 
-def _email(cfg: MessagingSettings) -> Channel | None:
+def _email(cfg: MessagingSettings, http: Client) -> Channel | None:
     return SmtpEmail(host=cfg.smtp_host, port=cfg.smtp_port, user=cfg.smtp_user, password=cfg.smtp_password,
                      starttls=cfg.smtp_starttls, timeout=cfg.smtp_timeout, sender=cfg.email_from,
                      unsubscribe_mailto=cfg.email_unsubscribe_mailto) if cfg.smtp_host else None
 
 
-def _whatsapp(cfg: MessagingSettings) -> Channel | None:
-    return WhatsAppCloud(api_url=cfg.whatsapp_api_url, phone_number_id=cfg.whatsapp_phone_number_id,
+def _whatsapp(cfg: MessagingSettings, http: Client) -> Channel | None:
+    return WhatsAppCloud(http=http, api_url=cfg.whatsapp_api_url, phone_number_id=cfg.whatsapp_phone_number_id,
                          token=cfg.whatsapp_token, timeout=cfg.http_timeout) if (
         cfg.whatsapp_phone_number_id and cfg.whatsapp_token) else None
 
 
-def _telegram(cfg: MessagingSettings) -> Channel | None:
-    return TelegramBot(api_url=cfg.telegram_api_url, token=cfg.telegram_bot_token, timeout=cfg.http_timeout) if (
+def _telegram(cfg: MessagingSettings, http: Client) -> Channel | None:
+    return TelegramBot(http=http, api_url=cfg.telegram_api_url, token=cfg.telegram_bot_token, timeout=cfg.http_timeout) if (
         cfg.telegram_bot_token) else None
 
 
-def _vk(cfg: MessagingSettings) -> Channel | None:
-    return VkCommunity(api_url=cfg.vk_api_url, token=cfg.vk_token, version=cfg.vk_api_version,
+def _vk(cfg: MessagingSettings, http: Client) -> Channel | None:
+    return VkCommunity(http=http, api_url=cfg.vk_api_url, token=cfg.vk_token, version=cfg.vk_api_version,
                        timeout=cfg.http_timeout) if cfg.vk_token else None
 
 
-def _sms(cfg: MessagingSettings) -> Channel | None:
+def _sms(cfg: MessagingSettings, http: Client) -> Channel | None:
     if not (cfg.twilio_account_sid and cfg.twilio_auth_token and cfg.twilio_from):
         return None
-    return TwilioSms(api_url=cfg.twilio_api_url, account_sid=cfg.twilio_account_sid, auth_token=cfg.twilio_auth_token,
+    return TwilioSms(http=http, api_url=cfg.twilio_api_url, account_sid=cfg.twilio_account_sid, auth_token=cfg.twilio_auth_token,
                      sender=cfg.twilio_from, status_callback=f"{cfg.public_url.rstrip('/')}{API_PATH}/webhooks/twilio",
                      timeout=cfg.http_timeout)
 
 
-def _push(cfg: MessagingSettings) -> Channel | None:
-    return FcmPush(api_url=cfg.fcm_api_url, project_id=cfg.fcm_project_id, access_token=cfg.fcm_access_token,
+def _push(cfg: MessagingSettings, http: Client) -> Channel | None:
+    return FcmPush(http=http, api_url=cfg.fcm_api_url, project_id=cfg.fcm_project_id, access_token=cfg.fcm_access_token,
                    timeout=cfg.http_timeout) if (cfg.fcm_project_id and cfg.fcm_access_token) else None
 
 
@@ -72,9 +74,17 @@ ADAPTERS = (ChannelAdapter(SmtpEmail, _email), ChannelAdapter(WhatsAppCloud, _wh
             ChannelAdapter(FcmPush, _push))
 
 
-def build_channels(adapters: Iterable[ChannelAdapter], cfg: MessagingSettings) -> dict[str, Channel]:
+def build_channels(adapters: Iterable[ChannelAdapter], cfg: MessagingSettings, http: Client) -> dict[str, Channel]:
     """Every registered channel whose credentials are configured."""
-    return {a.name: channel for a in adapters if (channel := a.build(cfg)) is not None}
+    return {a.name: channel for a in adapters if (channel := a.build(cfg, http)) is not None}
+
+
+def provider_client(app: App, cfg: MessagingSettings) -> Client:
+    """The channels' outgoing client: the application's guard, whose allow-list also names the hosts of the
+    provider URLs an administrator set (`RETENTO_*_API_URL`: a self-hosted gateway, a local test server), for the
+    channels' requests only; webhooks keep the application's own allow-list (`RETENTO_OUTGOING_ALLOW`)."""
+    hosts = [httpx.URL(url).host for url in cfg.provider_urls()]
+    return Client(Guard(app.http.guard.allow.with_hosts(hosts), app.http.guard.resolver))
 
 
 def configure(app: App, settings: MessagingSettings | None = None) -> Messaging:
@@ -84,9 +94,10 @@ def configure(app: App, settings: MessagingSettings | None = None) -> Messaging:
         old.close()
     cfg = settings or MessagingSettings()
     adapters = app.parts.channel_adapters.values()
-    channels = build_channels(adapters, cfg)
+    http = provider_client(app, cfg)
+    channels = build_channels(adapters, cfg, http)
     queue = outbox.queue(cfg, sorted(channels))
-    app.messaging = Messaging(settings=cfg, channels=channels, queue=queue,  # type: ignore[attr-defined]
+    app.messaging = Messaging(settings=cfg, channels=channels, queue=queue, http=http,  # type: ignore[attr-defined]
                               idempotent=idempotent_channels(adapters))
     app.work.add(queue.name, queue, replace=True)
     return app.messaging  # type: ignore[attr-defined]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -11,6 +10,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from retento.core.errors import DomainError
+from retento.core.http import REFUSED, Client, Refused
 
 M = TypeVar("M", bound=BaseModel)
 # Timestamps a provider reports (seconds since 1970): Retento stores times up to the year 2200.
@@ -54,18 +54,24 @@ class Channel(Protocol):
 
 
 class HttpChannel:
-    """Base for providers reached over HTTPS: one keep-alive client, transport errors are temporary."""
+    """Base for providers reached over HTTPS through the one outgoing client (`retento.core.http.Client`, shared
+    by the channels of a process and closed with them: `Messaging.close`). Transport errors are temporary, and so
+    is a refusal by the outgoing request policy (the provider's address changed to one the policy refuses): the
+    message stays for a later attempt rather than failing for good."""
 
     name = "http"
     reports_delivered = True
     reports_read = True
     idempotent = False
 
-    def __init__(self, *, timeout: float = 15.0, headers: dict[str, str] | None = None,
+    def __init__(self, *, http: Client, timeout: float = 15.0, headers: dict[str, str] | None = None,
                  auth: tuple[str, str] | None = None) -> None:
-        # TCP_NODELAY: a request's headers and body leave at once instead of waiting out delayed ACKs.
-        transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-        self.http = httpx.Client(timeout=timeout, headers=headers or {}, auth=auth, transport=transport)
+        self.http, self.timeout, self.headers, self.auth = http, timeout, headers or {}, auth
+
+    def post(self, url: str, **request: Any) -> httpx.Response:
+        """POST with this channel's headers, credentials and timeout; `request`: json or data."""
+        return self.http.exchange("POST", url, timeout=self.timeout, headers=self.headers, auth=self.auth,
+                                  **request)
 
     def send(self, batch: Sequence[Outgoing]) -> list[Result]:
         out = []
@@ -74,13 +80,15 @@ class HttpChannel:
                 out.append(self.send_one(msg))
             except httpx.TransportError as exc:
                 out.append(Result(msg.id, False, error=f"network: {exc!r}"[:500], temporary=True))
+            except Refused as exc:
+                out.append(Result(msg.id, False, error=f"{REFUSED}: {exc.reason}"[:500], temporary=True))
         return out
 
     def send_one(self, msg: Outgoing) -> Result:
         raise TypeError(f"{type(self).__name__} must define send_one")
 
     def close(self) -> None:
-        self.http.close()
+        """Nothing of its own: the client is the process's channels' (`Messaging.close` closes it)."""
 
 
 def json_or_none(resp: httpx.Response) -> dict | None:
@@ -108,7 +116,8 @@ class ChannelAdapter:
     (name and what it reports) and how to build it from the settings (None when its credentials are not set)."""
 
     kind: type
-    build: Callable[[Any], Channel | None]  # MessagingSettings -> the channel, or None when not configured
+    # (MessagingSettings, the channels' outgoing client) -> the channel, or None when not configured
+    build: Callable[[Any, Client], Channel | None]
 
     @property
     def name(self) -> str:

@@ -3,6 +3,7 @@ to the sender; an app can report opens to the open endpoint itself."""
 
 from __future__ import annotations
 
+from retento.core.http import Client
 from retento.messaging.channels import HttpChannel, Outgoing, Result, json_or_none
 
 TEMPORARY = {"UNAVAILABLE", "INTERNAL", "QUOTA_EXCEEDED"}
@@ -14,14 +15,14 @@ class FcmPush(HttpChannel):
     reports_delivered = False
     reports_read = False
 
-    def __init__(self, *, api_url: str, project_id: str, access_token: str, timeout: float = 15.0) -> None:
-        super().__init__(timeout=timeout, headers={"Authorization": f"Bearer {access_token}"})
+    def __init__(self, *, http: Client, api_url: str, project_id: str, access_token: str, timeout: float = 15.0) -> None:
+        super().__init__(http=http, timeout=timeout, headers={"Authorization": f"Bearer {access_token}"})
         self.url = f"{api_url.rstrip('/')}/v1/projects/{project_id}/messages:send"
 
     def send_one(self, msg: Outgoing) -> Result:
         body = {"message": {"token": msg.to, "notification": {"title": msg.subject or "", "body": msg.text},
                             "data": {"retento_message_id": str(msg.id)}}}
-        resp = self.http.post(self.url, json=body)
+        resp = self.post(self.url, json=body)
         data = json_or_none(resp) or {}
         if resp.status_code == 200 and data.get("name"):
             return Result(msg.id, True, provider_id=data["name"])

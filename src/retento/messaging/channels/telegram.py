@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from retento.core.http import Client
 from retento.messaging.channels import HttpChannel, Outgoing, Result, json_or_none
 
 
@@ -11,15 +12,15 @@ class TelegramBot(HttpChannel):
     reports_delivered = False
     reports_read = False
 
-    def __init__(self, *, api_url: str, token: str, timeout: float = 15.0) -> None:
-        super().__init__(timeout=timeout)
+    def __init__(self, *, http: Client, api_url: str, token: str, timeout: float = 15.0) -> None:
+        super().__init__(http=http, timeout=timeout)
         self.url = f"{api_url.rstrip('/')}/bot{token}/sendMessage"
 
     def send_one(self, msg: Outgoing) -> Result:
         body = {"chat_id": msg.to, "text": msg.html or msg.text, "link_preview_options": {"is_disabled": True}}
         if msg.html:
             body["parse_mode"] = "HTML"
-        resp = self.http.post(self.url, json=body)
+        resp = self.post(self.url, json=body)
         data = json_or_none(resp) or {}
         if data.get("ok"):
             return Result(msg.id, True, provider_id=f"{data['result']['chat']['id']}:{data['result']['message_id']}")

@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 
 from retento.core import parsing
+from retento.core.http import Client
 from retento.messaging.channels import HttpChannel, Outgoing, Result, json_or_none
 
 GSM7 = set(
@@ -37,16 +38,16 @@ class TwilioSms(HttpChannel):
     idempotent = False  # the Messages API has no idempotency key
     reports_read = False  # SMS has no read receipts
 
-    def __init__(self, *, api_url: str, account_sid: str, auth_token: str, sender: str, status_callback: str,
+    def __init__(self, *, http: Client, api_url: str, account_sid: str, auth_token: str, sender: str, status_callback: str,
                  timeout: float = 15.0) -> None:
-        super().__init__(timeout=timeout, auth=(account_sid, auth_token))
+        super().__init__(http=http, timeout=timeout, auth=(account_sid, auth_token))
         self.url = f"{api_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self.sender, self.callback = sender, status_callback
 
     def send_one(self, msg: Outgoing) -> Result:
         form = {"To": msg.to, "Body": msg.text, "StatusCallback": self.callback}
         form["MessagingServiceSid" if self.sender.startswith("MG") else "From"] = self.sender
-        resp = self.http.post(self.url, data=form)
+        resp = self.post(self.url, data=form)
         data = json_or_none(resp) or {}
         if resp.status_code in (200, 201) and data.get("sid"):
             units = int(data.get("num_segments") or 0) or segments(msg.text)

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from retento.core import parsing
+from retento.core.http import Client
 from retento.messaging.channels import HttpChannel, M, Outgoing, Result, json_or_none, webhook_body
 
 TEMPORARY = {1, 6, 9, 10}  # unknown error, too many requests per second, flood control, internal error
@@ -22,15 +23,15 @@ class VkCommunity(HttpChannel):
     reports_delivered = False  # the Callback API reports reads (message_read), not delivery
     idempotent = True
 
-    def __init__(self, *, api_url: str, token: str, version: str = "5.199", timeout: float = 15.0) -> None:
-        super().__init__(timeout=timeout)
+    def __init__(self, *, http: Client, api_url: str, token: str, version: str = "5.199", timeout: float = 15.0) -> None:
+        super().__init__(http=http, timeout=timeout)
         self.url = f"{api_url.rstrip('/')}/messages.send"
         self.token, self.version = token, version
 
     def send_one(self, msg: Outgoing) -> Result:
         form = {"peer_id": msg.to, "random_id": str(random_id(msg.idempotency_key)), "message": msg.text,
                 "dont_parse_links": "1", "access_token": self.token, "v": self.version}
-        resp = self.http.post(self.url, data=form)
+        resp = self.post(self.url, data=form)
         data = json_or_none(resp) or {}
         if "response" in data:
             return Result(msg.id, True, provider_id=str(data["response"]))

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from retento.core import parsing
+from retento.core.http import Client
 from retento.messaging.channels import (
     MAX_TIMESTAMP,
     HttpChannel,
@@ -33,8 +34,8 @@ class WhatsAppCloud(HttpChannel):
     name = "whatsapp"
     idempotent = False  # no idempotency key; our key comes back in status webhooks (settles an uncertain send)
 
-    def __init__(self, *, api_url: str, phone_number_id: str, token: str, timeout: float = 15.0) -> None:
-        super().__init__(timeout=timeout, headers={"Authorization": f"Bearer {token}"})
+    def __init__(self, *, http: Client, api_url: str, phone_number_id: str, token: str, timeout: float = 15.0) -> None:
+        super().__init__(http=http, timeout=timeout, headers={"Authorization": f"Bearer {token}"})
         self.url = f"{api_url.rstrip('/')}/{phone_number_id}/messages"
 
     def payload(self, msg: Outgoing) -> dict[str, Any]:
@@ -51,7 +52,7 @@ class WhatsAppCloud(HttpChannel):
         return body
 
     def send_one(self, msg: Outgoing) -> Result:
-        resp = self.http.post(self.url, json=self.payload(msg))
+        resp = self.post(self.url, json=self.payload(msg))
         data = json_or_none(resp) or {}
         if resp.status_code == 200 and data.get("messages"):
             return Result(msg.id, True, provider_id=data["messages"][0]["id"])
