@@ -13,6 +13,7 @@ from retento.core.db.transactions import transaction
 from retento.customers import service as customers
 from retento.customers.schemas import CustomerCreate
 from retento.users import service as users, throttle
+from tests import factories as f
 from tests.console.conftest import PASSWORD, World, csrf_of, sign_in
 
 # POST routes every role may use: the user's own session and preferences (users.schemas.AREAS "self")
@@ -153,3 +154,14 @@ def test_bad_input_names_the_field(client: TestClient) -> None:
                                                "password": "short"})
     assert answer.status_code == 400
     assert "role" in answer.text and "password" in answer.text
+
+
+def test_order_status_changed_by_an_operator_is_their_change(client: TestClient, world: World) -> None:
+    order_id = f.order(world.app, site="north")
+    token = sign_in(client, "operator@example.com")
+    bad = client.post(f"/orders/{order_id}/status", data={"csrf_token": token, "status": "no-such-status"})
+    assert bad.status_code == 400 and "status" in bad.text
+    answer = client.post(f"/orders/{order_id}/status", data={"csrf_token": token, "status": "complete"})
+    assert answer.status_code == 303
+    page = client.get(f"/orders/{order_id}").text
+    assert re.search(r"<td>User</td>\s*<td translate=\"no\">user \d+</td>\s*<td translate=\"no\">status</td>", page)

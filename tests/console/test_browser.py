@@ -33,6 +33,7 @@ def test_dashboard_draws_the_chart_and_loads_the_lifecycle(page) -> None:  # noq
     page.goto("/")
     page.wait_for_selector("[data-chart][data-drawn] svg")
     page.wait_for_selector("#lifecycle .cards, #lifecycle p.muted:not(:has-text('Loading'))")
+    page.wait_for_selector("#savings table, #savings p.muted:not(:has-text('Loading'))")
     assert page.get_by_role("heading", name="Background work").is_visible()
 
 

@@ -4,6 +4,7 @@ read, and the saving against sending every member through the cascade's most exp
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import and_, case, func, or_, select
@@ -125,3 +126,12 @@ def summaries(session: Session, rows: list[Campaign]) -> list[dict]:
     return [{**{f: getattr(c, f) for f in CAMPAIGN_FIELDS}, "site": codes[c.site_id],
              "status": status(c, waiting.get(c.id, 0)), "members": c.members, "in_progress": waiting.get(c.id, 0),
              "cost": {cur: _money(v) for cid, cur, v in spent if cid == c.id}} for c in rows]
+
+
+def savings(session: Session, *, start: datetime, end: datetime) -> list[dict]:
+    """The cascades whose first run began in [start, end) with their reports (`report`), for the saving of a
+    period: each report covers the cascade's runs so far."""
+    first = func.min(Run.created_at)
+    ids = session.scalars(select(Run.cascade_id).group_by(Run.cascade_id)
+                          .having(and_(first >= start, first < end)).order_by(Run.cascade_id))
+    return [report(session, cascade_id=cascade_id) for cascade_id in ids]

@@ -279,6 +279,13 @@ def member_ids(session: Session, *, segment: Segment, limit: int = 100, offset: 
                                 .order_by(M.c.customer_id).limit(limit).offset(offset)))
 
 
+def segments_of(session: Session, *, customer_id: int) -> list[tuple[Segment, datetime]]:
+    """The segments a customer is in now, with the time they joined each, by segment name."""
+    q = (select(Segment, M.c.since).join(M, M.c.segment_id == Segment.id)
+         .where(M.c.customer_id == customer_id).order_by(Segment.name, Segment.id))
+    return [(seg, since) for seg, since in session.execute(q)]
+
+
 def changes(session: Session, *, segment: Segment, since_id: int = 0, limit: int = 100) -> list[dict[str, Any]]:
     rows = session.execute(select(CH.c.id, CH.c.customer_id, CH.c.entered, CH.c.at)
                            .where(CH.c.segment_id == segment.id, CH.c.id > since_id).order_by(CH.c.id).limit(limit))

@@ -17,7 +17,7 @@ from retento.core.errors import DomainError
 from retento.customers import queries as customer_queries, service as customers
 from retento.history import service as history
 from retento.orders import queries as order_queries, service as orders
-from retento.segments import analytics
+from retento.segments import analytics, service as segments
 from retento.sites import service as sites
 
 router = web.router()
@@ -64,6 +64,7 @@ def _profile(s: Any, customer_id: int) -> dict[str, Any]:
     site = next(x for x in sites.list_sites(s) if x.id == customer.site_id)
     return {"customer": customer, "snap": snap, "site": site,
             "scores": analytics.customer_scores(s, customer_id=customer_id),
+            "segments": segments.segments_of(s, customer_id=customer_id),
             "orders": order_queries.list_orders(s, customer_id=customer_id, limit=100),
             "history": history.since(s, entity="customer", entity_id=customer_id, limit=200),
             "statuses": {x.code: x for x in order_queries.statuses(s)}}
@@ -81,7 +82,7 @@ def edit_tags(request: Request, viewer: Annotated[Viewer, Depends(web.may_change
             customers.edit(s, customer=customers.get(s, customer_id), data=data, ctx=as_user(viewer),
                            now=app.clock.now())
     except DomainError as exc:
-        if exc.status == 404:
+        if web.field_errors(exc).keys() == {"id"}:  # the customer or order itself is not there (or not visible)
             raise
         with transaction(reading(request)) as s:
             context = _profile(s, customer_id)
@@ -90,13 +91,35 @@ def edit_tags(request: Request, viewer: Annotated[Viewer, Depends(web.may_change
 
 
 @router.get("/orders/{order_id}")
-def order(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], order_id: int) -> Response:
+def order(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], order_id: int,
+          saved: bool = False) -> Response:
     with transaction(reading(request)) as s:
-        row = orders.get(s, order_id)
-        site = next(x for x in sites.list_sites(s) if x.id == row.site_id)
-        snap = order_queries.snapshots(s, [row], {site.id: site.code})[0]
-        context = {"order": row, "snap": snap, "site": site,
-                   "statuses": {x.code: x for x in order_queries.statuses(s)},
-                   "history": history.since(s, entity="order", entity_id=order_id, limit=200)}
-    return render(request, "customers/order.html", **context)
+        context = _order(s, order_id)
+    return render(request, "customers/order.html", saved=saved, **context)
+
+
+def _order(s: Any, order_id: int) -> dict[str, Any]:
+    row = orders.get(s, order_id)
+    site = next(x for x in sites.list_sites(s) if x.id == row.site_id)
+    return {"order": row, "snap": order_queries.snapshots(s, [row], {site.id: site.code})[0], "site": site,
+            "statuses": {x.code: x for x in order_queries.statuses(s) if x.active or x.code == row.status},
+            "history": history.since(s, entity="order", entity_id=order_id, limit=200)}
+
+
+@router.post("/orders/{order_id}/status")
+def order_status(request: Request, viewer: Annotated[Viewer, Depends(web.may_change("operations"))],
+                 order_id: int, status: Annotated[str, Form()] = "") -> Response:
+    """Move the order to another status through the orders service (history: source `user`, this user)."""
+    app = app_of(request)
+    try:
+        with transaction(app.sessions) as s:
+            orders.edit(s, order=orders.get(s, order_id), data=orders.parse_edit({"status": status}),
+                        ctx=as_user(viewer), now=app.clock.now())
+    except DomainError as exc:
+        if web.field_errors(exc).keys() == {"id"}:  # the customer or order itself is not there (or not visible)
+            raise
+        with transaction(reading(request)) as s:
+            context = _order(s, order_id)
+        return render(request, "customers/order.html", status=400, errors=web.field_errors(exc), **context)
+    return RedirectResponse(f"/orders/{order_id}?saved=1", status_code=303)
 

@@ -4,6 +4,7 @@ the worker has queued or failing (core.work through the queues service)."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -13,6 +14,7 @@ from fastapi.responses import Response
 from retento.console import web
 from retento.console.web import Viewer, app_of, reading, render, signed_in
 from retento.core.db.transactions import transaction
+from retento.messaging import reports as messaging_reports
 from retento.orders import queries as orders
 from retento.queues import service as queues
 from retento.segments import analytics
@@ -79,3 +81,26 @@ def lifecycle(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], s
     month = months[-1] if months else None
     return render(request, "dashboard_lifecycle.html", month=month, report=report,
                   month_label=viewer.fmt.month(date.fromisoformat(month["month"] + "-01")) if month else None)
+
+
+def savings_by_currency(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cascade reports summed per currency: members, cost, the cost of the most expensive channel alone, saving."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in reports:
+        row = out.setdefault(r["currency"], {"currency": r["currency"], "cascades": 0, "members": 0,
+                                             "cost": Decimal(0), "baseline": Decimal(0), "saving": Decimal(0)})
+        row["cascades"] += 1
+        row["members"] += r["members"]
+        row["cost"] += r["total_cost"]
+        row["baseline"] += r["baseline_cost"]
+        row["saving"] += r["net_saving"]
+    return [out[c] for c in sorted(out)]
+
+
+@router.get("/dashboard/savings")
+def savings(request: Request, viewer: Annotated[Viewer, Depends(signed_in)]) -> Response:
+    """What the cascades started this month (the user's time zone) saved against their most expensive channel."""
+    bounds = month_bounds(app_of(request).clock.now(), viewer.timezone, months=1)
+    with transaction(reading(request)) as s:
+        reports = messaging_reports.savings(s, start=bounds[0], end=bounds[1])
+    return render(request, "dashboard_savings.html", rows=savings_by_currency(reports))
