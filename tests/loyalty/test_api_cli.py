@@ -77,6 +77,12 @@ def test_api_program_join_credit_charge_operations(app):
         r = http.post(f"{base}/charge", json={"amount": "1", "reason": "x", "idempotency_key": "c2"})
         assert r.status_code == 409
         assert http.get("/api/v1/loyalty/accounts/999").status_code == 404
+        r = http.get("/api/v1/loyalty/programs/shop/pnl", params={"to": "2026-03-03T00:00:00Z"})
+        assert r.status_code == 200, r.text
+        assert (r.json()["issued"], r.json()["redeemed"], r.json()["from"]) == ("150.00", "120.00",
+                                                                               "2026-03-02T09:00:00Z")
+        r = http.get("/api/v1/loyalty/programs/shop/pnl", params={"to": "2026-03-01T00:00:00Z"})
+        assert "to" in errors(r)
     with client(app, scopes="loyalty:read") as reader:
         assert reader.post(f"{base}/credit", json={"amount": "1", "reason": "x",
                                                    "idempotency_key": "z"}).status_code == 403
@@ -136,5 +142,12 @@ def test_cli_program_join_credit_charge(app, cli_env, tmp_path):
     assert [json.loads(line)["kind"] for line in r.output.splitlines()] == ["welcome", "credit"]
     r = cli_env.invoke(cli, ["loyalty", "run"])
     assert r.exit_code == 0, r.output
+    r = cli_env.invoke(cli, ["loyalty", "pnl", "shop", "--from", "2026-03-01", "--to", "2026-03-02", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["issued"] == "125.00"
+    r = cli_env.invoke(cli, ["loyalty", "pnl", "shop", "--from", "2026-03-01", "--to", "2026-03-02"])
+    assert r.exit_code == 0 and "125.00" in r.output
+    r = cli_env.invoke(cli, ["loyalty", "pnl", "shop", "--from", "2026-03-05", "--to", "2026-03-02"])
+    assert r.exit_code == 1 and "to" in r.output
     set_status(app, order(app, customer_id, ("x", "100", 1)), "complete")
     assert account(app, account_id).balance == 130

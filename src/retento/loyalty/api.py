@@ -9,17 +9,19 @@ from fastapi import Depends, Header, Query, Request, Response
 
 from retento.apikeys.api import require
 from retento.apikeys.schemas import Principal
+from retento.core.dates import AwareDatetime
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
 from retento.core.rest.pagination import CursorParam, decode_cursor, page
 from retento.core.rest.problems import json_response, router as v1_router
-from retento.loyalty import service
+from retento.loyalty import pnl, service
 from retento.loyalty.schemas import (
     AccountEdit,
     AccountOut,
     JoinIn,
     OperationOut,
     OperationPage,
+    PnlOut,
     PointsIn,
     ProgramIn,
     ProgramOut,
@@ -51,6 +53,16 @@ def put_program(request: Request, _: Write, site: str, data: ProgramIn) -> Any:
     app = app_of(request)
     with transaction(app.sessions) as s:
         return service.program_out(s, service.set_program(s, site=site, data=data, now=app.clock.now()))
+
+
+@router.get("/loyalty/programs/{site}/pnl", response_model=PnlOut, summary="The program's P&L over [from, to)")
+def program_pnl(request: Request, _: Read, site: str,
+                from_: Annotated[AwareDatetime | None, Query(alias="from", description="The launch by default")] = None,
+                to: Annotated[AwareDatetime | None, Query(description="Now by default")] = None,
+                window_days: Annotated[int, Query(ge=1, le=730)] = 90) -> Any:
+    app = app_of(request)
+    with transaction(reading(request)) as s:
+        return pnl.report(s, site=site, start=from_, end=to, now=app.clock.now(), window_days=window_days)
 
 
 @router.post("/loyalty/accounts", response_model=AccountOut, status_code=201,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -14,9 +15,10 @@ from rich.table import Table
 
 from retento.cmdline import fail, open_app, run_service
 from retento.core.changes import ChangeContext, Source
+from retento.core.dates import parse_day
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
-from retento.loyalty import runs, service
+from retento.loyalty import pnl, runs, service
 from retento.loyalty.schemas import JoinIn, ProgramIn
 
 app = typer.Typer(help="Loyalty program: settings, members, points. / Программа лояльности: настройки, участники, "
@@ -131,3 +133,48 @@ def run() -> None:
     with transaction(a.sessions) as s:
         done = runs.run_all(s, now=a.clock.now())
     console.print(f"done / готово: {done}")
+
+
+@app.command("pnl")
+def pnl_(site: str, from_: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, UTC)")],
+         to: Annotated[str, typer.Option(help="Last day, included (YYYY-MM-DD, UTC)")],
+         window_days: Annotated[int, typer.Option(min=1, max=730, help="Days compared before and after joining")] = 90,
+         as_json: Annotated[bool, typer.Option("--json", help="JSON")] = False) -> None:
+    """The program's P&L over the days. / P&L программы за период."""
+    try:
+        first, last = parse_day(from_), parse_day(to)
+    except ValueError as exc:
+        fail(f"from/to: {exc}")
+    if last < first:
+        fail("to: before --from")
+    start = datetime.combine(first, time(), timezone.utc)
+    end = datetime.combine(last + timedelta(days=1), time(), timezone.utc)
+    a = open_app()
+    with transaction(a.sessions) as s:
+        out = run_service(lambda: pnl.report(s, site=site, start=start, end=end, now=a.clock.now(),
+                                             window_days=window_days))
+    if as_json:
+        typer.echo(out.model_dump_json(by_alias=True))
+        return
+    table = Table("line / статья", "value / значение")
+    for label, value in (("issued / начислено", out.issued), ("reversed / отменено", out.reversed),
+                         ("redeemed (discount) / списано (скидка)", out.redeemed),
+                         ("expired / сгорело", out.expired), ("liability at start / обязательства на начало",
+                                                             out.liability_start),
+                         ("liability at end / обязательства на конец", out.liability_end),
+                         ("revenue / выручка", out.revenue),
+                         ("discount share / доля скидки", out.discount_share if out.discount_share is not None
+                          else "-"), ("members / участники", out.members)):
+        table.add_row(label, str(value))
+    pm = out.per_member
+    if pm.before and pm.after:
+        table.add_row("orders per member-month before → after / заказов в месяц до → после",
+                      f"{pm.before.orders} → {pm.after.orders}")
+        table.add_row("revenue per member-month before → after / выручка в месяц до → после",
+                      f"{pm.before.revenue} → {pm.after.revenue}")
+    c = out.cohorts
+    for name in ("conversion_new_active", "orders_per_active", "reactivated", "churn_active"):
+        table.add_row(f"{name} before → after launch / до → после запуска",
+                      f"{getattr(c.before, name)} → {getattr(c.after, name)}")
+    console.print(f"{out.site}, {out.currency}")
+    console.print(table)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
@@ -208,3 +208,51 @@ class OperationOut(BaseModel):
 class OperationPage(BaseModel):
     items: list[OperationOut]
     next_cursor: str | None = None
+
+
+class CohortFigures(BaseModel):
+    conversion_new_active: float | None
+    orders_per_active: float | None
+    reactivated: float | None
+    churn_active: float | None
+
+
+class CohortsOut(BaseModel):
+    launch: date
+    before: CohortFigures
+    months_before: int
+    after: CohortFigures
+    months_after: int
+
+
+class PerMonth(BaseModel):
+    orders: float
+    revenue: Decimal
+
+
+class PerMember(BaseModel):
+    members: int = Field(description="Members with orders history both before and after joining")
+    before: PerMonth | None
+    after: PerMonth | None
+
+
+class PnlOut(BaseModel):
+    """A program's P&L over [from, to)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    site: str
+    currency: str
+    from_: datetime = Field(alias="from")
+    to: datetime
+    issued: Decimal = Field(description="Points credited: welcome bonuses, accruals, manual and trigger credits")
+    reversed: Decimal = Field(description="Accruals taken back (cancels, returns)")
+    redeemed: Decimal = Field(description="Points spent, net of refunds: the discount given")
+    expired: Decimal
+    liability_start: Decimal = Field(description="Points outstanding at `from` (pending included)")
+    liability_end: Decimal
+    revenue: Decimal = Field(description="The site's completed orders created in the period")
+    discount_share: Decimal | None = Field(description="redeemed / revenue")
+    members: int = Field(description="Accounts joined before `to`")
+    per_member: PerMember
+    cohorts: CohortsOut

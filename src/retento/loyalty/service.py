@@ -25,6 +25,8 @@ from retento.loyalty.ledger import ZERO, LotState, Take
 from retento.loyalty.models import Account, Lot, Move, Operation, Program
 from retento.loyalty.schemas import AccountOut, JoinIn, Kind, LotOut, ProgramIn, ProgramOut, ProgramSettings
 from retento.orders import service as orders, snapshots as order_snapshots
+from retento.segments import analytics
+from retento.segments.schemas import InitiativeIn
 from retento.sites.models import Site
 from retento.sites.service import get_site, site_code
 
@@ -43,6 +45,8 @@ def set_program(session: Session, *, site: str, data: ProgramIn, now: datetime) 
     if program is None:
         program = Program(site_id=site_id, created_at=now, **values)
         session.add(program)
+        analytics.record_initiative(session, source="automatic", now=now, data=InitiativeIn(
+            site=site, kind="loyalty", name=data.name, started_at=now, idempotency_key=f"loyalty:{site_id}"))
     else:
         for name, value in values.items():
             setattr(program, name, value)

@@ -1,0 +1,145 @@
+"""The program's own P&L for a site and a period: points issued, taken back, redeemed (the discount given),
+expired, the liability at both ends; the site's revenue and the discount as a share of it (the ~5% "tax");
+members' orders and revenue per month after joining against before; the four lifecycle cohort figures of the
+months before the launch against those from it on. `summarise` and `before_after` are pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from retento.core.errors import DomainError
+from retento.core.money import round_money
+from retento.loyalty import service
+from retento.loyalty.ledger import ZERO
+from retento.loyalty.models import Account, Operation
+from retento.loyalty.schemas import Kind, PnlOut
+from retento.orders.models import Order, Status
+from retento.segments import analytics
+
+MONTH_DAYS = Decimal(30)
+FIGURES = ("conversion_new_active", "orders_per_active", "reactivated", "churn_active")
+
+
+@dataclass(frozen=True)
+class Member:
+    joined_at: datetime
+    before_orders: int
+    before_revenue: Decimal
+    before_days: int  # how long the "before" window is (the program's history may be shorter)
+    after_orders: int
+    after_revenue: Decimal
+    after_days: int
+
+
+def _dec(value: Any) -> Decimal:
+    return Decimal(repr(value) if isinstance(value, float) else value or 0)
+
+
+def summarise(sums: dict[str, Decimal], *, liability_start: Decimal, revenue: Decimal) -> dict[str, Any]:
+    """Ledger sums per kind over the period -> the P&L's points lines."""
+    redeemed = -(sums.get(Kind.CHARGE, ZERO) + sums.get(Kind.REFUND, ZERO))
+    issued = sums.get(Kind.WELCOME, ZERO) + sums.get(Kind.ACCRUAL, ZERO) + sums.get(Kind.CREDIT, ZERO)
+    reversed_ = -sums.get(Kind.REVERSAL, ZERO)
+    expired = -sums.get(Kind.EXPIRY, ZERO)
+    return {"issued": issued, "reversed": reversed_, "redeemed": redeemed, "expired": expired,
+            "liability_start": liability_start,
+            "liability_end": liability_start + issued - reversed_ - redeemed - expired,
+            "revenue": revenue, "discount_share": (redeemed / revenue).quantize(Decimal("0.0001")) if revenue else None}
+
+
+def before_after(members: Iterable[Member]) -> dict[str, Any]:
+    """Orders and revenue per member and month (30 days) after joining against before, over members with
+    both windows."""
+    rows = [m for m in members if m.before_days > 0 and m.after_days > 0]
+    if not rows:
+        return {"members": 0, "before": None, "after": None}
+
+    def per_month(orders: Sequence[int], revenue: Sequence[Decimal], days: Sequence[int]) -> dict[str, Any]:
+        n = len(rows)
+        return {"orders": round(sum(o * 30 / d for o, d in zip(orders, days, strict=True)) / n, 4),
+                "revenue": round_money(sum((r * MONTH_DAYS / d for r, d in zip(revenue, days, strict=True)), ZERO) / n)}
+
+    return {"members": len(rows),
+            "before": per_month([m.before_orders for m in rows], [m.before_revenue for m in rows],
+                                [m.before_days for m in rows]),
+            "after": per_month([m.after_orders for m in rows], [m.after_revenue for m in rows],
+                               [m.after_days for m in rows])}
+
+
+def _average(months: list[dict[str, Any]], name: str) -> float | None:
+    values = [m[name] for m in months if m.get(name) is not None]
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def cohort_figures(months: list[dict[str, Any]], *, launch: date, end: date, span: int = 6) -> dict[str, Any]:
+    """The four lifecycle figures averaged over the complete months before the launch month (at most `span`)
+    and over the months from it up to the period's end (at most `span`)."""
+    key = launch.isoformat()[:7]
+    before = [m for m in months if m["month"] < key and not m["provisional"]][-span:]
+    after = [m for m in months if key <= m["month"] <= end.isoformat()[:7]][:span]
+    return {"launch": launch, "before": {f: _average(before, f) for f in FIGURES}, "months_before": len(before),
+            "after": {f: _average(after, f) for f in FIGURES}, "months_after": len(after)}
+
+
+def report(session: Session, *, site: str, start: datetime | None, end: datetime | None, now: datetime,
+           window_days: int = 90) -> PnlOut:
+    """The P&L of the site's program over [start, end) (from its launch, up to now, by default).
+    `window_days`: how far before and after joining a member's orders are compared."""
+    program = service.get_program(session, site)
+    start, end = start or program.created_at, end or now
+    if end <= start:
+        raise DomainError.one("to", "must be after `from` (the program's launch by default)")
+    op = Operation.__table__
+    sums = {kind: _dec(total) for kind, total in session.execute(
+        select(op.c.kind, func.sum(op.c.amount)).where(op.c.site_id == program.site_id, op.c.created_at >= start,
+                                                       op.c.created_at < end).group_by(op.c.kind))}
+    liability_start = _dec(session.scalar(select(func.sum(op.c.amount)).where(op.c.site_id == program.site_id,
+                                                                               op.c.created_at < start)))
+    o, st = Order.__table__, Status.__table__
+    complete = select(st.c.code).where(st.c.group_code == "complete")
+    revenue = _dec(session.scalar(select(func.sum(o.c.total)).where(
+        o.c.site_id == program.site_id, o.c.status.in_(complete), o.c.created_at >= start, o.c.created_at < end)))
+    out = {"site": site, "currency": program.currency, "from": start, "to": end,
+           **summarise(sums, liability_start=liability_start, revenue=revenue),
+           "members": session.scalar(select(func.count()).where(Account.site_id == program.site_id,
+                                                                 Account.joined_at < end)),
+           "per_member": before_after(_members(session, program.site_id, end=end, window=timedelta(days=window_days)))}
+    as_of = min(end - timedelta(microseconds=1), now).date()
+    months = analytics.cohort_report(session, site=site, now=now, as_of=as_of)["months"]
+    out["cohorts"] = cohort_figures(months, launch=program.created_at.date(), end=as_of)
+    return PnlOut.model_validate(out)
+
+
+def _members(session: Session, site_id: int, *, end: datetime, window: timedelta) -> list[Member]:
+    """Each member's completed orders in the window before joining and in the one after it (up to `end`)."""
+    a, o, st = Account.__table__, Order.__table__, Status.__table__
+    complete = select(st.c.code).where(st.c.group_code == "complete")
+    first = session.scalar(select(func.min(o.c.created_at)).where(o.c.site_id == site_id))
+    joined: dict[int, datetime] = {}
+    tally: dict[int, list[Any]] = {}
+    q = (select(a.c.id, a.c.joined_at, o.c.created_at, o.c.total)
+         .select_from(a.outerjoin(o, (o.c.customer_id == a.c.customer_id) & o.c.status.in_(complete)
+                                  & (o.c.created_at < end)))
+         .where(a.c.site_id == site_id, a.c.joined_at < end))
+    for account_id, joined_at, created_at, total in session.execute(q):
+        joined[account_id] = joined_at
+        t = tally.setdefault(account_id, [0, ZERO, 0, ZERO])
+        if created_at is None:
+            continue
+        if joined_at - window <= created_at < joined_at:
+            t[0], t[1] = t[0] + 1, t[1] + _dec(total)
+        elif joined_at <= created_at < joined_at + window:
+            t[2], t[3] = t[2] + 1, t[3] + _dec(total)
+    out = []
+    for account_id, at in joined.items():
+        history = (at - max(at - window, min(first, at) if first else at)).days
+        bo, br, ao, ar = tally[account_id]
+        out.append(Member(at, bo, br, history, ao, ar, min((end - at).days, window.days)))
+    return out
