@@ -4,6 +4,7 @@ lifetimes fitted on that summary, and nothing is stored."""
 
 import csv
 import io
+import json
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -119,6 +120,14 @@ def test_as_of_through_the_api_and_the_cli(app, client, cdnow, tmp_path, monkeyp
         got = {int(row["customer_id"]): row for row in csv.DictReader(io.StringIO(r.stdout))}
         assert {c: (int(g["frequency"]), int(g["recency"]), int(g["age"])) for c, g in got.items()} == {
             c: (int(ref.frequency), int(ref.recency), int(ref["T"])) for c, ref in cdnow.iterrows()}
+        r = CliRunner().invoke(cli, ["rfm", "shop", "--as-of", "1997-09-30", "--ltv", "--lang", "ru"],
+                               env={"COLUMNS": "1000"})
+        assert r.exit_code == 0, r.output
+        assert "RFM, сайт shop, на 1997-09-30" in r.stdout and "LTV за 12 мес., всего в ячейке" in r.stdout
+        assert "ожидаемых покупок за 90 дн., на клиента" in r.stdout and "параметры модели" in r.stdout
+        r = CliRunner().invoke(cli, ["rfm", "shop", "--as-of", "1997-09-30", "--format", "json"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["cells"] == body["cells"]
         r = CliRunner().invoke(cli, ["rfm", "shop", "--as-of", "30.09.1997"])
         assert r.exit_code == 2 and "--as-of" in r.output
         r = CliRunner().invoke(cli, ["rfm", "shop", "--as-of", "1997-09-30", "--segments"])
