@@ -6,7 +6,7 @@ import math
 import os
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 import typer
@@ -154,32 +154,46 @@ def api(
 def cascade(
     recipients: Annotated[int, typer.Option(min=1, help="Campaign members to plan")] = 1_000_000,
     deliver: Annotated[int, typer.Option(min=1, help="Messages to deliver over HTTP")] = 50_000,
+    emails: Annotated[int, typer.Option(min=0, help="Emails sent over SMTP for the per-message window (0: skip)")]
+    = 20_000,
+    wait_minutes: Annotated[float, typer.Option(min=1, help="The email step's window")] = 60,
+    tick: Annotated[float, typer.Option(min=0.1, help="Seconds between cascade timer ticks")] = 1.0,
     workers: Annotated[int, typer.Option(min=1, help="Sending worker processes (1 on SQLite)")] = 2,
     backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite,postgres",
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN")] = DEFAULT_PG_DSN,
 ) -> None:
-    """Cascade planning against a driver insert of the same outbox rows; delivery against a minimal client."""
-    from benchmarks import cascade as cascade_bench
+    """Cascade planning against a driver insert of the same outbox rows; delivery against a minimal client;
+    emails/s over SMTP against a minimal smtplib client, and the window each email was granted."""
+    from benchmarks import cascade as cascade_bench, cascade_window
 
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
     if not chosen or set(chosen) - {"sqlite", "postgres"}:
         console.print("[red]error:[/red] --backends: use sqlite, postgres or both")
         raise typer.Exit(2)
-    results = []
+    results, windows = [], []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         for backend in chosen:
+            n = 1 if backend == "sqlite" else workers
             with fresh(backend, pg_dsn) as plan_target, fresh(backend, pg_dsn) as deliver_target:
                 results.append(cascade_bench.run(plan_target, deliver_target, recipients=recipients, deliver=deliver,
-                                                 workers=1 if backend == "sqlite" else workers, progress=progress))
+                                                 workers=n, progress=progress))
+            if emails:
+                with fresh(backend, pg_dsn) as target:
+                    windows.append(cascade_window.run(target, emails=emails, workers=n,
+                                                      wait=timedelta(minutes=wait_minutes),
+                                                      tick=timedelta(seconds=tick), progress=progress))
     lines = [f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python "
-             f"{platform.python_version()}: `retento {' '.join(sys.argv[1:])}`", "",
+             f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}: "
+             f"`retento {' '.join(sys.argv[1:])}`", "",
              "| backend | recipients | planning s | recipients/s | driver insert s | ratio | delivered | workers "
              "| delivery s | msgs/s | minimal client s | ratio |", "| --- |" + " ---: |" * 11]
     for r in results:
         lines.append(f"| {r.version} | {r.recipients:,} | {r.plan_s:.1f} | {r.plan_rate:,.0f} | {r.baseline_s:.1f} "
                      f"| {r.plan_ratio:.2f}x | {r.deliver:,} | {r.workers} | {r.deliver_s:.1f} "
                      f"| {r.deliver / r.deliver_s:,.0f} | {r.client_s:.1f} | {r.deliver_ratio:.2f}x |")
+    if windows:
+        lines += ["", *cascade_window.table(windows, {r.backend: r.version for r in results})]
     print("\n".join(lines))
 
 
