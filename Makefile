@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow test-fuzz install migrate demo clean vendor translations browser
+.PHONY: run test test-slow test-fuzz install migrate demo clean vendor translations browser screenshots
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,10 @@ test-slow: install
 # nightly-size schemathesis over both OpenAPI documents (make test runs the bounded size of the same tests)
 test-fuzz: install
 	$(BIN)/python -m pytest -m fuzz tests/api/test_openapi_fuzz.py $(PYTEST_ARGS)
+
+# the console's main pages in English and Russian, as docs/console/<page>-<lang>.png (the README shows one)
+screenshots: install browser
+	$(BIN)/python -m pytest -m screenshots tests/console/test_screenshots.py $(PYTEST_ARGS)
 
 # refresh the console's vendored browser assets from npm (pinned in the script; needs npm, `make run` does not)
 vendor:

@@ -274,3 +274,37 @@ def segments(
 
     bench.main(customers=customers, orders=orders, events=events, pg_dsn=pg_dsn, seed=seed, keep=keep,
                console=console, count_runs=count_runs)
+
+
+@bench_app.command("console")
+def console_pages(
+    customers: Annotated[int, typer.Option("--customers", min=10, help="Demo shop customers")] = 2000,
+    orders: Annotated[int, typer.Option("--orders", min=10, help="Demo shop orders")] = 10000,
+    requests: Annotated[int, typer.Option("--requests", min=5, help="Requests per page")] = 100,
+    backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite,postgres",
+    pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN", help="PostgreSQL server")] = DEFAULT_PG_DSN,
+) -> None:
+    """Each console page's HTML: p50 and p95 on the demo shop, against /api/health in the same run."""
+    from benchmarks import console as console_bench
+
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    if not chosen or set(chosen) - {"sqlite", "postgres"}:
+        console.print("[red]error:[/red] --backends: use sqlite, postgres or both")
+        raise typer.Exit(2)
+    results, load, started = [], os.getloadavg()[0], datetime.now(timezone.utc)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        for backend in chosen:
+            with fresh(backend, pg_dsn) as target:
+                results.append(console_bench.run(target, customers=customers, orders=orders, requests=requests,
+                                                 progress=progress))
+    lines = [f"Run {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python {platform.python_version()}, "
+             f"load average {load:.1f} at the start: `retento {' '.join(sys.argv[1:])}`", "",
+             "| backend | page | p50 ms | p95 ms | p95 / baseline p95 |", "| --- | --- | ---: | ---: | ---: |"]
+    for r in results:
+        b = r.baseline
+        lines.append(f"| {r.version} | baseline `{b.path}` | {b.p50:.1f} | {b.p95:.1f} | 1.0x |")
+        for p in r.pages:
+            flag = "" if p.status == 200 else f" (HTTP {p.status})"
+            lines.append(f"| {r.version} | `{p.path}`{flag} | {p.p50:.1f} | {p.p95:.1f} | {p.p95 / b.p95:.1f}x |")
+    print("\n".join(lines))

@@ -29,8 +29,8 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 # Markers whose tests run only when the marker expression names them: `make test-slow` (pytest -m slow, which
-# .ci/run runs after `make test`), `pytest -m fuzz` (see the markers in pyproject.toml)
-ON_REQUEST = ("slow", "fuzz")
+# .ci/run runs after `make test`), `pytest -m fuzz`, `make screenshots` (see the markers in pyproject.toml)
+ON_REQUEST = ("slow", "fuzz", "screenshots")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -75,7 +75,8 @@ def status_groups(session: Session) -> list[StatusGroup]:
     return list(session.scalars(select(StatusGroup).order_by(StatusGroup.ordering, StatusGroup.code)))
 
 
-def totals_by_period(session: Session, *, bounds: Sequence[datetime]) -> list[tuple[int, str, int, Decimal]]:
+def totals_by_period(session: Session, *, bounds: Sequence[datetime],
+                     site_ids: Sequence[int] | None = None) -> list[tuple[int, str, int, Decimal]]:
     """Orders and their total per period and currency, cancelled orders left out: (period, currency, orders,
     total) where period i runs from bounds[i] to bounds[i + 1] (so periods may be months in any time zone).
     One statement over the orders created in the whole span, in either database."""
@@ -86,4 +87,6 @@ def totals_by_period(session: Session, *, bounds: Sequence[datetime]) -> list[tu
     q = (select(period, Order.currency, func.count(Order.id), func.coalesce(func.sum(Order.total), 0))
          .where(Order.created_at >= bounds[0], Order.created_at < bounds[-1], Order.status.not_in(cancelled))
          .group_by(period, Order.currency).order_by(period, Order.currency))
+    if site_ids is not None:
+        q = q.where(Order.site_id.in_(site_ids))
     return [(int(p), cur, int(n), Decimal(total)) for p, cur, n, total in session.execute(q)]

@@ -62,11 +62,11 @@ def dashboard(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], s
     now = app.clock.now()
     bounds = month_bounds(now, viewer.timezone)
     with transaction(reading(request)) as s:
-        rows = orders.totals_by_period(s, bounds=bounds)
         visible = sites.list_sites(s)
+        chosen = next((x for x in visible if x.code == site), visible[0] if visible else None)
+        rows = orders.totals_by_period(s, bounds=bounds, site_ids=[chosen.id] if chosen else [])
         work = queues.overview(s, app.work, now=now)
     this_month = [(cur, n, total) for period, cur, n, total in rows if period == len(bounds) - 2]
-    chosen = next((x for x in visible if x.code == site), visible[0] if visible else None)
     return render(request, "dashboard.html", chart=revenue_chart(viewer, bounds, rows), this_month=this_month,
                   sites=visible, site=chosen, queues=work)
 

@@ -1,0 +1,31 @@
+"""`make screenshots`: the console's main pages in English and Russian, saved as docs/console/<page>-<lang>.png
+(run only when asked for: marker `screenshots`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.console.conftest import browser_sign_in
+
+pytestmark = pytest.mark.screenshots
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
+PAGES = {"dashboard": "/", "customers": "/customers", "customer": "/customers/1", "order": "/orders/1",
+         "apikeys": "/admin/apikeys"}
+
+
+@pytest.mark.parametrize("email, lang", [("admin@example.com", "en"), ("ru@example.com", "ru")])
+def test_screenshots(browser, console_server, email: str, lang: str) -> None:  # noqa: ANN001
+    DOCS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(base_url=console_server.url, viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    try:
+        browser_sign_in(page, email)
+        for name, path in PAGES.items():
+            page.goto(path)
+            page.wait_for_load_state("networkidle")
+            page.wait_for_timeout(300)  # chart animation
+            page.screenshot(path=DOCS / f"{name}-{lang}.png", full_page=False)
+    finally:
+        context.close()
