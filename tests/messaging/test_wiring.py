@@ -141,7 +141,7 @@ def test_campaign_audience_is_a_list_or_a_segment_that_exists(app, client):
     cascade = h.cascade(app, [("email", "bonus", 24)])
     anna = h.customer(app)
     r = client.post("/api/v1/messaging/campaigns", json={"cascade_id": cascade, "name": "x"})
-    assert r.status_code == 422 and "exactly one of customer_ids and segment" in r.text
+    assert r.status_code == 422 and "exactly one of customer_ids, segment, everyone and rules" in r.text
     r = client.post("/api/v1/messaging/campaigns", json={"cascade_id": cascade, "name": "x", "customer_ids": [anna],
                                                       "segment": "vip"})
     assert r.status_code == 422
