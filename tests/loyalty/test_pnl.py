@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
+import pytest
+
 from retento.core.db.transactions import transaction
+from retento.core.errors import Conflict
 from retento.loyalty import pnl, runs, service
 from retento.loyalty.schemas import JoinIn
 from tests import factories as f
@@ -71,3 +74,35 @@ def test_pnl_figures_are_pure():
     assert out["issued"] == 100 and out["redeemed"] == 25 and out["reversed"] == 20 and out["expired"] == 10
     assert out["liability_end"] == 7 + 100 - 20 - 25 - 10 and out["discount_share"] == Decimal("0.05")
     assert pnl.before_after([]) == {"members": 0, "before": None, "after": None}
+
+
+def test_pnl_with_a_holdout_group(app):
+    at(app, 0)
+    f.site(app)
+    program(app, percent=Decimal(10), activation_days=0, holdout_share=Decimal("0.5"))
+    totals, status = {}, {}
+    for n in range(1, 9):
+        customer_id = f.customer(app)
+        account_id = join(app, customer_id)
+        with transaction(app.sessions) as s:
+            status[customer_id] = service.get_account(s, account_id).status
+        totals[customer_id] = Decimal(100 * n)
+        set_status(app, order(app, customer_id, ("x", str(100 * n), 1)), "complete")
+    held = [c for c, st in status.items() if st == "holdout"]
+    members = [c for c, st in status.items() if st == "active"]
+    assert held and members and len(held) + len(members) == 8
+    with transaction(app.sessions) as s:  # held out: nothing earned, nothing to spend, cannot be unblocked
+        account = service.account_of(s, site_id=service.get_program(s, "shop").site_id, customer_id=held[0])
+        assert service.account_out(s, account, now=app.clock.now()).pending == 0
+    with pytest.raises(Conflict):
+        charge(app, account.id, "1", "x")
+    at(app, 1)
+    with transaction(app.sessions) as s:
+        out = pnl.report(s, site="shop", start=None, end=None, now=app.clock.now())
+    assert out.members == len(members)
+    assert out.issued == sum(totals[c] for c in members) / 10
+    h = out.holdout
+    assert (h.members.customers, h.holdout.customers) == (len(members), len(held))
+    assert (h.members.orders, h.holdout.orders) == (1.0, 1.0)
+    assert h.holdout.revenue == (sum(totals[c] for c in held) / len(held)).quantize(Decimal("0.01"))
+    assert h.members.revenue == (sum(totals[c] for c in members) / len(members)).quantize(Decimal("0.01"))

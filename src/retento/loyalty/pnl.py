@@ -73,6 +73,34 @@ def before_after(members: Iterable[Member]) -> dict[str, Any]:
                                [m.after_days for m in rows])}
 
 
+def holdout(groups: dict[str, list[tuple[int, Decimal]]]) -> dict[str, Any] | None:
+    """Orders and revenue per customer of the members against the holdout group ((orders, revenue) of each
+    customer); None without a holdout group."""
+    if not groups.get("holdout"):
+        return None
+
+    def figures(rows: list[tuple[int, Decimal]]) -> dict[str, Any]:
+        n = len(rows)
+        return {"customers": n, "orders": round(sum(o for o, _ in rows) / n, 4) if n else 0.0,
+                "revenue": round_money(sum((r for _, r in rows), ZERO) / n) if n else ZERO}
+
+    return {"members": figures(groups.get("members", [])), "holdout": figures(groups["holdout"])}
+
+
+def _groups(session: Session, site_id: int, *, start: datetime, end: datetime) -> dict[str, list[tuple[int, Decimal]]]:
+    """(orders, revenue) in the period of each member and each holdout customer enrolled before `end`."""
+    a, o, st = Account.__table__, Order.__table__, Status.__table__
+    complete = select(st.c.code).where(st.c.group_code == "complete")
+    q = (select(a.c.id, a.c.status, func.count(o.c.id), func.sum(o.c.total))
+         .select_from(a.outerjoin(o, (o.c.customer_id == a.c.customer_id) & o.c.status.in_(complete)
+                                  & (o.c.created_at >= start) & (o.c.created_at < end)))
+         .where(a.c.site_id == site_id, a.c.joined_at < end).group_by(a.c.id, a.c.status))
+    out: dict[str, list[tuple[int, Decimal]]] = {"members": [], "holdout": []}
+    for _, status, n, revenue in session.execute(q):
+        out["holdout" if status == service.HOLDOUT else "members"].append((int(n or 0), _dec(revenue)))
+    return out
+
+
 def _average(months: list[dict[str, Any]], name: str) -> float | None:
     values = [m[name] for m in months if m.get(name) is not None]
     return round(sum(values) / len(values), 4) if values else None
@@ -109,7 +137,9 @@ def report(session: Session, *, site: str, start: datetime | None, end: datetime
     out = {"site": site, "currency": program.currency, "from": start, "to": end,
            **summarise(sums, liability_start=liability_start, revenue=revenue),
            "members": session.scalar(select(func.count()).where(Account.site_id == program.site_id,
-                                                                 Account.joined_at < end)),
+                                                                 Account.joined_at < end,
+                                                                 Account.status != service.HOLDOUT)),
+           "holdout": holdout(_groups(session, program.site_id, start=start, end=end)),
            "per_member": before_after(_members(session, program.site_id, end=end, window=timedelta(days=window_days)))}
     as_of = min(end - timedelta(microseconds=1), now).date()
     months = analytics.cohort_report(session, site=site, now=now, as_of=as_of)["months"]
@@ -127,7 +157,7 @@ def _members(session: Session, site_id: int, *, end: datetime, window: timedelta
     q = (select(a.c.id, a.c.joined_at, o.c.created_at, o.c.total)
          .select_from(a.outerjoin(o, (o.c.customer_id == a.c.customer_id) & o.c.status.in_(complete)
                                   & (o.c.created_at < end)))
-         .where(a.c.site_id == site_id, a.c.joined_at < end))
+         .where(a.c.site_id == site_id, a.c.joined_at < end, a.c.status != service.HOLDOUT))
     for account_id, joined_at, created_at, total in session.execute(q):
         joined[account_id] = joined_at
         t = tally.setdefault(account_id, [0, ZERO, 0, ZERO])

@@ -3,6 +3,7 @@ purchase sum reaches, how much of an order points may pay, which balance thresho
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -22,6 +23,15 @@ class Earned:
     base: Decimal  # the paid sum the points were computed from (what levels count)
     multiplier: Decimal
     detail: dict[str, Any]
+
+
+def held_out(program_id: int, customer_id: int, share: Decimal) -> bool:
+    """Whether a customer falls in the program's random holdout: a fixed draw per (program, customer), so the
+    same customer is always on the same side, and about `share` of customers are held out."""
+    if share <= 0:
+        return False
+    digest = hashlib.sha256(f"loyalty-holdout:{program_id}:{customer_id}".encode()).digest()
+    return Decimal(int.from_bytes(digest[:8], "big")) / Decimal(2**64) < share
 
 
 def level_for(levels: Sequence[Level], purchases: Decimal) -> Level | None:

@@ -93,6 +93,8 @@ class ProgramSettings(BaseModel):
                                  description="`loyalty_points_will_burn` this many days before lots burn")
     balance_thresholds: list[Decimal] = Field(default_factory=list, max_length=20,
                                               description="`loyalty_balance_passed` when the balance rises past one")
+    holdout_share: Share = Field(Decimal(0), description="This share of customers, drawn at random when they join, "
+                                                         "is kept out of the program (a control group for the P&L)")
 
     @field_validator("levels")
     @classmethod
@@ -236,6 +238,17 @@ class PerMember(BaseModel):
     after: PerMonth | None
 
 
+class GroupFigures(BaseModel):
+    customers: int
+    orders: float = Field(description="Completed orders per customer in the period")
+    revenue: Decimal = Field(description="Revenue per customer in the period")
+
+
+class HoldoutOut(BaseModel):
+    members: GroupFigures
+    holdout: GroupFigures
+
+
 class PnlOut(BaseModel):
     """A program's P&L over [from, to)."""
 
@@ -253,6 +266,7 @@ class PnlOut(BaseModel):
     liability_end: Decimal
     revenue: Decimal = Field(description="The site's completed orders created in the period")
     discount_share: Decimal | None = Field(description="redeemed / revenue")
-    members: int = Field(description="Accounts joined before `to`")
+    members: int = Field(description="Members joined before `to` (the holdout group left out)")
     per_member: PerMember
     cohorts: CohortsOut
+    holdout: HoldoutOut | None = Field(description="Members against the holdout group (when the program has one)")

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from retento.contacts import normalize_phone
@@ -30,7 +31,7 @@ from retento.segments.schemas import InitiativeIn
 from retento.sites.models import Site
 from retento.sites.service import get_site, site_code
 
-ACTIVE, BLOCKED = "active", "blocked"
+ACTIVE, BLOCKED, HOLDOUT = "active", "blocked", "holdout"  # holdout: kept out of the program at enrolment
 
 
 # --- programs ------------------------------------------------------------------------------------------------
@@ -92,11 +93,22 @@ def join(session: Session, *, data: JoinIn, ctx: ChangeContext, now: datetime) -
                                                    Account.customer_id == customer_id))
     if account is not None:
         return account, False
-    account = Account(program_id=program.id, site_id=program.site_id, customer_id=customer_id, status=ACTIVE,
-                      level=None, joined_at=now, updated_at=now)
-    session.add(account)
-    session.flush()
     settings = settings_of(program)
+    held = rules.held_out(program.id, customer_id, settings.holdout_share)
+    account = Account(program_id=program.id, site_id=program.site_id, customer_id=customer_id,
+                      status=HOLDOUT if held else ACTIVE, level=None, joined_at=now, updated_at=now)
+    try:
+        with session.begin_nested():
+            session.add(account)
+            session.flush()
+    except IntegrityError:  # the same customer joined concurrently and committed first
+        account = session.scalar(select(Account).where(Account.program_id == program.id,
+                                                       Account.customer_id == customer_id))
+        if account is None:
+            raise
+        return account, False
+    if held:
+        return account, True
     account.level = (lv.code if (lv := rules.level_for(settings.levels, ZERO)) else None)
     _emit(session, ev.JOINED, account, ctx, now, {"account_id": account.id, "site": data.site})
     if settings.welcome_bonus > 0:
@@ -133,7 +145,9 @@ def account_of(session: Session, *, site_id: int, customer_id: int) -> Account |
 
 
 def set_status(session: Session, *, account: Account, status: str, now: datetime) -> Account:
-    """Block (no earning or spending) or unblock an account; its points stay."""
+    """Block (no earning or spending) or unblock an account; its points stay. A holdout stays one."""
+    if account.status == HOLDOUT:
+        raise Conflict("status", "the customer is in the holdout group, kept out of the program")
     if account.status != status:
         account.status, account.updated_at = status, now
         session.flush()
@@ -371,6 +385,8 @@ def _program(session: Session, account: Account) -> Program:
 
 
 def _usable(account: Account) -> None:
+    if account.status == HOLDOUT:
+        raise Conflict("account_id", "the customer is in the holdout group, kept out of the program")
     if account.status != ACTIVE:
         raise Conflict("account_id", "the loyalty account is blocked")
 

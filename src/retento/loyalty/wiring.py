@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 def on_order_event(session: Session, event: Event) -> None:
     """Bring the member's points in line with the order; the event id keys each change (a redelivery of the
     event changes nothing)."""
-    if event.order_id is None:
+    if event.order_id is None or event.customer_id is None or event.site_id is None:
         return
+    if service.account_of(session, site_id=event.site_id, customer_id=event.customer_id) is None:
+        return  # not a member: one indexed lookup, no order read
     ctx = ChangeContext(Source(event.source), ActorType(event.actor_type), event.actor_id, event.depth)
     service.sync_order(session, order_id=event.order_id, ctx=ctx, now=event.occurred_at, key=f"event:{event.id}")
 
