@@ -206,6 +206,9 @@ def triggers(
     n_triggers: Annotated[int, typer.Option("--triggers", min=8, help="Active triggers")] = 100,
     fire_workers: Annotated[int, typer.Option(
         min=1, help="Worker processes firing the timers (SQLite has one writer: more only wait for it)")] = 1,
+    eval_processes: Annotated[str, typer.Option(
+        help="Comma-separated numbers of worker processes evaluating the events on PostgreSQL, each on a copy "
+             "of the same data (SQLite: 1, its one writer)")] = "1,2",
     backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite,postgres",
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN",
                                         help="PostgreSQL server for the throwaway databases")] = DEFAULT_PG_DSN,
@@ -218,32 +221,42 @@ def triggers(
     if not chosen or set(chosen) - {"sqlite", "postgres"}:
         console.print("[red]error:[/red] --backends: use sqlite, postgres or both")
         raise typer.Exit(2)
+    try:
+        counts = tuple(int(x) for x in eval_processes.split(",") if x.strip())
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        console.print("[red]error:[/red] --eval-processes: positive numbers separated by commas, e.g. 1,2")
+        raise typer.Exit(2)
     results, load, started = [], os.getloadavg(), datetime.now(timezone.utc)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         for backend in chosen:
             with fresh(backend, pg_dsn) as target:
-                results.append(triggers_bench.run(target, n_events=events, n_triggers=n_triggers, n_timers=timers,
-                                                   rate=rate, progress=progress, fire_workers=fire_workers))
+                results.append(triggers_bench.run(
+                    target, n_events=events, n_triggers=n_triggers, n_timers=timers, rate=rate, progress=progress,
+                    fire_workers=fire_workers, eval_processes=counts if backend == "postgres" else (1,)))
     end_load = os.getloadavg()
     lines = [f"Run {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python {platform.python_version()}, "
              f"load average {load[0]:.1f} at the start, {end_load[0]:.1f} at the end "
              f"(5 min: {end_load[1]:.1f}): `retento {' '.join(sys.argv[1:])}`", "",
-             "| backend | triggers | events | evaluating s | events/s | CPU s | events/CPU s | in the driver s "
-             "| events/s the statements allow | rows written per event | driver insert s | ratio | trigger-caused events "
-             "| outcomes |", "| --- |" + " ---: |" * 12 + " --- |"]
+             "| backend | worker processes | events | evaluating s | events/s | CPU s | events/CPU s "
+             "| in the driver s | events/s the statements allow | of that | rows written per event "
+             "| driver insert s | ratio to the insert | trigger-caused events |", "| --- |" + " ---: |" * 13]
     for r in results:
-        outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(r.outcomes.items()))
-        lines.append(f"| {r.version} | {r.triggers} | {r.events:,} | {r.eval_s:.1f} | {r.events_per_s:,.0f} "
-                     f"| {r.eval_cpu:.1f} | {r.events_per_cpu_s:,.0f} | {r.eval_driver_s:.1f} "
-                     f"| {r.driver_ceiling:,.0f} | {r.rows_per_event:.2f} | {r.insert_s:.1f} | {r.ratio:.1f}x "
-                     f"| {r.extra_events:,} | {outcomes} |")
+        for e in r.evals:
+            lines.append(f"| {r.version} | {e.processes} | {e.events:,} | {e.eval_s:.1f} | {e.events_per_s:,.0f} "
+                         f"| {e.eval_cpu:.1f} | {e.events_per_cpu_s:,.0f} | {e.eval_driver_s:.1f} "
+                         f"| {e.driver_ceiling:,.0f} | {e.of_ceiling:.0%} | {e.rows_per_event:.2f} "
+                         f"| {r.insert_s:.1f} | {r.ratio(e):.1f}x | {e.extra_events:,} |")
     lines.append("")
     for r in results:  # the rows the evaluation must add, priced at the plain insert's cost per row
+        e = r.evals[0]
         per_row = r.insert_s / r.events
-        floor = r.rows_per_event * per_row
-        lines.append(f"{r.version}: rows added by the evaluation: "
-                     + ", ".join(f"{t} {n:,}" for t, n in r.written.items())
+        floor = e.rows_per_event * per_row
+        outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(e.outcomes.items()))
+        lines.append(f"{r.version}: outcomes {outcomes}; rows added by the evaluation: "
+                     + ", ".join(f"{t} {n:,}" for t, n in e.written.items())
                      + f". At the driver insert's {per_row * 1e6:.1f} µs per event row, these rows alone take "
                        f"{floor * 1e6:.1f} µs per event ({1 / floor if floor else math.inf:,.0f} events/s).")
     if any(r.timers for r in results):

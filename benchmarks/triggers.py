@@ -48,6 +48,7 @@ from retento.triggers.wiring import engine_of
 
 CREATED = datetime(2026, 3, 1, tzinfo=timezone.utc)  # the triggers exist from here on
 OCCURRED = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # the events happen from here on
+EVAL_NOW = OCCURRED + timedelta(hours=1)  # the evaluation's frozen clock
 FIRE_START = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)  # the fire-lag clock starts here (before any
 # timer the evaluation part scheduled: those are due 10 minutes after their event at the earliest)
 GROUP = {code: group for code, group, *_ in STATUSES}
@@ -62,27 +63,17 @@ TIMER_COLUMNS = ("trigger_id", "entity", "entity_id", "customer_id", "order_id",
 
 
 @dataclass
-class Result:
-    backend: str
-    version: str
-    triggers: int
+class Eval:
+    """Evaluation of the generated events by `processes` worker processes (a fresh copy of the data each)."""
+
+    processes: int
     events: int  # generated events evaluated (trigger-caused events come on top: `extra_events`)
     extra_events: int
     eval_s: float
-    eval_cpu: float
-    eval_driver_s: float  # of eval_s, inside the database driver's execute (statements sent, rows fetched)
+    eval_cpu: float  # summed over the processes
+    eval_driver_s: float  # summed over the processes: inside the database driver's execute
     written: dict[str, int]  # rows the evaluation added, per table (`WRITTEN`)
-    insert_s: float
-    insert_cpu: float
     outcomes: dict[str, int]
-    timers: int
-    rate: int
-    fire_workers: int
-    fire_s: float
-    fire_cpu: float
-    fire_driver_s: float  # summed over the worker processes
-    lags: list[float] = field(repr=False)
-    fire_outcomes: dict[str, int] = field(default_factory=dict)
 
     @property
     def events_per_s(self) -> float:
@@ -93,17 +84,41 @@ class Result:
         return self.events / self.eval_cpu
 
     @property
-    def ratio(self) -> float:
-        return self.eval_s / self.insert_s
-
-    @property
     def rows_per_event(self) -> float:
         return sum(self.written.values()) / self.events
 
     @property
     def driver_ceiling(self) -> float:
-        """Events/s if everything but the driver's statements took no time: what the statements alone allow."""
-        return self.events / self.eval_driver_s if self.eval_driver_s else math.inf
+        """Events/s if everything but the driver's statements took no time (the processes' statements running
+        side by side): what the statements alone allow."""
+        return self.events * self.processes / self.eval_driver_s if self.eval_driver_s else math.inf
+
+    @property
+    def of_ceiling(self) -> float:
+        return self.events_per_s / self.driver_ceiling
+
+
+@dataclass
+class Result:
+    backend: str
+    version: str
+    triggers: int
+    events: int
+    evals: list[Eval]
+    insert_s: float
+    insert_cpu: float
+    timers: int
+    rate: int
+    fire_workers: int
+    fire_s: float
+    fire_cpu: float
+    fire_driver_s: float  # summed over the worker processes
+    lags: list[float] = field(repr=False)
+    fire_outcomes: dict[str, int] = field(default_factory=dict)
+
+    def ratio(self, ev: Eval) -> float:
+        """Evaluation time against the driver insert of the same events."""
+        return ev.eval_s / self.insert_s
 
     def lag(self, q: float) -> float:
         ordered = sorted(self.lags)
@@ -318,7 +333,8 @@ def _skip_other_subscribers(app: App) -> None:
         if name != "triggers":
             app.bus.dispatch(names=[name], max_batches=0)  # creates the cursor
     with transaction(app.sessions) as s:
-        s.execute(update(SubscriberCursor).where(SubscriberCursor.subscriber != "triggers").values(position=top))
+        s.execute(update(SubscriberCursor).where(SubscriberCursor.subscriber.not_in(app.bus.cursors_of("triggers")))
+                  .values(position=top))
 
 
 def _outcomes(app: App, phase: str) -> dict[str, int]:
@@ -337,9 +353,12 @@ def _outcomes(app: App, phase: str) -> dict[str, int]:
 
 # --- (1) evaluation --------------------------------------------------------------------------------------------
 
-def evaluate(target: Target, *, n_events: int, n_triggers: int, progress: Any) -> dict[str, Any]:
+def evaluate(target: Target, *, n_events: int, n_triggers: int, progress: Any,
+             processes: tuple[int, ...] = (1,)) -> tuple[dict[str, Any], list[Eval]]:
+    """Set up, time the driver insert of the events, then evaluate them with each number of worker `processes`
+    on a copy of the same database (the first number on `target` itself, which part (2) then uses)."""
     settings = Settings(database_url=target.url)
-    app = bootstrap(settings, clock=FrozenClock(OCCURRED + timedelta(hours=1)))
+    app = bootstrap(settings, clock=FrozenClock(EVAL_NOW))
     try:
         migrate(app)
         setup = progress.add_task(f"{target.backend}: customers, orders, {n_triggers} triggers", total=None)
@@ -351,25 +370,97 @@ def evaluate(target: Target, *, n_events: int, n_triggers: int, progress: Any) -
                                                    settings.event_batch_size, lambda k: progress.advance(task, k))
         del rows
         _skip_other_subscribers(app)
-        task = progress.add_task(f"{target.backend}: evaluating {n_events:,} events", total=n_events)
-        handled, before = 0, _row_counts(app)
-        driver = DriverTime(app.engine)
-        wall, cpu = time.perf_counter(), time.process_time()
-        while True:
-            done = app.bus.dispatch(names=["triggers"], max_batches=1)
-            if not done:
-                break
-            handled += done
-            progress.update(task, completed=min(handled, n_events))
-        eval_s, eval_cpu = time.perf_counter() - wall, time.process_time() - cpu
-        driver.close()
-        after = _row_counts(app)
-        return {"events": n_events, "extra_events": after["events"] - before["events"],  # the trigger-caused ones
-                "written": {t: after[t] - before[t] for t in WRITTEN}, "eval_s": eval_s, "eval_cpu": eval_cpu,
-                "eval_driver_s": driver.seconds, "insert_s": insert_s, "insert_cpu": insert_cpu,
-                "outcomes": _outcomes(app, "event"), "orders": orders}
+        before = _row_counts(app)
     finally:
         app.close()
+    copies = [target] + [target.clone(f"p{k}") for k in processes[1:]]
+    evals = []
+    for k, copy in zip(processes, copies, strict=True):
+        task = progress.add_task(f"{target.backend}: evaluating {n_events:,} events, {k} worker "
+                                 f"process{'es' if k > 1 else ''}", total=n_events)
+        wall, cpu, driver_s = _eval_processes(copy.url, k, lambda n, t=task: progress.advance(t, n))
+        app = bootstrap(Settings(database_url=copy.url), clock=FrozenClock(EVAL_NOW))
+        try:
+            after = _row_counts(app)
+            evals.append(Eval(k, n_events, after["events"] - before["events"], wall, cpu, driver_s,
+                              {t: after[t] - before[t] for t in WRITTEN}, _outcomes(app, "event")))
+        finally:
+            app.close()
+    return {"events": n_events, "insert_s": insert_s, "insert_cpu": insert_cpu, "orders": orders}, evals
+
+
+def _eval_processes(url: str, processes: int, tick: Any) -> tuple[float, float, float]:
+    """`processes` spawned worker processes (each its own engine) dispatch the trigger subscriber's events
+    until every partition has caught up with the last event. Returns (wall s from the shared start to the last
+    process done, CPU s and driver s summed over the processes)."""
+    ctx = multiprocessing.get_context("spawn")
+    queue, go = ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_eval_process, args=(url, go, queue), daemon=True) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    ready, finished, cpu, driver_s = 0, 0, 0.0, 0.0
+    try:
+        while ready < processes:
+            kind, *data = queue.get(timeout=120)
+            if kind == "error":
+                raise RuntimeError(f"evaluation bench: a worker process failed: {data[0]}")
+            ready += kind == "ready"
+        start = time.perf_counter()
+        go.set()
+        while finished < processes:
+            kind, *data = queue.get(timeout=600)
+            if kind == "done":
+                tick(data[0])
+            elif kind == "end":
+                finished += 1
+                cpu += data[0]
+                driver_s += data[1]
+                wall = time.perf_counter() - start
+            elif kind == "error":
+                raise RuntimeError(f"evaluation bench: a worker process failed: {data[0]}")
+        return wall, cpu, driver_s
+    finally:
+        go.set()
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+
+
+def _eval_process(url: str, go: Any, queue: Any) -> None:
+    try:
+        app = bootstrap(Settings(database_url=url), clock=FrozenClock(EVAL_NOW))
+        try:
+            app.bus.dispatch(names=["triggers"], max_batches=0)  # the cursors exist before the clock starts
+            with transaction(app.sessions) as s:  # triggers compiled before too (as a running worker has them)
+                engine_of(app).triggers(s)
+            queue.put(("ready",))
+            go.wait()
+            driver, cpu = DriverTime(app.engine), time.process_time()
+            while True:
+                done = app.bus.dispatch(names=["triggers"], max_batches=1)
+                if done:
+                    queue.put(("done", done))
+                elif _caught_up(app):
+                    break
+                else:
+                    time.sleep(0.005)  # every partition with work is held by another process
+            driver.close()
+            queue.put(("end", time.process_time() - cpu, driver.seconds))
+        finally:
+            app.close()
+    except BaseException as exc:  # noqa: BLE001 - tell the parent instead of leaving it waiting
+        queue.put(("error", repr(exc)))
+        raise
+
+
+def _caught_up(app: App) -> bool:
+    """Every cursor of the trigger subscriber is at the last event (no batch is under way that adds more)."""
+    with transaction(app.sessions) as s:
+        last = s.scalar(select(func.max(Event.id))) or 0
+        lowest = s.scalar(select(func.min(SubscriberCursor.position)).where(
+            SubscriberCursor.subscriber.in_(app.bus.cursors_of("triggers"))))
+        return lowest is not None and lowest >= last
 
 
 # --- (2) fire lag ----------------------------------------------------------------------------------------------
@@ -587,10 +678,11 @@ class _LagWatch:
 
 
 def run(target: Target, *, n_events: int, n_triggers: int, n_timers: int, rate: int, progress: Any,
-        fire_workers: int = 1) -> Result:
-    ev = evaluate(target, n_events=n_events, n_triggers=n_triggers, progress=progress)
+        fire_workers: int = 1, eval_processes: tuple[int, ...] = (1,)) -> Result:
+    ev, evals = evaluate(target, n_events=n_events, n_triggers=n_triggers, progress=progress,
+                         processes=eval_processes)
     ev.pop("orders")
     fired = fire(target, n_timers=n_timers, rate=rate, progress=progress, workers=fire_workers) if n_timers else \
         {"timers": 0, "rate": rate, "fire_workers": fire_workers, "fire_s": 0.0, "fire_cpu": 0.0,
          "fire_driver_s": 0.0, "lags": []}
-    return Result(target.backend, target.version, n_triggers, **ev, **fired)
+    return Result(target.backend, target.version, n_triggers, evals=evals, **ev, **fired)

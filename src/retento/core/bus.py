@@ -5,6 +5,12 @@ so delivery is at least once and survives restarts. A handler runs inside the tr
 advances its cursor, so its own database writes happen exactly once; a handler that raises is
 rolled back to a savepoint and gets the same event again on the next dispatch, until
 `event_max_attempts`, after which the event is dead-lettered for that subscriber.
+
+A subscriber may be split into partitions (`subscribe(..., partitions=N, partition_by=columns)`): N cursors
+(`name#0` ... `name#N-1`), each over the events whose first non-null `partition_by` column is p modulo N (events
+with none of them go to partition 0). A worker takes the partition furthest behind that no other worker holds
+(`FOR UPDATE SKIP LOCKED`), so N workers handle one subscriber's events in parallel; the events of one key
+(an order, a customer) stay in one partition, in id order.
 """
 
 from __future__ import annotations
@@ -159,6 +165,21 @@ class Subscription:
     types: frozenset[str] | None
     start: str  # "beginning" or "latest": where a new cursor starts
     batch_handler: BatchHandler | None = None  # set-based subscribers: one call per batch of events
+    partitions: int = 1
+    partition_by: tuple[str, ...] = ()  # event columns, the first non-null one keys the partition
+
+    @property
+    def cursors(self) -> list[str]:
+        """The names of its cursor rows: its own name, or `name#p` for each partition."""
+        return [self.name] if self.partitions == 1 else [f"{self.name}#{p}" for p in range(self.partitions)]
+
+    def in_partition(self, cursor: str) -> Any:
+        """The condition on `events` of the cursor's partition (None: not partitioned)."""
+        if self.partitions == 1:
+            return None
+        t = Event.__table__
+        key = func.coalesce(*(t.c[c] for c in self.partition_by), 0)
+        return key % self.partitions == int(cursor.rsplit("#", 1)[1])
 
 
 class Bus:
@@ -177,20 +198,29 @@ class Bus:
 
     def subscribe(
         self, name: str, handler: Handler, *, types: Iterable[str] | None = None, start: str = "beginning",
-        batch_handler: BatchHandler | None = None,
+        batch_handler: BatchHandler | None = None, partitions: int = 1, partition_by: Sequence[str] = (),
     ) -> None:
         """`handler` gets one event at a time. With `batch_handler`, a whole batch goes to it in one savepoint
         first; only if that raises are the batch's events handed to `handler` one by one (so a bad event is
-        retried and dead-lettered alone, as for any subscriber)."""
+        retried and dead-lettered alone, as for any subscriber). `partitions` (see the module's doc): keep the
+        number fixed for a database; a changed number starts the new cursors where the slowest old one was
+        (events between are handed over again: at least once)."""
         if name in self._subs:
             raise ValueError(f"subscriber {name!r} is already registered")
         if start not in ("beginning", "latest"):
             raise ValueError("start must be 'beginning' or 'latest'")
-        self._subs[name] = Subscription(name, handler, frozenset(types) if types else None, start, batch_handler)
+        if partitions < 1 or (partitions > 1 and not partition_by) or "#" in name:
+            raise ValueError("partitions: 1, or more with the event columns to partition by; no '#' in a name")
+        self._subs[name] = Subscription(name, handler, frozenset(types) if types else None, start, batch_handler,
+                                        partitions, tuple(partition_by))
 
     @property
     def subscribers(self) -> list[str]:
         return list(self._subs)
+
+    def cursors_of(self, name: str) -> list[str]:
+        """The names of a subscriber's cursor rows (one per partition)."""
+        return self._subs[name].cursors
 
     def dispatch(self, *, names: Iterable[str] | None = None, max_batches: int | None = None,
                  max_seconds: float | None = None) -> int:
@@ -216,29 +246,49 @@ class Bus:
         return self.dispatch(max_seconds=SLICE_SECONDS)
 
     def _ensure_cursor(self, sub: Subscription) -> None:
-        """Create the subscriber's cursor row if there is none (checked in the database once per process: a
-        worker's turn would otherwise cost a transaction per subscriber just for this)."""
+        """Create the subscriber's cursor rows if there are none (checked in the database once per process: a
+        worker's turn would otherwise cost a transaction per subscriber just for this). The cursors of another
+        partitioning of the subscriber (a changed number) are replaced, starting from the slowest of them."""
         if sub.name in self._cursors:
             return
+        wanted = sub.cursors
         with transaction(self._factory) as s:
-            if s.get(SubscriberCursor, sub.name) is None:
-                position = 0
-                if sub.start == "latest":  # events still being written count as new
+            have = {c.subscriber: c for c in s.scalars(select(SubscriberCursor).where(
+                SubscriberCursor.subscriber.like(f"{sub.name}%")))
+                    if c.subscriber == sub.name or c.subscriber.rsplit("#", 1)[0] == sub.name}
+            missing = [n for n in wanted if n not in have]
+            if missing:
+                others = [c for n, c in have.items() if n not in wanted]
+                if others:
+                    position = min(c.position for c in others)
+                elif sub.start == "latest":  # events still being written count as new
                     position = s.scalar(select(func.max(Event.id)).where(
                         changelog.up_to_settled(s, Event.__table__))) or 0
-                try:
-                    with s.begin_nested():
-                        s.add(SubscriberCursor(subscriber=sub.name, position=position, attempts=0,
-                                               updated_at=self._clock.now()))
-                except IntegrityError:
-                    pass  # another worker created it first
+                else:
+                    position = 0
+                for name in missing:
+                    try:
+                        with s.begin_nested():
+                            s.add(SubscriberCursor(subscriber=name, position=position, attempts=0,
+                                                   updated_at=self._clock.now()))
+                    except IntegrityError:
+                        pass  # another worker created it first
+                for c in others:
+                    s.delete(c)
         self._cursors.add(sub.name)
 
     def _dispatch_batch(self, sub: Subscription) -> tuple[int, bool]:
         with transaction(self._factory) as s:
-            cur = s.get(SubscriberCursor, sub.name, with_for_update=True, populate_existing=True)
-            if cur is None:  # removed since this process created it: again at the next turn
-                self._cursors.discard(sub.name)
+            if sub.partitions == 1:
+                cur = s.get(SubscriberCursor, sub.name, with_for_update=True, populate_existing=True)
+            else:  # the partition furthest behind that no other worker holds
+                cur = s.scalars(select(SubscriberCursor).where(SubscriberCursor.subscriber.in_(sub.cursors))
+                                .order_by(SubscriberCursor.position, SubscriberCursor.subscriber).limit(1)
+                                .with_for_update(skip_locked=True)
+                                .execution_options(populate_existing=True)).first()
+            if cur is None:  # removed since this process created it (or every partition is taken): next turn
+                if sub.partitions == 1:
+                    self._cursors.discard(sub.name)
                 return 0, False
             # Upper bound first: no event committed later can have an id up to `top` (see `changelog`; a
             # statement of its own, so the next ones see a snapshot taken after it).
@@ -255,12 +305,16 @@ class Bus:
             q = select(t).where(t.c.id > cur.position, t.c.id <= top)
             if sub.types is not None:
                 q = q.where(t.c.type.in_(sub.types))
+            if (part := sub.in_partition(cur.subscriber)) is not None:
+                q = q.where(part)
             events = list(s.execute(q.order_by(t.c.id).limit(self._batch)))
+            # more to do: a full batch; partitioned, maybe another partition (until one finds nothing up to top)
+            more = len(events) == self._batch or sub.partitions > 1
             if events and sub.batch_handler is not None and self._whole_batch(s, sub, events):
                 cur.position = top if len(events) < self._batch else events[-1].id
                 cur.failing_event_id, cur.attempts, cur.last_error = None, 0, None
                 cur.updated_at = self._clock.now()
-                return len(events), len(events) == self._batch
+                return len(events), more
             handled = 0
             for ev in events:
                 try:
@@ -275,7 +329,7 @@ class Bus:
             if len(events) < self._batch:
                 cur.position = top  # nothing of interest left up to top
             cur.updated_at = self._clock.now()
-            return handled, len(events) == self._batch
+            return handled, more
 
     def _whole_batch(self, s: Session, sub: Subscription, events: list[Event]) -> bool:
         try:

@@ -180,13 +180,35 @@ def _limit_key(a: Act, n: int) -> tuple[int, int, int | None] | None:
     return (a.t.id, n, entity_id) if entity_id is not None else None
 
 
-def _lock(session: Session, acts: list[Act]) -> None:
-    """PostgreSQL: an advisory lock (until commit) per trigger with run limits among the runs, so its runs are
-    counted and their firings stored by one worker at a time; runs of triggers without limits lock nothing.
+LOCK_BUCKETS = 16  # per trigger and kind of limit key (customer, order): see `_lock`
 
-    Per trigger rather than per (trigger, customer / order): a batch of 500 runs would otherwise hold 500 locks,
-    and PostgreSQL's lock table is shared by every session (64 per connection by default). SQLite: one writer."""
-    lock_keys(session, {advisory_key("trigger", a.t.id) for a in acts if a.t.spec.limits})
+
+def _lock(session: Session, acts: list[Act]) -> None:
+    """PostgreSQL: advisory locks (until commit) so that runs under a limit are counted and their firings stored
+    by one worker at a time; runs of triggers without limits lock nothing. SQLite: one writer.
+
+    A run of a trigger limited per customer or per order locks the bucket of that customer / order (its id
+    modulo `LOCK_BUCKETS`, per trigger), so workers acting for other customers and orders of the trigger rarely
+    wait for each other; a run of a trigger limited per trigger locks every bucket of the trigger (which also
+    holds if a worker still runs an older version of the trigger's limits). Buckets rather than one lock per
+    customer: a batch of 500 runs would otherwise hold 500 locks, and PostgreSQL's lock table is shared by every
+    session (64 per connection by default)."""
+    keys: set[int] = set()
+    for a in acts:
+        limits = a.t.spec.limits
+        if not limits:
+            continue
+        base = a.t.id * 2 * LOCK_BUCKETS
+        if any(limit.per == LimitPer.TRIGGER for limit in limits):
+            keys.update(advisory_key("trigger", base + b) for b in range(2 * LOCK_BUCKETS))
+            continue
+        for limit in limits:
+            customer = limit.per == LimitPer.CUSTOMER
+            entity_id = a.ev.customer_id if customer else a.ev.order_id
+            if entity_id is not None:
+                bucket = entity_id % LOCK_BUCKETS + (0 if customer else LOCK_BUCKETS)
+                keys.add(advisory_key("trigger", base + bucket))
+    lock_keys(session, keys)
 
 
 def _limit_counts(session: Session, acts: list[Act], now: datetime) -> dict[tuple[int, int, int | None], int]:

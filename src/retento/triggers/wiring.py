@@ -13,12 +13,18 @@ from retento.triggers.engine import Engine
 if TYPE_CHECKING:
     from retento.app import App
 
+PARTITIONS = 4  # of the trigger subscriber on PostgreSQL: workers that evaluate events at once
+
 
 def install(app: App) -> None:
     s = app.settings
     engine = Engine(app.sessions, app.clock, max_depth=s.trigger_max_depth, batch=s.trigger_timer_batch)
-    # one event at a time (the bus's fallback) also goes through on_batch: it restores the buffer on failure
-    app.bus.subscribe("triggers", lambda session, ev: engine.on_batch(session, [ev]), batch_handler=engine.on_batch)
+    # one event at a time (the bus's fallback) also goes through on_batch: it restores the buffer on failure.
+    # PostgreSQL: partitioned by the run's entity (the order, else the customer), so up to PARTITIONS workers
+    # evaluate at once while each order's and customer's events keep their order; SQLite has one writer.
+    partitions = PARTITIONS if app.engine.dialect.name == "postgresql" else 1
+    app.bus.subscribe("triggers", lambda session, ev: engine.on_batch(session, [ev]), batch_handler=engine.on_batch,
+                      partitions=partitions, partition_by=("order_id", "customer_id") if partitions > 1 else ())
     event.listen(app.sessions, "before_commit", engine.flush)
     event.listen(app.sessions, "after_transaction_end", _forget_buffer)
     app.work.add(timers.QUEUE.name, timers.QUEUE)
