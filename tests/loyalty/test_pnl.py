@@ -6,11 +6,16 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import func, select
 
 from retento.core.db.transactions import transaction
 from retento.core.errors import Conflict
 from retento.loyalty import pnl, runs, service
 from retento.loyalty.schemas import JoinIn
+from retento.messaging import service as messaging
+from retento.messaging.models import Message
+from retento.messaging.schemas import CascadeIn, PolicyIn, PriceIn, TemplateIn
+from retento.triggers import service as triggers
 from tests import factories as f
 from tests.loyalty.helpers import CTX, charge, order, program, set_status
 
@@ -106,3 +111,28 @@ def test_pnl_with_a_holdout_group(app):
     assert (h.members.orders, h.holdout.orders) == (1.0, 1.0)
     assert h.holdout.revenue == (sum(totals[c] for c in held) / len(held)).quantize(Decimal("0.01"))
     assert h.members.revenue == (sum(totals[c] for c in members) / len(members)).quantize(Decimal("0.01"))
+
+
+def test_pnl_counts_what_messages_of_loyalty_triggers_cost(app):
+    f.site(app)
+    with transaction(app.sessions) as s:
+        now = app.clock.now()
+        messaging.set_price(s, site="shop", channel="email", data=PriceIn(price="0.03", currency="RUB"), now=now)
+        messaging.set_policy(s, site="shop", data=PolicyIn(quiet_start=None, quiet_end=None), now=now)
+        messaging.save_template(s, data=TemplateIn(site="shop", name="welcome", channel="email", subject="Hi",
+                                                   body="You have points"), now=now)
+        cascade = messaging.create_cascade(s, data=CascadeIn(site="shop", name="Welcome", steps=[
+            {"channel": "email", "template": "welcome"}]), now=now)
+        for name, event in (("loyal", "loyalty_joined"), ("other", "customer_created")):
+            triggers.create_trigger(s, raw={"name": name, "events": [event], "actions": [
+                {"type": "start_cascade", "cascade_id": cascade.id}]}, now=now)
+    program(app)
+    c = f.customer(app, email="a@example.com", consents={"email": {"granted": True, "source": "checkout"}})
+    join(app, c)
+    for _ in range(20):
+        if app.worker.tick() == 0:
+            break
+    with transaction(app.sessions) as s:
+        out = pnl.report(s, site="shop", start=None, end=app.clock.now() + timedelta(seconds=1), now=app.clock.now())
+        assert s.scalar(select(func.count()).select_from(Message)) == 2  # one of each trigger
+    assert out.communication_cost == {"RUB": Decimal("0.0300")}  # the customer_created trigger's message not counted

@@ -11,17 +11,19 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from retento.core.errors import DomainError
 from retento.core.money import round_money
-from retento.loyalty import service
+from retento.loyalty import events as ev, service
 from retento.loyalty.ledger import ZERO
 from retento.loyalty.models import Account, Operation
 from retento.loyalty.schemas import Kind, PnlOut
+from retento.messaging.models import Message, Run as CascadeRun
 from retento.orders.models import Order, Status
 from retento.segments import analytics
+from retento.triggers import service as triggers
 
 MONTH_DAYS = Decimal(30)
 FIGURES = ("conversion_new_active", "orders_per_active", "reactivated", "churn_active")
@@ -87,6 +89,21 @@ def holdout(groups: dict[str, list[tuple[int, Decimal]]]) -> dict[str, Any] | No
     return {"members": figures(groups.get("members", [])), "holdout": figures(groups["holdout"])}
 
 
+def communication_cost(session: Session, site_id: int, *, start: datetime, end: datetime) -> dict[str, Decimal]:
+    """What the site's messages of the period cost, per currency, that triggers listening to loyalty events
+    sent (their cascade runs are keyed `trigger:{id}:...`)."""
+    loyal = [t.id for t in triggers.list_triggers(session)
+             if set(t.definition.get("events") or ()) & set(ev.ALL)]
+    if not loyal:
+        return {}
+    m, r = Message.__table__, CascadeRun.__table__
+    q = (select(m.c.currency, func.sum(m.c.cost)).join(r, r.c.id == m.c.run_id)
+         .where(m.c.site_id == site_id, m.c.created_at >= start, m.c.created_at < end,
+                or_(*(r.c.idempotency_key.like(f"trigger:{tid}:%") for tid in loyal)))
+         .group_by(m.c.currency).order_by(m.c.currency))
+    return {currency: _dec(cost).quantize(Decimal("0.0001")) for currency, cost in session.execute(q)}
+
+
 def _groups(session: Session, site_id: int, *, start: datetime, end: datetime) -> dict[str, list[tuple[int, Decimal]]]:
     """(orders, revenue) in the period of each member and each holdout customer enrolled before `end`."""
     a, o, st = Account.__table__, Order.__table__, Status.__table__
@@ -140,6 +157,7 @@ def report(session: Session, *, site: str, start: datetime | None, end: datetime
                                                                  Account.joined_at < end,
                                                                  Account.status != service.HOLDOUT)),
            "holdout": holdout(_groups(session, program.site_id, start=start, end=end)),
+           "communication_cost": communication_cost(session, program.site_id, start=start, end=end),
            "per_member": before_after(_members(session, program.site_id, end=end, window=timedelta(days=window_days)))}
     as_of = min(end - timedelta(microseconds=1), now).date()
     months = analytics.cohort_report(session, site=site, now=now, as_of=as_of)["months"]

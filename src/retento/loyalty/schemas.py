@@ -266,6 +266,8 @@ class PnlOut(BaseModel):
     liability_end: Decimal
     revenue: Decimal = Field(description="The site's completed orders created in the period")
     discount_share: Decimal | None = Field(description="redeemed / revenue")
+    communication_cost: dict[str, Decimal] = Field(description="Per currency: messages of the period sent by "
+                                                               "triggers that listen to loyalty events")
     members: int = Field(description="Members joined before `to` (the holdout group left out)")
     per_member: PerMember
     cohorts: CohortsOut
