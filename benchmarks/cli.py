@@ -281,12 +281,13 @@ def segments(
     seed: Annotated[int, typer.Option()] = 7,
     keep: Annotated[bool, typer.Option(help="Keep the benchmark database")] = False,
     count_runs: Annotated[int, typer.Option("--count-runs", min=1, help="Live counts per segment (p50, p95)")] = 10,
+    reuse: Annotated[str | None, typer.Option(help="A database kept by --keep: its data again, no loading")] = None,
 ) -> None:
     """Live count p95, full recompute of 10 segments and RFM on PostgreSQL (DuckDB beside it); incremental rate."""
     from benchmarks import segments as bench
 
     bench.main(customers=customers, orders=orders, events=events, pg_dsn=pg_dsn, seed=seed, keep=keep,
-               console=console, count_runs=count_runs)
+               console=console, count_runs=count_runs, reuse=reuse)
 
 
 @bench_app.command("console")

@@ -37,7 +37,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import func, select, text
+from sqlalchemy import func, make_url, select, text
 from sqlalchemy.dialects import postgresql
 
 from benchmarks.targets import fresh
@@ -134,27 +134,37 @@ class Result:
 
 
 def main(*, customers: int, orders: int, events: int, pg_dsn: str, seed: int, keep: bool, console: Console,
-         count_runs: int = 10) -> None:
+         count_runs: int = 10, reuse: str | None = None) -> None:
+    """`reuse`: the name of a database a run with `keep` left on the same server (its generated data is used
+    again, the loading skipped; what the run derived and the orders it added are removed first)."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with fresh("postgres", pg_dsn) as target, tempfile.TemporaryDirectory(prefix="retento_seg_") as tmp, \
-            Progress(*columns, console=console) as progress:
-        result = run(target.url, customers=customers, orders=orders, events=events, seed=seed, tmp=Path(tmp),
-                     progress=progress, count_runs=count_runs)
-        if keep:
-            console.print(f"database kept: {target.url}")
-            target.made.clear()
+    with tempfile.TemporaryDirectory(prefix="retento_seg_") as tmp, Progress(*columns, console=console) as progress:
+        if reuse:
+            url = make_url(pg_dsn).set(database=reuse).render_as_string(hide_password=False)
+            result = run(url, customers=customers, orders=orders, events=events, seed=seed, tmp=Path(tmp),
+                         progress=progress, count_runs=count_runs, reuse=True)
+        else:
+            with fresh("postgres", pg_dsn) as target:
+                result = run(target.url, customers=customers, orders=orders, events=events, seed=seed,
+                             tmp=Path(tmp), progress=progress, count_runs=count_runs)
+                if keep:
+                    console.print(f"database kept: {make_url(target.url).database} (--reuse it)")
+                    target.made.clear()
     report(result, console)
 
 
 def run(url: str, *, customers: int, orders: int, events: int, seed: int, tmp: Path, progress: Progress,
-        count_runs: int = 10) -> Result:
+        count_runs: int = 10, reuse: bool = False) -> Result:
     import duckdb
 
     result = Result(customers, orders, versions={"duckdb": duckdb.__version__}, load_average=[os.getloadavg()])
     app = bootstrap(Settings(database_url=url))
     migrate(app)
     t0 = time.perf_counter()
-    load(app, customers=customers, orders=orders, seed=seed, progress=progress)
+    if reuse:
+        reset(app, customers=customers, orders=orders)
+    else:
+        load(app, customers=customers, orders=orders, seed=seed, progress=progress)
     result.load_s = time.perf_counter() - t0
     with app.engine.connect() as conn:
         result.versions["postgres"] = conn.execute(text("SHOW server_version")).scalar().split()[0]
@@ -177,8 +187,9 @@ def run(url: str, *, customers: int, orders: int, events: int, seed: int, tmp: P
             s, segment=_segment(s, c), now=NOW)))
         result.timings.append(timing)
         progress.advance(task)
-    v = analytics.rfm_values(1, (NOW.date() - analytics.EPOCH).days)
-    timing = _compare(app, duck, "RFM values", select(func.count(), func.sum(v.c.mc), func.sum(v.c.gap)))
+    v = analytics.rfm_values(rollups.R, (NOW.date() - analytics.EPOCH).days)
+    timing = _compare(app, duck, "RFM values", select(func.count(), func.sum(v.c.mc), func.sum(v.c.gap))
+                      .where(v.c.site_id == 1))
     timing.first = _timed(lambda: _in_tx(app, lambda s: analytics.compute_rfm(s, site_id=1, now=NOW)))
     timing.steady = _timed(lambda: _in_tx(app, lambda s: analytics.compute_rfm(s, site_id=1, now=NOW)))
     result.timings.append(timing)
@@ -316,6 +327,27 @@ def load(app: Any, *, customers: int, orders: int, seed: int, progress: Progress
     with transaction(app.sessions) as s:
         for table in ("customers", "orders", "order_items"):
             s.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
+
+
+def reset(app: Any, *, customers: int, orders: int) -> None:
+    """A kept database back to the generated data: no segments, scores or queue; the incremental orders gone.
+    Refused when someone else is connected to it or it does not hold exactly the generated data."""
+    with app.engine.connect() as conn:
+        others = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                   "AND pid <> pg_backend_pid()")).scalar()
+        have = conn.execute(text("SELECT (SELECT count(*) FROM customers), "
+                                 "(SELECT count(*) FROM orders WHERE id <= :n)"), {"n": orders}).one()
+    if others:
+        raise RuntimeError("another session is connected to that database: it is in use, not a kept one")
+    if tuple(have) != (customers, orders):
+        raise RuntimeError(f"the database holds {have[0]:,} customers and {have[1]:,} generated orders, not "
+                           f"{customers:,} and {orders:,}: pass the --customers and --orders of the run that kept it")
+    with transaction(app.sessions) as s:
+        for stmt in ("DELETE FROM segments", "DELETE FROM rfm_scores", "DELETE FROM segment_settings",
+                     "DELETE FROM segment_dirty", "DELETE FROM orders WHERE id > :n"):
+            s.execute(text(stmt), {"n": orders})
+        s.execute(text("SELECT setval(pg_get_serial_sequence('orders', 'id'), :n)"), {"n": orders})
+    app.bus.dispatch()  # the deletions emit nothing, but a kept database may hold undelivered events
 
 
 def export(app: Any, tmp: Path, progress: Progress) -> Any:
