@@ -138,6 +138,11 @@ def test_small_orders_cannot_be_paid_with_points(shop):
     with pytest.raises(DomainError) as exc:
         charge(shop, account_id, "10", "pay", order_id=order_id)
     assert exc.value.errors[0].field == "order_id"
+    big = order(shop, customer_id, ("x", "5000", 1))
+    set_status(shop, big, "no-product")
+    with pytest.raises(DomainError) as exc:  # a cancelled order is paid for by nothing
+        charge(shop, account_id, "10", "pay", order_id=big)
+    assert exc.value.errors[0].reason == f"order {big} is cancelled"
 
 
 def test_levels_move_up_with_purchases_and_down_when_they_age_out(shop):

@@ -247,6 +247,8 @@ def _member_order(session: Session, account: Account, order_id: int) -> dict[str
         order = None
     if order is None or order["customer_id"] != account.customer_id:
         raise NotFound("order_id", f"order {order_id} of this member not found")
+    if orders.status_groups(session).get(order["status"]) == "cancel":
+        raise DomainError.one("order_id", f"order {order_id} is cancelled")
     return order
 
 
