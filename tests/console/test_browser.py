@@ -71,6 +71,29 @@ def test_admin_creates_and_revokes_an_api_key(page) -> None:  # noqa: ANN001
     assert "Revoked" in page.locator("tr", has_text="shop module").inner_text()
 
 
+def test_forms_work_with_the_keyboard_alone(page) -> None:  # noqa: ANN001
+    """The customer's tags and an API key, reached and filled with Tab, typing, Space and Enter only."""
+    browser_sign_in(page, "admin@example.com")
+    page.goto("/customers/2")
+    page.locator("#tags").focus()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("typed, by-keyboard")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/customers/2?saved=1")
+    assert page.locator(".tag", has_text="by-keyboard").is_visible()
+    page.goto("/admin/apikeys")
+    page.locator("#k-name").focus()
+    page.keyboard.type("keyboard key")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")  # the first scope
+    focused = page.evaluate("document.activeElement.value")
+    while page.evaluate("document.activeElement.type") != "submit":
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#new-secret")
+    assert focused in page.locator("tr", has_text="keyboard key").inner_text()
+
+
 def test_a_viewer_sees_no_forms_that_change_data(page) -> None:  # noqa: ANN001
     browser_sign_in(page, "viewer@example.com")
     for path in ["/customers/1", "/admin/users", "/admin/apikeys"]:
@@ -79,16 +102,25 @@ def test_a_viewer_sees_no_forms_that_change_data(page) -> None:  # noqa: ANN001
         assert actions == ["/signout"], (path, actions)
 
 
+def axe_violations(page) -> list:  # noqa: ANN001
+    page.wait_for_load_state("networkidle")
+    page.add_script_tag(content=AXE)
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]
+            if v["impact"] in ("serious", "critical")]
+
+
+def test_sign_in_page_has_no_serious_accessibility_violations(page) -> None:  # noqa: ANN001
+    page.goto("/signin")
+    assert axe_violations(page) == []
+
+
 @pytest.mark.parametrize("email", ["admin@example.com", "ru@example.com"])
 def test_main_pages_have_no_serious_accessibility_violations(page, email: str) -> None:  # noqa: ANN001
     browser_sign_in(page, email)
     for path in MAIN_PAGES + ["/customers/1", "/orders/1"]:
         page.goto(path)
-        page.wait_for_load_state("networkidle")
-        page.add_script_tag(content=AXE)
-        result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-        bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]
-               if v["impact"] in ("serious", "critical")]
+        bad = axe_violations(page)
         assert bad == [], f"{path}: {json.dumps(bad, ensure_ascii=False)}"
 
 
