@@ -64,7 +64,8 @@ def run(target: Target, *, customers: int, orders: int, requests: int, progress:
                          now=now)
             customer = s.scalar(select(Customer).where(Customer.last_name.is_not(None)).order_by(Customer.id.desc()))
             order_id = s.scalar(select(Order.id).where(Order.customer_id == customer.id).limit(1)) or 1
-        paths = ["/", f"/dashboard/lifecycle?site={shop.sites[0]['code']}", "/dashboard/savings", "/customers",
+        paths = ["/", f"/dashboard/lifecycle?site={shop.sites[0]['code']}", "/dashboard/savings", "/dashboard/work",
+                 "/customers",
                  f"/customers?q={customer.last_name[:3]}", f"/customers/{customer.id}", f"/orders/{order_id}",
                  "/admin/users", "/admin/apikeys"]
         with TestClient(create_app(app), follow_redirects=False) as client:

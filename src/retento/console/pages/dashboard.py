@@ -65,10 +65,18 @@ def dashboard(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], s
         visible = sites.list_sites(s)
         chosen = next((x for x in visible if x.code == site), visible[0] if visible else None)
         rows = orders.totals_by_period(s, bounds=bounds, site_ids=[chosen.id] if chosen else [])
-        work = queues.overview(s, app.work, now=now)
     this_month = [(cur, n, total) for period, cur, n, total in rows if period == len(bounds) - 2]
     return render(request, "dashboard.html", chart=revenue_chart(viewer, bounds, rows), this_month=this_month,
-                  sites=visible, site=chosen, queues=work)
+                  sites=visible, site=chosen)
+
+
+@router.get("/dashboard/work")
+def work(request: Request, viewer: Annotated[Viewer, Depends(signed_in)]) -> Response:
+    """What is queued or failing in the worker (loaded after the page: it counts every queue)."""
+    app = app_of(request)
+    with transaction(reading(request)) as s:
+        overview = queues.overview(s, app.work, now=app.clock.now())
+    return render(request, "dashboard_work.html", queues=overview)
 
 
 @router.get("/dashboard/lifecycle")
