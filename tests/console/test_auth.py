@@ -116,6 +116,8 @@ def test_a_viewer_can_change_nothing(client: TestClient, world: World) -> None:
             assert answer.status_code == 403, path
     with transaction(world.app.sessions) as s:
         assert users.by_email(s, "viewer@example.com").role == "viewer"
+    assert client.get("/admin/users").status_code == 403 and client.get("/admin/apikeys").status_code == 403
+    assert client.get("/customers").status_code == 200
 
 
 def test_roles_by_area(client: TestClient, world: World) -> None:

@@ -99,10 +99,12 @@ def test_forms_work_with_the_keyboard_alone(page) -> None:  # noqa: ANN001
 
 def test_a_viewer_sees_no_forms_that_change_data(page) -> None:  # noqa: ANN001
     browser_sign_in(page, "viewer@example.com")
-    for path in ["/customers/1", "/admin/users", "/admin/apikeys"]:
+    for path in ["/", "/customers/1", "/orders/1"]:
         page.goto(path)
         actions = page.eval_on_selector_all("form[method=post]", "fs => fs.map(f => f.getAttribute('action'))")
         assert actions == ["/signout"], (path, actions)
+    assert page.get_by_role("link", name="Admin").count() == 0
+    assert page.goto("/admin/apikeys").status == 403
 
 
 def axe_violations(page) -> list:  # noqa: ANN001

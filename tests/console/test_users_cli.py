@@ -40,3 +40,20 @@ def test_create_list_disable_set_password(app, monkeypatch) -> None:  # noqa: AN
         assert runner.invoke(cli, ["user", "disable", "nobody@example.com"]).exit_code != 0
     finally:
         get_settings.cache_clear()
+
+
+def test_demo_prints_the_console_admin_once(app, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("RETENTO_DATABASE_URL", app.settings.database_url)
+    get_settings.cache_clear()
+    runner = CliRunner(env={"COLUMNS": "200"})
+    try:
+        first = runner.invoke(cli, ["demo", "--customers", "5", "--orders", "5"])
+        assert first.exit_code == 0, first.output
+        password = first.output.split("password ", 1)[1].split()[0]
+        with transaction(app.sessions) as s:
+            assert service.sign_in(s, email="admin@example.com", password=password, address="a",
+                                   now=app.clock.now()).user.role == "admin"
+        again = runner.invoke(cli, ["demo", "--if-empty"])
+        assert again.exit_code == 0 and "password" not in again.output
+    finally:
+        get_settings.cache_clear()

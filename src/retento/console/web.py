@@ -54,6 +54,7 @@ class Page:
     nav: str | None = None
     path: str | None = None
     order: int = 100
+    roles: tuple[str, ...] | None = None  # who sees the navigation entry (None: every role); see `reader`
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,18 @@ async def signed_in(request: Request) -> Viewer:
     return viewer
 
 
+def reader(*roles: str) -> Callable[..., Coroutine[Any, Any, Viewer]]:
+    """Dependency of a GET route only some roles may open (e.g. the admin pages): others get 403."""
+
+    async def dependency(viewer: Viewer = Depends(signed_in)) -> Viewer:
+        if viewer.role not in roles:
+            raise Refused(N_("Your role does not allow this page."))
+        return viewer
+
+    dependency.__name__ = f"reader_{'_'.join(roles)}"
+    return dependency
+
+
 def may_change(area: str) -> Callable[..., Coroutine[Any, Any, Viewer]]:
     """Dependency of every POST route: a signed-in user whose role may change `area` (users.schemas.AREAS),
     sending the session's CSRF token (form field `csrf_token` or header `X-CSRF-Token`, which htmx sends)."""
@@ -185,7 +198,8 @@ def render(request: Request, template: str, *, status: int = 200, headers: dict[
     viewer: Viewer | None = getattr(request.state, "viewer", None)
     lang = viewer.lang if viewer else negotiate(request.headers.get("accept-language"))
     pages = app_of(request).parts.console_pages.values()
-    nav = sorted((p for p in pages if p.nav), key=lambda p: p.order)
+    nav = sorted((p for p in pages if p.nav and viewer and (p.roles is None or viewer.role in p.roles)),
+                 key=lambda p: p.order)
     base = {"request": request, "viewer": viewer, "lang": lang, "fmt": viewer.fmt if viewer else Formats(lang),
             "nav": nav, "csrf": viewer.csrf if viewer else request.cookies.get(CSRF_COOKIE, "")}
     html = environment(lang).get_template(template).render({**base, **context})

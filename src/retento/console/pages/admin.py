@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from retento.apikeys import service as apikeys
 from retento.apikeys.schemas import SCOPES
 from retento.console import web
-from retento.console.web import Viewer, app_of, reading, render, signed_in
+from retento.console.web import Viewer, app_of, reading, render
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
 from retento.sites import service as sites
@@ -19,8 +19,9 @@ from retento.users import service as users
 from retento.users.schemas import ROLES
 
 router = web.router()
-PAGE = web.Page(router, nav="Admin", path="/admin/users", order=90)
+PAGE = web.Page(router, nav="Admin", path="/admin/users", order=90, roles=("admin",))
 admin = web.may_change("admin")
+admin_reader = web.reader("admin")  # user emails and API keys are for admins only
 
 
 def _users_page(request: Request, *, status: int = 200, **context: object) -> Response:
@@ -31,7 +32,7 @@ def _users_page(request: Request, *, status: int = 200, **context: object) -> Re
 
 
 @router.get("/admin/users")
-def user_list(request: Request, viewer: Annotated[Viewer, Depends(signed_in)]) -> Response:
+def user_list(request: Request, viewer: Annotated[Viewer, Depends(admin_reader)]) -> Response:
     return _users_page(request)
 
 
@@ -80,7 +81,7 @@ def _keys_page(request: Request, *, status: int = 200, **context: object) -> Res
 
 
 @router.get("/admin/apikeys")
-def key_list(request: Request, viewer: Annotated[Viewer, Depends(signed_in)]) -> Response:
+def key_list(request: Request, viewer: Annotated[Viewer, Depends(admin_reader)]) -> Response:
     return _keys_page(request)
 
 
