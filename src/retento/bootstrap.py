@@ -19,6 +19,7 @@ from retento.console.pages import (
     admin as console_admin,
     customers as console_customers,
     dashboard as console_dashboard,
+    messages as console_messages,
 )
 from retento.core import http, ssrf
 from retento.core.bus import Bus
@@ -96,7 +97,8 @@ def assemble() -> Parts:
         parts.commands.add(name, command)
     # The web console's pages (console.web.Page: routes and a navigation entry); docs/console.md: adding a page
     for name, module in (("account", console_account), ("dashboard", console_dashboard),
-                         ("customers", console_customers), ("admin", console_admin)):
+                         ("customers", console_customers), ("admin", console_admin),
+                         ("messages", console_messages)):
         parts.console_pages.add(name, module.PAGE)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
     for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", triggers.install),

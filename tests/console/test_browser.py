@@ -13,7 +13,8 @@ from tests.console.browser import XSS
 from tests.console.conftest import PASSWORD, browser_sign_in
 
 pytestmark = pytest.mark.browser
-MAIN_PAGES = ["/", "/customers", "/admin/users", "/admin/apikeys", "/account"]
+MAIN_PAGES = ["/", "/customers", "/admin/users", "/admin/apikeys", "/account", "/messages", "/messages/campaigns",
+              "/messages/channels"]
 AXE = Path(STATIC / "vendor" / "axe.min.js").read_text()
 
 

@@ -95,7 +95,11 @@ def app_of(request: Request) -> App:
 
 
 def reading(request: Request) -> sessionmaker[Session]:
-    return read_sessions(app_of(request).engine)
+    """Read-only sessions that know their App like `app.sessions`' do (services reach registries through it)."""
+    app = app_of(request)
+    maker = read_sessions(app.engine)
+    maker.configure(info=dict(app.sessions.kw.get("info") or {}))
+    return maker
 
 
 def router() -> APIRouter:

@@ -142,6 +142,12 @@ def get_cascade(session: Session, cascade_id: int) -> Cascade:
     return _get(session, Cascade, cascade_id, "cascade_id")
 
 
+def list_cascades(session: Session, *, site_id: int, limit: int = 200) -> list[Cascade]:
+    """A site's cascades, newest first."""
+    return list(session.scalars(select(Cascade).where(Cascade.site_id == site_id).order_by(Cascade.id.desc())
+                                .limit(limit)))
+
+
 def steps_of(cascade: Cascade) -> list[Step]:
     return [Step(**s) for s in cascade.steps]
 
