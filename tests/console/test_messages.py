@@ -155,6 +155,8 @@ def test_a_cascade_sent_to_a_segment_reports_sends_reads_cost_and_the_saving(wor
     assert 'data-chart="counts-data"' in report.text and '"name": "Sent"' in report.text
     listing = client.get("/messages/campaigns?site=north").text
     assert "December" in listing and "16.95" in listing
+    savings = client.get("/dashboard/savings")  # the dashboard reads the same report (read-only session)
+    assert savings.status_code == 200 and "11.05" in savings.text
     app.messaging.close()
 
 
