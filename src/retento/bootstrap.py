@@ -17,9 +17,11 @@ from retento.compat import api as compat_api, upload as compat_upload
 from retento.console.pages import (
     account as console_account,
     admin as console_admin,
+    cohorts as console_cohorts,
     customers as console_customers,
     dashboard as console_dashboard,
     messages as console_messages,
+    segments as console_segments,
 )
 from retento.core import http, ssrf
 from retento.core.bus import Bus
@@ -98,7 +100,8 @@ def assemble() -> Parts:
     # The web console's pages (console.web.Page: routes and a navigation entry); docs/console.md: adding a page
     for name, module in (("account", console_account), ("dashboard", console_dashboard),
                          ("customers", console_customers), ("admin", console_admin),
-                         ("messages", console_messages)):
+                         ("messages", console_messages), ("segments", console_segments),
+                         ("cohorts", console_cohorts)):
         parts.console_pages.add(name, module.PAGE)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
     for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", triggers.install),

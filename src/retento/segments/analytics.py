@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from retento.core.db.types import UTCDateTime
-from retento.core.errors import DomainError
+from retento.core.errors import DomainError, NotFound
 from retento.core.money import round_money
 from retento.orders.models import Order, Status
 from retento.segments import cohorts, ltv, rfm, rollups, service
@@ -203,6 +203,25 @@ def cell_table(session: Session, *, site_id: int, table: Any = S) -> list[dict[s
     for row in out:
         row["share"] = round(row["customers"] / total, 4)
     return out
+
+
+def score_grid(session: Session, *, site_id: int) -> list[dict[str, Any]]:
+    """The stored scores as an R x F grid: customers and their purchase revenue (orders outside `cancel`) per
+    (r, f) pair that has customers."""
+    rows = session.execute(
+        select(S.c.r, S.c.f, func.count(), func.coalesce(func.sum(R.c.orders_total), 0))
+        .select_from(S.outerjoin(R, R.c.customer_id == S.c.customer_id))
+        .where(S.c.site_id == site_id).group_by(S.c.r, S.c.f).order_by(S.c.r, S.c.f))
+    return [{"r": r, "f": f, "customers": n, "revenue": round_money(Decimal(str(total)))}
+            for r, f, n, total in rows]
+
+
+def grid_member_ids(session: Session, *, site_id: int, r: int, f: int, after_id: int = 0, limit: int = 50
+                    ) -> list[int]:
+    """Customer ids with stored scores (r, f) on the site, above `after_id` (pages by key)."""
+    return list(session.scalars(select(S.c.customer_id).where(
+        S.c.site_id == site_id, S.c.r == r, S.c.f == f, S.c.customer_id > after_id)
+        .order_by(S.c.customer_id).limit(limit)))
 
 
 def compute_ltv(session: Session, *, site_id: int, now: datetime, table: Any = S) -> dict[str, Any]:
@@ -383,6 +402,18 @@ def record_initiative(session: Session, *, data: InitiativeIn, source: str, now:
     item = Initiative(site_id=site.id, kind=data.kind, name=data.name, started_at=data.started_at,
                       ended_at=data.ended_at, source=source, idempotency_key=data.idempotency_key, created_at=now)
     session.add(item)
+    session.flush()
+    return item
+
+
+def edit_initiative(session: Session, *, initiative_id: int, data: InitiativeIn) -> Initiative:
+    """Rename, re-date or re-kind an initiative (its site stays)."""
+    item = session.get(Initiative, initiative_id)
+    if item is None:
+        raise NotFound("id", f"initiative {initiative_id} not found")
+    if data.ended_at is not None and data.ended_at < data.started_at:
+        raise DomainError.one("ended_at", "ends before it starts")
+    item.kind, item.name, item.started_at, item.ended_at = data.kind, data.name, data.started_at, data.ended_at
     session.flush()
     return item
 

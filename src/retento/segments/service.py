@@ -88,8 +88,10 @@ def get(session: Session, segment_id: int) -> Segment:
     return segment
 
 
-def list_segments(session: Session, *, site: str | None = None) -> list[Segment]:
-    q = select(Segment).order_by(Segment.id)
+def list_segments(session: Session, *, site: str | None = None, after_id: int = 0, limit: int | None = None
+                  ) -> list[Segment]:
+    """Segments by id, above `after_id` (pages by key), at most `limit`."""
+    q = select(Segment).where(Segment.id > after_id).order_by(Segment.id).limit(limit)
     if site is not None:
         q = q.where(Segment.site_id == get_site(session, site).id)
     return list(session.scalars(q))
