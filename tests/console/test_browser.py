@@ -14,7 +14,7 @@ from tests.console.conftest import PASSWORD, browser_sign_in
 
 pytestmark = pytest.mark.browser
 MAIN_PAGES = ["/", "/customers", "/admin/users", "/admin/apikeys", "/account", "/messages", "/messages/campaigns",
-              "/messages/channels"]
+              "/messages/channels", "/segments", "/segments/new", "/segments/rfm", "/cohorts"]
 AXE = Path(STATIC / "vendor" / "axe.min.js").read_text()
 
 

@@ -49,7 +49,7 @@ def migration_chart(viewer: Viewer, months: list[dict[str, Any]]) -> dict[str, A
             "xAxis": {"type": "category", "data": labels},
             "yAxis": [{"type": "value", "name": viewer.gettext("Moved"), "minInterval": 1},
                       {"type": "value", "name": viewer.gettext("Customers"), "minInterval": 1}],
-            "series": series, "aria": {"enabled": True}}
+            "series": series, "aria": {"enabled": False}}  # the table below the chart gives the same figures
 
 
 def _month(text: str, field: str) -> date | None:
