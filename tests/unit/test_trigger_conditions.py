@@ -102,3 +102,19 @@ def test_delay_bounds(raw, words):
     with pytest.raises(ValueError) as exc:
         Delay.model_validate(raw)
     assert words in str(exc.value)
+
+
+@pytest.mark.parametrize(("source", "marked"), [
+    ('event.type == "x.y" && order.totl > 1', "order.totl"),  # a field (the string's dot is no reference)
+    ("order.total > 1 && nope == 2", "nope"),
+    ('has_tag(customer, "a") && frob(1)', "frob"),
+    ("order.total >> 3", ">"),
+    ("order.total > 1 &&\n  order.total >> 3", ">"),
+])
+def test_errors_say_where_the_wrong_part_is(source: str, marked: str) -> None:
+    with pytest.raises(ConditionError) as caught:
+        compile_condition(source, fields={"order": ["total"]})
+    start, end = caught.value.span
+    assert source[start:end] == marked
+    if marked == ">":
+        assert source[:start].endswith("order.total >")  # the second `>`, not the first

@@ -46,7 +46,17 @@ _POSITION = re.compile(r"<input>:(\d+):(\d+):\s*(.*)")
 
 
 class ConditionError(ValueError):
-    """A condition that cannot be saved; the message says which part is wrong."""
+    """A condition that cannot be saved; the message says which part is wrong, `span` where it is in the source
+    (start and end offsets; None when it is the whole), so an editor can mark it."""
+
+    def __init__(self, message: str, span: tuple[int, int] | None = None) -> None:
+        super().__init__(message)
+        self.span = span
+
+
+def _span_of(pattern: str, text: str) -> tuple[int, int] | None:
+    m = re.search(pattern, text)
+    return m.span() if m else None
 
 
 @dataclass(frozen=True)
@@ -77,17 +87,20 @@ def compile_condition(source: str, *, fields: Mapping[str, Iterable[str]] | None
     program = _compile(source)
     refs = program.references()
     bound = set(_MACRO_VAR.findall(source))
+    stripped = _STRING.sub(lambda m: '"' + " " * (len(m.group()) - 2) + '"', source)  # offsets kept
     unknown = [v for v in refs["variables"] if v not in VARIABLES and v not in bound and v not in TYPE_NAMES]
     if unknown:
-        raise ConditionError(f"unknown variable {unknown[0]!r}; available: {', '.join(VARIABLES)}")
+        raise ConditionError(f"unknown variable {unknown[0]!r}; available: {', '.join(VARIABLES)}",
+                             _span_of(rf"(?<![\w.]){re.escape(unknown[0])}\b", stripped))
     bad = [f for f in refs["functions"] if not _is_operator(f) and f not in CEL_FUNCTIONS and f not in HELPERS]
     if bad:
-        raise ConditionError(f"unknown function {bad[0]!r}; helpers: {', '.join(HELPERS)}")
+        raise ConditionError(f"unknown function {bad[0]!r}; helpers: {', '.join(HELPERS)}",
+                             _span_of(rf"\b{re.escape(bad[0])}(?=\s*\()", stripped))
     known = {"event": EVENT_FIELDS, **{k: frozenset(v) for k, v in (fields or {}).items()}}
-    stripped = _STRING.sub('""', source)
-    for var, name in _FIELD_REF.findall(stripped):
+    for m in _FIELD_REF.finditer(stripped):
+        var, name = m.groups()
         if var in known and name not in known[var]:
-            raise ConditionError(f"{var} has no field {name!r}; fields: {', '.join(sorted(known[var]))}")
+            raise ConditionError(f"{var} has no field {name!r}; fields: {', '.join(sorted(known[var]))}", m.span())
     parts = split_conjuncts(source)
     compiled_parts = tuple((p, _compile(p)) for p in parts) if len(parts) > 1 else ((source, program),)
     return Condition(source=source, program=program, parts=compiled_parts, variables=frozenset(refs["variables"]),
@@ -125,18 +138,20 @@ def _compile(source: str) -> Any:
     try:
         return cel.compile(source)
     except ValueError as exc:
-        raise ConditionError(_syntax_message(source, str(exc))) from None
+        raise ConditionError(*_syntax_message(source, str(exc))) from None
 
 
-def _syntax_message(source: str, raw: str) -> str:
+def _syntax_message(source: str, raw: str) -> tuple[str, tuple[int, int] | None]:
     m = _POSITION.search(raw)
     if not m:
-        return f"syntax error: {raw.splitlines()[0] if raw else 'cannot parse'}"
+        return f"syntax error: {raw.splitlines()[0] if raw else 'cannot parse'}", None
     line, col, detail = int(m.group(1)), int(m.group(2)), m.group(3).strip()
     detail = detail.removeprefix("Syntax error: ")
     text = source.splitlines()[line - 1] if source.splitlines() else source
     near = text[max(0, col - 20):col + 1].strip()
-    return f"syntax error at line {line}, column {col + 1} (near `{near}`): {detail}"
+    # cel's column is 1-based: the offset of the character it points at, within the whole source
+    at = min(sum(len(x) + 1 for x in source.split("\n")[:line - 1]) + max(col - 1, 0), len(source))
+    return f"syntax error at line {line}, column {col + 1} (near `{near}`): {detail}", (at, min(at + 1, len(source)))
 
 
 def _is_operator(name: str) -> bool:

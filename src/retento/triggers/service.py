@@ -444,3 +444,28 @@ def _explained_out(x: explain_mod.Explained) -> ExplainedEvent:
                           part=x.part, part_text=x.part_text, values=x.values, limit=x.limit,
                           runs=[RunOut.model_validate(r) for r in x.runs],
                           timer=TimerOut.model_validate(x.timer) if x.timer is not None else None)
+
+
+MATCHED = frozenset({"acted", "scheduled", "skipped", "failed"})  # outcomes of an event whose condition held
+
+
+def recent_counts(session: Session, *, since: datetime) -> dict[int, dict[str, int]]:
+    """Per trigger, from the run log since `since`: events whose condition held (`matched`: acted, scheduled,
+    skipped by a rule or failed), runs that `acted` (at once or when a delayed run fired) and that `failed`."""
+    out: dict[int, dict[str, int]] = {}
+
+    def add(tid: int, key: str, n: int) -> None:
+        out.setdefault(tid, {"matched": 0, "acted": 0, "failed": 0})[key] += n
+
+    q = (select(Run.trigger_id, Run.phase, Run.outcome, func.count(Run.id))
+         .where(Run.at >= since, Run.trigger_id.is_not(None)).group_by(Run.trigger_id, Run.phase, Run.outcome))
+    for tid, phase, outcome, n in session.execute(q):
+        if phase == "event" and outcome in MATCHED:
+            add(tid, "matched", n)
+        if outcome in ("acted", "failed"):
+            add(tid, outcome, n)
+    shared = select(Run.scheduled).where(Run.at >= since, Run.trigger_id.is_(None), Run.scheduled.is_not(None))
+    for (scheduled,) in session.execute(shared):
+        for tid, _ in scheduled or ():
+            add(tid, "matched", 1)
+    return out
