@@ -172,7 +172,16 @@ def test_birthday_and_limited_time_multipliers(shop):
     set_status(shop, order(shop, customer_id, ("x", "100", 1)), "complete")
     assert account(shop, account_id).balance == Decimal("30.00")
     accrual = operations(shop, account_id)[-1]
-    assert accrual.kind == "accrual"
+    assert accrual.kind == "accrual" and accrual.details["multipliers"] == ["birthday", "Black Friday"]
+    member(shop, birthday=(now + timedelta(days=3)).date().isoformat())  # the multiplier starts today
+    member(shop, birthday=(now + timedelta(days=5)).date().isoformat())  # in two days
+    with transaction(shop.sessions) as s:
+        assert runs.birthdays(s, program=service.get_program(s, "shop"), now=now) == 1
+        assert runs.birthdays(s, program=service.get_program(s, "shop"), now=now + timedelta(hours=1)) == 0
+        assert runs.birthdays(s, program=service.get_program(s, "shop"), now=now + timedelta(days=3)) == 1
+    assert [(e["from"], e["until"]) for e in events(shop, ev.BIRTHDAY)] == [
+        (now.date().isoformat(), (now + timedelta(days=6)).date().isoformat()),
+        ((now + timedelta(days=2)).date().isoformat(), (now + timedelta(days=8)).date().isoformat())]
 
 
 def test_blocked_accounts_cannot_spend(shop):

@@ -59,6 +59,18 @@ def near_birthday(birthday: date | None, at: datetime, days: int) -> bool:
     return False
 
 
+def birthday_window(birthday: date, day: date, days: int) -> tuple[date, date] | None:
+    """The birthday multiplier's days if they start on `day` (`days` before the birthday), else None."""
+    for year in (day.year, day.year + 1):
+        try:
+            party = birthday.replace(year=year)
+        except ValueError:
+            party = date(year, 2, 28)
+        if party - timedelta(days=days) == day:
+            return day, party + timedelta(days=days)
+    return None
+
+
 def multiplier(settings: ProgramSettings, *, birthday: date | None, at: datetime) -> tuple[Decimal, list[str]]:
     """The product of every multiplier that holds at `at` (the birthday's and the limited-time events'), and
     their names."""

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from retento.core import bus
 from retento.core.changes import ChangeContext
 from retento.core.db.types import UTCDateTime
+from retento.customers.models import Customer
 from retento.loyalty import events as ev, rules, service
 from retento.loyalty.models import Account, Lot, Move, Operation, Program, Run
 from retento.loyalty.schemas import Kind
@@ -123,6 +124,31 @@ def review_levels(session: Session, *, program: Program, now: datetime, every: t
     return moved
 
 
+def birthdays(session: Session, *, program: Program, now: datetime) -> int:
+    """`loyalty_birthday_multiplier_active` for each active member whose birthday multiplier starts on a day since
+    the last run (up to today); returns the events."""
+    settings = service.settings_of(program)
+    last = last_run(session, program, "birthday")
+    today = now.date()
+    if settings.birthday_multiplier == 1 or (last is not None and last.date() >= today):
+        return 0
+    first = last.date() + timedelta(days=1) if last is not None else today
+    days = [first + timedelta(days=n) for n in range((today - first).days + 1)][-366:]
+    q = (select(A.c.id, A.c.customer_id, Customer.birthday).join(Customer, Customer.id == A.c.customer_id)
+         .where(A.c.program_id == program.id, A.c.status == service.ACTIVE, Customer.birthday.is_not(None)))
+    rows = []
+    for account_id, customer_id, birthday in session.execute(q):
+        for day in days:
+            if (window := rules.birthday_window(birthday, day, settings.birthday_days)) is not None:
+                rows.append(bus.event_row(ev.BIRTHDAY, ctx=SYSTEM, now=now, site_id=program.site_id,
+                                          customer_id=customer_id, payload={
+                                              "account_id": account_id, "multiplier": str(settings.birthday_multiplier),
+                                              "from": window[0].isoformat(), "until": window[1].isoformat()}))
+    bus.record(session, rows)
+    _record(session, program, "birthday", now, len(rows))
+    return len(rows)
+
+
 def run_all(session: Session, *, now: datetime, every: timedelta = timedelta(0)) -> int:
     """Every active program's expiry and warnings (each at most once per `every`) and level review (daily);
     the work done."""
@@ -132,4 +158,5 @@ def run_all(session: Session, *, now: datetime, every: timedelta = timedelta(0))
             done += expire(session, program=program, now=now, every=every)
             done += warn(session, program=program, now=now, every=every)
             done += review_levels(session, program=program, now=now)
+            done += birthdays(session, program=program, now=now)
     return done
