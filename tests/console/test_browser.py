@@ -14,7 +14,8 @@ from tests.console.conftest import PASSWORD, browser_sign_in
 
 pytestmark = pytest.mark.browser
 MAIN_PAGES = ["/", "/customers", "/admin/users", "/admin/apikeys", "/account", "/messages", "/messages/campaigns",
-              "/messages/channels", "/segments", "/segments/new", "/segments/rfm", "/cohorts"]
+              "/messages/channels", "/segments", "/segments/new", "/segments/rfm", "/cohorts",
+              "/triggers", "/triggers/new", "/triggers/templates"]
 AXE = Path(STATIC / "vendor" / "axe.min.js").read_text()
 
 
