@@ -4,4 +4,4 @@ They need the `bench` extra (`pip install -e '.[bench]'`; `make install` include
 name, what that extra installs, so `retento bench` can say what is missing without importing it.
 """
 
-EXTRA = ("duckdb",)
+EXTRA = ("aiosmtpd", "duckdb")

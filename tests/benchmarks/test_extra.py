@@ -18,7 +18,7 @@ def test_bench_without_the_extra_names_what_to_install_and_fails():
                          capture_output=True, text=True, timeout=120, env={"COLUMNS": "300", "PATH": "/usr/bin:/bin"})
     assert run.returncode == 1, (run.stdout, run.stderr)
     assert "needs the bench extra" in run.stderr and "pip install -e '.[bench]'" in run.stderr
-    assert "missing: duckdb" in run.stderr
+    assert "missing: aiosmtpd, duckdb" in run.stderr
 
 
 def test_the_extra_modules_are_what_the_bench_extra_installs():
