@@ -22,6 +22,7 @@ from retento.console.pages import (
     dashboard as console_dashboard,
     messages as console_messages,
     segments as console_segments,
+    tasks as console_tasks,
     triggers as console_triggers,
 )
 from retento.core import http, ssrf
@@ -102,7 +103,8 @@ def assemble() -> Parts:
     for name, module in (("account", console_account), ("dashboard", console_dashboard),
                          ("customers", console_customers), ("admin", console_admin),
                          ("messages", console_messages), ("segments", console_segments),
-                         ("cohorts", console_cohorts), ("triggers", console_triggers)):
+                         ("cohorts", console_cohorts), ("triggers", console_triggers),
+                         ("tasks", console_tasks)):
         parts.console_pages.add(name, module.PAGE)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
     for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", triggers.install),

@@ -7,6 +7,7 @@ import shutil
 import socket
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from retento.customers import service as customers
 from retento.customers.schemas import CustomerCreate
 from retento.demo.generator import generate
 from retento.demo.service import load
+from retento.tasks import service as tasks
+from retento.tasks.schemas import TaskCreate
 from tests.console.conftest import add_user
 
 CHROMIUM = "/usr/bin/chromium"
@@ -48,6 +51,11 @@ def shop_app(template: Path, directory: Path) -> App:
     with transaction(app.sessions) as s:
         customers.create(s, data=CustomerCreate(site="uyut", first_name=XSS, last_name=XSS, tags=["xss"]),
                          ctx=ChangeContext.system(), now=now)
+        for title, hours, manager in (("Call about the delayed sofa", -26, 1), ("Confirm the delivery address", 5, 2),
+                                      ("Offer the loyalty card", None, None)):
+            tasks.create_task(s, data=TaskCreate(title=title, manager_id=manager, customer_id=1, order_id=None,
+                                                 due_at=now + timedelta(hours=hours) if hours is not None else None),
+                              ctx=ChangeContext.system(), now=now)
     for role in ("admin", "marketer", "operator", "viewer"):
         add_user(app, f"{role}@example.com", role)
     add_user(app, "ru@example.com", "admin", locale="ru")

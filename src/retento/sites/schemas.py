@@ -34,6 +34,25 @@ class SiteCreate(BaseModel):
         return self
 
 
+class SiteEdit(BaseModel):
+    """What may change on a site (not its code nor its main currency)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(None, min_length=1, max_length=255)
+    currencies: list[str] | None = Field(None, min_length=1, max_length=20)
+    timezone: str | None = None
+    default_region: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+    url: str | None = Field(None, max_length=255)
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: check_timezone(v) if v is not None else v))
+
+    @field_validator("currencies")
+    @classmethod
+    def _currencies(cls, v: list[str] | None) -> list[str] | None:
+        return [check_currency(c) for c in v] if v is not None else None
+
+
 class ManagerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 

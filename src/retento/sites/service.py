@@ -13,7 +13,7 @@ from retento.contacts import normalize_email
 from retento.core import scoping
 from retento.core.errors import Conflict, NotFound
 from retento.sites.models import Manager, Site
-from retento.sites.schemas import ManagerCreate, SiteCreate
+from retento.sites.schemas import ManagerCreate, SiteCreate, SiteEdit
 
 
 def create_site(session: Session, *, data: SiteCreate, now: datetime) -> Site:
@@ -21,6 +21,20 @@ def create_site(session: Session, *, data: SiteCreate, now: datetime) -> Site:
         raise Conflict("code", f"site {data.code!r} already exists")
     site = Site(**data.model_dump(), created_at=now)
     session.add(site)
+    session.flush()
+    return site
+
+
+def edit_site(session: Session, *, site: Site, data: SiteEdit) -> Site:
+    """Change a site's name, accepted currencies, time zone, region or URL (its code and main currency stay:
+    codes are cached and referenced by keys, and money already recorded is in that currency)."""
+    given = data.model_fields_set
+    for name in ("name", "timezone", "default_region", "url"):
+        if name in given and (getattr(data, name) is not None or name == "url"):
+            setattr(site, name, getattr(data, name))
+    if "currencies" in given and data.currencies is not None:
+        accepted = list(dict.fromkeys(data.currencies))
+        site.currencies = accepted if site.currency in accepted else [site.currency, *accepted]
     session.flush()
     return site
 
@@ -79,3 +93,16 @@ def create_manager(session: Session, *, data: ManagerCreate, now: datetime) -> M
 
 def manager_ids(session: Session) -> set[int]:
     return set(session.scalars(select(Manager.id)))
+
+
+def list_managers(session: Session) -> list[Manager]:
+    return list(session.scalars(select(Manager).order_by(Manager.name, Manager.id)))
+
+
+def manager_by_email(session: Session, email: str) -> Manager | None:
+    """The manager with this email (a console user and a manager are the same person when their emails match)."""
+    try:
+        wanted = normalize_email(email)
+    except ValueError:
+        return None
+    return session.scalar(select(Manager).where(Manager.email == wanted))

@@ -86,14 +86,16 @@ def edit_task(session: Session, *, task: Task, data: TaskEdit, now: datetime) ->
 
 
 def list_tasks(session: Session, *, manager_id: int | None = None, customer_id: int | None = None,
-               order_id: int | None = None, done: bool | None = None, after_id: int = 0,
-               limit: int = 100) -> list[Task]:
+               order_id: int | None = None, done: bool | None = None, due_before: datetime | None = None,
+               after_id: int = 0, limit: int = 100) -> list[Task]:
     """Tasks by id (page on with the last id you got), optionally filtered (by a manager, customer or order that
-    exists: else a 404 naming the filter)."""
+    exists: else a 404 naming the filter; `due_before`: due earlier than that time, e.g. now for the overdue)."""
     _check_refs(session, manager_id=manager_id, customer_id=customer_id, order_id=order_id)
     q = select(Task).where(Task.id > after_id)
     for column, value in ((Task.manager_id, manager_id), (Task.customer_id, customer_id),
                           (Task.order_id, order_id), (Task.done, done)):
         if value is not None:
             q = q.where(column == value)
+    if due_before is not None:
+        q = q.where(Task.due_at < due_before)
     return list(session.scalars(q.order_by(Task.id).limit(limit)))

@@ -115,6 +115,14 @@ def set_role(session: Session, *, user: User, role: str) -> User:
     return user
 
 
+def set_sites(session: Session, *, user: User, site_ids: list[int] | None) -> User:
+    """The sites a user sees (None: every site; an admin always sees every site). Their next request sees the
+    change: a session reads the user's sites on every request."""
+    user.site_ids = _sites(user.role, site_ids)
+    session.flush()
+    return user
+
+
 def set_preferences(session: Session, *, user: User, locale: str | None = None,
                     timezone: str | None = None) -> User:
     if locale is not None:
