@@ -13,7 +13,7 @@ from retento import app as application
 from retento.apikeys import cli as apikeys_cli, service as apikeys
 from retento.app import App, Parts
 from retento.catalog import api as catalog_api
-from retento.compat import api as compat_api, upload as compat_upload
+from retento.compat import api as compat_api, loyalty as compat_loyalty, upload as compat_upload
 from retento.console.pages import (
     account as console_account,
     admin as console_admin,
@@ -87,6 +87,7 @@ def assemble() -> Parts:
     for name, module in (("customers", customers_api), ("orders", orders_api), ("sites", sites_api),
                          ("catalog", catalog_api), ("history", history_api),
                          ("compat.upload", compat_upload),  # before compat: its catch-all answers any other /api/v5 path
+                         ("compat.loyalty", compat_loyalty),
                          ("compat", compat_api),
                          ("webhooks", webhooks_api), ("triggers", triggers_api), ("tasks", tasks_api),
                          ("segments", segments_api), ("work", queues_api), ("loyalty", loyalty_api)):

@@ -104,9 +104,17 @@ PATHS = {
                     "/api/v5/orders/statuses"],
     "orders:write": ["/api/v5/orders/create", "/api/v5/orders/upload", "/api/v5/orders/{externalId}/edit"],
     "reference:read": ["/api/v5/reference/sites", "/api/v5/reference/statuses", "/api/v5/reference/status-groups"],
+    "loyalty:read": ["/api/v5/loyalty/loyalties", "/api/v5/loyalty/loyalties/{id}", "/api/v5/loyalty/accounts",
+                     "/api/v5/loyalty/account/{id}", "/api/v5/loyalty/account/{id}/bonus/operations",
+                     "/api/v5/loyalty/account/{id}/bonus/{status}/details", "/api/v5/loyalty/bonus/operations"],
+    "loyalty:write": ["/api/v5/loyalty/account/create", "/api/v5/loyalty/account/{id}/edit",
+                      "/api/v5/loyalty/account/{id}/activate", "/api/v5/loyalty/account/{id}/bonus/credit",
+                      "/api/v5/loyalty/account/{id}/bonus/charge", "/api/v5/loyalty/calculate",
+                      "/api/v5/orders/loyalty/apply", "/api/v5/orders/loyalty/cancel-bonus-operations"],
 }
 SCOPE_NAMES = {"customers:read": "customer_read", "customers:write": "customer_write", "orders:read": "order_read",
-               "orders:write": "order_write", "reference:read": "reference_read"}
+               "orders:write": "order_write", "reference:read": "reference_read", "loyalty:read": "loyalty_read",
+               "loyalty:write": "loyalty_write"}
 
 
 @router.get("/api/api-versions")

@@ -133,6 +133,10 @@ def _money(value: Any, field: str, *, most: Decimal = AMOUNT_MAX) -> Decimal:
     return d
 
 
+def money(value: Any, field: str) -> Decimal:
+    return _money(value, field)
+
+
 def item_in(item: Any, n: int) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise ValueError(f"items[{n}]: must be an object")
@@ -297,4 +301,74 @@ def history_entry(row: Any, entity: dict[str, Any], *, tz: ZoneInfo, current_key
         out.update(field=HISTORY_FIELDS.get(field, field), oldValue=history_value(field, row.old_value, tz),
                    newValue=history_value(field, row.new_value, tz))
     out[row.entity] = entity
+    return out
+
+
+# --- loyalty ---------------------------------------------------------------------------------------------
+
+STATUSES = {"active": "activated", "blocked": "deactivated", "holdout": "deactivated"}
+OPERATION_TYPES = {"welcome": "credit_for_event", "accrual": "credit_for_order", "reversal": "cancel_of_credit",
+                   "credit": "credit_manual", "refund": "cancel_of_charge", "expiry": "burn"}
+
+
+def local_date(value: datetime | None, tz: ZoneInfo) -> str | None:
+    return fmt_date(value.astimezone(tz).date()) if value is not None else None
+
+
+def loyalty_out(program: Any, tz: ZoneInfo) -> dict[str, Any]:
+    """A Retento program -> RetailCRM's loyalty object (programs are active from their creation)."""
+    out = {"active": bool(program.active), "blocked": False, "id": program.id, "name": program.name,
+           "currency": program.currency, "confirmSmsCharge": False, "confirmSmsRegistration": False,
+           "createdAt": fmt_datetime(program.created_at, tz),
+           "activatedAt": fmt_datetime(program.created_at, tz) if program.active else None,
+           "deactivatedAt": None if program.active else fmt_datetime(program.updated_at, tz)}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def level_out(levels: list[Any], code: str | None) -> dict[str, Any] | None:
+    """A level of the program -> RetailCRM's level (`id`: its place among the program's levels, from 1)."""
+    for n, level in enumerate(levels):
+        if level.code == code:
+            return {"type": "bonus_percent", "id": n + 1, "name": level.name, "privilegeSize": number(level.percent)}
+    return None
+
+
+def account_out(account: Any, program: Any, levels: list[Any], customer: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
+    """Retento's AccountOut (with its program, levels, RetailCRM customer) -> RetailCRM's loyaltyAccount."""
+    upper = [lv.threshold for lv in levels if lv.threshold > account.purchases]
+    out = {
+        "active": account.status == "active", "id": account.id,
+        "loyalty": {"id": program.id, "currency": program.currency},
+        "customer": {k: customer.get(k) for k in ("id", "externalId", "site", "firstName", "lastName", "patronymic")
+                     if customer.get(k) is not None},
+        "phoneNumber": customer["phones"][0]["number"] if customer.get("phones") else None,
+        "cardNumber": account.card_number, "amount": number(account.balance),
+        "pendingAmount": number(account.pending), "ordersSum": number(account.purchases),
+        "nextLevelSum": number(min(upper) - account.purchases) if upper else None,
+        "level": level_out(levels, account.level), "createdAt": fmt_datetime(account.joined_at, tz),
+        "activatedAt": fmt_datetime(account.joined_at, tz) if account.status == "active" else None,
+        "status": STATUSES.get(account.status, account.status), "customFields": [],
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def operation_out(op: Any, lot: Any | None, order: Any | None, tz: ZoneInfo, *, with_account: bool = False,
+                  program_id: int | None = None) -> dict[str, Any]:
+    """A ledger operation (with the lot it credited and its order, if any) -> RetailCRM's bonus operation."""
+    kind = str(op.kind)
+    kind_name = ("charge_for_order" if op.order_id else "charge_manual") if kind == "charge" else OPERATION_TYPES[kind]
+    out: dict[str, Any] = {"type": kind_name, "createdAt": fmt_datetime(op.created_at, tz), "amount": number(op.amount)}
+    if op.order_id is not None:
+        out["order"] = {k: v for k, v in {"id": op.order_id,
+                                          "externalId": order.external_id if order else None}.items() if v is not None}
+    if lot is not None:
+        out["bonus"] = {k: v for k, v in {"activationDate": local_date(lot.active_from, tz),
+                                          "expireDate": local_date(lot.expires_at, tz)}.items() if v is not None}
+    if kind == "welcome":
+        out["event"] = {"id": op.id, "type": "welcome_bonus"}
+    if op.reason and kind in ("credit", "charge"):
+        out["comment"] = op.reason
+    if with_account:
+        out["loyaltyAccount"] = {"id": op.account_id}
+        out["loyalty"] = {"id": program_id}
     return out

@@ -89,7 +89,8 @@ def edit_account(request: Request, _: Write, account_id: int, data: AccountEdit)
     app = app_of(request)
     with transaction(app.sessions) as s:
         now = app.clock.now()
-        account = service.set_status(s, account=service.get_account(s, account_id), status=data.status, now=now)
+        account = service.edit_account(s, account=service.get_account(s, account_id), status=data.status,
+                                       card_number=data.card_number, now=now)
         return service.account_out(s, account, now=now)
 
 

@@ -45,10 +45,12 @@ class Account(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     status: Mapped[str] = mapped_column(String(16))  # active | blocked
     level: Mapped[str | None] = mapped_column(String(64))
+    card_number: Mapped[str | None] = mapped_column(String(64))  # a loyalty card's number, unique per program
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    __table_args__ = (UniqueConstraint("program_id", "customer_id"), Index("ix_loyalty_accounts_customer", "customer_id"))
+    __table_args__ = (UniqueConstraint("program_id", "customer_id"), UniqueConstraint("program_id", "card_number"),
+                      Index("ix_loyalty_accounts_customer", "customer_id"))
 
 
 class Operation(Base):
@@ -137,3 +139,22 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (UniqueConstraint("program_id", "kind", "up_to"),)
+
+
+class Code(Base):
+    """A promo code or personal discount converted into points, once: the code is unique per program and points
+    to the credit operation that converted it. Append-only."""
+
+    __tablename__ = "loyalty_codes"
+    __site_scope__ = BySite()
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("loyalty_programs.id"))
+    site_id: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))  # promo_code | discount
+    account_id: Mapped[int] = mapped_column(ForeignKey("loyalty_accounts.id"))
+    operation_id: Mapped[int] = mapped_column(ForeignKey("loyalty_operations.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("program_id", "code"),)

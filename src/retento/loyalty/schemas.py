@@ -140,6 +140,7 @@ class JoinIn(BaseModel):
     site: str = Field(min_length=1, max_length=64)
     customer_id: int | None = Field(None, gt=0)
     phone: str | None = Field(None, min_length=3, max_length=32)
+    card_number: str | None = Field(None, min_length=1, max_length=64, description="The member's loyalty card")
 
     @model_validator(mode="after")
     def _who(self) -> JoinIn:
@@ -149,9 +150,16 @@ class JoinIn(BaseModel):
 
 
 class AccountEdit(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    status: str = Field(pattern=r"^(active|blocked)$")
+    status: str | None = Field(None, pattern=r"^(active|blocked)$")
+    card_number: str | None = Field(None, min_length=1, max_length=64, description="The member's loyalty card")
+
+    @model_validator(mode="after")
+    def _some(self) -> AccountEdit:
+        if self.status is None and self.card_number is None:
+            raise ValueError("give status or card_number")
+        return self
 
 
 class PointsIn(BaseModel):
@@ -184,6 +192,7 @@ class AccountOut(BaseModel):
     customer_id: int
     status: str
     level: str | None
+    card_number: str | None = None
     joined_at: datetime
     currency: str
     balance: Decimal = Field(description="Points usable now")

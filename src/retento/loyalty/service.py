@@ -93,10 +93,13 @@ def join(session: Session, *, data: JoinIn, ctx: ChangeContext, now: datetime) -
                                                    Account.customer_id == customer_id))
     if account is not None:
         return account, False
+    if data.card_number is not None:
+        _card_free(session, program.id, data.card_number)
     settings = settings_of(program)
     held = rules.held_out(program.id, customer_id, settings.holdout_share)
     account = Account(program_id=program.id, site_id=program.site_id, customer_id=customer_id,
-                      status=HOLDOUT if held else ACTIVE, level=None, joined_at=now, updated_at=now)
+                      status=HOLDOUT if held else ACTIVE, level=None, card_number=data.card_number,
+                      joined_at=now, updated_at=now)
     try:
         with session.begin_nested():
             session.add(account)
@@ -144,6 +147,38 @@ def account_of(session: Session, *, site_id: int, customer_id: int) -> Account |
                           .where(Program.site_id == site_id, Account.customer_id == customer_id))
 
 
+def _card_free(session: Session, program_id: int, card_number: str, account_id: int | None = None) -> None:
+    owner = session.scalar(select(Account.id).where(Account.program_id == program_id,
+                                                    Account.card_number == card_number))
+    if owner is not None and owner != account_id:
+        raise DomainError.one("card_number", "another member of the program has this card")
+
+
+def find_account(session: Session, *, program_id: int | None = None, card_number: str | None = None,
+                 customer_id: int | None = None) -> Account | None:
+    """A member by card number or customer (in one program, or any the session sees)."""
+    q = select(Account)
+    if program_id is not None:
+        q = q.where(Account.program_id == program_id)
+    if card_number is not None:
+        q = q.where(Account.card_number == card_number)
+    if customer_id is not None:
+        q = q.where(Account.customer_id == customer_id)
+    return session.scalars(q.order_by(Account.id).limit(1)).first()
+
+
+def edit_account(session: Session, *, account: Account, status: str | None = None, card_number: str | None = None,
+                 now: datetime) -> Account:
+    """Block / unblock an account and set its card number."""
+    if card_number is not None and card_number != account.card_number:
+        _card_free(session, account.program_id, card_number, account.id)
+        account.card_number, account.updated_at = card_number, now
+        session.flush()
+    if status is not None:
+        set_status(session, account=account, status=status, now=now)
+    return account
+
+
 def set_status(session: Session, *, account: Account, status: str, now: datetime) -> Account:
     """Block (no earning or spending) or unblock an account; its points stay. A holdout stays one."""
     if account.status == HOLDOUT:
@@ -159,7 +194,8 @@ def account_out(session: Session, account: Account, *, now: datetime, with_lots:
     assert program is not None
     lots = lot_states(session, account.id)
     out = AccountOut(id=account.id, site=site_code(session, account.site_id), customer_id=account.customer_id,
-                     status=account.status, level=account.level, joined_at=account.joined_at,
+                     status=account.status, level=account.level, card_number=account.card_number,
+                     joined_at=account.joined_at,
                      currency=program.currency, balance=ledger.balance(lots, now), pending=ledger.pending(lots, now),
                      purchases=purchases(session, account.id, since=now - timedelta(
                          days=settings_of(program).level_period_days)))
@@ -198,14 +234,22 @@ def list_operations(session: Session, *, account_id: int, after_id: int = 0, lim
 
 
 def credit(session: Session, *, account_id: int, amount: Decimal, reason: str, idempotency_key: str,
-           ctx: ChangeContext, now: datetime, expires_in_days: int | None = None) -> Operation:
-    """Credit points now (usable at once), burning after the program's expiry or `expires_in_days`."""
+           ctx: ChangeContext, now: datetime, expires_in_days: int | None = None,
+           active_from: datetime | None = None, expires_at: datetime | None = None) -> Operation:
+    """Credit points usable now (or from `active_from`), burning after the program's expiry, `expires_in_days`,
+    or at `expires_at`."""
     account = _lock(session, account_id)
     if (done := _replay(session, account, idempotency_key, Kind.CREDIT, amount)) is not None:
         return done
     _usable(account)
     settings = settings_of(_program(session, account))
-    active_from, expires_at = rules.lot_times(settings, now, activation=False, expires_in_days=expires_in_days)
+    start = max(active_from or now, now)
+    active_from, burns = rules.lot_times(settings, start, activation=False, expires_in_days=expires_in_days)
+    if expires_at is not None:
+        if expires_at <= start:
+            raise DomainError.one("expires_at", "the points must burn after they become usable")
+        burns = expires_at
+    expires_at = burns
     before = ledger.balance(lot_states(session, account.id), now)
     op = _write(session, account, Kind.CREDIT, ctx, now, key=idempotency_key, reason=reason,
                 new_lot=(amount, active_from, expires_at))
@@ -238,6 +282,25 @@ def charge(session: Session, *, account_id: int, amount: Decimal, reason: str, i
 def rules_order_sum(order: dict[str, Any]) -> Decimal:
     """What an order's items cost after discounts, before points (what redemption limits and refunds compare)."""
     return ledger.points(sum((paid for _, _, paid in rules.paid_lines(order, ZERO)), ZERO))
+
+
+def paid_for_order(session: Session, account_id: int, order_id: int) -> Decimal:
+    """Points paying for an order now: its charges net of refunds."""
+    return -sum((o.amount for o in _order_ops(session, account_id, order_id, (Kind.CHARGE, Kind.REFUND))), ZERO)
+
+
+def refund_order(session: Session, *, account_id: int, order_id: int, ctx: ChangeContext,
+                 now: datetime) -> Decimal:
+    """Give back every point paying for an order (the order stays as it is: it earns on its full sum then).
+    Asking again changes nothing: the refund is keyed by the order's last charge. Returns the points given back
+    (less than was paid when a lot has burnt since)."""
+    account = _lock(session, account_id)
+    paid = paid_for_order(session, account.id, order_id)
+    last = session.scalar(select(func.max(Operation.id)).where(
+        Operation.account_id == account.id, Operation.order_id == order_id, Operation.kind == Kind.CHARGE))
+    if paid <= 0 or last is None:
+        return ZERO
+    return _refund(session, account, order_id, paid, ctx, now, f"cancel:{order_id}:{last}")
 
 
 def _member_order(session: Session, account: Account, order_id: int) -> dict[str, Any]:
