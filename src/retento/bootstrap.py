@@ -36,6 +36,7 @@ from retento.customers import api as customers_api, events as customer_events
 from retento.demo import cli as demo_cli
 from retento.history import api as history_api
 from retento.imports import cli as imports_cli
+from retento.journeys import api as journeys_api, cli as journeys_cli, wiring as journeys
 from retento.loyalty import (
     api as loyalty_api,
     cli as loyalty_cli,
@@ -90,7 +91,8 @@ def assemble() -> Parts:
                          ("compat.loyalty", compat_loyalty),
                          ("compat", compat_api),
                          ("webhooks", webhooks_api), ("triggers", triggers_api), ("tasks", tasks_api),
-                         ("segments", segments_api), ("work", queues_api), ("loyalty", loyalty_api)):
+                         ("segments", segments_api), ("work", queues_api), ("loyalty", loyalty_api),
+                         ("journeys", journeys_api)):
         parts.routers.add(name, module.router)
     parts.routers.add("messaging", messaging_api.mounted())  # at /api/v1/messaging and its old /api/messaging
     for name, command in (("import", imports_cli.import_app), ("demo", demo_cli.demo), ("triggers", triggers_cli.app),
@@ -98,7 +100,8 @@ def assemble() -> Parts:
                           ("cohorts", segments_cli.cohorts), ("report", messaging_cli.app),
                           ("campaign", messaging_cli.campaign_app),
                           ("bounces", messaging_cli.bounces), ("apikey", apikeys_cli.app),
-                          ("work", queues_cli.app), ("loyalty", loyalty_cli.app), ("user", users_cli.app)):
+                          ("work", queues_cli.app), ("loyalty", loyalty_cli.app), ("user", users_cli.app),
+                         ("journeys", journeys_cli.app)):
         parts.commands.add(name, command)
     # The web console's pages (console.web.Page: routes and a navigation entry); docs/console.md: adding a page
     for name, module in (("account", console_account), ("dashboard", console_dashboard),
@@ -110,7 +113,8 @@ def assemble() -> Parts:
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
     for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", triggers.install),
                           ("segments", segments.install), ("messaging", messaging.install),
-                          ("loyalty", loyalty.install), ("users", users.install)):
+                          ("loyalty", loyalty.install), ("users", users.install),
+                          ("journeys", journeys.install)):
         parts.installs.add(name, install)
     return parts
 

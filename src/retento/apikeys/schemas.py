@@ -16,6 +16,7 @@ SCOPES = (
     "reference:read",
     "webhooks:manage",
     "triggers:manage",
+    "journeys:manage",
     "tasks:read",
     "tasks:write",
     "segments:read",

@@ -232,6 +232,21 @@ def start_cascade(
     return run
 
 
+def engagement(session: Session, *, run_ids: list[int]) -> dict[int, set[str]]:
+    """What each cascade run's customer did with its messages: a set of `delivered`, `read` (for email: opened),
+    `clicked` per run id (runs with no message yet are left out)."""
+    out: dict[int, set[str]] = {}
+    ids = sorted(set(run_ids))
+    m = Message
+    for i in range(0, len(ids), 900):
+        q = select(m.run_id, m.delivered_at, m.read_at, m.clicked_at).where(m.run_id.in_(ids[i:i + 900]))
+        for run_id, delivered, read, clicked in session.execute(q):
+            did = out.setdefault(run_id, set())
+            did.update(name for name, at in (("delivered", delivered or read), ("read", read), ("clicked", clicked))
+                       if at is not None)
+    return out
+
+
 def register_device(session: Session, *, data: DeviceIn, now: datetime) -> Device:
     customers.get(session, data.customer_id)
     if scoping.of(session) is not None and session.get(Device, data.token) is None and session.scalar(

@@ -11,8 +11,9 @@ from datetime import datetime
 from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
-from retento.core import parsing
-from retento.messaging import planner
+from retento.core import bus, parsing
+from retento.core.changes import ChangeContext
+from retento.messaging import events, planner
 from retento.messaging.models import SENDING, Message, Run
 
 RANK = {"queued": 0, "claimed": 0, "sending": 0, "sent": 1, "delivered": 2, "read": 3, "clicked": 4}
@@ -50,6 +51,7 @@ def record(session: Session, *, updates: list[Update], now: datetime) -> int:
     by_status: dict[str, dict[int, Update]] = defaultdict(dict)
     for u in updates:
         by_status[u.status].setdefault(u.message_id, u)
+    engaged = _first_engagements(session, updates)
     for status, items in by_status.items():
         cols = [COLUMN[x] for x in (status, *IMPLIES[status])]  # each set once: a replay changes nothing
         values = {c: func.coalesce(t.c[c], bindparam("at", type_=t.c[c].type)) for c in cols}
@@ -69,7 +71,33 @@ def record(session: Session, *, updates: list[Update], now: datetime) -> int:
     failed = [u.message_id for u in updates if u.status == "failed"]
     for i in range(0, len(failed), 1000):
         planner.wake_runs(session, message_ids=failed[i:i + 1000], now=now)
+    bus.record(session, engaged)
     return len(changed)
+
+
+def _first_engagements(session: Session, updates: list[Update]) -> list[dict[str, object]]:
+    """`message_read` / `message_clicked` events for the messages these updates read or click for the first time
+    (read before the timestamps are set; a replay finds them set and records nothing)."""
+    wanted: dict[int, Update] = {}
+    for u in updates:
+        if u.status in ("read", "clicked") and (u.message_id not in wanted or u.status == "clicked"):
+            wanted[u.message_id] = u
+    out: list[dict[str, object]] = []
+    ids = sorted(wanted)
+    m = Message
+    for i in range(0, len(ids), 1000):
+        rows = session.execute(select(m.id, m.site_id, m.customer_id, m.channel, m.run_id, m.cascade_id,
+                                      m.campaign_id, m.step, m.read_at, m.clicked_at)
+                               .where(m.id.in_(ids[i:i + 1000]), m.clicked_at.is_(None)))
+        for r in rows:
+            u = wanted[r.id]
+            payload = {"message_id": r.id, "channel": r.channel, "run_id": r.run_id, "cascade_id": r.cascade_id,
+                       "campaign_id": r.campaign_id, "step": r.step}
+            kinds = ([events.MESSAGE_READ] if r.read_at is None else []) + (
+                [events.MESSAGE_CLICKED] if u.status == "clicked" else [])
+            out += [bus.event_row(kind, ctx=ChangeContext.system(), now=u.at, payload=payload, site_id=r.site_id,
+                                  customer_id=r.customer_id) for kind in kinds]
+    return out
 
 
 def _restatus(session: Session, ids: list[int]) -> None:
