@@ -68,7 +68,7 @@ def run(target: Target, *, customers: int, orders: int, requests: int, progress:
                  "/customers",
                  f"/customers?q={customer.last_name[:3]}", f"/customers/{customer.id}", f"/orders/{order_id}",
                  "/admin/users", "/admin/apikeys"]
-        paths += ["/tasks?view=open", "/tasks?view=overdue"]  # the operations pages (console-ops)
+        paths += ["/tasks?view=open", "/tasks?view=overdue", "/admin/webhooks"]  # the operations pages (console-ops)
         with TestClient(create_app(app), follow_redirects=False) as client:
             form = client.get("/signin").text
             token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)

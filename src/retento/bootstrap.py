@@ -24,6 +24,7 @@ from retento.console.pages import (
     segments as console_segments,
     tasks as console_tasks,
     triggers as console_triggers,
+    webhooks as console_webhooks,
 )
 from retento.core import http, ssrf
 from retento.core.bus import Bus
@@ -108,7 +109,7 @@ def assemble() -> Parts:
                          ("customers", console_customers), ("admin", console_admin),
                          ("messages", console_messages), ("segments", console_segments),
                          ("cohorts", console_cohorts), ("triggers", console_triggers),
-                         ("tasks", console_tasks)):
+                         ("tasks", console_tasks), ("webhooks", console_webhooks)):
         parts.console_pages.add(name, module.PAGE)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
     for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", triggers.install),

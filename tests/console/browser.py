@@ -25,6 +25,8 @@ from retento.demo.generator import generate
 from retento.demo.service import load
 from retento.tasks import service as tasks
 from retento.tasks.schemas import TaskCreate
+from retento.webhooks import service as webhooks
+from retento.webhooks.schemas import WebhookIn
 from tests.console.conftest import add_user
 
 CHROMIUM = "/usr/bin/chromium"
@@ -56,6 +58,8 @@ def shop_app(template: Path, directory: Path) -> App:
             tasks.create_task(s, data=TaskCreate(title=title, manager_id=manager, customer_id=1, order_id=None,
                                                  due_at=now + timedelta(hours=hours) if hours is not None else None),
                               ctx=ChangeContext.system(), now=now)
+        webhooks.create(s, data=WebhookIn(url="https://hooks.uyut.example/retento", event_types=["order_created"],
+                                          description="ERP sync"), site_ids=None, now=now)
     for role in ("admin", "marketer", "operator", "viewer"):
         add_user(app, f"{role}@example.com", role)
     add_user(app, "ru@example.com", "admin", locale="ru")

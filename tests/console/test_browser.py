@@ -15,7 +15,8 @@ from tests.console.conftest import PASSWORD, browser_sign_in
 pytestmark = pytest.mark.browser
 MAIN_PAGES = ["/", "/customers", "/admin/users", "/admin/apikeys", "/account", "/messages", "/messages/campaigns",
               "/messages/channels", "/segments", "/segments/new", "/segments/rfm", "/cohorts",
-              "/triggers", "/triggers/new", "/triggers/templates", "/tasks?view=open"]
+              "/triggers", "/triggers/new", "/triggers/templates", "/tasks?view=open",
+              "/admin/webhooks", "/admin/webhooks/1"]
 AXE = Path(STATIC / "vendor" / "axe.min.js").read_text()
 
 

@@ -165,11 +165,14 @@ def get_delivery(session: Session, delivery_id: int) -> WebhookDelivery:
 
 
 def deliveries(session: Session, *, subscription_id: int | None = None, trigger_id: int | None = None,
-               after_id: int = 0, limit: int = 50) -> list[WebhookDelivery]:
-    """The delivery log of a subscription or of a trigger's webhook calls, oldest first."""
+               status: str | None = None, after_id: int = 0, limit: int = 50) -> list[WebhookDelivery]:
+    """The delivery log of a subscription or of a trigger's webhook calls, oldest first (optionally only those
+    in one `status`)."""
     q = select(WebhookDelivery).where(WebhookDelivery.id > after_id)
     q = q.where(WebhookDelivery.subscription_id == subscription_id) if subscription_id is not None else q.where(
         WebhookDelivery.trigger_id == trigger_id)
+    if status is not None:
+        q = q.where(WebhookDelivery.status == status)
     return list(session.scalars(q.order_by(WebhookDelivery.id).limit(limit)))
 
 
