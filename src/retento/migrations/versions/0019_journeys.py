@@ -1,7 +1,7 @@
 """journeys: journeys, their versions, runs (one active per customer and journey) and the step log
 
-Revision ID: 0018_journeys
-Revises: 0017_category_rollups
+Revision ID: 0019_journeys
+Revises: 0018_loyalty_codes
 Create Date: 2026-12-05
 """
 import sqlalchemy as sa
@@ -10,8 +10,8 @@ from sqlalchemy.dialects import postgresql
 
 import retento.core.db.types
 
-revision = '0018_journeys'
-down_revision = '0017_category_rollups'
+revision = '0019_journeys'
+down_revision = '0018_loyalty_codes'
 branch_labels = None
 depends_on = None
 
