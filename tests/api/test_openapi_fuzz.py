@@ -34,10 +34,15 @@ from schemathesis.specs.openapi.checks import (
 
 from retento.bootstrap import bootstrap
 from retento.compat.api import openapi_document, router as v5_router
+from retento.compat.loyalty import router as loyalty_router
 from retento.compat.upload import router as upload_router
 from retento.core.config import Settings
+from retento.core.db.transactions import transaction
+from retento.loyalty import service
+from retento.loyalty.schemas import JoinIn
 from tests import factories as f
 from tests.api.conftest import Server, make_key
+from tests.loyalty.helpers import CTX, program
 
 # Every check schemathesis has but three: positive_data_acceptance (a request valid by the document may still
 # name a site or product that does not exist, which is rightly a 4xx), negative_data_rejection (the native API
@@ -59,6 +64,9 @@ def fuzzed(app, clock):
     f.product(a, "SKU-1")
     cid = f.customer(a, external_id="c1", email="c1@example.com")
     f.order(a, external_id="o1", customer={"id": cid})
+    program(a, welcome_bonus="100", activation_days=0)  # loyalty program 1, customer c1's account 1
+    with transaction(a.sessions) as s:
+        service.join(s, data=JoinIn(site="shop", customer_id=cid), ctx=CTX, now=a.clock.now())
     _, raw = make_key(a)
     with Server(a) as srv:
         yield srv, raw
@@ -117,14 +125,15 @@ def with_entities(operation: Any, strategy: st.SearchStrategy) -> st.SearchStrat
         upload = operation.path.endswith("/upload")
         field = f"{name}s" if upload else name
         entity = st.lists(ENTITIES[name], min_size=1, max_size=4) if upload else ENTITIES[name]
-    uid = KNOWN_IDS if "{externalId}" in operation.path else st.none()
+    uid = KNOWN_IDS if "{externalId}" in operation.path else st.just("1") if "{id}" in operation.path else st.none()
 
     def put(drawn: tuple[Any, Any, Any]) -> Any:
         case, value, known = drawn
         if value is not None and isinstance(case.body, dict):
             case.body = {**case.body, field: json.dumps(value)}
         if known is not None:
-            case.path_parameters = {**(case.path_parameters or {}), "externalId": known}
+            case.path_parameters = {**(case.path_parameters or {}),
+                                    ("id" if "{id}" in operation.path else "externalId"): known}
         return case
 
     return st.tuples(strategy, st.none() | entity, st.none() | uid).map(put)
@@ -180,8 +189,8 @@ def test_v5_document(fuzzed):
 
 def test_v5_document_describes_every_v5_route():
     """A route added to compat/api.py without its place in openapi.yaml fails here."""
-    served = {(m.lower(), route.path.replace("{uid}", "{externalId}")) for route in [*v5_router.routes,
-                                                                                      *upload_router.routes]
+    served = {(m.lower(), route.path.replace("{uid}", "{id}" if "/loyalty/" in route.path else "{externalId}"))
+              for route in [*v5_router.routes, *upload_router.routes, *loyalty_router.routes]
               for m in route.methods if not route.path.endswith(("/{path:path}", "/openapi.json"))}
     documented = {(m, path) for path, ops in openapi_document()["paths"].items() for m in ops}
     assert served == documented

@@ -5,6 +5,7 @@ operation; without one, each call is a new operation, as in RetailCRM."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -47,6 +48,7 @@ READ, WRITE = "loyalty:read", "loyalty:write"
 UNSUPPORTED_FILTERS = ("minAmount", "maxAmount", "minOrdersSum", "maxOrdersSum", "burnDateFrom", "burnDateTo",
                        "customer", "customFields")
 DETAILS = ("waiting_activation", "burn_soon")
+POINTS = re.compile(r"[0-9]{1,14}(\.[0-9]{1,2})?")
 
 
 # --- reading requests -------------------------------------------------------------------------------------
@@ -58,10 +60,17 @@ def amount_param(call: Call, name: str, *, required: bool = True, zero: bool = F
         if required:
             raise fail(f"Parameter '{name}' is missing")
         return ZERO
-    value = parsed(lambda: ledger.points(m.money(raw, name)))
-    if value < 0 or (value == 0 and not zero):
-        raise fail(ENTITY_ERROR, **{name: "must be a positive number of points (to the cent)"})
+    if not POINTS.fullmatch(raw.strip()):
+        raise fail(ENTITY_ERROR, **{name: "must be a positive number of points, to the cent (as 120 or 99.5)"})
+    value = Decimal(raw.strip())
+    if value == 0 and not zero:
+        raise fail(ENTITY_ERROR, **{name: "must be a positive number of points, to the cent (as 120 or 99.5)"})
     return value
+
+
+def comment(call: Call, default: str) -> str:
+    text = params.text(call.plain, "comment", max_length=500)
+    return text or default
 
 
 def idempotency_key(call: Call, request: Request, kind: str) -> str:
@@ -224,6 +233,8 @@ async def loyalties(request: Request) -> Response:
         if (codes := f.texts("sites")) is not None:
             q = q.where(Program.site_id.in_([s.id for s in list_sites(call.session) if s.code in codes]))
         if (active := f.text("active")) is not None:
+            if active not in ("0", "1", "true", "false"):
+                raise fail(**{"filter[active]": "must be 0, 1, true or false"})
             q = q.where(Program.active.is_(active in ("1", "true")))
         total = call.session.scalar(select(func.count()).select_from(q.subquery())) or 0
         rows = call.session.scalars(q.order_by(Program.id).offset((page - 1) * limit).limit(limit))
@@ -318,6 +329,8 @@ async def accounts_list(request: Request) -> Response:
         if ids or "ids" in f.values or "id" in f.values:
             q = q.where(Account.id.in_(ids))
         if (status := f.text("status")) is not None:
+            if status not in ("activated", "deactivated", "not_confirmed"):
+                raise fail(**{"filter[status]": "must be one of activated, deactivated, not_confirmed"})
             q = q.where(Account.status.in_([k for k, v in m.STATUSES.items() if v == status]))
         if (customer_id := f.integer("customerId")) is not None:
             q = q.where(Account.customer_id == customer_id)
@@ -365,7 +378,7 @@ async def bonus_credit(uid: str, request: Request) -> Response:
         for name in ("activationDate", "expireDate"):
             dates[name] = parsed(lambda n=name: _date(call, n))
         op = service.credit(call.session, account_id=account.id, amount=amount,
-                            reason=call.param("comment") or "credited through API v5",
+                            reason=comment(call, "credited through API v5"),
                             idempotency_key=idempotency_key(call, request, "credit"), ctx=call.principal.ctx,
                             now=call.now, active_from=dates["activationDate"], expires_at=dates["expireDate"])
         lot = call.session.scalar(select(Lot).where(Lot.operation_id == op.id))
@@ -389,7 +402,7 @@ async def bonus_charge(uid: str, request: Request) -> Response:
     def run(call: Call) -> dict[str, Any]:
         account = get_account(call, uid)
         service.charge(call.session, account_id=account.id, amount=amount_param(call, "amount"),
-                       reason=call.param("comment") or "charged through API v5",
+                       reason=comment(call, "charged through API v5"),
                        idempotency_key=idempotency_key(call, request, "charge"), ctx=call.principal.ctx,
                        now=call.now)
         return {}

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from retento.apikeys.api import require
 from retento.apikeys.schemas import Principal
@@ -14,7 +15,7 @@ from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
 from retento.core.rest.pagination import CursorParam, decode_cursor, page
 from retento.core.rest.problems import json_response, router as v1_router
-from retento.loyalty import pnl, service
+from retento.loyalty import codes, pnl, service
 from retento.loyalty.schemas import (
     AccountEdit,
     AccountOut,
@@ -140,3 +141,23 @@ def operations(request: Request, _: Read, account_id: int, cursor: CursorParam =
         rows = service.list_operations(s, account_id=account_id, after_id=decode_cursor(cursor), limit=limit + 1)
         items, nxt = page(rows, limit)
         return OperationPage(items=[OperationOut.model_validate(o) for o in items], next_cursor=nxt)
+
+
+@router.post("/loyalty/programs/{site}/codes", summary="Convert promo codes and personal discounts (a CSV body) "
+             "into points, each code once; the report names each skipped or invalid row by line and field",
+             openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})
+async def import_codes(request: Request, principal: Write, site: str,
+                       dry_run: Annotated[bool, Query(description="Check every row, convert nothing")] = False) -> Any:
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DomainError.one("body", "the CSV must be UTF-8") from None
+    app = app_of(request)
+
+    def run() -> dict[str, Any]:
+        with transaction(app.sessions) as s:
+            return codes.convert(s, site=site, text=text, ctx=principal.ctx, now=app.clock.now(),
+                                 dry_run=dry_run).as_dict()
+
+    return await run_in_threadpool(run)

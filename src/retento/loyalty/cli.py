@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from retento.cmdline import fail, open_app, run_service
@@ -18,7 +19,7 @@ from retento.core.changes import ChangeContext, Source
 from retento.core.dates import parse_day
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
-from retento.loyalty import pnl, runs, service
+from retento.loyalty import codes, pnl, runs, service
 from retento.loyalty.schemas import JoinIn, ProgramIn
 
 app = typer.Typer(help="Loyalty program: settings, members, points. / Программа лояльности: настройки, участники, "
@@ -178,3 +179,37 @@ def pnl_(site: str, from_: Annotated[str, typer.Option("--from", help="First day
                       f"{getattr(c.before, name)} → {getattr(c.after, name)}")
     console.print(f"{out.site}, {out.currency}")
     console.print(table)
+
+
+@app.command("import-codes")
+def import_codes(site: str, path: Annotated[Path, typer.Argument(help="CSV: code, kind, customer_id | "
+                                                                     "customer_external_id | phone, points, "
+                                                                     "expires_in_days")],
+                 dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row, convert nothing")] = False,
+                 as_json: Annotated[bool, typer.Option("--json", help="The report as JSON")] = False) -> None:
+    """Convert promo codes and personal discounts into points, each code once. / Перевести промокоды и
+    персональные скидки в баллы, каждый код один раз."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {path}: {exc}")
+    a = open_app()
+    err = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as progress, transaction(a.sessions) as s:
+        task = progress.add_task(f"codes from {path.name}", total=None)
+        report = run_service(lambda: codes.convert(
+            s, site=site, text=text, ctx=CLI, now=a.clock.now(), dry_run=dry_run,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total)))
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+    else:
+        for line in codes.lines(report.rows):
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print(f"{'checked (dry run) / проверено' if dry_run else 'converted / переведено'}: "
+                      f"{report.converted} ({report.points} points / баллов), joined / подключено: {report.joined}, "
+                      f"skipped / пропущено: {report.skipped}, invalid / с ошибками: {report.invalid}",
+                      highlight=False)
+    if report.invalid:
+        raise typer.Exit(1)
