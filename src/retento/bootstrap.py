@@ -20,6 +20,8 @@ from retento.console.pages import (
     cohorts as console_cohorts,
     customers as console_customers,
     dashboard as console_dashboard,
+    loyalty as console_loyalty,
+    loyalty_members as console_loyalty_members,
     messages as console_messages,
     segments as console_segments,
     tasks as console_tasks,
@@ -109,7 +111,8 @@ def assemble() -> Parts:
                          ("customers", console_customers), ("admin", console_admin),
                          ("messages", console_messages), ("segments", console_segments),
                          ("cohorts", console_cohorts), ("triggers", console_triggers),
-                         ("tasks", console_tasks), ("webhooks", console_webhooks)):
+                         ("tasks", console_tasks), ("webhooks", console_webhooks), ("loyalty", console_loyalty),
+                         ("loyalty_members", console_loyalty_members)):
         parts.console_pages.add(name, module.PAGE)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
     for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", triggers.install),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -163,6 +163,40 @@ def report(session: Session, *, site: str, start: datetime | None, end: datetime
     months = analytics.cohort_report(session, site=site, now=now, as_of=as_of)["months"]
     out["cohorts"] = cohort_figures(months, launch=program.created_at.date(), end=as_of)
     return PnlOut.model_validate(out)
+
+
+def month_starts(start: datetime, end: datetime) -> list[datetime]:
+    """The first moment (UTC) of every calendar month that [start, end) touches."""
+    at = start.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    out = []
+    while at < end:
+        out.append(at)
+        at = (at + timedelta(days=32)).replace(day=1)
+    return out
+
+
+def monthly(session: Session, *, site: str, start: datetime | None, end: datetime | None,
+            now: datetime) -> list[dict[str, Any]]:
+    """The P&L's points lines, revenue and discount share per calendar month (UTC) of [start, end) (from the
+    launch up to now by default), each month clipped to the period: what the console's charts draw."""
+    program = service.get_program(session, site)
+    start, end = start or program.created_at, end or now
+    op, o, st = Operation.__table__, Order.__table__, Status.__table__
+    complete = select(st.c.code).where(st.c.group_code == "complete")
+    liability = _dec(session.scalar(select(func.sum(op.c.amount)).where(op.c.site_id == program.site_id,
+                                                                         op.c.created_at < start)))
+    out = []
+    for first in month_starts(start, end):
+        lo, hi = max(first, start), min((first + timedelta(days=32)).replace(day=1), end)
+        sums = {kind: _dec(total) for kind, total in session.execute(
+            select(op.c.kind, func.sum(op.c.amount)).where(op.c.site_id == program.site_id, op.c.created_at >= lo,
+                                                           op.c.created_at < hi).group_by(op.c.kind))}
+        revenue = _dec(session.scalar(select(func.sum(o.c.total)).where(
+            o.c.site_id == program.site_id, o.c.status.in_(complete), o.c.created_at >= lo, o.c.created_at < hi)))
+        row = summarise(sums, liability_start=liability, revenue=revenue)
+        liability = row["liability_end"]
+        out.append({"month": first.date().isoformat()[:7], "from": lo, "to": hi, **row})
+    return out
 
 
 def _members(session: Session, site_id: int, *, end: datetime, window: timedelta) -> list[Member]:

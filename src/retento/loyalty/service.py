@@ -179,6 +179,28 @@ def edit_account(session: Session, *, account: Account, status: str | None = Non
     return account
 
 
+def list_accounts(session: Session, *, program_id: int, after_id: int = 0, limit: int = 50,
+                  status: str | None = None) -> list[Account]:
+    """The program's accounts with id above `after_id`, oldest first (keyset pages)."""
+    q = select(Account).where(Account.program_id == program_id, Account.id > after_id)
+    if status:
+        q = q.where(Account.status == status)
+    return list(session.scalars(q.order_by(Account.id).limit(limit)))
+
+
+def balances(session: Session, account_ids: Sequence[int], *, now: datetime) -> dict[int, Decimal]:
+    """Points usable now of each account, in one query (what is left of its live lots)."""
+    if not account_ids:
+        return {}
+    moved = (select(func.coalesce(func.sum(Move.amount), 0)).where(Move.lot_id == Lot.id)
+             .correlate(Lot).scalar_subquery())
+    q = (select(Lot.account_id, func.sum(Lot.amount + moved)).where(
+        Lot.account_id.in_(account_ids), Lot.active_from <= now,
+        (Lot.expires_at.is_(None)) | (Lot.expires_at > now)).group_by(Lot.account_id))
+    found = {i: ledger.points(_dec(v)) for i, v in session.execute(q)}
+    return {i: found.get(i, ZERO) for i in account_ids}
+
+
 def set_status(session: Session, *, account: Account, status: str, now: datetime) -> Account:
     """Block (no earning or spending) or unblock an account; its points stay. A holdout stays one."""
     if account.status == HOLDOUT:
@@ -365,8 +387,8 @@ def sync_order(session: Session, *, order_id: int, ctx: ChangeContext, now: date
         e = rules.earned(settings, order=order, level=level, birthday=birthday, redeemed=min(paid, kept), at=at)
         target, base = e.points, e.base
         detail = {**e.detail, "at": at.isoformat()}
-        if account.status != ACTIVE and not accruals:
-            target = ZERO
+        if not accruals and (account.status != ACTIVE or now < account.joined_at):
+            target = ZERO  # a blocked member, or an order completed before the customer joined, earns nothing
     result = Synced()
     refund_due = paid - kept
     if refund_due > 0:

@@ -16,6 +16,7 @@ from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
 from retento.customers import queries as customer_queries, service as customers
 from retento.history import service as history
+from retento.loyalty import service as loyalty
 from retento.orders import queries as order_queries, service as orders
 from retento.segments import analytics, service as segments
 from retento.sites import service as sites
@@ -67,7 +68,9 @@ def _profile(s: Any, customer_id: int) -> dict[str, Any]:
             "segments": segments.segments_of(s, customer_id=customer_id),
             "orders": order_queries.list_orders(s, customer_id=customer_id, limit=100),
             "history": history.since(s, entity="customer", entity_id=customer_id, limit=200),
-            "statuses": {x.code: x for x in order_queries.statuses(s)}}
+            "statuses": {x.code: x for x in order_queries.statuses(s)},
+            "loyalty": loyalty.account_of(s, site_id=customer.site_id, customer_id=customer_id),
+            "has_program": any(p.site_id == customer.site_id for p in loyalty.list_programs(s))}
 
 
 @router.post("/customers/{customer_id}/tags")
