@@ -63,3 +63,34 @@ def test_whatsapp_only_to_who_did_not_open_and_the_open_branches(mapp, client, s
     assert run_s.state == "finished" and j.tags(mapp, silent) == ["cold"]
     assert j.path(mapp, run_s.id) == [("welcome", "started"), ("opened", "timeout"), ("cold", "done")]
     assert [m.channel for m in h.messages(mapp, customer_id=reader)] == ["email"]
+
+
+def test_branch_on_engagement_with_an_earlier_step(mapp, client, smtp_server):
+    h.setup_site(mapp)
+    h.template(mapp, "news", "email")
+    cascade = h.cascade(mapp, [("email", "news", 24)])
+    jid = j.save(mapp, {
+        "name": "engaged", "site": "shop", "entry": {"kind": "customer_created"},
+        "steps": [
+            {"id": "news", "type": "send", "cascade_id": cascade, "next": "later"},
+            {"id": "later", "type": "wait", "days": 2, "next": "clicked"},
+            {"id": "clicked", "type": "branch", "branches": [{"engaged": {"step": "news", "did": "clicked"},
+                                                              "next": "hot"}], "else": "opened"},
+            {"id": "opened", "type": "branch", "branches": [{"engaged": {"step": "news", "did": "opened"},
+                                                             "next": "warm"}], "else": "cold"},
+            {"id": "hot", "type": "add_tag", "tag": "hot"},
+            {"id": "warm", "type": "add_tag", "tag": "warm"},
+            {"id": "cold", "type": "add_tag", "tag": "cold"},
+        ]})
+    people = [h.customer(mapp, external_id=x, channels=("email",)) for x in ("h", "w", "c")]
+    h.drain(mapp)
+    by_to = {m["to"][0]: i for i, m in enumerate(smtp_server.messages)}
+    html = {x: smtp_server.parsed(by_to[f"anna{x}@example.com"]).get_body(("html",)).get_content() for x in "hw"}
+    click = re.search(r'href="http://testserver(/api/v1/messaging/c/[^"]+)"', html["h"]).group(1).replace("&amp;", "&")
+    pixel = re.search(r'src="http://testserver(/api/v1/messaging/o/[^"]+\.gif)"', html["w"]).group(1)
+    assert client.get(click, follow_redirects=False).status_code == 302
+    assert client.get(pixel).status_code == 200
+    mapp.clock.advance(days=2, minutes=1)
+    h.drain(mapp)
+    assert [j.tags(mapp, c) for c in people] == [["hot"], ["warm"], ["cold"]]
+    assert {r.state for r in j.runs(mapp, jid)} == {"finished"}

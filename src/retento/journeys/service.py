@@ -241,7 +241,7 @@ def list_runs(session: Session, *, journey_id: int | None = None, customer_id: i
         q = q.where(JourneyRun.state == state)
     runs = list(session.scalars(q))
     versions = dict(session.execute(select(JourneyVersion.id, JourneyVersion.version).where(
-        JourneyVersion.id.in_({r.version_id for r in runs})))) if runs else {}
+        JourneyVersion.id.in_({r.version_id for r in runs}))).all()) if runs else {}
     steps: dict[int, list[dict[str, Any]]] = {r.id: [] for r in runs}
     if runs:
         for st in session.scalars(select(JourneyStep).where(JourneyStep.run_id.in_(list(steps)))
