@@ -292,29 +292,61 @@ def segments(
 
 @bench_app.command("console")
 def console_pages(
-    customers: Annotated[int, typer.Option("--customers", min=10, help="Demo shop customers")] = 2000,
-    orders: Annotated[int, typer.Option("--orders", min=10, help="Demo shop orders")] = 10000,
+    customers: Annotated[int, typer.Option("--customers", min=10, help="Customers (demo shop, or generated with --full)")
+                         ] = 2000,
+    orders: Annotated[int, typer.Option("--orders", min=10, help="Orders (demo shop, or generated with --full)")] = 10000,
     requests: Annotated[int, typer.Option("--requests", min=5, help="Requests per page")] = 100,
     backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite,postgres",
+    full: Annotated[bool, typer.Option(help="PostgreSQL only: the generated shop of `bench segments` (COPY), "
+                                            "1,000,000 customers / 10,000,000 orders unless given")] = False,
+    runs: Annotated[int | None, typer.Option(min=0, help="Trigger run-log rows over the last 30 days (the Triggers "
+                                                         "list counts the last 24 hours); default 3,000,000 with "
+                                                         "--full, 10,000 otherwise")] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the --full database (use it again with --reuse)")] = False,
+    reuse: Annotated[str | None, typer.Option(help="A database kept by --full --keep: measured again, not loaded")
+                     ] = None,
+    only: Annotated[str, typer.Option(help="Only the pages whose URL contains this")] = "",
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN", help="PostgreSQL server")] = DEFAULT_PG_DSN,
 ) -> None:
-    """Each console page's HTML: p50 and p95 on the demo shop, against /api/health in the same run."""
+    """Each console page's HTML (every GET route of the registered pages): p50 and p95, against the sign-in page
+    in the same run; on the demo shop, or with --full on 1,000,000 customers / 10,000,000 orders in PostgreSQL."""
+    from sqlalchemy import make_url
+
     from benchmarks import console as console_bench
+    from benchmarks.targets import Target
 
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
     if not chosen or set(chosen) - {"sqlite", "postgres"}:
         console.print("[red]error:[/red] --backends: use sqlite, postgres or both")
         raise typer.Exit(2)
-    results, load, started = [], os.getloadavg()[0], datetime.now(timezone.utc)
+    if full or reuse:
+        chosen = ["postgres"]
+        if customers == 2000 and orders == 10000:
+            customers, orders = 1_000_000, 10_000_000
+    runs = runs if runs is not None else 3_000_000 if full or reuse else 10_000
+    results, load, started = [], os.getloadavg(), datetime.now(timezone.utc)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    options = dict(customers=customers, orders=orders, requests=requests, runs=runs, full=full or bool(reuse),
+                   only=only)
     with Progress(*columns, console=console) as progress:
-        for backend in chosen:
+        if reuse:
+            url = make_url(pg_dsn).set(database=reuse).render_as_string(hide_password=False)
+            results.append(console_bench.run(Target("postgres", url), reuse=True, progress=progress, **options))
+        for backend in [] if reuse else chosen:
             with fresh(backend, pg_dsn) as target:
-                results.append(console_bench.run(target, customers=customers, orders=orders, requests=requests,
-                                                 progress=progress))
+                results.append(console_bench.run(target, progress=progress, **options))
+                if keep and backend == "postgres":
+                    console.print(f"database kept: {make_url(target.url).database} (--reuse it)")
+                    target.made.clear()
+    end = os.getloadavg()
     lines = [f"Run {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python {platform.python_version()}, "
-             f"load average {load:.1f} at the start: `retento {' '.join(sys.argv[1:])}`", "",
-             "| backend | page | p50 ms | p95 ms | p95 / baseline p95 |", "| --- | --- | ---: | ---: | ---: |"]
+             f"load average {load[0]:.1f} at the start, {end[0]:.1f} at the end (5 min: {end[1]:.1f}): "
+             f"`retento {' '.join(sys.argv[1:])}`", ""]
+    for r in results:
+        lines.append(f"{r.version}: {r.customers:,} customers, {r.orders:,} orders, {r.runs:,} trigger run-log rows "
+                     "in the last 24 hours" + (f"; not measured: {'; '.join(r.not_measured)}" if r.not_measured
+                                                else ""))
+    lines += ["", "| backend | page | p50 ms | p95 ms | p95 / baseline p95 |", "| --- | --- | ---: | ---: | ---: |"]
     for r in results:
         b = r.baseline
         lines.append(f"| {r.version} | baseline `{b.path}` | {b.p50:.1f} | {b.p95:.1f} | 1.0x |")
