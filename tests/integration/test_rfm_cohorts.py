@@ -235,3 +235,44 @@ def test_a_trigger_switched_on_is_recorded_on_the_cohort_timeline(app):
         ("trigger", "Win back", datetime(2026, 3, 10, 9, tzinfo=timezone.utc), "automatic"),
         ("trigger", "Win back", datetime(2026, 4, 2, 9, tzinfo=timezone.utc), "automatic")]
     assert {m["month"]: [i["name"] for i in m["initiatives"]] for m in report["months"]}.get("2026-03") == ["Win back"]
+
+
+def test_the_stored_cohort_report_is_what_the_console_reads_and_the_worker_refreshes(app):
+    """The console reads the report stored per site (one row, not every purchase): computed the first time it is
+    asked for, equal to the live report, kept until the worker recomputes it `cohort_refresh_minutes` later;
+    initiatives and the month range are applied when it is read."""
+    app.clock.set(datetime(2026, 4, 15, 12, tzinfo=timezone.utc))
+    f.site(app)
+    for name, days in HISTORY.items():
+        cid = f.customer(app, external_id=name)
+        for d in days:
+            f.order(app, customer={"id": cid}, created_at=f"{d}T10:00:00+00:00", status="complete")
+    app.worker.tick()
+    with transaction(app.sessions) as s:
+        stored = analytics.stored_cohort_report(s, site="shop", now=app.clock.now())
+        live = analytics.cohort_report(s, site="shop", now=app.clock.now())
+    assert stored.pop("computed_at") == app.clock.now()
+    assert stored == live
+    first = datetime(2026, 4, 15, 12, tzinfo=timezone.utc)
+    app.clock.set(datetime(2026, 4, 15, 12, 30, tzinfo=timezone.utc))
+    f.order(app, customer={"id": f.customer(app, external_id="late")}, created_at="2026-04-15T12:10:00+00:00",
+            status="complete")
+    with transaction(app.sessions) as s:
+        analytics.record_initiative(s, data=InitiativeIn(site="shop", kind="campaign", name="Spring",
+                                                         started_at="2026-03-02T00:00:00+00:00"), source="user",
+                                    now=app.clock.now())
+    app.worker.tick()  # 30 minutes: not due yet
+    with transaction(app.sessions) as s:
+        kept = analytics.stored_cohort_report(s, site="shop", now=app.clock.now(), first=date(2026, 3, 1),
+                                              last=date(2026, 3, 1))
+    assert kept["computed_at"] == first
+    assert [m["month"] for m in kept["months"]] == ["2026-03"] and [c["month"] for c in kept["cohorts"]] == ["2026-03"]
+    assert [i["name"] for i in kept["months"][0]["initiatives"]] == ["Spring"]  # read live
+    assert {m["month"]: m["new"] for m in stored["months"]}["2026-04"] == 1
+    app.clock.set(datetime(2026, 4, 15, 13, 0, tzinfo=timezone.utc))  # cohort_refresh_minutes (60) later
+    app.worker.tick()
+    with transaction(app.sessions) as s:
+        fresh = analytics.stored_cohort_report(s, site="shop", now=app.clock.now())
+        live = analytics.cohort_report(s, site="shop", now=app.clock.now())
+    assert fresh.pop("computed_at") == app.clock.now()
+    assert fresh == live and {m["month"]: m["new"] for m in fresh["months"]}["2026-04"] == 2

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
         60, gt=0, description="How often segments with time windows (\"within 30 days\") are recomputed")
     rfm_refresh_hours: int = Field(
         24, gt=0, description="How often RFM scores and the lifecycle threshold are recomputed")
+    cohort_refresh_minutes: int = Field(
+        60, gt=0, description="How often the worker recomputes the lifecycle cohort report the console shows")
     sql_echo: bool = Field(False, description="Log every SQL statement")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Level of the processes' logs: DEBUG adds a line per message sent and per HTTP request")

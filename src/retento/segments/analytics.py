@@ -334,9 +334,50 @@ def cohort_report(session: Session, *, site: str, now: datetime, as_of: date | N
     gap is then computed, not stored); `first` / `last`: only the rows of those months (states still follow
     the whole history)."""
     check_as_of(as_of, now=now)
+    _check_range(first, last)
+    site_row = get_site(session, site)
+    return _shaped(session, _computed(session, site_row, now=now, as_of=as_of), first=first, last=last)
+
+
+def stored_cohort_report(session: Session, *, site: str, now: datetime, first: date | None = None,
+                         last: date | None = None) -> dict[str, Any]:
+    """The cohort report as last stored (`computed_at`: when), for the console: reading it costs one row, not a
+    read of every purchase. Stored by `refresh_cohorts_due` (the worker) or, the first time, computed here."""
+    _check_range(first, last)
+    site_row = get_site(session, site)
+    row = service.settings_row(session, site_row.id, now=now)
+    if row.cohort_report is None or row.cohort_computed_at is None:
+        store_cohort_report(session, site_id=site_row.id, now=now)
+    return {**_shaped(session, row.cohort_report, first=first, last=last), "computed_at": row.cohort_computed_at}
+
+
+def store_cohort_report(session: Session, *, site_id: int, now: datetime) -> dict[str, Any]:
+    """Compute the site's cohort report from every purchase (and its sleeping threshold) and store it."""
+    report = _computed(session, session.get(Site, site_id), now=now, as_of=None)
+    row = service.settings_row(session, site_id, now=now)
+    row.cohort_report = {**report, "as_of": report["as_of"].isoformat()}
+    row.cohort_computed_at = now
+    return row.cohort_report
+
+
+def refresh_cohorts_due(session: Session, *, now: datetime, every: timedelta) -> int:
+    """Recompute the stored cohort report of sites with purchases whose report is older than `every`."""
+    done = 0
+    for site_id in session.scalars(select(R.c.site_id.distinct())):
+        row = service.settings_row(session, site_id, now=now)
+        if row.cohort_computed_at is None or row.cohort_computed_at <= now - every:
+            store_cohort_report(session, site_id=site_id, now=now)
+            done += 1
+    return done
+
+
+def _check_range(first: date | None, last: date | None) -> None:
     if first is not None and last is not None and first > last:
         raise DomainError.one("from", f"{first.isoformat()[:7]} is after `to` ({last.isoformat()[:7]})")
-    site_row = get_site(session, site)
+
+
+def _computed(session: Session, site_row: Site, *, now: datetime, as_of: date | None) -> dict[str, Any]:
+    """The report of every month and cohort, without initiatives (they are added when it is shown)."""
     data = purchases(session, site_id=site_row.id, until=as_of)
     if as_of is None:
         update_threshold(session, site_id=site_row.id, now=now, data=data)
@@ -350,21 +391,30 @@ def cohort_report(session: Session, *, site: str, now: datetime, as_of: date | N
                 "override": override, "computed_median_days": gap}
     today = as_of or now.date()
     report = cohorts.lifecycle(data, threshold=info["threshold_days"], today=today, day_over=as_of is not None)
-    by_month: dict[date, list[dict[str, Any]]] = defaultdict(list)
-    for i in list_initiatives(session, site_id=site_row.id):
-        by_month[i["started_at"].date().replace(day=1)].append(i)
-
-    def shown(month: date) -> bool:
-        return (first is None or month >= first.replace(day=1)) and (last is None or month <= last.replace(day=1))
-
     return {
         "site": site_row.code, "as_of": today,
         "threshold": info,
-        "months": [_month(m, by_month.get(m.month, [])) for m in report.months if shown(m.month)],
+        "months": [_month(m, []) for m in report.months],
         "cohorts": [{"month": c.month.isoformat()[:7], "customers": c.size, "became_active": c.became_active,
                      "conversion": round(c.became_active / c.size, 4) if c.size else None,
-                     "provisional": c.provisional} for c in report.cohorts if shown(c.month)],
+                     "provisional": c.provisional} for c in report.cohorts],
     }
+
+
+def _shaped(session: Session, report: dict[str, Any], *, first: date | None, last: date | None) -> dict[str, Any]:
+    """The months and cohorts from `first` to `last`, each month with the site's initiatives started in it."""
+    lo = first.isoformat()[:7] if first else ""
+    hi = last.isoformat()[:7] if last else "9999-12"
+    site_id = session.scalar(select(Site.id).where(Site.code == report["site"]))
+    by_month: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for i in list_initiatives(session, site_id=site_id):
+        by_month[i["started_at"].date().isoformat()[:7]].append(
+            {"id": i["id"], "kind": i["kind"], "name": i["name"]})
+    as_of = report["as_of"]
+    return {**report, "as_of": date.fromisoformat(as_of) if isinstance(as_of, str) else as_of,
+            "months": [{**m, "initiatives": by_month.get(m["month"], [])} for m in report["months"]
+                       if lo <= m["month"] <= hi],
+            "cohorts": [c for c in report["cohorts"] if lo <= c["month"] <= hi]}
 
 
 def _month(m: cohorts.Month, initiatives: list[dict[str, Any]]) -> dict[str, Any]:

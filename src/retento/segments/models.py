@@ -171,7 +171,8 @@ class RfmScore(Base):
 
 
 class SegmentSettings(Base):
-    """Per-site settings: RFM configuration, lifecycle threshold override, the last computed threshold."""
+    """Per-site settings: RFM configuration, lifecycle threshold override, the last computed threshold, the
+    stored cohort report."""
 
     __tablename__ = "segment_settings"
     __site_scope__ = BySite()
@@ -181,6 +182,9 @@ class SegmentSettings(Base):
     threshold_days: Mapped[int | None] = mapped_column(Integer)  # set by the user: wins over the computed one
     computed_threshold_days: Mapped[float | None] = mapped_column(Float)
     rfm_computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # the lifecycle cohort report as `analytics.store_cohort_report` last computed it (what the console shows)
+    cohort_report: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    cohort_computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -64,6 +64,9 @@ def install(app: App) -> None:
         with transaction(app.sessions) as s:
             n += analytics.refresh_rfm_due(s, now=app.clock.now(),
                                            every=timedelta(hours=app.settings.rfm_refresh_hours))
+        with transaction(app.sessions) as s:
+            n += analytics.refresh_cohorts_due(s, now=app.clock.now(),
+                                               every=timedelta(minutes=app.settings.cohort_refresh_minutes))
         return n
 
     def catch_up() -> int:

@@ -81,10 +81,11 @@ def work(request: Request, viewer: Annotated[Viewer, Depends(signed_in)]) -> Res
 
 @router.get("/dashboard/lifecycle")
 def lifecycle(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], site: str) -> Response:
-    """The four lifecycle figures of the last complete month (loaded after the page: it reads every purchase)."""
+    """The four lifecycle figures of the last complete month, from the stored cohort report (loaded after the
+    page: the first time, the report is computed from every purchase)."""
     app = app_of(request)
-    with transaction(app.sessions) as s:  # the report refreshes the site's sleeping threshold
-        report = analytics.cohort_report(s, site=site, now=app.clock.now())
+    with transaction(app.sessions) as s:  # the first report is stored (with the site's sleeping threshold)
+        report = analytics.stored_cohort_report(s, site=site, now=app.clock.now())
     months = [m for m in report["months"] if not m["provisional"]]
     month = months[-1] if months else None
     return render(request, "dashboard_lifecycle.html", month=month, report=report,
