@@ -1,7 +1,7 @@
 """segments: the lifecycle cohort report stored per site (what the console reads instead of every purchase)
 
-Revision ID: 0018_stored_cohort_report
-Revises: 0017_category_rollups
+Revision ID: 0019_stored_cohort_report
+Revises: 0018_loyalty_codes
 Create Date: 2026-12-05
 """
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 import retento.core.db.types
 
-revision = '0018_stored_cohort_report'
-down_revision = '0017_category_rollups'
+revision = '0019_stored_cohort_report'
+down_revision = '0018_loyalty_codes'
 branch_labels = None
 depends_on = None
 
