@@ -78,12 +78,26 @@ class DemoOrder:
 
 
 @dataclass
+class DemoProgram:
+    """A site's loyalty program: launched at `launch` with `program` (a ProgramIn input); `members` join at their
+    time (customer external id, joined at); the orders named in `pay_with_points` are paid in part with points
+    (as much as the member's balance and the program's limits allow, when the order is created)."""
+
+    site: str
+    launch: datetime
+    program: dict[str, Any]
+    members: list[tuple[str, datetime]]
+    pay_with_points: set[str]
+
+
+@dataclass
 class Shop:
     sites: list[dict[str, Any]]
     managers: list[dict[str, Any]]
     products: list[dict[str, Any]]
     customers: list[dict[str, Any]]
     orders: list[DemoOrder]
+    loyalty: list[DemoProgram] = field(default_factory=list)
 
 
 def generate(*, seed: int = 1, customers: int = 2000, orders: int = 10000, now: datetime) -> Shop:
@@ -96,7 +110,49 @@ def generate(*, seed: int = 1, customers: int = 2000, orders: int = 10000, now: 
     products = [{"site": site, "offer_id": o, "name": n, "category": c, "kind": k, "price": p}
                 for site, rows in d.CATALOGUE.items() for o, n, c, k, p in rows]
     people = [_customer(rng, n, start, now) for n in range(customers)]
-    return Shop(sites, managers, products, people, _orders(rng, people, orders, start, now))
+    shop = Shop(sites, managers, products, people, _orders(rng, people, orders, start, now))
+    shop.loyalty = [_loyalty(random.Random(f"{seed}:loyalty"), shop, now)]  # its own dice: the shop is unchanged
+    return shop
+
+
+LOYALTY_SITE = "uyut"
+LOYALTY_DAYS = 180  # the program was launched this long before now
+
+
+def _loyalty(rng: random.Random, shop: Shop, now: datetime) -> DemoProgram:
+    """Уютный дом's program, launched LOYALTY_DAYS ago: most buyers join at their first order after the launch,
+    some at sign-up or later; about a third of members' completed orders are paid in part with points."""
+    launch = (now - timedelta(days=LOYALTY_DAYS)).replace(hour=9, minute=0, second=0, microsecond=0)
+    program = {"name": "Уютный клуб", "currency": "RUB", "settings": {
+        "percent": "3", "level_period_days": 365, "activation_days": 14, "expiry_days": 90,
+        "levels": [{"code": "bronze", "name": "Бронза", "threshold": "0", "percent": "3"},
+                   {"code": "silver", "name": "Серебро", "threshold": "30000", "percent": "5"},
+                   {"code": "gold", "name": "Золото", "threshold": "100000", "percent": "7"}],
+        "categories": {"Услуги": {"percent": "1"}},
+        "multipliers": [{"name": "Неделя уюта", "starts_at": (launch + timedelta(days=60)).isoformat(),
+                         "ends_at": (launch + timedelta(days=67)).isoformat(), "multiplier": "2"}],
+        "welcome_bonus": "300", "max_redeem_share": "0.3", "min_order_sum": "1000", "warn_days": [7],
+        "balance_thresholds": ["1000"]}}
+    first_order: dict[str, datetime] = {}
+    for o in shop.orders:
+        if o.data["site"] == LOYALTY_SITE and o.data["created_at"] >= launch:
+            first_order.setdefault(o.data["customer"]["external_id"], o.data["created_at"])
+    members: dict[str, datetime] = {}
+    for c in shop.customers:
+        if c["site"] != LOYALTY_SITE:
+            continue
+        ext, created = c["external_id"], c["created_at"]
+        if ext in first_order and rng.random() < 0.6:  # at the checkout of their first order since the launch
+            members[ext] = max(first_order[ext] - timedelta(minutes=rng.randint(1, 20)), created, launch)
+        elif created >= launch and rng.random() < 0.3:  # at sign-up
+            members[ext] = created + timedelta(minutes=rng.randint(1, 10))
+        elif created < launch and rng.random() < 0.05:  # some day after the launch
+            members[ext] = _moment(rng, launch, now - timedelta(hours=1))
+    pay = {o.data["number"] for o in shop.orders
+           if o.data["site"] == LOYALTY_SITE and GROUP.get(o.status) == "complete"
+           and o.data["customer"]["external_id"] in members
+           and o.data["created_at"] > members[o.data["customer"]["external_id"]] and rng.random() < 0.35}
+    return DemoProgram(LOYALTY_SITE, launch, program, sorted(members.items(), key=lambda m: (m[1], m[0])), pay)
 
 
 def _moment(rng: random.Random, start: datetime, end: datetime, skew: float = 1.0) -> datetime:

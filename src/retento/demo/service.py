@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import ROUND_DOWN
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,8 +28,11 @@ from retento.core.errors import DomainError
 from retento.customers import service as customers
 from retento.customers.models import Customer
 from retento.customers.schemas import CustomerCreate
-from retento.demo.generator import DemoOrder, Shop, Step
-from retento.orders import service as orders
+from retento.demo.generator import GROUP, DemoOrder, DemoProgram, Shop, Step
+from retento.loyalty import runs as loyalty_runs, service as loyalty
+from retento.loyalty.schemas import JoinIn, ProgramIn
+from retento.orders import service as orders, snapshots as order_snapshots
+from retento.orders.models import Order
 from retento.sites import service as sites
 from retento.sites.models import Manager, Site
 from retento.sites.schemas import ManagerCreate, SiteCreate
@@ -45,6 +49,7 @@ class Loaded:
     customers: int = 0
     orders: int = 0
     changes: int = 0
+    members: int = 0
     seconds: float = 0.0
 
 
@@ -61,6 +66,8 @@ def load(sessions: sessionmaker[Session], *, shop: Shop, now: datetime,
     replay = _Replay(sessions, managers, now, on_progress,
                      total=len(shop.customers) + len(shop.orders) + sum(len(o.steps) for o in shop.orders))
     replay.run(shop)
+    for program in shop.loyalty:
+        replay.result.members += enrol(sessions, shop=shop, program=program, now=now)
     replay.result.seconds = time.perf_counter() - started
     return replay.result
 
@@ -209,3 +216,68 @@ def _customer_input(raw: dict[str, Any]) -> CustomerCreate:
         return CustomerCreate.model_validate(raw)  # phones are already E.164: no region needed
     except ValidationError as exc:
         raise DomainError.from_pydantic(exc) from None
+
+
+def enrol(sessions: sessionmaker[Session], *, shop: Shop, program: DemoProgram, now: datetime) -> int:
+    """Run the site's loyalty program over the stored shop, in time order from its launch, through the loyalty
+    service: the launch, members joining (welcome bonus), orders paid in part with points when they were created,
+    accruals when they were completed (and what a cancel or return changes), the daily expiry run and level
+    review. Returns the members. (When the worker later dispatches the orders' events, each finds its order
+    already in line and changes nothing.)"""
+    with transaction(sessions) as s:
+        loyalty.set_program(s, site=program.site, data=ProgramIn.model_validate(program.program),
+                            now=program.launch)
+        site = sites.get_site(s, program.site)
+        people = dict(s.execute(select(Customer.external_id, Customer.id).where(Customer.site_id == site.id)).tuples().all())
+        numbers = dict(s.execute(select(Order.number, Order.id).where(Order.site_id == site.id)).tuples().all())
+    joined = {e: at for e, at in program.members}
+    timeline: list[tuple[datetime, int, int]] = [(at, 0, people[e]) for e, at in program.members]
+    for o in shop.orders:
+        member = o.data["customer"]["external_id"]
+        if o.data["site"] != program.site or member not in joined:
+            continue
+        order_id = numbers[o.data["number"]]
+        if o.data["number"] in program.pay_with_points:
+            timeline.append((o.data["created_at"], 1, order_id))
+        settled = [st.at for st in o.steps if GROUP.get(st.changes.get("status", "")) in ("complete", "cancel")]
+        if not o.steps and GROUP.get(o.status) in ("complete", "cancel"):
+            settled = [o.data["created_at"]]  # stored with its outcome
+        timeline += [(at, 2, order_id) for at in settled if at >= joined[member]]
+    day = program.launch + timedelta(days=1)
+    while day <= now:
+        timeline.append((day, 3, 0))
+        day += timedelta(days=1)
+    timeline.sort()
+    for first in range(0, len(timeline), COMMIT_EVERY):
+        with transaction(sessions) as s:
+            for at, kind, item in timeline[first:first + COMMIT_EVERY]:
+                _loyalty_step(s, program, at, kind, item)
+    return len(program.members)
+
+
+def _loyalty_step(s: Session, program: DemoProgram, at: datetime, kind: int, item: int) -> None:
+    """One moment of the program's history: 0 a customer joins, 1 an order is paid in part with points,
+    2 an order reached a complete or cancel status, 3 the daily runs."""
+    if kind == 0:
+        loyalty.join(s, data=JoinIn(site=program.site, customer_id=item), ctx=CREATED, now=at)
+    elif kind == 1:
+        order = orders.get(s, item)
+        account = loyalty.account_of(s, site_id=order.site_id, customer_id=order.customer_id or 0)
+        assert account is not None
+        if account.status != loyalty.ACTIVE:  # the holdout group never pays with points
+            return
+        settings = loyalty.settings_of(loyalty.get_program(s, program.site))
+        order_sum = loyalty.rules_order_sum(order_snapshots.snapshot(s, order))
+        if order_sum < settings.min_order_sum:
+            return
+        balance = loyalty.account_out(s, account, now=at).balance
+        amount = min(balance, order_sum * settings.max_redeem_share).to_integral_value(rounding=ROUND_DOWN)
+        if amount >= 1:
+            loyalty.charge(s, account_id=account.id, amount=amount, reason="paid part of the order",
+                           idempotency_key=f"demo:pay:{item}", ctx=CREATED, now=at, order_id=item)
+    elif kind == 2:
+        loyalty.sync_order(s, order_id=item, ctx=ROBOT, now=at, key=f"demo:{item}:{at.isoformat()}")
+    else:
+        prog = loyalty.get_program(s, program.site)
+        loyalty_runs.expire(s, program=prog, now=at)
+        loyalty_runs.review_levels(s, program=prog, now=at)
