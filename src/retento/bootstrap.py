@@ -24,6 +24,7 @@ from retento.console.pages import (
     loyalty_members as console_loyalty_members,
     messages as console_messages,
     segments as console_segments,
+    sites as console_sites,
     tasks as console_tasks,
     triggers as console_triggers,
     webhooks as console_webhooks,
@@ -112,7 +113,7 @@ def assemble() -> Parts:
                          ("messages", console_messages), ("segments", console_segments),
                          ("cohorts", console_cohorts), ("triggers", console_triggers),
                          ("tasks", console_tasks), ("webhooks", console_webhooks), ("loyalty", console_loyalty),
-                         ("loyalty_members", console_loyalty_members)):
+                         ("loyalty_members", console_loyalty_members), ("sites", console_sites)):
         parts.console_pages.add(name, module.PAGE)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
     for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", triggers.install),

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.browser
 MAIN_PAGES = ["/", "/customers", "/admin/users", "/admin/apikeys", "/account", "/messages", "/messages/campaigns",
               "/messages/channels", "/segments", "/segments/new", "/segments/rfm", "/cohorts",
               "/triggers", "/triggers/new", "/triggers/templates", "/tasks?view=open",
-              "/admin/webhooks", "/admin/webhooks/1"]
+              "/admin/webhooks", "/admin/webhooks/1", "/admin/sites",
+              "/admin/sites/uyut"]
 AXE = Path(STATIC / "vendor" / "axe.min.js").read_text()
 
 

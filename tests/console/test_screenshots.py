@@ -13,7 +13,7 @@ pytestmark = pytest.mark.screenshots
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
 PAGES = {"dashboard": "/", "customers": "/customers", "customer": "/customers/1", "order": "/orders/1",
          "apikeys": "/admin/apikeys", "tasks": "/tasks?view=open",
-         "webhooks": "/admin/webhooks/1"}
+         "webhooks": "/admin/webhooks/1", "sites": "/admin/sites"}
 
 
 @pytest.mark.parametrize("email, lang", [("admin@example.com", "en"), ("ru@example.com", "ru")])

@@ -28,7 +28,8 @@ def _users_page(request: Request, *, status: int = 200, **context: object) -> Re
     with transaction(reading(request)) as s:
         rows = users.list_users(s)
         visible = sites.list_sites(s)
-    return render(request, "admin/users.html", status=status, users=rows, roles=ROLES, sites=visible, **context)
+    return render(request, "admin/users.html", status=status, users=rows, roles=ROLES, sites=visible,
+                  codes={x.id: x.code for x in visible}, **context)
 
 
 @router.get("/admin/users")
@@ -59,6 +60,16 @@ def user_role(request: Request, viewer: Annotated[Viewer, Depends(admin)], user_
               role: Annotated[str, Form()] = "") -> Response:
     with transaction(app_of(request).sessions) as s:
         users.set_role(s, user=users.get(s, user_id), role=role)
+    return RedirectResponse("/admin/users?saved=1", status_code=303)
+
+
+@router.post("/admin/users/{user_id}/sites")
+def user_sites(request: Request, viewer: Annotated[Viewer, Depends(admin)], user_id: int,
+               site: Annotated[list[str] | None, Form()] = None) -> Response:
+    """The sites a user sees (none checked: every site); from their next request on."""
+    with transaction(app_of(request).sessions) as s:
+        site_ids = [sites.get_site(s, code).id for code in site] if site else None
+        users.set_sites(s, user=users.get(s, user_id), site_ids=site_ids)
     return RedirectResponse("/admin/users?saved=1", status_code=303)
 
 
