@@ -4,6 +4,7 @@ check as typed, dry runs, switching, pending delayed runs (fire now, cancel one 
 
 from __future__ import annotations
 
+import json
 import re
 
 from retento.core.db.transactions import transaction
@@ -85,6 +86,38 @@ def test_dry_run_of_an_unsaved_and_a_saved_trigger(client, world) -> None:  # no
     saved = client.post("/triggers/dry-run", data={"trigger_id": str(trigger_id(world.app, "big orders")),
                                                    "over": "orders", "csrf_token": csrf})
     assert "Matched 1 of 2 evaluated." in saved.text
+
+
+def test_a_long_dry_run_shows_its_progress_step_by_step(client, world) -> None:  # noqa: ANN001
+    """Each request evaluates `console_dry_run_step` inputs and answers the result so far with a progress bar and
+    an element that asks for the next step (htmx, on load) carrying the state; the steps add up to one dry run."""
+    world.app.settings.console_dry_run_step = 2
+    csrf = sign_in(client, "marketer@example.com")
+    totals = ["500.00", "50.00", "700.00", "20.00", "900.00"]
+    ids = [f.order(world.app, site="north", items=[{"name": "x", "price": p}]) for p in totals]
+    form = {**FORM, "over": "orders", "limit": "100", "csrf_token": csrf}
+    answer = client.post("/triggers/dry-run", data=form, headers={"HX-Request": "true"})
+    seen = []
+    while 'hx-trigger="load"' in answer.text:
+        assert re.search(r'<progress id="dry-run-progress" value="(\d+)" max="5"', answer.text)
+        seen.append(int(re.search(r'value="(\d+)" max="5"', answer.text).group(1)))
+        assert "So far: matched" in answer.text
+        carry = json.loads(re.search(r"hx-vals='([^']*)'", answer.text).group(1))
+        answer = client.post("/triggers/dry-run", data={**form, **{k: str(v) for k, v in carry.items()}},
+                             headers={"HX-Request": "true"})
+        assert answer.status_code == 200
+    assert seen == [2, 4]
+    assert "<progress" not in answer.text and "Matched 3 of 5 evaluated." in answer.text
+    assert all(f'href="/orders/{i}"' in answer.text for i, p in zip(ids, totals, strict=True) if p != "50.00"
+               and p != "20.00")
+    limited = client.post("/triggers/dry-run", data={**form, "limit": "3"}, headers={"HX-Request": "true"})
+    carry = json.loads(re.search(r"hx-vals='([^']*)'", limited.text).group(1))
+    assert carry["total"] == 3
+    last = client.post("/triggers/dry-run", data={**form, "limit": "3", **{k: str(v) for k, v in carry.items()}},
+                       headers={"HX-Request": "true"})
+    assert "<progress" not in last.text and "Matched 2 of 3 evaluated." in last.text  # 900, 20, 700
+    bad = client.post("/triggers/dry-run", data={**form, "state": "{oops"}, headers={"HX-Request": "true"})
+    assert bad.status_code == 200 and "Matched" not in bad.text
 
 
 def test_pending_runs_fire_cancel_run_log_and_counts(client, world) -> None:  # noqa: ANN001

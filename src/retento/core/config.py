@@ -75,6 +75,8 @@ class Settings(BaseSettings):
         5, ge=1, le=100, description="Longest chain of trigger-caused changes; deeper events are not reacted to"
     )
     console_session_hours: float = Field(12.0, gt=0, description="How long a console sign-in lasts")
+    console_dry_run_step: int = Field(
+        500, gt=0, description="Inputs a console dry run evaluates per request (its progress is shown between them)")
     console_password_time_cost: int = Field(3, ge=1, description="Argon2id passes over memory per password hash")
     console_password_memory_kib: int = Field(
         65536, ge=8, description="Argon2id memory per password hash, KiB (tests lower it; keep the default in use)")

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, literal, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from retento.app import from_session
@@ -312,42 +312,75 @@ def dry_run(session: Session, *, raw: Any, options: DryRunIn, now: datetime) -> 
     """Evaluate a definition (saved or not) over the last N events of its types, or over current entities.
 
     Nothing is written; loop and limit rules are not applied, only the condition."""
+    return dry_run_step(session, raw=raw, options=options, now=now)[0]
+
+
+def dry_run_step(session: Session, *, raw: Any, options: DryRunIn, now: datetime, before_id: int | None = None,
+                 size: int | None = None) -> tuple[DryRunOut, int | None]:
+    """One step of a dry run taken in steps (the console shows its progress between them): at most `size` of the
+    inputs older than `before_id` (ids descending). Returns this step's result (`merge_dry_runs` adds the steps up)
+    and the id to go on from, None when the inputs are exhausted."""
     spec, compiled = parse(session, raw)
     evaluator = Evaluator()
     needs = compiled.condition.variables & {"order", "customer"}
-    matched, evaluated, sample, reasons = 0, 0, [], Counter()
-    for ev, order_id, customer_id in _dry_inputs(session, spec, options):
+    matched, evaluated, sample, reasons, last = 0, 0, [], Counter(), None
+    limit = min(options.limit, size or options.limit)
+    for ev, order_id, customer_id, key in _dry_inputs(session, spec, options, before_id=before_id, limit=limit):
         variables = load_variables(session, ev, needs, order_id=order_id, customer_id=customer_id)
         evaluator.bind(now=now, **variables)
         verdict = evaluator.check(compiled.condition)
-        evaluated += 1
+        evaluated, last = evaluated + 1, key
         if verdict.matched:
             matched += 1
             if len(sample) < options.sample:
                 sample.append({"event_id": ev.id or None, "order_id": order_id, "customer_id": customer_id})
         else:
             reasons[verdict.reason or "false"] += 1
-    return DryRunOut(evaluated=evaluated, matched=matched, sample=sample, reasons=dict(reasons.most_common(10)))
+    out = DryRunOut(evaluated=evaluated, matched=matched, sample=sample, reasons=dict(reasons.most_common(10)))
+    return out, last if evaluated == limit else None
 
 
-def _dry_inputs(session: Session, spec: TriggerIn, options: DryRunIn):
+def dry_run_total(session: Session, *, raw: Any, options: DryRunIn) -> int:
+    """How many inputs a dry run with these options evaluates (at most `options.limit`)."""
+    spec, _ = parse(session, raw)
+    q = _dry_query(spec, options, before_id=None).limit(options.limit)
+    return session.scalar(select(func.count()).select_from(q.with_only_columns(literal(1), maintain_column_froms=True).subquery())) or 0
+
+
+def merge_dry_runs(a: DryRunOut, b: DryRunOut, *, sample: int) -> DryRunOut:
+    """Two steps of one dry run added up (the sample kept to `sample` entries, the ten most frequent reasons)."""
+    reasons = Counter(a.reasons) + Counter(b.reasons)
+    return DryRunOut(evaluated=a.evaluated + b.evaluated, matched=a.matched + b.matched,
+                     sample=(a.sample + b.sample)[:sample], reasons=dict(reasons.most_common(10)))
+
+
+def _dry_query(spec: TriggerIn, options: DryRunIn, *, before_id: int | None) -> Select:
     if options.over == "events":
         q = select(Event).where(Event.type.in_(spec.events))
         if spec.event_names:  # as TriggerIn.listens_to: the names narrow custom events only
             q = q.where(or_(Event.type != customer_events.CUSTOM, Event.name.in_(spec.event_names)))
-        q = q.order_by(Event.id.desc()).limit(options.limit)
+        model: Any = Event
+    else:
+        model = Order if options.over == "orders" else Customer
+        q = select(model)
+    if before_id is not None:
+        q = q.where(model.id < before_id)
+    return q.order_by(model.id.desc())
+
+
+def _dry_inputs(session: Session, spec: TriggerIn, options: DryRunIn, *, before_id: int | None, limit: int):
+    q = _dry_query(spec, options, before_id=before_id).limit(limit)
+    if options.over == "events":
         for ev in session.scalars(q):
-            yield ev, ev.order_id, ev.customer_id
+            yield ev, ev.order_id, ev.customer_id, ev.id
         return
-    model = Order if options.over == "orders" else Customer
-    q = select(model).order_by(model.id.desc()).limit(options.limit)
     for row in session.scalars(q):
-        order_id = row.id if model is Order else None
-        customer_id = row.customer_id if model is Order else row.id
+        order_id = row.id if options.over == "orders" else None
+        customer_id = row.customer_id if options.over == "orders" else row.id
         ev = Event(id=0, type="dry_run", name=None, occurred_at=row.updated_at, site_id=row.site_id,
                    customer_id=customer_id, order_id=order_id, payload={}, source="system", actor_type="system",
                    actor_id=None, depth=0)
-        yield ev, order_id, customer_id
+        yield ev, order_id, customer_id, row.id
 
 
 def install_template(session: Session, *, name: str, params: dict[str, Any] | None = None,

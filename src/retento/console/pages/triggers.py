@@ -25,7 +25,7 @@ from retento.sites import service as sites
 from retento.triggers import service as triggers, templates
 from retento.triggers.compiled import FIELDS
 from retento.triggers.conditions import ConditionError, compile_condition
-from retento.triggers.schemas import DryRunIn
+from retento.triggers.schemas import DryRunIn, DryRunOut
 from retento.triggers.wiring import engine_of
 
 router = web.router()
@@ -171,6 +171,9 @@ async def dry_run_form(request: Request, viewer: Annotated[Viewer, Depends(marke
 
 
 def _dry_run(request: Request, form: Any) -> Response:
+    """One step of the dry run (`console_dry_run_step` inputs): the result so far with the progress; while inputs
+    remain, the fragment asks for the next step itself, carrying the result so far (`state`) and where to go on
+    (`before_id`), so any server process can take it."""
     app = app_of(request)
     base = None
     try:
@@ -180,14 +183,24 @@ def _dry_run(request: Request, form: Any) -> Response:
             raw = definition_of(form, base) if form.get("name") is not None else base
             options = DryRunIn(over=_form_value(form, "over") or "events",
                                limit=_int(form.get("limit"), "limit") or 1000)
-            result = triggers.dry_run(s, raw=raw, options=options, now=app.clock.now())
+            before = DryRunOut.model_validate_json(form["state"]) if form.get("state") else None
+            total = _int(form.get("total"), "total") or triggers.dry_run_total(s, raw=raw, options=options)
+            left = options.limit - (before.evaluated if before else 0)
+            step, next_id = triggers.dry_run_step(s, raw=raw, options=options, now=app.clock.now(),
+                                                  before_id=_int(form.get("before_id"), "before_id"),
+                                                  size=max(1, min(app.settings.console_dry_run_step, left)))
     except ValidationError as exc:
         return render(request, "triggers/_dry_run.html", status=_failed(request, 400),
                       errors=web.field_errors(DomainError.from_pydantic(exc)))
     except DomainError as exc:
         return render(request, "triggers/_dry_run.html", status=_failed(request, exc.status),
                       errors=web.field_errors(exc))
-    return render(request, "triggers/_dry_run.html", result=result)
+    result = triggers.merge_dry_runs(before, step, sample=options.sample) if before else step
+    if result.evaluated >= options.limit:
+        next_id = None
+    carry = {"before_id": next_id, "total": max(total, result.evaluated), "state": result.model_dump_json()}
+    return render(request, "triggers/_dry_run.html", result=result, next_id=next_id, total=carry["total"],
+                  carry=carry)
 
 
 @router.get("/triggers/{trigger_id:int}/edit")
