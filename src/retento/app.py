@@ -25,7 +25,7 @@ from retento.core.work import Queue
 from retento.core.worker import Worker
 
 if TYPE_CHECKING:
-    from retento.messaging.channels import ChannelAdapter
+    from retento.messaging.channels import ChannelAdapter, InboundReceiver
     from retento.segments.compiler import LeafType
     from retento.triggers.actions import ActionSpec
 
@@ -43,6 +43,8 @@ class Parts:
     event_types: Registry[EventType] = field(default_factory=lambda: Registry("event type"))
     actions: Registry[ActionSpec] = field(default_factory=lambda: Registry("trigger action"))
     channel_adapters: Registry[ChannelAdapter] = field(default_factory=lambda: Registry("channel adapter"))
+    # what customers send through a provider, by provider (the inbox): its webhook endpoint hands bodies on
+    inbound: Registry[InboundReceiver] = field(default_factory=lambda: Registry("inbound receiver"))
     segment_rules: Registry[LeafType] = field(default_factory=lambda: Registry("segment rule type"))
     routers: Registry[Any] = field(default_factory=lambda: Registry("API router"))  # fastapi.APIRouter
     console_pages: Registry[Any] = field(default_factory=lambda: Registry("console page"))  # console.web.Page

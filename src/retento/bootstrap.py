@@ -40,6 +40,7 @@ from retento.customers import api as customers_api, events as customer_events
 from retento.demo import cli as demo_cli
 from retento.history import api as history_api
 from retento.imports import cli as imports_cli
+from retento.inbox import api as inbox_api, wiring as inbox
 from retento.journeys import api as journeys_api, cli as journeys_cli, wiring as journeys
 from retento.loyalty import (
     api as loyalty_api,
@@ -88,6 +89,8 @@ def assemble() -> Parts:
     parts.actions.add(messaging.START_CASCADE.name, messaging.START_CASCADE)
     parts.actions.add(loyalty.LOYALTY_POINTS.name, loyalty.LOYALTY_POINTS)
     parts.channel_adapters.extend(messaging.ADAPTERS)
+    for receiver in inbox.RECEIVERS:  # what customers send, from the messaging webhooks
+        parts.inbound.add(receiver.provider, receiver)
     parts.segment_rules.extend(segment_rules.BUILT_IN)
     for name, module in (("customers", customers_api), ("orders", orders_api), ("sites", sites_api),
                          ("catalog", catalog_api), ("history", history_api),
@@ -96,7 +99,7 @@ def assemble() -> Parts:
                          ("compat", compat_api),
                          ("webhooks", webhooks_api), ("triggers", triggers_api), ("tasks", tasks_api),
                          ("segments", segments_api), ("work", queues_api), ("loyalty", loyalty_api),
-                         ("journeys", journeys_api)):
+                         ("journeys", journeys_api), ("inbox", inbox_api)):
         parts.routers.add(name, module.router)
     parts.routers.add("messaging", messaging_api.mounted())  # at /api/v1/messaging and its old /api/messaging
     for name, command in (("import", imports_cli.import_app), ("demo", demo_cli.demo), ("triggers", triggers_cli.app),
@@ -119,7 +122,7 @@ def assemble() -> Parts:
     for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", triggers.install),
                           ("segments", segments.install), ("messaging", messaging.install),
                           ("loyalty", loyalty.install), ("users", users.install),
-                          ("journeys", journeys.install)):
+                          ("journeys", journeys.install), ("inbox", inbox.install)):
         parts.installs.add(name, install)
     return parts
 

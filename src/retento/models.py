@@ -6,6 +6,7 @@ from retento.core import bus  # noqa: F401
 from retento.core.db.types import Base
 from retento.customers import models as customers  # noqa: F401
 from retento.history import models as history  # noqa: F401
+from retento.inbox import models as inbox  # noqa: F401
 from retento.journeys import models as journeys  # noqa: F401
 from retento.loyalty import models as loyalty  # noqa: F401
 from retento.messaging import models as messaging  # noqa: F401

@@ -35,6 +35,9 @@ _PUBLIC = {
     ("POST", "/api/v1/messaging/webhooks/whatsapp"): "WhatsApp statuses: X-Hub-Signature-256",
     ("POST", "/api/v1/messaging/webhooks/twilio"): "Twilio statuses: X-Twilio-Signature",
     ("POST", "/api/v1/messaging/webhooks/vk"): "VK callbacks: the shared secret",
+    ("POST", "/api/v1/messaging/webhooks/telegram"): "Telegram updates: X-Telegram-Bot-Api-Secret-Token",
+    ("GET", "/api/v1/messaging/webhooks/instagram"): "Meta's subscription check: the verify token",
+    ("POST", "/api/v1/messaging/webhooks/instagram"): "Instagram messaging: X-Hub-Signature-256",
     ("GET", "/api/v5/openapi.json"): "the v5 OpenAPI document: public, as /api/openapi.json is; no shop data",
 }
 PUBLIC = {**_PUBLIC, **{(m, OLD_API_PATH + p[len(API_PATH):]): f"{why} (the old path)"
@@ -79,6 +82,8 @@ REFS: dict[str, Callable[[Shop], Any]] = {
     # GET /triggers/{id}/explain?order=|customer=|event=
     "order": lambda s: s.order_id, "customer": lambda s: s.customer_id, "event": lambda s: s.extra["event_id"],
     "account_id": lambda s: s.account_id,
+    "dialog_id": lambda s: s.extra["dialog_id"], "connection_id": lambda s: s.extra["connection_id"],
+    "peer": lambda s: s.extra["peer"],
 }
 FIXED = {"channel": "email", "name": "review-request", "queue": "messages"}  # path parameters naming no shop's object
 
@@ -213,6 +218,19 @@ BODIES: dict[tuple[str, str], Bodies] = {
         Body({"amount": "1", "reason": "probe", "idempotency_key": "probe"}), [
             Body({"amount": "1", "reason": "probe", "idempotency_key": "probe2", "order_id": b.order_id},
                  why="order")]),
+    ("POST", "/api/v1/inbox/dialogs/{dialog_id}/replies"): lambda a, b, _: (
+        Body({"operator_id": 1, "text": "probe", "idempotency_key": "probe"}), []),
+    ("POST", "/api/v1/inbox/dialogs/{dialog_id}/notes"): lambda a, b, _: (
+        Body({"operator_id": 1, "text": "probe", "idempotency_key": "probe-note"}), []),
+    ("PATCH", "/api/v1/inbox/dialogs/{dialog_id}"): lambda a, b, _: (Body({"tags": ["probe"]}), []),
+    ("POST", "/api/v1/inbox/dialogs/{dialog_id}/read"): lambda a, b, _: (None, []),
+    ("POST", "/api/v1/inbox/dialogs/{dialog_id}/orders"): lambda a, b, _: (Body({"order_id": a.order_id}), [
+        Body({"order_id": b.order_id}, why="order")]),
+    ("PUT", "/api/v1/inbox/dialogs/{dialog_id}/customer"): lambda a, b, _: (Body({"customer_id": a.customer_id}), [
+        Body({"customer_id": b.customer_id}, why="customer")]),
+    ("PUT", "/api/v1/inbox/sites/{site}/settings"): lambda a, b, _: (Body({"assignment": "manual"}), []),
+    ("PATCH", "/api/v1/inbox/connections/{connection_id}"): lambda a, b, _: (Body({"operator_id": None}), []),
+    ("POST", "/api/v1/inbox/sites/{site}/exclusions"): lambda a, b, _: (Body({"peer": "1"}), []),
     ("POST", "/api/v1/messaging/bounces"): lambda a, b, secret: (None, [Body(content=_dsn(b.message_id, secret),
                                                                                   content_type="message/rfc822")]),
 }

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from retento.core.db.transactions import transaction
+from retento.inbox.models import Connection, Dialog, Exclusion, Message as InboxMessage
 from retento.loyalty import service as loyalty
 from retento.loyalty.schemas import JoinIn, ProgramIn, ProgramSettings
 from retento.messaging import service as messaging
@@ -116,6 +117,19 @@ def _shop(app: Any, code: str, mark: str) -> Shop:
         timer = triggers.pending(s, trigger_id=shop.trigger_id)[0]
         shop.timer_id, shop.extra["event_id"] = timer.id, timer.event_id  # the order's order_created event
         shop.delivery_id = webhooks.deliveries(s, subscription_id=shop.sub_id, after_id=0, limit=1)[0].id
+        # the inbox: a Telegram dialog with a message, a business connection, an excluded contact
+        conn = f"conn-{code}"
+        s.add(Connection(id=conn, site_id=shop.site_id, user_id=f"9{shop.site_id}", user_chat_id=f"9{shop.site_id}",
+                         user_name=f"Owner {mark}", can_reply=True, enabled=True, created_at=now, updated_at=now))
+        d = Dialog(site_id=shop.site_id, customer_id=shop.customer_id, channel="telegram", account="",
+                   peer=f"77{shop.site_id}", title=f"Chat {mark}", state="open", tags=[mark], unread=1,
+                   last_message_at=now, created_at=now, updated_at=now)
+        s.add(d)
+        s.flush()
+        s.add(InboxMessage(site_id=shop.site_id, dialog_id=d.id, direction="in", provider_id="1", kind="text",
+                           text=f"Hello {mark}", sent_at=now, created_at=now))
+        s.add(Exclusion(site_id=shop.site_id, channel="telegram", peer=f"66{shop.site_id}", created_at=now))
+        shop.extra.update(dialog_id=d.id, connection_id=conn, peer=f"66{shop.site_id}")
     return shop
 
 

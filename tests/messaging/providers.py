@@ -1,5 +1,5 @@
 """Local servers that implement the providers' public contracts on loopback (tests talk to them over real
-sockets): WhatsApp Cloud API, Telegram Bot API, VK API, Twilio Messages, FCM HTTP v1, and an SMTP server
+sockets): WhatsApp Cloud API, Telegram Bot API, VK API, Twilio Messages, FCM HTTP v1, Instagram messaging, and an SMTP server
 (aiosmtpd). Each records what it received; tests read that through `/_fake/...` like any other client."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlparse
 from aiosmtpd.controller import Controller
 
 WA_TOKEN, TG_TOKEN, VK_TOKEN, FCM_TOKEN = "wa-token", "123456:tg-token", "vk-token", "fcm-access-token"
+IG_TOKEN, IG_ID = "ig-token", "17841400000000001"
 TWILIO_SID, TWILIO_AUTH = "AC" + "a" * 32, "twilio-auth-token"
 PHONE_ID = "1122334455667"
 APP_SECRET = "wa-app-secret"
@@ -30,7 +31,8 @@ APP_SECRET = "wa-app-secret"
 @dataclass
 class State:
     sent: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {k: [] for k in
-                                                                         ("whatsapp", "telegram", "vk", "sms", "push")})
+                                                                         ("whatsapp", "telegram", "vk", "sms", "push",
+                                                                                    "instagram")})
     vk_seen: dict[tuple[str, str], int] = field(default_factory=dict)
     delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -204,7 +206,22 @@ def fcm_send(state: State, headers: Any, raw: bytes, project: str) -> tuple[int,
     return 200, {"name": name}
 
 
+def instagram_send(state: State, headers: Any, raw: bytes, version: str, ig_id: str) -> tuple[int, Any]:
+    if headers.get("Authorization") != f"Bearer {IG_TOKEN}":
+        return 401, {"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}
+    body = json.loads(raw)
+    recipient = str((body.get("recipient") or {}).get("id", ""))
+    if ig_id != IG_ID or not recipient or not (body.get("message") or {}).get("text"):
+        return 400, {"error": {"message": "(#100) Invalid parameter", "type": "OAuthException", "code": 100}}
+    with state.lock:
+        n = next(state.ids)
+        mid = f"aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDAw{n:012d}"
+        state.sent["instagram"].append({"message_id": mid, "to": recipient, "body": body})
+    return 200, {"recipient_id": recipient, "message_id": mid}
+
+
 ROUTES = [
+    (r"/ig/(v\d+\.\d+)/(\d+)/messages", instagram_send),
     (r"/(v\d+\.\d+)/(\d+)/messages", whatsapp_send),
     (r"/bot([^/]+)/sendMessage", telegram_send),
     (r"/method/messages\.send", vk_send),

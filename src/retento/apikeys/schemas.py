@@ -26,6 +26,8 @@ SCOPES = (
     "work:manage",
     "loyalty:read",
     "loyalty:write",
+    "inbox:read",
+    "inbox:write",
 )
 
 

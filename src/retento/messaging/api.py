@@ -1,4 +1,6 @@
-"""Messaging HTTP API: configuration, cascades, campaigns, reports, tracking links and provider webhooks."""
+"""Messaging HTTP API: configuration, cascades, campaigns, reports, tracking links and provider webhooks (one
+endpoint per provider: delivery statuses are recorded here, what customers send goes to the registered inbound
+receivers, `App.parts.inbound`)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from retento.core.jsonable import jsonable
 from retento.core.rest.pagination import CursorParam, Limit, SiteParam, decode_cursor, page
 from retento.core.rest.problems import ERRORS, ProblemRoute, problem
 from retento.messaging import API_PATH, OLD_API_PATH, bounces, reports, service, statuses, tracking
-from retento.messaging.channels import twilio, vk, whatsapp
+from retento.messaging.channels import telegram, twilio, vk, whatsapp
 from retento.messaging.models import Message
 from retento.messaging.schemas import CampaignIn, CascadeIn, DeviceIn, PolicyIn, PriceIn, StartIn, TemplateIn
 from retento.sites.service import get_site
@@ -228,13 +230,27 @@ async def bounce(request: Request) -> Any:
 
 # --- provider webhooks ---------------------------------------------------------------------------------------
 
-@router.get("/webhooks/whatsapp", include_in_schema=False)
-def whatsapp_verify(request: Request) -> Response:
+def _read_inbound(app: Any, provider: str, payload: Any) -> list[tuple[Any, Any]]:
+    """Each registered receiver's reading of the body (a DomainError: the 400, before anything is stored)."""
+    return [(r, r.parse(payload)) for r in app.parts.inbound.values() if r.provider == provider]
+
+
+def _store_inbound(s: Any, read: list[tuple[Any, Any]], now: Any) -> None:
+    for receiver, parsed in read:
+        receiver.store(s, parsed, now)
+
+
+def _meta_verify(request: Request, expected: str | None) -> Response:
+    """Meta's subscription check: echo `hub.challenge` when `hub.verify_token` is ours."""
     q = request.query_params
-    expected = _app(request).messaging.settings.whatsapp_verify_token
-    if q.get("hub.mode") == "subscribe" and expected and q.get("hub.verify_token") == expected:
+    if q.get("hub.mode") == "subscribe" and expected and parsing.secret_equal(expected, q.get("hub.verify_token")):
         return PlainTextResponse(q.get("hub.challenge", ""))
     return PlainTextResponse("forbidden", 403)
+
+
+@router.get("/webhooks/whatsapp", include_in_schema=False)
+def whatsapp_verify(request: Request) -> Response:
+    return _meta_verify(request, _app(request).messaging.settings.whatsapp_verify_token)
 
 
 @router.post("/webhooks/whatsapp", include_in_schema=False)
@@ -244,8 +260,11 @@ async def whatsapp_webhook(request: Request) -> Response:
     secret = app.messaging.settings.whatsapp_app_secret
     if not secret or not whatsapp.signature_ok(secret, body, request.headers.get("x-hub-signature-256")):
         return problem(401, [FieldError("X-Hub-Signature-256", "signature does not match")])
-    ups = whatsapp.statuses(parsing.json_value(body))  # a body of another shape: 400 naming the field
+    payload = parsing.json_value(body)
+    ups = whatsapp.statuses(payload)  # a body of another shape: 400 naming the field
+    read = _read_inbound(app, "whatsapp", payload)
     with transaction(app.sessions) as s:
+        _store_inbound(s, read, app.clock.now())
         ids = statuses.by_provider_ids(s, channel="whatsapp", provider_ids=[u.provider_id for u in ups])
         missing = [u for u in ups if u.provider_id not in ids and u.callback_data]
         if missing:
@@ -282,13 +301,16 @@ async def twilio_webhook(request: Request) -> Response:
 async def vk_webhook(request: Request) -> Response:
     app = _app(request)
     cfg = app.messaging.settings
-    call = vk.callback(parsing.json_value(await request.body()))  # not a Callback API body: 400
+    payload = parsing.json_value(await request.body())
+    call = vk.callback(payload)  # not a Callback API body: 400
     if not vk.secret_ok(cfg.vk_secret, call.secret):
         return problem(401, [FieldError("secret", "secret key does not match")])
     if call.type == "confirmation":
         return PlainTextResponse(cfg.vk_confirmation or "")
     now = app.clock.now()
+    read = _read_inbound(app, "vk", payload)
     with transaction(app.sessions) as s:
+        _store_inbound(s, read, now)
         if call.type == "message_read":
             read = vk.event_object(vk.MessageRead, call)
             statuses.record(s, updates=[statuses.Update(mid, "read", now) for mid in statuses.vk_read_up_to(
@@ -299,6 +321,41 @@ async def vk_webhook(request: Request) -> Response:
                            .order_by(Message.id.desc()).limit(1))
             if mid is not None:
                 service.unsubscribe(s, message_id=mid, now=now, source="vk_message_deny")
+    return PlainTextResponse("ok")
+
+
+@router.post("/webhooks/telegram", include_in_schema=False)
+async def telegram_webhook(request: Request) -> Response:
+    """Bot API updates (`setWebhook` with `secret_token`): the bot's private chats and business accounts."""
+    app = _app(request)
+    secret = app.messaging.settings.telegram_webhook_secret
+    if not secret or not parsing.secret_equal(secret, request.headers.get("x-telegram-bot-api-secret-token")):
+        return problem(401, [FieldError("X-Telegram-Bot-Api-Secret-Token", "secret token does not match")])
+    payload = parsing.json_value(await request.body())
+    read = _read_inbound(app, "telegram", payload)
+    if not read:
+        telegram.update_id(payload)  # nothing reads updates here: still only a Bot API update is accepted
+    with transaction(app.sessions) as s:
+        _store_inbound(s, read, app.clock.now())
+    return PlainTextResponse("ok")
+
+
+@router.get("/webhooks/instagram", include_in_schema=False)
+def instagram_verify(request: Request) -> Response:
+    return _meta_verify(request, _app(request).messaging.settings.instagram_verify_token)
+
+
+@router.post("/webhooks/instagram", include_in_schema=False)
+async def instagram_webhook(request: Request) -> Response:
+    """Meta's Instagram messaging webhooks, signed with the app secret like WhatsApp's."""
+    app = _app(request)
+    body = await request.body()
+    secret = app.messaging.settings.instagram_app_secret
+    if not secret or not whatsapp.signature_ok(secret, body, request.headers.get("x-hub-signature-256")):
+        return problem(401, [FieldError("X-Hub-Signature-256", "signature does not match")])
+    read = _read_inbound(app, "instagram", parsing.json_value(body))
+    with transaction(app.sessions) as s:
+        _store_inbound(s, read, app.clock.now())
     return PlainTextResponse("ok")
 
 

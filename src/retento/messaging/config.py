@@ -27,11 +27,19 @@ class MessagingSettings(BaseSettings):
     whatsapp_verify_token: str | None = Field(None, description="hub.verify_token of the webhook subscription")
     telegram_api_url: str = "https://api.telegram.org"
     telegram_bot_token: str | None = None
+    telegram_webhook_secret: str | None = Field(None, description="secret_token given to setWebhook: checks "
+                                                "X-Telegram-Bot-Api-Secret-Token of every update")
     vk_api_url: str = "https://api.vk.com/method"
     vk_token: str | None = None
     vk_api_version: str = "5.199"
     vk_secret: str | None = Field(None, description="Callback API secret key")
     vk_confirmation: str | None = Field(None, description="Callback API confirmation string")
+    instagram_api_url: str = "https://graph.instagram.com/v21.0"
+    instagram_account_id: str | None = Field(None, description="Instagram professional account id (IG_ID)")
+    instagram_token: str | None = Field(None, description="Instagram user access token with "
+                                        "instagram_business_manage_messages")
+    instagram_app_secret: str | None = Field(None, description="Meta app secret: checks X-Hub-Signature-256")
+    instagram_verify_token: str | None = Field(None, description="hub.verify_token of the webhook subscription")
     twilio_api_url: str = "https://api.twilio.com"
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
@@ -53,4 +61,5 @@ class MessagingSettings(BaseSettings):
     def provider_urls(self) -> list[str]:
         """The providers' API URLs an administrator set: the channels' client may reach their hosts although the
         outgoing request policy refuses them (a self-hosted gateway, a local test server)."""
-        return [self.whatsapp_api_url, self.telegram_api_url, self.vk_api_url, self.twilio_api_url, self.fcm_api_url]
+        return [self.whatsapp_api_url, self.telegram_api_url, self.vk_api_url, self.twilio_api_url, self.fcm_api_url,
+                self.instagram_api_url]

@@ -206,8 +206,14 @@ def _prepare(session: Session, messaging: Messaging, ids: list[int]) -> tuple[li
     ready, refused = [], []
     for r in rows:
         sheet = sheets.get(r.customer_id)
-        if sheet is None or sheet["consents"].get(r.channel) is not True:
+        reply = (r.context or {}).get("reply")  # an operator's answer (service.queue_reply): the customer wrote first
+        if sheet is None or (reply is None and sheet["consents"].get(r.channel) is not True):
             refused.append(Result(r.id, False, error="no_consent: withdrawn before sending"))
+            continue
+        if reply is not None and r.template_id is None:
+            ready.append((Outgoing(id=r.id, idempotency_key=r.idempotency_key, to=r.address, text=reply["text"],
+                                   options=reply.get("options") or {}),
+                          {"channel": r.channel, "unit_price": r.cost}))
             continue
         tpl = tpls[r.template_id]
         try:
@@ -226,7 +232,8 @@ def _prepare(session: Session, messaging: Messaging, ids: list[int]) -> tuple[li
         ready.append((Outgoing(id=r.id, idempotency_key=r.idempotency_key, to=r.address, text=out.text,
                                subject=out.subject, html=html, language=tpl.language,
                                provider_template=tpl.provider_template, unsubscribe_url=unsubscribe,
-                               bounce_address=messaging.bounce_address(r.id)),
+                               bounce_address=messaging.bounce_address(r.id),
+                               options=(reply or {}).get("options") or {}),
                       {"channel": r.channel, "unit_price": r.cost}))
     return ready, refused
 

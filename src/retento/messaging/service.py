@@ -296,3 +296,26 @@ def unsubscribe(session: Session, *, message_id: int, now: datetime, source: str
     edit = CustomerEdit.model_validate({"consents": {msg.channel: {"granted": False, "source": source}}})
     return bool(customers.edit(session, customer=customer, data=edit, now=now,
                                ctx=ChangeContext.system()))
+
+
+REPLY = "reply"  # message class of an operator's answer in a conversation the customer began (the inbox)
+
+
+def queue_reply(session: Session, *, site_id: int, customer_id: int, channel: str, address: str, text: str | None,
+                template_id: int | None, options: dict[str, str], idempotency_key: str, now: datetime) -> Message:
+    """An operator's reply, sent by the send job like every message (lease, retries, provider statuses). It is no
+    campaign's: the customer wrote first, so no marketing consent is asked; free text (`text`) or an approved
+    template (`template_id`: WhatsApp outside its 24-hour window), priced as the channel's template message.
+    A second call with the same key returns the first message."""
+    existing = session.scalar(select(Message).where(Message.idempotency_key == idempotency_key))
+    if existing is not None:
+        return existing
+    site = session.get(Site, site_id)
+    price, currency = price_of(prices(session, site_id=site_id), channel, site.currency)
+    msg = Message(site_id=site_id, customer_id=customer_id, channel=channel, template_id=template_id,
+                  message_class=REPLY, idempotency_key=idempotency_key, status="queued", address=address, units=1,
+                  cost=price if template_id is not None else Decimal(0), currency=currency,
+                  context={"reply": {"text": text, "options": options}}, attempts=0, created_at=now)
+    session.add(msg)
+    session.flush()
+    return msg

@@ -18,6 +18,7 @@ from retento.messaging import API_PATH, campaigns, outbox, planner, service
 from retento.messaging.channels import Channel, ChannelAdapter, idempotent_channels
 from retento.messaging.channels.email import SmtpEmail
 from retento.messaging.channels.fcm import FcmPush
+from retento.messaging.channels.instagram import InstagramDirect
 from retento.messaging.channels.telegram import TelegramBot
 from retento.messaging.channels.twilio import TwilioSms
 from retento.messaging.channels.vk import VkCommunity
@@ -55,6 +56,12 @@ def _vk(cfg: MessagingSettings, http: Client) -> Channel | None:
                        timeout=cfg.http_timeout) if cfg.vk_token else None
 
 
+def _instagram(cfg: MessagingSettings, http: Client) -> Channel | None:
+    return InstagramDirect(http=http, api_url=cfg.instagram_api_url, account_id=cfg.instagram_account_id,
+                           token=cfg.instagram_token, timeout=cfg.http_timeout) if (
+        cfg.instagram_account_id and cfg.instagram_token) else None
+
+
 def _sms(cfg: MessagingSettings, http: Client) -> Channel | None:
     if not (cfg.twilio_account_sid and cfg.twilio_auth_token and cfg.twilio_from):
         return None
@@ -71,7 +78,8 @@ def _push(cfg: MessagingSettings, http: Client) -> Channel | None:
 # The provider modules' channels, registered in `bootstrap.assemble` (App.parts.channel_adapters).
 ADAPTERS = (ChannelAdapter(SmtpEmail, _email), ChannelAdapter(WhatsAppCloud, _whatsapp),
             ChannelAdapter(TelegramBot, _telegram), ChannelAdapter(VkCommunity, _vk), ChannelAdapter(TwilioSms, _sms),
-            ChannelAdapter(FcmPush, _push))
+            ChannelAdapter(FcmPush, _push),
+            ChannelAdapter(InstagramDirect, _instagram))
 
 
 def build_channels(adapters: Iterable[ChannelAdapter], cfg: MessagingSettings, http: Client) -> dict[str, Channel]:

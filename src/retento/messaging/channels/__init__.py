@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -29,6 +30,9 @@ class Outgoing:
     provider_template: str | None = None  # WhatsApp: an approved template; `text` lines are its parameters
     unsubscribe_url: str | None = None
     bounce_address: str | None = None
+    # what only some providers take: `reply_to` (the provider id of the quoted message), `business_connection_id`
+    # (Telegram: send on behalf of a business account)
+    options: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,18 @@ def webhook_body(model: type[M], value: Any, what: str, *, field: str = "body") 
         return model.model_validate(value)
     except ValidationError as exc:
         raise DomainError.from_pydantic(exc, "" if field == "body" else f"{field}.") from None
+
+
+@dataclass(frozen=True)
+class InboundReceiver:
+    """A domain that takes what customers send through a provider (the inbox) registers one per provider
+    (`App.parts.inbound`). The provider's one webhook endpoint checks the signature, then calls `parse` on the
+    body (a DomainError there is the 400, before anything is stored), then `store` in the webhook's transaction,
+    beside the delivery statuses the same body carries."""
+
+    provider: str
+    parse: Callable[[Any], Any]
+    store: Callable[[Any, Any, datetime], Any]  # (session, what parse returned, now)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,15 @@
-"""Telegram Bot API `sendMessage`. Bots get no delivery or read receipts: reports say "not reported"."""
+"""Telegram Bot API `sendMessage`. Bots get no delivery or read receipts: reports say "not reported". A reply
+quotes the customer's message (`reply_parameters`) and goes out through a business account when it is one's
+(`business_connection_id`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import BaseModel, Field
+
 from retento.core.http import Client
-from retento.messaging.channels import HttpChannel, Outgoing, Result, json_or_none
+from retento.messaging.channels import HttpChannel, Outgoing, Result, json_or_none, webhook_body
 
 
 class TelegramBot(HttpChannel):
@@ -20,6 +26,11 @@ class TelegramBot(HttpChannel):
         body = {"chat_id": msg.to, "text": msg.html or msg.text, "link_preview_options": {"is_disabled": True}}
         if msg.html:
             body["parse_mode"] = "HTML"
+        if msg.options.get("business_connection_id"):
+            body["business_connection_id"] = msg.options["business_connection_id"]
+        if (msg.options.get("reply_to") or "").isdigit():
+            body["reply_parameters"] = {"message_id": int(msg.options["reply_to"]),
+                                        "allow_sending_without_reply": True}
         resp = self.post(self.url, json=body)
         data = json_or_none(resp) or {}
         if data.get("ok"):
@@ -28,3 +39,12 @@ class TelegramBot(HttpChannel):
         retry = (data.get("parameters") or {}).get("retry_after")
         return Result(msg.id, False, error=f"telegram {code}: {data.get('description', resp.text)}"[:500],
                       temporary=code == 429 or code >= 500, extra={"retry_after": retry} if retry else {})
+
+
+class _Update(BaseModel):
+    update_id: int = Field(ge=0, le=2**63 - 1)
+
+
+def update_id(payload: Any) -> int:
+    """The id of a Bot API update (every update has one); another body is a DomainError naming the field."""
+    return webhook_body(_Update, payload, "a Telegram Bot API update").update_id

@@ -31,6 +31,8 @@ class VkCommunity(HttpChannel):
     def send_one(self, msg: Outgoing) -> Result:
         form = {"peer_id": msg.to, "random_id": str(random_id(msg.idempotency_key)), "message": msg.text,
                 "dont_parse_links": "1", "access_token": self.token, "v": self.version}
+        if (msg.options.get("reply_to") or "").isdigit():
+            form["reply_to"] = msg.options["reply_to"]
         resp = self.post(self.url, data=form)
         data = json_or_none(resp) or {}
         if "response" in data:

@@ -49,6 +49,8 @@ class WhatsAppCloud(HttpChannel):
             body.update(type="template", template=template)
         else:
             body.update(type="text", text={"preview_url": False, "body": msg.text})
+        if msg.options.get("reply_to"):
+            body["context"] = {"message_id": msg.options["reply_to"]}
         return body
 
     def send_one(self, msg: Outgoing) -> Result:

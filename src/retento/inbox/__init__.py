@@ -1,0 +1,2 @@
+"""Inbox: customers' messages from Telegram (bots and business accounts), WhatsApp, VK and Instagram in dialogs
+that operators answer (docs/inbox.md)."""

@@ -1,0 +1,268 @@
+"""Storing what providers' webhooks bring (`inbound.Batch`), once whatever the provider retries: a message by its
+dialog and provider id (a retry, or two deliveries of one update racing, store nothing more), an edit or a
+deletion on the message it names, business connections by their id. Runs in the webhook's transaction."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from pydantic import ValidationError
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from retento.app import from_session
+from retento.core.changes import ChangeContext
+from retento.customers import service as customers
+from retento.customers.models import Customer
+from retento.customers.schemas import CustomerCreate
+from retento.inbox import dialogs
+from retento.inbox.config import InboxSettings
+from retento.inbox.inbound import Batch, Connected, Contact, Deleted, Edited, Posted
+from retento.inbox.models import Connection, Cycle, Dialog, Exclusion, Message, Setting
+from retento.messaging import statuses
+from retento.sites.models import Site
+
+log = logging.getLogger(__name__)
+ROBOT = ChangeContext.system()
+
+
+def settings_of(session: Session) -> InboxSettings:
+    app = from_session(session)
+    cfg = getattr(app, "inbox", None)
+    return cfg if isinstance(cfg, InboxSettings) else InboxSettings()
+
+
+def site_for(session: Session, channel: str, route: str) -> Site | None:
+    """The site of a provider account: `inbox_accounts`, else `inbox_site`, else the first site."""
+    cfg = settings_of(session)
+    code = cfg.inbox_accounts.get(f"{channel}:{route}") or cfg.inbox_site
+    q = select(Site).where(Site.code == code) if code else select(Site).order_by(Site.id).limit(1)
+    return session.scalar(q)
+
+
+def ingest(session: Session, batch: Batch, now: datetime) -> dict[str, int]:
+    """Store a webhook's events; returns how many of each kind changed something."""
+    counts = {"stored": 0, "edited": 0, "deleted": 0, "connections": 0, "skipped": 0}
+    for e in batch.events:
+        if isinstance(e, Connected):
+            _connection(session, e, now)
+            counts["connections"] += 1
+            continue
+        site, conn = _site_and_connection(session, e)
+        if site is None:
+            counts["skipped"] += 1
+            continue
+        if isinstance(e, Posted):
+            done = _posted(session, site, conn, e, now)
+        elif isinstance(e, Edited):
+            done = _edited(session, site.id, e, now)
+        else:
+            done = _deleted(session, site.id, e, now)
+        key = "stored" if isinstance(e, Posted) else "edited" if isinstance(e, Edited) else "deleted"
+        counts[key if done else "skipped"] += 1
+    return counts
+
+
+def _site_and_connection(session: Session, e: Posted | Edited | Deleted) -> tuple[Site | None, Connection | None]:
+    if not e.account:
+        return site_for(session, e.channel, e.route), None
+    conn = session.get(Connection, e.account)
+    if conn is None or not conn.enabled:  # no (or an ended) connection: nothing of it is recorded
+        log.info("telegram business message of unknown or disabled connection %s dropped", e.account)
+        return None, None
+    return session.get(Site, conn.site_id), conn
+
+
+def excluded(session: Session, site_id: int, channel: str, peer: str) -> bool:
+    return session.get(Exclusion, (site_id, channel, peer)) is not None
+
+
+def _connection(session: Session, e: Connected, now: datetime) -> None:
+    conn = session.get(Connection, e.id)
+    if conn is None:
+        site = site_for(session, "telegram", "")
+        if site is None:
+            return
+        conn = Connection(id=e.id, site_id=site.id, created_at=now)
+        session.add(conn)
+    conn.user_id, conn.user_chat_id, conn.user_name = e.user_id, e.user_chat_id, e.user_name
+    conn.can_reply, conn.enabled, conn.updated_at = e.can_reply, e.enabled, now
+    session.flush()
+
+
+def _dialog(session: Session, site_id: int, channel: str, account: str, peer: str) -> Dialog | None:
+    return session.scalar(select(Dialog).where(Dialog.site_id == site_id, Dialog.channel == channel,
+                                               Dialog.account == account, Dialog.peer == peer))
+
+
+def find_customer(session: Session, site_id: int, channel: str, c: Contact) -> int | None:
+    """An existing customer of the site with the contact's messenger id or phone; the most recent first."""
+    conds = []
+    if c.telegram_id:
+        conds.append(Customer.telegram_id == c.telegram_id)
+    if c.vk_id:
+        conds.append(Customer.vk_id == c.vk_id)
+    if c.phone:
+        e164 = "+" + c.phone.lstrip("+")
+        conds += [Customer.whatsapp_id == e164, Customer.phone == e164]
+    if not conds:  # Instagram: its ids are the dialogs' own
+        return None
+    return session.scalar(select(Customer.id).where(Customer.site_id == site_id, or_(*conds))
+                          .order_by(Customer.id.desc()).limit(1))
+
+
+def _new_customer(session: Session, site: Site, channel: str, c: Contact, now: datetime) -> int:
+    first = c.first_name or (c.name.split(" ", 1)[0] if c.name else None)
+    last = c.last_name or (c.name.split(" ", 1)[1] if c.name and " " in c.name else None)
+    values = {"site": site.code, "first_name": first and first[:255], "last_name": last and last[:255],
+              "telegram_id": c.telegram_id, "vk_id": c.vk_id}
+    if c.phone:
+        values.update(phone="+" + c.phone.lstrip("+"), whatsapp_id="+" + c.phone.lstrip("+"))
+    try:
+        data = CustomerCreate.model_validate({k: v for k, v in values.items() if v},
+                                             context={"region": site.default_region})
+    except ValidationError:  # a number phonenumbers refuses: the customer without it
+        values.pop("phone", None)
+        values.pop("whatsapp_id", None)
+        data = CustomerCreate.model_validate({k: v for k, v in values.items() if v})
+    return customers.create(session, data=data, ctx=ROBOT, now=now).id
+
+
+def dialog_for(session: Session, site: Site, channel: str, account: str, c: Contact, now: datetime) -> Dialog:
+    """The dialog with this contact, or a new one with the customer found by their id or phone (or a new
+    customer). Two deliveries racing to create it: the loser's savepoint rolls back and it takes the winner's."""
+    found = _dialog(session, site.id, channel, account, c.peer)
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            cid = find_customer(session, site.id, channel, c) or _new_customer(session, site, channel, c, now)
+            d = Dialog(site_id=site.id, customer_id=cid, channel=channel, account=account, peer=c.peer,
+                       title=(c.name or None) and c.name[:255], state="open", tags=[], unread=0,
+                       last_message_at=now, created_at=now, updated_at=now)
+            session.add(d)
+            session.flush()
+            return d
+    except IntegrityError:
+        found = _dialog(session, site.id, channel, account, c.peer)
+        if found is None:
+            raise
+        return found
+
+
+def _ours(session: Session, channel: str, provider_id: str) -> bool:
+    """A message the shop's side sent that is one of Retento's replies (VK `message_reply`, Instagram echoes)."""
+    return bool(statuses.by_provider_ids(session, channel=channel, provider_ids=[provider_id]))
+
+
+def _posted(session: Session, site: Site, conn: Connection | None, e: Posted, now: datetime) -> bool:
+    if excluded(session, site.id, e.channel, e.contact.peer):
+        return False
+    outgoing = e.outgoing or (conn is not None and e.sender == conn.user_id)
+    if outgoing and _ours(session, e.channel, e.provider_id):
+        return False
+    d = _dialog(session, site.id, e.channel, e.account, e.contact.peer)
+    if d is not None and session.scalar(select(Message.id).where(Message.dialog_id == d.id,
+                                                                 Message.provider_id == e.provider_id)):
+        return False  # a retry
+    if d is None:
+        d = dialog_for(session, site, e.channel, e.account, e.contact, now)
+    at = e.at or now
+    msg = Message(site_id=site.id, dialog_id=d.id, direction="out" if outgoing else "in",
+                  operator_id=conn.operator_id if outgoing and conn is not None else None,
+                  provider_id=e.provider_id, kind=e.kind, text=e.text, media=e.media, reply_to=e.reply_to,
+                  buttons=e.buttons, payload=e.payload, sent_at=at, created_at=now)
+    try:
+        with session.begin_nested():
+            session.add(msg)
+            session.flush()
+    except IntegrityError:  # the same message stored meanwhile by a concurrent delivery
+        return False
+    if outgoing:
+        record_answer(session, d, operator_id=msg.operator_id, at=at, now=now)
+    else:
+        record_inbound(session, d, at=at, now=now)
+    return True
+
+
+def record_inbound(session: Session, d: Dialog, *, at: datetime, now: datetime) -> None:
+    """A customer's message: the dialog opens (a new response cycle if none runs), counts as unread, moves up,
+    and a dialog without an operator is assigned by the site's setting."""
+    if dialogs.opens_cycle(d.state, d.cycle_id is not None, inbound=True):
+        cycle = Cycle(site_id=d.site_id, dialog_id=d.id, opened_at=at)
+        session.add(cycle)
+        session.flush()
+        d.cycle_id = cycle.id
+        if d.assignee_id is None:
+            d.assignee_id = auto_assignee(session, d.site_id)
+    d.state = dialogs.state_after(d.state, inbound=True)
+    d.unread += 1
+    d.last_message_at = max(d.last_message_at, at)
+    d.last_inbound_at = max(d.last_inbound_at or at, at)
+    d.updated_at = now
+
+
+def record_answer(session: Session, d: Dialog, *, operator_id: int | None, at: datetime, now: datetime) -> None:
+    """The shop's side wrote: the first answer of the running cycle is its first response; the dialog waits for
+    the customer and has nothing unread."""
+    if d.cycle_id is not None:
+        session.execute(update(Cycle).where(Cycle.id == d.cycle_id, Cycle.first_response_at.is_(None))
+                        .values(first_response_at=at, responder_id=operator_id),
+                        execution_options={"synchronize_session": False})
+    d.state = dialogs.state_after(d.state, inbound=False)
+    d.unread = 0
+    d.last_message_at = max(d.last_message_at, at)
+    d.updated_at = now
+
+
+def auto_assignee(session: Session, site_id: int) -> int | None:
+    setting = session.get(Setting, site_id)
+    if setting is None or setting.assignment == "manual" or not setting.operators:
+        return None
+    loads = load_of(session, site_id, setting.operators) if setting.assignment == "by_load" else {}
+    pick = dialogs.pick_operator(setting.assignment, setting.operators, last=setting.last_assigned_id, loads=loads)
+    setting.last_assigned_id = pick.cursor
+    return pick.operator_id
+
+
+def load_of(session: Session, site_id: int, operators: list[int]) -> dict[int, int]:
+    """Open and waiting dialogs per operator."""
+    rows = session.execute(select(Dialog.assignee_id, func.count()).where(
+        Dialog.site_id == site_id, Dialog.assignee_id.in_(operators), Dialog.state != "closed")
+        .group_by(Dialog.assignee_id))
+    return {op: n for op, n in rows}
+
+
+def _message(session: Session, site_id: int, e: Edited | Deleted, provider_ids: list[str]) -> list[Message]:
+    d = _dialog(session, site_id, e.channel, e.account, e.peer)
+    if d is None:
+        return []
+    return list(session.scalars(select(Message).where(Message.dialog_id == d.id,
+                                                      Message.provider_id.in_(provider_ids))))
+
+
+def _edited(session: Session, site_id: int, e: Edited, now: datetime) -> bool:
+    changed = False
+    for m in _message(session, site_id, e, [e.provider_id]):
+        at = e.at or now
+        if m.deleted_at is not None or (m.edited_at is not None and m.edited_at >= at) or (
+                m.text == e.text and (e.media is None or m.media == e.media)):
+            continue  # a repeat of an edit already applied, or an older one arriving late
+        m.edits = [*(m.edits or []), {"text": m.text, "until": at.isoformat()}]
+        m.text, m.edited_at = e.text, at
+        if e.media is not None:
+            m.media = e.media
+        changed = True
+    return changed
+
+
+def _deleted(session: Session, site_id: int, e: Deleted, now: datetime) -> bool:
+    """The provider says the message is gone: its content goes too, the row stays as "deleted"."""
+    changed = False
+    for m in _message(session, site_id, e, list(e.provider_ids)):
+        if m.deleted_at is None:
+            m.deleted_at, m.text, m.media, m.edits, m.buttons = now, None, None, None, None
+            changed = True
+    return changed

@@ -1,0 +1,122 @@
+"""What operators read: the dialog list, a dialog with its customer and orders, its messages with the delivery
+status of replies, and response times per dialog and per operator."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from statistics import median
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from retento.customers import service as customers
+from retento.inbox import dialogs
+from retento.inbox.models import Cycle, Dialog, Message
+from retento.inbox.service import order_ids
+from retento.messaging.models import Message as Outbox
+from retento.messaging.statuses import timeline
+
+DIALOG = ("id", "site_id", "customer_id", "channel", "account", "peer", "title", "state", "assignee_id", "tags",
+          "unread", "last_message_at", "last_inbound_at", "created_at", "updated_at")
+MESSAGE = ("id", "dialog_id", "direction", "operator_id", "provider_id", "kind", "text", "media", "reply_to",
+           "buttons", "payload", "sent_at", "created_at", "edited_at", "edits", "deleted_at")
+
+
+def dialog_row(d: Dialog) -> dict[str, Any]:
+    return {f: getattr(d, f) for f in DIALOG}
+
+
+def list_dialogs(session: Session, *, site_ids: list[int] | None, state: str | None, channel: str | None,
+                 assignee_id: int | None, unassigned: bool, customer_id: int | None, after: tuple[datetime, int] | None,
+                 limit: int) -> list[Dialog]:
+    """Newest activity first; `after`: (last_message_at, id) of the previous page's last dialog."""
+    q = select(Dialog)
+    if site_ids is not None:
+        q = q.where(Dialog.site_id.in_(site_ids))
+    if state:
+        q = q.where(Dialog.state == state)
+    if channel:
+        q = q.where(Dialog.channel == channel)
+    if assignee_id is not None:
+        q = q.where(Dialog.assignee_id == assignee_id)
+    if unassigned:
+        q = q.where(Dialog.assignee_id.is_(None))
+    if customer_id is not None:
+        q = q.where(Dialog.customer_id == customer_id)
+    if after is not None:
+        at, did = after
+        q = q.where((Dialog.last_message_at < at) | ((Dialog.last_message_at == at) & (Dialog.id < did)))
+    return list(session.scalars(q.order_by(Dialog.last_message_at.desc(), Dialog.id.desc()).limit(limit)))
+
+
+def dialog_view(session: Session, d: Dialog, now: datetime) -> dict[str, Any]:
+    """A dialog with its customer's card, linked orders, whether free text may go out now, and its cycles."""
+    snap = customers.snapshots(session, [d.customer_id]).get(d.customer_id) or {}
+    card = {k: snap.get(k) for k in ("id", "external_id", "first_name", "last_name", "email", "phone",
+                                     "telegram_id", "whatsapp_id", "vk_id", "tags")}
+    cycles = session.scalars(select(Cycle).where(Cycle.dialog_id == d.id).order_by(Cycle.id))
+    return {**dialog_row(d), "customer": card, "order_ids": order_ids(session, d.id),
+            "free_text_allowed": dialogs.window_open(d.channel, d.last_inbound_at, now),
+            "cycles": [cycle_row(c) for c in cycles]}
+
+
+def cycle_row(c: Cycle) -> dict[str, Any]:
+    return {"opened_at": c.opened_at, "first_response_at": c.first_response_at, "responder_id": c.responder_id,
+            "first_response_seconds": dialogs.seconds(c.opened_at, c.first_response_at),
+            "closed_at": c.closed_at, "closed_by": c.closed_by,
+            "resolution_seconds": dialogs.seconds(c.opened_at, c.closed_at)}
+
+
+def messages(session: Session, *, dialog_id: int, after_id: int, limit: int) -> list[dict[str, Any]]:
+    """Oldest first from `after_id`; a reply carries its outbox status and timeline (queued, sent, delivered,
+    read, failed with the reason)."""
+    rows = list(session.scalars(select(Message).where(Message.dialog_id == dialog_id, Message.id > after_id)
+                                .order_by(Message.id).limit(limit)))
+    outbox = {m.id: m for m in session.scalars(select(Outbox).where(
+        Outbox.id.in_([r.outbox_id for r in rows if r.outbox_id is not None])))}
+    out = []
+    for r in rows:
+        item = {f: getattr(r, f) for f in MESSAGE}
+        sent = outbox.get(r.outbox_id) if r.outbox_id is not None else None
+        if sent is not None:
+            item.update(status=sent.status, provider_id=sent.provider_id, reason=sent.reason,
+                        timeline=timeline(sent))
+        elif r.direction == "out":
+            item["status"] = "sent"  # written in the provider's own app: it is there already
+        out.append(item)
+    return out
+
+
+def response_times(session: Session, *, site_ids: list[int] | None, since: datetime | None,
+                   until: datetime | None) -> dict[str, Any]:
+    """First-response and resolution times (seconds; median and mean) over the cycles opened in the period,
+    overall and per operator (the first responder; resolution by who closed it)."""
+    q = select(Cycle)
+    if site_ids is not None:
+        q = q.where(Cycle.site_id.in_(site_ids))
+    if since is not None:
+        q = q.where(Cycle.opened_at >= since)
+    if until is not None:
+        q = q.where(Cycle.opened_at < until)
+    first: dict[int | None, list[float]] = defaultdict(list)
+    resolved: dict[int | None, list[float]] = defaultdict(list)
+    cycles = 0
+    for c in session.scalars(q):
+        cycles += 1
+        if (s := dialogs.seconds(c.opened_at, c.first_response_at)) is not None:
+            first[c.responder_id].append(s)
+        if (s := dialogs.seconds(c.opened_at, c.closed_at)) is not None:
+            resolved[c.closed_by].append(s)
+
+    def figures(values: list[float]) -> dict[str, Any]:
+        return {"count": len(values), "median_seconds": median(values) if values else None,
+                "mean_seconds": sum(values) / len(values) if values else None}
+
+    ops = sorted({k for k in (*first, *resolved) if k is not None})
+    return {"cycles": cycles,
+            "first_response": figures([v for vs in first.values() for v in vs]),
+            "resolution": figures([v for vs in resolved.values() for v in vs]),
+            "operators": [{"operator_id": op, "first_response": figures(first.get(op, [])),
+                           "resolution": figures(resolved.get(op, []))} for op in ops]}
