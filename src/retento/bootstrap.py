@@ -40,7 +40,7 @@ from retento.customers import api as customers_api, events as customer_events
 from retento.demo import cli as demo_cli
 from retento.history import api as history_api
 from retento.imports import cli as imports_cli
-from retento.inbox import api as inbox_api, wiring as inbox
+from retento.inbox import api as inbox_api, cli as inbox_cli, wiring as inbox
 from retento.journeys import api as journeys_api, cli as journeys_cli, wiring as journeys
 from retento.loyalty import (
     api as loyalty_api,
@@ -108,7 +108,7 @@ def assemble() -> Parts:
                           ("campaign", messaging_cli.campaign_app),
                           ("bounces", messaging_cli.bounces), ("apikey", apikeys_cli.app),
                           ("work", queues_cli.app), ("loyalty", loyalty_cli.app), ("user", users_cli.app),
-                         ("journeys", journeys_cli.app)):
+                         ("journeys", journeys_cli.app), ("inbox", inbox_cli.app)):
         parts.commands.add(name, command)
     # The web console's pages (console.web.Page: routes and a navigation entry); docs/console.md: adding a page
     for name, module in (("account", console_account), ("dashboard", console_dashboard),
