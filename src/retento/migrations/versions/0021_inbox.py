@@ -1,7 +1,7 @@
 """inbox: dialogs, messages, cycles, business connections, exclusions
 
-Revision ID: 0020_inbox
-Revises: 0019_journeys
+Revision ID: 0021_inbox
+Revises: 0020_console_speed
 Create Date: 2026-12-05
 """
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 from retento.core.db.types import JSONType, UTCDateTime
 
-revision = '0020_inbox'
-down_revision = '0019_journeys'
+revision = '0021_inbox'
+down_revision = '0020_console_speed'
 branch_labels = None
 depends_on = None
 BigId = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
