@@ -346,11 +346,13 @@ def console_pages(
         lines.append(f"{r.version}: {r.customers:,} customers, {r.orders:,} orders, {r.runs:,} trigger run-log rows "
                      "in the last 24 hours" + (f"; not measured: {'; '.join(r.not_measured)}" if r.not_measured
                                                 else ""))
-    lines += ["", "| backend | page | p50 ms | p95 ms | p95 / baseline p95 |", "| --- | --- | ---: | ---: | ---: |"]
+    lines += ["", "| backend | page | first request ms | p50 ms | p95 ms | p95 / baseline p95 |",
+              "| --- | --- | ---: | ---: | ---: | ---: |"]
     for r in results:
         b = r.baseline
-        lines.append(f"| {r.version} | baseline `{b.path}` | {b.p50:.1f} | {b.p95:.1f} | 1.0x |")
+        lines.append(f"| {r.version} | baseline `{b.path}` | {b.first:.1f} | {b.p50:.1f} | {b.p95:.1f} | 1.0x |")
         for p in r.pages:
-            flag = "" if p.status == 200 else f" (HTTP {p.status})"
-            lines.append(f"| {r.version} | `{p.path}`{flag} | {p.p50:.1f} | {p.p95:.1f} | {p.p95 / b.p95:.1f}x |")
+            flag = ("" if p.status == 200 else f" (HTTP {p.status})") + ("" if p.n == requests else f" ({p.n} timed)")
+            lines.append(f"| {r.version} | `{p.path}`{flag} | {p.first:.1f} | {p.p50:.1f} | {p.p95:.1f} "
+                         f"| {p.p95 / b.p95:.1f}x |")
     print("\n".join(lines))

@@ -38,9 +38,12 @@ from benchmarks.targets import Target
 from retento.api import create_app
 from retento.app import App
 from retento.bootstrap import bootstrap
+from retento.core.changes import ActorType, ChangeContext, Source
 from retento.core.config import Settings
 from retento.core.db.transactions import transaction
 from retento.customers.models import Customer
+from retento.loyalty import service as loyalty
+from retento.loyalty.schemas import JoinIn, ProgramIn
 from retento.messaging import service as messaging
 from retento.messaging.schemas import CampaignIn, CascadeIn, TemplateIn
 from retento.migrate import migrate
@@ -51,6 +54,8 @@ from retento.sites.models import Site
 from retento.triggers import service as triggers
 from retento.triggers.models import Run
 from retento.users import service as users
+from retento.webhooks import service as webhooks
+from retento.webhooks.schemas import WebhookIn
 
 PASSWORD = "benchmark password"
 EMAIL = "bench-console@example.com"
@@ -76,6 +81,8 @@ class Page:
     p50: float
     p95: float
     status: int
+    first: float = 0.0  # the first (warm-up) request, ms
+    n: int = 0  # timed requests
 
 
 @dataclass
@@ -142,17 +149,25 @@ def page_paths(app: App, samples: dict[str, Any]) -> tuple[list[str], list[str]]
 
 
 def _measure(client: TestClient, path: str, requests: int, tick) -> Page:  # noqa: ANN001
-    for _ in range(2):
-        client.get(path)
+    """Two warm-up requests (the first one's time is kept: a page may compute and store something the first
+    time), then `requests` timed ones; a page whose warm-up takes over 2 s is timed 3 times only."""
+    started = time.perf_counter()
+    client.get(path)
+    first = time.perf_counter() - started
+    client.get(path)
+    n = requests if first < 2 else min(requests, 3)
     times, status = [], 200
-    for _ in range(requests):
+    for _ in range(n):
         started = time.perf_counter()
         answer = client.get(path)
         times.append(time.perf_counter() - started)
         status = max(status, answer.status_code)
         tick()
+    for _ in range(requests - n):
+        tick()
     times.sort()
-    return Page(path, statistics.median(times) * 1000, times[max(0, int(len(times) * 0.95) - 1)] * 1000, status)
+    return Page(path, statistics.median(times) * 1000, times[max(0, int(len(times) * 0.95) - 1)] * 1000, status,
+                first * 1000, n)
 
 
 # --- data -------------------------------------------------------------------------------------------------
@@ -226,6 +241,18 @@ def prepare(app: App, *, now: datetime, runs: int, progress: Progress) -> dict[s
             initiative_id = analytics.record_initiative(s, source="user", now=now, data=InitiativeIn(
                 site=site.code, kind="campaign", name="bench", started_at=now - timedelta(days=40))).id
     with transaction(app.sessions) as s:
+        sub_id = _scalar(s, "SELECT id FROM webhook_subscriptions WHERE description = 'bench'")
+        if sub_id is None:
+            sub_id = webhooks.create(s, data=WebhookIn(url="https://shop.example/hooks/retento",
+                                                       event_types=["order_created"], description="bench"),
+                                     site_ids=None, now=now).id
+        if _scalar(s, f"SELECT 1 FROM loyalty_programs WHERE site_id = {int(site.id)}") is None:
+            loyalty.set_program(s, site=site.code, data=ProgramIn(name="Club", currency=site.currency), now=now)
+    with transaction(app.sessions) as s:
+        member = s.scalar(select(Customer.id).where(Customer.site_id == site.id).order_by(Customer.id.desc()))
+        account_id = loyalty.join(s, data=JoinIn(site=site.code, customer_id=member), now=now,
+                                  ctx=ChangeContext(Source.API, ActorType.API_KEY, "bench"))[0].id
+    with transaction(app.sessions) as s:
         customer = s.scalar(select(Customer).where(Customer.last_name.is_not(None)).order_by(Customer.id.desc())
                             ) or s.scalar(select(Customer).order_by(Customer.id.desc()))
         order_id = s.scalar(select(Order.id).where(Order.customer_id == customer.id).limit(1)) or s.scalar(
@@ -235,7 +262,8 @@ def prepare(app: App, *, now: datetime, runs: int, progress: Progress) -> dict[s
     progress.update(task, total=1, completed=1)
     return {"site": site.code, "customer_id": customer.id, "order_id": order_id, "search": search,
             "segment_id": seg_id, "trigger_id": trigger_id, "template_id": template_id, "campaign_id": campaign_id,
-            "initiative_id": initiative_id, "runs": have}
+            "initiative_id": initiative_id, "sub_id": sub_id, "account_id": account_id, "code": site.code,
+            "runs": have}
 
 
 def _scalar(s: Any, sql: str) -> Any:
@@ -261,7 +289,8 @@ def _run_log(app: App, *, trigger_id: int, order_id: int, customer_id: int, runs
             s.execute(insert(Run), [{"trigger_id": trigger_id, "at": now - timedelta(seconds=n % 2592000),
                                      "phase": "event", "customer_id": customer_id, "order_id": order_id,
                                      "outcome": outcomes[n % 10], "actions": []} for n in range(1, missing + 1)])
-    if runs > 0:
-        _analyze(app)
+    if runs > 0 and app.engine.dialect.name == "postgresql":
+        with app.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE trigger_runs"))
     with transaction(app.sessions) as s:
         return s.scalar(text("SELECT count(*) FROM trigger_runs WHERE at >= :since"), {"since": since})
