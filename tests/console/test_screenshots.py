@@ -11,7 +11,8 @@ from tests.console.conftest import browser_sign_in
 
 pytestmark = pytest.mark.screenshots
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
-PAGES = {"dashboard": "/", "customers": "/customers", "customer": "/customers/1", "order": "/orders/1",
+PAGES = {"loyalty": "/loyalty?site=uyut", "loyalty-account": "/loyalty/accounts/1", "loyalty-pnl": "/loyalty/pnl?site=uyut",
+         "dashboard": "/", "customers": "/customers", "customer": "/customers/1", "order": "/orders/1",
          "apikeys": "/admin/apikeys", "tasks": "/tasks?view=open",
          "webhooks": "/admin/webhooks/1", "sites": "/admin/sites"}
 
