@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import os
 import platform
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -250,7 +251,10 @@ def _compare(app: Any, duck: Any, name: str, stmt: Any) -> Timing:
 
 
 def _duckdb_sql(sql: str) -> str:
-    """PostgreSQL SQL as DuckDB reads it: integer `/` is float division there, `//` is integer division."""
+    """PostgreSQL SQL as DuckDB reads it: integer `/` is float division there, `//` is integer division;
+    jsonb containment (`a @> b`) is `json_contains(a, b)`."""
+    sql = re.sub(r"\(\((customers\.custom_fields)\)::jsonb @> \(('(?:[^']|'')*')\)::jsonb\)",
+                 r"json_contains(\1, \2)", sql)
     return (sql.replace("%%", "%").replace("::jsonb", "::json")
             .replace(") / (2 * (customer_rollups.purchase_days - 1))", ") // (2 * (customer_rollups.purchase_days - 1))"))
 

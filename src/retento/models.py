@@ -19,3 +19,14 @@ from retento.webhooks import models as webhooks  # noqa: F401
 
 metadata = Base.metadata
 from retento.segments import models as segments  # noqa: F401, E402
+
+
+def schema_filter(dialect: str):  # noqa: ANN201 - Alembic's include_object hook
+    """Alembic's `include_object` for a database of `dialect`: an index declared for another database only
+    (`Index(...).ddl_if(dialect=...)`, e.g. a GIN index) is not part of this one's schema."""
+
+    def include(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001
+        only = getattr(obj, "_ddl_if", None)
+        return only is None or only.dialect is None or only.dialect == dialect
+
+    return include

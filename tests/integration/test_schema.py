@@ -4,12 +4,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from retento.models import metadata
+from retento.models import metadata, schema_filter
 
 
 def test_migrations_match_models(app):
     with app.engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "render_as_batch": True})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "render_as_batch": True,
+                                                          "include_object": schema_filter(conn.dialect.name)})
         diff = compare_metadata(ctx, metadata)
     assert diff == []
     tables = set(inspect(app.engine).get_table_names())
@@ -23,5 +24,5 @@ def test_migrate_is_idempotent(app):
     migrate(app)
     migrate(app)
     with app.engine.connect() as conn:
-        ctx = MigrationContext.configure(conn)
+        ctx = MigrationContext.configure(conn, opts={"include_object": schema_filter(conn.dialect.name)})
         assert compare_metadata(ctx, metadata) == []

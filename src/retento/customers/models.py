@@ -39,7 +39,11 @@ class Customer(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    __table_args__ = (UniqueConstraint("site_id", "external_id"),)
+    # Segment rules on a custom field (`eq` / `in` of a string) add `custom_fields @> {...}`, which this index
+    # answers on PostgreSQL (SQLite has no such index: the rule reads the JSON of every customer there).
+    __table_args__ = (UniqueConstraint("site_id", "external_id"),
+                      Index("ix_customers_custom_fields", "custom_fields", postgresql_using="gin",
+                            postgresql_ops={"custom_fields": "jsonb_path_ops"}).ddl_if(dialect="postgresql"))
 
 
 class CustomerTag(Base):

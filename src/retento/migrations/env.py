@@ -1,7 +1,7 @@
 from alembic import context
 
 from retento.core.db.engine import make_engine
-from retento.models import metadata
+from retento.models import metadata, schema_filter
 
 config = context.config
 
@@ -41,7 +41,8 @@ def _sqlite_foreign_keys(connection, *, on: bool) -> None:
 
 def _run(connection) -> None:
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,
-                      compare_type=True, user_module_prefix="retento.core.db.types.")
+                      compare_type=True, user_module_prefix="retento.core.db.types.",
+                      include_object=schema_filter(connection.dialect.name))
     with context.begin_transaction():
         context.run_migrations()
     if connection.in_transaction():
