@@ -12,19 +12,22 @@ import numpy as np
 from pydantic import ValidationError
 from sqlalchemy import (
     BigInteger,
+    Column,
     Integer,
     MetaData,
     Table,
-    and_,
     bindparam,
     case,
     cast,
     delete,
+    exists,
     func,
     insert,
     literal,
     literal_column,
+    or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Session
@@ -88,29 +91,79 @@ def check_as_of(as_of: date | None, *, now: datetime) -> None:
         raise DomainError.one("as_of", f"{as_of.isoformat()} is after today ({now.date().isoformat()})")
 
 
+BUYERS = Table("rfm_values", MetaData(), Column("customer_id", BigInteger, primary_key=True),
+               *(Column(c, BigInteger if c == "mc" else Integer, nullable=False)
+                 for c in ("site_id", "frequency", "recency", "age", "gap", "mc")),
+               prefixes=["TEMPORARY"])  # each buyer's values, computed once per run
+SCORED = ("site_id", "frequency", "recency", "age", "monetary", "r", "f", "m", "cell")
+
+
 def _score_into(session: Session, table: Any, *, site_id: int, config: RfmConfig, observation: date,
                 source: Any, now: datetime) -> dict[str, list[int]]:
-    """Values, scores and cells of every buyer of the site into `table` (rfm_scores or a scratch copy)."""
-    v = rfm_values(source, (observation - EPOCH).days)
-    cuts = rfm.configured_cuts(config)
-    if any(c is None for c in cuts.values()):
-        gaps, freqs, money = _columns(session, select(v.c.gap, v.c.frequency, v.c.mc))
-        cuts = {"recency": cuts["recency"] or rfm.cut_points(gaps),
-                "frequency": cuts["frequency"] or rfm.cut_points(freqs),
-                "monetary": cuts["monetary"] or rfm.cut_points(money)}
-    r = _score(v.c.gap, cuts["recency"], recency=True).label("r")
-    f = _score(v.c.frequency, cuts["frequency"], recency=False).label("f")
-    m = _score(v.c.mc, cuts["monetary"], recency=False).label("m")
-    scored = select(v, r, f, m).subquery("s")
-    cell = case(*((and_(scored.c.r.between(*c.r), scored.c.f.between(*c.f)), c.name) for c in config.cells),
-                else_="other")
-    session.execute(delete(table).where(table.c.site_id == site_id))
-    session.execute(insert(table).from_select(
-        ["customer_id", "site_id", "frequency", "recency", "age", "monetary", "r", "f", "m", "cell", "computed_at"],
-        select(scored.c.customer_id, scored.c.site_id, scored.c.frequency, scored.c.recency, scored.c.age,
-               scored.c.mc / literal_column("100.0"), scored.c.r, scored.c.f, scored.c.m, cell,
-               literal(now, UTCDateTime()))))
+    """Values, scores and cells of every buyer of the site into `table` (rfm_scores or a scratch copy), set-based:
+    the values go into a temporary table once; the cut points are read from it (the rows at the quintile ranks);
+    then one UPDATE ... FROM writes the rows whose values, scores or cell changed, one INSERT ... SELECT the new
+    buyers and one DELETE the rows of customers who are no longer buyers. A recompute with nothing changed
+    writes nothing. When a customer's row changes, the site's predictions (from a fit on the old values) are
+    cleared: they are the last `--ltv` run's."""
+    conn = session.connection()
+    BUYERS.drop(conn, checkfirst=True)
+    BUYERS.create(conn)
+    try:
+        v = rfm_values(source, (observation - EPOCH).days)
+        session.execute(insert(BUYERS).from_select(
+            ["customer_id", "site_id", "frequency", "recency", "age", "gap", "mc"],
+            select(v.c.customer_id, v.c.site_id, v.c.frequency, v.c.recency, v.c.age, v.c.gap, v.c.mc)))
+        n = session.scalar(select(func.count()).select_from(BUYERS))
+        if conn.dialect.name == "postgresql":
+            session.execute(text(f"ANALYZE {BUYERS.name}"))
+        configured = rfm.configured_cuts(config)
+        cuts = {dim: configured[dim] if configured[dim] is not None else _cuts(session, BUYERS.c[col], n)
+                for dim, col in (("recency", "gap"), ("frequency", "frequency"), ("monetary", "mc"))}
+        changed = _merge(session, table, _scored(cuts, config), site_id=site_id, now=now)
+        if changed:
+            session.execute(update(table).where(table.c.site_id == site_id,
+                                                table.c.expected_purchases.is_not(None) | table.c.ltv.is_not(None))
+                            .values(expected_purchases=None, ltv=None))
+    finally:
+        BUYERS.drop(conn, checkfirst=True)
     return cuts
+
+
+def _cuts(session: Session, col: Any, n: int) -> list[int]:
+    """rfm.cut_points of a column of the values table, read by the database: only the rows at the ranks."""
+    ranks = rfm.cut_ranks(n)
+    ranked = select(col.label("x"), func.row_number().over(order_by=col).label("rn")).subquery()
+    at = dict(session.execute(select(ranked.c.rn, ranked.c.x).where(ranked.c.rn.in_(sorted(set(ranks))))).all())
+    return [int(at[k]) for k in ranks]
+
+
+def _scored(cuts: dict[str, list[int]], config: RfmConfig) -> Any:
+    """The values table's rows with their scores and cell (the cell looked up by r * 10 + f)."""
+    t = BUYERS
+    r = _score(t.c.gap, cuts["recency"], recency=True)
+    f = _score(t.c.frequency, cuts["frequency"], recency=False)
+    cells = {10 * ri + fi: rfm.cell_of(ri, fi, config.cells) for ri in range(1, rfm.SCORES + 1)
+             for fi in range(1, rfm.SCORES + 1)}
+    return select(t.c.customer_id, t.c.site_id, t.c.frequency, t.c.recency, t.c.age,
+                  (t.c.mc / literal_column("100.0")).label("monetary"), r.label("r"), f.label("f"),
+                  _score(t.c.mc, cuts["monetary"], recency=False).label("m"),
+                  case(cells, value=10 * r + f, else_="other").label("cell")).subquery("n")
+
+
+def _merge(session: Session, table: Any, new: Any, *, site_id: int, now: datetime) -> int:
+    """`table`'s rows of the site made equal to `new` (one row per buyer), writing only what differs; returns
+    how many rows were written or deleted."""
+    at = literal(now, UTCDateTime())
+    differs = or_(*(table.c[c] != new.c[c] for c in SCORED))
+    updated = session.execute(update(table).where(table.c.customer_id == new.c.customer_id, differs)
+                              .values({**{c: new.c[c] for c in SCORED}, "computed_at": at})).rowcount
+    cols = ["customer_id", *SCORED, "computed_at"]
+    added = session.execute(insert(table).from_select(cols, select(*(new.c[c] for c in cols[:-1]), at).where(
+        ~exists().where(table.c.customer_id == new.c.customer_id))), execution_options=service.COUNTED).rowcount
+    gone = session.execute(delete(table).where(table.c.site_id == site_id, ~exists().where(
+        BUYERS.c.customer_id == table.c.customer_id))).rowcount
+    return updated + added + gone
 
 
 def compute_rfm(session: Session, *, site_id: int, now: datetime) -> dict[str, Any]:
@@ -173,11 +226,6 @@ def _finish(session: Session, out: dict[str, Any], table: Any, *, site_id: int, 
 
 CUSTOMER_COLUMNS = ("customer_id", "frequency", "recency", "age", "monetary", "r", "f", "m", "cell",
                     "expected_purchases", "ltv")
-
-
-def _columns(session: Session, q: Any) -> list[list[int]]:
-    rows = session.execute(q).all()
-    return [[int(x) for x in col] for col in zip(*rows, strict=False)] if rows else [[], [], []]
 
 
 def cell_table(session: Session, *, site_id: int, table: Any = S) -> list[dict[str, Any]]:
@@ -287,19 +335,17 @@ def purchases(session: Session, *, site_id: int, until: date | None = None) -> d
 
 
 def median_gap(session: Session, *, site_id: int) -> float | None:
-    """cohorts.median_gap in SQL: the median of the days between consecutive purchase days of each customer."""
+    """cohorts.median_gap in SQL: the median of the days between consecutive purchase days of each customer, from
+    the database's histogram of the gaps (one pass over the orders; the gaps are whole days)."""
     st = Status.__table__
     days = (select(O.c.customer_id, epoch_day(O.c.created_at).label("day"))
             .where(O.c.site_id == site_id, O.c.customer_id.is_not(None),
                    O.c.status.in_(select(st.c.code).where(st.c.group_code != "cancel"))).distinct().subquery())
     lagged = select((days.c.day - func.lag(days.c.day).over(partition_by=days.c.customer_id,
                                                             order_by=days.c.day)).label("gap")).subquery()
-    gaps = select(lagged.c.gap).where(lagged.c.gap.is_not(None))
-    n = session.scalar(select(func.count()).select_from(gaps.subquery()))
-    if not n:
-        return None
-    middle = list(session.scalars(gaps.order_by(lagged.c.gap).offset((n - 1) // 2).limit(2 - n % 2)))
-    return float(sum(middle)) / len(middle)
+    counts = session.execute(select(lagged.c.gap, func.count()).where(lagged.c.gap.is_not(None))
+                             .group_by(lagged.c.gap)).all()
+    return cohorts.median_of_counts((int(g), int(c)) for g, c in counts)
 
 
 def update_threshold(session: Session, *, site_id: int, now: datetime, data: dict[int, list[date]] | None = None

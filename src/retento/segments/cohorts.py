@@ -31,6 +31,21 @@ def median_gap(purchases: Iterable[Sequence[date]]) -> float | None:
     return float(statistics.median(gaps)) if gaps else None
 
 
+def median_of_counts(counts: Iterable[tuple[int, int]]) -> float | None:
+    """`median_gap` from a histogram of the gaps: (gap, how many) pairs, in any order; None when empty."""
+    ordered = sorted((g, c) for g, c in counts if c > 0)
+    n = sum(c for _g, c in ordered)
+    if not n:
+        return None
+    wanted, seen, middle = sorted({(n - 1) // 2, n // 2}), 0, []
+    for gap, count in ordered:
+        while wanted and wanted[0] < seen + count:
+            middle.append(gap)
+            wanted.pop(0)
+        seen += count
+    return float(sum(middle)) / len(middle) if len(middle) == 2 else float(middle[0])
+
+
 def parse_month(text: str) -> date:
     """`YYYY-MM` (or a date `YYYY-MM-DD`, taken for its month) as the first day of the month; ValueError else."""
     try:

@@ -26,6 +26,11 @@ def cut_points(values: Sequence[int], k: int = SCORES) -> list[int]:
     return [ordered[(j * n + k - 1) // k - 1] for j in range(1, k)]
 
 
+def cut_ranks(n: int, k: int = SCORES) -> list[int]:
+    """The 1-based ranks `cut_points` reads in n sorted values (the database fetches only those rows)."""
+    return [(j * n + k - 1) // k for j in range(1, k)] if n else []
+
+
 def score_up(x: int, cuts: Sequence[int]) -> int:
     """Higher is better: 1 plus the number of cut points x is above."""
     return 1 + sum(x > c for c in cuts)
