@@ -1,14 +1,14 @@
 """customers: a GIN index (jsonb_path_ops) on custom_fields for segment rules on a custom field (PostgreSQL
 only; SQLite has no such index)
 
-Revision ID: 0018_custom_field_index
-Revises: 0017_category_rollups
+Revision ID: 0021_custom_field_index
+Revises: 0020_console_speed
 Create Date: 2026-12-05
 """
 from alembic import op
 
-revision = '0018_custom_field_index'
-down_revision = '0017_category_rollups'
+revision = '0021_custom_field_index'
+down_revision = '0020_console_speed'
 branch_labels = None
 depends_on = None
 
