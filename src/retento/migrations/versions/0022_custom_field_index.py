@@ -1,14 +1,14 @@
 """customers: a GIN index (jsonb_path_ops) on custom_fields for segment rules on a custom field (PostgreSQL
 only; SQLite has no such index)
 
-Revision ID: 0021_custom_field_index
-Revises: 0020_console_speed
+Revision ID: 0022_custom_field_index
+Revises: 0021_inbox
 Create Date: 2026-12-05
 """
 from alembic import op
 
-revision = '0021_custom_field_index'
-down_revision = '0020_console_speed'
+revision = '0022_custom_field_index'
+down_revision = '0021_inbox'
 branch_labels = None
 depends_on = None
 
