@@ -118,5 +118,11 @@ journeys:
     assert r.exit_code == 0 and '"name": "welcome"' in r.output and "broken" not in r.output
     r = cli_env.invoke(cli, ["journeys", "show", "welcome"])
     assert r.exit_code == 0 and "entry_points:" in r.output
+    f.customer(app, email="r@example.com", entry_point="registration")
+    h.drain(app)
+    r = cli_env.invoke(cli, ["journeys", "report", "welcome"])
+    assert r.exit_code == 0 and "entered" in r.output and "hello" in r.output, r.output
+    r = cli_env.invoke(cli, ["journeys", "report", "welcome", "--format", "json"])
+    assert '"entered": 1' in r.output
     r = cli_env.invoke(cli, ["journeys", "switch", "nope", "--off"])
     assert r.exit_code == 1 and "not found" in r.output

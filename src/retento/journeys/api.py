@@ -13,7 +13,7 @@ from retento.app import App
 from retento.core import parsing
 from retento.core.db.transactions import transaction
 from retento.core.rest.problems import ERRORS, ProblemRoute
-from retento.journeys import service
+from retento.journeys import reports, service
 from retento.journeys.schemas import JourneyOut, MigrateIn, RunOut
 from retento.routes import app_of
 
@@ -99,3 +99,11 @@ def runs(app: AppDep, journey_id: JourneyId, state: str | None = None,
         service.get(s, journey_id)
         return service.list_runs(s, journey_id=journey_id, customer_id=customer_id, state=state, after_id=after_id,
                                  limit=limit)
+
+
+@router.get("/journeys/{journey_id}/report", summary="Funnel and money: per step reached, sent, opened, clicked, "
+            "converted; exits; revenue by last touch; cost per conversion; A/B uplift against the holdout")
+def report(app: AppDep, journey_id: JourneyId, version: Annotated[int | None, Query(ge=1, le=100000)] = None,
+           window_days: Annotated[int, Query(ge=1, le=365)] = 7) -> dict[str, Any]:
+    with transaction(app.sessions) as s:
+        return reports.report(s, journey=service.get(s, journey_id), version=version, window_days=window_days)

@@ -13,7 +13,7 @@ from rich.console import Console
 from retento.cmdline import Col, Format, FormatOption, Rows, emit, fail, open_app, run_service
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
-from retento.journeys import service
+from retento.journeys import reports, service
 
 app = typer.Typer(help="Journeys: multi-step chains over days. / Цепочки коммуникаций.", no_args_is_help=True)
 console = Console()
@@ -115,3 +115,41 @@ def runs(journey: str, state: Annotated[str | None, typer.Option()] = None,
     emit(fmt, Rows("runs", [Col("id", kind="int"), Col("customer_id", "customer", kind="int"), Col("version", kind="int"),
                             Col("state"), Col("step"), Col("due_at", kind="time", empty="-"),
                             Col("exit_reason", empty="-"), Col("path")], rows))
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+@app.command("report")
+def report(journey: str, version: Annotated[int | None, typer.Option(min=1)] = None,
+           window_days: Annotated[int, typer.Option(min=1, max=365)] = 7,
+           site: Annotated[str | None, typer.Option()] = None, fmt: FormatOption = Format.table) -> None:
+    """Funnel and money of a journey: per step reached / sent / opened / clicked / converted, exits, revenue by last
+    touch within the window, cost per conversion, A/B uplift. / Воронка и деньги цепочки."""
+    a = open_app()
+    with transaction(a.sessions) as s:
+        data = run_service(lambda: reports.report(s, journey=service.find(s, journey, site=site), version=version,
+                                                  window_days=window_days))
+    summary = {"entered": data["entered"], "converted": data["converted"],
+               "conversion_rate": data["conversion_rate"], "orders": data["orders"],
+               "revenue": ", ".join(f"{v} {k}" for k, v in data["revenue"].items()) or "0",
+               "cost": ", ".join(f"{v} {k}" for k, v in data["cost"].items()) or "0",
+               "cost_per_conversion": ", ".join(f"{v} {k}" for k, v in data["cost_per_conversion"].items()) or "-",
+               "exits": ", ".join(f"{k}: {v}" for k, v in data["exits"].items()) or "-"}
+    arms = [{"split": sp["split"], "arm": arm, **row, "ci95": row.get("ci95")}
+            for sp in data["splits"] for arm, row in sp["arms"].items()]
+    emit(fmt,
+         Rows("summary", [Col("entered", kind="int"), Col("converted", kind="int"),
+                          Col("conversion_rate", "conversion", kind="percent", empty="-"), Col("orders", kind="int"),
+                          Col("revenue"), Col("cost"), Col("cost_per_conversion", "cost per conversion"),
+                          Col("exits")], [summary], stacked=True),
+         Rows("steps", [Col("step"), Col("reached", kind="int"), Col("sent", kind="int"), Col("delivered", kind="int"),
+                        Col("opened", kind="int"), Col("clicked", kind="int"), Col("converted", kind="int"),
+                        Col("open_rate", "open rate", kind="percent", empty="-")], data["steps"]),
+         Rows("splits", [Col("split"), Col("arm"), Col("customers", kind="int"), Col("converted", kind="int"),
+                         Col("conversion_rate", "conversion", kind="percent"),
+                         Col("uplift", kind="percent", empty="-"),
+                         Col("ci95", "95% interval", empty="-",
+                             show=lambda v: f"{v[0]:+.2%} .. {v[1]:+.2%}")], arms),
+         notes=[f"attribution: {data['attribution']} (window {data['window_days']} days)"], data=data)

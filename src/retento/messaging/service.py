@@ -247,6 +247,21 @@ def engagement(session: Session, *, run_ids: list[int]) -> dict[int, set[str]]:
     return out
 
 
+def messages_of_runs(session: Session, *, run_ids: list[int]) -> list[dict[str, Any]]:
+    """The messages of cascade runs with their timeline and cost (journey reports): run_id, channel, sent_at,
+    delivered_at, read_at, clicked_at, failed_at, cost, currency; cost counts only messages the provider accepted."""
+    out: list[dict[str, Any]] = []
+    ids = sorted(set(run_ids))
+    m = Message
+    for i in range(0, len(ids), 900):
+        q = select(m.run_id, m.channel, m.sent_at, m.delivered_at, m.read_at, m.clicked_at, m.failed_at, m.cost,
+                   m.currency).where(m.run_id.in_(ids[i:i + 900])).order_by(m.id)
+        out += [{"run_id": r[0], "channel": r[1], "sent_at": r[2], "delivered_at": r[3], "read_at": r[4],
+                 "clicked_at": r[5], "failed_at": r[6], "cost": r[7] if r[2] is not None else Decimal(0),
+                 "currency": r[8]} for r in session.execute(q)]
+    return out
+
+
 def register_device(session: Session, *, data: DeviceIn, now: datetime) -> Device:
     customers.get(session, data.customer_id)
     if scoping.of(session) is not None and session.get(Device, data.token) is None and session.scalar(

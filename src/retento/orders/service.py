@@ -586,3 +586,16 @@ def managers_of(session: Session, order_ids: Sequence[int]) -> dict[int, int | N
     for chunk in _chunks(ids):
         out.update(session.execute(select(_ORDER.c.id, _ORDER.c.manager_id).where(_ORDER.c.id.in_(chunk))).all())
     return out
+
+
+def of_customers(session: Session, *, customer_ids: Sequence[int], since: datetime) -> list[dict[str, Any]]:
+    """Orders of these customers created since `since`, oldest first: id, customer_id, created_at, total, currency,
+    status_group (what attribution reports read), 900 customers a query."""
+    ids, out = sorted(set(customer_ids)), []
+    for chunk in _chunks(ids):
+        q = (select(Order.id, Order.customer_id, Order.created_at, Order.total, Order.currency, Status.group_code)
+             .join(Status, Status.code == Order.status)
+             .where(Order.customer_id.in_(chunk), Order.created_at >= since).order_by(Order.created_at, Order.id))
+        out += [{"id": r[0], "customer_id": r[1], "created_at": r[2], "total": r[3], "currency": r[4],
+                 "status_group": r[5]} for r in session.execute(q)]
+    return sorted(out, key=lambda o: (o["created_at"], o["id"]))
