@@ -28,6 +28,7 @@ from retento.console.pages import (
     tasks as console_tasks,
     triggers as console_triggers,
     webhooks as console_webhooks,
+    work as console_work,
 )
 from retento.core import http, ssrf
 from retento.core.bus import Bus
@@ -116,7 +117,8 @@ def assemble() -> Parts:
                          ("messages", console_messages), ("segments", console_segments),
                          ("cohorts", console_cohorts), ("triggers", console_triggers),
                          ("tasks", console_tasks), ("webhooks", console_webhooks), ("loyalty", console_loyalty),
-                         ("loyalty_members", console_loyalty_members), ("sites", console_sites)):
+                         ("loyalty_members", console_loyalty_members), ("sites", console_sites),
+                         ("work", console_work)):
         parts.console_pages.add(name, module.PAGE)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
     for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", triggers.install),

@@ -26,6 +26,7 @@ from retento.demo.service import load
 from retento.tasks import service as tasks
 from retento.tasks.schemas import TaskCreate
 from retento.webhooks import service as webhooks
+from retento.webhooks.delivery import Deliverer
 from retento.webhooks.schemas import WebhookIn
 from tests.console.conftest import add_user
 
@@ -60,6 +61,11 @@ def shop_app(template: Path, directory: Path) -> App:
                               ctx=ChangeContext.system(), now=now)
         webhooks.create(s, data=WebhookIn(url="https://hooks.uyut.example/retento", event_types=["order_created"],
                                           description="ERP sync"), site_ids=None, now=now)
+        webhooks.enqueue_calls(s, calls=[{"trigger_id": None, "key": f"browser-dead-{n}", "secret": None,
+                                          "url": "https://hooks.uyut.example/retento", "event_id": None,
+                                          "body": {"n": n}} for n in (1, 2)], now=now)
+    # both calls given up after one attempt (the host does not resolve): dead letters of the `webhooks` queue
+    Deliverer(app.sessions, app.clock, app.settings.model_copy(update={"webhook_max_attempts": 1}), app.http)()
     for role in ("admin", "marketer", "operator", "viewer"):
         add_user(app, f"{role}@example.com", role)
     add_user(app, "ru@example.com", "admin", locale="ru")

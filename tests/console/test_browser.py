@@ -17,7 +17,8 @@ MAIN_PAGES = ["/", "/customers", "/admin/users", "/admin/apikeys", "/account", "
               "/messages/channels", "/segments", "/segments/new", "/segments/rfm", "/cohorts",
               "/triggers", "/triggers/new", "/triggers/templates", "/tasks?view=open",
               "/admin/webhooks", "/admin/webhooks/1", "/admin/sites",
-              "/admin/sites/uyut", "/loyalty", "/loyalty/members", "/loyalty/accounts/1", "/loyalty/pnl"]
+              "/admin/sites/uyut", "/loyalty", "/loyalty/members", "/loyalty/accounts/1", "/loyalty/pnl",
+              "/admin/work", "/admin/work/webhooks"]
 AXE = Path(STATIC / "vendor" / "axe.min.js").read_text()
 
 

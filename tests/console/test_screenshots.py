@@ -14,7 +14,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
 PAGES = {"loyalty": "/loyalty?site=uyut", "loyalty-account": "/loyalty/accounts/1", "loyalty-pnl": "/loyalty/pnl?site=uyut",
          "dashboard": "/", "customers": "/customers", "customer": "/customers/1", "order": "/orders/1",
          "apikeys": "/admin/apikeys", "tasks": "/tasks?view=open",
-         "webhooks": "/admin/webhooks/1", "sites": "/admin/sites"}
+         "webhooks": "/admin/webhooks/1", "sites": "/admin/sites",
+         "work": "/admin/work/webhooks"}
 
 
 @pytest.mark.parametrize("email, lang", [("admin@example.com", "en"), ("ru@example.com", "ru")])
