@@ -162,12 +162,14 @@ def test_another_sites_account_is_not_found(client: TestClient, world: World) ->
 def test_pnl_page_shows_the_figures_and_the_charts(client: TestClient, world: World) -> None:
     program(world)
     app = world.app
+    sign_in(client, "viewer@example.com")
+    page = client.get("/loyalty/pnl?site=north")
+    assert page.status_code == 200 and "launched just now" in page.text
     customer_id = f.customer(app, site="north")
     join_customer(app, "north", customer_id)
     app.clock.advance(timedelta(hours=1))
     set_status(app, order(app, customer_id, ("x", "2000", 1), site="north"), "complete")
     app.clock.advance(timedelta(hours=1))
-    sign_in(client, "viewer@example.com")
     page = client.get("/loyalty/pnl?site=north")
     assert page.status_code == 200, page.text[-1500:]
     charts = {m.group(1): json.loads(m.group(2)) for m in re.finditer(

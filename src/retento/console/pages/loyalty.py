@@ -74,8 +74,7 @@ def form_of(program: Program | None, settings: ProgramSettings, zone: ZoneInfo) 
 
 
 def _trim(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def _rows(fields: FormData | QueryParams, group: str, names: tuple[str, ...]) -> list[dict[str, str]]:
@@ -353,7 +352,8 @@ def pnl_page(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], si
         visible, chosen = _site(s, site)
         program = _program(s, chosen)
         report = months = cohort_months = None
-        if program is not None and not context["errors"]:
+        just_launched = program is not None and not first and not last and program.created_at >= now
+        if program is not None and not context["errors"] and not just_launched:
             try:
                 report = pnl.report(s, site=chosen.code, start=start, end=end, now=now)
                 months = pnl.monthly(s, site=chosen.code, start=start, end=end, now=now)
@@ -370,5 +370,6 @@ def pnl_page(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], si
         context.update(money=money_chart(viewer, months), liability=liability_chart(viewer, months),
                        cohort=cohort_chart(viewer, cohort_months or [], report.cohorts.launch))
     return render(request, "loyalty/pnl.html", status=400 if context["errors"] else 200, sites=visible,
+                  just_launched=program is not None and report is None and not context["errors"],
                   site=chosen, program=program, report=report, months=months or [], figures=FIGURES,
                   month_label=lambda m: viewer.fmt.month(date.fromisoformat(m + "-01")), **context)

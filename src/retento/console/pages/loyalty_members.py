@@ -20,7 +20,7 @@ from retento.console.pages.customers import as_user
 from retento.console.web import Viewer, app_of, reading, render, signed_in
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError, NotFound
-from retento.customers import service as customers
+from retento.customers import queries as customer_queries, service as customers
 from retento.loyalty import service
 from retento.loyalty.schemas import JoinIn, PointsIn
 from retento.sites import service as sites
@@ -49,7 +49,7 @@ def member_list(request: Request, viewer: Annotated[Viewer, Depends(signed_in)],
         more = len(rows) > PAGE_SIZE
         rows = rows[:PAGE_SIZE]
         balances = service.balances(s, [a.id for a in rows], now=app.clock.now())
-        people = {a.customer_id: customers.get(s, a.customer_id) for a in rows}
+        people = customer_queries.by_ids(s, {a.customer_id for a in rows})
     return render(request, "loyalty/members.html", sites=visible, site=chosen, program=program, accounts=rows,
                   balances=balances, people=people, status_filter=status, after=after,
                   next_after=rows[-1].id if more else None)
