@@ -41,7 +41,7 @@ from retento.customers import api as customers_api, events as customer_events
 from retento.demo import cli as demo_cli
 from retento.history import api as history_api
 from retento.imports import cli as imports_cli
-from retento.inbox import api as inbox_api, cli as inbox_cli, wiring as inbox
+from retento.inbox import api as inbox_api, cli as inbox_cli, events as inbox_events, wiring as inbox
 from retento.journeys import api as journeys_api, cli as journeys_cli, wiring as journeys
 from retento.loyalty import (
     api as loyalty_api,
@@ -84,7 +84,7 @@ def assemble() -> Parts:
     and `install(app)` here; nothing is registered by importing a module."""
     parts = Parts()
     for types in (customer_events.TYPES, order_events.TYPES, segment_events.TYPES, messaging_events.TYPES,
-                  trigger_events.TYPES, loyalty_events.TYPES):
+                  trigger_events.TYPES, loyalty_events.TYPES, inbox_events.TYPES):
         parts.event_types.extend(types)
     parts.actions.extend(trigger_actions.BUILT_IN)
     parts.actions.add(messaging.START_CASCADE.name, messaging.START_CASCADE)

@@ -85,6 +85,8 @@ REFS: dict[str, Callable[[Shop], Any]] = {
     "dialog_id": lambda s: s.extra["dialog_id"], "connection_id": lambda s: s.extra["connection_id"],
     "peer": lambda s: s.extra["peer"],
 }
+# Query parameters some routes always get: the inbox's live stream ends instead of staying open
+ALWAYS = {("GET", "/api/v1/inbox/stream"): {"max_seconds": 0.5}}
 FIXED = {"channel": "email", "name": "review-request", "queue": "messages"}  # path parameters naming no shop's object
 
 
@@ -324,7 +326,8 @@ def calls_for(route: Any, a: Shop, b: Shop, secret: str) -> list[Call]:
         path = plain
         for name in path_names:
             path = path.replace(f"{{{name}}}", str(FIXED[name] if name in FIXED else REFS[name](path_shop)))
-        return Call(method, path, {**{n: REFS[n](a) for n in required}, **params}, body or Body(), expect, why)
+        return Call(method, path, {**ALWAYS.get(key, {}), **{n: REFS[n](a) for n in required}, **params},
+                    body or Body(), expect, why)
 
     out = []
     if any(n in REFS for n in path_names):

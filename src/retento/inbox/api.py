@@ -4,15 +4,20 @@ messaging ones: `/api/v1/messaging/webhooks/{telegram,whatsapp,vk,instagram}`.)"
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from collections.abc import Callable
+import json
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request, Response
+from fastapi import Depends, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from retento.apikeys.api import require
 from retento.apikeys.schemas import Principal
+from retento.core import parsing, scoping
 from retento.core.dates import AwareDatetime
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
@@ -21,6 +26,7 @@ from retento.core.rest.pagination import CursorParam, Limit, SiteParam
 from retento.core.rest.problems import router as v1_router
 from retento.customers import service as customers
 from retento.inbox import queries, service
+from retento.inbox.ingest import settings_of_app as ingest_settings
 from retento.inbox.schemas import (
     Channel,
     ConnectionEdit,
@@ -228,3 +234,59 @@ def get_response_times(request: Request, _: Read, site: SiteParam = None,
         site_ids = [get_site(s, site).id] if site else None
         return queries.response_times(s, site_ids=site_ids, since=from_, until=to)
     return _read(request, run)
+
+
+@router.get("/inbox/stream", summary="Live inbox events for operators' screens (Server-Sent Events)",
+            response_class=StreamingResponse,
+            description="`text/event-stream`: each event is `id` (the event id), `event` (inbox_message, "
+                        "inbox_message_changed, inbox_dialog_changed) and `data` (JSON: id, type, occurred_at, "
+                        "site_id, customer_id, payload). Starts after `after`, or the `Last-Event-ID` header a "
+                        "reconnecting browser sends, or from now. A comment line keeps an idle stream open. "
+                        "A key limited to sites gets only their events (docs/inbox.md, Live updates).")
+async def stream(request: Request, principal: Read, site: SiteParam = None,
+                 after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+                 last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
+                 max_seconds: Annotated[float | None, Query(gt=0, le=86_400, description=(
+                     "End the stream after this long (a client that polls); open until the client leaves "
+                     "by default"))] = None) -> Any:
+    app = app_of(request)
+    cfg = ingest_settings(app)
+    resume = after if after is not None else parsing.integer(last_event_id) if last_event_id else None
+
+    def start() -> tuple[list[int] | frozenset[int] | None, int]:
+        with transaction(reading(request)) as s:
+            ids: list[int] | frozenset[int] | None = principal.site_ids
+            if site:
+                chosen = get_site(s, site)
+                if principal.site_ids is not None and chosen.id not in principal.site_ids:
+                    raise scoping.forbidden("site", f"site {site!r}")
+                ids = [chosen.id]
+            return ids, resume if resume is not None else queries.last_event_id(s)
+
+    site_ids, cursor = await run_in_threadpool(start)
+
+    def read(after_id: int) -> list[dict[str, Any]]:
+        with transaction(reading(request)) as s:
+            return queries.events_after(s, after_id=after_id, site_ids=site_ids)
+
+    async def events() -> AsyncIterator[str]:
+        nonlocal cursor
+        yield f"retry: 2000\nid: {cursor}\n\n"
+        idle = 0.0
+        ends = None if max_seconds is None else asyncio.get_running_loop().time() + max_seconds
+        while not await request.is_disconnected() and (ends is None or asyncio.get_running_loop().time() < ends):
+            rows = await run_in_threadpool(read, cursor)
+            for r in rows:
+                cursor = r["id"]
+                yield f"id: {r['id']}\nevent: {r['type']}\ndata: {json.dumps(jsonable(r), ensure_ascii=False)}\n\n"
+            if rows:
+                idle = 0.0
+                continue
+            await asyncio.sleep(cfg.inbox_stream_poll_seconds)
+            idle += cfg.inbox_stream_poll_seconds
+            if idle >= cfg.inbox_stream_heartbeat_seconds:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -13,11 +13,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from retento.app import from_session
+from retento.core import bus
 from retento.core.changes import ChangeContext
 from retento.customers import service as customers
 from retento.customers.models import Customer
 from retento.customers.schemas import CustomerCreate
-from retento.inbox import dialogs
+from retento.inbox import dialogs, events
 from retento.inbox.config import InboxSettings
 from retento.inbox.inbound import Batch, Connected, Contact, Deleted, Edited, Posted
 from retento.inbox.models import Connection, Cycle, Dialog, Exclusion, Message, Setting
@@ -29,7 +30,11 @@ ROBOT = ChangeContext.system()
 
 
 def settings_of(session: Session) -> InboxSettings:
-    app = from_session(session)
+    return settings_of_app(from_session(session))
+
+
+def settings_of_app(app: object) -> InboxSettings:
+    """The inbox settings of a running app (`wiring.configure`), or those of the environment."""
     cfg = getattr(app, "inbox", None)
     return cfg if isinstance(cfg, InboxSettings) else InboxSettings()
 
@@ -184,7 +189,20 @@ def _posted(session: Session, site: Site, conn: Connection | None, e: Posted, no
         record_answer(session, d, operator_id=msg.operator_id, at=at, now=now)
     else:
         record_inbound(session, d, at=at, now=now)
+    announce(session, msg, d, now)
     return True
+
+
+def announce(session: Session, msg: Message, d: Dialog, now: datetime) -> None:
+    """The `inbox_message` event of a stored message, with what a dialog list shows of its dialog."""
+    bus.record(session, [events.row(events.MESSAGE, d, now, message_id=msg.id, direction=msg.direction,
+                                    kind=msg.kind, operator_id=msg.operator_id, state=d.state, unread=d.unread,
+                                    assignee_id=d.assignee_id)])
+
+
+def _changed(session: Session, m: Message, change: str, now: datetime) -> None:
+    d = session.get(Dialog, m.dialog_id)
+    bus.record(session, [events.row(events.MESSAGE_CHANGED, d, now, message_id=m.id, change=change)])
 
 
 def record_inbound(session: Session, d: Dialog, *, at: datetime, now: datetime) -> None:
@@ -254,6 +272,7 @@ def _edited(session: Session, site_id: int, e: Edited, now: datetime) -> bool:
         m.text, m.edited_at = e.text, at
         if e.media is not None:
             m.media = e.media
+        _changed(session, m, "edited", now)
         changed = True
     return changed
 
@@ -264,5 +283,6 @@ def _deleted(session: Session, site_id: int, e: Deleted, now: datetime) -> bool:
     for m in _message(session, site_id, e, list(e.provider_ids)):
         if m.deleted_at is None:
             m.deleted_at, m.text, m.media, m.edits, m.buttons = now, None, None, None, None
+            _changed(session, m, "deleted", now)
             changed = True
     return changed

@@ -8,11 +8,13 @@ from datetime import datetime
 from statistics import median
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from retento.core.bus import Event
+from retento.core.db import changelog
 from retento.customers import service as customers
-from retento.inbox import dialogs
+from retento.inbox import dialogs, events
 from retento.inbox.models import Cycle, Dialog, Message
 from retento.inbox.service import order_ids
 from retento.messaging.models import Message as Outbox
@@ -120,3 +122,20 @@ def response_times(session: Session, *, site_ids: list[int] | None, since: datet
             "resolution": figures([v for vs in resolved.values() for v in vs]),
             "operators": [{"operator_id": op, "first_response": figures(first.get(op, [])),
                            "resolution": figures(resolved.get(op, []))} for op in ops]}
+
+
+def events_after(session: Session, *, after_id: int, site_ids: list[int] | frozenset[int] | None,
+                 limit: int = 500) -> list[dict[str, Any]]:
+    """Inbox events after `after_id`, oldest first, up to the id every writer has settled (PostgreSQL commits
+    ids out of order: a reader never skips one that commits late)."""
+    t = Event.__table__
+    q = select(t.c.id, t.c.type, t.c.occurred_at, t.c.site_id, t.c.customer_id, t.c.payload).where(
+        t.c.type.in_(events.ALL), t.c.id > after_id, changelog.up_to_settled(session, t))
+    if site_ids is not None:
+        q = q.where(t.c.site_id.in_(list(site_ids)))
+    return [dict(r._mapping) for r in session.execute(q.order_by(t.c.id).limit(limit))]
+
+
+def last_event_id(session: Session) -> int:
+    """Where a stream that wants only what happens from now on starts."""
+    return session.scalar(select(func.max(Event.id))) or 0

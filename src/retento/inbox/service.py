@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from retento.core import scoping
+from retento.core import bus, scoping
 from retento.core.errors import Conflict, DomainError, NotFound
 from retento.customers import service as customers
-from retento.inbox import dialogs, ingest
+from retento.inbox import dialogs, events, ingest
 from retento.inbox.models import Connection, Cycle, Dialog, DialogOrder, Exclusion, Message, Setting
 from retento.inbox.schemas import DialogEdit, ExclusionIn, NoteIn, ReplyIn, SettingsIn
 from retento.messaging import service as messaging
@@ -92,6 +92,7 @@ def reply(session: Session, *, dialog: Dialog, data: ReplyIn, now: datetime) -> 
     session.add(msg)
     session.flush()
     ingest.record_answer(session, dialog, operator_id=data.operator_id, at=now, now=now)
+    ingest.announce(session, msg, dialog, now)
     return msg
 
 
@@ -104,6 +105,7 @@ def note(session: Session, *, dialog: Dialog, data: NoteIn, now: datetime) -> Me
                   kind="text", text=data.text, idempotency_key=data.idempotency_key, sent_at=now, created_at=now)
     session.add(msg)
     session.flush()
+    ingest.announce(session, msg, dialog, now)
     return msg
 
 
@@ -111,6 +113,7 @@ def edit(session: Session, *, dialog: Dialog, data: DialogEdit, now: datetime) -
     """State, assignee and tags. Closing ends the running response cycle (its resolution time); reopening by
     hand starts a new one."""
     fields = data.model_fields_set
+    before = (dialog.state, dialog.assignee_id, list(dialog.tags or []))
     if "assignee_id" in fields and data.assignee_id is not None:
         operator(session, data.assignee_id, dialog.site_id, field="assignee_id")
     if data.operator_id is not None:
@@ -133,13 +136,19 @@ def edit(session: Session, *, dialog: Dialog, data: DialogEdit, now: datetime) -
             dialog.cycle_id = cycle.id
         dialog.state = data.state.value
     dialog.updated_at = now
+    changes = [c for c, old, new in (("state", before[0], dialog.state), ("assignee", before[1], dialog.assignee_id),
+                                     ("tags", before[2], list(dialog.tags or []))) if old != new]
+    if changes:
+        bus.record(session, [events.dialog_changed(dialog, now, ",".join(changes))])
     session.flush()
     return dialog
 
 
 def mark_read(session: Session, *, dialog: Dialog, now: datetime) -> Dialog:
-    dialog.unread = 0
-    dialog.updated_at = now
+    if dialog.unread:
+        dialog.unread = 0
+        dialog.updated_at = now
+        bus.record(session, [events.dialog_changed(dialog, now, "read")])
     return dialog
 
 
@@ -172,7 +181,9 @@ def relink_customer(session: Session, *, dialog: Dialog, customer_id: int, now: 
     site = customers.site_of(session, customer_ids=[customer_id]).get(customer_id)
     if site != dialog.site_id:
         raise NotFound("customer_id", f"customer {customer_id} not found on the dialog's site")
-    dialog.customer_id, dialog.updated_at = customer_id, now
+    if dialog.customer_id != customer_id:
+        dialog.customer_id, dialog.updated_at = customer_id, now
+        bus.record(session, [events.dialog_changed(dialog, now, "customer")])
     return dialog
 
 
