@@ -262,6 +262,19 @@ def messages_of_runs(session: Session, *, run_ids: list[int]) -> list[dict[str, 
     return out
 
 
+def messages_of(session: Session, *, customer_id: int, before_id: int | None = None,
+                limit: int = 50) -> list[tuple[Message, Template | None]]:
+    """A customer's messages, newest first, each with its template (None: sent without one, or deleted); page on
+    with `before_id`, the last id you got."""
+    q = select(Message).where(Message.customer_id == customer_id)
+    if before_id is not None:
+        q = q.where(Message.id < before_id)
+    rows = list(session.scalars(q.order_by(Message.id.desc()).limit(limit)))
+    ids = {m.template_id for m in rows if m.template_id is not None}
+    templates = {t.id: t for t in session.scalars(select(Template).where(Template.id.in_(ids)))} if ids else {}
+    return [(m, templates.get(m.template_id) if m.template_id is not None else None) for m in rows]
+
+
 def register_device(session: Session, *, data: DeviceIn, now: datetime) -> Device:
     customers.get(session, data.customer_id)
     if scoping.of(session) is not None and session.get(Device, data.token) is None and session.scalar(

@@ -11,12 +11,14 @@ from fastapi.responses import RedirectResponse, Response
 
 from retento.console import web
 from retento.console.web import Viewer, app_of, reading, render, signed_in
+from retento.core import parsing
 from retento.core.changes import ActorType, ChangeContext, Source
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
 from retento.customers import queries as customer_queries, service as customers
 from retento.history import service as history
 from retento.loyalty import service as loyalty
+from retento.messaging import service as messaging
 from retento.orders import queries as order_queries, service as orders
 from retento.segments import analytics, service as segments
 from retento.sites import service as sites
@@ -24,6 +26,7 @@ from retento.sites import service as sites
 router = web.router()
 PAGE = web.Page(router, nav="Customers", path="/customers", order=10)
 PAGE_SIZE = 50
+MESSAGES = 20  # the newest shown on the profile
 
 
 def as_user(viewer: Viewer) -> ChangeContext:
@@ -70,7 +73,19 @@ def _profile(s: Any, customer_id: int) -> dict[str, Any]:
             "history": history.since(s, entity="customer", entity_id=customer_id, limit=200),
             "statuses": {x.code: x for x in order_queries.statuses(s)},
             "loyalty": loyalty.account_of(s, site_id=customer.site_id, customer_id=customer_id),
-            "has_program": any(p.site_id == customer.site_id for p in loyalty.list_programs(s))}
+            "has_program": any(p.site_id == customer.site_id for p in loyalty.list_programs(s)),
+            "messages": messaging.messages_of(s, customer_id=customer_id, limit=MESSAGES + 1)}
+
+
+@router.get("/customers/{customer_id}/messages")
+def customer_messages(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], customer_id: int,
+                      before: Annotated[int | None, Query(ge=1, le=parsing.INT64_MAX)] = None) -> Response:
+    """Every message of a customer, newest first, 50 a page by key."""
+    with transaction(reading(request)) as s:
+        customer = customers.get(s, customer_id)
+        rows = messaging.messages_of(s, customer_id=customer_id, before_id=before, limit=PAGE_SIZE + 1)
+    return render(request, "customers/messages.html", customer=customer, messages=rows, limit=PAGE_SIZE,
+                  before=before)
 
 
 @router.post("/customers/{customer_id}/tags")
