@@ -1,12 +1,16 @@
 """The program's set-based runs over all its accounts, each from where the last one stopped (`loyalty_runs`):
 expiry (burn what is left of lots whose time came: one operation per account and one move per lot, in two
 INSERT ... SELECT statements), burn warnings (`loyalty_points_will_burn` N days ahead, one per account) and the
-daily level review (members whose purchases left the period move down)."""
+daily level review (members whose purchases left the period move down); and the accrual of many completed
+orders at once (the order events' batch handler)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import String, and_, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
@@ -18,6 +22,8 @@ from retento.customers.models import Customer
 from retento.loyalty import events as ev, rules, service
 from retento.loyalty.models import Account, Lot, Move, Operation, Program, Run
 from retento.loyalty.schemas import Kind
+from retento.orders import service as orders_service
+from retento.orders.snapshots import snapshots as order_snapshots
 
 BEGINNING = datetime(2000, 1, 1, tzinfo=timezone.utc)
 EVERY = timedelta(minutes=10)  # the worker's expiry and warning runs, at most this often
@@ -160,3 +166,99 @@ def run_all(session: Session, *, now: datetime, every: timedelta = timedelta(0))
             done += review_levels(session, program=program, now=now)
             done += birthdays(session, program=program, now=now)
     return done
+
+
+# --- set-based accrual -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Due:
+    """An order event to bring in line: the order, the member's account, the event's key and context."""
+
+    order_id: int
+    account_id: int
+    key: str
+    ctx: ChangeContext
+    at: datetime
+
+
+def accrue(session: Session, dues: Sequence[Due]) -> list[Due]:
+    """The common case of many order events at once, in a few statements: a completed order of an active member
+    that has no points yet earns them (one `accrual` operation and one lot each, inserted together), and the
+    members' levels are reviewed in one query. Gives back the dues this does not decide (a second event of one
+    account in the batch, an order with points already, a cancel, an inactive program or account): the caller
+    brings those in line one by one with `service.sync_order`, in order. The result is what `sync_order` gives."""
+    if not dues:
+        return []
+    per_account: dict[int, int] = {}
+    for d in dues:
+        per_account[d.account_id] = per_account.get(d.account_id, 0) + 1
+    dialect = session.get_bind().dialect.name
+    ids = sorted({d.account_id for d in dues})
+    locking = select(A).where(A.c.id.in_(ids)).order_by(A.c.id)
+    accounts = {r.id: r for r in session.execute(locking.with_for_update() if dialect == "postgresql" else locking)}
+    touched = set(session.execute(select(OP.c.account_id, OP.c.order_id).where(
+        OP.c.account_id.in_(ids), OP.c.order_id.in_({d.order_id for d in dues}))).tuples())
+    orders = order_snapshots.snapshots(session, {d.order_id for d in dues})
+    groups = orders_service.status_groups(session)
+    programs = {p.id: p for p in session.scalars(select(Program).where(Program.id.in_(
+        {a.program_id for a in accounts.values()})))}
+    birthdays = dict(session.execute(select(Customer.id, Customer.birthday).where(Customer.id.in_(
+        {a.customer_id for a in accounts.values()}))).tuples().all())
+    rest, ops, lots = [], [], []
+    for d in dues:
+        account, order = accounts.get(d.account_id), orders.get(d.order_id)
+        program = programs.get(account.program_id) if account is not None else None
+        if (account is None or order is None or program is None or per_account[d.account_id] > 1
+                or (d.account_id, d.order_id) in touched or account.status != service.ACTIVE or not program.active
+                or order["customer_id"] != account.customer_id):
+            rest.append(d)
+            continue
+        if groups.get(order["status"]) != "complete":
+            if groups.get(order["status"]) == "cancel":
+                rest.append(d)
+            continue  # neither completed nor cancelled, and no points yet: nothing to do
+        settings = service.settings_of(program)
+        level = next((lv for lv in settings.levels if lv.code == account.level), None)
+        e = rules.earned(settings, order=order, level=level, birthday=birthdays.get(account.customer_id),
+                         redeemed=Decimal(0), at=d.at)
+        if e.points <= 0:
+            continue
+        active_from, expires_at = rules.lot_times(settings, d.at, activation=True)
+        ops.append({"account_id": account.id, "site_id": account.site_id, "kind": Kind.ACCRUAL.value,
+                    "amount": e.points, "purchase": e.base, "order_id": d.order_id, "reason": None,
+                    "details": {"order_sum": str(service.rules_order_sum(order)), **e.detail, "at": d.at.isoformat()},
+                    "idempotency_key": f"{d.key}:accrual", "source": d.ctx.source.value,
+                    "actor_type": d.ctx.actor_type.value, "actor_id": d.ctx.actor_id, "created_at": d.at})
+        lots.append({"account_id": account.id, "site_id": account.site_id, "order_id": d.order_id,
+                     "amount": e.points, "active_from": active_from, "expires_at": expires_at, "created_at": d.at})
+    if ops:
+        made = dict(session.execute(insert(OP).returning(OP.c.account_id, OP.c.id), ops).tuples().all())
+        session.execute(insert(L), [{**lot, "operation_id": made[lot["account_id"]]} for lot in lots])
+        _review(session, [a for a in (accounts[o["account_id"]] for o in ops)], programs, dues)
+    return rest
+
+
+def _review(session: Session, accounts: list[Any], programs: dict[int, Program], dues: Sequence[Due]) -> None:
+    """Levels of the members that just earned, from their purchases over each program's period (one query per
+    program); the few that move get `change_level` (and its event)."""
+    when = {d.account_id: d for d in dues}
+    for program_id in {a.program_id for a in accounts}:
+        settings = service.settings_of(programs[program_id])
+        mine = [a for a in accounts if a.program_id == program_id]
+        if not settings.levels or not mine:
+            continue
+        now = max(when[a.id].at for a in mine)
+        spent = dict(session.execute(select(OP.c.account_id, func.sum(OP.c.purchase)).where(
+            OP.c.account_id.in_([a.id for a in mine]),
+            OP.c.created_at >= now - timedelta(days=settings.level_period_days)).group_by(OP.c.account_id))
+            .tuples().all())
+        for a in mine:
+            total = spent.get(a.id) or 0
+            reached = rules.level_for(settings.levels, Decimal(repr(total) if isinstance(total, float) else total))
+            if (reached.code if reached else None) != a.level:
+                account = session.get(Account, a.id)
+                assert account is not None
+                d = when[a.id]
+                service.change_level(session, account=account, settings=settings,
+                                     new=reached.code if reached else None, ctx=d.ctx, now=d.at)
