@@ -88,11 +88,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(target: Target, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+def start_server(target: Target, port: int, workers: int = 1, wait: float = 30) -> subprocess.Popen[bytes]:
     env = {**os.environ, "RETENTO_DATABASE_URL": target.url, "RETENTO_API_RATE_BURST": "1000000000",
            "RETENTO_API_RATE_PER_SECOND": "1000000000"}
     proc = subprocess.Popen([sys.executable, "-m", SERVER, str(port), str(workers)], env=env)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the API server exited with {proc.returncode}")
@@ -102,7 +102,7 @@ def start_server(target: Target, port: int, workers: int = 1) -> subprocess.Pope
         except httpx.HTTPError:
             time.sleep(0.1)
     proc.terminate()
-    raise RuntimeError("the API server did not start in 30 s")
+    raise RuntimeError(f"the API server did not start in {wait:.0f} s")
 
 
 # (method, path, JSON body or None) of the i-th request

@@ -356,3 +356,43 @@ def console_pages(
             lines.append(f"| {r.version} | `{p.path}`{flag} | {p.first:.1f} | {p.p50:.1f} | {p.p95:.1f} "
                          f"| {p.p95 / b.p95:.1f}x |")
     print("\n".join(lines))
+
+
+@bench_app.command("loyalty")
+def loyalty(
+    orders: Annotated[int, typer.Option("--orders", min=1000, help="Members, each with one completed order")] = 1_000_000,
+    charges: Annotated[int, typer.Option("--charges", min=10, help="Single charges through the API")] = 1000,
+    backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite,postgres",
+    pg_dsn: Annotated[
+        str, typer.Option(envvar="RETENTO_TEST_PG_DSN", help="PostgreSQL server for the throwaway databases")
+    ] = DEFAULT_PG_DSN,
+) -> None:
+    """Loyalty accrual, expiry and a single charge, each against plain SQL writes of the same ledger rows."""
+    from benchmarks import loyalty as loyalty_bench
+
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    if not chosen or set(chosen) - {"sqlite", "postgres"}:
+        console.print("[red]error:[/red] --backends: use sqlite, postgres or both")
+        raise typer.Exit(2)
+    results, started = [], datetime.now(timezone.utc)
+    loads = [os.getloadavg()[0]]
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        for backend in chosen:
+            with fresh(backend, pg_dsn) as target:
+                results.append(loyalty_bench.run(target, n=orders, charge_count=charges, progress=progress))
+            loads.append(os.getloadavg()[0])
+    lines = [f"Run {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python {platform.python_version()}, "
+             f"load average {' / '.join(f'{v:.1f}' for v in loads)} (start / after each backend): "
+             f"`retento {' '.join(sys.argv[1:])}`", "",
+             "| backend | members = orders | accrual s | plain SQL s | ratio | orders/s | expiry s (accounts) "
+             "| plain SQL s | ratio | charge p50 / p99 ms | plain SQL p50 / p99 ms |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results:
+        lines.append(
+            f"| {r.version} | {r.n:,} | {r.accrual_s:.1f} | {r.accrual_base_s:.1f} "
+            f"| {r.accrual_s / r.accrual_base_s:.2f}x | {r.n / r.accrual_s:,.0f} | {r.expiry_s:.1f} ({r.expired:,}) "
+            f"| {r.expiry_base_s:.1f} | {r.expiry_s / r.expiry_base_s:.2f}x "
+            f"| {r.p(r.charge_ms, 0.5):.1f} / {r.p(r.charge_ms, 0.99):.1f} "
+            f"| {r.p(r.charge_base_ms, 0.5):.2f} / {r.p(r.charge_base_ms, 0.99):.2f} |")
+    print("\n".join(lines))

@@ -199,12 +199,13 @@ def accrue(session: Session, dues: Sequence[Due]) -> list[Due]:
     accounts = {r.id: r for r in session.execute(locking.with_for_update() if dialect == "postgresql" else locking)}
     touched = set(session.execute(select(OP.c.account_id, OP.c.order_id).where(
         OP.c.account_id.in_(ids), OP.c.order_id.in_({d.order_id for d in dues}))).tuples())
-    orders = order_snapshots.snapshots(session, {d.order_id for d in dues})
+    orders = order_snapshots(session, {d.order_id for d in dues})
     groups = orders_service.status_groups(session)
     programs = {p.id: p for p in session.scalars(select(Program).where(Program.id.in_(
         {a.program_id for a in accounts.values()})))}
     birthdays = dict(session.execute(select(Customer.id, Customer.birthday).where(Customer.id.in_(
         {a.customer_id for a in accounts.values()}))).tuples().all())
+    settings_by = {p.id: service.settings_of(p) for p in programs.values()}
     rest, ops, lots = [], [], []
     for d in dues:
         account, order = accounts.get(d.account_id), orders.get(d.order_id)
@@ -218,7 +219,7 @@ def accrue(session: Session, dues: Sequence[Due]) -> list[Due]:
             if groups.get(order["status"]) == "cancel":
                 rest.append(d)
             continue  # neither completed nor cancelled, and no points yet: nothing to do
-        settings = service.settings_of(program)
+        settings = settings_by[program.id]
         level = next((lv for lv in settings.levels if lv.code == account.level), None)
         e = rules.earned(settings, order=order, level=level, birthday=birthdays.get(account.customer_id),
                          redeemed=Decimal(0), at=d.at)
