@@ -3,8 +3,8 @@ holdout group, on both databases.
 
 The hand computation (`Hand`) works from the generated shop alone (its orders, items, statuses and times) and the
 program's settings, in plain arithmetic: it keeps the members' lots itself (welcome bonus usable at once; an
-order's points usable 14 days after completion; every lot burns 90 days after it became usable, at the next daily
-run; charges take the lots that burn soonest), so it shares no code with the ledger. Its figures for seed 3 are
+order's points usable 14 days after completion; every lot burns 90 days after it became usable, at the next
+weekly run; charges take the lots that burn soonest), so it shares no code with the ledger. Its figures for seed 3 are
 frozen in demo_pnl.json: the report must match the file, and the hand computation must too."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from retento.core.db.transactions import transaction
 from retento.customers.models import Customer
 from retento.demo import data as d
 from retento.demo.generator import GROUP, Shop, generate
-from retento.demo.service import load
+from retento.demo.service import RUNS_EVERY, load
 from retento.loyalty import pnl, rules, service
 
 FIXTURE = Path(__file__).with_name("demo_pnl.json")
@@ -95,10 +95,10 @@ class Hand:
             later = [at for at in settled if at >= joined[who]]
             if later and GROUP.get(o.status) == "complete":  # a cancelled or returned order earns nothing
                 moments.append((later[0], 2, who, o))
-        day = self.program.launch + timedelta(days=1)
+        day = self.program.launch + RUNS_EVERY
         while day <= self.now:
             moments.append((day, 3, "", None))
-            day += timedelta(days=1)
+            day += RUNS_EVERY
         moments.sort(key=lambda m: (m[0], m[1]))
         paid: dict[str, Decimal] = {}
         last_run = datetime.min.replace(tzinfo=self.now.tzinfo)

@@ -42,6 +42,7 @@ ROBOT = ChangeContext(Source.ROBOT, ActorType.SYSTEM, "demo-robot")
 COMMIT_EVERY = 2000  # records and changes per transaction
 BATCH = 500  # creations per create_many call
 SPAN = timedelta(days=7)  # a batch of creations is recorded at most this long after its first one
+RUNS_EVERY = timedelta(days=7)  # the loyalty program's expiry run and level review, replayed weekly
 
 
 @dataclass
@@ -221,7 +222,7 @@ def _customer_input(raw: dict[str, Any]) -> CustomerCreate:
 def enrol(sessions: sessionmaker[Session], *, shop: Shop, program: DemoProgram, now: datetime) -> int:
     """Run the site's loyalty program over the stored shop, in time order from its launch, through the loyalty
     service: the launch, members joining (welcome bonus), orders paid in part with points when they were created,
-    accruals when they were completed (and what a cancel or return changes), the daily expiry run and level
+    accruals when they were completed (and what a cancel or return changes), the weekly expiry run and level
     review. Returns the members. (When the worker later dispatches the orders' events, each finds its order
     already in line and changes nothing.)"""
     with transaction(sessions) as s:
@@ -243,10 +244,10 @@ def enrol(sessions: sessionmaker[Session], *, shop: Shop, program: DemoProgram, 
         if not o.steps and GROUP.get(o.status) in ("complete", "cancel"):
             settled = [o.data["created_at"]]  # stored with its outcome
         timeline += [(at, 2, order_id) for at in settled if at >= joined[member]]
-    day = program.launch + timedelta(days=1)
+    day = program.launch + RUNS_EVERY
     while day <= now:
         timeline.append((day, 3, 0))
-        day += timedelta(days=1)
+        day += RUNS_EVERY
     timeline.sort()
     for first in range(0, len(timeline), COMMIT_EVERY):
         with transaction(sessions) as s:
@@ -257,7 +258,7 @@ def enrol(sessions: sessionmaker[Session], *, shop: Shop, program: DemoProgram, 
 
 def _loyalty_step(s: Session, program: DemoProgram, at: datetime, kind: int, item: int) -> None:
     """One moment of the program's history: 0 a customer joins, 1 an order is paid in part with points,
-    2 an order reached a complete or cancel status, 3 the daily runs."""
+    2 an order reached a complete or cancel status, 3 the periodic runs."""
     if kind == 0:
         loyalty.join(s, data=JoinIn(site=program.site, customer_id=item), ctx=CREATED, now=at)
     elif kind == 1:
