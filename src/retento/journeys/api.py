@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from retento.apikeys.api import require
 from retento.app import App
@@ -34,6 +34,11 @@ class SwitchIn(BaseModel):
     active: bool
 
 
+class InstallIn(BaseModel):
+    site: str = Field(min_length=1, max_length=64)
+    name: str | None = Field(None, min_length=1, max_length=128)  # the journey's name (default: the mechanic's)
+
+
 class CheckOut(BaseModel):
     ok: bool
 
@@ -44,6 +49,20 @@ def list_journeys(app: AppDep, site: str | None = None) -> list[JourneyOut]:
         journeys = service.list_journeys(s, site=site)
         counts = service.run_counts(s, [j.id for j in journeys])
         return [service.out(s, j, counts[j.id]) for j in journeys]
+
+
+@router.get("/journeys/mechanics", summary="Ready-made journeys, each installed with one call")
+def mechanic_list() -> list[dict[str, Any]]:
+    return service.mechanic_list()
+
+
+@router.post("/journeys/mechanics/{name}", response_model=SavedOut, status_code=201,
+             summary="Install a ready-made journey on a site: its templates (RU and EN), cascades and the journey")
+def install(app: AppDep, name: Annotated[str, Path(max_length=64)], data: InstallIn) -> SavedOut:
+    with transaction(app.sessions) as s:
+        journey, outcome = service.install_mechanic(s, name=name, site=data.site, journey_name=data.name,
+                                                    now=app.clock.now())
+        return SavedOut(journey=service.out(s, journey), outcome=outcome)
 
 
 @router.post("/journeys", response_model=SavedOut, status_code=201,

@@ -153,3 +153,23 @@ def report(journey: str, version: Annotated[int | None, typer.Option(min=1)] = N
                          Col("ci95", "95% interval", empty="-",
                              show=lambda v: f"{v[0]:+.2%} .. {v[1]:+.2%}")], arms),
          notes=[f"attribution: {data['attribution']} (window {data['window_days']} days)"], data=data)
+
+
+@app.command("mechanics")
+def mechanics_(fmt: FormatOption = Format.table) -> None:
+    """Ready-made journeys. / Готовые механики."""
+    emit(fmt, Rows("mechanics", [Col("name"), Col("title"), Col("title_ru", "название")], service.mechanic_list()))
+
+
+@app.command("install")
+def install(mechanic: str, site: Annotated[str, typer.Option(help="The site to install it on")],
+            name: Annotated[str | None, typer.Option(help="The journey's name (default: the mechanic's)")] = None
+            ) -> None:
+    """Install a ready-made journey with its RU and EN templates and its cascades, e.g.
+    `retento journeys install abandoned-cart --site shop`. / Установить готовую механику."""
+    a = open_app()
+    with transaction(a.sessions) as s:
+        journey, outcome = run_service(lambda: service.install_mechanic(s, name=mechanic, site=site,
+                                                                        journey_name=name, now=a.clock.now()))
+        console.print(f"mechanic {mechanic} installed: journey {journey.name} {outcome} (id {journey.id}, "
+                      f"version {journey.version})")

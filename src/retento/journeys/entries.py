@@ -22,7 +22,7 @@ from retento.journeys.runner import ACTIVE, ENTER, EXITED, WAIT, finish
 from retento.journeys.schemas import WaitEvent
 from retento.orders import service as orders
 from retento.triggers.conditions import Evaluator
-from retento.triggers.data import event_view
+from retento.triggers.data import changes_of, event_view, with_group
 
 
 class Entries:
@@ -63,7 +63,8 @@ class Entries:
                     continue
                 run = JourneyRun(journey_id=journey.id, version_id=c.version_id, site_id=journey.site_id,
                                  customer_id=ev.customer_id, active_customer_id=ev.customer_id, state=ACTIVE,
-                                 step=c.start, phase=ENTER, due_at=now, context={}, entry_event_id=ev.id,
+                                 step=c.start, phase=ENTER, due_at=now, context={"entry": _entry(ev)},
+                                 entry_event_id=ev.id,
                                  attempts=0, entered_at=now)
                 session.add(run)
                 runs[ev.customer_id].append(run)
@@ -85,7 +86,8 @@ class Entries:
         order = None
         if ev.order_id is not None and "order" in c.entry.variables:
             order = orders.snapshots(session, [ev.order_id]).get(ev.order_id)
-        self.evaluator.bind(now=now, event=event_view(ev), customer=customer, order=order, changes=[])
+            order = with_group(session, order) if order is not None else None
+        self.evaluator.bind(now=now, event=event_view(ev), customer=customer, order=order, changes=changes_of(ev))
         return self.evaluator.check(c.entry).matched
 
     def _follow(self, run: JourneyRun, c: Compiled | None, ev: engine.EventView, now: datetime) -> None:
@@ -104,3 +106,15 @@ class Entries:
         if engine.wakes(step, ev, context, since=since) and "woken" not in context:
             run.context = {**context, "woken": {"step": step.id, "event_id": ev.id, "type": ev.type}}
             run.due_at = now
+
+
+def _entry(ev: Event) -> dict[str, Any]:
+    """What a run keeps of its entry event: its order (read fresh at each step) and a custom event's data (the
+    templates' `vars.event`, e.g. an abandoned cart's items; not for order events
+    or a customer's snapshot)."""
+    out: dict[str, Any] = {"type": ev.type, "name": ev.name}
+    if ev.order_id is not None:
+        out["order_id"] = ev.order_id
+    if ev.order_id is None and ev.type not in ("customer_created", "customer_changed"):
+        out["data"] = ev.payload or {}
+    return out

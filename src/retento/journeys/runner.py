@@ -23,8 +23,10 @@ from retento.journeys.compiled import Compiled, Versions
 from retento.journeys.models import JourneyRun, JourneyStep
 from retento.journeys.schemas import BranchStep, ExitStep, Split, Wait, WaitEvent
 from retento.messaging import service as messaging
+from retento.orders import service as orders
 from retento.sites.models import Site
 from retento.triggers.conditions import Evaluator
+from retento.triggers.data import with_group
 
 log = logging.getLogger(__name__)
 ACTIVE, FINISHED, EXITED, FAILED = "active", "finished", "exited", "failed"
@@ -67,6 +69,8 @@ class Runner:
         snaps = customers.snapshots(session, {r.customer_id for r in runs})
         zones = {i: tz for i, tz in session.execute(select(Site.id, Site.timezone).where(
             Site.id.in_({r.site_id for r in runs})))}
+        order_ids = {oid for r in runs if (oid := ((r.context or {}).get("entry") or {}).get("order_id"))}
+        order_snaps = {i: with_group(session, o) for i, o in orders.snapshots(session, order_ids).items()}
         for run in runs:
             snap = snaps.get(run.customer_id)
             if snap is None:
@@ -76,13 +80,15 @@ class Runner:
             if compiled is None:
                 finish(run, state=FAILED, now=now, reason="version not found")
                 continue
-            self.advance(session, run, compiled, snap, tz=snap.get("timezone") or zones.get(run.site_id), now=now)
+            order_id = ((run.context or {}).get("entry") or {}).get("order_id")
+            self.advance(session, run, compiled, snap, order_snaps.get(order_id) if order_id else None,
+                         tz=snap.get("timezone") or zones.get(run.site_id), now=now)
         session.flush()
 
     # --- one run ------------------------------------------------------------------------------------------------
 
-    def advance(self, session: Session, run: JourneyRun, c: Compiled, customer: dict[str, Any], *, tz: str | None,
-                now: datetime) -> None:
+    def advance(self, session: Session, run: JourneyRun, c: Compiled, customer: dict[str, Any],
+                order: dict[str, Any] | None, *, tz: str | None, now: datetime) -> None:
         context = copy.deepcopy(run.context or {})
         for _ in range(engine.MAX_STEPS_PER_TURN):
             step = c.steps.get(run.step)
@@ -92,10 +98,10 @@ class Runner:
             if run.phase == WAIT:
                 nxt = self._leave_wait(session, run, step, context, now=now)
             else:
-                if (reason := self._exit_reason(c, customer, now)) is not None:
+                if (reason := self._exit_reason(c, customer, order, now)) is not None:
                     finish(run, state=EXITED, now=now, reason=reason)
                     break
-                nxt = self._enter(session, run, c, step, customer, context, tz=tz, now=now)
+                nxt = self._enter(session, run, c, step, customer, order, context, tz=tz, now=now)
                 if run.state != ACTIVE or run.phase == WAIT:
                     break
             if nxt is None:
@@ -104,10 +110,11 @@ class Runner:
             run.step, run.phase, run.due_at = nxt, ENTER, now
         run.context = context
 
-    def _exit_reason(self, c: Compiled, customer: dict[str, Any], now: datetime) -> str | None:
+    def _exit_reason(self, c: Compiled, customer: dict[str, Any], order: dict[str, Any] | None,
+                     now: datetime) -> str | None:
         if not c.exits:
             return None
-        self.evaluator.bind(now=now, event=None, customer=customer, order=None, changes=[])
+        self.evaluator.bind(now=now, event=None, customer=customer, order=order, changes=[])
         for reason, condition in c.exits:
             if self.evaluator.check(condition).matched:
                 return reason
@@ -120,12 +127,12 @@ class Runner:
                                 outcome=outcome, detail=detail or None, at=now, left_at=now if left else None))
 
     def _enter(self, session: Session, run: JourneyRun, c: Compiled, step: Any, customer: dict[str, Any],
-               context: dict[str, Any], *, tz: str | None, now: datetime) -> str | None:
+               order: dict[str, Any] | None, context: dict[str, Any], *, tz: str | None, now: datetime) -> str | None:
         """Do the step; returns the next step (None: the run ends), or sets the run waiting / finished."""
         kind = step.type
         if kind in effects.EFFECTS:
             sc = effects.StepContext(session, now, c.journey_id, c.name, c.version, run.id, customer,
-                                     run.entry_event_id)
+                                     run.entry_event_id, order, (context.get("entry") or {}).get("data"))
             try:
                 with session.begin_nested():
                     outcome, detail = effects.EFFECTS[kind](sc, step)
@@ -150,7 +157,7 @@ class Runner:
             self._log(session, run, c, step, "waiting", {"until": run.due_at.isoformat()}, now, left=False)
             return None
         if isinstance(step, BranchStep):
-            taken = self._branch(session, c, step, customer, context, now)
+            taken = self._branch(session, c, step, customer, order, context, now)
             self._log(session, run, c, step, f"branch:{taken}" if taken is not None else "else", None, now)
             return step.branches[taken].next if taken is not None else step.else_
         if isinstance(step, Split):
@@ -197,7 +204,7 @@ class Runner:
         return ("clicked" if step.event == "clicked" else "read") in did
 
     def _branch(self, session: Session, c: Compiled, step: BranchStep, customer: dict[str, Any],
-                context: dict[str, Any], now: datetime) -> int | None:
+                order: dict[str, Any] | None, context: dict[str, Any], now: datetime) -> int | None:
         bound = False
         for j, b in enumerate(step.branches):
             if b.interest is not None:
@@ -210,7 +217,7 @@ class Runner:
                     return j
             else:
                 if not bound:
-                    self.evaluator.bind(now=now, event=None, customer=customer, order=None, changes=[])
+                    self.evaluator.bind(now=now, event=None, customer=customer, order=order, changes=[])
                     bound = True
                 if self.evaluator.check(c.branches[(step.id, j)]).matched:
                     return j

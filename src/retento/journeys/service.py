@@ -14,11 +14,13 @@ from sqlalchemy.orm import Session
 
 from retento.core import http, parsing
 from retento.core.errors import Conflict, DomainError, FieldError, NotFound
-from retento.journeys import engine
+from retento.journeys import engine, mechanics
 from retento.journeys.models import Journey, JourneyRun, JourneyStep, JourneyVersion
 from retento.journeys.schemas import BranchStep, JourneyIn, JourneyOut, RunOut, Send, Task, Webhook
 from retento.messaging import service as messaging
+from retento.messaging.schemas import CascadeIn, TemplateIn
 from retento.segments import service as segments
+from retento.segments.schemas import SegmentCreate
 from retento.sites.models import Site
 from retento.sites.service import get_site, manager_ids
 from retento.triggers.conditions import ConditionError, compile_condition
@@ -261,3 +263,42 @@ def outcomes(session: Session, *, journey_id: int) -> Counter[str]:
             JourneyRun.journey_id == journey_id).group_by(JourneyRun.state, JourneyRun.exit_reason)):
         c[f"{state}:{reason}" if reason else state] += n
     return c
+
+
+# --- ready-made mechanics -----------------------------------------------------------------------------------------
+
+def install_mechanic(session: Session, *, name: str, site: str, journey_name: str | None = None, now: datetime
+                     ) -> tuple[Journey, str]:
+    """Install a ready-made journey on a site in one go: its message templates in Russian and English (replacing
+    the site's templates of the same names), its cascades (reused when the site has one of the same name and
+    steps), the segment it enters from (created if missing), and the journey (a new version if it exists and
+    changed). Returns (journey, outcome)."""
+    m = mechanics.load(name)
+    site_row = get_site(session, site)
+    if seg := m.get("segment"):
+        try:
+            segments.find(session, site_id=site_row.id, ref=seg["code"])
+        except NotFound:
+            segments.create(session, data=SegmentCreate(site=site, **seg), now=now)
+    for t in m.get("templates", ()):
+        for language in ("en", "ru"):
+            messaging.save_template(session, data=TemplateIn(site=site, name=t["name"], channel=t["channel"],
+                                                             language=language, **t[language]), now=now)
+    existing = messaging.list_cascades(session, site_id=site_row.id, limit=10000)
+    cascade_ids: dict[str, int] = {}
+    for cname, steps in m.get("cascades", {}).items():
+        data = CascadeIn(site=site, name=cname, mode="ordered", steps=steps)
+        stored = [{"channel": s.channel.value, "template": s.template, "wait_seconds": int(s.wait_hours * 3600),
+                   "go_on": s.go_on.value} for s in data.steps]
+        same = next((c for c in existing if c.name == cname and c.mode == "ordered" and c.steps == stored), None)
+        cascade_ids[cname] = same.id if same else messaging.create_cascade(session, data=data, now=now).id
+    definition = {**m["journey"], "name": journey_name or name, "site": site}
+    definition["steps"] = [{**{k: v for k, v in s.items() if k != "cascade"},
+                            **({"cascade_id": cascade_ids[s["cascade"]]} if "cascade" in s else {})}
+                           for s in m["journey"]["steps"]]
+    return apply(session, raw=definition, now=now)
+
+
+def mechanic_list() -> list[dict[str, Any]]:
+    return [{"name": n, **{k: m.get(k) for k in ("title", "title_ru", "description", "description_ru")}}
+            for n, m in ((n, mechanics.load(n)) for n in mechanics.names())]

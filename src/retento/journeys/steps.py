@@ -33,6 +33,8 @@ class StepContext:
     run_id: int
     customer: dict[str, Any]
     entry_event_id: int | None
+    order: dict[str, Any] | None = None  # the entry event's order, as it is now
+    event: dict[str, Any] | None = None  # a custom entry event's data
 
     @property
     def ctx(self) -> ChangeContext:
@@ -43,13 +45,15 @@ class StepContext:
 
     @property
     def variables(self) -> dict[str, Any]:
-        return {"customer": self.customer, "journey": {"id": self.journey_id, "name": self.journey_name,
-                                                      "version": self.version}}
+        return {"customer": self.customer, "order": self.order or {}, "event": self.event or {},
+                "journey": {"id": self.journey_id, "name": self.journey_name, "version": self.version}}
 
 
 def send(c: StepContext, step: Send) -> tuple[str, dict[str, Any]]:
     run = messaging.start_cascade(c.session, cascade_id=step.cascade_id, customer_id=c.customer["id"], now=c.now,
-                                  message_class=step.message_class, context={"journey": c.variables["journey"]},
+                                  message_class=step.message_class, context={
+                                      "order": c.order, "vars": {"journey": c.variables["journey"],
+                                                                 "event": c.event or {}}},
                                   idempotency_key=c.key(step.id))
     return "started", {"cascade_run_id": run.id}
 
@@ -91,7 +95,8 @@ def task(c: StepContext, step: Task) -> tuple[str, dict[str, Any]]:
 
 
 def webhook(c: StepContext, step: Webhook) -> tuple[str, dict[str, Any]]:
-    body = {"journey": c.variables["journey"], "step": step.id, "run_id": c.run_id, "customer": c.customer}
+    body = {"journey": c.variables["journey"], "step": step.id, "run_id": c.run_id, "customer": c.customer,
+            "order": c.order, "event": c.event}
     (delivery,) = webhooks.enqueue_calls(c.session, calls=[{
         "trigger_id": None, "key": c.key(step.id), "url": step.url, "secret": step.secret,
         "event_id": c.entry_event_id, "body": body}], now=c.now)
