@@ -26,6 +26,11 @@ def test_screenshots(browser, console_server, email: str, lang: str) -> None:  #
     try:
         browser_sign_in(page, email)
         for name, path in PAGES.items():
+            if name == "loyalty-account":  # the member with the most points, for a page with lots and a ledger
+                page.goto("/loyalty/members?site=uyut")
+                path = page.evaluate("""() => [...document.querySelectorAll('main tbody tr')].map(r => [
+                    Number(r.cells[5].textContent.replace(/\\D/g, '')), r.querySelector('a').getAttribute('href')])
+                    .sort((a, b) => b[0] - a[0])[0][1]""")
             page.goto(path)
             page.wait_for_load_state("networkidle")
             page.wait_for_timeout(300)  # chart animation

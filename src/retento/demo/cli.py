@@ -58,5 +58,5 @@ def demo(
     finally:
         app.close()
     console.print(f"demo shop loaded: {len(shop.sites)} sites, {len(shop.products)} products and services, "
-                  f"{result.customers} customers, {result.orders} orders, {result.changes} status changes "
-                  f"({result.seconds:.1f} s)", highlight=False, soft_wrap=True)
+                  f"{result.customers} customers, {result.orders} orders, {result.changes} status changes, "
+                  f"{result.members} loyalty members ({result.seconds:.1f} s)", highlight=False, soft_wrap=True)
