@@ -1,5 +1,9 @@
 """`retento bench api`: a real server in its own process, driven over loopback at a fixed request rate.
 
+The `inbox` route is the inbound webhook of the inbox (`retento bench inbox` runs it): Telegram updates of 2,000
+customers, one in ten a repeat of an update sent just before (stored once: idempotency), while one operator's
+live stream (`/api/v1/inbox/stream`) is open and each message's delay from its commit to that screen is taken.
+
 Open loop: requests are sent on a schedule (rate × duration), whether or not earlier ones have finished, and each
 latency is measured from its scheduled send time, so a stalled server shows up in p99 instead of slowing the
 load down. The baseline is a bare hello-world route added to the same app, measured in the same run.
@@ -8,14 +12,18 @@ load down. The baseline is a bare hello-world route added to the same app, measu
 from __future__ import annotations
 
 import asyncio
+import collections
+import itertools
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -24,6 +32,7 @@ from benchmarks.targets import Target
 
 SERVER = "benchmarks.api"
 CLIENTS = 16  # keep-alive connections the load generator drives the server with
+TG_SECRET = "bench-telegram-secret"
 
 
 @dataclass
@@ -40,6 +49,7 @@ class Result:
     server_cpu_s: float = 0.0  # CPU seconds the server process(es) used during the measured run
     workers: int = 1
     client_cpu_s: float = 0.0  # CPU seconds the load generator used
+    screen_ms: list[float] | None = None  # inbox: delays from commit to an open live stream
 
     @property
     def rps(self) -> float:
@@ -90,7 +100,7 @@ def free_port() -> int:
 
 def start_server(target: Target, port: int, workers: int = 1, wait: float = 30) -> subprocess.Popen[bytes]:
     env = {**os.environ, "RETENTO_DATABASE_URL": target.url, "RETENTO_API_RATE_BURST": "1000000000",
-           "RETENTO_API_RATE_PER_SECOND": "1000000000"}
+           "RETENTO_API_RATE_PER_SECOND": "1000000000", "RETENTO_TELEGRAM_WEBHOOK_SECRET": TG_SECRET}
     proc = subprocess.Popen([sys.executable, "-m", SERVER, str(port), str(workers)], env=env)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
@@ -134,7 +144,8 @@ async def _drive(port: int, key: str, name: str, make: Request, rate: int | None
     latencies: list[float] = []
     errors, sent = 0, 0
     due: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
-    head = f"Host: 127.0.0.1:{port}\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\n"
+    head = (f"Host: 127.0.0.1:{port}\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\n"
+            f"X-Telegram-Bot-Api-Secret-Token: {TG_SECRET}\r\n")
     end = time.perf_counter() + seconds  # closed loop: no request starts after this
 
     def encode(i: int) -> bytes:
@@ -233,7 +244,55 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-ROUTES = ("hello", "customer", "event")  # the scenarios, in the order they run
+ROUTES = ("hello", "customer", "event", "inbox")  # the scenarios, in the order they run
+
+
+def telegram_updates() -> Request:
+    """Telegram updates, numbered across calls (the warm-up's are not sent again); every tenth repeats the one
+    sent five before, as Telegram repeats an update it got no answer to."""
+    counter = itertools.count(1)
+    recent: collections.deque[bytes] = collections.deque(maxlen=5)
+
+    def make(i: int) -> tuple[str, str, bytes | None]:
+        n = next(counter)
+        if n % 10 == 0 and len(recent) == 5:
+            return "POST", "/api/v1/messaging/webhooks/telegram", recent[0]
+        peer = 700_000 + n % 2000
+        body = json.dumps({"update_id": n, "message": {
+            "message_id": n, "from": {"id": peer, "is_bot": False, "first_name": f"Guest{n % 2000}"},
+            "chat": {"id": peer, "type": "private", "first_name": f"Guest{n % 2000}"}, "date": int(time.time()),
+            "text": f"Where is my order {n}?"}}).encode()
+        recent.append(body)
+        return "POST", "/api/v1/messaging/webhooks/telegram", body
+    return make
+
+
+class Screen:
+    """An operator's screen: the live stream open in a thread, each inbox message's delay from its commit
+    (`occurred_at`, the server's clock on this machine) to its arrival here."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.delays: list[float] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._listen, args=(port, key), daemon=True)
+        self.thread.start()
+
+    def _listen(self, port: int, key: str) -> None:
+        try:
+            with httpx.Client(timeout=httpx.Timeout(5, read=None)) as c, c.stream(
+                    "GET", f"http://127.0.0.1:{port}/api/v1/inbox/stream", headers={"X-API-Key": key}) as r:
+                for line in r.iter_lines():
+                    if self.stop.is_set():
+                        return
+                    if line.startswith("data: "):
+                        at = datetime.fromisoformat(json.loads(line[6:])["occurred_at"])
+                        self.delays.append((datetime.now(timezone.utc) - at).total_seconds() * 1000)
+        except httpx.HTTPError:  # the server stopped
+            return
+
+    def take(self) -> list[float]:
+        out, self.delays = self.delays, []
+        return out
 
 
 def scenarios(customer_id: int) -> dict[str, tuple[str, Request]]:
@@ -242,6 +301,7 @@ def scenarios(customer_id: int) -> dict[str, tuple[str, Request]]:
         "customer": ("GET /api/v1/customers/{id}", lambda i: ("GET", f"/api/v1/customers/{customer_id}", None)),
         "event": ("POST /api/v1/events", lambda i: ("POST", "/api/v1/events", json.dumps({
             "name": "bench_view", "customer": {"id": customer_id}, "payload": {"n": i}}).encode())),
+        "inbox": ("POST /api/v1/messaging/webhooks/telegram (inbox)", telegram_updates()),
     }
 
 
@@ -253,10 +313,13 @@ def run(target: Target, *, rate: int, seconds: float, warmup: float, progress: A
     proc = start_server(target, port, workers)
     results = []
     every = scenarios(customer_id)
+    screen = Screen(port, key) if "inbox" in routes else None
     try:
         for route in routes:
             name, make = every[route]
             drive(port, key, name, make, rate=rate, seconds=warmup, connections=clients)
+            if screen is not None:
+                screen.take()
             for pace in (rate, None) if capacity else (rate,):
                 label = (f"{target.backend}, {workers} worker{'s' if workers > 1 else ''}: {name}"
                          f"{'' if pace else ' (capacity)'}")
@@ -265,8 +328,13 @@ def run(target: Target, *, rate: int, seconds: float, warmup: float, progress: A
                 result = drive(port, key, name, make, rate=pace, seconds=seconds, connections=clients,
                                tick=lambda n, t=task: progress.advance(t, n))
                 result.server_cpu_s, result.workers = cpu_seconds(proc.pid) - cpu, workers
+                if screen is not None:
+                    time.sleep(1.0)  # the last messages reach the screen
+                    result.screen_ms = screen.take() if route == "inbox" else None
                 results.append(result)
     finally:
+        if screen is not None:
+            screen.stop.set()
         proc.terminate()
         proc.wait(timeout=30)
     return results
