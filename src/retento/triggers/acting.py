@@ -91,7 +91,7 @@ class Acting:
         insert_rows(session, Firing.__table__, [_firing(a, now)])
         variables = a.variables
         if variables is None:  # acting on an event: read afresh (the re-check at fire time has just read them)
-            variables = load_variables(session, a.ev, a.t.needs_fire, order_id=a.ev.order_id,
+            variables = load_variables(session, a.ev, a.t.needs_act, order_id=a.ev.order_id,
                                        customer_id=a.ev.customer_id)
         context = _context(session, a, variables, now)
         results: list[dict[str, Any]] = []
@@ -153,9 +153,9 @@ class Acting:
         wanted: dict[str, set[int]] = {"order": set(), "customer": set()}
         for a in acts:
             if a.variables is None:
-                if "order" in a.t.needs_fire and a.ev.order_id is not None:
+                if "order" in a.t.needs_act and a.ev.order_id is not None:
                     wanted["order"].add(a.ev.order_id)
-                if "customer" in a.t.needs_fire and a.ev.customer_id is not None:
+                if "customer" in a.t.needs_act and a.ev.customer_id is not None:
                     wanted["customer"].add(a.ev.customer_id)
         snaps = {"order": {k: with_group(session, v) for k, v in orders.snapshots(session, wanted["order"]).items()},
                  "customer": customers.snapshots(session, wanted["customer"])}
@@ -164,9 +164,9 @@ class Acting:
             variables = a.variables
             if variables is None:
                 variables = {"event": event_view(a.ev), "changes": changes_of(a.ev),
-                             "order": snaps["order"].get(a.ev.order_id) if "order" in a.t.needs_fire else None,
+                             "order": snaps["order"].get(a.ev.order_id) if "order" in a.t.needs_act else None,
                              "customer": snaps["customer"].get(a.ev.customer_id)
-                             if "customer" in a.t.needs_fire else None}
+                             if "customer" in a.t.needs_act else None}
             out[id(a)] = _context(session, a, variables, now)
         return out
 
@@ -212,25 +212,31 @@ def _lock(session: Session, acts: list[Act]) -> None:
 
 
 def _limit_counts(session: Session, acts: list[Act], now: datetime) -> dict[tuple[int, int, int | None], int]:
-    """Firings so far for every limit the runs meet, one grouped query per trigger and limit."""
-    wanted: dict[tuple[int, int], tuple[Compiled, set[int | None]]] = {}
+    """Firings so far for every limit the runs meet: one grouped query per kind of limit (per customer, order or
+    trigger) and period, over all the triggers that have one."""
+    wanted: dict[tuple[LimitPer, int | None], tuple[dict[int, set[int]], set[int | None]]] = {}
     for a in acts:
-        for n in range(len(a.t.spec.limits)):
+        for n, limit in enumerate(a.t.spec.limits):
             key = _limit_key(a, n)
             if key is not None:
-                wanted.setdefault((a.t.id, n), (a.t, set()))[1].add(key[2])
+                limits, ids = wanted.setdefault((limit.per, limit.period_days), ({}, set()))
+                limits.setdefault(a.t.id, set()).add(n)  # trigger -> its limits of this kind
+                ids.add(key[2])
     counts: dict[tuple[int, int, int | None], int] = {}
-    for (tid, n), (t, ids) in wanted.items():
-        limit = t.spec.limits[n]
-        column = {LimitPer.CUSTOMER: Firing.customer_id, LimitPer.ORDER: Firing.order_id}.get(limit.per)
-        q = select(column if column is not None else literal(None), func.count(Firing.id)).where(
-            Firing.trigger_id == tid)
+    for (per, period_days), (limits, ids) in wanted.items():
+        column = {LimitPer.CUSTOMER: Firing.customer_id, LimitPer.ORDER: Firing.order_id}.get(per)
+        q = select(Firing.trigger_id, column if column is not None else literal(None), func.count(Firing.id)).where(
+            Firing.trigger_id.in_(list(limits)))
         if column is not None:
-            q = q.where(column.in_(ids)).group_by(column)
-        if limit.period_days:
-            q = q.where(Firing.at > now - timedelta(days=limit.period_days))
-        for entity_id, done in session.execute(q):
-            counts[(tid, n, entity_id)] = done
+            q = q.where(column.in_(ids)).group_by(Firing.trigger_id, column)
+        else:
+            q = q.group_by(Firing.trigger_id)
+        if period_days:
+            q = q.where(Firing.at > now - timedelta(days=period_days))
+        for tid, entity_id, done in session.execute(q):
+            if column is None or entity_id in ids:
+                for n in limits[tid]:
+                    counts[(tid, n, entity_id)] = done
     return counts
 
 

@@ -73,11 +73,15 @@ class ActionSpec:
     changes: Callable[[Any], Iterable[str]] | None = None
     # the URLs the action calls, by parameter name: the SSRF guard checks them when a trigger is saved
     calls: Callable[[Any], dict[str, str]] | None = None
+    # whether the action reads the run's order / customer data (`ActionContext.variables`; None: it may): a run on
+    # an event whose actions do not read it acts without reading them again
+    reads: Callable[[Any], bool] | None = None
 
 
 def action(name: str, schema: type[BaseModel], handler: Handler, *, check: Check | None = None,
            description: str = "", many: Many | None = None, changes: Callable[[Any], Iterable[str]] | None = None,
-           calls: Callable[[Any], dict[str, str]] | None = None) -> ActionSpec:
+           calls: Callable[[Any], dict[str, str]] | None = None,
+           reads: Callable[[Any], bool] | None = None) -> ActionSpec:
     """An action triggers can use, for the application's registry (`App.parts.actions`, filled in
     `bootstrap.assemble`). The description defaults to the schema's docstring.
 
@@ -90,9 +94,13 @@ def action(name: str, schema: type[BaseModel], handler: Handler, *, check: Check
     adds rows of its own, like a task, changes neither); by default both.
 
     `calls(params)`, optional: the URLs the action will request, by parameter name (`{"url": ...}`); saving a
-    trigger refuses those the outgoing request policy refuses (loopback, private addresses, ...)."""
+    trigger refuses those the outgoing request policy refuses (loopback, private addresses, ...).
+
+    `reads(params)`, optional: whether the action reads the run's order and customer data
+    (`ActionContext.variables`: templates, a webhook's body); by default it may. Without it they are read for
+    every run of the trigger; an action that says False gets them only if another action of the run reads them."""
     return ActionSpec(name, schema, handler, check, description or (schema.__doc__ or "").strip(), many, changes,
-                      calls)
+                      calls, reads)
 
 
 def parse(registry: Registry[ActionSpec], session: Session | None, type_: str, params: dict[str, Any], *,
@@ -447,18 +455,25 @@ def emit_event_many(contexts: list[ActionContext], params: list[EmitEvent]) -> l
     return _runs(contexts, params, part)
 
 
-ORDER, NONE = ("order",), ()
+def _task_reads(p: CreateTask) -> bool:
+    """A task's texts read the order or the customer (`{{ order.number }}`, or `{order.number}` as before)."""
+    return any({"order", "customer"} & templates.variables(templates.from_legacy(text or ""))
+               for text in (p.title, p.text))
+
+
+ORDER, NONE, NO = ("order",), (), (lambda p: False)
 BUILT_IN = (
     action("set_order_status", SetOrderStatus, set_order_status, check=_check_status, many=set_order_status_many,
-           changes=lambda p: ORDER),
+           changes=lambda p: ORDER, reads=NO),
     action("set_order_field", SetOrderField, set_order_field, check=_check_field, many=set_order_field_many,
-           changes=lambda p: ORDER),
+           changes=lambda p: ORDER, reads=NO),
     action("add_tag", TagAction, lambda a, p: _retag(a, p, True), description="Add a tag to the customer or order",
-           many=lambda cs, ps: _retag_many(cs, ps, True), changes=lambda p: (p.target,)),
+           many=lambda cs, ps: _retag_many(cs, ps, True), changes=lambda p: (p.target,), reads=NO),
     action("remove_tag", TagAction, lambda a, p: _retag(a, p, False),
            description="Remove a tag from the customer or order", many=lambda cs, ps: _retag_many(cs, ps, False),
-           changes=lambda p: (p.target,)),
-    action("create_task", CreateTask, create_task, check=_check_task, many=create_task_many, changes=lambda p: NONE),
+           changes=lambda p: (p.target,), reads=NO),
+    action("create_task", CreateTask, create_task, check=_check_task, many=create_task_many, changes=lambda p: NONE,
+           reads=_task_reads),
     action("webhook", Webhook, webhook, many=webhook_many, changes=lambda p: NONE, calls=lambda p: {"url": p.url}),
-    action("emit_event", EmitEvent, emit_event, many=emit_event_many, changes=lambda p: NONE),
+    action("emit_event", EmitEvent, emit_event, many=emit_event_many, changes=lambda p: NONE, reads=NO),
 )  # registered in `bootstrap.assemble`

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from retento.core import templates
 from retento.core.errors import DomainError
 from retento.core.registry import Registry
 from retento.customers import service as customers
@@ -25,14 +24,6 @@ CUSTOMER_FIELDS = frozenset(customers.COLUMNS) | {"id", "site_id", "email_confir
 FIELDS = {"order": ORDER_FIELDS, "customer": CUSTOMER_FIELDS}
 
 
-def _needs_data(action: Any) -> bool:
-    """Whether an action reads the order and customer data (a webhook body, `{{ order.number }}` in a text)."""
-    params = action.params
-    return action.type == "webhook" or any(
-        {"order", "customer"} & templates.variables(templates.from_legacy(str(params.get(k) or "")))
-        for k in ("title", "text"))
-
-
 @dataclass
 class Compiled:
     id: int
@@ -44,11 +35,21 @@ class Compiled:
     site_ids: frozenset[int] | None
     needs_now: frozenset[str]  # entities the condition (or delay) needs on the event
     needs_fire: frozenset[str] = field(default_factory=frozenset)  # ... at fire time (condition and actions)
+    needs_act: frozenset[str] = field(default_factory=frozenset)  # ... for the actions (templates, a webhook body)
     since: datetime | None = None  # events that occurred before the trigger existed are not reacted to
     version: int = 1
     guards: list[dispatch.Guard] = field(default_factory=list)  # `&&` parts it can be indexed on (see dispatch)
     binds: dict[str, frozenset[str] | None] = field(default_factory=dict)  # variable -> fields the condition reads
     debug_until: datetime | None = None  # until then every evaluation gets a run-log entry of its own
+    _knowing: dict[int, Compiled] = field(default_factory=dict, repr=False, compare=False)
+
+    def knowing(self, part: int) -> Compiled:
+        """The trigger on an event on which part `part` of its condition is known to hold (its guard matched):
+        the part is not run again."""
+        found = self._knowing.get(part)
+        if found is None:
+            found = self._knowing[part] = replace(self, condition=self.condition.knowing(part), _knowing={})
+        return found
 
     def debugging(self, now: datetime) -> bool:
         return self.debug_until is not None and now < self.debug_until
@@ -69,8 +70,8 @@ def compile_trigger(session: Session | None, spec: TriggerIn, *, actions: Regist
         site_ids = frozenset(get_site(session, code, field=f"sites.{n}").id for n, code in enumerate(spec.sites))
     cond_needs = condition.variables & {"order", "customer"}
     needs_now = cond_needs | ({"customer"} if spec.delay and spec.delay.at else set())
-    needs_fire = cond_needs | ({"order", "customer"} if any(_needs_data(a) for a in spec.actions) else set())
+    needs_act = frozenset({"order", "customer"} if any(a.reads is None or a.reads(p) for a, p in parsed) else ())
     binds = {v: condition.fields.get(v) for v in condition.variables & {"event", "order", "customer", "changes"}}
     guards = dispatch.guards_of(text for text, _ in condition.parts)
     return Compiled(trigger_id, spec.name, spec.active, spec, condition, parsed, site_ids, frozenset(needs_now),
-                    frozenset(needs_fire), since, version, guards, binds)
+                    frozenset(cond_needs) | needs_act, needs_act, since, version, guards, binds)

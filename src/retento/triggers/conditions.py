@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass, field as dc_field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -66,6 +66,11 @@ class Condition:
     parts: tuple[tuple[str, Any], ...]  # top-level `&&` parts, for explaining a false result
     variables: frozenset[str]
     fields: Mapping[str, frozenset[str] | None] = dc_field(default_factory=dict)  # see `fields_used`
+    known: frozenset[int] = frozenset()  # 1-based parts known to hold (a guard matched): `check` skips them
+
+    def knowing(self, part: int) -> Condition:
+        """The same condition for an event on which part `part` is known to hold (its guard matched)."""
+        return replace(self, known=self.known | {part})
 
 
 @dataclass(frozen=True)
@@ -268,13 +273,19 @@ class Evaluator:
 
     def check(self, condition: Condition) -> Verdict:
         """A condition of `a && b && c` is run part by part, stopping at the first false one (the same result as
-        the whole, as CEL's `&&` is false if any part is false): one run names the false part, no second pass."""
+        the whole, as CEL's `&&` is false if any part is false): one run names the false part, no second pass.
+        Parts known to hold (`Condition.known`: the guard the engine found the trigger by) are not run again."""
+        known = condition.known
         if len(condition.parts) == 1:
+            if known:
+                return Verdict(True)
             result, error = self._run(condition.program)
             if error:
                 return Verdict(False, f"condition could not be evaluated: {error}", error=True)
             return Verdict(True) if result is True else Verdict(False, f"condition `{condition.source}` is false", part=1)
         for n, (text, program) in enumerate(condition.parts, 1):
+            if n in known:
+                continue
             part, error = self._run(program)
             if error:
                 return Verdict(False, f"part {n} of {len(condition.parts)} `{text}` could not be evaluated: {error}",

@@ -56,6 +56,10 @@ class Preloaded:
     buffered: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)  # timers not stored yet
     acting: list[Any] = field(default_factory=list)  # immediate runs waiting to act (acting.Act)
     dirty: set[tuple[str, int | None]] = field(default_factory=set)  # their orders and customers
+    # events of a batch: the order / customer fields their triggers read (None: all), and the position of the last
+    # event that reads each order / customer
+    fields: dict[str, set[str] | None] = field(default_factory=lambda: {"order": None, "customer": None})
+    last_use: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 def load_variables(session: Session, ev: Event, needs: frozenset[str] | set[str], *, order_id: int | None,

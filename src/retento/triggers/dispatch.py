@@ -116,10 +116,11 @@ class Plan(Generic[T]):
 
 
 def build_plan(triggers: Iterable[T], guards: Callable[[T], list[Guard]],
-               since: Callable[[T], datetime | None]) -> Plan[T]:
+               since: Callable[[T], datetime | None], matched: Callable[[T, Guard], T] | None = None) -> Plan[T]:
     """Index the triggers. Each is indexed on one of its guards: one known from the event alone if it has one
     (nothing needs reading to reject), else on the order / customer; among those, the most selective here (the
-    key with the most distinct literals among these triggers)."""
+    key with the most distinct literals among these triggers). `matched(t, guard)`, optional: what the index
+    hands out for a value equal to the guard's literal (the trigger knowing that its guard holds)."""
     plan: Plan[T] = Plan()
     triggers = list(triggers)
     literals: dict[tuple[str, str], set[Any]] = {}
@@ -141,6 +142,6 @@ def build_plan(triggers: Iterable[T], guards: Callable[[T], list[Guard]],
         if group is None:
             group = groups[(g.kind, g.key)] = Group(g.kind, g.key)
             (plan.event_groups if g.kind in EVENT_KINDS else plan.entity_groups).append(group)
-        group.by_value.setdefault(g.value, []).append(t)
+        group.by_value.setdefault(g.value, []).append(matched(t, g) if matched is not None else t)
         group.everyone.append(t)
     return plan

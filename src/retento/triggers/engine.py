@@ -47,6 +47,7 @@ from retento.triggers.models import Run, Trigger
 from retento.triggers.schemas import OnChange, TriggerIn
 
 log = logging.getLogger(__name__)
+DERIVED_MAX = 20_000  # cached sets of triggers (`_needs_of`, `_binds_of`) before the cache starts again
 BUFFER = "trigger_buffer"  # session.info key: timers and run-log rows waiting for the commit
 
 class Engine(Acting, DelayedRuns):
@@ -57,6 +58,7 @@ class Engine(Acting, DelayedRuns):
         self._by_type: dict[str, list[Compiled]] = {}  # active triggers by the event types they listen to
         self._any_cancel = False  # some trigger cancels pending runs when the entity changes
         self._plans: dict[tuple[str, str | None, int | None], _Listening] = {}
+        self._derived: dict[Any, Any] = {}  # per set of triggers: what they read (`_needs_of`, `_binds_of`)
         self._min_depth = max_depth  # the lowest chain-depth limit of any trigger
         self._stamp: tuple[Any, ...] | None = None
         self._local = threading.local()
@@ -92,7 +94,7 @@ class Engine(Acting, DelayedRuns):
                         by_type.setdefault(typ, []).append(t)
                 self._any_cancel = any(t.spec.on_change.policy == OnChange.CANCEL for t in cache.values())
                 self._cache, self._by_type, self._stamp = cache, by_type, stamp
-                self._plans = {}
+                self._plans, self._derived = {}, {}
                 self._min_depth = min((t.spec.max_depth or self._max_depth for t in cache.values()),
                                       default=self._max_depth)
         session.info["trigger_stamp_checked"] = True
@@ -108,11 +110,31 @@ class Engine(Acting, DelayedRuns):
         if found is None:
             listening = [t for t in self._by_type.get(ev.type, ()) if _listens(t, ev, since=False)]
             # a trigger with a debug switch is not ruled out by its guard: its condition runs and names the false part
-            plan = dispatch.build_plan(listening, lambda t: [] if t.debug_until else t.guards, lambda t: t.since)
+            plan = dispatch.build_plan(listening, lambda t: [] if t.debug_until else t.guards, lambda t: t.since,
+                                       lambda t, g: t.knowing(g.part))
             needs = frozenset().union(*(frozenset({g.kind}) | t.needs_now | t.binds.keys()
                                         for g in plan.entity_groups for t in g.everyone))
             found = self._plans[key] = _Listening(plan, needs, _fields_read(plan))
         return found
+
+    def _needs_of(self, ready: list[Compiled], needs: frozenset[str]) -> frozenset[str]:
+        """What these triggers and the entity guards read on an event (cached per set of triggers)."""
+        key = (tuple(t.id for t in ready), needs)
+        found = self._derived.get(key)
+        if found is None:
+            if len(self._derived) > DERIVED_MAX:
+                self._derived = {}
+            found = self._derived[key] = frozenset().union(*(t.needs_now for t in ready), needs,
+                                                           *(t.binds for t in ready))
+        return found  # type: ignore[return-value]
+
+    def _binds_of(self, ready: list[Compiled]) -> dict[str, frozenset[str] | None]:
+        """`_binds` of these triggers (sorted by id; cached per set of triggers)."""
+        key = tuple(t.id for t in ready)
+        found = self._derived.get(key)
+        if found is None:
+            found = self._derived[key] = _binds(ready)
+        return found  # type: ignore[return-value]
 
     def _select(self, ev: Event) -> Selection:
         """The triggers whose condition must run for the event, and those whose guard already says no."""
@@ -152,16 +174,17 @@ class Engine(Acting, DelayedRuns):
                 else:
                     ready.append(t)
         if ready or sel.entity_groups:
-            needs = frozenset().union(*(t.needs_now for t in ready), sel.needs, *(t.binds for t in ready))
+            needs = self._needs_of(ready, sel.needs)
             variables = load_variables(session, ev, needs, order_id=ev.order_id, customer_id=ev.customer_id,
                                        preloaded=preloaded, changes=sel.changes, with_event="event" in needs)
             for g in sel.entity_groups:
                 ready += g.split(dispatch.entity_value(variables.get(g.kind), g.key))
         if ready:
-            ready.sort(key=lambda t: t.id)
-            self.evaluator.bind(now=now, **variables, fields=_binds(ready))
+            ready.sort(key=_by_id)
+            evaluator = self.evaluator
+            evaluator.bind(now=now, **variables, fields=self._binds_of(ready))
             for t in ready:
-                verdict = self.evaluator.check(t.condition)
+                verdict = evaluator.check(t.condition)
                 if not verdict.matched:
                     if not verdict.part:  # an error, not a false part: kept with the error
                         runs.append(run_row(t.id, now, "event", ev, None, "not_matched", verdict.reason))
@@ -192,44 +215,44 @@ class Engine(Acting, DelayedRuns):
         saved = {k: (dict(v) if isinstance(v, dict) else list(v)) for k, v in session.info.get(BUFFER, {}).items()}
         try:
             preloaded = self._preload_events(session, events, compiled)
-            for ev in events:
+            for n, ev in enumerate(events):
                 if preloaded.acting and (("order", ev.order_id) in preloaded.dirty
                                          or ("customer", ev.customer_id) in preloaded.dirty):
-                    self._act_pending(session, preloaded)  # the event must see what those runs change
+                    self._act_pending(session, preloaded, n)  # the event must see what those runs change
                 self.on_event(session, ev, preloaded)
-            self._act_pending(session, preloaded)
+            self._act_pending(session, preloaded, len(events))
         except BaseException:
             session.info.pop(BUFFER, None)
             if saved:
                 session.info[BUFFER] = saved
             raise
 
-    def _act_pending(self, session: Session, preloaded: Preloaded) -> None:
-        """The immediate runs collected since the last call act together (set-based); their orders and customers
-        are read again by later events."""
+    def _act_pending(self, session: Session, preloaded: Preloaded, position: int) -> None:
+        """The immediate runs collected since the last call act together (set-based); the orders and customers
+        they change are read again (the fields the batch reads) if an event from `position` on needs them."""
         if not preloaded.acting:
             return
         acts, preloaded.acting = preloaded.acting, []
         preloaded.dirty.clear()
         _buffer(session)["runs"].extend(self.act_many(session, acts, now=self._clock.now()))
-        changed = set().union(*map(changed_by, acts))
-        stale_orders = {i for kind, i in changed if kind == "order"} & preloaded.orders.keys()
-        stale_customers = {i for kind, i in changed if kind == "customer"} & preloaded.customers.keys()
-        for i in stale_orders:
-            preloaded.orders.pop(i, None)
-        for i in stale_customers:
-            preloaded.customers.pop(i, None)
-        if stale_orders:  # read again at once what later events of the batch need
-            preloaded.orders.update((k, with_group(session, v)) for k, v in orders.snapshots(session, stale_orders).items())
-        if stale_customers:
-            preloaded.customers.update(customers.snapshots(session, stale_customers))
+        stale: dict[str, set[int]] = {"order": set(), "customer": set()}
+        for kind, i in set().union(*map(changed_by, acts)):
+            loaded = preloaded.orders if kind == "order" else preloaded.customers
+            if loaded.pop(i, None) is not None and preloaded.last_use.get((kind, i), -1) >= position:
+                stale[kind].add(i)  # type: ignore[arg-type]
+        if stale["order"]:
+            preloaded.orders.update((k, with_group(session, v)) for k, v in orders.snapshots(
+                session, stale["order"], fields=preloaded.fields["order"]).items())
+        if stale["customer"]:
+            preloaded.customers.update(customers.snapshots(session, stale["customer"],
+                                                           fields=preloaded.fields["customer"]))
 
     def _preload_events(self, session: Session, events: list[Event], compiled: dict[int, Compiled]) -> Preloaded:
         out = Preloaded()
         needs: dict[str, set[int]] = {"order": set(), "customer": set()}
         changed: dict[str, set[int]] = {"order": set(), "customer": set()}
         read: dict[int, dict[str, frozenset[str] | None]] = {}  # fields read by the triggers of the batch's events
-        for ev in events:
+        for n, ev in enumerate(events):
             if ev.type in timers.CHANGE_TYPES and self._any_cancel:
                 entity = timers.CHANGE_TYPES[ev.type]
                 entity_id = ev.order_id if entity == "order" else ev.customer_id
@@ -241,10 +264,12 @@ class Engine(Acting, DelayedRuns):
             wanted = set().union(*(t.needs_now for t in sel.candidates), sel.needs)
             if "order" in wanted and ev.order_id is not None:
                 needs["order"].add(ev.order_id)
+                out.last_use[("order", ev.order_id)] = n
             if "customer" in wanted and ev.customer_id is not None:
                 needs["customer"].add(ev.customer_id)
+                out.last_use[("customer", ev.customer_id)] = n
             read[id(sel.fields)] = sel.fields
-        fields = _union_fields(read.values())  # what the conditions and guards read
+        fields = out.fields = _union_fields(read.values())  # what the conditions and guards read
         out.orders = {k: with_group(session, v)
                       for k, v in orders.snapshots(session, needs["order"], fields=fields["order"]).items()}
         out.customers = customers.snapshots(session, needs["customer"], fields=fields["customer"])
@@ -318,6 +343,10 @@ class Engine(Acting, DelayedRuns):
             key = _timer_key(row)
             if row["event_id"] < ev.id and key not in cancels and doomed(row["trigger_id"]):
                 cancels[key] = (reason, ev.id, now)
+
+
+def _by_id(t: Compiled) -> int:
+    return t.id
 
 
 def _entity(ev: Event) -> tuple[str | None, int | None]:
