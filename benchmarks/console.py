@@ -269,7 +269,7 @@ def prepare(app: App, *, now: datetime, runs: int, progress: Progress) -> dict[s
     return {"site": site.code, "customer_id": customer.id, "order_id": order_id, "search": search,
             "segment_id": seg_id, "trigger_id": trigger_id, "template_id": template_id, "campaign_id": campaign_id,
             "initiative_id": initiative_id, "sub_id": sub_id, "account_id": account_id, "code": site.code,
-            "runs": have}
+            "queue": "webhooks", "runs": have}
 
 
 def _scalar(s: Any, sql: str) -> Any:
