@@ -290,3 +290,16 @@ async def stream(request: Request, principal: Read, site: SiteParam = None,
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get("/inbox/report", summary="Messages and dialogs per channel per month, channel shares, growth",
+            description="Customers' messages and new dialogs per channel per UTC month in [from, to), each "
+                        "channel's share of the month's messages, and the monthly total's growth from the first "
+                        "month to the last.")
+def get_report(request: Request, _: Read, site: SiteParam = None,
+               from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+               to: AwareDatetime | None = None) -> Any:
+    def run(s: Any, _now: datetime) -> Any:
+        site_ids = [get_site(s, site).id] if site else None
+        return queries.channel_report(s, site_ids=site_ids, since=from_, until=to)
+    return _read(request, run)

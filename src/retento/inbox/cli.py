@@ -10,6 +10,7 @@ from rich.console import Console
 from retento.cmdline import Col, Format, FormatOption, Rows, emit, fail, open_app, run_service
 from retento.core.db.transactions import transaction
 from retento.inbox import queries, service
+from retento.inbox.inbound import CHANNELS
 from retento.inbox.schemas import Assignment, Channel, ExclusionIn, SettingsIn, State
 from retento.sites.service import get_site
 
@@ -100,3 +101,18 @@ def connections(fmt: FormatOption = Format.table) -> None:
                                    Col("operator_id", "operator", empty="-"),
                                    Col("enabled", show=lambda v: "yes" if v else "no"),
                                    Col("can_reply", "may reply", show=lambda v: "yes" if v else "no")], rows))
+
+
+@app.command("report")
+def report(site: SiteOpt = None, fmt: FormatOption = Format.table) -> None:
+    """Customers' messages per channel per month, channel shares and growth. / Сообщения по каналам и месяцам."""
+    a = open_app()
+    with transaction(a.sessions) as s:
+        site_ids = [run_service(lambda: get_site(s, site)).id] if site else None
+        data = queries.channel_report(s, site_ids=site_ids, since=None, until=None)
+    rows = [{"month": m["month"], "messages": m["messages"], "dialogs": m["dialogs"],
+             **{f"{ch}_share": v["share"] for ch, v in m["channels"].items()}} for m in data["months"]]
+    notes = [f"growth of monthly messages, first to last month: x{data['growth']:.2f}"] if data["growth"] else []
+    emit(fmt, Rows("channels", [Col("month"), Col("messages", kind="int"), Col("dialogs", "new dialogs", kind="int"),
+                                *(Col(f"{ch}_share", ch, kind="percent") for ch in CHANNELS)], rows),
+         notes=notes, data=data)

@@ -15,6 +15,7 @@ from retento.core.bus import Event
 from retento.core.db import changelog
 from retento.customers import service as customers
 from retento.inbox import dialogs, events
+from retento.inbox.inbound import CHANNELS
 from retento.inbox.models import Cycle, Dialog, Message
 from retento.inbox.service import order_ids
 from retento.messaging.models import Message as Outbox
@@ -139,3 +140,34 @@ def events_after(session: Session, *, after_id: int, site_ids: list[int] | froze
 def last_event_id(session: Session) -> int:
     """Where a stream that wants only what happens from now on starts."""
     return session.scalar(select(func.max(Event.id))) or 0
+
+
+def channel_report(session: Session, *, site_ids: list[int] | None, since: datetime | None,
+                   until: datetime | None) -> dict[str, Any]:
+    """Customers' messages and new dialogs per channel per month (UTC), each channel's share of the month's
+    messages, and the growth of the monthly total from the first month to the last."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    dialogs_new: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    q = (select(Dialog.channel, Message.sent_at).join(Dialog, Dialog.id == Message.dialog_id)
+         .where(Message.direction == "in"))
+    d = select(Dialog.channel, Dialog.created_at)
+    if site_ids is not None:
+        q, d = q.where(Message.site_id.in_(site_ids)), d.where(Dialog.site_id.in_(site_ids))
+    if since is not None:
+        q, d = q.where(Message.sent_at >= since), d.where(Dialog.created_at >= since)
+    if until is not None:
+        q, d = q.where(Message.sent_at < until), d.where(Dialog.created_at < until)
+    for channel, at in session.execute(q.execution_options(yield_per=5000)):
+        counts[f"{at:%Y-%m}"][channel] += 1
+    for channel, at in session.execute(d):
+        dialogs_new[f"{at:%Y-%m}"][channel] += 1
+    months = []
+    for month in sorted(set(counts) | set(dialogs_new)):
+        total = sum(counts[month].values())
+        months.append({"month": month, "messages": total, "dialogs": sum(dialogs_new[month].values()),
+                       "channels": {ch: {"messages": counts[month].get(ch, 0),
+                                         "dialogs": dialogs_new[month].get(ch, 0),
+                                         "share": counts[month].get(ch, 0) / total if total else 0.0}
+                                    for ch in CHANNELS}})
+    first = months[0]["messages"] if months else 0
+    return {"months": months, "growth": months[-1]["messages"] / first if first else None}
