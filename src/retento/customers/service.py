@@ -9,7 +9,7 @@ from operator import itemgetter
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import Select, and_, bindparam, delete, insert, select
+from sqlalchemy import Select, and_, bindparam, delete, insert, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -67,6 +67,23 @@ def get(session: Session, customer_id: int) -> Customer:
 
 def find(session: Session, *, site_id: int, external_id: str) -> Customer | None:
     return session.scalar(select(Customer).where(Customer.site_id == site_id, Customer.external_id == external_id))
+
+
+def find_by_contact(session: Session, *, site_id: int, telegram_id: str | None = None, vk_id: str | None = None,
+                    phone: str | None = None) -> int | None:
+    """The id of the site's customer with this Telegram id, VK id, or phone (E.164, as `phone` or `whatsapp_id`);
+    the most recently created one where several match (messengers' inbound messages find their customer so)."""
+    conds = []
+    if telegram_id:
+        conds.append(Customer.telegram_id == telegram_id)
+    if vk_id:
+        conds.append(Customer.vk_id == vk_id)
+    if phone:
+        conds += [Customer.whatsapp_id == phone, Customer.phone == phone]
+    if not conds:
+        return None
+    return session.scalar(select(Customer.id).where(Customer.site_id == site_id, or_(*conds))
+                          .order_by(Customer.id.desc()).limit(1))
 
 
 def get_by_external_id(session: Session, *, site: str, external_id: str) -> Customer:

@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 
 from pydantic import ValidationError
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,6 @@ from retento.app import from_session
 from retento.core import bus
 from retento.core.changes import ChangeContext
 from retento.customers import service as customers
-from retento.customers.models import Customer
 from retento.customers.schemas import CustomerCreate
 from retento.inbox import dialogs, events
 from retento.inbox.config import InboxSettings
@@ -103,19 +102,10 @@ def _dialog(session: Session, site_id: int, channel: str, account: str, peer: st
 
 
 def find_customer(session: Session, site_id: int, channel: str, c: Contact) -> int | None:
-    """An existing customer of the site with the contact's messenger id or phone; the most recent first."""
-    conds = []
-    if c.telegram_id:
-        conds.append(Customer.telegram_id == c.telegram_id)
-    if c.vk_id:
-        conds.append(Customer.vk_id == c.vk_id)
-    if c.phone:
-        e164 = "+" + c.phone.lstrip("+")
-        conds += [Customer.whatsapp_id == e164, Customer.phone == e164]
-    if not conds:  # Instagram: its ids are the dialogs' own
-        return None
-    return session.scalar(select(Customer.id).where(Customer.site_id == site_id, or_(*conds))
-                          .order_by(Customer.id.desc()).limit(1))
+    """An existing customer of the site with the contact's messenger id or phone (Instagram ids are the dialogs'
+    own: None)."""
+    return customers.find_by_contact(session, site_id=site_id, telegram_id=c.telegram_id, vk_id=c.vk_id,
+                                     phone="+" + c.phone.lstrip("+") if c.phone else None)
 
 
 def _new_customer(session: Session, site: Site, channel: str, c: Contact, now: datetime) -> int:

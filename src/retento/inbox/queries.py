@@ -18,8 +18,7 @@ from retento.inbox import dialogs, events
 from retento.inbox.inbound import CHANNELS
 from retento.inbox.models import Cycle, Dialog, Message
 from retento.inbox.service import order_ids
-from retento.messaging.models import Message as Outbox
-from retento.messaging.statuses import timeline
+from retento.messaging import statuses
 
 DIALOG = ("id", "site_id", "customer_id", "channel", "account", "peer", "title", "state", "assignee_id", "tags",
           "unread", "last_message_at", "last_inbound_at", "created_at", "updated_at")
@@ -77,15 +76,13 @@ def messages(session: Session, *, dialog_id: int, after_id: int, limit: int) -> 
     read, failed with the reason)."""
     rows = list(session.scalars(select(Message).where(Message.dialog_id == dialog_id, Message.id > after_id)
                                 .order_by(Message.id).limit(limit)))
-    outbox = {m.id: m for m in session.scalars(select(Outbox).where(
-        Outbox.id.in_([r.outbox_id for r in rows if r.outbox_id is not None])))}
+    outbox = statuses.of_messages(session, [r.outbox_id for r in rows if r.outbox_id is not None])
     out = []
     for r in rows:
         item = {f: getattr(r, f) for f in MESSAGE}
         sent = outbox.get(r.outbox_id) if r.outbox_id is not None else None
         if sent is not None:
-            item.update(status=sent.status, provider_id=sent.provider_id, reason=sent.reason,
-                        timeline=timeline(sent))
+            item.update(sent)
         elif r.direction == "out":
             item["status"] = "sent"  # written in the provider's own app: it is there already
         out.append(item)

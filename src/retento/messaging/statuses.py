@@ -157,3 +157,13 @@ def vk_read_up_to(session: Session, *, peer: str, read_id: int) -> list[int]:
         Message.channel == "vk", Message.address == peer, Message.read_at.is_(None),
         Message.provider_id.is_not(None)))
     return [mid for mid, pid in rows if (n := parsing.integer(pid)) is not None and n <= read_id]
+
+
+def of_messages(session: Session, ids: Iterable[int]) -> dict[int, dict[str, object]]:
+    """Each message's status, provider id, failure reason and timeline, by id (what other domains show of the
+    messages they queued, e.g. the inbox's replies)."""
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    return {m.id: {"status": m.status, "provider_id": m.provider_id, "reason": m.reason, "timeline": timeline(m)}
+            for m in session.scalars(select(Message).where(Message.id.in_(wanted)))}
