@@ -122,7 +122,7 @@ journeys:
     h.drain(app)
     r = cli_env.invoke(cli, ["journeys", "report", "welcome"])
     assert r.exit_code == 0 and "entered" in r.output and "hello" in r.output, r.output
-    r = cli_env.invoke(cli, ["journeys", "report", "welcome", "--format", "json"])
+    r = cli_env.invoke(cli, ["report", "journey", "welcome", "--format", "json"])
     assert '"entered": 1' in r.output
     r = cli_env.invoke(cli, ["journeys", "switch", "nope", "--off"])
     assert r.exit_code == 1 and "not found" in r.output

@@ -1,4 +1,5 @@
-"""`retento report cascade ID` / `retento report campaign ID`: the cost report (`--format table|csv|json`)."""
+"""`retento report cascade ID` / `retento report campaign ID`: the cost report (and `retento report journey ID`, the
+journeys' funnel report) (`--format table|csv|json`)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from rich.progress import track
 from retento.cmdline import Col, Format, FormatOption, Rows, emit, fail, open_app, run_service
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
+from retento.journeys import cli as journeys_cli
 from retento.messaging import bounces as dsn, reports, service
 from retento.messaging.schemas import CampaignIn
 from retento.sites.service import get_site
 
 app = typer.Typer(help="Reports / Отчёты.", no_args_is_help=True)
+app.command("journey")(journeys_cli.report)  # `retento report journey ID`: the journeys' funnel and money report
 console = Console()
 NOT_REPORTED = "not reported / нет данных"
 
