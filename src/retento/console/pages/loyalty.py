@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, QueryParams
 
+from retento.catalog import service as catalog
 from retento.console import web
 from retento.console.i18n import N_
 from retento.console.web import Viewer, app_of, reading, render, signed_in
@@ -24,6 +25,7 @@ from retento.core.errors import DomainError, FieldError, NotFound
 from retento.loyalty import ledger, pnl, rules, service
 from retento.loyalty.models import Program
 from retento.loyalty.schemas import ProgramIn, ProgramSettings
+from retento.segments import analytics
 from retento.sites import service as sites
 
 router = web.router()
@@ -223,8 +225,6 @@ def program_page(request: Request, viewer: Annotated[Viewer, Depends(signed_in)]
 
 
 def _categories(s: Any, site: Any) -> list[str]:
-    from retento.catalog import service as catalog
-
     if site is None:
         return []
     return sorted({p.category for p in catalog.list_products(s, site_id=site.id) if p.category})
@@ -360,8 +360,6 @@ def pnl_page(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], si
             except DomainError as exc:
                 context["errors"] = web.field_errors(exc)
         if report is not None:
-            from retento.segments import analytics
-
             launch = report.cohorts.launch
             cohort_months = analytics.cohort_report(
                 s, site=chosen.code, now=now, as_of=min(report.to - timedelta(microseconds=1), now).date(),
