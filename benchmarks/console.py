@@ -255,12 +255,13 @@ def prepare(app: App, *, now: datetime, runs: int, progress: Progress) -> dict[s
         if _scalar(s, f"SELECT 1 FROM loyalty_programs WHERE site_id = {int(site.id)}") is None:
             loyalty.set_program(s, site=site.code, data=ProgramIn(name="Club", currency=site.currency), now=now)
     with transaction(app.sessions) as s:
-        member = s.scalar(select(Customer.id).where(Customer.site_id == site.id).order_by(Customer.id.desc()))
+        member = s.scalar(select(Customer.id).where(Customer.site_id == site.id).order_by(Customer.id.desc())
+                          .limit(1))
         account_id = loyalty.join(s, data=JoinIn(site=site.code, customer_id=member), now=now,
                                   ctx=ChangeContext(Source.API, ActorType.API_KEY, "bench"))[0].id
     with transaction(app.sessions) as s:
         customer = s.scalar(select(Customer).where(Customer.last_name.is_not(None)).order_by(Customer.id.desc())
-                            ) or s.scalar(select(Customer).order_by(Customer.id.desc()))
+                            .limit(1)) or s.scalar(select(Customer).order_by(Customer.id.desc()).limit(1))
         order_id = s.scalar(select(Order.id).where(Order.customer_id == customer.id).limit(1)) or s.scalar(
             select(func.min(Order.id)))
         search = (customer.last_name or customer.email or "c1")[:3]
