@@ -324,6 +324,7 @@ def console_pages(
     reuse: Annotated[str | None, typer.Option(help="A database kept by --full --keep: measured again, not loaded")
                      ] = None,
     only: Annotated[str, typer.Option(help="Only the pages whose URL contains this")] = "",
+    skip: Annotated[str, typer.Option(help="Comma-separated: leave out the pages whose URL contains one")] = "",
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN", help="PostgreSQL server")] = DEFAULT_PG_DSN,
 ) -> None:
     """Each console page's HTML (every GET route of the registered pages): p50 and p95, against the sign-in page
@@ -345,7 +346,7 @@ def console_pages(
     results, load, started = [], os.getloadavg(), datetime.now(timezone.utc)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     options = dict(customers=customers, orders=orders, requests=requests, runs=runs, full=full or bool(reuse),
-                   only=only)
+                   only=only, skip=tuple(x.strip() for x in skip.split(",") if x.strip()))
     with Progress(*columns, console=console) as progress:
         if reuse:
             url = make_url(pg_dsn).set(database=reuse).render_as_string(hide_password=False)

@@ -98,7 +98,7 @@ class Result:
 
 
 def run(target: Target, *, customers: int, orders: int, requests: int, progress: Progress, full: bool = False,
-        reuse: bool = False, runs: int = 0, seed: int = 7, only: str = "") -> Result:
+        reuse: bool = False, runs: int = 0, seed: int = 7, only: str = "", skip: tuple[str, ...] = ()) -> Result:
     app = bootstrap(Settings(database_url=target.url))
     try:
         migrate(app)
@@ -112,7 +112,7 @@ def run(target: Target, *, customers: int, orders: int, requests: int, progress:
         with transaction(app.sessions) as s:
             customers, orders = s.scalar(select(func.count(Customer.id))), s.scalar(select(func.count(Order.id)))
         paths, missing = page_paths(app, samples)
-        paths = [p for p in paths if only in p]
+        paths = [p for p in paths if only in p and not any(x and x in p for x in skip)]
         with TestClient(create_app(app), follow_redirects=False) as client:
             form = client.get("/signin").text
             token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
@@ -120,7 +120,11 @@ def run(target: Target, *, customers: int, orders: int, requests: int, progress:
             assert signed.status_code == 303, signed.text
             task = progress.add_task(f"{target.backend}: pages", total=(len(paths) + 1) * requests)
             baseline = _measure(client, "/signin", requests, lambda: progress.advance(task))
-            pages = [_measure(client, p, requests, lambda: progress.advance(task)) for p in paths]
+            pages = []
+            for p in paths:
+                pages.append(_measure(client, p, requests, lambda: progress.advance(task)))
+                progress.console.log(f"{p}: first {pages[-1].first:.1f} ms, p50 {pages[-1].p50:.1f} ms, "
+                                     f"p95 {pages[-1].p95:.1f} ms (HTTP {pages[-1].status})")
         return Result(target.version, customers, orders, pages, baseline, missing, samples["runs"])
     finally:
         app.close()
