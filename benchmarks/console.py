@@ -38,6 +38,7 @@ from benchmarks.targets import Target
 from retento.api import create_app
 from retento.app import App
 from retento.bootstrap import bootstrap
+from retento.core import work
 from retento.core.changes import ActorType, ChangeContext, Source
 from retento.core.config import Settings
 from retento.core.db.transactions import transaction
@@ -269,12 +270,17 @@ def prepare(app: App, *, now: datetime, runs: int, progress: Progress) -> dict[s
         order_id = s.scalar(select(Order.id).where(Order.customer_id == customer.id).limit(1)) or s.scalar(
             select(func.min(Order.id)))
         search = (customer.last_name or customer.email or "c1")[:3]
+    queue_name = "webhooks" if app.work.get("webhooks") is not None else app.work.names()[0]
+    queue = app.work.get(queue_name)
+    with transaction(app.sessions) as s:  # a dead letter when the data has one (the drop page needs its id)
+        dead = work.dead_letters(s, queue, limit=1)
+    extra = {"queue": queue_name, **({"row_id": dead[0]["id"]} if dead else {})}
     have = _run_log(app, trigger_id=trigger_id, order_id=order_id, customer_id=customer.id, runs=runs, now=now)
     progress.update(task, total=1, completed=1)
     return {"site": site.code, "customer_id": customer.id, "order_id": order_id, "search": search,
             "segment_id": seg_id, "trigger_id": trigger_id, "template_id": template_id, "campaign_id": campaign_id,
             "initiative_id": initiative_id, "sub_id": sub_id, "account_id": account_id, "code": site.code,
-            "queue": "webhooks", "runs": have}
+            "runs": have, **extra}
 
 
 def _scalar(s: Any, sql: str) -> Any:
