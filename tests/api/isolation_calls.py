@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from retento.messaging import API_PATH, OLD_API_PATH, tracking
-from tests.api.isolation_world import Shop
+from tests.api.isolation_world import Shop, journey
 
 DENIED = frozenset({403, 404})
 CLEAN = "clean"  # any status below 500; the body shows nothing of the other shop
@@ -83,7 +83,7 @@ REFS: dict[str, Callable[[Shop], Any]] = {
     "order": lambda s: s.order_id, "customer": lambda s: s.customer_id, "event": lambda s: s.extra["event_id"],
     "account_id": lambda s: s.account_id,
     "dialog_id": lambda s: s.extra["dialog_id"], "connection_id": lambda s: s.extra["connection_id"],
-    "peer": lambda s: s.extra["peer"],
+    "peer": lambda s: s.extra["peer"], "journey_id": lambda s: s.extra["journey_id"],
 }
 # Query parameters some routes always get: the inbox's live stream ends instead of staying open
 ALWAYS = {("GET", "/api/v1/inbox/stream"): {"max_seconds": 0.5}}
@@ -233,6 +233,17 @@ BODIES: dict[tuple[str, str], Bodies] = {
     ("PUT", "/api/v1/inbox/sites/{site}/settings"): lambda a, b, _: (Body({"assignment": "manual"}), []),
     ("PATCH", "/api/v1/inbox/connections/{connection_id}"): lambda a, b, _: (Body({"operator_id": None}), []),
     ("POST", "/api/v1/inbox/sites/{site}/exclusions"): lambda a, b, _: (Body({"peer": "1"}), []),
+    ("POST", "/api/v1/loyalty/programs/{site}/codes"): lambda a, b, _: (Body(
+        content=f"code,points,customer_id\nPROBE1,10,{a.customer_id}\n".encode(), content_type="text/csv"), [Body(
+        content=f"code,points,customer_id\nPROBE2,10,{b.customer_id}\n".encode(), content_type="text/csv",
+        expect=CLEAN, why="the other shop's customer: reported as an invalid row")]),
+    ("POST", "/api/v1/journeys"): lambda a, b, _: (None, [Body(journey(b.code, "probe"))]),
+    ("POST", "/api/v1/journeys/check"): lambda a, b, _: (None, [Body(journey(b.code, "probe"))]),
+    ("PUT", "/api/v1/journeys/{journey_id}"): lambda a, b, _: (Body(journey(a.code, "probe")), [
+        Body(journey(b.code, "probe"), why="moved to the other site")]),
+    ("PATCH", "/api/v1/journeys/{journey_id}"): lambda a, b, _: (Body({"active": False}), []),
+    ("POST", "/api/v1/journeys/{journey_id}/migrate"): lambda a, b, _: (Body({}), []),
+    ("POST", "/api/v1/journeys/mechanics/{name}"): lambda a, b, _: (None, [Body({"site": b.code})]),
     ("POST", "/api/v1/messaging/bounces"): lambda a, b, secret: (None, [Body(content=_dsn(b.message_id, secret),
                                                                                   content_type="message/rfc822")]),
 }
@@ -286,7 +297,45 @@ def _v5(a: Shop, b: Shop) -> dict[str, list[Call]]:
         "/api/v5/reference/sites": [Call("GET", "/api/v5/reference/sites", expect=CLEAN)],
         "/api/v5/reference/statuses": [Call("GET", "/api/v5/reference/statuses", expect=CLEAN)],
         "/api/v5/reference/status-groups": [Call("GET", "/api/v5/reference/status-groups", expect=CLEAN)],
+        **_v5_loyalty(a, b, form),
         "/api/v5/{path:path}": [Call(m, "/api/v5/nothing/here", expect=CLEAN) for m in ("GET", "POST")],
+    }
+
+
+def _v5_loyalty(a: Shop, b: Shop, form: Callable[..., Body]) -> dict[str, list[Call]]:
+    """The v5 loyalty methods: the other shop's account, program, customer and order are not found."""
+    acc, lo, unresolved = f"/api/v5/loyalty/account/{b.account_id}", "/api/v5/loyalty", frozenset({400, 403, 404})
+    mine = json.dumps({"customer": {"id": a.customer_id}})
+    order_of_b = json.dumps({"id": b.order_id})
+    return {
+        f"{lo}/loyalties": [Call("GET", f"{lo}/loyalties", expect=CLEAN),
+                            Call("GET", f"{lo}/loyalties", {"filter[sites][]": b.code}, expect=CLEAN)],
+        f"{lo}/loyalties/{{uid}}": [Call("GET", f"{lo}/loyalties/{b.extra['program_id']}")],
+        f"{lo}/account/create": [
+            Call("POST", f"{lo}/account/create", body=form(site=b.code, loyaltyAccount=mine)),
+            Call("POST", f"{lo}/account/create", body=form(site=a.code, loyaltyAccount=json.dumps(
+                {"customer": {"id": b.customer_id}})), expect=unresolved, why="customer id")],
+        f"{lo}/account/{{uid}}": [Call("GET", acc)],
+        f"{lo}/account/{{uid}}/edit": [Call("POST", f"{acc}/edit", body=form(loyaltyAccount=json.dumps(
+            {"cardNumber": "probe"})))],
+        f"{lo}/account/{{uid}}/activate": [Call("POST", f"{acc}/activate")],
+        f"{lo}/accounts": [Call("GET", f"{lo}/accounts", expect=CLEAN),
+                           Call("GET", f"{lo}/accounts", {"filter[sites][]": b.code}, expect=CLEAN),
+                           Call("GET", f"{lo}/accounts", {"filter[customerId]": b.customer_id}, expect=CLEAN)],
+        f"{lo}/account/{{uid}}/bonus/credit": [Call("POST", f"{acc}/bonus/credit", body=form(amount=10))],
+        f"{lo}/account/{{uid}}/bonus/charge": [Call("POST", f"{acc}/bonus/charge", body=form(amount=1))],
+        f"{lo}/account/{{uid}}/bonus/operations": [Call("GET", f"{acc}/bonus/operations")],
+        f"{lo}/account/{{uid}}/bonus/{{status}}/details": [Call("GET", f"{acc}/bonus/burn_soon/details")],
+        f"{lo}/bonus/operations": [Call("GET", f"{lo}/bonus/operations", expect=CLEAN)],
+        f"{lo}/calculate": [
+            Call("POST", f"{lo}/calculate", body=form(site=b.code, order=json.dumps({"items": []}))),
+            Call("POST", f"{lo}/calculate", body=form(site=a.code, order=json.dumps(
+                {"items": [], "customer": {"id": b.customer_id}})), expect=unresolved, why="customer id")],
+        "/api/v5/orders/loyalty/apply": [Call("POST", "/api/v5/orders/loyalty/apply", body=form(
+            order=order_of_b, bonuses=1), expect=unresolved)],
+        "/api/v5/orders/loyalty/cancel-bonus-operations": [Call(
+            "POST", "/api/v5/orders/loyalty/cancel-bonus-operations", body=form(order=order_of_b),
+            expect=unresolved)],
     }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from retento.core.db.transactions import transaction
 from retento.inbox.models import Connection, Dialog, Exclusion, Message as InboxMessage
+from retento.journeys import service as journeys
 from retento.loyalty import service as loyalty
 from retento.loyalty.schemas import JoinIn, ProgramIn, ProgramSettings
 from retento.messaging import service as messaging
@@ -52,6 +53,14 @@ class Shop:
     delivery_id: int = 0
     account_id: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def journey(code: str, mark: str) -> dict[str, Any]:
+    """A small journey of the shop (isolation_calls posts the other shop's one too)."""
+    return {"name": f"Welcome {mark}", "site": code, "entry": {"kind": "customer_created"},
+            "steps": [{"id": "hello", "type": "add_tag", "tag": f"hello-{mark}", "next": "wait"},
+                      {"id": "wait", "type": "wait", "hours": 2, "next": "bye"},
+                      {"id": "bye", "type": "add_tag", "tag": "bye"}]}
 
 
 def _shop(app: Any, code: str, mark: str) -> Shop:
@@ -101,8 +110,9 @@ def _shop(app: Any, code: str, mark: str) -> Shop:
         analytics.record_initiative(s, data=InitiativeIn(site=code, name=f"Launch {mark}", started_at=now),
                                     source="api", now=now)
         run = messaging.start_cascade(s, cascade_id=cascade.id, customer_id=shop.customer_id, now=now)
-        loyalty.set_program(s, site=code, data=ProgramIn(name=f"Club {mark}", currency="RUB", settings=ProgramSettings(
-            welcome_bonus=Decimal(50))), now=now)
+        shop.extra["program_id"] = loyalty.set_program(s, site=code, data=ProgramIn(name=f"Club {mark}", currency="RUB", settings=ProgramSettings(
+            welcome_bonus=Decimal(50))), now=now).id
+        shop.extra["journey_id"] = journeys.apply(s, raw=journey(code, mark), now=now)[0].id
         shop.account_id = loyalty.join(s, data=JoinIn(site=code, customer_id=shop.customer_id), ctx=f.API, now=now)[0].id
         loyalty.credit(s, account_id=shop.account_id, amount=Decimal(10), reason=f"Sorry {mark}", idempotency_key="k",
                        ctx=f.API, now=now)

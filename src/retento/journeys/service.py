@@ -12,8 +12,9 @@ from pydantic import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from retento.core import http, parsing
+from retento.core import http, parsing, scoping
 from retento.core.errors import Conflict, DomainError, FieldError, NotFound
+from retento.customers.models import Customer
 from retento.journeys import engine, mechanics
 from retento.journeys.models import Journey, JourneyRun, JourneyStep, JourneyVersion
 from retento.journeys.schemas import BranchStep, JourneyIn, JourneyOut, RunOut, Send, Task, Webhook
@@ -238,6 +239,7 @@ def list_runs(session: Session, *, journey_id: int | None = None, customer_id: i
     if journey_id is not None:
         q = q.where(JourneyRun.journey_id == journey_id)
     if customer_id is not None:
+        scoping.require(session, Customer, customer_id, "customer_id")  # another site's customer: 404
         q = q.where(JourneyRun.customer_id == customer_id)
     if state is not None:
         q = q.where(JourneyRun.state == state)
