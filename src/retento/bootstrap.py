@@ -55,7 +55,7 @@ from retento.messaging import (
     events as messaging_events,
     wiring as messaging,
 )
-from retento.orders import api as orders_api, events as order_events
+from retento.orders import api as orders_api, events as order_events, wiring as orders
 from retento.queues import api as queues_api, cli as queues_cli
 from retento.segments import (
     api as segments_api,
@@ -121,8 +121,8 @@ def assemble() -> Parts:
                          ("work", console_work)):
         parts.console_pages.add(name, module.PAGE)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
-    for name, install in (("apikeys", apikeys.install), ("webhooks", webhooks.install), ("triggers", triggers.install),
-                          ("segments", segments.install), ("messaging", messaging.install),
+    for name, install in (("apikeys", apikeys.install), ("orders", orders.install), ("webhooks", webhooks.install),
+                          ("triggers", triggers.install), ("segments", segments.install), ("messaging", messaging.install),
                           ("loyalty", loyalty.install), ("users", users.install),
                           ("journeys", journeys.install), ("inbox", inbox.install)):
         parts.installs.add(name, install)

@@ -88,3 +88,28 @@ class OrderItem(Base):
     discount: Mapped[Decimal] = mapped_column(Amount())  # per line, absolute
 
     __table_args__ = (Index("ix_order_items_order_id", "order_id"),)
+
+
+class RevenueBucket(Base):
+    """Orders outside the `cancel` group and their total per site, 15-minute UTC slot and currency (orders.revenue):
+    every time zone's month starts on a slot boundary, so the dashboard sums slots instead of orders."""
+
+    __tablename__ = "order_revenue_buckets"
+    __site_scope__ = BySite()
+
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    slot: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # seconds since 1970 UTC // 900
+    currency: Mapped[str] = mapped_column(Currency(), primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    total: Mapped[Decimal] = mapped_column(Amount())
+
+
+class RevenueRollup(Base):
+    """How far the revenue buckets reach: slots before `through_slot` are stored, orders from it on are read live."""
+
+    __tablename__ = "order_revenue_rollup"
+    __site_scope__ = GLOBAL
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # one row, id 1
+    through_slot: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

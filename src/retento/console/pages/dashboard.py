@@ -15,7 +15,7 @@ from retento.console import web
 from retento.console.web import Viewer, app_of, reading, render, signed_in
 from retento.core.db.transactions import transaction
 from retento.messaging import reports as messaging_reports
-from retento.orders import queries as orders
+from retento.orders import revenue
 from retento.queues import service as queues
 from retento.segments import analytics
 from retento.sites import service as sites
@@ -64,7 +64,7 @@ def dashboard(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], s
     with transaction(reading(request)) as s:
         visible = sites.list_sites(s)
         chosen = next((x for x in visible if x.code == site), visible[0] if visible else None)
-        rows = orders.totals_by_period(s, bounds=bounds, site_ids=[chosen.id] if chosen else [])
+        rows = revenue.totals_by_period(s, bounds=bounds, site_ids=[chosen.id] if chosen else [])
     this_month = [(cur, n, total) for period, cur, n, total in rows if period == len(bounds) - 2]
     return render(request, "dashboard.html", chart=revenue_chart(viewer, bounds, rows), this_month=this_month,
                   sites=visible, site=chosen)
