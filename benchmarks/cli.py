@@ -323,6 +323,8 @@ def console_pages(
     keep: Annotated[bool, typer.Option(help="Keep the --full database (use it again with --reuse)")] = False,
     reuse: Annotated[str | None, typer.Option(help="A database kept by --full --keep: measured again, not loaded")
                      ] = None,
+    rebuild: Annotated[bool, typer.Option(help="With --reuse: rebuild the customer and category rollups and the RFM "
+                                                "scores from the orders first")] = False,
     only: Annotated[str, typer.Option(help="Only the pages whose URL contains this")] = "",
     skip: Annotated[str, typer.Option(help="Comma-separated: leave out the pages whose URL contains one")] = "",
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN", help="PostgreSQL server")] = DEFAULT_PG_DSN,
@@ -350,7 +352,8 @@ def console_pages(
     with Progress(*columns, console=console) as progress:
         if reuse:
             url = make_url(pg_dsn).set(database=reuse).render_as_string(hide_password=False)
-            results.append(console_bench.run(Target("postgres", url), reuse=True, progress=progress, **options))
+            results.append(console_bench.run(Target("postgres", url), reuse=True, rebuild=rebuild, progress=progress,
+                                             **options))
         for backend in [] if reuse else chosen:
             with fresh(backend, pg_dsn) as target:
                 results.append(console_bench.run(target, progress=progress, **options))

@@ -12,6 +12,9 @@ from retento.core.scoping import BySite, by_customer
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
+SEARCHED = ("first_name", "last_name", "email", "phone", "external_id")
+
+
 class Customer(Base):
     __tablename__ = "customers"
     __site_scope__ = BySite()
@@ -41,9 +44,13 @@ class Customer(Base):
 
     # Segment rules on a custom field (`eq` / `in` of a string) add `custom_fields @> {...}`, which this index
     # answers on PostgreSQL (SQLite has no such index: the rule reads the JSON of every customer there).
+    # The console's search (`ILIKE '%text%'` over names, email and phone, the external id) reads this trigram index on PostgreSQL
+    # (pg_trgm; migration 0024 leaves it out where the extension cannot be created: the search then scans).
     __table_args__ = (UniqueConstraint("site_id", "external_id"),
                       Index("ix_customers_custom_fields", "custom_fields", postgresql_using="gin",
-                            postgresql_ops={"custom_fields": "jsonb_path_ops"}).ddl_if(dialect="postgresql"))
+                            postgresql_ops={"custom_fields": "jsonb_path_ops"}).ddl_if(dialect="postgresql"),
+                      Index("ix_customers_search", *SEARCHED, postgresql_using="gin",
+                            postgresql_ops={c: "gin_trgm_ops" for c in SEARCHED}).ddl_if(dialect="postgresql"))
 
 
 class CustomerTag(Base):

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, bindparam, func, literal_column, null, or_, s
 from sqlalchemy.orm import Session
 
 from retento import batch
-from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
+from retento.customers.models import SEARCHED, Consent, Customer, CustomerInterest, CustomerTag
 from retento.customers.service import COLUMNS
 
 
@@ -57,16 +57,16 @@ def _filtered(q: Any, *, site_ids: list[int] | None = None, email: str | None = 
 
 
 def _search(text: str) -> Any:
-    """What a person types to find a customer: an email, a phone number (digits, any punctuation), an external
-    id, or the start of a last or first name."""
-    if "@" in text:
-        return Customer.email == text.lower()
+    """What a person types to find a customer: part of a first or last name, an email or a phone number (digits,
+    any punctuation), in any case; or an external id. `ILIKE '%text%'`: on PostgreSQL the trigram index
+    `ix_customers_search` answers it (models.SEARCHED); SQLite compares lower-cased ASCII."""
+    exact = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    found = [Customer.external_id.ilike(exact, escape="\\"),  # an equality the trigram index answers too
+             *(getattr(Customer, c).ilike(f"%{exact}%", escape="\\") for c in SEARCHED if c != "external_id")]
     digits = "".join(ch for ch in text if ch.isdigit())
-    if digits and len(digits) >= 7 and all(ch.isdigit() or ch in "+-() " for ch in text):
-        return or_(Customer.phone == "+" + digits, Customer.external_id == text)
-    prefix = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return or_(Customer.external_id == text, Customer.last_name.like(prefix, escape="\\"),
-               Customer.first_name.like(prefix, escape="\\"))
+    if len(digits) >= 3 and digits != text and all(ch.isdigit() or ch in "+-() " for ch in text):
+        found.append(Customer.phone.like(f"%{digits}%"))  # "+7 (916) 123" finds +7916123...
+    return or_(*found)
 
 
 _IDS = bindparam("ids", expanding=True)
