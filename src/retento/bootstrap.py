@@ -20,6 +20,9 @@ from retento.console.pages import (
     cohorts as console_cohorts,
     customers as console_customers,
     dashboard as console_dashboard,
+    journeys as console_journeys,
+    journeys_edit as console_journeys_edit,
+    journeys_report as console_journeys_report,
     loyalty as console_loyalty,
     loyalty_members as console_loyalty_members,
     messages as console_messages,
@@ -118,7 +121,8 @@ def assemble() -> Parts:
                          ("cohorts", console_cohorts), ("triggers", console_triggers),
                          ("tasks", console_tasks), ("webhooks", console_webhooks), ("loyalty", console_loyalty),
                          ("loyalty_members", console_loyalty_members), ("sites", console_sites),
-                         ("work", console_work)):
+                         ("work", console_work), ("journeys", console_journeys),
+                         ("journeys_edit", console_journeys_edit), ("journeys_report", console_journeys_report)):
         parts.console_pages.add(name, module.PAGE)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
     for name, install in (("apikeys", apikeys.install), ("orders", orders.install), ("webhooks", webhooks.install),

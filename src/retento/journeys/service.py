@@ -304,3 +304,23 @@ def install_mechanic(session: Session, *, name: str, site: str, journey_name: st
 def mechanic_list() -> list[dict[str, Any]]:
     return [{"name": n, **{k: m.get(k) for k in ("title", "title_ru", "description", "description_ru")}}
             for n, m in ((n, mechanics.load(n)) for n in mechanics.names())]
+
+
+# --- what the console shows beside a journey ----------------------------------------------------------------------
+
+def versions(session: Session, *, journey: Journey) -> list[dict[str, Any]]:
+    """Every version of a journey, newest first: number, when saved, its definition and its active runs."""
+    active = dict(session.execute(select(JourneyRun.version_id, func.count()).where(
+        JourneyRun.journey_id == journey.id, JourneyRun.state == ACTIVE).group_by(JourneyRun.version_id)).all())
+    rows = session.scalars(select(JourneyVersion).where(JourneyVersion.journey_id == journey.id)
+                           .order_by(JourneyVersion.version.desc()))
+    return [{"version": v.version, "created_at": v.created_at, "definition": v.definition,
+             "active_runs": active.get(v.id, 0)} for v in rows]
+
+
+def active_by_step(session: Session, *, journey_id: int, version: int | None = None) -> dict[str, int]:
+    """Active runs per step id (of one version, or of all versions)."""
+    q = select(JourneyRun.step, func.count()).where(JourneyRun.journey_id == journey_id, JourneyRun.state == ACTIVE)
+    if version is not None:
+        q = q.join(JourneyVersion, JourneyVersion.id == JourneyRun.version_id).where(JourneyVersion.version == version)
+    return dict(session.execute(q.group_by(JourneyRun.step)).all())
