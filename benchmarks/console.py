@@ -43,6 +43,7 @@ from retento.core.changes import ActorType, ChangeContext, Source
 from retento.core.config import Settings
 from retento.core.db.transactions import transaction
 from retento.customers.models import Customer
+from retento.journeys import service as journeys
 from retento.loyalty import service as loyalty
 from retento.loyalty.schemas import JoinIn, ProgramIn
 from retento.messaging import service as messaging
@@ -72,6 +73,7 @@ QUERIES: dict[str, list[str]] = {
     "/cohorts": ["site={site}"],
     "/dashboard/lifecycle": ["site={site}"],
     "/tasks": ["", "view=open", "view=overdue"],
+    "/journeys/{journey_id}/edit": ["", "add=send&after=welcome"],
 }
 SKIP = {"/signin"}  # the baseline
 SLOW_FIRST = 20.0  # seconds
@@ -285,6 +287,8 @@ def prepare(app: App, *, now: datetime, runs: int, progress: Progress) -> dict[s
                           .limit(1))
         account_id = loyalty.join(s, data=JoinIn(site=site.code, customer_id=member), now=now,
                                   ctx=ChangeContext(Source.API, ActorType.API_KEY, "bench"))[0].id
+    with transaction(app.sessions) as s:  # installing again changes nothing
+        journey_id = journeys.install_mechanic(s, name="welcome", site=site.code, now=now)[0].id
     with transaction(app.sessions) as s:
         customer = s.scalar(select(Customer).where(Customer.last_name.is_not(None)).order_by(Customer.id.desc())
                             .limit(1)) or s.scalar(select(Customer).order_by(Customer.id.desc()).limit(1))
@@ -301,6 +305,7 @@ def prepare(app: App, *, now: datetime, runs: int, progress: Progress) -> dict[s
     return {"site": site.code, "customer_id": customer.id, "order_id": order_id, "search": search,
             "segment_id": seg_id, "trigger_id": trigger_id, "template_id": template_id, "campaign_id": campaign_id,
             "initiative_id": initiative_id, "sub_id": sub_id, "account_id": account_id, "code": site.code,
+            "journey_id": journey_id,
             "runs": have, **extra}
 
 
