@@ -11,7 +11,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -28,12 +28,13 @@ from retento.customers.models import Customer
 from retento.history import service as history
 from retento.orders import events as ev
 from retento.orders.models import Order, OrderItem, Status, StatusGroup
+from retento.orders.reference import reference
 from retento.orders.schemas import OrderCreate, OrderEdit, OrderFields, dump_items
 
 # snapshot(s) and items_of are part of this service's API (`orders.snapshots(...)`); they live in snapshots.py
 from retento.orders.snapshots import FLAT, ITEM_COLUMNS, _snapshot, items_of, snapshot, snapshots  # noqa: F401
 from retento.orders.statuses import GROUPS, STATUSES
-from retento.sites.models import Manager, Site
+from retento.sites.models import Site
 from retento.sites.service import get_site
 
 ENTITY = "order"
@@ -60,8 +61,8 @@ def ensure_default_statuses(session: Session) -> int:
 
 
 def status_groups(session: Session) -> dict[str, str]:
-    """status code -> group code (active statuses only)."""
-    return {c: g for c, g in session.execute(select(Status.code, Status.group_code).where(Status.active))}
+    """status code -> group code (active statuses only; read once per transaction, see `reference`)."""
+    return dict(reference(session).statuses)
 
 
 def parse_create(raw: Any, *, prefix: str = "") -> OrderCreate:
@@ -133,12 +134,9 @@ class _Refs:
     @classmethod
     def base(cls, session: Session) -> _Refs:
         """Sites, statuses and managers: what every order of any batch may refer to."""
-        site_columns = (Site.id, Site.code, Site.currency, Site.currencies)
-        return cls(
-            sites={s.code: _SiteRef(*s) for s in session.execute(select(*site_columns))},
-            statuses=status_groups(session),
-            managers=set(session.scalars(select(Manager.id))),
-        )
+        ref = reference(session)  # read once per transaction
+        return cls(sites={s[1]: _SiteRef(*s) for s in ref.sites}, statuses=dict(ref.statuses),
+                   managers=set(ref.managers))
 
     def add(self, session: Session, items: Sequence[OrderFields], site_ids: Sequence[int | None]) -> None:
         """Load the products and customers that `items` (on `site_ids`, one each) refer to."""
@@ -447,6 +445,10 @@ EditFn = Callable[[dict[str, Any]], "OrderEdit | None"]
 _ORDER = Order.__table__
 _ITEM = OrderItem.__table__
 _READ = (_ORDER.c.id, _ORDER.c.site_id, *(_ORDER.c[k] for k in FLAT if k != "items"))
+# built once: a statement's construction and cache key cost more Python than its execution on a small batch
+_READ_ORDERS = select(*_READ).where(_ORDER.c.id.in_(bindparam("ids", expanding=True)))
+_READ_ITEMS = (select(_ITEM.c.order_id, *(_ITEM.c[c] for c in ITEM_COLUMNS))
+               .where(_ITEM.c.order_id.in_(bindparam("ids", expanding=True))).order_by(_ITEM.c.id))
 
 
 def edit_many(session: Session, *, edits: Sequence[tuple[int, OrderEdit | EditFn, ChangeContext]],
@@ -463,16 +465,15 @@ def edit_many(session: Session, *, edits: Sequence[tuple[int, OrderEdit | EditFn
     state: dict[int, dict[str, Any]] = {}
     site_of: dict[int, int] = {}
     for chunk in _chunks(ids):
-        for row in session.execute(select(*_READ).where(_ORDER.c.id.in_(chunk))):
+        for row in session.execute(_READ_ORDERS, {"ids": chunk}):
             site_of[row.id] = row.site_id
             state[row.id] = _state(row._mapping, [])
     for oid in ids:
         if oid not in state:
             raise NotFound("id", f"order {oid} not found")
     for chunk in _chunks(ids):
-        q = select(_ITEM.c.order_id, *(_ITEM.c[c] for c in ITEM_COLUMNS)).where(_ITEM.c.order_id.in_(chunk))
-        for row in session.execute(q.order_by(_ITEM.c.id)):
-            state[row.order_id]["items"].append({c: row._mapping[c] for c in ITEM_COLUMNS})
+        for row in session.execute(_READ_ITEMS, {"ids": chunk}):
+            state[row[0]]["items"].append(dict(zip(ITEM_COLUMNS, row[1:], strict=True)))
     refs = _Refs.base(session)
     static = [(d, site_of[oid]) for oid, d, _ in edits if not callable(d)]
     refs.add(session, [d for d, _ in static], [sid for _, sid in static])

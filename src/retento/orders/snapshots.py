@@ -4,10 +4,11 @@ at once (optionally only some fields)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from retento.orders.models import Order, OrderItem
@@ -52,10 +53,9 @@ def snapshots(session: Session, ids: Iterable[int], *,
     ids = list(set(ids))
     if not ids:
         return {}
-    t = Order.__table__
     if fields is not None:
         return _partial_snapshots(session, ids, set(fields))
-    rows = [r._mapping for r in session.execute(select(t).where(t.c.id.in_(ids)))]
+    rows = [r._mapping for r in session.execute(_WHOLE, {"ids": ids})]
     if not rows:
         return {}
     codes = _site_codes(session, {r["site_id"] for r in rows})
@@ -64,10 +64,9 @@ def snapshots(session: Session, ids: Iterable[int], *,
 
 
 def _partial_snapshots(session: Session, ids: list[int], fields: set[str]) -> dict[int, dict[str, Any]]:
-    t = Order.__table__
-    names = [n for n in fields if n in t.c and n not in ("id", "site_id")]
+    names = tuple(sorted(n for n in fields if n in _ORDER.c and n not in ("id", "site_id")))
     out = {r[0]: {"id": r[0], "site_id": r[1], **dict(zip(names, r[2:], strict=True))}
-           for r in session.execute(select(t.c.id, t.c.site_id, *(t.c[n] for n in names)).where(t.c.id.in_(ids)))}
+           for r in session.execute(_partial_query(names), {"ids": ids})}
     if "site" in fields and out:
         codes = _site_codes(session, {o["site_id"] for o in out.values()})
         for o in out.values():
@@ -78,14 +77,27 @@ def _partial_snapshots(session: Session, ids: list[int], fields: set[str]) -> di
     return out
 
 
+@lru_cache(maxsize=64)
+def _partial_query(names: tuple[str, ...]) -> Any:
+    """The statement for a set of fields, built once (its construction costs more than running it on a batch)."""
+    t = _ORDER
+    return select(t.c.id, t.c.site_id, *(t.c[n] for n in names)).where(t.c.id.in_(bindparam("ids", expanding=True)))
+
+
+_ORDER = Order.__table__
+_ITEM = OrderItem.__table__
+_WHOLE = select(_ORDER).where(_ORDER.c.id.in_(bindparam("ids", expanding=True)))
+_SITE_CODES = select(Site.id, Site.code).where(Site.id.in_(bindparam("ids", expanding=True)))
+_ITEMS = (select(_ITEM.c.order_id, *(_ITEM.c[c] for c in ITEM_COLUMNS))
+          .where(_ITEM.c.order_id.in_(bindparam("ids", expanding=True))).order_by(_ITEM.c.id))
+
+
 def _site_codes(session: Session, site_ids: set[int]) -> dict[int, str]:
-    return dict(session.execute(select(Site.id, Site.code).where(Site.id.in_(site_ids))).all())
+    return dict(session.execute(_SITE_CODES, {"ids": list(site_ids)}).all())
 
 
 def _items_of(session: Session, order_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    it = OrderItem.__table__
     items: dict[int, list[dict[str, Any]]] = {oid: [] for oid in order_ids}
-    cols = [it.c[c] for c in ITEM_COLUMNS]
-    for r in session.execute(select(it.c.order_id, *cols).where(it.c.order_id.in_(order_ids)).order_by(it.c.id)):
+    for r in session.execute(_ITEMS, {"ids": order_ids}):
         items[r[0]].append(dict(zip(ITEM_COLUMNS, r[1:], strict=True)))
     return items

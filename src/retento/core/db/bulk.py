@@ -204,13 +204,18 @@ def update_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
     conn = session.connection()
     dialect = conn.dialect
     if dialect.name != "postgresql":
-        sets = {c: bindparam(f"v_{c}") for c in columns}
-        stmt = update(table).where(table.c[key] == bindparam("k_")).values(sets)
-        conn.execute(stmt, [{"k_": r[key], **{f"v_{c}": r[c] for c in columns}} for r in rows])
+        conn.execute(_update_statement(table, key, tuple(columns)),
+                     [{"k_": r[key], **{f"v_{c}": r[c] for c in columns}} for r in rows])
         return
     sql, is_json = _update_plan(dialect, table, key, tuple(columns))
     payload = [{c: (json_dumps(r[c]) if is_json[c] else r[c]) for c in (key, *columns)} for r in rows]
     conn.exec_driver_sql(sql, (orjson.dumps(payload, default=json_default).decode(),))
+
+
+@lru_cache(maxsize=256)
+def _update_statement(table: Table, key: str, columns: tuple[str, ...]) -> Any:
+    """SQLite's `UPDATE ... WHERE key = ?`, built once per set of columns."""
+    return update(table).where(table.c[key] == bindparam("k_")).values({c: bindparam(f"v_{c}") for c in columns})
 
 
 @lru_cache(maxsize=256)
