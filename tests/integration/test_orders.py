@@ -9,6 +9,7 @@ from retento.core.bus import Event
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
 from retento.orders import service
+from retento.orders.models import Status
 from tests import factories as f
 
 
@@ -114,3 +115,28 @@ def test_other_sites_customers_are_not_reachable(app):
     with pytest.raises(DomainError) as exc:
         f.order(app, customer={"external_id": "c1"})
     assert "customer.external_id" in exc.value.as_dict()
+
+
+def test_reference_data_read_once_per_transaction_follows_changes_and_rollbacks(app):
+    """edit_many reads sites, statuses and managers once per transaction; a status added in the same transaction
+    is known at once, one added in a savepoint that rolled back is not."""
+    f.site(app)
+    oid = f.order(app)
+    now = app.clock.now()
+
+    def to(s, status):
+        return service.edit_many(s, edits=[(oid, service.parse_edit({"status": status}), f.API)], now=now)
+
+    with transaction(app.sessions) as s:
+        assert to(s, "assembling") == [[("status", "new", "assembling")]]  # reads the reference data
+        s.add(Status(code="packed-twice", name="Packed twice", name_ru="Упакован дважды", group_code="assembling",
+                     ordering=999))
+        assert to(s, "packed-twice") == [[("status", "assembling", "packed-twice")]]
+        assert service.status_groups(s)["packed-twice"] == "assembling"
+        with pytest.raises(RuntimeError), s.begin_nested():
+            s.add(Status(code="gone", name="Gone", name_ru="Нет", group_code="cancel", ordering=1000))
+            to(s, "gone")
+            raise RuntimeError("undo the savepoint")
+        with pytest.raises(DomainError) as exc:
+            to(s, "gone")
+        assert "status" in exc.value.as_dict()
