@@ -41,7 +41,7 @@ from benchmarks.triggers_setup import (
     skip_other_subscribers,
     trigger_definitions,
 )
-from retento.bootstrap import App, bootstrap
+from retento.bootstrap import App, bootstrap, configure_process, settle_process
 from retento.core.bus import Event, SubscriberCursor
 from retento.core.clock import FrozenClock
 from retento.core.config import Settings
@@ -195,11 +195,14 @@ def _eval_processes(url: str, processes: int, tick: Any) -> tuple[float, float, 
 
 def _eval_process(url: str, go: Any, queue: Any) -> None:
     try:
-        app = bootstrap(Settings(database_url=url), clock=FrozenClock(EVAL_NOW))
+        settings = Settings(database_url=url)
+        configure_process(settings)  # the process settings of `retento worker` (its GC threshold)
+        app = bootstrap(settings, clock=FrozenClock(EVAL_NOW))
         try:
             app.bus.dispatch(names=["triggers"], max_batches=0)  # the cursors exist before the clock starts
             with transaction(app.sessions) as s:  # triggers compiled before too (as a running worker has them)
                 engine_of(app).triggers(s)
+            settle_process()  # as `retento worker` does once its app is built
             queue.put(("ready",))
             go.wait()
             driver, cpu = DriverTime(app.engine), time.process_time()

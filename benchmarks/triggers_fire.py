@@ -24,7 +24,7 @@ from benchmarks.triggers_setup import (
     outcomes_of,
     skip_other_subscribers,
 )
-from retento.bootstrap import App, bootstrap
+from retento.bootstrap import App, bootstrap, configure_process, settle_process
 from retento.core.bus import Event
 from retento.core.clock import FrozenClock
 from retento.core.config import Settings
@@ -152,7 +152,10 @@ def _fire_worker(url: str, window: tuple[datetime, datetime], epoch: float, stop
     worker processes); reports (timers done, lags) after each commit that finished some. Returns its (CPU s,
     driver s)."""
     clock = WallClock(FIRE_START, epoch)
-    app = bootstrap(Settings(database_url=url, worker_poll_seconds=0.05), clock=clock)
+    settings = Settings(database_url=url, worker_poll_seconds=0.05)
+    configure_process(settings)  # as `retento worker`: its GC threshold, and what is built so far frozen
+    app = bootstrap(settings, clock=clock)
+    settle_process()
     try:
         watch = _LagWatch(clock, window, report)
         sa_event.listen(app.sessions, "before_commit", watch.before_commit)

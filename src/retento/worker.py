@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from retento.bootstrap import bootstrap, configure_process
+from retento.bootstrap import bootstrap, configure_process, settle_process
 from retento.core import logs
 from retento.core.config import get_settings
 
@@ -18,6 +18,7 @@ def main() -> None:
     configure_process(settings)
     logs.configure(settings.log_level)
     app = bootstrap()
+    settle_process()  # what the app built stays out of the GC's full collections
     stop = threading.Event()
 
     def _stop(*_: object) -> None:
