@@ -71,7 +71,8 @@ SEGMENTS = {
                                    "within_days": 365}},
 }
 TABLES = {  # exported to Parquet for DuckDB: table -> columns
-    "customers": "id, site_id, email, entry_point, created_at, custom_fields::text AS custom_fields",
+    "customers": "id, site_id, email, entry_point, created_at, custom_fields::text AS custom_fields, "
+                 "labels::text AS labels",
     "customer_tags": "customer_id, tag",
     "customer_consents": "customer_id, channel, granted",
     "customer_rollups": "*",
@@ -275,7 +276,7 @@ def _compare(app: Any, duck: Any, name: str, stmt: Any) -> Timing:
 def _duckdb_sql(sql: str) -> str:
     """PostgreSQL SQL as DuckDB reads it: integer `/` is float division there, `//` is integer division;
     jsonb containment (`a @> b`) is `json_contains(a, b)`."""
-    sql = re.sub(r"\(\((customers\.custom_fields)\)::jsonb @> \(('(?:[^']|'')*')\)::jsonb\)",
+    sql = re.sub(r"\(\((customers\.(?:custom_fields|labels))\)::jsonb @> \(('(?:[^']|'')*')\)::jsonb\)",
                  r"json_contains(\1, \2)", sql)
     return (sql.replace("%%", "%").replace("::jsonb", "::json")
             .replace(") / (2 * (customer_rollups.purchase_days - 1))", ") // (2 * (customer_rollups.purchase_days - 1))"))
@@ -318,14 +319,18 @@ def load(app: Any, *, customers: int, orders: int, seed: int, progress: Progress
         n = len(ids)
         created = _ts(rng.integers(start, end, n))
         city = np.array(['"{""city"": ""%s""}"' % c for c in CITIES], dtype=object)[rng.integers(0, 5, n)]
+        entry = np.array(ENTRY, dtype=object)[rng.integers(0, 5, n)]
+        is_vip, is_granted = rng.random(n) < 0.1, rng.random(n) < 0.6
+        labels = np.array(['"[]"', '"[""tag:vip""]"', '"[""consent:email""]"', '"[""consent:email"", ""tag:vip""]"'],
+                          dtype=object)[is_vip * 1 + is_granted * 2]  # customers.labels, as the service keeps it
         _copy(app, "customers", "id, site_id, external_id, email, created_at, updated_at, custom_fields, "
-              "personal_dates, entry_point, email_confirmed",
+              "personal_dates, entry_point, email_confirmed, labels",
               [_csv(ids, np.ones(n, int), np.char.add("C", ids.astype(str)),
                     np.char.add(np.char.add("c", ids.astype(str)), "@example.com"), created, created, city,
-                    np.full(n, "{}"), np.array(ENTRY, dtype=object)[rng.integers(0, 5, n)], np.full(n, "f"))])
-        vip = ids[rng.random(n) < 0.1]
+                    np.full(n, "{}"), entry, np.full(n, "f"), labels)])
+        vip = ids[is_vip]
         _copy(app, "customer_tags", "customer_id, tag", [_csv(vip, np.full(len(vip), "vip"))])
-        granted = ids[rng.random(n) < 0.6]
+        granted = ids[is_granted]
         g = len(granted)
         _copy(app, "customer_consents", "customer_id, channel, granted, at, source",
               [_csv(granted, np.full(g, "email"), np.full(g, "t"), np.full(g, "2025-01-01 00:00:00+00"),

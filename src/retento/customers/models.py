@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.core.db.types import Base, JSONType, UTCDateTime
@@ -35,6 +35,8 @@ class Customer(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     locale: Mapped[str | None] = mapped_column(String(16))
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # tags, interests and granted consents as sorted `tag:vip`, `interest:x`, `consent:email` (customers.labels)
+    labels: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
     entry_point: Mapped[str | None] = mapped_column(String(32))
     email_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
     email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -42,13 +44,16 @@ class Customer(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    # Segment rules on a custom field (`eq` / `in` of a string) add `custom_fields @> {...}`, which this index
-    # answers on PostgreSQL (SQLite has no such index: the rule reads the JSON of every customer there).
+    # Segment rules on a custom field (`eq` / `in` of a string) add `custom_fields @> {...}`, and rules on tags,
+    # interests and consent ask `labels @> [...]`: these indexes answer them on PostgreSQL (SQLite has no such
+    # index: a custom-field rule reads the JSON of every customer there, a label rule the label tables).
     # The console's search (`ILIKE '%text%'` over names, email and phone, the external id) reads this trigram index on PostgreSQL
     # (pg_trgm; migration 0024 leaves it out where the extension cannot be created: the search then scans).
     __table_args__ = (UniqueConstraint("site_id", "external_id"),
                       Index("ix_customers_custom_fields", "custom_fields", postgresql_using="gin",
                             postgresql_ops={"custom_fields": "jsonb_path_ops"}).ddl_if(dialect="postgresql"),
+                      Index("ix_customers_labels", "labels", postgresql_using="gin",
+                            postgresql_ops={"labels": "jsonb_path_ops"}).ddl_if(dialect="postgresql"),
                       Index("ix_customers_search", *SEARCHED, postgresql_using="gin",
                             postgresql_ops={c: "gin_trgm_ops" for c in SEARCHED}).ddl_if(dialect="postgresql"))
 

@@ -19,7 +19,7 @@ from retento.core import bus, limits
 from retento.core.changes import ChangeContext
 from retento.core.db.bulk import rows_with_keys, update_rows
 from retento.core.errors import Conflict, DomainError, FieldError, NotFound
-from retento.customers import events as ev
+from retento.customers import events as ev, labels
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 from retento.customers.schemas import CustomerCreate, CustomerEdit, CustomerFields
 from retento.history import service as history
@@ -179,6 +179,7 @@ def create_many(
         values["custom_fields"] = d.custom_fields or {}
         values["email_confirmed"] = bool(d.email_confirmed)
         values["email_confirmed_at"] = now if d.email_confirmed else None
+        values["labels"] = labels.of(d.tags or (), d.interests or (), d.consents or {})
         created_at = d.created_at or now
         customers.append(Customer(site_id=sites[d.site].id, created_at=created_at, updated_at=now, **values))
     session.add_all(customers)
@@ -258,6 +259,9 @@ def edit(session: Session, *, customer: Customer, data: CustomerEdit | CustomerC
             setattr(customer, field, new)
     customer.updated_at = now
     session.flush()
+    if any(field in LABELLED for field, _old, _new in changes):
+        labels.refresh(session, [customer.id])
+        session.expire(customer, ["labels"])
     hist, events = _change_rows(customer.id, customer.site_id, before, after, changes, ctx, now)
     history.write(session, hist)
     bus.record(session, events)
@@ -375,6 +379,7 @@ def edit_many(session: Session, *, edits: Sequence[tuple[int, CustomerEdit | Edi
 
 
 _LABELS = {"tags": (CustomerTag, "tag"), "interests": (CustomerInterest, "interest")}
+LABELLED = {"tags", "interests", "consents"}  # the fields `customers.labels` summarises
 
 
 def _current(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -403,7 +408,7 @@ def _store(session: Session, original: dict[int, dict[str, Any]], state: dict[in
     """Write the fields the edits changed (`touched`) with their last values: one UPDATE per set of columns,
     labels and consents replaced; their ORM objects in the session are expired."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    labels: dict[str, dict[int, list[str]]] = {"tags": {}, "interests": {}}
+    replaced: dict[str, dict[int, list[str]]] = {"tags": {}, "interests": {}}
     consents: dict[tuple[int, str], dict[str, Any]] = {}
     changed = list(touched)
     for cid in changed:
@@ -411,8 +416,8 @@ def _store(session: Session, original: dict[int, dict[str, Any]], state: dict[in
         values = {}
         for k in sorted(touched[cid]):
             v = after[k]
-            if k in labels:
-                labels[k][cid] = v
+            if k in replaced:
+                replaced[k][cid] = v
             elif k == "consents":
                 consents.update(((cid, ch), x) for ch, x in v.items() if before[k].get(ch) != x)
             else:
@@ -421,7 +426,7 @@ def _store(session: Session, original: dict[int, dict[str, Any]], state: dict[in
         groups[tuple(values)].append({"id": cid, **values})
     for rows in groups.values():  # by id: concurrent writers lock rows in the same order
         update_rows(session, _CUSTOMER, sorted(rows, key=itemgetter("id")))
-    for field, new in labels.items():
+    for field, new in replaced.items():
         model, column = _LABELS[field]
         t = model.__table__
         for cids in (sorted(new)[i:i + 900] for i in range(0, len(new), 900)):
@@ -433,6 +438,7 @@ def _store(session: Session, original: dict[int, dict[str, Any]], state: dict[in
         session.execute(delete(t).where(t.c.customer_id == bindparam("c"), t.c.channel == bindparam("ch")),
                         [{"c": cid, "ch": ch} for cid, ch in consents])
         session.execute(insert(t), [{"customer_id": cid, "channel": ch, **x} for (cid, ch), x in consents.items()])
+    labels.refresh(session, [cid for cid in changed if touched[cid] & LABELLED])
     keys = [identity_key(Customer, cid) for cid in changed] + [identity_key(Consent, k) for k in consents]
     for obj in filter(None, map(session.identity_map.get, keys)):
         session.expire(obj)
