@@ -36,7 +36,7 @@ from retento.core.db.types import UTCDateTime
 from retento.core.errors import DomainError, NotFound
 from retento.core.money import round_money
 from retento.orders.models import Order, Status
-from retento.segments import cohorts, ltv, rfm, rollups, service
+from retento.segments import cohort_query, cohorts, ltv, rfm, rollups, service
 from retento.segments.compiler import epoch_day
 from retento.segments.models import CustomerRollup, Initiative, RfmScore, SegmentSettings
 from retento.segments.schemas import InitiativeIn, RfmConfig, SegmentCreate
@@ -318,29 +318,15 @@ def refresh_rfm_due(session: Session, *, now: datetime, every: timedelta) -> int
 
 # --- lifecycle --------------------------------------------------------------------------------------------
 
-def purchases(session: Session, *, site_id: int, until: date | None = None) -> dict[int, list[date]]:
-    """Each customer's purchase dates (UTC days, one entry per order), cancelled orders left out; `until`: only
-    those up to the end of that day."""
-    st = Status.__table__
-    q = (select(O.c.customer_id, epoch_day(O.c.created_at))
-         .where(O.c.site_id == site_id, O.c.customer_id.is_not(None),
-                O.c.status.in_(select(st.c.code).where(st.c.group_code != "cancel")))
-         .order_by(O.c.customer_id, O.c.created_at))
-    if until is not None:
-        q = q.where(O.c.created_at < _day_end(until))
-    out: dict[int, list[date]] = defaultdict(list)
-    for cid, day in session.execute(q):
-        out[cid].append(EPOCH + timedelta(days=int(day)))
-    return dict(out)
-
-
-def median_gap(session: Session, *, site_id: int) -> float | None:
+def median_gap(session: Session, *, site_id: int, until: date | None = None) -> float | None:
     """cohorts.median_gap in SQL: the median of the days between consecutive purchase days of each customer, from
-    the database's histogram of the gaps (one pass over the orders; the gaps are whole days)."""
+    the database's histogram of the gaps (one pass over the orders; the gaps are whole days). `until`: only the
+    orders up to the end of that day."""
     st = Status.__table__
     days = (select(O.c.customer_id, epoch_day(O.c.created_at).label("day"))
             .where(O.c.site_id == site_id, O.c.customer_id.is_not(None),
-                   O.c.status.in_(select(st.c.code).where(st.c.group_code != "cancel"))).distinct().subquery())
+                   O.c.status.in_(select(st.c.code).where(st.c.group_code != "cancel")),
+                   *([] if until is None else [O.c.created_at < _day_end(until)])).distinct().subquery())
     lagged = select((days.c.day - func.lag(days.c.day).over(partition_by=days.c.customer_id,
                                                             order_by=days.c.day)).label("gap")).subquery()
     counts = session.execute(select(lagged.c.gap, func.count()).where(lagged.c.gap.is_not(None))
@@ -348,10 +334,9 @@ def median_gap(session: Session, *, site_id: int) -> float | None:
     return cohorts.median_of_counts((int(g), int(c)) for g, c in counts)
 
 
-def update_threshold(session: Session, *, site_id: int, now: datetime, data: dict[int, list[date]] | None = None
-                     ) -> float | None:
+def update_threshold(session: Session, *, site_id: int, now: datetime) -> float | None:
     """Store the median days between purchases across the site's base (shown beside any override)."""
-    gap = cohorts.median_gap(data.values()) if data is not None else median_gap(session, site_id=site_id)
+    gap = median_gap(session, site_id=site_id)
     row = service.settings_row(session, site_id, now=now)
     row.computed_threshold_days, row.updated_at = gap, now
     return gap
@@ -424,19 +409,19 @@ def _check_range(first: date | None, last: date | None) -> None:
 
 def _computed(session: Session, site_row: Site, *, now: datetime, as_of: date | None) -> dict[str, Any]:
     """The report of every month and cohort, without initiatives (they are added when it is shown)."""
-    data = purchases(session, site_id=site_row.id, until=as_of)
     if as_of is None:
-        update_threshold(session, site_id=site_row.id, now=now, data=data)
+        update_threshold(session, site_id=site_row.id, now=now)
         info = threshold_info(session, site_id=site_row.id)
     else:
         row = session.get(SegmentSettings, site_row.id)
         override = row.threshold_days if row else None
-        gap = cohorts.median_gap(data.values())
+        gap = median_gap(session, site_id=site_row.id, until=as_of)
         info = {"threshold_days": float(override) if override is not None else
                 gap if gap is not None else service.DEFAULT_THRESHOLD_DAYS,
                 "override": override, "computed_median_days": gap}
     today = as_of or now.date()
-    report = cohorts.lifecycle(data, threshold=info["threshold_days"], today=today, day_over=as_of is not None)
+    report = cohort_query.report(session, site_id=site_row.id, threshold=info["threshold_days"], today=today,
+                                 day_over=as_of is not None)
     return {
         "site": site_row.code, "as_of": today,
         "threshold": info,
