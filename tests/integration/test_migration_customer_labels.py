@@ -1,4 +1,4 @@
-"""Migration 0023 adds customers.labels and fills it from the tag, interest and consent rows, on both databases;
+"""Migration 0025 adds customers.labels and fills it from the tag, interest and consent rows, on both databases;
 down and up again."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def test_upgrade_fills_labels_from_the_rows(app):
         cfg = alembic_config(app.engine.url.render_as_string(hide_password=False))
         cfg.attributes["connection"] = conn
         try:
-            command.downgrade(cfg, "0022_custom_field_index")
+            command.downgrade(cfg, "0024_customer_search_trgm")
             conn.commit()
             command.upgrade(cfg, "head")
             conn.commit()
