@@ -10,7 +10,8 @@ Data: the demo shop (`retento demo` at the given size) on a fresh database per b
 generated shop of `retento bench segments` (1,000,000 customers / 10,000,000 orders by default, COPY) on
 PostgreSQL, kept with `--keep` and used again with `--reuse` (migrations are applied to it first). Either way
 the bench adds through the services what the pages show: a segment, a trigger with a run log, a message
-template, a cascade, a campaign, an initiative, and a console admin.
+template, a cascade, a campaign, an initiative, an inbox dialog and a console admin (the inbox's live stream,
+which stays open, is no page to time).
 
 A signed-in client (Starlette's TestClient: the whole ASGI application in process, without a socket) asks each
 page `requests` times after two warm-up requests. The baseline, measured in the same run the same way, is the
@@ -43,6 +44,8 @@ from retento.core.changes import ActorType, ChangeContext, Source
 from retento.core.config import Settings
 from retento.core.db.transactions import transaction
 from retento.customers.models import Customer
+from retento.inbox import ingest as inbox
+from retento.inbox.inbound import Batch, Contact, Posted
 from retento.journeys import service as journeys
 from retento.loyalty import service as loyalty
 from retento.loyalty.schemas import JoinIn, ProgramIn
@@ -75,7 +78,7 @@ QUERIES: dict[str, list[str]] = {
     "/tasks": ["", "view=open", "view=overdue"],
     "/journeys/{journey_id}/edit": ["", "add=send&after=welcome"],
 }
-SKIP = {"/signin"}  # the baseline
+SKIP = {"/signin", "/inbox/stream"}  # the baseline; the inbox's live stream (open until the client leaves)
 SLOW_FIRST = 20.0  # seconds
 
 
@@ -295,6 +298,14 @@ def prepare(app: App, *, now: datetime, runs: int, progress: Progress) -> dict[s
         order_id = s.scalar(select(Order.id).where(Order.customer_id == customer.id).limit(1)) or s.scalar(
             select(func.min(Order.id)))
         search = (customer.last_name or customer.email or "c1")[:3]
+    with transaction(app.sessions) as s:  # a customer's Telegram message: an inbox dialog
+        dialog_id = _scalar(s, "SELECT id FROM inbox_dialogs WHERE peer = 'bench-console'")
+        if dialog_id is None:
+            inbox.ingest(s, Batch("telegram", [Posted(channel="telegram", account="", provider_id="1", at=now,
+                                                      text="Where is my order?", contact=Contact(
+                                                          peer="bench-console", name="Bench Customer",
+                                                          telegram_id="bench-console"))]), now)
+            dialog_id = _scalar(s, "SELECT id FROM inbox_dialogs WHERE peer = 'bench-console'")
     queue_name = "webhooks" if app.work.get("webhooks") is not None else app.work.names()[0]
     queue = app.work.get(queue_name)
     with transaction(app.sessions) as s:  # a dead letter when the data has one (the drop page needs its id)
@@ -306,6 +317,7 @@ def prepare(app: App, *, now: datetime, runs: int, progress: Progress) -> dict[s
             "segment_id": seg_id, "trigger_id": trigger_id, "template_id": template_id, "campaign_id": campaign_id,
             "initiative_id": initiative_id, "sub_id": sub_id, "account_id": account_id, "code": site.code,
             "journey_id": journey_id,
+            "dialog_id": dialog_id,
             "runs": have, **extra}
 
 

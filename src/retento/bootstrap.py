@@ -20,6 +20,7 @@ from retento.console.pages import (
     cohorts as console_cohorts,
     customers as console_customers,
     dashboard as console_dashboard,
+    inbox as console_inbox,
     journeys as console_journeys,
     journeys_edit as console_journeys_edit,
     journeys_report as console_journeys_report,
@@ -122,7 +123,8 @@ def assemble() -> Parts:
                          ("tasks", console_tasks), ("webhooks", console_webhooks), ("loyalty", console_loyalty),
                          ("loyalty_members", console_loyalty_members), ("sites", console_sites),
                          ("work", console_work), ("journeys", console_journeys),
-                         ("journeys_edit", console_journeys_edit), ("journeys_report", console_journeys_report)):
+                         ("journeys_edit", console_journeys_edit), ("journeys_report", console_journeys_report),
+                         ("inbox", console_inbox)):
         parts.console_pages.add(name, module.PAGE)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
     for name, install in (("apikeys", apikeys.install), ("orders", orders.install), ("webhooks", webhooks.install),

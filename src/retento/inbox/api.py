@@ -4,10 +4,8 @@ messaging ones: `/api/v1/messaging/webhooks/{telegram,whatsapp,vk,instagram}`.)"
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -25,7 +23,7 @@ from retento.core.jsonable import jsonable
 from retento.core.rest.pagination import CursorParam, Limit, SiteParam
 from retento.core.rest.problems import router as v1_router
 from retento.customers import service as customers
-from retento.inbox import queries, service
+from retento.inbox import live, queries, service
 from retento.inbox.ingest import settings_of_app as ingest_settings
 from retento.inbox.schemas import (
     Channel,
@@ -261,35 +259,13 @@ async def stream(request: Request, principal: Read, site: SiteParam = None,
                 if principal.site_ids is not None and chosen.id not in principal.site_ids:
                     raise scoping.forbidden("site", f"site {site!r}")
                 ids = [chosen.id]
-            return ids, resume if resume is not None else queries.last_event_id(s)
+            return ids, live.resume_point(s, resume)
 
     site_ids, cursor = await run_in_threadpool(start)
 
-    def read(after_id: int) -> list[dict[str, Any]]:
-        with transaction(reading(request)) as s:
-            return queries.events_after(s, after_id=after_id, site_ids=site_ids)
-
-    async def events() -> AsyncIterator[str]:
-        nonlocal cursor
-        yield f"retry: 2000\nid: {cursor}\n\n"
-        idle = 0.0
-        ends = None if max_seconds is None else asyncio.get_running_loop().time() + max_seconds
-        while not await request.is_disconnected() and (ends is None or asyncio.get_running_loop().time() < ends):
-            rows = await run_in_threadpool(read, cursor)
-            for r in rows:
-                cursor = r["id"]
-                yield f"id: {r['id']}\nevent: {r['type']}\ndata: {json.dumps(jsonable(r), ensure_ascii=False)}\n\n"
-            if rows:
-                idle = 0.0
-                continue
-            await asyncio.sleep(cfg.inbox_stream_poll_seconds)
-            idle += cfg.inbox_stream_poll_seconds
-            if idle >= cfg.inbox_stream_heartbeat_seconds:
-                idle = 0.0
-                yield ": keep-alive\n\n"
-
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(live.events(request, sessions=lambda: reading(request), cfg=cfg, site_ids=site_ids,
+                                         cursor=cursor, max_seconds=max_seconds),
+                             media_type="text/event-stream", headers=live.HEADERS)
 
 
 @router.get("/inbox/report", summary="Messages and dialogs per channel per month, channel shares, growth",

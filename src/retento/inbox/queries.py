@@ -53,6 +53,20 @@ def list_dialogs(session: Session, *, site_ids: list[int] | None, state: str | N
     return list(session.scalars(q.order_by(Dialog.last_message_at.desc(), Dialog.id.desc()).limit(limit)))
 
 
+def counts(session: Session, *, site_ids: list[int] | None, assignee_id: int | None = None,
+           unassigned: bool = False) -> dict[tuple[str, str], tuple[int, int]]:
+    """Dialogs and their unread messages per (state, channel), for the list's tabs."""
+    q = select(Dialog.state, Dialog.channel, func.count(), func.coalesce(func.sum(Dialog.unread), 0))
+    if site_ids is not None:
+        q = q.where(Dialog.site_id.in_(site_ids))
+    if assignee_id is not None:
+        q = q.where(Dialog.assignee_id == assignee_id)
+    if unassigned:
+        q = q.where(Dialog.assignee_id.is_(None))
+    return {(state, channel): (int(n), int(unread))
+            for state, channel, n, unread in session.execute(q.group_by(Dialog.state, Dialog.channel))}
+
+
 def dialog_view(session: Session, d: Dialog, now: datetime) -> dict[str, Any]:
     """A dialog with its customer's card, linked orders, whether free text may go out now, and its cycles."""
     snap = customers.snapshots(session, [d.customer_id]).get(d.customer_id) or {}
@@ -87,6 +101,13 @@ def messages(session: Session, *, dialog_id: int, after_id: int, limit: int) -> 
             item["status"] = "sent"  # written in the provider's own app: it is there already
         out.append(item)
     return out
+
+
+def recent_messages(session: Session, *, dialog_id: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """The newest `limit` messages of a dialog, oldest first (as `messages`), and whether older ones exist."""
+    start = session.scalar(select(Message.id).where(Message.dialog_id == dialog_id)
+                           .order_by(Message.id.desc()).offset(limit).limit(1))
+    return messages(session, dialog_id=dialog_id, after_id=start or 0, limit=limit), start is not None
 
 
 def response_times(session: Session, *, site_ids: list[int] | None, since: datetime | None,

@@ -1,5 +1,7 @@
 // Retento console: the CSRF token on every htmx request (from the csrf-token meta tag), and ECharts charts
-// drawn from the JSON each chart element names (<div data-chart="id-of-a-json-script">).
+// drawn from the JSON each chart element names (<div data-chart="id-of-a-json-script">), and live pages: an element
+// <div data-live="/path/of/an/event-stream"> opens an EventSource; each inbox event makes htmx refresh the elements
+// whose data-live-refresh is "all" or the event's dialog id (they listen for "inbox-changed").
 (function () {
   "use strict";
   document.addEventListener("htmx:configRequest", function (event) {
@@ -20,6 +22,36 @@
       window.addEventListener("resize", function () { chart.resize(); });
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
-  document.addEventListener("htmx:afterSettle", function (event) { drawCharts(event.target); });
+  var LIVE_EVENTS = ["inbox_message", "inbox_message_changed", "inbox_dialog_changed"];
+
+  function refresh(dialogId) {
+    if (typeof htmx === "undefined") { return; }
+    document.querySelectorAll("[data-live-refresh]").forEach(function (el) {
+      var which = el.dataset.liveRefresh;
+      if (which === "all" || which === dialogId) { htmx.trigger(el, "inbox-changed"); }
+    });
+  }
+
+  function listen() {
+    var host = document.querySelector("[data-live]");
+    if (!host || typeof EventSource === "undefined") { return; }
+    var source = new EventSource(host.dataset.live);
+    LIVE_EVENTS.forEach(function (type) {
+      source.addEventListener(type, function (event) {
+        var data = JSON.parse(event.data);
+        refresh(String((data.payload || {}).dialog_id));
+      });
+    });
+    window.addEventListener("pagehide", function () { source.close(); });
+  }
+
+  function toNewest(root) {
+    root.querySelectorAll("ol.messages").forEach(function (list) {
+      var box = list.closest("#conversation");
+      if (box) { box.scrollTop = box.scrollHeight; }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { drawCharts(document); listen(); toNewest(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { drawCharts(event.target); toNewest(event.target); });
 })();
