@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from retento import app as application
 from retento.apikeys import cli as apikeys_cli, service as apikeys
 from retento.app import App, Parts
+from retento.assist import api as assist_api, cli as assist_cli, wiring as assist
 from retento.catalog import api as catalog_api
 from retento.compat import api as compat_api, loyalty as compat_loyalty, upload as compat_upload
 from retento.console.pages import (
@@ -104,7 +105,7 @@ def assemble() -> Parts:
                          ("compat", compat_api),
                          ("webhooks", webhooks_api), ("triggers", triggers_api), ("tasks", tasks_api),
                          ("segments", segments_api), ("work", queues_api), ("loyalty", loyalty_api),
-                         ("journeys", journeys_api), ("inbox", inbox_api)):
+                         ("journeys", journeys_api), ("inbox", inbox_api), ("assist", assist_api)):
         parts.routers.add(name, module.router)
     parts.routers.add("messaging", messaging_api.mounted())  # at /api/v1/messaging and its old /api/messaging
     for name, command in (("import", imports_cli.import_app), ("demo", demo_cli.demo), ("triggers", triggers_cli.app),
@@ -113,7 +114,8 @@ def assemble() -> Parts:
                           ("campaign", messaging_cli.campaign_app),
                           ("bounces", messaging_cli.bounces), ("apikey", apikeys_cli.app),
                           ("work", queues_cli.app), ("loyalty", loyalty_cli.app), ("user", users_cli.app),
-                         ("journeys", journeys_cli.app), ("inbox", inbox_cli.app)):
+                         ("journeys", journeys_cli.app), ("inbox", inbox_cli.app),
+                         ("assist", assist_cli.app)):
         parts.commands.add(name, command)
     # The web console's pages (console.web.Page: routes and a navigation entry); docs/console.md: adding a page
     for name, module in (("account", console_account), ("dashboard", console_dashboard),
@@ -130,7 +132,8 @@ def assemble() -> Parts:
     for name, install in (("apikeys", apikeys.install), ("orders", orders.install), ("webhooks", webhooks.install),
                           ("triggers", triggers.install), ("segments", segments.install), ("messaging", messaging.install),
                           ("loyalty", loyalty.install), ("users", users.install),
-                          ("journeys", journeys.install), ("inbox", inbox.install)):
+                          ("journeys", journeys.install), ("inbox", inbox.install),
+                          ("assist", assist.install)):
         parts.installs.add(name, install)
     return parts
 

@@ -1,6 +1,7 @@
 """Every domain's tables, imported in one place so the metadata (and Alembic) sees all of them."""
 
 from retento.apikeys import models as apikeys  # noqa: F401
+from retento.assist import models as assist  # noqa: F401
 from retento.catalog import models as catalog  # noqa: F401
 from retento.core import bus  # noqa: F401
 from retento.core.db.types import Base

@@ -28,6 +28,8 @@ SCOPES = (
     "loyalty:write",
     "inbox:read",
     "inbox:write",
+    "assist:read",
+    "assist:write",
 )
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 # Advisory-lock keys on PostgreSQL are (tag << 48) | a 48-bit value: a tag per kind of thing locked, so kinds never
 # collide. The change-log claims (`changelog`) are shared locks; the others exclusive (`lock_keys`).
-ADVISORY_TAGS = {"history": 0x7201, "events": 0x7202, "trigger": 0x7211}
+ADVISORY_TAGS = {"history": 0x7201, "events": 0x7202, "trigger": 0x7211, "assist": 0x7221}
 
 
 ADVISORY_BITS = 48
