@@ -244,6 +244,19 @@ BODIES: dict[tuple[str, str], Bodies] = {
     ("PATCH", "/api/v1/journeys/{journey_id}"): lambda a, b, _: (Body({"active": False}), []),
     ("POST", "/api/v1/journeys/{journey_id}/migrate"): lambda a, b, _: (Body({}), []),
     ("POST", "/api/v1/journeys/mechanics/{name}"): lambda a, b, _: (None, [Body({"site": b.code})]),
+    ("POST", "/api/v1/assist/sites/{site}/tickets"): lambda a, b, _: (Body({"items": [
+        {"external_id": "probe", "body": "How do I return an order?", "answer": "From the order card."}]}), []),
+    ("POST", "/api/v1/assist/sites/{site}/docs"): lambda a, b, _: (Body({"files": [
+        {"path": "probe.md", "content": "# Returns\nFrom the order card."}]}), []),
+    ("POST", "/api/v1/assist/sites/{site}/tasks"): lambda a, b, _: (Body({"items": [
+        {"external_id": "DEV-1", "title": "Partial returns"}]}), []),
+    ("POST", "/api/v1/assist/sites/{site}/identifiers"): lambda a, b, _: (Body({"names": ["order.return"]}), []),
+    **{("POST", f"/api/v1/assist/sites/{{site}}/{what}"): lambda a, b, _: (Body({"text": "return an order"}), [])
+       for what in ("similar", "suggest", "tasks/match", "check")},
+    ("POST", "/api/v1/assist/sites/{site}/marks"): lambda a, b, _: (Body({
+        "ticket": "T-1", "action": "used", "idempotency_key": "probe"}), []),
+    ("POST", "/api/v1/assist/industry"): lambda a, b, _: (None, [
+        Body({"products": [{"name": "Dog leash"}]}, expect=CLEAN, why="names no site")]),
     ("POST", "/api/v1/messaging/bounces"): lambda a, b, secret: (None, [Body(content=_dsn(b.message_id, secret),
                                                                                   content_type="message/rfc822")]),
 }

@@ -10,6 +10,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from retento.assist.models import Item as AssistItem, Mark as AssistMark
 from retento.core.db.transactions import transaction
 from retento.inbox.models import Connection, Dialog, Exclusion, Message as InboxMessage
 from retento.journeys import service as journeys
@@ -140,6 +141,13 @@ def _shop(app: Any, code: str, mark: str) -> Shop:
                            text=f"Hello {mark}", sent_at=now, created_at=now))
         s.add(Exclusion(site_id=shop.site_id, channel="telegram", peer=f"66{shop.site_id}", created_at=now))
         shop.extra.update(dialog_id=d.id, connection_id=conn, peer=f"66{shop.site_id}")
+        # the assist: a past ticket (a zero vector: found by its words) and a mark of a suggestion
+        s.add(AssistItem(site_id=shop.site_id, kind="ticket", external_id=f"T-{mark}", title=f"Return {mark}",
+                         body=f"How do I return an order {mark}", answer=f"From the card {mark}", tags=[],
+                         language="en", meta={}, vector=bytes(384 * 4), embedder="e5-small", rev=1, created_at=now,
+                         updated_at=now))
+        s.add(AssistMark(site_id=shop.site_id, ticket=f"T-{mark}", action="used", sources=[mark],
+                         idempotency_key=f"k-{mark}", created_at=now))
     return shop
 
 

@@ -25,7 +25,7 @@ from retento.sites.service import get_site
 router = v1_router("assist")
 Read = Annotated[Principal, Depends(require("assist:read"))]
 Write = Annotated[Principal, Depends(require("assist:write"))]
-Q = Annotated[str, Query(min_length=1, max_length=20_000, description="What the operator has typed so far")]
+Q = Annotated[str, Query(max_length=20_000, description="What the operator has typed so far (blank: no links)")]
 K = Annotated[int, Query(ge=1, le=50)]
 
 
@@ -95,8 +95,13 @@ def post_suggest(request: Request, _: Read, site: str, data: AskIn) -> Any:
 
 @router.get("/assist/sites/{site}/doc-links", summary="Documentation sections for what is being typed",
             description="Fast enough to call on each pause in typing.")
-def get_doc_links(request: Request, _: Read, site: str, q: Q, k: K = 5) -> Any:
-    return _read(request, lambda s: {"items": service.doc_links(s, assist_of(request), site=site, text=q, k=k)})
+def get_doc_links(request: Request, _: Read, site: str, q: Q = "", k: K = 5) -> Any:
+    def run(s: Any) -> Any:
+        if not q.strip():
+            get_site(s, site)
+            return {"items": []}
+        return {"items": service.doc_links(s, assist_of(request), site=site, text=q, k=k)}
+    return _read(request, run)
 
 
 @router.post("/assist/sites/{site}/tasks/match", summary="Development tasks matching a request")

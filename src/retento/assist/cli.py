@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from retento.assist import industry as industries, service
+from retento.assist import industry as industries, service, synthetic
 from retento.assist.schemas import DocFileIn, DocsIn, IdentifiersIn, Product, TaskIn, TicketIn
 from retento.cmdline import Col, Format, FormatOption, Rows, emit, fail, open_app, run_service
 from retento.core.db.transactions import transaction
@@ -55,7 +55,7 @@ def _parse(model: Any, records: list[dict[str, Any]], path: Path) -> list[Any]:
             out.append(model.model_validate(r))
         except ValidationError as exc:
             first = DomainError.from_pydantic(exc).errors[0]
-            fail(f"{path}: record {n}: {first.field}: {first.message}")
+            fail(f"{path}: record {n}: {first.field}: {first.reason}")
     return out
 
 
@@ -109,7 +109,7 @@ def import_docs(path: Annotated[Path, typer.Argument(help="A Markdown or HTML fi
         data = DocsIn(base_url=base_url, files=doc_files(path))
     except ValidationError as exc:
         first = DomainError.from_pydantic(exc).errors[0]
-        fail(f"{first.field}: {first.message}")
+        fail(f"{first.field}: {first.reason}")
     a = open_app()
     with transaction(a.sessions) as s:
         c = run_service(lambda: service.import_docs(s, site=site, data=data, embedder=a.assist.embedder,
@@ -215,3 +215,56 @@ def usage(site: SiteOpt = None, fmt: FormatOption = Format.table) -> None:
                              Col("without_median", "first response without, median s", kind="number", empty="-"),
                              Col("change", "first response change (mean)", kind="percent", empty="-")],
                    [row], stacked=True), data=data)
+
+
+@app.command("generate")
+def generate(folder: Annotated[Path, typer.Argument(help="Where to write the set")],
+             per_topic: Annotated[int, typer.Option(min=1, max=10_000)] = 6,
+             queries: Annotated[int, typer.Option("--queries", min=1, max=1000, help="New tickets per topic")] = 2,
+             seed: Annotated[int, typer.Option()] = 7) -> None:
+    """A synthetic labelled RU + EN set: docs/, tickets, tasks, queries, catalogues. / Синтетический набор."""
+    data = synthetic.generate(per_topic=per_topic, queries_per_topic=queries, seed=seed)
+    (folder / "docs").mkdir(parents=True, exist_ok=True)
+    for d in data.docs:
+        path = folder / "docs" / d["path"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(d["content"], encoding="utf-8")
+    for name, rows in (("tickets", data.tickets), ("tasks", data.tasks), ("queries", data.queries),
+                       ("catalogues", data.catalogues)):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                              encoding="utf-8")
+    console.print(f"{folder}: {len(data.docs)} doc pages, {len(data.tickets)} tickets, {len(data.tasks)} tasks, "
+                  f"{len(data.queries)} labelled queries, {len(data.catalogues)} catalogues "
+                  f"(import docs with --base-url {synthetic.DOCS_URL})")
+
+
+@app.command("eval")
+def evaluate(queries: Annotated[Path, typer.Argument(help="Labelled queries (JSON Lines): text, relevant_tickets, "
+                                                          "relevant_docs, relevant_task, reference_answer")],
+             site: Site,
+             catalogues: Annotated[Path | None, typer.Option(help="Catalogues with their industry")] = None,
+             fmt: FormatOption = Format.table) -> None:
+    """Recall@5, MRR, answer match share, invented items (must be 0). / Оценка качества подсказок."""
+    rows = read_records(queries)
+    for n, q in enumerate(rows, 1):
+        if not isinstance(q.get("text"), str) or not q["text"].strip():
+            fail(f"{queries}: record {n}: text: required")
+    a = open_app()
+    with transaction(a.sessions) as s:
+        data = run_service(lambda: service.evaluate(s, a.assist, site=site, queries=rows))
+    if catalogues is not None:
+        shops = read_records(catalogues)
+        right = sum(industries.classify([(p["name"], p.get("category")) for p in c.get("products", [])]).industry
+                    == c.get("industry") for c in shops)
+        data["industry_accuracy"] = round(right / len(shops), 4) if shops else None
+        data["catalogues"] = len(shops)
+    cols = [Col("queries", kind="int"), Col("recall_at_5", "recall@5", kind="number"), Col("mrr", "MRR", kind="number"),
+            Col("doc_recall_at_5", "doc links recall@5", kind="number"),
+            Col("task_accuracy", "task matched first", kind="percent"),
+            Col("match_share", "suggestion matches reference", kind="percent"),
+            Col("invented", "invented items shown", kind="int"), Col("removed", "removed by the guard", kind="int")]
+    if catalogues is not None:
+        cols.append(Col("industry_accuracy", "industry accuracy", kind="percent", empty="-"))
+    emit(fmt, Rows("eval", cols, [data], stacked=True), data=data)
+    if data["invented"]:
+        raise typer.Exit(2)

@@ -130,9 +130,11 @@ def invented(sentence: str, g: Grounding) -> list[Invented]:
     seen: set[str] = set()
     names = [m.group(1) for m in BACKTICK.finditer(rest)]
     plain = BACKTICK.sub(" ", rest)
-    names += [m.group(0) for p in (CAMEL, SNAKE, DOTTED) for m in p.finditer(plain)]
+    names += [m.group(0) for p in (DOTTED, CAMEL, SNAKE) for m in p.finditer(plain)]
     for name in names:
         key = name.strip().lower()
+        if any(key in other.split(".") for other in seen):
+            continue  # a part of a dotted name already checked
         if not key or key in seen or WORDISH_DOTTED.match(key) or FILE_EXT.search(key) or re.fullmatch(r"[\d.]+", key):
             continue
         seen.add(key)
