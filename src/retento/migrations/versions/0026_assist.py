@@ -1,7 +1,7 @@
 """assist: imported tickets, documentation sections, tasks and identifiers with their vectors; marks of suggestions
 
-Revision ID: 0025_assist
-Revises: 0024_customer_search_trgm
+Revision ID: 0026_assist
+Revises: 0025_customer_labels
 Create Date: 2026-12-05
 """
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 from retento.core.db.types import JSONType, UTCDateTime
 
-revision = '0025_assist'
-down_revision = '0024_customer_search_trgm'
+revision = '0026_assist'
+down_revision = '0025_customer_labels'
 branch_labels = None
 depends_on = None
 
