@@ -1,6 +1,11 @@
 """What the action steps do, each through the owning domain's service in the run's transaction: send (a messaging
 cascade: consent, quiet hours and the frequency cap apply), tags, loyalty points, tasks, webhook calls. Each
-change carries the journey as its actor; each idempotency key names the run and the step."""
+change carries the journey as its actor; each idempotency key names the run and the step.
+
+`MANY` does one kind of step for many runs at once through the domains' set-based forms (a few statements for the
+whole batch), with the same effect as doing them one run at a time in list order; it raises the DomainError of
+the first run whose step cannot be done, before writing anything (the runner then does that kind one run at a
+time, so only the refused step is logged failed)."""
 
 from __future__ import annotations
 
@@ -49,27 +54,6 @@ class StepContext:
                 "journey": {"id": self.journey_id, "name": self.journey_name, "version": self.version}}
 
 
-def send(c: StepContext, step: Send) -> tuple[str, dict[str, Any]]:
-    run = messaging.start_cascade(c.session, cascade_id=step.cascade_id, customer_id=c.customer["id"], now=c.now,
-                                  message_class=step.message_class, context={
-                                      "order": c.order, "vars": {"journey": c.variables["journey"],
-                                                                 "event": c.event or {}}},
-                                  idempotency_key=c.key(step.id))
-    return "started", {"cascade_run_id": run.id}
-
-
-def retag(c: StepContext, step: Tag) -> tuple[str, dict[str, Any]]:
-    tags = set(c.customer.get("tags") or ())
-    new = tags | {step.tag} if step.type == "add_tag" else tags - {step.tag}
-    if new == tags:
-        return "unchanged", {}
-    customer = customers.get(c.session, c.customer["id"])
-    data = customers.parse_edit(c.session, {"tags": sorted(new)}, site_id=customer.site_id)
-    customers.edit(c.session, customer=customer, data=data, ctx=c.ctx, now=c.now)
-    c.customer["tags"] = sorted(new)
-    return "done", {"tags": sorted(new)}
-
-
 def credit(c: StepContext, step: Points) -> tuple[str, dict[str, Any]]:
     account = loyalty.account_of(c.session, site_id=c.customer["site_id"], customer_id=c.customer["id"])
     if account is None:
@@ -79,29 +63,73 @@ def credit(c: StepContext, step: Points) -> tuple[str, dict[str, Any]]:
     return "credited", {"operation_id": op.id, "amount": str(op.amount)}
 
 
-def task(c: StepContext, step: Task) -> tuple[str, dict[str, Any]]:
-    manager_id = step.assignee if isinstance(step.assignee, int) else None
-    if step.assignee == "customer_manager":
-        manager_id = c.customer.get("manager_id")
-    try:
-        data = TaskCreate(title=render(step.title, c.variables, field="title")[:500],
-                          text=render(step.text, c.variables, field="text") if step.text else None,
-                          due_at=c.now + timedelta(minutes=step.due_in_minutes), manager_id=manager_id,
-                          customer_id=c.customer["id"])
-    except ValidationError as exc:  # e.g. a title whose placeholders are all empty
-        raise DomainError.from_pydantic(exc) from None
-    created = tasks.create_task(c.session, data=data, ctx=c.ctx, now=c.now)
-    return "created", {"task_id": created.id, "manager_id": manager_id}
+Result = tuple[str, dict[str, Any]]
 
 
-def webhook(c: StepContext, step: Webhook) -> tuple[str, dict[str, Any]]:
-    body = {"journey": c.variables["journey"], "step": step.id, "run_id": c.run_id, "customer": c.customer,
-            "order": c.order, "event": c.event}
-    (delivery,) = webhooks.enqueue_calls(c.session, calls=[{
-        "trigger_id": None, "key": c.key(step.id), "url": step.url, "secret": step.secret,
-        "event_id": c.entry_event_id, "body": body}], now=c.now)
-    return "queued", {"webhook_delivery_id": delivery}
+def send_many(cs: list[StepContext], steps: list[Send]) -> list[Result]:
+    items = [{"cascade_id": st.cascade_id, "customer_id": c.customer["id"], "message_class": st.message_class,
+              "context": {"order": c.order, "vars": {"journey": c.variables["journey"], "event": c.event or {}}},
+              "idempotency_key": c.key(st.id)} for c, st in zip(cs, steps, strict=True)]
+    ids = messaging.start_cascades(cs[0].session, items=items, now=cs[0].now)
+    return [("started", {"cascade_run_id": i}) for i in ids]
 
 
-EFFECTS = {"send": send, "add_tag": retag, "remove_tag": retag, "credit_points": credit, "create_task": task,
-           "webhook": webhook}
+def retag_many(cs: list[StepContext], steps: list[Tag]) -> list[Result]:
+    session, new_tags = cs[0].session, [None] * len(cs)
+
+    def edit(k: int, step: Tag) -> Any:
+        def data(current: dict[str, Any]) -> Any:
+            tags = set(current["tags"] or ())
+            new = tags | {step.tag} if step.type == "add_tag" else tags - {step.tag}
+            if new == tags:
+                return None
+            new_tags[k] = sorted(new)
+            return customers.parse_edit(session, {"tags": sorted(new)}, site_id=current["site_id"])
+        return data
+
+    customers.edit_many(session, edits=[(c.customer["id"], edit(k, st), c.ctx)
+                                        for k, (c, st) in enumerate(zip(cs, steps, strict=True))], now=cs[0].now)
+    out: list[Result] = []
+    for c, tags in zip(cs, new_tags, strict=True):
+        if tags is None:
+            out.append(("unchanged", {}))
+        else:
+            c.customer["tags"] = tags
+            out.append(("done", {"tags": tags}))
+    return out
+
+
+def credit_many(cs: list[StepContext], steps: list[Points]) -> list[Result]:
+    return [credit(c, st) for c, st in zip(cs, steps, strict=True)]  # loyalty credits one account at a time
+
+
+def task_many(cs: list[StepContext], steps: list[Task]) -> list[Result]:
+    items, managers = [], []
+    for c, st in zip(cs, steps, strict=True):
+        manager_id = st.assignee if isinstance(st.assignee, int) else None
+        if st.assignee == "customer_manager":
+            manager_id = c.customer.get("manager_id")
+        try:
+            data = TaskCreate(title=render(st.title, c.variables, field="title")[:500],
+                              text=render(st.text, c.variables, field="text") if st.text else None,
+                              due_at=c.now + timedelta(minutes=st.due_in_minutes), manager_id=manager_id,
+                              customer_id=c.customer["id"])
+        except ValidationError as exc:
+            raise DomainError.from_pydantic(exc) from None
+        items.append((data, c.ctx))
+        managers.append(manager_id)
+    ids = tasks.create_many(cs[0].session, items=items, now=cs[0].now)
+    return [("created", {"task_id": i, "manager_id": m}) for i, m in zip(ids, managers, strict=True)]
+
+
+def webhook_many(cs: list[StepContext], steps: list[Webhook]) -> list[Result]:
+    calls = [{"trigger_id": None, "key": c.key(st.id), "url": st.url, "secret": st.secret,
+              "event_id": c.entry_event_id, "body": {"journey": c.variables["journey"], "step": st.id,
+                                                     "run_id": c.run_id, "customer": c.customer, "order": c.order,
+                                                     "event": c.event}} for c, st in zip(cs, steps, strict=True)]
+    ids = webhooks.enqueue_calls(cs[0].session, calls=calls, now=cs[0].now)
+    return [("queued", {"webhook_delivery_id": i}) for i in ids]
+
+
+MANY = {"send": send_many, "add_tag": retag_many, "remove_tag": retag_many, "credit_points": credit_many,
+        "create_task": task_many, "webhook": webhook_many}

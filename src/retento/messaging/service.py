@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from retento.core import scoping
 from retento.core.changes import ChangeContext
+from retento.core.db.bulk import insert_rows, reserve_ids
 from retento.core.errors import Conflict, DomainError, NotFound
 from retento.customers import service as customers
 from retento.customers.schemas import CustomerEdit
@@ -230,6 +232,53 @@ def start_cascade(
     session.add(run)
     session.flush()
     return run
+
+
+def start_cascades(session: Session, *, items: Sequence[dict[str, Any]], now: datetime) -> list[int]:
+    """`start_cascade` for many: each item has `cascade_id`, `customer_id`, `message_class`, `context` and
+    `idempotency_key`. The same runs as starting them one by one in list order (a key already stored, or earlier in
+    the list, gives that run), in a few statements. Returns the run ids in order. Raises the DomainError of the
+    first item that cannot start (unknown cascade, a customer of another site, a key used for another cascade or
+    customer) before writing anything. A site-limited session starts them one by one."""
+    if not items:
+        return []
+    if scoping.of(session) is not None:
+        return [start_cascade(session, cascade_id=i["cascade_id"], customer_id=i["customer_id"], now=now,
+                              message_class=i["message_class"], context=i["context"],
+                              idempotency_key=i["idempotency_key"]).id for i in items]
+    session.flush()
+    cascades = dict(session.execute(select(Cascade.id, Cascade.site_id).where(
+        Cascade.id.in_({i["cascade_id"] for i in items}))).all())
+    sites = customers.site_of(session, customer_ids=sorted({i["customer_id"] for i in items}))
+    t = Run.__table__
+    keys = sorted({i["idempotency_key"] for i in items})
+    known = {k: (rid, cid, cust) for n in range(0, len(keys), 900) for k, rid, cid, cust in session.execute(
+        select(t.c.idempotency_key, t.c.id, t.c.cascade_id, t.c.customer_id)
+        .where(t.c.idempotency_key.in_(keys[n:n + 900])))}
+    new: list[dict[str, Any]] = []
+    for i in items:
+        if i["cascade_id"] not in cascades:
+            raise NotFound("cascade_id", f"cascade {i['cascade_id']} not found")
+        if i["message_class"] not in (policies.MARKETING, policies.TRANSACTIONAL):
+            raise DomainError.one("message_class", "must be marketing or transactional")
+        if sites.get(i["customer_id"]) != cascades[i["cascade_id"]]:
+            raise NotFound("customer_id", f"customer {i['customer_id']} not found on the cascade's site")
+        if (got := known.get(i["idempotency_key"])) is not None:
+            if got[1:] != (i["cascade_id"], i["customer_id"]):
+                raise Conflict("idempotency_key", "already used for another cascade or customer")
+            continue
+        known[i["idempotency_key"]] = (0, i["cascade_id"], i["customer_id"])
+        new.append(i)
+    rows = []
+    for rid, i in zip(reserve_ids(session, t, len(new)), new, strict=True):
+        known[i["idempotency_key"]] = (rid, i["cascade_id"], i["customer_id"])
+        rows.append({"id": rid, "cascade_id": i["cascade_id"], "campaign_id": None,
+                     "site_id": cascades[i["cascade_id"]], "customer_id": i["customer_id"],
+                     "message_class": i["message_class"], "plan": None, "pos": -1, "state": "waiting",
+                     "due_at": now, "outcome": None, "context": i["context"],
+                     "idempotency_key": i["idempotency_key"], "created_at": now, "finished_at": None})
+    insert_rows(session, t, rows)
+    return [known[i["idempotency_key"]][0] for i in items]
 
 
 def engagement(session: Session, *, run_ids: list[int]) -> dict[int, set[str]]:
