@@ -290,6 +290,70 @@ def triggers(
     print("\n".join(lines))
 
 
+@bench_app.command("journeys")
+def journeys(
+    customers: Annotated[int, typer.Option(min=1, help="Customers entering the 5-step journey at once")] = 1_000_000,
+    rate: Annotated[int, typer.Option(min=1, help="Customers entering per second in the lag part")] = 1_000,
+    lag_seconds: Annotated[int, typer.Option(
+        min=0, help="How long customers keep entering in the lag part (0: skip it; over 120 the entries and both "
+                    "waits' ends overlap)")] = 180,
+    workers: Annotated[str, typer.Option(
+        help="Comma-separated numbers of worker processes on PostgreSQL, each on a copy of the same data "
+             "(SQLite: 1, its one writer)")] = "1,2",
+    backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite,postgres",
+    pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN",
+                                        help="PostgreSQL server for the throwaway databases")] = DEFAULT_PG_DSN,
+) -> None:
+    """Journey step transitions per second against a driver insert of the same step log rows; lag of due runs
+    while customers enter at a fixed rate."""
+    from benchmarks import journeys as journeys_bench
+
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    if not chosen or set(chosen) - {"sqlite", "postgres"}:
+        console.print("[red]error:[/red] --backends: use sqlite, postgres or both")
+        raise typer.Exit(2)
+    try:
+        counts = tuple(int(x) for x in workers.split(",") if x.strip())
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        console.print("[red]error:[/red] --workers: positive numbers separated by commas, e.g. 1,2")
+        raise typer.Exit(2)
+    results, load, started = [], os.getloadavg(), datetime.now(timezone.utc)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        for backend in chosen:
+            with fresh(backend, pg_dsn) as target:
+                results.append(journeys_bench.run(target, n=customers, rate=rate, lag_seconds=lag_seconds,
+                                                  workers=counts if backend == "postgres" else (1,),
+                                                  progress=progress))
+    end_load = os.getloadavg()
+    lines = [f"Run {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python {platform.python_version()}, "
+             f"load average {load[0]:.1f} at the start, {end_load[0]:.1f} at the end "
+             f"(5 min: {end_load[1]:.1f}): `retento {' '.join(sys.argv[1:])}`", "",
+             "| backend | customers | worker processes | transitions | s (3 phases) | transitions/s | worker CPU s "
+             "| transitions/CPU s | driver insert of the step rows s | rows/s | ratio to the insert | rows written |",
+             "| --- |" + " ---: |" * 10 + " --- |"]
+    for r in results:
+        for d in r.drains:
+            written = ", ".join(f"{t} {k:,}" for t, k in d.written.items() if k)
+            lines.append(f"| {r.version} | {r.customers:,} | {d.workers} | {d.transitions:,} | {d.seconds:.1f} "
+                         f"({' + '.join(f'{p:.1f}' for p in d.phases)}) | {d.per_s:,.0f} | {d.cpu:.1f} "
+                         f"| {d.transitions / d.cpu if d.cpu else math.inf:,.0f} "
+                         f"| {r.insert_s:.1f} | {d.transitions / r.insert_s if r.insert_s else math.inf:,.0f} "
+                         f"| {d.seconds / r.insert_s if r.insert_s else math.inf:.1f}x | {written} |")
+    if any(r.lags for r in results):
+        lines += ["", "| backend | worker processes | entering per s | customers | run s | transitions/s in the "
+                  "steady stretch | claim lag p50 s | p99 s | max s | runs not finished |",
+                  "| --- |" + " ---: |" * 9]
+        for r in results:
+            for g in r.lags:
+                lines.append(f"| {r.version} | {g.workers} | {g.rate:,} | {g.runs:,} | {g.seconds:.1f} "
+                             f"| {g.steady:,.0f} | {g.p(0.5):.3f} | {g.p(0.99):.3f} "
+                             f"| {max(g.lags, default=math.nan):.3f} | {g.unfinished:,} |")
+    print("\n".join(lines))
+
+
 @bench_app.command("segments")
 def segments(
     customers: Annotated[int, typer.Option("--customers", min=100)] = 1_000_000,

@@ -42,9 +42,12 @@ class Entries:
             runs[run.customer_id].append(run)
         compiled = self.versions.get(session, {r.version_id for rs in runs.values() for r in rs})
         history = self._history(session, customer_ids, [j.id for j, _ in live]) if live else {}
-        snaps: dict[int, dict[str, Any] | None] = {}
-        for ev in events:
-            view = engine.EventView(ev.id, ev.type, ev.name, ev.occurred_at, ev.payload or {})
+        views = [engine.EventView(ev.id, ev.type, ev.name, ev.occurred_at, ev.payload or {}) for ev in events]
+        entering = {ev.customer_id for ev, view in zip(events, views, strict=True) if any(
+            journey.site_id == ev.site_id and ev.occurred_at >= journey.created_at
+            and engine.entry_event(c.spec.entry, view) for journey, c in live)}
+        snaps: dict[int, dict[str, Any]] = customers.snapshots(session, entering) if entering else {}
+        for ev, view in zip(events, views, strict=True):
             for run in runs[ev.customer_id]:
                 if run.state == ACTIVE and (run.entry_event_id or 0) < ev.id:
                     self._follow(run, compiled.get(run.version_id), view, now)
@@ -57,9 +60,8 @@ class Entries:
                 if not engine.may_enter(c.spec.reentry, active=active,
                                         last_entered_at=history.get(key), now=now):
                     continue
-                if ev.customer_id not in snaps:
-                    snaps[ev.customer_id] = customers.snapshots(session, [ev.customer_id]).get(ev.customer_id)
-                if snaps[ev.customer_id] is None or not self._holds(session, c, ev, snaps[ev.customer_id], now):
+                snap = snaps.get(ev.customer_id)
+                if snap is None or not self._holds(session, c, ev, snap, now):
                     continue
                 run = JourneyRun(journey_id=journey.id, version_id=c.version_id, site_id=journey.site_id,
                                  customer_id=ev.customer_id, active_customer_id=ev.customer_id, state=ACTIVE,

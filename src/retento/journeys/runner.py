@@ -53,6 +53,7 @@ def finish(run: JourneyRun, *, state: str, now: datetime, reason: str | None = N
 COLUMNS = ("journey_id", "version_id", "site_id", "customer_id", "step", "phase", "due_at", "context",
            "entry_event_id")
 CLAIMED = "journeys.claimed"  # session.info: (run id, due_at) of the runs a transaction advanced (for benchmarks)
+LOGGED = "journeys.logged"  # session.info: the step log rows (transitions) a transaction wrote
 
 
 @dataclass(eq=False)
@@ -136,6 +137,7 @@ class Runner:
         self._leave(session, writes.leaves)
         update_rows(session, JourneyRun.__table__, [t.row() for t in turns])
         session.info.setdefault(CLAIMED, []).extend((r.id, r.due_at) for r in rows)
+        session.info[LOGGED] = session.info.get(LOGGED, 0) + len(writes.logs)
 
     def _load(self, session: Session, rows: list[Row], now: datetime) -> list[Turn]:
         turns = [Turn(r.id, r.journey_id, r.version_id, r.site_id, r.customer_id, r.entry_event_id, r.step, r.phase,
