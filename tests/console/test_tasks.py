@@ -118,3 +118,25 @@ def test_another_sites_customer_is_not_found_for_a_site_limited_user(client, wor
     answer = client.post("/tasks", data={"title": "peek", "customer_id": str(south), "csrf_token": csrf})
     assert answer.status_code == 400 and '<code translate="no">customer_id</code>' in answer.text
     assert all_tasks(world.app) == []
+
+
+def test_a_form_sent_twice_creates_one_task(client, world) -> None:  # noqa: ANN001
+    app = world.app
+    csrf = sign_in(client, "operator@example.com")
+    page = client.get("/tasks?view=open").text
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page).group(1)
+    assert key != re.search(r'name="idempotency_key" value="([^"]+)"', client.get("/tasks").text).group(1)
+    form = {"title": "Ring the courier", "view": "open", "idempotency_key": key, "csrf_token": csrf}
+    first, second = client.post("/tasks", data=form), client.post("/tasks", data=form)
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"]  # the same task shown as saved
+    assert [t[1] for t in all_tasks(app)] == ["Ring the courier"]
+    client.post("/tasks", data={**form, "idempotency_key": key + "x"})  # another form: another task
+    assert [t[1] for t in all_tasks(app)] == ["Ring the courier", "Ring the courier"]
+    sign_in(client, "admin@example.com")  # the key is the user's: another user's form with it is theirs
+    client.post("/tasks", data={**form, "csrf_token": csrf_of_page(client)})
+    assert len(all_tasks(app)) == 3
+
+
+def csrf_of_page(client) -> str:  # noqa: ANN001
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/tasks").text).group(1)

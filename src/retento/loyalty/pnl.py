@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from retento.core.errors import DomainError
@@ -26,6 +26,7 @@ from retento.segments import analytics
 from retento.triggers import service as triggers
 
 MONTH_DAYS = Decimal(30)
+CENT = Decimal("0.01")
 FIGURES = ("conversion_new_active", "orders_per_active", "reactivated", "churn_active")
 
 
@@ -134,9 +135,10 @@ def cohort_figures(months: list[dict[str, Any]], *, launch: date, end: date, spa
 
 
 def report(session: Session, *, site: str, start: datetime | None, end: datetime | None, now: datetime,
-           window_days: int = 90) -> PnlOut:
+           window_days: int = 90, cohort_months: list[dict[str, Any]] | None = None) -> PnlOut:
     """The P&L of the site's program over [start, end) (from its launch, up to now, by default).
-    `window_days`: how far before and after joining a member's orders are compared."""
+    `window_days`: how far before and after joining a member's orders are compared. `cohort_months`: the rows of a
+    cohort report already at hand (the console's stored one), else computed as of the period's end."""
     program = service.get_program(session, site)
     start, end = start or program.created_at, end or now
     if end <= start:
@@ -160,7 +162,8 @@ def report(session: Session, *, site: str, start: datetime | None, end: datetime
            "communication_cost": communication_cost(session, program.site_id, start=start, end=end),
            "per_member": before_after(_members(session, program.site_id, end=end, window=timedelta(days=window_days)))}
     as_of = min(end - timedelta(microseconds=1), now).date()
-    months = analytics.cohort_report(session, site=site, now=now, as_of=as_of)["months"]
+    months = cohort_months if cohort_months is not None else analytics.cohort_report(
+        session, site=site, now=now, as_of=as_of)["months"]
     out["cohorts"] = cohort_figures(months, launch=program.created_at.date(), end=as_of)
     return PnlOut.model_validate(out)
 
@@ -185,43 +188,60 @@ def monthly(session: Session, *, site: str, start: datetime | None, end: datetim
     complete = select(st.c.code).where(st.c.group_code == "complete")
     liability = _dec(session.scalar(select(func.sum(op.c.amount)).where(op.c.site_id == program.site_id,
                                                                          op.c.created_at < start)))
+    starts = month_starts(start, end)
+    if not starts:
+        return []
+    bounds = [max(first, start) for first in starts] + [end]
+    sums: dict[int, dict[str, Decimal]] = {}
+    period = case(*((op.c.created_at < b, i) for i, b in enumerate(bounds[1:])))
+    for i, kind, total in session.execute(  # each month's sums in one statement, per kind
+            select(period, op.c.kind, func.sum(op.c.amount)).where(
+                op.c.site_id == program.site_id, op.c.created_at >= start, op.c.created_at < end)
+            .group_by(period, op.c.kind)):
+        sums.setdefault(int(i), {})[kind] = _dec(total)
+    period = case(*((o.c.created_at < b, i) for i, b in enumerate(bounds[1:])))
+    revenues = {int(i): _dec(total) for i, total in session.execute(
+        select(period, func.sum(o.c.total)).where(o.c.site_id == program.site_id, o.c.status.in_(complete),
+                                                  o.c.created_at >= start, o.c.created_at < end).group_by(period))}
     out = []
-    for first in month_starts(start, end):
-        lo, hi = max(first, start), min((first + timedelta(days=32)).replace(day=1), end)
-        sums = {kind: _dec(total) for kind, total in session.execute(
-            select(op.c.kind, func.sum(op.c.amount)).where(op.c.site_id == program.site_id, op.c.created_at >= lo,
-                                                           op.c.created_at < hi).group_by(op.c.kind))}
-        revenue = _dec(session.scalar(select(func.sum(o.c.total)).where(
-            o.c.site_id == program.site_id, o.c.status.in_(complete), o.c.created_at >= lo, o.c.created_at < hi)))
-        row = summarise(sums, liability_start=liability, revenue=revenue)
+    for i, first in enumerate(starts):
+        row = summarise(sums.get(i, {}), liability_start=liability, revenue=revenues.get(i, ZERO))
         liability = row["liability_end"]
-        out.append({"month": first.date().isoformat()[:7], "from": lo, "to": hi, **row})
+        out.append({"month": first.date().isoformat()[:7], "from": bounds[i], "to": bounds[i + 1], **row})
     return out
+
+
+def _shifted(column: Any, days: int, dialect: str) -> Any:
+    """A UTC time column moved by whole days, in SQL, exactly: SQLite's stored text keeps its fraction of a second
+    (`datetime()` drops it), PostgreSQL adds an interval."""
+    if dialect == "postgresql":
+        return column + func.make_interval(0, 0, 0, days)
+    return func.datetime(column, f"{days:+d} days").op("||")(func.substr(column, 20))
 
 
 def _members(session: Session, site_id: int, *, end: datetime, window: timedelta) -> list[Member]:
-    """Each member's completed orders in the window before joining and in the one after it (up to `end`)."""
+    """Each member's completed orders in the window before joining and in the one after it (up to `end`), counted
+    and summed per member in one statement."""
     a, o, st = Account.__table__, Order.__table__, Status.__table__
     complete = select(st.c.code).where(st.c.group_code == "complete")
     first = session.scalar(select(func.min(o.c.created_at)).where(o.c.site_id == site_id))
-    joined: dict[int, datetime] = {}
-    tally: dict[int, list[Any]] = {}
-    q = (select(a.c.id, a.c.joined_at, o.c.created_at, o.c.total)
+    dialect = session.get_bind().dialect.name
+    lo, hi = _shifted(a.c.joined_at, -window.days, dialect), _shifted(a.c.joined_at, window.days, dialect)
+    before = (o.c.created_at >= lo) & (o.c.created_at < a.c.joined_at)
+    after = (o.c.created_at >= a.c.joined_at) & (o.c.created_at < hi)
+    q = (select(a.c.id, a.c.joined_at,
+                func.count(case((before, o.c.id))), func.sum(case((before, o.c.total))),
+                func.count(case((after, o.c.id))), func.sum(case((after, o.c.total))))
          .select_from(a.outerjoin(o, (o.c.customer_id == a.c.customer_id) & o.c.status.in_(complete)
-                                  & (o.c.created_at < end)))
-         .where(a.c.site_id == site_id, a.c.joined_at < end, a.c.status != service.HOLDOUT))
-    for account_id, joined_at, created_at, total in session.execute(q):
-        joined[account_id] = joined_at
-        t = tally.setdefault(account_id, [0, ZERO, 0, ZERO])
-        if created_at is None:
-            continue
-        if joined_at - window <= created_at < joined_at:
-            t[0], t[1] = t[0] + 1, t[1] + _dec(total)
-        elif joined_at <= created_at < joined_at + window:
-            t[2], t[3] = t[2] + 1, t[3] + _dec(total)
+                                  & (o.c.created_at < end) & (o.c.created_at >= lo) & (o.c.created_at < hi)))
+         .where(a.c.site_id == site_id, a.c.joined_at < end, a.c.status != service.HOLDOUT)
+         .group_by(a.c.id, a.c.joined_at))
     out = []
-    for account_id, at in joined.items():
+    for _, at, bo, br, ao, ar in session.execute(q):
         history = (at - max(at - window, min(first, at) if first else at)).days
-        bo, br, ao, ar = tally[account_id]
-        out.append(Member(at, bo, br, history, ao, ar, min((end - at).days, window.days)))
+        out.append(Member(at, bo, _cents(br), history, ao, _cents(ar), min((end - at).days, window.days)))
     return out
+
+
+def _cents(value: Any) -> Decimal:
+    return _dec(value).quantize(CENT)

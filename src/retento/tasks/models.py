@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.core.db.types import Base, UTCDateTime
@@ -30,8 +30,11 @@ class Task(Base):
     actor_type: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # a form sent twice creates one task: the key the console puts in the form, per actor (NULLs never collide)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
+        UniqueConstraint("actor_type", "actor_id", "idempotency_key"),
         Index("ix_tasks_manager", "manager_id", "done", "due_at"),
         Index("ix_tasks_order", "order_id"),
         Index("ix_tasks_customer", "customer_id"),

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from retento.core import scoping
@@ -20,12 +21,28 @@ from retento.tasks.models import Task
 from retento.tasks.schemas import TaskCreate, TaskEdit
 
 
-def create_task(session: Session, *, data: TaskCreate, ctx: ChangeContext, now: datetime) -> Task:
+def create_task(session: Session, *, data: TaskCreate, ctx: ChangeContext, now: datetime,
+                idempotency_key: str | None = None) -> Task:
+    """A new task; with `idempotency_key`, the task this actor already created with that key, if any (a form sent
+    twice, concurrently too, creates one)."""
     _check_refs(session, manager_id=data.manager_id, customer_id=data.customer_id, order_id=data.order_id)
-    task = Task(**_row(data, ctx, now))
-    session.add(task)
-    session.flush()
+    if idempotency_key is not None and (earlier := _by_key(session, ctx, idempotency_key)) is not None:
+        return earlier
+    task = Task(**_row(data, ctx, now), idempotency_key=idempotency_key)
+    try:
+        with session.begin_nested():
+            session.add(task)
+            session.flush()
+    except IntegrityError:  # the same key committed first by a concurrent request
+        if idempotency_key is None or (earlier := _by_key(session, ctx, idempotency_key)) is None:
+            raise
+        return earlier
     return task
+
+
+def _by_key(session: Session, ctx: ChangeContext, key: str) -> Task | None:
+    return session.scalar(select(Task).where(Task.actor_type == ctx.actor_type.value, Task.actor_id == ctx.actor_id,
+                                             Task.idempotency_key == key))
 
 
 def _row(data: TaskCreate, ctx: ChangeContext, now: datetime) -> dict[str, Any]:

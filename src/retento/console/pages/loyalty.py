@@ -335,6 +335,14 @@ def _moment(text: str, field: str, zone: str, *, end: bool) -> datetime | None:
     return at
 
 
+def _cohort_months(s: Any, site: str, *, end: datetime | None, now: datetime) -> list[dict[str, Any]]:
+    """The lifecycle months of the P&L: the site's stored cohort report (what the worker keeps, one row to read)
+    for a period up to now; observed at the period's end, computed from the purchases, for an earlier one."""
+    if end is None or end >= now:
+        return analytics.stored_cohort_report(s, site=site, now=now)["months"]
+    return analytics.cohort_report(s, site=site, now=now, as_of=(end - timedelta(microseconds=1)).date())["months"]
+
+
 @router.get("/loyalty/pnl")
 def pnl_page(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], site: str = "",
              first: Annotated[str, Query(alias="from", max_length=10)] = "",
@@ -348,22 +356,22 @@ def pnl_page(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], si
     except DomainError as exc:
         start = end = None
         context["errors"] = web.field_errors(exc)
-    with transaction(app.sessions) as s:  # the cohort report refreshes the site's sleeping threshold
+    with transaction(app.sessions) as s:  # the first cohort report is stored (with the site's sleeping threshold)
         visible, chosen = _site(s, site)
         program = _program(s, chosen)
         report = months = cohort_months = None
         just_launched = program is not None and not first and not last and program.created_at >= now
         if program is not None and not context["errors"] and not just_launched:
             try:
-                report = pnl.report(s, site=chosen.code, start=start, end=end, now=now)
+                cohort_months = _cohort_months(s, chosen.code, end=end, now=now)
+                report = pnl.report(s, site=chosen.code, start=start, end=end, now=now, cohort_months=cohort_months)
                 months = pnl.monthly(s, site=chosen.code, start=start, end=end, now=now)
             except DomainError as exc:
                 context["errors"] = web.field_errors(exc)
         if report is not None:
             launch = report.cohorts.launch
-            cohort_months = analytics.cohort_report(
-                s, site=chosen.code, now=now, as_of=min(report.to - timedelta(microseconds=1), now).date(),
-                first=date(launch.year - (launch.month <= 6), (launch.month - 7) % 12 + 1, 1))["months"]
+            shown_from = date(launch.year - (launch.month <= 6), (launch.month - 7) % 12 + 1, 1).isoformat()[:7]
+            cohort_months = [m for m in cohort_months or [] if m["month"] >= shown_from]
     if report is not None and months is not None:
         context.update(money=money_chart(viewer, months), liability=liability_chart(viewer, months),
                        cohort=cohort_chart(viewer, cohort_months or [], report.cohorts.launch))

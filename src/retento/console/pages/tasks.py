@@ -3,6 +3,7 @@ complete, reopen and reassign a task through the tasks service (the same one as 
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -50,6 +51,7 @@ def _page(request: Request, viewer: Viewer, *, view: str, manager: int | None, a
     rows = rows[:PAGE_SIZE]
     query = {"view": view, **({"manager": manager} if manager and view != "mine" else {})}
     return render(request, "tasks/list.html", status=status, tasks=rows, view=view, views=VIEWS, now=now,
+                  key=secrets.token_urlsafe(16),
                   managers={m.id: m for m in people}, me=me, manager=manager, after=after,
                   query=urlencode(query), next_after=rows[-1].id if more else None, **context)
 
@@ -73,7 +75,8 @@ def task_create(request: Request, viewer: Annotated[Viewer, Depends(operations)]
                 title: Annotated[str, Form()] = "", text: Annotated[str, Form()] = "",
                 due_at: Annotated[str, Form()] = "", manager_id: Annotated[str, Form()] = "",
                 customer_id: Annotated[str, Form()] = "", order_id: Annotated[str, Form()] = "",
-                view: Annotated[str, Form()] = "open") -> Response:
+                view: Annotated[str, Form()] = "open",
+                idempotency_key: Annotated[str, Form(max_length=64)] = "") -> Response:
     app = app_of(request)
     form = {"title": title, "text": text, "due_at": due_at, "manager_id": manager_id, "customer_id": customer_id,
             "order_id": order_id}
@@ -82,7 +85,8 @@ def task_create(request: Request, viewer: Annotated[Viewer, Depends(operations)]
                **{k: form[k].strip() or None for k in ("manager_id", "customer_id", "order_id")}}
         data = _parse(TaskCreate, raw)
         with transaction(app.sessions) as s:
-            task = tasks.create_task(s, data=data, ctx=as_user(viewer), now=app.clock.now())
+            task = tasks.create_task(s, data=data, ctx=as_user(viewer), now=app.clock.now(),
+                                     idempotency_key=idempotency_key or None)
     except DomainError as exc:
         return _page(request, viewer, view=view if view in VIEWS else "open", manager=None, after=0, status=400,
                      errors=web.field_errors(exc), form=form)
