@@ -1,14 +1,14 @@
 """tasks: an idempotency key per actor (the console's task form sent twice creates one task)
 
-Revision ID: 0025_task_idempotency
-Revises: 0024_customer_search_trgm
+Revision ID: 0026_task_idempotency
+Revises: 0025_customer_labels
 Create Date: 2026-12-05
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0025_task_idempotency'
-down_revision = '0024_customer_search_trgm'
+revision = '0026_task_idempotency'
+down_revision = '0025_customer_labels'
 branch_labels = None
 depends_on = None
 
