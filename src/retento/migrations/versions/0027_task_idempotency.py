@@ -1,14 +1,14 @@
 """tasks: an idempotency key per actor (the console's task form sent twice creates one task)
 
-Revision ID: 0026_task_idempotency
-Revises: 0025_customer_labels
+Revision ID: 0027_task_idempotency
+Revises: 0026_assist
 Create Date: 2026-12-05
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0026_task_idempotency'
-down_revision = '0025_customer_labels'
+revision = '0027_task_idempotency'
+down_revision = '0026_assist'
 branch_labels = None
 depends_on = None
 
