@@ -108,7 +108,7 @@ def test_a_worker_stalled_past_its_lease_loses_the_rest_and_still_records_its_op
     them; the open one goes uncertain meanwhile, then the first worker's answer settles it as sent. The first
     worker sends nothing it lost."""
     _queue(mapp, "email", 3)
-    cfg = _settings(http_providers, smtp_server, send_lease_seconds=10)
+    cfg = _settings(http_providers, smtp_server, send_lease_seconds=10, send_in_flight=1)
     first = configure(mapp, cfg)
     configure(second, cfg)
     seen = {}
@@ -128,7 +128,7 @@ def test_a_worker_stalled_past_its_lease_loses_the_rest_and_still_records_its_op
 
 def test_a_killed_worker_leaves_only_its_open_send_uncertain(mapp, second, http_providers, smtp_server):
     _queue(mapp, "email", 5)
-    cfg = _settings(http_providers, smtp_server, send_lease_seconds=10)
+    cfg = _settings(http_providers, smtp_server, send_lease_seconds=10, send_in_flight=1)
     first = configure(mapp, cfg)
     configure(second, cfg)
 
@@ -160,7 +160,7 @@ def test_a_killed_worker_leaves_only_its_open_send_uncertain(mapp, second, http_
 def test_an_open_send_to_a_provider_that_drops_repeats_is_simply_resent(mapp, second, http_providers, smtp_server):
     """VK drops a repeat with the same random_id: the killed worker's open send is queued again, not uncertain."""
     _queue(mapp, "vk", 2, vk_id="77700{i}")
-    cfg = _settings(http_providers, smtp_server, send_lease_seconds=10)
+    cfg = _settings(http_providers, smtp_server, send_lease_seconds=10, send_in_flight=1)
     first = configure(mapp, cfg)
     configure(second, cfg)
 
@@ -175,6 +175,50 @@ def test_an_open_send_to_a_provider_that_drops_repeats_is_simply_resent(mapp, se
     _send(second)
     assert [m.status for m in h.messages(mapp)] == ["sent", "sent"]
     assert sorted(x["peer_id"] for x in http_providers.sent("vk")) == ["777000", "777001"]  # each once
+
+
+def test_a_killed_worker_leaves_at_most_its_group_in_flight_uncertain(mapp, second, http_providers, smtp_server):
+    """Three messages in flight at a time: a worker killed inside a group leaves that group uncertain (one of
+    them did leave), and the messages after it are sent by the next worker, each once."""
+    _queue(mapp, "email", 5)
+    cfg = _settings(http_providers, smtp_server, send_lease_seconds=10, send_in_flight=3)
+    first = configure(mapp, cfg)
+    configure(second, cfg)
+
+    def die():
+        raise Killed()
+
+    first.channels["email"] = Slow(first.channels["email"], mapp.clock, 0.1, {2: die})
+    with pytest.raises(Killed):
+        outbox.send_due(mapp.sessions, first, mapp.clock)
+    assert [m.status for m in h.messages(mapp)] == ["sending"] * 3 + ["claimed"] * 2
+    mapp.clock.advance(seconds=11)
+    assert _send(second) == 5
+    assert [m.status for m in h.messages(mapp)] == ["uncertain"] * 3 + ["sent"] * 2
+    assert sorted(_emails(smtp_server)) == ["c0@example.com", "c3@example.com", "c4@example.com"]
+
+
+def test_a_worker_stalled_inside_its_group_sends_no_more_of_it_and_gives_the_rest_back(
+        mapp, second, http_providers, smtp_server):
+    """The first send of a group of three hangs past the lease: the second worker makes the group uncertain; the
+    first records its one answer (sent) and sends none of the other two, which it gives back; they go out once."""
+    _queue(mapp, "email", 3)
+    cfg = _settings(http_providers, smtp_server, send_lease_seconds=10, send_in_flight=3)
+    first = configure(mapp, cfg)
+    configure(second, cfg)
+    seen = {}
+
+    def hang():
+        mapp.clock.advance(seconds=15)
+        seen["taken"] = _send(second)
+
+    first.channels["email"] = Slow(first.channels["email"], mapp.clock, 0.1, {1: hang})
+    _send(mapp)
+    assert seen == {"taken": 3}
+    assert [m.status for m in h.messages(mapp)] == ["sent", "queued", "queued"]
+    assert _send(second) == 2
+    assert [m.status for m in h.messages(mapp)] == ["sent"] * 3
+    assert sorted(_emails(smtp_server)) == ["c0@example.com", "c1@example.com", "c2@example.com"]
 
 
 def _outgoing(app, message_id):
@@ -204,7 +248,7 @@ def test_whatsapp_status_webhook_settles_an_uncertain_send(mapp, second, client,
     from tests.messaging import providers as p
 
     _queue(mapp, "whatsapp", 2, whatsapp_id="+791612345{i}1")
-    cfg = _settings(http_providers, smtp_server, send_lease_seconds=10)
+    cfg = _settings(http_providers, smtp_server, send_lease_seconds=10, send_in_flight=1)
     first = configure(mapp, cfg)
     configure(second, cfg)
     inner = first.channels["whatsapp"]

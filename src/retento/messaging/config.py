@@ -50,6 +50,9 @@ class MessagingSettings(BaseSettings):
                                          "firebase.messaging scope (refreshed by your deployment)")
     http_timeout: float = 15.0
     send_batch: int = Field(500, gt=0, description="Messages one worker claims at a time")
+    send_in_flight: int = Field(10, gt=0, le=1000, description="Messages a worker marks `sending` and sends before "
+                                "it records their outcomes (one transaction per group): a crash leaves at most "
+                                "this many uncertain; 1 records each message before the next is sent")
     send_lease_seconds: float = Field(300, gt=0, description="Lease of a claimed batch, renewed by its worker while "
                                       "it sends; a lease that ran out (the worker died) is taken over")
     send_max_attempts: int = Field(5, gt=0, description="Attempts (temporary provider errors) before a message fails")

@@ -6,9 +6,10 @@ outcome. The guarantees (docs/messaging.md, "Delivery guarantees"):
 - A claim is a lease of `send_lease_seconds` with a fencing token. The worker renews it while the batch goes on
   (each time a third of it has passed, by the injected clock), and every change it makes checks the token: a
   worker whose lease ran out and was taken over changes nothing and sends none of the messages it lost.
-- Each message is marked `sending` (committed, fenced) right before its send; its outcome is committed with the
-  next message's mark. A worker killed at any moment leaves at most the one message it had open with an
-  unknown outcome; everything before it is recorded, everything after it is still claimable.
+- Messages are marked `sending` (committed, fenced) right before their sends, `send_in_flight` at a time (one
+  transaction per group, not per message); their outcomes are committed with the next group's mark. A worker
+  killed at any moment leaves at most the group it had open with an unknown outcome; everything before it is
+  recorded, everything after it is still claimable.
 - When the lease of such a message runs out it becomes `uncertain`, or is queued again where the provider drops
   a repeat of the same message (`Channel.idempotent`: VK's `random_id`). An uncertain message is not resent by
   itself: the worker that sent it may still record its result, WhatsApp's status webhook echoes our key and
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from retento.core import work
@@ -110,56 +111,68 @@ def send_due(factory: sessionmaker[Session], messaging: Messaging, clock: Clock)
         ready, refused = _prepare(s, messaging, lease.ids)
         settle(s, lease, refused, {}, clock.now())
     batch.count(refused)
-    for out, meta in ready:
-        batch.send(out, meta)
+    step = messaging.settings.send_in_flight
+    for i in range(0, len(ready), step):
+        batch.send(ready[i:i + step])
     batch.finish()
     return len(lease.rows) + recovered
 
 
 @dataclass
 class _Batch:
-    """Sends a claimed batch one message at a time; each step's transaction records the previous message's
-    outcome, renews the lease when due and marks the next message `sending`."""
+    """Sends a claimed batch in groups of `send_in_flight` messages; each group's transaction records the
+    previous group's outcomes, renews the lease when due and marks the group's messages `sending`."""
 
     factory: sessionmaker[Session]
     messaging: Messaging
     lease: work.Lease
     clock: Clock
     began: datetime
-    open: tuple[Result, dict[str, Any], Outgoing] | None = None
+    open: list[tuple[Result, dict[str, Any], Outgoing]] = field(default_factory=list)
     # (channel, outcome) -> messages; "uncertain": left by a stopped worker, found as this batch began
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     started: set[int] = field(default_factory=set)
     lost: set[int] = field(default_factory=set)  # taken over by another worker: not ours to send
+    unsent: list[int] = field(default_factory=list)  # marked `sending`, not sent: the lease ran out first
+    channels: dict[int, str] = field(default_factory=dict)
 
-    def send(self, out: Outgoing, meta: dict[str, Any]) -> None:
+    def __post_init__(self) -> None:
+        self.channels = {r.id: r.channel for r in self.lease.rows}
+
+    def send(self, group: Sequence[tuple[Outgoing, dict[str, Any]]]) -> None:
         now = self.clock.now()
+        ids = [out.id for out, _ in group]
         with transaction(self.factory) as s:
             self._settle_open(s, now)
             if self.lease.due_for_renewal(now):
                 rest = [i for i in self.lease.ids if i not in self.started and i not in self.lost]
                 self.lost |= set(rest) - work.renew(s, self.lease, now=now, ids=rest)
-            self.started.add(out.id)
-            if out.id in self.lost or not work.move(s, self.lease, [out.id], state="sending",
-                                                    values={"claimed_at": now}):
+            self.started.update(ids)
+            mine = work.move(s, self.lease, [i for i in ids if i not in self.lost], state="sending",
+                             values={"claimed_at": now})
+        for out, meta in group:
+            if out.id not in mine:
                 self.lost.add(out.id)
                 self.counts[meta["channel"], "taken over"] += 1
-                return
-        (result,) = self.messaging.channels[meta["channel"]].send([out])
-        self.count([result], channel=meta["channel"])
-        self.open = (result, meta, out)
+                continue
+            if self.clock.now() >= self.lease.until:  # stalled past the lease: another worker may own the rest
+                self.unsent.append(out.id)
+                self.counts[meta["channel"], "to retry"] += 1
+                continue
+            (result,) = self.messaging.channels[meta["channel"]].send([out])
+            self.count([result])
+            self.open.append((result, {**meta, "answered_at": self.clock.now()}, out))
 
-    def count(self, results: Sequence[Result], channel: str | None = None) -> None:
+    def count(self, results: Sequence[Result]) -> None:
         """Tally outcomes for the batch summary; each message's own line is at DEBUG."""
-        channels = {r.id: r.channel for r in self.lease.rows}
         for r in results:
-            ch = channel or channels[r.id]
+            ch = self.channels[r.id]
             self.counts[ch, "sent" if r.ok else "to retry" if r.temporary else "failed"] += 1
             log.debug("%s message %s: %s", ch, r.id, f"sent ({r.provider_id})" if r.ok else
                       f"{'to retry' if r.temporary else 'failed'}: {r.error}")
 
     def finish(self) -> None:
-        if self.open is not None:
+        if self.open or self.unsent:
             with transaction(self.factory) as s:
                 self._settle_open(s, self.clock.now())
         if self.lost:
@@ -171,22 +184,37 @@ class _Batch:
                      ", ".join(f"{v} {k}" for k, v in n.items()))
 
     def _settle_open(self, session: Session, now: Any) -> None:
-        if self.open is not None:
-            result, meta, out = self.open
-            settle(session, self.lease, [result], {out.id: meta}, now)
-            service.drop_devices(session, tokens=[out.to] if (result.extra or {}).get("unregistered") else [])
-            self.open = None
+        if self.unsent:  # never sent, whoever holds them now: claimable again (also if made uncertain meanwhile)
+            work.complete(session, self.lease, self.unsent, state=self.lease.queue.ready, also_from=("uncertain",),
+                          values={"reason": None})
+            self.unsent = []
+        if self.open:
+            settle(session, self.lease, [r for r, _, _ in self.open], {out.id: meta for _, meta, out in self.open},
+                   now)
+            service.drop_devices(session, tokens=[out.to for r, _, out in self.open
+                                                  if (r.extra or {}).get("unregistered")])
+            self.open = []
 
 
 def settle(session: Session, lease: work.Lease, results: Sequence[Result], meta: dict[int, dict[str, Any]],
            now: Any) -> None:
-    """Record outcomes, fenced by the lease (`uncertain` ones too: their answer has come after all)."""
+    """Record outcomes, fenced by the lease (`uncertain` ones too: their answer has come after all): the sent
+    ones in one statement, whatever their number. `sent_at` is when each answer came (`answered_at` in its
+    meta), else `now`."""
     settled = ("uncertain",)
-    for r in results:
-        if r.ok:
-            work.complete(session, lease, [r.id], also_from=settled, values={
-                "sent_at": now, "provider_id": r.provider_id, "units": r.units,
-                "cost": meta[r.id]["unit_price"] * r.units, "reason": None})
+    sent = [r for r in results if r.ok]
+    if len(sent) == 1:
+        (r,) = sent
+        work.complete(session, lease, [r.id], also_from=settled, values={
+            "sent_at": meta[r.id].get("answered_at", now), "provider_id": r.provider_id, "units": r.units,
+            "cost": meta[r.id]["unit_price"] * r.units, "reason": None})
+    elif sent:
+        m = Message.__table__.c
+        work.complete(session, lease, [r.id for r in sent], also_from=settled, values={
+            "reason": None, "sent_at": case({r.id: meta[r.id].get("answered_at", now) for r in sent}, value=m.id),
+            "provider_id": case({r.id: r.provider_id for r in sent}, value=m.id),
+            "units": case({r.id: r.units for r in sent}, value=m.id),
+            "cost": case({r.id: meta[r.id]["unit_price"] * r.units for r in sent}, value=m.id)})
     failures = {r.id: work.Failure(r.error or "failed", permanent=not r.temporary,
                                    retry_after=(r.extra or {}).get("retry_after")) for r in results if not r.ok}
     failed = work.fail(session, lease, failures, now=now, also_from=settled)
