@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from benchmarks import ingest as ingest_bench
+from benchmarks import assist as assist_bench, ingest as ingest_bench
 from benchmarks.targets import DEFAULT_PG_DSN, fresh
 
 bench_app = typer.Typer(help="Benchmarks (results belong in docs/benchmarks.md).", no_args_is_help=True)
@@ -482,3 +482,27 @@ def loyalty(
             f"| {r.p(r.charge_ms, 0.5):.1f} / {r.p(r.charge_ms, 0.99):.1f} "
             f"| {r.p(r.charge_base_ms, 0.5):.2f} / {r.p(r.charge_base_ms, 0.99):.2f} |")
     print("\n".join(lines))
+
+
+@bench_app.command("assist")
+def assist(
+    tickets: Annotated[int, typer.Option("--tickets", min=100, help="Past tickets in the index")] = 100_000,
+    embedded: Annotated[int, typer.Option("--embedded", min=10, help="Tickets embedded with the model (the "
+                                          "others' vectors are perturbed copies)")] = 2000,
+    queries: Annotated[int, typer.Option("--queries", min=1, help="New tickets asked")] = 200,
+    backend: Annotated[str, typer.Option(help="sqlite or postgres")] = "sqlite",
+    pg_dsn: Annotated[
+        str, typer.Option(envvar="RETENTO_TEST_PG_DSN", help="PostgreSQL server for the throwaway databases")
+    ] = DEFAULT_PG_DSN,
+    seed: Annotated[int, typer.Option(help="Seed of the generated tickets")] = 11,
+) -> None:
+    """The assist's served index: build time, query p50 / p95 split into embed and search, recall@5 vs exact."""
+    if backend not in ("sqlite", "postgres") or embedded > tickets:
+        console.print("[red]error:[/red] --backend: sqlite or postgres; --embedded at most --tickets")
+        raise typer.Exit(2)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress, fresh(backend, pg_dsn) as target:
+        result = assist_bench.run(target, tickets=tickets, embedded=embedded, queries=queries, seed=seed,
+                                  progress=progress)
+    print("\nMarkdown for docs/benchmarks.md (printed, not written to the file):\n")
+    print(assist_bench.markdown(result, " ".join(sys.argv[1:])))

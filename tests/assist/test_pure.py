@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retento.assist import compose, evaluate, guard, industry, sections, synthetic, text
+from retento.assist import compose, evaluate, guard, index, industry, sections, synthetic, text
 from retento.assist.embed import HashEmbedder
 from retento.assist.index import Collection, fuse
 from retento.assist.service import groups
@@ -64,7 +64,8 @@ def test_vector_top_is_exact_against_brute_force() -> None:
 
 def test_rrf_rewards_agreement() -> None:
     ids = [10, 20, 30, 40]
-    hits = fuse([0, 1, 2], [2, 3, 0], np.array([0.9, 0.8, 0.7, 0.1]), ids, 4)
+    cos = np.array([0.9, 0.8, 0.7, 0.1])
+    hits = fuse([0, 1, 2], [2, 3, 0], lambda rows: cos[rows], ids, 4)
     assert [h.item_id for h in hits][:2] == [10, 30]  # in both rankings beats first-in-one
     assert hits[0].vector_rank == 1 and hits[0].lexical_rank == 3
     assert hits[-1].item_id in (20, 40)
@@ -179,3 +180,25 @@ def test_metrics_on_a_hand_made_set() -> None:
                                            "answer": answers[q][0], "removed": 0}, g)
     assert got["recall_at_5"] == 1.0 and got["mrr"] == 0.75 and got["match_share"] == 0.5
     assert got["invented"] == 1 and got["queries"] == 2
+
+
+def test_reduced_prefilter_keeps_exact_ranking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past REDUCE_AT items the main directions pick candidates, the full vectors rank them; updates after that
+    are projected too."""
+    monkeypatch.setattr(index, "REDUCE_AT", 500)
+    monkeypatch.setattr(index, "REDUCED_DIM", 24)
+    monkeypatch.setattr(index, "PREFILTER", 60)
+    rng = np.random.default_rng(8)
+    vecs = (rng.normal(size=(2000, 24)) @ rng.normal(size=(24, 64)) + 0.3 * rng.normal(size=(2000, 64)))
+    vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+    c = Collection(64)
+    c.upsert_many([(i, v, []) for i, v in enumerate(vecs[:1500])])
+    assert c.basis is not None
+    c.upsert_many([(i, v, []) for i, v in enumerate(vecs[1500:], start=1500)])
+    c.upsert_many([(7, vecs[1999], [])])  # moved onto another item's place
+    vecs[7] = vecs[1999]
+    found = []
+    for q in vecs[rng.integers(0, 2000, 50)] + 0.05 * rng.normal(size=(50, 64)).astype(np.float32):
+        exact = set(np.argsort(-(vecs @ q))[:5].tolist())
+        found.append(len(exact & {c.ids[r] for r, _ in c.vector_top(q, 5)}) / 5)
+    assert np.mean(found) >= 0.95, np.mean(found)
