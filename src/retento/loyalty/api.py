@@ -110,8 +110,7 @@ def credit(request: Request, principal: Write, account_id: int, data: PointsIn,
     if data.order_id is not None:
         raise DomainError.one("order_id", "a credit is not tied to an order (orders earn points on completion)")
     app = app_of(request)
-    with transaction(app.sessions) as s:
-        service.get_account(s, account_id)  # another site's account: 404
+    with transaction(app.sessions) as s:  # another site's account: not found by the (scoped) lock, 404
         op = service.credit(s, account_id=account_id, amount=Decimal(data.amount), reason=data.reason,
                             idempotency_key=_key(data, idempotency_key), ctx=principal.ctx, now=app.clock.now(),
                             expires_in_days=data.expires_in_days)
@@ -125,8 +124,7 @@ def charge(request: Request, principal: Write, account_id: int, data: PointsIn,
     if data.expires_in_days is not None:
         raise DomainError.one("expires_in_days", "only a credit has an expiry")
     app = app_of(request)
-    with transaction(app.sessions) as s:
-        service.get_account(s, account_id)
+    with transaction(app.sessions) as s:  # another site's account: 404, as for a credit
         op = service.charge(s, account_id=account_id, amount=Decimal(data.amount), reason=data.reason,
                             idempotency_key=_key(data, idempotency_key), ctx=principal.ctx, now=app.clock.now(),
                             order_id=data.order_id)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -228,11 +228,16 @@ def account_out(session: Session, account: Account, *, now: datetime, with_lots:
     return out
 
 
-def lot_states(session: Session, account_id: int) -> list[LotState]:
+def lot_states(session: Session, account_id: int, *, live_at: datetime | None = None) -> list[LotState]:
+    """The account's lots with what is left of each; with `live_at`, only the lots live then (what a charge or a
+    balance reads)."""
     moved = (select(func.coalesce(func.sum(Move.amount), 0)).where(Move.lot_id == Lot.id)
              .correlate(Lot).scalar_subquery())
-    rows = session.execute(select(Lot.id, Lot.amount, moved, Lot.active_from, Lot.expires_at, Lot.order_id)
-                           .where(Lot.account_id == account_id).order_by(Lot.id))
+    q = select(Lot.id, Lot.amount, moved, Lot.active_from, Lot.expires_at, Lot.order_id).where(
+        Lot.account_id == account_id)
+    if live_at is not None:
+        q = q.where(Lot.active_from <= live_at, Lot.expires_at.is_(None) | (Lot.expires_at > live_at))
+    rows = session.execute(q.order_by(Lot.id))
     return [LotState(i, ledger.points(amount + _dec(m)), a, e, o) for i, amount, m, a, e, o in rows]
 
 
@@ -260,8 +265,8 @@ def credit(session: Session, *, account_id: int, amount: Decimal, reason: str, i
            active_from: datetime | None = None, expires_at: datetime | None = None) -> Operation:
     """Credit points usable now (or from `active_from`), burning after the program's expiry, `expires_in_days`,
     or at `expires_at`."""
-    account = _lock(session, account_id)
-    if (done := _replay(session, account, idempotency_key, Kind.CREDIT, amount)) is not None:
+    account, done = _lock_for(session, account_id, idempotency_key, Kind.CREDIT, amount)
+    if done is not None:
         return done
     _usable(account)
     settings = settings_of(_program(session, account))
@@ -272,9 +277,9 @@ def credit(session: Session, *, account_id: int, amount: Decimal, reason: str, i
             raise DomainError.one("expires_at", "the points must burn after they become usable")
         burns = expires_at
     expires_at = burns
-    before = ledger.balance(lot_states(session, account.id), now)
+    before = ledger.balance(lot_states(session, account.id, live_at=now), now)
     op = _write(session, account, Kind.CREDIT, ctx, now, key=idempotency_key, reason=reason,
-                new_lot=(amount, active_from, expires_at))
+                new_lot=(amount, active_from, expires_at), checked=True)
     _thresholds(session, account, settings, before, before + amount, ctx, now)
     return op
 
@@ -284,8 +289,8 @@ def charge(session: Session, *, account_id: int, amount: Decimal, reason: str, i
     """Take points from the live lots, oldest first. With `order_id`, the points pay for that order of the
     member: the program's minimum order sum and maximum share apply, and cancelling or returning the order
     gives them back in proportion."""
-    account = _lock(session, account_id)
-    if (done := _replay(session, account, idempotency_key, Kind.CHARGE, -amount)) is not None:
+    account, done = _lock_for(session, account_id, idempotency_key, Kind.CHARGE, -amount)
+    if done is not None:
         return done
     _usable(account)
     details = None
@@ -296,9 +301,9 @@ def charge(session: Session, *, account_id: int, amount: Decimal, reason: str, i
         rules.check_redeem(settings_of(_program(session, account)), order_sum=order_sum, already=already,
                            amount=amount)
         details = {"order_sum": str(order_sum)}
-    takes = ledger.charge(lot_states(session, account.id), amount, now)
+    takes = ledger.charge(lot_states(session, account.id, live_at=now), amount, now)
     return _write(session, account, Kind.CHARGE, ctx, now, key=idempotency_key, reason=reason, takes=takes,
-                  order_id=order_id, details=details)
+                  order_id=order_id, details=details, checked=True)
 
 
 def rules_order_sum(order: dict[str, Any]) -> Decimal:
@@ -478,22 +483,32 @@ def _usable(account: Account) -> None:
         raise Conflict("account_id", "the loyalty account is blocked")
 
 
-def _replay(session: Session, account: Account, key: str, kind: str, amount: Decimal) -> Operation | None:
-    """The operation already made with this key, if any; the same key for another operation is a 409."""
-    op = session.scalar(select(Operation).where(Operation.account_id == account.id, Operation.idempotency_key == key))
+def _lock_for(session: Session, account_id: int, key: str, kind: str,
+              amount: Decimal) -> tuple[Account, Operation | None]:
+    """The account locked as `_lock` does, and the operation already made with this key, if any, in one statement
+    (a single charge's first round trip); the same key for another operation is a 409."""
+    found = session.execute(
+        select(Account, Operation.id).outerjoin(Operation, and_(Operation.account_id == Account.id,
+                                                                Operation.idempotency_key == key))
+        .where(Account.id == account_id).with_for_update(of=Account.__table__)
+        .execution_options(populate_existing=True)).first()
+    if found is None:
+        raise NotFound("account_id", f"loyalty account {account_id} not found")
+    account, op_id = found
+    op = session.get(Operation, op_id) if op_id is not None else None
     if op is not None and (op.kind != kind or op.amount != amount):
         raise Conflict("idempotency_key", "this key was already used for another operation")
-    return op
+    return account, op
 
 
 def _write(session: Session, account: Account, kind: str, ctx: ChangeContext, now: datetime, *, key: str,
            reason: str | None = None, order_id: int | None = None, purchase: Decimal = ZERO,
            takes: Sequence[Take] = (), new_lot: tuple[Decimal, datetime, datetime | None] | None = None,
-           details: dict[str, Any] | None = None) -> Operation:
-    """One operation: its moves on existing lots and the lot it credits. Same key again: the first one."""
-    existing = session.scalar(select(Operation).where(Operation.account_id == account.id,
-                                                      Operation.idempotency_key == key))
-    if existing is not None:
+           details: dict[str, Any] | None = None, checked: bool = False) -> Operation:
+    """One operation: its moves on existing lots and the lot it credits. Same key again: the first one
+    (`checked`: the caller looked for it already, under the account's lock)."""
+    if not checked and (existing := session.scalar(select(Operation).where(
+            Operation.account_id == account.id, Operation.idempotency_key == key))) is not None:
         return existing
     amount = sum((t for _, t in takes), ZERO) + (new_lot[0] if new_lot else ZERO)
     op = Operation(account_id=account.id, site_id=account.site_id, kind=str(kind), amount=amount, purchase=purchase,

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from retento.core.bus import Event
 from retento.core.changes import ActorType, ChangeContext, Source
+from retento.core.db import bulk
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
 from retento.loyalty import events as ev, runs, service
@@ -43,10 +44,13 @@ def on_order_events(session: Session, events: list[Event]) -> None:
         return
     members = {(site_id, customer_id): account_id for account_id, site_id, customer_id in session.execute(
         select(Account.id, Program.site_id, Account.customer_id).join(Program, Program.id == Account.program_id)
-        .where(Account.customer_id.in_({e.customer_id for e in wanted})))}
+        .where(bulk.one_of(session, Account.customer_id, [e.customer_id for e in wanted])))}
+    contexts: dict[tuple[str, str, str | None, int], ChangeContext] = {}
     dues = [runs.Due(e.order_id, members[(e.site_id, e.customer_id)], f"event:{e.id}",
-                     ChangeContext(Source(e.source), ActorType(e.actor_type), e.actor_id, e.depth), e.occurred_at)
-            for e in wanted if (e.site_id, e.customer_id) in members]
+                     contexts.get(k) or contexts.setdefault(k, ChangeContext(Source(e.source), ActorType(e.actor_type),
+                                                                              e.actor_id, e.depth)), e.occurred_at)
+            for e in wanted if (e.site_id, e.customer_id) in members
+            for k in [(e.source, e.actor_type, e.actor_id, e.depth)]]
     left = {d.key for d in runs.accrue(session, dues)}
     for e in wanted:
         if f"event:{e.id}" in left:

@@ -10,7 +10,7 @@ from operator import is_, itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Table, bindparam, insert, text, update
+from sqlalchemy import JSON, ColumnElement, String, Table, any_, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import Null
@@ -33,6 +33,17 @@ def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
         return sorted(session.scalars(q, {"n": count}))
     top = session.scalar(text(f"SELECT COALESCE(MAX(id), 0) FROM {name}"))
     return list(range(top + 1, top + 1 + count))
+
+
+def one_of(session: Session, column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN values` for a batch's hundreds of keys, the values bound as one parameter: `= ANY(array)` on
+    PostgreSQL, `IN (SELECT value FROM json_each(...))` on SQLite. A plain `in_()` costs SQLAlchemy a coercion
+    and a rendered placeholder per value on every execution (about 3 ms for 500 ids), more than the query."""
+    wanted = sorted(set(values))
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, wanted, type_=postgresql.ARRAY(column.type)))
+    each = func.json_each(bindparam(None, orjson.dumps(wanted, default=json_default).decode(), type_=String))
+    return column.in_(select(each.table_valued("value").c.value))
 
 
 PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}  # positional, by the drivers' paramstyle
