@@ -30,7 +30,7 @@ from sqlalchemy import event as sa_event, func, insert, select
 from benchmarks.targets import Target
 from benchmarks.triggers_fire import WallClock
 from benchmarks.triggers_setup import driver_executemany, driver_rows, insert_sql
-from retento.bootstrap import bootstrap
+from retento.bootstrap import bootstrap, configure_process, settle_process
 from retento.core.clock import FrozenClock
 from retento.core.config import Settings
 from retento.core.db.transactions import transaction
@@ -197,8 +197,17 @@ def drain(target: Target, workers: int, n: int, progress: Any) -> Drain:
     return Drain(workers, written["journey_steps"], sum(phases), phases, cpu, written)
 
 
+def _worker_app(url: str, clock: Any) -> Any:
+    """An app as `retento worker` builds it in its process (its GC threshold, what bootstrap built frozen)."""
+    settings = Settings(database_url=url)
+    configure_process(settings)
+    app = bootstrap(settings, clock=clock)
+    settle_process()
+    return app
+
+
 def _drain_worker(url: str, report: Any, at: datetime) -> float:
-    app = bootstrap(Settings(database_url=url), clock=FrozenClock(at))
+    app = _worker_app(url, FrozenClock(at))
     try:
         runner = Runner(app.sessions, app.clock, batch=BATCH, versions=Versions())
         _Watch(app.clock, lambda lags, logged, at: report(logged), 0.0).listen(app.sessions)
@@ -279,7 +288,7 @@ def lag(target: Target, workers: int, rate: int, seconds: int, journey_id: int, 
 
 def _lag_worker(url: str, report: Any, at: datetime, guard: float, epoch: float) -> float:
     clock = WallClock(at, epoch)
-    app = bootstrap(Settings(database_url=url), clock=clock)
+    app = _worker_app(url, clock)
     try:
         runner = Runner(app.sessions, clock, batch=BATCH, versions=Versions())
         _Watch(clock, lambda lags, logged, at: report((lags, logged, at)), epoch).listen(app.sessions)

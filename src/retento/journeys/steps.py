@@ -22,6 +22,7 @@ from retento.customers import service as customers
 from retento.journeys.schemas import Points, Send, Tag, Task, Webhook
 from retento.loyalty import service as loyalty
 from retento.messaging import service as messaging
+from retento.sites.models import Site
 from retento.tasks import service as tasks
 from retento.tasks.schemas import TaskCreate
 from retento.triggers.actions import render
@@ -76,6 +77,10 @@ def send_many(cs: list[StepContext], steps: list[Send]) -> list[Result]:
 
 def retag_many(cs: list[StepContext], steps: list[Tag]) -> list[Result]:
     session, new_tags = cs[0].session, [None] * len(cs)
+    # the sites held while the batch parses its edits (the session's identity map keeps only what is referenced),
+    # and one parsed edit per site and tag list
+    sites = [session.get(Site, i) for i in {c.customer["site_id"] for c in cs}]
+    parsed: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     def edit(k: int, step: Tag) -> Any:
         def data(current: dict[str, Any]) -> Any:
@@ -84,11 +89,15 @@ def retag_many(cs: list[StepContext], steps: list[Tag]) -> list[Result]:
             if new == tags:
                 return None
             new_tags[k] = sorted(new)
-            return customers.parse_edit(session, {"tags": sorted(new)}, site_id=current["site_id"])
+            key = (current["site_id"], tuple(sorted(new)))
+            if key not in parsed:
+                parsed[key] = customers.parse_edit(session, {"tags": sorted(new)}, site_id=current["site_id"])
+            return parsed[key]
         return data
 
     customers.edit_many(session, edits=[(c.customer["id"], edit(k, st), c.ctx)
                                         for k, (c, st) in enumerate(zip(cs, steps, strict=True))], now=cs[0].now)
+    del sites
     out: list[Result] = []
     for c, tags in zip(cs, new_tags, strict=True):
         if tags is None:
