@@ -225,8 +225,8 @@ def triggers(
     fire_workers: Annotated[int, typer.Option(
         min=1, help="Worker processes firing the timers (SQLite has one writer: more only wait for it)")] = 1,
     eval_processes: Annotated[str, typer.Option(
-        help="Comma-separated numbers of worker processes evaluating the events on PostgreSQL, each on a copy "
-             "of the same data (SQLite: 1, its one writer)")] = "1,2",
+        help="Comma-separated numbers of worker processes evaluating the events, each on a copy of the same data "
+             "(SQLite has one writer and the subscriber one partition there: a second process takes turns)")] = "1,2",
     backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite,postgres",
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN",
                                         help="PostgreSQL server for the throwaway databases")] = DEFAULT_PG_DSN,
@@ -253,7 +253,7 @@ def triggers(
             with fresh(backend, pg_dsn) as target:
                 results.append(triggers_bench.run(
                     target, n_events=events, n_triggers=n_triggers, n_timers=timers, rate=rate, progress=progress,
-                    fire_workers=fire_workers, eval_processes=counts if backend == "postgres" else (1,)))
+                    fire_workers=fire_workers, eval_processes=counts))
     end_load = os.getloadavg()
     lines = [f"Run {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python {platform.python_version()}, "
              f"load average {load[0]:.1f} at the start, {end_load[0]:.1f} at the end "
