@@ -7,7 +7,7 @@ import shutil
 import socket
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,8 @@ from retento.customers import service as customers
 from retento.customers.schemas import CustomerCreate
 from retento.demo.generator import generate
 from retento.demo.service import load
+from retento.messaging import planner, service as messaging
+from retento.messaging.schemas import CascadeIn, TemplateIn
 from retento.tasks import service as tasks
 from retento.tasks.schemas import TaskCreate
 from retento.webhooks import service as webhooks
@@ -64,12 +66,34 @@ def shop_app(template: Path, directory: Path) -> App:
         webhooks.enqueue_calls(s, calls=[{"trigger_id": None, "key": f"browser-dead-{n}", "secret": None,
                                           "url": "https://hooks.uyut.example/retento", "event_id": None,
                                           "body": {"n": n}} for n in (1, 2)], now=now)
+    _messages(app, now)
     # both calls given up after one attempt (the host does not resolve): dead letters of the `webhooks` queue
     Deliverer(app.sessions, app.clock, app.settings.model_copy(update={"webhook_max_attempts": 1}), app.http)()
     for role in ("admin", "marketer", "operator", "viewer"):
         add_user(app, f"{role}@example.com", role)
     add_user(app, "ru@example.com", "admin", locale="ru")
     return app
+
+
+def _messages(app: App, now: datetime) -> None:
+    """A customer with messages of an email -> WhatsApp cascade (queued: no channel is set up here), for her
+    profile's messages part."""
+    with transaction(app.sessions) as s:
+        cid = customers.create(s, data=CustomerCreate(
+            site="uyut", first_name="Marina", last_name="Sokolova", email="marina@example.com", phone="+79161234567",
+            whatsapp_id="+79161234567", consents={"email": {"granted": True}, "whatsapp": {"granted": True}}),
+            ctx=ChangeContext.system(), now=now).id
+        for channel in ("email", "whatsapp"):
+            messaging.save_template(s, data=TemplateIn(site="uyut", name="autumn", channel=channel, language="ru",
+                                                       subject="Осенняя распродажа",
+                                                       body="Здравствуйте, {{ customer.first_name }}!"), now=now)
+        cascade = messaging.create_cascade(s, data=CascadeIn(site="uyut", name="Autumn sale", mode="ordered", steps=[
+            {"channel": "email", "template": "autumn", "wait_hours": 24, "go_on": "not_read"},
+            {"channel": "whatsapp", "template": "autumn", "wait_hours": 0, "go_on": "not_read"}]), now=now)
+        messaging.start_cascade(s, cascade_id=cascade.id, customer_id=cid, now=now, message_class="marketing",
+                                idempotency_key="browser-autumn")
+    with transaction(app.sessions) as s:
+        planner.advance_due(s, now=now, limit=100)
 
 
 class Server:

@@ -143,13 +143,13 @@ def test_russian_leaves_no_english_on_the_main_pages(page) -> None:  # noqa: ANN
       while (walker.nextNode()) {
         const node = walker.currentNode, el = node.parentElement;
         if (!el || el.closest('[translate="no"], script, style') || !el.checkVisibility()) continue;
-        if (/[A-Za-z]{2,}/.test(node.textContent.replace(/\\b(API|RFM|LTV|ID|Telegram|WhatsApp|[A-Z]{3})\\b/g, '')))
+        if (/[A-Za-z]{2,}/.test(node.textContent.replace(/\\b(API|RFM|LTV|ID|JSON|Telegram|WhatsApp|[A-Z]{3})\\b/g, '')))
           out.push(node.textContent.trim());
       }
       for (const el of document.querySelectorAll('[aria-label], [placeholder], [title]'))
         for (const a of ['aria-label', 'placeholder', 'title'])
           if (el.getAttribute(a) && !el.closest('[translate="no"]') &&
-              /[A-Za-z]{2,}/.test(el.getAttribute(a).replace(/\\b(API|RFM|LTV|ID|[A-Z]{3})\\b/g, ''))) out.push(el.getAttribute(a));
+              /[A-Za-z]{2,}/.test(el.getAttribute(a).replace(/\\b(API|RFM|LTV|ID|JSON|[A-Z]{3})\\b/g, ''))) out.push(el.getAttribute(a));
       return out;
     }"""
     for path in MAIN_PAGES + ["/customers/1", "/orders/1"]:

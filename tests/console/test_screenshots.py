@@ -12,7 +12,8 @@ from tests.console.conftest import browser_sign_in
 pytestmark = pytest.mark.screenshots
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
 PAGES = {"loyalty": "/loyalty?site=uyut", "loyalty-account": "/loyalty/accounts/1", "loyalty-pnl": "/loyalty/pnl?site=uyut",
-         "dashboard": "/", "customers": "/customers", "customer": "/customers/1", "order": "/orders/1",
+         "dashboard": "/", "customers": "/customers", "customer": "/customers/1", "customer-messages": "",
+         "order": "/orders/1",
          "apikeys": "/admin/apikeys", "tasks": "/tasks?view=open",
          "webhooks": "/admin/webhooks/1", "sites": "/admin/sites",
          "work": "/admin/work/webhooks"}
@@ -31,8 +32,13 @@ def test_screenshots(browser, console_server, email: str, lang: str) -> None:  #
                 path = page.evaluate("""() => [...document.querySelectorAll('main tbody tr')].map(r => [
                     Number(r.cells[5].textContent.replace(/\\D/g, '')), r.querySelector('a').getAttribute('href')])
                     .sort((a, b) => b[0] - a[0])[0][1]""")
+            if name == "customer-messages":  # the profile's messages part, of the customer the shop wrote to
+                page.goto("/customers?q=Sokolova")
+                path = page.locator("#results a", has_text="Sokolova").first.get_attribute("href")
             page.goto(path)
             page.wait_for_load_state("networkidle")
+            if name == "customer-messages":
+                page.locator("#messages-title").scroll_into_view_if_needed()
             page.wait_for_timeout(300)  # chart animation
             page.screenshot(path=DOCS / f"{name}-{lang}.png", full_page=False)
     finally:
