@@ -7,7 +7,7 @@ import shutil
 import socket
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from retento.core.changes import ChangeContext
 from retento.core.clock import FrozenClock
 from retento.core.config import Settings
 from retento.core.db.transactions import transaction
-from retento.customers import service as customers
+from retento.customers import queries as customer_queries, service as customers
 from retento.customers.schemas import CustomerCreate
 from retento.demo.generator import generate
 from retento.demo.service import load
@@ -66,7 +66,6 @@ def shop_app(template: Path, directory: Path) -> App:
         webhooks.enqueue_calls(s, calls=[{"trigger_id": None, "key": f"browser-dead-{n}", "secret": None,
                                           "url": "https://hooks.uyut.example/retento", "event_id": None,
                                           "body": {"n": n}} for n in (1, 2)], now=now)
-    _messages(app, now)
     # both calls given up after one attempt (the host does not resolve): dead letters of the `webhooks` queue
     Deliverer(app.sessions, app.clock, app.settings.model_copy(update={"webhook_max_attempts": 1}), app.http)()
     for role in ("admin", "marketer", "operator", "viewer"):
@@ -75,10 +74,14 @@ def shop_app(template: Path, directory: Path) -> App:
     return app
 
 
-def _messages(app: App, now: datetime) -> None:
+def add_customer_messages(app: App) -> None:
     """A customer with messages of an email -> WhatsApp cascade (queued: no channel is set up here), for her
-    profile's messages part."""
+    profile's messages part in the screenshots (once per shop; left out of the shop the browser tests share, whose
+    messaging tests count what is sent)."""
+    now = app.clock.now()
     with transaction(app.sessions) as s:
+        if customer_queries.list_customers(s, search="marina@example.com"):
+            return
         cid = customers.create(s, data=CustomerCreate(
             site="uyut", first_name="Marina", last_name="Sokolova", email="marina@example.com", phone="+79161234567",
             whatsapp_id="+79161234567", consents={"email": {"granted": True}, "whatsapp": {"granted": True}}),
@@ -107,6 +110,7 @@ class Server:
         self._server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=self.port,
                                                      log_level="warning", lifespan="on"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self.app = app
 
     def start(self) -> Server:
         self._thread.start()

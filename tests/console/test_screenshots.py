@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.console.browser import add_customer_messages
 from tests.console.conftest import browser_sign_in
 
 pytestmark = pytest.mark.screenshots
@@ -22,6 +23,7 @@ PAGES = {"loyalty": "/loyalty?site=uyut", "loyalty-account": "/loyalty/accounts/
 @pytest.mark.parametrize("email, lang", [("admin@example.com", "en"), ("ru@example.com", "ru")])
 def test_screenshots(browser, console_server, email: str, lang: str) -> None:  # noqa: ANN001
     DOCS.mkdir(parents=True, exist_ok=True)
+    add_customer_messages(console_server.app)
     context = browser.new_context(base_url=console_server.url, viewport={"width": 1280, "height": 860})
     page = context.new_page()
     try:
