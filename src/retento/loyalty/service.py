@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, column, func, insert, literal, select, true, values
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from retento.contacts import normalize_phone
 from retento.core import bus
@@ -514,6 +514,9 @@ def _write(session: Session, account: Account, kind: str, ctx: ChangeContext, no
     op = Operation(account_id=account.id, site_id=account.site_id, kind=str(kind), amount=amount, purchase=purchase,
                    order_id=order_id, reason=reason, details=details, idempotency_key=key, source=ctx.source.value,
                    actor_type=ctx.actor_type.value, actor_id=ctx.actor_id, created_at=now)
+    moves = [(lot_id, value) for lot_id, value in takes if value != 0]
+    if new_lot is None and moves and session.get_bind().dialect.name == "postgresql":
+        return _write_moves(session, op, moves)
     session.add(op)
     session.flush()
     session.add_all([Move(lot_id=lot_id, operation_id=op.id, account_id=account.id, site_id=account.site_id,
@@ -522,6 +525,25 @@ def _write(session: Session, account: Account, kind: str, ctx: ChangeContext, no
         session.add(Lot(account_id=account.id, site_id=account.site_id, operation_id=op.id, order_id=order_id,
                         amount=new_lot[0], active_from=new_lot[1], expires_at=new_lot[2], created_at=now))
     session.flush()
+    return op
+
+
+def _write_moves(session: Session, op: Operation, moves: Sequence[Take]) -> Operation:
+    """PostgreSQL: an operation that only moves points (a charge, a reversal, a refund) and its moves in one
+    statement, one round trip (`WITH op AS (INSERT ... RETURNING id) INSERT INTO loyalty_moves ...`); the
+    operation joins the session as the row it is, as a flush would have left it."""
+    o, m = Operation.__table__, Move.__table__
+    row = {c.key: getattr(op, c.key) for c in o.columns if c.key != "id"}
+    made = insert(o).values(row).returning(o.c.id).cte("op")
+    taken = values(column("lot_id", m.c.lot_id.type), column("amount", m.c.amount.type), name="taken").data(
+        list(moves))
+    op.id = session.scalars(insert(m).from_select(
+        ["lot_id", "operation_id", "account_id", "site_id", "amount"],
+        select(taken.c.lot_id, made.c.id, literal(op.account_id, m.c.account_id.type),
+               literal(op.site_id, m.c.site_id.type), taken.c.amount).select_from(made).join(taken, true()))
+        .returning(m.c.operation_id)).first()
+    make_transient_to_detached(op)
+    session.add(op)
     return op
 
 
