@@ -23,6 +23,7 @@ from retento.customers import queries as customer_queries, service as customers
 from retento.customers.schemas import CustomerCreate
 from retento.demo.generator import generate
 from retento.demo.service import load
+from retento.journeys import service as journeys
 from retento.messaging import planner, service as messaging
 from retento.messaging.schemas import CascadeIn, TemplateIn
 from retento.tasks import service as tasks
@@ -61,6 +62,7 @@ def shop_app(template: Path, directory: Path) -> App:
             tasks.create_task(s, data=TaskCreate(title=title, manager_id=manager, customer_id=1, order_id=None,
                                                  due_at=now + timedelta(hours=hours) if hours is not None else None),
                               ctx=ChangeContext.system(), now=now)
+        journeys.install_mechanic(s, name="welcome", site="uyut", now=now)  # journey 1, with a branch
         webhooks.create(s, data=WebhookIn(url="https://hooks.uyut.example/retento", event_types=["order_created"],
                                           description="ERP sync"), site_ids=None, now=now)
         webhooks.enqueue_calls(s, calls=[{"trigger_id": None, "key": f"browser-dead-{n}", "secret": None,

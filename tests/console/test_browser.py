@@ -18,7 +18,8 @@ MAIN_PAGES = ["/", "/customers", "/admin/users", "/admin/apikeys", "/account", "
               "/triggers", "/triggers/new", "/triggers/templates", "/tasks?view=open",
               "/admin/webhooks", "/admin/webhooks/1", "/admin/sites",
               "/admin/sites/uyut", "/loyalty", "/loyalty/members", "/loyalty/accounts/1", "/loyalty/pnl",
-              "/admin/work", "/admin/work/webhooks"]
+              "/admin/work", "/admin/work/webhooks", "/journeys", "/journeys/mechanics", "/journeys/1",
+              "/journeys/1/edit", "/journeys/1/report"]
 AXE = Path(STATIC / "vendor" / "axe.min.js").read_text()
 
 

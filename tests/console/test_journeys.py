@@ -192,3 +192,34 @@ def test_a_viewer_reads_every_journey_page_and_sees_no_forms(client, world) -> N
     assert 'href="#step-hello"' in client.get(f"/journeys/{jid}").text  # the diagram links to the steps' rows
     answer = client.post(f"/journeys/{jid}/active", data={"csrf_token": token})
     assert answer.status_code == 403
+
+
+def test_the_new_step_form_of_every_type(client, world) -> None:  # noqa: ANN001
+    csrf = sign_in(client, "marketer@example.com")
+    jid = install(client, csrf, "welcome")
+    for kind in ("send", "wait", "wait_event", "branch", "split", "add_tag", "remove_tag", "credit_points",
+                 "create_task", "webhook", "exit"):
+        form = client.get(f"/journeys/{jid}/edit?add={kind}&after=welcome")
+        assert form.status_code == 200 and 'id="step-new"' in form.text, kind
+        assert '<option value="welcome" selected translate="no">welcome</option>' in form.text, kind
+    assert client.get(f"/journeys/{jid}/edit?add=nope").status_code == 400
+
+
+def test_the_report_of_an_ab_split(client, world) -> None:  # noqa: ANN001
+    with transaction(world.app.sessions) as s:
+        jid = journeys.apply(s, raw={"name": "ab", "site": "north", "entry": {"kind": "customer_created"}, "steps": [
+            {"id": "ab", "type": "split", "arms": [{"name": "A", "share": 50, "next": "tag"}], "holdout": 50},
+            {"id": "tag", "type": "add_tag", "tag": "ab"}]}, now=world.app.clock.now())[0].id
+    for n in range(6):
+        h.customer(world.app, site="north", external_id=f"ab{n}", channels=("email",))
+    h.drain(world.app)
+    sign_in(client, "viewer@example.com")
+    report = client.get(f"/journeys/{jid}/report")
+    assert report.status_code == 200
+    split = re.search(r'<h2 id="split-1">.*?</table>', report.text, re.S).group(0)
+    assert "95% confidence interval" in split and "holdout" in split and '<span translate="no">A</span>' in split
+    customers = [int(n) for n in re.findall(r'<td class="num">(\d+)</td>\s*<td class="num">\d+</td><td class="num">[\d.]+%',
+                                           split)]
+    assert sum(customers) == 6
+    page = client.get(f"/journeys/{jid}")
+    assert "holdout 50%" in page.text and "A 50%" in page.text  # the split's summary and its arm's arrow

@@ -17,7 +17,7 @@ PAGES = {"loyalty": "/loyalty?site=uyut", "loyalty-account": "/loyalty/accounts/
          "order": "/orders/1",
          "apikeys": "/admin/apikeys", "tasks": "/tasks?view=open",
          "webhooks": "/admin/webhooks/1", "sites": "/admin/sites",
-         "work": "/admin/work/webhooks"}
+         "work": "/admin/work/webhooks", "journey": "/journeys/1"}
 
 
 @pytest.mark.parametrize("email, lang", [("admin@example.com", "en"), ("ru@example.com", "ru")])

@@ -92,6 +92,8 @@ def summary(viewer: Viewer, step: dict[str, Any], cascades: dict[int, str]) -> l
         what = step.get("name") if step["event"] == "custom" else None
         return [(viewer.gettext(EVENTS[step["event"]]), False), *([(what, True)] if what else []),
                 (viewer.gettext("at most %(time)s") % {"time": _duration(viewer, step.get("timeout") or {})}, False)]
+    if kind == "branch":
+        return [(viewer.gettext("branches: %(n)s, and else") % {"n": len(step.get("branches", []))}, False)]
     if kind == "split" and step.get("holdout"):
         return [(viewer.gettext("holdout %(n)s%%") % {"n": step["holdout"]}, False)]
     if kind in ("add_tag", "remove_tag"):

@@ -10,7 +10,7 @@ from typing import Any
 
 from retento.console.i18n import N_
 
-WIDTH, HEIGHT, GAP_X, GAP_Y, MARGIN = 220, 96, 30, 64, 16
+WIDTH, HEIGHT, GAP_X, GAP_Y, MARGIN = 240, 96, 28, 72, 16
 TYPES = {"send": N_("Send"), "wait": N_("Wait"), "wait_event": N_("Wait for an event"), "branch": N_("Branch"),
          "split": N_("A/B split"), "add_tag": N_("Add a tag"), "remove_tag": N_("Remove a tag"),
          "credit_points": N_("Credit points"), "create_task": N_("Create a task"), "webhook": N_("Call a webhook"),
@@ -129,8 +129,11 @@ def layout(definition: dict[str, Any]) -> Diagram:
             y1 = a.y + HEIGHT
             x2, y2 = b.x + WIDTH // 2, b.y
             mid = (y1 + y2) // 2
+            # the label sits on the curve, the labels of one step's arrows at different heights
+            t = (n + 1) / (len(targets) + 1)
+            near, far = (1 - t) ** 3 + 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t ** 2 + t ** 3
             edges.append(Edge(source=s["id"], target=target, label=label, translated=translated,
                               path=f"M{x1},{y1} C{x1},{mid} {x2},{mid} {x2},{y2 - 2}",
-                              lx=(x1 * 3 + x2) // 4, ly=y1 + min(22, (y2 - y1) // 3)))
+                              lx=round(x1 * near + x2 * far), ly=round(y1 + (y2 - y1) * (1.5 * t * (1 - t) + t ** 3)) + 4))
     height = MARGIN * 2 + (max(rows, default=0) + 1) * (HEIGHT + GAP_Y) - GAP_Y
     return Diagram(nodes=[nodes[s["id"]] for s in steps], edges=edges, width=width, height=height)
