@@ -25,7 +25,8 @@ from retento.sites.service import get_site
 router = v1_router("assist")
 Read = Annotated[Principal, Depends(require("assist:read"))]
 Write = Annotated[Principal, Depends(require("assist:write"))]
-Q = Annotated[str, Query(max_length=20_000, description="What the operator has typed so far (blank: no links)")]
+# 2,000 characters: more than the embedder reads (512 tokens), and a URL a server accepts whatever the script
+Q = Annotated[str, Query(max_length=2_000, description="What the operator has typed so far (blank: no links)")]
 K = Annotated[int, Query(ge=1, le=50)]
 
 
