@@ -179,3 +179,30 @@ def test_pnl_page_shows_the_figures_and_the_charts(client: TestClient, world: Wo
     assert sum(issued) == 250.0  # welcome 50 + 10% of 2000
     assert "Lifecycle before and after the launch" in page.text
     assert client.get("/loyalty/pnl?site=north&from=2026-13-01").status_code == 400
+
+
+def test_pnl_figures_are_shown_again_for_five_minutes_with_their_time_and_computed_again_on_demand(
+        client: TestClient, world: World) -> None:
+    program(world)
+    app = world.app
+    sign_in(client, "viewer@example.com")
+    customer_id = f.customer(app, site="north")
+    join_customer(app, "north", customer_id)
+    app.clock.advance(timedelta(hours=1))
+
+    def issued(path: str) -> float:
+        page = client.get(path)
+        assert page.status_code == 200, page.text[-1500:]
+        data = json.loads(re.search(r'<script type="application/json" id="money-data">(.*?)</script>', page.text,
+                                    re.S).group(1))
+        assert "Figures as of" in page.text
+        return sum(next(x for x in data["series"] if x["name"] == "Issued")["data"])
+
+    assert issued("/loyalty/pnl?site=north") == 50.0  # the welcome bonus
+    set_status(app, order(app, customer_id, ("x", "2000", 1), site="north"), "complete")
+    app.clock.advance(timedelta(minutes=1))
+    assert issued("/loyalty/pnl?site=north") == 50.0  # as computed a minute ago, and the page says when
+    assert issued("/loyalty/pnl?site=north&again=true") == 250.0
+    set_status(app, order(app, customer_id, ("y", "1000", 1), site="north"), "complete")
+    app.clock.advance(timedelta(minutes=6))
+    assert issued("/loyalty/pnl?site=north") == 350.0

@@ -343,13 +343,39 @@ def _cohort_months(s: Any, site: str, *, end: datetime | None, now: datetime) ->
     return analytics.cohort_report(s, site=site, now=now, as_of=(end - timedelta(microseconds=1)).date())["months"]
 
 
+PNL_FRESH = timedelta(minutes=5)  # how long computed P&L figures are shown again (the page says when computed)
+PNL_KEPT = 64  # periods kept per process
+
+
+def _pnl_figures(request: Request, s: Any, site: Any, *, start: datetime | None, end: datetime | None,
+                 now: datetime, again: bool) -> tuple[datetime, Any, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The P&L report, its monthly lines and its lifecycle months for the site and period, as computed at most
+    `PNL_FRESH` ago (kept in this process; `again` recomputes): (computed at, report, months, cohort months).
+    The report reads every member's orders around their joining, too much work to repeat on every view."""
+    kept: dict[tuple[Any, ...], tuple[datetime, Any, Any, Any]] = request.app.state.__dict__.setdefault(
+        "loyalty_pnl", {})
+    key = (site.id, start, end)
+    found = kept.get(key)
+    if found is not None and not again and now - PNL_FRESH <= found[0] <= now:
+        return found
+    cohort_months = _cohort_months(s, site.code, end=end, now=now)
+    report = pnl.report(s, site=site.code, start=start, end=end, now=now, cohort_months=cohort_months)
+    months = pnl.monthly(s, site=site.code, start=start, end=end, now=now)
+    kept.pop(key, None)
+    kept[key] = (now, report, months, cohort_months)
+    while len(kept) > PNL_KEPT:
+        kept.pop(next(iter(kept)))
+    return kept[key]
+
+
 @router.get("/loyalty/pnl")
 def pnl_page(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], site: str = "",
              first: Annotated[str, Query(alias="from", max_length=10)] = "",
-             last: Annotated[str, Query(alias="to", max_length=10)] = "") -> Response:
+             last: Annotated[str, Query(alias="to", max_length=10)] = "", again: bool = False) -> Response:
     app = app_of(request)
     now = app.clock.now()
-    context: dict[str, Any] = {"first": first, "last": last, "errors": {}}
+    context: dict[str, Any] = {"first": first, "last": last, "errors": {}, "computed_at": None,
+                               "fresh_minutes": int(PNL_FRESH.total_seconds() // 60)}
     try:
         start = _moment(first, "from", viewer.timezone, end=False)
         end = _moment(last, "to", viewer.timezone, end=True)
@@ -363,9 +389,8 @@ def pnl_page(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], si
         just_launched = program is not None and not first and not last and program.created_at >= now
         if program is not None and not context["errors"] and not just_launched:
             try:
-                cohort_months = _cohort_months(s, chosen.code, end=end, now=now)
-                report = pnl.report(s, site=chosen.code, start=start, end=end, now=now, cohort_months=cohort_months)
-                months = pnl.monthly(s, site=chosen.code, start=start, end=end, now=now)
+                context["computed_at"], report, months, cohort_months = _pnl_figures(
+                    request, s, chosen, start=start, end=end, now=now, again=again)
             except DomainError as exc:
                 context["errors"] = web.field_errors(exc)
         if report is not None:
