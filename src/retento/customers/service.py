@@ -42,10 +42,17 @@ def parse_create(session: Session, raw: dict[str, Any], *, prefix: str = "") -> 
         raise DomainError.from_pydantic(exc, prefix) from None
 
 
+_REGIONAL = frozenset(k for name in ("phone", "whatsapp_id")  # the fields read in the site's region, and aliases
+                      for k in (name, CustomerEdit.model_fields[name].alias) if k)
+
+
 def parse_edit(session: Session, raw: dict[str, Any], *, site_id: int, prefix: str = "") -> CustomerEdit:
-    site = session.get(Site, site_id)
+    region = "RU"
+    if not isinstance(raw, dict) or not _REGIONAL.isdisjoint(raw):  # (a tags-only edit reads no site)
+        site = session.get(Site, site_id)
+        region = site.default_region if site else "RU"
     try:
-        return CustomerEdit.model_validate(raw, context={"region": site.default_region if site else "RU"})
+        return CustomerEdit.model_validate(raw, context={"region": region})
     except ValidationError as exc:
         raise DomainError.from_pydantic(exc, prefix) from None
 
@@ -382,20 +389,30 @@ _LABELS = {"tags": (CustomerTag, "tag"), "interests": (CustomerInterest, "intere
 LABELLED = {"tags", "interests", "consents"}  # the fields `customers.labels` summarises
 
 
+def _by_ids(*columns: Any, key: Any) -> Select[Any]:
+    """A read of many customers' rows, built once (`ids`: an expanding parameter)."""
+    return select(*columns).where(key.in_(bindparam("ids", expanding=True)))
+
+
+_READ_MANAGERS = _by_ids(_CUSTOMER.c.id, _CUSTOMER.c.manager_id, key=_CUSTOMER.c.id)
+_READ_CURRENT = _by_ids(*(_CUSTOMER.c[k] for k in ("id", "site_id", *COLUMNS, "email_confirmed_at", "created_at")),
+                        key=_CUSTOMER.c.id)
+_READ_LABELS = {field: _by_ids(model.__table__.c.customer_id, model.__table__.c[column],
+                               key=model.__table__.c.customer_id) for field, (model, column) in _LABELS.items()}
+_READ_CONSENTS = _by_ids(Consent.__table__, key=Consent.__table__.c.customer_id)
+
+
 def _current(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
     """`snapshot` of many customers read with Core, in four queries per 900 ids."""
-    columns = [_CUSTOMER.c[k] for k in ("id", "site_id", *COLUMNS, "email_confirmed_at", "created_at")]
     out: dict[int, dict[str, Any]] = {}
     for i in range(0, len(ids), 900):
-        chunk = ids[i:i + 900]
-        for row in session.execute(select(*columns).where(_CUSTOMER.c.id.in_(chunk))):
+        chunk = {"ids": ids[i:i + 900]}
+        for row in session.execute(_READ_CURRENT, chunk):
             out[row.id] = {**row._mapping, "tags": [], "interests": [], "consents": {}}
-        for field, (model, column) in _LABELS.items():
-            t = model.__table__
-            for cid, value in session.execute(select(t.c.customer_id, t.c[column]).where(t.c.customer_id.in_(chunk))):
+        for field, q in _READ_LABELS.items():
+            for cid, value in session.execute(q, chunk):
                 out[cid][field].append(value)
-        t = Consent.__table__
-        for c in session.execute(select(t).where(t.c.customer_id.in_(chunk))):
+        for c in session.execute(_READ_CONSENTS, chunk):
             out[c.customer_id]["consents"][c.channel] = {"granted": c.granted, "at": c.at, "source": c.source}
     for snap in out.values():
         snap["tags"].sort()
@@ -572,8 +589,7 @@ def managers_of(session: Session, customer_ids: Sequence[int]) -> dict[int, int 
     """customer id -> its manager id, for the ids that exist (900 ids a query)."""
     ids, out = list(customer_ids), {}
     for i in range(0, len(ids), 900):
-        q = select(_CUSTOMER.c.id, _CUSTOMER.c.manager_id).where(_CUSTOMER.c.id.in_(ids[i:i + 900]))
-        out.update(session.execute(q).all())
+        out.update(session.execute(_READ_MANAGERS, {"ids": ids[i:i + 900]}).all())
     return out
 
 

@@ -419,8 +419,9 @@ def _edited(before: dict[str, Any], data: OrderFields, refs: _Refs,
     if "items" in data.model_fields_set and data.items is not None:
         after["items"] = _items(data.items, refs, site)
     after.update(_totals(after["items"], after["discount_total"], after["delivery_cost"]))
-    changes = history.diff(
-        {**before, "items": dump_items(before["items"])}, {**after, "items": dump_items(after["items"])})
+    dumped = dump_items(before["items"])  # items not edited: the same list on both sides, not compared
+    changes = history.diff({**before, "items": dumped}, {
+        **after, "items": dumped if after["items"] is before["items"] else dump_items(after["items"])})
     return after, changes
 
 
@@ -449,6 +450,7 @@ _READ = (_ORDER.c.id, _ORDER.c.site_id, *(_ORDER.c[k] for k in FLAT if k != "ite
 _READ_ORDERS = select(*_READ).where(_ORDER.c.id.in_(bindparam("ids", expanding=True)))
 _READ_ITEMS = (select(_ITEM.c.order_id, *(_ITEM.c[c] for c in ITEM_COLUMNS))
                .where(_ITEM.c.order_id.in_(bindparam("ids", expanding=True))).order_by(_ITEM.c.id))
+_READ_MANAGERS = select(_ORDER.c.id, _ORDER.c.manager_id).where(_ORDER.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def edit_many(session: Session, *, edits: Sequence[tuple[int, OrderEdit | EditFn, ChangeContext]],
@@ -585,7 +587,7 @@ def managers_of(session: Session, order_ids: Sequence[int]) -> dict[int, int | N
     """order id -> its manager id, for the ids that exist (900 ids a query)."""
     ids, out = list(order_ids), {}
     for chunk in _chunks(ids):
-        out.update(session.execute(select(_ORDER.c.id, _ORDER.c.manager_id).where(_ORDER.c.id.in_(chunk))).all())
+        out.update(session.execute(_READ_MANAGERS, {"ids": chunk}).all())
     return out
 
 

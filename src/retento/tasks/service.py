@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,6 +51,8 @@ def _row(data: TaskCreate, ctx: ChangeContext, now: datetime) -> dict[str, Any]:
 
 
 _REFS = (("manager_id", Manager), ("customer_id", Customer), ("order_id", Order))
+_EXISTING = {field: select(model.id).where(model.id.in_(bindparam("ids", expanding=True)))  # built once
+             for field, model in _REFS}
 
 
 def create_many(session: Session, *, items: Sequence[tuple[TaskCreate, ChangeContext]], now: datetime) -> list[int]:
@@ -60,10 +62,10 @@ def create_many(session: Session, *, items: Sequence[tuple[TaskCreate, ChangeCon
     if not items:
         return []
     found: dict[str, set[int]] = {}
-    for field, model in _REFS:
+    for field, query in _EXISTING.items():
         wanted = sorted({v for d, _ in items if (v := getattr(d, field)) is not None})
         found[field] = {i for n in range(0, len(wanted), 900)
-                        for i in session.scalars(select(model.id).where(model.id.in_(wanted[n:n + 900])))}
+                        for i in session.scalars(query, {"ids": wanted[n:n + 900]})}
     for d, _ in items:
         for field, _model in _REFS:
             if (value := getattr(d, field)) is not None and value not in found[field]:
