@@ -30,6 +30,8 @@ from retento.console.pages import (
     messages as console_messages,
     segments as console_segments,
     sites as console_sites,
+    support as console_support,
+    support_imports as console_support_imports,
     tasks as console_tasks,
     triggers as console_triggers,
     webhooks as console_webhooks,
@@ -126,7 +128,8 @@ def assemble() -> Parts:
                          ("loyalty_members", console_loyalty_members), ("sites", console_sites),
                          ("work", console_work), ("journeys", console_journeys),
                          ("journeys_edit", console_journeys_edit), ("journeys_report", console_journeys_report),
-                         ("inbox", console_inbox)):
+                         ("inbox", console_inbox), ("support", console_support),
+                         ("support_imports", console_support_imports)):
         parts.console_pages.add(name, module.PAGE)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
     for name, install in (("apikeys", apikeys.install), ("orders", orders.install), ("webhooks", webhooks.install),

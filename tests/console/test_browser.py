@@ -19,8 +19,24 @@ MAIN_PAGES = ["/", "/customers", "/admin/users", "/admin/apikeys", "/account", "
               "/admin/webhooks", "/admin/webhooks/1", "/admin/sites",
               "/admin/sites/uyut", "/loyalty", "/loyalty/members", "/loyalty/accounts/1", "/loyalty/pnl",
               "/admin/work", "/admin/work/webhooks", "/journeys", "/journeys/mechanics", "/journeys/1",
-              "/journeys/1/edit", "/journeys/1/report"]
+              "/journeys/1/edit", "/journeys/1/report", "/support", "/support/imports", "/support/report"]
 AXE = Path(STATIC / "vendor" / "axe.min.js").read_text()
+# Visible text outside user data (translate="no") with a Latin word in it: none may be left in Russian
+LATIN_LEFT = """() => {
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode, el = node.parentElement;
+    if (!el || el.closest('[translate="no"], script, style') || !el.checkVisibility()) continue;
+    if (/[A-Za-z]{2,}/.test(node.textContent.replace(/\\b(API|RFM|LTV|ID|JSON|Telegram|WhatsApp|[A-Z]{3})\\b/g, '')))
+      out.push(node.textContent.trim());
+  }
+  for (const el of document.querySelectorAll('[aria-label], [placeholder], [title]'))
+    for (const a of ['aria-label', 'placeholder', 'title'])
+      if (el.getAttribute(a) && !el.closest('[translate="no"]') &&
+          /[A-Za-z]{2,}/.test(el.getAttribute(a).replace(/\\b(API|RFM|LTV|ID|JSON|[A-Z]{3})\\b/g, ''))) out.push(el.getAttribute(a));
+  return out;
+}"""
 
 
 def test_sign_in_with_the_keyboard_alone(page) -> None:  # noqa: ANN001
@@ -138,24 +154,9 @@ def test_main_pages_have_no_serious_accessibility_violations(page, email: str) -
 def test_russian_leaves_no_english_on_the_main_pages(page) -> None:  # noqa: ANN001
     """Every visible string outside user data (marked translate="no") is Russian: no Latin word is left."""
     browser_sign_in(page, "ru@example.com")
-    script = """() => {
-      const out = [];
-      const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-      while (walker.nextNode()) {
-        const node = walker.currentNode, el = node.parentElement;
-        if (!el || el.closest('[translate="no"], script, style') || !el.checkVisibility()) continue;
-        if (/[A-Za-z]{2,}/.test(node.textContent.replace(/\\b(API|RFM|LTV|ID|JSON|Telegram|WhatsApp|[A-Z]{3})\\b/g, '')))
-          out.push(node.textContent.trim());
-      }
-      for (const el of document.querySelectorAll('[aria-label], [placeholder], [title]'))
-        for (const a of ['aria-label', 'placeholder', 'title'])
-          if (el.getAttribute(a) && !el.closest('[translate="no"]') &&
-              /[A-Za-z]{2,}/.test(el.getAttribute(a).replace(/\\b(API|RFM|LTV|ID|JSON|[A-Z]{3})\\b/g, ''))) out.push(el.getAttribute(a));
-      return out;
-    }"""
     for path in MAIN_PAGES + ["/customers/1", "/orders/1"]:
         page.goto(path)
         page.wait_for_load_state("networkidle")
         assert page.evaluate("document.documentElement.lang") == "ru"
-        left = page.evaluate(script)
+        left = page.evaluate(LATIN_LEFT)
         assert left == [], f"{path}: {left}"

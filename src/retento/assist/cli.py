@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from retento.assist import industry as industries, service, synthetic
-from retento.assist.schemas import DocFileIn, DocsIn, IdentifiersIn, Product, TaskIn, TicketIn
+from retento.assist.schemas import DocFileIn, DocsIn, IdentifiersIn, Product, TaskIn, TicketIn, records
 from retento.cmdline import Col, Format, FormatOption, Rows, emit, fail, open_app, run_service
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
@@ -33,19 +33,11 @@ DOC_SUFFIXES = (".md", ".markdown", ".html", ".htm")
 def read_records(path: Path) -> list[dict[str, Any]]:
     """A JSON array or JSON Lines file of objects."""
     try:
-        raw = path.read_text(encoding="utf-8")
+        return records(path.read_text(encoding="utf-8"))
     except OSError as exc:
         fail(f"{path}: {exc.strerror or exc}")
-    try:
-        if raw.lstrip().startswith("["):
-            data = json.loads(raw)
-        else:
-            data = [json.loads(line) for line in raw.splitlines() if line.strip()]
-    except json.JSONDecodeError as exc:
-        fail(f"{path}: not JSON or JSON Lines (line {exc.lineno}: {exc.msg})")
-    if not all(isinstance(r, dict) for r in data):
-        fail(f"{path}: every record must be a JSON object")
-    return data
+    except ValueError as exc:
+        fail(f"{path}: {exc}")
 
 
 def _parse(model: Any, records: list[dict[str, Any]], path: Path) -> list[Any]:

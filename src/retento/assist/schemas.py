@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -93,3 +95,17 @@ class MarkIn(_In):
     operator_id: int | None = Field(None, gt=0)
     idempotency_key: str = Field(min_length=1, max_length=128,
                                  description="A repeat returns the first mark")
+
+
+def records(raw: str) -> list[dict[str, Any]]:
+    """The objects of a JSON array or JSON Lines text (ValueError saying what is wrong)."""
+    try:
+        if raw.lstrip().startswith("["):
+            data = json.loads(raw)
+        else:
+            data = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON or JSON Lines (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise ValueError("every record must be a JSON object")
+    return data

@@ -26,7 +26,7 @@ from retento.assist.models import Item, Mark
 from retento.assist.runtime import Assist, SiteIndex, searched_text
 from retento.assist.schemas import DocsIn, IdentifiersIn, MarkIn, TaskIn, TicketIn
 from retento.core.db.locks import advisory_key, lock_keys
-from retento.core.errors import DomainError
+from retento.core.errors import DomainError, NotFound
 from retento.sites.service import get_site
 
 CHUNK = 500
@@ -146,29 +146,64 @@ def counts(session: Session, *, site_ids: list[int] | None) -> dict[str, int]:
     return {k: int(found.get(k, 0)) for k in ("ticket", "doc", "task", "ident")}
 
 
+def imported(session: Session, *, site_id: int) -> set[str]:
+    """The searched kinds the site has any item of (cheap: one indexed row each), so a page asks nothing of the
+    embedder when there is nothing to search."""
+    return {k for k in ("ticket", "doc", "task") if session.scalar(
+        select(Item.id).where(Item.site_id == site_id, Item.kind == k).limit(1)) is not None}
+
+
+def list_tickets(session: Session, *, site_id: int | None, search: str, answered: bool | None,
+                 limit: int) -> list[Item]:
+    """Imported tickets of the visible sites, newest import first; `search`: words in the subject or request."""
+    q = select(Item).where(Item.kind == "ticket")
+    if site_id is not None:
+        q = q.where(Item.site_id == site_id)
+    if search.strip():
+        like = f"%{search.strip().lower()}%"
+        q = q.where(func.lower(Item.title).like(like) | func.lower(Item.body).like(like))
+    if answered is not None:
+        q = q.where(Item.answer.is_not(None) if answered else Item.answer.is_(None))
+    return list(session.scalars(q.order_by(Item.updated_at.desc(), Item.id.desc()).limit(limit)))
+
+
+def get_ticket(session: Session, *, site: str, external_id: str) -> Item:
+    found = session.scalar(select(Item).where(Item.site_id == _site_id(session, site), Item.kind == "ticket",
+                                              Item.external_id == external_id))
+    if found is None:
+        raise NotFound("ticket", f"ticket {external_id!r} not found")
+    return found
+
+
 # -- the scenarios ----------------------------------------------------------------------------------------------
 def _query(assist: Assist, text: str) -> tuple[np.ndarray, list[str]]:
     return assist.embedder.query([text])[0], words.words(text)
 
 
-def _hits(idx: SiteIndex, kind: str, vec: np.ndarray, terms: list[str], k: int) -> list[dict[str, Any]]:
+def _hits(idx: SiteIndex, kind: str, vec: np.ndarray, terms: list[str], k: int,
+          exclude: str | None = None) -> list[dict[str, Any]]:
+    """The k best items of a kind; `exclude`: an item's external id left out (the ticket being answered)."""
     coll = idx.collections.get(kind)
     if coll is None or not len(coll):
         return []
     out = []
-    for h in coll.search(vec, terms, k):
+    for h in coll.search(vec, terms, k + (exclude is not None)):
         row = idx.rows[h.item_id]
+        if row.external_id == exclude or len(out) == k:
+            continue
         out.append({"id": h.item_id, "external_id": row.external_id, "title": row.title, "score": round(h.cosine, 4),
                     "rank_score": round(h.score, 5), "language": row.language, "body": row.body,
                     "answer": row.answer, "url": row.url, "status": row.status})
     return out
 
 
-def similar(session: Session, assist: Assist, *, site: str, text: str, k: int) -> list[dict[str, Any]]:
-    """The k closest past tickets with their answers, best first (`score`: cosine)."""
+def similar(session: Session, assist: Assist, *, site: str, text: str, k: int,
+            exclude: str | None = None) -> list[dict[str, Any]]:
+    """The k closest past tickets with their answers, best first (`score`: cosine); `exclude`: the ticket asked
+    about, when it is itself imported."""
     idx = assist.site(session, _site_id(session, site))
     vec, terms = _query(assist, text)
-    return [_show(h, "ticket") for h in _hits(idx, "ticket", vec, terms, k)]
+    return [_show(h, "ticket") for h in _hits(idx, "ticket", vec, terms, k, exclude)]
 
 
 def doc_links(session: Session, assist: Assist, *, site: str, text: str, k: int) -> list[dict[str, Any]]:
@@ -192,12 +227,14 @@ def _show(h: dict[str, Any], kind: str) -> dict[str, Any]:
     return {**base, "title": h["title"], "status": h["status"], "url": h["url"]}
 
 
-def suggest(session: Session, assist: Assist, *, site: str, text: str, k: int) -> dict[str, Any]:
+def suggest(session: Session, assist: Assist, *, site: str, text: str, k: int,
+            exclude: str | None = None) -> dict[str, Any]:
     """A suggested answer with its sources, the similar tickets and sections it came from, and what the guard
-    removed (the draft of past answers and sections passes it; a language model's rewrite may not)."""
+    removed (the draft of past answers and sections passes it; a language model's rewrite may not). `exclude`:
+    the imported ticket asked about (its own answer is not a suggestion for it)."""
     idx = assist.site(session, _site_id(session, site))
     vec, terms = _query(assist, text)
-    tickets = _hits(idx, "ticket", vec, terms, k)
+    tickets = _hits(idx, "ticket", vec, terms, k, exclude)
     docs = _hits(idx, "doc", vec, terms, 3)
     language = words.language(text)
     draft, sources = composer.compose(

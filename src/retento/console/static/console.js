@@ -52,6 +52,18 @@
     });
   }
 
+  // a suggestion's "Use" / "Edit" buttons (data-fill: the id of the element holding its text) put the text into
+  // the reply box; "Edit" moves the focus there. The input event makes the documentation links follow.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("button[data-fill]") : null;
+    var source = button && document.getElementById(button.dataset.fill);
+    var box = document.getElementById("reply-text");
+    if (!source || !box) { return; }
+    box.value = source.textContent.trim();
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+    if (button.dataset.edit) { box.focus(); }
+  });
+
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); listen(); toNewest(document); });
   document.addEventListener("htmx:afterSettle", function (event) { drawCharts(event.target); toNewest(event.target); });
 })();
