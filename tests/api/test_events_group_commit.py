@@ -120,3 +120,51 @@ def test_requests_of_keys_limited_to_different_sites_share_no_transaction(app, s
     with transaction(app.sessions) as s:
         stored = dict(s.execute(select(Event.name, Event.customer_id).where(Event.type == "custom")).all())
     assert stored == {"first": in_a, "a1": in_a, "a2": in_a, "b1": in_b, "all1": in_b}
+
+
+def test_set_based_work_of_queued_requests_is_one_call_and_a_failing_call_runs_each_alone(app):
+    """`run_many`: the items queued behind a committing transaction reach their store in one call, each caller
+    gets its own answer; when that call raises, each item runs alone and only the bad one fails."""
+    from retento.core.bus import event_row, record
+    from retento.core.changes import ChangeContext
+
+    calls: list[list[str]] = []
+
+    def store(s, items: list[str]) -> list[str]:
+        calls.append(list(items))
+        if "bad" in items:
+            raise ValueError("bad item")
+        record(s, [event_row("custom", name=i, ctx=ChangeContext.system(), now=app.clock.now()) for i in items])
+        return [i.upper() for i in items]
+
+    committer = Held(app)
+    answers: dict[str, object] = {}
+
+    def start(item: str) -> threading.Thread:
+        def go() -> None:
+            try:
+                answers[item] = app.group_commit.run_many(store, item)
+            except ValueError as exc:
+                answers[item] = exc
+        t = threading.Thread(target=go)
+        t.start()
+        return t
+
+    threads = [start("first")]
+    assert committer.held.wait(30)
+    threads += [start(i) for i in ("a", "b", "c")]
+    committer.release_when_queued(3, threads)
+    assert answers == {"first": "FIRST", "a": "A", "b": "B", "c": "C"}
+    assert sorted(map(sorted, calls[1:])) == [["a", "b", "c"]]  # the three queued ones: one call
+    calls.clear()
+    bad_committer = Held(app)
+    threads = [start("x")]
+    assert bad_committer.held.wait(30)
+    threads += [start(i) for i in ("y", "bad", "z")]
+    bad_committer.release_when_queued(3, threads)
+    assert isinstance(answers["bad"], ValueError)
+    assert (answers["y"], answers["z"]) == ("Y", "Z")
+    assert sorted(calls[1]) == ["bad", "y", "z"] and sorted(map(tuple, calls[2:])) == [("bad",), ("y",), ("z",)]
+    with transaction(app.sessions) as s:
+        names = s.scalars(select(Event.name).where(Event.type == "custom")).all()
+    assert sorted(names) == ["a", "b", "c", "first", "x", "y", "z"]

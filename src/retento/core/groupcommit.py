@@ -8,14 +8,19 @@ batch is one request and costs what it did before (plus handing it to another th
 per-transaction costs (BEGIN, COMMIT, the change-log claim, the session, the WAL flush) are shared by the whole
 batch, which is where a single-event `POST` spent most of its time.
 
+Work of one kind can also be stored set-based (`run_many` / `submit`): the items of the concurrent requests that
+name the same `store` go to one call `store(session, items)`, which answers each item (inbound webhook messages: one
+statement per batch for what was one per message). An async caller (`submit`) waits without holding a thread.
+
 If a piece of work raises, the batch is rolled back; that one runs again alone (and fails with its own error, a
-bad request's 4xx) and the others again together. If the shared commit fails, every caller gets that error, as
+bad request's 4xx) and the others again together (the items of a set-based call that raised: each alone). If the shared commit fails, every caller gets that error, as
 with a commit of its own. Work must therefore be a function of the session only (no effects outside the transaction): it may run
 more than once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import queue
@@ -31,16 +36,42 @@ from retento.core.db.transactions import transaction
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_BATCH = 256
+Store = Callable[[Session, list[Any]], list[Any]]  # items -> one answer per item, in their order
 
 
 class _Work(Generic[T]):
-    __slots__ = ("context", "done", "error", "fn", "result", "scope")
+    __slots__ = ("context", "done", "error", "fn", "item", "result", "scope", "store", "wake")
 
-    def __init__(self, fn: Callable[[Session], T]) -> None:
-        self.fn, self.done = fn, threading.Event()
+    def __init__(self, fn: Callable[[Session], T], store: Store | None = None, item: Any = None,
+                 wake: Callable[[], None] | None = None) -> None:
+        self.fn, self.done, self.store, self.item, self.wake = fn, threading.Event(), store, item, wake
         self.context, self.scope = contextvars.copy_context(), scoping.current()  # the caller's request
         self.result: T | None = None
         self.error: BaseException | None = None
+
+    def finish(self) -> None:
+        if self.done.is_set():
+            return
+        self.done.set()
+        if self.wake is not None:
+            try:
+                self.wake()
+            except RuntimeError:  # the caller's event loop is closed: nobody waits any more
+                pass
+
+    def outcome(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]
+
+
+def _one(store: Store, item: Any) -> Callable[[Session], Any]:
+    return lambda session: store(session, [item])[0]
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class GroupCommit:
@@ -54,17 +85,40 @@ class GroupCommit:
     def run(self, fn: Callable[[Session], T]) -> T:
         """`fn(session)` in a transaction shared with other threads' work; its result once that has committed."""
         work = _Work(fn)
+        if not self._put(work):
+            return _alone(self._factory, work)
+        work.done.wait()
+        return work.outcome()
+
+    def run_many(self, store: Store, item: Any) -> Any:
+        """`store(session, [..., item, ...])` with the items of other requests naming the same `store`, in a
+        shared transaction; this item's answer once that has committed."""
+        work: _Work[Any] = _Work(_one(store, item), store, item)
+        if not self._put(work):
+            return _alone(self._factory, work)
+        work.done.wait()
+        return work.outcome()
+
+    async def submit(self, store: Store, item: Any) -> Any:
+        """`run_many` for a coroutine: it waits for the commit without holding a thread."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        work: _Work[Any] = _Work(_one(store, item), store, item, lambda: loop.call_soon_threadsafe(_settle, done))
+        if not self._put(work):
+            return _alone(self._factory, work)
+        await done
+        return work.outcome()
+
+    def _put(self, work: _Work[Any]) -> bool:
+        """Queue the work for the committer thread (started on first use); False once closed."""
         with self._state:
             if self._closed:
-                return _alone(self._factory, work)
+                return False
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="group-commit", daemon=True)
                 self._thread.start()
             self._queue.put(work)
-        work.done.wait()
-        if work.error is not None:
-            raise work.error
-        return work.result  # type: ignore[return-value]
+        return True
 
     @property
     def queued(self) -> int:
@@ -115,17 +169,17 @@ class GroupCommit:
             raise
         finally:
             for work in batch:
-                work.done.set()
+                work.finish()
 
     def _commit_group(self, group: list[_Work[Any]]) -> None:
         try:
             pending = group
             while len(pending) > 1:
-                current: _Work[Any] | None = None
+                current: list[_Work[Any]] | None = None
                 try:
                     with transaction(self._factory) as session:
-                        for current in pending:
-                            current.result = current.fn(session)
+                        for current in _units(pending):
+                            _apply(session, current)
                         current = None  # from here on, the commit
                     return
                 except Exception as exc:  # noqa: BLE001 - the batch is rolled back; see below
@@ -134,13 +188,41 @@ class GroupCommit:
                         for work in pending:  # could store twice what a lost connection did commit)
                             work.error = exc
                         return
-                    _alone(self._factory, current, deliver=True)  # the failing one, with its own error
-                    pending = [w for w in pending if w is not current]  # the others together again
+                    for work in current:  # the failing one(s), each with its own error
+                        _alone(self._factory, work, deliver=True)
+                    failed = set(map(id, current))
+                    pending = [w for w in pending if id(w) not in failed]  # the others together again
             for work in pending:
                 _alone(self._factory, work, deliver=True)
         finally:
             for work in group:
-                work.done.set()
+                work.finish()
+
+
+def _units(works: list[_Work[Any]]) -> list[list[_Work[Any]]]:
+    """The batch's calls in order: a plain piece of work alone, the items of one `store` together (at the place
+    of the first of them)."""
+    units: list[list[_Work[Any]]] = []
+    by_store: dict[Any, list[_Work[Any]]] = {}
+    for work in works:
+        if work.store is None:
+            units.append([work])
+        elif (unit := by_store.get(work.store)) is not None:
+            unit.append(work)
+        else:
+            by_store[work.store] = unit = [work]
+            units.append(unit)
+    return units
+
+
+def _apply(session: Session, unit: list[_Work[Any]]) -> None:
+    first = unit[0]
+    if first.store is None:
+        first.result = first.fn(session)
+        return
+    answers = first.store(session, [w.item for w in unit])
+    for work, answer in zip(unit, answers, strict=True):
+        work.result = answer
 
 
 def _alone(factory: sessionmaker[Session], work: _Work[T], *, deliver: bool = False) -> T:

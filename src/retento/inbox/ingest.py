@@ -1,22 +1,33 @@
 """Storing what providers' webhooks bring (`inbound.Batch`), once whatever the provider retries: a message by its
 dialog and provider id (a retry, or two deliveries of one update racing, store nothing more), an edit or a
-deletion on the message it names, business connections by their id. Runs in the webhook's transaction."""
+deletion on the message it names, business connections by their id.
+
+`ingest_many` stores the batches of concurrent webhooks in one transaction (the group commit's set-based call,
+`wiring`): a customer's messages to dialogs that are open (or waiting) with a running response cycle, the
+steady state, set-based, one statement each per call for the exclusion list, the dialogs, the messages (`INSERT
+... ON CONFLICT DO NOTHING RETURNING`), the dialogs' counters and the events; the rest (a new dialog, a closed
+one, the shop's side writing, edits, deletions, connections) one event at a time, in the order they came."""
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from retento.app import from_session
 from retento.core import bus
 from retento.core.changes import ChangeContext
+from retento.core.db.bulk import insert_rows
 from retento.customers import service as customers
 from retento.customers.schemas import CustomerCreate
 from retento.inbox import dialogs, events
@@ -48,30 +59,49 @@ def site_for(session: Session, channel: str, route: str) -> Site | None:
     return session.scalar(q)
 
 
+Where = tuple[Site | None, Connection | None]
+Key = tuple[int, str, str, str]  # a dialog's site, channel, account and peer
+
+
 def ingest(session: Session, batch: Batch, now: datetime) -> dict[str, int]:
     """Store a webhook's events; returns how many of each kind changed something."""
-    counts = {"stored": 0, "edited": 0, "deleted": 0, "connections": 0, "skipped": 0}
-    for e in batch.events:
-        if isinstance(e, Connected):
-            _connection(session, e, now)
-            counts["connections"] += 1
-            continue
-        site, conn = _site_and_connection(session, e)
-        if site is None:
-            counts["skipped"] += 1
-            continue
-        if isinstance(e, Posted):
-            done = _posted(session, site, conn, e, now)
-        elif isinstance(e, Edited):
-            done = _edited(session, site.id, e, now)
-        else:
-            done = _deleted(session, site.id, e, now)
-        key = "stored" if isinstance(e, Posted) else "edited" if isinstance(e, Edited) else "deleted"
-        counts[key if done else "skipped"] += 1
-    return counts
+    return ingest_many(session, [(batch, now)])[0]
 
 
-def _site_and_connection(session: Session, e: Posted | Edited | Deleted) -> tuple[Site | None, Connection | None]:
+def ingest_many(session: Session, items: list[tuple[Batch, datetime]]) -> list[dict[str, int]]:
+    """Store the events of several webhooks (each with the time it came), in order; the counts of each."""
+    out = [{"stored": 0, "edited": 0, "deleted": 0, "connections": 0, "skipped": 0} for _ in items]
+    where: dict[Any, Where] = {}  # this call's sites and connections, looked up once each
+    run: list[tuple[Posted, datetime, dict[str, int]]] = []
+    for (batch, now), counts in zip(items, out, strict=True):
+        for e in batch.events:
+            if isinstance(e, Posted):
+                run.append((e, now, counts))
+                continue
+            _posted_run(session, run, where)
+            run = []
+            if isinstance(e, Connected):
+                _connection(session, e, now)
+                where.clear()
+                counts["connections"] += 1
+                continue
+            site, _ = _site_and_connection(session, e, where)
+            key = "edited" if isinstance(e, Edited) else "deleted"
+            done = site is not None and (_edited(session, site.id, e, now) if isinstance(e, Edited)
+                                         else _deleted(session, site.id, e, now))
+            counts[key if done else "skipped"] += 1
+    _posted_run(session, run, where)
+    return out
+
+
+def _site_and_connection(session: Session, e: Posted | Edited | Deleted, where: dict[Any, Where]) -> Where:
+    key = e.account or (e.channel, e.route)
+    if key not in where:
+        where[key] = _where(session, e)
+    return where[key]
+
+
+def _where(session: Session, e: Posted | Edited | Deleted) -> Where:
     if not e.account:
         return site_for(session, e.channel, e.route), None
     conn = session.get(Connection, e.account)
@@ -81,8 +111,149 @@ def _site_and_connection(session: Session, e: Posted | Edited | Deleted) -> tupl
     return session.get(Site, conn.site_id), conn
 
 
-def excluded(session: Session, site_id: int, channel: str, peer: str) -> bool:
-    return session.get(Exclusion, (site_id, channel, peer)) is not None
+def _posted_run(session: Session, run: list[tuple[Posted, datetime, dict[str, int]]],
+                where: dict[Any, Where]) -> None:
+    """New messages: a customer's to a dialog that is open or waiting with a running cycle set-based, the others
+    (and every message of a dialog one of them is in) one at a time."""
+    if not run:
+        return
+    placed = []
+    for e, now, counts in run:
+        site, conn = _site_and_connection(session, e, where)
+        if site is None:
+            counts["skipped"] += 1
+            continue
+        outgoing = e.outgoing or (conn is not None and e.sender == conn.user_id)
+        placed.append(((site.id, e.channel, e.account, e.contact.peer), e, now, counts, site, conn, outgoing))
+    keys = {p[0] for p in placed}
+    banned = _excluded(session, keys)
+    found = {(d.site_id, d.channel, d.account, d.peer): d for d in _dialogs(session, keys - banned)}
+    slow = {p[0] for p in placed if p[6] or p[0] not in found or found[p[0]].state == "closed"
+            or found[p[0]].cycle_id is None}
+    fast = []
+    for key, e, now, counts, site, conn, outgoing in placed:
+        if key in banned:
+            counts["skipped"] += 1
+        elif key in slow:
+            counts["stored" if _posted(session, site, conn, e, now, outgoing=outgoing) else "skipped"] += 1
+        else:
+            fast.append((found[key], e, now, counts))
+    _inbound(session, fast)
+
+
+def _excluded(session: Session, keys: Iterable[Key]) -> set[Key]:
+    wanted = {(site_id, channel, peer) for site_id, channel, _, peer in keys}
+    if not wanted:
+        return set()
+    hits = set(session.execute(select(Exclusion.site_id, Exclusion.channel, Exclusion.peer).where(
+        tuple_(Exclusion.site_id, Exclusion.channel, Exclusion.peer).in_(sorted(wanted)))).tuples())
+    return {k for k in keys if (k[0], k[1], k[3]) in hits}
+
+
+_COLUMNS = (Dialog.id, Dialog.site_id, Dialog.customer_id, Dialog.channel, Dialog.account, Dialog.peer,
+            Dialog.state, Dialog.assignee_id, Dialog.unread, Dialog.cycle_id, Dialog.last_message_at,
+            Dialog.last_inbound_at)
+
+
+def _dialogs(session: Session, keys: Iterable[Key]) -> list[Any]:
+    wanted = sorted(keys)
+    if not wanted:
+        return []
+    return list(session.execute(select(*_COLUMNS).where(
+        tuple_(Dialog.site_id, Dialog.channel, Dialog.account, Dialog.peer).in_(wanted))))
+
+
+def _inbound(session: Session, fast: list[tuple[Any, Posted, datetime, dict[str, int]]]) -> None:
+    """Customers' messages to open or waiting dialogs with a running cycle: one INSERT for the messages (a
+    provider id a dialog already has is left out), one UPDATE for the dialogs, one for the events. On PostgreSQL
+    the UPDATE keeps to dialogs still open or waiting with a cycle (another process may have closed one since it
+    was read); those it left out take the one-at-a-time way with the dialog locked."""
+    seen: set[tuple[int, str]] = set()
+    rows, counted = [], []
+    for d, e, now, counts in fast:
+        if (d.id, e.provider_id) in seen:  # the same message twice in one call: a retry
+            counts["skipped"] += 1
+            continue
+        seen.add((d.id, e.provider_id))
+        rows.append(_row(d.site_id, d.id, e, now, "in", None))
+        counted.append((d, e, now, counts))
+    stored = {(r.dialog_id, r.provider_id): r.id for r in insert_rows(
+        session, Message.__table__, rows, skip_existing=True, returning=("id", "dialog_id", "provider_id"))}
+    per_dialog: dict[int, list[tuple[int, Posted, datetime]]] = defaultdict(list)
+    for d, e, now, counts in counted:
+        msg_id = stored.get((d.id, e.provider_id))
+        counts["stored" if msg_id is not None else "skipped"] += 1
+        if msg_id is not None:
+            per_dialog[d.id].append((msg_id, e, now))
+    if not per_dialog:
+        return
+    snapshot = {d.id: d for d, *_ in counted}
+    after = _count_inbound(session, snapshot, per_dialog)
+    rows = []
+    for dialog_id, msgs in per_dialog.items():
+        d = snapshot[dialog_id]
+        if dialog_id not in after:  # closed meanwhile (PostgreSQL): a new cycle, as one at a time
+            locked = session.get(Dialog, dialog_id, with_for_update=True, populate_existing=True)
+            for msg_id, e, now in msgs:
+                record_inbound(session, locked, at=e.at or now, now=now)
+                rows.append(_event(locked, msg_id, e.kind, now, locked.unread, locked.state, locked.assignee_id))
+            continue
+        unread, assignee_id = after[dialog_id]
+        for i, (msg_id, e, now) in enumerate(msgs):
+            rows.append(_event(d, msg_id, e.kind, now, unread - (len(msgs) - 1 - i), "open", assignee_id))
+    bus.record(session, rows)
+
+
+def _row(site_id: int, dialog_id: int, e: Posted, now: datetime, direction: str,
+         operator_id: int | None) -> dict[str, Any]:
+    return {"site_id": site_id, "dialog_id": dialog_id, "direction": direction, "operator_id": operator_id,
+            "provider_id": e.provider_id, "kind": e.kind, "text": e.text, "media": e.media, "reply_to": e.reply_to,
+            "buttons": e.buttons, "payload": e.payload, "sent_at": e.at or now, "created_at": now}
+
+
+def _event(d: Any, message_id: int, kind: str, now: datetime, unread: int, state: str,
+           assignee_id: int | None, direction: str = "in", operator_id: int | None = None) -> dict[str, Any]:
+    return events.row(events.MESSAGE, d, now, message_id=message_id, direction=direction, kind=kind,
+                      operator_id=operator_id, state=state, unread=unread, assignee_id=assignee_id)
+
+
+def _count_inbound(session: Session, snapshot: dict[int, Any],
+                   per_dialog: dict[int, list[tuple[int, Posted, datetime]]]) -> dict[int, tuple[int, int | None]]:
+    """The dialogs' UPDATE (open, unread up, moved up); each updated dialog's unread count and assignee after it."""
+    changes = []
+    for dialog_id, msgs in per_dialog.items():
+        at = max(e.at or now for _, e, now in msgs)
+        changes.append({"k": dialog_id, "n": len(msgs), "at": at, "now": max(now for *_, now in msgs)})
+    session.flush()  # what the session holds is written before the rows change under it
+    if session.get_bind().dialect.name == "postgresql":
+        data = [{"id": c["k"], "n": c["n"], "at": c["at"].isoformat(), "stamp": c["now"].isoformat()}
+                for c in changes]
+        got = {r[0]: (r[1], r[2]) for r in session.execute(_PG_UPDATE, {"rows": orjson.dumps(data).decode()})}
+    else:  # one writer at a time (BEGIN IMMEDIATE): the dialogs are as read
+        for c in changes:
+            d = snapshot[c["k"]]
+            c.update(unread=d.unread + c["n"], last=max(d.last_message_at, c["at"]),
+                     inbound=max(d.last_inbound_at or c["at"], c["at"]))
+        session.execute(_SQLITE_UPDATE, changes)
+        got = {c["k"]: (c["unread"], snapshot[c["k"]].assignee_id) for c in changes}
+    for dialog_id in got:  # a Dialog the session holds is read again when next used
+        held = session.identity_map.get(identity_key(Dialog, dialog_id))
+        if held is not None:
+            session.expire(held)
+    return got
+
+
+# built once; what they set is `record_inbound` for a dialog with a running cycle
+_PG_UPDATE = text("""
+UPDATE inbox_dialogs AS d SET state = 'open', unread = d.unread + v.n,
+    last_message_at = GREATEST(d.last_message_at, v.at),
+    last_inbound_at = GREATEST(COALESCE(d.last_inbound_at, v.at), v.at), updated_at = v.stamp
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(id bigint, n integer, at timestamptz, stamp timestamptz)
+WHERE d.id = v.id AND d.state <> 'closed' AND d.cycle_id IS NOT NULL
+RETURNING d.id, d.unread, d.assignee_id""")
+_SQLITE_UPDATE = update(Dialog.__table__).where(Dialog.__table__.c.id == bindparam("k")).values(
+    state="open", unread=bindparam("unread"), last_message_at=bindparam("last"), last_inbound_at=bindparam("inbound"),
+    updated_at=bindparam("now"))
 
 
 def _connection(session: Session, e: Connected, now: datetime) -> None:
@@ -154,19 +325,16 @@ def _ours(session: Session, channel: str, provider_id: str) -> bool:
     return bool(statuses.by_provider_ids(session, channel=channel, provider_ids=[provider_id]))
 
 
-def _posted(session: Session, site: Site, conn: Connection | None, e: Posted, now: datetime) -> bool:
-    if excluded(session, site.id, e.channel, e.contact.peer):
-        return False
-    outgoing = e.outgoing or (conn is not None and e.sender == conn.user_id)
+def _posted(session: Session, site: Site, conn: Connection | None, e: Posted, now: datetime, *,
+            outgoing: bool) -> bool:
+    """One message, its dialog found or created (not on the exclusion list: the caller looked)."""
     if outgoing and _ours(session, e.channel, e.provider_id):
         return False
     d = _dialog(session, site.id, e.channel, e.account, e.contact.peer) or dialog_for(
         session, site, e.channel, e.account, e.contact, now)
     at = e.at or now
-    values = {"site_id": site.id, "dialog_id": d.id, "direction": "out" if outgoing else "in",
-              "operator_id": conn.operator_id if outgoing and conn is not None else None,
-              "provider_id": e.provider_id, "kind": e.kind, "text": e.text, "media": e.media, "reply_to": e.reply_to,
-              "buttons": e.buttons, "payload": e.payload, "sent_at": at, "created_at": now}
+    values = _row(site.id, d.id, e, now, "out" if outgoing else "in",
+                  conn.operator_id if outgoing and conn is not None else None)
     msg_id = _insert_once(session, values)
     if msg_id is None:  # a retry, or the same message stored meanwhile by a concurrent delivery
         return False

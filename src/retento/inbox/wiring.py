@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from retento.app import App
 
 
-def _store(session: Session, batch: Batch, now: datetime) -> dict[str, int]:
-    return ingest.ingest(session, batch, now)
+def _store(session: Session, items: list[tuple[Batch, datetime]]) -> list[dict[str, int]]:
+    return ingest.ingest_many(session, items)
 
 
 def _receiver(provider: str, parse: Callable[[Any], Batch]) -> InboundReceiver:

@@ -235,9 +235,11 @@ def _read_inbound(app: Any, provider: str, payload: Any) -> list[tuple[Any, Any]
     return [(r, r.parse(payload)) for r in app.parts.inbound.values() if r.provider == provider]
 
 
-def _store_inbound(s: Any, read: list[tuple[Any, Any]], now: Any) -> None:
+async def _store_inbound(app: Any, read: list[tuple[Any, Any]]) -> None:
+    """Store what the receivers read, with concurrent webhooks' (group commit): back once it has committed, so a
+    provider never gets its 200 for a message that is not stored."""
     for receiver, parsed in read:
-        receiver.store(s, parsed, now)
+        await app.group_commit.submit(receiver.store, (parsed, app.clock.now()))
 
 
 def _meta_verify(request: Request, expected: str | None) -> Response:
@@ -263,8 +265,10 @@ async def whatsapp_webhook(request: Request) -> Response:
     payload = parsing.json_value(body)
     ups = whatsapp.statuses(payload)  # a body of another shape: 400 naming the field
     read = _read_inbound(app, "whatsapp", payload)
+    await _store_inbound(app, read)
+    if not ups:
+        return PlainTextResponse("ok")
     with transaction(app.sessions) as s:
-        _store_inbound(s, read, app.clock.now())
         ids = statuses.by_provider_ids(s, channel="whatsapp", provider_ids=[u.provider_id for u in ups])
         missing = [u for u in ups if u.provider_id not in ids and u.callback_data]
         if missing:
@@ -308,9 +312,10 @@ async def vk_webhook(request: Request) -> Response:
     if call.type == "confirmation":
         return PlainTextResponse(cfg.vk_confirmation or "")
     now = app.clock.now()
-    read = _read_inbound(app, "vk", payload)
+    await _store_inbound(app, _read_inbound(app, "vk", payload))
+    if call.type not in ("message_read", "message_deny"):
+        return PlainTextResponse("ok")
     with transaction(app.sessions) as s:
-        _store_inbound(s, read, now)
         if call.type == "message_read":
             read = vk.event_object(vk.MessageRead, call)
             statuses.record(s, updates=[statuses.Update(mid, "read", now) for mid in statuses.vk_read_up_to(
@@ -335,8 +340,7 @@ async def telegram_webhook(request: Request) -> Response:
     read = _read_inbound(app, "telegram", payload)
     if not read:
         telegram.update_id(payload)  # nothing reads updates here: still only a Bot API update is accepted
-    with transaction(app.sessions) as s:
-        _store_inbound(s, read, app.clock.now())
+    await _store_inbound(app, read)
     return PlainTextResponse("ok")
 
 
@@ -353,9 +357,7 @@ async def instagram_webhook(request: Request) -> Response:
     secret = app.messaging.settings.instagram_app_secret
     if not secret or not whatsapp.signature_ok(secret, body, request.headers.get("x-hub-signature-256")):
         return problem(401, [FieldError("X-Hub-Signature-256", "signature does not match")])
-    read = _read_inbound(app, "instagram", parsing.json_value(body))
-    with transaction(app.sessions) as s:
-        _store_inbound(s, read, app.clock.now())
+    await _store_inbound(app, _read_inbound(app, "instagram", parsing.json_value(body)))
     return PlainTextResponse("ok")
 
 

@@ -73,7 +73,7 @@ def rows_with_keys(session: Session, table: Table, columns: Sequence[str], *, si
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *,
-                skip_existing: bool = False) -> None:
+                skip_existing: bool = False, returning: Sequence[str] = ()) -> list[Any]:
     """INSERT many rows (all with the same keys) in one statement on PostgreSQL, an executemany on SQLite.
 
     Each value goes through its column type's own bind processing, so the database gets exactly what
@@ -83,31 +83,42 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
     start per row, two to three times the time of the one statement. Values JSON cannot carry (bytes) go
     through the executemany.
     `skip_existing`: a row that would break a unique key is left out (`ON CONFLICT DO NOTHING`).
+    `returning`: columns of the rows inserted (not of those left out), in no promised order; on SQLite a Core
+    executemany, which SQLAlchemy sends as multi-row INSERTs.
     """
     if not rows:
-        return
+        return []
     conn = session.connection()
     plan = _insert_plan(conn.dialect, table, tuple(rows[0]))
-    if plan is None:
+    postgres = conn.dialect.name == "postgresql"
+    suffix = " ON CONFLICT DO NOTHING" if skip_existing else ""
+    if returning:
+        if postgres and plan is not None:
+            quote = conn.dialect.identifier_preparer.quote
+            got = _insert_recordset(conn, table, plan[1], rows, f"{suffix} RETURNING {', '.join(map(quote, returning))}")
+            if got is not None:
+                return got.all()
+    if plan is None or returning:
         stmt = insert(table)
         if skip_existing:
-            dialect_insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-            stmt = dialect_insert(table).on_conflict_do_nothing()
+            stmt = (postgresql.insert if postgres else sqlite.insert)(table).on_conflict_do_nothing()
+        if returning:
+            return conn.execute(stmt.returning(*(table.c[c] for c in returning)), list(rows)).all()
         conn.execute(stmt, list(rows))
-        return
+        return []
     sql, keys, converters = plan
-    suffix = " ON CONFLICT DO NOTHING" if skip_existing else ""
-    if conn.dialect.name == "postgresql" and len(rows) > 1 and _insert_recordset(conn, table, keys, rows, suffix):
-        return
+    if postgres and len(rows) > 1 and _insert_recordset(conn, table, keys, rows, suffix) is not None:
+        return []
     columns = [list(map(itemgetter(k), rows)) for k in keys]
     for i, convert in converters:
         columns[i] = convert(columns[i])
     conn.exec_driver_sql(sql + suffix, list(zip(*columns, strict=True)))
+    return []
 
 
 def _insert_recordset(conn: Any, table: Table, keys: tuple[str, ...], rows: Sequence[dict[str, Any]],
-                      suffix: str) -> bool:
-    """PostgreSQL: the rows in one `INSERT ... SELECT ... FROM jsonb_to_recordset(...)`; False (nothing sent)
+                      suffix: str) -> Any:
+    """PostgreSQL: the rows in one `INSERT ... SELECT ... FROM jsonb_to_recordset(...)`, its result; None (nothing sent)
     if a value is not JSON-serialisable. Values are bind-processed first (UTC times), JSON columns travel as their
     JSON text, so None is stored as JSON null as a Core insert stores it."""
     sql, processors = _recordset_plan(conn.dialect, table, keys)
@@ -121,9 +132,8 @@ def _insert_recordset(conn: Any, table: Table, keys: tuple[str, ...], rows: Sequ
     try:
         text_ = orjson.dumps(payload, default=json_default).decode()
     except TypeError:
-        return False
-    conn.exec_driver_sql(sql + suffix, (text_,))
-    return True
+        return None
+    return conn.exec_driver_sql(sql + suffix, (text_,))
 
 
 def _json_text(none_as_null: bool) -> Any:

@@ -118,12 +118,13 @@ def webhook_body(model: type[M], value: Any, what: str, *, field: str = "body") 
 class InboundReceiver:
     """A domain that takes what customers send through a provider (the inbox) registers one per provider
     (`App.parts.inbound`). The provider's one webhook endpoint checks the signature, then calls `parse` on the
-    body (a DomainError there is the 400, before anything is stored), then `store` in the webhook's transaction,
-    beside the delivery statuses the same body carries."""
+    body (a DomainError there is the 400, before anything is stored), then `store` through the app's group
+    commit: one call for the concurrent webhooks' items `(what parse returned, now)`, an answer per item, and
+    each webhook answers only once the transaction has committed."""
 
     provider: str
     parse: Callable[[Any], Any]
-    store: Callable[[Any, Any, datetime], Any]  # (session, what parse returned, now)
+    store: Callable[[Any, list[tuple[Any, datetime]]], list[Any]]  # (session, items) -> an answer per item
 
 
 @dataclass(frozen=True)
