@@ -102,6 +102,7 @@ def shop(app):
         if name in CANCELLED:
             f.order(app, customer={"id": cid}, created_at=f"2026-{CANCELLED[name]}T10:00:00+00:00",
                     status="cancel-other")
+    app.worker.tick()  # the rollups and the gap histogram (the threshold's median) follow the orders
     with transaction(app.sessions) as s:
         analytics.record_initiative(s, data=InitiativeIn(
             site="shop", kind="campaign", name="Summer sale", started_at="2026-06-03T09:00:00+00:00"),

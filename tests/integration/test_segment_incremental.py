@@ -13,6 +13,7 @@ from retento.customers import service as customers
 from retento.segments import rollups, service
 from retento.segments.models import (
     CustomerCategoryRollup,
+    CustomerGap,
     CustomerRollup,
     OrderCategoryFact,
     SegmentChange,
@@ -112,6 +113,14 @@ def test_incremental_equals_full_recompute(app, ops):
                     r.site_id, r.orders_count, r.amount, r.first_order_at, r.last_order_at))
                 for r in s.scalars(select(CustomerCategoryRollup).where(CustomerCategoryRollup.site_id == site_id))
                 } == _category_rows(facts)
+        # each customer's gaps and the site's gap histogram kept from deltas equal a rebuild from all orders
+        assert {(r.customer_id, r.gap): (r.site_id, r.n) for r in s.scalars(select(CustomerGap).where(
+            CustomerGap.site_id == site_id))} == {(r[0], r[2]): (r[1], r[3]) for r in s.execute(
+                rollups.gaps_select(site_id=site_id))}
+        histogram = {}
+        for _customer, _site, gap, n in s.execute(rollups.gaps_select(site_id=site_id)):
+            histogram[gap] = histogram.get(gap, 0) + n
+        assert dict(rollups.gap_histogram(s, site_id=site_id)) == histogram
         for sid in segs:
             seg = service.get(s, sid)
             stored = set(s.scalars(select(SegmentMember.customer_id).where(SegmentMember.segment_id == sid)))

@@ -30,12 +30,12 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from retento.core.db.types import UTCDateTime
 from retento.core.errors import DomainError, NotFound
 from retento.core.money import round_money
-from retento.orders.models import Order, Status
 from retento.segments import cohort_query, cohorts, ltv, rfm, rollups, service
 from retento.segments.compiler import epoch_day
 from retento.segments.models import CustomerRollup, Initiative, RfmScore, SegmentSettings
@@ -45,7 +45,6 @@ from retento.sites.service import get_site
 
 R = CustomerRollup.__table__
 S = RfmScore.__table__
-O = Order.__table__  # noqa: E741
 EPOCH = date(1970, 1, 1)
 
 
@@ -159,8 +158,13 @@ def _merge(session: Session, table: Any, new: Any, *, site_id: int, now: datetim
     updated = session.execute(update(table).where(table.c.customer_id == new.c.customer_id, differs)
                               .values({**{c: new.c[c] for c in SCORED}, "computed_at": at})).rowcount
     cols = ["customer_id", *SCORED, "computed_at"]
-    added = session.execute(insert(table).from_select(cols, select(*(new.c[c] for c in cols[:-1]), at).where(
-        ~exists().where(table.c.customer_id == new.c.customer_id))), execution_options=service.COUNTED).rowcount
+    # the new buyers: rows whose key is taken are skipped by the unique index, not by an anti-join with the
+    # table being written (planned against an empty table, that was a nested loop re-reading the growing heap
+    # for every row: O(n^2), a first run at 1,000,000 buyers that never finished)
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    added = session.execute(dialect.insert(table).from_select(cols, select(*(new.c[c] for c in cols[:-1]), at).where(
+        new.c.customer_id.is_not(None))).on_conflict_do_nothing(index_elements=["customer_id"]),
+        execution_options=service.COUNTED).rowcount
     gone = session.execute(delete(table).where(table.c.site_id == site_id, ~exists().where(
         BUYERS.c.customer_id == table.c.customer_id))).rowcount
     return updated + added + gone
@@ -320,18 +324,13 @@ def refresh_rfm_due(session: Session, *, now: datetime, every: timedelta) -> int
 
 def median_gap(session: Session, *, site_id: int, until: date | None = None) -> float | None:
     """cohorts.median_gap in SQL: the median of the days between consecutive purchase days of each customer, from
-    the database's histogram of the gaps (one pass over the orders; the gaps are whole days). `until`: only the
-    orders up to the end of that day."""
-    st = Status.__table__
-    days = (select(O.c.customer_id, epoch_day(O.c.created_at).label("day"))
-            .where(O.c.site_id == site_id, O.c.customer_id.is_not(None),
-                   O.c.status.in_(select(st.c.code).where(st.c.group_code != "cancel")),
-                   *([] if until is None else [O.c.created_at < _day_end(until)])).distinct().subquery())
-    lagged = select((days.c.day - func.lag(days.c.day).over(partition_by=days.c.customer_id,
-                                                            order_by=days.c.day)).label("gap")).subquery()
-    counts = session.execute(select(lagged.c.gap, func.count()).where(lagged.c.gap.is_not(None))
-                             .group_by(lagged.c.gap)).all()
-    return cohorts.median_of_counts((int(g), int(c)) for g, c in counts)
+    the site's histogram of the gaps kept with the rollups (`rollups.gap_histogram`: no read of the orders).
+    `until`: only the orders up to the end of that day (a histogram computed from the orders, one pass)."""
+    if until is None:
+        return cohorts.median_of_counts(rollups.gap_histogram(session, site_id=site_id))
+    g = rollups.gaps_select(site_id=site_id, before=_day_end(until)).subquery()
+    counts = session.execute(select(g.c.gap, func.sum(g.c.n)).group_by(g.c.gap)).all()
+    return cohorts.median_of_counts((int(gap), int(n)) for gap, n in counts)
 
 
 def update_threshold(session: Session, *, site_id: int, now: datetime) -> float | None:

@@ -288,7 +288,7 @@ def cohorts(
             analytics.set_threshold(s, site=site, days=None if auto else threshold, now=now)
         return analytics.cohort_report(s, site=site, now=now, as_of=day, first=months["--from"],
                                        last=months["--to"])
-    report = _run(go)
+    report = _run(go, up_to_date=as_of is None)  # the threshold is read from the kept gap histogram
     table = fmt is cmdline.Format.table
     rows = [{**m, "month": m["month"] + (" *" if m["provisional"] and table else ""),
              "orders_per_active": m["orders_per_active"] if m["orders_per_active"] is None or not table else

@@ -136,6 +136,31 @@ class CustomerCategoryRollup(Base):
     )
 
 
+class CustomerGap(Base):
+    """Per customer: how many of the gaps between their consecutive purchase days are `gap` days long (rebuilt
+    with the customer's rollup). The site's totals (`GapCount`) follow from deltas of these rows."""
+
+    __tablename__ = "customer_gaps"
+    __site_scope__ = BySite()
+
+    customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    gap: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(Integer, index=True)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class GapCount(Base):
+    """Per site: the histogram of the gaps between consecutive purchase days over every customer, kept from the
+    customers' deltas, so the lifecycle threshold (the median gap) is read from it instead of every order."""
+
+    __tablename__ = "segment_gap_counts"
+    __site_scope__ = BySite()
+
+    site_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gap: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class SegmentSize(Base):
     """A segment's size at the end of a UTC day on which it changed (the console's chart fills the days between)."""
 
