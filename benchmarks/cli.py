@@ -452,9 +452,14 @@ def loyalty(
     pg_dsn: Annotated[
         str, typer.Option(envvar="RETENTO_TEST_PG_DSN", help="PostgreSQL server for the throwaway databases")
     ] = DEFAULT_PG_DSN,
+    keep: Annotated[bool, typer.Option(help="Only build the members and orders, and keep them (measure them with "
+                                             "--reuse; the build needs no bench lock)")] = False,
+    reuse: Annotated[str | None, typer.Option(help="Data kept by --keep (comma-separated: an SQLite file's path, a "
+                                                   "PostgreSQL database's name): measured on a copy, not built")] = None,
 ) -> None:
     """Loyalty accrual, expiry and a single charge, each against plain SQL writes of the same ledger rows."""
     from benchmarks import loyalty as loyalty_bench
+    from benchmarks.targets import keep_new, reused
 
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
     if not chosen or set(chosen) - {"sqlite", "postgres"}:
@@ -464,9 +469,18 @@ def loyalty(
     loads = [os.getloadavg()[0]]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        for backend in chosen:
-            with fresh(backend, pg_dsn) as target:
-                results.append(loyalty_bench.run(target, n=orders, charge_count=charges, progress=progress))
+        if keep:
+            for backend in chosen:
+                target, name = keep_new(backend, pg_dsn)
+                loyalty_bench.setup(target, orders, progress)
+                console.print(f"{backend}: {orders:,} members kept: {name} (--reuse it)")
+            return
+        sets = [(k.strip(), reused(k.strip(), pg_dsn)) for k in reuse.split(",")] if reuse else [
+            (b, fresh(b, pg_dsn)) for b in chosen]
+        for _, made in sets:
+            with made as target:
+                results.append(loyalty_bench.run(target, n=orders, charge_count=charges, progress=progress,
+                                                 build=reuse is None))
             loads.append(os.getloadavg()[0])
     lines = [f"Run {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python {platform.python_version()}, "
              f"load average {' / '.join(f'{v:.1f}' for v in loads)} (start / after each backend): "

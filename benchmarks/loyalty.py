@@ -33,7 +33,7 @@ from sqlalchemy import func, insert, select, text
 from benchmarks.api import free_port, percentile, start_server
 from benchmarks.targets import Target
 from retento.apikeys import service as apikeys
-from retento.bootstrap import bootstrap
+from retento.bootstrap import bootstrap, configure_process, settle_process
 from retento.core.bus import Event
 from retento.core.changes import ChangeContext, Source
 from retento.core.config import Settings
@@ -114,7 +114,13 @@ def setup(target: Target, n: int, progress: Any) -> None:
 
 
 def accrual(target: Target, n: int, progress: Any) -> float:
-    app = bootstrap(Settings(database_url=target.url))
+    """The worker's path: its process settings (`configure_process`), the app built, the subscriber's cursor made
+    and the GC settled (`settle_process`) as `retento worker` does before it takes events, then every batch."""
+    settings = Settings(database_url=target.url)
+    configure_process(settings)
+    app = bootstrap(settings)
+    app.bus.dispatch(names=[ev.SUBSCRIBER], max_batches=0)
+    settle_process()
     task = progress.add_task(f"{target.backend}: accrual (Retento)", total=n)
     started = time.perf_counter()
     while done := app.bus.dispatch(names=[ev.SUBSCRIBER], max_batches=10):
@@ -287,9 +293,18 @@ def charges_baseline(target: Target, count: int) -> list[float]:
     return out
 
 
-def run(target: Target, *, n: int, charge_count: int, progress: Any) -> Result:
+def run(target: Target, *, n: int, charge_count: int, progress: Any, build: bool = True) -> Result:
+    """The three measures on `target`, after building its `n` members and orders (`build`), or on the ones it
+    holds (then `n` is their number)."""
+    if build:
+        setup(target, n, progress)
+    else:  # kept data: brought to the current schema first (not measured)
+        app = bootstrap(Settings(database_url=target.url))
+        migrate(app)
+        app.close()
+        with target.raw() as conn:
+            n = conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
     result = Result(target.version, n)
-    setup(target, n, progress)
     before = target.clone("before")
     result.accrual_s = accrual(target, n, progress)
     after = target.clone("after")

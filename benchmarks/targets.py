@@ -116,3 +116,38 @@ def fresh(backend: str, pg_dsn: str = DEFAULT_PG_DSN) -> Iterator[Target]:
         with psycopg.connect(admin, autocommit=True) as conn:
             for t in reversed(target.made):
                 conn.execute(f'DROP DATABASE IF EXISTS "{make_url(t.url).database}" WITH (FORCE)')
+
+
+def keep_new(backend: str, pg_dsn: str = DEFAULT_PG_DSN) -> tuple[Target, str]:
+    """An empty database that outlives the run (a data set built once, measured later with `reused`), and the
+    name that finds it again: the SQLite file's path or the PostgreSQL database's name."""
+    if backend == "sqlite":
+        path = Path(tempfile.mkdtemp(prefix="retento_bench_kept_")) / "bench.db"
+        return Target("sqlite", f"sqlite:///{path}"), str(path)
+    name = f"retento_bench_kept_{uuid.uuid4().hex[:10]}"
+    admin = _conninfo(pg_dsn)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return Target("postgres", make_url(pg_dsn).set(database=name).render_as_string(hide_password=False),
+                  admin=admin), name
+
+
+@contextmanager
+def reused(kept: str, pg_dsn: str = DEFAULT_PG_DSN) -> Iterator[Target]:
+    """A working copy of a data set made by `keep_new` (an SQLite file's path or a PostgreSQL database's name):
+    the kept one stays as it was, the copy and its clones are removed on exit."""
+    if kept.endswith(".db") and Path(kept).exists():
+        with tempfile.TemporaryDirectory(prefix="retento_bench_") as tmp:
+            shutil.copy(kept, Path(tmp) / "bench.db")
+            yield Target("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}")
+        return
+    admin = _conninfo(pg_dsn)
+    source = Target("postgres", make_url(pg_dsn).set(database=kept).render_as_string(hide_password=False),
+                    admin=admin)
+    work = source.clone(uuid.uuid4().hex[:6])
+    try:
+        yield work
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            for t in reversed(source.made):
+                conn.execute(f'DROP DATABASE IF EXISTS "{make_url(t.url).database}" WITH (FORCE)')
