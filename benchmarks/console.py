@@ -77,6 +77,9 @@ QUERIES: dict[str, list[str]] = {
     "/dashboard/lifecycle": ["site={site}"],
     "/tasks": ["", "view=open", "view=overdue"],
     "/journeys/{journey_id}/edit": ["", "add=send&after=welcome"],
+    "/support": ["", "q=order&answered=no"],
+    "/support/links": ["site={site}&text=How do I return an order?"],
+    "/support/report": ["site={site}"],
 }
 SKIP = {"/signin", "/inbox/stream"}  # the baseline; the inbox's live stream (open until the client leaves)
 SLOW_FIRST = 20.0  # seconds
