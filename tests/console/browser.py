@@ -101,6 +101,32 @@ def add_customer_messages(app: App) -> None:
         planner.advance_due(s, now=now, limit=100)
 
 
+def add_inbox_dialogs(app: App) -> None:
+    """Telegram and WhatsApp dialogs of three customers (through the inbox's receivers, as webhooks bring them),
+    for the inbox's screenshots; once per shop."""
+    tg, wa = app.parts.inbound["telegram"], app.parts.inbound["whatsapp"]
+    when = int(app.clock.now().timestamp())
+    chats = [(7001, "Ivan", "Petrov", ["Здравствуйте! Где мой заказ?", "Номер заказа 1042"]),
+             (7002, "Olga", "Smirnova", ["Можно поменять размер платья на M?"])]
+    items = []
+    for n, (uid, first, last, texts) in enumerate(chats):
+        for k, text in enumerate(texts):
+            chat = {"id": uid, "type": "private", "first_name": first, "last_name": last}
+            items.append((tg, {"update_id": 100 * n + k, "message": {
+                "message_id": 10 * n + k, "from": {"id": uid, "is_bot": False, "first_name": first,
+                                                   "last_name": last}, "chat": chat, "date": when - 600 + k,
+                "text": text}}))
+    items.append((wa, {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages",
+        "value": {"messaging_product": "whatsapp", "metadata": {"display_phone_number": "74951234567",
+                                                                 "phone_number_id": "1"},
+                  "contacts": [{"profile": {"name": "Marina Sokolova"}, "wa_id": "79161234567"}],
+                  "messages": [{"from": "79161234567", "id": "wamid.screens1", "timestamp": str(when - 300),
+                                "type": "text", "text": {"body": "Спасибо, всё получила!"}}]}}]}]}))
+    with transaction(app.sessions) as s:
+        for receiver, body in items:
+            receiver.store(s, [(receiver.parse(body), app.clock.now())])
+
+
 class Server:
     """The console served by uvicorn on a free loopback port, in a thread of the test process."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.console.browser import add_customer_messages
+from tests.console.browser import add_customer_messages, add_inbox_dialogs
 from tests.console.conftest import browser_sign_in
 
 pytestmark = pytest.mark.screenshots
@@ -17,13 +17,15 @@ PAGES = {"loyalty": "/loyalty?site=uyut", "loyalty-account": "/loyalty/accounts/
          "order": "/orders/1",
          "apikeys": "/admin/apikeys", "tasks": "/tasks?view=open",
          "webhooks": "/admin/webhooks/1", "sites": "/admin/sites",
-         "work": "/admin/work/webhooks", "journey": "/journeys/1"}
+         "work": "/admin/work/webhooks", "journey": "/journeys/1",
+         "inbox": "/inbox", "inbox-dialog": "", "inbox-report": "/inbox/report"}
 
 
 @pytest.mark.parametrize("email, lang", [("admin@example.com", "en"), ("ru@example.com", "ru")])
 def test_screenshots(browser, console_server, email: str, lang: str) -> None:  # noqa: ANN001
     DOCS.mkdir(parents=True, exist_ok=True)
     add_customer_messages(console_server.app)
+    add_inbox_dialogs(console_server.app)
     context = browser.new_context(base_url=console_server.url, viewport={"width": 1280, "height": 860})
     page = context.new_page()
     try:
@@ -37,8 +39,14 @@ def test_screenshots(browser, console_server, email: str, lang: str) -> None:  #
             if name == "customer-messages":  # the profile's messages part, of the customer the shop wrote to
                 page.goto("/customers?q=Sokolova")
                 path = page.locator("#results a", has_text="Sokolova").first.get_attribute("href")
+            if name == "inbox-dialog":  # the first dialog of the list, opened
+                page.goto("/inbox")
+                path = page.locator("a[href*='dialog=']").first.get_attribute("href")
             page.goto(path)
-            page.wait_for_load_state("networkidle")
+            if name.startswith("inbox"):  # its live stream never goes idle
+                page.wait_for_load_state("load")
+            else:
+                page.wait_for_load_state("networkidle")
             if name == "customer-messages":
                 page.locator("#messages-title").scroll_into_view_if_needed()
             page.wait_for_timeout(300)  # chart animation
