@@ -303,6 +303,10 @@ def journeys(
     backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite,postgres",
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN",
                                         help="PostgreSQL server for the throwaway databases")] = DEFAULT_PG_DSN,
+    keep: Annotated[bool, typer.Option(help="PostgreSQL: only build the data (outside the bench lock) and keep "
+                                            "the databases; measure them with --reuse and the same options")] = False,
+    reuse: Annotated[str | None, typer.Option(help="PostgreSQL: a database --keep built: measured, then dropped")
+                     ] = None,
 ) -> None:
     """Journey step transitions per second against a driver insert of the same step log rows; lag of due runs
     while customers enter at a fixed rate."""
@@ -319,14 +323,21 @@ def journeys(
     if not counts or min(counts) < 1:
         console.print("[red]error:[/red] --workers: positive numbers separated by commas, e.g. 1,2")
         raise typer.Exit(2)
+    if (keep or reuse) and chosen != ["postgres"]:
+        console.print("[red]error:[/red] --keep and --reuse: with --backends postgres")
+        raise typer.Exit(2)
     results, load, started = [], os.getloadavg(), datetime.now(timezone.utc)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         for backend in chosen:
-            with fresh(backend, pg_dsn) as target:
-                results.append(journeys_bench.run(target, n=customers, rate=rate, lag_seconds=lag_seconds,
-                                                  workers=counts if backend == "postgres" else (1,),
-                                                  progress=progress))
+            with fresh(backend, pg_dsn, keep=keep, reuse=reuse) as target:
+                options = {"n": customers, "rate": rate, "lag_seconds": lag_seconds, "progress": progress,
+                           "workers": counts if backend == "postgres" else (1,)}
+                if keep:
+                    journeys_bench.build(target, **options)
+                    console.print(f"databases kept: {target.url.rsplit('/', 1)[-1]} (measure with --reuse it)")
+                    return
+                results.append((journeys_bench.measure if reuse else journeys_bench.run)(target, **options))
     end_load = os.getloadavg()
     lines = [f"Run {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python {platform.python_version()}, "
              f"load average {load[0]:.1f} at the start, {end_load[0]:.1f} at the end "

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from queue import Empty
 from typing import Any
 
-from sqlalchemy import event as sa_event, func, insert, select
+from sqlalchemy import event as sa_event, insert, select
 
 from benchmarks.targets import Target
 from benchmarks.triggers_fire import WallClock
@@ -47,6 +47,7 @@ from retento.sites.schemas import SiteCreate
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 BATCH = 500  # runs a worker claims per transaction (the default `trigger_timer_batch`)
+GATHER = 0.1  # lag part: a worker that caught up looks again after this many seconds
 STEPS = 5
 RUN_COLUMNS = ("journey_id", "version_id", "site_id", "customer_id", "active_customer_id", "state", "step", "phase",
                "due_at", "context", "attempts", "entered_at")
@@ -109,17 +110,35 @@ def run(target: Target, *, n: int, rate: int, lag_seconds: int, workers: tuple[i
         progress: Any) -> Result:
     """Throughput with each number of `workers` (each on a copy of the same data), the baseline insert, and the
     lag at `rate` with each number of workers (`lag_seconds` 0: no lag part)."""
-    result = Result(target.backend, target.version, n)
+    build(target, n=n, rate=rate, lag_seconds=lag_seconds, workers=workers, progress=progress)
+    return measure(target, n=n, rate=rate, lag_seconds=lag_seconds, workers=workers, progress=progress)
+
+
+def build(target: Target, *, n: int, rate: int, lag_seconds: int, workers: tuple[int, ...], progress: Any) -> None:
+    """The data every part starts from (untimed; `--keep` stops here): the customers, a copy before any run
+    (`empty`, for the baseline), each throughput copy's n runs due at once, each lag copy's runs due at their
+    slots. Copies are named after `target` (`_empty`, `_w2`, `_lag1`, ...), so `measure` finds them again."""
     journey_id, version_id = setup(target, max(n, rate * lag_seconds), progress)
-    empty = target.clone("empty")
+    target.clone("empty")
     drains = [target] + [target.clone(f"w{w}") for w in workers[1:]]
     lags = [target.clone(f"lag{w}") for w in workers] if lag_seconds else []
-    for w, tgt in zip(workers, drains, strict=True):
+    for tgt in drains:
         enter(tgt, journey_id, version_id, [START] * n, progress)
-        result.drains.append(drain(tgt, w, n, progress))
-    result.insert_s = baseline(target, empty)
-    for w, tgt in zip(workers, lags, strict=False):
-        result.lags.append(lag(tgt, w, rate, lag_seconds, journey_id, version_id, progress))
+    first = START + timedelta(seconds=3)
+    for tgt in lags:
+        enter(tgt, journey_id, version_id, [first + timedelta(seconds=k / rate) for k in range(rate * lag_seconds)],
+              progress)
+
+
+def measure(target: Target, *, n: int, rate: int, lag_seconds: int, workers: tuple[int, ...],
+            progress: Any) -> Result:
+    """The measured parts on the copies `build` made (the bench lock is held for this part only)."""
+    result = Result(target.backend, target.version, n)
+    for w in workers:
+        result.drains.append(drain(target if w == workers[0] else target.named(f"w{w}"), w, n, progress))
+    result.insert_s = baseline(target, target.named("empty"))
+    for w in workers if lag_seconds else ():
+        result.lags.append(lag(target.named(f"lag{w}"), w, rate, lag_seconds, progress))
     return result
 
 
@@ -213,13 +232,16 @@ def _drain_worker(url: str, report: Any, at: datetime) -> float:
         _Watch(app.clock, lambda lags, logged, at: report(logged), 0.0).listen(app.sessions)
         cpu = time.process_time()
         while True:
-            if runner.advance_due() == 0:
-                with transaction(app.sessions) as s:  # another worker may hold the last rows
-                    if not s.scalar(select(func.count()).select_from(JourneyRun).where(QUEUE.waiting(at))):
-                        break
+            if runner.advance_due() == 0 and not _any(app, QUEUE.waiting(at)):  # another worker may hold the last
+                break
         return time.process_time() - cpu
     finally:
         app.close()
+
+
+def _any(app: Any, where: Any) -> bool:
+    with transaction(app.sessions) as s:
+        return s.scalar(select(JourneyRun.id).where(where).limit(1)) is not None
 
 
 class _Watch:
@@ -252,21 +274,21 @@ class _Watch:
 
 def baseline(target: Target, copy: Target) -> float:
     """The step log rows the run wrote, copied with the driver's executemany into `copy` (the database before the
-    run): the plain insert of the same rows. Returns its wall seconds."""
+    run): the plain insert of the same rows, read in chunks (a million customers' rows do not fit in memory at
+    once; the reads are not timed). Returns its wall seconds."""
+    wall, sql = 0.0, insert_sql(copy, "journey_steps", STEP_COLUMNS)
     with target.raw() as conn:
-        rows = conn.execute(f"SELECT {', '.join(STEP_COLUMNS)} FROM journey_steps ORDER BY id").fetchall()
-    wall, _ = driver_executemany(copy, insert_sql(copy, "journey_steps", STEP_COLUMNS), [tuple(r) for r in rows],
-                                 20_000, lambda k: None)
+        cur = conn.cursor(name="steps") if target.backend == "postgres" else conn.cursor()
+        cur.execute(f"SELECT {', '.join(STEP_COLUMNS)} FROM journey_steps ORDER BY id")
+        while rows := cur.fetchmany(200_000):
+            wall += driver_executemany(copy, sql, [tuple(r) for r in rows], 20_000, lambda k: None)[0]
     return wall
 
 
 # --- lag --------------------------------------------------------------------------------------------------------
 
-def lag(target: Target, workers: int, rate: int, seconds: int, journey_id: int, version_id: int,
-        progress: Any) -> Lag:
+def lag(target: Target, workers: int, rate: int, seconds: int, progress: Any) -> Lag:
     n = rate * seconds
-    first = START + timedelta(seconds=3)
-    enter(target, journey_id, version_id, [first + timedelta(seconds=k / rate) for k in range(n)], progress)
     task = progress.add_task(f"{target.backend}: {n:,} customers entering at {rate:,}/s, {workers} worker "
                              f"process{'es' if workers > 1 else ''}", total=STEPS * n)
     lags: list[float] = []
@@ -292,13 +314,14 @@ def _lag_worker(url: str, report: Any, at: datetime, guard: float, epoch: float)
     try:
         runner = Runner(app.sessions, clock, batch=BATCH, versions=Versions())
         _Watch(clock, lambda lags, logged, at: report((lags, logged, at)), epoch).listen(app.sessions)
-        cpu = time.process_time()
+        cpu, last = time.process_time(), 0.0
         while time.time() - epoch < guard:
-            if runner.advance_due() == 0:
-                with transaction(app.sessions) as s:
-                    if not s.scalar(select(func.count()).select_from(JourneyRun).where(JourneyRun.state == ACTIVE)):
-                        break
-                time.sleep(0.01)
+            # caught up (the last pass came back short): what falls due in the next GATHER seconds is claimed
+            # together, in full batches, instead of in small slices a few milliseconds apart
+            time.sleep(max(0.0, last + GATHER - time.time()))
+            last = time.time()
+            if runner.advance_due() == 0 and not _any(app, JourneyRun.state == ACTIVE):
+                break
         return time.process_time() - cpu
     finally:
         app.close()

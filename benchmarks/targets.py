@@ -63,6 +63,18 @@ class Target:
         self.made.append(copy)
         return copy
 
+    def named(self, suffix: str) -> Target:
+        """The copy `clone(suffix)` made of this database (in this run or one before it)."""
+        if self.backend == "sqlite":
+            src = Path(make_url(self.url).database)
+            return Target("sqlite", f"sqlite:///{src.with_name(f'{src.stem}_{suffix}.db')}")
+        name = f"{make_url(self.url).database}_{suffix}"
+        copy = Target("postgres", make_url(self.url).set(database=name).render_as_string(hide_password=False),
+                      admin=self.admin, made=self.made)
+        if copy.url not in {t.url for t in self.made}:
+            self.made.append(copy)
+        return copy
+
     @contextmanager
     def raw(self) -> Iterator[Any]:
         """A plain driver connection: sqlite3 with Retento's pragmas, or psycopg with JSON read as text."""
@@ -94,8 +106,20 @@ def _conninfo(url: str) -> str:
 
 
 @contextmanager
-def fresh(backend: str, pg_dsn: str = DEFAULT_PG_DSN) -> Iterator[Target]:
-    """An empty database for `backend`; it and every clone of it are removed on exit."""
+def fresh(backend: str, pg_dsn: str = DEFAULT_PG_DSN, *, keep: bool = False, reuse: str | None = None
+          ) -> Iterator[Target]:
+    """An empty database for `backend`; it and every clone of it are removed on exit, unless `keep` (PostgreSQL).
+    `reuse`: the name of a PostgreSQL database kept so (it and its clones are removed on exit)."""
+    if reuse is not None:
+        admin = _conninfo(pg_dsn)
+        target = Target("postgres", make_url(pg_dsn).set(database=reuse).render_as_string(hide_password=False),
+                        admin=admin)
+        target.made.append(target)
+        try:
+            yield target
+        finally:
+            _drop(admin, target.made)
+        return
     if backend == "sqlite":
         with tempfile.TemporaryDirectory(prefix="retento_bench_") as tmp:
             yield Target("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}")
@@ -112,10 +136,17 @@ def fresh(backend: str, pg_dsn: str = DEFAULT_PG_DSN) -> Iterator[Target]:
     target.made.append(target)
     try:
         yield target
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            for t in reversed(target.made):
-                conn.execute(f'DROP DATABASE IF EXISTS "{make_url(t.url).database}" WITH (FORCE)')
+    except BaseException:
+        _drop(admin, target.made)
+        raise
+    if not keep:
+        _drop(admin, target.made)
+
+
+def _drop(admin: str, made: list[Target]) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for t in reversed(made):
+            conn.execute(f'DROP DATABASE IF EXISTS "{make_url(t.url).database}" WITH (FORCE)')
 
 
 def keep_new(backend: str, pg_dsn: str = DEFAULT_PG_DSN) -> tuple[Target, str]:

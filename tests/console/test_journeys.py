@@ -223,3 +223,21 @@ def test_the_report_of_an_ab_split(client, world) -> None:  # noqa: ANN001
     assert sum(customers) == 6
     page = client.get(f"/journeys/{jid}")
     assert "holdout 50%" in page.text and "A 50%" in page.text  # the split's summary and its arm's arrow
+
+
+def test_a_task_for_nobody_keeps_nobody_when_its_step_form_is_saved(client, world) -> None:  # noqa: ANN001
+    csrf = sign_in(client, "marketer@example.com")
+    raw = {"name": "calls", "site": "north", "entry": {"kind": "customer_created"},
+           "steps": [{"id": "call", "type": "create_task", "title": "Call", "assignee": None}]}
+    with transaction(world.app.sessions) as s:
+        jid = journeys.apply(s, raw=raw, now=world.app.clock.now())[0].id
+    edit = client.get(f"/journeys/{jid}/edit")
+    assert re.search(r'<option value="none" selected>nobody</option>', edit.text), "shown as nobody"
+    form = {"csrf_token": csrf, "version": "1", "type": "create_task", "id": "call", "title": "Call",
+            "due_in_minutes": "0", "assignee": "none"}
+    saved = client.post(f"/journeys/{jid}/steps/0", data=form)
+    assert saved.headers["location"].endswith("saved=unchanged#step-call"), saved.headers["location"]
+    assert definition(world.app, jid)["steps"][0]["assignee"] is None
+    changed = client.post(f"/journeys/{jid}/steps/0", data={**form, "assignee": "customer_manager"})
+    assert changed.headers["location"].endswith("saved=new-version#step-call")
+    assert definition(world.app, jid)["steps"][0]["assignee"] == "customer_manager"

@@ -126,3 +126,24 @@ journeys:
     assert '"entered": 1' in r.output
     r = cli_env.invoke(cli, ["journeys", "switch", "nope", "--off"])
     assert r.exit_code == 1 and "not found" in r.output
+
+
+def test_a_task_for_nobody_stays_for_nobody_through_api_and_yaml(app, http, cli_env, tmp_path):
+    """`assignee: null` (nobody) is not the default (the customer's manager): it survives a save, the API's
+    answer, `journeys show` and applying what `show` printed."""
+    f.site(app)
+    nobody = {**GOOD, "steps": [{"id": "call", "type": "create_task", "title": "Call", "assignee": None,
+                                 "next": "manager"},
+                                {"id": "manager", "type": "create_task", "title": "Call too"}]}  # the default
+    r = http.post("/api/v1/journeys", json=nobody)
+    assert r.status_code == 201, r.text
+    jid = r.json()["journey"]["id"]
+    steps = http.get(f"/api/v1/journeys/{jid}").json()["definition"]["steps"]
+    assert steps[0]["assignee"] is None and steps[1]["assignee"] == "customer_manager"
+    shown = cli_env.invoke(cli, ["journeys", "show", str(jid)])
+    assert shown.exit_code == 0 and "assignee: null" in shown.output, shown.output
+    path = tmp_path / "shown.yaml"
+    path.write_text(shown.output)
+    again = cli_env.invoke(cli, ["journeys", "apply", str(path)])
+    assert again.exit_code == 0 and "journey welcome unchanged" in again.output, again.output
+    assert http.post("/api/v1/journeys", json=nobody).json()["outcome"] == "unchanged"

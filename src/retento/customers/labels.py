@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from retento.core.db.bulk import one_of
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 
 KINDS = ("tag", "interest", "consent")
@@ -42,11 +43,11 @@ def current(session: Session, ids: Iterable[int]) -> dict[int, list[str]]:
     tag, interest, consent = CustomerTag.__table__, CustomerInterest.__table__, Consent.__table__
     for i in range(0, len(ids), 900):
         chunk = ids[i:i + 900]
-        for kind, q in (("tag", select(tag.c.customer_id, tag.c.tag).where(tag.c.customer_id.in_(chunk))),
+        for kind, q in (("tag", select(tag.c.customer_id, tag.c.tag).where(one_of(session, tag.c.customer_id, chunk))),
                         ("interest", select(interest.c.customer_id, interest.c.interest)
-                         .where(interest.c.customer_id.in_(chunk))),
+                         .where(one_of(session, interest.c.customer_id, chunk))),
                         ("consent", select(consent.c.customer_id, consent.c.channel)
-                         .where(consent.c.customer_id.in_(chunk), consent.c.granted.is_(True)))):
+                         .where(one_of(session, consent.c.customer_id, chunk), consent.c.granted.is_(True)))):
             for cid, value in session.execute(q):
                 found[cid].add(label(kind, value))
     return {cid: sorted(found.get(cid, ())) for cid in ids}

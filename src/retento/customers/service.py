@@ -17,7 +17,7 @@ from retento import batch
 from retento.batch import Done, Outcome, Stored
 from retento.core import bus, limits
 from retento.core.changes import ChangeContext
-from retento.core.db.bulk import rows_with_keys, update_rows
+from retento.core.db.bulk import one_of, rows_with_keys, update_rows
 from retento.core.errors import Conflict, DomainError, FieldError, NotFound
 from retento.customers import events as ev, labels
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
@@ -121,7 +121,7 @@ def snapshots(session: Session, ids: Iterable[int], *,
     wanted = set(fields) if fields is not None else None
     names = [n for n in (*COLUMNS, "email_confirmed_at", "created_at") if wanted is None or n in wanted]
     out: dict[int, dict[str, Any]] = {}
-    for r in session.execute(select(t.c.id, t.c.site_id, *(t.c[n] for n in names)).where(t.c.id.in_(ids))):
+    for r in session.execute(select(t.c.id, t.c.site_id, *(t.c[n] for n in names)).where(one_of(session, t.c.id, ids))):
         out[r[0]] = {"id": r[0], "site_id": r[1], **dict(zip(names, r[2:], strict=True))}
     if not out:
         return out
@@ -131,7 +131,7 @@ def snapshots(session: Session, ids: Iterable[int], *,
         for data in out.values():
             data[name] = []
         owner = column.class_.customer_id
-        for cid, label in session.execute(select(owner, column).where(owner.in_(out))):
+        for cid, label in session.execute(select(owner, column).where(one_of(session, owner, out))):
             out[cid][name].append(label)
         for data in out.values():
             data[name].sort()  # in Python, as `snapshot` and `edit` do (not the database's collation)
@@ -140,7 +140,7 @@ def snapshots(session: Session, ids: Iterable[int], *,
             data["consents"] = {}
         c = Consent.__table__.c
         for cid, channel, granted, at, source in session.execute(
-                select(c.customer_id, c.channel, c.granted, c.at, c.source).where(c.customer_id.in_(out))):
+                select(c.customer_id, c.channel, c.granted, c.at, c.source).where(one_of(session, c.customer_id, out))):
             out[cid]["consents"][channel] = {"granted": granted, "at": at, "source": source}
     return out
 

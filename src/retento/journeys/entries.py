@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from retento.core.bus import Event
 from retento.core.clock import Clock
+from retento.core.db.bulk import insert_rows
 from retento.customers import service as customers
 from retento.journeys import engine
 from retento.journeys.compiled import Compiled, Versions
@@ -23,6 +24,9 @@ from retento.journeys.schemas import WaitEvent
 from retento.orders import service as orders
 from retento.triggers.conditions import Evaluator
 from retento.triggers.data import changes_of, event_view, with_group
+
+NEW_COLUMNS = ("journey_id", "version_id", "site_id", "customer_id", "active_customer_id", "state", "step", "phase",
+               "due_at", "context", "entry_event_id", "exit_reason", "finished_at", "attempts", "entered_at")
 
 
 class Entries:
@@ -47,6 +51,7 @@ class Entries:
             journey.site_id == ev.site_id and ev.occurred_at >= journey.created_at
             and engine.entry_event(c.spec.entry, view) for journey, c in live)}
         snaps: dict[int, dict[str, Any]] = customers.snapshots(session, entering) if entering else {}
+        new: list[JourneyRun] = []
         for ev, view in zip(events, views, strict=True):
             for run in runs[ev.customer_id]:
                 if run.state == ACTIVE and (run.entry_event_id or 0) < ev.id:
@@ -66,13 +71,13 @@ class Entries:
                 run = JourneyRun(journey_id=journey.id, version_id=c.version_id, site_id=journey.site_id,
                                  customer_id=ev.customer_id, active_customer_id=ev.customer_id, state=ACTIVE,
                                  step=c.start, phase=ENTER, due_at=now, context={"entry": _entry(ev)},
-                                 entry_event_id=ev.id,
-                                 attempts=0, entered_at=now)
-                session.add(run)
+                                 entry_event_id=ev.id, attempts=0, entered_at=now)
+                new.append(run)  # not in the session: inserted with the batch's others at the end
                 runs[ev.customer_id].append(run)
                 compiled[c.version_id] = c
                 history[key] = now
         session.flush()
+        insert_rows(session, JourneyRun.__table__, [{k: getattr(r, k) for k in NEW_COLUMNS} for r in new])
 
     def _history(self, session: Session, customer_ids: set[int], journey_ids: list[int]
                  ) -> dict[tuple[int, int], datetime]:

@@ -103,8 +103,13 @@ def _cascade_on(session: Session, cascade_id: int, site_id: int) -> bool:
 
 
 def definition_of(spec: JourneyIn) -> dict[str, Any]:
-    """What a version stores: the definition without `active` (switching a journey on or off is no new version)."""
-    return spec.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"active"})
+    """What a version stores: the definition without `active` (switching a journey on or off is no new version).
+    Unset fields are left out, except a task's `assignee: null` (nobody), which differs from its default."""
+    out = spec.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"active"})
+    for step, stored in zip(spec.steps, out["steps"], strict=True):
+        if isinstance(step, Task) and step.assignee is None:
+            stored["assignee"] = None
+    return out
 
 
 def apply(session: Session, *, raw: Any, now: datetime) -> tuple[Journey, str]:

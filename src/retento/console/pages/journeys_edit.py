@@ -26,6 +26,7 @@ from retento.sites import service as sites
 
 router = web.router()
 PAGE = web.Page(router)
+NOBODY = "none"  # the assignee select's value for a task assigned to nobody (`assignee: null`)
 marketing = web.may_change("marketing")
 ENTRY_KINDS = {"customer_created": N_("a new customer"), "email_confirmed": N_("a customer confirms the email"),
                "segment_entered": N_("a customer enters a segment"), "event": N_("an event")}
@@ -102,6 +103,8 @@ def step_of(form: Any, kind: str) -> dict[str, Any]:
              "create_task": ("title", "text", "due_in_minutes", "assignee"), "webhook": ("url", "secret")}
     for key in ("label", "next", *names.get(kind, ())):
         _put(step, key, t(form, key))
+    if kind == "create_task" and t(form, "assignee") == NOBODY:
+        step["assignee"] = None
     if kind == "wait_event":
         _put(step, "timeout", {k: t(form, f"timeout.{k}") for k in ("days", "hours", "minutes") if t(form, f"timeout.{k}")})
     if kind == "branch":
@@ -225,7 +228,8 @@ def _editor(request: Request, journey_id: int, *, typed: dict[int, dict[str, Any
     shown = settings or definition
     opts = options(request.state.viewer, ids=[x["id"] for x in definition["steps"]])
     opts.update(cascades=[(c.id, c.name, True) for c in cascades],
-                assignee=[("customer_manager", request.state.viewer.gettext("the customer's manager"), False)]
+                assignee=[("customer_manager", request.state.viewer.gettext("the customer's manager"), False),
+                          (NOBODY, request.state.viewer.gettext("nobody"), False)]
                 + [(m.id, m.name, True) for m in managers],
                 flowing=[(x["id"], x["id"], True) for x in definition["steps"] if x["type"] in FLOWING])
     return render(request, "journeys/edit.html", status=status, j=out, steps=steps, new=new, after=after,

@@ -3,6 +3,8 @@ cascades its send steps use (by name) and the journey; `journeys.service.install
 
 from __future__ import annotations
 
+import copy
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +15,19 @@ from retento.core.errors import DomainError
 HERE = Path(__file__).parent
 
 
+@cache
+def _all() -> dict[str, dict[str, Any]]:
+    """Every mechanic's YAML, parsed once per process (the files ship with the package and do not change)."""
+    return {p.stem.replace("_", "-"): yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(HERE.glob("*.yaml"))}
+
+
 def names() -> list[str]:
-    return sorted(p.stem.replace("_", "-") for p in HERE.glob("*.yaml"))
+    return sorted(_all())
 
 
 def load(name: str) -> dict[str, Any]:
-    path = HERE / f"{name.replace('-', '_')}.yaml"
-    if not path.is_file():
+    """A mechanic's definition (a copy: the caller may change it)."""
+    found = _all().get(name.replace("_", "-"))
+    if found is None:
         raise DomainError.one("mechanic", f"unknown mechanic {name!r}; available: {', '.join(names())}")
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return copy.deepcopy(found)
