@@ -206,3 +206,17 @@ def test_graph_candidates_keep_exact_ranking(monkeypatch: pytest.MonkeyPatch) ->
         assert 11 not in served
         found.append(len(exact & served) / 5)
     assert np.mean(found) >= 0.95, np.mean(found)
+
+
+def test_query_vectors_are_cached_unchanged() -> None:
+    """The e5 query cache gives the vector the model gives, for a text asked again alone or in a batch."""
+    from retento.assist.embed import E5Embedder
+
+    e5 = E5Embedder()
+    texts = ["Не приходят письма после оплаты", "How do I reset the operator password?"]
+    first = e5.query(texts)
+    direct = np.asarray(e5._get().query(texts), dtype=np.float32)
+    again = e5.query([texts[1], "webhook returns 500", texts[0]])
+    assert np.allclose(first, direct, atol=1e-6)
+    assert np.allclose(again[0], direct[1], atol=1e-6) and np.allclose(again[2], direct[0], atol=1e-6)
+    assert list(e5._cache)[-1] == texts[0] and len(e5._cache) == 3

