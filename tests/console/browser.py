@@ -127,6 +127,21 @@ def add_inbox_dialogs(app: App) -> None:
             receiver.store(s, [(receiver.parse(body), app.clock.now())])
 
 
+def add_support_set(app: App) -> None:
+    """A small synthetic assist set (tickets, tasks, the English guide) for the shop, for the support pages'
+    screenshots (once: a re-import changes nothing)."""
+    from retento.assist import service as assist, synthetic
+    from retento.assist.schemas import DocsIn, TaskIn, TicketIn
+
+    data = synthetic.generate(per_topic=2, queries_per_topic=1, duplicates=0, shops_per_industry=1)
+    emb, now = app.assist.embedder, app.clock.now()  # type: ignore[attr-defined]
+    with transaction(app.sessions) as s:
+        assist.import_tickets(s, site="uyut", items=[TicketIn(**t) for t in data.tickets], embedder=emb, now=now)
+        assist.import_tasks(s, site="uyut", items=[TaskIn(**t) for t in data.tasks], embedder=emb, now=now)
+        en = [d for d in data.docs if d["path"].startswith("en/")]
+        assist.import_docs(s, site="uyut", data=DocsIn(base_url=synthetic.DOCS_URL, files=en), embedder=emb, now=now)
+
+
 class Server:
     """The console served by uvicorn on a free loopback port, in a thread of the test process."""
 

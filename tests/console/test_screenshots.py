@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.console.browser import add_customer_messages, add_inbox_dialogs
+from tests.console.browser import add_customer_messages, add_inbox_dialogs, add_support_set
 from tests.console.conftest import browser_sign_in
 
 pytestmark = pytest.mark.screenshots
@@ -18,7 +18,9 @@ PAGES = {"loyalty": "/loyalty?site=uyut", "loyalty-account": "/loyalty/accounts/
          "apikeys": "/admin/apikeys", "tasks": "/tasks?view=open",
          "webhooks": "/admin/webhooks/1", "sites": "/admin/sites",
          "work": "/admin/work/webhooks", "journey": "/journeys/1",
-         "inbox": "/inbox", "inbox-dialog": "", "inbox-report": "/inbox/report"}
+         "inbox": "/inbox", "inbox-dialog": "", "inbox-report": "/inbox/report",
+         "support-ticket": "/support/uyut/tickets/custom-field-type-en-0", "support-imports": "/support/imports",
+         "support-report": "/support/report?site=uyut"}
 
 
 @pytest.mark.parametrize("email, lang", [("admin@example.com", "en"), ("ru@example.com", "ru")])
@@ -26,6 +28,7 @@ def test_screenshots(browser, console_server, email: str, lang: str) -> None:  #
     DOCS.mkdir(parents=True, exist_ok=True)
     add_customer_messages(console_server.app)
     add_inbox_dialogs(console_server.app)
+    add_support_set(console_server.app)
     context = browser.new_context(base_url=console_server.url, viewport={"width": 1280, "height": 860})
     page = context.new_page()
     try:
