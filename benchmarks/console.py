@@ -10,7 +10,8 @@ Data: the demo shop (`retento demo` at the given size) on a fresh database per b
 generated shop of `retento bench segments` (1,000,000 customers / 10,000,000 orders by default, COPY) on
 PostgreSQL, kept with `--keep` and used again with `--reuse` (migrations are applied to it first). Either way
 the bench adds through the services what the pages show: a segment, a trigger with a run log, a message
-template, a cascade, a campaign, an initiative, an inbox dialog and a console admin (the inbox's live stream,
+template, a cascade, a campaign, an initiative, an inbox dialog, a console admin and, uploaded through the support
+imports page, a few past tickets and the guide the assist answers from (the inbox's live stream,
 which stays open, is no page to time).
 
 A signed-in client (Starlette's TestClient: the whole ASGI application in process, without a socket) asks each
@@ -22,6 +23,7 @@ beyond rendering a page at all. Goals (issue 15): every page p95 < 100 ms on the
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import time
@@ -78,6 +80,7 @@ QUERIES: dict[str, list[str]] = {
     "/tasks": ["", "view=open", "view=overdue"],
     "/journeys/{journey_id}/edit": ["", "add=send&after=welcome"],
     "/support": ["", "q=order&answered=no"],
+    "/support/assist": ["site={site}&ticket={external_id}"],
     "/support/links": ["site={site}&text=How do I return an order?"],
     "/support/report": ["site={site}"],
 }
@@ -126,13 +129,14 @@ def run(target: Target, *, customers: int, orders: int, requests: int, progress:
         samples = prepare(app, now=now, runs=runs, progress=progress)
         with transaction(app.sessions) as s:
             customers, orders = s.scalar(select(func.count(Customer.id))), s.scalar(select(func.count(Order.id)))
-        paths, missing = page_paths(app, samples)
-        paths = [p for p in paths if only in p and not any(x and x in p for x in skip)]
         with TestClient(create_app(app), follow_redirects=False) as client:
             form = client.get("/signin").text
             token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
             signed = client.post("/signin", data={"email": EMAIL, "password": PASSWORD, "csrf_token": token})
             assert signed.status_code == 303, signed.text
+            samples.update(_support(client, samples["site"], progress))
+            paths, missing = page_paths(app, samples)
+            paths = [p for p in paths if only in p and not any(x and x in p for x in skip)]
             task = progress.add_task(f"{target.backend}: pages", total=(len(paths) + 1) * requests)
             baseline = _measure(client, "/signin", requests, lambda: progress.advance(task))
             pages = []
@@ -166,6 +170,29 @@ def page_paths(app: App, samples: dict[str, Any]) -> tuple[list[str], list[str]]
                 q = "&".join(x for x in (urlencode(required), query.format(**samples)) if x)
                 paths.append(template.format(**samples) + (f"?{q}" if q else ""))
     return paths, missing
+
+
+def _support(client: TestClient, site: str, progress: Progress) -> dict[str, str]:
+    """The assist's material uploaded through the support imports page, as an operator adds it (a few labelled
+    tickets and the guide; a reused database's re-import changes nothing): the samples of a ticket's page and of
+    an import's progress."""
+    from retento.assist import synthetic
+
+    task = progress.add_task("support tickets and guide (upload)", total=None)
+    material = synthetic.generate(per_topic=2, queries_per_topic=0, duplicates=0, shops_per_industry=0)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/support/imports").text).group(1)
+    uploads = [("tickets", "tickets.json", json.dumps(material.tickets).encode(), {}),
+               *(("docs", "guide.md", d["content"].encode(), {"base_url": synthetic.DOCS_URL,
+                                                              "folder": d["path"].split("/")[0]})
+                 for d in material.docs)]
+    job = ""
+    for kind, name, body, extra in uploads:
+        answer = client.post("/support/imports", data={"csrf_token": token, "site": site, "kind": kind, **extra},
+                             files=[("file", (name, body))])
+        assert answer.status_code == 303, answer.text
+        job = job or answer.headers["location"].split("job=", 1)[1]
+    progress.update(task, total=1, completed=1)
+    return {"external_id": material.tickets[0]["external_id"], "job_id": job}
 
 
 def _measure(client: TestClient, path: str, requests: int, tick) -> Page:  # noqa: ANN001
