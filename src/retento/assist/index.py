@@ -2,10 +2,11 @@
 of normalised vectors and an inverted index scored with BM25, both updated in place when an item is added or
 changed, fused by reciprocal rank (RRF). Pure: no database.
 
-Up to `ANN_AT` items the vectors are searched exactly (one matrix product). From then on an HNSW graph (usearch,
-vectors quantised to int8, rows as keys, updated in place with the matrix) picks `ANN_CANDIDATES` candidates, which
-the full float32 vectors then rank exactly: a query reads a few hundred vectors instead of the whole matrix (150 MB
-at 100,000 × 384). `retento bench assist` measures its recall against exact brute force."""
+Up to `REDUCE_AT` items the vectors are searched exactly (one matrix product). From then on a product with the
+vectors projected on their `REDUCED_DIM` main directions (an SVD of a sample, taken once) picks `PREFILTER`
+candidates, which the full vectors then rank exactly: the matrix read per query is a quarter as large, and reading
+it is what a query costs (150 MB at 100,000 × 384). `retento bench assist` measures its recall against exact
+brute force."""
 
 from __future__ import annotations
 
@@ -15,14 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from usearch.index import Index
 
 K1, B = 1.2, 0.75
 RRF_K = 60
 CANDIDATES = 50  # how deep each ranking is read before fusing
-ANN_AT = 20_000
-ANN_CANDIDATES = 200  # read from the graph, then ranked by the full vectors
-ANN_EXPANSION = 512  # the graph search's breadth (usearch `expansion_search`): recall against time
+REDUCE_AT = 20_000
+REDUCED_DIM = 96
+PREFILTER = 256
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,8 @@ class Collection:
         self.count = 0  # live items
         self._total_len = 0.0
         self.dead = 0
-        self.ann: Index | None = None  # the HNSW graph of the live rows, once there are ANN_AT items
+        self.basis: np.ndarray | None = None  # (dim, REDUCED_DIM) once there are REDUCE_AT items
+        self.reduced = np.zeros((capacity, 0), dtype=np.float32)
 
     def __len__(self) -> int:
         return self.count
@@ -69,7 +70,7 @@ class Collection:
         if need <= cap:
             return
         new = max(need, cap * 2)
-        for name in ("matrix", "alive", "lengths"):
+        for name in ("matrix", "alive", "lengths", "reduced"):
             old = getattr(self, name)
             grown = np.zeros((new, *old.shape[1:]), dtype=old.dtype)
             grown[:cap] = old
@@ -79,7 +80,6 @@ class Collection:
         """(item id, normalised vector, stemmed words) of each item."""
         new = sum(1 for item_id, _, _ in items if item_id not in self.row_of)
         self._grow(len(self.ids) + new)
-        changed: list[int] = []
         for item_id, vector, words in items:
             row = self.row_of.get(item_id)
             if row is None:
@@ -91,7 +91,6 @@ class Collection:
                 self._unindex(row)
             self.matrix[row] = vector
             self.alive[row] = True
-            changed.append(row)
             counts = Counter(words)
             self.terms[row] = counts
             for term, tf in counts.items():
@@ -100,14 +99,20 @@ class Collection:
             self.lengths[row] = len(words)
             self._total_len += len(words)
             self.count += 1
-        if self.ann is None and self.count >= ANN_AT:
-            self.ann = Index(ndim=self.dim, metric="ip", dtype="i8", connectivity=16, expansion_add=64,
-                             expansion_search=ANN_EXPANSION)
-            changed = np.flatnonzero(self.alive[:len(self.ids)]).tolist()
-        if self.ann is not None and changed:
-            rows = np.unique(np.array(changed, dtype=np.uint64))
-            self.ann.remove(rows[np.asarray(self.ann.contains(rows), dtype=bool)])  # moved rows: their old place
-            self.ann.add(rows, self.matrix[rows.astype(np.int64)])
+        if self.basis is None and self.count >= REDUCE_AT:
+            self._reduce()
+        elif self.basis is not None:
+            rows = [self.row_of[item_id] for item_id, _, _ in items]
+            self.reduced[rows] = self.matrix[rows] @ self.basis
+
+    def _reduce(self) -> None:
+        """The main directions of the vectors (uncentred SVD of up to 20,000 of them: dot products are kept)."""
+        n = len(self.ids)
+        sample = self.matrix[:n][np.linspace(0, n - 1, min(n, 20_000)).astype(np.int64)]
+        _, _, vt = np.linalg.svd(sample, full_matrices=False)
+        self.basis = np.ascontiguousarray(vt[:REDUCED_DIM].T.astype(np.float32))
+        self.reduced = np.zeros((self.matrix.shape[0], REDUCED_DIM), dtype=np.float32)
+        self.reduced[:n] = self.matrix[:n] @ self.basis
 
     def remove(self, item_id: int) -> None:
         row = self.row_of.get(item_id)
@@ -115,8 +120,6 @@ class Collection:
             self._unindex(row)
             self.matrix[row] = 0
             self.dead += 1
-            if self.ann is not None:
-                self.ann.remove(row)
 
     def _unindex(self, row: int) -> None:
         if not self.alive[row]:
@@ -143,14 +146,17 @@ class Collection:
         return scores
 
     def vector_top(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """(row, cosine) of the k closest live items: exact, or exact among the graph's candidates."""
+        """(row, cosine) of the k closest live items: exact, or exact among the reduced vectors' candidates."""
         q = query.astype(np.float32, copy=False)
+        n = len(self.ids)
         k = min(k, self.count)
-        if self.ann is None or k > ANN_CANDIDATES:
+        if self.basis is None or k > PREFILTER:
             scores = self.cosines(q)
             return [(int(r), float(scores[r])) for r in top(scores, k)]
-        found = self.ann.search(q, min(ANN_CANDIDATES, self.count), threads=1)
-        cand = found.keys[:len(found)].astype(np.int64)
+        approx = self.reduced[:n] @ (q @ self.basis)
+        if self.dead:
+            approx[~self.alive[:n]] = -np.inf
+        cand = top(approx, min(PREFILTER, self.count))
         exact = self.matrix[cand] @ q
         order = np.argsort(-exact, kind="stable")[:k]
         return [(int(cand[i]), float(exact[i])) for i in order]
