@@ -22,7 +22,7 @@ RRF_K = 60
 CANDIDATES = 50  # how deep each ranking is read before fusing
 REDUCE_AT = 20_000
 REDUCED_DIM = 96
-PREFILTER = 256
+PREFILTER = 1000  # candidates the reduced vectors pick (256 gave recall@5 0.994, 1,000 gave 1.000 for 0.2 ms)
 
 
 @dataclass(frozen=True)
