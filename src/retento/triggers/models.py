@@ -110,4 +110,6 @@ class Run(Base):
         # the Triggers list's counts of the last 24 hours (`service.recent_counts`): a range of `at`, read from
         # the index alone on PostgreSQL
         Index("ix_trigger_runs_at", "at", "trigger_id", "phase", "outcome"),
+        # what explain attaches to an entity's last events (`service._runs_of_events`)
+        Index("ix_trigger_runs_event", "event_id"),
     )
