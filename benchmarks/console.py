@@ -123,8 +123,11 @@ def run(target: Target, *, customers: int, orders: int, requests: int, progress:
                 _rebuild(app, now=now, progress=progress)
         else:
             _demo(app, customers=customers, orders=orders, now=now, progress=progress)
-        task = progress.add_task("revenue slots (what the worker keeps)", total=None)
+        task = progress.add_task("revenue slots and cohort reports (what the worker keeps)", total=None)
         app.derived["revenue"]()
+        app.derived["segments"]()  # rollups current with every event (the cohort reports are per site with buyers)
+        with transaction(app.sessions) as s:  # the worker's segments.refresh: each site's stored cohort report
+            analytics.refresh_cohorts_due(s, now=now, every=timedelta(minutes=app.settings.cohort_refresh_minutes))
         progress.update(task, total=1, completed=1)
         samples = prepare(app, now=now, runs=runs, progress=progress)
         with transaction(app.sessions) as s:

@@ -12,7 +12,7 @@ from retento.core.db.transactions import transaction
 from retento.segments import analytics, service as segments
 from retento.segments.models import Initiative
 from tests import factories as f
-from tests.console.conftest import World, sign_in
+from tests.console.conftest import World, add_user, sign_in
 
 
 def _shop(world: World) -> dict[str, int]:
@@ -145,3 +145,36 @@ def test_another_sites_initiative_is_not_found(client: TestClient, world: World)
                          source="api", created_at=world.app.clock.now()))
     sign_in(client, "north@example.com")
     assert client.get("/cohorts/initiatives/1").status_code == 404
+
+
+def test_a_large_sites_lifecycle_figures_are_computed_by_the_worker(client: TestClient, world: World) -> None:
+    """Nothing stored yet and more buyers than `cohort_inline_buyers`: the dashboard's lifecycle fragment and the
+    Cohorts page say the figures are being computed (translated) instead of reading every purchase; the worker's
+    next turn stores the report and both show it. A site within the limit is computed on the request."""
+    app = world.app
+    app.settings.cohort_inline_buyers = 1
+    now = app.clock.now()
+    for n in range(2):
+        cid = f.customer(app, site="north", first_name=f"Buyer{n}", email=f"b{n}@example.com")
+        f.order(app, site="north", customer={"id": cid}, status="complete",
+                created_at=(now - timedelta(days=40 + n)).isoformat())
+    app.derived["segments"]()  # the rollups current, as without a worker turn yet
+    sign_in(client, "viewer@example.com")
+    notice = "The lifecycle figures are being computed in the background"
+    lifecycle = client.get("/dashboard/lifecycle?site=north")
+    assert lifecycle.status_code == 200 and notice in lifecycle.text and "figures as of" not in lifecycle.text
+    page = client.get("/cohorts?site=north")
+    assert page.status_code == 200 and notice in page.text and 'data-chart="moves-data"' not in page.text
+    assert client.get("/dashboard/lifecycle?site=south").text.count(notice) == 0  # no buyers: computed at once
+    client.cookies.clear()
+    add_user(app, "ru@example.com", "viewer", locale="ru")
+    sign_in(client, "ru@example.com")
+    assert "Показатели жизненного цикла считаются в фоне" in client.get("/dashboard/lifecycle?site=north").text
+    app.worker.tick()
+    lifecycle = client.get("/dashboard/lifecycle?site=north").text
+    assert "Показатели жизненного цикла считаются в фоне" not in lifecycle and "Churn" not in lifecycle
+    client.cookies.clear()
+    sign_in(client, "viewer@example.com")
+    assert "figures as of" in client.get("/dashboard/lifecycle?site=north").text
+    page = client.get("/cohorts?site=north").text
+    assert notice not in page and 'data-chart="moves-data"' in page

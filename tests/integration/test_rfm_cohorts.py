@@ -250,7 +250,7 @@ def test_the_stored_cohort_report_is_what_the_console_reads_and_the_worker_refre
             f.order(app, customer={"id": cid}, created_at=f"{d}T10:00:00+00:00", status="complete")
     app.worker.tick()
     with transaction(app.sessions) as s:
-        stored = analytics.stored_cohort_report(s, site="shop", now=app.clock.now())
+        stored = analytics.stored_cohort_report(s, site="shop", now=app.clock.now(), inline_buyers=5000)
         live = analytics.cohort_report(s, site="shop", now=app.clock.now())
     assert stored.pop("computed_at") == app.clock.now()
     assert stored == live
@@ -264,8 +264,8 @@ def test_the_stored_cohort_report_is_what_the_console_reads_and_the_worker_refre
                                     now=app.clock.now())
     app.worker.tick()  # 30 minutes: not due yet
     with transaction(app.sessions) as s:
-        kept = analytics.stored_cohort_report(s, site="shop", now=app.clock.now(), first=date(2026, 3, 1),
-                                              last=date(2026, 3, 1))
+        kept = analytics.stored_cohort_report(s, site="shop", now=app.clock.now(), inline_buyers=5000,
+                                              first=date(2026, 3, 1), last=date(2026, 3, 1))
     assert kept["computed_at"] == first
     assert [m["month"] for m in kept["months"]] == ["2026-03"] and [c["month"] for c in kept["cohorts"]] == ["2026-03"]
     assert [i["name"] for i in kept["months"][0]["initiatives"]] == ["Spring"]  # read live
@@ -273,7 +273,29 @@ def test_the_stored_cohort_report_is_what_the_console_reads_and_the_worker_refre
     app.clock.set(datetime(2026, 4, 15, 13, 0, tzinfo=timezone.utc))  # cohort_refresh_minutes (60) later
     app.worker.tick()
     with transaction(app.sessions) as s:
-        fresh = analytics.stored_cohort_report(s, site="shop", now=app.clock.now())
+        fresh = analytics.stored_cohort_report(s, site="shop", now=app.clock.now(), inline_buyers=5000)
         live = analytics.cohort_report(s, site="shop", now=app.clock.now())
     assert fresh.pop("computed_at") == app.clock.now()
     assert fresh == live and {m["month"]: m["new"] for m in fresh["months"]}["2026-04"] == 2
+
+
+def test_a_large_sites_first_cohort_report_is_left_to_the_worker(app):
+    """Nothing stored yet: a site of more buyers than `inline_buyers` gets None (no read of every purchase on the
+    request), one of at most that many gets its report computed and stored; the worker's next turn stores the
+    large one's."""
+    app.clock.set(datetime(2026, 4, 15, 12, tzinfo=timezone.utc))
+    f.site(app)
+    for name, days in HISTORY.items():
+        cid = f.customer(app, external_id=name)
+        for d in days:
+            f.order(app, customer={"id": cid}, created_at=f"{d}T10:00:00+00:00", status="complete")
+    app.derived["segments"]()  # the rollups current, without the worker's refresh of the cohort report
+    with transaction(app.sessions) as s:
+        assert analytics.stored_cohort_report(s, site="shop", now=app.clock.now(), inline_buyers=len(HISTORY) - 1) \
+            is None
+    app.worker.tick()
+    with transaction(app.sessions) as s:
+        stored = analytics.stored_cohort_report(s, site="shop", now=app.clock.now(), inline_buyers=0)
+        live = analytics.cohort_report(s, site="shop", now=app.clock.now())
+    assert stored is not None and stored.pop("computed_at") == app.clock.now()
+    assert stored == live

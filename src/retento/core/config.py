@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         24, gt=0, description="How often RFM scores and the lifecycle threshold are recomputed")
     cohort_refresh_minutes: int = Field(
         60, gt=0, description="How often the worker recomputes the lifecycle cohort report the console shows")
+    cohort_inline_buyers: int = Field(
+        5000, ge=0, description="A site with up to this many buyers has its first cohort report computed on the "
+        "console's request; a larger one's is computed by the worker (the page says so meanwhile)")
     sql_echo: bool = Field(False, description="Log every SQL statement")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Level of the processes' logs: DEBUG adds a line per message sent and per HTTP request")

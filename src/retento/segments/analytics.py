@@ -369,16 +369,27 @@ def cohort_report(session: Session, *, site: str, now: datetime, as_of: date | N
     return _shaped(session, _computed(session, site_row, now=now, as_of=as_of), first=first, last=last)
 
 
-def stored_cohort_report(session: Session, *, site: str, now: datetime, first: date | None = None,
-                         last: date | None = None) -> dict[str, Any]:
+def stored_cohort_report(session: Session, *, site: str, now: datetime, inline_buyers: int,
+                         first: date | None = None, last: date | None = None) -> dict[str, Any] | None:
     """The cohort report as last stored (`computed_at`: when), for the console: reading it costs one row, not a
-    read of every purchase. Stored by `refresh_cohorts_due` (the worker) or, the first time, computed here."""
+    read of every purchase. Stored by `refresh_cohorts_due` (the worker, on each turn for a site that has none
+    yet). When none is stored yet: computed and stored here for a site of at most `inline_buyers` buyers (a
+    fraction of a second at 5,000); None for a larger one (the computation reads every purchase: over a minute at a
+    million buyers), whose report the worker computes on its next turn."""
     _check_range(first, last)
     site_row = get_site(session, site)
     row = service.settings_row(session, site_row.id, now=now)
     if row.cohort_report is None or row.cohort_computed_at is None:
+        if not few_buyers(session, site_id=site_row.id, limit=inline_buyers):
+            return None
         store_cohort_report(session, site_id=site_row.id, now=now)
     return {**_shaped(session, row.cohort_report, first=first, last=last), "computed_at": row.cohort_computed_at}
+
+
+def few_buyers(session: Session, *, site_id: int, limit: int) -> bool:
+    """Whether the site has at most `limit` buyers (reads at most `limit` + 1 rollup ids)."""
+    some = select(R.c.customer_id).where(R.c.site_id == site_id).limit(limit + 1).subquery()
+    return (session.scalar(select(func.count()).select_from(some)) or 0) <= limit
 
 
 def store_cohort_report(session: Session, *, site_id: int, now: datetime) -> dict[str, Any]:

@@ -69,16 +69,18 @@ def cohort_page(request: Request, viewer: Annotated[Viewer, Depends(signed_in)],
 def _page(request: Request, viewer: Viewer, *, site: str, first: str = "", last: str = "", saved: bool = False,
           status: int = 200, errors: dict[str, str] | None = None, form: Any = None) -> Response:
     app = app_of(request)
-    with transaction(app.sessions) as s:  # the first report is stored (with the site's sleeping threshold)
+    with transaction(app.sessions) as s:  # a small site's first report is stored (with its sleeping threshold)
         visible = sites.list_sites(s)
         chosen = next((x for x in visible if x.code == site), visible[0] if visible else None)
-        report = analytics.stored_cohort_report(s, site=chosen.code, now=app.clock.now(), first=_month(first, "from"),
-                                                last=_month(last, "to")) if chosen else None
+        report = analytics.stored_cohort_report(
+            s, site=chosen.code, now=app.clock.now(), inline_buyers=app.settings.cohort_inline_buyers,
+            first=_month(first, "from"), last=_month(last, "to")) if chosen else None
         initiatives = analytics.list_initiatives(s, site_id=chosen.id) if chosen else []
+    computing = chosen is not None and report is None  # the worker computes a large site's first report
     months = report["months"] if report else []
     complete = [m for m in months if not m["provisional"]]
     return render(request, "cohorts/page.html", status=status, sites=visible, site=chosen, report=report,
-                  months=months, last_month=complete[-1] if complete else None, first=first, last=last,
+                  months=months, computing=computing, last_month=complete[-1] if complete else None, first=first, last=last,
                   chart=migration_chart(viewer, months) if months else None, initiatives=initiatives,
                   kinds=KINDS, saved=saved, refresh_minutes=app.settings.cohort_refresh_minutes, errors=errors or {}, form=form or {},
                   month_label=lambda m: viewer.fmt.month(date.fromisoformat(m + "-01")))

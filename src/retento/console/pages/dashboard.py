@@ -82,13 +82,16 @@ def work(request: Request, viewer: Annotated[Viewer, Depends(signed_in)]) -> Res
 @router.get("/dashboard/lifecycle")
 def lifecycle(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], site: str) -> Response:
     """The four lifecycle figures of the last complete month, from the stored cohort report (loaded after the
-    page: the first time, the report is computed from every purchase)."""
+    page). None stored yet: a small site's is computed now, a large site's by the worker (the page says so)."""
     app = app_of(request)
-    with transaction(app.sessions) as s:  # the first report is stored (with the site's sleeping threshold)
-        report = analytics.stored_cohort_report(s, site=site, now=app.clock.now())
+    with transaction(app.sessions) as s:  # a small site's first report is stored (with its sleeping threshold)
+        report = analytics.stored_cohort_report(s, site=site, now=app.clock.now(),
+                                                inline_buyers=app.settings.cohort_inline_buyers)
+    if report is None:
+        return render(request, "dashboard_lifecycle.html", computing=True, month=None, report=None)
     months = [m for m in report["months"] if not m["provisional"]]
     month = months[-1] if months else None
-    return render(request, "dashboard_lifecycle.html", month=month, report=report,
+    return render(request, "dashboard_lifecycle.html", month=month, report=report, computing=False,
                   month_label=viewer.fmt.month(date.fromisoformat(month["month"] + "-01")) if month else None)
 
 

@@ -335,11 +335,14 @@ def _moment(text: str, field: str, zone: str, *, end: bool) -> datetime | None:
     return at
 
 
-def _cohort_months(s: Any, site: str, *, end: datetime | None, now: datetime) -> list[dict[str, Any]]:
+def _cohort_months(s: Any, site: str, *, end: datetime | None, now: datetime,
+                   inline_buyers: int) -> list[dict[str, Any]] | None:
     """The lifecycle months of the P&L: the site's stored cohort report (what the worker keeps, one row to read)
-    for a period up to now; observed at the period's end, computed from the purchases, for an earlier one."""
+    for a period up to now (None while the worker computes a large site's first one); observed at the period's
+    end, computed from the purchases, for an earlier one."""
     if end is None or end >= now:
-        return analytics.stored_cohort_report(s, site=site, now=now)["months"]
+        stored = analytics.stored_cohort_report(s, site=site, now=now, inline_buyers=inline_buyers)
+        return stored["months"] if stored is not None else None
     return analytics.cohort_report(s, site=site, now=now, as_of=(end - timedelta(microseconds=1)).date())["months"]
 
 
@@ -358,9 +361,12 @@ def _pnl_figures(request: Request, s: Any, site: Any, *, start: datetime | None,
     found = kept.get(key)
     if found is not None and not again and now - PNL_FRESH <= found[0] <= now:
         return found
-    cohort_months = _cohort_months(s, site.code, end=end, now=now)
-    report = pnl.report(s, site=site.code, start=start, end=end, now=now, cohort_months=cohort_months)
+    cohort_months = _cohort_months(s, site.code, end=end, now=now,
+                                   inline_buyers=app_of(request).settings.cohort_inline_buyers)
+    report = pnl.report(s, site=site.code, start=start, end=end, now=now, cohort_months=cohort_months or [])
     months = pnl.monthly(s, site=site.code, start=start, end=end, now=now)
+    if cohort_months is None:  # not kept: the next view shows the lifecycle once the worker has computed it
+        return now, report, months, None
     kept.pop(key, None)
     kept[key] = (now, report, months, cohort_months)
     while len(kept) > PNL_KEPT:
@@ -382,7 +388,7 @@ def pnl_page(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], si
     except DomainError as exc:
         start = end = None
         context["errors"] = web.field_errors(exc)
-    with transaction(app.sessions) as s:  # the first cohort report is stored (with the site's sleeping threshold)
+    with transaction(app.sessions) as s:  # a small site's first cohort report is stored (with its threshold)
         visible, chosen = _site(s, site)
         program = _program(s, chosen)
         report = months = cohort_months = None
@@ -393,6 +399,7 @@ def pnl_page(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], si
                     request, s, chosen, start=start, end=end, now=now, again=again)
             except DomainError as exc:
                 context["errors"] = web.field_errors(exc)
+        context["cohorts_computing"] = report is not None and cohort_months is None
         if report is not None:
             launch = report.cohorts.launch
             shown_from = date(launch.year - (launch.month <= 6), (launch.month - 7) % 12 + 1, 1).isoformat()[:7]
