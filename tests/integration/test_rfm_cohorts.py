@@ -299,3 +299,21 @@ def test_a_large_sites_first_cohort_report_is_left_to_the_worker(app):
         live = analytics.cohort_report(s, site="shop", now=app.clock.now())
     assert stored is not None and stored.pop("computed_at") == app.clock.now()
     assert stored == live
+
+
+def test_the_worker_stores_the_cohort_report_of_every_site(app):
+    """Several sites with buyers and none stored: one worker turn stores each one's report (on SQLite the loop over
+    the sites held a statement open while the report dropped its temporary table: 'database table is locked')."""
+    app.clock.set(datetime(2026, 4, 15, 12, tzinfo=timezone.utc))
+    for code in ("shop", "other", "third"):
+        f.site(app, code)
+        for n in range(2):
+            cid = f.customer(app, site=code, external_id=f"{code}{n}")
+            f.order(app, site=code, customer={"id": cid}, created_at=f"2026-0{n + 1}-10T10:00:00+00:00",
+                    status="complete")
+    app.derived["segments"]()
+    with transaction(app.sessions) as s:
+        assert analytics.refresh_cohorts_due(s, now=app.clock.now(), every=timedelta(minutes=60)) == 3
+        for code in ("shop", "other", "third"):
+            stored = analytics.stored_cohort_report(s, site=code, now=app.clock.now(), inline_buyers=0)
+            assert stored is not None and stored["computed_at"] == app.clock.now()

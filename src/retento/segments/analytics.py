@@ -312,7 +312,8 @@ def customer_scores(session: Session, *, customer_id: int) -> dict[str, Any] | N
 def refresh_rfm_due(session: Session, *, now: datetime, every: timedelta) -> int:
     """Recompute RFM for sites with purchases whose scores are older than `every`."""
     done = 0
-    for site_id in session.scalars(select(R.c.site_id.distinct())):
+    site_ids = list(session.scalars(select(R.c.site_id.distinct())))  # read out first: SQLite cannot drop the
+    for site_id in site_ids:  # report's temporary table while a statement of the connection is still open
         row = service.settings_row(session, site_id, now=now)
         if row.rfm_computed_at is None or row.rfm_computed_at <= now - every:
             compute_rfm(session, site_id=site_id, now=now)
@@ -404,7 +405,8 @@ def store_cohort_report(session: Session, *, site_id: int, now: datetime) -> dic
 def refresh_cohorts_due(session: Session, *, now: datetime, every: timedelta) -> int:
     """Recompute the stored cohort report of sites with purchases whose report is older than `every`."""
     done = 0
-    for site_id in session.scalars(select(R.c.site_id.distinct())):
+    site_ids = list(session.scalars(select(R.c.site_id.distinct())))  # read out first: SQLite cannot drop the
+    for site_id in site_ids:  # report's temporary table while a statement of the connection is still open
         row = service.settings_row(session, site_id, now=now)
         if row.cohort_computed_at is None or row.cohort_computed_at <= now - every:
             store_cohort_report(session, site_id=site_id, now=now)
