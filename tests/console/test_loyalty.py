@@ -206,3 +206,26 @@ def test_pnl_figures_are_shown_again_for_five_minutes_with_their_time_and_comput
     set_status(app, order(app, customer_id, ("y", "1000", 1), site="north"), "complete")
     app.clock.advance(timedelta(minutes=6))
     assert issued("/loyalty/pnl?site=north") == 350.0
+
+
+def test_pnl_lifecycle_section_waits_for_the_workers_cohort_report_on_a_large_site(
+        client: TestClient, world: World) -> None:
+    """A site of more buyers than `cohort_inline_buyers` with no stored cohort report: the P&L shows its figures
+    and says the lifecycle is being computed (and does not keep that answer); after the worker's turn it shows it."""
+    program(world)
+    app = world.app
+    app.settings.cohort_inline_buyers = 0
+    sign_in(client, "viewer@example.com")
+    customer_id = f.customer(app, site="north")
+    join_customer(app, "north", customer_id)
+    app.clock.advance(timedelta(hours=1))
+    set_status(app, order(app, customer_id, ("x", "2000", 1), site="north"), "complete")
+    app.derived["segments"]()  # the rollups, without the worker's refresh of the cohort report
+    app.clock.advance(timedelta(hours=1))
+    page = client.get("/loyalty/pnl?site=north")
+    assert page.status_code == 200, page.text[-1500:]
+    assert "The lifecycle figures are being computed in the background" in page.text
+    assert 'id="money-data"' in page.text and 'id="cohort-data"' not in page.text
+    app.worker.tick()
+    page = client.get("/loyalty/pnl?site=north").text
+    assert "being computed" not in page and 'id="cohort-data"' in page
