@@ -301,9 +301,10 @@ def test_a_large_sites_first_cohort_report_is_left_to_the_worker(app):
     assert stored == live
 
 
-def test_the_worker_stores_the_cohort_report_of_every_site(app):
-    """Several sites with buyers and none stored: one worker turn stores each one's report (on SQLite the loop over
-    the sites held a statement open while the report dropped its temporary table: 'database table is locked')."""
+def test_the_worker_stores_the_cohort_report_and_rfm_of_every_site(app):
+    """Several sites with buyers and none stored: one worker turn stores each one's report and RFM scores (on
+    SQLite the loop over the sites held a statement open while the computation dropped its temporary table:
+    'database table is locked')."""
     app.clock.set(datetime(2026, 4, 15, 12, tzinfo=timezone.utc))
     for code in ("shop", "other", "third"):
         f.site(app, code)
@@ -314,6 +315,7 @@ def test_the_worker_stores_the_cohort_report_of_every_site(app):
     app.derived["segments"]()
     with transaction(app.sessions) as s:
         assert analytics.refresh_cohorts_due(s, now=app.clock.now(), every=timedelta(minutes=60)) == 3
+        assert analytics.refresh_rfm_due(s, now=app.clock.now(), every=timedelta(hours=24)) == 3
         for code in ("shop", "other", "third"):
             stored = analytics.stored_cohort_report(s, site=code, now=app.clock.now(), inline_buyers=0)
             assert stored is not None and stored["computed_at"] == app.clock.now()

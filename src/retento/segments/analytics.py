@@ -313,7 +313,7 @@ def refresh_rfm_due(session: Session, *, now: datetime, every: timedelta) -> int
     """Recompute RFM for sites with purchases whose scores are older than `every`."""
     done = 0
     site_ids = list(session.scalars(select(R.c.site_id.distinct())))  # read out first: SQLite cannot drop the
-    for site_id in site_ids:  # report's temporary table while a statement of the connection is still open
+    for site_id in site_ids:  # RFM values' temporary table while a statement of the connection is still open
         row = service.settings_row(session, site_id, now=now)
         if row.rfm_computed_at is None or row.rfm_computed_at <= now - every:
             compute_rfm(session, site_id=site_id, now=now)
