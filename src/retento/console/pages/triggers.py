@@ -196,7 +196,7 @@ def _dry_run(request: Request, form: Any) -> Response:
         return render(request, "triggers/_dry_run.html", status=_failed(request, exc.status),
                       errors=web.field_errors(exc))
     result = triggers.merge_dry_runs(before, step, sample=options.sample) if before else step
-    if result.evaluated >= options.limit:
+    if result.evaluated >= min(options.limit, total):  # counted at the first step; ids descend, so nothing newer joins
         next_id = None
     carry = {"before_id": next_id, "total": max(total, result.evaluated), "state": result.model_dump_json()}
     return render(request, "triggers/_dry_run.html", result=result, next_id=next_id, total=carry["total"],
