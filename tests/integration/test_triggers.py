@@ -454,3 +454,15 @@ def test_a_trigger_behind_an_order_guard_reads_the_event(app):
     oid = f.order(app)
     app.worker.tick()
     assert order_tags(app, oid) == ["seen"]
+
+
+def test_a_condition_on_the_change_source_alone_reads_the_event(app):
+    """`source_is` / `source_is_not` read the event's source, though the condition names no `event.` field."""
+    f.site(app)
+    trigger(app, name="from the api", events=["order_created"], condition='source_is("api")',
+            actions=[{"type": "add_tag", "target": "order", "tag": "api"}])
+    trigger(app, name="not by hand", events=["order_created"], condition='source_is_not("user")',
+            actions=[{"type": "add_tag", "target": "order", "tag": "not-user"}])
+    oid = f.order(app)
+    app.worker.tick()
+    assert sorted(order_tags(app, oid)) == ["api", "not-user"]

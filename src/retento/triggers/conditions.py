@@ -108,10 +108,16 @@ def compile_condition(source: str, *, fields: Mapping[str, Iterable[str]] | None
             raise ConditionError(f"{var} has no field {name!r}; fields: {', '.join(sorted(known[var]))}", m.span())
     parts = split_conjuncts(source)
     compiled_parts = tuple((p, _compile(p)) for p in parts) if len(parts) > 1 else ((source, program),)
-    return Condition(source=source, program=program, parts=compiled_parts, variables=frozenset(refs["variables"]),
-                     fields=fields_used(stripped))
+    variables, used = set(refs["variables"]), fields_used(stripped)
+    if SOURCE_HELPERS & set(refs["functions"]):  # they read the event's source, named or not
+        variables.add("event")
+        if used.get("event", frozenset()) is not None:
+            used["event"] = frozenset(used.get("event") or ()) | {"source"}
+    return Condition(source=source, program=program, parts=compiled_parts, variables=frozenset(variables),
+                     fields=used)
 
 
+SOURCE_HELPERS = frozenset({"source_is", "source_is_not"})
 _ENTITY_HELPER = re.compile(r"\b(has_tag|in_status_group)\(\s*(order|customer)\s*(?=[,)])")
 _BARE = re.compile(r"(?<![\w.])(order|customer|event)\b(?!\s*\.)")
 HELPER_FIELDS = {"has_tag": "tags", "in_status_group": "status_group"}
