@@ -8,9 +8,9 @@ written with SQLAlchemy Core executemany.
     500: members looked up, orders read, points computed, one insert of operations and one of lots, levels
     reviewed). Baseline: the same operation and lot rows (computed beforehand) inserted with the plain driver
     (`sqlite3` / psycopg executemany), 500 orders a transaction, in a copy of the database taken before (1).
-(2) Expiry: a year and a month later, `runs.expire` burns every lot: one `expiry` operation per account and one
-    move per lot. Baseline: the same rows inserted with the plain driver in one transaction, in a copy taken
-    after (1).
+(2) Expiry: a year and a month later, the worker's expiry run (`runs.expire_in_parts`: parts of 100,000 account
+    ids, two at once on PostgreSQL) burns every lot: one `expiry` operation per account. Baseline: the same rows
+    inserted with the plain driver in one transaction, in a copy taken after (1).
 (3) A single charge through the API: `charges` sequential `POST /api/v1/loyalty/accounts/{id}/charge` (one
     point, each its own idempotency key) against `retento serve`'s app in its own process, round robin over 100
     members with a fresh credit; latency per request at the client. Baseline: the same charge as plain SQL
@@ -187,44 +187,40 @@ LATER = NOW + timedelta(days=14 + 365 + 31)
 
 
 def expiry(target: Target) -> tuple[float, int]:
-    app = bootstrap(Settings(database_url=target.url))
+    """The worker's expiry run (`runs.expire_in_parts` with the default settings' parts and connections)."""
+    settings = Settings(database_url=target.url)
+    app = bootstrap(settings)
     with transaction(app.sessions) as s:
-        program = s.scalars(select(Program)).one()
-        runs.last_run(s, program, "expiry")
+        program_id = s.scalars(select(Program.id)).one()
     started = time.perf_counter()
-    with transaction(app.sessions) as s:
-        count = runs.expire(s, program=s.get(Program, program.id), now=LATER)
+    count = runs.expire_in_parts(app.sessions, program_id=program_id, now=LATER, part=settings.loyalty_expiry_part,
+                                 connections=settings.loyalty_expiry_connections)
     took = time.perf_counter() - started
     app.close()
     return took, count
 
 
 def expiry_baseline(target: Target) -> float:
-    """The expiry operations and moves (2) writes, read beforehand, inserted with the driver in one transaction."""
+    """The expiry operations (2) writes, read beforehand, inserted with the driver in one transaction."""
     ph = "?" if target.backend == "sqlite" else "%s"
     with target.raw() as conn:
         first = conn.execute("SELECT COALESCE(MAX(id), 0) FROM loyalty_operations").fetchone()[0] + 1
         lots = conn.execute("SELECT id, account_id, site_id, amount FROM loyalty_lots ORDER BY id").fetchall()
-        ops, moves = [], []
-        for n, (lot_id, account_id, site_id, amount) in enumerate(lots):
-            left = -Decimal(str(amount))
-            ops.append((first + n, account_id, site_id, "expiry", _num(target, left), _num(target, Decimal(0)),
-                        "expired", f"expiry:{LATER.isoformat()}", "system", "system", _ts(target, LATER)))
-            moves.append((lot_id, first + n, account_id, site_id, _num(target, left)))
+        ops = []
+        for n, (_, account_id, site_id, amount) in enumerate(lots):
+            ops.append((first + n, account_id, site_id, "expiry", _num(target, -Decimal(str(amount))),
+                        _num(target, Decimal(0)), "expired", f"expiry:{LATER.isoformat()}", "system", "system",
+                        _ts(target, LATER)))
         op_sql = (f"INSERT INTO loyalty_operations (id, account_id, site_id, kind, amount, purchase, reason, "
                   f"idempotency_key, source, actor_type, created_at) VALUES ({', '.join([ph] * 11)})")
-        move_sql = (f"INSERT INTO loyalty_moves (lot_id, operation_id, account_id, site_id, amount) "
-                    f"VALUES ({', '.join([ph] * 5)})")
         started = time.perf_counter()
         if target.backend == "sqlite":
             conn.execute("BEGIN")
             conn.executemany(op_sql, ops)
-            conn.executemany(move_sql, moves)
             conn.execute("COMMIT")
         else:
             with conn.transaction(), conn.cursor() as cur:
                 cur.executemany(op_sql, ops)
-                cur.executemany(move_sql, moves)
         return time.perf_counter() - started
 
 

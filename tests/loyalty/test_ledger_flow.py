@@ -81,9 +81,8 @@ def test_charge_takes_the_oldest_lots_first_and_expiry_burns_the_rest(shop):
         assert runs.warn(s, program=service.get_program(s, "shop"), now=shop.clock.now()) == 1
     assert [(e["amount"], e["days"]) for e in events(shop, ev.WILL_BURN)] == [("85.00", 7)]
     shop.clock.advance(days=7)
-    with transaction(shop.sessions) as s:
-        assert runs.run_all(s, now=shop.clock.now()) >= 1
-        assert runs.run_all(s, now=shop.clock.now()) == 0  # nothing more to burn
+    assert runs.run_all(shop.sessions, now=shop.clock.now()) >= 1
+    assert runs.run_all(shop.sessions, now=shop.clock.now()) == 0  # nothing more to burn
     out = account(shop, account_id)
     assert out.balance == Decimal(100)
     assert [(o.kind, o.amount) for o in operations(shop, account_id)][-1] == ("expiry", Decimal("-85.00"))
@@ -156,8 +155,7 @@ def test_levels_move_up_with_purchases_and_down_when_they_age_out(shop):
     set_status(shop, order(shop, customer_id, ("x", "1000", 1)), "complete")
     assert account(shop, account_id).balance == Decimal("110.00")  # 1% of the first, 10% at gold
     shop.clock.advance(days=31)
-    with transaction(shop.sessions) as s:
-        runs.run_all(s, now=shop.clock.now())
+    runs.run_all(shop.sessions, now=shop.clock.now())
     assert account(shop, account_id).level == "base"
     assert [(e["old"], e["new"], e["direction"]) for e in events(shop, ev.LEVEL_CHANGED)] == [
         (None, "base", "up"), ("base", "gold", "up"), ("gold", "base", "down")][1:]

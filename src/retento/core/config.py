@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     cohort_inline_buyers: int = Field(
         5000, ge=0, description="A site with up to this many buyers has its first cohort report computed on the "
         "console's request; a larger one's is computed by the worker (the page says so meanwhile)")
+    loyalty_expiry_part: int = Field(
+        100_000, gt=0, description="The loyalty expiry run burns the accounts in parts of this many account ids, "
+        "each part its own transaction (a charge waits for one part at most)")
+    loyalty_expiry_connections: int = Field(
+        2, gt=0, description="PostgreSQL: parts of the loyalty expiry run written at once, each on its own "
+        "connection (the database server's cores do the work)")
     sql_echo: bool = Field(False, description="Log every SQL statement")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Level of the processes' logs: DEBUG adds a line per message sent and per HTTP request")

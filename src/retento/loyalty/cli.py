@@ -131,8 +131,8 @@ def run() -> None:
     """Expiry, burn warnings and the level review now (the worker runs them on its own). / Сгорание,
     предупреждения и пересмотр уровней сейчас."""
     a = open_app()
-    with transaction(a.sessions) as s:
-        done = runs.run_all(s, now=a.clock.now())
+    done = runs.run_all(a.sessions, now=a.clock.now(), part=a.settings.loyalty_expiry_part,
+                        connections=a.settings.loyalty_expiry_connections)
     console.print(f"done / готово: {done}")
 
 

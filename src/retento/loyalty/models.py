@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retento.core.db.types import Amount, Base, Currency, JSONType, UTCDateTime
@@ -79,7 +79,8 @@ class Operation(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "idempotency_key"),
         Index("ix_loyalty_operations_account", "account_id", "id"),
-        Index("ix_loyalty_operations_order", "order_id"),
+        Index("ix_loyalty_operations_order", "order_id", postgresql_where=text("order_id IS NOT NULL"),
+              sqlite_where=text("order_id IS NOT NULL")),
     )
 
 
@@ -107,7 +108,7 @@ class Lot(Base):
 
 
 class Move(Base):
-    """Points taken from a lot (negative: a charge, an expiry, a reversal) or given back to it (positive: a
+    """Points taken from a lot (negative: a charge, a reversal) or given back to it (positive: a
     refund of a charge), by one operation."""
 
     __tablename__ = "loyalty_moves"

@@ -1,23 +1,25 @@
 """The program's set-based runs over all its accounts, each from where the last one stopped (`loyalty_runs`):
-expiry (burn what is left of lots whose time came: one operation per account and one move per lot, in two
-INSERT ... SELECT statements), burn warnings (`loyalty_points_will_burn` N days ahead, one per account) and the
+expiry (burn what is left of lots whose time came: one operation per account, one INSERT ... SELECT per part
+of the accounts), burn warnings (`loyalty_points_will_burn` N days ahead, one per account) and the
 daily level review (members whose purchases left the period move down); and the accrual of many completed
 orders at once (the order events' batch handler)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, and_, case, func, insert, literal, or_, select
+from sqlalchemy import String, and_, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from retento.core import bus
 from retento.core.changes import ChangeContext
 from retento.core.db import bulk
+from retento.core.db.transactions import transaction
 from retento.core.db.types import UTCDateTime
 from retento.customers.models import Customer
 from retento.loyalty import events as ev, rules, service
@@ -29,6 +31,7 @@ from retento.orders.models import Order, OrderItem
 BEGINNING = datetime(2000, 1, 1, tzinfo=timezone.utc)
 EVERY = timedelta(minutes=10)  # the worker's expiry and warning runs, at most this often
 SYSTEM = ChangeContext.system()
+OPEN = "expiry_open"  # an expiry run begun in parts and not yet recorded (`expire_in_parts`)
 L, M, OP, A = Lot.__table__, Move.__table__, Operation.__table__, Account.__table__
 
 
@@ -47,10 +50,13 @@ def _left() -> object:
     return (L.c.amount + moved).label("left")
 
 
-def _burning(program: Program, since: datetime, now: datetime) -> Any:
-    """The program's lots whose burn time came in (since, now] with something left: (id, account_id, site_id,
-    left). What was moved from them is read in one aggregate over their moves (joined, not a subquery per lot)."""
+def _burning(program: Program, since: datetime, now: datetime, accounts: tuple[int, int] | None = None) -> Any:
+    """The program's lots whose burn time came in (since, now] with something left (of the accounts with ids in
+    `accounts`, [from, to), when given): (id, account_id, site_id, left). What was moved from them is read in one
+    aggregate over their moves (joined, not a subquery per lot)."""
     window = and_(L.c.site_id == program.site_id, L.c.expires_at > since, L.c.expires_at <= now)
+    if accounts is not None:
+        window = and_(window, L.c.account_id >= accounts[0], L.c.account_id < accounts[1])
     moved = (select(M.c.lot_id, func.sum(M.c.amount).label("moved"))
              .where(M.c.lot_id.in_(select(L.c.id).where(window))).group_by(M.c.lot_id).subquery("moved"))
     left = L.c.amount + func.coalesce(moved.c.moved, 0)
@@ -58,56 +64,84 @@ def _burning(program: Program, since: datetime, now: datetime) -> Any:
             .outerjoin(moved, moved.c.lot_id == L.c.id).where(window, left > 0))
 
 
-def expire(session: Session, *, program: Program, now: datetime, every: timedelta = timedelta(0)) -> int:
-    """Burn everything left of the program's lots that expired since the last run, set-based: one `expiry`
-    operation per account (the sum of its lots' rests) and one move per lot, appended; returns the accounts
-    touched. Locks those accounts first (PostgreSQL), so a charge running meanwhile sees the result. PostgreSQL:
-    one statement (the lots to burn computed once, the operations inserted and the moves joined to them by
-    account); SQLite: two `INSERT ... SELECT` (the moves find their operation by its key)."""
+def _due(session: Session, program: Program, now: datetime, every: timedelta) -> datetime | None:
+    """Where the expiry run up to `now` starts (the last one's end), or None when it is not due."""
     since = last_run(session, program, "expiry") or BEGINNING
-    if since > now - every or since >= now:
-        return 0
+    return None if since > now - every or since >= now else since
+
+
+def _burn(session: Session, program: Program, since: datetime, now: datetime, *,
+          accounts: tuple[int, int] | None = None, resumed: bool = False) -> int:
+    """One `expiry` operation per account (the sum of what is left of its lots whose burn time came in (since,
+    now]), in one `INSERT ... SELECT`; returns the accounts burnt. Nothing moves from the lots themselves: once a
+    lot's time has come nothing is taken from it or given back to it (charges and reversals take from lots not
+    yet burnt, a refund gives nothing back to a burnt one), so what was left of it then is what burnt, and the
+    balance counts only lots not yet burnt. Locks the accounts first (PostgreSQL), so a charge that read a lot
+    before its burn time commits before the lot's rest is read. `resumed`: an interrupted run's parts that
+    committed are not written again (their operations carry the same key)."""
     key = f"expiry:{now.isoformat()}"
+    burn = _burning(program, since, now, accounts).subquery()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(A.c.id).where(A.c.id.in_(select(burn.c.account_id))).order_by(A.c.id)
+                        .with_for_update())
+    q = (select(burn.c.account_id, burn.c.site_id, literal(Kind.EXPIRY.value, String), -func.sum(burn.c.left),
+                literal(0), literal("expired", String), literal(key, String), literal(SYSTEM.source.value, String),
+                literal(SYSTEM.actor_type.value, String), literal(now, UTCDateTime()))
+         .group_by(burn.c.account_id, burn.c.site_id))
+    if resumed:
+        q = q.where(~select(OP.c.id).where(OP.c.account_id == burn.c.account_id, OP.c.idempotency_key == key)
+                    .exists())
     columns = ["account_id", "site_id", "kind", "amount", "purchase", "reason", "idempotency_key", "source",
                "actor_type", "created_at"]
+    return session.execute(insert(OP).from_select(columns, q), execution_options={"preserve_rowcount": True}).rowcount
 
-    def ops_from(burn: Any) -> Any:  # SQLite's
-        return (select(burn.c.account_id, burn.c.site_id, literal(Kind.EXPIRY.value, String), -func.sum(burn.c.left),
-                       literal(0), literal("expired", String), literal(key, String),
-                       literal(SYSTEM.source.value, String), literal(SYSTEM.actor_type.value, String),
-                       literal(now, UTCDateTime()))
-                .group_by(burn.c.account_id, burn.c.site_id))
 
-    if session.get_bind().dialect.name == "postgresql":
-        window = and_(L.c.site_id == program.site_id, L.c.expires_at > since, L.c.expires_at <= now)
-        session.execute(select(A.c.id).where(A.c.id.in_(select(L.c.account_id).where(window)))
-                        .order_by(A.c.id).with_for_update())
-        # per account, oldest first (window functions, no join: a plan that stays linear whatever the planner
-        # guesses of fresh rows): the account's first lot draws the operation's id, every lot carries it and
-        # the account's total
-        lots = _burning(program, since, now).add_columns(func.row_number().over(
-            partition_by=L.c.account_id, order_by=(L.c.expires_at, L.c.id)).label("n")).subquery("lots")
-        draw = case((lots.c.n == 1, func.nextval(func.pg_get_serial_sequence(OP.name, "id"))))
-        burn = select(lots, func.max(draw).over(partition_by=lots.c.account_id).label("op_id"),
-                      func.sum(lots.c.left).over(partition_by=lots.c.account_id).label("total")).cte("burn")
-        ops = insert(OP).from_select(["id", *columns], select(
-            burn.c.op_id, burn.c.account_id, burn.c.site_id, literal(Kind.EXPIRY.value, String), -burn.c.total,
-            literal(0), literal("expired", String), literal(key, String), literal(SYSTEM.source.value, String),
-            literal(SYSTEM.actor_type.value, String), literal(now, UTCDateTime())).where(burn.c.n == 1)).cte("ops")
-        moves = insert(M).from_select(["lot_id", "operation_id", "account_id", "site_id", "amount"], select(
-            burn.c.id, burn.c.op_id, burn.c.account_id, burn.c.site_id, -burn.c.left)).cte("moves")
-        # PostgreSQL runs every data-modifying CTE of the statement, read or not
-        count = session.scalar(select(func.count()).select_from(burn).where(burn.c.n == 1).add_cte(ops, moves))
-    else:
-        burn = _burning(program, since, now).subquery()
-        count = session.execute(insert(OP).from_select(columns, ops_from(burn)),
-                                execution_options={"preserve_rowcount": True}).rowcount
-        if count:
-            moves = (select(burn.c.id, OP.c.id, burn.c.account_id, burn.c.site_id, -burn.c.left)
-                     .join(OP, and_(OP.c.account_id == burn.c.account_id, OP.c.idempotency_key == key)))
-            session.execute(insert(M).from_select(["lot_id", "operation_id", "account_id", "site_id", "amount"],
-                                                  moves))
+def expire(session: Session, *, program: Program, now: datetime, every: timedelta = timedelta(0)) -> int:
+    """Burn what is left of the program's lots whose time came since the last run, in the caller's transaction
+    (every account at once); returns the accounts touched. The worker runs `expire_in_parts`."""
+    since = _due(session, program, now, every)
+    if since is None:
+        return 0
+    count = _burn(session, program, since, now)
     _record(session, program, "expiry", now, count)
+    return count
+
+
+def expire_in_parts(sessions: Any, *, program_id: int, now: datetime, every: timedelta = timedelta(0),
+                    part: int = 100_000, connections: int = 1) -> int:
+    """The expiry run over a large program: the accounts in parts of `part` ids, each part its own short
+    transaction (a charge waits for one part's locks at most, never for the whole run), on PostgreSQL up to
+    `connections` parts at once. The run is marked open (`expiry_open`) before its first part and recorded when
+    its last part is done; a run interrupted between (a process killed) is finished, with the same end and key,
+    by the next call before anything else. Returns the accounts burnt by this call."""
+    with transaction(sessions) as s:
+        program = s.get(Program, program_id)
+        assert program is not None
+        since = last_run(s, program, "expiry") or BEGINNING
+        opened = last_run(s, program, OPEN)
+        resumed = opened is not None and opened > since
+        if resumed:
+            assert opened is not None
+            now = opened
+        else:
+            if _due(s, program, now, every) is None:
+                return 0
+            _record(s, program, OPEN, now, 0)
+        low, high = s.execute(select(func.min(A.c.id), func.max(A.c.id)).where(A.c.program_id == program_id)).one()
+        parallel = s.get_bind().dialect.name == "postgresql" and connections > 1
+
+    def one(ids: tuple[int, int]) -> int:
+        with transaction(sessions) as s:
+            return _burn(s, s.get(Program, program_id), since, now, accounts=ids, resumed=resumed)
+
+    parts = [(a, min(a + part, high + 1)) for a in range(low, high + 1, part)] if low is not None else []
+    if parallel and len(parts) > 1:
+        with ThreadPoolExecutor(max_workers=connections, thread_name_prefix="loyalty-expiry") as pool:
+            count = sum(pool.map(one, parts))
+    else:
+        count = sum(map(one, parts))
+    with transaction(sessions) as s:
+        _record(s, s.get(Program, program_id), "expiry", now, count)
     return count
 
 
@@ -191,16 +225,22 @@ def birthdays(session: Session, *, program: Program, now: datetime) -> int:
     return len(rows)
 
 
-def run_all(session: Session, *, now: datetime, every: timedelta = timedelta(0)) -> int:
-    """Every active program's expiry and warnings (each at most once per `every`) and level review (daily);
-    the work done."""
+def run_all(sessions: Any, *, now: datetime, every: timedelta = timedelta(0), part: int = 100_000,
+            connections: int = 1) -> int:
+    """Every active program's expiry (`expire_in_parts`) and warnings (each at most once per `every`), level
+    review and birthdays (daily); the work done."""
+    with transaction(sessions) as s:
+        programs = [p.id for p in service.list_programs(s) if p.active]
     done = 0
-    for program in service.list_programs(session):
-        if program.active:
-            done += expire(session, program=program, now=now, every=every)
-            done += warn(session, program=program, now=now, every=every)
-            done += review_levels(session, program=program, now=now)
-            done += birthdays(session, program=program, now=now)
+    for program_id in programs:
+        done += expire_in_parts(sessions, program_id=program_id, now=now, every=every, part=part,
+                                connections=connections)
+        with transaction(sessions) as s:
+            program = s.get(Program, program_id)
+            assert program is not None
+            done += warn(s, program=program, now=now, every=every)
+            done += review_levels(s, program=program, now=now)
+            done += birthdays(s, program=program, now=now)
     return done
 
 

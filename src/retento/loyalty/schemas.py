@@ -180,7 +180,8 @@ class PointsIn(BaseModel):
 class LotOut(BaseModel):
     id: int
     amount: Decimal
-    left: Decimal
+    left: Decimal = Field(description="What can still be used (0 once the lot has burnt)")
+    burnt: Decimal = Field(Decimal(0), description="What was left of the lot when its time came")
     active_from: datetime
     expires_at: datetime | None
     order_id: int | None

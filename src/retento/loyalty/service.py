@@ -223,14 +223,15 @@ def account_out(session: Session, account: Account, *, now: datetime, with_lots:
                          days=settings_of(program).level_period_days)))
     if with_lots:
         amounts = {i: a for i, a in session.execute(select(Lot.id, Lot.amount).where(Lot.account_id == account.id))}
-        out.lots = [LotOut(id=lot.id, amount=amounts[lot.id], left=lot.left, active_from=lot.active_from,
+        out.lots = [LotOut(id=lot.id, amount=amounts[lot.id], left=ZERO if lot.expired(now) else lot.left,
+                           burnt=lot.left if lot.expired(now) else ZERO, active_from=lot.active_from,
                            expires_at=lot.expires_at, order_id=lot.order_id) for lot in lots]
     return out
 
 
 def lot_states(session: Session, account_id: int, *, live_at: datetime | None = None) -> list[LotState]:
-    """The account's lots with what is left of each; with `live_at`, only the lots live then (what a charge or a
-    balance reads)."""
+    """The account's lots with what is left of each (of a lot whose time has come: what was left then, which
+    burnt); with `live_at`, only the lots live then (what a charge or a balance reads)."""
     moved = (select(func.coalesce(func.sum(Move.amount), 0)).where(Move.lot_id == Lot.id)
              .correlate(Lot).scalar_subquery())
     q = select(Lot.id, Lot.amount, moved, Lot.active_from, Lot.expires_at, Lot.order_id).where(

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from retento.core.bus import Event
 from retento.core.changes import ActorType, ChangeContext, Source
 from retento.core.db import bulk
-from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
 from retento.loyalty import events as ev, runs, service
 from retento.loyalty.models import Account, Program
@@ -88,8 +87,9 @@ def install(app: App) -> None:
     app.bus.subscribe(ev.SUBSCRIBER, on_order_event, types=ev.ORDER_EVENTS, batch_handler=on_order_events)
 
     def periodic() -> int:
-        with transaction(app.sessions) as s:
-            return runs.run_all(s, now=app.clock.now(), every=runs.EVERY)
+        return runs.run_all(app.sessions, now=app.clock.now(), every=runs.EVERY,
+                            part=app.settings.loyalty_expiry_part,
+                            connections=app.settings.loyalty_expiry_connections)
 
     app.worker.add_job("loyalty.runs", periodic)
 
