@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from retento.assist import industry as industries, service, synthetic
+from retento.assist import imports, industry as industries, service, synthetic
 from retento.assist.schemas import DocFileIn, DocsIn, IdentifiersIn, Product, TaskIn, TicketIn, records
 from retento.cmdline import Col, Format, FormatOption, Rows, emit, fail, open_app, run_service
 from retento.core.db.transactions import transaction
@@ -244,6 +244,7 @@ def evaluate(queries: Annotated[Path, typer.Argument(help="Labelled queries (JSO
     a = open_app()
     with transaction(a.sessions) as s:
         data = run_service(lambda: service.evaluate(s, a.assist, site=site, queries=rows))
+        imports.keep_evaluation(s, site_id=get_site(s, site).id, file=queries.name, figures=data, now=a.clock.now())
     if catalogues is not None:
         shops = read_records(catalogues)
         right = sum(industries.classify([(p["name"], p.get("category")) for p in c.get("products", [])]).industry

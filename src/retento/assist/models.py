@@ -83,3 +83,46 @@ class Mark(Base):
         UniqueConstraint("site_id", "idempotency_key", name="uq_assist_marks_key"),
         Index("ix_assist_marks_site", "site_id", "created_at"),
     )
+
+
+class ImportJob(Base):
+    """An upload of material imported batch by batch (`assist.imports`, a queue of the durable-work primitive):
+    `batches` the validated records not yet imported (emptied when done), `done` of `total` records (files for
+    documentation) and the `counts` so far; any process shows its progress, the worker does the work."""
+
+    __tablename__ = "assist_imports"
+    __site_scope__ = BySite()
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    kind: Mapped[str] = mapped_column(String(8))  # tickets docs tasks
+    batches: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)  # the next batch
+    total: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
+    state: Mapped[str] = mapped_column(String(8))  # pending done dead
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_assist_imports_due", "state", "due_at"),
+                      Index("ix_assist_imports_site", "site_id", "id"))
+
+
+class Evaluation(Base):
+    """An evaluation of the site's material on a labelled set (`retento assist eval`, the console's report):
+    `figures` as `service.evaluate` gives them."""
+
+    __tablename__ = "assist_evaluations"
+    __site_scope__ = BySite()
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    file: Mapped[str] = mapped_column(String(255))
+    figures: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_assist_evaluations_site", "site_id", "id"),)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from retento.assist import imports
 from retento.assist.config import AssistSettings
 from retento.assist.embed import E5Embedder, Embedder
 from retento.assist.runtime import Assist, Writer
@@ -21,3 +22,6 @@ def configure(app: App, embedder: Embedder | None = None, writer: Writer | None 
 
 def install(app: App) -> None:
     configure(app)
+    app.work.add(imports.QUEUE.name, imports.QUEUE)
+    app.worker.add_job("assist.imports", lambda: imports.work_due(
+        app.sessions, app.assist.embedder, app.clock))  # type: ignore[attr-defined]

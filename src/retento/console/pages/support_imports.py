@@ -1,16 +1,13 @@
 """The assist's material and figures (issue 19): uploading tickets, tasks (JSON array or JSON Lines, as `retento
 assist import` and the API take them) and documentation (Markdown or HTML files), re-imports updating in place;
-an import of more than one batch runs in the background and its progress is shown (htmx polls it); the evaluation
+an import of more than one batch is the worker's (`assist.imports`, batch by batch) and its progress, kept in the
+database, is shown (htmx polls it); the evaluation
 on a labelled set (`retento assist eval`: recall@5, MRR, answer-match share, invented items) and the usage report
 (usage share; first-response time with and without suggestions) with its chart. Through assist.service only."""
 
 from __future__ import annotations
 
-import secrets
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -18,7 +15,8 @@ from fastapi import Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from retento.assist import service as assist
+from retento.assist import imports as import_jobs, service as assist
+from retento.assist.models import ImportJob
 from retento.assist.schemas import DocFileIn, DocsIn, TaskIn, TicketIn, records
 from retento.console import web
 from retento.console.web import Viewer, app_of, reading, render, signed_in
@@ -33,27 +31,28 @@ BATCH = 500  # records a transaction; more than one batch: the import runs in th
 DOC_BATCH = 20  # documentation files a transaction
 MAX_FILE = 50 * 1024 * 1024
 KINDS = ("tickets", "docs", "tasks")
-KEPT = 20  # imports whose progress the page still shows (this process's)
+KEPT = 20  # the latest imports the page shows
 
 
 @dataclass
 class Job:
-    """An import in progress (or done) in this process: what it has done so far, shown by the imports page."""
+    """An import as the page shows it (`assist_imports` row with its site's code)."""
 
-    id: str
+    id: int
     kind: str
     site: str
     total: int
     started_at: datetime
-    done: int = 0
-    counts: dict[str, int] = field(default_factory=lambda: {"created": 0, "updated": 0, "unchanged": 0})
-    error: str | None = None
-    finished: bool = False
+    done: int
+    counts: dict[str, int]
+    error: str | None
+    finished: bool
 
 
-JOBS: OrderedDict[str, Job] = OrderedDict()
-EVALS: dict[str, dict[str, Any]] = {}  # the last evaluation of each site in this process
-_lock = threading.Lock()
+def _job(row: ImportJob, code: str) -> Job:
+    dead = row.state == import_jobs.QUEUE.dead
+    return Job(row.id, row.kind, code, row.total, row.created_at, row.done, row.counts,
+               row.last_error if dead else None, row.state != import_jobs.QUEUE.ready)
 
 
 def _bad(field_name: str, reason: str) -> DomainError:
@@ -116,48 +115,16 @@ def _batches(kind: str, texts: list[tuple[str, str]], base_url: str, folder: str
     return [items[i:i + BATCH] for i in range(0, len(items), BATCH)]
 
 
-def _run(app: Any, job: Job, kind: str, batches: list[Any]) -> None:
-    """Import batch by batch (each its own transaction: what is done stays done; a re-import updates in place)."""
-    emb = app.assist.embedder
-    calls: dict[str, Callable[..., dict[str, int]]] = {
-        "tickets": lambda s, b, now: assist.import_tickets(s, site=job.site, items=b, embedder=emb, now=now),
-        "tasks": lambda s, b, now: assist.import_tasks(s, site=job.site, items=b, embedder=emb, now=now),
-        "docs": lambda s, b, now: assist.import_docs(s, site=job.site, data=b, embedder=emb, now=now)}
-    try:
-        for batch in batches:
-            with transaction(app.sessions) as s:
-                got = calls[kind](s, batch, app.clock.now())
-            for k in job.counts:
-                job.counts[k] += got[k]
-            job.done += len(batch.files) if kind == "docs" else len(batch)
-    except DomainError as exc:
-        job.error = "; ".join(f"{e.field}: {e.reason}" for e in exc.errors)
-    except Exception as exc:  # noqa: BLE001 - shown on the page; the batches done so far stay
-        job.error = str(exc) or type(exc).__name__
-    finally:
-        job.finished = True
-
-
-def _keep(job: Job) -> None:
-    with _lock:
-        JOBS[job.id] = job
-        while len(JOBS) > KEPT:
-            JOBS.popitem(last=False)
-
-
-def _visible_jobs(viewer: Viewer, codes: set[str]) -> list[Job]:
-    with _lock:
-        return [j for j in reversed(JOBS.values()) if j.site in codes]
-
-
 def _imports_page(request: Request, viewer: Viewer, *, status: int = 200, errors: dict[str, str] | None = None,
                   form: dict[str, str] | None = None) -> Response:
     with transaction(reading(request)) as s:
         visible = sites.list_sites(s)
         by_site = {x.code: assist.counts(s, site_ids=[x.id]) for x in visible}
+        codes = {x.id: x.code for x in visible}
+        jobs = [_job(j, codes[j.site_id]) for j in import_jobs.recent(s, site_ids=list(codes), limit=KEPT)]
     shown = request.query_params.get("job")
-    return render(request, "support/imports.html", status=status, sites=visible, by_site=by_site,
-                  jobs=_visible_jobs(viewer, set(by_site)), shown=shown, errors=errors or {}, form=form or {},
+    return render(request, "support/imports.html", status=status, sites=visible, by_site=by_site, jobs=jobs,
+                  shown=int(shown) if shown and shown.isdigit() else None, errors=errors or {}, form=form or {},
                   kinds=KINDS)
 
 
@@ -170,9 +137,10 @@ def imports(request: Request, viewer: Annotated[Viewer, Depends(signed_in)]) -> 
 def job_part(request: Request, viewer: Annotated[Viewer, Depends(signed_in)], job_id: str) -> Response:
     """One import's progress (htmx polls it until it is finished)."""
     with transaction(reading(request)) as s:
-        codes = {x.code for x in sites.list_sites(s)}
-    job = JOBS.get(job_id)
-    if job is None or job.site not in codes:
+        codes = {x.id: x.code for x in sites.list_sites(s)}
+        row = s.get(ImportJob, int(job_id)) if job_id.isdigit() else None
+        job = _job(row, codes[row.site_id]) if row is not None and row.site_id in codes else None
+    if job is None:
         return render(request, "error.html", status=404, message=web.N_("Not found."))
     return render(request, "support/_job.html", job=job)
 
@@ -189,19 +157,15 @@ def upload(request: Request, viewer: Annotated[Viewer, Depends(marketing)],
         if kind not in KINDS:
             raise _bad("kind", "choose tickets, docs or tasks")
         with transaction(reading(request)) as s:
-            sites.get_site(s, site)
+            site_id = sites.get_site(s, site).id
         batches = _batches(kind, _texts(file or []), base_url.strip(), folder)
     except DomainError as exc:
         return _imports_page(request, viewer, status=exc.status, errors=web.field_errors(exc), form=form)
-    total = sum(len(b.files) if kind == "docs" else len(b) for b in batches)
-    job = Job(secrets.token_urlsafe(8), kind, site, total, app.clock.now())
-    _keep(job)
-    if len(batches) == 1:
-        _run(app, job, kind, batches)  # one transaction: done before the answer
-    else:
-        threading.Thread(target=_run, args=(app, job, kind, batches), name=f"assist-import-{job.id}",
-                         daemon=True).start()
-    return RedirectResponse(f"/support/imports?job={job.id}", status_code=303)
+    with transaction(app.sessions) as s:
+        job_id = import_jobs.submit(s, site_id=site_id, kind=kind, batches=batches, now=app.clock.now()).id
+    if len(batches) == 1:  # one transaction: done before the answer; more: the worker's, batch by batch
+        import_jobs.run_now(app.sessions, job_id, app.assist.embedder, app.clock)  # type: ignore[attr-defined]
+    return RedirectResponse(f"/support/imports?job={job_id}", status_code=303)
 
 
 # --- quality and usage ---------------------------------------------------------------------------------------
@@ -232,8 +196,10 @@ def _report_page(request: Request, viewer: Viewer, site: str, *, status: int = 2
         visible = sites.list_sites(s)
         chosen = next((x for x in visible if x.code == site), None)
         data = assist.usage(s, site_ids=[chosen.id] if chosen else None)
-    codes = [chosen.code] if chosen else [x.code for x in visible]
-    evals = {c: EVALS[c] for c in codes if c in EVALS}
+        shown = [chosen] if chosen else visible
+        found = import_jobs.last_evaluations(s, site_ids=[x.id for x in shown])
+        evals = {x.code: {**found[x.id].figures, "at": found[x.id].created_at, "file": found[x.id].file}
+                 for x in shown if x.id in found}
     return render(request, "support/report.html", status=status, sites=visible, site=chosen, usage=data,
                   chart=usage_chart(viewer, data) if data["marks"] else None, evals=evals, errors=errors or {})
 
@@ -259,9 +225,10 @@ def run_eval(request: Request, viewer: Annotated[Viewer, Depends(marketing)],
         for n, q in enumerate(rows, 1):
             if not isinstance(q.get("text"), str) or not q["text"].strip():
                 raise _bad("file", f"record {n}: text: required")
-        with transaction(reading(request)) as s:
+        with transaction(app.sessions) as s:
             data = assist.evaluate(s, app.assist, site=site, queries=rows)  # type: ignore[attr-defined]
+            import_jobs.keep_evaluation(s, site_id=sites.get_site(s, site).id, file=name, figures=data,
+                                    now=app.clock.now())
     except DomainError as exc:
         return _report_page(request, viewer, site, status=exc.status, errors=web.field_errors(exc))
-    EVALS[site] = {**data, "at": app.clock.now(), "file": name}
     return RedirectResponse(f"/support/report?site={site}", status_code=303)
