@@ -82,8 +82,10 @@ def _burn(session: Session, program: Program, since: datetime, now: datetime, *,
     key = f"expiry:{now.isoformat()}"
     burn = _burning(program, since, now, accounts).subquery()
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(A.c.id).where(A.c.id.in_(select(burn.c.account_id))).order_by(A.c.id)
-                        .with_for_update())
+        lock = select(A.c.id).where(A.c.id.in_(select(burn.c.account_id)))
+        if accounts is not None:  # the part's range of the primary key, not every account of the program
+            lock = lock.where(A.c.id >= accounts[0], A.c.id < accounts[1])
+        session.execute(lock.order_by(A.c.id).with_for_update())
     q = (select(burn.c.account_id, burn.c.site_id, literal(Kind.EXPIRY.value, String), -func.sum(burn.c.left),
                 literal(0), literal("expired", String), literal(key, String), literal(SYSTEM.source.value, String),
                 literal(SYSTEM.actor_type.value, String), literal(now, UTCDateTime()))
