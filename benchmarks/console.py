@@ -40,6 +40,8 @@ from starlette.routing import Route
 from benchmarks.targets import Target
 from retento.api import create_app
 from retento.app import App
+from retento.assist import imports as import_jobs
+from retento.assist.schemas import TaskIn
 from retento.bootstrap import bootstrap
 from retento.core import work
 from retento.core.changes import ActorType, ChangeContext, Source
@@ -339,11 +341,17 @@ def prepare(app: App, *, now: datetime, runs: int, progress: Progress) -> dict[s
                                                           peer="bench-console", name="Bench Customer",
                                                           telegram_id="bench-console"))]), now)
             dialog_id = _scalar(s, "SELECT id FROM inbox_dialogs WHERE peer = 'bench-console'")
-    queue_name = "webhooks" if app.work.get("webhooks") is not None else app.work.names()[0]
-    queue = app.work.get(queue_name)
-    with transaction(app.sessions) as s:  # a dead letter when the data has one (the drop page needs its id)
+    queue = import_jobs.QUEUE  # a dead letter for the drop page: an import whose batch failed every attempt
+    with transaction(app.sessions) as s:
         dead = work.dead_letters(s, queue, limit=1)
-    extra = {"queue": queue_name, **({"row_id": dead[0]["id"]} if dead else {})}
+        if not dead:
+            job = import_jobs.submit(s, site_id=site.id, kind="tasks", now=now, batches=[[TaskIn(
+                external_id="bench-dead", title="A task", description="Never imported")]])
+            for n in range(queue.max_attempts):  # each attempt once the last one's backoff is over
+                work.fail_locked(s, queue, {job.id: "bench: the worker failed on this batch"},
+                                 now=now + timedelta(days=n))
+            dead = work.dead_letters(s, queue, limit=1)
+    extra = {"queue": queue.name, "row_id": dead[0]["id"]}
     have = _run_log(app, trigger_id=trigger_id, order_id=order_id, customer_id=customer.id, runs=runs, now=now)
     progress.update(task, total=1, completed=1)
     return {"site": site.code, "customer_id": customer.id, "order_id": order_id, "search": search,
