@@ -4,12 +4,14 @@ between its parts is finished, with its own end and key, by the next call, and n
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from retento.core.changes import ChangeContext
 from retento.core.db.transactions import transaction
 from retento.loyalty import runs, service
 from retento.loyalty.models import Operation, Run
@@ -101,3 +103,18 @@ def test_a_run_killed_between_its_parts_is_finished_by_the_next_call_and_nothing
                     if r.kind.startswith("expiry")]
     assert recorded == [("expiry_open", killed_at, 0), ("expiry", killed_at, 3)]
     assert runs.expire_in_parts(shop.sessions, program_id=_program(shop), now=shop.clock.now(), part=2) == 0
+
+
+def test_a_change_that_read_the_clock_before_a_lot_burnt_and_got_the_lock_after_the_run_does_not_touch_it(shop):
+    """A burnt lot keeps what was left of it (no move of its own): a charge whose `now` is from before the lot's
+    burn time, that got the account only after the run's part committed, takes from the lots not burnt."""
+    ids = _members(shop, 1)
+    shop.clock.advance(days=6)
+    assert runs.expire_in_parts(shop.sessions, program_id=_program(shop), now=shop.clock.now()) == 1
+    late = shop.clock.now() - timedelta(days=2)  # read before the first lot's burn time
+    with transaction(shop.sessions) as s:
+        service.charge(s, account_id=ids[0], amount=Decimal(8), reason="late", idempotency_key="late",
+                       ctx=ChangeContext.system(), now=late)
+    out = account(shop, ids[0])
+    assert sorted((lot.left, lot.burnt) for lot in out.lots) == [(0, Decimal(6)), (Decimal(92), 0)]
+    assert sum(o.amount for o in operations(shop, ids[0])) == sum(lot.left for lot in out.lots) == Decimal(92)

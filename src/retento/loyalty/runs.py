@@ -31,7 +31,7 @@ from retento.orders.models import Order, OrderItem
 BEGINNING = datetime(2000, 1, 1, tzinfo=timezone.utc)
 EVERY = timedelta(minutes=10)  # the worker's expiry and warning runs, at most this often
 SYSTEM = ChangeContext.system()
-OPEN = "expiry_open"  # an expiry run begun in parts and not yet recorded (`expire_in_parts`)
+OPEN = service.EXPIRY_OPEN  # an expiry run begun in parts and not yet recorded (`expire_in_parts`)
 L, M, OP, A = Lot.__table__, Move.__table__, Operation.__table__, Account.__table__
 
 

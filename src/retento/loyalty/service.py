@@ -24,7 +24,7 @@ from retento.core.errors import Conflict, DomainError, NotFound
 from retento.customers import queries as customer_queries, service as customers
 from retento.loyalty import events as ev, ledger, rules
 from retento.loyalty.ledger import ZERO, LotState, Take
-from retento.loyalty.models import Account, Lot, Move, Operation, Program
+from retento.loyalty.models import Account, Lot, Move, Operation, Program, Run
 from retento.loyalty.schemas import AccountOut, JoinIn, Kind, LotOut, ProgramIn, ProgramOut, ProgramSettings
 from retento.orders import service as orders, snapshots as order_snapshots
 from retento.segments import analytics
@@ -306,7 +306,8 @@ def charge(session: Session, *, account_id: int, amount: Decimal, reason: str, i
         rules.check_redeem(settings_of(_program(session, account)), order_sum=order_sum, already=already,
                            amount=amount)
         details = {"order_sum": str(order_sum)}
-    takes = ledger.charge(lot_states(session, account.id, live_at=now), amount, now)
+    at = _burnt_at(session, account, now)
+    takes = ledger.charge(lot_states(session, account.id, live_at=at), amount, at)
     return _write(session, account, Kind.CHARGE, ctx, now, key=idempotency_key, reason=reason, takes=takes,
                   order_id=order_id, details=details, checked=True)
 
@@ -411,7 +412,8 @@ def sync_order(session: Session, *, order_id: int, ctx: ChangeContext, now: date
                details={"order_sum": str(order_sum), **detail})
         result = Synced(delta, result.refunded)
     elif delta < 0 or purchase_delta < 0:
-        takes, short = ledger.reverse(lot_states(session, account.id), max(-delta, ZERO), now, order_id=order_id)
+        takes, short = ledger.reverse(lot_states(session, account.id), max(-delta, ZERO),
+                                      _burnt_at(session, account, now), order_id=order_id)
         _write(session, account, Kind.REVERSAL, ctx, now, key=f"{key}:reversal", order_id=order_id,
                purchase=purchase_delta, takes=takes, details={"not_recovered": str(short)} if short else None)
         result = Synced(sum((t for _, t in takes), ZERO), result.refunded)
@@ -425,7 +427,7 @@ def _refund(session: Session, account: Account, order_id: int, amount: Decimal, 
                            .where(Operation.account_id == account.id, Operation.order_id == order_id,
                                   Operation.kind.in_((Kind.CHARGE, Kind.REFUND))).group_by(Move.lot_id)).tuples()
     taken: list[Take] = [(lot_id, ledger.points(_dec(s))) for lot_id, s in held if _dec(s) < 0]
-    back = ledger.refund(taken, amount, lot_states(session, account.id), now)
+    back = ledger.refund(taken, amount, lot_states(session, account.id), _burnt_at(session, account, now))
     _write(session, account, Kind.REFUND, ctx, now, key=f"{key}:refund", order_id=order_id, takes=back,
            details={"due": str(amount)})
     return sum((t for _, t in back), ZERO)
@@ -500,6 +502,20 @@ def _lock_for(session: Session, account_id: int, key: str, kind: str,
     if op is not None and (op.kind != kind or op.amount != amount):
         raise Conflict("idempotency_key", "this key was already used for another operation")
     return account, op
+
+
+EXPIRY_OPEN = "expiry_open"  # an expiry run begun in parts and not yet recorded (`runs.expire_in_parts`)
+_BURNT_UNTIL = select(func.max(Run.up_to)).where(Run.program_id == bindparam("program_id"),
+                                                 Run.kind.in_(("expiry", EXPIRY_OPEN)))
+
+
+def _burnt_at(session: Session, account: Account, now: datetime) -> datetime:
+    """The time that decides which lots are burnt for a change of this (locked) account: `now`, or the end of
+    the program's latest expiry run when that is later. A lot the run burnt has no move of its own (what was
+    left of it is what burnt), so a charge, reversal or refund whose `now` was taken before the lot's burn time
+    and which got the account's lock only after the run's part committed must not take from it or give to it."""
+    until = session.scalar(_BURNT_UNTIL, {"program_id": account.program_id})
+    return max(now, until) if until is not None else now
 
 
 _LOCK_FOR = (select(Account, Operation.id)
