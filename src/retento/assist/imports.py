@@ -26,7 +26,6 @@ from retento.core.jsonable import jsonable
 from retento.sites.models import Site
 
 log = logging.getLogger(__name__)
-KINDS = ("tickets", "docs", "tasks")
 COUNTS = ("created", "updated", "unchanged")
 QUEUE = work.Queue.in_transaction("assist.imports", ImportJob.__table__,
                                   label="assist material imports / импорт материалов для подсказок",
@@ -36,11 +35,12 @@ Importer = Callable[[Session, str, Any, Embedder, datetime], dict[str, int]]
 IMPORTERS: dict[str, tuple[Callable[[Any], Any], Importer]] = {
     "tickets": (lambda b: [TicketIn.model_validate(r) for r in b],
                 lambda s, site, b, emb, now: service.import_tickets(s, site=site, items=b, embedder=emb, now=now)),
-    "tasks": (lambda b: [TaskIn.model_validate(r) for r in b],
-              lambda s, site, b, emb, now: service.import_tasks(s, site=site, items=b, embedder=emb, now=now)),
     "docs": (DocsIn.model_validate,
              lambda s, site, b, emb, now: service.import_docs(s, site=site, data=b, embedder=emb, now=now)),
+    "tasks": (lambda b: [TaskIn.model_validate(r) for r in b],
+              lambda s, site, b, emb, now: service.import_tasks(s, site=site, items=b, embedder=emb, now=now)),
 }
+KINDS = tuple(IMPORTERS)  # tickets, docs, tasks: the upload form's order
 
 
 def size(kind: str, batch: Any) -> int:

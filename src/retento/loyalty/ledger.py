@@ -1,6 +1,6 @@
 """The points ledger's decisions, pure: what is left of each lot, the balance at a time, which lots a charge,
-an expiry, a reversal or a refund takes from. The service loads lots, asks here, and stores the answer as new
-rows."""
+a reversal or a refund takes from (an expiry run burns what is left, in SQL: `runs.py`). The service loads lots,
+asks here, and stores the answer as new rows."""
 
 from __future__ import annotations
 
@@ -82,11 +82,6 @@ def reverse(lots: Sequence[LotState], amount: Decimal, now: datetime, *, order_i
     own = sorted((lot for lot in lots if lot.order_id == order_id and not lot.expired(now)), key=burn_order)
     others = sorted((lot for lot in lots if lot.order_id != order_id and not lot.expired(now)), key=burn_order)
     return _take([*own, *others], amount)
-
-
-def expire(lots: Iterable[LotState], now: datetime) -> list[Take]:
-    """Everything left of the lots whose time has come."""
-    return [(lot.id, -lot.left) for lot in sorted(lots, key=burn_order) if lot.expired(now) and lot.left > 0]
 
 
 def refund(taken: Sequence[Take], amount: Decimal, lots: Sequence[LotState], now: datetime) -> list[Take]:

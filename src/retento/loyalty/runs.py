@@ -64,10 +64,9 @@ def _burning(program: Program, since: datetime, now: datetime, accounts: tuple[i
             .outerjoin(moved, moved.c.lot_id == L.c.id).where(window, left > 0))
 
 
-def _due(session: Session, program: Program, now: datetime, every: timedelta) -> datetime | None:
-    """Where the expiry run up to `now` starts (the last one's end), or None when it is not due."""
-    since = last_run(session, program, "expiry") or BEGINNING
-    return None if since > now - every or since >= now else since
+def _due(since: datetime, now: datetime, every: timedelta) -> bool:
+    """Whether an expiry run from `since` (the last one's end) up to `now` is due."""
+    return not (since > now - every or since >= now)
 
 
 def _burn(session: Session, program: Program, since: datetime, now: datetime, *,
@@ -101,8 +100,8 @@ def _burn(session: Session, program: Program, since: datetime, now: datetime, *,
 def expire(session: Session, *, program: Program, now: datetime, every: timedelta = timedelta(0)) -> int:
     """Burn what is left of the program's lots whose time came since the last run, in the caller's transaction
     (every account at once); returns the accounts touched. The worker runs `expire_in_parts`."""
-    since = _due(session, program, now, every)
-    if since is None:
+    since = last_run(session, program, "expiry") or BEGINNING
+    if not _due(since, now, every):
         return 0
     count = _burn(session, program, since, now)
     _record(session, program, "expiry", now, count)
@@ -126,7 +125,7 @@ def expire_in_parts(sessions: Any, *, program_id: int, now: datetime, every: tim
             assert opened is not None
             now = opened
         else:
-            if _due(s, program, now, every) is None:
+            if not _due(since, now, every):
                 return 0
             _record(s, program, OPEN, now, 0)
         low, high = s.execute(select(func.min(A.c.id), func.max(A.c.id)).where(A.c.program_id == program_id)).one()

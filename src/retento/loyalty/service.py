@@ -233,7 +233,8 @@ def account_out(session: Session, account: Account, *, now: datetime, with_lots:
 def lot_states(session: Session, account_id: int, *, live_at: datetime | None = None) -> list[LotState]:
     """The account's lots with what is left of each (of a lot whose time has come: what was left then, which
     burnt); with `live_at`, only the lots live then (what a charge or a balance reads)."""
-    rows = session.execute(_LIVE_LOTS if live_at is not None else _LOTS, {"account_id": account_id, "live_at": live_at})
+    rows = session.execute(_LIVE_LOTS if live_at is not None else _LOTS,
+                           {"account_id": account_id, "live_at": live_at})
     return [LotState(i, ledger.points(amount + _dec(m)), a, e, o) for i, amount, m, a, e, o in rows]
 
 

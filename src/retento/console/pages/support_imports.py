@@ -30,7 +30,7 @@ marketing = web.may_change("marketing")
 BATCH = 500  # records a transaction; more than one batch: the import runs in the background
 DOC_BATCH = 20  # documentation files a transaction
 MAX_FILE = 50 * 1024 * 1024
-KINDS = ("tickets", "docs", "tasks")
+KINDS = import_jobs.KINDS
 KEPT = 20  # the latest imports the page shows
 
 
