@@ -17,7 +17,7 @@ from retento import batch
 from retento.batch import Done, Outcome, Stored
 from retento.core import bus, limits
 from retento.core.changes import ChangeContext
-from retento.core.db.bulk import one_of, rows_with_keys, update_rows
+from retento.core.db.bulk import insert_rows, one_of, rows_with_keys, update_rows
 from retento.core.errors import Conflict, DomainError, FieldError, NotFound
 from retento.customers import events as ev, labels
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
@@ -342,7 +342,7 @@ def edit_many(session: Session, *, edits: Sequence[tuple[int, CustomerEdit | Edi
     if not edits:
         return []
     session.flush()
-    state = _current(session, list(dict.fromkeys(cid for cid, _, _ in edits)))
+    state = snapshots(session, (cid for cid, _, _ in edits))
     for cid, _, _ in edits:
         if cid not in state:
             raise NotFound("id", f"customer {cid} not found")
@@ -395,29 +395,6 @@ def _by_ids(*columns: Any, key: Any) -> Select[Any]:
 
 
 _READ_MANAGERS = _by_ids(_CUSTOMER.c.id, _CUSTOMER.c.manager_id, key=_CUSTOMER.c.id)
-_READ_CURRENT = _by_ids(*(_CUSTOMER.c[k] for k in ("id", "site_id", *COLUMNS, "email_confirmed_at", "created_at")),
-                        key=_CUSTOMER.c.id)
-_READ_LABELS = {field: _by_ids(model.__table__.c.customer_id, model.__table__.c[column],
-                               key=model.__table__.c.customer_id) for field, (model, column) in _LABELS.items()}
-_READ_CONSENTS = _by_ids(Consent.__table__, key=Consent.__table__.c.customer_id)
-
-
-def _current(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
-    """`snapshot` of many customers read with Core, in four queries per 900 ids."""
-    out: dict[int, dict[str, Any]] = {}
-    for i in range(0, len(ids), 900):
-        chunk = {"ids": ids[i:i + 900]}
-        for row in session.execute(_READ_CURRENT, chunk):
-            out[row.id] = {**row._mapping, "tags": [], "interests": [], "consents": {}}
-        for field, q in _READ_LABELS.items():
-            for cid, value in session.execute(q, chunk):
-                out[cid][field].append(value)
-        for c in session.execute(_READ_CONSENTS, chunk):
-            out[c.customer_id]["consents"][c.channel] = {"granted": c.granted, "at": c.at, "source": c.source}
-    for snap in out.values():
-        snap["tags"].sort()
-        snap["interests"].sort()
-    return out
 
 
 def _store(session: Session, original: dict[int, dict[str, Any]], state: dict[int, dict[str, Any]],
@@ -439,6 +416,8 @@ def _store(session: Session, original: dict[int, dict[str, Any]], state: dict[in
                 consents.update(((cid, ch), x) for ch, x in v.items() if before[k].get(ch) != x)
             else:
                 values[k] = v
+        if touched[cid] & LABELLED:  # the labels column from the label rows as written below (`labels.refresh`)
+            values["labels"] = labels.of(after["tags"], after["interests"], after["consents"])
         values["updated_at"] = now
         groups[tuple(values)].append({"id": cid, **values})
     for rows in groups.values():  # by id: concurrent writers lock rows in the same order
@@ -446,16 +425,14 @@ def _store(session: Session, original: dict[int, dict[str, Any]], state: dict[in
     for field, new in replaced.items():
         model, column = _LABELS[field]
         t = model.__table__
-        for cids in (sorted(new)[i:i + 900] for i in range(0, len(new), 900)):
-            session.execute(delete(t).where(t.c.customer_id.in_(cids)))
-        if rows := [{"customer_id": cid, column: v} for cid, values in new.items() for v in values]:
-            session.execute(insert(t), rows)
+        if new:
+            session.execute(delete(t).where(one_of(session, t.c.customer_id, new)))
+        insert_rows(session, t, [{"customer_id": cid, column: v} for cid, values in new.items() for v in values])
     if consents:
         t = Consent.__table__
         session.execute(delete(t).where(t.c.customer_id == bindparam("c"), t.c.channel == bindparam("ch")),
                         [{"c": cid, "ch": ch} for cid, ch in consents])
         session.execute(insert(t), [{"customer_id": cid, "channel": ch, **x} for (cid, ch), x in consents.items()])
-    labels.refresh(session, [cid for cid in changed if touched[cid] & LABELLED])
     keys = [identity_key(Customer, cid) for cid in changed] + [identity_key(Consent, k) for k in consents]
     for obj in filter(None, map(session.identity_map.get, keys)):
         session.expire(obj)

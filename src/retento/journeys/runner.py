@@ -7,14 +7,14 @@ transaction. A run goes on until a step waits or the run ends."""
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -140,8 +140,10 @@ class Runner:
         session.info[LOGGED] = session.info.get(LOGGED, 0) + len(writes.logs)
 
     def _load(self, session: Session, rows: list[Row], now: datetime) -> list[Turn]:
+        # a row's context is its own (the driver parses each row's JSON anew) and the rows are not read again (a
+        # failed batch locks its runs anew), so the turns change it in place without a copy
         turns = [Turn(r.id, r.journey_id, r.version_id, r.site_id, r.customer_id, r.entry_event_id, r.step, r.phase,
-                      r.due_at, copy.deepcopy(r.context or {})) for r in sorted(rows, key=lambda r: r.id)]
+                      r.due_at, r.context or {}) for r in sorted(rows, key=lambda r: r.id)]
         versions = self.versions.get(session, {t.version_id for t in turns})
         snaps = customers.snapshots(session, {t.customer_id for t in turns})
         zones = dict(session.execute(select(Site.id, Site.timezone).where(
@@ -295,17 +297,15 @@ class Runner:
 
     @staticmethod
     def _leave(session: Session, leaves: list[dict[str, Any]]) -> None:
-        """The step log rows of the waits the batch's runs left: how and when (an executemany per shape)."""
-        t = JourneyStep.__table__
-        key = (t.c.run_id == bindparam("r")) & (t.c.step == bindparam("s"))
-        plain = [{k: v for k, v in leave.items() if k != "d"} for leave in leaves if leave["d"] is None]
-        detailed = [leave for leave in leaves if leave["d"] is not None]
-        conn = session.connection()
-        if plain:
-            conn.execute(update(t).where(key).values(outcome=bindparam("o"), left_at=bindparam("t")), plain)
-        if detailed:
-            conn.execute(update(t).where(key).values(outcome=bindparam("o"), left_at=bindparam("t"),
-                                                     detail=bindparam("d", type_=t.c.detail.type)), detailed)
+        """The step log rows of the waits the batch's runs left: how and when (one UPDATE per shape, keyed by run
+        and step)."""
+        plain = [{"run_id": x["r"], "step": x["s"], "outcome": x["o"], "left_at": x["t"]}
+                 for x in leaves if x["d"] is None]
+        detailed = [{"run_id": x["r"], "step": x["s"], "outcome": x["o"], "left_at": x["t"], "detail": x["d"]}
+                    for x in leaves if x["d"] is not None]
+        for rows in (plain, detailed):
+            update_rows(session, JourneyStep.__table__, sorted(rows, key=itemgetter("run_id", "step")),
+                        key=("run_id", "step"))
 
     def _branch(self, t: Turn, step: BranchStep, engaged: dict[int, set[str]], now: datetime) -> int | None:
         bound = False

@@ -211,8 +211,10 @@ def _insert_plan(dialect: Any, table: Table, keys: tuple[str, ...]) -> tuple[str
     return sql, keys, processors
 
 
-def update_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id") -> None:
-    """UPDATE many rows (all with the same keys): each row's other columns where `key` equals its `key`.
+def update_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *,
+                key: str | tuple[str, ...] = "id") -> None:
+    """UPDATE many rows (all with the same keys): each row's other columns where `key` (a column, or a tuple of
+    columns: a composite key) equals its `key`.
 
     PostgreSQL: one statement for all of them, the rows sent as one JSON array read back with
     `jsonb_to_recordset` and the columns' own types (an executemany costs a round of the protocol per row);
@@ -221,33 +223,36 @@ def update_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
     """
     if not rows:
         return
-    columns = [k for k in rows[0] if k != key]
+    keys = (key,) if isinstance(key, str) else tuple(key)
+    columns = [k for k in rows[0] if k not in keys]
     conn = session.connection()
     dialect = conn.dialect
     if dialect.name != "postgresql":
-        conn.execute(_update_statement(table, key, tuple(columns)),
-                     [{"k_": r[key], **{f"v_{c}": r[c] for c in columns}} for r in rows])
+        conn.execute(_update_statement(table, keys, tuple(columns)),
+                     [{**{f"k_{k}": r[k] for k in keys}, **{f"v_{c}": r[c] for c in columns}} for r in rows])
         return
-    sql, is_json = _update_plan(dialect, table, key, tuple(columns))
-    payload = [{c: (json_dumps(r[c]) if is_json[c] else r[c]) for c in (key, *columns)} for r in rows]
+    sql, is_json = _update_plan(dialect, table, keys, tuple(columns))
+    payload = [{c: (json_dumps(r[c]) if is_json[c] else r[c]) for c in (*keys, *columns)} for r in rows]
     conn.exec_driver_sql(sql, (orjson.dumps(payload, default=json_default).decode(),))
 
 
 @lru_cache(maxsize=256)
-def _update_statement(table: Table, key: str, columns: tuple[str, ...]) -> Any:
+def _update_statement(table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
     """SQLite's `UPDATE ... WHERE key = ?`, built once per set of columns."""
-    return update(table).where(table.c[key] == bindparam("k_")).values({c: bindparam(f"v_{c}") for c in columns})
+    return (update(table).where(*(table.c[k] == bindparam(f"k_{k}") for k in keys))
+            .values({c: bindparam(f"v_{c}") for c in columns}))
 
 
 @lru_cache(maxsize=256)
-def _update_plan(dialect: Any, table: Table, key: str, columns: tuple[str, ...]) -> tuple[str, dict[str, bool]]:
+def _update_plan(dialect: Any, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]
+                 ) -> tuple[str, dict[str, bool]]:
     prep = dialect.identifier_preparer
-    is_json = {c: isinstance(table.c[c].type.dialect_impl(dialect), JSON) for c in (key, *columns)}
+    is_json = {c: isinstance(table.c[c].type.dialect_impl(dialect), JSON) for c in (*keys, *columns)}
     defs = ", ".join(f"{prep.quote(c)} {'text' if is_json[c] else table.c[c].type.compile(dialect=dialect)}"
-                     for c in (key, *columns))
+                     for c in (*keys, *columns))
     sets = ", ".join(f"{prep.quote(c)} = " + (f"CAST(v.{prep.quote(c)} AS jsonb)" if is_json[c] else
                                                f"v.{prep.quote(c)}") for c in columns)
     name = prep.format_table(table)
-    sql = (f"UPDATE {name} SET {sets} FROM jsonb_to_recordset(CAST(%s AS jsonb)) AS v({defs}) "
-           f"WHERE {name}.{prep.quote(key)} = v.{prep.quote(key)}")
+    where = " AND ".join(f"{name}.{prep.quote(k)} = v.{prep.quote(k)}" for k in keys)
+    sql = f"UPDATE {name} SET {sets} FROM jsonb_to_recordset(CAST(%s AS jsonb)) AS v({defs}) WHERE {where}"
     return sql, is_json
