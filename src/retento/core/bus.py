@@ -51,6 +51,7 @@ from retento.core.db.transactions import transaction
 from retento.core.db.types import Base, JSONType, UTCDateTime
 from retento.core.jsonable import serialised
 from retento.core.scoping import GLOBAL, BySite
+from retento.core.worker import in_round
 
 log = logging.getLogger(__name__)
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -143,17 +144,22 @@ def event_row(
     }
 
 
+_RECORDED = "bus.recorded"  # session.info: the transaction recorded events (its commit wakes a waiting worker)
+
+
 def record(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     """Store events in the caller's transaction: they exist if and only if the change commits."""
     rows = list(rows)
     if rows:
         changelog.claim(session, Event.__table__)
         insert_rows(session, Event.__table__, rows)
+        session.info[_RECORDED] = True
 
 
 def record_select(session: Session, columns: Sequence[str], query: Select) -> int:
     """Store the events an `INSERT ... SELECT` yields (set-based producers), like `record`; returns how many."""
     changelog.claim(session, Event.__table__)
+    session.info[_RECORDED] = True
     return session.execute(insert(Event.__table__).from_select(list(columns), query),
                            execution_options={"preserve_rowcount": True}).rowcount
 
@@ -201,10 +207,14 @@ class Bus:
         self._newest: int | None = None
         self.wakeup = threading.Event()
         event.listen(factory, "after_commit", self._after_commit)
+        event.listen(factory, "after_rollback", lambda session: session.info.pop(_RECORDED, None))
 
-    def _after_commit(self, _session: Session) -> None:
+    def _after_commit(self, session: Session) -> None:
         self._newest = None  # events may have been recorded
-        self.wakeup.set()  # a waiting worker looks for new events now instead of at its next poll
+        # a waiting worker looks for new events (or work another thread queued) now instead of at its next poll;
+        # a worker round's own commits without events do not wake it (else an idle worker never waits)
+        if session.info.pop(_RECORDED, False) or not in_round():
+            self.wakeup.set()
 
     def subscribe(
         self, name: str, handler: Handler, *, types: Iterable[str] | None = None, start: str = "beginning",

@@ -2,6 +2,8 @@
 
 In `run()` each job that has a `fair` variant does only a bounded turn of its work per round (a few batches,
 about a quarter of a second), so a steady stream of events cannot hold due timers back: the jobs take turns.
+A round that found nothing waits for the wakeup (a commit in this process that recorded events, or any commit
+outside a worker round: `in_round`) or the poll interval; the round's own commits do not wake it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,13 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 Job = Callable[[], int]  # does due work, returns how much it did
+_round = threading.local()
+
+
+def in_round() -> bool:
+    """This thread is inside a round of `Worker.run` (its commits are the worker's own: they wake no one unless
+    they recorded events, `bus.Bus`)."""
+    return getattr(_round, "on", False)
 
 
 class Worker:
@@ -39,6 +48,11 @@ class Worker:
         log.info("worker started with jobs: %s", ", ".join(n for n, *_ in self._jobs))
         while not stop.is_set():
             self._wakeup.clear()
-            if self.tick(fair=True) == 0:
+            _round.on = True
+            try:
+                done = self.tick(fair=True)
+            finally:
+                _round.on = False
+            if done == 0:
                 self._wakeup.wait(self._poll)
         log.info("worker stopped")
