@@ -66,7 +66,6 @@ class Result:
     expired: int = 0
     charge_ms: list[float] = field(default_factory=list)
     charge_base_ms: list[float] = field(default_factory=list)
-    expiry_unvacuumed_s: float | None = None  # PostgreSQL: the expiry right after the accrual, before VACUUM
     analyzes: int = 0  # PostgreSQL with autovacuum off: the ANALYZEs timed in the accrual (`_AutoAnalyze`)
     analyze_s: float = 0.0
 
@@ -126,17 +125,6 @@ def analyzed(target: Target) -> None:
         with target.raw() as conn:
             conn.autocommit = True
             conn.execute("ANALYZE")
-
-
-def vacuumed(target: Target) -> None:
-    """PostgreSQL: VACUUM (ANALYZE) after the accrual, before the expiry and its baseline copy (not timed). Lots
-    burn a year after they were written; on a server with autovacuum on (the default) the ledger and the accounts
-    have been vacuumed many times by then (hint bits set, pages all-visible, the accrual's row locks cleared), which
-    a run right after writing them pays for instead (the bench also times that, on a copy: `expiry_unvacuumed_s`)."""
-    if target.backend == "postgres":
-        with target.raw() as conn:
-            conn.autocommit = True
-            conn.execute("VACUUM (ANALYZE)")
 
 
 class _AutoAnalyze:
@@ -382,10 +370,6 @@ def run(target: Target, *, n: int, charge_count: int, progress: Any, build: bool
     result = Result(target.version, n)
     before = target.clone("before")
     result.accrual_s = accrual(target, n, progress, result)
-    if target.backend == "postgres":  # also timed as it is right after the accrual, reported beside the table
-        unvacuumed = target.clone("unvacuumed")
-        result.expiry_unvacuumed_s = expiry(unvacuumed)[0]
-    vacuumed(target)
     after = target.clone("after")
     result.expiry_s, result.expired = expiry(target)
     result.accrual_base_s = accrual_baseline(before, n, progress)
