@@ -10,8 +10,8 @@ claims: the entry (send, wait), the end of the first wait (tag, wait), the end o
   on between three phases, so every run takes each of its three claims; transitions/s is 5n over the three
   phases' wall time. The baseline: the same step log rows copied with the driver's executemany into a copy of
   the database made before the run.
-- Lag: customers enter at `rate` per second for `lag_seconds` (runs due at their slot), worker processes on a clock
-  that advances with wall time; the lag of a claim is the time from the run's due time to the commit that advanced
+- Lag: customers enter at `rate` per second for `lag_seconds` (runs due at their slot), worker processes running
+  `retento worker`'s loop (`Worker.run`, with only the journeys job) on a clock that advances with wall time; the lag of a claim is the time from the run's due time to the commit that advanced
   it. After two minutes the entries and both waits' ends overlap: transitions/s in that stretch are 5 x rate.
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -34,11 +35,13 @@ from retento.bootstrap import bootstrap, configure_process, settle_process
 from retento.core.clock import FrozenClock
 from retento.core.config import Settings
 from retento.core.db.transactions import transaction
+from retento.core.worker import Worker
 from retento.customers.models import Customer
 from retento.journeys import service as journeys
 from retento.journeys.compiled import Versions
 from retento.journeys.models import Journey, JourneyRun, JourneyVersion
 from retento.journeys.runner import ACTIVE, CLAIMED, ENTER, LOGGED, QUEUE, Runner
+from retento.journeys.wiring import runner_of
 from retento.messaging import service as messaging
 from retento.messaging.schemas import CascadeIn, PolicyIn, TemplateIn
 from retento.migrate import migrate
@@ -47,7 +50,9 @@ from retento.sites.schemas import SiteCreate
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 BATCH = 500  # runs a worker claims per transaction (the default `trigger_timer_batch`)
-GATHER = 0.1  # lag part: a worker that caught up looks again after this many seconds
+# lag part: `RETENTO_WORKER_POLL_SECONDS` of the workers (a worker that found nothing looks again after this long;
+# another process's commits do not wake it, so the default 1.0 puts up to 1 s on a run that falls due meanwhile)
+POLL = 0.1
 STEPS = 5
 RUN_COLUMNS = ("journey_id", "version_id", "site_id", "customer_id", "active_customer_id", "state", "step", "phase",
                "due_at", "context", "attempts", "entered_at")
@@ -216,9 +221,9 @@ def drain(target: Target, workers: int, n: int, progress: Any) -> Drain:
     return Drain(workers, written["journey_steps"], sum(phases), phases, cpu, written)
 
 
-def _worker_app(url: str, clock: Any) -> Any:
+def _worker_app(url: str, clock: Any, **settings_: Any) -> Any:
     """An app as `retento worker` builds it in its process (its GC threshold, what bootstrap built frozen)."""
-    settings = Settings(database_url=url)
+    settings = Settings(database_url=url, **settings_)
     configure_process(settings)
     app = bootstrap(settings, clock=clock)
     settle_process()
@@ -309,19 +314,32 @@ def lag(target: Target, workers: int, rate: int, seconds: int, progress: Any) ->
 
 
 def _lag_worker(url: str, report: Any, at: datetime, guard: float, epoch: float) -> float:
+    """`retento worker`'s loop (`core.worker.Worker.run`: each round the journeys job's fair slice, a round that
+    found nothing waits for the wakeup or the poll interval of the settings) with only the journeys job, the
+    app's own runner, with `RETENTO_WORKER_POLL_SECONDS` at `POLL`; it stops once no run is active (checked
+    twice a second outside the worker's sessions)."""
     clock = WallClock(at, epoch)
-    app = _worker_app(url, clock)
+    app = _worker_app(url, clock, worker_poll_seconds=POLL)
     try:
-        runner = Runner(app.sessions, clock, batch=BATCH, versions=Versions())
+        runner = runner_of(app)
         _Watch(clock, lambda lags, logged, at: report((lags, logged, at)), epoch).listen(app.sessions)
-        cpu, last = time.process_time(), 0.0
-        while time.time() - epoch < guard:
-            # caught up (the last pass came back short): what falls due in the next GATHER seconds is claimed
-            # together, in full batches, instead of in small slices a few milliseconds apart
-            time.sleep(max(0.0, last + GATHER - time.time()))
-            last = time.time()
-            if runner.advance_due() == 0 and not _any(app, JourneyRun.state == ACTIVE):
-                break
+        worker = Worker(app.bus.wakeup, app.settings.worker_poll_seconds)
+        worker.add_job("journeys", runner.advance_due, fair=runner.advance_slice)
+        stop = threading.Event()
+
+        def until_done() -> None:
+            active = select(JourneyRun.id).where(JourneyRun.state == ACTIVE).limit(1)
+            while not stop.wait(0.5):
+                with app.engine.connect() as conn:
+                    if time.time() - epoch >= guard or conn.execute(active).first() is None:
+                        stop.set()
+                        app.bus.wakeup.set()
+
+        watcher = threading.Thread(target=until_done, daemon=True)
+        cpu = time.process_time()
+        watcher.start()
+        worker.run(stop)
+        watcher.join()
         return time.process_time() - cpu
     finally:
         app.close()
