@@ -276,10 +276,12 @@ def accrue(session: Session, dues: Sequence[Due]) -> list[Due]:
     ids = sorted(per_account)
     locking = select(A.c.id, A.c.program_id, A.c.site_id, A.c.customer_id, A.c.status, A.c.level).where(
         bulk.one_of(session, A.c.id, ids)).order_by(A.c.id)
-    accounts = {r.id: r for r in session.execute(locking.with_for_update() if dialect == "postgresql" else locking)}
+    # `.all()`: the driver's fetchall, not a fetchone per row (a fifth of the batch's Python time on PostgreSQL)
+    accounts = {r.id: r for r in session.execute(
+        locking.with_for_update() if dialect == "postgresql" else locking).all()}
     order_ids = {d.order_id for d in dues}
     touched = set(session.execute(select(OP.c.account_id, OP.c.order_id).where(
-        bulk.one_of(session, OP.c.order_id, order_ids))).tuples())
+        bulk.one_of(session, OP.c.order_id, order_ids))).tuples().all())
     orders = _orders(session, order_ids)
     groups = orders_service.status_groups(session)
     programs = {p.id: p for p in session.scalars(select(Program).where(Program.id.in_(
@@ -335,7 +337,7 @@ def _orders(session: Session, order_ids: set[int]) -> dict[int, dict[str, Any]]:
     q = (select(o.c.id, o.c.customer_id, o.c.status, o.c.discount_total, it.c.category, it.c.quantity, it.c.price,
                 it.c.discount).outerjoin(it, it.c.order_id == o.c.id).where(bulk.one_of(session, o.c.id, order_ids))
          .order_by(o.c.id, it.c.id))
-    for oid, customer_id, status, discount_total, category, quantity, price, discount in session.execute(q):
+    for oid, customer_id, status, discount_total, category, quantity, price, discount in session.execute(q).all():
         order = out.get(oid)
         if order is None:
             order = out[oid] = {"customer_id": customer_id, "status": status, "discount_total": discount_total,

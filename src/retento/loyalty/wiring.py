@@ -43,7 +43,7 @@ def on_order_events(session: Session, events: list[Event]) -> None:
         return
     members = {(site_id, customer_id): account_id for account_id, site_id, customer_id in session.execute(
         select(Account.id, Program.site_id, Account.customer_id).join(Program, Program.id == Account.program_id)
-        .where(bulk.one_of(session, Account.customer_id, [e.customer_id for e in wanted])))}
+        .where(bulk.one_of(session, Account.customer_id, [e.customer_id for e in wanted]))).all()}
     contexts: dict[tuple[str, str, str | None, int], ChangeContext] = {}
     dues = [runs.Due(e.order_id, members[(e.site_id, e.customer_id)], f"event:{e.id}",
                      contexts.get(k) or contexts.setdefault(k, ChangeContext(Source(e.source), ActorType(e.actor_type),
