@@ -40,6 +40,9 @@ ENTER, WAIT = "enter", "wait"
 QUEUE = work.Queue.in_transaction(
     "journey_runs", JourneyRun.__table__, label="journey runs / участники цепочек", ready=ACTIVE,
     attempts="attempts", error="reason", dead=FAILED, max_attempts=5, backoff=work.Backoff(base=60, cap=3600),
+    # claimed in due order alone, as the (state, due_at) index reads them: ordered by (due_at, id) a claim sorted
+    # every run due at the same instant (a million entered at once, or their waits' ends) for each batch of 500
+    order=("due_at",),
     dead_values=lambda now: {"finished_at": now, "active_customer_id": None},
     retry_values={"finished_at": None, "reason": None, "active_customer_id": JourneyRun.__table__.c.customer_id},
     drop_values=lambda now: {"state": EXITED, "exit_reason": "dropped by an operator", "finished_at": now})
