@@ -151,7 +151,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, e
     guard = http.Guard(ssrf.AllowList.parse(settings.outgoing_allow), resolver or http.SystemResolver())
     sessions = make_session_factory(engine)
     bus = Bus(sessions, clock, batch=settings.event_batch_size, max_attempts=settings.event_max_attempts)
-    worker = Worker(bus.wakeup, settings.worker_poll_seconds)
+    worker = Worker(bus.wakeup, settings.worker_poll_seconds, periodic_seconds=settings.worker_periodic_seconds)
     worker.add_job("events", bus.dispatch, fair=bus.dispatch_slice)
     app = App(settings=settings, clock=clock, engine=engine, sessions=sessions, bus=bus, worker=worker,
               http=http.Client(guard), group_commit=GroupCommit(sessions), parts=parts or assemble())

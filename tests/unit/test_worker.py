@@ -31,3 +31,52 @@ def test_run_stops_when_told():
     worker.add_job("stopper", lambda: stop.set() or 0)
     worker.run(stop)
     assert stop.is_set()
+
+
+def test_a_periodic_job_that_found_nothing_waits_out_the_poll_while_streaming_jobs_stay_busy():
+    calls: list[str] = []
+    work = {"events": 3, "deliveries": 0}
+
+    def events() -> int:
+        calls.append("events")
+        if work["events"]:
+            work["events"] -= 1
+            return 1
+        return 0
+
+    def deliveries() -> int:
+        calls.append("deliveries")
+        n, work["deliveries"] = work["deliveries"], 0
+        return n
+
+    worker = Worker(threading.Event(), poll_seconds=60)
+    worker.add_job("events", events, fair=events)
+    worker.add_job("deliveries", deliveries)
+    idle: dict[str, float] = {}
+    worker.tick(fair=True, idle=idle)  # deliveries found nothing: not asked again within the poll interval
+    work["deliveries"] = 2
+    worker.tick(fair=True, idle=idle)
+    assert calls == ["events", "deliveries", "events"]
+    idle.clear()  # what `run()` does when a commit from outside wakes an idle wait
+    assert worker.tick(fair=True, idle=idle) == 3
+    assert worker.tick(fair=True, idle=idle) == 0  # delivered: asked again on the next round, which finds nothing
+    assert calls[-4:] == ["events", "deliveries", "events", "deliveries"]
+    assert worker.tick() == 0 and calls[-2:] == ["events", "deliveries"]  # an explicit tick asks every job
+
+
+def test_run_asks_every_job_again_when_woken_from_an_idle_wait():
+    wakeup, stop = threading.Event(), threading.Event()
+    asked: list[int] = []
+    worker = Worker(wakeup, poll_seconds=60)
+
+    def periodic() -> int:
+        asked.append(1)
+        if len(asked) == 1:
+            wakeup.set()  # a commit from outside the rounds (an API request in the same process)
+        else:
+            stop.set()
+        return 0
+
+    worker.add_job("periodic", periodic)
+    worker.run(stop)  # with a 60 s poll this returns at once only if the wakeup asked the idle job again
+    assert len(asked) == 2

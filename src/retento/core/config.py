@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     default_region: str = Field("RU", description="Region for phone numbers written without +country code")
     default_currency: str = Field("RUB", description="Currency of sites created without one")
     worker_poll_seconds: float = Field(1.0, gt=0, description="How often an idle worker looks for work")
+    worker_periodic_seconds: float = Field(
+        1.0, ge=0, description="How often a busy worker asks a periodic job (deliveries, refreshes, purges) that "
+        "found nothing the last time"
+    )
     event_batch_size: int = Field(500, gt=0, description="Events a subscriber handles per transaction")
     event_max_attempts: int = Field(
         10, gt=0, description="Failed deliveries of one event to one subscriber before it is dead-lettered"
