@@ -11,8 +11,8 @@ claims: the entry (send, wait), the end of the first wait (tag, wait), the end o
   phases' wall time. The baseline: the same step log rows copied with the driver's executemany into a copy of
   the database made before the run.
 - Lag: customers enter at `rate` per second for `lag_seconds` (runs due at their slot), worker processes running
-  `retento worker`'s loop (`Worker.run`, with only the journeys job) on a clock that advances with wall time; the lag of a claim is the time from the run's due time to the commit that advanced
-  it. After two minutes the entries and both waits' ends overlap: transitions/s in that stretch are 5 x rate.
+  `retento worker`'s loop (`Worker.run`, with only the journeys job, default settings) on a clock that advances
+  with wall time; the lag of a claim is the time from the run's due time to the commit that advanced it. After two minutes the entries and both waits' ends overlap: transitions/s in that stretch are 5 x rate.
 """
 
 from __future__ import annotations
@@ -35,13 +35,11 @@ from retento.bootstrap import bootstrap, configure_process, settle_process
 from retento.core.clock import FrozenClock
 from retento.core.config import Settings
 from retento.core.db.transactions import transaction
-from retento.core.worker import Worker
 from retento.customers.models import Customer
 from retento.journeys import service as journeys
 from retento.journeys.compiled import Versions
 from retento.journeys.models import Journey, JourneyRun, JourneyVersion
 from retento.journeys.runner import ACTIVE, CLAIMED, ENTER, LOGGED, QUEUE, Runner
-from retento.journeys.wiring import runner_of
 from retento.messaging import service as messaging
 from retento.messaging.schemas import CascadeIn, PolicyIn, TemplateIn
 from retento.migrate import migrate
@@ -50,9 +48,6 @@ from retento.sites.schemas import SiteCreate
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 BATCH = 500  # runs a worker claims per transaction (the default `trigger_timer_batch`)
-# lag part: `RETENTO_WORKER_POLL_SECONDS` of the workers (a worker that found nothing looks again after this long;
-# another process's commits do not wake it, so the default 1.0 puts up to 1 s on a run that falls due meanwhile)
-POLL = 0.1
 STEPS = 5
 RUN_COLUMNS = ("journey_id", "version_id", "site_id", "customer_id", "active_customer_id", "state", "step", "phase",
                "due_at", "context", "attempts", "entered_at")
@@ -315,16 +310,14 @@ def lag(target: Target, workers: int, rate: int, seconds: int, progress: Any) ->
 
 def _lag_worker(url: str, report: Any, at: datetime, guard: float, epoch: float) -> float:
     """`retento worker`'s loop (`core.worker.Worker.run`: each round the journeys job's fair slice, a round that
-    found nothing waits for the wakeup or the poll interval of the settings) with only the journeys job, the
-    app's own runner, with `RETENTO_WORKER_POLL_SECONDS` at `POLL`; it stops once no run is active (checked
-    twice a second outside the worker's sessions)."""
+    found nothing waits for the wakeup, the next run's due time or the poll interval, at the default settings)
+    with only the journeys job as the app installed it; it stops once no run is active (checked twice a second
+    outside the worker's sessions)."""
     clock = WallClock(at, epoch)
-    app = _worker_app(url, clock, worker_poll_seconds=POLL)
+    app = _worker_app(url, clock)
     try:
-        runner = runner_of(app)
         _Watch(clock, lambda lags, logged, at: report((lags, logged, at)), epoch).listen(app.sessions)
-        worker = Worker(app.bus.wakeup, app.settings.worker_poll_seconds)
-        worker.add_job("journeys", runner.advance_due, fair=runner.advance_slice)
+        worker = app.worker.only("journeys")
         stop = threading.Event()
 
         def until_done() -> None:

@@ -152,7 +152,7 @@ def _fire_worker(url: str, window: tuple[datetime, datetime], epoch: float, stop
     worker processes); reports (timers done, lags) after each commit that finished some. Returns its (CPU s,
     driver s)."""
     clock = WallClock(FIRE_START, epoch)
-    settings = Settings(database_url=url, worker_poll_seconds=0.05)
+    settings = Settings(database_url=url)  # the defaults of `retento worker`
     configure_process(settings)  # as `retento worker`: its GC threshold, and what is built so far frozen
     app = bootstrap(settings, clock=clock)
     settle_process()

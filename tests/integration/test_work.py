@@ -297,3 +297,14 @@ def test_a_delayed_run_that_breaks_its_batch_goes_alone_then_is_retried_and_fail
         assert [d["id"] for d in work.dead_letters(s, q)] == [bad.id]
         assert work.retry(s, q, [bad.id], now=clock.now()) == [bad.id]
     assert (timers()[ids[1]].state, timers()[ids[1]].attempts) == ("pending", 0)
+
+
+def test_due_in_is_the_wait_until_the_earliest_waiting_row_falls_due(jobs):
+    app = jobs
+    now = app.clock.now()
+    assert work.due_in(app.sessions, QUEUE, now=now) is None  # nothing waits
+    _add(app, 1, due_at=now + timedelta(seconds=90))
+    _add(app, 1, due_at=now + timedelta(seconds=30), state="done")  # finished work is not waited for
+    assert work.due_in(app.sessions, QUEUE, now=now) == 90.0
+    _add(app, 1, due_at=now - timedelta(seconds=5))
+    assert work.due_in(app.sessions, QUEUE, now=now) == -5.0  # due now: an idle worker looks again at once

@@ -1,8 +1,9 @@
 """The worker: `tick()` drains every job; the fair ticks `run()` makes give each job a bounded turn."""
 
 import threading
+import time
 
-from retento.core.worker import Worker
+from retento.core.worker import MIN_WAIT, Worker
 
 
 def test_fair_ticks_let_timers_in_between_batches_of_events():
@@ -80,3 +81,29 @@ def test_run_asks_every_job_again_when_woken_from_an_idle_wait():
     worker.add_job("periodic", periodic)
     worker.run(stop)  # with a 60 s poll this returns at once only if the wakeup asked the idle job again
     assert len(asked) == 2
+
+
+def test_an_idle_run_waits_only_until_the_earliest_scheduled_work_falls_due():
+    stop = threading.Event()
+    rounds: list[float] = []
+    worker = Worker(threading.Event(), poll_seconds=60)
+
+    def timers() -> int:
+        rounds.append(time.monotonic())
+        if len(rounds) == 2:
+            stop.set()
+        return 0  # nothing due yet: the first round finds nothing
+
+    worker.add_job("timers", timers, fair=timers, due_in=lambda: 0.05)
+    worker.add_job("other", lambda: 0, due_in=lambda: None)  # nothing scheduled: the poll is its bound
+    worker.run(stop)  # with a 60 s poll this returns at once only if the wait ended when the timer fell due
+    assert len(rounds) == 2 and rounds[1] - rounds[0] < 30
+    assert worker.idle_wait() == 0.05
+
+
+def test_an_idle_wait_is_the_poll_when_nothing_is_scheduled_and_never_a_busy_loop():
+    worker = Worker(threading.Event(), poll_seconds=2)
+    assert worker.idle_wait() == 2
+    worker.add_job("late", lambda: 0, due_in=lambda: -3.0)  # due, but held by another worker
+    worker.add_job("broken", lambda: 0, due_in=lambda: 1 / 0)  # a failing look-up costs only the early wake
+    assert worker.idle_wait() == MIN_WAIT

@@ -131,12 +131,12 @@ class Queue:
     def leased_states(self) -> tuple[str, ...]:
         return (self.held, *self.in_flight)
 
-    def waiting(self, now: datetime) -> ColumnElement[bool]:
-        """Work that is due: ready, past its due time, and whatever `where` adds."""
+    def waiting(self, now: datetime | None) -> ColumnElement[bool]:
+        """Work that is due: ready, past its due time (any time with `now` None), and whatever `where` adds."""
         parts = []
         if self.state is not None:
             parts.append(self.c(self.state) == self.ready)
-        if self.due is not None:
+        if self.due is not None and now is not None:
             parts.append(self.is_due(now))
         if self.where is not None:
             parts.append(self.where(self.table))
@@ -502,6 +502,19 @@ def _operate(session: Session, q: Queue, ids: Sequence[int], stmt: Any) -> list[
 
 
 # --- the loop ---------------------------------------------------------------------------------------------
+
+def due_in(sessions: sessionmaker[Session], queue: Queue, *, now: datetime) -> float | None:
+    """Seconds from `now` until the queue's earliest waiting row falls due (0 or less: one is due now; None:
+    nothing waits), read through its due index: what an idle worker waits for (`Worker.add_job(due_in=...)`)."""
+    if queue.due is None:
+        raise ValueError(f"{queue.name}: a queue without due times has nothing scheduled")
+    due = queue.c(queue.due)
+    with transaction(sessions) as s:
+        at = s.scalar(select(func.min(due)).where(queue.waiting(None)))
+        if queue.due_null and s.scalar(select(literal(1)).where(queue.waiting(None), due.is_(None)).limit(1)):
+            return 0.0
+    return None if at is None else (at - now).total_seconds()
+
 
 def drain(step: Callable[[], int], *, batch: int, max_seconds: float | None = None) -> int:
     """Run `step` (one batch of work; returns how much it did) until a batch comes back short, or, with

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from retento.core import work
 from retento.journeys import events
 from retento.journeys.compiled import Versions
 from retento.journeys.entries import Entries
@@ -21,7 +22,8 @@ def install(app: App) -> None:
     app.bus.subscribe(events.SUBSCRIBER, lambda session, ev: entries.on_batch(session, [ev]),
                       batch_handler=entries.on_batch)
     app.work.add(QUEUE.name, QUEUE)
-    app.worker.add_job("journeys", runner.advance_due, fair=runner.advance_slice)
+    app.worker.add_job("journeys", runner.advance_due, fair=runner.advance_slice,
+                       due_in=lambda: work.due_in(app.sessions, QUEUE, now=app.clock.now()))
     app.journeys = runner  # type: ignore[attr-defined]
 
 

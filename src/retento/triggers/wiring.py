@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import event
 
+from retento.core import work
 from retento.triggers import timers
 from retento.triggers.engine import Engine
 
@@ -28,7 +29,8 @@ def install(app: App) -> None:
     event.listen(app.sessions, "before_commit", engine.flush)
     event.listen(app.sessions, "after_transaction_end", _forget_buffer)
     app.work.add(timers.QUEUE.name, timers.QUEUE)
-    app.worker.add_job("trigger_timers", engine.fire_due, fair=engine.fire_slice)
+    app.worker.add_job("trigger_timers", engine.fire_due, fair=engine.fire_slice,
+                       due_in=lambda: work.due_in(app.sessions, timers.QUEUE, now=app.clock.now()))
     app.triggers = engine  # type: ignore[attr-defined]
 
 
