@@ -241,3 +241,24 @@ def test_a_task_for_nobody_keeps_nobody_when_its_step_form_is_saved(client, worl
     changed = client.post(f"/journeys/{jid}/steps/0", data={**form, "assignee": "customer_manager"})
     assert changed.headers["location"].endswith("saved=new-version#step-call")
     assert definition(world.app, jid)["steps"][0]["assignee"] == "customer_manager"
+
+
+def test_a_wait_for_an_event_without_a_timeout_and_an_unreachable_step_are_refused_at_their_step(
+        client, world) -> None:  # noqa: ANN001
+    csrf = sign_in(client, "marketer@example.com")
+    jid = install(client, csrf, "reactivation")
+    assert [s["id"] for s in definition(world.app, jid)["steps"]] == ["hello", "order", "bonus", "bonus-mail"]
+    order = {"csrf_token": csrf, "version": "1", "type": "wait_event", "event": "ordered", "on_timeout": "bonus"}
+    wrong = client.post(f"/journeys/{jid}/steps/1", data=order)
+    assert wrong.status_code == 400 and "Not saved. Problems: 1, shown at the steps" in wrong.text
+    section = re.search(r'<section class="step bad" id="step-order".*?</section>', wrong.text, re.S).group(0)
+    assert "<code>timeout</code>: a wait for an event needs a timeout" in section, section
+    assert definition(world.app, jid)["steps"][1]["timeout"] == {"days": 14, "hours": 0, "minutes": 0}
+
+    skip = client.post(f"/journeys/{jid}/steps/1", data={**order, "timeout.days": "14", "on_timeout": "bonus-mail"})
+    assert skip.status_code == 400  # `bonus` is no longer reached from anywhere
+    section = re.search(r'<section class="step bad" id="step-bonus".*?</section>', skip.text, re.S).group(0)
+    assert "step &#39;bonus&#39; is unreachable from the start" in section, section
+    assert definition(world.app, jid)["steps"][1]["on_timeout"] == "bonus"
+    ok = client.post(f"/journeys/{jid}/steps/1", data={**order, "timeout.days": "10"})
+    assert ok.status_code == 303 and definition(world.app, jid)["steps"][1]["timeout"]["days"] == 10

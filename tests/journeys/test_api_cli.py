@@ -147,3 +147,26 @@ def test_a_task_for_nobody_stays_for_nobody_through_api_and_yaml(app, http, cli_
     again = cli_env.invoke(cli, ["journeys", "apply", str(path)])
     assert again.exit_code == 0 and "journey welcome unchanged" in again.output, again.output
     assert http.post("/api/v1/journeys", json=nobody).json()["outcome"] == "unchanged"
+
+
+def test_cli_apply_names_an_unreachable_step_and_a_wait_without_a_timeout(app, cli_env, tmp_path):
+    f.site(app)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("""
+name: broken
+site: shop
+entry: {kind: customer_created}
+steps:
+  - {id: hello, type: add_tag, tag: hello, next: wait}
+  - {id: wait, type: wait_event, event: email_confirmed, on_event: bye}
+  - {id: bye, type: add_tag, tag: bye}
+  - {id: lost, type: add_tag, tag: lost}
+""")
+    r = cli_env.invoke(cli, ["journeys", "apply", str(bad)])
+    assert r.exit_code == 2, r.output
+    assert "steps.1.timeout: a wait for an event needs a timeout" in r.output
+    bad.write_text(bad.read_text().replace("on_event: bye}", "on_event: bye, timeout: {days: 2}}"))
+    r = cli_env.invoke(cli, ["journeys", "apply", str(bad)])
+    assert r.exit_code == 2 and "steps.3: step 'lost' is unreachable from the start ('hello')" in r.output, r.output
+    r = cli_env.invoke(cli, ["journeys", "list", "--format", "json"])
+    assert "broken" not in r.output  # nothing stored
