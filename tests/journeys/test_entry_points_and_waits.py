@@ -2,7 +2,7 @@
 event with a timeout (clicked, read, ordered, confirmed email): the event takes the run down `on_event` the moment it
 comes (clicks through the real tracking endpoint, WhatsApp reads through the provider's status webhook), its
 absence down `on_timeout` when the timeout is up, and a near miss (an open when a click is awaited, another
-customer's order) wakes nobody. Frozen clock, explicit worker ticks."""
+customer's order) wakes nobody; exits on an unsubscribe (the email's one-click link) and on leaving a segment. Frozen clock, explicit worker ticks."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import pytest
 from retento.core.db.transactions import transaction
 from retento.customers import service as customers
 from retento.customers.schemas import EntryPoint
+from retento.segments import service as segments
+from retento.segments.schemas import SegmentCreate
 from tests import factories as f
 from tests.journeys import helpers as j
 from tests.messaging import helpers as h, providers as p
@@ -151,3 +153,35 @@ def test_wait_for_an_order_or_a_confirmed_email(app, event):
     assert j.tags(app, idle) == [f"{event}-no"]
     assert j.path(app, runs[idle].id) == [("wait", "timeout"), ("no", "done")]
     assert j.path(app, runs[doer].id) == [("wait", "event"), ("yes", "done")]
+
+
+def test_exit_on_unsubscribe_through_the_emails_link_and_on_leaving_a_segment(mapp, client, smtp_server):
+    h.setup_site(mapp, policy={"cap_count": None})
+    with transaction(mapp.sessions) as s:
+        segments.create(s, data=SegmentCreate(site="shop", code="vip", name="VIP", rules={"tags": {"any": ["vip"]}}),
+                        now=mapp.clock.now())
+    h.template(mapp, "news", "email")
+    cascade = h.cascade(mapp, [("email", "news", 24)])
+    jid = j.save(mapp, {"name": "exits", "site": "shop", "entry": {"kind": "event", "event": "custom",
+                                                                   "event_name": "go"},
+                        "exits": [{"event": "unsubscribed"}, {"event": "segment_left", "segment": "vip"}],
+                        "steps": [{"id": "news", "type": "send", "cascade_id": cascade, "next": "pause"},
+                                  {"id": "pause", "type": "wait", "days": 1, "next": "after"},
+                                  {"id": "after", "type": "add_tag", "tag": "after"}]})
+    leaver, unsub, stays = (h.customer(mapp, external_id=x, channels=("email",), tags=["vip"]) for x in "lus")
+    for cid in (leaver, unsub, stays):
+        _go(mapp, cid, f"go-{cid}")
+    h.drain(mapp)
+    assert len(smtp_server.messages) == 3
+    to = [m["to"][0] for m in smtp_server.messages].index("annau@example.com")
+    header = smtp_server.parsed(to)["List-Unsubscribe"]
+    link = re.search(r"<http://testserver(/api/v1/messaging/u/[^>]+)>", header).group(1)
+    assert client.post(link, content=b"List-Unsubscribe=One-Click").status_code == 200  # the mail client's click
+    f.edit_customer(mapp, leaver, tags=[])
+    h.drain(mapp)
+    runs = {r.customer_id: r for r in j.runs(mapp, jid)}
+    assert (runs[unsub].state, runs[unsub].exit_reason) == ("exited", "unsubscribed")
+    assert (runs[leaver].state, runs[leaver].exit_reason) == ("exited", "segment_left:vip")
+    mapp.clock.advance(days=1, minutes=1)
+    h.drain(mapp)
+    assert [j.tags(mapp, c) for c in (leaver, unsub, stays)] == [[], ["vip"], ["after", "vip"]]
