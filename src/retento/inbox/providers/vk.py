@@ -6,9 +6,10 @@ answered `ok`; a message is stored once by its id."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from retento.inbox.inbound import Batch, Contact, Edited, Event, Posted, at, clip
 from retento.messaging.channels import MAX_TIMESTAMP, webhook_body
@@ -49,11 +50,17 @@ class MessageNew(BaseModel):
     client_info: dict[str, Any] | None = None
 
 
+def _as_json(value: Any) -> Any:
+    """A callback button's payload: VK sends the object the button was given; kept as its JSON text."""
+    return value if value is None or isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                                             separators=(",", ":"))
+
+
 class MessageEvent(BaseModel):
     user_id: int = Id
     peer_id: int = Id
     event_id: str = Field(max_length=255)
-    payload: Any = None
+    payload: Annotated[str | None, BeforeValidator(_as_json), Field(max_length=1024)] = None
     conversation_message_id: int | None = None
 
 
@@ -111,8 +118,7 @@ def parse_call(call: Callback) -> Batch:
     elif call.type == "message_event":
         e = webhook_body(MessageEvent, call.object, "the object of a message_event event", field="object")
         peer = str(e.peer_id)
-        data = e.payload if isinstance(e.payload, str) or e.payload is None else str(e.payload)
         events.append(Posted(channel=CHANNEL, account="", contact=Contact(peer=peer, vk_id=peer),
-                             provider_id=f"event:{e.event_id}", at=None, kind="callback", payload=data,
+                             provider_id=f"event:{e.event_id}", at=None, kind="callback", payload=e.payload,
                              reply_to=None, sender=str(e.user_id), route=route))
     return Batch(CHANNEL, events)

@@ -1,15 +1,17 @@
 """WhatsApp Cloud API webhooks (`object: whatsapp_business_account`): inbound `entry[].changes[].value.messages[]`
 with the senders in `contacts[]`; statuses in the same bodies are messaging's (`messaging.channels.whatsapp`).
 Signed like every Meta webhook (`X-Hub-Signature-256`); the subscription is verified by a GET `hub.challenge`.
-WhatsApp gives media ids (fetched from the Graph API by id), mime type and sha256, not sizes."""
+WhatsApp gives media ids (fetched from the Graph API by id), mime type and sha256, not sizes. A customer's edit
+(`type: edit`, the new content in `edit.message`) and deletion (`type: revoke`) name the message they change by
+`original_message_id` (Meta sends them for numbers also used in the WhatsApp Business app, "Coexistence")."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from retento.inbox.inbound import Batch, Contact, Event, Posted, at, clip
+from retento.inbox.inbound import Batch, Contact, Deleted, Edited, Event, Posted, at, clip
 from retento.messaging.channels import MAX_TIMESTAMP, webhook_body
 
 CHANNEL = "whatsapp"
@@ -68,10 +70,9 @@ class Reaction(BaseModel):
     emoji: str | None = Field(None, max_length=32)
 
 
-class Inbound(BaseModel):
-    sender: str = Field(alias="from", min_length=1, max_length=32)
-    id: str = Field(min_length=1, max_length=255)
-    timestamp: int = Field(ge=0, le=MAX_TIMESTAMP)
+class Content(BaseModel):
+    """What a message says: a new message's, or an edited one's new content (`edit.message`)."""
+
     type: str = Field(max_length=32)
     text: dict[str, Any] | None = None
     image: Media | None = None
@@ -84,6 +85,29 @@ class Inbound(BaseModel):
     interactive: Interactive | None = None
     reaction: Reaction | None = None
     context: Context | None = None
+
+
+class Edit(BaseModel):
+    original_message_id: str = Field(min_length=1, max_length=255)
+    message: Content
+
+
+class Revoke(BaseModel):
+    original_message_id: str = Field(min_length=1, max_length=255)
+
+
+class Inbound(Content):
+    sender: str = Field(alias="from", min_length=1, max_length=32)
+    id: str = Field(min_length=1, max_length=255)
+    timestamp: int = Field(ge=0, le=MAX_TIMESTAMP)
+    edit: Edit | None = None
+    revoke: Revoke | None = None
+
+    @model_validator(mode="after")
+    def _names_the_message(self) -> Inbound:
+        if self.type in ("edit", "revoke") and getattr(self, self.type) is None:
+            raise ValueError(f"a {self.type} message names the message it changes in `{self.type}`")
+        return self
 
 
 class Metadata(BaseModel):
@@ -115,7 +139,8 @@ class Webhook(BaseModel):
 MEDIA = ("image", "video", "audio", "document", "sticker")
 
 
-def _posted(m: Inbound, names: dict[str, str | None], route: str) -> Posted:
+def _content(m: Content) -> tuple[str, str | None, dict[str, Any] | None, str | None, list[Any] | None]:
+    """(kind, text, media, payload, buttons) of a message."""
     kind, text, media, payload, buttons = m.type, None, None, None, None
     if m.type == "text" and m.text:
         body = m.text.get("body")
@@ -135,9 +160,21 @@ def _posted(m: Inbound, names: dict[str, str | None], route: str) -> Posted:
             text, payload, buttons = r.title, r.id, [{"id": r.id, "title": r.title}]
     elif m.type == "reaction" and m.reaction:
         kind, text = "reaction", m.reaction.emoji
+    return kind, clip(text), media, payload, buttons
+
+
+def _event(m: Inbound, names: dict[str, str | None], route: str) -> Event:
+    if m.type == "edit" and m.edit is not None:
+        _, text, media, _, _ = _content(m.edit.message)
+        return Edited(channel=CHANNEL, account="", peer=m.sender, provider_id=m.edit.original_message_id,
+                      at=at(m.timestamp), text=text, media=media, route=route)
+    if m.type == "revoke" and m.revoke is not None:
+        return Deleted(channel=CHANNEL, account="", peer=m.sender, provider_ids=(m.revoke.original_message_id,),
+                       route=route)
+    kind, text, media, payload, buttons = _content(m)
     name = names.get(m.sender)
     return Posted(channel=CHANNEL, account="", contact=Contact(peer=m.sender, name=name, phone=m.sender),
-                  provider_id=m.id, at=at(m.timestamp), kind=kind, text=clip(text), media=media,
+                  provider_id=m.id, at=at(m.timestamp), kind=kind, text=text, media=media,
                   reply_to=(m.reaction.message_id if m.type == "reaction" and m.reaction else
                             m.context.id if m.context else None),
                   buttons=buttons, payload=payload, sender=m.sender, route=route)
@@ -152,5 +189,5 @@ def parse(payload: Any) -> Batch:
                 continue
             names = {c.wa_id: (c.profile.name if c.profile else None) for c in v.contacts or [] if c.wa_id}
             route = (v.metadata.phone_number_id if v.metadata else None) or ""
-            events.extend(_posted(m, names, route) for m in v.messages)
+            events.extend(_event(m, names, route) for m in v.messages)
     return Batch(CHANNEL, events)
