@@ -1,6 +1,7 @@
 """The channel-share report over a generated year of dialogs reproduces the source's figures (PRODUCT.md 7):
 within a year Telegram 8 -> 16 %, VK 11 -> 27 %, WhatsApp 34 -> 27 %, Instagram 47 -> 30 % of messages, the
-monthly total x2.26; through the API and `retento inbox report`."""
+monthly total x2.26; through the API, `retento inbox report` and `retento report inbox` (beside the other domains'
+reports)."""
 
 from __future__ import annotations
 
@@ -78,5 +79,13 @@ def test_retento_inbox_report(year, db_url, monkeypatch):
         assert round(json.loads(r.stdout)["growth"], 2) == 2.26
         r = CliRunner().invoke(cli, ["inbox", "report", "--site", "shop"])
         assert r.exit_code == 0 and "2025-12" in r.output and "x2.26" in r.output, r.output
+        r = CliRunner().invoke(cli, ["report", "inbox", "--site", "shop", "--format", "json"])
+        assert r.exit_code == 0, r.output
+        data = json.loads(r.stdout)
+        assert {ch: round(v["share"] * 100) for ch, v in data["months"][0]["channels"].items()} == START
+        assert {ch: round(v["share"] * 100) for ch, v in data["months"][-1]["channels"].items()} == END
+        assert round(data["growth"], 2) == 2.26
+        r = CliRunner().invoke(cli, ["report", "inbox", "--format", "csv"])
+        assert r.exit_code == 0 and r.stdout.splitlines()[0].startswith("month,messages"), r.output
     finally:
         get_settings.cache_clear()

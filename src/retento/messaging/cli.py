@@ -1,5 +1,5 @@
 """`retento report cascade ID` / `retento report campaign ID`: the cost report (and `retento report journey ID`, the
-journeys' funnel report) (`--format table|csv|json`)."""
+journeys' funnel report, and `retento report inbox`, the inbox's channels by month) (`--format table|csv|json`)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rich.progress import track
 from retento.cmdline import Col, Format, FormatOption, Rows, emit, fail, open_app, run_service
 from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
+from retento.inbox import cli as inbox_cli
 from retento.journeys import cli as journeys_cli
 from retento.messaging import bounces as dsn, reports, service
 from retento.messaging.schemas import CampaignIn
@@ -24,6 +25,7 @@ from retento.sites.service import get_site
 
 app = typer.Typer(help="Reports / Отчёты.", no_args_is_help=True)
 app.command("journey")(journeys_cli.report)  # `retento report journey ID`: the journeys' funnel and money report
+app.command("inbox")(inbox_cli.report)  # `retento report inbox`: messages per channel per month, shares, growth
 console = Console()
 NOT_REPORTED = "not reported / нет данных"
 
