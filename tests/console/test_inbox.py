@@ -1,7 +1,8 @@
 """The operators' inbox in the console over HTTP (SQLite and PostgreSQL): customers' messages posted to the real
 provider webhooks show in the list with unread counts; an operator answers (the reply reaches the local provider
 server through the outbox), quick replies, notes, assignment, state and tags go through the inbox service; bad
-input names the field; a viewer reads only; an operator of one site sees only its dialogs; the channel chart."""
+input names the field; a viewer reads only; an operator of one site sees only its dialogs; the channel chart; a
+Russian-speaking operator gets the pages in Russian."""
 
 from __future__ import annotations
 
@@ -166,3 +167,16 @@ def test_channel_shares_over_months(console, iapp):  # noqa: F811
     assert "×2.26" in page.text and len(chart["xAxis"]["data"]) == 12
     assert console.get("/inbox/report", params={"from": "2025-13"}).status_code == 400
     assert "No customer messages" in console.get("/inbox/report", params={"from": "2027-01"}).text
+
+
+def test_the_inbox_and_its_report_in_russian(console, iapp, web):  # noqa: F811
+    add_user(iapp, "ru@example.com", "operator", locale="ru")
+    sign_in(console, "ru@example.com")
+    empty = console.get("/inbox").text
+    assert '<html lang="ru">' in empty and "Входящие" in empty and "Здесь диалогов нет." in empty
+    h.telegram(web, pl.tg_update(1, message=pl.tg_message(10, "Где мой заказ?")))
+    page = console.get(f"/inbox?dialog={only_dialog(iapp)}").text
+    assert "Где мой заказ?" in page and "Ответ клиенту" in page and "Отправить" in page
+    assert "Reply to the customer" not in page and "No dialogs here." not in page
+    report = console.get("/inbox/report").text
+    assert "Каналы по месяцам" in report and "Channels over months" not in report
