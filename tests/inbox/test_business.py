@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
+from retento.core.bus import Event
+from retento.core.db.transactions import transaction
 from tests.inbox import helpers as h, payloads as pl
 
 OWNER = 4242
@@ -72,9 +76,13 @@ def test_excluded_contacts_are_never_imported_and_can_be_purged(iapp, web, api):
     h.telegram(web, biz(3, 5, "Привет, вечером кино?", uid=888))
     h.telegram(web, biz(4, 6, "Давай", uid=888, from_owner=True))
     assert len(h.dialogs(api)) == 1
+    (friend,) = h.dialogs(api)
     r = api.post("/api/v1/inbox/sites/shop/exclusions", json={"peer": "888", "purge": True})
     assert r.json()["purged_dialogs"] == 1
     assert h.dialogs(api) == []
+    with transaction(iapp.sessions) as s:  # operators' open screens hear it (the live stream's last event)
+        last = s.scalars(select(Event).where(Event.type == "inbox_dialog_changed").order_by(Event.id.desc())).first()
+    assert (last.payload["dialog_id"], last.payload["change"]) == (friend["id"], "purged")
     h.telegram(web, biz(5, 7, "Во сколько?", uid=888))
     assert h.dialogs(api) == []
     assert [e["peer"] for e in api.get("/api/v1/inbox/sites/shop/exclusions").json()] == ["777", "888"]

@@ -239,9 +239,11 @@ def add_exclusion(session: Session, *, site: str, data: ExclusionIn, now: dateti
         row.note = data.note
     purged = 0
     if data.purge:
-        ids = list(session.scalars(select(Dialog.id).where(Dialog.site_id == s.id, Dialog.channel == data.channel,
-                                                           Dialog.peer == data.peer)))
-        if ids:
+        gone = list(session.scalars(select(Dialog).where(Dialog.site_id == s.id, Dialog.channel == data.channel,
+                                                         Dialog.peer == data.peer)))
+        ids = [d.id for d in gone]
+        if ids:  # operators' screens showing them hear it (and read the list again)
+            bus.record(session, [events.dialog_changed(d, now, "purged") for d in gone])
             for model in (Message, Cycle, DialogOrder):
                 session.execute(delete(model).where(model.dialog_id.in_(ids)))
             session.execute(delete(Dialog).where(Dialog.id.in_(ids)))
