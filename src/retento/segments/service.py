@@ -32,6 +32,7 @@ from retento.app import from_session
 from retento.core import bus, parsing, work
 from retento.core.changes import ChangeContext, Source
 from retento.core.dates import parse_day
+from retento.core.db.bulk import insert_rows
 from retento.core.db.types import UTCDateTime
 from retento.core.errors import Conflict, DomainError, NotFound
 from retento.customers.models import Customer
@@ -61,11 +62,13 @@ COUNTED = {"preserve_rowcount": True}  # INSERT ... SELECT reports its row count
 # --- settings ---------------------------------------------------------------------------------------------
 
 def settings_row(session: Session, site_id: int, *, now: datetime) -> SegmentSettings:
+    """The site's settings row, created when missing; workers creating it at once on PostgreSQL do not collide
+    (`ON CONFLICT DO NOTHING`: the second waits for the first and reads its row)."""
     row = session.get(SegmentSettings, site_id)
     if row is None:
-        row = SegmentSettings(site_id=site_id, rfm={}, updated_at=now)
-        session.add(row)
-        session.flush()
+        insert_rows(session, SegmentSettings.__table__, [{"site_id": site_id, "rfm": {}, "updated_at": now}],
+                    skip_existing=True)
+        row = session.get_one(SegmentSettings, site_id)
     return row
 
 
