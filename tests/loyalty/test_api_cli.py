@@ -147,6 +147,8 @@ def test_cli_program_join_credit_charge(app, cli_env, tmp_path):
     assert json.loads(r.output)["issued"] == "125.00"
     r = cli_env.invoke(cli, ["loyalty", "pnl", "shop", "--from", "2026-03-01", "--to", "2026-03-02"])
     assert r.exit_code == 0 and "125.00" in r.output
+    r = cli_env.invoke(cli, ["report", "loyalty", "shop", "--from", "2026-03-01", "--to", "2026-03-02", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["issued"] == "125.00"  # beside the other domains' reports
     r = cli_env.invoke(cli, ["loyalty", "pnl", "shop", "--from", "2026-03-05", "--to", "2026-03-02"])
     assert r.exit_code == 1 and "to" in r.output
     set_status(app, order(app, customer_id, ("x", "100", 1)), "complete")

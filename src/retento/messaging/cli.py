@@ -1,5 +1,6 @@
 """`retento report cascade ID` / `retento report campaign ID`: the cost report (and `retento report journey ID`, the
-journeys' funnel report, and `retento report inbox`, the inbox's channels by month) (`--format table|csv|json`)."""
+journeys' funnel report, `retento report inbox`, the inbox's channels by month, and `retento report loyalty SITE`,
+the loyalty program's P&L) (`--format table|csv|json`; the loyalty report `--json`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError
 from retento.inbox import cli as inbox_cli
 from retento.journeys import cli as journeys_cli
+from retento.loyalty import cli as loyalty_cli
 from retento.messaging import bounces as dsn, reports, service
 from retento.messaging.schemas import CampaignIn
 from retento.sites.service import get_site
@@ -26,6 +28,7 @@ from retento.sites.service import get_site
 app = typer.Typer(help="Reports / Отчёты.", no_args_is_help=True)
 app.command("journey")(journeys_cli.report)  # `retento report journey ID`: the journeys' funnel and money report
 app.command("inbox")(inbox_cli.report)  # `retento report inbox`: messages per channel per month, shares, growth
+app.command("loyalty")(loyalty_cli.pnl_)  # `retento report loyalty SITE`: the program's P&L (`retento loyalty pnl`)
 console = Console()
 NOT_REPORTED = "not reported / нет данных"
 
