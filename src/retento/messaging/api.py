@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import select
 
 from retento.apikeys.api import require
@@ -341,7 +341,8 @@ async def telegram_webhook(request: Request) -> Response:
     if not read:
         telegram.update_id(payload)  # nothing reads updates here: still only a Bot API update is accepted
     await _store_inbound(app, read)
-    return PlainTextResponse("ok")
+    answer = telegram.webhook_answer(payload)  # a button press: stop the spinner in the customer's app
+    return JSONResponse(answer) if answer else PlainTextResponse("ok")
 
 
 @router.get("/webhooks/instagram", include_in_schema=False)

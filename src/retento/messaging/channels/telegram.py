@@ -48,3 +48,12 @@ class _Update(BaseModel):
 def update_id(payload: Any) -> int:
     """The id of a Bot API update (every update has one); another body is a DomainError naming the field."""
     return webhook_body(_Update, payload, "a Telegram Bot API update").update_id
+
+
+def webhook_answer(payload: Any) -> dict[str, Any] | None:
+    """The Bot API method to answer a webhook update with, if any: a button press (`callback_query`) is answered
+    with `answerCallbackQuery` in the webhook's own response (the Bot API runs a method given there, no request of
+    ours), or the customer's app shows a spinner on the button until it times out."""
+    query = payload.get("callback_query") if isinstance(payload, dict) else None
+    qid = query.get("id") if isinstance(query, dict) else None
+    return {"method": "answerCallbackQuery", "callback_query_id": qid} if isinstance(qid, str) and qid else None
