@@ -1,6 +1,6 @@
 """The application object: its runtime (settings, clock, database, bus, worker, outgoing HTTP) and the registries
 of what it is made of (event types, trigger actions, channel adapters, segment rule types, API routers, CLI
-commands, runtime installs, derived data). `retento.bootstrap` builds it and fills the registries in one place; no module registers
+commands, runtime installs, customer-merge handlers, derived data). `retento.bootstrap` builds it and fills the registries in one place; no module registers
 anything by being imported, so what is registered never depends on import order. Tests swap parts here
 (`app.parts.actions.add(name, spec, replace=True)`, `bootstrap(parts=...)`).
 
@@ -33,6 +33,8 @@ SESSION_KEY = "app"  # Session.info key: the App whose `sessions` made the sessi
 
 
 Install = Callable[["App"], None]  # runtime wiring of a domain: bus subscriptions, worker jobs, close hooks, ...
+# a domain's part of merging duplicate customers: (session, customers.merges.Merge) -> what it moved, by name
+MergeHandler = Callable[[Session, Any], "dict[str, int] | None"]
 
 
 @dataclass
@@ -50,6 +52,9 @@ class Parts:
     console_pages: Registry[Any] = field(default_factory=lambda: Registry("console page"))  # console.web.Page
     commands: Registry[Any] = field(default_factory=lambda: Registry("CLI command"))  # a typer.Typer or a function
     installs: Registry[Install] = field(default_factory=lambda: Registry("install"))
+    # what each domain does with the rows it keeps about duplicate customers being merged into one
+    # (`customers.merging.merge` calls them in this order, in its transaction; one may refuse with a DomainError)
+    customer_merge: Registry[MergeHandler] = field(default_factory=lambda: Registry("customer merge handler"))
 
 
 @dataclass

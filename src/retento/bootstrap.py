@@ -48,36 +48,56 @@ from retento.customers import api as customers_api, events as customer_events
 from retento.demo import cli as demo_cli
 from retento.history import api as history_api
 from retento.imports import cli as imports_cli
-from retento.inbox import api as inbox_api, cli as inbox_cli, events as inbox_events, wiring as inbox
-from retento.journeys import api as journeys_api, cli as journeys_cli, wiring as journeys
+from retento.inbox import (
+    api as inbox_api,
+    cli as inbox_cli,
+    events as inbox_events,
+    service as inbox_service,
+    wiring as inbox,
+)
+from retento.journeys import (
+    api as journeys_api,
+    cli as journeys_cli,
+    service as journeys_service,
+    wiring as journeys,
+)
 from retento.loyalty import (
     api as loyalty_api,
     cli as loyalty_cli,
     events as loyalty_events,
+    merging as loyalty_merging,
     wiring as loyalty,
 )
 from retento.messaging import (
     api as messaging_api,
     cli as messaging_cli,
     events as messaging_events,
+    service as messaging_service,
     wiring as messaging,
 )
-from retento.orders import api as orders_api, events as order_events, wiring as orders
+from retento.orders import (
+    api as orders_api,
+    events as order_events,
+    merging as order_merging,
+    wiring as orders,
+)
 from retento.queues import api as queues_api, cli as queues_cli
 from retento.segments import (
     api as segments_api,
     cli as segments_cli,
     compiler as segment_rules,
     events as segment_events,
+    service as segments_service,
     wiring as segments,
 )
 from retento.sites import api as sites_api
-from retento.tasks import api as tasks_api, cli as tasks_cli
+from retento.tasks import api as tasks_api, cli as tasks_cli, service as tasks_service
 from retento.triggers import (
     actions as trigger_actions,
     api as triggers_api,
     cli as triggers_cli,
     events as trigger_events,
+    service as triggers_service,
     wiring as triggers,
 )
 from retento.users import cli as users_cli, service as users
@@ -131,6 +151,14 @@ def assemble() -> Parts:
                          ("inbox", console_inbox), ("support", console_support),
                          ("support_imports", console_support_imports)):
         parts.console_pages.add(name, module.PAGE)
+    # Merging duplicate customers (customers.merging): each domain moves what it keeps about them, in this order:
+    # loyalty first (it may refuse before anything moved), segments after the orders (it rebuilds their rollups)
+    for name, handler in (("loyalty", loyalty_merging.merge_customers), ("orders", order_merging.merge_customers),
+                          ("inbox", inbox_service.merge_customers), ("messaging", messaging_service.merge_customers),
+                          ("journeys", journeys_service.merge_customers),
+                          ("triggers", triggers_service.merge_customers), ("tasks", tasks_service.merge_customers),
+                          ("segments", segments_service.merge_customers)):
+        parts.customer_merge.add(name, handler)
     # Runtime wiring (`install(app)`: bus subscriptions, worker jobs, derived data, what `App.close` releases)
     for name, install in (("apikeys", apikeys.install), ("orders", orders.install), ("webhooks", webhooks.install),
                           ("triggers", triggers.install), ("segments", segments.install), ("messaging", messaging.install),

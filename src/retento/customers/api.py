@@ -22,7 +22,7 @@ from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError, NotFound
 from retento.core.rest.pagination import CreatedFrom, CreatedTo, CursorParam, Limit, SiteParam
 from retento.core.rest.problems import json_response, respond, router as v1_router
-from retento.customers import queries, service
+from retento.customers import merges, queries, service
 from retento.customers.schemas import CustomerCreate, CustomerEdit, EntryPoint
 from retento.routes import app_of, create_in_site, edit_and_return, list_page
 from retento.sites.models import Site
@@ -174,7 +174,8 @@ def _read_customer(engine: Engine, principal: Principal, customer_id: int) -> di
     with read_connection(engine) as conn:
         snaps = queries.read_snapshots(conn, [customer_id])
         if not snaps or not principal.may_see(snaps[0]["site_id"]):
-            raise NotFound("id", f"customer {customer_id} not found")
+            gone = {} if snaps else merges.merged_into(conn, [customer_id], site_ids=principal.site_ids)
+            raise merges.not_found("id", customer_id, gone)
         snap = {**snaps[0], "site": site_code(conn, snaps[0]["site_id"])}
     return {name: snap[name] for name in CUSTOMER_FIELDS}
 

@@ -91,3 +91,21 @@ class Consent(Base):
     source: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_customer_consents_channel", "channel", "granted"),)
+
+
+class CustomerMerge(Base):
+    """Where a merged-away duplicate went: its id (and externalId) now answer with the kept customer
+    (`customers.merging`). A merge into a customer that is itself merged later is moved on to the new one, so
+    every row names a customer that exists."""
+
+    __tablename__ = "customer_merges"
+    __site_scope__ = BySite()
+
+    merged_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kept_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    site_id: Mapped[int] = mapped_column(Integer)
+    merged_external_id: Mapped[str | None] = mapped_column(String(64))
+    merged_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), index=True)
+
+    __table_args__ = (Index("ix_customer_merges_external", "site_id", "merged_external_id"),)

@@ -19,7 +19,7 @@ from retento.core import bus, limits
 from retento.core.changes import ChangeContext
 from retento.core.db.bulk import insert_rows, one_of, rows_with_keys, update_rows
 from retento.core.errors import Conflict, DomainError, FieldError, NotFound
-from retento.customers import events as ev, labels
+from retento.customers import events as ev, labels, merges
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 from retento.customers.schemas import CustomerCreate, CustomerEdit, CustomerFields
 from retento.history import service as history
@@ -68,7 +68,7 @@ def _region(session: Session, site_code: Any) -> str:
 def get(session: Session, customer_id: int) -> Customer:
     customer = session.get(Customer, customer_id)
     if customer is None:
-        raise NotFound("id", f"customer {customer_id} not found")
+        raise merges.not_found("id", customer_id, merges.merged_into(session, [customer_id]))
     return customer
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from retento.core import bus, scoping
 from retento.core.errors import Conflict, DomainError, NotFound
 from retento.customers import service as customers
+from retento.customers.merges import Merge
 from retento.inbox import dialogs, events, ingest
 from retento.inbox.models import Connection, Cycle, Dialog, DialogOrder, Exclusion, Message, Setting
 from retento.inbox.schemas import DialogEdit, ExclusionIn, NoteIn, ReplyIn, SettingsIn
@@ -188,11 +189,19 @@ def relink_customer(session: Session, *, dialog: Dialog, customer_id: int, now: 
 
 
 def move_dialogs(session: Session, *, from_customer_id: int, to_customer_id: int, now: datetime) -> int:
-    """Merging a duplicate customer: its dialogs become the kept customer's. Returns how many moved."""
-    result = session.execute(update(Dialog).where(Dialog.customer_id == from_customer_id)
-                             .values(customer_id=to_customer_id, updated_at=now),
-                             execution_options={"synchronize_session": False})
-    return result.rowcount or 0
+    """Merging a duplicate customer: its dialogs become the kept customer's (inbox_dialog_changed, change
+    customer, for each, so operators' open lists follow). Returns how many moved."""
+    moved = list(session.scalars(select(Dialog).where(Dialog.customer_id == from_customer_id).order_by(Dialog.id)))
+    for dialog in moved:
+        dialog.customer_id, dialog.updated_at = to_customer_id, now
+    bus.record(session, [events.dialog_changed(d, now, "customer") for d in moved])
+    return len(moved)
+
+
+def merge_customers(session: Session, merge: Merge) -> dict[str, int]:
+    """The `customer_merge` handler (customers.merging): the merged customers' dialogs move to the kept one."""
+    return {"inbox_dialogs": sum(move_dialogs(session, from_customer_id=c, to_customer_id=merge.keep_id, now=merge.now)
+                                 for c in merge.merged_ids)}
 
 
 def set_settings(session: Session, *, site: str, data: SettingsIn, now: datetime) -> Setting:

@@ -14,9 +14,11 @@ from sqlalchemy.orm import Session
 
 from retento.core import http, parsing, scoping
 from retento.core.errors import Conflict, DomainError, FieldError, NotFound
+from retento.customers.merges import Merge
 from retento.customers.models import Customer
 from retento.journeys import engine, mechanics
 from retento.journeys.models import Journey, JourneyRun, JourneyStep, JourneyVersion
+from retento.journeys.runner import finish
 from retento.journeys.schemas import BranchStep, JourneyIn, JourneyOut, RunOut, Send, Task, Webhook
 from retento.messaging import service as messaging
 from retento.messaging.schemas import CascadeIn, TemplateIn
@@ -329,3 +331,23 @@ def active_by_step(session: Session, *, journey_id: int, version: int | None = N
     if version is not None:
         q = q.join(JourneyVersion, JourneyVersion.id == JourneyRun.version_id).where(JourneyVersion.version == version)
     return dict(session.execute(q.group_by(JourneyRun.step)).all())
+
+
+def merge_customers(session: Session, merge: Merge) -> dict[str, int]:
+    """The `customer_merge` handler (customers.merging): a merged customer's active run goes on as the kept
+    customer's, unless the kept customer is in that journey already (one active run per customer and journey):
+    then it exits (`customer_merged`). Finished runs and their steps move too, as the kept customer's past."""
+    active = set(session.scalars(select(JourneyRun.journey_id).where(JourneyRun.active_customer_id == merge.keep_id)))
+    ended = 0
+    for run in session.scalars(select(JourneyRun).where(JourneyRun.active_customer_id.in_(merge.merged_ids))
+                               .order_by(JourneyRun.id).with_for_update()):
+        if run.journey_id in active:
+            finish(run, state=EXITED, now=merge.now, reason="customer_merged")
+            ended += 1
+        else:
+            run.active_customer_id = merge.keep_id
+            active.add(run.journey_id)
+    session.flush()
+    moved = merge.move(session, JourneyRun.__table__)
+    merge.move(session, JourneyStep.__table__)
+    return {"journey_runs": moved, "journey_runs_ended": ended}

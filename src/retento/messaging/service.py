@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from retento.core import scoping
@@ -15,6 +15,7 @@ from retento.core.changes import ChangeContext
 from retento.core.db.bulk import insert_rows, reserve_ids
 from retento.core.errors import Conflict, DomainError, NotFound
 from retento.customers import service as customers
+from retento.customers.merges import Merge
 from retento.customers.schemas import CustomerEdit
 from retento.messaging import policies, templates
 from retento.messaging.cascade import Step
@@ -396,3 +397,21 @@ def queue_reply(session: Session, *, site_id: int, customer_id: int, channel: st
     session.add(msg)
     session.flush()
     return msg
+
+
+def merge_customers(session: Session, merge: Merge) -> dict[str, int]:
+    """The `customer_merge` handler (customers.merging): the merged customers' outbox (sent and queued messages),
+    cascade runs and devices become the kept customer's, and their campaign audiences too (once per campaign).
+    Consents are the customer's own: the merge keeps the latest decision per channel."""
+    out = {"messages": merge.move(session, Message.__table__), "cascade_runs": merge.move(session, Run.__table__),
+           "devices": merge.move(session, Device.__table__)}
+    cm = CampaignMember.__table__
+    campaigns = set(session.scalars(select(cm.c.campaign_id).where(cm.c.customer_id.in_(merge.merged_ids))))
+    if campaigns:
+        have = set(session.scalars(select(cm.c.campaign_id).where(cm.c.customer_id == merge.keep_id,
+                                                                  cm.c.campaign_id.in_(campaigns))))
+        session.execute(delete(cm).where(cm.c.customer_id.in_(merge.merged_ids)))
+        if campaigns - have:
+            session.execute(insert(cm), [{"campaign_id": c, "customer_id": merge.keep_id}
+                                         for c in sorted(campaigns - have)])
+    return out

@@ -35,11 +35,14 @@ from retento.core.dates import parse_day
 from retento.core.db.bulk import insert_rows
 from retento.core.db.types import UTCDateTime
 from retento.core.errors import Conflict, DomainError, NotFound
+from retento.customers.merges import Merge
 from retento.customers.models import Customer
 from retento.segments import events as ev, rollups, rules
 from retento.segments.compiler import Context, members_query
 from retento.segments.models import (
     DirtyCustomer,
+    OrderCategoryFact,
+    RfmScore,
     Segment,
     SegmentChange,
     SegmentMember,
@@ -474,3 +477,36 @@ def apply_definitions(session: Session, *, raw: Any, now: datetime) -> list[tupl
             exc.errors = [type(e)(f"{where}{e.field}", e.reason) for e in exc.errors]
             raise
     return out
+
+
+# --- merging duplicate customers ----------------------------------------------------------------------------
+
+def merge_customers(session: Session, merge: Merge) -> dict[str, int]:
+    """The `customer_merge` handler (customers.merging), called after the orders' (they are the kept customer's
+    by now): the rollups, category rollups and gaps of the customers rebuilt from the orders, the merged ones'
+    RFM rows dropped (the kept one's follow the next RFM refresh); the merged customers leave every segment
+    (history rows, no events: they are gone), the kept one joins the static segments they were in, and is
+    queued for its dynamic segments as after any change."""
+    f = OrderCategoryFact.__table__
+    rollups.apply_orders(session, session.scalars(select(f.c.order_id).where(f.c.customer_id.in_(merge.merged_ids))))
+    rollups.refresh(session, customer_ids=merge.all_ids)
+    for table in (RfmScore.__table__, DirtyCustomer.__table__):
+        session.execute(delete(table).where(table.c.customer_id.in_(merge.merged_ids)))
+    members: dict[int, set[int]] = {}
+    for segment_id, customer_id in session.execute(select(M.c.segment_id, M.c.customer_id)
+                                                   .where(M.c.customer_id.in_(merge.all_ids))):
+        members.setdefault(segment_id, set()).add(customer_id)
+    joined = 0
+    for segment in session.scalars(select(Segment).where(Segment.id.in_(members)).order_by(Segment.id)
+                                   .with_for_update()):
+        there = members[segment.id]
+        leaving = sorted(there - {merge.keep_id})
+        joining = [merge.keep_id] if segment.kind == Kind.STATIC and merge.keep_id not in there else []
+        for entered, ids in ((False, leaving), (True, joining)):
+            if ids:
+                mark = _mark(session, segment.id)
+                session.execute(insert(CH), [{"segment_id": segment.id, "customer_id": c, "entered": entered,
+                                              "at": merge.now} for c in ids])
+                joined += _settle(session, segment, mark, merge.now, emit=entered)[0]
+    mark_dirty(session, [merge.keep_id], now=merge.now)
+    return {"static_segments_joined": joined}

@@ -14,6 +14,7 @@ from retento.core import scoping
 from retento.core.changes import ChangeContext
 from retento.core.db.bulk import insert_rows, reserve_ids
 from retento.core.errors import NotFound
+from retento.customers.merges import Merge
 from retento.customers.models import Customer
 from retento.orders.models import Order
 from retento.sites.models import Manager
@@ -118,3 +119,8 @@ def list_tasks(session: Session, *, manager_id: int | None = None, customer_id: 
     if due_before is not None:
         q = q.where(Task.due_at < due_before)
     return list(session.scalars(q.order_by(Task.id).limit(limit)))
+
+
+def merge_customers(session: Session, merge: Merge) -> dict[str, int]:
+    """The `customer_merge` handler (customers.merging): tasks about a merged customer are about the kept one."""
+    return {"tasks": merge.move(session, Task.__table__)}

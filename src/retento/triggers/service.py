@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, func, literal, or_, select
+from sqlalchemy import Select, func, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from retento.app import from_session
@@ -17,6 +17,7 @@ from retento.core.changes import ChangeContext
 from retento.core.db.transactions import transaction
 from retento.core.errors import Conflict, DomainError, NotFound
 from retento.customers import events as customer_events, service as customers_service
+from retento.customers.merges import Merge
 from retento.customers.models import Customer
 from retento.orders import service as orders_service
 from retento.orders.models import Order
@@ -515,4 +516,18 @@ def recent_counts(session: Session, *, since: datetime) -> dict[int, dict[str, i
     for (scheduled,) in session.execute(shared):
         for tid, _ in scheduled or ():
             add(tid, "matched", 1)
+    return out
+
+
+def merge_customers(session: Session, merge: Merge) -> dict[str, int]:
+    """The `customer_merge` handler (customers.merging): the merged customers' delayed runs (timers) go on as the
+    kept customer's, and what triggers did for them (firings, which also count toward per-customer limits, and
+    the run log) becomes the kept customer's past."""
+    out = {}
+    for name, model in (("trigger_timers", Timer), ("trigger_firings", Firing)):
+        t = model.__table__
+        session.execute(update(t).where(t.c.entity == "customer", t.c.entity_id.in_(merge.merged_ids))
+                        .values(entity_id=merge.keep_id))
+        out[name] = merge.move(session, t)
+    merge.move(session, Run.__table__)
     return out
