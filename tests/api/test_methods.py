@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from fastapi.routing import iter_route_contexts
+from starlette.routing import Match
 
 from retento.api import create_app
 
@@ -74,3 +75,31 @@ def test_literal_paths_are_not_taken_for_an_id(client):
     assert (r.status_code, r.headers["allow"], r.json()) == (
         405, "GET", {"success": False, "errorMsg": "Method Not Allowed"})
     assert client.get("/api/v5/no/such/method").status_code == 404
+
+
+def top_level_choice(api, method: str, path: str) -> tuple[int, str] | None:
+    """Which of the application's top-level routes a request would go to, and how (FULL or PARTIAL)."""
+    scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": [], "query_string": b""}
+    partial = None
+    for i, route in enumerate(api.router.routes):
+        match, _ = route.matches(dict(scope))
+        if match is Match.FULL:
+            return i, "full"
+        if match is Match.PARTIAL and partial is None:
+            partial = (i, "partial")
+    return partial
+
+
+def test_the_route_index_chooses_what_the_routes_one_by_one_choose(app):
+    """`routing.index` lets a router say "no match" from its paths' literal prefixes: every declared path (with
+    every method, with and without a trailing slash) and paths no route has still go where they went."""
+    indexed, plain = create_app(app), create_app(app)
+    guarded = [r for r in plain.router.routes if "matches" in vars(r)]
+    assert len(guarded) > 30  # the domains' routers are indexed
+    for route in guarded:
+        del route.matches  # back to FastAPI's own matching
+    paths = [concrete(t) for t in declared(app)]
+    paths += [p + "/" for p in paths] + ["/", "", "/nowhere", "/api", "/api/v1", "/api/v5/", "/static/x.css"]
+    for path in paths:
+        for method in METHODS:
+            assert top_level_choice(indexed, method, path) == top_level_choice(plain, method, path), (method, path)

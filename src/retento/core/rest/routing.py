@@ -19,8 +19,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
+from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 _FALLBACK = "__retento_fallback__"
 
@@ -68,3 +70,37 @@ def install(api: FastAPI, *, no_route: Callable[[Request], Response]) -> None:
         return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers=allow_header(allowed))
 
     api.add_exception_handler(HTTPException, http_error)
+    index(api)
+
+
+def literal_prefix(path_format: str) -> str:
+    """What every path a route matches starts with: its path up to the first parameter."""
+    return path_format.split("{", 1)[0]
+
+
+def index(api: FastAPI) -> None:
+    """Each of the application's top-level routes (a domain's router, mostly) answers "no match" from its
+    paths' literal prefixes before trying its routes one by one.
+
+    FastAPI matches a request against every route in order; an included router tries each of its routes with
+    its own bookkeeping (about 2 µs each), and ~350 routes cost ~0.5 ms of CPU per request that matches late,
+    more than the rest of a small request. A path that starts with none of a router's literal prefixes cannot
+    match any of its routes (their patterns are anchored at the start), so the answer is the same."""
+    for route in api.router.routes:
+        formats = [getattr(c, "path_format", None) for c in iter_route_contexts([route])]
+        if not formats or None in formats:
+            continue  # a route without a path (a host) is tried as it is
+        prefixes = tuple(sorted({literal_prefix(f) for f in formats}))
+        if "" not in prefixes:
+            route.matches = _guarded(route, prefixes)  # type: ignore[method-assign]
+
+
+def _guarded(route: BaseRoute, prefixes: tuple[str, ...]) -> Callable[[Scope], tuple[Match, Scope]]:
+    matches = route.matches
+
+    def guarded(scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "lifespan" and not get_route_path(scope).startswith(prefixes):
+            return Match.NONE, {}
+        return matches(scope)
+
+    return guarded
