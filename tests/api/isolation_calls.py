@@ -116,6 +116,10 @@ Bodies = Callable[[Shop, Shop, str], tuple[Body | None, list[Body]]]
 BODIES: dict[tuple[str, str], Bodies] = {
     ("POST", "/api/v1/customers"): lambda a, b, _: (None, [Body({"site": b.code, "first_name": "X"})]),
     ("PATCH", "/api/v1/customers/{customer_id}"): lambda a, b, _: (Body({"first_name": "X"}), []),
+    ("POST", "/api/v1/customers/merge"): lambda a, b, _: (None, [
+        Body({"site": b.code, "keep": b.customer_id, "merge": [a.customer_id]}, why="site"),
+        Body({"site": a.code, "keep": a.customer_id, "merge": [b.customer_id]}, why="merged id"),
+        Body({"site": a.code, "keep": b.customer_id, "merge": [a.customer_id]}, why="kept id")]),
     ("POST", "/api/v1/events"): lambda a, b, _: (None, [
         Body({"name": "ping", "customer": {"id": b.customer_id}}, why="customer id"),
         Body({"name": "ping", "customer": {"external_id": b.customer_external_id, "site": b.code}}, why="site"),
@@ -286,6 +290,16 @@ def _v5(a: Shop, b: Shop) -> dict[str, list[Call]]:
         f"{c}/{{uid}}": [Call("GET", f"{c}/{b.customer_external_id}"),
                          Call("GET", f"{c}/{b.customer_id}", {"by": "id"}),
                          Call("GET", f"{c}/{a.customer_external_id}", {"site": b.code})],
+        f"{c}/combine": [
+            Call("POST", f"{c}/combine", body=form(customers=json.dumps([{"id": b.customer_id}]),
+                                                   resultCustomer=json.dumps({"id": a.customer_id})), why="merged id"),
+            Call("POST", f"{c}/combine", body=form(customers=json.dumps([{"id": a.customer_id}]),
+                                                   resultCustomer=json.dumps({"id": b.customer_id})), why="kept id"),
+            Call("POST", f"{c}/combine", body=form(site=b.code, customers=json.dumps([{"externalId": "x"}]),
+                                                   resultCustomer=json.dumps({"externalId": "y"})), why="site"),
+            Call("POST", f"{c}/combine", body=form(site=a.code, customers=json.dumps(
+                [{"externalId": b.customer_external_id}]), resultCustomer=json.dumps({"id": a.customer_id})),
+                 why="merged external id")],
         f"{c}/{{uid}}/edit": [Call("POST", f"{c}/{b.customer_external_id}/edit", body=form(customer=cust)),
                               Call("POST", f"{c}/{b.customer_id}/edit", body=form(by="id", customer=cust))],
         o: [Call("GET", o, expect=CLEAN), Call("GET", o, {"filter[ids][]": b.order_id}, expect=CLEAN),

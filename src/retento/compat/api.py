@@ -14,11 +14,23 @@ from fastapi.responses import JSONResponse
 from retento.catalog.queries import known_offers
 from retento.compat import mapping as m, params
 from retento.compat.dates import fmt_datetime, parse_datetime
-from retento.compat.envelope import ENTITY_ERROR, Call, RetailRoute, envelope_error, fail, handle, pagination
+from retento.compat.envelope import (
+    AUTH_MESSAGES,
+    ENTITY_ERROR,
+    INPUT_ERROR,
+    Call,
+    RetailRoute,
+    V5Error,
+    envelope_error,
+    fail,
+    handle,
+    pagination,
+)
+from retento.compat.mapping import error_field
 from retento.core import parsing
-from retento.core.errors import NotFound
+from retento.core.errors import DomainError, NotFound
 from retento.core.rest import routing
-from retento.customers import queries as customer_q, service as customers
+from retento.customers import merges, merging, queries as customer_q, service as customers
 from retento.customers.api import edit_data
 from retento.history import queries as history_q
 from retento.orders import queries as order_q, service as orders
@@ -99,7 +111,8 @@ def listing(call: Call, name: str, count: Any, rows: Any, out: Any, *, limit: in
 
 PATHS = {
     "customers:read": ["/api/v5/customers", "/api/v5/customers/{externalId}", "/api/v5/customers/history"],
-    "customers:write": ["/api/v5/customers/create", "/api/v5/customers/upload", "/api/v5/customers/{externalId}/edit"],
+    "customers:write": ["/api/v5/customers/create", "/api/v5/customers/upload", "/api/v5/customers/{externalId}/edit",
+                        "/api/v5/customers/combine"],
     "orders:read": ["/api/v5/orders", "/api/v5/orders/{externalId}", "/api/v5/orders/history",
                     "/api/v5/orders/statuses"],
     "orders:write": ["/api/v5/orders/create", "/api/v5/orders/upload", "/api/v5/orders/{externalId}/edit"],
@@ -204,6 +217,75 @@ async def customers_edit(uid: str, request: Request) -> Response:
         data = edit_data(call.session, customer, raw)
         customers.edit(call.session, customer=customer, data=data, ctx=call.principal.ctx, now=call.now)
         return {"id": customer.id}
+
+    return await handle(request, "customers:write", run)
+
+
+def form_json(call: Call, name: str) -> Any:
+    """The JSON document (of any type) in form field `name`."""
+    raw = call.form.get(name)
+    if raw in (None, ""):
+        raise fail(f"Parameter '{name}' is missing")
+    if not isinstance(raw, str):
+        raise fail(**{name: "must be a JSON document"})
+    try:
+        return parsing.json_value(raw, root=name)
+    except DomainError as exc:
+        raise fail(**exc.as_dict()) from None
+
+
+def combined_id(call: Call, ref: Any, name: str, site: Site | None) -> int:
+    """A customer of `customers/combine` named by `{"id": N}` or `{"externalId": "..."}` (on `site`, or the key's
+    only site); an externalId of a customer merged before answers where it went."""
+    if not isinstance(ref, dict) or (ref.get("id") is None) == (ref.get("externalId") is None):
+        raise fail(**{name: 'an object with either "id" or "externalId"'})
+    if ref.get("id") is not None:
+        number = ref["id"] if type(ref["id"]) is int else parsing.integer(ref["id"])
+        if number is None or not 0 < number <= 2**53:
+            raise fail(**{f"{name}.id": "must be a positive integer"})
+        return number
+    ext, site = str(ref["externalId"]), site or site_for(call, None)
+    if (found := customers.find(call.session, site_id=site.id, external_id=ext)) is not None:
+        return found.id
+    kept = merges.merged_external(call.session, site_id=site.id, external_id=ext)
+    raise fail("Not found", 404, **{f"{name}.externalId": f"customer {ext!r} was merged into customer {kept}"
+                                    if kept else f"customer {ext!r} not found"})
+
+
+def combine_error(exc: DomainError) -> V5Error:
+    """The service's error in RetailCRM's terms: `keep` is `resultCustomer`, `merge.N` is `customers[N]`."""
+    def name(field: str) -> str:
+        head, _, rest = field.partition(".")
+        if head in ("keep", "id"):
+            return "resultCustomer" + (f".{rest}" if rest and head == "keep" else "")
+        if head == "merge":
+            return f"customers[{rest}]" if rest.isdigit() else "customers"
+        return error_field(field)
+
+    errors = {name(e.field): e.reason for e in exc.errors}
+    if exc.status == 404:
+        return fail("Not found", 404, **errors)
+    return fail(AUTH_MESSAGES["site"] if exc.status == 403 else INPUT_ERROR, 403 if exc.status == 403 else 400,
+                **errors)
+
+
+@router.post(V5 + "/customers/combine")
+async def customers_combine(request: Request) -> Response:
+    """Merge `customers` (a JSON array of `{"id"}` / `{"externalId"}`) into `resultCustomer`: customers.merging."""
+    def run(call: Call) -> dict[str, Any]:
+        refs, result = form_json(call, "customers"), form_json(call, "resultCustomer")
+        if not isinstance(refs, list) or not refs:
+            raise fail(customers="a non-empty JSON array of customers")
+        site = site_for(call, call.param("site")) if call.param("site") else None
+        try:
+            keep = combined_id(call, result, "resultCustomer", site)
+            site = site or call.session.get(Site, customers.get(call.session, keep).site_id)
+            ids = [combined_id(call, ref, f"customers[{n}]", site) for n, ref in enumerate(refs)]
+            merging.merge(call.session, site=site.code, keep_id=keep, merge_ids=ids, ctx=call.principal.ctx,
+                          now=call.now)
+        except DomainError as exc:
+            raise combine_error(exc) from None
+        return {}
 
     return await handle(request, "customers:write", run)
 

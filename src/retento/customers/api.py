@@ -22,7 +22,7 @@ from retento.core.db.transactions import transaction
 from retento.core.errors import DomainError, NotFound
 from retento.core.rest.pagination import CreatedFrom, CreatedTo, CursorParam, Limit, SiteParam
 from retento.core.rest.problems import json_response, respond, router as v1_router
-from retento.customers import merges, queries, service
+from retento.customers import merges, merging, queries, service
 from retento.customers.schemas import CustomerCreate, CustomerEdit, EntryPoint
 from retento.routes import app_of, create_in_site, edit_and_return, list_page
 from retento.sites.models import Site
@@ -190,6 +190,42 @@ def edit_customer(customer_id: Id, body: CustomerPatch, request: Request,
 
     return edit_and_return(request, lambda s: service.get(s, customer_id), change,
                            lambda s, customer: out(s, [customer])[0])
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"site": "shop", "keep": 17,
+                                                                               "merge": [42, 43]}]})
+
+    site: str = Field(min_length=1, max_length=64, description="Site (shop) code of every customer named")
+    keep: int = Field(gt=0, le=2**53, description="The customer that stays")
+    merge: list[Annotated[int, Field(gt=0, le=2**53)]] = Field(
+        min_length=1, max_length=merging.MAX_MERGED, description="The duplicates merged into `keep` and deleted")
+
+
+class MergeOut(BaseModel):
+    customer: CustomerOut
+    merged: list[int] = Field(description="The ids merged by this request (empty when they were merged before)")
+    moved: dict[str, int] = Field(description="Per kind of record (orders, inbox_dialogs, ...): how many moved")
+
+
+@router.post("/customers/merge", response_model=MergeOut, summary="Merge duplicate customers into one",
+             description="One transaction: the kept customer takes the fields it lacks, every domain's records of "
+                         "the duplicates move to it, the duplicates are deleted and their ids answer 404 naming the "
+                         "kept customer. Merging again what was merged changes nothing. See docs/api.md, Merging "
+                         "duplicate customers.")
+def merge_customers(body: MergeIn, request: Request,
+                    principal: Annotated[Principal, Depends(require("customers:write"))],
+                    idem: Annotated[Idempotency, Depends(idempotency)]) -> Response:
+    app = app_of(request)
+    with transaction(app.sessions) as s:
+        def produce() -> MergeOut:
+            done = merging.merge(s, site=body.site, keep_id=body.keep, merge_ids=body.merge, ctx=principal.ctx,
+                                 now=app.clock.now())
+            return MergeOut(customer=out(s, [service.get(s, done.keep_id)])[0], merged=done.merged_ids,
+                            moved=done.moved)
+
+        result = idem.run(s, principal, produce, now=app.clock.now(), status=200)
+    return respond(result)
 
 
 @router.get("/customers", response_model=CustomerPage, summary="List customers",
