@@ -44,7 +44,7 @@ from retento.core.config import Settings, get_settings
 from retento.core.db.engine import make_engine, make_session_factory
 from retento.core.groupcommit import GroupCommit
 from retento.core.worker import Worker
-from retento.customers import api as customers_api, events as customer_events
+from retento.customers import api as customers_api, cli as customers_cli, events as customer_events
 from retento.demo import cli as demo_cli
 from retento.history import api as history_api
 from retento.imports import cli as imports_cli
@@ -130,7 +130,8 @@ def assemble() -> Parts:
                          ("journeys", journeys_api), ("inbox", inbox_api), ("assist", assist_api)):
         parts.routers.add(name, module.router)
     parts.routers.add("messaging", messaging_api.mounted())  # at /api/v1/messaging and its old /api/messaging
-    for name, command in (("import", imports_cli.import_app), ("demo", demo_cli.demo), ("triggers", triggers_cli.app),
+    for name, command in (("customers", customers_cli.app),
+                          ("import", imports_cli.import_app), ("demo", demo_cli.demo), ("triggers", triggers_cli.app),
                           ("tasks", tasks_cli.app), ("segments", segments_cli.segments_app), ("rfm", segments_cli.rfm),
                           ("cohorts", segments_cli.cohorts), ("report", messaging_cli.app),
                           ("campaign", messaging_cli.campaign_app),
