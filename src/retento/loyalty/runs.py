@@ -22,7 +22,7 @@ from retento.core.db import bulk
 from retento.core.db.transactions import transaction
 from retento.core.db.types import UTCDateTime
 from retento.customers.models import Customer
-from retento.loyalty import events as ev, rules, service
+from retento.loyalty import accrual, events as ev, rules, service
 from retento.loyalty.models import Account, Lot, Move, Operation, Program, Run
 from retento.loyalty.schemas import Kind
 from retento.orders import service as orders_service
@@ -257,18 +257,20 @@ class Due:
     key: str
     ctx: ChangeContext
     at: datetime
+    event_id: int = 0  # the order among a batch's accruals (`accrual.review`)
 
 
-def accrue(session: Session, dues: Sequence[Due]) -> list[Due]:
+def accrue(session: Session, dues: Sequence[Due]) -> tuple[list[Due], list[accrual.Accrued]]:
     """The common case of many order events at once, set-based: a completed order of an active member that has no
     points yet earns them. The orders' lines are read in one query, the points computed in one pass by the same
     rule (`rules.earned`) the one-by-one path uses, and every `accrual` operation and its lot are written in two
     multi-row inserts (one statement each on PostgreSQL), with their ids reserved beforehand; the members' levels
-    are reviewed in one query. Gives back the dues this does not decide (a second event of one account in the
-    batch, an order with points already, a cancel, an inactive program or account): the caller brings those in
-    line one by one with `service.sync_order`, in order. The result is what `sync_order` gives."""
+    are reviewed by the caller (`accrual.review`, with the accruals made set-based in SQL). Gives back the dues
+    this does not decide (a second event of one account in the batch, an order with points already, a cancel, an
+    inactive program or account), which the caller brings in line one by one with `service.sync_order`, in order,
+    and the accruals made. The result is what `sync_order` gives."""
     if not dues:
-        return []
+        return [], []
     per_account: dict[int, int] = {}
     for d in dues:
         per_account[d.account_id] = per_account.get(d.account_id, 0) + 1
@@ -289,7 +291,7 @@ def accrue(session: Session, dues: Sequence[Due]) -> list[Due]:
     settings_by = {p.id: service.settings_of(p) for p in programs.values()}
     birthdays = _birthdays(session, [a for a in accounts.values() if a.program_id in settings_by
                                      and settings_by[a.program_id].birthday_multiplier != 1])
-    rest, ops, lots = [], [], []
+    rest, ops, lots, made = [], [], [], []
     times: dict[tuple[int, datetime], tuple[datetime, datetime, datetime | None, str]] = {}
     for d in dues:
         account, order = accounts.get(d.account_id), orders.get(d.order_id)
@@ -320,13 +322,13 @@ def accrue(session: Session, dues: Sequence[Due]) -> list[Due]:
                     "actor_type": d.ctx.actor_type.value, "actor_id": d.ctx.actor_id, "created_at": at})
         lots.append({"account_id": account.id, "site_id": account.site_id, "order_id": d.order_id,
                      "amount": e.points, "active_from": active_from, "expires_at": expires_at, "created_at": at})
+        made.append(accrual.Accrued(d.event_id, account.id, program.id, d.at, d))
     if ops:
         for op, lot, op_id in zip(ops, lots, bulk.reserve_ids(session, OP, len(ops)), strict=True):
             op["id"] = lot["operation_id"] = op_id
         bulk.insert_rows(session, OP, ops)
         bulk.insert_rows(session, L, lots)
-        _review(session, [accounts[o["account_id"]] for o in ops], programs, dues)
-    return rest
+    return rest, made
 
 
 def _orders(session: Session, order_ids: set[int]) -> dict[int, dict[str, Any]]:
@@ -353,28 +355,3 @@ def _birthdays(session: Session, accounts: list[Any]) -> dict[int, Any]:
         return {}
     return dict(session.execute(select(Customer.id, Customer.birthday).where(bulk.one_of(
         session, Customer.id, [a.customer_id for a in accounts]))).tuples().all())
-
-
-def _review(session: Session, accounts: list[Any], programs: dict[int, Program], dues: Sequence[Due]) -> None:
-    """Levels of the members that just earned, from their purchases over each program's period (one query per
-    program); the few that move get `change_level` (and its event)."""
-    when = {d.account_id: d for d in dues}
-    for program_id in {a.program_id for a in accounts}:
-        settings = service.settings_of(programs[program_id])
-        mine = [a for a in accounts if a.program_id == program_id]
-        if not settings.levels or not mine:
-            continue
-        now = max(when[a.id].at for a in mine)
-        spent = dict(session.execute(select(OP.c.account_id, func.sum(OP.c.purchase)).where(
-            bulk.one_of(session, OP.c.account_id, [a.id for a in mine]),
-            OP.c.created_at >= now - timedelta(days=settings.level_period_days)).group_by(OP.c.account_id))
-            .tuples().all())
-        for a in mine:
-            total = spent.get(a.id) or 0
-            reached = rules.level_for(settings.levels, Decimal(repr(total) if isinstance(total, float) else total))
-            if (reached.code if reached else None) != a.level:
-                account = session.get(Account, a.id)
-                assert account is not None
-                d = when[a.id]
-                service.change_level(session, account=account, settings=settings,
-                                     new=reached.code if reached else None, ctx=d.ctx, now=d.at)

@@ -4,7 +4,9 @@ or return), runs expiry, burn warnings and the level review as a worker job, and
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +17,7 @@ from retento.core.bus import Event
 from retento.core.changes import ActorType, ChangeContext, Source
 from retento.core.db import bulk
 from retento.core.errors import DomainError
-from retento.loyalty import events as ev, runs, service
+from retento.loyalty import accrual, events as ev, runs, service
 from retento.loyalty.models import Account, Program
 from retento.loyalty.schemas import Points
 from retento.triggers.actions import ActionContext, action
@@ -35,25 +37,51 @@ def on_order_event(session: Session, event: Event) -> None:
     service.sync_order(session, order_id=event.order_id, ctx=ctx, now=event.occurred_at, key=f"event:{event.id}")
 
 
+def _ctx(e: Event) -> ChangeContext:
+    return ChangeContext(Source(e.source), ActorType(e.actor_type), e.actor_id, e.depth)
+
+
 def on_order_events(session: Session, events: list[Event]) -> None:
-    """A batch of order events: the members' completed orders without points yet earn them in a few statements
-    (`runs.accrue`); every other member's event goes through `on_order_event`, in order."""
-    wanted = [e for e in events if e.order_id is not None and e.customer_id is not None and e.site_id is not None]
+    """A batch of order events: the members' completed orders without points yet earn them in a few statements,
+    computed in SQL where the program's rule allows (`accrual.accrue`), else in Python (`runs.accrue`); the
+    members' levels are reviewed once for both; every other member's event goes through `on_order_event`, in
+    order. On PostgreSQL the members' accounts are locked first, in id order."""
+    wanted = [(k, e) for k, e in zip(accrual.keys(events), events, strict=True)
+              if k.order_id is not None and k.customer_id is not None and k.site_id is not None]
     if not wanted:
         return
-    members = {(site_id, customer_id): account_id for account_id, site_id, customer_id in session.execute(
-        select(Account.id, Program.site_id, Account.customer_id).join(Program, Program.id == Account.program_id)
-        .where(bulk.one_of(session, Account.customer_id, [e.customer_id for e in wanted]))).all()}
+    postgres = session.get_bind().dialect.name == "postgresql"
+    members = _members(session, [k for k, _ in wanted], lock=True) if postgres else None
+    # a member with two events in the batch is brought in line one by one (`runs.accrue` leaves both)
+    seen = Counter(map(itemgetter(1, 2), map(itemgetter(0), wanted)))
+    done = accrual.accrue(session, [k for k, _ in wanted if seen[k[1], k[2]] == 1
+                                    and (members is None or (k[1], k[2]) in members)])
+    taken = {a.event_id for a in done}
+    others = [e for k, e in wanted if k.id not in taken]
+    if others and members is None:
+        members = _members(session, [k for k, _ in wanted if k.id not in taken], lock=False)
     contexts: dict[tuple[str, str, str | None, int], ChangeContext] = {}
     dues = [runs.Due(e.order_id, members[(e.site_id, e.customer_id)], f"event:{e.id}",
-                     contexts.get(k) or contexts.setdefault(k, ChangeContext(Source(e.source), ActorType(e.actor_type),
-                                                                              e.actor_id, e.depth)), e.occurred_at)
-            for e in wanted if (e.site_id, e.customer_id) in members
+                     contexts.get(k) or contexts.setdefault(k, _ctx(e)), e.occurred_at, e.id)
+            for e in others if members is not None and (e.site_id, e.customer_id) in members
             for k in [(e.source, e.actor_type, e.actor_id, e.depth)]]
-    left = {d.key for d in runs.accrue(session, dues)}
-    for e in wanted:
-        if f"event:{e.id}" in left:
+    left, made = runs.accrue(session, dues)
+    by_id = {k.id: e for k, e in wanted}
+    accrual.review(session, sorted([*done, *made], key=itemgetter(0)) if made else done,
+                   lambda a: a.origin.ctx if a.origin is not None else _ctx(by_id[a.event_id]))
+    keys = {d.key for d in left}
+    for e in others:
+        if f"event:{e.id}" in keys:
             on_order_event(session, e)
+
+
+def _members(session: Session, events: list[accrual.Key], *, lock: bool) -> dict[tuple[int, int], int]:
+    """(site, customer) -> account of the events' members; `lock`: their accounts locked, in id order."""
+    q = (select(Account.id, Program.site_id, Account.customer_id).join(Program, Program.id == Account.program_id)
+         .where(bulk.one_of(session, Account.customer_id, [e.customer_id for e in events])))
+    if lock:
+        q = q.order_by(Account.id).with_for_update(of=Account)
+    return {(site_id, customer_id): account_id for account_id, site_id, customer_id in session.execute(q).all()}
 
 
 class LoyaltyPoints(BaseModel):
