@@ -15,6 +15,9 @@ from retento.orders import service as orders
 from retento.segments import service as segments
 from retento.segments.models import CustomerRollup
 from retento.segments.schemas import MembersIn, SegmentCreate
+from retento.tasks import service as tasks
+from retento.tasks.schemas import TaskCreate
+from retento.triggers import service as triggers
 from tests import factories as f
 from tests.loyalty import helpers as loyalty
 
@@ -173,3 +176,27 @@ def test_static_segments_take_the_kept_customer_and_the_merged_one_leaves(app):
     with transaction(app.sessions) as s:
         seg = segments.get(s, seg_id)
         assert segments.member_ids(s, segment=seg) == [keep] and seg.size == 1
+
+
+def test_delayed_trigger_runs_and_tasks_of_the_duplicate_go_on_for_the_kept_customer(app, clock):
+    f.site(app)
+    with transaction(app.sessions) as s:
+        triggers.create_trigger(s, raw={"name": "hello", "events": ["customer_created"], "delay": {"hours": 1},
+                                        "actions": [{"type": "add_tag", "target": "customer", "tag": "greeted"}]},
+                                now=app.clock.now())
+    keep = f.customer(app, first_name="Kept", tags=["vip"])
+    dup = f.customer(app, first_name="Dup")
+    app.worker.tick()
+    with transaction(app.sessions) as s:
+        tasks.create_task(s, data=TaskCreate(title="Call back", customer_id=dup), ctx=f.API, now=app.clock.now())
+    done = merge(app, keep, [dup])
+    assert done.moved["trigger_timers"] == 1 and done.moved["tasks"] == 1
+    with transaction(app.sessions) as s:
+        assert [(t.entity, t.entity_id, t.customer_id) for t in triggers.pending(s)] == [("customer", keep, keep)] * 2
+        assert [t.title for t in tasks.list_tasks(s, customer_id=keep)] == ["Call back"]
+    clock.advance(hours=1, minutes=1)
+    app.worker.tick()
+    assert snap(app, keep)["tags"] == ["greeted", "vip"]
+    with transaction(app.sessions) as s:
+        assert triggers.pending(s) == []
+        assert "acted" in [r.outcome for r in triggers.runs(s, customer_id=keep) if r.phase == "fire"]
