@@ -29,6 +29,8 @@ from retento.sites.service import get_site
 # are public and carry their own signatures.
 READ, WRITE = [Depends(require("messaging:read"))], [Depends(require("messaging:write"))]
 router = APIRouter(tags=["messaging"], route_class=ProblemRoute, responses=ERRORS)  # paths below `mounted`'s prefix
+# what providers and customers' mail clients call, many times a second: tried before the shop's routes
+hooks = APIRouter(tags=["messaging"], route_class=ProblemRoute, responses=ERRORS)
 
 
 def _app(request: Request) -> Any:
@@ -175,13 +177,13 @@ def _track(request: Request, tok: str, status: str) -> bool:
     return True
 
 
-@router.get("/o/{tok}.gif", include_in_schema=False)
+@hooks.get("/o/{tok}.gif", include_in_schema=False)
 def open_pixel(tok: str, request: Request) -> Response:
     _track(request, tok, "read")
     return Response(tracking.GIF, media_type="image/gif", headers={"Cache-Control": "no-store, max-age=0"})
 
 
-@router.get("/c/{tok}", include_in_schema=False)
+@hooks.get("/c/{tok}", include_in_schema=False)
 def click(tok: str, url: str, s: str, request: Request) -> Response:
     secret = _app(request).messaging.settings.messaging_secret
     if not tracking.link_ok(secret, tok, url, s):
@@ -196,7 +198,7 @@ PAGE = ("<!doctype html><html><meta charset=utf-8><title>{t}</title><body><p>{p}
 INVALID_LINK = PAGE.format(t="Error", p="Ссылка недействительна / Invalid link", f="")
 
 
-@router.get("/u/{tok}", include_in_schema=False, response_class=HTMLResponse)
+@hooks.get("/u/{tok}", include_in_schema=False, response_class=HTMLResponse)
 def unsubscribe_page(tok: str, request: Request) -> Response:
     if tracking.message_id(_app(request).messaging.settings.messaging_secret, tok) is None:
         return HTMLResponse(INVALID_LINK, 404)
@@ -205,7 +207,7 @@ def unsubscribe_page(tok: str, request: Request) -> Response:
                                     p="Отписаться от этих сообщений? / Unsubscribe from these messages?"))
 
 
-@router.post("/u/{tok}", include_in_schema=False, response_class=HTMLResponse)
+@hooks.post("/u/{tok}", include_in_schema=False, response_class=HTMLResponse)
 def unsubscribe(tok: str, request: Request) -> Response:
     """RFC 8058 one-click (body `List-Unsubscribe=One-Click`) and the page's button both land here."""
     app = _app(request)
@@ -250,12 +252,12 @@ def _meta_verify(request: Request, expected: str | None) -> Response:
     return PlainTextResponse("forbidden", 403)
 
 
-@router.get("/webhooks/whatsapp", include_in_schema=False)
+@hooks.get("/webhooks/whatsapp", include_in_schema=False)
 def whatsapp_verify(request: Request) -> Response:
     return _meta_verify(request, _app(request).messaging.settings.whatsapp_verify_token)
 
 
-@router.post("/webhooks/whatsapp", include_in_schema=False)
+@hooks.post("/webhooks/whatsapp", include_in_schema=False)
 async def whatsapp_webhook(request: Request) -> Response:
     app = _app(request)
     body = await request.body()
@@ -280,7 +282,7 @@ async def whatsapp_webhook(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-@router.post("/webhooks/twilio", include_in_schema=False)
+@hooks.post("/webhooks/twilio", include_in_schema=False)
 async def twilio_webhook(request: Request) -> Response:
     app = _app(request)
     cfg = app.messaging.settings
@@ -301,7 +303,7 @@ async def twilio_webhook(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/webhooks/vk", include_in_schema=False)
+@hooks.post("/webhooks/vk", include_in_schema=False)
 async def vk_webhook(request: Request) -> Response:
     app = _app(request)
     cfg = app.messaging.settings
@@ -329,7 +331,7 @@ async def vk_webhook(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-@router.post("/webhooks/telegram", include_in_schema=False)
+@hooks.post("/webhooks/telegram", include_in_schema=False)
 async def telegram_webhook(request: Request) -> Response:
     """Bot API updates (`setWebhook` with `secret_token`): the bot's private chats and business accounts."""
     app = _app(request)
@@ -345,12 +347,12 @@ async def telegram_webhook(request: Request) -> Response:
     return JSONResponse(answer) if answer else PlainTextResponse("ok")
 
 
-@router.get("/webhooks/instagram", include_in_schema=False)
+@hooks.get("/webhooks/instagram", include_in_schema=False)
 def instagram_verify(request: Request) -> Response:
     return _meta_verify(request, _app(request).messaging.settings.instagram_verify_token)
 
 
-@router.post("/webhooks/instagram", include_in_schema=False)
+@hooks.post("/webhooks/instagram", include_in_schema=False)
 async def instagram_webhook(request: Request) -> Response:
     """Meta's Instagram messaging webhooks, signed with the app secret like WhatsApp's."""
     app = _app(request)
@@ -366,6 +368,8 @@ def mounted() -> APIRouter:
     """The routes at /api/v1/messaging, and at their old place /api/messaging for one more release (the same
     routes, left out of the OpenAPI document): what `bootstrap.assemble` registers."""
     out = APIRouter()
-    out.include_router(router, prefix=API_PATH)
-    out.include_router(router, prefix=OLD_API_PATH, include_in_schema=False, deprecated=True)
+    for routes in (hooks, router):
+        out.include_router(routes, prefix=API_PATH)
+    for routes in (hooks, router):
+        out.include_router(routes, prefix=OLD_API_PATH, include_in_schema=False, deprecated=True)
     return out
