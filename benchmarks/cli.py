@@ -157,6 +157,9 @@ def inbox(
     seconds: Annotated[float, typer.Option(min=1, max=120, help="Measured duration")] = 10,
     backends: Annotated[str, typer.Option(help="Comma-separated: sqlite, postgres")] = "sqlite,postgres",
     server_workers: Annotated[str, typer.Option(help="Comma-separated API process counts, e.g. 1,2")] = "1,2",
+    clients: Annotated[int, typer.Option(min=1, max=256, help="Connections delivering updates (a Telegram bot's "
+                                         "default `max_connections` is 40)")] = 40,
+    warmup: Annotated[float, typer.Option(min=0, max=30, help="Unmeasured warm-up of each scenario")] = 2,
     capacity: Annotated[bool, typer.Option(help="Also as fast as the server answers")] = False,
     pg_dsn: Annotated[str, typer.Option(envvar="RETENTO_TEST_PG_DSN",
                                         help="PostgreSQL server for the throwaway databases")] = DEFAULT_PG_DSN,
@@ -164,7 +167,7 @@ def inbox(
     """Inbound webhook ingestion (Telegram updates, one in ten a repeat stored once) at a fixed rate, with an
     operator's live stream open: messages/s, p99, and each message's delay to the screen; the app's bare
     hello-world route is the baseline of the same run (`bench api --routes hello,inbox`)."""
-    api(rate=rate, seconds=seconds, warmup=2, backends=backends, server_workers=server_workers, clients=16,
+    api(rate=rate, seconds=seconds, warmup=warmup, backends=backends, server_workers=server_workers, clients=clients,
         routes="hello,inbox", capacity=capacity, pg_dsn=pg_dsn)
 
 

@@ -135,6 +135,10 @@ def test_bad_input_is_problem_json_naming_each_field(app, client):
     assert r.status_code == 400 and set(fields(r)) == {"email_confirmed"}
     r = client.post("/api/v1/customers", json={"site": "shop", "first_name": "a\u0000b"})
     assert r.status_code == 422 and "body" in fields(r)
+    r = client.get("/api/v1/customers", params={"cursor": "a\u0000b"})
+    assert r.status_code == 422 and set(fields(r)) == {"query"}
+    r = client.post(f"/api/v1/customers/{cid}%00/x", json={})
+    assert r.status_code in (404, 405, 422)  # never a 500
 
 
 def test_idempotency_key_replays_first_response_and_rejects_other_body(app, client):

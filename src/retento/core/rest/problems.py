@@ -84,9 +84,10 @@ NUL_ERROR = "NUL characters are not allowed"
 
 async def nul_in_request(request: Request, *, form: bool = False) -> str | None:
     """Where a NUL character hides in the request (no database stores it), or None."""
-    if "\x00" in request.url.path or "%00" in request.url.path:
+    path, query = request.scope["path"], request.scope.get("query_string", b"")  # no URL object built
+    if "\x00" in path or "%00" in path:
         return "path"
-    if "%00" in request.url.query or "\x00" in request.url.query:
+    if b"%00" in query or b"\x00" in query:
         return "query"
     body = await request.body()
     if b"\\u0000" in body or b"\x00" in body or (form and b"%00" in body):
