@@ -34,6 +34,7 @@ MAX_WINDOWS = 3  # limited-time multipliers over one batch's times the SQL takes
 LINE_LIMIT = 10**13  # a line's or an order's sum, in 1e-5 of the currency: below 1e8 (products stay in 28 digits)
 TERM_LIMIT = 2**50  # a line's points term: thousands of lines still sum within 64 bits
 TOTAL_LIMIT = 2**62  # the order's points times the multipliers, before the division to cents
+POISON = "1e30"  # a line's sum or term outside the range: no sum of lines in range brings it back into range
 
 
 class Accrued(NamedTuple):
@@ -117,6 +118,10 @@ class _Sql:
         bound = f"abs({expr}) < {limit}"
         return bound if self.pg else f"(typeof({expr}) = 'integer' AND {bound})"
 
+    def num(self, n: int) -> str:
+        """An integer literal that multiplies with others past 32 bits (PostgreSQL types literals as integer)."""
+        return f"CAST({n} AS numeric)" if self.pg else str(n)
+
     def div(self, a: str, b: int) -> str:
         return f"div({a}, {b})" if self.pg else f"({a} / {b})"
 
@@ -166,7 +171,8 @@ def _operations_sql(sql: _Sql, settings: ProgramSettings, windows: Sequence[Any]
 
     Units: a line's sum `s` (price x quantity - discount) in 1e-5 of the currency; a percent in 10^-kp; the
     points' terms in 10^-e (e = 5 + kp + 2: a sum times a percent, over 100); each multiplier in 10^-km. A line
-    outside the exact range makes its order's sums a REAL (0.5), which leaves the order to Python."""
+    outside the exact range counts as POISON, which puts its order's sums out of range (and makes them a REAL on
+    SQLite): the order is left to Python."""
     percents = [settings.percent, *(lv.percent for lv in settings.levels),
                 *(r.percent for r in settings.categories.values() if r.percent is not None)]
     kp = _scale(percents)
@@ -183,18 +189,22 @@ def _operations_sql(sql: _Sql, settings: ProgramSettings, windows: Sequence[Any]
     price, qty, disc = "it.price", "it.quantity", "coalesce(it.discount, 0)"
     line = (f"(CASE WHEN abs({price} * {qty}) + abs({disc}) < {bound} AND abs({qty}) < {units} "
             f"AND {sql.on_scale(price, 2)} AND {sql.on_scale(qty, 3)} AND {sql.on_scale(disc, 2)} "
-            f"THEN {sql.whole(price, 2)} * {sql.whole(qty, 3)} - {sql.whole(disc, 2)} * 1000 ELSE 0.5 END)")
+            f"THEN {sql.whole(price, 2)} * {sql.whole(qty, 3)} - {sql.whole(disc, 2)} * 1000 ELSE {POISON} END)")
     level_pct = _case(sql, "a.level", [(lv.code, _int(lv.percent, kp)) for lv in settings.levels],
                       str(_int(settings.percent, kp)), "lp")
     lines = "FROM order_items it WHERE it.order_id = o.id"
     if settings.categories:  # per line: the category's percent or fixed points, else the level's percent
         cat = "coalesce(it.category, '')"
         pct = _case(sql, cat, by_percent, level_pct, "cp")
-        not_fixed = f"{cat} NOT {sql.in_list('fixed', list(fixed), 'text')}" if fixed else "TRUE"
+        # the fixed categories as parameters: a `json_each` inside these correlated subqueries makes SQLite 3.40
+        # drop rows of the outer `json_each` of the batch's ids
+        fixed_in = ", ".join(sql.p(f"fc{n}", c) for n, c in enumerate(fixed))
+        not_fixed = f"{cat} NOT IN ({fixed_in})" if fixed else "TRUE"
         fx = (f"(CASE WHEN {sql.on_scale(qty, 3)} AND abs({qty}) < {units} THEN "
-              f"{_case(sql, cat, list(fixed.items()), '0', 'fx')} * {sql.whole(qty, 3)} ELSE 0.5 END)")
+              f"{_case(sql, cat, list(fixed.items()), '0', 'fx')} * {sql.whole(qty, 3)} ELSE {POISON} END)")
         sums = (f"(SELECT SUM({line} * {pct}) {lines} AND {not_fixed}) AS p, "
-                f"(SELECT MAX({pct}) {lines} AND {not_fixed}) AS pmax, "
+                # (an aggregate of outer columns only would be the outer query's on PostgreSQL)
+                f"(SELECT MAX(CASE WHEN it.id IS NOT NULL THEN {pct} END) {lines} AND {not_fixed}) AS pmax, "
                 + (f"(SELECT SUM({fx}) {lines} AND NOT ({not_fixed})) * {10 ** (kp + 2)} AS fxs" if fixed else
                    "0 AS fxs"))
         exact_sums = (f"AND (p IS NULL OR {sql.exact('p', TOTAL_LIMIT)}) "
@@ -204,7 +214,8 @@ def _operations_sql(sql: _Sql, settings: ProgramSettings, windows: Sequence[Any]
         sums, exact_sums, p_, fxs_ = f"{level_pct} AS pmax", "", "gross * pmax", "0"
     factor = "(" + " * ".join(
         f"(CASE WHEN at >= {sql.p(f'ws{n}', w.starts_at)} AND at < {sql.p(f'we{n}', w.ends_at)} "
-        f"THEN {_int(w.multiplier, km)} ELSE {10**km} END)" for n, w in enumerate(windows)) + ")" if windows else "1"
+        f"THEN {sql.num(_int(w.multiplier, km))} ELSE {sql.num(10**km)} END)" for n, w in enumerate(windows)) + ")" \
+        if windows else "1"
     names = "'[]'"
     if windows:
         parts = " || ".join(
@@ -368,7 +379,7 @@ def _may_move(session: Session, settings: ProgramSettings, accrued: Sequence[Acc
     session.flush()  # the account's level as changed so far (the query goes to the connection)
     conn = session.connection()
     sql = _Sql(conn.dialect.name)
-    total = "coalesce(s.total, 0)"
+    total = "coalesce(total, 0)"
     reached = "NULL"
     near = []
     for n, lv in enumerate(settings.levels):  # the highest level reached wins, as in `rules.level_for`
@@ -376,9 +387,10 @@ def _may_move(session: Session, settings: ProgramSettings, accrued: Sequence[Acc
         reached = f"CASE WHEN {total} >= {threshold} THEN {sql.t(f'c{n}', lv.code)} ELSE {reached} END"
         near.append(f"abs({total} - {threshold}) < 0.01")
     ids = [a.account_id for a in accrued]
-    text = (f"SELECT a.id, a.level, {total} FROM loyalty_accounts a LEFT JOIN (SELECT account_id, "
-            f"SUM(purchase) AS total FROM loyalty_operations WHERE account_id {sql.in_list('ids', ids, 'bigint')} "
-            f"AND created_at >= {sql.p('since', since)} GROUP BY account_id) s ON s.account_id = a.id "
-            f"WHERE a.id {sql.in_list('ids', ids, 'bigint')} AND (({reached}) "
-            f"{'IS DISTINCT FROM' if sql.pg else 'IS NOT'} a.level OR {' OR '.join(near)})")
+    # the sums in a materialized CTE: read once, whatever the number of thresholds compared with them
+    text = (f"WITH s AS MATERIALIZED (SELECT a.id, a.level, (SELECT SUM(x.purchase) FROM loyalty_operations x "
+            f"WHERE x.account_id = a.id AND x.created_at >= {sql.p('since', since)}) AS total FROM loyalty_accounts a "
+            f"WHERE a.id {sql.in_list('ids', ids, 'bigint')}) "
+            f"SELECT id, level, {total} FROM s WHERE ({reached}) {'IS DISTINCT FROM' if sql.pg else 'IS NOT'} level "
+            f"OR {' OR '.join(near)}")
     return {i: (level, total) for i, level, total in conn.exec_driver_sql(text, sql.params).all()}
