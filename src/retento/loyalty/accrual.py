@@ -125,22 +125,8 @@ class _Sql:
     def div(self, a: str, b: int) -> str:
         return f"div({a}, {b})" if self.pg else f"({a} / {b})"
 
-    def cents_text(self, c: str) -> str:
-        if self.pg:
-            return f"(CAST(div({c}, 100) AS text) || '.' || lpad(CAST(mod({c}, 100) AS text), 2, '0'))"
-        return f"printf('%d.%02d', {c} / 100, {c} % 100)"
-
     def money(self, c: str) -> str:
         return f"({c} * 0.01)" if self.pg else f"({c} / 100.0)"
-
-    def iso(self, at: str) -> str:
-        """`datetime.isoformat()` of a stored UTC time."""
-        if self.pg:
-            u = f"({at} AT TIME ZONE 'UTC')"
-            return (f"(to_char({u}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN to_char({u}, 'US') = '000000' "
-                    f"THEN '' ELSE '.' || to_char({u}, 'US') END || '+00:00')")
-        return (f"(substr({at}, 1, 10) || 'T' || substr({at}, 12, 8) || CASE WHEN substr({at}, 21, 6) = '000000' "
-                f"THEN '' ELSE substr({at}, 20, 7) END || '+00:00')")
 
     def plus_days(self, at: str, days: int) -> str:
         if self.pg:  # seconds, not days: a day of the session's time zone may have 23 or 25 hours
@@ -154,6 +140,26 @@ class _Sql:
         digits = "[0-9]"
         return (f"{at} GLOB '{digits * 4}-{digits * 2}-{digits * 2} {digits * 2}:{digits * 2}:{digits * 2}."
                 f"{digits * 6}'")
+
+    def details(self, cents: str, percent: str, level: str, names: str, at: str) -> str:
+        """An accrual's details as `json_dumps` writes them (the same text: these keys in this order, no spaces);
+        `percent`, `level` and `names` are JSON already. SQLite: one printf, cheaper than a chain of `||`."""
+        if self.pg:
+            u = f"({at} AT TIME ZONE 'UTC')"  # `datetime.isoformat()` of the UTC time
+            iso = (f"to_char({u}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN to_char({u}, 'US') = '000000' "
+                   f"THEN '' ELSE '.' || to_char({u}, 'US') END || '+00:00'")
+            order_sum = f"CAST(div({cents}, 100) AS text) || '.' || lpad(CAST(mod({cents}, 100) AS text), 2, '0')"
+            return (f"""'{{"order_sum":"' || {order_sum} || '","percent":' || {percent} || ',"level":' || {level}"""
+                    f"""|| ',"multipliers":' || {names} || ',"at":"' || {iso} || '"}}'""")
+        return (f"""printf('{{"order_sum":"%d.%02d","percent":%s,"level":%s,"multipliers":%s,"at":"%sT%s%s+00:00"}}', """
+                f"{cents} / 100, {cents} % 100, {percent}, {level}, {names}, substr({at}, 1, 10), substr({at}, 12, 8), "
+                f"CASE WHEN substr({at}, 21, 6) = '000000' THEN '' ELSE substr({at}, 20, 7) END)")
+
+    def key(self, event_id: str) -> str:
+        """The accrual's idempotency key, `event:<id>:accrual`."""
+        if self.pg:
+            return f"'event:' || CAST({event_id} AS text) || ':accrual'"
+        return f"printf('event:%d:accrual', {event_id})"
 
     def json(self, text: str) -> str:
         return f"CAST({text} AS jsonb)" if self.pg else text
@@ -229,9 +235,7 @@ def _operations_sql(sql: _Sql, settings: ProgramSettings, windows: Sequence[Any]
     percent_json = _case(sql, "level", [(lv.code, sql.t(f"pj{n}", orjson.dumps(str(lv.percent)).decode()))
                                         for n, lv in enumerate(settings.levels)],
                          sql.t("pj", orjson.dumps(str(settings.percent)).decode()), "lt")
-    details = (f"""'{{"order_sum":"' || {sql.cents_text(sql.div("paid", 1000))} || '","percent":' || {percent_json}"""
-               f"""|| ',"level":' || {level_json} || ',"multipliers":' || {names} || ',"at":"' || {sql.iso("at")}"""
-               """ || '"}'""")
+    details = sql.details(sql.div("paid", 1000), percent_json, level_json, names, "at")
     fo = _int(settings.fixed_per_order, 2) * 10 ** (e - 2)
     paid = "(CASE WHEN gross <= 0 OR gross - dtu <= 0 THEN 0 ELSE gross - dtu END)"
     total = (f"(CASE WHEN gross <= 0 THEN 0 WHEN dtu = 0 THEN {p_} ELSE {paid} * coalesce(pmax, 0) END + {fxs_} "
@@ -261,7 +265,7 @@ WITH m AS MATERIALIZED (
 INSERT INTO loyalty_operations (account_id, site_id, kind, amount, purchase, order_id, reason, details,
                                 idempotency_key, source, actor_type, actor_id, created_at)
 SELECT account_id, site_id, '{Kind.ACCRUAL.value}', {sql.money(points)}, {sql.money(sql.div("paid", 1000))},
-       order_id, NULL, {sql.json(details)}, 'event:' || CAST(event_id AS text) || ':accrual', source, actor_type,
+       order_id, NULL, {sql.json(details)}, {sql.key("event_id")}, source, actor_type,
        actor_id, at
 FROM y
 WHERE {sql.exact("x", TOTAL_LIMIT)} AND {points} > 0
@@ -273,7 +277,7 @@ RETURNING id, account_id, idempotency_key"""
 def _statements(dialect: str, settings_json: str, windows: tuple[int, ...]) -> tuple[str, dict[str, Any], str]:
     """The operations' statement of a program's settings with its fixed parameters, and the lots' statement
     (cached: a program's settings and the multipliers that hold change rarely)."""
-    settings = ProgramSettings.model_validate_json(settings_json)
+    settings = _settings(settings_json)
     sql = _Sql(dialect)
     ops = _operations_sql(sql, settings, [settings.multipliers[i] for i in windows])
     return ops, sql.params, _lots_sql(_Sql(dialect), settings)
@@ -284,9 +288,18 @@ def _lots_sql(sql: _Sql, settings: ProgramSettings) -> str:
     activation = settings.activation_days
     active = sql.plus_days("created_at", activation) if activation else "created_at"
     expires = sql.plus_days("created_at", activation + settings.expiry_days) if settings.expiry_days else "NULL"
+    # SQLite: the one statement that wrote the operations, holding the database's write lock, gave them
+    # consecutive ids; PostgreSQL's sequence may interleave other writers' ids
+    ids = f"id {sql.in_list('ids', [], 'bigint')}" if sql.pg else "id BETWEEN :first AND :last"
     return (f"INSERT INTO loyalty_lots (account_id, site_id, operation_id, order_id, amount, active_from, "
             f"expires_at, created_at) SELECT account_id, site_id, id, order_id, amount, {active}, {expires}, "
-            f"created_at FROM loyalty_operations WHERE id {sql.in_list('ids', [], 'bigint')} ORDER BY id")
+            f"created_at FROM loyalty_operations WHERE {ids} ORDER BY id")
+
+
+@lru_cache(maxsize=64)
+def _settings(settings_json: str) -> ProgramSettings:
+    """`service.settings_of`, once per program's settings (every batch reads them, twice)."""
+    return ProgramSettings.model_validate_json(settings_json)
 
 
 def takes(settings: ProgramSettings) -> bool:
@@ -318,7 +331,8 @@ def accrue(session: Session, events: Sequence[Key]) -> list[Accrued]:
     programs = session.scalars(select(Program).where(Program.site_id.in_(sites))).all()
     out: list[Accrued] = []
     for program in programs:
-        settings = service.settings_of(program)
+        settings_json = orjson.dumps(program.settings, option=orjson.OPT_SORT_KEYS).decode()
+        settings = _settings(settings_json)
         program_id, site_id = program.id, program.site_id
         mine = events if len(sites) == 1 else [k for k in events if k.site_id == site_id]
         if not mine or not program.active or not takes(settings):
@@ -327,12 +341,14 @@ def accrue(session: Session, events: Sequence[Key]) -> list[Accrued]:
         windows = windows_of(settings, min(times), max(times))
         if windows is None:
             continue
-        ops_sql, fixed, lots_sql = _statements(dialect, settings.model_dump_json(), windows)
+        ops_sql, fixed, lots_sql = _statements(dialect, settings_json, windows)
         made = conn.exec_driver_sql(ops_sql, {**fixed, "program": program_id, "site": site_id,
                                               "ids": _values(dialect, list(map(itemgetter(0), mine)))}).all()
         if not made:
             continue
-        conn.exec_driver_sql(lots_sql, {"ids": _values(dialect, sorted(map(itemgetter(0), made)))})
+        op_ids = sorted(map(itemgetter(0), made))
+        assert dialect == "postgresql" or op_ids[-1] - op_ids[0] == len(op_ids) - 1
+        conn.exec_driver_sql(lots_sql, {"ids": op_ids, "first": op_ids[0], "last": op_ids[-1]})
         at = dict(zip(map(itemgetter(0), mine), times, strict=True))
         for _, account_id, key in made:
             event_id = int(key[6:-8])  # event:<id>:accrual
@@ -349,7 +365,7 @@ def review(session: Session, accrued: Sequence[Accrued], ctx_of: Callable[[Accru
     for program_id in {a.program_id for a in accrued}:
         program = session.get(Program, program_id)
         assert program is not None
-        settings = service.settings_of(program)
+        settings = _settings(orjson.dumps(program.settings, option=orjson.OPT_SORT_KEYS).decode())
         mine = [a for a in accrued if a.program_id == program_id]
         if not settings.levels or not mine:
             continue
