@@ -92,9 +92,6 @@ class Event(Base):
     )
 
 
-_EVENT_ID = itemgetter(Event.__table__.c.keys().index("id"))  # an event row's id, by position
-
-
 class SubscriberCursor(Base):
     __tablename__ = "event_cursors"
     __site_scope__ = GLOBAL
@@ -180,6 +177,13 @@ class Subscription:
     batch_handler: BatchHandler | None = None  # set-based subscribers: one call per batch of events
     partitions: int = 1
     partition_by: tuple[str, ...] = ()  # event columns, the first non-null one keys the partition
+    columns: tuple[str, ...] = ()  # the event columns its handlers read (all when empty)
+
+    def select(self) -> tuple[Any, Callable[[Any], int]]:
+        """The statement that reads its events' columns, and a row's id by position."""
+        t = Event.__table__
+        names = self.columns or tuple(t.c.keys())
+        return select(*(t.c[c] for c in names)), itemgetter(names.index("id"))
 
     @property
     def cursors(self) -> list[str]:
@@ -222,20 +226,24 @@ class Bus:
     def subscribe(
         self, name: str, handler: Handler, *, types: Iterable[str] | None = None, start: str = "beginning",
         batch_handler: BatchHandler | None = None, partitions: int = 1, partition_by: Sequence[str] = (),
+        columns: Sequence[str] = (),
     ) -> None:
         """`handler` gets one event at a time. With `batch_handler`, a whole batch goes to it in one savepoint
         first; only if that raises are the batch's events handed to `handler` one by one (so a bad event is
         retried and dead-lettered alone, as for any subscriber). `partitions` (see the module's doc): keep the
         number fixed for a database; a changed number starts the new cursors where the slowest old one was
-        (events between are handed over again: at least once)."""
+        (events between are handed over again: at least once). `columns`: the only event columns the handlers
+        read (the id among them), so a batch reads and converts no other (a payload's JSON, for one)."""
         if name in self._subs:
             raise ValueError(f"subscriber {name!r} is already registered")
         if start not in ("beginning", "latest"):
             raise ValueError("start must be 'beginning' or 'latest'")
         if partitions < 1 or (partitions > 1 and not partition_by) or "#" in name:
             raise ValueError("partitions: 1, or more with the event columns to partition by; no '#' in a name")
+        if columns and ("id" not in columns or set(columns) - set(Event.__table__.c.keys())):
+            raise ValueError("columns: event columns, the id among them")
         self._subs[name] = Subscription(name, handler, frozenset(types) if types else None, start, batch_handler,
-                                        partitions, tuple(partition_by))
+                                        partitions, tuple(partition_by), tuple(columns))
 
     @property
     def subscribers(self) -> list[str]:
@@ -349,7 +357,8 @@ class Bus:
             # plain rows, read-only, with the Event's attribute names: an ORM object per event and subscriber
             # cost more than most handlers' own work
             t = Event.__table__
-            q = select(t).where(t.c.id > cur.position, t.c.id <= top)
+            q, event_id = sub.select()
+            q = q.where(t.c.id > cur.position, t.c.id <= top)
             if (part := sub.in_partition(cur.subscriber)) is not None:
                 q = q.where(part)
             if sub.types is None:
@@ -363,7 +372,7 @@ class Bus:
                 parts = [rows for kind in sorted(set(sub.types)) if (rows := s.execute(
                     q.where(t.c.type == kind).order_by(t.c.id).limit(self._batch)).all())]
                 events = (parts[0] if len(parts) == 1 else
-                          list(islice(merge(*parts, key=_EVENT_ID), self._batch)) if parts else [])
+                          list(islice(merge(*parts, key=event_id), self._batch)) if parts else [])
             # more to do: a full batch; partitioned, maybe another partition (until one finds nothing up to top)
             more = len(events) == self._batch or sub.partitions > 1
             if events and sub.batch_handler is not None and self._whole_batch(s, sub, events):

@@ -200,24 +200,30 @@ def _operations_sql(sql: _Sql, settings: ProgramSettings, windows: Sequence[Any]
                       str(_int(settings.percent, kp)), "lp")
     lines = "FROM order_items it WHERE it.order_id = o.id"
     if settings.categories:  # per line: the category's percent or fixed points, else the level's percent
+        # No outer column (the member's level) inside an aggregate of these correlated subqueries: SQLite 3.40
+        # then drops rows of the outer query. The lines at the level's percent are summed alone, and the sum
+        # multiplied outside (the same integers); the categories as parameters, no `json_each` in them either.
         cat = "coalesce(it.category, '')"
-        pct = _case(sql, cat, by_percent, level_pct, "cp")
-        # the fixed categories as parameters: a `json_each` inside these correlated subqueries makes SQLite 3.40
-        # drop rows of the outer `json_each` of the batch's ids
+        cat_pct = _case(sql, cat, by_percent, "-1", "cp")  # -1: the level's percent
         fixed_in = ", ".join(sql.p(f"fc{n}", c) for n, c in enumerate(fixed))
+        by_percent_in = ", ".join(sql.p(f"pc{n}", c) for n, (c, _) in enumerate(by_percent))
         not_fixed = f"{cat} NOT IN ({fixed_in})" if fixed else "TRUE"
+        at_level = f"{not_fixed} AND {cat} NOT IN ({by_percent_in})" if by_percent else not_fixed
         fx = (f"(CASE WHEN {sql.on_scale(qty, 3)} AND abs({qty}) < {units} THEN "
               f"{_case(sql, cat, list(fixed.items()), '0', 'fx')} * {sql.whole(qty, 3)} ELSE {POISON} END)")
-        sums = (f"(SELECT SUM({line} * {pct}) {lines} AND {not_fixed}) AS p, "
-                # (an aggregate of outer columns only would be the outer query's on PostgreSQL)
-                f"(SELECT MAX(CASE WHEN it.id IS NOT NULL THEN {pct} END) {lines} AND {not_fixed}) AS pmax, "
+        sums = ((f"(SELECT SUM({line} * {cat_pct}) {lines} AND {cat} IN ({by_percent_in})) AS pc, " if by_percent
+                 else "0 AS pc, ")
+                + f"(SELECT SUM({line}) {lines} AND {at_level}) AS pl, {level_pct} AS lpct, "
+                + f"(SELECT MAX({cat_pct}) {lines} AND {not_fixed}) AS pm, "  # of the one line, when one
                 + (f"(SELECT SUM({fx}) {lines} AND NOT ({not_fixed})) * {10 ** (kp + 2)} AS fxs" if fixed else
                    "0 AS fxs"))
-        exact_sums = (f"AND (p IS NULL OR {sql.exact('p', TOTAL_LIMIT)}) "
+        exact_sums = (f"AND (pc IS NULL OR {sql.exact('pc', TOTAL_LIMIT)}) "
+                      f"AND (pl IS NULL OR {sql.exact('pl', LINE_LIMIT)}) "
                       f"AND (fxs IS NULL OR {sql.exact('fxs', TOTAL_LIMIT)})")
-        p_, fxs_ = "coalesce(p, 0)", "coalesce(fxs, 0)"
+        p_, fxs_ = "coalesce(pc, 0) + lpct * coalesce(pl, 0)", "coalesce(fxs, 0)"
+        pmax = "(CASE WHEN pm IS NULL THEN NULL WHEN pm < 0 THEN lpct ELSE pm END)"
     else:  # one percent per order
-        sums, exact_sums, p_, fxs_ = f"{level_pct} AS pmax", "", "gross * pmax", "0"
+        sums, exact_sums, p_, fxs_, pmax = f"{level_pct} AS lpct", "", "gross * lpct", "0", "lpct"
     factor = "(" + " * ".join(
         f"(CASE WHEN at >= {sql.p(f'ws{n}', w.starts_at)} AND at < {sql.p(f'we{n}', w.ends_at)} "
         f"THEN {sql.num(_int(w.multiplier, km))} ELSE {sql.num(10**km)} END)" for n, w in enumerate(windows)) + ")" \
@@ -238,7 +244,7 @@ def _operations_sql(sql: _Sql, settings: ProgramSettings, windows: Sequence[Any]
     details = sql.details(sql.div("paid", 1000), percent_json, level_json, names, "at")
     fo = _int(settings.fixed_per_order, 2) * 10 ** (e - 2)
     paid = "(CASE WHEN gross <= 0 OR gross - dtu <= 0 THEN 0 ELSE gross - dtu END)"
-    total = (f"(CASE WHEN gross <= 0 THEN 0 WHEN dtu = 0 THEN {p_} ELSE {paid} * coalesce(pmax, 0) END + {fxs_} "
+    total = (f"(CASE WHEN gross <= 0 THEN 0 WHEN dtu = 0 THEN {p_} ELSE {paid} * coalesce({pmax}, 0) END + {fxs_} "
              f"+ CASE WHEN {paid} > 0 THEN {fo} ELSE 0 END)")
     points = sql.div("x", divisor)
     # `m` materialized: each order's sums read once (a correlated subquery runs again wherever its value is used)
@@ -259,7 +265,7 @@ WITH m AS MATERIALIZED (
   SELECT m.*, {paid} AS paid, {total} * {factor} AS x
   FROM m
   WHERE dok AND {sql.exact("gross", LINE_LIMIT)} AND {sql.exact("dtu", LINE_LIMIT)} {exact_sums}
-    AND {sql.exact(f"{paid} * coalesce(pmax, 0)", TERM_LIMIT)}
+    AND (dtu = 0 OR {sql.exact(f"{paid} * coalesce({pmax}, 0)", TERM_LIMIT)})
     AND (dtu = 0 OR (SELECT COUNT(*) FROM order_items it WHERE it.order_id = m.order_id) = 1)
 )
 INSERT INTO loyalty_operations (account_id, site_id, kind, amount, purchase, order_id, reason, details,

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from retento.app import App
 
 
+# what both handlers read of an order event (not its payload: a batch reads and converts no JSON)
+EVENT_COLUMNS = ("id", "occurred_at", "site_id", "customer_id", "order_id", "source", "actor_type", "actor_id", "depth")
+
+
 def on_order_event(session: Session, event: Event) -> None:
     """Bring the member's points in line with the order; the event id keys each change (a redelivery of the
     event changes nothing)."""
@@ -112,7 +116,8 @@ LOYALTY_POINTS = action("loyalty_points", LoyaltyPoints, _points, changes=lambda
 
 
 def install(app: App) -> None:
-    app.bus.subscribe(ev.SUBSCRIBER, on_order_event, types=ev.ORDER_EVENTS, batch_handler=on_order_events)
+    app.bus.subscribe(ev.SUBSCRIBER, on_order_event, types=ev.ORDER_EVENTS, batch_handler=on_order_events,
+                      columns=EVENT_COLUMNS)
 
     def periodic() -> int:
         return runs.run_all(app.sessions, now=app.clock.now(), every=runs.EVERY,
