@@ -247,7 +247,11 @@ def _operations_sql(sql: _Sql, settings: ProgramSettings, windows: Sequence[Any]
     total = (f"(CASE WHEN gross <= 0 THEN 0 WHEN dtu = 0 THEN {p_} ELSE {paid} * coalesce({pmax}, 0) END + {fxs_} "
              f"+ CASE WHEN {paid} > 0 THEN {fo} ELSE 0 END)")
     points = sql.div("x", divisor)
-    # `m` materialized: each order's sums read once (a correlated subquery runs again wherever its value is used)
+    # `m` materialized: each order's sums read once (a correlated subquery runs again wherever its value is used).
+    # PostgreSQL: each event's order by its key (LIMIT: not pulled up into a join), else the planner may hash the
+    # whole orders table against the batch on every batch
+    orders = ("JOIN LATERAL (SELECT o.id, o.customer_id, o.status, o.discount_total FROM orders o "
+              "WHERE o.id = e.order_id LIMIT 1) o ON TRUE") if sql.pg else "JOIN orders o ON o.id = e.order_id"
     return f"""
 WITH m AS MATERIALIZED (
   SELECT e.id AS event_id, e.order_id, e.occurred_at AS at, e.source, e.actor_type, e.actor_id,
@@ -255,7 +259,7 @@ WITH m AS MATERIALIZED (
          {sql.on_scale("o.discount_total", 2)} AS dok, (SELECT SUM({line}) {lines}) AS gross, {sums}
   FROM events e
   JOIN loyalty_accounts a ON a.customer_id = e.customer_id AND a.program_id = {sql.p("program", 0)}
-  JOIN orders o ON o.id = e.order_id
+  {orders}
   JOIN statuses st ON st.code = o.status
   WHERE e.id {sql.in_list("ids", [], "bigint")} AND e.site_id = {sql.p("site", 0)} AND a.status = 'active'
     AND o.customer_id = a.customer_id AND st.active AND st.group_code = 'complete'
