@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from retento.core import bus, scoping
+from retento.core.db.bulk import insert_rows
 from retento.core.errors import Conflict, DomainError, NotFound
 from retento.customers import service as customers
 from retento.customers.merges import Merge
@@ -208,9 +209,13 @@ def set_settings(session: Session, *, site: str, data: SettingsIn, now: datetime
     s = get_site(session, site)
     for i, op in enumerate(data.operators):
         operator(session, op, s.id, field=f"operators.{i}")
-    row = session.get(Setting, s.id) or Setting(site_id=s.id, last_assigned_id=None)
+    row = session.get(Setting, s.id, with_for_update=True)
+    if row is None:  # two first saves at once on PostgreSQL: the second waits for the first's row, then edits it
+        insert_rows(session, Setting.__table__, [{"site_id": s.id, "assignment": data.assignment.value,
+                                                  "operators": [], "last_assigned_id": None, "updated_at": now}],
+                    skip_existing=True)
+        row = session.get_one(Setting, s.id, with_for_update=True, populate_existing=True)
     row.assignment, row.operators, row.updated_at = data.assignment.value, sorted(set(data.operators)), now
-    session.add(row)
     session.flush()
     return row
 
