@@ -87,13 +87,14 @@ def save_template(session: Session, *, data: TemplateIn, now: datetime) -> Templ
     """Create or replace the template (site, name, channel, language); one that does not render is refused."""
     templates.check(subject=data.subject, body=data.body, html=data.html)
     site_id = get_site(session, data.site).id
-    row = session.scalar(select(Template).where(
-        Template.site_id == site_id, Template.name == data.name, Template.channel == data.channel.value,
-        Template.language == data.language))
-    if row is None:
-        row = Template(site_id=site_id, name=data.name, channel=data.channel.value, language=data.language,
-                       created_at=now)
-        session.add(row)
+    key = {"site_id": site_id, "name": data.name, "channel": data.channel.value, "language": data.language}
+    find = select(Template).filter_by(**key).with_for_update().execution_options(populate_existing=True)
+    row = session.scalar(find)
+    if row is None:  # two first saves at once on PostgreSQL: the second waits for the first's row, then replaces it
+        insert_rows(session, Template.__table__, [{**key, "subject": data.subject, "body": data.body, "html": None,
+                                                   "provider_template": None, "created_at": now,
+                                                   "updated_at": now}], skip_existing=True)
+        row = session.scalars(find).one()
     row.subject, row.body, row.html = data.subject, data.body, data.html
     row.provider_template, row.updated_at = data.provider_template, now
     session.flush()
