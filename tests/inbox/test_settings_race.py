@@ -3,11 +3,7 @@ API client): the second waits for the first's row and edits it, instead of faili
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
-from sqlalchemy import text
 
 from retento.bootstrap import bootstrap
 from retento.core.clock import FrozenClock
@@ -18,6 +14,7 @@ from retento.inbox.models import Setting
 from retento.inbox.schemas import SettingsIn
 from tests import factories as f
 from tests.conftest import _truncate_pg
+from tests.races import second_after_first
 
 
 @pytest.mark.postgres
@@ -29,27 +26,9 @@ def test_two_first_saves_of_a_sites_settings_at_once_do_not_collide(pg_url):
     try:
         f.site(app)
         service.set_settings(first, site="shop", data=SettingsIn(assignment="round_robin"), now=clock.now())
-        got: dict[str, object] = {}
-
-        def second() -> None:
-            try:
-                with transaction(app.sessions) as s:
-                    got["assignment"] = service.set_settings(
-                        s, site="shop", data=SettingsIn(assignment="by_load"), now=clock.now()).assignment
-            except Exception as e:  # noqa: BLE001 - reported below
-                got["error"] = e
-
-        thread = threading.Thread(target=second)
-        thread.start()
-        deadline = time.monotonic() + 10
-        with app.engine.connect() as conn:  # the second's insert waits on the first's uncommitted row
-            while not conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                        "AND wait_event_type = 'Lock'")).scalar():
-                assert time.monotonic() < deadline and thread.is_alive(), got
-                conn.rollback()
-        first.commit()
-        thread.join(10)
-        assert got == {"assignment": "by_load"}
+        got = second_after_first(app, first, lambda s: service.set_settings(
+            s, site="shop", data=SettingsIn(assignment="by_load"), now=clock.now()).assignment)
+        assert got == {"result": "by_load"}
         with transaction(app.sessions) as s:
             assert [r.assignment for r in s.query(Setting)] == ["by_load"]  # the later save wins, one row
     finally:

@@ -3,11 +3,7 @@ first's row and replaces it, instead of failing on the unique key (a 500)."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
-from sqlalchemy import text
 
 from retento.bootstrap import bootstrap
 from retento.core.clock import FrozenClock
@@ -18,6 +14,7 @@ from retento.messaging.models import Template
 from retento.messaging.schemas import TemplateIn
 from tests import factories as f
 from tests.conftest import _truncate_pg
+from tests.races import second_after_first
 
 
 def template(body: str) -> TemplateIn:
@@ -33,26 +30,9 @@ def test_two_first_saves_of_a_template_at_once_do_not_collide(pg_url):
     try:
         f.site(app)
         service.save_template(first, data=template("first"), now=clock.now())
-        got: dict[str, object] = {}
-
-        def second() -> None:
-            try:
-                with transaction(app.sessions) as s:
-                    got["body"] = service.save_template(s, data=template("second"), now=clock.now()).body
-            except Exception as e:  # noqa: BLE001 - reported below
-                got["error"] = e
-
-        thread = threading.Thread(target=second)
-        thread.start()
-        deadline = time.monotonic() + 10
-        with app.engine.connect() as conn:  # the second's insert waits on the first's uncommitted row
-            while not conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                        "AND wait_event_type = 'Lock'")).scalar():
-                assert time.monotonic() < deadline and thread.is_alive(), got
-                conn.rollback()
-        first.commit()
-        thread.join(10)
-        assert got == {"body": "second"}
+        got = second_after_first(
+            app, first, lambda s: service.save_template(s, data=template("second"), now=clock.now()).body)
+        assert got == {"result": "second"}
         with transaction(app.sessions) as s:
             assert [r.body for r in s.query(Template)] == ["second"]  # the later save wins, one row
     finally:
