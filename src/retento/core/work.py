@@ -47,6 +47,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -475,7 +476,9 @@ def dead_letters(session: Session, queue: Queue, *, after_id: int = 0, limit: in
 
 
 def retry(session: Session, queue: Queue, ids: Sequence[int], *, now: datetime) -> list[int]:
-    """Dead work due again now with fresh attempts; returns the ids that were dead."""
+    """Dead work due again now with fresh attempts; returns the ids retried. Dead work whose retry would break a
+    unique key of live work (a journey run of a customer who is in that journey again) is left alone: the others
+    of `ids` are then retried one at a time."""
     q = queue
     values: dict[str, Any] = {q.state: q.ready, **dict(q.retry_values)}
     if q.due:
@@ -484,7 +487,20 @@ def retry(session: Session, queue: Queue, ids: Sequence[int], *, now: datetime) 
         values[q.attempts] = 0
     if q.token:
         values.update(_released(q))
-    return _operate(session, q, ids, update(q.table).values(values))
+    stmt = update(q.table).values(values)
+    try:
+        with session.begin_nested():
+            return _operate(session, q, ids, stmt)
+    except IntegrityError:
+        pass
+    done: list[int] = []
+    for i in sorted(set(ids)):
+        try:
+            with session.begin_nested():
+                done += _operate(session, q, [i], stmt)
+        except IntegrityError:
+            log.info("%s %s not retried: it would clash with live work", q.name, i)
+    return done
 
 
 def drop(session: Session, queue: Queue, ids: Sequence[int], *, now: datetime) -> list[int]:

@@ -65,5 +65,6 @@ def _act(what: str, queue: str, ids: list[int]) -> None:
     with transaction(a.sessions) as s:
         done = run_service(lambda: getattr(service, what)(s, a.work, name=queue, ids=ids, now=a.clock.now()))
     skipped = sorted(set(ids) - set(done))
+    why = "not dead, or the same work is live again" if what == "retry" else "not dead"
     console.print(f"{what}: {', '.join(map(str, done)) or 'nothing'}"
-                  + (f"; not dead, left alone: {', '.join(map(str, skipped))}" if skipped else ""))
+                  + (f"; left alone ({why}): {', '.join(map(str, skipped))}" if skipped else ""))
