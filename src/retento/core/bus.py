@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from heapq import merge
 from itertools import islice
@@ -34,6 +34,7 @@ from sqlalchemy import (
     Select,
     String,
     Text,
+    bindparam,
     event,
     func,
     insert,
@@ -164,6 +165,12 @@ def record_select(session: Session, columns: Sequence[str], query: Select) -> in
                            execution_options={"preserve_rowcount": True}).rowcount
 
 
+# a subscriber's cursor, locked (PostgreSQL), and the newest event after it (up to the settled id): built once
+_CURSOR = (select(SubscriberCursor).where(SubscriberCursor.subscriber == bindparam("name")).with_for_update()
+           .execution_options(populate_existing=True))
+_TOP = select(func.max(Event.id)).where(Event.id > bindparam("after"))
+_TOP_SETTLED = _TOP.where(Event.id <= bindparam("settled"))
+
 Handler = Callable[[Session, Event], None]
 BatchHandler = Callable[[Session, list[Event]], None]
 
@@ -178,25 +185,29 @@ class Subscription:
     partitions: int = 1
     partition_by: tuple[str, ...] = ()  # event columns, the first non-null one keys the partition
     columns: tuple[str, ...] = ()  # the event columns its handlers read (all when empty)
+    _reads: tuple[list[Select], Callable[[Any], int]] | None = field(default=None, init=False, repr=False)
 
-    def select(self) -> tuple[Any, Callable[[Any], int]]:
-        """The statement that reads its events' columns, and a row's id by position."""
-        t = Event.__table__
-        names = self.columns or tuple(t.c.keys())
-        return select(*(t.c[c] for c in names)), itemgetter(names.index("id"))
+    def reads(self, batch: int) -> tuple[list[Select], Callable[[Any], int]]:
+        """The statements that read a batch of its events' columns (one per type, each an ordered range of the
+        (type, id) index), bound by `after`, `top` and, partitioned, `part`; and a row's id by position. Built
+        once: a statement used again keeps its cache key (built anew, each batch paid for it again)."""
+        if self._reads is None:
+            t = Event.__table__
+            names = self.columns or tuple(t.c.keys())
+            q = select(*(t.c[c] for c in names)).where(t.c.id > bindparam("after"), t.c.id <= bindparam("top"))
+            if self.partitions > 1:
+                q = q.where(func.coalesce(*(t.c[c] for c in self.partition_by), 0) % self.partitions
+                            == bindparam("part"))
+            kinds = [None] if self.types is None else sorted(self.types)
+            self._reads = ([(q if k is None else q.where(t.c.type == k)).order_by(t.c.id).limit(batch)
+                            for k in kinds], itemgetter(names.index("id")))
+        return self._reads
 
     @property
     def cursors(self) -> list[str]:
         """The names of its cursor rows: its own name, or `name#p` for each partition."""
         return [self.name] if self.partitions == 1 else [f"{self.name}#{p}" for p in range(self.partitions)]
 
-    def in_partition(self, cursor: str) -> Any:
-        """The condition on `events` of the cursor's partition (None: not partitioned)."""
-        if self.partitions == 1:
-            return None
-        t = Event.__table__
-        key = func.coalesce(*(t.c[c] for c in self.partition_by), 0)
-        return key % self.partitions == int(cursor.rsplit("#", 1)[1])
 
 
 class Bus:
@@ -334,7 +345,7 @@ class Bus:
     def _batch_of(self, sub: Subscription, held: list[SubscriberCursor]) -> tuple[int, bool]:
         with transaction(self._factory) as s:
             if sub.partitions == 1:
-                cur = s.get(SubscriberCursor, sub.name, with_for_update=True, populate_existing=True)
+                cur = s.scalars(_CURSOR, {"name": sub.name}).first()
             else:  # the partition furthest behind that no other worker holds
                 cur = s.scalars(select(SubscriberCursor).where(SubscriberCursor.subscriber.in_(sub.cursors))
                                 .order_by(SubscriberCursor.position, SubscriberCursor.subscriber).limit(1)
@@ -350,29 +361,23 @@ class Bus:
             settled = changelog.settled(s, Event.__table__)
             if settled is not None and settled <= cur.position:
                 return 0, False
-            q_top = select(func.max(Event.id)).where(Event.id > cur.position)
-            top = s.scalar(q_top if settled is None else q_top.where(Event.id <= settled))
+            top = (s.scalar(_TOP, {"after": cur.position}) if settled is None else
+                   s.scalar(_TOP_SETTLED, {"after": cur.position, "settled": settled}))
             if top is None:
                 return 0, False
             # plain rows, read-only, with the Event's attribute names: an ORM object per event and subscriber
-            # cost more than most handlers' own work
-            t = Event.__table__
-            q, event_id = sub.select()
-            q = q.where(t.c.id > cur.position, t.c.id <= top)
-            if (part := sub.in_partition(cur.subscriber)) is not None:
-                q = q.where(part)
-            if sub.types is None:
-                events = s.execute(q.order_by(t.c.id).limit(self._batch)).all()
-            else:
-                # one query per type, each an ordered range of the (type, id) index that stops at the batch;
-                # `type IN (...)` made both engines read (and sort) every event of the types up to `top`, a cost
-                # that grew with the backlog: quadratic over a backlog of a million events. Each fetched whole
-                # (the driver's fetchall, not a fetch per row) and merged by position: a row's attribute costs
-                # about a microsecond
-                parts = [rows for kind in sorted(set(sub.types)) if (rows := s.execute(
-                    q.where(t.c.type == kind).order_by(t.c.id).limit(self._batch)).all())]
-                events = (parts[0] if len(parts) == 1 else
-                          list(islice(merge(*parts, key=event_id), self._batch)) if parts else [])
+            # cost more than most handlers' own work. One query per type, each an ordered range of the (type, id)
+            # index that stops at the batch; `type IN (...)` made both engines read (and sort) every event of the
+            # types up to `top`, a cost that grew with the backlog: quadratic over a backlog of a million events.
+            # Each fetched whole (the driver's fetchall, not a fetch per row) and merged by position: a row's
+            # attribute costs about a microsecond
+            reads, event_id = sub.reads(self._batch)
+            bounds = {"after": cur.position, "top": top}
+            if sub.partitions > 1:
+                bounds["part"] = int(cur.subscriber.rsplit("#", 1)[1])
+            parts = [rows for q in reads if (rows := s.execute(q, bounds).all())]
+            events = (parts[0] if len(parts) == 1 else
+                      list(islice(merge(*parts, key=event_id), self._batch)) if parts else [])
             # more to do: a full batch; partitioned, maybe another partition (until one finds nothing up to top)
             more = len(events) == self._batch or sub.partitions > 1
             if events and sub.batch_handler is not None and self._whole_batch(s, sub, events):
