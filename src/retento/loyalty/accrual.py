@@ -328,24 +328,34 @@ def _values(dialect: str, values: list[Any]) -> Any:
     return values if dialect == "postgresql" else orjson.dumps(values).decode()
 
 
-def accrue(session: Session, events: Sequence[Key]) -> list[Accrued]:
+def programs_of(session: Session, sites: set[int]) -> list[Program]:
+    """The programs of `sites` (a caller that keeps them spares `review` reading them again: the session holds
+    its objects only while they are referenced)."""
+    return list(session.scalars(select(Program).where(Program.site_id.in_(sites))))
+
+
+def accrue(session: Session, events: Sequence[Key], programs: Sequence[Program] | None = None) -> list[Accrued]:
     """The accruals of `events` (order events of members, no two of one member: the caller counts; on
-    PostgreSQL their accounts locked) that SQL decides, written: per active program of their sites, one insert
-    of operations and one of lots. Returns them in event order; every other event is left to `runs.accrue`."""
+    PostgreSQL their accounts locked) that SQL decides, written: per active program of their sites (`programs`
+    when given: `programs_of` them), one insert of operations and one of lots. Returns them in event order;
+    every other event is left to `runs.accrue`."""
     if not events:
         return []
     session.flush()  # the statements below go to the connection, past the session
     conn = session.connection()
     dialect = conn.dialect.name
     sites = {k.site_id for k in events}
-    programs = session.scalars(select(Program).where(Program.site_id.in_(sites))).all()
+    if programs is None:
+        programs = programs_of(session, sites)
     out: list[Accrued] = []
     for program in programs:
+        program_id, site_id = program.id, program.site_id
+        if site_id not in sites or not program.active:
+            continue
         settings_json = orjson.dumps(program.settings, option=orjson.OPT_SORT_KEYS).decode()
         settings = _settings(settings_json)
-        program_id, site_id = program.id, program.site_id
         mine = events if len(sites) == 1 else [k for k in events if k.site_id == site_id]
-        if not mine or not program.active or not takes(settings):
+        if not takes(settings):
             continue
         times = list(map(itemgetter(4), mine))
         windows = windows_of(settings, min(times), max(times))

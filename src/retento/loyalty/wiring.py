@@ -58,8 +58,9 @@ def on_order_events(session: Session, events: list[Event]) -> None:
     members = _members(session, [k for k, _ in wanted], lock=True) if postgres else None
     # a member with two events in the batch is brought in line one by one (`runs.accrue` leaves both)
     seen = Counter(map(itemgetter(1, 2), map(itemgetter(0), wanted)))
+    programs = accrual.programs_of(session, {k.site_id for k, _ in wanted})  # held: `review` finds them
     done = accrual.accrue(session, [k for k, _ in wanted if seen[k[1], k[2]] == 1
-                                    and (members is None or (k[1], k[2]) in members)])
+                                    and (members is None or (k[1], k[2]) in members)], programs)
     taken = {a.event_id for a in done}
     others = [e for k, e in wanted if k.id not in taken]
     if others and members is None:
