@@ -165,9 +165,26 @@ def record_select(session: Session, columns: Sequence[str], query: Select) -> in
                            execution_options={"preserve_rowcount": True}).rowcount
 
 
-# a subscriber's cursor, locked (PostgreSQL), and the newest event after it (up to the settled id): built once
-_CURSOR = (select(SubscriberCursor).where(SubscriberCursor.subscriber == bindparam("name")).with_for_update()
-           .execution_options(populate_existing=True))
+@dataclass
+class _Cursor:
+    """A subscriber's cursor row as a batch reads and moves it (plain values: the ORM's unit of work for one row
+    cost a batch more than the row's read and update)."""
+
+    subscriber: str
+    position: int
+    failing_event_id: int | None
+    attempts: int
+    last_error: str | None
+
+
+# a subscriber's cursor, locked (PostgreSQL), moved, and the newest event after it (up to the settled id): built
+# once
+_C = SubscriberCursor.__table__
+_CURSOR_COLUMNS = select(_C.c.subscriber, _C.c.position, _C.c.failing_event_id, _C.c.attempts, _C.c.last_error)
+_CURSOR = _CURSOR_COLUMNS.where(_C.c.subscriber == bindparam("name")).with_for_update()
+_MOVE = _C.update().where(_C.c.subscriber == bindparam("name")).values(
+    position=bindparam("to"), failing_event_id=bindparam("failing"), attempts=bindparam("n"),
+    last_error=bindparam("error"), updated_at=bindparam("at"))
 _TOP = select(func.max(Event.id)).where(Event.id > bindparam("after"))
 _TOP_SETTLED = _TOP.where(Event.id <= bindparam("settled"))
 
@@ -336,70 +353,78 @@ class Bus:
         return min(known) >= newest  # type: ignore[type-var]
 
     def _dispatch_batch(self, sub: Subscription) -> tuple[int, bool]:
-        held: list[SubscriberCursor] = []
+        held: list[_Cursor] = []
         out = self._batch_of(sub, held)
         for cur in held:  # committed
             self._at[cur.subscriber] = cur.position
         return out
 
-    def _batch_of(self, sub: Subscription, held: list[SubscriberCursor]) -> tuple[int, bool]:
+    def _batch_of(self, sub: Subscription, held: list[_Cursor]) -> tuple[int, bool]:
         with transaction(self._factory) as s:
             if sub.partitions == 1:
-                cur = s.scalars(_CURSOR, {"name": sub.name}).first()
+                row = s.execute(_CURSOR, {"name": sub.name}).first()
             else:  # the partition furthest behind that no other worker holds
-                cur = s.scalars(select(SubscriberCursor).where(SubscriberCursor.subscriber.in_(sub.cursors))
-                                .order_by(SubscriberCursor.position, SubscriberCursor.subscriber).limit(1)
-                                .with_for_update(skip_locked=True)
-                                .execution_options(populate_existing=True)).first()
-            if cur is None:  # removed since this process created it (or every partition is taken): next turn
+                row = s.execute(_CURSOR_COLUMNS.where(_C.c.subscriber.in_(sub.cursors))
+                                .order_by(_C.c.position, _C.c.subscriber).limit(1)
+                                .with_for_update(skip_locked=True)).first()
+            if row is None:  # removed since this process created it (or every partition is taken): next turn
                 if sub.partitions == 1:
                     self._cursors.discard(sub.name)
                 return 0, False
+            cur = _Cursor(*row)
             held.append(cur)
-            # Upper bound first: no event committed later can have an id up to `top` (see `changelog`; a
-            # statement of its own, so the next ones see a snapshot taken after it).
-            settled = changelog.settled(s, Event.__table__)
-            if settled is not None and settled <= cur.position:
+            moved = self._move(s, sub, cur)
+            if moved is None:  # nothing new: the row as it was
                 return 0, False
-            top = (s.scalar(_TOP, {"after": cur.position}) if settled is None else
-                   s.scalar(_TOP_SETTLED, {"after": cur.position, "settled": settled}))
-            if top is None:
-                return 0, False
-            # plain rows, read-only, with the Event's attribute names: an ORM object per event and subscriber
-            # cost more than most handlers' own work. One query per type, each an ordered range of the (type, id)
-            # index that stops at the batch; `type IN (...)` made both engines read (and sort) every event of the
-            # types up to `top`, a cost that grew with the backlog: quadratic over a backlog of a million events.
-            # Each fetched whole (the driver's fetchall, not a fetch per row) and merged by position: a row's
-            # attribute costs about a microsecond
-            reads, event_id = sub.reads(self._batch)
-            bounds = {"after": cur.position, "top": top}
-            if sub.partitions > 1:
-                bounds["part"] = int(cur.subscriber.rsplit("#", 1)[1])
-            parts = [rows for q in reads if (rows := s.execute(q, bounds).all())]
-            events = (parts[0] if len(parts) == 1 else
-                      list(islice(merge(*parts, key=event_id), self._batch)) if parts else [])
-            # more to do: a full batch; partitioned, maybe another partition (until one finds nothing up to top)
-            more = len(events) == self._batch or sub.partitions > 1
-            if events and sub.batch_handler is not None and self._whole_batch(s, sub, events):
-                cur.position = top if len(events) < self._batch else events[-1].id
-                cur.failing_event_id, cur.attempts, cur.last_error = None, 0, None
-                cur.updated_at = self._clock.now()
-                return len(events), more
-            handled = 0
-            for ev in events:
-                try:
-                    with s.begin_nested():
-                        sub.handler(s, ev)
-                except Exception as exc:  # noqa: BLE001 - a subscriber's failure must not stop the others
-                    if not self._failed(s, cur, sub, ev, exc):
-                        return handled, False
-                cur.position = ev.id
-                cur.failing_event_id, cur.attempts, cur.last_error = None, 0, None
-                handled += 1
-            if len(events) < self._batch:
-                cur.position = top  # nothing of interest left up to top
-            cur.updated_at = self._clock.now()
-            return handled, more
+            s.execute(_MOVE, {"name": cur.subscriber, "to": cur.position, "failing": cur.failing_event_id,
+                              "n": cur.attempts, "error": cur.last_error, "at": self._clock.now()})
+            return moved
+
+    def _move(self, s: Session, sub: Subscription, cur: _Cursor) -> tuple[int, bool] | None:
+        """Hand the events after the cursor to the subscriber and move it (`cur`, written back by the caller);
+        None if there was nothing to hand over."""
+        # Upper bound first: no event committed later can have an id up to `top` (see `changelog`; a
+        # statement of its own, so the next ones see a snapshot taken after it).
+        settled = changelog.settled(s, Event.__table__)
+        if settled is not None and settled <= cur.position:
+            return None
+        top = (s.scalar(_TOP, {"after": cur.position}) if settled is None else
+               s.scalar(_TOP_SETTLED, {"after": cur.position, "settled": settled}))
+        if top is None:
+            return None
+        # plain rows, read-only, with the Event's attribute names: an ORM object per event and subscriber
+        # cost more than most handlers' own work. One query per type, each an ordered range of the (type, id)
+        # index that stops at the batch; `type IN (...)` made both engines read (and sort) every event of the
+        # types up to `top`, a cost that grew with the backlog: quadratic over a backlog of a million events.
+        # Each fetched whole (the driver's fetchall, not a fetch per row) and merged by position: a row's
+        # attribute costs about a microsecond
+        reads, event_id = sub.reads(self._batch)
+        bounds = {"after": cur.position, "top": top}
+        if sub.partitions > 1:
+            bounds["part"] = int(cur.subscriber.rsplit("#", 1)[1])
+        parts = [rows for q in reads if (rows := s.execute(q, bounds).all())]
+        events = (parts[0] if len(parts) == 1 else
+                  list(islice(merge(*parts, key=event_id), self._batch)) if parts else [])
+        # more to do: a full batch; partitioned, maybe another partition (until one finds nothing up to top)
+        more = len(events) == self._batch or sub.partitions > 1
+        if events and sub.batch_handler is not None and self._whole_batch(s, sub, events):
+            cur.position = top if len(events) < self._batch else events[-1].id
+            cur.failing_event_id, cur.attempts, cur.last_error = None, 0, None
+            return len(events), more
+        handled = 0
+        for ev in events:
+            try:
+                with s.begin_nested():
+                    sub.handler(s, ev)
+            except Exception as exc:  # noqa: BLE001 - a subscriber's failure must not stop the others
+                if not self._failed(s, cur, sub, ev, exc):
+                    return handled, False
+            cur.position = ev.id
+            cur.failing_event_id, cur.attempts, cur.last_error = None, 0, None
+            handled += 1
+        if len(events) < self._batch:
+            cur.position = top  # nothing of interest left up to top
+        return handled, more
 
     def _whole_batch(self, s: Session, sub: Subscription, events: list[Event]) -> bool:
         try:
@@ -411,12 +436,11 @@ class Bus:
                         len(events), exc)
             return False
 
-    def _failed(self, s: Session, cur: SubscriberCursor, sub: Subscription, ev: Event, exc: Exception) -> bool:
+    def _failed(self, s: Session, cur: _Cursor, sub: Subscription, ev: Event, exc: Exception) -> bool:
         """Count the failure; True if the event is given up on (dead-lettered) and the cursor moves past it."""
         attempts = cur.attempts + 1 if cur.failing_event_id == ev.id else 1
         log.warning("subscriber %s failed on event %s (attempt %s): %r", sub.name, ev.id, attempts, exc)
         cur.failing_event_id, cur.attempts, cur.last_error = ev.id, attempts, repr(exc)[:2000]
-        cur.updated_at = self._clock.now()
         if attempts < self._max_attempts:
             return False
         s.add(DeadLetter(subscriber=sub.name, event_id=ev.id, error=repr(exc)[:2000], attempts=attempts,
