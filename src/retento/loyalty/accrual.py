@@ -22,7 +22,7 @@ from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from retento.core.db.types import Amount
@@ -355,10 +355,13 @@ def _values(dialect: str, values: list[Any]) -> Any:
     return values if dialect == "postgresql" else orjson.dumps(values).decode()
 
 
+_PROGRAMS = select(Program).where(Program.site_id.in_(bindparam("sites", expanding=True)))  # built once
+
+
 def programs_of(session: Session, sites: set[int]) -> list[Program]:
     """The programs of `sites` (a caller that keeps them spares `review` reading them again: the session holds
     its objects only while they are referenced)."""
-    return list(session.scalars(select(Program).where(Program.site_id.in_(sites))))
+    return list(session.scalars(_PROGRAMS, {"sites": list(sites)}))
 
 
 def accrue(session: Session, events: Sequence[Key], programs: Sequence[Program] | None = None) -> list[Accrued]:
