@@ -17,6 +17,7 @@ from retento.core import parsing
 from retento.core.db.transactions import transaction
 from retento.core.errors import FieldError, NotFound
 from retento.core.jsonable import jsonable
+from retento.core.rest import routing
 from retento.core.rest.pagination import CursorParam, Limit, SiteParam, decode_cursor, page
 from retento.core.rest.problems import ERRORS, ProblemRoute, problem
 from retento.messaging import API_PATH, OLD_API_PATH, bounces, reports, service, statuses, tracking
@@ -29,7 +30,8 @@ from retento.sites.service import get_site
 # are public and carry their own signatures.
 READ, WRITE = [Depends(require("messaging:read"))], [Depends(require("messaging:write"))]
 router = APIRouter(tags=["messaging"], route_class=ProblemRoute, responses=ERRORS)  # paths below `mounted`'s prefix
-# what providers and customers' mail clients call, many times a second: tried before the shop's routes
+# what providers and customers' mail clients call, many times a second: tried before the shop's routes (the
+# provider webhooks `routing.direct`: answered before FastAPI's routing and request handling)
 hooks = APIRouter(tags=["messaging"], route_class=ProblemRoute, responses=ERRORS)
 
 
@@ -258,6 +260,7 @@ def whatsapp_verify(request: Request) -> Response:
 
 
 @hooks.post("/webhooks/whatsapp", include_in_schema=False)
+@routing.direct
 async def whatsapp_webhook(request: Request) -> Response:
     app = _app(request)
     body = await request.body()
@@ -283,6 +286,7 @@ async def whatsapp_webhook(request: Request) -> Response:
 
 
 @hooks.post("/webhooks/twilio", include_in_schema=False)
+@routing.direct
 async def twilio_webhook(request: Request) -> Response:
     app = _app(request)
     cfg = app.messaging.settings
@@ -304,6 +308,7 @@ async def twilio_webhook(request: Request) -> Response:
 
 
 @hooks.post("/webhooks/vk", include_in_schema=False)
+@routing.direct
 async def vk_webhook(request: Request) -> Response:
     app = _app(request)
     cfg = app.messaging.settings
@@ -332,6 +337,7 @@ async def vk_webhook(request: Request) -> Response:
 
 
 @hooks.post("/webhooks/telegram", include_in_schema=False)
+@routing.direct
 async def telegram_webhook(request: Request) -> Response:
     """Bot API updates (`setWebhook` with `secret_token`): the bot's private chats and business accounts."""
     app = _app(request)
@@ -353,6 +359,7 @@ def instagram_verify(request: Request) -> Response:
 
 
 @hooks.post("/webhooks/instagram", include_in_schema=False)
+@routing.direct
 async def instagram_webhook(request: Request) -> Response:
     """Meta's Instagram messaging webhooks, signed with the app secret like WhatsApp's."""
     app = _app(request)

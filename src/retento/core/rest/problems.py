@@ -117,26 +117,40 @@ class ProblemRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
-            request = JsonRequest(request.scope, request.receive)
-            try:
-                where = await nul_in_request(request)  # reads the body first: BodyTooLarge is answered here
-                if where:
-                    return problem(422, [FieldError(where, NUL_ERROR)])
-                return await handler(request)
-            except RequestValidationError as exc:
-                return problem(422, validation_errors(exc))
-            except HTTPException as exc:  # e.g. a body that is not even parseable
-                if isinstance(exc.__cause__, DomainError):  # FastAPI wraps what JsonRequest.json raised
-                    return problem(422, exc.__cause__.errors)
-                return problem(exc.status_code, [FieldError("body", str(exc.detail))])
-            except DomainError as exc:
-                return problem(exc.status, exc.errors)
-            except Refused as exc:
-                return problem(exc.status, [], detail=exc.message, missing_scope=exc.scope, headers=exc.headers)
-            except (DataError, OverflowError) as exc:  # a value the database cannot hold
-                return problem(422, [FieldError("body", f"a value is out of range: {type(exc).__name__}")])
+            return await answer(JsonRequest(request.scope, request.receive), handler)
 
         return route
+
+    def direct_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The endpoint (`async def endpoint(request) -> Response`) with this route's error answers and without
+        FastAPI's request handling: what `routing.direct` serves."""
+        endpoint = self.endpoint
+
+        async def route(request: Request) -> Response:
+            return await answer(JsonRequest(request.scope, request.receive), endpoint)
+
+        return route
+
+
+async def answer(request: Request, handler: Callable[[Request], Coroutine[Any, Any, Response]]) -> Response:
+    """The handler's response, or the problem+json of its failure."""
+    try:
+        where = await nul_in_request(request)  # reads the body first: BodyTooLarge is answered here
+        if where:
+            return problem(422, [FieldError(where, NUL_ERROR)])
+        return await handler(request)
+    except RequestValidationError as exc:
+        return problem(422, validation_errors(exc))
+    except HTTPException as exc:  # e.g. a body that is not even parseable
+        if isinstance(exc.__cause__, DomainError):  # FastAPI wraps what JsonRequest.json raised
+            return problem(422, exc.__cause__.errors)
+        return problem(exc.status_code, [FieldError("body", str(exc.detail))])
+    except DomainError as exc:
+        return problem(exc.status, exc.errors)
+    except Refused as exc:
+        return problem(exc.status, [], detail=exc.message, missing_scope=exc.scope, headers=exc.headers)
+    except (DataError, OverflowError) as exc:  # a value the database cannot hold
+        return problem(422, [FieldError("body", f"a value is out of range: {type(exc).__name__}")])
 
 
 def no_route(request: Request) -> Response:

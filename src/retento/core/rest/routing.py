@@ -6,13 +6,16 @@ answer lists the methods of every route that matches the path, in the error body
 to: a route class may define `method_not_allowed(request, allowed) -> Response` (problem+json for /api/v1,
 RetailCRM's envelope for /api/v5).
 
+Routes marked `direct` (provider webhooks, called many times a second) are answered before FastAPI's routing and
+request handling, by their route class's `direct_handler` (the same endpoint and error answers).
+
 A path no route has is a 404 in the native API's problem+json. Paths that name a literal route (`/triggers/actions`) are not captured by a sibling's path parameter when the
 parameter is declared with a convertor (`/triggers/{trigger_id:int}`), so they get their own 405 too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -21,15 +24,26 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Match
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 _FALLBACK = "__retento_fallback__"
+_DIRECT = "__retento_direct__"
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 def fallback(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     """Mark a catch-all endpoint (any path, any method): it does not count as a method a path has."""
     setattr(endpoint, _FALLBACK, True)
+    return endpoint
+
+
+def direct(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark an endpoint `async def endpoint(request) -> Response` (no other parameters, no dependencies) to be
+    served without FastAPI's routing and request handling, which cost more CPU than a small webhook's own work:
+    the route stays declared (405s, the OpenAPI document), its path and method are answered first."""
+    setattr(endpoint, _DIRECT, True)
     return endpoint
 
 
@@ -71,6 +85,9 @@ def install(api: FastAPI, *, no_route: Callable[[Request], Response]) -> None:
 
     api.add_exception_handler(HTTPException, http_error)
     index(api)
+    handlers = direct_handlers(api)
+    if handlers:  # innermost of the middleware: a body limit and the 500 answer apply as to any route
+        api.user_middleware.append(Middleware(Direct, handlers=handlers))
 
 
 def literal_prefix(path_format: str) -> str:
@@ -104,3 +121,48 @@ def _guarded(route: BaseRoute, prefixes: tuple[str, ...]) -> Callable[[Scope], t
         return matches(scope)
 
     return guarded
+
+
+def direct_handlers(api: FastAPI) -> dict[tuple[str, str], Handler]:
+    """(method, path) -> handler of the application's `direct` routes."""
+    out: dict[tuple[str, str], Handler] = {}
+    for context in iter_route_contexts(api.router.routes):
+        if not getattr(context.endpoint, _DIRECT, False):
+            continue
+        dependant, make = context.dependant, getattr(context.original_route, "direct_handler", None)
+        if (make is None or "{" in context.path_format or dependant.dependencies or dependant.path_params
+                or dependant.query_params or dependant.header_params or dependant.cookie_params
+                or dependant.body_params or dependant.request_param_name is None):
+            raise TypeError(f"{context.path_format}: a direct route takes only the request, in a route class "
+                            "with `direct_handler`")
+        handler = make()
+        for method in context.methods:
+            if _first_match(api, method, context.path_format) is not context.endpoint:
+                raise TypeError(f"{method} {context.path_format}: an earlier route takes it; it cannot be direct")
+            out[(method, context.path_format)] = handler
+    return out
+
+
+def _first_match(api: FastAPI, method: str, path: str) -> Callable[..., Any] | None:
+    """The endpoint FastAPI's routing gives a request (method, path)."""
+    scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+    for context in iter_route_contexts(api.router.routes):
+        if context.matches(scope)[0] is Match.FULL:
+            return context.endpoint
+    return None
+
+
+class Direct:
+    """ASGI middleware: a request for a `direct` route's method and path goes to its handler."""
+
+    def __init__(self, app: ASGIApp, handlers: dict[tuple[str, str], Handler]) -> None:
+        self.app, self.handlers = app, handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            handler = self.handlers.get((scope["method"], get_route_path(scope)))
+            if handler is not None:
+                response = await handler(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
