@@ -355,16 +355,27 @@ def _values(dialect: str, values: list[Any]) -> Any:
     return values if dialect == "postgresql" else orjson.dumps(values).decode()
 
 
-_PROGRAMS = select(Program).where(Program.site_id.in_(bindparam("sites", expanding=True)))  # built once
+class Prog(NamedTuple):
+    """What a batch reads of a program (its settings as a text `_settings` takes, the key of its statements)."""
+
+    id: int
+    site_id: int
+    active: bool
+    settings: str
 
 
-def programs_of(session: Session, sites: set[int]) -> list[Program]:
-    """The programs of `sites` (a caller that keeps them spares `review` reading them again: the session holds
-    its objects only while they are referenced)."""
-    return list(session.scalars(_PROGRAMS, {"sites": list(sites)}))
+_P = Program.__table__
+_PROGRAMS = select(_P.c.id, _P.c.site_id, _P.c.active, _P.c.settings).where(
+    _P.c.site_id.in_(bindparam("sites", expanding=True)))  # built once; plain rows, no ORM objects
 
 
-def accrue(session: Session, events: Sequence[Key], programs: Sequence[Program] | None = None) -> list[Accrued]:
+def programs_of(session: Session, sites: set[int]) -> list[Prog]:
+    """The programs of `sites`, for `accrue` and `review`."""
+    return [Prog(i, site, active, orjson.dumps(settings, option=orjson.OPT_SORT_KEYS).decode())
+            for i, site, active, settings in session.execute(_PROGRAMS, {"sites": list(sites)})]
+
+
+def accrue(session: Session, events: Sequence[Key], programs: Sequence[Prog] | None = None) -> list[Accrued]:
     """The accruals of `events` (order events of members, no two of one member: the caller counts; on
     PostgreSQL their accounts locked) that SQL decides, written: per active program of their sites (`programs`
     when given: `programs_of` them), one insert of operations and one of lots. Returns them in event order;
@@ -382,7 +393,7 @@ def accrue(session: Session, events: Sequence[Key], programs: Sequence[Program] 
         program_id, site_id = program.id, program.site_id
         if site_id not in sites or not program.active:
             continue
-        settings_json = orjson.dumps(program.settings, option=orjson.OPT_SORT_KEYS).decode()
+        settings_json = program.settings
         settings = _settings(settings_json)
         mine = events if len(sites) == 1 else [k for k in events if k.site_id == site_id]
         if not takes(settings):
@@ -409,15 +420,19 @@ def accrue(session: Session, events: Sequence[Key], programs: Sequence[Program] 
     return out
 
 
-def review(session: Session, accrued: Sequence[Accrued], ctx_of: Callable[[Accrued], Any]) -> None:
+def review(session: Session, accrued: Sequence[Accrued], ctx_of: Callable[[Accrued], Any],
+           programs: Sequence[Prog] = ()) -> None:
     """Levels of the members that just earned (`accrued`, in event order), from their purchases over each
     program's period up to its latest accrual's time, as `rules.level_for` decides: one query per program gives
     back the members whose level may change (the others keep theirs); those that move get `service.change_level`
     (and its event), with their accrual's context (`ctx_of`) and time."""
     for program_id in {a.program_id for a in accrued}:
-        program = session.get(Program, program_id)
-        assert program is not None
-        settings = _settings(orjson.dumps(program.settings, option=orjson.OPT_SORT_KEYS).decode())
+        settings_json = next((p.settings for p in programs if p.id == program_id), None)
+        if settings_json is None:
+            program = session.get(Program, program_id)
+            assert program is not None
+            settings_json = orjson.dumps(program.settings, option=orjson.OPT_SORT_KEYS).decode()
+        settings = _settings(settings_json)
         mine = [a for a in accrued if a.program_id == program_id]
         if not settings.levels or not mine:
             continue

@@ -58,7 +58,7 @@ def on_order_events(session: Session, events: list[Event]) -> None:
     members = _members(session, [k for k, _ in wanted], lock=True) if postgres else None
     # a member with two events in the batch is brought in line one by one (`runs.accrue` leaves both)
     seen = Counter(map(itemgetter(1, 2), map(itemgetter(0), wanted)))
-    programs = accrual.programs_of(session, {k.site_id for k, _ in wanted})  # held: `review` finds them
+    programs = accrual.programs_of(session, {k.site_id for k, _ in wanted})
     done = accrual.accrue(session, [k for k, _ in wanted if seen[k[1], k[2]] == 1
                                     and (members is None or (k[1], k[2]) in members)], programs)
     taken = {a.event_id for a in done}
@@ -73,7 +73,7 @@ def on_order_events(session: Session, events: list[Event]) -> None:
     left, made = runs.accrue(session, dues)
     by_id = {k.id: e for k, e in wanted}
     accrual.review(session, sorted([*done, *made], key=itemgetter(0)) if made else done,
-                   lambda a: a.origin.ctx if a.origin is not None else _ctx(by_id[a.event_id]))
+                   lambda a: a.origin.ctx if a.origin is not None else _ctx(by_id[a.event_id]), programs)
     keys = {d.key for d in left}
     for e in others:
         if f"event:{e.id}" in keys:
