@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
 from retento.core.bus import Event
 from retento.core.db.transactions import transaction
-from retento.inbox import service
+from retento.inbox import ingest, service
+from retento.inbox.models import Cycle
 from retento.inbox.schemas import ExclusionIn
 from tests.inbox import helpers as h, payloads as pl
 
@@ -62,3 +64,28 @@ def test_a_closed_dialog_is_reopened_with_a_new_cycle_in_a_batch(iapp, web, api)
     d = h.only_dialog(api)
     assert (d["state"], d["unread"]) == ("open", 2)
 
+
+
+def test_a_dialog_closed_after_the_batch_read_it_is_reopened_with_a_new_cycle(iapp, web, api):
+    """PostgreSQL, another process closes the dialog between the batch's look-up and its store: the message is
+    stored, the dialog's UPDATE leaves it out (still read as open), and it takes the one-at-a-time way."""
+    if iapp.engine.dialect.name != "postgresql":
+        pytest.skip("one writer at a time on SQLite: a dialog cannot change under a batch")
+    h.telegram(web, pl.tg_update(1, message=pl.tg_message(10, "first")))
+    d = h.only_dialog(api)
+    posted = iapp.parts.inbound["telegram"].parse(json.loads(pl.tg_update(2, message=pl.tg_message(11, "again"))))
+    e, now, counts = posted.events[0], iapp.clock.now(), {"stored": 0, "skipped": 0}
+    with transaction(iapp.sessions) as s:
+        _, found = ingest._pg_lookup(s, {(d["site_id"], "telegram", "", d["peer"])})
+    (read,) = found.values()
+    assert (read.state, read.cycle_id is not None) == ("open", True)
+    assert api.patch(f"/api/v1/inbox/dialogs/{d['id']}", json={"state": "closed"}).status_code == 200
+    with transaction(iapp.sessions) as s:
+        ingest._inbound(s, [(read, e, now, counts)])
+    assert counts == {"stored": 1, "skipped": 0}
+    d = h.only_dialog(api)
+    assert (d["state"], d["unread"]) == ("open", 1)
+    with transaction(iapp.sessions) as s:
+        assert s.scalar(select(func.count()).select_from(Cycle).where(Cycle.dialog_id == d["id"])) == 2
+        told = s.scalars(select(Event).where(Event.type == "inbox_message").order_by(Event.id.desc())).first()
+    assert (told.payload["unread"], told.payload["state"]) == (1, "open")

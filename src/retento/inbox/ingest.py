@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import bindparam, func, select, text, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -27,7 +27,7 @@ from sqlalchemy.orm.util import identity_key
 from retento.app import from_session
 from retento.core import bus
 from retento.core.changes import ChangeContext
-from retento.core.db.bulk import insert_rows
+from retento.core.db.bulk import insert_rows, recordset_insert
 from retento.customers import service as customers
 from retento.customers.schemas import CustomerCreate
 from retento.inbox import dialogs, events
@@ -126,8 +126,11 @@ def _posted_run(session: Session, run: list[tuple[Posted, datetime, dict[str, in
         outgoing = e.outgoing or (conn is not None and e.sender == conn.user_id)
         placed.append(((site.id, e.channel, e.account, e.contact.peer), e, now, counts, site, conn, outgoing))
     keys = {p[0] for p in placed}
-    banned = _excluded(session, keys)
-    found = {(d.site_id, d.channel, d.account, d.peer): d for d in _dialogs(session, keys - banned)}
+    if session.get_bind().dialect.name == "postgresql":
+        banned, found = _pg_lookup(session, keys)
+    else:
+        banned = _excluded(session, keys)
+        found = {(d.site_id, d.channel, d.account, d.peer): d for d in _dialogs(session, keys - banned)}
     slow = {p[0] for p in placed if p[6] or p[0] not in found or found[p[0]].state == "closed"
             or found[p[0]].cycle_id is None}
     fast = []
@@ -163,11 +166,36 @@ def _dialogs(session: Session, keys: Iterable[Key]) -> list[Any]:
         tuple_(Dialog.site_id, Dialog.channel, Dialog.account, Dialog.peer).in_(wanted))))
 
 
+def _pg_lookup(session: Session, keys: set[Key]) -> tuple[set[Key], dict[Key, Any]]:
+    """PostgreSQL: the keys on the exclusion list and the dialogs of the others, in one statement whose text is
+    the same for any batch (prepared once by the driver, planned once by the server)."""
+    if not keys:
+        return set(), {}
+    data = orjson.dumps([{"s": k[0], "c": k[1], "a": k[2], "p": k[3]} for k in keys]).decode()
+    banned, found = set(), {}
+    for row in session.connection().exec_driver_sql(_PG_LOOKUP, (data,)):
+        key = (row.s, row.c, row.a, row.p)
+        if row.banned:
+            banned.add(key)
+        elif row.id is not None:
+            found[key] = row
+    return banned, found
+
+
+# what the fast path reads of a dialog; its counters come back from the UPDATE
+_PG_LOOKUP = """
+SELECT k.s, k.c, k.a, k.p, d.id, d.site_id, d.customer_id, d.channel, d.state, d.cycle_id,
+    EXISTS (SELECT 1 FROM inbox_exclusions e WHERE e.site_id = k.s AND e.channel = k.c AND e.peer = k.p) AS banned
+FROM jsonb_to_recordset(CAST(%s AS jsonb)) AS k(s integer, c text, a text, p text)
+LEFT JOIN inbox_dialogs d ON d.site_id = k.s AND d.channel = k.c AND d.account = k.a AND d.peer = k.p"""
+
+
 def _inbound(session: Session, fast: list[tuple[Any, Posted, datetime, dict[str, int]]]) -> None:
     """Customers' messages to open or waiting dialogs with a running cycle: one INSERT for the messages (a
-    provider id a dialog already has is left out), one UPDATE for the dialogs, one for the events. On PostgreSQL
-    the UPDATE keeps to dialogs still open or waiting with a cycle (another process may have closed one since it
-    was read); those it left out take the one-at-a-time way with the dialog locked."""
+    provider id a dialog already has is left out), one UPDATE for the dialogs (on PostgreSQL both in one
+    statement), one for the events. On PostgreSQL the UPDATE keeps to dialogs still open or waiting with a cycle
+    (another process may have closed one since it was read); those it left out take the one-at-a-time way with
+    the dialog locked."""
     seen: set[tuple[int, str]] = set()
     rows, counted = [], []
     for d, e, now, counts in fast:
@@ -177,8 +205,13 @@ def _inbound(session: Session, fast: list[tuple[Any, Posted, datetime, dict[str,
         seen.add((d.id, e.provider_id))
         rows.append(_row(d.site_id, d.id, e, now, "in", None))
         counted.append((d, e, now, counts))
-    stored = {(r.dialog_id, r.provider_id): r.id for r in insert_rows(
-        session, Message.__table__, rows, skip_existing=True, returning=("id", "dialog_id", "provider_id"))}
+    snapshot = {d.id: d for d, *_ in counted}
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        stored, after = _pg_store(session, rows) if rows else ({}, {})
+    else:
+        stored = {(r.dialog_id, r.provider_id): r.id for r in insert_rows(
+            session, Message.__table__, rows, skip_existing=True, returning=("id", "dialog_id", "provider_id"))}
     per_dialog: dict[int, list[tuple[int, Posted, datetime]]] = defaultdict(list)
     for d, e, now, counts in counted:
         msg_id = stored.get((d.id, e.provider_id))
@@ -187,8 +220,8 @@ def _inbound(session: Session, fast: list[tuple[Any, Posted, datetime, dict[str,
             per_dialog[d.id].append((msg_id, e, now))
     if not per_dialog:
         return
-    snapshot = {d.id: d for d, *_ in counted}
-    after = _count_inbound(session, snapshot, per_dialog)
+    if not postgres:
+        after = _count_inbound(session, snapshot, per_dialog)
     rows = []
     for dialog_id, msgs in per_dialog.items():
         d = snapshot[dialog_id]
@@ -219,38 +252,57 @@ def _event(d: Any, message_id: int, kind: str, now: datetime, unread: int, state
 
 def _count_inbound(session: Session, snapshot: dict[int, Any],
                    per_dialog: dict[int, list[tuple[int, Posted, datetime]]]) -> dict[int, tuple[int, int | None]]:
-    """The dialogs' UPDATE (open, unread up, moved up); each updated dialog's unread count and assignee after it."""
+    """SQLite (one writer at a time, BEGIN IMMEDIATE: the dialogs are as read): the dialogs' UPDATE (open, unread
+    up, moved up); each dialog's unread count and assignee after it."""
     changes = []
     for dialog_id, msgs in per_dialog.items():
-        at = max(e.at or now for _, e, now in msgs)
-        changes.append({"k": dialog_id, "n": len(msgs), "at": at, "now": max(now for *_, now in msgs)})
+        d, at = snapshot[dialog_id], max(e.at or now for _, e, now in msgs)
+        changes.append({"k": dialog_id, "unread": d.unread + len(msgs), "last": max(d.last_message_at, at),
+                        "inbound": max(d.last_inbound_at or at, at), "now": max(now for *_, now in msgs)})
     session.flush()  # what the session holds is written before the rows change under it
-    if session.get_bind().dialect.name == "postgresql":
-        data = [{"id": c["k"], "n": c["n"], "at": c["at"].isoformat(), "stamp": c["now"].isoformat()}
-                for c in changes]
-        got = {r[0]: (r[1], r[2]) for r in session.execute(_PG_UPDATE, {"rows": orjson.dumps(data).decode()})}
-    else:  # one writer at a time (BEGIN IMMEDIATE): the dialogs are as read
-        for c in changes:
-            d = snapshot[c["k"]]
-            c.update(unread=d.unread + c["n"], last=max(d.last_message_at, c["at"]),
-                     inbound=max(d.last_inbound_at or c["at"], c["at"]))
-        session.execute(_SQLITE_UPDATE, changes)
-        got = {c["k"]: (c["unread"], snapshot[c["k"]].assignee_id) for c in changes}
-    for dialog_id in got:  # a Dialog the session holds is read again when next used
+    session.execute(_SQLITE_UPDATE, changes)
+    _expire_dialogs(session, per_dialog)
+    return {c["k"]: (c["unread"], snapshot[c["k"]].assignee_id) for c in changes}
+
+
+def _expire_dialogs(session: Session, ids: Iterable[int]) -> None:
+    for dialog_id in ids:  # a Dialog the session holds is read again when next used
         held = session.identity_map.get(identity_key(Dialog, dialog_id))
         if held is not None:
             session.expire(held)
-    return got
 
 
-# built once; what they set is `record_inbound` for a dialog with a running cycle
-_PG_UPDATE = text("""
-UPDATE inbox_dialogs AS d SET state = 'open', unread = d.unread + v.n,
-    last_message_at = GREATEST(d.last_message_at, v.at),
-    last_inbound_at = GREATEST(COALESCE(d.last_inbound_at, v.at), v.at), updated_at = v.stamp
-FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(id bigint, n integer, at timestamptz, stamp timestamptz)
-WHERE d.id = v.id AND d.state <> 'closed' AND d.cycle_id IS NOT NULL
-RETURNING d.id, d.unread, d.assignee_id""")
+def _pg_store(session: Session, rows: list[dict[str, Any]]) -> tuple[dict[tuple[int, str], int],
+                                                                         dict[int, tuple[int, int | None]]]:
+    """PostgreSQL, one statement: the messages (a provider id a dialog already has left out) and the UPDATE of
+    their dialogs (open, unread up, moved up), kept to dialogs still open or waiting with a cycle (another
+    process may have closed one since it was read). The ids of the stored messages, and each updated dialog's
+    unread count and assignee after it."""
+    made = recordset_insert(session.get_bind().dialect, Message.__table__, rows)
+    if made is None:  # not JSON-serialisable: not from a provider's JSON body
+        raise TypeError("an inbound message that JSON cannot carry")
+    session.flush()  # what the session holds is written before the rows change under it
+    stored, after = {}, {}
+    for r in session.connection().exec_driver_sql(_PG_STORE.format(insert=made[0]), (made[1],)):
+        stored[(r.dialog_id, r.provider_id)] = r.id
+        if r.updated is not None:
+            after[r.dialog_id] = (r.unread, r.assignee_id)
+    _expire_dialogs(session, after)
+    return stored, after
+
+
+# what `record_inbound` sets for a dialog with a running cycle; one text whatever the batch (prepared once)
+_PG_STORE = """
+WITH ins AS ({insert} ON CONFLICT DO NOTHING RETURNING id, dialog_id, provider_id, sent_at, created_at),
+n AS (SELECT dialog_id, count(*) AS n, max(sent_at) AS at, max(created_at) AS stamp FROM ins GROUP BY dialog_id),
+upd AS (
+    UPDATE inbox_dialogs AS d SET state = 'open', unread = d.unread + n.n,
+        last_message_at = GREATEST(d.last_message_at, n.at),
+        last_inbound_at = GREATEST(COALESCE(d.last_inbound_at, n.at), n.at), updated_at = n.stamp
+    FROM n WHERE d.id = n.dialog_id AND d.state <> 'closed' AND d.cycle_id IS NOT NULL
+    RETURNING d.id, d.unread, d.assignee_id)
+SELECT ins.id, ins.dialog_id, ins.provider_id, upd.id AS updated, upd.unread, upd.assignee_id
+FROM ins LEFT JOIN upd ON upd.id = ins.dialog_id"""
 _SQLITE_UPDATE = update(Dialog.__table__).where(Dialog.__table__.c.id == bindparam("k")).values(
     state="open", unread=bindparam("unread"), last_message_at=bindparam("last"), last_inbound_at=bindparam("inbound"),
     updated_at=bindparam("now"))

@@ -95,7 +95,7 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
     if returning:
         if postgres and plan is not None:
             quote = conn.dialect.identifier_preparer.quote
-            got = _insert_recordset(conn, table, plan[1], rows, f"{suffix} RETURNING {', '.join(map(quote, returning))}")
+            got = _insert_recordset(conn, table, rows, f"{suffix} RETURNING {', '.join(map(quote, returning))}")
             if got is not None:
                 return got.all()
     if plan is None or returning:
@@ -107,7 +107,7 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
         conn.execute(stmt, list(rows))
         return []
     sql, keys, converters = plan
-    if postgres and len(rows) > 1 and _insert_recordset(conn, table, keys, rows, suffix) is not None:
+    if postgres and len(rows) > 1 and _insert_recordset(conn, table, rows, suffix) is not None:
         return []
     columns = [list(map(itemgetter(k), rows)) for k in keys]
     for i, convert in converters:
@@ -116,12 +116,20 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
     return []
 
 
-def _insert_recordset(conn: Any, table: Table, keys: tuple[str, ...], rows: Sequence[dict[str, Any]],
-                      suffix: str) -> Any:
+def _insert_recordset(conn: Any, table: Table, rows: Sequence[dict[str, Any]], suffix: str) -> Any:
     """PostgreSQL: the rows in one `INSERT ... SELECT ... FROM jsonb_to_recordset(...)`, its result; None (nothing sent)
-    if a value is not JSON-serialisable. Values are bind-processed first (UTC times), JSON columns travel as their
-    JSON text, so None is stored as JSON null as a Core insert stores it."""
-    sql, processors = _recordset_plan(conn.dialect, table, keys)
+    if a value is not JSON-serialisable."""
+    made = recordset_insert(conn.dialect, table, rows)
+    return None if made is None else conn.exec_driver_sql(made[0] + suffix, (made[1],))
+
+
+def recordset_insert(dialect: Any, table: Table, rows: Sequence[dict[str, Any]]) -> tuple[str, str] | None:
+    """PostgreSQL: `INSERT ... SELECT ... FROM jsonb_to_recordset(CAST(%s AS jsonb))` of the rows (all with the
+    same keys; the same SQL for any number of them) and its one parameter, for a caller's own statement around it
+    (`ON CONFLICT`, `RETURNING`, a `WITH`); None if a value is not JSON-serialisable. Values are bind-processed
+    first (UTC times), JSON columns travel as their JSON text, so None is stored as JSON null as a Core insert
+    stores it."""
+    sql, processors = _recordset_plan(dialect, table, tuple(rows[0]))
     payload = []
     for r in rows:
         item = {}
@@ -130,10 +138,9 @@ def _insert_recordset(conn: Any, table: Table, keys: tuple[str, ...], rows: Sequ
             item[k] = v if process is None else process(v)
         payload.append(item)
     try:
-        text_ = orjson.dumps(payload, default=json_default).decode()
+        return sql, orjson.dumps(payload, default=json_default).decode()
     except TypeError:
         return None
-    return conn.exec_driver_sql(sql + suffix, (text_,))
 
 
 def _json_text(none_as_null: bool) -> Any:
