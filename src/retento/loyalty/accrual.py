@@ -270,9 +270,9 @@ WITH m AS MATERIALIZED (
   FROM events e
   JOIN loyalty_accounts a ON a.customer_id = e.customer_id AND a.program_id = {sql.p("program", 0)}
   {orders}
-  JOIN statuses st ON st.code = o.status
   WHERE e.id {sql.in_list("ids", [], "bigint")} AND e.site_id = {sql.p("site", 0)} AND a.status = 'active'
-    AND o.customer_id = a.customer_id AND st.active AND st.group_code = 'complete'
+    AND o.customer_id = a.customer_id
+    AND o.status IN (SELECT st.code FROM statuses st WHERE st.active AND st.group_code = 'complete')
     AND {sql.canonical("e.occurred_at")}
     AND NOT EXISTS (SELECT 1 FROM loyalty_operations x WHERE x.order_id = e.order_id AND x.account_id = a.id)
 ), y AS (
