@@ -226,7 +226,6 @@ class Subscription:
         return [self.name] if self.partitions == 1 else [f"{self.name}#{p}" for p in range(self.partitions)]
 
 
-
 class Bus:
     def __init__(self, factory: sessionmaker[Session], clock: Clock, *, batch: int = 500, max_attempts: int = 10):
         self._factory = factory
