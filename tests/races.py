@@ -5,14 +5,45 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from retento.bootstrap import App
+from retento.bootstrap import App, bootstrap
+from retento.core.clock import FrozenClock
+from retento.core.config import Settings
 from retento.core.db.transactions import transaction
+from tests import factories as f
+from tests.conftest import _truncate_pg
+
+
+@dataclass
+class Race:
+    app: App
+    first: Session  # the first transaction: its write is held uncommitted until the second waits on it
+    site_id: int  # the site "shop"
+
+    def second(self, fn: Callable[[Session], Any]) -> dict[str, Any]:
+        return second_after_first(self.app, self.first, fn)
+
+
+@pytest.fixture
+def race(pg_url: str) -> Iterator[Race]:
+    """An app on the run's PostgreSQL database (emptied before and after) with the site "shop", and an open
+    session for the first transaction."""
+    _truncate_pg(pg_url)
+    app = bootstrap(Settings(database_url=pg_url), clock=FrozenClock("2026-03-02T09:00:00+00:00"))
+    first = app.sessions()
+    try:
+        yield Race(app, first, f.site(app))
+    finally:
+        first.close()
+        app.close()
+        _truncate_pg(pg_url)
 
 
 def second_after_first(app: App, first: Session, second: Callable[[Session], Any]) -> dict[str, Any]:

@@ -6,31 +6,17 @@ from __future__ import annotations
 
 import pytest
 
-from retento.bootstrap import bootstrap
-from retento.core.clock import FrozenClock
-from retento.core.config import Settings
 from retento.core.db.transactions import transaction
 from retento.segments import service
 from retento.segments.models import SegmentSettings
-from tests import factories as f
-from tests.conftest import _truncate_pg
-from tests.races import second_after_first
+from tests.races import race  # noqa: F401 - the fixture
 
 
 @pytest.mark.postgres
-def test_two_workers_creating_a_sites_settings_at_once_do_not_collide(pg_url):
-    _truncate_pg(pg_url)
-    clock = FrozenClock("2026-03-02T09:00:00+00:00")
-    app = bootstrap(Settings(database_url=pg_url), clock=clock)
-    first = app.sessions()
-    try:
-        site_id = f.site(app)
-        service.settings_row(first, site_id, now=clock.now())  # inserted, not committed yet
-        got = second_after_first(app, first, lambda s: service.settings_row(s, site_id, now=clock.now()).site_id)
-        assert got == {"result": site_id}
-        with transaction(app.sessions) as s:
-            assert s.query(SegmentSettings).count() == 1
-    finally:
-        first.close()
-        app.close()
-        _truncate_pg(pg_url)
+def test_two_workers_creating_a_sites_settings_at_once_do_not_collide(race):  # noqa: F811
+    now = race.app.clock.now()
+    service.settings_row(race.first, race.site_id, now=now)  # inserted, not committed yet
+    got = race.second(lambda s: service.settings_row(s, race.site_id, now=now).site_id)
+    assert got == {"result": race.site_id}
+    with transaction(race.app.sessions) as s:
+        assert s.query(SegmentSettings).count() == 1
