@@ -271,6 +271,15 @@ def triggers(
                          f"| {e.driver_ceiling:,.0f} | {e.of_ceiling:.0%} | {e.rows_per_event:.2f} "
                          f"| {r.insert_s:.1f} | {r.ratio(e):.1f}x | {e.extra_events:,} |")
     lines.append("")
+    for r in results:  # what "in the driver" is made of; the execute part alone was the measure until 2026-12-07
+        for e in r.evals:
+            d = e.eval_driver
+            alone = e.events * e.processes / d["execute"] if d.get("execute") else math.inf
+            lines.append(f"{r.version}, {e.processes} process{'es' if e.processes > 1 else ''}: in the driver "
+                         f"{d.get('execute', 0):.2f} s executing, {d.get('fetch', 0):.2f} s fetching rows, "
+                         f"{d.get('commit', 0):.2f} s committing; the executes alone allow {alone:,.0f} events/s "
+                         f"({e.events_per_s / alone:.0%} of that).")
+    lines.append("")
     for r in results:  # the rows the evaluation must add, priced at the plain insert's cost per row
         e = r.evals[0]
         per_row = r.insert_s / r.events

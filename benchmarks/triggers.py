@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +63,7 @@ class Eval:
     extra_events: int
     eval_s: float
     eval_cpu: float  # summed over the processes
-    eval_driver_s: float  # summed over the processes: inside the database driver's execute
+    eval_driver: dict[str, float]  # summed over the processes: inside the database driver (`DriverTime.parts`)
     written: dict[str, int]  # rows the evaluation added, per table (`WRITTEN`)
     outcomes: dict[str, int]
 
@@ -77,6 +78,10 @@ class Eval:
     @property
     def rows_per_event(self) -> float:
         return sum(self.written.values()) / self.events
+
+    @property
+    def eval_driver_s(self) -> float:
+        return sum(self.eval_driver.values())
 
     @property
     def driver_ceiling(self) -> float:
@@ -144,27 +149,27 @@ def evaluate(target: Target, *, n_events: int, n_triggers: int, progress: Any,
     for k, copy in zip(processes, copies, strict=True):
         task = progress.add_task(f"{target.backend}: evaluating {n_events:,} events, {k} worker "
                                  f"process{'es' if k > 1 else ''}", total=n_events)
-        wall, cpu, driver_s = _eval_processes(copy.url, k, lambda n, t=task: progress.advance(t, n))
+        wall, cpu, driver = _eval_processes(copy.url, k, lambda n, t=task: progress.advance(t, n))
         app = bootstrap(Settings(database_url=copy.url), clock=FrozenClock(EVAL_NOW))
         try:
             after = row_counts(app)
-            evals.append(Eval(k, n_events, after["events"] - before["events"], wall, cpu, driver_s,
+            evals.append(Eval(k, n_events, after["events"] - before["events"], wall, cpu, driver,
                               {t: after[t] - before[t] for t in WRITTEN}, outcomes_of(app, "event")))
         finally:
             app.close()
     return {"events": n_events, "insert_s": insert_s, "insert_cpu": insert_cpu, "orders": orders}, evals
 
 
-def _eval_processes(url: str, processes: int, tick: Any) -> tuple[float, float, float]:
+def _eval_processes(url: str, processes: int, tick: Any) -> tuple[float, float, dict[str, float]]:
     """`processes` spawned worker processes (each its own engine) dispatch the trigger subscriber's events
     until every partition has caught up with the last event. Returns (wall s from the shared start to the last
-    process done, CPU s and driver s summed over the processes)."""
+    process done, CPU s and the driver's s per part summed over the processes)."""
     ctx = multiprocessing.get_context("spawn")
     queue, go = ctx.Queue(), ctx.Event()
     procs = [ctx.Process(target=_eval_process, args=(url, go, queue), daemon=True) for _ in range(processes)]
     for p in procs:
         p.start()
-    ready, finished, cpu, driver_s = 0, 0, 0.0, 0.0
+    ready, finished, cpu, driver = 0, 0, 0.0, Counter()
     try:
         while ready < processes:
             kind, *data = queue.get(timeout=120)
@@ -180,11 +185,11 @@ def _eval_processes(url: str, processes: int, tick: Any) -> tuple[float, float, 
             elif kind == "end":
                 finished += 1
                 cpu += data[0]
-                driver_s += data[1]
+                driver.update(data[1])
                 wall = time.perf_counter() - start
             elif kind == "error":
                 raise RuntimeError(f"evaluation bench: a worker process failed: {data[0]}")
-        return wall, cpu, driver_s
+        return wall, cpu, dict(driver)
     finally:
         go.set()
         for p in procs:
@@ -215,7 +220,7 @@ def _eval_process(url: str, go: Any, queue: Any) -> None:
                 else:
                     time.sleep(0.005)  # every partition with work is held by another process
             driver.close()
-            queue.put(("end", time.process_time() - cpu, driver.seconds))
+            queue.put(("end", time.process_time() - cpu, driver.parts))
         finally:
             app.close()
     except BaseException as exc:  # noqa: BLE001 - tell the parent instead of leaving it waiting

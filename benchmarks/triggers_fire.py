@@ -162,7 +162,10 @@ def _fire_worker(url: str, window: tuple[datetime, datetime], epoch: float, stop
         sa_event.listen(app.sessions, "after_commit", watch.after_commit)
         sa_event.listen(app.sessions, "after_rollback", watch.after_rollback)
         driver, cpu = DriverTime(app.engine), time.process_time()
-        app.worker.run(stop)
+        try:
+            app.worker.run(stop)
+        finally:
+            driver.close()
         return time.process_time() - cpu, driver.seconds
     finally:
         app.close()

@@ -10,6 +10,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event as sa_event, func, insert, select, update
+from sqlalchemy.engine.cursor import (
+    BufferedRowCursorFetchStrategy,
+    CursorFetchStrategy,
+    FullyBufferedCursorFetchStrategy,
+)
+from sqlalchemy.engine.default import DefaultExecutionContext
 
 from benchmarks.targets import Target
 from retento.bootstrap import App
@@ -41,24 +47,69 @@ TIMER_COLUMNS = ("trigger_id", "entity", "entity_id", "customer_id", "order_id",
 
 
 class DriverTime:
-    """Wall time spent inside the database driver's `execute` / `executemany` (statements with their round trips
-    and the server's work, rows fetched by the driver; not commits), counted by SQLAlchemy cursor hooks on an
-    engine. It separates what the statements cost from the Python around them."""
+    """Wall time spent inside the database driver: its `execute` / `executemany` (statements with their round
+    trips and the server's work), its fetches of their rows (sqlite3 steps a query's rows as they are fetched,
+    psycopg converts them then) and its commits, each counted apart (`parts`). Statement time is counted by
+    SQLAlchemy's cursor hooks on the engine; fetches and commits by wrapping, while the instance is open, the
+    points where SQLAlchemy calls the driver's fetch methods and the engine's dialect's `do_commit`. It
+    separates what the statements cost from the Python around them: `seconds`, their sum, is what running the
+    same statements with the plain driver would take at least."""
+
+    _FETCHES = ((CursorFetchStrategy, ("fetchone", "fetchmany", "fetchall")),
+                (BufferedRowCursorFetchStrategy, ("fetchone", "fetchmany", "fetchall", "_buffer_rows")),
+                (FullyBufferedCursorFetchStrategy, ("__init__",)),
+                (DefaultExecutionContext, ("fetchall_for_returning",)))
+    _open: DriverTime | None = None  # the one instance the fetch wrappers count for
 
     def __init__(self, engine: Any) -> None:
-        self.seconds, self._engine = 0.0, engine
+        assert DriverTime._open is None, "one DriverTime at a time in a process"
+        self.parts = {"execute": 0.0, "fetch": 0.0, "commit": 0.0}
+        self._engine, self._saved, self._depth = engine, [], [0]
         sa_event.listen(engine, "before_cursor_execute", self._before)
         sa_event.listen(engine, "after_cursor_execute", self._after)
+        for cls, names in self._FETCHES:
+            for name in names:
+                self._wrap(cls, name, "fetch")
+        self._wrap(engine.dialect, "do_commit", "commit")
+        DriverTime._open = self
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.parts.values())
+
+    def _wrap(self, owner: Any, name: str, part: str) -> None:
+        original = getattr(owner, name)
+        parts, clock, depth = self.parts, time.perf_counter, self._depth
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if depth[0]:  # called from another counted point (a buffered fetch refilling): counted there
+                return original(*args, **kwargs)
+            depth[0], t0 = 1, clock()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                depth[0] = 0
+                parts[part] += clock() - t0
+
+        self._saved.append((owner, name, vars(owner).get(name)))  # None: inherited, or the dialect's class
+        setattr(owner, name, timed)
 
     def _before(self, conn: Any, *_: Any) -> None:
         conn.info["bench_t0"] = time.perf_counter()
 
     def _after(self, conn: Any, *_: Any) -> None:
-        self.seconds += time.perf_counter() - conn.info.pop("bench_t0")
+        self.parts["execute"] += time.perf_counter() - conn.info.pop("bench_t0")
 
     def close(self) -> None:
         sa_event.remove(self._engine, "before_cursor_execute", self._before)
         sa_event.remove(self._engine, "after_cursor_execute", self._after)
+        for owner, name, original in reversed(self._saved):
+            if original is None:
+                delattr(owner, name)  # the wrapper goes: the inherited method shows through again
+            else:
+                setattr(owner, name, original)
+        self._saved.clear()
+        DriverTime._open = None
 
 
 

@@ -39,3 +39,30 @@ def test_bench_triggers_evaluates_and_fires_with_several_worker_processes_on_pos
     row = re.search(r"\| PostgreSQL [\d.]+ \| 300 \| 300 \| 2 \|.*\| (.*) \|$", result.output, re.M)
     assert row, result.output
     assert sum(int(n.replace(",", "")) for n in re.findall(r"[a-z_]+ ([\d,]+)", row.group(1))) == 300
+
+
+def test_driver_time_counts_executes_fetches_and_commits_and_puts_everything_back(tmp_path):
+    """"In the driver" is the statements' whole cost: sqlite3 steps a query's rows as they are fetched and writes
+    its pages at the commit, so both count beside the execute; closing leaves SQLAlchemy as it was."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine.cursor import CursorFetchStrategy
+
+    from benchmarks.triggers_setup import DriverTime
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'd.db'}")
+    original, commit = CursorFetchStrategy.fetchall, engine.dialect.do_commit
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    driver = DriverTime(engine)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t (n) WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c "
+                          "WHERE n < 20000) SELECT n FROM c"))
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT a.n FROM t a WHERE a.n % 3 = 0")).all()
+    driver.close()
+    assert len(rows) == 6666
+    assert all(driver.parts[p] > 0 for p in ("execute", "fetch", "commit")), driver.parts
+    assert driver.seconds == sum(driver.parts.values())
+    assert CursorFetchStrategy.fetchall is original and engine.dialect.do_commit == commit
+    assert "do_commit" not in vars(engine.dialect)
+    DriverTime(engine).close()  # a second one after the first is closed is fine
