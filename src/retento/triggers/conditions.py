@@ -17,6 +17,8 @@ from typing import Any
 
 import cel
 
+from retento.triggers.quick import UNKNOWN, Scope, compile_part
+
 VARIABLES = ("event", "customer", "order", "changes", "now")
 EVENT_FIELDS = frozenset({"id", "type", "name", "occurred_at", "source", "actor_type", "actor_id", "depth", "data"})
 HELPERS = {
@@ -67,6 +69,9 @@ class Condition:
     variables: frozenset[str]
     fields: Mapping[str, frozenset[str] | None] = dc_field(default_factory=dict)  # see `fields_used`
     known: frozenset[int] = frozenset()  # 1-based parts known to hold (a guard matched): `check` skips them
+    # per part: its plain Python version (`quick.compile_part`), None where the part is not in that subset
+    shortcuts: tuple[Any, ...] = dc_field(default=(), compare=False, repr=False)
+    falses: tuple[Verdict, ...] = dc_field(default=(), compare=False, repr=False)  # per part: its verdict when false
 
     def knowing(self, part: int) -> Condition:
         """The same condition for an event on which part `part` is known to hold (its guard matched)."""
@@ -79,6 +84,9 @@ class Verdict:
     reason: str | None = None  # why not (which part was false, or the evaluation error)
     error: bool = False
     part: int = 0  # the 1-based `&&` part that was false (0: matched, or an evaluation error)
+
+
+MATCHED = Verdict(True)
 
 
 def compile_condition(source: str, *, fields: Mapping[str, Iterable[str]] | None = None) -> Condition:
@@ -113,8 +121,13 @@ def compile_condition(source: str, *, fields: Mapping[str, Iterable[str]] | None
         variables.add("event")
         if used.get("event", frozenset()) is not None:
             used["event"] = frozenset(used.get("event") or ()) | {"source"}
+    if len(compiled_parts) == 1:
+        falses = (Verdict(False, f"condition `{source}` is false", part=1),)
+    else:
+        falses = tuple(Verdict(False, f"part {n} of {len(compiled_parts)} is false: `{text}`", part=n)
+                       for n, (text, _) in enumerate(compiled_parts, 1))
     return Condition(source=source, program=program, parts=compiled_parts, variables=frozenset(variables),
-                     fields=used)
+                     fields=used, shortcuts=tuple(compile_part(text) for text, _ in compiled_parts), falses=falses)
 
 
 SOURCE_HELPERS = frozenset({"source_is", "source_is_not"})
@@ -228,16 +241,21 @@ def _as_time(value: Any) -> datetime:
 
 
 class Evaluator:
-    """One CEL context with the helpers, reused for every evaluation (not thread-safe: one per thread)."""
+    """One CEL context with the helpers, reused for every evaluation (not thread-safe: one per thread).
 
-    def __init__(self) -> None:
-        self._now = datetime.now(UTC)
-        self._changes: list[dict[str, Any]] = []
-        self._source: str | None = None
+    A part of a condition in the subset `quick` compiles runs as plain Python on the variables as given; CEL runs
+    the others, and those parts whenever the Python version cannot be sure of CEL's answer (`quick.UNKNOWN`).
+    The variables are handed to CEL only when it runs (`bind` keeps them until then). `shortcuts=False` runs every
+    part in CEL (the tests compare both ways)."""
+
+    def __init__(self, *, shortcuts: bool = True) -> None:
+        self._scope = scope = Scope()
+        self._shortcuts = shortcuts
+        self._unbound: tuple[Mapping[str, frozenset[str] | None] | None] | None = None  # see `_hand_over`
         ctx = cel.Context()
 
         def since(unit: int) -> Any:
-            return lambda t: int((self._now - _as_time(t)).total_seconds() // unit)
+            return lambda t: int((scope.now - _as_time(t)).total_seconds() // unit)
 
         ctx.add_function("days_since", since(86400))
         ctx.add_function("hours_since", since(3600))
@@ -245,29 +263,39 @@ class Evaluator:
         ctx.add_function("has_tag", lambda entity, tag: bool(entity) and tag in (entity.get("tags") or ()))
         ctx.add_function("contains", lambda where, what: where is not None and what in where)
         ctx.add_function("in_status_group", _in_status_group)
-        ctx.add_function("changed", lambda f: any(c["field"] == f for c in self._changes))
-        ctx.add_function("old_value", lambda f: next((c["old"] for c in self._changes if c["field"] == f), None))
-        ctx.add_function("new_value", lambda f: next((c["new"] for c in self._changes if c["field"] == f), None))
-        ctx.add_function("source_is", lambda s: self._source == s)
-        ctx.add_function("source_is_not", lambda s: self._source != s)
+        ctx.add_function("changed", lambda f: any(c["field"] == f for c in scope.changes))
+        ctx.add_function("old_value", lambda f: next((c["old"] for c in scope.changes if c["field"] == f), None))
+        ctx.add_function("new_value", lambda f: next((c["new"] for c in scope.changes if c["field"] == f), None))
+        ctx.add_function("source_is", lambda s: scope.source == s)
+        ctx.add_function("source_is_not", lambda s: scope.source != s)
         self._ctx = ctx
 
     def bind(self, *, now: datetime, event: dict[str, Any] | None, customer: dict[str, Any] | None,
              order: dict[str, Any] | None, changes: list[dict[str, Any]],
              fields: Mapping[str, frozenset[str] | None] | None = None) -> None:
-        """Set the variables for the evaluations that follow (one conversion for all triggers of an event).
+        """Set the variables for the evaluations that follow (one conversion for all triggers of an event, when
+        the first part that needs CEL runs).
 
         `fields` (variable -> fields, None for all): only those variables and fields are converted and handed
         to CEL (the union over the conditions about to run); the rest keep stale values no condition reads."""
-        self._now = now
-        self._changes = changes
-        self._source = (event or {}).get("source")
-        if fields is None:
-            self._ctx.update({"now": now, "event": plain(event), "customer": plain(customer), "order": plain(order),
-                              "changes": plain(changes)})
+        scope = self._scope
+        scope.now, scope.event, scope.customer, scope.order, scope.changes = now, event, customer, order, changes
+        scope.source = (event or {}).get("source")
+        self._unbound = (fields,)
+
+    def _hand_over(self) -> None:
+        """Convert the bound variables into CEL's context (once per `bind`, before CEL first runs)."""
+        if self._unbound is None:
             return
-        values: dict[str, Any] = {"now": now}
-        for name, value in (("event", event), ("customer", customer), ("order", order), ("changes", changes)):
+        (fields,), self._unbound = self._unbound, None
+        scope = self._scope
+        if fields is None:
+            self._ctx.update({"now": scope.now, "event": plain(scope.event), "customer": plain(scope.customer),
+                              "order": plain(scope.order), "changes": plain(scope.changes)})
+            return
+        values: dict[str, Any] = {"now": scope.now}
+        for name, value in (("event", scope.event), ("customer", scope.customer), ("order", scope.order),
+                            ("changes", scope.changes)):
             if name not in fields:
                 continue
             wanted = fields[name]
@@ -282,33 +310,46 @@ class Evaluator:
         the whole, as CEL's `&&` is false if any part is false): one run names the false part, no second pass.
         Parts known to hold (`Condition.known`: the guard the engine found the trigger by) are not run again."""
         known = condition.known
+        shortcuts = condition.shortcuts if self._shortcuts else ()
         if len(condition.parts) == 1:
             if known:
-                return Verdict(True)
-            result, error = self._run(condition.program)
-            if error:
-                return Verdict(False, f"condition could not be evaluated: {error}", error=True)
-            return Verdict(True) if result is True else Verdict(False, f"condition `{condition.source}` is false", part=1)
+                return MATCHED
+            fast = shortcuts[0] if shortcuts else None
+            result = fast(self._scope) if fast is not None else UNKNOWN
+            if result is UNKNOWN:
+                result, error = self._run(condition.program)
+                if error:
+                    return Verdict(False, f"condition could not be evaluated: {error}", error=True)
+            if result is True:
+                return MATCHED
+            return condition.falses[0] if condition.falses else Verdict(
+                False, f"condition `{condition.source}` is false", part=1)
         for n, (text, program) in enumerate(condition.parts, 1):
             if n in known:
                 continue
-            part, error = self._run(program)
-            if error:
-                return Verdict(False, f"part {n} of {len(condition.parts)} `{text}` could not be evaluated: {error}",
-                               error=True)
+            fast = shortcuts[n - 1] if shortcuts else None
+            part = fast(self._scope) if fast is not None else UNKNOWN
+            if part is UNKNOWN:
+                part, error = self._run(program)
+                if error:
+                    return Verdict(False, f"part {n} of {len(condition.parts)} `{text}` could not be evaluated: "
+                                          f"{error}", error=True)
             if part is not True:
-                return Verdict(False, f"part {n} of {len(condition.parts)} is false: `{text}`", part=n)
-        return Verdict(True)
+                return condition.falses[n - 1] if condition.falses else Verdict(
+                    False, f"part {n} of {len(condition.parts)} is false: `{text}`", part=n)
+        return MATCHED
 
     def value(self, program: Any) -> tuple[Any, str | None]:
         """(value, None) of any compiled expression (`compile_expression`) on the bound variables, or (None, the
         error): what a sub-expression of a condition saw (`explain`)."""
+        self._hand_over()
         try:
             return program.execute(self._ctx), None
         except Exception as exc:  # noqa: BLE001 - as in _run
             return None, str(exc).split(". Check ")[0].split(". CEL does not")[0]
 
     def _run(self, program: Any) -> tuple[Any, str | None]:
+        self._hand_over()
         try:
             result = program.execute(self._ctx)
         except Exception as exc:  # noqa: BLE001 - CEL raises several types; all mean "cannot evaluate on this data"
