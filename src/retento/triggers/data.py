@@ -14,7 +14,6 @@ from retento.customers import service as customers
 from retento.orders import service as orders
 from retento.triggers import dispatch
 from retento.triggers.compiled import Compiled
-from retento.triggers.models import Timer
 
 
 def event_view(ev: Event) -> dict[str, Any]:
@@ -49,7 +48,8 @@ class Preloaded:
 
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     customers: dict[int, dict[str, Any]] = field(default_factory=dict)
-    pending: dict[tuple[str, int], list[Timer]] = field(default_factory=dict)  # pending timers of changed entities
+    pending: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)  # pending timers of changed
+    # entities (`timers.pending_rows_of_entities`)
     events: dict[int, Event] = field(default_factory=dict)  # triggering events of due timers
     changes: dict[str, dict[int, list[tuple[int, set[str]]]]] = field(default_factory=dict)  # see change_events
     selection: dict[int, Selection] = field(default_factory=dict)  # event id -> triggers to run / rejected

@@ -275,8 +275,9 @@ class Engine(Acting, DelayedRuns):
         out.customers = customers.snapshots(session, needs["customer"], fields=fields["customer"])
         cancelling = [t.id for t in compiled.values() if t.spec.on_change.policy == OnChange.CANCEL]
         for entity, ids in changed.items():
-            for timer in timers.pending_of_entities(session, entity=entity, entity_ids=ids, trigger_ids=cancelling):
-                out.pending.setdefault((timer.entity, timer.entity_id), []).append(timer)
+            for timer in timers.pending_rows_of_entities(session, entity=entity, entity_ids=ids,
+                                                         trigger_ids=cancelling):
+                out.pending.setdefault((timer["entity"], timer["entity_id"]), []).append(timer)
         for row in session.info.get(BUFFER, {}).get("timers", ()):  # scheduled by earlier events, not yet stored
             out.buffered.setdefault((row["entity"], row["entity_id"]), []).append(row)
         return out
@@ -335,9 +336,9 @@ class Engine(Acting, DelayedRuns):
 
         reason = f"{entity} changed ({', '.join(sorted(fields))}) in event {ev.id}"
         stored = [t for t in preloaded.pending.get((entity, entity_id), ())
-                  if t.state == "pending" and t.event_id < ev.id and doomed(t.trigger_id)]
+                  if t["state"] == "pending" and t["event_id"] < ev.id and doomed(t["trigger_id"])]
         if stored:
-            timers.cancel(session, stored, reason=reason, now=now, event_id=ev.id)
+            timers.cancel_rows(session, stored, reason=reason, now=now, event_id=ev.id)
         cancels = _buffer(session)["cancels"]
         for row in preloaded.buffered.get((entity, entity_id), ()):
             key = _timer_key(row)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import BigInteger, Text, bindparam, cast, event, func, insert, select, update
@@ -152,25 +152,63 @@ def cancel(session: Session, timers: list[Timer], *, reason: str, now: datetime,
     """Cancel pending timers and log why; returns how many. Only rows still pending are cancelled (a conditional
     UPDATE), so a run another worker is firing at this moment keeps its outcome instead of being overwritten."""
     ids = [t.id for t in timers if t.state == "pending"]
-    won: set[int] = set()
-    for start in range(0, len(ids), 900):
-        won.update(session.scalars(
-            update(Timer).where(Timer.id.in_(ids[start:start + 900]), _still_pending())
-            .values(state="cancelled", reason=reason, finished_at=now).returning(Timer.id),
-            execution_options={"synchronize_session": False}))
+    won = _cancel_ids(session, ids, reason=reason, now=now)
     for t in timers:
         if t.id in won:
             for key, value in (("state", "cancelled"), ("reason", reason), ("finished_at", now)):
                 set_committed_value(t, key, value)
         elif t.id in ids:
             session.expire(t)  # finished meanwhile by someone else: read it again when asked
+    _log_cancelled(session, [_PendingRow(t.id, t.trigger_id, t.customer_id, t.order_id, t.event_id, t.due_at)
+                             for t in timers if t.id in won], reason=reason, now=now, event_id=event_id)
+    return len(won)
+
+
+def cancel_rows(session: Session, rows: list[dict[str, Any]], *, reason: str, now: datetime,
+                event_id: int | None = None) -> int:
+    """`cancel` for timers read as plain rows (`pending_rows_of_entities`): the same statements and run-log rows;
+    a row cancelled here gets state `cancelled`, one finished meanwhile by someone else state None (unknown)."""
+    ids = [r["id"] for r in rows if r["state"] == "pending"]
+    won = _cancel_ids(session, ids, reason=reason, now=now)
+    for r in rows:
+        if r["id"] in won:
+            r["state"] = "cancelled"
+        elif r["id"] in ids:
+            r["state"] = None
+    _log_cancelled(session, [_PendingRow(r["id"], r["trigger_id"], r["customer_id"], r["order_id"], r["event_id"],
+                                         r["due_at"]) for r in rows if r["id"] in won],
+                   reason=reason, now=now, event_id=event_id)
+    return len(won)
+
+
+class _PendingRow(NamedTuple):
+    id: int
+    trigger_id: int
+    customer_id: int | None
+    order_id: int | None
+    event_id: int
+    due_at: datetime
+
+
+def _cancel_ids(session: Session, ids: list[int], *, reason: str, now: datetime) -> set[int]:
+    """The conditional UPDATE of `cancel`: the ids it cancelled."""
+    won: set[int] = set()
+    for start in range(0, len(ids), 900):
+        won.update(session.scalars(
+            update(Timer).where(Timer.id.in_(ids[start:start + 900]), _still_pending())
+            .values(state="cancelled", reason=reason, finished_at=now).returning(Timer.id),
+            execution_options={"synchronize_session": False}))
+    return won
+
+
+def _log_cancelled(session: Session, won: list[_PendingRow], *, reason: str, now: datetime,
+                   event_id: int | None) -> None:
     if won:
-        record_finished(session, [(t.id, t.due_at) for t in timers if t.id in won], now=now)
+        record_finished(session, [(t.id, t.due_at) for t in won], now=now)
         insert_rows(session, Run.__table__, [  # Core rows: one statement (see acting's firings)
             {"trigger_id": t.trigger_id, "at": now, "phase": "cancel", "event_id": event_id or t.event_id,
              "timer_id": t.id, "customer_id": t.customer_id, "order_id": t.order_id, "outcome": "cancelled",
-             "reason": reason, "actions": []} for t in timers if t.id in won])
-    return len(won)
+             "reason": reason, "actions": []} for t in won])
 
 
 def pending_of_entity(session: Session, *, entity: str, entity_id: int, before_event_id: int) -> list[Timer]:
@@ -179,17 +217,21 @@ def pending_of_entity(session: Session, *, entity: str, entity_id: int, before_e
         Timer.event_id < before_event_id)))
 
 
-def pending_of_entities(session: Session, *, entity: str, entity_ids: Iterable[int],
-                        trigger_ids: Iterable[int] | None = None) -> list[Timer]:
-    """Pending timers of many entities of one kind (of these triggers only, if given), one query per 900 ids."""
-    ids, out = sorted(set(entity_ids)), []
-    only = None if trigger_ids is None else sorted(set(trigger_ids))
+_T = Timer.__table__
+PENDING_COLUMNS = ("id", "trigger_id", "entity", "entity_id", "customer_id", "order_id", "event_id", "due_at", "state")
+_PENDING_OF = select(*(_T.c[c] for c in PENDING_COLUMNS)).where(  # built once (see orders.snapshots)
+    _T.c.entity == bindparam("entity"), _T.c.entity_id.in_(bindparam("ids", expanding=True)), _T.c.state == "pending",
+    _T.c.trigger_id.in_(bindparam("triggers", expanding=True)))
+
+
+def pending_rows_of_entities(session: Session, *, entity: str, entity_ids: Iterable[int],
+                             trigger_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Pending timers of many entities of one kind and of these triggers, as plain rows (`PENDING_COLUMNS`, no
+    ORM objects; `cancel_rows` cancels them), one query per 900 ids."""
+    ids, out, only = sorted(set(entity_ids)), [], sorted(set(trigger_ids))
     for start in range(0, len(ids), 900):
-        q = select(Timer).where(Timer.entity == entity, Timer.entity_id.in_(ids[start:start + 900]),
-                                Timer.state == "pending")
-        if only is not None:
-            q = q.where(Timer.trigger_id.in_(only))
-        out += session.scalars(q)
+        out += [dict(zip(PENDING_COLUMNS, r, strict=True)) for r in session.execute(
+            _PENDING_OF, {"entity": entity, "ids": ids[start:start + 900], "triggers": only})]
     return out
 
 
