@@ -99,6 +99,7 @@ def both(condition, *, event, order, customer, changes, whole):
 @example('event.data.amount > 1000.0 && customer.email != null && days_since(customer.created_at) > 1',
          {"data": {"amount": 5000}}, None, {"email": "a@b.ru", "created_at": datetime(2026, 1, 1)}, [], False)
 @example('order.status == "new"', None, {}, None, [], False)
+@example("contains(customer.email, event.data.channel)", {"data": {}}, None, {"email": None}, [], False)
 @example('order.status == "new"', None, None, None, [], False)
 def test_the_python_version_gives_cels_verdict(condition, event, order, customer, changes, whole):
     fast, cel = both(condition, event=event, order=order, customer=customer, changes=changes, whole=whole)

@@ -39,6 +39,7 @@ class Selection:
     needs: frozenset[str]  # what the entity-guarded triggers read: the guard's order / customer, their variables
     fields: dict[str, frozenset[str] | None]  # the order and customer fields they read (None: the whole snapshot)
     changes: list[dict[str, Any]] | None = None  # the event's change set, if it was needed to select
+    choice: Any = None  # the engine's cached outcome of the event guards (`engine._Choice`), if there is one
 
 
 @dataclass

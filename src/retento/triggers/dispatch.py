@@ -103,6 +103,15 @@ class Group(Generic[T]):
             return self.by_value.get(value, [])
         return []
 
+    def slot(self, value: Any) -> Any:
+        """The value as far as `split` tells values apart: MISSING, a literal of the group, or None (no one);
+        `split(slot(v))` is `split(v)`, and there are only as many slots as literals (a cache key)."""
+        if value is MISSING:
+            return MISSING
+        if isinstance(value, str | bool) and value in self.by_value:
+            return value
+        return None
+
 
 @dataclass
 class Plan(Generic[T]):

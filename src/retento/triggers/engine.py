@@ -48,6 +48,7 @@ from retento.triggers.schemas import OnChange, TriggerIn
 
 log = logging.getLogger(__name__)
 DERIVED_MAX = 20_000  # cached sets of triggers (`_needs_of`, `_binds_of`) before the cache starts again
+CHOICES_MAX = 4_096  # outcomes of one plan's event guards kept (`_Listening.choices`); bounded by their literals
 BUFFER = "trigger_buffer"  # session.info key: timers and run-log rows waiting for the commit
 
 class Engine(Acting, DelayedRuns):
@@ -114,7 +115,7 @@ class Engine(Acting, DelayedRuns):
                                        lambda t, g: t.knowing(g.part))
             needs = frozenset().union(*(frozenset({g.kind}) | t.needs_now | t.binds.keys()
                                         for g in plan.entity_groups for t in g.everyone))
-            found = self._plans[key] = _Listening(plan, needs, _fields_read(plan))
+            found = self._plans[key] = _Listening(plan, needs, _fields_read(plan), {})
         return found
 
     def _needs_of(self, ready: list[Compiled], needs: frozenset[str]) -> frozenset[str]:
@@ -138,25 +139,37 @@ class Engine(Acting, DelayedRuns):
 
     def _select(self, ev: Event) -> Selection:
         """The triggers whose condition must run for the event, and those whose guard already says no."""
-        plan, needs, fields = self._listening(ev)
+        listening = self._listening(ev)
+        plan, needs, fields = listening.plan, listening.needs, listening.fields
         if (plan.newest is not None and ev.occurred_at < plan.newest) or ev.depth >= self._min_depth:
             # some trigger is younger than the event, or a chain limit may apply: every trigger on its own
             return Selection([t for t in plan.everyone if _listens(t, ev)], [], needs, fields)
-        candidates, changes = list(plan.unguarded), None
+        changes, key = None, ()
         if plan.event_groups:
             changes, own = changes_of(ev), {"name": ev.name, "source": ev.source, "type": ev.type}
-            for g in plan.event_groups:
-                candidates += g.split(dispatch.event_value(g.kind, g.key, changes=changes, payload=ev.payload,
-                                                           event=own))
-        return Selection(candidates, plan.entity_groups, needs, fields, changes)
+            key = tuple(g.slot(dispatch.event_value(g.kind, g.key, changes=changes, payload=ev.payload, event=own))
+                        for g in plan.event_groups)
+        choice = listening.choices.get(key)
+        if choice is None:
+            candidates = list(plan.unguarded)
+            for g, slot in zip(plan.event_groups, key, strict=True):
+                candidates += g.split(slot)
+            ordered = sorted(candidates, key=_by_id)
+            choice = _Choice(candidates, frozenset().union(*(t.needs_now for t in candidates), needs), ordered,
+                             self._needs_of(candidates, needs), _binds(ordered))
+            if len(listening.choices) < CHOICES_MAX:
+                listening.choices[key] = choice
+        return Selection(choice.candidates, plan.entity_groups, needs, fields, changes, choice)
 
     def on_event(self, session: Session, ev: Event, preloaded: Preloaded) -> None:
         now = self._clock.now()
-        compiled = self.triggers(session)
         if ev.type in timers.CHANGE_TYPES:
-            self._cancel_on_change(session, ev, compiled, now, preloaded)
-        entity, entity_id = _entity(ev)
-        if entity is None:
+            self._cancel_on_change(session, ev, self.triggers(session), now, preloaded)
+        if ev.order_id is not None:
+            entity, entity_id = "order", ev.order_id
+        elif ev.customer_id is not None:
+            entity, entity_id = "customer", ev.customer_id
+        else:
             return
         sel = preloaded.selection.pop(ev.id, None) or self._select(ev)
         if not (sel.candidates or sel.entity_groups):
@@ -164,9 +177,14 @@ class Engine(Acting, DelayedRuns):
         runs: list[dict[str, Any]] = []
         to_schedule: list[dict[str, Any]] = []
         ready: list[Compiled] = []
+        choice, binds = sel.choice, None
         if ev.depth == 0 and ev.source != Source.TRIGGER:  # nothing to skip: not a change made by a trigger
-            ready += sel.candidates
+            if choice is not None and not sel.entity_groups:  # known from the guards alone (`_Choice`)
+                ready, binds = choice.ordered, choice.binds
+            else:
+                ready += sel.candidates
         else:
+            choice = None
             for t in sel.candidates:
                 skip = self._skip_reason(t, ev)
                 if skip:
@@ -174,15 +192,17 @@ class Engine(Acting, DelayedRuns):
                 else:
                     ready.append(t)
         if ready or sel.entity_groups:
-            needs = self._needs_of(ready, sel.needs)
+            needs = choice.needs if choice is not None else self._needs_of(ready, sel.needs)
             variables = load_variables(session, ev, needs, order_id=ev.order_id, customer_id=ev.customer_id,
                                        preloaded=preloaded, changes=sel.changes, with_event="event" in needs)
             for g in sel.entity_groups:
                 ready += g.split(dispatch.entity_value(variables.get(g.kind), g.key))
         if ready:
-            ready.sort(key=_by_id)
+            if binds is None:
+                ready.sort(key=_by_id)
+                binds = self._binds_of(ready)
             evaluator = self.evaluator
-            evaluator.bind(now=now, **variables, fields=self._binds_of(ready))
+            evaluator.bind(now=now, **variables, fields=binds)
             for t in ready:
                 verdict = evaluator.check(t.condition)
                 if not verdict.matched:
@@ -258,10 +278,11 @@ class Engine(Acting, DelayedRuns):
                 entity_id = ev.order_id if entity == "order" else ev.customer_id
                 if entity_id is not None:
                     changed[entity].add(entity_id)
-            if _entity(ev)[0] is None:
+            if ev.order_id is None and ev.customer_id is None:
                 continue
             sel = out.selection[ev.id] = self._select(ev)
-            wanted = set().union(*(t.needs_now for t in sel.candidates), sel.needs)
+            wanted = sel.choice.wanted if sel.choice is not None else set().union(
+                *(t.needs_now for t in sel.candidates), sel.needs)
             if "order" in wanted and ev.order_id is not None:
                 needs["order"].add(ev.order_id)
                 out.last_use[("order", ev.order_id)] = n
@@ -328,6 +349,9 @@ class Engine(Acting, DelayedRuns):
         if entity_id is None or not self._any_cancel:
             return
         fields = {c["field"] for c in ev.payload.get("changes", ())}
+        pending, buffered = preloaded.pending.get((entity, entity_id)), preloaded.buffered.get((entity, entity_id))
+        if not pending and not buffered:
+            return  # nothing to cancel
 
         def doomed(trigger_id: int) -> bool:
             t = compiled.get(trigger_id)
@@ -335,12 +359,12 @@ class Engine(Acting, DelayedRuns):
                     and (not t.spec.on_change.fields or bool(fields & set(t.spec.on_change.fields))))
 
         reason = f"{entity} changed ({', '.join(sorted(fields))}) in event {ev.id}"
-        stored = [t for t in preloaded.pending.get((entity, entity_id), ())
+        stored = [t for t in pending or ()
                   if t["state"] == "pending" and t["event_id"] < ev.id and doomed(t["trigger_id"])]
         if stored:
             timers.cancel_rows(session, stored, reason=reason, now=now, event_id=ev.id)
         cancels = _buffer(session)["cancels"]
-        for row in preloaded.buffered.get((entity, entity_id), ()):
+        for row in buffered or ():
             key = _timer_key(row)
             if row["event_id"] < ev.id and key not in cancels and doomed(row["trigger_id"]):
                 cancels[key] = (reason, ev.id, now)
@@ -348,14 +372,6 @@ class Engine(Acting, DelayedRuns):
 
 def _by_id(t: Compiled) -> int:
     return t.id
-
-
-def _entity(ev: Event) -> tuple[str | None, int | None]:
-    if ev.order_id is not None:
-        return "order", ev.order_id
-    if ev.customer_id is not None:
-        return "customer", ev.customer_id
-    return None, None
 
 
 def _listens(t: Compiled, ev: Event, *, since: bool = True) -> bool:
@@ -429,6 +445,17 @@ class _Listening(NamedTuple):
     plan: dispatch.Plan[Compiled]
     needs: frozenset[str]  # of the entity-guarded triggers: the guard's order / customer, and their variables
     fields: dict[str, frozenset[str] | None]  # see `_fields_read`
+    choices: dict[tuple[Any, ...], _Choice]  # by the event guards' slots (`Group.slot`): the candidates
+
+
+class _Choice(NamedTuple):
+    """The candidates of one outcome of a plan's event guards, and what follows from them alone (`_select`)."""
+
+    candidates: list[Compiled]  # in the plan's order (skipped runs are logged in it)
+    wanted: frozenset[str]  # what they and the entity guards need read: their `needs_now` and `_Listening.needs`
+    ordered: list[Compiled]  # by id, the order conditions run in
+    needs: frozenset[str]  # `_needs_of(candidates, _Listening.needs)`
+    binds: dict[str, frozenset[str] | None]  # `_binds(ordered)`
 
 
 def _buffer(session: Session) -> dict[str, Any]:

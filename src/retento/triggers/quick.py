@@ -15,6 +15,7 @@ saved is the conversion of the variables into CEL (`cel.Context.update`) and the
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
@@ -88,9 +89,13 @@ def _plain(value: Any) -> Any:
     return UNKNOWN
 
 
+_KINDS = {type(None): "null", bool: "bool", int: "num", float: "num", str: "str"}
+
+
 def _kind(value: Any) -> str | None:
-    if value is None:
-        return "null"
+    found = _KINDS.get(type(value))
+    if found is not None:
+        return found
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int | float):
@@ -107,13 +112,26 @@ def _equal(a: Any, b: Any) -> Any:
     return ka == kb and (ka == "null" or a == b)
 
 
-_ORDER: dict[str, Callable[[Any, Any], bool]] = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-                                                  ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
+                                                  ">=": operator.ge}
 
 
 def _relation(op: str, left: Fn, right: Fn) -> Fn:
+    literal = getattr(right, "literal", UNKNOWN)
     if op in ("==", "!="):
         negate = op == "!="
+        if literal is not UNKNOWN:  # `x == "lit"`: the literal's kind known once
+            kb = _kind(literal)
+
+            def eq_literal(s: Scope) -> Any:
+                a = left(s)
+                if a is UNKNOWN:
+                    return UNKNOWN
+                ka = _kind(a)
+                if ka is None:
+                    return UNKNOWN
+                return (ka == kb and (ka == "null" or a == literal)) != negate
+            return _returns_bool(eq_literal)
 
         def eq(s: Scope) -> Any:
             a = left(s)
@@ -124,8 +142,15 @@ def _relation(op: str, left: Fn, right: Fn) -> Fn:
                 return UNKNOWN
             r = _equal(a, b)
             return r if r is UNKNOWN else r != negate
-        return eq
+        return _returns_bool(eq)
     compare = _ORDER[op]
+    if literal is not UNKNOWN and _kind(literal) == "num":  # `x > 1.0`
+        def order_literal(s: Scope) -> Any:
+            a = left(s)
+            if _KINDS.get(type(a)) == "num" or _kind(a) == "num":
+                return compare(a, literal)
+            return UNKNOWN
+        return _returns_bool(order_literal)
 
     def order(s: Scope) -> Any:
         a = left(s)
@@ -135,10 +160,19 @@ def _relation(op: str, left: Fn, right: Fn) -> Fn:
         if b is UNKNOWN or _kind(b) != "num":
             return UNKNOWN
         return compare(a, b)
-    return order
+    return _returns_bool(order)
+
+
+def _returns_bool(fn: Fn) -> Fn:
+    """Mark a function that gives only True, False or UNKNOWN (no `_boolean` around it)."""
+    fn.boolean = True  # type: ignore[attr-defined]
+    return fn
 
 
 def _boolean(fn: Fn) -> Fn:
+    if getattr(fn, "boolean", False):
+        return fn
+
     def part(s: Scope) -> Any:
         r = fn(s)
         return r if isinstance(r, bool) else UNKNOWN
@@ -219,10 +253,9 @@ class _Parser:
             value = float(text) if "." in text else int(text)
             if _plain(value) is UNKNOWN:
                 raise _NotInSubset
-            return lambda s: value
+            return _literal(value)
         if kind == "str":
-            literal = text[1:-1]
-            return lambda s: literal
+            return _literal(text[1:-1])
         if kind == "op":
             if text != "(":
                 raise _NotInSubset
@@ -230,8 +263,7 @@ class _Parser:
             self.take(")")
             return fn
         if text in ("true", "false", "null"):
-            constant = {"true": True, "false": False, "null": None}[text]
-            return lambda s: constant
+            return _literal({"true": True, "false": False, "null": None}[text])
         if self._at("("):
             return self.call(text)
         if text not in ROOTS:
@@ -263,7 +295,7 @@ class _Parser:
             if name in _CHANGE_HELPERS:
                 return _CHANGE_HELPERS[name](literal)
             negate = name == "source_is_not"
-            return lambda s: (s.source == literal) != negate
+            return _returns_bool(lambda s: (s.source == literal) != negate)
         if name in _SINCE:
             arg = self.expr()
             self.take(")")
@@ -296,6 +328,13 @@ class _Parser:
         return text[1:-1]
 
 
+def _literal(value: Any) -> Fn:
+    def fn(s: Scope) -> Any:
+        return value
+    fn.literal = value  # type: ignore[attr-defined]
+    return fn
+
+
 def _either(a: Fn, b: Fn) -> Fn:
     def fn(s: Scope) -> Any:
         x = a(s)
@@ -305,7 +344,7 @@ def _either(a: Fn, b: Fn) -> Fn:
             return UNKNOWN
         y = b(s)
         return y if isinstance(y, bool) else UNKNOWN
-    return fn
+    return _returns_bool(fn)
 
 
 def _both(a: Fn, b: Fn) -> Fn:
@@ -317,14 +356,14 @@ def _both(a: Fn, b: Fn) -> Fn:
             return UNKNOWN
         y = b(s)
         return y if isinstance(y, bool) else UNKNOWN
-    return fn
+    return _returns_bool(fn)
 
 
 def _negation(a: Fn) -> Fn:
     def fn(s: Scope) -> Any:
         x = a(s)
-        return (not x) if isinstance(x, bool) else UNKNOWN
-    return fn
+        return (not x) if x is True or x is False else UNKNOWN
+    return _returns_bool(fn)
 
 
 def _raw(s: Scope, root: str, path: tuple[str, ...]) -> Any:
@@ -336,7 +375,22 @@ def _raw(s: Scope, root: str, path: tuple[str, ...]) -> Any:
     return value
 
 
+_SIMPLE = frozenset({str, type(None)})  # values `_plain` gives back as they are (floats: NaN is not)
+
+
 def _field(root: str, path: tuple[str, ...]) -> Fn:
+    if len(path) == 1:
+        get, name = operator.attrgetter(root), path[0]
+
+        def one(s: Scope) -> Any:
+            record = get(s)
+            if type(record) is dict or isinstance(record, Mapping):
+                if name in record:
+                    value = record[name]
+                    return value if type(value) in _SIMPLE else _plain(value)
+            return UNKNOWN
+        return one
+
     def fn(s: Scope) -> Any:
         value = _raw(s, root, path)
         return UNKNOWN if value is UNKNOWN else _plain(value)
@@ -372,7 +426,7 @@ def _has_tag(root: str, tag: str) -> Fn:
             return any(isinstance(t, str) and t == tag for t in tags) or (
                 UNKNOWN if any(not isinstance(t, str) for t in tags) else False)
         return UNKNOWN
-    return fn
+    return _returns_bool(fn)
 
 
 def _in_status_group(root: str, group: str) -> Fn:
@@ -381,7 +435,7 @@ def _in_status_group(root: str, group: str) -> Fn:
         if value is UNKNOWN:
             return UNKNOWN
         return value == group if value is None or isinstance(value, str) else UNKNOWN
-    return fn
+    return _returns_bool(fn)
 
 
 def _change(key: str) -> Callable[[str], Fn]:
@@ -411,7 +465,7 @@ def _changed(name: str) -> Fn:
             if c["field"] == name:
                 return True
         return False
-    return fn
+    return _returns_bool(fn)
 
 
 _CHANGE_HELPERS: dict[str, Callable[[str], Fn]] = {"changed": _changed, "old_value": _change("old"),
@@ -441,11 +495,10 @@ def _since(arg: Fn, unit: int) -> Fn:
 
 def _contains(where: Fn, what: Fn) -> Fn:
     def fn(s: Scope) -> Any:
-        w = where(s)
-        if w is None:
+        w, x = where(s), what(s)  # CEL evaluates both arguments (an error in either is an error)
+        if w is None and isinstance(x, str):
             return False
-        x = what(s)
         if not isinstance(x, str) or not isinstance(w, str):
             return UNKNOWN  # lists come through `_field` as UNKNOWN too: CEL decides
         return x in w
-    return fn
+    return _returns_bool(fn)
