@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -14,6 +15,42 @@ from retento.customers import service as customers
 from retento.orders import service as orders
 from retento.triggers import dispatch
 from retento.triggers.compiled import Compiled
+
+
+class EventRow(NamedTuple):
+    """An event as the engine reads it on a bus batch: the bus's row (`sqlalchemy.Row`, or an `Event`) copied into
+    a tuple once. A Row's attribute costs about half a microsecond, a tuple's a few dozen nanoseconds, and the engine
+    reads an event's fields dozens of times (`as_event_rows`)."""
+
+    id: int
+    type: str
+    name: str | None
+    occurred_at: datetime
+    site_id: int | None
+    customer_id: int | None
+    order_id: int | None
+    payload: Any
+    source: str
+    actor_type: str
+    actor_id: str | None
+    depth: int
+
+
+_POSITIONS: dict[tuple[str, ...], Any] = {}  # a row's fields -> the getter of EventRow's fields from it
+
+
+def as_event_rows(events: list[Any]) -> list[EventRow]:
+    """The events as EventRows: by position from rows that carry every field (one C-level getter per row shape),
+    else by attribute."""
+    out = []
+    for ev in events:
+        fields = getattr(ev, "_fields", None)
+        getter = _POSITIONS.get(fields) if fields is not None else None
+        if getter is None and fields is not None and set(EventRow._fields) <= set(fields):
+            getter = _POSITIONS[fields] = itemgetter(*(fields.index(f) for f in EventRow._fields))
+        out.append(EventRow._make(getter(ev)) if getter is not None else
+                   EventRow._make(getattr(ev, f) for f in EventRow._fields))
+    return out
 
 
 def event_view(ev: Event) -> dict[str, Any]:

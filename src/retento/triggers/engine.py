@@ -36,6 +36,7 @@ from retento.triggers.conditions import Evaluator
 from retento.triggers.data import (
     Preloaded,
     Selection,
+    as_event_rows,
     changes_of,
     event_row,
     load_variables,
@@ -232,6 +233,7 @@ class Engine(Acting, DelayedRuns):
         all of them at once, then each event is handled in turn. If anything raises, the buffer goes back to
         where it was (the bus rolls the batch back and hands the events over one by one)."""
         compiled = self.triggers(session)
+        events = as_event_rows(events)  # type: ignore[assignment]
         saved = {k: (dict(v) if isinstance(v, dict) else list(v)) for k, v in session.info.get(BUFFER, {}).items()}
         try:
             preloaded = self._preload_events(session, events, compiled)
