@@ -122,6 +122,25 @@ def load_variables(session: Session, ev: Event, needs: frozenset[str] | set[str]
     return out
 
 
+def order_snapshots(session: Session, ids: set[int], fields: set[str] | None,
+                    items_for: set[int]) -> dict[int, dict[str, Any]]:
+    """`orders.snapshots` of these orders with `fields` and the status group, items read only for `items_for`
+    (the orders whose events' conditions read them; the others' conditions never look)."""
+    if fields is not None and "items" in fields and not ids <= items_for:
+        snaps = orders.snapshots(session, ids, fields=fields - {"items"})
+        for oid, snap in orders.snapshots(session, items_for & ids, fields={"items"}).items():
+            if oid in snaps:
+                snaps[oid]["items"] = snap["items"]
+    else:
+        snaps = orders.snapshots(session, ids, fields=fields)
+    groups = session.info.get("trigger_status_groups")
+    if groups is None:
+        groups = session.info["trigger_status_groups"] = orders.status_groups(session)
+    for snap in snaps.values():
+        snap["status_group"] = groups.get(snap.get("status"))
+    return snaps
+
+
 def with_group(session: Session, snap: dict[str, Any]) -> dict[str, Any]:
     groups = session.info.get("trigger_status_groups")
     if groups is None:

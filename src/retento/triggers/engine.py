@@ -40,6 +40,7 @@ from retento.triggers.data import (
     changes_of,
     event_row,
     load_variables,
+    order_snapshots,
     run_row,
     with_group,
 )
@@ -274,6 +275,7 @@ class Engine(Acting, DelayedRuns):
         needs: dict[str, set[int]] = {"order": set(), "customer": set()}
         changed: dict[str, set[int]] = {"order": set(), "customer": set()}
         read: dict[int, dict[str, frozenset[str] | None]] = {}  # fields read by the triggers of the batch's events
+        items_for: set[int] = set()  # orders whose events' conditions read the items
         for n, ev in enumerate(events):
             if ev.type in timers.CHANGE_TYPES and self._any_cancel:
                 entity = timers.CHANGE_TYPES[ev.type]
@@ -288,13 +290,14 @@ class Engine(Acting, DelayedRuns):
             if "order" in wanted and ev.order_id is not None:
                 needs["order"].add(ev.order_id)
                 out.last_use[("order", ev.order_id)] = n
+                if sel.fields["order"] is None or "items" in sel.fields["order"]:
+                    items_for.add(ev.order_id)
             if "customer" in wanted and ev.customer_id is not None:
                 needs["customer"].add(ev.customer_id)
                 out.last_use[("customer", ev.customer_id)] = n
             read[id(sel.fields)] = sel.fields
         fields = out.fields = _union_fields(read.values())  # what the conditions and guards read
-        out.orders = {k: with_group(session, v)
-                      for k, v in orders.snapshots(session, needs["order"], fields=fields["order"]).items()}
+        out.orders = order_snapshots(session, needs["order"], fields["order"], items_for)
         out.customers = customers.snapshots(session, needs["customer"], fields=fields["customer"])
         cancelling = [t.id for t in compiled.values() if t.spec.on_change.policy == OnChange.CANCEL]
         for entity, ids in changed.items():
@@ -314,7 +317,7 @@ class Engine(Acting, DelayedRuns):
         if not buffer:
             return
         runs, cancels, by_event = buffer["runs"], buffer["cancels"], buffer["events"]
-        for row in buffer["timers"]:
+        for row in buffer["timers"] if cancels else ():
             cancelled = cancels.get(_timer_key(row))
             if cancelled is not None:
                 row.update(state="cancelled", reason=cancelled[0], finished_at=cancelled[2])
@@ -326,7 +329,7 @@ class Engine(Acting, DelayedRuns):
                 shared = by_event[row["event_id"]] = event_row(row["created_at"], _EventRef(row))
                 runs.append(shared)
             shared["scheduled"].append([row["trigger_id"], row["due_at"].isoformat()])
-        gone = [row for row in new if row["state"] == "cancelled"]
+        gone = [row for row in new if row["state"] == "cancelled"] if cancels else []
         ids = timers.ids_of(session, map(_timer_key, gone)) if gone else {}
         for row in gone:
             reason, event_id, at = cancels[_timer_key(row)]
