@@ -39,6 +39,7 @@ RULES = [
     {"consent": {"channel": "email"}}, {"consent": {"channel": "sms", "granted": False}},
     {"all": [{"tags": {"any": ["vip"]}}, {"consent": {"channel": "email"}}]},
     {"not": {"any": [{"tags": {"all": ["late"]}}, {"consent": {"channel": "sms"}}]}},
+    {"tags": {"none": ["vip", "b2b"]}},  # NOT over two containments on PostgreSQL
 ]
 
 

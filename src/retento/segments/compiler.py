@@ -75,9 +75,8 @@ def _json_number_pg(element: json_number, compiler: Any, **kw: Any) -> str:
 
 
 class json_contains(FunctionElement):  # noqa: N801
-    """`column @> document` on PostgreSQL, which the GIN index on `customers.custom_fields` answers; true on
-    SQLite. Only ever ANDed with the exact predicate it is implied by (`custom_field_prefilter`), so it narrows
-    the rows the database reads and never changes the result."""
+    """`column @> document` on PostgreSQL, which a GIN index (`customers.custom_fields`, `customers.labels`)
+    answers; true on SQLite. Used only where another spelling says the same on SQLite (`on_postgresql`)."""
 
     type = Boolean()
     inherit_cache = True
@@ -105,13 +104,13 @@ class on_postgresql(FunctionElement):  # noqa: N801
 @compiles(on_postgresql, "postgresql")
 def _on_postgresql_pg(element: on_postgresql, compiler: Any, **kw: Any) -> str:
     pg, _other = element.clauses
-    return compiler.process(pg, **kw)
+    return f"({compiler.process(pg, **kw)})"  # whole under NOT / AND: the spelling may be a list of conditions
 
 
 @compiles(on_postgresql)
 def _on_postgresql_other(element: on_postgresql, compiler: Any, **kw: Any) -> str:
     _pg, other = element.clauses
-    return compiler.process(other, **kw)
+    return f"({compiler.process(other, **kw)})"
 
 
 def has_labels(*wanted: str) -> ColumnElement[bool]:
@@ -282,9 +281,11 @@ def _plain_string(value: Any) -> bool:
 
 
 def custom_field_prefilter(p: rules.CustomFieldRule) -> ColumnElement[bool] | None:
-    """For `eq` / `in` of plain strings: containment of {name: value} (any of the values), implied by the exact
-    text comparison, for the GIN index on PostgreSQL. None for other rules (numbers compare as float8, which
-    containment's exact numeric equality could miss; booleans and JSON-looking strings match other kinds)."""
+    """For `eq` / `in` of plain strings: containment of {name: value} (any of the values), the same customers as
+    the exact text comparison (only a JSON string of that text gives it under `->>`; an array or object holding
+    it does not contain it), for the GIN index on PostgreSQL. None for other rules (numbers compare as float8,
+    which containment's exact numeric equality could miss; booleans and JSON-looking strings match other
+    kinds)."""
     values = p.value if p.op == "in" else [p.value] if p.op == "eq" else None
     if not values or not all(_plain_string(v) for v in values):
         return None
@@ -292,9 +293,12 @@ def custom_field_prefilter(p: rules.CustomFieldRule) -> ColumnElement[bool] | No
 
 
 def _custom_field(p: rules.CustomFieldRule, _ctx: Context) -> ColumnElement[bool]:
+    """On PostgreSQL an `eq` / `in` of plain strings is the containment alone: the planner estimates it from the
+    column's statistics, where the exact comparison beside it (a selectivity it cannot know) made the estimate
+    hundreds of times too small (a nested loop over the rollups for 200,000 Moscow customers at 1,000,000)."""
     exact = custom_field_exact(p)
     prefilter = custom_field_prefilter(p)
-    return exact if prefilter is None else and_(prefilter, exact)
+    return exact if prefilter is None else on_postgresql(prefilter, exact)
 
 
 def custom_field_exact(p: rules.CustomFieldRule) -> ColumnElement[bool]:
