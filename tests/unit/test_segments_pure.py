@@ -119,3 +119,16 @@ def test_category_plan_adds_new_facts_as_deltas_and_recomputes_customers_who_los
     assert plan(new, new).orders == set()  # applying an order twice changes nothing
     cancelled = plan(new, {k: v for k, v in new.items() if k[0] != 3})
     assert cancelled.orders == {3} and cancelled.facts == [] and cancelled.exact == {10} and cancelled.deltas == []
+
+
+def test_gap_changes_write_only_the_rows_that_differ():
+    from retento.segments.rollups import gap_changes
+
+    old = {(1, 7): (1, 2), (1, 30): (1, 1), (2, 5): (1, 1)}
+    new = {(1, 7): (1, 2), (1, 30): (1, 2), (1, 44): (1, 1)}  # one gap more of 30 days, one new of 44; 2 lost its
+    out = gap_changes(old, new)
+    assert out.gone == [(2, 5)]
+    assert out.put == [{"customer_id": 1, "site_id": 1, "gap": 30, "n": 2},
+                       {"customer_id": 1, "site_id": 1, "gap": 44, "n": 1}]
+    assert out.histogram == {(1, 5): -1, (1, 30): 1, (1, 44): 1}  # (1, 7) unchanged: neither written nor counted
+    assert gap_changes(new, new).put == [] and gap_changes(new, new).histogram == {}
