@@ -66,7 +66,7 @@ def snapshots(session: Session, ids: Iterable[int], *,
 def _partial_snapshots(session: Session, ids: list[int], fields: set[str]) -> dict[int, dict[str, Any]]:
     names = tuple(sorted(n for n in fields if n in _ORDER.c and n not in ("id", "site_id")))
     out = {r[0]: {"id": r[0], "site_id": r[1], **dict(zip(names, r[2:], strict=True))}
-           for r in session.execute(_partial_query(names), {"ids": ids})}
+           for r in session.execute(_partial_query(names), {"ids": ids}).all()}  # fetched at once, not row by row
     if "site" in fields and out:
         codes = _site_codes(session, {o["site_id"] for o in out.values()})
         for o in out.values():
@@ -98,6 +98,6 @@ def _site_codes(session: Session, site_ids: set[int]) -> dict[int, str]:
 
 def _items_of(session: Session, order_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     items: dict[int, list[dict[str, Any]]] = {oid: [] for oid in order_ids}
-    for r in session.execute(_ITEMS, {"ids": order_ids}):
+    for r in session.execute(_ITEMS, {"ids": order_ids}).all():
         items[r[0]].append(dict(zip(ITEM_COLUMNS, r[1:], strict=True)))
     return items

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field as dc_field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
+from functools import cached_property
 from typing import Any
 
 import cel
@@ -76,6 +77,12 @@ class Condition:
     def knowing(self, part: int) -> Condition:
         """The same condition for an event on which part `part` is known to hold (its guard matched)."""
         return replace(self, known=self.known | {part})
+
+    @cached_property
+    def steps(self) -> tuple[tuple[int, Any, Any, str], ...]:
+        """The parts `Evaluator.check` runs, in order: (1-based number, Python version or None, program, text)."""
+        return tuple((n, self.shortcuts[n - 1] if self.shortcuts else None, program, text)
+                     for n, (text, program) in enumerate(self.parts, 1) if n not in self.known)
 
 
 @dataclass(frozen=True)
@@ -309,12 +316,10 @@ class Evaluator:
         """A condition of `a && b && c` is run part by part, stopping at the first false one (the same result as
         the whole, as CEL's `&&` is false if any part is false): one run names the false part, no second pass.
         Parts known to hold (`Condition.known`: the guard the engine found the trigger by) are not run again."""
-        known = condition.known
-        shortcuts = condition.shortcuts if self._shortcuts else ()
         if len(condition.parts) == 1:
-            if known:
+            if condition.known:
                 return MATCHED
-            fast = shortcuts[0] if shortcuts else None
+            fast = condition.shortcuts[0] if condition.shortcuts and self._shortcuts else None
             result = fast(self._scope) if fast is not None else UNKNOWN
             if result is UNKNOWN:
                 result, error = self._run(condition.program)
@@ -324,11 +329,9 @@ class Evaluator:
                 return MATCHED
             return condition.falses[0] if condition.falses else Verdict(
                 False, f"condition `{condition.source}` is false", part=1)
-        for n, (text, program) in enumerate(condition.parts, 1):
-            if n in known:
-                continue
-            fast = shortcuts[n - 1] if shortcuts else None
-            part = fast(self._scope) if fast is not None else UNKNOWN
+        scope, shortcuts = self._scope, self._shortcuts
+        for n, fast, program, text in condition.steps:
+            part = fast(scope) if fast is not None and shortcuts else UNKNOWN
             if part is UNKNOWN:
                 part, error = self._run(program)
                 if error:

@@ -42,12 +42,15 @@ _POSITIONS: dict[tuple[str, ...], Any] = {}  # a row's fields -> the getter of E
 def as_event_rows(events: list[Any]) -> list[EventRow]:
     """The events as EventRows: by position from rows that carry every field (one C-level getter per row shape),
     else by attribute."""
-    out = []
+    out, shape, getter = [], None, None
     for ev in events:
-        fields = getattr(ev, "_fields", None)
-        getter = _POSITIONS.get(fields) if fields is not None else None
-        if getter is None and fields is not None and set(EventRow._fields) <= set(fields):
-            getter = _POSITIONS[fields] = itemgetter(*(fields.index(f) for f in EventRow._fields))
+        parent = getattr(ev, "_parent", None)  # a Row's result metadata: rows of one result share their fields
+        if parent is None or parent is not shape:
+            fields = getattr(ev, "_fields", None)
+            getter = _POSITIONS.get(fields) if fields is not None else None
+            if getter is None and fields is not None and set(EventRow._fields) <= set(fields):
+                getter = _POSITIONS[fields] = itemgetter(*(fields.index(f) for f in EventRow._fields))
+            shape = parent if getter is not None else None
         out.append(EventRow._make(getter(ev)) if getter is not None else
                    EventRow._make(getattr(ev, f) for f in EventRow._fields))
     return out

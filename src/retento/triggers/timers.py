@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,14 +37,34 @@ CHANGE_TYPES = {order_events.ORDER_CHANGED: "order", customer_events.CUSTOMER_CH
 def due_at(delay: Delay, *, at: datetime, tz: str | None) -> datetime:
     """When a run delayed by `delay` from `at` fires. With `delay.at`, at that local time `days` days later."""
     if delay.at is None:
-        return at + timedelta(minutes=delay.total_minutes)
+        return at + _minutes(delay.total_minutes)
+    zone = _zone(tz)
+    local_day = at.astimezone(zone).date() + _days(delay.days)
+    return datetime.combine(local_day, _clock_time(delay.at), tzinfo=zone).astimezone(at.tzinfo)
+
+
+@lru_cache(maxsize=1024)
+def _minutes(n: int) -> timedelta:
+    return timedelta(minutes=n)
+
+
+@lru_cache(maxsize=1024)
+def _days(n: int) -> timedelta:
+    return timedelta(days=n)
+
+
+@lru_cache(maxsize=1024)
+def _zone(tz: str | None) -> ZoneInfo:
     try:
-        zone = ZoneInfo(tz or "UTC")
+        return ZoneInfo(tz or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    hh, mm = (int(x) for x in delay.at.split(":"))
-    local_day = at.astimezone(zone).date() + timedelta(days=delay.days)
-    return datetime.combine(local_day, time(hh, mm), tzinfo=zone).astimezone(at.tzinfo)
+        return ZoneInfo("UTC")
+
+
+@lru_cache(maxsize=1024)
+def _clock_time(at: str) -> time:
+    hh, mm = (int(x) for x in at.split(":"))
+    return time(hh, mm)
 
 
 def schedule(session: Session, rows: list[dict[str, Any]]) -> None:
