@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, Protocol
@@ -22,14 +22,14 @@ from retento.core.errors import Conflict, DomainError, FieldError, NotFound
 from retento.customers import events as ev, labels, merges
 from retento.customers.models import Consent, Customer, CustomerInterest, CustomerTag
 from retento.customers.schemas import CustomerCreate, CustomerEdit, CustomerFields
+
+# snapshot(s) and COLUMNS are part of this service's API (`customers.snapshots(...)`); they live in snapshots.py
+from retento.customers.snapshots import COLUMNS, snapshot, snapshots  # noqa: F401
 from retento.history import service as history
 from retento.sites.models import Site
 from retento.sites.service import get_site, manager_ids
 
 ENTITY = "customer"
-COLUMNS = tuple(
-    name for name in CustomerFields.model_fields if name not in ("tags", "interests", "consents")
-) + ("external_id",)
 
 
 def parse_create(session: Session, raw: dict[str, Any], *, prefix: str = "") -> CustomerCreate:
@@ -98,63 +98,6 @@ def get_by_external_id(session: Session, *, site: str, external_id: str) -> Cust
     if customer is None:
         raise NotFound("externalId", f"customer {external_id!r} not found on site {site!r}")
     return customer
-
-
-def snapshot(session: Session, customer: Customer) -> dict[str, Any]:
-    """The whole customer as plain data (what history and events carry)."""
-    data: dict[str, Any] = {"id": customer.id, "site_id": customer.site_id}
-    data.update({name: getattr(customer, name) for name in COLUMNS})
-    data["email_confirmed_at"] = customer.email_confirmed_at
-    data["created_at"] = customer.created_at
-    data.update(_labels(session, customer.id))
-    return data
-
-
-def snapshots(session: Session, ids: Iterable[int], *,
-              fields: Iterable[str] | None = None) -> dict[int, dict[str, Any]]:
-    """`snapshot` of many customers in four Core queries (no ORM objects): id -> snapshot (missing ids are left
-    out). With `fields`, only those (and `id`, `site_id`) are read: tags, interests, consents only if asked for."""
-    ids = list(set(ids))
-    if not ids:
-        return {}
-    t = Customer.__table__
-    wanted = set(fields) if fields is not None else None
-    names = [n for n in (*COLUMNS, "email_confirmed_at", "created_at") if wanted is None or n in wanted]
-    out: dict[int, dict[str, Any]] = {}
-    for r in session.execute(select(t.c.id, t.c.site_id, *(t.c[n] for n in names)).where(one_of(session, t.c.id, ids))):
-        out[r[0]] = {"id": r[0], "site_id": r[1], **dict(zip(names, r[2:], strict=True))}
-    if not out:
-        return out
-    for name, column in (("tags", CustomerTag.tag), ("interests", CustomerInterest.interest)):
-        if wanted is not None and name not in wanted:
-            continue
-        for data in out.values():
-            data[name] = []
-        owner = column.class_.customer_id
-        for cid, label in session.execute(select(owner, column).where(one_of(session, owner, out))):
-            out[cid][name].append(label)
-        for data in out.values():
-            data[name].sort()  # in Python, as `snapshot` and `edit` do (not the database's collation)
-    if wanted is None or "consents" in wanted:
-        for data in out.values():
-            data["consents"] = {}
-        c = Consent.__table__.c
-        for cid, channel, granted, at, source in session.execute(
-                select(c.customer_id, c.channel, c.granted, c.at, c.source).where(one_of(session, c.customer_id, out))):
-            out[cid]["consents"][channel] = {"granted": granted, "at": at, "source": source}
-    return out
-
-
-def _labels(session: Session, customer_id: int) -> dict[str, Any]:
-    tags = sorted(session.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == customer_id)))
-    interests = sorted(
-        session.scalars(select(CustomerInterest.interest).where(CustomerInterest.customer_id == customer_id))
-    )
-    consents = {
-        c.channel: {"granted": c.granted, "at": c.at, "source": c.source}
-        for c in session.scalars(select(Consent).where(Consent.customer_id == customer_id))
-    }
-    return {"tags": tags, "interests": interests, "consents": consents}
 
 
 def create(session: Session, *, data: CustomerCreate, ctx: ChangeContext, now: datetime) -> Customer:

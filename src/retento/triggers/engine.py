@@ -53,6 +53,11 @@ DERIVED_MAX = 20_000  # cached sets of triggers (`_needs_of`, `_binds_of`) befor
 CHOICES_MAX = 4_096  # outcomes of one plan's event guards kept (`_Listening.choices`); bounded by their literals
 BUFFER = "trigger_buffer"  # session.info key: timers and run-log rows waiting for the commit
 
+# what tells whether any definition changed (built once: a statement's construction costs more than its run)
+_STAMP = select(func.count(Trigger.id), func.max(Trigger.updated_at), func.sum(Trigger.version),
+                func.count(Trigger.debug_until), func.max(Trigger.debug_until))
+
+
 class Engine(Acting, DelayedRuns):
     def __init__(self, sessions: sessionmaker[Session], clock: Clock, *, max_depth: int, batch: int) -> None:
         self._sessions, self._clock = sessions, clock
@@ -78,9 +83,7 @@ class Engine(Acting, DelayedRuns):
         """Compiled triggers, recompiled only when a definition changed (checked once per transaction)."""
         if session.info.get("trigger_stamp_checked"):
             return self._cache
-        stamp = tuple(session.execute(select(func.count(Trigger.id), func.max(Trigger.updated_at),
-                                             func.sum(Trigger.version), func.count(Trigger.debug_until),
-                                             func.max(Trigger.debug_until))).one())
+        stamp = tuple(session.execute(_STAMP).one())
         with self._lock:
             if stamp != self._stamp:
                 cache, actions = {}, from_session(session).parts.actions
