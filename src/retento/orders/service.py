@@ -446,6 +446,7 @@ EditFn = Callable[[dict[str, Any]], "OrderEdit | None"]
 _ORDER = Order.__table__
 _ITEM = OrderItem.__table__
 _READ = (_ORDER.c.id, _ORDER.c.site_id, *(_ORDER.c[k] for k in FLAT if k != "items"))
+_READ_KEYS = tuple(c.key for c in _READ)
 # built once: a statement's construction and cache key cost more Python than its execution on a small batch
 _READ_ORDERS = select(*_READ).where(_ORDER.c.id.in_(bindparam("ids", expanding=True)))
 _READ_ITEMS = (select(_ITEM.c.order_id, *(_ITEM.c[c] for c in ITEM_COLUMNS))
@@ -467,14 +468,14 @@ def edit_many(session: Session, *, edits: Sequence[tuple[int, OrderEdit | EditFn
     state: dict[int, dict[str, Any]] = {}
     site_of: dict[int, int] = {}
     for chunk in _chunks(ids):
-        for row in session.execute(_READ_ORDERS, {"ids": chunk}):
-            site_of[row.id] = row.site_id
-            state[row.id] = _state(row._mapping, [])
+        for row in session.execute(_READ_ORDERS, {"ids": chunk}).all():
+            site_of[row[0]] = row[1]
+            state[row[0]] = _state(dict(zip(_READ_KEYS, row, strict=True)), [])  # a Row's attribute costs ~0.5 µs
     for oid in ids:
         if oid not in state:
             raise NotFound("id", f"order {oid} not found")
     for chunk in _chunks(ids):
-        for row in session.execute(_READ_ITEMS, {"ids": chunk}):
+        for row in session.execute(_READ_ITEMS, {"ids": chunk}).all():
             state[row[0]]["items"].append(dict(zip(ITEM_COLUMNS, row[1:], strict=True)))
     refs = _Refs.base(session)
     static = [(d, site_of[oid]) for oid, d, _ in edits if not callable(d)]

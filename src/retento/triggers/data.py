@@ -64,12 +64,12 @@ def event_view(ev: Event) -> dict[str, Any]:
 def changes_of(ev: Event) -> list[dict[str, Any]]:
     """The change set: field, old, new, source, actor."""
     actor = f"{ev.actor_type}:{ev.actor_id}" if ev.actor_id else ev.actor_type
+    payload, source = ev.payload, ev.source
     if ev.type == "order_status_changed":
-        raw = [{"field": "status", "old": ev.payload.get("old"), "new": ev.payload.get("new")}]
-    else:
-        raw = ev.payload.get("changes") or []
-    return [{"field": c.get("field"), "old": c.get("old"), "new": c.get("new"), "source": ev.source, "actor": actor}
-            for c in raw]
+        return [{"field": "status", "old": payload.get("old"), "new": payload.get("new"), "source": source,
+                 "actor": actor}]
+    return [{"field": c.get("field"), "old": c.get("old"), "new": c.get("new"), "source": source, "actor": actor}
+            for c in payload.get("changes") or []]
 
 
 @dataclass

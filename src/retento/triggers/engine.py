@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from retento.app import from_session
@@ -56,6 +56,7 @@ BUFFER = "trigger_buffer"  # session.info key: timers and run-log rows waiting f
 # what tells whether any definition changed (built once: a statement's construction costs more than its run)
 _STAMP = select(func.count(Trigger.id), func.max(Trigger.updated_at), func.sum(Trigger.version),
                 func.count(Trigger.debug_until), func.max(Trigger.debug_until))
+_SITE_TIMEZONE = select(Site.__table__.c.timezone).where(Site.__table__.c.id == bindparam("site_id"))
 
 
 class Engine(Acting, DelayedRuns):
@@ -152,8 +153,9 @@ class Engine(Acting, DelayedRuns):
         changes, key = None, ()
         if plan.event_groups:
             changes, own = changes_of(ev), {"name": ev.name, "source": ev.source, "type": ev.type}
-            key = tuple(g.slot(dispatch.event_value(g.kind, g.key, changes=changes, payload=ev.payload, event=own))
-                        for g in plan.event_groups)
+            payload = ev.payload
+            key = tuple([g.slot(dispatch.event_value(g.kind, g.key, changes=changes, payload=payload, event=own))
+                         for g in plan.event_groups])
         choice = listening.choices.get(key)
         if choice is None:
             candidates = list(plan.unguarded)
@@ -395,7 +397,7 @@ def _timezone(session: Session, customer: dict[str, Any] | None, site_id: int | 
         return None
     zones = session.info.setdefault("trigger_site_timezones", {})
     if site_id not in zones:
-        zones[site_id] = session.scalar(select(Site.timezone).where(Site.id == site_id))
+        zones[site_id] = session.scalar(_SITE_TIMEZONE, {"site_id": site_id})
     return zones[site_id]
 
 
