@@ -19,7 +19,7 @@ from retento.customers import service as customers
 from retento.orders import service as orders
 from retento.triggers import timers
 from retento.triggers.acting import Act
-from retento.triggers.data import Preloaded, load_variables, run_row, with_group
+from retento.triggers.data import Preloaded, as_event_rows, load_variables, run_row, with_group
 from retento.triggers.models import Run
 from retento.triggers.schemas import OnChange
 
@@ -91,8 +91,9 @@ class DelayedRuns:
         """Events, order and customer snapshots, and later changes of a batch of due timers in a few queries."""
         compiled = self.triggers(session)
         out = Preloaded()
-        e = Event.__table__  # plain rows with the Event's attribute names (as the bus hands them over)
-        out.events = {r.id: r for r in session.execute(select(e).where(e.c.id.in_({t.event_id for t in due})))}
+        e = Event.__table__  # plain tuples with the Event's attribute names (as the engine copies the bus's rows)
+        out.events = {r.id: r for r in as_event_rows(
+            session.execute(select(e).where(e.c.id.in_({t.event_id for t in due}))).all())}
         needs: dict[str, set[int]] = {"order": set(), "customer": set()}
         changed: dict[str, set[int]] = {"order": set(), "customer": set()}
         for timer in due:
