@@ -60,6 +60,7 @@ MAX_SIZE_DAYS = 3660  # the longest range of daily sizes one request returns
 C = Customer.__table__
 SYSTEM = ChangeContext.system(Source.SYSTEM)
 COUNTED = {"preserve_rowcount": True}  # INSERT ... SELECT reports its row count on PostgreSQL too
+EXIT_CHUNK = 900  # members deleted by key per statement (SQLite's parameter limit)
 
 
 # --- settings ---------------------------------------------------------------------------------------------
@@ -190,11 +191,17 @@ def _mark(session: Session, segment_id: int) -> int:
 
 
 def _settle(session: Session, segment: Segment, mark: int, now: datetime, emit: bool) -> tuple[int, int]:
-    """Members follow the history rows written since `mark`; events for them when `emit`."""
+    """Members follow the history rows written since `mark`; events for them when `emit`.
+
+    The exits are read first (one range of the history's (segment, id) index) and deleted by key, a chunk at a
+    time: a DELETE joined with the history rows was planned on the statistics of the tables before this
+    transaction filled them (both "empty" after a reset): a nested loop that re-read every exit for each of
+    600,000 members (minutes, at 1,000,000 customers, when the lifecycle threshold moved)."""
     mine = and_(CH.c.segment_id == segment.id, CH.c.id > mark)
-    left = session.execute(delete(M).where(
-        M.c.segment_id == segment.id,
-        M.c.customer_id.in_(select(CH.c.customer_id).where(mine, CH.c.entered.is_(False))))).rowcount
+    gone = list(session.scalars(select(CH.c.customer_id).where(mine, CH.c.entered.is_(False))))
+    left = sum(session.execute(delete(M).where(M.c.segment_id == segment.id,
+                                               M.c.customer_id.in_(gone[i:i + EXIT_CHUNK]))).rowcount
+               for i in range(0, len(gone), EXIT_CHUNK))
     entered = session.execute(insert(M).from_select(
         ["segment_id", "customer_id", "since"],
         select(literal(segment.id, Integer), CH.c.customer_id, literal(now, UTCDateTime()))
