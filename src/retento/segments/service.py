@@ -15,6 +15,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -60,7 +61,7 @@ MAX_SIZE_DAYS = 3660  # the longest range of daily sizes one request returns
 C = Customer.__table__
 SYSTEM = ChangeContext.system(Source.SYSTEM)
 COUNTED = {"preserve_rowcount": True}  # INSERT ... SELECT reports its row count on PostgreSQL too
-EXIT_CHUNK = 900  # members deleted by key per statement (SQLite's parameter limit)
+_LEAVE = delete(M).where(M.c.segment_id == bindparam("s"), M.c.customer_id == bindparam("c"))  # one member
 
 
 # --- settings ---------------------------------------------------------------------------------------------
@@ -187,21 +188,23 @@ def recompute(session: Session, *, segment: Segment, now: datetime, scope: Selec
 
 
 def _mark(session: Session, segment_id: int) -> int:
-    return session.scalar(select(func.max(CH.c.id)).where(CH.c.segment_id == segment_id)) or 0
+    """The segment's newest history id: the end of its (segment, id) index range, read backwards (a `max()`
+    planned on stale statistics read the whole range: 960,000 entries of a big segment)."""
+    return session.scalar(select(CH.c.id).where(CH.c.segment_id == segment_id).order_by(CH.c.id.desc()).limit(1)) or 0
 
 
 def _settle(session: Session, segment: Segment, mark: int, now: datetime, emit: bool) -> tuple[int, int]:
     """Members follow the history rows written since `mark`; events for them when `emit`.
 
-    The exits are read first (one range of the history's (segment, id) index) and deleted by key, a chunk at a
-    time: a DELETE joined with the history rows was planned on the statistics of the tables before this
+    The exits are read first (one range of the history's (segment, id) index) and deleted by their key, one
+    statement run for each (executemany): each finds its row by both key columns whatever the planner believes.
+    A DELETE joined with the history rows was planned on the statistics of the tables from before this
     transaction filled them (both "empty" after a reset): a nested loop that re-read every exit for each of
-    600,000 members (minutes, at 1,000,000 customers, when the lifecycle threshold moved)."""
+    600,000 members (minutes, at 1,000,000 customers, when the lifecycle threshold moved); an `IN (ids)` list
+    became a filter over all the segment's members, the index read by the segment alone."""
     mine = and_(CH.c.segment_id == segment.id, CH.c.id > mark)
     gone = list(session.scalars(select(CH.c.customer_id).where(mine, CH.c.entered.is_(False))))
-    left = sum(session.execute(delete(M).where(M.c.segment_id == segment.id,
-                                               M.c.customer_id.in_(gone[i:i + EXIT_CHUNK]))).rowcount
-               for i in range(0, len(gone), EXIT_CHUNK))
+    left = session.execute(_LEAVE, [{"s": segment.id, "c": c} for c in gone]).rowcount if gone else 0
     entered = session.execute(insert(M).from_select(
         ["segment_id", "customer_id", "since"],
         select(literal(segment.id, Integer), CH.c.customer_id, literal(now, UTCDateTime()))
