@@ -219,14 +219,14 @@ class _Parser:
         fn = self.conjunction()
         while self._at("||"):
             self.take()
-            fn = _either(fn, self.conjunction())
+            fn = _junction(fn, self.conjunction(), True)
         return fn
 
     def conjunction(self) -> Fn:
         fn = self.relation()
         while self._at("&&"):
             self.take()
-            fn = _both(fn, self.relation())
+            fn = _junction(fn, self.relation(), False)
         return fn
 
     def relation(self) -> Fn:
@@ -335,24 +335,15 @@ def _literal(value: Any) -> Fn:
     return fn
 
 
-def _either(a: Fn, b: Fn) -> Fn:
+def _junction(a: Fn, b: Fn, decisive: bool) -> Fn:
+    """`a || b` (`decisive` True) or `a && b` (False): `a` alone decides when it gives `decisive`."""
+    other = not decisive
+
     def fn(s: Scope) -> Any:
         x = a(s)
-        if x is True:
-            return True
-        if x is not False:
-            return UNKNOWN
-        y = b(s)
-        return y if isinstance(y, bool) else UNKNOWN
-    return _returns_bool(fn)
-
-
-def _both(a: Fn, b: Fn) -> Fn:
-    def fn(s: Scope) -> Any:
-        x = a(s)
-        if x is False:
-            return False
-        if x is not True:
+        if x is decisive:
+            return decisive
+        if x is not other:
             return UNKNOWN
         y = b(s)
         return y if isinstance(y, bool) else UNKNOWN
