@@ -115,18 +115,6 @@ def setup(target: Target, n: int, progress: Any) -> None:
     app.close()
 
 
-def analyzed(target: Target) -> None:
-    """PostgreSQL: the planner's statistics of every table, as autovacuum keeps them on a server with its default
-    settings, made before anything is timed. The bench machine's server runs with `autovacuum = off`, and a copy
-    made with `CREATE DATABASE ... TEMPLATE` starts with no change counters, so autovacuum would not analyze the
-    copied tables either: never analyzed, a million-row table looked up by 500 keys of a non-unique column is read
-    whole (the planner's default guess makes a sequential scan cheaper than the index), on every batch."""
-    if target.backend == "postgres":
-        with target.raw() as conn:
-            conn.autocommit = True
-            conn.execute("ANALYZE")
-
-
 class _AutoAnalyze:
     """PostgreSQL with `autovacuum = off` (the bench machine): what autovacuum's analyze does on a default server
     for the ledger tables the accrual fills, an ANALYZE of operations and lots whenever the rows written since the
@@ -366,7 +354,7 @@ def run(target: Target, *, n: int, charge_count: int, progress: Any, build: bool
         app.close()
         with target.raw() as conn:
             n = conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
-    analyzed(target)  # both sides of each pair start from the same statistics
+    target.analyze()  # both sides of each pair start from the same statistics
     result = Result(target.version, n)
     before = target.clone("before")
     result.accrual_s = accrual(target, n, progress, result)

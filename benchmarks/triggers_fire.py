@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import event as sa_event, select
 
-from benchmarks.targets import Target
+from benchmarks.targets import AutoAnalyze, Target
 from benchmarks.triggers_setup import (
     FIRE_START,
     TIMER_COLUMNS,
@@ -100,12 +100,30 @@ def fire(target: Target, *, n_timers: int, rate: int, progress: Any, workers: in
     driver_executemany(target, f"UPDATE trigger_timers SET due_at = {mark}, created_at = {mark} WHERE id = {mark}",
                         driver_rows(target, moved, ("due_at", "created_at", "id")), 20_000,
                         lambda k: progress.advance(task, k))
+    target.analyze()  # as autovacuum would have, once the pending runs were in
     total = len(new) + len(moved)
     window = (FIRE_START + timedelta(seconds=2), FIRE_START + timedelta(seconds=2 + n_timers / rate))
     task = progress.add_task(f"{target.backend}: firing {total:,} timers at {rate:,}/s, {workers} worker "
                              f"process{'es' if workers > 1 else ''}", total=total)
     tally = _Tally(total, lambda k: progress.advance(task, k))
     guard_s = total / rate + 600  # never hang: give up 10 minutes after the last due time
+    with AutoAnalyze(target) as autoanalyze:
+        fire_s, fire_cpu, fire_driver_s = _fire_all(target, window, workers, tally, guard_s)
+    report = bootstrap(Settings(database_url=target.url), clock=FrozenClock(FIRE_START))
+    try:
+        outcomes = outcomes_of(report, "fire")
+        if tally.done < total:  # the run gave up (10 minutes after the last due time): their lag is unbounded
+            outcomes["not fired when the run gave up"] = total - tally.done
+        return {"timers": total, "rate": rate, "fire_workers": workers, "fire_s": fire_s, "fire_cpu": fire_cpu,
+                "fire_driver_s": fire_driver_s, "lags": tally.lags + [math.inf] * (total - tally.done),
+                "fire_outcomes": outcomes, "fire_analyzes": (autoanalyze.count, autoanalyze.seconds)}
+    finally:
+        report.close()
+
+
+def _fire_all(target: Target, window: tuple[datetime, datetime], workers: int, tally: _Tally,
+              guard_s: float) -> tuple[float, float, float]:
+    """(wall s, CPU s, driver s) of `workers` worker processes (1: this one) firing until every timer is done."""
     if workers == 1:
         stop = threading.Event()
         tally.on_done = stop.set
@@ -117,18 +135,8 @@ def fire(target: Target, *, n_timers: int, rate: int, progress: Any, workers: in
             fire_s = time.time() - epoch
         finally:
             guard.cancel()
-    else:
-        fire_s, fire_cpu, fire_driver_s = _fire_processes(target.url, window, workers, tally, guard_s)
-    report = bootstrap(Settings(database_url=target.url), clock=FrozenClock(FIRE_START))
-    try:
-        outcomes = outcomes_of(report, "fire")
-        if tally.done < total:  # the run gave up (10 minutes after the last due time): their lag is unbounded
-            outcomes["not fired when the run gave up"] = total - tally.done
-        return {"timers": total, "rate": rate, "fire_workers": workers, "fire_s": fire_s, "fire_cpu": fire_cpu,
-                "fire_driver_s": fire_driver_s, "lags": tally.lags + [math.inf] * (total - tally.done),
-                "fire_outcomes": outcomes}
-    finally:
-        report.close()
+        return fire_s, fire_cpu, fire_driver_s
+    return _fire_processes(target.url, window, workers, tally, guard_s)
 
 
 class _Tally:
