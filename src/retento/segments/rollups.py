@@ -26,6 +26,7 @@ from sqlalchemy import Select, bindparam, case, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from retento.core.db.bulk import insert_rows, recordset_insert
 from retento.orders.models import Order, OrderItem, Status
 from retento.segments.compiler import epoch_day
 from retento.segments.models import (
@@ -48,6 +49,23 @@ CATEGORY_COLUMNS = ("customer_id", "category", "site_id", "orders_count", "amoun
 CHUNK = 900  # ids per IN list (SQLite's parameter limit)
 COLUMNS = ("customer_id", "site_id", "orders_count", "orders_total", "purchase_days", "first_day_total",
            "first_order_at", "last_order_at")
+
+
+def upsert(session: Session, table: Any, rows: Sequence[dict[str, Any]], *, conflict: str, pg_set: str,
+           other: Any) -> None:
+    """INSERT the rows (all with the same keys), a row whose key `conflict` exists updating it instead: on
+    PostgreSQL one statement (the rows as one JSON array, `recordset_insert`; `pg_set` the SET list, reading
+    `excluded`), where an executemany costs a round of the protocol and an executor start per row; elsewhere
+    the executemany of `other` (the same upsert in Core). The rows' keys must be distinct (one statement may
+    not update a row twice)."""
+    if not rows:
+        return
+    made = recordset_insert(session.get_bind().dialect, table, rows) \
+        if session.get_bind().dialect.name == "postgresql" else None
+    if made is None:
+        session.execute(other, list(rows))
+        return
+    session.connection().exec_driver_sql(f"{made[0]} ON CONFLICT ({conflict}) DO UPDATE SET {pg_set}", (made[1],))
 
 
 def _purchases() -> list[Any]:
@@ -191,16 +209,16 @@ def _refresh_gaps_of(session: Session, customer_ids: Sequence[int] | Select) -> 
     if change.gone:
         session.execute(delete(G).where(G.c.customer_id == bindparam("c"), G.c.gap == bindparam("g")),
                         [{"c": c, "g": g} for c, g in change.gone])
-    if change.put:
-        stmt = dialect.insert(G)
-        session.execute(stmt.on_conflict_do_update(index_elements=["customer_id", "gap"], set_={
-            "site_id": stmt.excluded.site_id, "n": stmt.excluded.n}), change.put)
+    stmt = dialect.insert(G)
+    upsert(session, G, change.put, conflict="customer_id, gap", pg_set="site_id = excluded.site_id, n = excluded.n",
+           other=stmt.on_conflict_do_update(index_elements=["customer_id", "gap"], set_={
+               "site_id": stmt.excluded.site_id, "n": stmt.excluded.n}))
     deltas = [{"site_id": k[0], "gap": k[1], "n": d} for k, d in change.histogram.items()]
     if not deltas:
         return
     stmt = dialect.insert(GC)
-    session.execute(stmt.on_conflict_do_update(index_elements=["site_id", "gap"],
-                                               set_={"n": GC.c.n + stmt.excluded.n}), deltas)
+    upsert(session, GC, deltas, conflict="site_id, gap", pg_set=f"n = {GC.name}.n + excluded.n",
+           other=stmt.on_conflict_do_update(index_elements=["site_id", "gap"], set_={"n": GC.c.n + stmt.excluded.n}))
     session.execute(delete(GC).where(GC.c.n == 0, GC.c.site_id.in_(sorted({d["site_id"] for d in deltas}))))
 
 
@@ -305,8 +323,7 @@ def apply_orders(session: Session, order_ids: Iterable[int]) -> int:
 def _store(session: Session, p: Plan) -> None:
     if p.orders:
         session.execute(delete(F).where(F.c.order_id.in_(sorted(p.orders))))
-    if p.facts:
-        session.execute(insert(F), p.facts)
+    insert_rows(session, F, p.facts)
     if p.exact:
         exact = sorted(p.exact)
         session.execute(delete(CR).where(CR.c.customer_id.in_(exact)))
@@ -315,9 +332,16 @@ def _store(session: Session, p: Plan) -> None:
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         stmt = dialect.insert(CR)
         new = stmt.excluded
-        session.execute(stmt.on_conflict_do_update(index_elements=["customer_id", "category"], set_={
-            "orders_count": CR.c.orders_count + new.orders_count, "amount": CR.c.amount + new.amount,
-            "first_order_at": case((new.first_order_at < CR.c.first_order_at, new.first_order_at),
-                                   else_=CR.c.first_order_at),
-            "last_order_at": case((new.last_order_at > CR.c.last_order_at, new.last_order_at),
-                                  else_=CR.c.last_order_at)}), p.deltas)
+        upsert(session, CR, p.deltas, conflict="customer_id, category", pg_set=_ADD_DELTA, other=(
+            stmt.on_conflict_do_update(index_elements=["customer_id", "category"], set_={
+                "orders_count": CR.c.orders_count + new.orders_count, "amount": CR.c.amount + new.amount,
+                "first_order_at": case((new.first_order_at < CR.c.first_order_at, new.first_order_at),
+                                       else_=CR.c.first_order_at),
+                "last_order_at": case((new.last_order_at > CR.c.last_order_at, new.last_order_at),
+                                      else_=CR.c.last_order_at)})))
+
+
+# a delta added to a customer's category row on PostgreSQL (the same as the Core upsert above)
+_ADD_DELTA = (f"orders_count = {CR.name}.orders_count + excluded.orders_count, amount = {CR.name}.amount + "
+              f"excluded.amount, first_order_at = LEAST({CR.name}.first_order_at, excluded.first_order_at), "
+              f"last_order_at = GREATEST({CR.name}.last_order_at, excluded.last_order_at)")

@@ -173,7 +173,7 @@ def recompute(session: Session, *, segment: Segment, now: datetime, scope: Selec
                 for entered, ids in ((True, should - have), (False, have - should)) for c in sorted(ids)]
         if not rows:
             return 0, 0
-        session.execute(insert(CH), rows)
+        insert_rows(session, CH, rows)
         return _settle(session, segment, mark, now, emit)
     target = query.subquery()
     sid, at = literal(segment.id, Integer), literal(now, UTCDateTime())
@@ -452,7 +452,8 @@ def mark_dirty(session: Session, customer_ids: Iterable[int], *, now: datetime) 
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(DirtyCustomer.__table__)
     # a customer being re-evaluated right now is queued again (claim cleared), not lost
-    session.execute(stmt.on_conflict_do_update(index_elements=["customer_id"], set_={"claim": None}), rows)
+    rollups.upsert(session, DirtyCustomer.__table__, rows, conflict="customer_id", pg_set="claim = NULL",
+                   other=stmt.on_conflict_do_update(index_elements=["customer_id"], set_={"claim": None}))
 
 
 def process_dirty(session: Session, *, now: datetime, limit: int = 1000) -> int:
