@@ -162,19 +162,11 @@ def recompute(session: Session, *, segment: Segment, now: datetime, scope: Selec
     the scope's matches and current members are compared in memory. Members then follow the history rows.
     Returns (entered, left)."""
     session.execute(select(Segment.id).where(Segment.id == segment.id).with_for_update())
-    query = members_query(rules.parse(segment.rules, rule_types(session)), context(session, segment.site_id, now),
-                          scope=scope)
+    if scope is not None:
+        return _reevaluate(session, segment, now=now, scope=scope, emit=emit,
+                           have=_members_within(session, [segment.id], scope)[segment.id])
+    query = members_query(rules.parse(segment.rules, rule_types(session)), context(session, segment.site_id, now))
     mark = _mark(session, segment.id)
-    if scope is not None:  # a few customers: compare the two small sets here
-        should = set(session.scalars(query))
-        have = set(session.scalars(select(M.c.customer_id).where(M.c.segment_id == segment.id,
-                                                                 M.c.customer_id.in_(scope))))
-        rows = [{"segment_id": segment.id, "customer_id": c, "entered": entered, "at": now}
-                for entered, ids in ((True, should - have), (False, have - should)) for c in sorted(ids)]
-        if not rows:
-            return 0, 0
-        insert_rows(session, CH, rows)
-        return _settle(session, segment, mark, now, emit)
     target = query.subquery()
     sid, at = literal(segment.id, Integer), literal(now, UTCDateTime())
     cols = ["segment_id", "customer_id", "entered", "at"]
@@ -206,6 +198,32 @@ def _without_nested_loops(session: Session) -> Iterator[None]:
         yield
     finally:
         session.execute(select(func.set_config("enable_nestloop", was, True)))
+
+
+def _members_within(session: Session, segment_ids: list[int], scope: Select) -> dict[int, set[int]]:
+    """The current members among the scope's customers, of each of these segments (one statement for all: the
+    scope's entries of the members' customer index)."""
+    out: dict[int, set[int]] = {i: set() for i in segment_ids}
+    for segment_id, customer_id in session.execute(select(M.c.segment_id, M.c.customer_id).where(
+            M.c.customer_id.in_(scope), M.c.segment_id.in_(segment_ids))):
+        out[segment_id].add(customer_id)
+    return out
+
+
+def _reevaluate(session: Session, segment: Segment, *, now: datetime, scope: Select, have: set[int],
+                emit: bool = True) -> tuple[int, int]:
+    """A few customers (`scope`, of whom `have` are members now; the segment locked by the caller): their matches
+    and members compared here, the differences written as history rows that the members then follow."""
+    query = members_query(rules.parse(segment.rules, rule_types(session)), context(session, segment.site_id, now),
+                          scope=scope)
+    should = set(session.scalars(query))
+    rows = [{"segment_id": segment.id, "customer_id": c, "entered": entered, "at": now}
+            for entered, ids in ((True, should - have), (False, have - should)) for c in sorted(ids)]
+    if not rows:
+        return 0, 0
+    mark = _mark(session, segment.id)
+    insert_rows(session, CH, rows)
+    return _settle(session, segment, mark, now, emit)
 
 
 def _mark(session: Session, segment_id: int) -> int:
@@ -468,10 +486,14 @@ def process_dirty(session: Session, *, now: datetime, limit: int = 1000) -> int:
     scope = select(d.c.customer_id).where(d.c.claim == token)
     rollups.refresh(session, customer_ids=scope)
     site_ids = list(session.scalars(select(C.c.site_id.distinct()).where(C.c.id.in_(scope))))
-    segments = session.scalars(select(Segment).where(Segment.site_id.in_(site_ids), Segment.active.is_(True),
-                                                     Segment.kind == Kind.DYNAMIC.value).order_by(Segment.id))
+    # locked together, in id order (as a full recompute locks each), and their members among the customers read
+    # in one statement, not one lock and one members query per segment
+    segments = list(session.scalars(select(Segment).where(
+        Segment.site_id.in_(site_ids), Segment.active.is_(True), Segment.kind == Kind.DYNAMIC.value)
+        .order_by(Segment.id).with_for_update()))
+    have = _members_within(session, [s.id for s in segments], scope) if segments else {}
     for segment in segments:
-        recompute(session, segment=segment, now=now, scope=scope)
+        _reevaluate(session, segment, now=now, scope=scope, have=have[segment.id])
     session.execute(delete(d).where(d.c.claim == token))
     return claimed
 
