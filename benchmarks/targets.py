@@ -108,48 +108,64 @@ class Target:
                 conn.execute("ANALYZE")
 
 
-class AutoAnalyze:
-    """PostgreSQL with `autovacuum = off` (the bench machine): what autovacuum's analyze does on a server with
-    its default settings, while a timed phase writes: a thread that looks at the change counters every
-    `NAPTIME` seconds and ANALYZEs each table whose rows changed since its last analyze pass 50 + 10 % of its rows
-    then (`autovacuum_analyze_threshold` / `_scale_factor`; autovacuum's own naptime is a minute by default, often
-    lowered on busy servers). Tables that start empty and grow by hundreds of
-    thousands of rows in the phase (a trigger's pending runs) are planned on what they hold, as on a production
-    server. It runs beside the timed work, in a server process of its own, as autovacuum's worker would;
-    `count` and `seconds` say what it did. With autovacuum on, or on SQLite, it does nothing."""
+class Autovacuum:
+    """PostgreSQL with `autovacuum = off` (the bench machine): what autovacuum does on a server with its default
+    settings, while a timed phase writes. A thread looks at the tables' counters every `NAPTIME` seconds and, by
+    autovacuum's rules and defaults, VACUUMs a table whose dead rows pass 50 + 20 % of its rows or whose rows
+    inserted since its last vacuum pass 1,000 + 20 % (`autovacuum_vacuum_threshold` / `_scale_factor`,
+    `_insert_threshold` / `_insert_scale_factor`), and ANALYZEs one whose rows changed since its last analyze pass
+    50 + 10 % (`autovacuum_analyze_threshold` / `_scale_factor`), throttled as autovacuum is (`vacuum_cost_delay`
+    2 ms, `vacuum_cost_limit` 200). Autovacuum's own naptime is a minute by default, often lowered on busy
+    servers. So tables that start empty and grow by hundreds of thousands of rows in the phase (a trigger's pending
+    runs) are planned on what they hold, and the index entries of runs finished long ago are cleared, as on a
+    production server (never analyzed, a million-row table looked up by a few hundred keys is read whole; never
+    vacuumed, every claim of due runs steps over the entries of all the runs finished before). It runs beside the
+    timed work, in a server process of its own, as autovacuum's worker would; `count` (tables vacuumed or
+    analyzed) and `seconds` say what it did. With autovacuum on, or on SQLite, it does nothing."""
 
     NAPTIME = 10.0
-    _DUE = ("SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
-            "WHERE s.n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0) ORDER BY s.relname")
+    _DUE = ("SELECT s.relname, s.n_dead_tup > 50 + 0.2 * r.n OR s.n_ins_since_vacuum > 1000 + 0.2 * r.n, "
+            "s.n_mod_since_analyze > 50 + 0.1 * r.n FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid, "
+            "LATERAL (SELECT greatest(c.reltuples, 0) AS n) r ORDER BY s.relname")
 
     def __init__(self, target: Target) -> None:
         self.count, self.seconds, self._target = 0, 0.0, target
-        self._stop, self._thread = threading.Event(), None
+        self._stop, self._thread, self._conn = threading.Event(), None, None
 
-    def __enter__(self) -> AutoAnalyze:
+    def __enter__(self) -> Autovacuum:
         if self._target.backend == "postgres":
             with self._target.raw() as conn:
                 on = conn.execute("SHOW autovacuum").fetchone()[0] == "on"
             if not on:
-                self._thread = threading.Thread(target=self._run, name="bench-autoanalyze", daemon=True)
+                self._thread = threading.Thread(target=self._run, name="bench-autovacuum", daemon=True)
                 self._thread.start()
         return self
 
     def __exit__(self, *_: Any) -> None:
         self._stop.set()
         if self._thread is not None:
+            if self._conn is not None:
+                self._conn.cancel()  # a long VACUUM under way stops now, as the phase has
             self._thread.join()
 
     def _run(self) -> None:
         with self._target.raw() as conn:
-            conn.autocommit = True
+            conn.autocommit, self._conn = True, conn
+            conn.execute("SET vacuum_cost_delay = '2ms'")
+            conn.execute("SET vacuum_cost_limit = 200")
             while not self._stop.wait(self.NAPTIME):
-                tables = [r[0] for r in conn.execute(self._DUE)]
-                if tables:
+                for table, vacuum, analyze in conn.execute(self._DUE).fetchall():
+                    if self._stop.is_set() or not (vacuum or analyze):
+                        continue
                     started = time.perf_counter()
-                    conn.execute("ANALYZE " + ", ".join(f'"{t}"' for t in tables))
+                    try:
+                        conn.execute(f'{"VACUUM (ANALYZE)" if vacuum and analyze else "VACUUM" if vacuum else "ANALYZE"}'
+                                     f' "{table}"')
+                    except psycopg.errors.QueryCanceled:
+                        break
                     self.seconds += time.perf_counter() - started
-                    self.count += len(tables)
+                    self.count += 1
+            self._conn = None
 
 
 def _conninfo(url: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from benchmarks.targets import AutoAnalyze, Target
+from benchmarks.targets import Autovacuum, Target
 from benchmarks.triggers_fire import fire
 from benchmarks.triggers_setup import (
     COLUMNS,
@@ -66,7 +66,7 @@ class Eval:
     eval_driver: dict[str, float]  # summed over the processes: inside the database driver (`DriverTime.parts`)
     written: dict[str, int]  # rows the evaluation added, per table (`WRITTEN`)
     outcomes: dict[str, int]
-    analyzes: tuple[int, float] = (0, 0.0)  # PostgreSQL, autovacuum off: the ANALYZEs run meanwhile (`AutoAnalyze`)
+    vacuums: tuple[int, float] = (0, 0.0)  # PostgreSQL, autovacuum off: tables vacuumed / analyzed meanwhile
 
     @property
     def events_per_s(self) -> float:
@@ -112,7 +112,7 @@ class Result:
     fire_driver_s: float  # summed over the worker processes
     lags: list[float] = field(repr=False)
     fire_outcomes: dict[str, int] = field(default_factory=dict)
-    fire_analyzes: tuple[int, float] = (0, 0.0)
+    fire_vacuums: tuple[int, float] = (0, 0.0)
 
     def ratio(self, ev: Eval) -> float:
         """Evaluation time against the driver insert of the same events."""
@@ -152,14 +152,14 @@ def evaluate(target: Target, *, n_events: int, n_triggers: int, progress: Any,
     for k, copy in zip(processes, copies, strict=True):
         task = progress.add_task(f"{target.backend}: evaluating {n_events:,} events, {k} worker "
                                  f"process{'es' if k > 1 else ''}", total=n_events)
-        with AutoAnalyze(copy) as autoanalyze:
+        with Autovacuum(copy) as autovacuum:
             wall, cpu, driver = _eval_processes(copy.url, k, lambda n, t=task: progress.advance(t, n))
         app = bootstrap(Settings(database_url=copy.url), clock=FrozenClock(EVAL_NOW))
         try:
             after = row_counts(app)
             evals.append(Eval(k, n_events, after["events"] - before["events"], wall, cpu, driver,
                               {t: after[t] - before[t] for t in WRITTEN}, outcomes_of(app, "event"),
-                              (autoanalyze.count, autoanalyze.seconds)))
+                              (autovacuum.count, autovacuum.seconds)))
         finally:
             app.close()
     return {"events": n_events, "insert_s": insert_s, "insert_cpu": insert_cpu, "orders": orders}, evals

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import event as sa_event, select
 
-from benchmarks.targets import AutoAnalyze, Target
+from benchmarks.targets import Autovacuum, Target
 from benchmarks.triggers_setup import (
     FIRE_START,
     TIMER_COLUMNS,
@@ -107,7 +107,7 @@ def fire(target: Target, *, n_timers: int, rate: int, progress: Any, workers: in
                              f"process{'es' if workers > 1 else ''}", total=total)
     tally = _Tally(total, lambda k: progress.advance(task, k))
     guard_s = total / rate + 600  # never hang: give up 10 minutes after the last due time
-    with AutoAnalyze(target) as autoanalyze:
+    with Autovacuum(target) as autovacuum:
         fire_s, fire_cpu, fire_driver_s = _fire_all(target, window, workers, tally, guard_s)
     report = bootstrap(Settings(database_url=target.url), clock=FrozenClock(FIRE_START))
     try:
@@ -116,7 +116,7 @@ def fire(target: Target, *, n_timers: int, rate: int, progress: Any, workers: in
             outcomes["not fired when the run gave up"] = total - tally.done
         return {"timers": total, "rate": rate, "fire_workers": workers, "fire_s": fire_s, "fire_cpu": fire_cpu,
                 "fire_driver_s": fire_driver_s, "lags": tally.lags + [math.inf] * (total - tally.done),
-                "fire_outcomes": outcomes, "fire_analyzes": (autoanalyze.count, autoanalyze.seconds)}
+                "fire_outcomes": outcomes, "fire_vacuums": (autovacuum.count, autovacuum.seconds)}
     finally:
         report.close()
 

@@ -1,6 +1,7 @@
 """`retento bench triggers` keeps working at a tiny size (no timing assertions: figures belong in docs)."""
 
 import re
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -66,3 +67,30 @@ def test_driver_time_counts_executes_fetches_and_commits_and_puts_everything_bac
     assert CursorFetchStrategy.fetchall is original and engine.dialect.do_commit == commit
     assert "do_commit" not in vars(engine.dialect)
     DriverTime(engine).close()  # a second one after the first is closed is fine
+
+
+@pytest.mark.postgres
+def test_autovacuum_stand_in_vacuums_and_analyzes_a_table_that_grew(monkeypatch):
+    """On a server with autovacuum off (the bench machine), `Autovacuum` does what autovacuum's rules would: a table
+    that grew past its thresholds is vacuumed and analyzed while the phase runs; nothing happens once it is done."""
+    from benchmarks.targets import Autovacuum, fresh
+
+    monkeypatch.setattr(Autovacuum, "NAPTIME", 0.05)
+    with fresh("postgres", PG_DSN) as target:
+        with target.raw() as conn:
+            conn.autocommit = True
+            autovacuum_on = conn.execute("SHOW autovacuum").fetchone()[0] == "on"
+            conn.execute("CREATE TABLE grown (id bigint PRIMARY KEY, v text)")
+            conn.execute("INSERT INTO grown SELECT g, 'x' FROM generate_series(1, 5000) g")
+        # the writer's connection is closed: its counters reached the server's statistics
+        with Autovacuum(target) as av:
+            deadline = time.monotonic() + 30
+            while not autovacuum_on and av.count == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        with target.raw() as conn:
+            vacuumed, analyzed = conn.execute("SELECT last_vacuum IS NOT NULL, last_analyze IS NOT NULL "
+                                              "FROM pg_stat_user_tables WHERE relname = 'grown'").fetchone()
+    if autovacuum_on:
+        assert av.count == 0  # the server's own autovacuum does it
+    else:
+        assert av.count >= 1 and vacuumed and analyzed
