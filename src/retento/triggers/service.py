@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, func, literal, or_, select, update
+from sqlalchemy import Select, and_, func, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from retento.app import from_session
@@ -455,7 +455,12 @@ def _recorded(session: Session, t: Compiled, events: list[Event], entity: str, e
     if not ids:
         return explain_mod.Recorded()
     logged = _runs_of_events(session, t.id, ids, Run.order_id if entity == "order" else Run.customer_id, entity_id)
-    timers_ = list(session.scalars(select(Timer).where(Timer.trigger_id == t.id, Timer.event_id.in_(ids))))
+    by_order = {e.order_id for e in events if e.order_id is not None}  # a run's entity: its event's order, else
+    by_customer = {e.customer_id for e in events if e.order_id is None and e.customer_id is not None}  # customer
+    timers_ = list(session.scalars(select(Timer).where(
+        Timer.trigger_id == t.id, Timer.event_id.in_(ids),
+        or_(and_(Timer.entity == "order", Timer.entity_id.in_(by_order)),
+            and_(Timer.entity == "customer", Timer.entity_id.in_(by_customer))))))
     firings: list[tuple[int, int | None, int | None, datetime]] = []
     if t.spec.limits and t.spec.delay is None:
         cols = (Firing.event_id, Firing.customer_id, Firing.order_id, Firing.at)

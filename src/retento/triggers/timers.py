@@ -234,14 +234,14 @@ def _log_cancelled(session: Session, won: list[_PendingRow], *, reason: str, now
 
 def pending_of_entity(session: Session, *, entity: str, entity_id: int, before_event_id: int) -> list[Timer]:
     return list(session.scalars(select(Timer).where(
-        Timer.entity == entity, Timer.entity_id == entity_id, Timer.state == "pending",
-        Timer.event_id < before_event_id)))
+        Timer.entity == entity, Timer.entity_id == entity_id, _still_pending(), Timer.event_id < before_event_id)))
 
 
 _T = Timer.__table__
 PENDING_COLUMNS = ("id", "trigger_id", "entity", "entity_id", "customer_id", "order_id", "event_id", "due_at", "state")
 _PENDING_OF = select(*(_T.c[c] for c in PENDING_COLUMNS)).where(  # built once (see orders.snapshots)
-    _T.c.entity == bindparam("entity"), _T.c.entity_id.in_(bindparam("ids", expanding=True)), _T.c.state == "pending",
+    _T.c.entity == bindparam("entity"), _T.c.entity_id.in_(bindparam("ids", expanding=True)),
+    unindexed(_T.c.state) == "pending",  # the run key finds them (see `_still_pending`)
     _T.c.trigger_id.in_(bindparam("triggers", expanding=True)))
 
 
