@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from retento.console.pages.dashboard import month_bounds
@@ -101,3 +102,17 @@ def test_rebuild_and_bounds_off_a_slot(app):
     with transaction(app.sessions) as s:
         assert revenue.totals_by_period(s, bounds=odd) == [
             (p, c, n, t.quantize(revenue.CENT)) for p, c, n, t in queries.totals_by_period(s, bounds=odd)]
+
+
+def test_a_changed_orders_slot_is_read_by_the_time_index(app):
+    """Recomputing the slots of changed orders reads each slot's 15 minutes through `created_at`'s index; an OR of
+    the ranges in one statement was planned by SQLite as a scan of every order, per fired batch of delayed runs."""
+    if app.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's planner; PostgreSQL plans from its statistics")
+    compiled = revenue._STORE_SLOT.compile(app.engine)
+    params = compiled.construct_params({"site": 1, "slot": 1, "lo": "2026-01-01", "hi": "2026-01-02"})
+    with transaction(app.sessions) as s:
+        args = tuple(params[k] for k in compiled.positiontup)
+        plan = " ".join(str(row[-1]) for row in s.connection().exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + str(compiled), args))
+    assert "SEARCH orders USING INDEX ix_orders_created_at (created_at>? AND created_at<?)" in plan, plan

@@ -18,10 +18,25 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, delete, func, insert, or_, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from retento.core.db.types import UTCDateTime
+from retento.core.sql import unindexed
 from retento.orders import queries
 from retento.orders.models import Order, RevenueBucket, RevenueRollup, Status
 
@@ -117,9 +132,21 @@ def apply_orders(session: Session, order_ids: Sequence[int]) -> int:
     for i in range(0, len(pairs), CHUNK):
         chunk = pairs[i:i + CHUNK]
         session.execute(delete(B).where(tuple_(B.c.site_id, B.c.slot).in_(chunk)))
-        _store(session, or_(*(and_(O.c.site_id == site_id, O.c.created_at >= start_of(slot),
-                                   O.c.created_at < start_of(slot + 1)) for site_id, slot in chunk)))
+        session.execute(_STORE_SLOT, [{"site": site_id, "slot": slot, "lo": start_of(slot), "hi": start_of(slot + 1)}
+                                      for site_id, slot in chunk])
     return len(pairs)
+
+
+# One slot's buckets from its orders, run once per slot (executemany): each reads its 15 minutes of orders through
+# the `created_at` index (not the site's: without statistics SQLite would read all of the site's orders). One
+# statement with an OR of the chunk's ranges was planned by SQLite as a scan of every order (it guesses that a range
+# keeps 1/64 of a table, so 200 ranges keep more than all): 1.3 s per 200 slots at 100,000 orders, 43 % of the
+# worker's time in the bench's firing of delayed runs; 0.02 s this way.
+_STORE_SLOT = insert(B).from_select(["site_id", "slot", "currency", "orders", "total"], select(
+    bindparam("site", type_=Integer), bindparam("slot", type_=BigInteger), O.c.currency, func.count(),
+    func.sum(O.c.total)).where(
+        unindexed(O.c.site_id) == bindparam("site"), O.c.created_at >= bindparam("lo", type_=UTCDateTime()),
+        O.c.created_at < bindparam("hi", type_=UTCDateTime()), _not_cancelled()).group_by(O.c.currency))
 
 
 def rebuild(session: Session, *, now: datetime) -> int:
