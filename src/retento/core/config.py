@@ -29,7 +29,7 @@ class Settings(BaseSettings):
         1.0, ge=0, description="How often a busy worker asks a periodic job (deliveries, refreshes, purges) that "
         "found nothing the last time"
     )
-    event_batch_size: int = Field(500, gt=0, description="Events a subscriber handles per transaction")
+    event_batch_size: int = Field(2000, gt=0, description="Events a subscriber handles per transaction")
     event_max_attempts: int = Field(
         10, gt=0, description="Failed deliveries of one event to one subscriber before it is dead-lettered"
     )
