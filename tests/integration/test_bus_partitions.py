@@ -61,7 +61,9 @@ def test_a_new_partitioning_starts_where_the_old_cursor_was(app, clock):
     assert len(got) == 6
     _events(app, n_customers=2, per_customer=2)
     again: list[tuple[int, int, int]] = []
-    other = _subscribe(app, again, partitions=2, bus=Bus(app.sessions, clock))  # as another process would
+    # as another process would: its own bus, with the same settings
+    other = _subscribe(app, again, partitions=2, bus=Bus(app.sessions, clock, batch=app.settings.event_batch_size,
+                                                             max_attempts=app.settings.event_max_attempts))
     other.dispatch(names=["parts"])
     assert sorted(n for *_, n in again) == [0, 0, 1, 1] and {e for e, *_ in again}.isdisjoint({e for e, *_ in got})
     with transaction(app.sessions) as s:

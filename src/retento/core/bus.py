@@ -227,7 +227,7 @@ class Subscription:
 
 
 class Bus:
-    def __init__(self, factory: sessionmaker[Session], clock: Clock, *, batch: int = 2000, max_attempts: int = 10):
+    def __init__(self, factory: sessionmaker[Session], clock: Clock, *, batch: int, max_attempts: int):
         self._factory = factory
         self._clock = clock
         self._batch = batch
