@@ -22,7 +22,7 @@ from retento.core.config import Settings
 from retento.core.db.transactions import transaction
 from retento.migrate import migrate
 from retento.models import metadata
-from retento.orders.service import ensure_default_statuses
+from retento.orders.statuses import ensure_default_statuses
 
 PG_DSN = os.environ.get("RETENTO_TEST_PG_DSN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

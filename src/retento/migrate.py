@@ -9,7 +9,7 @@ from alembic.config import Config
 from sqlalchemy import Engine
 
 from retento.core.db.transactions import transaction
-from retento.orders.service import ensure_default_statuses
+from retento.orders.statuses import ensure_default_statuses
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from retento.journeys.models import Journey, JourneyRun, JourneyStep, JourneyVersion
 from retento.messaging import service as messaging
-from retento.orders import service as orders
+from retento.orders import queries as orders
 
 # What the source quotes for such chains (PRODUCT.md section 6), shown beside the journey's own figures.
 BENCHMARKS = {"welcome": {"open_rate": 0.6391, "click_rate": 0.269, "conversion": 0.0195},

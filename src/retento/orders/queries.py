@@ -8,11 +8,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from retento.orders.models import Order, OrderItem, Status, StatusGroup
-from retento.orders.service import ITEM_COLUMNS, _snapshot
+from retento.orders.service import ITEM_COLUMNS, _chunks, _snapshot
+
+_READ_MANAGERS = select(Order.id, Order.manager_id).where(Order.id.in_(bindparam("ids", expanding=True)))
 
 
 def _filtered(q: Any, *, site_ids: list[int] | None = None, status: list[str] | None = None,
@@ -90,3 +92,24 @@ def totals_by_period(session: Session, *, bounds: Sequence[datetime],
     if site_ids is not None:
         q = q.where(Order.site_id.in_(site_ids))
     return [(int(p), cur, int(n), Decimal(total)) for p, cur, n, total in session.execute(q)]
+
+
+def managers_of(session: Session, order_ids: Sequence[int]) -> dict[int, int | None]:
+    """order id -> its manager id, for the ids that exist (900 ids a query)."""
+    ids, out = list(order_ids), {}
+    for chunk in _chunks(ids):
+        out.update(session.execute(_READ_MANAGERS, {"ids": chunk}).all())
+    return out
+
+
+def of_customers(session: Session, *, customer_ids: Sequence[int], since: datetime) -> list[dict[str, Any]]:
+    """Orders of these customers created since `since`, oldest first: id, customer_id, created_at, total, currency,
+    status_group (what attribution reports read), 900 customers a query."""
+    ids, out = sorted(set(customer_ids)), []
+    for chunk in _chunks(ids):
+        q = (select(Order.id, Order.customer_id, Order.created_at, Order.total, Order.currency, Status.group_code)
+             .join(Status, Status.code == Order.status)
+             .where(Order.customer_id.in_(chunk), Order.created_at >= since).order_by(Order.created_at, Order.id))
+        out += [{"id": r[0], "customer_id": r[1], "created_at": r[2], "total": r[3], "currency": r[4],
+                 "status_group": r[5]} for r in session.execute(q)]
+    return sorted(out, key=lambda o: (o["created_at"], o["id"]))

@@ -27,37 +27,17 @@ from retento.core.money import round_money
 from retento.customers.models import Customer
 from retento.history import service as history
 from retento.orders import events as ev
-from retento.orders.models import Order, OrderItem, Status, StatusGroup
+from retento.orders.models import Order, OrderItem
 from retento.orders.reference import reference
 from retento.orders.schemas import OrderCreate, OrderEdit, OrderFields, dump_items
 
 # snapshot(s) and items_of are part of this service's API (`orders.snapshots(...)`); they live in snapshots.py
 from retento.orders.snapshots import FLAT, ITEM_COLUMNS, _snapshot, items_of, snapshot, snapshots  # noqa: F401
-from retento.orders.statuses import GROUPS, STATUSES
 from retento.sites.models import Site
 from retento.sites.service import get_site
 
 ENTITY = "order"
 _ZERO = Decimal(0)
-
-
-def ensure_default_statuses(session: Session) -> int:
-    """Insert the built-in status groups and statuses that are missing; returns how many were added."""
-    have_groups = set(session.scalars(select(StatusGroup.code)))
-    have = set(session.scalars(select(Status.code)))
-    added = 0
-    for i, (code, name, name_ru) in enumerate(GROUPS):
-        if code not in have_groups:
-            session.add(StatusGroup(code=code, name=name, name_ru=name_ru, ordering=(i + 1) * 10))
-            added += 1
-    session.flush()
-    for i, (code, group, name, name_ru) in enumerate(STATUSES):
-        if code not in have:
-            session.add(Status(code=code, group_code=group, name=name, name_ru=name_ru, ordering=(i + 1) * 10,
-                               active=True, builtin=True))
-            added += 1
-    session.flush()
-    return added
 
 
 def status_groups(session: Session) -> dict[str, str]:
@@ -451,7 +431,6 @@ _READ_KEYS = tuple(c.key for c in _READ)
 _READ_ORDERS = select(*_READ).where(_ORDER.c.id.in_(bindparam("ids", expanding=True)))
 _READ_ITEMS = (select(_ITEM.c.order_id, *(_ITEM.c[c] for c in ITEM_COLUMNS))
                .where(_ITEM.c.order_id.in_(bindparam("ids", expanding=True))).order_by(_ITEM.c.id))
-_READ_MANAGERS = select(_ORDER.c.id, _ORDER.c.manager_id).where(_ORDER.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def edit_many(session: Session, *, edits: Sequence[tuple[int, OrderEdit | EditFn, ChangeContext]],
@@ -582,24 +561,3 @@ def _upsert_chunk(session: Session, items: list[OrderCreate], ctx: ChangeContext
         ([n for n, _ in good], batch.together_or_each(session, [p for _, p in good], create)),
         (old, batch.together_or_each(session, [(existing[keys[n]], items[n]) for n in old], update)),
     ])
-
-
-def managers_of(session: Session, order_ids: Sequence[int]) -> dict[int, int | None]:
-    """order id -> its manager id, for the ids that exist (900 ids a query)."""
-    ids, out = list(order_ids), {}
-    for chunk in _chunks(ids):
-        out.update(session.execute(_READ_MANAGERS, {"ids": chunk}).all())
-    return out
-
-
-def of_customers(session: Session, *, customer_ids: Sequence[int], since: datetime) -> list[dict[str, Any]]:
-    """Orders of these customers created since `since`, oldest first: id, customer_id, created_at, total, currency,
-    status_group (what attribution reports read), 900 customers a query."""
-    ids, out = sorted(set(customer_ids)), []
-    for chunk in _chunks(ids):
-        q = (select(Order.id, Order.customer_id, Order.created_at, Order.total, Order.currency, Status.group_code)
-             .join(Status, Status.code == Order.status)
-             .where(Order.customer_id.in_(chunk), Order.created_at >= since).order_by(Order.created_at, Order.id))
-        out += [{"id": r[0], "customer_id": r[1], "created_at": r[2], "total": r[3], "currency": r[4],
-                 "status_group": r[5]} for r in session.execute(q)]
-    return sorted(out, key=lambda o: (o["created_at"], o["id"]))

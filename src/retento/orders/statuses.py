@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from retento.orders.models import Status, StatusGroup
+
 # code, English, Russian
 GROUPS = [
     ("new", "New", "Новый"),
@@ -35,3 +40,22 @@ STATUSES = [
     ("returned", "cancel", "Returned", "Возврат"),
     ("cancel-other", "cancel", "Cancelled, other reason", "Отменён по другой причине"),
 ]
+
+
+def ensure_default_statuses(session: Session) -> int:
+    """Insert the built-in status groups and statuses that are missing; returns how many were added."""
+    have_groups = set(session.scalars(select(StatusGroup.code)))
+    have = set(session.scalars(select(Status.code)))
+    added = 0
+    for i, (code, name, name_ru) in enumerate(GROUPS):
+        if code not in have_groups:
+            session.add(StatusGroup(code=code, name=name, name_ru=name_ru, ordering=(i + 1) * 10))
+            added += 1
+    session.flush()
+    for i, (code, group, name, name_ru) in enumerate(STATUSES):
+        if code not in have:
+            session.add(Status(code=code, group_code=group, name=name, name_ru=name_ru, ordering=(i + 1) * 10,
+                               active=True, builtin=True))
+            added += 1
+    session.flush()
+    return added

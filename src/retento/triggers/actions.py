@@ -24,7 +24,7 @@ from retento.core.changes import ChangeContext
 from retento.core.errors import DomainError, NotFound
 from retento.core.registry import Registry
 from retento.customers import service as customers
-from retento.orders import service as orders
+from retento.orders import queries as order_queries, service as orders
 from retento.sites.service import manager_ids
 from retento.tasks import service as tasks
 from retento.tasks.schemas import TaskCreate
@@ -413,7 +413,7 @@ def _create_tasks(contexts: list[ActionContext], params: list[CreateTask]) -> li
                                 if p.assignee == "order_manager" and a.order_id is not None},
               "customer_manager": {a.customer_id for a, p in zip(contexts, params, strict=True)
                                    if p.assignee == "customer_manager" and a.customer_id is not None}}
-    managers = {"order_manager": orders.managers_of(session, sorted(wanted["order_manager"])),
+    managers = {"order_manager": order_queries.managers_of(session, sorted(wanted["order_manager"])),
                 "customer_manager": customers.managers_of(session, sorted(wanted["customer_manager"]))}
     items, assignees = [], []
     for a, p in zip(contexts, params, strict=True):
