@@ -121,14 +121,12 @@ def test_category_plan_adds_new_facts_as_deltas_and_recomputes_customers_who_los
     assert cancelled.orders == {3} and cancelled.facts == [] and cancelled.exact == {10} and cancelled.deltas == []
 
 
-def test_gap_changes_write_only_the_rows_that_differ():
-    from retento.segments.rollups import gap_changes
+def test_histogram_change_counts_only_what_differs():
+    from retento.segments.rollups import gap_counts, histogram_change
 
-    old = {(1, 7): (1, 2), (1, 30): (1, 1), (2, 5): (1, 1)}
-    new = {(1, 7): (1, 2), (1, 30): (1, 2), (1, 44): (1, 1)}  # one gap more of 30 days, one new of 44; 2 lost its
-    out = gap_changes(old, new)
-    assert out.gone == [(2, 5)]
-    assert out.put == [{"customer_id": 1, "site_id": 1, "gap": 30, "n": 2},
-                       {"customer_id": 1, "site_id": 1, "gap": 44, "n": 1}]
-    assert out.histogram == {(1, 5): -1, (1, 30): 1, (1, 44): 1}  # (1, 7) unchanged: neither written nor counted
-    assert gap_changes(new, new).put == [] and gap_changes(new, new).histogram == {}
+    assert gap_counts("30:2,7:2") == {7: 2, 30: 2} and gap_counts("") == {}
+    old = [(1, "7:2,30:1"), (1, "5:1")]
+    new = [(1, "30:2,7:2,44:1")]  # one gap more of 30 days, one new of 44; the second customer lost its only gap
+    assert histogram_change(old, new) == {(1, 5): -1, (1, 30): 1, (1, 44): 1}  # (1, 7) unchanged: not counted
+    assert histogram_change(new, new) == {}
+    assert histogram_change([(1, "9:1")], [(2, "9:1")]) == {(1, 9): -1, (2, 9): 1}  # a customer now of site 2

@@ -137,16 +137,17 @@ class CustomerCategoryRollup(Base):
 
 
 class CustomerGap(Base):
-    """Per customer: how many of the gaps between their consecutive purchase days are `gap` days long (rebuilt
-    with the customer's rollup). The site's totals (`GapCount`) follow from deltas of these rows."""
+    """Per customer: how many of the gaps between their consecutive purchase days are of each length, in one text
+    (`gap:n` items joined by commas; `rollups.gap_counts` reads it), rebuilt with the customer's rollup. One row
+    per customer: the incremental path reads the old counts back from the DELETE that drops it. The site's totals
+    (`GapCount`) follow from deltas of these rows."""
 
     __tablename__ = "customer_gaps"
     __site_scope__ = BySite()
 
     customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    gap: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(Integer, index=True)
-    n: Mapped[int] = mapped_column(Integer)
+    gaps: Mapped[str] = mapped_column(Text)
 
 
 class GapCount(Base):

@@ -9,9 +9,10 @@ contribution with its current one (`plan`, pure), replaces the changed facts, ad
 customers' category rows, and recomputes from the facts only the rows of customers who lost a contribution
 (a cancelled, moved or edited order). Applying the same order twice changes nothing.
 
-Gap histograms: each customer's gaps between consecutive purchase days, counted per length (`customer_gaps`), are
-rebuilt with their rollup; the site's histogram (`segment_gap_counts`) takes the difference, so the lifecycle
-threshold (the median gap) is read from a few hundred rows instead of a pass over every order.
+Gap histograms: each customer's gaps between consecutive purchase days, counted per length (`customer_gaps`, one
+row per customer), are rebuilt with their rollup; the site's histogram (`segment_gap_counts`) takes the
+difference, so the lifecycle threshold (the median gap) is read from a few hundred rows instead of a pass over
+every order.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, delete, func, insert, select
+from sqlalchemy import Select, String, case, cast, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -144,78 +145,57 @@ def gaps_select(customer_ids: Sequence[int] | Select | None = None, *, site_id: 
             .where(lagged.c.gap.is_not(None)).group_by(lagged.c.customer_id, lagged.c.gap))
 
 
-GAP_COLUMNS = ("customer_id", "site_id", "gap", "n")
+def gap_lists_select(customer_ids: Sequence[int] | Select | None = None, *, site_id: int | None = None) -> Select:
+    """(customer_id, site_id, gaps): each customer's gap counts in one text, `gap:n` items joined by commas (in no
+    particular order; `gap_counts` reads it), from the orders."""
+    g = gaps_select(customer_ids, site_id=site_id).subquery()
+    item = cast(g.c.gap, String) + ":" + cast(g.c.n, String)
+    return (select(g.c.customer_id, func.min(g.c.site_id), func.aggregate_strings(item, ","))
+            .group_by(g.c.customer_id))
+
+
+GAP_COLUMNS = ("customer_id", "site_id", "gaps")
+
+
+def gap_counts(text: str) -> dict[int, int]:
+    """Pure: a `customer_gaps.gaps` text as {gap in days: how many}."""
+    return {int(g): int(n) for g, n in (item.split(":") for item in text.split(",") if item)}
 
 
 def refresh_gaps(session: Session, *, site_id: int | None = None) -> None:
     """Rebuild every customer's gaps and the site's histogram from the orders (of a site, or everyone)."""
     for table in (G, GC):
         session.execute(delete(table) if site_id is None else delete(table).where(table.c.site_id == site_id))
-    # in customer order: each customer's rows side by side, so the incremental path (`_refresh_gaps_of`) reads a
-    # customer's gaps from one page or two instead of one page per row
-    gaps = gaps_select(site_id=site_id)
-    session.execute(insert(G).from_select(GAP_COLUMNS, gaps.order_by(gaps.selected_columns.customer_id,
-                                                                      gaps.selected_columns.gap)))
-    session.execute(insert(GC).from_select(("site_id", "gap", "n"), select(G.c.site_id, G.c.gap, func.sum(G.c.n))
-                                           .where(*([] if site_id is None else [G.c.site_id == site_id]))
-                                           .group_by(G.c.site_id, G.c.gap)))
+    session.execute(insert(G).from_select(GAP_COLUMNS, gap_lists_select(site_id=site_id)))
+    g = gaps_select(site_id=site_id).subquery()
+    session.execute(insert(GC).from_select(("site_id", "gap", "n"), select(g.c.site_id, g.c.gap, func.sum(g.c.n))
+                                           .group_by(g.c.site_id, g.c.gap)))
 
 
-GapKey = tuple[int, int]  # customer id, gap in days
-GapRow = tuple[int, int]  # site id, how many
-
-
-@dataclass
-class GapChanges:
-    """What rebuilding some customers' gaps writes: their rows that are gone or changed, their new or changed
-    rows, and the sites' histogram deltas ((site, gap) -> change of n)."""
-
-    gone: list[GapKey] = field(default_factory=list)
-    put: list[dict[str, Any]] = field(default_factory=list)
-    histogram: dict[tuple[int, int], int] = field(default_factory=dict)
-
-
-def gap_changes(old: dict[GapKey, GapRow], new: dict[GapKey, GapRow]) -> GapChanges:
-    """Pure: from some customers' stored gap rows and their rows rebuilt from the orders, the rows to delete, to
-    write (insert or replace) and the histogram deltas; a row that is the same in both is left alone."""
-    out = GapChanges()
-    for key in sorted(old.keys() | new.keys()):
-        before, after = old.get(key), new.get(key)
-        if before == after:
-            continue
-        if after is None:
-            out.gone.append(key)
-        else:
-            out.put.append({"customer_id": key[0], "site_id": after[0], "gap": key[1], "n": after[1]})
-        for row, sign in ((before, -1), (after, 1)):
-            if row is not None:
-                at = (row[0], key[1])
-                out.histogram[at] = out.histogram.get(at, 0) + sign * row[1]
-    out.histogram = {k: d for k, d in sorted(out.histogram.items()) if d}
-    return out
+def histogram_change(old: Iterable[tuple[int, str]], new: Iterable[tuple[int, str]]) -> dict[tuple[int, int], int]:
+    """Pure: the sites' histogram deltas ((site, gap) -> change of n) from some customers' stored gap rows
+    (site, gaps text) and the rows rebuilt from their orders; only the changes that are not zero, in (site, gap)
+    order."""
+    out: dict[tuple[int, int], int] = {}
+    for rows, sign in ((old, -1), (new, 1)):
+        for site, text in rows:
+            for gap, n in gap_counts(text).items():
+                out[(site, gap)] = out.get((site, gap), 0) + sign * n
+    return {k: d for k, d in sorted(out.items()) if d}
 
 
 def _refresh_gaps_of(session: Session, customer_ids: Sequence[int] | Select) -> None:
-    """These customers' gaps rebuilt from their orders, writing only the rows that differ (a new order adds one
-    gap to a customer's dozen or so: the others and their index entries stay as they are); the sites'
-    histograms moved by the difference (rows taken in (site, gap) order, so two workers never wait on each
-    other in a cycle)."""
+    """These customers' gap rows (one each) rebuilt from their orders: the old rows come back from the DELETE
+    that drops them and the new from the INSERT that writes them, and the sites' histograms move by the
+    difference (rows taken in (site, gap) order, so two workers never wait on each other in a cycle)."""
     ids = customer_ids if isinstance(customer_ids, Select) else list(customer_ids)
-    old = {(c, g): (s, n) for c, s, g, n in session.execute(
-        select(G.c.customer_id, G.c.site_id, G.c.gap, G.c.n).where(G.c.customer_id.in_(ids)))}
-    new = {(c, g): (s, n) for c, s, g, n in session.execute(gaps_select(customer_ids))}
-    change = gap_changes(old, new)
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    if change.gone:
-        session.execute(delete(G).where(G.c.customer_id == bindparam("c"), G.c.gap == bindparam("g")),
-                        [{"c": c, "g": g} for c, g in change.gone])
-    stmt = dialect.insert(G)
-    upsert(session, G, change.put, conflict="customer_id, gap", pg_set="site_id = excluded.site_id, n = excluded.n",
-           other=stmt.on_conflict_do_update(index_elements=["customer_id", "gap"], set_={
-               "site_id": stmt.excluded.site_id, "n": stmt.excluded.n}))
-    deltas = [{"site_id": k[0], "gap": k[1], "n": d} for k, d in change.histogram.items()]
+    old = session.execute(delete(G).where(G.c.customer_id.in_(ids)).returning(G.c.site_id, G.c.gaps)).all()
+    new = session.execute(insert(G).from_select(GAP_COLUMNS, gap_lists_select(customer_ids))
+                          .returning(G.c.site_id, G.c.gaps)).all()
+    deltas = [{"site_id": k[0], "gap": k[1], "n": d} for k, d in histogram_change(old, new).items()]
     if not deltas:
         return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(GC)
     upsert(session, GC, deltas, conflict="site_id, gap", pg_set=f"n = {GC.name}.n + excluded.n",
            other=stmt.on_conflict_do_update(index_elements=["site_id", "gap"], set_={"n": GC.c.n + stmt.excluded.n}))
