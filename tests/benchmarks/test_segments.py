@@ -14,6 +14,7 @@ def test_bench_segments_runs_small():
     assert result.exit_code == 0, result.output
     assert "| repeat |" in result.output and "| RFM values |" in result.output
     assert "100 order events in" in result.output and "live count p95" in result.output
+    assert "the segment path alone" in " ".join(result.output.split())  # the split of the incremental time
 
 
 @pytest.mark.postgres
