@@ -55,3 +55,16 @@ def edit_customer(app: App, customer_id: int, ctx: ChangeContext = API, **raw: A
         c = customers.get(s, customer_id)
         data = customers.parse_edit(s, raw, site_id=c.site_id)
         return customers.edit(s, customer=c, data=data, ctx=ctx, now=app.clock.now())
+
+
+def migrate_to(app: App, revision: str) -> None:
+    """The app's database down to `revision`, or up to "head" (migration tests)."""
+    from alembic import command
+
+    from retento.migrate import alembic_config
+
+    with app.engine.connect() as conn:
+        cfg = alembic_config(app.engine.url.render_as_string(hide_password=False))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision) if revision != "head" else command.upgrade(cfg, "head")
+        conn.commit()

@@ -4,21 +4,11 @@ from the new rows, on both databases."""
 
 from __future__ import annotations
 
-from alembic import command
 from sqlalchemy import text
 
 from retento.core.db.transactions import transaction
-from retento.migrate import alembic_config
 from retento.segments import rollups
 from tests import factories as f
-
-
-def _migrate(app, revision: str) -> None:
-    with app.engine.connect() as conn:
-        cfg = alembic_config(app.engine.url.render_as_string(hide_password=False))
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision) if revision != "head" else command.upgrade(cfg, "head")
-        conn.commit()
 
 
 def _order(app, customer: int, *, status: str = "complete") -> None:
@@ -36,13 +26,13 @@ def test_gap_rows_survive_down_and_up(app):
     _order(app, c, status="cancel-other")  # not a purchase: no gaps
     app.worker.tick()
     try:
-        _migrate(app, "0035_trigger_timers_entity_key")
+        f.migrate_to(app, "0035_trigger_timers_entity_key")
         with app.engine.connect() as conn:
             assert sorted(conn.execute(text("SELECT customer_id, gap, n FROM customer_gaps")).all()) == [
                 (a, 3, 2), (a, 4, 1)]
-        _migrate(app, "head")
+        f.migrate_to(app, "head")
     finally:
-        _migrate(app, "head")
+        f.migrate_to(app, "head")
     with app.engine.connect() as conn:
         rows = conn.execute(text("SELECT customer_id, gaps FROM customer_gaps")).all()
     assert [(r[0], rollups.gap_counts(r[1])) for r in rows] == [(a, {3: 2, 4: 1})]

@@ -7,20 +7,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from alembic import command
 from sqlalchemy import insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from retento.migrate import alembic_config
 from retento.triggers.models import Timer, Trigger
-
-
-def _migrate(app, revision: str) -> None:
-    with app.engine.connect() as conn:
-        cfg = alembic_config(app.engine.url.render_as_string(hide_password=False))
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision) if revision != "head" else command.upgrade(cfg, "head")
-        conn.commit()
+from tests import factories as f
 
 
 def _indexes(app) -> set[str]:
@@ -39,13 +30,13 @@ def test_the_runs_survive_and_their_key_holds(app):
     rows = [{**run, "entity_id": 7, "event_id": 1}, {**run, "entity_id": 7, "event_id": 2},
             {**run, "entity": "customer", "entity_id": 9, "event_id": 1, "state": "done"}]
     try:
-        _migrate(app, "0034_orders_customer_covering")
+        f.migrate_to(app, "0034_orders_customer_covering")
         assert "ix_trigger_timers_entity" in _indexes(app)
         with app.engine.begin() as conn:
             conn.execute(insert(Timer), rows)
-        _migrate(app, "head")
+        f.migrate_to(app, "head")
     finally:
-        _migrate(app, "head")
+        f.migrate_to(app, "head")
     assert {"uq_trigger_timers_entity_entity_id_trigger_id_event_id", "ix_trigger_timers_trigger",
             "ix_trigger_timers_due"} <= _indexes(app)
     assert "ix_trigger_timers_entity" not in _indexes(app)
