@@ -167,9 +167,10 @@ def refresh_gaps(session: Session, *, site_id: int | None = None) -> None:
     for table in (G, GC):
         session.execute(delete(table) if site_id is None else delete(table).where(table.c.site_id == site_id))
     session.execute(insert(G).from_select(GAP_COLUMNS, gap_lists_select(site_id=site_id)))
-    g = gaps_select(site_id=site_id).subquery()
-    session.execute(insert(GC).from_select(("site_id", "gap", "n"), select(g.c.site_id, g.c.gap, func.sum(g.c.n))
-                                           .group_by(g.c.site_id, g.c.gap)))
+    # the histogram summed from the rows just written (streamed), not from a second pass over every order
+    stored = select(G.c.site_id, G.c.gaps).where(*([] if site_id is None else [G.c.site_id == site_id]))
+    counts = histogram_change((), session.execute(stored, execution_options={"yield_per": 10_000}))
+    insert_rows(session, GC, [{"site_id": site, "gap": gap, "n": n} for (site, gap), n in counts.items()])
 
 
 def histogram_change(old: Iterable[tuple[int, str]], new: Iterable[tuple[int, str]]) -> dict[tuple[int, int], int]:
