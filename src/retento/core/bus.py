@@ -190,6 +190,7 @@ _TOP_SETTLED = _TOP.where(Event.id <= bindparam("settled"))
 
 Handler = Callable[[Session, Event], None]
 BatchHandler = Callable[[Session, list[Event]], None]
+Interest = Callable[[Session], "frozenset[str] | None"]
 
 
 @dataclass
@@ -202,23 +203,38 @@ class Subscription:
     partitions: int = 1
     partition_by: tuple[str, ...] = ()  # event columns, the first non-null one keys the partition
     columns: tuple[str, ...] = ()  # the event columns its handlers read (all when empty)
-    _reads: tuple[list[Select], Callable[[Any], int]] | None = field(default=None, init=False, repr=False)
+    interest: Interest | None = None  # the types it needs now, as its configuration says (None: all of `types`)
+    _stmts: dict[str | None, Select] = field(default_factory=dict, init=False, repr=False)
 
-    def reads(self, batch: int) -> tuple[list[Select], Callable[[Any], int]]:
-        """The statements that read a batch of its events' columns (one per type, each an ordered range of the
-        (type, id) index), bound by `after`, `top` and, partitioned, `part`; and a row's id by position. Built
-        once: a statement used again keeps its cache key (built anew, each batch paid for it again)."""
-        if self._reads is None:
+    def kinds(self, session: Session) -> list[str | None]:
+        """The event types a batch reads, one statement each ([None]: one statement for every type): `types`,
+        narrowed by what `interest` says the subscriber needs now; empty if it needs none."""
+        wanted = None if self.interest is None else self.interest(session)
+        if wanted is not None:
+            wanted = wanted if self.types is None else wanted & self.types
+            if self.types is None or wanted != self.types:
+                return sorted(wanted)
+        return [None] if self.types is None else sorted(self.types)
+
+    def read(self, kind: str | None, batch: int) -> Select:
+        """The statement that reads a batch of its events of one type (None: of every type), an ordered range of
+        the (type, id) index bound by `after`, `top` and, partitioned, `part`, with the columns its handlers read.
+        Built once per type: a statement used again keeps its cache key (built anew, each batch paid for it)."""
+        q = self._stmts.get(kind)
+        if q is None:
             t = Event.__table__
-            names = self.columns or tuple(t.c.keys())
-            q = select(*(t.c[c] for c in names)).where(t.c.id > bindparam("after"), t.c.id <= bindparam("top"))
+            q = select(*(t.c[c] for c in self.columns or t.c.keys())).where(
+                t.c.id > bindparam("after"), t.c.id <= bindparam("top"))
             if self.partitions > 1:
                 q = q.where(func.coalesce(*(t.c[c] for c in self.partition_by), 0) % self.partitions
                             == bindparam("part"))
-            kinds = [None] if self.types is None else sorted(self.types)
-            self._reads = ([(q if k is None else q.where(t.c.type == k)).order_by(t.c.id).limit(batch)
-                            for k in kinds], itemgetter(names.index("id")))
-        return self._reads
+            q = self._stmts[kind] = (q if kind is None else q.where(t.c.type == kind)).order_by(t.c.id).limit(batch)
+        return q
+
+    @property
+    def event_id(self) -> Callable[[Any], int]:
+        """A read row's id, by position."""
+        return itemgetter((self.columns or tuple(Event.__table__.c.keys())).index("id"))
 
     @property
     def cursors(self) -> list[str]:
@@ -253,14 +269,18 @@ class Bus:
     def subscribe(
         self, name: str, handler: Handler, *, types: Iterable[str] | None = None, start: str = "beginning",
         batch_handler: BatchHandler | None = None, partitions: int = 1, partition_by: Sequence[str] = (),
-        columns: Sequence[str] = (),
+        columns: Sequence[str] = (), interest: Interest | None = None,
     ) -> None:
         """`handler` gets one event at a time. With `batch_handler`, a whole batch goes to it in one savepoint
         first; only if that raises are the batch's events handed to `handler` one by one (so a bad event is
         retried and dead-lettered alone, as for any subscriber). `partitions` (see the module's doc): keep the
         number fixed for a database; a changed number starts the new cursors where the slowest old one was
         (events between are handed over again: at least once). `columns`: the only event columns the handlers
-        read (the id among them), so a batch reads and converts no other (a payload's JSON, for one)."""
+        read (the id among them), so a batch reads and converts no other (a payload's JSON, for one). `interest`: the
+        types the subscriber needs now (None: all), asked in each batch's transaction after the batch's upper bound
+        is fixed; the events of other types up to it are passed over unread (a subscriber with nothing configured
+        reads no event). A configuration committed before a batch's transaction applies to every event it hands
+        over, as a handler reading the configuration itself would see it."""
         if name in self._subs:
             raise ValueError(f"subscriber {name!r} is already registered")
         if start not in ("beginning", "latest"):
@@ -270,7 +290,7 @@ class Bus:
         if columns and ("id" not in columns or set(columns) - set(Event.__table__.c.keys())):
             raise ValueError("columns: event columns, the id among them")
         self._subs[name] = Subscription(name, handler, frozenset(types) if types else None, start, batch_handler,
-                                        partitions, tuple(partition_by), tuple(columns))
+                                        partitions, tuple(partition_by), tuple(columns), interest)
 
     @property
     def subscribers(self) -> list[str]:
@@ -395,13 +415,19 @@ class Bus:
         # cost more than most handlers' own work. One query per type, each an ordered range of the (type, id)
         # index that stops at the batch; `type IN (...)` made both engines read (and sort) every event of the
         # types up to `top`, a cost that grew with the backlog: quadratic over a backlog of a million events.
-        # Each fetched whole (the driver's fetchall, not a fetch per row) and merged by position: a row's
-        # attribute costs about a microsecond
-        reads, event_id = sub.reads(self._batch)
+        # A full batch of one type bounds the others' reads at its last id (the merged batch ends there at the
+        # latest). Each fetched whole (the driver's fetchall, not a fetch per row) and merged by position: a
+        # row's attribute costs about a microsecond
         bounds = {"after": cur.position, "top": top}
         if sub.partitions > 1:
             bounds["part"] = int(cur.subscriber.rsplit("#", 1)[1])
-        parts = [rows for q in reads if (rows := s.execute(q, bounds).all())]
+        event_id, parts = sub.event_id, []
+        for kind in sub.kinds(s):
+            rows = s.execute(sub.read(kind, self._batch), bounds).all()
+            if rows:
+                parts.append(rows)
+                if len(rows) == self._batch:
+                    bounds["top"] = event_id(rows[-1])
         events = (parts[0] if len(parts) == 1 else
                   list(islice(merge(*parts, key=event_id), self._batch)) if parts else [])
         # more to do: a full batch; partitioned, maybe another partition (until one finds nothing up to top)

@@ -9,7 +9,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from retento.core.bus import Event
@@ -18,7 +18,7 @@ from retento.core.db.bulk import insert_rows
 from retento.customers import service as customers
 from retento.journeys import engine
 from retento.journeys.compiled import Compiled, Versions
-from retento.journeys.models import JourneyRun
+from retento.journeys.models import Journey, JourneyRun
 from retento.journeys.runner import ACTIVE, ENTER, EXITED, WAIT, finish
 from retento.journeys.schemas import WaitEvent
 from retento.orders import service as orders
@@ -33,6 +33,14 @@ class Entries:
     def __init__(self, clock: Clock, versions: Versions) -> None:
         self.clock, self.versions = clock, versions
         self.evaluator = Evaluator()
+
+    @staticmethod
+    def interest(session: Session) -> frozenset[str] | None:
+        """Every type while a journey is on or a run is active (an entry, an exit or a wait may name any event);
+        none otherwise, and the bus passes over the events unread."""
+        busy = session.scalar(select(or_(exists().where(Journey.active.is_(True)),
+                                         exists().where(JourneyRun.active_customer_id.is_not(None)))))
+        return None if busy else frozenset()
 
     def on_batch(self, session: Session, events: list[Event]) -> None:
         events = [e for e in events if e.customer_id is not None]

@@ -20,7 +20,7 @@ def install(app: App) -> None:
     entries = Entries(app.clock, versions)
     runner = Runner(app.sessions, app.clock, batch=app.settings.trigger_timer_batch, versions=versions)
     app.bus.subscribe(events.SUBSCRIBER, lambda session, ev: entries.on_batch(session, [ev]),
-                      batch_handler=entries.on_batch)
+                      batch_handler=entries.on_batch, interest=entries.interest)
     app.work.add(QUEUE.name, QUEUE)
     app.worker.add_job("journeys", runner.advance_due, fair=runner.advance_slice,
                        due_in=lambda: work.due_in(app.sessions, QUEUE, now=app.clock.now()))

@@ -107,6 +107,12 @@ class Engine(Acting, DelayedRuns):
         session.info["trigger_stamp_checked"] = True
         return self._cache
 
+    def interest(self, session: Session) -> frozenset[str]:
+        """The event types some active trigger listens to, and the entity changes that cancel pending runs if a
+        trigger cancels on a change (the bus passes over the others unread)."""
+        self.triggers(session)
+        return frozenset(self._by_type).union(timers.CHANGE_TYPES if self._any_cancel else ())
+
     # ---- on an event --------------------------------------------------------------------------------------
 
     def _listening(self, ev: Event) -> _Listening:

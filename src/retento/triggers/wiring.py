@@ -25,7 +25,8 @@ def install(app: App) -> None:
     # evaluate at once while each order's and customer's events keep their order; SQLite has one writer.
     partitions = PARTITIONS if app.engine.dialect.name == "postgresql" else 1
     app.bus.subscribe("triggers", lambda session, ev: engine.on_batch(session, [ev]), batch_handler=engine.on_batch,
-                      partitions=partitions, partition_by=("order_id", "customer_id") if partitions > 1 else ())
+                      partitions=partitions, partition_by=("order_id", "customer_id") if partitions > 1 else (),
+                      interest=engine.interest)
     event.listen(app.sessions, "before_commit", engine.flush)
     event.listen(app.sessions, "after_transaction_end", _forget_buffer)
     app.work.add(timers.QUEUE.name, timers.QUEUE)

@@ -90,13 +90,26 @@ def enqueue(session: Session, event: Event, *, now: datetime) -> int:
     return enqueue_many(session, [event], now=now)
 
 
-def enqueue_many(session: Session, events: list[Event], *, now: datetime) -> int:
-    """Bus batch handler: the deliveries of a whole batch of events in one statement; returns how many."""
+def _active(session: Session) -> list[tuple[int, frozenset[str], frozenset[int] | None, datetime]]:
+    """The active subscriptions: id, event types, sites (None: every site), created at; read once per dispatch
+    batch (the bus hands one session a batch of events)."""
     subs = session.info.get("webhook_subscriptions")
-    if subs is None:  # once per dispatch batch: the bus hands one session a batch of events
+    if subs is None:
         subs = session.info["webhook_subscriptions"] = [
             (s.id, frozenset(s.event_types), None if s.site_ids is None else frozenset(s.site_ids), s.created_at)
             for s in session.scalars(select(WebhookSubscription).where(WebhookSubscription.active.is_(True)))]
+    return subs
+
+
+def interest(session: Session) -> frozenset[str] | None:
+    """The event types some active subscription wants (None: every type); the bus passes over the others."""
+    types = frozenset().union(*(types for _, types, _, _ in _active(session)))
+    return None if "*" in types else types
+
+
+def enqueue_many(session: Session, events: list[Event], *, now: datetime) -> int:
+    """Bus batch handler: the deliveries of a whole batch of events in one statement; returns how many."""
+    subs = _active(session)
     if not subs:
         return 0
     rows = [{"subscription_id": sid, "event_id": event.id, "event_type": event.type, "payload": payload_of(event),
@@ -188,7 +201,8 @@ def attempts_of(session: Session, delivery_ids: Sequence[int]) -> dict[int, list
 def install(app) -> None:  # noqa: ANN001 - retento.bootstrap.App
     """Feed the outbox from the bus and send due deliveries from the worker."""
     app.bus.subscribe("webhooks", lambda s, ev: enqueue(s, ev, now=app.clock.now()) and None,
-                      batch_handler=lambda s, evs: enqueue_many(s, evs, now=app.clock.now()) and None)
+                      batch_handler=lambda s, evs: enqueue_many(s, evs, now=app.clock.now()) and None,
+                      interest=interest)
 
     deliverer = Deliverer(app.sessions, app.clock, app.settings, app.http)
     app.work.add(deliverer.queue.name, deliverer.queue)
