@@ -45,8 +45,8 @@ def test_only_the_types_of_interest_are_handed_over_and_the_cursor_passes_the_re
     assert _position(app, "picky") == top  # passed over, not read again
 
     wanted = {"a", "c"}
-    _record(app, ["b", "a", "c", "b", "a"])
-    app.bus._batch = 2  # several batches, each type's read bounded by the other's full batch
+    _record(app, ["b", "a", "c", "b", "b", "b", "a"])
+    app.bus._batch = 2  # several batches, one of them with nothing wanted
     app.bus.dispatch(names=["picky"])
     assert [t for _, t in got] == ["a", "c", "a"] and [i for i, _ in got] == sorted(i for i, _ in got)
 
@@ -67,9 +67,11 @@ def test_interest_narrows_a_typed_subscriber_and_never_widens_it(app):
 
 
 def test_many_types_in_small_batches_lose_and_repeat_nothing(app):
+    """A typed subscriber reads a range of the (type, id) index per type it needs; a full batch of one type bounds
+    the others' reads."""
     f.site(app)
     got: list[int] = []
-    app.bus.subscribe("many", lambda s, e: got.append(e.id), interest=lambda s: frozenset("abcd"))
+    app.bus.subscribe("many", lambda s, e: got.append(e.id), types=list("abcdz"), interest=lambda s: frozenset("abcd"))
     names = [("abcde"[(k * 7) % 5]) for k in range(40)]
     _record(app, names)
     app.bus._batch = 3
@@ -110,3 +112,10 @@ def test_a_trigger_made_after_events_were_passed_over_sees_the_next_ones(app):
         from retento.orders import service as orders
 
         assert (orders.get(s, first).tags, orders.get(s, second).tags) == ([], ["seen"])
+
+
+def test_an_interest_needs_the_type_among_the_columns_read(app):
+    import pytest
+
+    with pytest.raises(ValueError, match="type"):
+        app.bus.subscribe("blind", lambda s, e: None, columns=("id",), interest=lambda s: frozenset())

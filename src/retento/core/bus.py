@@ -206,15 +206,18 @@ class Subscription:
     interest: Interest | None = None  # the types it needs now, as its configuration says (None: all of `types`)
     _stmts: dict[str | None, Select] = field(default_factory=dict, init=False, repr=False)
 
-    def kinds(self, session: Session) -> list[str | None]:
-        """The event types a batch reads, one statement each ([None]: one statement for every type): `types`,
-        narrowed by what `interest` says the subscriber needs now; empty if it needs none."""
+    def kinds(self, session: Session) -> tuple[list[str | None], frozenset[str] | None]:
+        """The event types a batch reads, one statement each ([None]: one statement for every type), and the
+        types it keeps of what that reads (None: all). `interest` narrows `types` to what the subscriber needs now
+        (nothing read if it needs none). Without `types` the batch still reads every type in one statement and
+        keeps the wanted ones: one range of the id index costs less than a range of the (type, id) index per
+        type when the types are common (each read up to a batch: several batches' rows for one)."""
         wanted = None if self.interest is None else self.interest(session)
-        if wanted is not None:
-            wanted = wanted if self.types is None else wanted & self.types
-            if self.types is None or wanted != self.types:
-                return sorted(wanted)
-        return [None] if self.types is None else sorted(self.types)
+        if wanted is None:
+            return ([None] if self.types is None else sorted(self.types)), None
+        if self.types is None:
+            return ([None] if wanted else []), wanted
+        return sorted(wanted & self.types), None
 
     def read(self, kind: str | None, batch: int) -> Select:
         """The statement that reads a batch of its events of one type (None: of every type), an ordered range of
@@ -231,10 +234,9 @@ class Subscription:
             q = self._stmts[kind] = (q if kind is None else q.where(t.c.type == kind)).order_by(t.c.id).limit(batch)
         return q
 
-    @property
-    def event_id(self) -> Callable[[Any], int]:
-        """A read row's id, by position."""
-        return itemgetter((self.columns or tuple(Event.__table__.c.keys())).index("id"))
+    def column(self, name: str) -> Callable[[Any], Any]:
+        """A read row's column, by position."""
+        return itemgetter((self.columns or tuple(Event.__table__.c.keys())).index(name))
 
     @property
     def cursors(self) -> list[str]:
@@ -278,17 +280,18 @@ class Bus:
         (events between are handed over again: at least once). `columns`: the only event columns the handlers
         read (the id among them), so a batch reads and converts no other (a payload's JSON, for one). `interest`: the
         types the subscriber needs now (None: all), asked in each batch's transaction after the batch's upper bound
-        is fixed; the events of other types up to it are passed over unread (a subscriber with nothing configured
-        reads no event). A configuration committed before a batch's transaction applies to every event it hands
-        over, as a handler reading the configuration itself would see it."""
+        is fixed; the events of other types up to it are passed over (`Subscription.kinds`: a subscriber that needs
+        none reads no event; with `columns`, the type among them). A configuration committed before a batch's
+        transaction applies to every event it hands over, as a handler reading the configuration would see it."""
         if name in self._subs:
             raise ValueError(f"subscriber {name!r} is already registered")
         if start not in ("beginning", "latest"):
             raise ValueError("start must be 'beginning' or 'latest'")
         if partitions < 1 or (partitions > 1 and not partition_by) or "#" in name:
             raise ValueError("partitions: 1, or more with the event columns to partition by; no '#' in a name")
-        if columns and ("id" not in columns or set(columns) - set(Event.__table__.c.keys())):
-            raise ValueError("columns: event columns, the id among them")
+        if columns and ("id" not in columns or set(columns) - set(Event.__table__.c.keys())
+                        or (interest is not None and "type" not in columns)):
+            raise ValueError("columns: event columns, the id among them (and the type, with an interest)")
         self._subs[name] = Subscription(name, handler, frozenset(types) if types else None, start, batch_handler,
                                         partitions, tuple(partition_by), tuple(columns), interest)
 
@@ -421,19 +424,26 @@ class Bus:
         bounds = {"after": cur.position, "top": top}
         if sub.partitions > 1:
             bounds["part"] = int(cur.subscriber.rsplit("#", 1)[1])
-        event_id, parts = sub.event_id, []
-        for kind in sub.kinds(s):
+        event_id, parts = sub.column("id"), []
+        kinds, keep = sub.kinds(s)
+        for kind in kinds:
             rows = s.execute(sub.read(kind, self._batch), bounds).all()
             if rows:
                 parts.append(rows)
                 if len(rows) == self._batch:
                     bounds["top"] = event_id(rows[-1])
-        events = (parts[0] if len(parts) == 1 else
-                  list(islice(merge(*parts, key=event_id), self._batch)) if parts else [])
-        # more to do: a full batch; partitioned, maybe another partition (until one finds nothing up to top)
-        more = len(events) == self._batch or sub.partitions > 1
+        read = (parts[0] if len(parts) == 1 else
+                list(islice(merge(*parts, key=event_id), self._batch)) if parts else [])
+        # more to do: a full batch; partitioned, maybe another partition (until one finds nothing up to top). The
+        # cursor's end: the batch's last event, or `top` if the batch ended before it (nothing of interest left)
+        full = len(read) == self._batch
+        more, end = full or sub.partitions > 1, event_id(read[-1]) if full else top
+        events = read
+        if keep is not None:  # the wanted types of an untyped read
+            type_of = sub.column("type")
+            events = [r for r in read if type_of(r) in keep]
         if events and sub.batch_handler is not None and self._whole_batch(s, sub, events):
-            cur.position = top if len(events) < self._batch else events[-1].id
+            cur.position = end
             cur.failing_event_id, cur.attempts, cur.last_error = None, 0, None
             return len(events), more
         handled = 0
@@ -447,8 +457,7 @@ class Bus:
             cur.position = ev.id
             cur.failing_event_id, cur.attempts, cur.last_error = None, 0, None
             handled += 1
-        if len(events) < self._batch:
-            cur.position = top  # nothing of interest left up to top
+        cur.position = end
         return handled, more
 
     def _whole_batch(self, s: Session, sub: Subscription, events: list[Event]) -> bool:
