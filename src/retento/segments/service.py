@@ -211,11 +211,12 @@ def _members_within(session: Session, segment_ids: list[int], scope: Select) -> 
 
 
 def _reevaluate(session: Session, segment: Segment, *, now: datetime, scope: Select, have: set[int],
-                emit: bool = True) -> tuple[int, int]:
+                emit: bool = True, ctx: Context | None = None) -> tuple[int, int]:
     """A few customers (`scope`, of whom `have` are members now; the segment locked by the caller): their matches
-    and members compared here, the differences written as history rows that the members then follow."""
-    query = members_query(rules.parse(segment.rules, rule_types(session)), context(session, segment.site_id, now),
-                          scope=scope)
+    and members compared here, the differences written as history rows that the members then follow. `ctx`: the
+    segment site's context, if the caller has it."""
+    ctx = ctx or context(session, segment.site_id, now)
+    query = members_query(rules.parse(segment.rules, ctx.types), ctx, scope=scope)
     should = set(session.scalars(query))
     rows = [{"segment_id": segment.id, "customer_id": c, "entered": entered, "at": now}
             for entered, ids in ((True, should - have), (False, have - should)) for c in sorted(ids)]
@@ -492,8 +493,9 @@ def process_dirty(session: Session, *, now: datetime, limit: int = 1000) -> int:
         Segment.site_id.in_(site_ids), Segment.active.is_(True), Segment.kind == Kind.DYNAMIC.value)
         .order_by(Segment.id).with_for_update()))
     have = _members_within(session, [s.id for s in segments], scope) if segments else {}
+    contexts = {i: context(session, i, now) for i in {s.site_id for s in segments}}  # read once a batch
     for segment in segments:
-        _reevaluate(session, segment, now=now, scope=scope, have=have[segment.id])
+        _reevaluate(session, segment, now=now, scope=scope, have=have[segment.id], ctx=contexts[segment.site_id])
     session.execute(delete(d).where(d.c.claim == token))
     return claimed
 
