@@ -4,6 +4,7 @@ segment_entered / segment_left events, static lists, live preview, size over tim
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
@@ -163,10 +164,10 @@ def recompute(session: Session, *, segment: Segment, now: datetime, scope: Selec
     Returns (entered, left)."""
     session.execute(select(Segment.id).where(Segment.id == segment.id).with_for_update())
     if scope is not None:
-        return _reevaluate(session, segment, now=now, scope=scope, emit=emit,
-                           have=_members_within(session, [segment.id], scope)[segment.id])
+        return _reevaluate(session, [segment], now=now, scope=scope, emit=emit,
+                           have=_members_within(session, [segment.id], scope)).get(segment.id, (0, 0))
     query = members_query(rules.parse(segment.rules, rule_types(session)), context(session, segment.site_id, now))
-    mark = _mark(session, segment.id)
+    first, mark = segment.computed_at is None, _mark(session)
     target = query.subquery()
     sid, at = literal(segment.id, Integer), literal(now, UTCDateTime())
     cols = ["segment_id", "customer_id", "entered", "at"]
@@ -178,7 +179,7 @@ def recompute(session: Session, *, segment: Segment, now: datetime, scope: Selec
             cols, select(sid, target.c.id, literal(True, Boolean), at).where(~is_member)))
         session.execute(insert(CH).from_select(cols, gone))
     segment.computed_at = now
-    return _settle(session, segment, mark, now, emit)
+    return _settle(session, [segment], mark, now, emit, first=first)[segment.id]
 
 
 @contextmanager
@@ -210,60 +211,81 @@ def _members_within(session: Session, segment_ids: list[int], scope: Select) -> 
     return out
 
 
-def _reevaluate(session: Session, segment: Segment, *, now: datetime, scope: Select, have: set[int],
-                emit: bool = True, ctx: Context | None = None) -> tuple[int, int]:
-    """A few customers (`scope`, of whom `have` are members now; the segment locked by the caller): their matches
-    and members compared here, the differences written as history rows that the members then follow. `ctx`: the
-    segment site's context, if the caller has it."""
-    ctx = ctx or context(session, segment.site_id, now)
-    query = members_query(rules.parse(segment.rules, ctx.types), ctx, scope=scope)
-    should = set(session.scalars(query))
-    rows = [{"segment_id": segment.id, "customer_id": c, "entered": entered, "at": now}
-            for entered, ids in ((True, should - have), (False, have - should)) for c in sorted(ids)]
+def _reevaluate(session: Session, segments: list[Segment], *, now: datetime, scope: Select,
+                have: dict[int, set[int]], emit: bool = True, contexts: dict[int, Context] | None = None
+                ) -> dict[int, tuple[int, int]]:
+    """A few customers (`scope`, of whom `have[segment id]` are members now; the segments locked by the caller):
+    their matches and members compared here, each segment's query run on them, the differences of all the
+    segments written as history rows that the members then follow. `contexts`: the sites' rule contexts, if the
+    caller has them. (entered, left) of each segment with a difference."""
+    mark, rows = _mark(session), []
+    for segment in segments:
+        ctx = contexts[segment.site_id] if contexts else context(session, segment.site_id, now)
+        should, had = set(session.scalars(members_query(rules.parse(segment.rules, ctx.types), ctx, scope=scope))), \
+            have.get(segment.id, set())
+        rows += [{"segment_id": segment.id, "customer_id": c, "entered": entered, "at": now}
+                 for entered, ids in ((True, should - had), (False, had - should)) for c in sorted(ids)]
     if not rows:
-        return 0, 0
-    mark = _mark(session, segment.id)
+        return {}
     insert_rows(session, CH, rows)
-    return _settle(session, segment, mark, now, emit)
+    moved = {r["segment_id"] for r in rows}
+    return _settle(session, [s for s in segments if s.id in moved], mark, now, emit)
 
 
-def _mark(session: Session, segment_id: int) -> int:
-    """The segment's newest history id: the end of its (segment, id) index range, read backwards (a `max()`
-    planned on stale statistics read the whole range: 960,000 entries of a big segment)."""
-    return session.scalar(select(CH.c.id).where(CH.c.segment_id == segment_id).order_by(CH.c.id.desc()).limit(1)) or 0
+def _mark(session: Session) -> int:
+    """The newest history id (the end of the primary key, read backwards): the rows written after it for a
+    segment locked since are that segment's own (only a transaction holding a segment's lock writes its rows)."""
+    return session.scalar(select(CH.c.id).order_by(CH.c.id.desc()).limit(1)) or 0
 
 
-def _settle(session: Session, segment: Segment, mark: int, now: datetime, emit: bool) -> tuple[int, int]:
-    """Members follow the history rows written since `mark`; events for them when `emit`.
+def _settle(session: Session, segments: list[Segment], mark: int, now: datetime, emit: bool, *,
+            first: bool = False) -> dict[int, tuple[int, int]]:
+    """The members of these segments (locked by the caller) follow their history rows written since `mark`;
+    their sizes and the day's size points move, and an event is recorded per change when `emit`. `first`: the
+    segments' first computation (a size point even without a change). (entered, left) of each segment.
 
-    The exits are read first (one range of the history's (segment, id) index) and deleted by their key, one
-    statement run for each (executemany): each finds its row by both key columns whatever the planner believes.
-    A DELETE joined with the history rows was planned on the statistics of the tables from before this
+    The exits are read first (one range of the history's (segment, id) index per segment) and deleted by their
+    key, one statement run for each (executemany): each finds its row by both key columns whatever the planner
+    believes. A DELETE joined with the history rows was planned on the statistics of the tables from before this
     transaction filled them (both "empty" after a reset): a nested loop that re-read every exit for each of
     600,000 members (minutes, at 1,000,000 customers, when the lifecycle threshold moved); an `IN (ids)` list
     became a filter over all the segment's members, the index read by the segment alone."""
-    mine = and_(CH.c.segment_id == segment.id, CH.c.id > mark)
-    gone = list(session.scalars(select(CH.c.customer_id).where(mine, CH.c.entered.is_(False))))
-    left = session.execute(_LEAVE, [{"s": segment.id, "c": c} for c in gone]).rowcount if gone else 0
-    entered = session.execute(insert(M).from_select(
+    by_id = {s.id: s for s in segments}
+    mine = and_(CH.c.segment_id.in_(list(by_id)), CH.c.id > mark)
+    gone = session.execute(select(CH.c.segment_id, CH.c.customer_id).where(mine, CH.c.entered.is_(False))).all()
+    left = Counter(s for s, _ in gone)
+    if gone and session.execute(_LEAVE, [{"s": s, "c": c} for s, c in gone]).rowcount != len(gone):
+        left = _recount(session, by_id)  # not members after all (never under the lock): the sizes counted again
+    entered = Counter(session.scalars(insert(M).from_select(
         ["segment_id", "customer_id", "since"],
-        select(literal(segment.id, Integer), CH.c.customer_id, literal(now, UTCDateTime()))
-        .where(mine, CH.c.entered.is_(True))), execution_options=COUNTED).rowcount
-    segment.size = segment.size + entered - left
-    if entered or left or not mark:  # the day's size, for the chart (the first computation starts it)
-        _keep_size(session, segment, now.date())
-    if emit and (entered or left):  # one event per change, written by the database from the history rows
-        payload = {"segment_id": segment.id, "segment_code": segment.code, "segment_name": segment.name}
-        row = bus.event_row(ev.SEGMENT_ENTERED, ctx=SYSTEM, now=now, site_id=segment.site_id, payload=payload)
-        varying = ("type", "customer_id", "idempotency_key")
+        select(CH.c.segment_id, CH.c.customer_id, literal(now, UTCDateTime())).where(mine, CH.c.entered.is_(True)))
+        .returning(M.c.segment_id)))
+    for segment in segments:
+        segment.size = segment.size + entered[segment.id] - left[segment.id]
+        if entered[segment.id] or left[segment.id] or first:  # the day's size, for the chart
+            _keep_size(session, segment, now.date())
+    changed = [s for s in segments if entered[s.id] or left[s.id]]
+    if emit and changed:  # one event per change, written by the database from the history rows
+        payload = case({s.id: literal({"segment_id": s.id, "segment_code": s.code, "segment_name": s.name},
+                                      bus.Event.__table__.c.payload.type) for s in changed}, value=CH.c.segment_id)
+        site = case({s.id: literal(s.site_id, Integer) for s in changed}, value=CH.c.segment_id)
+        row = bus.event_row(ev.SEGMENT_ENTERED, ctx=SYSTEM, now=now)
+        varying = ("type", "customer_id", "idempotency_key", "payload", "site_id")
         fixed = {k: v for k, v in row.items() if k not in varying}
         t = bus.Event.__table__
         bus.record_select(session, [*fixed, *varying], select(
             *(literal(v, t.c[k].type) for k, v in fixed.items()),
             case((CH.c.entered.is_(True), ev.SEGMENT_ENTERED), else_=ev.SEGMENT_LEFT), CH.c.customer_id,
-            literal("segment-change:", String) + cast(CH.c.id, String),
-        ).where(mine).order_by(CH.c.id))
-    return entered, left
+            literal("segment-change:", String) + cast(CH.c.id, String), payload, site,
+        ).where(mine, CH.c.segment_id.in_([s.id for s in changed])).order_by(CH.c.id))
+    return {s.id: (entered[s.id], left[s.id]) for s in segments}
+
+
+def _recount(session: Session, by_id: dict[int, Segment]) -> Counter[int]:
+    """How many members each segment lost, from its members counted again (its size as it was before)."""
+    now_in = dict(session.execute(select(M.c.segment_id, func.count()).where(M.c.segment_id.in_(list(by_id)))
+                                  .group_by(M.c.segment_id)).all())
+    return Counter({i: s.size - now_in.get(i, 0) for i, s in by_id.items()})
 
 
 def recompute_site(session: Session, *, site_id: int | None, now: datetime, only: Iterable[int] | None = None,
@@ -419,7 +441,7 @@ def change_members(session: Session, *, segment: Segment, data: MembersIn, add: 
         raise DomainError.one("kind", "members of a dynamic segment follow its rules; edit the rules instead")
     session.execute(select(Segment.id).where(Segment.id == segment.id).with_for_update())
     ids = resolve_customers(session, site_id=segment.site_id, data=data)
-    mark = _mark(session, segment.id)
+    first, mark = segment.computed_at is None, _mark(session)
     for i in range(0, len(ids), 900):
         chunk = ids[i:i + 900]
         present = set(session.scalars(select(M.c.customer_id).where(M.c.segment_id == segment.id,
@@ -429,7 +451,7 @@ def change_members(session: Session, *, segment: Segment, data: MembersIn, add: 
             session.execute(insert(CH), [{"segment_id": segment.id, "customer_id": c, "entered": add, "at": now}
                                          for c in todo])
     segment.computed_at = segment.updated_at = now
-    return _settle(session, segment, mark, now, emit=True)
+    return _settle(session, [segment], mark, now, emit=True, first=first)[segment.id]
 
 
 def parse_members_csv(text: str) -> MembersIn:
@@ -494,8 +516,7 @@ def process_dirty(session: Session, *, now: datetime, limit: int = 1000) -> int:
         .order_by(Segment.id).with_for_update()))
     have = _members_within(session, [s.id for s in segments], scope) if segments else {}
     contexts = {i: context(session, i, now) for i in {s.site_id for s in segments}}  # read once a batch
-    for segment in segments:
-        _reevaluate(session, segment, now=now, scope=scope, have=have[segment.id], ctx=contexts[segment.site_id])
+    _reevaluate(session, segments, now=now, scope=scope, have=have, contexts=contexts)
     session.execute(delete(d).where(d.c.claim == token))
     return claimed
 
@@ -560,9 +581,9 @@ def merge_customers(session: Session, merge: Merge) -> dict[str, int]:
         joining = [merge.keep_id] if segment.kind == Kind.STATIC and merge.keep_id not in there else []
         for entered, ids in ((False, leaving), (True, joining)):
             if ids:
-                mark = _mark(session, segment.id)
+                mark = _mark(session)
                 session.execute(insert(CH), [{"segment_id": segment.id, "customer_id": c, "entered": entered,
                                               "at": merge.now} for c in ids])
-                joined += _settle(session, segment, mark, merge.now, emit=entered)[0]
+                joined += _settle(session, [segment], mark, merge.now, emit=entered)[segment.id][0]
     mark_dirty(session, [merge.keep_id], now=merge.now)
     return {"static_segments_joined": joined}
