@@ -3,7 +3,7 @@
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from retento.core.bus import Event
 from retento.core.db.transactions import transaction
@@ -11,6 +11,7 @@ from retento.core.errors import DomainError
 from retento.customers import service as customers
 from retento.segments import analytics, service
 from retento.segments.schemas import SegmentCreate
+from retento.sites.service import get_site
 from tests import factories as f
 
 
@@ -169,6 +170,29 @@ def test_stored_segment_equals_preview_and_emits_on_change(app, shop):
         assert evs == [("segment_left", shop["b"], "sale-buyers")]
         assert [(c["customer_id"], c["entered"]) for c in service.changes(s, segment=seg)] == [
             (shop["a"], True), (shop["b"], True), (shop["b"], False)]
+
+
+def test_one_batch_moves_several_segments_each_with_its_own_events_and_size(app, shop):
+    """One re-evaluation settles every segment at once: each event names its own segment and site."""
+    buyers = {"orders": {"metric": "count", "op": "gte", "value": 1}}
+    twice = {"orders": {"metric": "count", "op": "gte", "value": 2}}
+    with transaction(app.sessions) as s:
+        ids = {code: service.create(s, data=SegmentCreate(site="shop", code=code, name=code.title(), rules=r),
+                                    now=app.clock.now()).id for code, r in (("buyers", buyers), ("twice", twice))}
+        before = {code: service.get(s, i).size for code, i in ids.items()}
+        mark = s.scalar(select(func.max(Event.id))) or 0
+    f.order(app, customer={"id": shop["c"]})  # c buys for the first time: joins buyers
+    f.order(app, customer={"id": shop["b"]})  # b's second purchase: joins twice
+    app.worker.tick()
+    with transaction(app.sessions) as s:
+        evs = sorted((e.payload["segment_code"], e.payload["segment_id"], e.site_id, e.type, e.customer_id)
+                     for e in s.scalars(select(Event).where(Event.id > mark, Event.type.in_(
+                         ["segment_entered", "segment_left"]))))
+        site_id = get_site(s, "shop").id
+        assert evs == [("buyers", ids["buyers"], site_id, "segment_entered", shop["c"]),
+                       ("twice", ids["twice"], site_id, "segment_entered", shop["b"])]
+        assert {code: service.get(s, i).size for code, i in ids.items()} == {
+            code: n + 1 for code, n in before.items()}
 
 
 @pytest.mark.parametrize("rules, field, fragment", [
