@@ -119,3 +119,17 @@ def test_an_interest_needs_the_type_among_the_columns_read(app):
 
     with pytest.raises(ValueError, match="type"):
         app.bus.subscribe("blind", lambda s, e: None, columns=("id",), interest=lambda s: frozenset())
+
+
+def test_a_failing_interest_hands_over_every_event(app):
+    f.site(app)
+    got: list[str] = []
+
+    def broken(session):
+        raise RuntimeError("configuration unreadable")
+
+    app.bus.subscribe("careful", lambda s, e: got.append(e.type), interest=broken)
+    app.bus.subscribe("after", lambda s, e: got.append("after:" + e.type))
+    _record(app, ["a", "b"])
+    app.bus.dispatch(names=["careful", "after"])
+    assert got == ["a", "b", "after:a", "after:b"]

@@ -212,7 +212,11 @@ class Subscription:
         (nothing read if it needs none). Without `types` the batch still reads every type in one statement and
         keeps the wanted ones: one range of the id index costs less than a range of the (type, id) index per
         type when the types are common (each read up to a batch: several batches' rows for one)."""
-        wanted = None if self.interest is None else self.interest(session)
+        try:
+            wanted = None if self.interest is None else self.interest(session)
+        except Exception as exc:  # noqa: BLE001 - a broken interest must not stop the subscriber: it gets all
+            log.warning("subscriber %s: its interest failed, every event is handed over: %r", self.name, exc)
+            wanted = None
         if wanted is None:
             return ([None] if self.types is None else sorted(self.types)), None
         if self.types is None:
@@ -415,9 +419,10 @@ class Bus:
         if top is None:
             return None
         # plain rows, read-only, with the Event's attribute names: an ORM object per event and subscriber
-        # cost more than most handlers' own work. One query per type, each an ordered range of the (type, id)
-        # index that stops at the batch; `type IN (...)` made both engines read (and sort) every event of the
-        # types up to `top`, a cost that grew with the backlog: quadratic over a backlog of a million events.
+        # cost more than most handlers' own work. A typed subscriber: one query per type, each an ordered range of
+        # the (type, id) index that stops at the batch; `type IN (...)` made both engines read (and sort) every
+        # event of the types up to `top`, a cost that grew with the backlog: quadratic over a backlog of a million
+        # events. An untyped one: one ordered range of the id index (`Subscription.kinds`).
         # A full batch of one type bounds the others' reads at its last id (the merged batch ends there at the
         # latest). Each fetched whole (the driver's fetchall, not a fetch per row) and merged by position: a
         # row's attribute costs about a microsecond
