@@ -221,8 +221,8 @@ def _reevaluate(session: Session, segments: list[Segment], *, now: datetime, sco
     mark, rows = _mark(session), []
     for segment in segments:
         ctx = contexts[segment.site_id] if contexts else context(session, segment.site_id, now)
-        should, had = set(session.scalars(members_query(rules.parse(segment.rules, ctx.types), ctx, scope=scope))), \
-            have.get(segment.id, set())
+        should = set(session.scalars(members_query(rules.parse(segment.rules, ctx.types), ctx, scope=scope)))
+        had = have[segment.id]
         rows += [{"segment_id": segment.id, "customer_id": c, "entered": entered, "at": now}
                  for entered, ids in ((True, should - had), (False, had - should)) for c in sorted(ids)]
     if not rows:
